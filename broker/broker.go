@@ -1,0 +1,238 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/session"
+)
+
+// Broker is one MQTT broker. Its exported methods are safe for concurrent
+// use.
+type Broker struct {
+	cfg Config
+	log zerolog.Logger
+
+	engine   *eventloop.Engine
+	subs     *router.Table
+	retained router.Retained
+	sessions session.Store
+
+	workers []*worker
+	loops   []*loopState // indexed by eventloop.Loop.Index
+
+	// expiring holds offline sessions that end at a deadline.
+	expMu    sync.Mutex
+	expiring map[*session.Session]struct{}
+
+	stats stats
+
+	started  atomic.Bool
+	closed   atomic.Bool
+	stop     chan struct{}
+	bgDone   sync.WaitGroup
+	clientID atomic.Uint64 // counter for assigned client identifiers
+}
+
+// stats are counters read by tests and, later, by metrics. Each is bumped
+// off the per-message path (connects, drops), so a shared atomic is fine.
+type stats struct {
+	dropsQueueFull   atomic.Int64
+	dropsWorkerFull  atomic.Int64
+	dropsSlowClient  atomic.Int64
+	dropsExpired     atomic.Int64
+	dropsTooLarge    atomic.Int64
+	connects         atomic.Int64
+	protocolFailures atomic.Int64
+}
+
+// New builds a broker from cfg. It validates cfg and allocates, but does
+// not listen: call Start.
+func New(cfg Config) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		subs:     router.NewTable(0, router.RoundRobin),
+		retained: router.NewRetained(),
+		sessions: session.NewMemStore(),
+		expiring: make(map[*session.Session]struct{}),
+		stop:     make(chan struct{}),
+	}
+	n := cfg.loops()
+	b.loops = make([]*loopState, n)
+	for i := range b.loops {
+		b.loops[i] = &loopState{}
+	}
+	b.workers = make([]*worker, cfg.workers())
+	for i := range b.workers {
+		b.workers[i] = newWorker(b, cfg.WorkerQueue, n)
+	}
+	b.engine = eventloop.New(eventloop.Config{
+		Addr:          cfg.Listen,
+		Loops:         n,
+		MaxPacketSize: cfg.MaxPacketSize,
+		Logger:        cfg.Logger,
+	}, (*handler)(b))
+	return b, nil
+}
+
+// Start begins accepting connections. It returns once the listener is
+// bound.
+func (b *Broker) Start() error {
+	if !b.started.CompareAndSwap(false, true) {
+		return errors.New("broker: already started")
+	}
+	for _, w := range b.workers {
+		b.bgDone.Add(1)
+		go func() {
+			defer b.bgDone.Done()
+			w.run()
+		}()
+	}
+	b.bgDone.Add(1)
+	go func() {
+		defer b.bgDone.Done()
+		b.expireLoop()
+	}()
+	if err := b.engine.Start(); err != nil {
+		b.stopBackground()
+		return err
+	}
+	b.log.Info().Str("addr", b.engine.Addr().String()).Msg("listening")
+	return nil
+}
+
+// Addr is the listener's address, useful with Listen ":0".
+func (b *Broker) Addr() net.Addr { return b.engine.Addr() }
+
+// Close shuts the broker down: MQTT 5 clients are told 0x8B (server
+// shutting down), every connection is closed, and the router drains. Wills
+// are not published for connections the broker itself closes on shutdown.
+func (b *Broker) Close(ctx context.Context) error {
+	if !b.started.Load() || !b.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	_ = b.engine.OnEach(ctx, func(c *eventloop.Conn) {
+		if cl, _ := c.Data.(*client); cl != nil {
+			cl.shutdown()
+		}
+	})
+	err := b.engine.Stop(ctx)
+	b.stopBackground()
+	return err
+}
+
+func (b *Broker) stopBackground() {
+	close(b.stop)
+	for _, w := range b.workers {
+		close(w.ch)
+	}
+	b.bgDone.Wait()
+}
+
+// worker picks the router worker for a publisher, by client id, so that
+// one client's messages are routed in order.
+func (b *Broker) worker(id []byte) *worker {
+	h := uint32(2166136261)
+	for _, c := range id {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return b.workers[h%uint32(len(b.workers))]
+}
+
+// submit hands m to its router worker without blocking. On false the
+// worker's queue is full and m was not taken; the caller still owns it.
+func (b *Broker) submit(m *router.Message) bool {
+	select {
+	case b.worker(m.FromID).ch <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// expireLoop ends offline sessions whose expiry interval has passed
+// [MQTT-3.1.2-23].
+func (b *Broker) expireLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case now := <-t.C:
+			b.expireSessions(now.UnixNano())
+		}
+	}
+}
+
+func (b *Broker) expireSessions(now int64) {
+	var due []*session.Session
+	b.expMu.Lock()
+	for s := range b.expiring {
+		due = append(due, s)
+	}
+	b.expMu.Unlock()
+	for _, s := range due {
+		s.Lock()
+		switch {
+		case s.OwnerLocked() != nil || s.ExpireAt == 0:
+			b.unexpire(s) // back online
+		case now >= s.ExpireAt:
+			b.endSessionLocked(s)
+			b.unexpire(s)
+		}
+		s.Unlock()
+	}
+}
+
+func (b *Broker) expireAt(s *session.Session) {
+	b.expMu.Lock()
+	b.expiring[s] = struct{}{}
+	b.expMu.Unlock()
+}
+
+func (b *Broker) unexpire(s *session.Session) {
+	b.expMu.Lock()
+	delete(b.expiring, s)
+	b.expMu.Unlock()
+}
+
+// endSessionLocked removes s and everything it holds. s.mu must be held.
+func (b *Broker) endSessionLocked(s *session.Session) {
+	for _, sub := range s.ClearLocked() {
+		b.subs.Unsubscribe(s, sub.Filter)
+	}
+	b.sessions.Delete(s.ClientID(), s)
+}
+
+// SessionCount is the number of sessions, connected or not.
+func (b *Broker) SessionCount() int { return b.sessions.Len() }
+
+// SubscriptionCount is the number of subscriptions in the router.
+func (b *Broker) SubscriptionCount() int { return b.subs.Count() }
+
+// RetainedCount is the number of retained messages.
+func (b *Broker) RetainedCount() int { return b.retained.Count() }
+
+// codeOf extracts the reason code of a codec error, defaulting to
+// Unspecified Error.
+func codeOf(err error) codec.ReasonCode {
+	var ce *codec.Error
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return codec.UnspecifiedError
+}

@@ -1,0 +1,281 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/session"
+)
+
+// Connection states.
+const (
+	stateNew       uint8 = iota // waiting for CONNECT
+	stateConnected              // CONNACK sent
+	stateClosed                 // DISCONNECT received or connection failed
+)
+
+// client is one network connection and its MQTT state. It belongs to the
+// event loop of its connection: only that goroutine touches it. Fields are
+// ordered by size to keep the struct small; an idle connection costs this
+// struct, an eventloop.Conn, gnet's connection and its session.
+type client struct {
+	b    *Broker
+	conn *eventloop.Conn
+	sess *session.Session
+	idb  []byte // client identifier, for router.Message.FromID
+
+	will *router.Message // will message to publish on abnormal close
+
+	// aliases maps inbound topic aliases to topics (MQTT 5); allocated
+	// on first use.
+	aliases []string
+
+	openedAt int64 // Unix ns
+	lastRecv int64 // Unix ns of the last packet, for keep-alive
+
+	maxOut    uint32 // client's Maximum Packet Size; 0: protocol maximum
+	willDelay uint32 // Will Delay Interval, seconds
+	window    uint16 // outbound in-flight limit: min(MaxInflight, Receive Maximum)
+	keepAlive uint16 // seconds; 0 disables [MQTT-3.1.2-10]
+	aliasMax  uint16 // Topic Alias Maximum the broker granted
+
+	version    byte
+	state      uint8
+	takenOver  bool // another connection took the session [MQTT-3.1.4-3]
+	dropWill   bool // normal DISCONNECT: no will [MQTT-3.1.2-10], [MQTT-3.14.4-3]
+	problemOff bool // v5 Request Problem Information 0: no reason strings
+}
+
+// LoopIndex implements session.Owner.
+func (c *client) LoopIndex() int { return c.conn.Loop().Index() }
+
+// handler is the Broker seen as the event loops' Handler.
+type handler Broker
+
+func (h *handler) broker() *Broker { return (*Broker)(h) }
+
+// OnOpen implements eventloop.Handler.
+func (h *handler) OnOpen(c *eventloop.Conn) error {
+	now := time.Now().UnixNano()
+	c.Data = &client{b: h.broker(), conn: c, openedAt: now, lastRecv: now}
+	return nil
+}
+
+// OnFrame implements eventloop.Handler: one packet from the client.
+func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) error {
+	c := ec.Data.(*client)
+	c.lastRecv = time.Now().UnixNano()
+	err := c.handle(hd, body)
+	if err != nil {
+		c.fail(err)
+	}
+	return err
+}
+
+// OnFrameError implements eventloop.Handler.
+func (h *handler) OnFrameError(ec *eventloop.Conn, err error) {
+	ec.Data.(*client).fail(err)
+}
+
+// OnClose implements eventloop.Handler.
+func (h *handler) OnClose(ec *eventloop.Conn, err error) {
+	c := ec.Data.(*client)
+	c.closed()
+}
+
+// OnWake implements eventloop.Handler: deliveries and commands from router
+// workers and other loops.
+func (h *handler) OnWake(l *eventloop.Loop) {
+	h.broker().drainInbox(l)
+}
+
+// OnTick implements eventloop.Handler: timers of the loop's connections.
+func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
+	b := h.broker()
+	ns := now.UnixNano()
+	for _, ec := range l.Conns() {
+		if c, _ := ec.Data.(*client); c != nil {
+			c.tick(b, ns)
+		}
+	}
+}
+
+// handle dispatches one packet. An error closes the connection after
+// fail has answered it.
+func (c *client) handle(h codec.Header, body []byte) error {
+	ls := c.b.loops[c.conn.Loop().Index()]
+	if c.state == stateNew {
+		if h.Type != codec.CONNECT {
+			return errNotConnected // [MQTT-3.1.0-1]
+		}
+		return c.onConnect(ls, body)
+	}
+	if c.state != stateConnected {
+		return errClosed
+	}
+	switch h.Type {
+	case codec.PUBLISH:
+		return c.onPublish(ls, h.Flags, body)
+	case codec.PUBACK, codec.PUBREC, codec.PUBREL, codec.PUBCOMP:
+		return c.onAck(ls, h.Type, body)
+	case codec.SUBSCRIBE:
+		return c.onSubscribe(ls, body)
+	case codec.UNSUBSCRIBE:
+		return c.onUnsubscribe(ls, body)
+	case codec.PINGREQ:
+		if len(body) != 0 {
+			return codec.ErrTrailingBytes
+		}
+		buf := c.conn.Buffer()
+		buf.B = codec.AppendPing(buf.B, codec.PINGRESP) // [MQTT-3.12.4-1]
+		return nil
+	case codec.DISCONNECT:
+		return c.onDisconnect(ls, body)
+	case codec.CONNECT:
+		return errSecondConnect // [MQTT-3.1.0-2]
+	case codec.AUTH:
+		if c.version < codec.V5 {
+			return errUnexpectedPacket
+		}
+		return errAuthUnsupported
+	}
+	return errUnexpectedPacket // a server-to-client packet type
+}
+
+// Protocol errors found above the codec.
+var (
+	errNotConnected     = &codec.Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
+	errSecondConnect    = &codec.Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
+	errUnexpectedPacket = &codec.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
+	errAuthUnsupported  = &codec.Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
+	errClosed           = &codec.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
+	errClientID         = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
+	errAliasInvalid     = &codec.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
+	errAliasUnknown     = &codec.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
+	errSharedNoLocal    = &codec.Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
+	errRouterBusy       = &codec.Error{Code: codec.QuotaExceeded, Msg: "router queue full"}
+	errReceiveMaximum   = &codec.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
+	errKeepAlive        = &codec.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
+	errPacketIDInUse    = &codec.Error{Code: codec.PacketIDInUse, Msg: "packet identifier in use"}
+)
+
+// fail answers err on the wire — the one place that turns errors into
+// packets — and marks the connection for closing. Before CONNACK it
+// answers with a CONNACK refusal [MQTT-3.2.2-6]; after, MQTT 5 clients get
+// DISCONNECT with the reason code [MQTT-4.13.1-1]; MQTT 3.x clients are
+// just disconnected, as 3.1.1 has no way to say why [MQTT-4.8.0-1].
+func (c *client) fail(err error) {
+	c.b.stats.protocolFailures.Add(1)
+	code := codeOf(err)
+	if c.b.log.Debug().Enabled() {
+		c.b.log.Debug().Err(err).Str("client", string(c.idb)).Str("remote", c.conn.RemoteAddr().String()).
+			Stringer("reason", code).Msg("closing connection")
+	}
+	switch {
+	case c.state == stateNew && err == codec.ErrProtocolVersion:
+		// Answer in a version the client understands [MQTT-3.1.2-2].
+		buf := c.conn.Buffer()
+		ack := codec.Connack{Code: codec.ReasonCode(codec.V3BadProtocolVersion)}
+		if c.version == codec.V5 {
+			ack.Code = codec.UnsupportedProtocolVersion
+		}
+		buf.B = ack.Append(buf.B, c.version)
+	case c.state == stateNew && c.version == codec.V5:
+		buf := c.conn.Buffer()
+		ack := codec.Connack{Code: code}
+		buf.B = ack.Append(buf.B, codec.V5)
+	case c.state == stateNew && (code == codec.ClientIDNotValid):
+		buf := c.conn.Buffer()
+		ack := codec.Connack{Code: codec.ReasonCode(codec.V3IdentifierRejected)}
+		buf.B = ack.Append(buf.B, c.version)
+	case c.state == stateConnected && c.version == codec.V5:
+		c.sendDisconnect(code)
+	}
+	if c.state == stateNew {
+		c.state = stateClosed
+	}
+	c.conn.Close()
+}
+
+// sendDisconnect writes an MQTT 5 DISCONNECT with code.
+func (c *client) sendDisconnect(code codec.ReasonCode) {
+	if c.version != codec.V5 {
+		return
+	}
+	buf := c.conn.Buffer()
+	d := codec.Disconnect{Code: code}
+	buf.B = d.Append(buf.B, codec.V5)
+}
+
+// shutdown is the broker closing: tell MQTT 5 clients why and skip wills.
+func (c *client) shutdown() {
+	if c.state != stateConnected {
+		return
+	}
+	c.sendDisconnect(codec.ServerShuttingDown)
+	if c.will != nil {
+		c.will.Release()
+		c.will = nil
+	}
+	c.conn.Close()
+}
+
+// tick enforces the connect timeout, keep-alive and the MQTT 3.x retry
+// interval.
+func (c *client) tick(b *Broker, now int64) {
+	if c.conn.Closing() {
+		return
+	}
+	switch c.state {
+	case stateNew:
+		if now-c.openedAt > int64(b.cfg.ConnectTimeout) {
+			c.conn.Close()
+		}
+	case stateConnected:
+		// A client silent for one and a half keep-alive periods is gone
+		// [MQTT-3.1.2-24].
+		if c.keepAlive > 0 && now-c.lastRecv > int64(c.keepAlive)*int64(time.Second)*3/2 {
+			c.fail(errKeepAlive)
+			return
+		}
+		if b.cfg.RetryInterval > 0 && c.version < codec.V5 {
+			c.retry(now)
+		}
+	}
+}
+
+// closed runs when the connection is gone: detach or end the session and
+// publish the will if the close was abnormal.
+func (c *client) closed() {
+	wasConnected := c.state == stateConnected
+	c.state = stateClosed
+	if !wasConnected || c.sess == nil {
+		return
+	}
+	b := c.b
+	s := c.sess
+	now := time.Now().UnixNano()
+	s.Lock()
+	if s.DetachLocked(c) {
+		switch {
+		case s.Expiry == 0:
+			b.endSessionLocked(s)
+		case s.Expiry != session.NeverExpire:
+			s.ExpireAt = now + int64(s.Expiry)*int64(time.Second)
+			b.expireAt(s)
+		}
+	}
+	gen := s.Gen
+	expiry := s.Expiry
+	s.Unlock()
+	if c.will != nil {
+		if c.dropWill {
+			c.will.Release()
+		} else {
+			b.publishWill(s, c.will, gen, c.willDelay, expiry)
+		}
+		c.will = nil
+	}
+}

@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// QueuePolicy says what a persistent session's offline queue does when it is
+// full and another QoS 1/2 message arrives for it.
+type QueuePolicy uint8
+
+const (
+	// DropOldest discards the oldest queued message to make room (default):
+	// a device that comes back sees the freshest data.
+	DropOldest QueuePolicy = iota
+	// DropNewest discards the arriving message and keeps the queue as it is.
+	DropNewest
+)
+
+// String returns the policy's config-file spelling.
+func (p QueuePolicy) String() string {
+	switch p {
+	case DropOldest:
+		return "drop-oldest"
+	case DropNewest:
+		return "drop-newest"
+	}
+	return fmt.Sprintf("QueuePolicy(%d)", uint8(p))
+}
+
+// ParseQueuePolicy reads the config-file spelling of a QueuePolicy.
+func ParseQueuePolicy(s string) (QueuePolicy, error) {
+	switch s {
+	case "drop-oldest":
+		return DropOldest, nil
+	case "drop-newest":
+		return DropNewest, nil
+	}
+	return 0, fmt.Errorf("unknown queue policy %q (want drop-oldest or drop-newest)", s)
+}
+
+// Config holds every setting of a Broker. The zero value is not usable; start
+// from DefaultConfig and change what you need. Each field documents its
+// default and its config-file key.
+type Config struct {
+	// Listen is the TCP address of the MQTT listener (listen).
+	// Default "127.0.0.1:1883"; ":0" picks a free port (see Broker.Addr).
+	Listen string
+
+	// Loops is the number of reactor event loops (loops). Default 0: one per CPU.
+	Loops int
+
+	// Workers is the number of router workers that match and fan out
+	// PUBLISH packets (workers). Default 0: one per CPU.
+	Workers int
+
+	// WorkerQueue bounds each router worker's queue of messages (worker_queue).
+	// When it is full, QoS 0 messages are dropped and a QoS 1/2 publisher is
+	// disconnected without an acknowledgement, so its client resends.
+	// Default 16384.
+	WorkerQueue int
+
+	// MaxPacketSize is the largest packet accepted from a client, in bytes,
+	// fixed header included (max_packet_size). Larger packets close the
+	// connection before their body is buffered. Default 1 MiB; at most
+	// 268,435,460 (the protocol maximum).
+	MaxPacketSize int
+
+	// ConnectTimeout is how long a new connection may take to send CONNECT
+	// (connect_timeout). Default 10s.
+	ConnectTimeout time.Duration
+
+	// MaxKeepAlive caps the keep-alive a client may ask for, in seconds
+	// (max_keepalive). 0 means no cap. Default 0. Clients asking for more get
+	// MaxKeepAlive (v5 announces it as Server Keep Alive).
+	MaxKeepAlive uint16
+
+	// MaxInflight is how many QoS 1/2 messages may be sent to one client and
+	// not yet acknowledged (max_inflight). Default 64. A v5 client's Receive
+	// Maximum lowers it for that client.
+	MaxInflight int
+
+	// MaxQueued bounds the QoS 1/2 messages kept for one session beyond its
+	// in-flight window: while it is offline, or while the window is full
+	// (max_queued). Default 1000.
+	MaxQueued int
+
+	// QueuePolicy says what happens when that queue is full (queue_policy).
+	// Default DropOldest.
+	QueuePolicy QueuePolicy
+
+	// RetryInterval, when non-zero, resends unacknowledged QoS 1/2 messages
+	// with DUP set to MQTT 3.1/3.1.1 clients that stay connected
+	// (retry_interval). MQTT 5 forbids such resends [MQTT-4.4.0-1]; for every
+	// version the in-flight messages are resent on reconnect. Default 0 (off).
+	RetryInterval time.Duration
+
+	// MaxSessionExpiry caps how long a persistent session outlives its
+	// connection (max_session_expiry). 0 means no cap. Default 0.
+	// MQTT 3.1.1 sessions with clean session 0 never expire unless capped.
+	MaxSessionExpiry time.Duration
+
+	// Logger receives the broker's logs. Default: zerolog.Nop().
+	Logger zerolog.Logger
+}
+
+// DefaultConfig returns the configuration `make run` uses.
+func DefaultConfig() Config {
+	return Config{
+		Listen:         "127.0.0.1:1883",
+		WorkerQueue:    16384,
+		MaxPacketSize:  1 << 20,
+		ConnectTimeout: 10 * time.Second,
+		MaxInflight:    64,
+		MaxQueued:      1000,
+		QueuePolicy:    DropOldest,
+		Logger:         zerolog.Nop(),
+	}
+}
+
+// maxProtocolPacket is the largest packet MQTT can express: a 268,435,455
+// byte remaining length plus a 5-byte fixed header.
+const maxProtocolPacket = 268435455 + 5
+
+// Validate reports the first setting that cannot work, naming its
+// config-file key.
+func (c *Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return errors.New("listen: must not be empty")
+	case c.Loops < 0:
+		return fmt.Errorf("loops: %d is negative", c.Loops)
+	case c.Workers < 0:
+		return fmt.Errorf("workers: %d is negative", c.Workers)
+	case c.WorkerQueue < 1:
+		return fmt.Errorf("worker_queue: %d must be at least 1", c.WorkerQueue)
+	case c.MaxPacketSize < 64 || c.MaxPacketSize > maxProtocolPacket:
+		return fmt.Errorf("max_packet_size: %d is outside 64..%d", c.MaxPacketSize, maxProtocolPacket)
+	case c.ConnectTimeout <= 0:
+		return fmt.Errorf("connect_timeout: %v must be positive", c.ConnectTimeout)
+	case c.MaxInflight < 1 || c.MaxInflight > 65535:
+		return fmt.Errorf("max_inflight: %d is outside 1..65535", c.MaxInflight)
+	case c.MaxQueued < 0:
+		return fmt.Errorf("max_queued: %d is negative", c.MaxQueued)
+	case c.QueuePolicy > DropNewest:
+		return fmt.Errorf("queue_policy: %v is unknown", c.QueuePolicy)
+	case c.RetryInterval < 0:
+		return fmt.Errorf("retry_interval: %v is negative", c.RetryInterval)
+	case c.MaxSessionExpiry < 0:
+		return fmt.Errorf("max_session_expiry: %v is negative", c.MaxSessionExpiry)
+	}
+	return nil
+}
+
+func (c *Config) loops() int {
+	if c.Loops > 0 {
+		return c.Loops
+	}
+	return runtime.NumCPU()
+}
+
+func (c *Config) workers() int {
+	if c.Workers > 0 {
+		return c.Workers
+	}
+	return runtime.NumCPU()
+}

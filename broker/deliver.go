@@ -1,0 +1,184 @@
+package broker
+
+import (
+	"sync"
+	"time"
+
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/session"
+)
+
+// loopState is the broker's per-loop state: an inbox other goroutines post
+// to, and scratch packets the loop decodes into so that decoding allocates
+// nothing.
+type loopState struct {
+	mu    sync.Mutex // guards items
+	items []pending
+	spare []pending // the slice being processed; loop goroutine only
+
+	// Scratch, loop goroutine only.
+	connect     codec.Connect
+	publish     codec.Publish
+	ack         codec.Ack
+	subscribe   codec.Subscribe
+	unsubscribe codec.Unsubscribe
+	suback      codec.Suback
+	disconnect  codec.Disconnect
+	out         codec.Outgoing
+	props       []byte
+	retainedFor []retainedReq
+}
+
+// pending is one inbox entry: a delivery for a session, or a command.
+type pending struct {
+	sess *session.Session
+	d    session.Delivery
+	kick *client // set: disconnect this client, its session was taken over
+}
+
+// post appends one entry to loop i's inbox and wakes it.
+func (b *Broker) post(i int, p pending) {
+	ls := b.loops[i]
+	ls.mu.Lock()
+	ls.items = append(ls.items, p)
+	ls.mu.Unlock()
+	b.engine.LoopAt(i).Wake()
+}
+
+// postBatch appends many entries to loop i's inbox with one lock and one
+// wake-up, and empties batch.
+func (b *Broker) postBatch(i int, batch []pending) {
+	ls := b.loops[i]
+	ls.mu.Lock()
+	ls.items = append(ls.items, batch...)
+	ls.mu.Unlock()
+	clear(batch)
+	b.engine.LoopAt(i).Wake()
+}
+
+// drainInbox runs on loop l: it delivers everything posted to it.
+func (b *Broker) drainInbox(l *eventloop.Loop) {
+	ls := b.loops[l.Index()]
+	ls.mu.Lock()
+	items := ls.items
+	ls.items = ls.spare[:0]
+	ls.mu.Unlock()
+	now := time.Now().UnixNano()
+	for i := range items {
+		p := &items[i]
+		if p.kick != nil {
+			p.kick.takeOver()
+		} else {
+			b.deliverOnLoop(l, ls, p.sess, p.d, now)
+		}
+		items[i] = pending{}
+	}
+	ls.spare = items[:0]
+}
+
+// deliverOnLoop hands d to s's client if it is still connected on loop l;
+// otherwise it follows the session: to its new loop, into its queue, or
+// away if the session is gone.
+func (b *Broker) deliverOnLoop(l *eventloop.Loop, ls *loopState, s *session.Session, d session.Delivery, now int64) {
+	s.Lock()
+	defer s.Unlock()
+	if c, _ := s.OwnerLocked().(*client); c != nil {
+		if c.conn.Loop() == l {
+			if c.state == stateConnected && !c.conn.Closing() {
+				c.sendLocked(ls, d, now)
+				return
+			}
+		} else {
+			b.post(c.LoopIndex(), pending{sess: s, d: d}) // taken over on another loop
+			return
+		}
+	}
+	b.queueOfflineLocked(s, d)
+}
+
+// queueOfflineLocked keeps a delivery for a session without a usable
+// connection: QoS 1/2 wait in its queue if the session outlives the
+// connection; QoS 0 is dropped (MQTT 3.1.1 4.1 lets a broker keep it; we
+// don't, so offline queues hold only what was promised). s.mu must be
+// held.
+func (b *Broker) queueOfflineLocked(s *session.Session, d session.Delivery) {
+	if d.QoS == 0 || s.Expiry == 0 {
+		d.Release()
+		return
+	}
+	if s.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest) {
+		b.stats.dropsQueueFull.Add(1)
+	}
+}
+
+// worker routes messages: retained store, subscription match, fan-out to
+// loops. Each has its own scratch so that routing allocates nothing.
+type worker struct {
+	b       *Broker
+	ch      chan *router.Message
+	matches router.Matches
+	perLoop [][]pending // deliveries grouped by loop, flushed per message
+}
+
+func newWorker(b *Broker, queue, loops int) *worker {
+	return &worker{b: b, ch: make(chan *router.Message, queue), perLoop: make([][]pending, loops)}
+}
+
+func (w *worker) run() {
+	for m := range w.ch {
+		w.route(m)
+		m.Release()
+	}
+}
+
+// route delivers m to every matching subscriber [MQTT-3.3.4].
+func (w *worker) route(m *router.Message) {
+	b := w.b
+	if m.Retain {
+		b.retained.Set(m) // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+	}
+	w.matches.Reset()
+	b.subs.Match(m.Topic, m.From, m.FromID, &w.matches)
+	for i := range w.matches.List {
+		mt := &w.matches.List[i]
+		s, ok := mt.Sub.(*session.Session)
+		if !ok {
+			continue
+		}
+		d := session.Delivery{
+			QoS: min(m.QoS, mt.QoS), // [MQTT-3.8.4-8]
+			// Retain is cleared on normal delivery unless Retain As
+			// Published [MQTT-3.3.1-12], [MQTT-3.3.1-13].
+			Retain: m.Retain && mt.RetainAsPublished,
+		}
+		if len(mt.SubIDs) > 0 {
+			d.SubIDs = append([]uint32(nil), mt.SubIDs...)
+		}
+		if li := s.LoopHint(); li >= 0 {
+			d.Msg = m.Ref()
+			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
+			continue
+		}
+		if d.QoS == 0 {
+			continue // offline: QoS 0 is not kept
+		}
+		d.Msg = m.Ref()
+		s.Lock()
+		if c, _ := s.OwnerLocked().(*client); c != nil {
+			// Came online since the hint: deliver through its loop.
+			li := c.LoopIndex()
+			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
+		} else {
+			b.queueOfflineLocked(s, d)
+		}
+		s.Unlock()
+	}
+	for i, batch := range w.perLoop {
+		if len(batch) > 0 {
+			b.postBatch(i, batch)
+			w.perLoop[i] = batch[:0]
+		}
+	}
+}

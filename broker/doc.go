@@ -1,0 +1,36 @@
+// Package broker is Shoal's MQTT protocol engine and its public entry point:
+// broker.New(cfg) builds every component, Start listens, Close shuts down.
+// cmd/broker is a thin wrapper around it, and another Go program can embed
+// it the same way.
+//
+// # Flow of a PUBLISH
+//
+//  1. An event loop (package eventloop) cuts a frame from a connection's
+//     byte stream and calls OnFrame on that loop's goroutine.
+//  2. The client's handler decodes it into the loop's scratch packet,
+//     copies it once into a pooled router.Message, acknowledges it (PUBACK,
+//     or PUBREC), and hands it to a router worker chosen by a hash of the
+//     publisher's client id, so one client's messages stay in order.
+//  3. The worker stores it if retained, matches it against the
+//     lock-striped subscription table, and groups the deliveries by the
+//     event loop owning each subscriber's connection: one inbox append and
+//     one wake-up per loop per message, not per subscriber. Deliveries for
+//     offline persistent sessions go straight to their queue.
+//  4. Each woken loop encodes the deliveries into its connections' output
+//     buffers under each session's lock (packet ids, in-flight window,
+//     queue), then writes each connection once.
+//
+// # Ownership and locks
+//
+// A client (one connection) belongs to its loop: only that goroutine reads
+// or writes its fields. A session.Session is shared — the owning loop,
+// router workers (offline queueing) and a taking-over connection — and is
+// guarded by its own mutex. Lock order is in LOCKORDER.md.
+//
+// # Errors
+//
+// A decode or protocol error becomes a wire response in exactly one place,
+// client.fail: CONNACK with a reason code before the session exists,
+// DISCONNECT with a reason code for MQTT 5 after, and a plain close for
+// MQTT 3.x, which has no way to say why.
+package broker

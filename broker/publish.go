@@ -1,0 +1,279 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/session"
+)
+
+// onPublish handles a PUBLISH from the client [MQTT-3.3]: one copy into a
+// pooled Message, the acknowledgement, and the hand-off to a router worker.
+func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
+	b := c.b
+	p := &ls.publish
+	if err := p.Decode(flags, body, c.version); err != nil {
+		return err
+	}
+	topic := p.Topic
+	if c.version == codec.V5 && p.Props.Has(codec.PropTopicAlias) {
+		t, err := c.resolveAlias(p.Props.TopicAlias, topic)
+		if err != nil {
+			return err
+		}
+		topic = t
+	}
+	s := c.sess
+
+	// A QoS 2 PUBLISH whose id awaits PUBREL is a resend: acknowledge it
+	// again, but don't deliver it twice [MQTT-4.3.3-10].
+	if p.QoS == 2 {
+		s.Lock()
+		dup := s.AwaitingRelLocked(p.PacketID)
+		s.Unlock()
+		if dup {
+			buf := c.conn.Buffer()
+			buf.B = codec.AppendAck(buf.B, codec.PUBREC, p.PacketID, codec.Success, c.version)
+			return nil
+		}
+	}
+
+	var expiry int64
+	if p.Props.Has(codec.PropMessageExpiry) {
+		expiry = time.Now().UnixNano() + int64(p.Props.MessageExpiry)*int64(time.Second)
+	}
+	var fwd []byte
+	if c.version == codec.V5 && p.Props.Present != 0 {
+		fwd = p.Props.ForwardProps(ls.props[:0])
+		ls.props = fwd
+	}
+	m := router.NewMessage(topic, p.Payload, fwd, c.idb, p.QoS, p.Retain, expiry, s)
+	if !b.submit(m) {
+		m.Release()
+		if p.QoS == 0 {
+			b.stats.dropsWorkerFull.Add(1) // QoS 0 is at most once: drop
+			return nil
+		}
+		// Not acknowledged, so the client still owns it and resends it
+		// after reconnecting: nothing acknowledged is lost.
+		b.stats.dropsWorkerFull.Add(1)
+		return errRouterBusy
+	}
+	switch p.QoS {
+	case 1:
+		buf := c.conn.Buffer()
+		buf.B = codec.AppendAck(buf.B, codec.PUBACK, p.PacketID, codec.Success, c.version) // [MQTT-4.3.2-2]
+	case 2:
+		s.Lock()
+		s.AddAwaitRelLocked(p.PacketID)
+		s.Unlock()
+		buf := c.conn.Buffer()
+		buf.B = codec.AppendAck(buf.B, codec.PUBREC, p.PacketID, codec.Success, c.version) // [MQTT-4.3.3-8]
+	}
+	return nil
+}
+
+// resolveAlias applies an MQTT 5 Topic Alias [MQTT-3.3.2.3.4]: a topic with
+// an alias sets it, an empty topic uses it.
+func (c *client) resolveAlias(alias uint16, topic []byte) ([]byte, error) {
+	if alias == 0 || alias > c.aliasMax {
+		return nil, errAliasInvalid // [MQTT-3.3.2-9]
+	}
+	if len(topic) > 0 {
+		if c.aliases == nil {
+			c.aliases = make([]string, c.aliasMax+1)
+		}
+		c.aliases[alias] = string(topic)
+		return topic, nil
+	}
+	if c.aliases == nil || c.aliases[alias] == "" {
+		return nil, errAliasUnknown
+	}
+	return []byte(c.aliases[alias]), nil
+}
+
+// onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
+func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
+	a := &ls.ack
+	if err := a.Decode(t, body, c.version); err != nil {
+		return err
+	}
+	s := c.sess
+	now := time.Now().UnixNano()
+	buf := c.conn.Buffer()
+	s.Lock()
+	defer s.Unlock()
+	switch t {
+	case codec.PUBACK:
+		// An unknown id is ignored: it may be a late answer to a message
+		// the session has since dropped.
+		if s.PubackLocked(a.PacketID) {
+			c.drainQueueLocked(ls, now)
+		}
+	case codec.PUBREC:
+		if s.PubrecLocked(a.PacketID, a.Code.IsError(), now) {
+			if !a.Code.IsError() {
+				buf.B = codec.AppendAck(buf.B, codec.PUBREL, a.PacketID, codec.Success, c.version) // [MQTT-4.3.3-4]
+			} else {
+				c.drainQueueLocked(ls, now)
+			}
+		} else if c.version == codec.V5 {
+			buf.B = codec.AppendAck(buf.B, codec.PUBREL, a.PacketID, codec.PacketIDNotFound, c.version)
+		}
+	case codec.PUBREL:
+		code := codec.Success
+		if !s.ReleaseLocked(a.PacketID) {
+			code = codec.PacketIDNotFound // still answer, so the client can finish [MQTT-4.3.3-11]
+		}
+		buf.B = codec.AppendAck(buf.B, codec.PUBCOMP, a.PacketID, code, c.version)
+	case codec.PUBCOMP:
+		if s.PubcompLocked(a.PacketID) {
+			c.drainQueueLocked(ls, now)
+		}
+	}
+	return nil
+}
+
+// sendLocked puts one delivery on the wire, or queues it when the in-flight
+// window is full. It takes over d's reference. c.sess.mu must be held.
+func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
+	b := c.b
+	s := c.sess
+	m := d.Msg
+	if m.Expired(now) {
+		b.stats.dropsExpired.Add(1) // [MQTT-3.3.2-5]
+		d.Release()
+		return
+	}
+	if d.QoS == 0 {
+		if c.conn.Backlog() > slowClientBytes {
+			b.stats.dropsSlowClient.Add(1)
+			d.Release()
+			return
+		}
+		c.writePublish(ls, &d, 0, false, now)
+		d.Release()
+		return
+	}
+	if s.QueueLen() > 0 || s.InflightLen() >= int(c.window) {
+		c.enqueueLocked(d)
+		return
+	}
+	id, ok := s.NextIDLocked()
+	if !ok {
+		c.enqueueLocked(d)
+		return
+	}
+	if !c.writePublish(ls, &d, id, false, now) {
+		d.Release() // too large for the client: dropped as if delivered [MQTT-3.1.2-25]
+		return
+	}
+	s.PushInflightLocked(d, id, now)
+}
+
+// slowClientBytes is how much unsent output a connection may have before
+// QoS 0 messages to it are dropped: 4 MiB absorbs bursts of a fast fan-out
+// while bounding a stalled subscriber's cost.
+const slowClientBytes = 4 << 20
+
+func (c *client) enqueueLocked(d session.Delivery) {
+	b := c.b
+	if c.sess.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest) {
+		b.stats.dropsQueueFull.Add(1)
+	}
+}
+
+// writePublish encodes a PUBLISH for d with packet id id. It reports false
+// when the packet exceeds the client's Maximum Packet Size and was not
+// written.
+func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup bool, now int64) bool {
+	m := d.Msg
+	o := &ls.out
+	*o = codec.Outgoing{
+		Topic:    m.Topic,
+		Payload:  m.Payload,
+		PacketID: id,
+		QoS:      d.QoS,
+		Retain:   d.Retain,
+		Dup:      dup,
+	}
+	if c.version == codec.V5 {
+		o.RawProps = m.Props
+		o.SubIDs = d.SubIDs
+		if m.Expiry != 0 {
+			o.HasExpiry = true
+			left := (m.Expiry - now + int64(time.Second) - 1) / int64(time.Second) // [MQTT-3.3.2-6]
+			o.Expiry = uint32(max(left, 1))
+		}
+		if c.maxOut != 0 && o.Size(codec.V5) > int(c.maxOut) {
+			c.b.stats.dropsTooLarge.Add(1)
+			return false
+		}
+	}
+	buf := c.conn.Buffer()
+	buf.B = o.Append(buf.B, c.version)
+	return true
+}
+
+// drainQueueLocked sends queued messages while the in-flight window has
+// room. c.sess.mu must be held.
+func (c *client) drainQueueLocked(ls *loopState, now int64) {
+	s := c.sess
+	for s.QueueLen() > 0 && s.InflightLen() < int(c.window) {
+		d, _ := s.DequeueLocked()
+		if d.Msg.Expired(now) {
+			c.b.stats.dropsExpired.Add(1)
+			d.Release()
+			continue
+		}
+		id, ok := s.NextIDLocked()
+		if !ok {
+			c.enqueueLocked(d)
+			return
+		}
+		if !c.writePublish(ls, &d, id, false, now) {
+			d.Release()
+			continue
+		}
+		s.PushInflightLocked(d, id, now)
+	}
+}
+
+// resendLocked resends everything in flight, in order, as a resumed session
+// requires [MQTT-4.4.0-1]: PUBLISH with DUP [MQTT-3.3.1-1], or PUBREL
+// where the PUBREC already came [MQTT-4.3.3-?]. c.sess.mu must be held.
+func (c *client) resendLocked(now int64) {
+	ls := c.b.loops[c.conn.Loop().Index()]
+	inf := c.sess.InflightLocked()
+	for i := range inf {
+		c.resendOne(ls, &inf[i], now)
+	}
+}
+
+func (c *client) resendOne(ls *loopState, e *session.Inflight, now int64) {
+	e.Sent = now
+	if e.State == session.AwaitPubcomp {
+		buf := c.conn.Buffer()
+		buf.B = codec.AppendAck(buf.B, codec.PUBREL, e.ID, codec.Success, c.version)
+		return
+	}
+	c.writePublish(ls, &e.Delivery, e.ID, true, now)
+}
+
+// retry resends in-flight messages unacknowledged for RetryInterval to a
+// connected MQTT 3.x client. MQTT 5 allows resending only on reconnect
+// [MQTT-4.4.0-1], so it never runs for v5.
+func (c *client) retry(now int64) {
+	s := c.sess
+	ls := c.b.loops[c.conn.Loop().Index()]
+	limit := int64(c.b.cfg.RetryInterval)
+	s.Lock()
+	inf := s.InflightLocked()
+	for i := range inf {
+		if now-inf[i].Sent >= limit {
+			c.resendOne(ls, &inf[i], now)
+		}
+	}
+	s.Unlock()
+}

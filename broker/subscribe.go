@@ -1,0 +1,123 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/session"
+)
+
+// onSubscribe handles SUBSCRIBE [MQTT-3.8]: each filter is validated on its
+// own and answered with its own code; retained messages follow the SUBACK.
+func (c *client) onSubscribe(ls *loopState, body []byte) error {
+	b := c.b
+	p := &ls.subscribe
+	if err := p.Decode(body, c.version); err != nil {
+		return err
+	}
+	var subID uint32
+	if len(p.Props.SubIDs) > 0 {
+		subID = p.Props.SubIDs[0]
+	}
+	ack := &ls.suback
+	*ack = codec.Suback{Type: codec.SUBACK, PacketID: p.PacketID, Codes: ack.Codes[:0]} // [MQTT-3.8.4-2]
+	retainedFor := ls.retainedFor[:0]
+	s := c.sess
+	for i := range p.Filters {
+		f := &p.Filters[i]
+		if err := codec.CheckFilter(f.Filter); err != nil {
+			ack.Codes = append(ack.Codes, c.subFailure(codec.TopicFilterInvalid))
+			continue
+		}
+		shared := codec.IsShared(f.Filter)
+		if shared && f.NoLocal {
+			return errSharedNoLocal // [MQTT-3.8.3-4]
+		}
+		o := router.Options{
+			QoS:               f.QoS, // the broker grants every QoS asked for [MQTT-3.8.4-6]
+			NoLocal:           f.NoLocal,
+			RetainAsPublished: f.RetainAsPublished,
+			RetainHandling:    f.RetainHandling,
+			SubID:             subID,
+		}
+		filter := string(f.Filter)
+		s.Lock()
+		existed := s.AddSubLocked(filter, o)
+		s.Unlock()
+		b.subs.Subscribe(s, filter, o) // replaces an existing one [MQTT-3.8.4-3]
+		ack.Codes = append(ack.Codes, codec.ReasonCode(f.QoS))
+		// Retained messages: not for shared subscriptions [MQTT-4.8.2-?],
+		// and per Retain Handling in MQTT 5 [MQTT-3.3.1-9], [MQTT-3.3.1-10].
+		if !shared && (o.RetainHandling == 0 || (o.RetainHandling == 1 && !existed)) {
+			retainedFor = append(retainedFor, retainedReq{filter: filter, opts: o})
+		}
+	}
+	ls.retainedFor = retainedFor
+	buf := c.conn.Buffer()
+	buf.B = ack.Append(buf.B, c.version)
+	for _, r := range retainedFor {
+		c.sendRetained(ls, r.filter, r.opts)
+	}
+	clear(ls.retainedFor) // drop filter strings
+	return nil
+}
+
+type retainedReq struct {
+	filter string
+	opts   router.Options
+}
+
+// subFailure is the SUBACK code for a refused filter: the MQTT 5 reason,
+// or 0x80 for 3.x [MQTT-3.9.3-2].
+func (c *client) subFailure(code codec.ReasonCode) codec.ReasonCode {
+	if c.version < codec.V5 {
+		return codec.ReasonCode(codec.V3SubackFailure)
+	}
+	return code
+}
+
+// sendRetained delivers the retained messages matching filter with RETAIN
+// set [MQTT-3.3.1-8], at the lower of their QoS and the granted one.
+func (c *client) sendRetained(ls *loopState, filter string, o router.Options) {
+	now := time.Now().UnixNano()
+	var subIDs []uint32
+	if o.SubID != 0 {
+		subIDs = []uint32{o.SubID}
+	}
+	s := c.sess
+	s.Lock()
+	defer s.Unlock()
+	c.b.retained.Match(filter, func(m *router.Message) bool {
+		d := session.Delivery{Msg: m.Ref(), SubIDs: subIDs, QoS: min(m.QoS, o.QoS), Retain: true}
+		c.sendLocked(ls, d, now)
+		return true
+	})
+}
+
+// onUnsubscribe handles UNSUBSCRIBE [MQTT-3.10].
+func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
+	b := c.b
+	p := &ls.unsubscribe
+	if err := p.Decode(body, c.version); err != nil {
+		return err
+	}
+	ack := &ls.suback
+	*ack = codec.Suback{Type: codec.UNSUBACK, PacketID: p.PacketID, Codes: ack.Codes[:0]} // [MQTT-3.10.4-4]
+	s := c.sess
+	for _, f := range p.Filters {
+		filter := string(f)
+		s.Lock()
+		had := s.RemoveSubLocked(filter)
+		s.Unlock()
+		if had {
+			b.subs.Unsubscribe(s, filter) // [MQTT-3.10.4-1]
+			ack.Codes = append(ack.Codes, codec.Success)
+		} else {
+			ack.Codes = append(ack.Codes, codec.NoSubscriptionExisted)
+		}
+	}
+	buf := c.conn.Buffer()
+	buf.B = ack.Append(buf.B, c.version) // 3.x UNSUBACK has no codes [MQTT-3.11.3]
+	return nil
+}

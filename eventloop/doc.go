@@ -1,0 +1,29 @@
+// Package eventloop is Shoal's reactor: non-blocking event loops on gnet
+// that accept connections, cut the inbound byte stream into MQTT frames and
+// batch outbound bytes, with no goroutine per connection.
+//
+// # Ownership
+//
+// Each connection belongs to one Loop for its whole life. Everything about
+// a Conn — its output buffer, its Handler state — is touched only on that
+// loop's goroutine, so none of it is locked. Other goroutines reach a loop
+// through Loop.Wake, which schedules Handler.OnWake on it; wake-ups that
+// arrive while one is pending collapse into one.
+//
+// # Frames
+//
+// OnTraffic drains every complete frame from the connection's buffer and
+// hands each to Handler.OnFrame; a partial frame stays in gnet's buffer
+// until more bytes come. The fixed header is checked (codec.ParseHeader)
+// before the body is waited for, so an over-size packet is refused without
+// being buffered. A frame body passed to OnFrame is valid only during the
+// call.
+//
+// # Output
+//
+// Conn.Write appends to a per-connection pooled buffer and marks the
+// connection dirty; at the end of each read burst, wake-up or tick the loop
+// writes every dirty connection once (one write system call however many
+// packets it carries) and returns the buffer to the pool, so an idle
+// connection holds no output buffer.
+package eventloop

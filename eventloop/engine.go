@@ -1,0 +1,321 @@
+package eventloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/codec"
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives a loop's events. Every method runs on the goroutine of
+// the loop that owns the connection (or, for OnWake and OnTick, the loop
+// passed in) and must not block.
+type Handler interface {
+	// OnOpen is called for a new connection. Returning an error refuses it.
+	OnOpen(c *Conn) error
+	// OnFrame is called for each complete frame. body is valid only during
+	// the call. A non-nil error closes the connection once what was
+	// written to it has been sent.
+	OnFrame(c *Conn, h codec.Header, body []byte) error
+	// OnFrameError is called when the byte stream cannot be framed (bad
+	// fixed header, over-size packet). The connection closes after it.
+	OnFrameError(c *Conn, err error)
+	// OnClose is called once when a connection has gone, for whatever
+	// reason; err is nil for a close the broker asked for.
+	OnClose(c *Conn, err error)
+	// OnWake is called on l after Loop.Wake.
+	OnWake(l *Loop)
+	// OnTick is called on every loop once per tick with the time.
+	OnTick(l *Loop, now time.Time)
+}
+
+// Config configures an Engine.
+type Config struct {
+	Addr          string        // "host:port"
+	Loops         int           // number of event loops (>= 1)
+	MaxPacketSize int           // largest frame accepted, in bytes
+	Tick          time.Duration // period of Handler.OnTick; default 1s
+	Logger        zerolog.Logger
+}
+
+// Engine runs the loops. Start, Addr and Stop are safe for concurrent use.
+type Engine struct {
+	cfg     Config
+	handler Handler
+	log     zerolog.Logger
+
+	gnet.BuiltinEventEngine
+	eng   gnet.Engine
+	addr  net.Addr
+	ready chan error
+	done  chan error
+
+	mu    sync.Mutex
+	loops []*Loop // in order of discovery; index = Loop.Index
+
+	tickStop chan struct{}
+	tickDone chan struct{}
+}
+
+// New returns an Engine that will deliver events to h.
+func New(cfg Config, h Handler) *Engine {
+	if cfg.Tick <= 0 {
+		cfg.Tick = time.Second
+	}
+	return &Engine{cfg: cfg, handler: h, log: cfg.Logger, ready: make(chan error, 1), done: make(chan error, 1)}
+}
+
+// Start binds the listener and starts the loops. It returns once
+// connections are accepted, or the error that prevented it.
+func (e *Engine) Start() error {
+	go func() {
+		err := gnet.Run(e, "tcp://"+e.cfg.Addr,
+			gnet.WithMulticore(true),
+			gnet.WithNumEventLoop(e.cfg.Loops),
+			gnet.WithReusePort(false),
+			gnet.WithReuseAddr(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(gnetLogger{e.log}),
+			// Inbound bytes are read into each loop's shared buffer and
+			// only a partial frame is copied to the connection; 64 KiB
+			// lets a loop take in many small packets per system call.
+			gnet.WithReadBufferCap(64<<10),
+		)
+		select {
+		case e.ready <- err: // failed before boot
+		default:
+		}
+		e.done <- err
+	}()
+	if err := <-e.ready; err != nil {
+		return fmt.Errorf("eventloop: listen %s: %w", e.cfg.Addr, err)
+	}
+	e.tickStop, e.tickDone = make(chan struct{}), make(chan struct{})
+	go e.ticker()
+	return nil
+}
+
+// OnBoot implements gnet.EventHandler.
+func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
+	e.eng = eng
+	addr, err := listenAddr(eng)
+	if err != nil {
+		e.ready <- err
+		return gnet.Shutdown
+	}
+	e.addr = addr
+	e.ready <- nil
+	return gnet.None
+}
+
+// listenAddr asks the kernel which address the listener got, so that
+// ":0" works.
+func listenAddr(eng gnet.Engine) (net.Addr, error) {
+	fd, err := eng.Dup()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, err
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, nil
+	}
+	return nil, errors.New("eventloop: listener is not TCP")
+}
+
+// Addr is the bound listener address; valid after Start.
+func (e *Engine) Addr() net.Addr { return e.addr }
+
+// Loops returns the loops known so far (a loop becomes known with its
+// first connection).
+func (e *Engine) Loops() []*Loop {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]*Loop(nil), e.loops...)
+}
+
+// loopOf returns the Loop for gnet loop el, creating it on first sight.
+func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range e.loops {
+		if l.el == el {
+			return l
+		}
+	}
+	l := &Loop{idx: len(e.loops), el: el, engine: e}
+	l.wakeFn = gnet.RunnableFunc(l.runWake)
+	e.loops = append(e.loops, l)
+	return l
+}
+
+// LoopAt returns the loop with index i.
+func (e *Engine) LoopAt(i int) *Loop {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loops[i]
+}
+
+// OnOpen implements gnet.EventHandler.
+func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	l := e.loopOf(gc.EventLoop())
+	c := &Conn{gc: gc, loop: l}
+	if err := e.handler.OnOpen(c); err != nil {
+		return nil, gnet.Close
+	}
+	c.idx = int32(len(l.conns))
+	l.conns = append(l.conns, c)
+	gc.SetContext(c)
+	return nil, gnet.None
+}
+
+// OnClose implements gnet.EventHandler.
+func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.None
+	}
+	gc.SetContext(nil)
+	c.closed = true
+	e.handler.OnClose(c, err)
+	l := c.loop
+	// Swap-remove from the loop's list.
+	last := len(l.conns) - 1
+	if int(c.idx) <= last && l.conns[c.idx] == c {
+		l.conns[c.idx] = l.conns[last]
+		l.conns[c.idx].idx = c.idx
+		l.conns[last] = nil
+		l.conns = l.conns[:last]
+	}
+	c.dropOut()
+	return gnet.None
+}
+
+// OnTraffic implements gnet.EventHandler: it drains every complete frame.
+func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.Close
+	}
+	action := gnet.None
+	for !c.closing {
+		n := gc.InboundBuffered()
+		if n < 2 {
+			break
+		}
+		hb, _ := gc.Peek(min(n, codec.MaxHeaderLen))
+		h, err := codec.ParseHeader(hb, e.cfg.MaxPacketSize)
+		if err == codec.ErrShort {
+			break
+		}
+		if err != nil {
+			e.handler.OnFrameError(c, err)
+			c.closing = true
+			break
+		}
+		size := h.Size()
+		if n < size {
+			break
+		}
+		frame, _ := gc.Peek(size)
+		err = e.handler.OnFrame(c, h, frame[h.Len:])
+		_, _ = gc.Discard(size)
+		if err != nil {
+			c.closing = true
+		}
+	}
+	c.loop.flush()
+	if c.closing {
+		// Drop whatever else the client sent: after a protocol error
+		// nothing more from it is read.
+		_, _ = gc.Discard(gc.InboundBuffered())
+		action = gnet.Close
+	}
+	return action
+}
+
+// Stop closes the listener and every connection (each gets OnClose), and
+// waits for the loops to end or ctx to expire.
+func (e *Engine) Stop(ctx context.Context) error {
+	if e.tickStop != nil {
+		close(e.tickStop)
+		<-e.tickDone
+	}
+	if err := e.eng.Stop(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// OnEach runs fn on each loop for each of its connections and waits until
+// all have run, or ctx expires.
+func (e *Engine) OnEach(ctx context.Context, fn func(c *Conn)) error {
+	loops := e.Loops()
+	var wg sync.WaitGroup
+	for _, l := range loops {
+		wg.Add(1)
+		err := l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+			defer wg.Done()
+			for _, c := range l.conns {
+				fn(c)
+			}
+			l.flush()
+			return nil
+		}))
+		if err != nil {
+			wg.Done()
+		}
+	}
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) ticker() {
+	defer close(e.tickDone)
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.tickStop:
+			return
+		case <-t.C:
+		}
+		for _, l := range e.Loops() {
+			_ = l.el.Execute(context.Background(), l.tickFn())
+		}
+	}
+}
+
+// gnetLogger routes gnet's own messages to zerolog.
+type gnetLogger struct{ log zerolog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.log.Debug().Msgf(strings.TrimSpace(f), a...) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.log.Debug().Msgf(strings.TrimSpace(f), a...) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.log.Warn().Msgf(strings.TrimSpace(f), a...) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.log.Error().Msgf(strings.TrimSpace(f), a...) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.log.Error().Msgf(strings.TrimSpace(f), a...) }

@@ -1,0 +1,160 @@
+package router
+
+import (
+	"slices"
+	"sort"
+	"testing"
+)
+
+func newRetainedMsg(topic, payload string) *Message {
+	return NewMessage([]byte(topic), []byte(payload), nil, []byte("pub"), 1, true, 0, nil)
+}
+
+// retainedTopics returns the topics Match reports for filter, sorted.
+func retainedTopics(r Retained, filter string) []string {
+	var out []string
+	r.Match(filter, func(m *Message) bool {
+		out = append(out, string(m.Topic))
+		return true
+	})
+	sort.Strings(out)
+	return out
+}
+
+// [MQTT-3.3.1-5], [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+func TestRetainedSetReplaceClear(t *testing.T) {
+	r := NewRetained()
+	m1 := newRetainedMsg("a/b", "one")
+	r.Set(m1)
+	if got := m1.refs.Load(); got != 2 {
+		t.Fatalf("after Set: refs = %d, want 2 (caller + store)", got)
+	}
+	if r.Count() != 1 {
+		t.Fatalf("Count = %d, want 1", r.Count())
+	}
+
+	m2 := newRetainedMsg("a/b", "two")
+	r.Set(m2) // [MQTT-3.3.1-5] replaces
+	if got := m1.refs.Load(); got != 1 {
+		t.Fatalf("replaced message: refs = %d, want 1 (store released its own)", got)
+	}
+	var payloads []string
+	r.Match("a/b", func(m *Message) bool { payloads = append(payloads, string(m.Payload)); return true })
+	if !slices.Equal(payloads, []string{"two"}) || r.Count() != 1 {
+		t.Fatalf("after replace: %v, Count %d", payloads, r.Count())
+	}
+
+	clr := newRetainedMsg("a/b", "")
+	r.Set(clr) // [MQTT-3.3.1-6] removes, [MQTT-3.3.1-7] not stored
+	if got := m2.refs.Load(); got != 1 {
+		t.Fatalf("cleared message: refs = %d, want 1", got)
+	}
+	if got := clr.refs.Load(); got != 1 {
+		t.Fatalf("empty-payload message: refs = %d, want 1 (not stored)", got)
+	}
+	if r.Count() != 0 || len(retainedTopics(r, "#")) != 0 {
+		t.Fatalf("after clear: Count %d", r.Count())
+	}
+	if !r.root.empty() {
+		t.Fatal("clear left trie nodes behind")
+	}
+
+	// Clearing a topic with nothing retained is a no-op.
+	r.Set(clr)
+	if r.Count() != 0 || clr.refs.Load() != 1 {
+		t.Fatal("clearing an absent topic changed something")
+	}
+	m1.Release()
+	m2.Release()
+	clr.Release()
+}
+
+func TestRetainedMatch(t *testing.T) {
+	r := NewRetained()
+	topics := []string{"a", "a/b", "a/c", "a/b/c", "a//b", "/x", "$SYS/x", "$SYS/y/z", "b/$x", "sport/"}
+	for i := range 3 * maxListKids { // a wide level switches to a map
+		topics = append(topics, "w/"+string(rune('A'+i)))
+	}
+	var msgs []*Message
+	for _, tp := range topics {
+		m := newRetainedMsg(tp, "p")
+		r.Set(m)
+		msgs = append(msgs, m)
+	}
+	cases := []struct {
+		clause, filter string
+		want           []string
+	}{
+		{"literal", "a/b", []string{"a/b"}},
+		{"literal", "a/x", nil},
+		{"[MQTT-4.7.1-2]", "a/+", []string{"a/b", "a/c"}},
+		{"[MQTT-4.7.1-2] empty level", "a/+/b", []string{"a//b"}},
+		{"[MQTT-4.7.1-2] empty first level", "+/x", []string{"/x"}},
+		{"[MQTT-4.7.1-2]", "sport/+", []string{"sport/"}},
+		{"[MQTT-4.7.1-1] parent", "a/#", []string{"a", "a//b", "a/b", "a/b/c", "a/c"}},
+		{"[MQTT-4.7.1-1]", "a/b/#", []string{"a/b", "a/b/c"}},
+		{"[MQTT-4.7.2-1] # skips $", "#", []string{"/x", "a", "a//b", "a/b", "a/b/c", "a/c", "b/$x", "sport/"}},
+		{"[MQTT-4.7.2-1] + skips $", "+/x", []string{"/x"}},
+		{"[MQTT-4.7.2-1] +/+/+ skips $", "+/+/+", []string{"a//b", "a/b/c"}},
+		{"[MQTT-4.7.2-1] $SYS/#", "$SYS/#", []string{"$SYS/x", "$SYS/y/z"}},
+		{"[MQTT-4.7.2-1] $SYS/+", "$SYS/+", []string{"$SYS/x"}},
+		{"[MQTT-4.7.2-1] $ below the root", "b/+", []string{"b/$x"}},
+	}
+	for _, c := range cases {
+		got := retainedTopics(r, c.filter)
+		if c.filter == "#" {
+			got = slices.DeleteFunc(got, func(s string) bool { return len(s) > 2 && s[:2] == "w/" })
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: Match(%q) = %v, want %v", c.clause, c.filter, got, c.want)
+		}
+	}
+	if got := retainedTopics(r, "w/+"); len(got) != 3*maxListKids {
+		t.Errorf("w/+ matched %d, want %d", len(got), 3*maxListKids)
+	}
+
+	// Stop early, and every reference Match took is given back.
+	calls := 0
+	r.Match("#", func(*Message) bool { calls++; return false })
+	if calls != 1 {
+		t.Errorf("fn called %d times after returning false", calls)
+	}
+	for i, m := range msgs {
+		if got := m.refs.Load(); got != 2 {
+			t.Errorf("%s: refs = %d after Match, want 2", topics[i], got)
+		}
+	}
+
+	// fn may keep a message, and may call back into the store.
+	var kept *Message
+	r.Match("a/b", func(m *Message) bool {
+		kept = m.Ref()
+		clearTopic(r, "a/b")
+		return true
+	})
+	if string(kept.Payload) != "p" || kept.refs.Load() != 2 { // caller's msgs ref + kept
+		t.Errorf("kept message: payload %q refs %d", kept.Payload, kept.refs.Load())
+	}
+	kept.Release()
+
+	for _, tp := range topics {
+		clearTopic(r, tp)
+	}
+	if r.Count() != 0 || !r.root.empty() {
+		t.Fatalf("after clearing all: Count %d, root empty %v", r.Count(), r.root.empty())
+	}
+	for _, m := range msgs {
+		if got := m.refs.Load(); got != 1 {
+			t.Errorf("%s: refs = %d after clear, want 1", m.Topic, got)
+		}
+		m.Release()
+	}
+}
+
+// clearTopic clears topic's retained message the way the broker does: with
+// an empty-payload message it releases after Set.
+func clearTopic(r Retained, topic string) {
+	m := newRetainedMsg(topic, "")
+	r.Set(m)
+	m.Release()
+}

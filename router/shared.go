@@ -1,0 +1,111 @@
+package router
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+)
+
+// SharedStrategy chooses which member of a shared-subscription group
+// receives a message. Each message goes to exactly one member of each
+// matching group (MQTT 5 §4.8.2, which leaves the choice to the server).
+type SharedStrategy uint8
+
+const (
+	// RoundRobin cycles through the members with a per-group atomic counter
+	// (default): fair, and what clients expect from load balancing.
+	RoundRobin SharedStrategy = iota
+	// Random picks a member uniformly at random.
+	Random
+	// HashClient picks by a hash of the publisher's client id, so one
+	// publisher's messages keep their order at one member while membership
+	// is stable.
+	HashClient
+	// HashTopic picks by a hash of the topic, so one topic's messages keep
+	// their order at one member while membership is stable.
+	HashTopic
+)
+
+// String returns the strategy's config-file spelling.
+func (s SharedStrategy) String() string {
+	switch s {
+	case RoundRobin:
+		return "round-robin"
+	case Random:
+		return "random"
+	case HashClient:
+		return "hash-client"
+	case HashTopic:
+		return "hash-topic"
+	}
+	return fmt.Sprintf("SharedStrategy(%d)", uint8(s))
+}
+
+// ParseSharedStrategy reads the config-file spelling of a SharedStrategy.
+func ParseSharedStrategy(s string) (SharedStrategy, error) {
+	switch s {
+	case "round-robin":
+		return RoundRobin, nil
+	case "random":
+		return Random, nil
+	case "hash-client":
+		return HashClient, nil
+	case "hash-topic":
+		return HashTopic, nil
+	}
+	return 0, fmt.Errorf("router: unknown shared subscription strategy %q (want round-robin, random, hash-client or hash-topic)", s)
+}
+
+const sharePrefix = "$share/"
+
+// ParseShared splits a shared subscription filter "$share/{ShareName}/{filter}"
+// into its group (ShareName) and inner filter: "$share/g/a/+" gives "g",
+// "a/+", true.
+//
+// A filter that does not start with "$share/" is not shared: it returns "",
+// filter, false. A malformed share returns "", "", false: an empty ShareName
+// [MQTT-4.8.2-1], a ShareName containing '+' or '#', or no '/' and non-empty
+// filter after it [MQTT-4.8.2-2]. It does not check the inner filter's
+// syntax. Safe for concurrent use.
+func ParseShared(filter string) (group, inner string, ok bool) {
+	rest, found := strings.CutPrefix(filter, sharePrefix)
+	if !found {
+		return "", filter, false
+	}
+	group, inner, found = strings.Cut(rest, "/")
+	if !found || group == "" || inner == "" || strings.ContainsAny(group, "+#") {
+		return "", "", false
+	}
+	return group, inner, true
+}
+
+// group is one shared-subscription group: identified by its name and the
+// node (inner filter) it hangs on [MQTT-4.8.2].
+type group struct {
+	name    string
+	members []sub // in subscription order; never empty while linked
+	next    atomic.Uint64
+}
+
+// pick returns the index of the member of g that receives the message m is
+// matching. The shard holding g must be read-locked.
+func (t *Table) pick(g *group, m *Matches) int {
+	n := uint64(len(g.members))
+	if n == 1 {
+		return 0
+	}
+	switch t.strategy {
+	case Random:
+		// math/rand/v2's top-level source is per-thread runtime state: no
+		// lock and no shared cache line between router workers, which a
+		// per-Table generator would need.
+		return int(rand.Uint64N(n))
+	case HashClient:
+		return int(uint64(fnv32(m.fromID)) % n)
+	case HashTopic:
+		return int(uint64(fnv32(m.topic)) % n)
+	default:
+		return int((g.next.Add(1) - 1) % n)
+	}
+}

@@ -1,0 +1,390 @@
+package session
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/shoalmq/shoal/router"
+)
+
+// NeverExpire is the session expiry interval meaning "keep forever"
+// [MQTT-3.1.2-23] (0xFFFFFFFF in MQTT 5, clean session 0 in 3.1.1).
+const NeverExpire = math.MaxUint32
+
+// Delivery is one message owed to the session's client.
+type Delivery struct {
+	Msg    *router.Message
+	SubIDs []uint32 // subscription identifiers to send with it; owned
+	QoS    byte     // delivery QoS: min(published, granted)
+	Retain bool     // RETAIN flag as it goes out
+}
+
+// Release gives back the delivery's message reference.
+func (d *Delivery) Release() {
+	if d.Msg != nil {
+		d.Msg.Release()
+		d.Msg = nil
+	}
+}
+
+// Outbound QoS states of an in-flight message [MQTT-4.3].
+const (
+	AwaitPuback  uint8 = iota + 1 // QoS 1 sent, PUBACK expected
+	AwaitPubrec                   // QoS 2 sent, PUBREC expected
+	AwaitPubcomp                  // PUBREL sent, PUBCOMP expected; message released
+)
+
+// Inflight is a QoS 1/2 message sent and not yet fully acknowledged.
+type Inflight struct {
+	Delivery
+	ID    uint16
+	State uint8
+	Sent  int64 // Unix ns of the last send, for the 3.x retry interval
+}
+
+// Sub is one of the session's subscriptions, kept so that they can be
+// removed from the router when the session ends, and so that a
+// persistent store can save them.
+type Sub struct {
+	Filter string
+	Opts   router.Options
+}
+
+// Owner is the connection a session is attached to. The broker's
+// connection type implements it.
+type Owner interface {
+	// LoopIndex is the event loop that owns the connection.
+	LoopIndex() int
+}
+
+// Session is the state of one client identifier. See the package
+// documentation for who may touch it when.
+type Session struct {
+	mu sync.Mutex
+
+	id string
+
+	// loop is the owning connection's loop index, or -1 while offline.
+	// Written with mu held; read without it by router workers as a hint,
+	// which they confirm under mu.
+	loop atomic.Int32
+
+	// Fields below are guarded by mu.
+
+	// Expiry is how long, in seconds, the session outlives its connection:
+	// 0 ends it with the connection, NeverExpire keeps it.
+	Expiry uint32
+	// ExpireAt is when an offline session ends, in Unix ns; 0 while
+	// connected or never.
+	ExpireAt int64
+	// Gen counts attachments; a delayed will checks it to see whether its
+	// client came back [MQTT-3.1.3-9].
+	Gen uint64
+
+	owner    Owner
+	subs     []Sub
+	inflight []Inflight // in send order [MQTT-4.6.0-1]
+	queue    []Delivery // ring buffer
+	qhead    int
+	qlen     int
+	awaitRel []uint16 // inbound QoS 2 ids with PUBREC sent, PUBREL not yet received
+	nextID   uint16
+}
+
+// New returns an offline session for client identifier id.
+func New(id string) *Session {
+	s := &Session{id: id}
+	s.loop.Store(-1)
+	return s
+}
+
+// ClientID returns the session's client identifier. Safe for concurrent use.
+func (s *Session) ClientID() string { return s.id }
+
+// Lock takes the session's mutex.
+func (s *Session) Lock() { s.mu.Lock() }
+
+// Unlock releases it.
+func (s *Session) Unlock() { s.mu.Unlock() }
+
+// LoopHint returns the owning loop's index or -1, without locking. It may
+// be stale: confirm with OwnerLocked.
+func (s *Session) LoopHint() int { return int(s.loop.Load()) }
+
+// OwnerLocked returns the attached connection, or nil while offline.
+func (s *Session) OwnerLocked() Owner { return s.owner }
+
+// AttachLocked attaches the session to o and returns the owner it had
+// (nil if offline), which the caller must disconnect.
+func (s *Session) AttachLocked(o Owner) (prev Owner) {
+	prev = s.owner
+	s.owner = o
+	s.loop.Store(int32(o.LoopIndex()))
+	s.ExpireAt = 0
+	s.Gen++
+	return prev
+}
+
+// DetachLocked marks the session offline if o is still its owner and
+// reports whether it was.
+func (s *Session) DetachLocked(o Owner) bool {
+	if s.owner != o {
+		return false
+	}
+	s.owner = nil
+	s.loop.Store(-1)
+	return true
+}
+
+// AddSubLocked records a subscription, replacing the options of an existing
+// one with the same filter [MQTT-3.8.4-3].
+func (s *Session) AddSubLocked(filter string, o router.Options) (existed bool) {
+	for i := range s.subs {
+		if s.subs[i].Filter == filter {
+			s.subs[i].Opts = o
+			return true
+		}
+	}
+	s.subs = append(s.subs, Sub{Filter: filter, Opts: o})
+	return false
+}
+
+// RemoveSubLocked forgets a subscription and reports whether it existed.
+func (s *Session) RemoveSubLocked(filter string) bool {
+	for i := range s.subs {
+		if s.subs[i].Filter == filter {
+			last := len(s.subs) - 1
+			s.subs[i] = s.subs[last]
+			s.subs[last] = Sub{}
+			s.subs = s.subs[:last]
+			if len(s.subs) == 0 {
+				s.subs = nil
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// SubsLocked returns the subscriptions. The slice is the session's own:
+// don't keep it past the unlock.
+func (s *Session) SubsLocked() []Sub { return s.subs }
+
+// InflightLocked returns the in-flight messages in send order. The slice
+// is the session's own: don't keep it past the unlock.
+func (s *Session) InflightLocked() []Inflight { return s.inflight }
+
+// InflightLen is the number of messages in flight.
+func (s *Session) InflightLen() int { return len(s.inflight) }
+
+// QueueLen is the number of queued messages.
+func (s *Session) QueueLen() int { return s.qlen }
+
+// NextIDLocked picks an unused packet identifier for a new outbound
+// message [MQTT-2.2.1-3]: never 0, never one in flight. It reports false
+// only when all 65,535 are in use.
+func (s *Session) NextIDLocked() (uint16, bool) {
+	if len(s.inflight) >= math.MaxUint16 {
+		return 0, false
+	}
+	for {
+		s.nextID++
+		if s.nextID == 0 {
+			s.nextID = 1
+		}
+		if s.findInflight(s.nextID) < 0 {
+			return s.nextID, true
+		}
+	}
+}
+
+func (s *Session) findInflight(id uint16) int {
+	for i := range s.inflight {
+		if s.inflight[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// PushInflightLocked records d as sent with packet id id at now. It takes
+// over d's message reference.
+func (s *Session) PushInflightLocked(d Delivery, id uint16, now int64) {
+	st := AwaitPuback
+	if d.QoS == 2 {
+		st = AwaitPubrec
+	}
+	s.inflight = append(s.inflight, Inflight{Delivery: d, ID: id, State: st, Sent: now})
+}
+
+func (s *Session) removeInflight(i int) {
+	s.inflight[i].Release()
+	copy(s.inflight[i:], s.inflight[i+1:])
+	s.inflight[len(s.inflight)-1] = Inflight{}
+	s.inflight = s.inflight[:len(s.inflight)-1]
+	if len(s.inflight) == 0 {
+		s.inflight = nil
+	}
+}
+
+// PubackLocked completes a QoS 1 delivery [MQTT-4.3.2]. It reports whether
+// id was awaiting a PUBACK.
+func (s *Session) PubackLocked(id uint16) bool {
+	i := s.findInflight(id)
+	if i < 0 || s.inflight[i].State != AwaitPuback {
+		return false
+	}
+	s.removeInflight(i)
+	return true
+}
+
+// PubrecLocked moves a QoS 2 delivery to awaiting PUBCOMP and releases its
+// message: from now on only PUBREL is resent [MQTT-4.3.3]. A PUBREC with a
+// failure code (failed, MQTT 5 only) ends the delivery instead.
+// It reports whether id was awaiting a PUBREC (or is already past it, as
+// after a resent PUBREC).
+func (s *Session) PubrecLocked(id uint16, failed bool, now int64) bool {
+	i := s.findInflight(id)
+	if i < 0 {
+		return false
+	}
+	e := &s.inflight[i]
+	switch {
+	case e.State == AwaitPubcomp:
+		return true // duplicate PUBREC: answer with PUBREL again
+	case e.State != AwaitPubrec:
+		return false
+	case failed:
+		s.removeInflight(i)
+		return true
+	}
+	e.Release()
+	e.State = AwaitPubcomp
+	e.Sent = now
+	return true
+}
+
+// PubcompLocked completes a QoS 2 delivery and reports whether id was
+// awaiting a PUBCOMP.
+func (s *Session) PubcompLocked(id uint16) bool {
+	i := s.findInflight(id)
+	if i < 0 || s.inflight[i].State != AwaitPubcomp {
+		return false
+	}
+	s.removeInflight(i)
+	return true
+}
+
+// EnqueueLocked queues d (taking over its reference) behind the in-flight
+// window. With max messages already queued, dropOldest discards the oldest
+// to make room; otherwise d is discarded. It reports whether something was
+// dropped.
+func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped bool) {
+	if max <= 0 {
+		d.Release()
+		return true
+	}
+	if s.qlen >= max {
+		if !dropOldest {
+			d.Release()
+			return true
+		}
+		old, _ := s.DequeueLocked()
+		old.Release()
+		dropped = true
+	}
+	if s.qlen == len(s.queue) {
+		s.growQueue(max)
+	}
+	s.queue[(s.qhead+s.qlen)%len(s.queue)] = d
+	s.qlen++
+	return dropped
+}
+
+func (s *Session) growQueue(max int) {
+	n := 2 * len(s.queue)
+	if n < 8 {
+		n = 8
+	}
+	if n > max {
+		n = max
+	}
+	q := make([]Delivery, n)
+	for i := 0; i < s.qlen; i++ {
+		q[i] = s.queue[(s.qhead+i)%len(s.queue)]
+	}
+	s.queue, s.qhead = q, 0
+}
+
+// DequeueLocked takes the oldest queued delivery; the caller owns its
+// reference.
+func (s *Session) DequeueLocked() (Delivery, bool) {
+	if s.qlen == 0 {
+		return Delivery{}, false
+	}
+	d := s.queue[s.qhead]
+	s.queue[s.qhead] = Delivery{}
+	s.qhead = (s.qhead + 1) % len(s.queue)
+	s.qlen--
+	if s.qlen == 0 {
+		s.queue, s.qhead = nil, 0 // an idle session keeps no ring
+	}
+	return d, true
+}
+
+// AwaitingRelLocked reports whether inbound QoS 2 packet id is between
+// PUBREC and PUBREL: a PUBLISH with it is a resend, not a new message
+// [MQTT-4.3.3-10].
+func (s *Session) AwaitingRelLocked(id uint16) bool {
+	for _, v := range s.awaitRel {
+		if v == id {
+			return true
+		}
+	}
+	return false
+}
+
+// AwaitRelCount is the number of inbound QoS 2 messages awaiting PUBREL.
+func (s *Session) AwaitRelCount() int { return len(s.awaitRel) }
+
+// AddAwaitRelLocked records inbound QoS 2 packet id as received.
+func (s *Session) AddAwaitRelLocked(id uint16) { s.awaitRel = append(s.awaitRel, id) }
+
+// ReleaseLocked forgets inbound QoS 2 packet id on PUBREL [MQTT-4.3.3-11]
+// and reports whether it was known.
+func (s *Session) ReleaseLocked(id uint16) bool {
+	for i, v := range s.awaitRel {
+		if v == id {
+			last := len(s.awaitRel) - 1
+			s.awaitRel[i] = s.awaitRel[last]
+			s.awaitRel = s.awaitRel[:last]
+			if last == 0 {
+				s.awaitRel = nil
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// ClearLocked drops all state — subscriptions, in-flight messages both
+// ways, the queue — as a clean start requires [MQTT-3.1.2-4], and returns
+// the subscriptions it had so the caller can remove them from the router.
+func (s *Session) ClearLocked() []Sub {
+	for i := range s.inflight {
+		s.inflight[i].Release()
+	}
+	s.inflight = nil
+	for {
+		d, ok := s.DequeueLocked()
+		if !ok {
+			break
+		}
+		d.Release()
+	}
+	s.awaitRel = nil
+	subs := s.subs
+	s.subs = nil
+	return subs
+}
