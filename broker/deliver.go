@@ -126,14 +126,46 @@ func newWorker(b *Broker, queue, loops int) *worker {
 	return &worker{b: b, ch: make(chan *router.Message, queue), perLoop: make([][]pending, loops)}
 }
 
+// workerBatch bounds how many queued messages a worker routes before it
+// posts their deliveries to the loops. Posting once per batch collapses the
+// loops' wake-ups (each costs a gnet task) when traffic is heavy, while a
+// lone message is still posted at once.
+const workerBatch = 256
+
 func (w *worker) run() {
 	for m := range w.ch {
 		w.route(m)
 		m.Release()
+	batch:
+		for n := 1; n < workerBatch; n++ {
+			select {
+			case m, ok := <-w.ch:
+				if !ok {
+					break batch
+				}
+				w.route(m)
+				m.Release()
+			default:
+				break batch
+			}
+		}
+		w.post()
 	}
 }
 
-// route delivers m to every matching subscriber [MQTT-3.3.4].
+// post hands the deliveries gathered so far to their loops: one inbox
+// append and one wake-up per loop.
+func (w *worker) post() {
+	for i, batch := range w.perLoop {
+		if len(batch) > 0 {
+			w.b.postBatch(i, batch)
+			w.perLoop[i] = batch[:0]
+		}
+	}
+}
+
+// route gathers m's deliveries to every matching subscriber [MQTT-3.3.4]
+// into w.perLoop; post sends them on.
 func (w *worker) route(m *router.Message) {
 	b := w.b
 	if m.Retain {
@@ -174,11 +206,5 @@ func (w *worker) route(m *router.Message) {
 			b.queueOfflineLocked(s, d)
 		}
 		s.Unlock()
-	}
-	for i, batch := range w.perLoop {
-		if len(batch) > 0 {
-			b.postBatch(i, batch)
-			w.perLoop[i] = batch[:0]
-		}
 	}
 }
