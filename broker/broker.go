@@ -109,7 +109,6 @@ func (b *Broker) Start() error {
 		b.stopBackground()
 		return err
 	}
-	b.log.Info().Str("addr", b.engine.Addr().String()).Msg("listening")
 	return nil
 }
 

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
@@ -17,35 +18,51 @@ const (
 )
 
 // client is one network connection and its MQTT state. It belongs to the
-// event loop of its connection: only that goroutine touches it. Fields are
-// ordered by size to keep the struct small; an idle connection costs this
-// struct, an eventloop.Conn, gnet's connection and its session.
+// event loop of its connection: only that goroutine touches it. An idle
+// connection costs this struct (48 bytes), an eventloop.Conn, gnet's
+// connection and its session, so what only some clients need lives in
+// clientExt, allocated on demand.
 type client struct {
 	b    *Broker
 	conn *eventloop.Conn
 	sess *session.Session
-	idb  []byte // client identifier, for router.Message.FromID
+	ext  *clientExt
 
-	will *router.Message // will message to publish on abnormal close
+	// lastRecv is when the last packet came, in Unix ns, for keep-alive;
+	// before CONNECT, when the connection opened, for the connect timeout.
+	lastRecv int64
 
-	// aliases maps inbound topic aliases to topics (MQTT 5); allocated
-	// on first use.
-	aliases []string
-
-	openedAt int64 // Unix ns
-	lastRecv int64 // Unix ns of the last packet, for keep-alive
-
-	maxOut    uint32 // client's Maximum Packet Size; 0: protocol maximum
-	willDelay uint32 // Will Delay Interval, seconds
 	window    uint16 // outbound in-flight limit: min(MaxInflight, Receive Maximum)
 	keepAlive uint16 // seconds; 0 disables [MQTT-3.1.2-10]
-	aliasMax  uint16 // Topic Alias Maximum the broker granted
+	version   byte
+	state     uint8
+	dropWill  bool // normal DISCONNECT: no will [MQTT-3.1.2-10], [MQTT-3.14.4-3]
+}
 
-	version    byte
-	state      uint8
-	takenOver  bool // another connection took the session [MQTT-3.1.4-3]
-	dropWill   bool // normal DISCONNECT: no will [MQTT-3.1.2-10], [MQTT-3.14.4-3]
-	problemOff bool // v5 Request Problem Information 0: no reason strings
+// clientExt holds what a minority of clients need: a will, MQTT 5 limits
+// and topic aliases.
+type clientExt struct {
+	will      *router.Message // published on abnormal close
+	willDelay uint32          // Will Delay Interval, seconds
+	maxOut    uint32          // client's Maximum Packet Size; 0: protocol maximum
+	aliases   []string        // inbound topic aliases (MQTT 5), by alias
+}
+
+func (c *client) extra() *clientExt {
+	if c.ext == nil {
+		c.ext = &clientExt{}
+	}
+	return c.ext
+}
+
+// id is the client identifier as bytes, aliasing the session's string:
+// read-only, valid as long as the session.
+func (c *client) id() []byte {
+	if c.sess == nil {
+		return nil
+	}
+	id := c.sess.ClientID()
+	return unsafe.Slice(unsafe.StringData(id), len(id))
 }
 
 // LoopIndex implements session.Owner.
@@ -59,7 +76,7 @@ func (h *handler) broker() *Broker { return (*Broker)(h) }
 // OnOpen implements eventloop.Handler.
 func (h *handler) OnOpen(c *eventloop.Conn) error {
 	now := time.Now().UnixNano()
-	c.Data = &client{b: h.broker(), conn: c, openedAt: now, lastRecv: now}
+	c.Data = &client{b: h.broker(), conn: c, lastRecv: now}
 	return nil
 }
 
@@ -170,7 +187,7 @@ func (c *client) fail(err error) {
 	c.b.stats.protocolFailures.Add(1)
 	code := codeOf(err)
 	if c.b.log.Debug().Enabled() {
-		c.b.log.Debug().Err(err).Str("client", string(c.idb)).Str("remote", c.conn.RemoteAddr().String()).
+		c.b.log.Debug().Err(err).Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).
 			Stringer("reason", code).Msg("closing connection")
 	}
 	switch {
@@ -215,9 +232,9 @@ func (c *client) shutdown() {
 		return
 	}
 	c.sendDisconnect(codec.ServerShuttingDown)
-	if c.will != nil {
-		c.will.Release()
-		c.will = nil
+	if c.ext != nil && c.ext.will != nil {
+		c.ext.will.Release()
+		c.ext.will = nil
 	}
 	c.conn.Close()
 }
@@ -230,7 +247,7 @@ func (c *client) tick(b *Broker, now int64) {
 	}
 	switch c.state {
 	case stateNew:
-		if now-c.openedAt > int64(b.cfg.ConnectTimeout) {
+		if now-c.lastRecv > int64(b.cfg.ConnectTimeout) {
 			c.conn.Close()
 		}
 	case stateConnected:
@@ -270,12 +287,12 @@ func (c *client) closed() {
 	gen := s.Gen
 	expiry := s.Expiry
 	s.Unlock()
-	if c.will != nil {
+	if e := c.ext; e != nil && e.will != nil {
 		if c.dropWill {
-			c.will.Release()
+			e.will.Release()
 		} else {
-			b.publishWill(s, c.will, gen, c.willDelay, expiry)
+			b.publishWill(s, e.will, gen, e.willDelay, expiry)
 		}
-		c.will = nil
+		e.will = nil
 	}
 }

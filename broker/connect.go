@@ -3,6 +3,7 @@ package broker
 import (
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/router"
@@ -38,7 +39,6 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
 		assigned = true
 	}
-	c.idb = []byte(id)
 
 	// Keep-alive, capped by the broker.
 	c.keepAlive = p.KeepAlive
@@ -70,10 +70,8 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			c.window = p.Props.ReceiveMaximum // [MQTT-3.3.4-9]
 		}
 		if p.Props.Has(codec.PropMaximumPacketSize) {
-			c.maxOut = p.Props.MaximumPacketSize // [MQTT-3.1.2-24]
+			c.extra().maxOut = p.Props.MaximumPacketSize // [MQTT-3.1.2-24]
 		}
-		c.problemOff = p.Props.Has(codec.PropRequestProblemInfo) && p.Props.RequestProblemInfo == 0
-		c.aliasMax = topicAliasMax
 	}
 
 	// The will, copied out of the frame now: it outlives it.
@@ -86,9 +84,10 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			if p.WillProps.Has(codec.PropMessageExpiry) {
 				exp = int64(p.WillProps.MessageExpiry) * int64(time.Second) // relative until published
 			}
-			c.willDelay = p.WillProps.WillDelay
+			c.extra().willDelay = p.WillProps.WillDelay
 		}
-		c.will = router.NewMessage(p.WillTopic, p.WillPayload, fwd, c.idb, p.WillQoS, p.WillRetain, exp, nil)
+		idb := unsafe.Slice(unsafe.StringData(id), len(id))
+		c.extra().will = router.NewMessage(p.WillTopic, p.WillPayload, fwd, idb, p.WillQoS, p.WillRetain, exp, nil)
 	}
 
 	// Take the session over or start one [MQTT-3.1.2-4], [MQTT-3.1.4-3].
@@ -119,7 +118,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		pr := &ack.Props
 		if assigned {
 			pr.Set(codec.PropAssignedClientID)
-			pr.AssignedClientID = c.idb
+			pr.AssignedClientID = c.id()
 		}
 		if serverKeepAlive {
 			pr.Set(codec.PropServerKeepAlive)
@@ -167,7 +166,6 @@ func (c *client) takeOver() {
 	if c.state != stateConnected || c.conn.Closing() {
 		return
 	}
-	c.takenOver = true
 	c.sendDisconnect(codec.SessionTakenOver)
 	c.conn.Close()
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/router"
@@ -48,7 +49,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		fwd = p.Props.ForwardProps(ls.props[:0])
 		ls.props = fwd
 	}
-	m := router.NewMessage(topic, p.Payload, fwd, c.idb, p.QoS, p.Retain, expiry, s)
+	m := router.NewMessage(topic, p.Payload, fwd, c.id(), p.QoS, p.Retain, expiry, s)
 	if !b.submit(m) {
 		m.Release()
 		if p.QoS == 0 {
@@ -77,20 +78,24 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 // resolveAlias applies an MQTT 5 Topic Alias [MQTT-3.3.2.3.4]: a topic with
 // an alias sets it, an empty topic uses it.
 func (c *client) resolveAlias(alias uint16, topic []byte) ([]byte, error) {
-	if alias == 0 || alias > c.aliasMax {
+	if alias == 0 || alias > topicAliasMax {
 		return nil, errAliasInvalid // [MQTT-3.3.2-9]
 	}
+	e := c.extra()
 	if len(topic) > 0 {
-		if c.aliases == nil {
-			c.aliases = make([]string, c.aliasMax+1)
+		if e.aliases == nil {
+			e.aliases = make([]string, topicAliasMax+1)
 		}
-		c.aliases[alias] = string(topic)
+		if e.aliases[alias] != string(topic) {
+			e.aliases[alias] = string(topic)
+		}
 		return topic, nil
 	}
-	if c.aliases == nil || c.aliases[alias] == "" {
+	if e.aliases == nil || e.aliases[alias] == "" {
 		return nil, errAliasUnknown
 	}
-	return []byte(c.aliases[alias]), nil
+	t := e.aliases[alias]
+	return unsafe.Slice(unsafe.StringData(t), len(t)), nil
 }
 
 // onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
@@ -206,7 +211,7 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 			left := (m.Expiry - now + int64(time.Second) - 1) / int64(time.Second) // [MQTT-3.3.2-6]
 			o.Expiry = uint32(max(left, 1))
 		}
-		if c.maxOut != 0 && o.Size(codec.V5) > int(c.maxOut) {
+		if c.ext != nil && c.ext.maxOut != 0 && o.Size(codec.V5) > int(c.ext.maxOut) {
 			c.b.stats.dropsTooLarge.Add(1)
 			return false
 		}

@@ -11,7 +11,7 @@ import (
 // a Will Delay Interval it waits for the shorter of the delay and the
 // session expiry, and is dropped if the client reconnected to the session
 // in the meantime [MQTT-3.1.3-9]. It takes over will's reference.
-func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint64, delay, expiry uint32) {
+func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint32, delay, expiry uint32) {
 	wait := time.Duration(min(delay, expiry)) * time.Second
 	if wait == 0 {
 		b.sendWill(will)

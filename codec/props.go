@@ -222,7 +222,9 @@ func (r *reader) prop(p *Properties, id PropID) {
 		p.TopicAliasMaximum = r.u16()
 	case PropTopicAlias:
 		p.TopicAlias = r.u16()
-		bad = p.TopicAlias == 0 // [MQTT-3.3.2-8]
+		if p.TopicAlias == 0 && r.err == nil {
+			r.fail(ErrTopicAliasZero) // [MQTT-3.3.2-8]
+		}
 	case PropMessageExpiry:
 		p.MessageExpiry = r.u32()
 	case PropSessionExpiry:
@@ -414,14 +416,18 @@ func (p *Properties) blockSize() int {
 	return VarintSize(n) + n
 }
 
-// ForwardProps appends to dst the properties of a received PUBLISH that go
-// on to subscribers unchanged — Payload Format Indicator, Content Type,
-// Response Topic, Correlation Data and User Properties in their order
-// [MQTT-3.3.2-4], [MQTT-3.3.2-17], [MQTT-3.3.2-18]. Topic Alias and
-// Subscription Identifier are per hop and Message Expiry is rewritten per
-// delivery, so they are left out.
+// ForwardProps appends to dst the properties of a received PUBLISH (or of
+// a will) that go on to subscribers unchanged — Payload Format Indicator,
+// Content Type, Response Topic, Correlation Data and User Properties in
+// their order [MQTT-3.3.2-4], [MQTT-3.3.2-17], [MQTT-3.3.2-18]. Topic Alias
+// and Subscription Identifier are per hop, Message Expiry is rewritten per
+// delivery, and will-only properties (Will Delay Interval) are not
+// PUBLISH properties, so all of those are left out.
 func (p *Properties) ForwardProps(dst []byte) []byte {
 	keep := *p
-	keep.Present &^= 1<<PropTopicAlias | 1<<PropSubscriptionID | 1<<PropMessageExpiry
+	keep.Present &= forwardedProps
 	return keep.AppendBody(dst)
 }
+
+var forwardedProps = uint64(setOf(PropPayloadFormat, PropContentType, PropResponseTopic,
+	PropCorrelationData, PropUser))

@@ -42,9 +42,15 @@ func (p *Publish) Decode(flags byte, body []byte, v byte) error {
 		return r.err
 	}
 	p.Payload = r.rest()
+	if len(p.SubIDs()) > 0 {
+		return ErrClientSubID // [MQTT-3.3.4-6]
+	}
 	if len(p.Topic) == 0 {
-		if v != V5 || !p.Props.Has(PropTopicAlias) {
-			return ErrTopicEmpty // [MQTT-4.7.3-1], [MQTT-3.3.2-1]
+		if v != V5 {
+			return ErrTopicEmpty // [MQTT-4.7.3-1]
+		}
+		if !p.Props.Has(PropTopicAlias) {
+			return ErrTopicNoAlias // [MQTT-3.3.2-1], 3.3.2.3.4
 		}
 	} else if err := checkTopicChars(p.Topic); err != nil {
 		return err // [MQTT-3.3.2-2]
@@ -54,6 +60,9 @@ func (p *Publish) Decode(flags byte, body []byte, v byte) error {
 	}
 	return nil
 }
+
+// SubIDs returns the packet's Subscription Identifiers.
+func (p *Publish) SubIDs() []uint32 { return p.Props.SubIDs }
 
 // DecodeClient is Decode for a PUBLISH received by a client, where several
 // Subscription Identifiers may appear [MQTT-3.3.4-3].

@@ -162,6 +162,9 @@ var (
 	ErrPacketIDZero      = &Error{MalformedPacket, "packet identifier 0"}
 	ErrTopicWildcard     = &Error{TopicNameInvalid, "wildcard in topic name"}
 	ErrTopicEmpty        = &Error{TopicNameInvalid, "empty topic name"}
+	ErrTopicNoAlias      = &Error{ProtocolError, "empty topic name without a topic alias"}
+	ErrTopicAliasZero    = &Error{TopicAliasInvalid, "topic alias 0"}
+	ErrClientSubID       = &Error{ProtocolError, "subscription identifier in a PUBLISH from a client"}
 	ErrNoFilters         = &Error{ProtocolError, "SUBSCRIBE or UNSUBSCRIBE without topic filters"}
 	ErrSubOptions        = &Error{MalformedPacket, "reserved subscription option bits set"}
 	ErrRetainHandling    = &Error{ProtocolError, "retain handling 3"}

@@ -1,0 +1,73 @@
+# Shoal's front door. `make help` lists the targets.
+
+GO        ?= go
+BIN       ?= bin/shoal
+# Extra flags for `make run`, e.g. make run ARGS='--log-level debug'.
+ARGS      ?=
+FUZZ_PKG  ?= ./codec
+# Per fuzz target: `make fuzz` runs each this long; `make test` uses 5s.
+FUZZTIME  ?= 60s
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help run build test race fuzz bench lint deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+run: ## build and start the broker on 127.0.0.1:1883 with the embedded config
+	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/broker $(ARGS)
+
+build: ## build bin/shoal
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/broker
+
+test: deps ## install test peers if missing, vet, all tests, then a 5s fuzz of each codec fuzz target
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 10m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+
+race: ## all tests under the race detector
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Runs every Fuzz target in $(FUZZ_PKG) for $(FUZZTIME) each; go test takes
+# one target per -fuzz run. New crashers land in $(FUZZ_PKG)/testdata/fuzz
+# and become regression tests: commit them with the fix.
+fuzz: ## fuzz each codec fuzz target for 60s
+	@set -e; \
+	if ! ls $(FUZZ_PKG)/*_test.go >/dev/null 2>&1; then \
+		echo "fuzz: no tests in $(FUZZ_PKG) yet, skipping"; exit 0; \
+	fi; \
+	list=$$($(GO) test -list '^Fuzz' $(FUZZ_PKG)) || { echo "fuzz: cannot list $(FUZZ_PKG)'s tests"; exit 1; }; \
+	targets=$$(printf '%s\n' "$$list" | grep '^Fuzz' || true); \
+	if [ -z "$$targets" ]; then echo "fuzz: no Fuzz targets in $(FUZZ_PKG), skipping"; exit 0; fi; \
+	for t in $$targets; do \
+		echo "fuzz: $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_PKG); \
+	done
+
+# Placeholder until the bench/ harness (whole-broker load with committed
+# results) lands in a later issue; for now it runs the package benchmarks.
+bench: ## package benchmarks (bench/ harness comes later)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint: ## gofmt must be clean, go vet must pass
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+deps: ## install mosquitto, its clients and python3-paho-mqtt (apt) when missing
+	@if command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 && \
+		{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
+		python3 -c 'import paho.mqtt' >/dev/null 2>&1; then \
+		echo "deps: mosquitto, mosquitto-clients and python3-paho-mqtt already installed"; \
+	else \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto mosquitto-clients python3-paho-mqtt && \
+		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then \
+			echo "deps: stopping the mosquitto service the package started, so port 1883 is free for shoal"; \
+			$(SUDO) systemctl disable --now mosquitto; \
+		fi; \
+	fi
+
+clean: ## remove build output
+	rm -rf bin

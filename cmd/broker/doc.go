@@ -1,0 +1,20 @@
+// Command broker runs a Shoal MQTT broker (built as bin/shoal by make
+// build).
+//
+//	shoal [-c FILE] [--listen ADDR] [--log-level LEVEL]
+//	shoal --version
+//
+// Without -c it runs with the embedded default configuration (see
+// config.example.yaml at the repository root); --listen and --log-level
+// override the file. It logs to stderr: console lines on a terminal, JSON
+// otherwise, unless log_format says which.
+//
+// SIGINT or SIGTERM starts a graceful shutdown of at most ten seconds; a
+// second signal cuts it short.
+//
+// Exit codes: 0 after a clean shutdown (or --version, -h), 1 when the
+// configuration file is wrong or the broker fails, 2 for a bad flag.
+//
+// All the logic is in run, which takes its arguments, output streams and
+// signal channel as parameters so that tests drive it without a process.
+package main

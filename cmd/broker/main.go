@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/broker"
+	"github.com/shoalmq/shoal/config"
+)
+
+// version is set at link time (make build: -ldflags "-X main.version=...").
+// It is the one package-level variable: nothing writes it at run time.
+var version = "dev"
+
+// shutdownTimeout bounds a graceful shutdown: long enough for clients to
+// receive their DISCONNECT and for the router to drain, short enough for a
+// service manager waiting to restart us.
+const shutdownTimeout = 10 * time.Second
+
+// embeddedName is how errors name the embedded default configuration.
+const embeddedName = "(embedded default config)"
+
+func main() {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, signals))
+}
+
+// options are the command-line flags after parsing.
+type options struct {
+	configPath  string // "" means the embedded default
+	listen      string // "" means the file's
+	logLevel    *zerolog.Level
+	showVersion bool
+}
+
+// parseFlags reads args. Its error has already been reported on stderr by
+// the flag package, naming the flag; flag.ErrHelp means -h was asked for.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("shoal", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	setConfig := func(s string) error {
+		if s == "" {
+			return errors.New("must name a file")
+		}
+		o.configPath = s
+		return nil
+	}
+	fs.Func("c", "read the configuration from `FILE` (same as --config)", setConfig)
+	fs.Func("config", "read the configuration from `FILE` (default: the embedded config.example.yaml)", setConfig)
+	fs.Func("listen", "listen on `ADDR` (host:port), overriding the file's listen", func(s string) error {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return fmt.Errorf("want host:port: %w", err)
+		}
+		o.listen = s
+		return nil
+	})
+	fs.Func("log-level", "log at `LEVEL` and above: trace, debug, info, warn or error (overrides the file's log_level)", func(s string) error {
+		l, err := config.ParseLogLevel(s)
+		if err != nil {
+			return err
+		}
+		o.logLevel = &l
+		return nil
+	})
+	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--log-level LEVEL]\n       shoal --version\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+		fmt.Fprintf(stderr, "%v\n", err)
+		fs.Usage()
+		return o, err
+	}
+	return o, nil
+}
+
+// run is the whole program: it returns the exit code. It blocks until a
+// value arrives on signals (a nil channel blocks forever).
+func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int {
+	o, err := parseFlags(args, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		return 2
+	}
+	if o.showVersion {
+		fmt.Fprintf(stdout, "shoal %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	}
+
+	var file config.File
+	if o.configPath == "" {
+		file, err = config.Parse(config.Default(), embeddedName)
+	} else {
+		file, err = config.Load(o.configPath)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal: %v\n", err)
+		return 1
+	}
+	if o.listen != "" {
+		file.Broker.Listen = o.listen
+	}
+	if o.logLevel != nil {
+		file.LogLevel = *o.logLevel
+	}
+
+	log := newLogger(stderr, file.LogLevel, file.LogFormat)
+	file.Broker.Logger = log
+
+	b, err := broker.New(file.Broker)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot build the broker")
+		return 1
+	}
+	if err := b.Start(); err != nil {
+		log.Error().Err(err).Str("listen", file.Broker.Listen).Msg("cannot start the broker")
+		return 1
+	}
+	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
+
+	sig := <-signals
+	log.Info().Str("signal", sig.String()).Dur("timeout", shutdownTimeout).Msg("shutting down")
+	if err := shutdown(b, signals, log); err != nil {
+		log.Error().Err(err).Msg("shutdown was not clean")
+		return 1
+	}
+	log.Info().Msg("stopped")
+	return 0
+}
+
+// shutdown closes b within shutdownTimeout, or at once when another signal
+// arrives.
+func shutdown(b *broker.Broker, signals <-chan os.Signal, log zerolog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Close(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case sig := <-signals:
+		log.Warn().Str("signal", sig.String()).Msg("second signal: closing now")
+		cancel()
+		return <-done
+	}
+}
+
+// newLogger builds the process logger on w.
+func newLogger(w io.Writer, level zerolog.Level, format config.LogFormat) zerolog.Logger {
+	terminal := isTerminal(w)
+	if format.Console(terminal) {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !terminal}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a character device such as a terminal.
+// golang.org/x/term is not a dependency; the file mode answers the same
+// question for the console-or-JSON choice.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/config"
+)
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--version"}, &stdout, &stderr, nil); code != 0 {
+		t.Fatalf("--version exited %d, stderr: %s", code, stderr.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "shoal dev (go") {
+		t.Errorf("--version printed %q, want \"shoal dev (go...\"", stdout.String())
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help"} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{arg}, &stdout, &stderr, nil); code != 0 {
+			t.Errorf("%s exited %d, want 0", arg, code)
+		}
+		for _, want := range []string{"Usage: shoal", "-config FILE", "-listen ADDR", "-log-level LEVEL", "-version"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("%s output lacks %q:\n%s", arg, want, stderr.String())
+			}
+		}
+	}
+}
+
+// TestBadFlags checks that every flag error exits 2 with a message naming
+// the flag or argument.
+func TestBadFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{name: "unknown flag", args: []string{"--lsten", ":1883"}, want: []string{"-lsten"}},
+		{name: "missing value", args: []string{"--listen"}, want: []string{"-listen"}},
+		{name: "bad listen", args: []string{"--listen", "localhost"}, want: []string{"-listen", "localhost", "missing port"}},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, want: []string{"-log-level", `"loud"`}},
+		{name: "empty config", args: []string{"-c", ""}, want: []string{"-c", "must name a file"}},
+		{name: "empty config long", args: []string{"--config="}, want: []string{"-config", "must name a file"}},
+		{name: "bad bool", args: []string{"--version=maybe"}, want: []string{"-version"}},
+		{name: "stray argument", args: []string{"shoal.yaml"}, want: []string{`unexpected argument "shoal.yaml"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr, nil); code != 2 {
+				t.Errorf("run(%q) = %d, want 2", tt.args, code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("run(%q) stderr lacks %q:\n%s", tt.args, w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+// TestBadConfig checks that a wrong configuration file exits 1 with the
+// config error, naming file, line and key, before anything listens.
+func TestBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	bad := write("shoal.yaml", "listen: \"127.0.0.1:0\"\nmax_inflight: 0\n")
+	typo := write("typo.yaml", "# listener\nlistne: \":0\"\n")
+	missing := filepath.Join(dir, "missing.yaml")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "validate", args: []string{"-c", bad}, want: bad + ":2:15: max_inflight: 0 is outside 1..65535"},
+		{name: "long flag", args: []string{"--config", bad}, want: bad + ":2:15: max_inflight: 0 is outside 1..65535"},
+		{name: "listen flag does not hide file errors", args: []string{"--listen", "127.0.0.1:0", "-c", bad}, want: bad + ":2:15: max_inflight"},
+		{name: "unknown key", args: []string{"-c", typo}, want: typo + `:2:1: unknown key "listne" (did you mean "listen"?)`},
+		{name: "missing file", args: []string{"-c", missing}, want: missing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr, nil); code != 1 {
+				t.Errorf("run(%q) = %d, want 1", tt.args, code)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("run(%q) stderr lacks %q:\n%s", tt.args, tt.want, stderr.String())
+			}
+		})
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(&buf, zerolog.WarnLevel, config.LogFormatAuto)
+	log.Info().Msg("hidden")
+	log.Warn().Str("k", "v").Msg("shown")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("auto format on a buffer is not JSON: %v: %q", err, buf.String())
+	}
+	if line["message"] != "shown" || line["k"] != "v" || line["level"] != "warn" {
+		t.Errorf("logged %v", line)
+	}
+
+	buf.Reset()
+	log = newLogger(&buf, zerolog.InfoLevel, config.LogFormatConsole)
+	log.Info().Str("addr", "127.0.0.1:1883").Msg("listening")
+	if out := buf.String(); strings.HasPrefix(out, "{") || !strings.Contains(out, "listening") ||
+		!strings.Contains(out, "addr=127.0.0.1:1883") || strings.Contains(out, "\x1b[") {
+		t.Errorf("console format wrote %q, want a plain (uncoloured) console line", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that run's logger and the test can share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// listenAddr waits for run's "listening" log line and returns its addr.
+func listenAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}) string {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var line struct{ Message, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Message == "listening" && line.Addr != "" {
+				return line.Addr
+			}
+		}
+		select {
+		case <-exited:
+			t.Fatalf("run exited before listening; logs:\n%s", logs.String())
+		case <-deadline:
+			t.Fatalf("no \"listening\" log line after 10s; logs:\n%s", logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestRunServesAndShutsDown starts the real broker on a free port, checks
+// that it answers an MQTT 3.1.1 CONNECT, and stops it with SIGTERM.
+func TestRunServesAndShutsDown(t *testing.T) {
+	var stdout bytes.Buffer
+	var logs syncBuffer
+	signals := make(chan os.Signal, 1)
+	exited := make(chan struct{})
+	var code int // written before exited is closed
+	go func() {
+		defer close(exited)
+		code = run([]string{"--listen", "127.0.0.1:0", "--log-level", "debug"}, &stdout, &logs, signals)
+	}()
+	t.Cleanup(func() {
+		// Stop the broker if the test failed before its SIGTERM.
+		select {
+		case signals <- syscall.SIGTERM:
+		default:
+		}
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			t.Error("run did not return within 15s of SIGTERM")
+		}
+	})
+
+	addr := listenAddr(t, &logs, exited)
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	defer conn.Close()
+	connect := []byte{
+		0x10, 0x0d, // CONNECT, remaining length 13
+		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name
+		0x04,       // protocol level 4: MQTT 3.1.1
+		0x02,       // connect flags: clean session
+		0x00, 0x3c, // keep alive 60 s
+		0x00, 0x01, 't', // client identifier "t"
+	}
+	if _, err := conn.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	connack := make([]byte, 4)
+	if _, err := io.ReadFull(conn, connack); err != nil {
+		t.Fatalf("reading CONNACK: %v", err)
+	}
+	want := []byte{
+		0x20, 0x02, // CONNACK, remaining length 2
+		0x00, // session present 0
+		0x00, // return code 0: accepted
+	}
+	if !bytes.Equal(connack, want) {
+		t.Errorf("CONNACK = % x, want % x", connack, want)
+	}
+
+	signals <- syscall.SIGTERM
+	select {
+	case <-exited:
+		if code != 0 {
+			t.Errorf("run exited %d after SIGTERM, want 0; logs:\n%s", code, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("run did not return within 15s of SIGTERM; logs:\n%s", logs.String())
+	}
+	for _, msg := range []string{`"shutting down"`, `"stopped"`} {
+		if !strings.Contains(logs.String(), msg) {
+			t.Errorf("logs lack %s:\n%s", msg, logs.String())
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/broker"
+)
+
+// defaultYAML is the documented default file. It is unexported so that no
+// caller can change it; Default hands out copies.
+//
+//go:embed default.yaml
+var defaultYAML string
+
+// Default returns the embedded default configuration file: every key at its
+// default, each with a comment. Parsing it yields broker.DefaultConfig(),
+// LogLevel info and LogFormat auto. Each call returns a new copy. Safe for
+// concurrent use.
+func Default() []byte { return []byte(defaultYAML) }
+
+// File is a parsed configuration file.
+type File struct {
+	// Broker holds the broker settings, starting from broker.DefaultConfig().
+	// Its Logger is left at the default; the program builds one from
+	// LogLevel and LogFormat.
+	Broker broker.Config
+
+	// LogLevel is the least severe level logged (log_level). Default info.
+	LogLevel zerolog.Level
+
+	// LogFormat says how log lines are written (log_format). Default auto.
+	LogFormat LogFormat
+}
+
+// defaults returns the File that an empty configuration file yields.
+func defaults() File {
+	return File{
+		Broker:    broker.DefaultConfig(),
+		LogLevel:  zerolog.InfoLevel,
+		LogFormat: LogFormatAuto,
+	}
+}
+
+// Load reads and parses the configuration file at path; errors name path.
+// Safe for concurrent use.
+func Load(path string) (File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return File{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// LogFormat says how log lines are written.
+type LogFormat uint8
+
+const (
+	// LogFormatAuto writes console lines when the log destination is a
+	// terminal and JSON otherwise (default).
+	LogFormatAuto LogFormat = iota
+	// LogFormatConsole writes human-readable lines.
+	LogFormatConsole
+	// LogFormatJSON writes one JSON object per line.
+	LogFormatJSON
+)
+
+// String returns the format's config-file spelling.
+func (f LogFormat) String() string {
+	switch f {
+	case LogFormatAuto:
+		return "auto"
+	case LogFormatConsole:
+		return "console"
+	case LogFormatJSON:
+		return "json"
+	}
+	return fmt.Sprintf("LogFormat(%d)", uint8(f))
+}
+
+// Console reports whether logs should be written as console lines rather
+// than JSON, given whether the destination is a terminal.
+func (f LogFormat) Console(terminal bool) bool {
+	switch f {
+	case LogFormatConsole:
+		return true
+	case LogFormatJSON:
+		return false
+	}
+	return terminal
+}
+
+// ParseLogFormat reads the config-file spelling of a LogFormat.
+func ParseLogFormat(s string) (LogFormat, error) {
+	switch s {
+	case "auto":
+		return LogFormatAuto, nil
+	case "console":
+		return LogFormatConsole, nil
+	case "json":
+		return LogFormatJSON, nil
+	}
+	return 0, fmt.Errorf("unknown log format %q (want auto, console or json)", s)
+}
+
+// ParseLogLevel reads a log level: trace, debug, info, warn or error. It is
+// stricter than zerolog.ParseLevel, which also takes levels that would hide
+// every log line or make the program stop. The --log-level flag uses it too.
+func ParseLogLevel(s string) (zerolog.Level, error) {
+	switch s {
+	case "trace":
+		return zerolog.TraceLevel, nil
+	case "debug":
+		return zerolog.DebugLevel, nil
+	case "info":
+		return zerolog.InfoLevel, nil
+	case "warn":
+		return zerolog.WarnLevel, nil
+	case "error":
+		return zerolog.ErrorLevel, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", s)
+}

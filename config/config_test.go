@@ -1,0 +1,425 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/shoalmq/shoal/broker"
+)
+
+// withoutLogger zeroes the field that cannot be compared meaningfully.
+func withoutLogger(c broker.Config) broker.Config {
+	c.Logger = zerolog.Logger{}
+	return c
+}
+
+func TestDefaultYieldsBrokerDefaults(t *testing.T) {
+	f, err := Parse(Default(), "default.yaml")
+	if err != nil {
+		t.Fatalf("Parse(Default()): %v", err)
+	}
+	got, want := withoutLogger(f.Broker), withoutLogger(broker.DefaultConfig())
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("embedded default parses to\n%+v\nwant broker.DefaultConfig()\n%+v", got, want)
+	}
+	if f.LogLevel != zerolog.InfoLevel || f.LogFormat != LogFormatAuto {
+		t.Errorf("log settings = %v, %v; want info, auto", f.LogLevel, f.LogFormat)
+	}
+}
+
+func TestEmptyFileYieldsDefaults(t *testing.T) {
+	for _, in := range []string{"", "\n", "# only a comment\n", "---\n", "~\n"} {
+		f, err := Parse([]byte(in), "empty.yaml")
+		if err != nil {
+			t.Errorf("Parse(%q): %v", in, err)
+			continue
+		}
+		if want := defaults(); !reflect.DeepEqual(withoutLogger(f.Broker), withoutLogger(want.Broker)) ||
+			f.LogLevel != want.LogLevel || f.LogFormat != want.LogFormat {
+			t.Errorf("Parse(%q) = %+v, want the defaults", in, f)
+		}
+	}
+}
+
+func TestExampleIsEmbeddedDefault(t *testing.T) {
+	example, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(example, Default()) {
+		t.Error("config.example.yaml differs from config/default.yaml; keep them identical (cp config/default.yaml config.example.yaml)")
+	}
+}
+
+func TestDefaultListsEveryKeyInOrder(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(Default(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	root := doc.Content[0]
+	var got []string
+	for i := 0; i < len(root.Content); i += 2 {
+		k := root.Content[i]
+		got = append(got, k.Value)
+		if strings.TrimSpace(k.HeadComment) == "" {
+			t.Errorf("default.yaml: key %q has no comment above it", k.Value)
+		}
+	}
+	var want []string
+	for _, s := range settings() {
+		want = append(want, s.key)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("default.yaml keys = %v\nwant %v", got, want)
+	}
+}
+
+func TestDefaultIsNotShared(t *testing.T) {
+	a := Default()
+	a[0] ^= 0xff
+	if bytes.Equal(a, Default()) {
+		t.Error("Default returned shared bytes")
+	}
+}
+
+// TestEveryKey sets every key to a value other than its default and checks
+// that each broker.Config field is reached by some key, so a field added
+// to broker.Config without a key here fails the test.
+func TestEveryKey(t *testing.T) {
+	in := `
+listen: "0.0.0.0:1884"
+loops: 3
+workers: 5
+worker_queue: 100
+max_packet_size: 64KiB
+connect_timeout: 1m30s
+max_keepalive: 120
+max_inflight: 20
+max_queued: 7
+queue_policy: drop-newest
+retry_interval: 15s
+max_session_expiry: 24h
+log_level: debug
+log_format: json
+`
+	got, err := Parse([]byte(in), "all.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := File{
+		Broker: broker.Config{
+			Listen:           "0.0.0.0:1884",
+			Loops:            3,
+			Workers:          5,
+			WorkerQueue:      100,
+			MaxPacketSize:    64 << 10,
+			ConnectTimeout:   90 * time.Second,
+			MaxKeepAlive:     120,
+			MaxInflight:      20,
+			MaxQueued:        7,
+			QueuePolicy:      broker.DropNewest,
+			RetryInterval:    15 * time.Second,
+			MaxSessionExpiry: 24 * time.Hour,
+		},
+		LogLevel:  zerolog.DebugLevel,
+		LogFormat: LogFormatJSON,
+	}
+	got.Broker = withoutLogger(got.Broker)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Parse =\n%+v\nwant\n%+v", got, want)
+	}
+
+	def := reflect.ValueOf(withoutLogger(broker.DefaultConfig()))
+	set := reflect.ValueOf(want.Broker)
+	for i := 0; i < def.NumField(); i++ {
+		name := def.Type().Field(i).Name
+		if name == "Logger" {
+			continue
+		}
+		if reflect.DeepEqual(def.Field(i).Interface(), set.Field(i).Interface()) {
+			t.Errorf("broker.Config.%s is not set by any config key (add one to settings and default.yaml)", name)
+		}
+	}
+}
+
+// TestValues checks the spellings each kind of value accepts.
+func TestValues(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		get  func(File) any
+		want any
+	}{
+		{name: "plain listen", in: "listen: :0", get: func(f File) any { return f.Broker.Listen }, want: ":0"},
+		{name: "quoted listen", in: `listen: "[::1]:1883"`, get: func(f File) any { return f.Broker.Listen }, want: "[::1]:1883"},
+		{name: "zero loops", in: "loops: 0", get: func(f File) any { return f.Broker.Loops }, want: 0},
+		{name: "hex count", in: "max_inflight: 0x10", get: func(f File) any { return f.Broker.MaxInflight }, want: 16},
+		{name: "zero max_queued", in: "max_queued: 0", get: func(f File) any { return f.Broker.MaxQueued }, want: 0},
+
+		{name: "size bytes", in: "max_packet_size: 4096", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 4096},
+		{name: "size string bytes", in: `max_packet_size: "4096"`, get: func(f File) any { return f.Broker.MaxPacketSize }, want: 4096},
+		{name: "size B", in: "max_packet_size: 100B", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 100},
+		{name: "size KB", in: "max_packet_size: 1KB", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 1000},
+		{name: "size KiB", in: "max_packet_size: 64KiB", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 65536},
+		{name: "size MB", in: "max_packet_size: 2MB", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 2000000},
+		{name: "size MiB", in: "max_packet_size: 1MiB", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 1 << 20},
+		{name: "size space", in: "max_packet_size: 2 MiB", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 2 << 20},
+		{name: "size max", in: "max_packet_size: 268435460", get: func(f File) any { return f.Broker.MaxPacketSize }, want: 268435460},
+
+		{name: "duration string", in: "connect_timeout: 1m30s", get: func(f File) any { return f.Broker.ConnectTimeout }, want: 90 * time.Second},
+		{name: "duration ms", in: "connect_timeout: 250ms", get: func(f File) any { return f.Broker.ConnectTimeout }, want: 250 * time.Millisecond},
+		{name: "duration seconds", in: "connect_timeout: 90", get: func(f File) any { return f.Broker.ConnectTimeout }, want: 90 * time.Second},
+		{name: "duration zero", in: "retry_interval: 0", get: func(f File) any { return f.Broker.RetryInterval }, want: time.Duration(0)},
+		{name: "expiry hours", in: "max_session_expiry: 2h", get: func(f File) any { return f.Broker.MaxSessionExpiry }, want: 2 * time.Hour},
+
+		{name: "keepalive seconds", in: "max_keepalive: 300", get: func(f File) any { return f.Broker.MaxKeepAlive }, want: uint16(300)},
+		{name: "keepalive duration", in: "max_keepalive: 5m", get: func(f File) any { return f.Broker.MaxKeepAlive }, want: uint16(300)},
+		{name: "keepalive max", in: "max_keepalive: 65535", get: func(f File) any { return f.Broker.MaxKeepAlive }, want: uint16(65535)},
+
+		{name: "drop-oldest", in: "queue_policy: drop-oldest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropOldest},
+		{name: "drop-newest", in: "queue_policy: drop-newest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropNewest},
+
+		{name: "trace", in: "log_level: trace", get: func(f File) any { return f.LogLevel }, want: zerolog.TraceLevel},
+		{name: "debug", in: "log_level: debug", get: func(f File) any { return f.LogLevel }, want: zerolog.DebugLevel},
+		{name: "info", in: "log_level: info", get: func(f File) any { return f.LogLevel }, want: zerolog.InfoLevel},
+		{name: "warn", in: "log_level: warn", get: func(f File) any { return f.LogLevel }, want: zerolog.WarnLevel},
+		{name: "error", in: "log_level: error", get: func(f File) any { return f.LogLevel }, want: zerolog.ErrorLevel},
+		{name: "auto", in: "log_format: auto", get: func(f File) any { return f.LogFormat }, want: LogFormatAuto},
+		{name: "console", in: "log_format: console", get: func(f File) any { return f.LogFormat }, want: LogFormatConsole},
+		{name: "json", in: "log_format: json", get: func(f File) any { return f.LogFormat }, want: LogFormatJSON},
+
+		{name: "flow mapping", in: "{loops: 2, workers: 3}", get: func(f File) any { return f.Broker.Workers }, want: 3},
+		{name: "alias", in: "loops: &n 4\nworkers: *n", get: func(f File) any { return f.Broker.Workers }, want: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := Parse([]byte(tt.in), "v.yaml")
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.in, err)
+			}
+			if got := tt.get(f); got != tt.want {
+				t.Errorf("Parse(%q): got %v (%T), want %v (%T)", tt.in, got, got, tt.want, tt.want)
+			}
+		})
+	}
+}
+
+// TestErrors checks every error path: the whole message, and that the
+// error is an *Error with the position and key.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		want     string
+		line     int
+		key      string
+		isSyntax bool
+	}{
+		// Unknown and repeated keys.
+		{name: "typo", in: "loops: 1\nlistne: x\n",
+			want: `s.yaml:2:1: unknown key "listne" (did you mean "listen"?)`, line: 2},
+		{name: "camel case", in: "maxInflight: 3\n",
+			want: `s.yaml:1:1: unknown key "maxInflight" (did you mean "max_inflight"?)`, line: 1},
+		{name: "dashes", in: "max-queued: 3\n",
+			want: `s.yaml:1:1: unknown key "max-queued" (did you mean "max_queued"?)`, line: 1},
+		{name: "far off", in: "port: 1883\n",
+			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, retry_interval, max_session_expiry, log_level, log_format)`, line: 1},
+		{name: "shared_strategy is not ours yet", in: "shared_strategy: round-robin\n",
+			want: `s.yaml:1:1: unknown key "shared_strategy"`, line: 1},
+		{name: "merge key", in: "<<: {loops: 1}\n",
+			want: "s.yaml:1:1: merge keys (<<) are not supported; write each setting out", line: 1},
+		{name: "repeated", in: "loops: 1\nworkers: 2\nloops: 3\n",
+			want: "s.yaml:3:1: loops: set again (first set at line 1)", line: 3, key: "loops"},
+		{name: "integer key", in: "1: x\n",
+			want: "s.yaml:1:1: setting names must be strings, got integer 1", line: 1},
+
+		// Wrong types.
+		{name: "listen int", in: "listen: 1883\n",
+			want: "s.yaml:1:9: listen: want a string, got integer 1883", line: 1, key: "listen"},
+		{name: "listen list", in: "listen:\n  - a\n",
+			want: "s.yaml:2:3: listen: want a string, got a list", line: 2, key: "listen"},
+		{name: "count string", in: `max_inflight: "64"`,
+			want: `s.yaml:1:15: max_inflight: want an integer, got string "64"`, line: 1, key: "max_inflight"},
+		{name: "count float", in: "loops: 1.5\n",
+			want: "s.yaml:1:8: loops: want an integer, got number 1.5", line: 1, key: "loops"},
+		{name: "count bool", in: "workers: true\n",
+			want: "s.yaml:1:10: workers: want an integer, got boolean true", line: 1, key: "workers"},
+		{name: "count empty", in: "loops:\nworkers: 1\n",
+			want: "s.yaml:1:7: loops: want an integer, got no value", line: 1, key: "loops"},
+		{name: "count mapping", in: "loops: {a: 1}\n",
+			want: "s.yaml:1:8: loops: want an integer, got a mapping", line: 1, key: "loops"},
+		{name: "count too big", in: "worker_queue: 99999999999999999999\n",
+			want: "s.yaml:1:15: worker_queue: 99999999999999999999 is out of range", line: 1, key: "worker_queue"},
+		{name: "policy int", in: "queue_policy: 1\n",
+			want: "s.yaml:1:15: queue_policy: want a string, got integer 1", line: 1, key: "queue_policy"},
+		{name: "duration float", in: "connect_timeout: 1.5\n",
+			want: `s.yaml:1:18: connect_timeout: want a duration ("10s", "1m30s") or an integer of seconds, got number 1.5`, line: 1, key: "connect_timeout"},
+		{name: "size bool", in: "max_packet_size: false\n",
+			want: `s.yaml:1:18: max_packet_size: want a size (1048576, "1MiB", "64KiB"), got boolean false`, line: 1, key: "max_packet_size"},
+		{name: "top-level list", in: "- listen\n",
+			want: "s.yaml:1:1: want a mapping of settings (key: value lines), got a list", line: 1},
+		{name: "top-level scalar", in: "listen\n",
+			want: `s.yaml:1:1: want a mapping of settings (key: value lines), got string "listen"`, line: 1},
+
+		// Bad values.
+		{name: "bad duration", in: "loops: 1\nretry_interval: 10 seconds\n",
+			want: `s.yaml:2:17: retry_interval: "10 seconds" is not a duration (want e.g. "10s", "1m30s" or an integer of seconds)`, line: 2, key: "retry_interval"},
+		{name: "duration overflow", in: "max_session_expiry: 10000000000000\n",
+			want: "s.yaml:1:21: max_session_expiry: 10000000000000 seconds is out of range", line: 1, key: "max_session_expiry"},
+		{name: "bad size unit", in: "max_packet_size: 1XB\n",
+			want: `s.yaml:1:18: max_packet_size: "1XB" is not a size (want bytes, or an integer with B, KB, MB, GB, KiB, MiB or GiB)`, line: 1, key: "max_packet_size"},
+		{name: "size without number", in: "max_packet_size: MiB\n",
+			want: `s.yaml:1:18: max_packet_size: "MiB" is not a size (want bytes, or an integer with B, KB, MB, GB, KiB, MiB or GiB)`, line: 1, key: "max_packet_size"},
+		{name: "size fraction", in: "max_packet_size: 1.5MiB\n",
+			want: `s.yaml:1:18: max_packet_size: "1.5MiB" is not a size (want bytes, or an integer with B, KB, MB, GB, KiB, MiB or GiB)`, line: 1, key: "max_packet_size"},
+		{name: "size lower case unit", in: "max_packet_size: 1mib\n",
+			want: `s.yaml:1:18: max_packet_size: "1mib" is not a size (want bytes, or an integer with B, KB, MB, GB, KiB, MiB or GiB)`, line: 1, key: "max_packet_size"},
+		{name: "size overflow", in: "max_packet_size: 99999999999999GiB\n",
+			want: "s.yaml:1:18: max_packet_size: 99999999999999GiB is out of range", line: 1, key: "max_packet_size"},
+		{name: "keepalive too long", in: "max_keepalive: 70000\n",
+			want: "s.yaml:1:16: max_keepalive: 70000 seconds is outside 0..65535", line: 1, key: "max_keepalive"},
+		{name: "keepalive negative", in: "max_keepalive: -1s\n",
+			want: "s.yaml:1:16: max_keepalive: -1 seconds is outside 0..65535", line: 1, key: "max_keepalive"},
+		{name: "keepalive fraction", in: "max_keepalive: 1500ms\n",
+			want: "s.yaml:1:16: max_keepalive: 1.5s is not a whole number of seconds", line: 1, key: "max_keepalive"},
+		{name: "bad policy", in: "queue_policy: drop\n",
+			want: `s.yaml:1:15: queue_policy: unknown queue policy "drop" (want drop-oldest or drop-newest)`, line: 1, key: "queue_policy"},
+		{name: "bad level", in: "log_level: fatal\n",
+			want: `s.yaml:1:12: log_level: unknown log level "fatal" (want trace, debug, info, warn or error)`, line: 1, key: "log_level"},
+		{name: "level case", in: "log_level: INFO\n",
+			want: `s.yaml:1:12: log_level: unknown log level "INFO" (want trace, debug, info, warn or error)`, line: 1, key: "log_level"},
+		{name: "bad format", in: "log_format: text\n",
+			want: `s.yaml:1:13: log_format: unknown log format "text" (want auto, console or json)`, line: 1, key: "log_format"},
+
+		// Validate's errors, placed at the key.
+		{name: "validate inflight", in: "# comment\nloops: 2\n\nmax_inflight: 0\n",
+			want: "s.yaml:4:15: max_inflight: 0 is outside 1..65535", line: 4, key: "max_inflight"},
+		{name: "validate listen", in: `listen: ""`,
+			want: "s.yaml:1:9: listen: must not be empty", line: 1, key: "listen"},
+		{name: "validate loops", in: "loops: -1\n",
+			want: "s.yaml:1:8: loops: -1 is negative", line: 1, key: "loops"},
+		{name: "validate packet size", in: "max_packet_size: 10\n",
+			want: "s.yaml:1:18: max_packet_size: 10 is outside 64..268435460", line: 1, key: "max_packet_size"},
+		{name: "validate timeout", in: "connect_timeout: 0s\n",
+			want: "s.yaml:1:18: connect_timeout: 0s must be positive", line: 1, key: "connect_timeout"},
+		{name: "validate retry", in: "retry_interval: -5\n",
+			want: "s.yaml:1:17: retry_interval: -5s is negative", line: 1, key: "retry_interval"},
+		{name: "validate flow", in: "{listen: x, loops: -1}",
+			want: "s.yaml:1:20: loops: -1 is negative", line: 1, key: "loops"},
+
+		// YAML syntax, at the line where the problem shows.
+		{name: "bad indent", in: "listen: x\nloops: 1\n  workers: 2\n",
+			want: "s.yaml:3: YAML syntax error: mapping values are not allowed in this context", line: 3, isSyntax: true},
+		{name: "tab indent", in: "listen: x\nloops: 1\n\tworkers: 2\n",
+			want: "s.yaml:3: YAML syntax error: found a tab character that violates indentation", line: 3, isSyntax: true},
+		{name: "tab first line", in: "\tlisten: x\n",
+			want: "s.yaml:1: YAML syntax error: found character that cannot start any token", line: 1, isSyntax: true},
+		{name: "unclosed flow", in: "listen: x\nloops: [1\nworkers: 2\n",
+			want: "s.yaml:2: YAML syntax error: did not find expected ',' or ']'", line: 2, isSyntax: true},
+		{name: "unclosed quote", in: "listen: x\nloops: '1\n",
+			want: "s.yaml:2: YAML syntax error: found unexpected end of stream", line: 2, isSyntax: true},
+		{name: "lone colon", in: "listen: x\nloops: 1\n:",
+			want: "s.yaml:3: YAML syntax error: did not find expected key", line: 3, isSyntax: true},
+		{name: "second document", in: "loops: 1\n---\nworkers: 2\n",
+			want: "s.yaml:2:1: a second YAML document; a configuration file holds one", line: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in), "s.yaml")
+			if err == nil {
+				t.Fatalf("Parse(%q) succeeded, want %q", tt.in, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Parse(%q) error\n got: %s\nwant: %s", tt.in, err, tt.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %T is not an *Error", err)
+			}
+			if e.File != "s.yaml" || e.Line != tt.line || e.Key != tt.key {
+				t.Errorf("Error{File: %q, Line: %d, Key: %q}, want {s.yaml, %d, %q}", e.File, e.Line, e.Key, tt.line, tt.key)
+			}
+			if got := strings.Contains(e.Err.Error(), "YAML syntax error"); got != tt.isSyntax {
+				t.Errorf("syntax error = %v, want %v", got, tt.isSyntax)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shoal.yaml")
+	if err := os.WriteFile(path, []byte("listen: \":0\"\nmax_inflight: 70000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if want := path + ":2:15: max_inflight: 70000 is outside 1..65535"; err == nil || err.Error() != want {
+		t.Errorf("Load error = %v, want %s", err, want)
+	}
+
+	if err := os.WriteFile(path, []byte("listen: \":0\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(path)
+	if err != nil || f.Broker.Listen != ":0" {
+		t.Errorf("Load = %q, %v; want \":0\", nil", f.Broker.Listen, err)
+	}
+
+	missing := filepath.Join(dir, "nope.yaml")
+	_, err = Load(missing)
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("Load(missing) error = %v, want one naming %s", err, missing)
+	}
+}
+
+func TestLogFormatConsole(t *testing.T) {
+	tests := []struct {
+		format   LogFormat
+		terminal bool
+		want     bool
+	}{
+		{format: LogFormatAuto, terminal: true, want: true},
+		{format: LogFormatAuto, terminal: false, want: false},
+		{format: LogFormatConsole, terminal: false, want: true},
+		{format: LogFormatJSON, terminal: true, want: false},
+	}
+	for _, tt := range tests {
+		if got := tt.format.Console(tt.terminal); got != tt.want {
+			t.Errorf("%v.Console(%v) = %v, want %v", tt.format, tt.terminal, got, tt.want)
+		}
+	}
+	for _, f := range []LogFormat{LogFormatAuto, LogFormatConsole, LogFormatJSON} {
+		if got, err := ParseLogFormat(f.String()); err != nil || got != f {
+			t.Errorf("ParseLogFormat(%q) = %v, %v", f.String(), got, err)
+		}
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	known := []string{"listen", "loops", "workers", "max_inflight", "max_queued"}
+	tests := []struct{ in, want string }{
+		{in: "listne", want: "listen"},
+		{in: "lisen", want: "listen"},
+		{in: "Listen", want: "listen"},
+		{in: "loop", want: "loops"},
+		{in: "worker", want: "workers"},
+		{in: "max_inflite", want: "max_inflight"},
+		{in: "MAX_QUEUED", want: "max_queued"},
+		{in: "port", want: ""},
+		{in: "x", want: ""},
+	}
+	for _, tt := range tests {
+		if got := suggest(tt.in, known); got != tt.want {
+			t.Errorf("suggest(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

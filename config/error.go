@@ -1,0 +1,98 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Error is a problem in a configuration file. Every error Parse returns is
+// an *Error; Load also returns the error from reading the file.
+type Error struct {
+	// File is the name given to Parse, or the path given to Load.
+	File string
+	// Line and Column are 1-based; 0 when not known. yaml.v3 reports no
+	// column for syntax errors, and a setting that Validate rejects but that
+	// the file does not mention has neither.
+	Line, Column int
+	// Key is the setting involved, "" when the problem is not about a
+	// known key (syntax errors, unknown keys).
+	Key string
+	// Err says what is wrong, without the position or the key.
+	Err error
+}
+
+// Error formats the error as "file:line:col: key: problem", leaving out
+// the parts that are not known.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(e.Line))
+		if e.Column > 0 {
+			b.WriteByte(':')
+			b.WriteString(strconv.Itoa(e.Column))
+		}
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns the underlying problem.
+func (e *Error) Unwrap() error { return e.Err }
+
+// suggest returns the known key closest to an unknown one, or "" when none
+// is close enough to be a likely typo.
+func suggest(unknown string, known []string) string {
+	norm := func(s string) string {
+		s = strings.ToLower(s)
+		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(s)
+	}
+	// Same letters in another case or with other separators
+	// ("maxInflight", "max-inflight") is surely the key that was meant.
+	for _, k := range known {
+		if norm(k) == norm(unknown) {
+			return k
+		}
+	}
+	best, bestDist := "", 0
+	for _, k := range known {
+		d := editDistance(strings.ToLower(unknown), k)
+		if best == "" || d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	// Allow about one edit per three letters: "listne" (2 edits from
+	// "listen") is a typo, "port" (4 from "loops") is a different idea.
+	if bestDist <= max(1, len(best)/3) {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b, counted in
+// bytes (keys are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,187 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// describe names a node's YAML type and value for "got ..." messages.
+func describe(n *yaml.Node) string {
+	n = resolveAlias(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+	default:
+		return "nothing"
+	}
+	switch n.ShortTag() {
+	case "!!null":
+		return "no value"
+	case "!!str":
+		return "string " + strconv.Quote(n.Value)
+	case "!!int":
+		return "integer " + n.Value
+	case "!!float":
+		return "number " + n.Value
+	case "!!bool":
+		return "boolean " + n.Value
+	}
+	return fmt.Sprintf("%s %s", n.ShortTag(), n.Value)
+}
+
+func wrongType(want string, n *yaml.Node) error {
+	return fmt.Errorf("want %s, got %s", want, describe(n))
+}
+
+// notNumber is the error for a value that should have been an integer (or
+// a string form of one). yaml.v3 resolves an integer too big for 64 bits
+// as a float; such a value is reported as out of range, not as a float.
+func notNumber(want string, n *yaml.Node) error {
+	if isScalar(n, "!!float") && strings.Trim(n.Value, "+-0123456789") == "" {
+		return fmt.Errorf("%s is out of range", n.Value)
+	}
+	return wrongType(want, n)
+}
+
+func isScalar(n *yaml.Node, tag string) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == tag
+}
+
+// stringValue reads a YAML string. Numbers and booleans are refused rather
+// than converted, so that a typo does not pass as a value.
+func stringValue(n *yaml.Node) (string, error) {
+	if !isScalar(n, "!!str") {
+		return "", wrongType("a string", n)
+	}
+	return n.Value, nil
+}
+
+// int64Value reads a YAML integer in any of its spellings (1000, 0x3e8).
+func int64Value(n *yaml.Node) (int64, error) {
+	var v int64
+	if err := n.Decode(&v); err != nil {
+		// Tagged !!int but beyond int64.
+		return 0, fmt.Errorf("%s is out of range", n.Value)
+	}
+	return v, nil
+}
+
+// intValue reads a count: a YAML integer that fits an int. Ranges are
+// Validate's business.
+func intValue(n *yaml.Node) (int, error) {
+	if !isScalar(n, "!!int") {
+		return 0, notNumber("an integer", n)
+	}
+	v, err := int64Value(n)
+	if err != nil {
+		return 0, err
+	}
+	if int64(int(v)) != v {
+		return 0, fmt.Errorf("%d is out of range", v)
+	}
+	return int(v), nil
+}
+
+// durationValue reads a Go duration string ("10s", "1m30s") or a plain
+// integer of seconds.
+func durationValue(n *yaml.Node) (time.Duration, error) {
+	switch {
+	case isScalar(n, "!!int"):
+		secs, err := int64Value(n)
+		if err != nil {
+			return 0, err
+		}
+		if secs > math.MaxInt64/int64(time.Second) || secs < math.MinInt64/int64(time.Second) {
+			return 0, fmt.Errorf("%d seconds is out of range", secs)
+		}
+		return time.Duration(secs) * time.Second, nil
+	case isScalar(n, "!!str"):
+		d, err := time.ParseDuration(n.Value)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration (want e.g. \"10s\", \"1m30s\" or an integer of seconds)", n.Value)
+		}
+		return d, nil
+	}
+	return 0, notNumber(`a duration ("10s", "1m30s") or an integer of seconds`, n)
+}
+
+// keepAliveValue reads a duration of whole seconds that fits MQTT's 16-bit
+// keep-alive field.
+func keepAliveValue(n *yaml.Node) (uint16, error) {
+	d, err := durationValue(n)
+	if err != nil {
+		return 0, err
+	}
+	if d%time.Second != 0 {
+		return 0, fmt.Errorf("%v is not a whole number of seconds", d)
+	}
+	if d < 0 || d > math.MaxUint16*time.Second {
+		return 0, fmt.Errorf("%d seconds is outside 0..65535", d/time.Second)
+	}
+	return uint16(d / time.Second), nil
+}
+
+// unitBytes returns the multiplier of a size unit; "" means bytes.
+func unitBytes(unit string) (int64, bool) {
+	switch unit {
+	case "", "B":
+		return 1, true
+	case "KB":
+		return 1e3, true
+	case "MB":
+		return 1e6, true
+	case "GB":
+		return 1e9, true
+	case "KiB":
+		return 1 << 10, true
+	case "MiB":
+		return 1 << 20, true
+	case "GiB":
+		return 1 << 30, true
+	}
+	return 0, false
+}
+
+var errNotSize = errors.New("not a size")
+
+// sizeValue reads a byte count: a plain integer, or an integer followed by
+// one of B, KB, MB, GB, KiB, MiB, GiB, optionally with a space between.
+func sizeValue(n *yaml.Node) (int, error) {
+	switch {
+	case isScalar(n, "!!int"):
+		return intValue(n)
+	case isScalar(n, "!!str"):
+		v, err := parseSize(n.Value)
+		if errors.Is(err, errNotSize) {
+			return 0, fmt.Errorf("%q is not a size (want bytes, or an integer with B, KB, MB, GB, KiB, MiB or GiB)", n.Value)
+		}
+		return v, err
+	}
+	return 0, notNumber(`a size (1048576, "1MiB", "64KiB")`, n)
+}
+
+func parseSize(s string) (int, error) {
+	digits := strings.TrimLeft(s, "0123456789")
+	num, unit := s[:len(s)-len(digits)], strings.TrimPrefix(digits, " ")
+	if num == "" {
+		return 0, errNotSize
+	}
+	mult, ok := unitBytes(unit)
+	if !ok {
+		return 0, errNotSize
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v > math.MaxInt64/mult || int64(int(v*mult)) != v*mult {
+		return 0, fmt.Errorf("%s is out of range", s)
+	}
+	return int(v * mult), nil
+}
