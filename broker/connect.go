@@ -160,12 +160,15 @@ func (b *Broker) kick(old *client) {
 	b.post(old.conn.Loop().Index(), pending{kick: old})
 }
 
-// takenOver runs on old's loop: tell an MQTT 5 client why and close
-// [MQTT-3.1.4-3].
+// takeOver runs on the old client's loop: tell an MQTT 5 client why and
+// close [MQTT-3.1.4-3]. Its will is not published: a new connection for the
+// client id opened before the will could be due (MQTT 5 section 3.1.2.5),
+// and the session lives on in the new connection.
 func (c *client) takeOver() {
 	if c.state != stateConnected || c.conn.Closing() {
 		return
 	}
+	c.dropWill = true
 	c.sendDisconnect(codec.SessionTakenOver)
 	c.conn.Close()
 }
