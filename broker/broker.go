@@ -22,7 +22,7 @@ type Broker struct {
 	log zerolog.Logger
 
 	engine   *eventloop.Engine
-	subs     *router.Table
+	subs     router.Subscriptions
 	retained router.Retained
 	sessions session.Store
 

@@ -193,20 +193,9 @@ func (c *client) fail(err error) {
 	switch {
 	case c.state == stateNew && err == codec.ErrProtocolVersion:
 		// Answer in a version the client understands [MQTT-3.1.2-2].
-		buf := c.conn.Buffer()
-		ack := codec.Connack{Code: codec.ReasonCode(codec.V3BadProtocolVersion)}
-		if c.version == codec.V5 {
-			ack.Code = codec.UnsupportedProtocolVersion
-		}
-		buf.B = ack.Append(buf.B, c.version)
-	case c.state == stateNew && c.version == codec.V5:
-		buf := c.conn.Buffer()
-		ack := codec.Connack{Code: code}
-		buf.B = ack.Append(buf.B, codec.V5)
-	case c.state == stateNew && (code == codec.ClientIDNotValid):
-		buf := c.conn.Buffer()
-		ack := codec.Connack{Code: codec.ReasonCode(codec.V3IdentifierRejected)}
-		buf.B = ack.Append(buf.B, c.version)
+		c.refuse(codec.UnsupportedProtocolVersion)
+	case c.state == stateNew && (c.version == codec.V5 || code == codec.ClientIDNotValid):
+		c.refuse(code)
 	case c.state == stateConnected && c.version == codec.V5:
 		c.sendDisconnect(code)
 	}
@@ -214,6 +203,21 @@ func (c *client) fail(err error) {
 		c.state = stateClosed
 	}
 	c.conn.Close()
+}
+
+// refuse answers a CONNECT with a refusing CONNACK [MQTT-3.2.2-6]: the MQTT
+// 5 reason code, or its nearest MQTT 3.x return code.
+func (c *client) refuse(code codec.ReasonCode) {
+	v := c.version
+	ack := codec.Connack{Code: code}
+	if v != codec.V5 {
+		// 3.x, or a level we don't speak: 3.1.1's form is what such a
+		// client most likely reads.
+		v = codec.V311
+		ack.Code = codec.ReasonCode(codec.V3ConnackCode(code))
+	}
+	buf := c.conn.Buffer()
+	buf.B = ack.Append(buf.B, v)
 }
 
 // sendDisconnect writes an MQTT 5 DISCONNECT with code.

@@ -53,6 +53,22 @@ type shard struct {
 	_ [(cacheLine - unsafe.Sizeof(shardState{})%cacheLine) % cacheLine]byte
 }
 
+// Subscriptions is what the broker needs of a subscription table: the
+// in-memory Table today, a persistent or clustered one later. Methods are
+// safe for concurrent use.
+type Subscriptions interface {
+	// Subscribe adds or replaces s's subscription to filter.
+	Subscribe(s Subscriber, filter string, o Options) (existed bool)
+	// Unsubscribe removes it.
+	Unsubscribe(s Subscriber, filter string) (existed bool)
+	// Match appends topic's receivers to m.
+	Match(topic []byte, from Subscriber, fromID []byte, m *Matches)
+	// Count is the number of subscriptions.
+	Count() int
+}
+
+var _ Subscriptions = (*Table)(nil)
+
 // Table is the subscription table: every session's topic filters, matched
 // against each published topic. It is lock-striped: filters are sharded by a
 // hash of their first level, and filters whose first level is '+' or '#' live
