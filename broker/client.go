@@ -252,6 +252,10 @@ func (c *client) tick(b *Broker, now int64) {
 	switch c.state {
 	case stateNew:
 		if now-c.lastRecv > int64(b.cfg.ConnectTimeout) {
+			if b.log.Debug().Enabled() {
+				b.log.Debug().Str("remote", c.conn.RemoteAddr().String()).Msg("closing connection: no CONNECT within connect_timeout")
+			}
+			c.state = stateClosed
 			c.conn.Close()
 		}
 	case stateConnected:
