@@ -63,7 +63,7 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		subs:     router.NewTable(0, router.RoundRobin),
+		subs:     router.NewTable(0, cfg.SharedStrategy),
 		retained: router.NewRetained(),
 		sessions: session.NewMemStore(),
 		expiring: make(map[*session.Session]struct{}),

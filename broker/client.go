@@ -46,6 +46,11 @@ type clientExt struct {
 	willDelay uint32          // Will Delay Interval, seconds
 	maxOut    uint32          // client's Maximum Packet Size; 0: protocol maximum
 	aliases   []string        // inbound topic aliases (MQTT 5), by alias
+
+	// Outbound topic aliases (MQTT 5): topic -> alias, assigned until
+	// outMax are in use; later topics go out in full.
+	outAliases map[string]uint16
+	outMax     uint16
 }
 
 func (c *client) extra() *clientExt {
@@ -163,19 +168,20 @@ func (c *client) handle(h codec.Header, body []byte) error {
 
 // Protocol errors found above the codec.
 var (
-	errNotConnected     = &codec.Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
-	errSecondConnect    = &codec.Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
-	errUnexpectedPacket = &codec.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
-	errAuthUnsupported  = &codec.Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
-	errClosed           = &codec.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
-	errClientID         = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
-	errAliasInvalid     = &codec.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
-	errAliasUnknown     = &codec.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
-	errSharedNoLocal    = &codec.Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
-	errRouterBusy       = &codec.Error{Code: codec.QuotaExceeded, Msg: "router queue full"}
-	errReceiveMaximum   = &codec.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
-	errKeepAlive        = &codec.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
-	errPacketIDInUse    = &codec.Error{Code: codec.PacketIDInUse, Msg: "packet identifier in use"}
+	errNotConnected       = &codec.Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
+	errSecondConnect      = &codec.Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
+	errUnexpectedPacket   = &codec.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
+	errAuthUnsupported    = &codec.Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
+	errClosed             = &codec.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
+	errClientID           = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
+	errAliasInvalid       = &codec.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
+	errAliasUnknown       = &codec.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
+	errSharedNoLocal      = &codec.Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
+	errRouterBusy         = &codec.Error{Code: codec.QuotaExceeded, Msg: "router queue full"}
+	errReceiveMaximum     = &codec.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
+	errKeepAlive          = &codec.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
+	errQoSNotSupported    = &codec.Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
+	errRetainNotSupported = &codec.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
 )
 
 // fail answers err on the wire — the one place that turns errors into
@@ -197,7 +203,11 @@ func (c *client) fail(err error) {
 	case c.state == stateNew && (c.version == codec.V5 || code == codec.ClientIDNotValid):
 		c.refuse(code)
 	case c.state == stateConnected && c.version == codec.V5:
-		c.sendDisconnect(code)
+		var reason string
+		if ce, ok := err.(*codec.Error); ok {
+			reason = ce.Msg // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
+		}
+		c.sendDisconnect(code, reason)
 	}
 	if c.state == stateNew {
 		c.state = stateClosed
@@ -220,13 +230,18 @@ func (c *client) refuse(code codec.ReasonCode) {
 	buf.B = ack.Append(buf.B, v)
 }
 
-// sendDisconnect writes an MQTT 5 DISCONNECT with code.
-func (c *client) sendDisconnect(code codec.ReasonCode) {
+// sendDisconnect writes an MQTT 5 DISCONNECT with code and, when not
+// empty, a reason string saying why.
+func (c *client) sendDisconnect(code codec.ReasonCode, reason string) {
 	if c.version != codec.V5 {
 		return
 	}
-	buf := c.conn.Buffer()
 	d := codec.Disconnect{Code: code}
+	if reason != "" {
+		d.Props.Set(codec.PropReasonString)
+		d.Props.ReasonString = []byte(reason)
+	}
+	buf := c.conn.Buffer()
 	buf.B = d.Append(buf.B, codec.V5)
 }
 
@@ -235,7 +250,7 @@ func (c *client) shutdown() {
 	if c.state != stateConnected {
 		return
 	}
-	c.sendDisconnect(codec.ServerShuttingDown)
+	c.sendDisconnect(codec.ServerShuttingDown, "server shutting down")
 	if c.ext != nil && c.ext.will != nil {
 		c.ext.will.Release()
 		c.ext.will = nil

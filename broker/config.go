@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/router"
 )
 
 // QueuePolicy says what a persistent session's offline queue does when it is
@@ -104,6 +105,48 @@ type Config struct {
 	// MQTT 3.1.1 sessions with clean session 0 never expire unless capped.
 	MaxSessionExpiry time.Duration
 
+	// ReceiveMaximum is the Receive Maximum the broker announces to MQTT 5
+	// clients: how many QoS 1/2 PUBLISH packets each may have unacknowledged
+	// (receive_maximum). QoS 1 is acknowledged at once, so in practice it
+	// bounds QoS 2 messages awaiting PUBREL; a client exceeding it is
+	// disconnected with 0x93 [MQTT-3.3.4-8]. Default 1024, 1..65535.
+	ReceiveMaximum uint16
+
+	// TopicAliasMaximum is the highest Topic Alias an MQTT 5 client may use
+	// in its PUBLISH packets (topic_alias_maximum); 0 refuses aliases.
+	// Each alias in use holds a topic string for the connection's life.
+	// Default 64.
+	TopicAliasMaximum uint16
+
+	// OutboundTopicAliases is how many topic aliases the broker itself uses
+	// toward an MQTT 5 client that accepts them, capped by the client's
+	// Topic Alias Maximum (outbound_topic_aliases). Aliases save bandwidth
+	// on long, repeated topics at the cost of a small map per connection.
+	// Default 0: off.
+	OutboundTopicAliases uint16
+
+	// SharedStrategy picks the member of a shared subscription group that
+	// gets each message (shared_strategy): round-robin, random, hash-client
+	// (the publisher's id) or hash-topic. Offline or stalled members are
+	// passed over. Default round-robin.
+	SharedStrategy router.SharedStrategy
+
+	// MaxQoS is the highest QoS the broker accepts and grants (max_qos):
+	// subscriptions are granted at most this, an MQTT 5 client publishing
+	// above it is disconnected with 0x9B [MQTT-3.2.2-11]. Default 2.
+	MaxQoS byte
+
+	// RetainAvailable says whether clients may publish retained messages
+	// (retain_available). When false, an MQTT 5 client that tries is
+	// disconnected with 0x9A [MQTT-3.2.2-14]; an MQTT 3.x client is
+	// disconnected. Default true.
+	RetainAvailable bool
+
+	// ResponseInformation is returned to MQTT 5 clients that ask for it with
+	// Request Response Information, as the base of their response topics
+	// (response_information). Default "": none is returned.
+	ResponseInformation string
+
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger
 }
@@ -111,14 +154,19 @@ type Config struct {
 // DefaultConfig returns the configuration `make run` uses.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         "127.0.0.1:1883",
-		WorkerQueue:    16384,
-		MaxPacketSize:  1 << 20,
-		ConnectTimeout: 10 * time.Second,
-		MaxInflight:    64,
-		MaxQueued:      1000,
-		QueuePolicy:    DropOldest,
-		Logger:         zerolog.Nop(),
+		Listen:            "127.0.0.1:1883",
+		WorkerQueue:       16384,
+		MaxPacketSize:     1 << 20,
+		ConnectTimeout:    10 * time.Second,
+		MaxInflight:       64,
+		MaxQueued:         1000,
+		QueuePolicy:       DropOldest,
+		ReceiveMaximum:    1024,
+		TopicAliasMaximum: 64,
+		SharedStrategy:    router.RoundRobin,
+		MaxQoS:            2,
+		RetainAvailable:   true,
+		Logger:            zerolog.Nop(),
 	}
 }
 
@@ -152,6 +200,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("retry_interval: %v is negative", c.RetryInterval)
 	case c.MaxSessionExpiry < 0:
 		return fmt.Errorf("max_session_expiry: %v is negative", c.MaxSessionExpiry)
+	case c.ReceiveMaximum == 0:
+		return errors.New("receive_maximum: must be at least 1")
+	case c.SharedStrategy > router.HashTopic:
+		return fmt.Errorf("shared_strategy: %v is unknown", c.SharedStrategy)
+	case c.MaxQoS > 2:
+		return fmt.Errorf("max_qos: %d is outside 0..2", c.MaxQoS)
 	}
 	return nil
 }

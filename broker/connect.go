@@ -10,12 +10,6 @@ import (
 	"github.com/shoalmq/shoal/session"
 )
 
-// topicAliasMax is the Topic Alias Maximum the broker grants MQTT 5
-// clients for their PUBLISH packets [MQTT-3.2.2.3.8]. Each alias costs a
-// string per connection that uses it; 64 covers devices that cycle through
-// a few dozen topics.
-const topicAliasMax = 64
-
 // onConnect handles CONNECT [MQTT-3.1]: it validates, takes over or creates
 // the session, answers CONNACK and resumes what the session owes.
 func (c *client) onConnect(ls *loopState, body []byte) error {
@@ -71,6 +65,9 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		}
 		if p.Props.Has(codec.PropMaximumPacketSize) {
 			c.extra().maxOut = p.Props.MaximumPacketSize // [MQTT-3.1.2-24]
+		}
+		if n := min(b.cfg.OutboundTopicAliases, p.Props.TopicAliasMaximum); n > 0 {
+			c.extra().outMax = n // never above the client's maximum [MQTT-3.3.2-10]
 		}
 	}
 
@@ -130,8 +127,28 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		}
 		pr.Set(codec.PropMaximumPacketSize)
 		pr.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
-		pr.Set(codec.PropTopicAliasMaximum)
-		pr.TopicAliasMaximum = topicAliasMax
+		if b.cfg.TopicAliasMaximum > 0 {
+			pr.Set(codec.PropTopicAliasMaximum) // absent means 0: no aliases [MQTT-3.2.2-17]
+			pr.TopicAliasMaximum = b.cfg.TopicAliasMaximum
+		}
+		if b.cfg.ReceiveMaximum < 65535 {
+			pr.Set(codec.PropReceiveMaximum)
+			pr.ReceiveMaximum = b.cfg.ReceiveMaximum
+		}
+		if b.cfg.MaxQoS < 2 {
+			pr.Set(codec.PropMaximumQoS)
+			pr.MaximumQoS = b.cfg.MaxQoS
+		}
+		if !b.cfg.RetainAvailable {
+			pr.Set(codec.PropRetainAvailable)
+			pr.RetainAvailable = 0
+		}
+		// Wildcards, subscription identifiers and shared subscriptions are
+		// always available: absent properties say so [MQTT-3.2.2.3.11..13].
+		if p.Props.RequestResponseInfo == 1 && b.cfg.ResponseInformation != "" {
+			pr.Set(codec.PropResponseInfo)
+			pr.ResponseInfo = []byte(b.cfg.ResponseInformation)
+		}
 	}
 	buf := c.conn.Buffer()
 	buf.B = ack.Append(buf.B, c.version)
@@ -169,7 +186,7 @@ func (c *client) takeOver() {
 		return
 	}
 	c.dropWill = true
-	c.sendDisconnect(codec.SessionTakenOver)
+	c.sendDisconnect(codec.SessionTakenOver, "another connection took the session over")
 	c.conn.Close()
 }
 

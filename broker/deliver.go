@@ -123,7 +123,17 @@ type worker struct {
 }
 
 func newWorker(b *Broker, queue, loops int) *worker {
-	return &worker{b: b, ch: make(chan *router.Message, queue), perLoop: make([][]pending, loops)}
+	w := &worker{b: b, ch: make(chan *router.Message, queue), perLoop: make([][]pending, loops)}
+	w.matches.Usable = usableMember
+	return w
+}
+
+// usableMember tells shared-subscription picks to pass over a member that
+// is offline or has messages queued, so that the group's messages go to
+// members that take them now (MQTT 5 section 4.8.2).
+func usableMember(s router.Subscriber) bool {
+	ss, ok := s.(*session.Session)
+	return ok && ss.LoopHint() >= 0 && !ss.Busy()
 }
 
 // workerBatch bounds how many queued messages a worker routes before it

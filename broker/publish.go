@@ -15,7 +15,20 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	b := c.b
 	p := &ls.publish
 	if err := p.Decode(flags, body, c.version); err != nil {
+		if err == codec.ErrPayloadFormat {
+			// The packet is sound, only its payload isn't the UTF-8 it
+			// claims: refuse this message and keep the connection (MQTT 5
+			// section 3.3.2.3.2, reason 0x99).
+			c.ackRefused(p, codec.PayloadFormatInvalid)
+			return nil
+		}
 		return err
+	}
+	if p.QoS > b.cfg.MaxQoS {
+		return errQoSNotSupported // [MQTT-3.2.2-12]
+	}
+	if p.Retain && !b.cfg.RetainAvailable {
+		return errRetainNotSupported // [MQTT-3.2.2-15]
 	}
 	topic := p.Topic
 	if c.version == codec.V5 && p.Props.Has(codec.PropTopicAlias) {
@@ -32,11 +45,15 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if p.QoS == 2 {
 		s.Lock()
 		dup := s.AwaitingRelLocked(p.PacketID)
+		full := s.AwaitRelCountLocked() >= int(b.cfg.ReceiveMaximum)
 		s.Unlock()
 		if dup {
 			buf := c.conn.Buffer()
 			buf.B = codec.AppendAck(buf.B, codec.PUBREC, p.PacketID, codec.Success, c.version)
 			return nil
+		}
+		if full && c.version == codec.V5 {
+			return errReceiveMaximum // [MQTT-3.3.4-8]
 		}
 	}
 
@@ -75,16 +92,31 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	return nil
 }
 
+// ackRefused answers a PUBLISH the broker won't take with a failure reason
+// code in PUBACK or PUBREC (QoS 1/2); a QoS 0 message is dropped.
+func (c *client) ackRefused(p *codec.Publish, code codec.ReasonCode) {
+	t := codec.PUBACK
+	switch p.QoS {
+	case 0:
+		return
+	case 2:
+		t = codec.PUBREC
+	}
+	buf := c.conn.Buffer()
+	buf.B = codec.AppendAck(buf.B, t, p.PacketID, code, c.version)
+}
+
 // resolveAlias applies an MQTT 5 Topic Alias [MQTT-3.3.2.3.4]: a topic with
 // an alias sets it, an empty topic uses it.
 func (c *client) resolveAlias(alias uint16, topic []byte) ([]byte, error) {
-	if alias == 0 || alias > topicAliasMax {
+	max := c.b.cfg.TopicAliasMaximum
+	if alias == 0 || alias > max {
 		return nil, errAliasInvalid // [MQTT-3.3.2-9]
 	}
 	e := c.extra()
 	if len(topic) > 0 {
 		if e.aliases == nil {
-			e.aliases = make([]string, topicAliasMax+1)
+			e.aliases = make([]string, max+1)
 		}
 		if e.aliases[alias] != string(topic) {
 			e.aliases[alias] = string(topic)
@@ -206,6 +238,9 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 	if c.version == codec.V5 {
 		o.RawProps = m.Props
 		o.SubIDs = d.SubIDs
+		if c.ext != nil && c.ext.outMax > 0 {
+			c.ext.aliasTopic(o)
+		}
 		if m.Expiry != 0 {
 			o.HasExpiry = true
 			left := (m.Expiry - now + int64(time.Second) - 1) / int64(time.Second) // [MQTT-3.3.2-6]
@@ -247,7 +282,7 @@ func (c *client) drainQueueLocked(ls *loopState, now int64) {
 
 // resendLocked resends everything in flight, in order, as a resumed session
 // requires [MQTT-4.4.0-1]: PUBLISH with DUP [MQTT-3.3.1-1], or PUBREL
-// where the PUBREC already came [MQTT-4.3.3-?]. c.sess.mu must be held.
+// where the PUBREC already came [MQTT-4.4.0-1]. c.sess.mu must be held.
 func (c *client) resendLocked(now int64) {
 	ls := c.b.loops[c.conn.Loop().Index()]
 	inf := c.sess.InflightLocked()
@@ -281,4 +316,24 @@ func (c *client) retry(now int64) {
 		}
 	}
 	s.Unlock()
+}
+
+// aliasTopic replaces o's topic with an outbound Topic Alias when it has
+// one, or assigns one while fewer than outMax are in use; the first PUBLISH
+// with a new alias carries both [MQTT-3.3.2-12]. Aliases last as long as
+// the connection [MQTT-3.3.2-11].
+func (e *clientExt) aliasTopic(o *codec.Outgoing) {
+	if a, ok := e.outAliases[string(o.Topic)]; ok {
+		o.TopicAlias, o.Topic = a, nil
+		return
+	}
+	if len(e.outAliases) >= int(e.outMax) {
+		return
+	}
+	if e.outAliases == nil {
+		e.outAliases = make(map[string]uint16)
+	}
+	a := uint16(len(e.outAliases) + 1)
+	e.outAliases[string(o.Topic)] = a
+	o.TopicAlias = a
 }

@@ -35,7 +35,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 			return errSharedNoLocal // [MQTT-3.8.3-4]
 		}
 		o := router.Options{
-			QoS:               f.QoS, // the broker grants every QoS asked for [MQTT-3.8.4-6]
+			QoS:               min(f.QoS, b.cfg.MaxQoS), // never above what was asked [MQTT-3.8.4-6]
 			NoLocal:           f.NoLocal,
 			RetainAsPublished: f.RetainAsPublished,
 			RetainHandling:    f.RetainHandling,
@@ -46,8 +46,8 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		existed := s.AddSubLocked(filter, o)
 		s.Unlock()
 		b.subs.Subscribe(s, filter, o) // replaces an existing one [MQTT-3.8.4-3]
-		ack.Codes = append(ack.Codes, codec.ReasonCode(f.QoS))
-		// Retained messages: not for shared subscriptions [MQTT-4.8.2-?],
+		ack.Codes = append(ack.Codes, codec.ReasonCode(o.QoS))
+		// Retained messages: not for shared subscriptions (MQTT 5 section 4.8.2),
 		// and per Retain Handling in MQTT 5 [MQTT-3.3.1-9], [MQTT-3.3.1-10].
 		if !shared && (o.RetainHandling == 0 || (o.RetainHandling == 1 && !existed)) {
 			retainedFor = append(retainedFor, retainedReq{filter: filter, opts: o})

@@ -31,7 +31,7 @@ func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint3
 
 // sendWill routes a will like any PUBLISH. Its Message Expiry Interval,
 // kept relative until now, starts counting when it is published
-// [MQTT-3.1.3-?].
+// (MQTT 5 section 3.1.3.2.4).
 func (b *Broker) sendWill(will *router.Message) {
 	if will.Expiry != 0 {
 		will.Expiry += time.Now().UnixNano()

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/broker"
+	"github.com/shoalmq/shoal/router"
 )
 
 // withoutLogger zeroes the field that cannot be compared meaningfully.
@@ -108,6 +109,13 @@ max_queued: 7
 queue_policy: drop-newest
 retry_interval: 15s
 max_session_expiry: 24h
+receive_maximum: 100
+topic_alias_maximum: 10
+outbound_topic_aliases: 5
+shared_strategy: hash-topic
+max_qos: 1
+retain_available: false
+response_information: replies/
 log_level: debug
 log_format: json
 `
@@ -117,18 +125,25 @@ log_format: json
 	}
 	want := File{
 		Broker: broker.Config{
-			Listen:           "0.0.0.0:1884",
-			Loops:            3,
-			Workers:          5,
-			WorkerQueue:      100,
-			MaxPacketSize:    64 << 10,
-			ConnectTimeout:   90 * time.Second,
-			MaxKeepAlive:     120,
-			MaxInflight:      20,
-			MaxQueued:        7,
-			QueuePolicy:      broker.DropNewest,
-			RetryInterval:    15 * time.Second,
-			MaxSessionExpiry: 24 * time.Hour,
+			Listen:               "0.0.0.0:1884",
+			Loops:                3,
+			Workers:              5,
+			WorkerQueue:          100,
+			MaxPacketSize:        64 << 10,
+			ConnectTimeout:       90 * time.Second,
+			MaxKeepAlive:         120,
+			MaxInflight:          20,
+			MaxQueued:            7,
+			QueuePolicy:          broker.DropNewest,
+			RetryInterval:        15 * time.Second,
+			MaxSessionExpiry:     24 * time.Hour,
+			ReceiveMaximum:       100,
+			TopicAliasMaximum:    10,
+			OutboundTopicAliases: 5,
+			SharedStrategy:       router.HashTopic,
+			MaxQoS:               1,
+			RetainAvailable:      false,
+			ResponseInformation:  "replies/",
 		},
 		LogLevel:  zerolog.DebugLevel,
 		LogFormat: LogFormatJSON,
@@ -232,9 +247,17 @@ func TestErrors(t *testing.T) {
 		{name: "dashes", in: "max-queued: 3\n",
 			want: `s.yaml:1:1: unknown key "max-queued" (did you mean "max_queued"?)`, line: 1},
 		{name: "far off", in: "port: 1883\n",
-			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, retry_interval, max_session_expiry, log_level, log_format)`, line: 1},
-		{name: "shared_strategy is not ours yet", in: "shared_strategy: round-robin\n",
-			want: `s.yaml:1:1: unknown key "shared_strategy"`, line: 1},
+			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, log_level, log_format)`, line: 1},
+		{name: "unknown shared strategy", in: "shared_strategy: sticky\n",
+			want: `s.yaml:1:18: shared_strategy: router: unknown shared subscription strategy "sticky"`, line: 1, key: "shared_strategy"},
+		{name: "max_qos out of range", in: "max_qos: 3\n",
+			want: `s.yaml:1:10: max_qos: 3 is outside 0..2`, line: 1, key: "max_qos"},
+		{name: "receive_maximum 0", in: "receive_maximum: 0\n",
+			want: `s.yaml:1:18: receive_maximum: must be at least 1`, line: 1, key: "receive_maximum"},
+		{name: "alias maximum too big", in: "topic_alias_maximum: 70000\n",
+			want: `s.yaml:1:22: topic_alias_maximum: 70000 is outside 0..65535`, line: 1, key: "topic_alias_maximum"},
+		{name: "retain_available not a bool", in: "retain_available: yes please\n",
+			want: `s.yaml:1:19: retain_available:`, line: 1, key: "retain_available"},
 		{name: "merge key", in: "<<: {loops: 1}\n",
 			want: "s.yaml:1:1: merge keys (<<) are not supported; write each setting out", line: 1},
 		{name: "repeated", in: "loops: 1\nworkers: 2\nloops: 3\n",

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/broker"
+	"github.com/shoalmq/shoal/router"
 )
 
 // setting is one config-file key and how its value lands in a File.
@@ -74,6 +75,45 @@ func settings() []setting {
 		}},
 		{"max_session_expiry", func(f *File, v *yaml.Node) (err error) {
 			f.Broker.MaxSessionExpiry, err = durationValue(v)
+			return err
+		}},
+		{"receive_maximum", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.ReceiveMaximum, err = uint16Value(v)
+			return err
+		}},
+		{"topic_alias_maximum", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.TopicAliasMaximum, err = uint16Value(v)
+			return err
+		}},
+		{"outbound_topic_aliases", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.OutboundTopicAliases, err = uint16Value(v)
+			return err
+		}},
+		{"shared_strategy", func(f *File, v *yaml.Node) error {
+			s, err := stringValue(v)
+			if err != nil {
+				return err
+			}
+			f.Broker.SharedStrategy, err = router.ParseSharedStrategy(s)
+			return err
+		}},
+		{"max_qos", func(f *File, v *yaml.Node) error {
+			q, err := intValue(v)
+			if err != nil {
+				return err
+			}
+			if q < 0 || q > 2 {
+				return fmt.Errorf("%d is outside 0..2", q)
+			}
+			f.Broker.MaxQoS = byte(q)
+			return nil
+		}},
+		{"retain_available", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.RetainAvailable, err = boolValue(v)
+			return err
+		}},
+		{"response_information", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.ResponseInformation, err = stringValue(v)
 			return err
 		}},
 		{"log_level", func(f *File, v *yaml.Node) error {

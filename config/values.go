@@ -91,6 +91,30 @@ func intValue(n *yaml.Node) (int, error) {
 	return int(v), nil
 }
 
+// uint16Value reads an integer that fits MQTT's 16-bit fields (0..65535).
+func uint16Value(n *yaml.Node) (uint16, error) {
+	v, err := intValue(n)
+	if err != nil {
+		return 0, err
+	}
+	if v < 0 || v > 65535 {
+		return 0, fmt.Errorf("%d is outside 0..65535", v)
+	}
+	return uint16(v), nil
+}
+
+// boolValue reads a YAML boolean (true/false).
+func boolValue(n *yaml.Node) (bool, error) {
+	if !isScalar(n, "!!bool") {
+		return false, wrongType("true or false", n)
+	}
+	var v bool
+	if err := n.Decode(&v); err != nil {
+		return false, wrongType("true or false", n)
+	}
+	return v, nil
+}
+
 // durationValue reads a Go duration string ("10s", "1m30s") or a plain
 // integer of seconds.
 func durationValue(n *yaml.Node) (time.Duration, error) {

@@ -31,6 +31,11 @@ type Matches struct {
 	// next Reset or Match on this Matches.
 	List []Match
 
+	// Usable, when set, tells shared-subscription picks whether a member
+	// can take a message now; see Table.pick. It is called with a shard
+	// read-locked and must not call back into the Table.
+	Usable func(Subscriber) bool
+
 	start   int                  // first entry of the current Match call
 	nodes   int                  // trie nodes that contributed non-shared entries this call
 	indexed int                  // List[start:indexed] are in index; -1 while unused this call

@@ -89,23 +89,37 @@ type group struct {
 }
 
 // pick returns the index of the member of g that receives the message m is
-// matching. The shard holding g must be read-locked.
+// matching. The shard holding g must be read-locked. The strategy proposes a
+// member; if m.Usable says it can't take messages now (offline, stalled),
+// the next usable member in subscription order gets it instead, so one
+// member that left or stalls doesn't black-hole the group's messages
+// (MQTT 5 section 4.8.2). With no usable member the proposal stands.
 func (t *Table) pick(g *group, m *Matches) int {
 	n := uint64(len(g.members))
 	if n == 1 {
 		return 0
 	}
+	var i uint64
 	switch t.strategy {
 	case Random:
 		// math/rand/v2's top-level source is per-thread runtime state: no
 		// lock and no shared cache line between router workers, which a
 		// per-Table generator would need.
-		return int(rand.Uint64N(n))
+		i = rand.Uint64N(n)
 	case HashClient:
-		return int(uint64(fnv32(m.fromID)) % n)
+		i = uint64(fnv32(m.fromID)) % n
 	case HashTopic:
-		return int(uint64(fnv32(m.topic)) % n)
+		i = uint64(fnv32(m.topic)) % n
 	default:
-		return int((g.next.Add(1) - 1) % n)
+		i = (g.next.Add(1) - 1) % n
 	}
+	if m.Usable == nil {
+		return int(i)
+	}
+	for k := uint64(0); k < n; k++ {
+		if j := (i + k) % n; m.Usable(g.members[j].s) {
+			return int(j)
+		}
+	}
+	return int(i)
 }

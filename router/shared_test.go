@@ -213,3 +213,36 @@ func TestSharedRoundRobinAfterLeave(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedSkipsUnusable: a member the caller marks unusable (offline or
+// stalled) is passed over for the next usable one, for every strategy, so it
+// can't black-hole the group's messages (MQTT 5 section 4.8.2); with no
+// usable member the strategy's pick stands.
+func TestSharedSkipsUnusable(t *testing.T) {
+	for _, st := range []SharedStrategy{RoundRobin, Random, HashClient, HashTopic} {
+		t.Run(st.String(), func(t *testing.T) {
+			tb, subs := sharedTable(st, 3)
+			down := map[Subscriber]bool{subs[1]: true}
+			var m Matches
+			m.Usable = func(s Subscriber) bool { return !down[s] }
+			got := map[string]int{}
+			for i := 0; i < 300; i++ {
+				m.Reset()
+				tb.Match([]byte("s/x"), nil, []byte(fmt.Sprint("pub", i)), &m)
+				if len(m.List) != 1 {
+					t.Fatalf("%d receivers, want 1", len(m.List))
+				}
+				got[m.List[0].Sub.ClientID()]++
+			}
+			if got[subs[1].ClientID()] != 0 {
+				t.Fatalf("unusable member got %d of 300: %v", got[subs[1].ClientID()], got)
+			}
+			down[subs[0]], down[subs[2]] = true, true
+			m.Reset()
+			tb.Match([]byte("s/x"), nil, []byte("x"), &m)
+			if len(m.List) != 1 {
+				t.Fatalf("all unusable: %d receivers, want 1 (the strategy's pick)", len(m.List))
+			}
+		})
+	}
+}

@@ -69,6 +69,10 @@ type Session struct {
 	// Written with mu held; read without it by router workers as a hint,
 	// which they confirm under mu.
 	loop atomic.Int32
+	// busy is set while messages wait in the queue: the client is offline
+	// or not keeping up with its in-flight window. Written with mu held;
+	// read without it by shared-subscription picks.
+	busy atomic.Bool
 
 	// Fields below are guarded by mu.
 
@@ -126,6 +130,10 @@ func (s *Session) Unlock() { s.mu.Unlock() }
 // LoopHint returns the owning loop's index or -1, without locking. It may
 // be stale: confirm with OwnerLocked.
 func (s *Session) LoopHint() int { return int(s.loop.Load()) }
+
+// Busy reports, without locking, whether messages are queued for the
+// session: its client is offline or slower than the traffic.
+func (s *Session) Busy() bool { return s.busy.Load() }
 
 // OwnerLocked returns the attached connection, or nil while offline.
 func (s *Session) OwnerLocked() Owner { return s.owner }
@@ -337,6 +345,7 @@ func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped b
 	}
 	f.queue[(int(f.qhead)+int(f.qlen))%len(f.queue)] = d
 	f.qlen++
+	s.busy.Store(true)
 	return dropped
 }
 
@@ -360,6 +369,9 @@ func (s *Session) DequeueLocked() (Delivery, bool) {
 	f.queue[f.qhead] = Delivery{}
 	f.qhead = int32((int(f.qhead) + 1) % len(f.queue))
 	f.qlen--
+	if f.qlen == 0 {
+		s.busy.Store(false)
+	}
 	if f.qlen == 0 && len(f.queue) > 64 {
 		f.queue, f.qhead = nil, 0 // don't keep a large ring once drained
 	}
@@ -381,9 +393,9 @@ func (s *Session) AwaitingRelLocked(id uint16) bool {
 	return false
 }
 
-// AwaitRelCount is the number of inbound QoS 2 messages awaiting PUBREL.
-// s.mu must be held.
-func (s *Session) AwaitRelCount() int {
+// AwaitRelCountLocked is the number of inbound QoS 2 messages awaiting
+// PUBREL.
+func (s *Session) AwaitRelCountLocked() int {
 	if s.fl == nil {
 		return 0
 	}
