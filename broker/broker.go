@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/router"
@@ -25,6 +26,7 @@ type Broker struct {
 	subs     router.Subscriptions
 	retained router.Retained
 	sessions session.Store
+	auth     *auth.Registry // enhanced authentication methods
 
 	workers []*worker
 	loops   []*loopState // indexed by eventloop.Loop.Index
@@ -67,6 +69,7 @@ func New(cfg Config) (*Broker, error) {
 		retained: router.NewRetained(),
 		sessions: session.NewMemStore(),
 		expiring: make(map[*session.Session]struct{}),
+		auth:     auth.NewRegistry(cfg.AuthMethods...),
 		stop:     make(chan struct{}),
 	}
 	n := cfg.loops()

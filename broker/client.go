@@ -4,6 +4,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/router"
@@ -13,6 +14,7 @@ import (
 // Connection states.
 const (
 	stateNew       uint8 = iota // waiting for CONNECT
+	stateAuth                   // CONNECT received, enhanced authentication in progress
 	stateConnected              // CONNACK sent
 	stateClosed                 // DISCONNECT received or connection failed
 )
@@ -51,6 +53,13 @@ type clientExt struct {
 	// outMax are in use; later topics go out in full.
 	outAliases map[string]uint16
 	outMax     uint16
+
+	// Enhanced authentication (MQTT 5): the method named in CONNECT, the
+	// exchange in progress, and the CONNECT waiting for it to succeed.
+	authMethod string
+	identity   string // who the first exchange authenticated
+	exchange   auth.Exchange
+	pending    *connectParams
 }
 
 func (c *client) extra() *clientExt {
@@ -134,6 +143,17 @@ func (c *client) handle(h codec.Header, body []byte) error {
 		}
 		return c.onConnect(ls, body)
 	}
+	if c.state == stateAuth {
+		switch h.Type {
+		case codec.AUTH:
+			return c.onAuth(ls, body)
+		case codec.DISCONNECT:
+			c.state = stateClosed
+			c.conn.Close()
+			return nil
+		}
+		return errAuthPending
+	}
 	if c.state != stateConnected {
 		return errClosed
 	}
@@ -161,7 +181,7 @@ func (c *client) handle(h codec.Header, body []byte) error {
 		if c.version < codec.V5 {
 			return errUnexpectedPacket
 		}
-		return errAuthUnsupported
+		return c.onAuth(ls, body)
 	}
 	return errUnexpectedPacket // a server-to-client packet type
 }
@@ -173,6 +193,7 @@ var (
 	errUnexpectedPacket   = &codec.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
 	errAuthUnsupported    = &codec.Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
 	errClosed             = &codec.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
+	errAuthPending        = &codec.Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
 	errClientID           = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
 	errAliasInvalid       = &codec.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
 	errAliasUnknown       = &codec.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
@@ -197,10 +218,10 @@ func (c *client) fail(err error) {
 			Stringer("reason", code).Msg("closing connection")
 	}
 	switch {
-	case c.state == stateNew && err == codec.ErrProtocolVersion:
+	case c.state < stateConnected && err == codec.ErrProtocolVersion:
 		// Answer in a version the client understands [MQTT-3.1.2-2].
 		c.refuse(codec.UnsupportedProtocolVersion)
-	case c.state == stateNew && (c.version == codec.V5 || code == codec.ClientIDNotValid):
+	case c.state < stateConnected && (c.version == codec.V5 || code == codec.ClientIDNotValid):
 		c.refuse(code)
 	case c.state == stateConnected && c.version == codec.V5:
 		var reason string
@@ -209,7 +230,7 @@ func (c *client) fail(err error) {
 		}
 		c.sendDisconnect(code, reason)
 	}
-	if c.state == stateNew {
+	if c.state < stateConnected {
 		c.state = stateClosed
 	}
 	c.conn.Close()
@@ -265,7 +286,7 @@ func (c *client) tick(b *Broker, now int64) {
 		return
 	}
 	switch c.state {
-	case stateNew:
+	case stateNew, stateAuth:
 		if now-c.lastRecv > int64(b.cfg.ConnectTimeout) {
 			if b.log.Debug().Enabled() {
 				b.log.Debug().Str("remote", c.conn.RemoteAddr().String()).Msg("closing connection: no CONNECT within connect_timeout")

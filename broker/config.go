@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/router"
 )
 
@@ -146,6 +147,12 @@ type Config struct {
 	// Request Response Information, as the base of their response topics
 	// (response_information). Default "": none is returned.
 	ResponseInformation string
+
+	// AuthMethods are the MQTT 5 enhanced authentication methods clients
+	// may name in CONNECT, e.g. auth.NewSCRAM(...). A CONNECT naming another
+	// method is refused with 0x8C [MQTT-4.12.0-1]. From the config file:
+	// scram_users. Default none.
+	AuthMethods []auth.Method
 
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger

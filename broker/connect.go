@@ -10,8 +10,22 @@ import (
 	"github.com/shoalmq/shoal/session"
 )
 
-// onConnect handles CONNECT [MQTT-3.1]: it validates, takes over or creates
-// the session, answers CONNACK and resumes what the session owes.
+// connectParams is what CONNECT decided that is applied once the client
+// is authenticated. It outlives the frame (an enhanced authentication
+// exchange sits between CONNECT and CONNACK), so it holds no frame slices.
+type connectParams struct {
+	id              string
+	expiry          uint32
+	assigned        bool // the broker chose the client id
+	clean           bool
+	serverKeepAlive bool // keep-alive was capped: announce it
+	expiryCapped    bool // session expiry was capped: announce it
+	responseInfo    bool // the client asked for Response Information
+}
+
+// onConnect handles CONNECT [MQTT-3.1]: it validates and applies what
+// concerns the connection, then either starts an enhanced authentication
+// exchange or goes straight on to finishConnect.
 func (c *client) onConnect(ls *loopState, body []byte) error {
 	b := c.b
 	p := &ls.connect
@@ -21,40 +35,37 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		return err
 	}
 	b.stats.connects.Add(1)
+	cp := connectParams{clean: p.CleanStart}
 
 	// Client identifier [MQTT-3.1.3-5] .. [MQTT-3.1.3-9].
-	assigned := false
-	id := string(p.ClientID)
-	if id == "" {
+	cp.id = string(p.ClientID)
+	if cp.id == "" {
 		if c.version == codec.V31 || (c.version == codec.V311 && !p.CleanStart) {
 			return errClientID // [MQTT-3.1.3-8]
 		}
-		id = "shoal-" + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
+		cp.id = "shoal-" + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
-		assigned = true
+		cp.assigned = true
 	}
 
 	// Keep-alive, capped by the broker.
 	c.keepAlive = p.KeepAlive
-	serverKeepAlive := false
 	if max := b.cfg.MaxKeepAlive; max > 0 && (c.keepAlive == 0 || c.keepAlive > max) {
 		c.keepAlive = max
-		serverKeepAlive = c.version == codec.V5 // [MQTT-3.2.2-21]
+		cp.serverKeepAlive = c.version == codec.V5 // [MQTT-3.2.2-21]
 	}
 
 	// Session lifetime: 3.x clean session 0 keeps it forever; MQTT 5 says
 	// how long in Session Expiry Interval [MQTT-3.1.2-23].
-	var expiry uint32
 	switch {
 	case c.version < codec.V5 && !p.CleanStart:
-		expiry = session.NeverExpire
+		cp.expiry = session.NeverExpire
 	case c.version == codec.V5 && p.Props.Has(codec.PropSessionExpiry):
-		expiry = p.Props.SessionExpiry
+		cp.expiry = p.Props.SessionExpiry
 	}
-	expiryCapped := false
-	if max := b.cfg.MaxSessionExpiry; max > 0 && expiry > 0 && time.Duration(expiry)*time.Second > max {
-		expiry = uint32(max / time.Second)
-		expiryCapped = c.version == codec.V5
+	if max := b.cfg.MaxSessionExpiry; max > 0 && cp.expiry > 0 && time.Duration(cp.expiry)*time.Second > max {
+		cp.expiry = uint32(max / time.Second)
+		cp.expiryCapped = c.version == codec.V5
 	}
 
 	// What the client can take.
@@ -69,6 +80,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		if n := min(b.cfg.OutboundTopicAliases, p.Props.TopicAliasMaximum); n > 0 {
 			c.extra().outMax = n // never above the client's maximum [MQTT-3.3.2-10]
 		}
+		cp.responseInfo = p.Props.RequestResponseInfo == 1
 	}
 
 	// The will, copied out of the frame now: it outlives it.
@@ -83,28 +95,46 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			}
 			c.extra().willDelay = p.WillProps.WillDelay
 		}
-		idb := unsafe.Slice(unsafe.StringData(id), len(id))
+		idb := unsafe.Slice(unsafe.StringData(cp.id), len(cp.id))
 		c.extra().will = router.NewMessage(p.WillTopic, p.WillPayload, fwd, idb, p.WillQoS, p.WillRetain, exp, nil)
 	}
 
+	// Enhanced authentication (MQTT 5 section 4.12): the CONNACK waits for
+	// the exchange to succeed.
+	if c.version == codec.V5 && p.Props.Has(codec.PropAuthMethod) {
+		return c.startAuth(ls, cp, string(p.Props.AuthMethod), p.Props.AuthData)
+	}
+	if b.log.Debug().Enabled() {
+		b.log.Debug().Str("client", cp.id).Uint8("version", c.version).Bool("clean", cp.clean).
+			Str("remote", c.conn.RemoteAddr().String()).Msg("connecting")
+	}
+	c.finishConnect(ls, cp, nil)
+	return nil
+}
+
+// finishConnect takes the session over or starts one, answers CONNACK
+// (with the last Authentication Data, if any) and resumes what the
+// session owes.
+func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte) {
+	b := c.b
 	// Take the session over or start one [MQTT-3.1.2-4], [MQTT-3.1.4-3].
-	s, created := b.sessions.GetOrCreate(id)
+	s, created := b.sessions.GetOrCreate(cp.id)
 	s.Lock()
-	for b.sessions.Get(id) != s {
+	for b.sessions.Get(cp.id) != s {
 		// The session ended between lookup and lock; take the new one.
 		s.Unlock()
-		s, created = b.sessions.GetOrCreate(id)
+		s, created = b.sessions.GetOrCreate(cp.id)
 		s.Lock()
 	}
 	prev := s.AttachLocked(c)
-	present := !created && !p.CleanStart && (s.Expiry > 0 || prev != nil)
-	if p.CleanStart || (!created && s.Expiry == 0 && prev == nil) {
+	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
+	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {
 		for _, sub := range s.ClearLocked() {
 			b.subs.Unsubscribe(s, sub.Filter)
 		}
 		present = false
 	}
-	s.Expiry = expiry
+	s.Expiry = cp.expiry
 	s.ExpireAt = 0
 	c.sess = s
 	c.state = stateConnected
@@ -112,53 +142,18 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	// CONNACK comes first [MQTT-3.2.0-1].
 	ack := codec.Connack{SessionPresent: present, Code: codec.Success}
 	if c.version == codec.V5 {
-		pr := &ack.Props
-		if assigned {
-			pr.Set(codec.PropAssignedClientID)
-			pr.AssignedClientID = c.id()
-		}
-		if serverKeepAlive {
-			pr.Set(codec.PropServerKeepAlive)
-			pr.ServerKeepAlive = c.keepAlive
-		}
-		if expiryCapped {
-			pr.Set(codec.PropSessionExpiry)
-			pr.SessionExpiry = expiry
-		}
-		pr.Set(codec.PropMaximumPacketSize)
-		pr.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
-		if b.cfg.TopicAliasMaximum > 0 {
-			pr.Set(codec.PropTopicAliasMaximum) // absent means 0: no aliases [MQTT-3.2.2-17]
-			pr.TopicAliasMaximum = b.cfg.TopicAliasMaximum
-		}
-		if b.cfg.ReceiveMaximum < 65535 {
-			pr.Set(codec.PropReceiveMaximum)
-			pr.ReceiveMaximum = b.cfg.ReceiveMaximum
-		}
-		if b.cfg.MaxQoS < 2 {
-			pr.Set(codec.PropMaximumQoS)
-			pr.MaximumQoS = b.cfg.MaxQoS
-		}
-		if !b.cfg.RetainAvailable {
-			pr.Set(codec.PropRetainAvailable)
-			pr.RetainAvailable = 0
-		}
-		// Wildcards, subscription identifiers and shared subscriptions are
-		// always available: absent properties say so [MQTT-3.2.2.3.11..13].
-		if p.Props.RequestResponseInfo == 1 && b.cfg.ResponseInformation != "" {
-			pr.Set(codec.PropResponseInfo)
-			pr.ResponseInfo = []byte(b.cfg.ResponseInformation)
-		}
+		c.connackProps(&ack.Props, cp, authData)
 	}
 	buf := c.conn.Buffer()
 	buf.B = ack.Append(buf.B, c.version)
 
 	// Resend what was in flight, in order, then what was queued
 	// [MQTT-4.4.0-1].
+	now := time.Now().UnixNano()
 	if present {
-		c.resendLocked(time.Now().UnixNano())
+		c.resendLocked(now)
 	}
-	c.drainQueueLocked(ls, time.Now().UnixNano())
+	c.drainQueueLocked(ls, now)
 	s.Unlock()
 	b.unexpire(s)
 
@@ -166,10 +161,58 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		b.kick(prev.(*client))
 	}
 	if b.log.Debug().Enabled() {
-		b.log.Debug().Str("client", id).Uint8("version", c.version).Bool("clean", p.CleanStart).
-			Bool("present", present).Str("remote", c.conn.RemoteAddr().String()).Msg("connected")
+		b.log.Debug().Str("client", cp.id).Bool("present", present).Msg("connected")
 	}
-	return nil
+}
+
+// connackProps fills an MQTT 5 CONNACK's properties: what the broker
+// assigned or capped, and what it supports.
+func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData []byte) {
+	b := c.b
+	if cp.assigned {
+		pr.Set(codec.PropAssignedClientID)
+		pr.AssignedClientID = c.id()
+	}
+	if cp.serverKeepAlive {
+		pr.Set(codec.PropServerKeepAlive)
+		pr.ServerKeepAlive = c.keepAlive
+	}
+	if cp.expiryCapped {
+		pr.Set(codec.PropSessionExpiry)
+		pr.SessionExpiry = cp.expiry
+	}
+	pr.Set(codec.PropMaximumPacketSize)
+	pr.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
+	if b.cfg.TopicAliasMaximum > 0 {
+		pr.Set(codec.PropTopicAliasMaximum) // absent means 0: no aliases [MQTT-3.2.2-17]
+		pr.TopicAliasMaximum = b.cfg.TopicAliasMaximum
+	}
+	if b.cfg.ReceiveMaximum < 65535 {
+		pr.Set(codec.PropReceiveMaximum)
+		pr.ReceiveMaximum = b.cfg.ReceiveMaximum
+	}
+	if b.cfg.MaxQoS < 2 {
+		pr.Set(codec.PropMaximumQoS)
+		pr.MaximumQoS = b.cfg.MaxQoS
+	}
+	if !b.cfg.RetainAvailable {
+		pr.Set(codec.PropRetainAvailable)
+		pr.RetainAvailable = 0
+	}
+	// Wildcards, subscription identifiers and shared subscriptions are
+	// always available: absent properties say so (MQTT 5 3.2.2.3.11-13).
+	if cp.responseInfo && b.cfg.ResponseInformation != "" {
+		pr.Set(codec.PropResponseInfo)
+		pr.ResponseInfo = []byte(b.cfg.ResponseInformation)
+	}
+	if e := c.ext; e != nil && e.authMethod != "" {
+		pr.Set(codec.PropAuthMethod) // the CONNACK names the method it completes (MQTT 5 section 4.12)
+		pr.AuthMethod = []byte(e.authMethod)
+		if len(authData) > 0 {
+			pr.Set(codec.PropAuthData)
+			pr.AuthData = authData
+		}
+	}
 }
 
 // kick disconnects a client whose session was taken over, on its own loop.

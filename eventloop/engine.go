@@ -29,7 +29,8 @@ type Handler interface {
 	// fixed header, over-size packet). The connection closes after it.
 	OnFrameError(c *Conn, err error)
 	// OnClose is called once when a connection has gone, for whatever
-	// reason; err is nil for a close the broker asked for.
+	// reason; err is nil for a close the broker asked for. The connection
+	// is still in its loop's Conns during the call.
 	OnClose(c *Conn, err error)
 	// OnWake is called on l after Loop.Wake.
 	OnWake(l *Loop)
@@ -63,6 +64,7 @@ type Engine struct {
 
 	tickStop chan struct{}
 	tickDone chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns an Engine that will deliver events to h.
@@ -211,7 +213,6 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	if c == nil {
 		return gnet.Close
 	}
-	action := gnet.None
 	for !c.closing {
 		n := gc.InboundBuffered()
 		if n < 2 {
@@ -241,29 +242,34 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	c.loop.flush()
 	if c.closing {
 		// Drop whatever else the client sent: after a protocol error
-		// nothing more from it is read.
+		// nothing more from it is read. Close drains what was written.
 		_, _ = gc.Discard(gc.InboundBuffered())
-		action = gnet.Close
+		c.closing = false
+		c.Close()
 	}
-	return action
+	return gnet.None
 }
 
 // Stop closes the listener and every connection (each gets OnClose), and
-// waits for the loops to end or ctx to expire.
+// waits for the loops to end or ctx to expire. Calls after the first wait
+// for the same end.
 func (e *Engine) Stop(ctx context.Context) error {
-	if e.tickStop != nil {
-		close(e.tickStop)
-		<-e.tickDone
-	}
-	if err := e.eng.Stop(ctx); err != nil {
-		return err
-	}
+	e.stopOnce.Do(func() {
+		if e.tickStop != nil {
+			close(e.tickStop)
+			<-e.tickDone
+		}
+		// gnet's own Stop polls for the end every 500 ms; gnet.Run
+		// returning (e.done) is the end itself, so wait for that instead.
+		go func() { _ = e.eng.Stop(context.Background()) }()
+	})
 	select {
-	case <-e.done:
+	case err := <-e.done:
+		e.done <- err // for later callers
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return nil
 }
 
 // OnEach runs fn on each loop for each of its connections and waits until

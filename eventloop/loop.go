@@ -17,8 +17,13 @@ type Loop struct {
 	el     gnet.EventLoop
 	engine *Engine
 
-	conns []*Conn // every open connection, for ticks and shutdown
-	dirty []*Conn // connections with output to write
+	conns    []*Conn // every open connection, for ticks and shutdown
+	dirty    []*Conn // connections with output to write
+	draining []*Conn // closing connections whose output is still being sent
+
+	// sink takes writes to connections that are closing: they are dropped,
+	// so nothing follows a final DISCONNECT.
+	sink bytebufferpool.ByteBuffer
 
 	wakePending atomic.Bool
 	wakeFn      gnet.Runnable
@@ -51,10 +56,34 @@ func (l *Loop) runWake(context.Context) error {
 
 func (l *Loop) tickFn() gnet.Runnable {
 	return gnet.RunnableFunc(func(context.Context) error {
-		l.engine.handler.OnTick(l, time.Now())
+		now := time.Now()
+		l.engine.handler.OnTick(l, now)
 		l.flush()
+		l.reap(now)
 		return nil
 	})
+}
+
+// drainGrace bounds how long a closing connection may take to accept its
+// last output (a final DISCONNECT behind a backlog) before it is cut.
+const drainGrace = 5 * time.Second
+
+// reap closes draining connections whose output has gone out, or whose
+// grace period is over.
+func (l *Loop) reap(now time.Time) {
+	keep := l.draining[:0]
+	for _, c := range l.draining {
+		switch {
+		case c.closed:
+		case c.gc.OutboundBuffered() == 0 || now.After(c.drainUntil):
+			_ = c.gc.Close()
+		default:
+			keep = append(keep, c)
+			continue
+		}
+	}
+	clear(l.draining[len(keep):])
+	l.draining = keep
 }
 
 // flush writes each dirty connection's buffered output with one write and
@@ -87,10 +116,12 @@ type Conn struct {
 	// Data is the Handler's per-connection state.
 	Data any
 
+	drainUntil time.Time // set while draining; see Loop.reap
+
 	idx     int32 // position in loop.conns
 	dirty   bool
-	closing bool // close after the current read burst
-	closed  bool // gone; writes are dropped
+	closing bool // closing: input is discarded, writes are dropped
+	closed  bool // gone
 }
 
 // Loop returns the connection's loop. Safe for concurrent use.
@@ -100,18 +131,21 @@ func (c *Conn) Loop() *Loop { return c.loop }
 func (c *Conn) RemoteAddr() net.Addr { return c.gc.RemoteAddr() }
 
 // Write queues p for sending at the end of this loop iteration. It never
-// fails; after the connection is gone, writes are dropped.
+// fails; once the connection is closing, writes are dropped.
 func (c *Conn) Write(p []byte) {
-	if c.closed {
-		return
-	}
-	c.Buffer()
-	c.out.B = append(c.out.B, p...)
+	buf := c.Buffer()
+	buf.B = append(buf.B, p...)
 }
 
 // Buffer returns the connection's output buffer to append to directly
 // (codec Append functions), marking the connection for the next flush.
+// Once the connection is closing it returns a scratch buffer whose
+// contents are dropped.
 func (c *Conn) Buffer() *bytebufferpool.ByteBuffer {
+	if c.closing || c.closed {
+		c.loop.sink.B = c.loop.sink.B[:0]
+		return &c.loop.sink
+	}
 	if c.out == nil {
 		c.out = outPool.Get()
 	}
@@ -132,16 +166,23 @@ func (c *Conn) Backlog() int {
 	return n
 }
 
-// Close closes the connection after pending output has been written.
-// Safe to call more than once.
+// Close closes the connection once what was written to it has been sent:
+// at once if the kernel took it all, otherwise when gnet's buffer drains
+// (checked each tick) or after drainGrace. From now on input is discarded
+// and writes are dropped. Safe to call more than once.
 func (c *Conn) Close() {
 	if c.closed || c.closing {
 		return
 	}
-	c.closing = true
 	if c.out != nil {
 		_, _ = c.gc.Write(c.out.B)
 		c.dropOut()
+	}
+	c.closing = true
+	if c.gc.OutboundBuffered() > 0 {
+		c.drainUntil = time.Now().Add(drainGrace)
+		c.loop.draining = append(c.loop.draining, c)
+		return
 	}
 	_ = c.gc.Close() // asynchronous: OnClose follows on this loop
 }

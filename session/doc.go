@@ -10,9 +10,9 @@
 // and acknowledge; router workers take it only to queue for a session that is
 // offline, and a new connection takes it to take the session over. Every
 // method whose name ends in Locked requires s.mu to be held; the others lock
-// for themselves. Lock order: a Session's mutex may be taken while holding
-// nothing else, or while holding a Store shard lock (see LOCKORDER.md at the
-// repository root).
+// for themselves. Lock order: a Session's mutex is taken first; with it held,
+// a Store shard lock may be taken, never the other way round (see
+// LOCKORDER.md at the repository root).
 //
 // # Memory
 //

@@ -265,7 +265,7 @@ func (f *flight) remove(i int) {
 	f.inflight = f.inflight[:len(f.inflight)-1]
 }
 
-// lookup finds in-flight id in state want (0: any state).
+// lookup finds in-flight id; the index is -1 when it is not in flight.
 func (s *Session) lookup(id uint16) (*flight, int) {
 	if s.fl == nil {
 		return nil, -1

@@ -82,7 +82,8 @@ func (st *MemStore) Delete(id string, s *Session) bool {
 	sh := st.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.m[id] != s {
+	cur, ok := sh.m[id]
+	if !ok || cur != s {
 		return false
 	}
 	delete(sh.m, id)

@@ -1,0 +1,67 @@
+// Package auth does the method side of MQTT 5 enhanced authentication
+// (MQTT 5.0 section 4.12): given the Authentication Data of CONNECT and
+// AUTH packets, it computes the server's answers and decides whether the
+// client is who it says. It knows nothing of packets, sessions or sockets;
+// the broker's protocol code sends the AUTH, CONNACK and DISCONNECT packets
+// and enforces the packet rules (same Authentication Method throughout
+// [MQTT-4.12.0-5], no AUTH without a method in CONNECT [MQTT-4.12.0-6]
+// [MQTT-4.12.0-7]).
+//
+// It owns:
+//
+//   - Method and Exchange, the boundary: a Method per configured
+//     Authentication Method, an Exchange per authentication conversation.
+//   - Registry, the broker's map from method name to Method.
+//   - The SCRAM-SHA-256 method (RFC 7677, RFC 5802) over a CredentialStore,
+//     and SCRAMClient, its client side for tests and tools.
+//
+// # The exchange, in MQTT packets
+//
+//	CONNECT (method, data)   -> Start, Step(data)
+//	AUTH 0x18 (out)          <- done == false
+//	AUTH 0x18 (data)         -> Step(data)
+//	CONNACK 0x00 (out)       <- done == true
+//	CONNACK err.Code         <- err != nil, then close [MQTT-4.12.0-4]
+//
+// Re-authentication [MQTT-4.12.1-1] is the same with AUTH 0x19 for the
+// first client packet, AUTH 0x00 for success and DISCONNECT err.Code for
+// failure [MQTT-4.12.1-2]. It starts a new Exchange; the old identity stays
+// in force until the new one succeeds. A broker that does not let a
+// connection change users compares the new Identity with the old one and
+// refuses with CodeNotAuthorized when they differ.
+//
+// # Goroutines
+//
+// Method and Registry values are built once from configuration and are
+// safe for concurrent use; they hold no mutable state, so there are no
+// locks here and nothing to add to LOCKORDER.md. A CredentialStore must be
+// safe for concurrent Lookup. An Exchange belongs to the event loop that
+// owns its connection and is used by that goroutine only, like the rest of
+// the connection's state; so is a SCRAMClient by its client.
+//
+// # Invariants
+//
+//   - An exchange ends at its first error or at done == true; every Step
+//     after that returns ErrExchangeEnded. SCRAM takes at most three Steps,
+//     and each input is bounded (1 KiB), so a client cannot keep an exchange
+//     or the CPU busy.
+//   - Credentials never hold the password, only the derived keys.
+//   - An unknown user is not told apart from a wrong password: the exchange
+//     goes on with decoy credentials derived from the user name and a
+//     secret, and fails at the proof with ErrBadCredentials, at the same
+//     step and with the same error as a wrong password.
+//   - Proofs and signatures are compared in constant time.
+//
+// # Buffers
+//
+// Step and the SCRAMClient methods do not keep their input after they
+// return; the slices they return are newly allocated and belong to the
+// caller. Authentication is once per connection, not per message, so this
+// package does not pool buffers.
+//
+// # Errors
+//
+// Every refusal is a *Error, one package-level value per cause, carrying
+// the MQTT reason code to answer with. Its text is for logs: sending it as
+// a Reason String would tell a prober which check failed.
+package auth
