@@ -13,11 +13,34 @@ import (
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
+	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 )
 
 // withoutLogger zeroes the field that cannot be compared meaningfully.
+// scramLogin runs a whole SCRAM exchange against m.
+func scramLogin(m auth.Method, user, pass string) error {
+	cl := auth.NewSCRAMClient(user, pass)
+	x := m.Start("c")
+	first, _, err := x.Step(cl.First())
+	if err != nil {
+		return err
+	}
+	final, err := cl.Final(first)
+	if err != nil {
+		return err
+	}
+	last, done, err := x.Step(final)
+	if err != nil {
+		return err
+	}
+	if !done {
+		return errors.New("exchange not done after client-final")
+	}
+	return cl.Verify(last)
+}
+
 func withoutLogger(c broker.Config) broker.Config {
 	c.Logger = zerolog.Logger{}
 	return c
@@ -116,6 +139,7 @@ shared_strategy: hash-topic
 max_qos: 1
 retain_available: false
 response_information: replies/
+scram_users: {alice: wonderland}
 log_level: debug
 log_format: json
 `
@@ -149,6 +173,17 @@ log_format: json
 		LogFormat: LogFormatJSON,
 	}
 	got.Broker = withoutLogger(got.Broker)
+	// The SCRAM method is checked by using it: alice's password must work.
+	if len(got.Broker.AuthMethods) != 1 || got.Broker.AuthMethods[0].Name() != auth.SCRAMSHA256 {
+		t.Fatalf("AuthMethods = %v, want one SCRAM-SHA-256", got.Broker.AuthMethods)
+	}
+	if err := scramLogin(got.Broker.AuthMethods[0], "alice", "wonderland"); err != nil {
+		t.Fatalf("alice cannot authenticate: %v", err)
+	}
+	if err := scramLogin(got.Broker.AuthMethods[0], "alice", "looking-glass"); err == nil {
+		t.Fatal("a wrong password authenticated")
+	}
+	want.Broker.AuthMethods = got.Broker.AuthMethods
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse =\n%+v\nwant\n%+v", got, want)
 	}
@@ -247,7 +282,7 @@ func TestErrors(t *testing.T) {
 		{name: "dashes", in: "max-queued: 3\n",
 			want: `s.yaml:1:1: unknown key "max-queued" (did you mean "max_queued"?)`, line: 1},
 		{name: "far off", in: "port: 1883\n",
-			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, log_level, log_format)`, line: 1},
+			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, scram_users, log_level, log_format)`, line: 1},
 		{name: "unknown shared strategy", in: "shared_strategy: sticky\n",
 			want: `s.yaml:1:18: shared_strategy: router: unknown shared subscription strategy "sticky"`, line: 1, key: "shared_strategy"},
 		{name: "max_qos out of range", in: "max_qos: 3\n",

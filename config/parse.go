@@ -116,6 +116,10 @@ func settings() []setting {
 			f.Broker.ResponseInformation, err = stringValue(v)
 			return err
 		}},
+		{"scram_users", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.AuthMethods, err = scramUsersValue(v)
+			return err
+		}},
 		{"log_level", func(f *File, v *yaml.Node) error {
 			s, err := stringValue(v)
 			if err != nil {

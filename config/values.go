@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/shoalmq/shoal/auth"
 )
 
 // describe names a node's YAML type and value for "got ..." messages.
@@ -209,3 +213,44 @@ func parseSize(s string) (int, error) {
 	}
 	return int(v * mult), nil
 }
+
+// scramUsersValue reads a mapping of user names to passwords and builds the
+// SCRAM-SHA-256 method from it. Salts and the secret behind unknown users'
+// decoy salts are derived from the file's contents, not drawn at random, so
+// they stay the same across restarts: a salt that changed only for unknown
+// users would tell an observer which names exist.
+func scramUsersValue(n *yaml.Node) ([]auth.Method, error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, wrongType("a mapping of user names to passwords", n)
+	}
+	store := auth.MemStore{}
+	secret := sha256.New()
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		user, err := stringValue(n.Content[i])
+		if err != nil {
+			return nil, err
+		}
+		pass, err := stringValue(n.Content[i+1])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", user, err)
+		}
+		if user == "" || pass == "" {
+			return nil, errors.New("user names and passwords must not be empty")
+		}
+		if _, dup := store[user]; dup {
+			return nil, fmt.Errorf("user %q is listed twice", user)
+		}
+		mac := hmac.New(sha256.New, []byte(pass))
+		mac.Write([]byte("shoal scram salt\x00" + user))
+		store[user] = auth.NewCredentials(pass, mac.Sum(nil)[:16], scramIterations)
+		secret.Write([]byte(user + "\x00" + pass + "\x00"))
+	}
+	if len(store) == 0 {
+		return nil, nil
+	}
+	return []auth.Method{auth.NewSCRAM(store, auth.WithSecret(secret.Sum(nil)))}, nil
+}
+
+// scramIterations is the PBKDF2 work factor for SCRAM credentials: RFC 7677
+// section 4's minimum. Derivation happens once, at start-up.
+const scramIterations = 4096
