@@ -188,15 +188,17 @@ func (b *Broker) expireSessions(now int64) {
 	}
 	b.expMu.Unlock()
 	for _, s := range due {
+		var orphans []session.Delivery
 		s.Lock()
 		switch {
 		case s.OwnerLocked() != nil || s.ExpireAt == 0:
 			b.unexpire(s) // back online
 		case now >= s.ExpireAt:
-			b.endSessionLocked(s)
+			orphans = b.endSessionLocked(s)
 			b.unexpire(s)
 		}
 		s.Unlock()
+		b.reroute(orphans)
 	}
 }
 
@@ -213,11 +215,23 @@ func (b *Broker) unexpire(s *session.Session) {
 }
 
 // endSessionLocked removes s and everything it holds. s.mu must be held.
-func (b *Broker) endSessionLocked(s *session.Session) {
+// It returns the shared-subscription deliveries s had not completed: pass
+// them to reroute once s is unlocked.
+func (b *Broker) endSessionLocked(s *session.Session) []session.Delivery {
+	orphans := b.clearSessionLocked(s)
+	b.sessions.Delete(s.ClientID(), s)
+	return orphans
+}
+
+// clearSessionLocked empties s — subscriptions (also from the router),
+// messages both ways — and returns its unfinished shared deliveries, as
+// endSessionLocked does.
+func (b *Broker) clearSessionLocked(s *session.Session) []session.Delivery {
+	orphans := s.TakeSharedLocked()
 	for _, sub := range s.ClearLocked() {
 		b.subs.Unsubscribe(s, sub.Filter)
 	}
-	b.sessions.Delete(s.ClientID(), s)
+	return orphans
 }
 
 // SessionCount is the number of sessions, connected or not.

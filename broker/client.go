@@ -318,11 +318,12 @@ func (c *client) closed() {
 	b := c.b
 	s := c.sess
 	now := time.Now().UnixNano()
+	var orphans []session.Delivery
 	s.Lock()
 	if s.DetachLocked(c) {
 		switch {
 		case s.Expiry == 0:
-			b.endSessionLocked(s)
+			orphans = b.endSessionLocked(s)
 		case s.Expiry != session.NeverExpire:
 			s.ExpireAt = now + int64(s.Expiry)*int64(time.Second)
 			b.expireAt(s)
@@ -331,6 +332,7 @@ func (c *client) closed() {
 	gen := s.Gen
 	expiry := s.Expiry
 	s.Unlock()
+	b.reroute(orphans)
 	if e := c.ext; e != nil && e.will != nil {
 		if c.dropWill {
 			e.will.Release()

@@ -128,10 +128,9 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	prev := s.AttachLocked(c)
 	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
+	var orphans []session.Delivery
 	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {
-		for _, sub := range s.ClearLocked() {
-			b.subs.Unsubscribe(s, sub.Filter)
-		}
+		orphans = b.clearSessionLocked(s)
 		present = false
 	}
 	s.Expiry = cp.expiry
@@ -156,6 +155,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	c.drainQueueLocked(ls, now)
 	s.Unlock()
 	b.unexpire(s)
+	b.reroute(orphans)
 
 	if prev != nil {
 		b.kick(prev.(*client))

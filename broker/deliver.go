@@ -198,6 +198,9 @@ func (w *worker) route(m *router.Message) {
 		if len(mt.SubIDs) > 0 {
 			d.SubIDs = append([]uint32(nil), mt.SubIDs...)
 		}
+		if mt.Shared && d.QoS > 0 {
+			d.Group = mt.Group // for reroute, should the member's session end
+		}
 		if li := s.LoopHint(); li >= 0 {
 			d.Msg = m.Ref()
 			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
@@ -212,6 +215,33 @@ func (w *worker) route(m *router.Message) {
 			// Came online since the hint: deliver through its loop.
 			li := c.LoopIndex()
 			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
+		} else {
+			b.queueOfflineLocked(s, d)
+		}
+		s.Unlock()
+	}
+}
+
+// reroute gives the shared-subscription deliveries of a session that ended
+// to another member of their group, so that a member leaving does not lose
+// the group's QoS 1/2 messages (MQTT 5 section 4.8.2). A group that has no
+// members left drops them. Call with no session locked.
+func (b *Broker) reroute(orphans []session.Delivery) {
+	for _, d := range orphans {
+		mt, ok := b.subs.PickShared(d.Group, usableMember)
+		s, _ := mt.Sub.(*session.Session)
+		if !ok || s == nil {
+			d.Release()
+			continue
+		}
+		d = session.Delivery{Msg: d.Msg, SubIDs: mt.SubIDs, Group: mt.Group,
+			QoS: min(d.Msg.QoS, mt.QoS), Retain: d.Msg.Retain && mt.RetainAsPublished}
+		if d.QoS == 0 {
+			d.Group = ""
+		}
+		s.Lock()
+		if c, _ := s.OwnerLocked().(*client); c != nil {
+			b.post(c.LoopIndex(), pending{sess: s, d: d})
 		} else {
 			b.queueOfflineLocked(s, d)
 		}

@@ -15,6 +15,9 @@ type Match struct {
 	SubIDs []uint32
 	// Shared is true if this entry came from a shared-subscription group.
 	Shared bool
+	// Group is that group's whole filter ("$share/g/a/+"), for
+	// Table.PickShared; "" for non-shared entries.
+	Group string
 }
 
 // linearDedupe is how many entries one Match call may produce before
@@ -154,7 +157,7 @@ func (t *Table) collect(n *node, m *Matches) {
 	}
 	if n.ext != nil {
 		for _, g := range n.ext.groups {
-			m.push(&g.members[t.pick(g, m)], true)
+			m.push(&g.members[t.pick(g, m)], g)
 		}
 	}
 }
@@ -177,7 +180,7 @@ func (m *Matches) addSubs(subs []sub) {
 				continue
 			}
 		}
-		m.push(s, false)
+		m.push(s, nil)
 	}
 }
 
@@ -220,7 +223,7 @@ func (m *Matches) find(s Subscriber) int {
 
 // push appends an entry for s, reusing the SubIDs storage of whatever entry
 // last occupied the slot.
-func (m *Matches) push(s *sub, shared bool) {
+func (m *Matches) push(s *sub, g *group) {
 	n := len(m.List)
 	if n < cap(m.List) {
 		m.List = m.List[:n+1]
@@ -231,7 +234,11 @@ func (m *Matches) push(s *sub, shared bool) {
 	e.Sub = s.s
 	e.QoS = s.qos
 	e.RetainAsPublished = s.flags&flagRetainAsPublished != 0
-	e.Shared = shared
+	e.Shared = g != nil
+	e.Group = ""
+	if g != nil {
+		e.Group = g.filter
+	}
 	e.SubIDs = e.SubIDs[:0]
 	if s.id != 0 {
 		e.SubIDs = append(e.SubIDs, s.id)

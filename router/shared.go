@@ -84,7 +84,8 @@ func ParseShared(filter string) (group, inner string, ok bool) {
 // node (inner filter) it hangs on [MQTT-4.8.2].
 type group struct {
 	name    string
-	members []sub // in subscription order; never empty while linked
+	filter  string // the whole filter as subscribed, "$share/{name}/{inner}"
+	members []sub  // in subscription order; never empty while linked
 	next    atomic.Uint64
 }
 
@@ -122,4 +123,39 @@ func (t *Table) pick(g *group, m *Matches) int {
 		}
 	}
 	return int(i)
+}
+
+// PickShared chooses a member of the shared group named by filter, a whole
+// "$share/{group}/{filter}" string, for a message that a member can no longer
+// take: its session ended with the message unacknowledged, and MQTT 5
+// section 4.8.2 asks that it go to another member. usable (may be nil)
+// passes over members as Matches.Usable does. It reports false when the
+// group is gone. Safe for concurrent use.
+func (t *Table) PickShared(filter string, usable func(Subscriber) bool) (Match, bool) {
+	sh, inner, name, shared := t.split(filter)
+	if !shared {
+		return Match{}, false
+	}
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	n := &sh.root
+	for lvl, rest, more := cutLevel(inner); ; lvl, rest, more = cutLevel(rest) {
+		if n = n.child(lvl); n == nil {
+			return Match{}, false
+		}
+		if !more {
+			break
+		}
+	}
+	g := n.group(name)
+	if g == nil {
+		return Match{}, false
+	}
+	m := Matches{Usable: usable}
+	s := &g.members[t.pick(g, &m)]
+	out := Match{Sub: s.s, QoS: s.qos, RetainAsPublished: s.flags&flagRetainAsPublished != 0, Shared: true, Group: g.filter}
+	if s.id != 0 {
+		out.SubIDs = []uint32{s.id}
+	}
+	return out, true
 }

@@ -246,3 +246,38 @@ func TestSharedSkipsUnusable(t *testing.T) {
 		})
 	}
 }
+
+// TestPickShared: a message a leaving member didn't finish goes to another
+// member of the same group (MQTT 5 section 4.8.2), chosen with the same
+// strategy and Usable check, with that member's own options.
+func TestPickShared(t *testing.T) {
+	tb, subs := sharedTable(RoundRobin, 3)
+	gone := subs[0]
+	tb.Unsubscribe(gone, "$share/g/s/+")
+	seen := map[Subscriber]int{}
+	for i := 0; i < 6; i++ {
+		m, ok := tb.PickShared("$share/g/s/+", func(s Subscriber) bool { return s != subs[2] })
+		if !ok {
+			t.Fatal("group not found")
+		}
+		if m.Group != "$share/g/s/+" || !m.Shared {
+			t.Fatalf("match = %+v", m)
+		}
+		seen[m.Sub]++
+	}
+	if seen[subs[1]] != 6 {
+		t.Fatalf("picks = %v, want all 6 to the only usable member", seen)
+	}
+	if _, ok := tb.PickShared("$share/other/s/+", nil); ok {
+		t.Fatal("found a group that doesn't exist")
+	}
+	if _, ok := tb.PickShared("s/+", nil); ok {
+		t.Fatal("a non-shared filter is not a group")
+	}
+	// Match reports the group of shared entries too.
+	var m Matches
+	tb.Match([]byte("s/x"), nil, nil, &m)
+	if len(m.List) != 1 || m.List[0].Group != "$share/g/s/+" {
+		t.Fatalf("Match = %+v", m.List)
+	}
+}

@@ -65,6 +65,9 @@ type Subscriptions interface {
 	Match(topic []byte, from Subscriber, fromID []byte, m *Matches)
 	// Count is the number of subscriptions.
 	Count() int
+	// PickShared chooses a member of a shared group for a message another
+	// member could not finish.
+	PickShared(filter string, usable func(Subscriber) bool) (Match, bool)
 }
 
 var _ Subscriptions = (*Table)(nil)
@@ -149,7 +152,7 @@ func (t *Table) Subscribe(s Subscriber, filter string, o Options) (existed bool)
 	if shared {
 		g := n.group(name)
 		if g == nil {
-			g = &group{name: name}
+			g = &group{name: name, filter: filter}
 			if n.ext == nil {
 				n.ext = &ext{}
 			}

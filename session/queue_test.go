@@ -229,3 +229,54 @@ func TestSessionAllocs(t *testing.T) {
 		t.Errorf("warmed-up queue: %v allocations per run, want 0", steady)
 	}
 }
+
+// TestTakeShared: shared deliveries not yet received for certain leave the
+// session (queued, and in flight before PUBREC); the rest stays in order.
+func TestTakeShared(t *testing.T) {
+	s := session.New("c")
+	s.Lock()
+	defer s.Unlock()
+	mk := func(group string, qos byte) session.Delivery {
+		return session.Delivery{Msg: router.NewMessage([]byte("t"), []byte(group), nil, nil, qos, false, 0, nil), QoS: qos, Group: group}
+	}
+	s.PushInflightLocked(mk("$share/g/t", 1), 1, 0) // unacknowledged: taken
+	s.PushInflightLocked(mk("", 1), 2, 0)           // not shared: stays
+	s.PushInflightLocked(mk("$share/g/t", 2), 3, 0)
+	if !s.PubrecLocked(3, false, 0) { // past PUBREC: the client has it, stays
+		t.Fatal("PUBREC 3")
+	}
+	for i, g := range []string{"", "$share/g/t", "", "$share/h/t", ""} {
+		d := mk(g, 1)
+		d.SubIDs = []uint32{uint32(i)}
+		s.EnqueueLocked(d, 10, true)
+	}
+	got := s.TakeSharedLocked()
+	if len(got) != 3 {
+		t.Fatalf("took %d deliveries, want 3", len(got))
+	}
+	for _, d := range got {
+		if d.Group == "" {
+			t.Fatalf("took a non-shared delivery: %+v", d)
+		}
+		d.Release()
+	}
+	if n := s.InflightLen(); n != 2 {
+		t.Fatalf("%d in flight, want 2", n)
+	}
+	var order []uint32
+	for {
+		d, ok := s.DequeueLocked()
+		if !ok {
+			break
+		}
+		order = append(order, d.SubIDs[0])
+		d.Release()
+	}
+	if fmt.Sprint(order) != "[0 2 4]" {
+		t.Fatalf("queue after = %v, want [0 2 4]", order)
+	}
+	if s.Busy() {
+		t.Fatal("busy with an empty queue")
+	}
+	s.ClearLocked()
+}

@@ -16,8 +16,12 @@ const NeverExpire = math.MaxUint32
 type Delivery struct {
 	Msg    *router.Message
 	SubIDs []uint32 // subscription identifiers to send with it; owned
-	QoS    byte     // delivery QoS: min(published, granted)
-	Retain bool     // RETAIN flag as it goes out
+	// Group is the shared subscription ("$share/g/f") the delivery came
+	// through, "" if none: should the session end before the client has
+	// it, another member of the group gets it (MQTT 5 section 4.8.2).
+	Group  string
+	QoS    byte // delivery QoS: min(published, granted)
+	Retain bool // RETAIN flag as it goes out
 }
 
 // Release gives back the delivery's message reference.
@@ -424,6 +428,44 @@ func (s *Session) ReleaseLocked(id uint16) bool {
 		}
 	}
 	return false
+}
+
+// TakeSharedLocked removes and returns the QoS 1/2 deliveries that came
+// through a shared subscription and that the client has not received for
+// certain: queued ones, and in-flight ones before PUBREC. The caller owns
+// their references and hands them to another member of their group.
+func (s *Session) TakeSharedLocked() []Delivery {
+	f := s.fl
+	if f == nil {
+		return nil
+	}
+	var out []Delivery
+	keep := f.inflight[:0]
+	for _, e := range f.inflight {
+		if e.Group != "" && e.State != AwaitPubcomp && e.Msg != nil {
+			out = append(out, e.Delivery)
+			continue
+		}
+		keep = append(keep, e)
+	}
+	clear(f.inflight[len(keep):])
+	f.inflight = keep
+	// Compact the ring in place, in order: slot w is always one already read.
+	w := 0
+	for i := 0; i < int(f.qlen); i++ {
+		idx := (int(f.qhead) + i) % len(f.queue)
+		d := f.queue[idx]
+		f.queue[idx] = Delivery{}
+		if d.Group != "" {
+			out = append(out, d)
+			continue
+		}
+		f.queue[(int(f.qhead)+w)%len(f.queue)] = d
+		w++
+	}
+	f.qlen = int32(w)
+	s.busy.Store(w > 0)
+	return out
 }
 
 // ClearLocked drops all state — subscriptions, in-flight messages both
