@@ -122,8 +122,9 @@ type Config struct {
 	// OutboundTopicAliases is how many topic aliases the broker itself uses
 	// toward an MQTT 5 client that accepts them, capped by the client's
 	// Topic Alias Maximum (outbound_topic_aliases). Aliases save bandwidth
-	// on long, repeated topics at the cost of a small map per connection.
-	// Default 0: off.
+	// on long, repeated topics at the cost of a small map per connection
+	// that uses them; clients announcing no Topic Alias Maximum (the
+	// default) never get them. 0 turns them off. Default 16.
 	OutboundTopicAliases uint16
 
 	// SharedStrategy picks the member of a shared subscription group that
@@ -161,19 +162,20 @@ type Config struct {
 // DefaultConfig returns the configuration `make run` uses.
 func DefaultConfig() Config {
 	return Config{
-		Listen:            "127.0.0.1:1883",
-		WorkerQueue:       16384,
-		MaxPacketSize:     1 << 20,
-		ConnectTimeout:    10 * time.Second,
-		MaxInflight:       64,
-		MaxQueued:         1000,
-		QueuePolicy:       DropOldest,
-		ReceiveMaximum:    1024,
-		TopicAliasMaximum: 64,
-		SharedStrategy:    router.RoundRobin,
-		MaxQoS:            2,
-		RetainAvailable:   true,
-		Logger:            zerolog.Nop(),
+		Listen:               "127.0.0.1:1883",
+		WorkerQueue:          16384,
+		MaxPacketSize:        1 << 20,
+		ConnectTimeout:       10 * time.Second,
+		MaxInflight:          64,
+		MaxQueued:            1000,
+		QueuePolicy:          DropOldest,
+		ReceiveMaximum:       1024,
+		TopicAliasMaximum:    64,
+		OutboundTopicAliases: 16,
+		SharedStrategy:       router.RoundRobin,
+		MaxQoS:               2,
+		RetainAvailable:      true,
+		Logger:               zerolog.Nop(),
 	}
 }
 

@@ -238,17 +238,19 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 	if c.version == codec.V5 {
 		o.RawProps = m.Props
 		o.SubIDs = d.SubIDs
-		if c.ext != nil && c.ext.outMax > 0 {
-			c.ext.aliasTopic(o)
-		}
 		if m.Expiry != 0 {
 			o.HasExpiry = true
 			left := (m.Expiry - now + int64(time.Second) - 1) / int64(time.Second) // [MQTT-3.3.2-6]
 			o.Expiry = uint32(max(left, 1))
 		}
+		// Judged with the full topic, and before an alias is assigned: a
+		// message not sent must not leave an alias the client never saw.
 		if c.ext != nil && c.ext.maxOut != 0 && o.Size(codec.V5) > int(c.ext.maxOut) {
 			c.b.stats.dropsTooLarge.Add(1)
 			return false
+		}
+		if c.ext != nil && c.ext.outMax > 0 {
+			c.ext.aliasTopic(o)
 		}
 	}
 	buf := c.conn.Buffer()
