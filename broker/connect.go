@@ -83,6 +83,14 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		cp.responseInfo = p.Props.RequestResponseInfo == 1
 	}
 
+	// A will the broker could not publish as asked is refused up front.
+	if p.WillFlag && p.WillQoS > b.cfg.MaxQoS {
+		return errQoSNotSupported // [MQTT-3.2.2-12]
+	}
+	if p.WillFlag && p.WillRetain && !b.cfg.RetainAvailable {
+		return errRetainNotSupported // [MQTT-3.2.2-13]
+	}
+
 	// The will, copied out of the frame now: it outlives it.
 	if p.WillFlag {
 		var fwd []byte

@@ -54,3 +54,4 @@ func TestRetryInterval(t *testing.T) {
 		}
 	}
 }
+
