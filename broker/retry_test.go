@@ -54,4 +54,3 @@ func TestRetryInterval(t *testing.T) {
 		}
 	}
 }
-
