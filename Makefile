@@ -58,7 +58,7 @@ lint: ## gofmt must be clean, go vet must pass
 deps: ## install mosquitto, its clients and python3-paho-mqtt (apt) when missing
 	@if command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 && \
 		{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
-		python3 -c 'import paho.mqtt' >/dev/null 2>&1; then \
+		/usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1; then \
 		echo "deps: mosquitto, mosquitto-clients and python3-paho-mqtt already installed"; \
 	else \
 		$(SUDO) apt-get update && \

@@ -296,7 +296,7 @@ func (c *client) tick(b *Broker, now int64) {
 		}
 	case stateConnected:
 		// A client silent for one and a half keep-alive periods is gone
-		// [MQTT-3.1.2-24].
+		// [MQTT-3.1.2-22].
 		if c.keepAlive > 0 && now-c.lastRecv > int64(c.keepAlive)*int64(time.Second)*3/2 {
 			c.fail(errKeepAlive)
 			return
@@ -310,6 +310,15 @@ func (c *client) tick(b *Broker, now int64) {
 // closed runs when the connection is gone: detach or end the session and
 // publish the will if the close was abnormal.
 func (c *client) closed() {
+	c.leave()
+}
+
+// leave detaches the client from its session — ending the session if it
+// does not outlive the connection — and publishes or schedules the will
+// unless a normal DISCONNECT dropped it. It runs once: at DISCONNECT, so a
+// reconnect that races the socket's close already finds the session
+// detached, or when the connection goes.
+func (c *client) leave() {
 	wasConnected := c.state == stateConnected
 	c.state = stateClosed
 	if !wasConnected || c.sess == nil {

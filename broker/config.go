@@ -110,7 +110,7 @@ type Config struct {
 	// clients: how many QoS 1/2 PUBLISH packets each may have unacknowledged
 	// (receive_maximum). QoS 1 is acknowledged at once, so in practice it
 	// bounds QoS 2 messages awaiting PUBREL; a client exceeding it is
-	// disconnected with 0x93 [MQTT-3.3.4-8]. Default 1024, 1..65535.
+	// disconnected with 0x93 [MQTT-3.3.4-7]. Default 1024, 1..65535.
 	ReceiveMaximum uint16
 
 	// TopicAliasMaximum is the highest Topic Alias an MQTT 5 client may use
@@ -135,7 +135,7 @@ type Config struct {
 
 	// MaxQoS is the highest QoS the broker accepts and grants (max_qos):
 	// subscriptions are granted at most this, an MQTT 5 client publishing
-	// above it is disconnected with 0x9B [MQTT-3.2.2-11]. Default 2.
+	// above it is disconnected with 0x9B (MQTT 5 section 3.2.2.3.4). Default 2.
 	MaxQoS byte
 
 	// RetainAvailable says whether clients may publish retained messages

@@ -166,7 +166,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	b.reroute(orphans)
 
 	if prev != nil {
-		b.kick(prev.(*client))
+		b.kick(prev.(*client), cp.clean)
 	}
 	if b.log.Debug().Enabled() {
 		b.log.Debug().Str("client", cp.id).Bool("present", present).Msg("connected")
@@ -224,19 +224,28 @@ func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData [
 }
 
 // kick disconnects a client whose session was taken over, on its own loop.
-func (b *Broker) kick(old *client) {
-	b.post(old.conn.Loop().Index(), pending{kick: old})
+// clean is the new connection's Clean Start, which decides the old will.
+func (b *Broker) kick(old *client, clean bool) {
+	b.post(old.conn.Loop().Index(), pending{kick: old, kickClean: clean})
 }
 
 // takeOver runs on the old client's loop: tell an MQTT 5 client why and
-// close [MQTT-3.1.4-3]. Its will is not published: a new connection for the
-// client id opened before the will could be due (MQTT 5 section 3.1.2.5),
-// and the session lives on in the new connection.
-func (c *client) takeOver() {
+// close [MQTT-3.1.4-3]. Its will is then published as section 3.1.2.5
+// says: at once with no Will Delay Interval; at once if the new connection
+// cleaned the session (the session ended); never if the new connection
+// resumed the session before a non-zero delay ran out [MQTT-3.1.3-9].
+func (c *client) takeOver(newClean bool) {
 	if c.state != stateConnected || c.conn.Closing() {
 		return
 	}
-	c.dropWill = true
+	if e := c.ext; e != nil && e.will != nil {
+		switch {
+		case newClean:
+			e.willDelay = 0
+		case e.willDelay > 0:
+			c.dropWill = true
+		}
+	}
 	c.sendDisconnect(codec.SessionTakenOver, "another connection took the session over")
 	c.conn.Close()
 }
@@ -263,6 +272,7 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 	} else {
 		c.dropWill = true // [MQTT-3.14.4-3]
 	}
+	c.leave()
 	c.conn.Close()
 	return nil
 }

@@ -33,9 +33,10 @@ type loopState struct {
 
 // pending is one inbox entry: a delivery for a session, or a command.
 type pending struct {
-	sess *session.Session
-	d    session.Delivery
-	kick *client // set: disconnect this client, its session was taken over
+	sess      *session.Session
+	d         session.Delivery
+	kick      *client // set: disconnect this client, its session was taken over
+	kickClean bool    // the taking connection's Clean Start
 }
 
 // post appends one entry to loop i's inbox and wakes it.
@@ -69,7 +70,7 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 	for i := range items {
 		p := &items[i]
 		if p.kick != nil {
-			p.kick.takeOver()
+			p.kick.takeOver(p.kickClean)
 		} else {
 			b.deliverOnLoop(l, ls, p.sess, p.d, now)
 		}

@@ -25,10 +25,10 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		return err
 	}
 	if p.QoS > b.cfg.MaxQoS {
-		return errQoSNotSupported // [MQTT-3.2.2-12]
+		return errQoSNotSupported // MQTT 5 section 3.2.2.3.4
 	}
 	if p.Retain && !b.cfg.RetainAvailable {
-		return errRetainNotSupported // [MQTT-3.2.2-15]
+		return errRetainNotSupported // [MQTT-3.2.2-14]
 	}
 	topic := p.Topic
 	if c.version == codec.V5 && p.Props.Has(codec.PropTopicAlias) {
@@ -53,7 +53,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 			return nil
 		}
 		if full && c.version == codec.V5 {
-			return errReceiveMaximum // [MQTT-3.3.4-8]
+			return errReceiveMaximum // [MQTT-3.3.4-7]
 		}
 	}
 
