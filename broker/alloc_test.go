@@ -100,10 +100,11 @@ func drain(r *testutil.Raw, want int, got *atomic.Int64, done chan<- error) {
 
 // TestPublishPathAllocs asserts that routing a PUBLISH through the broker
 // — decode, copy into a pooled message, acknowledgement, worker match,
-// fan-out to the loop, encode — allocates nothing per message. What is left
-// is per batch: gnet's task for a loop wake-up. Measured 0.008-0.037 per
-// message on a 2-core machine; the bound, 0.1, still fails on any
-// allocation made per message (which would show as 1 or more).
+// fan-out to the loop, encode, PUBACK — allocates nothing per message. What
+// is left is per batch: gnet's task for a loop wake-up. Measured 0.006-0.05
+// per message over 50,000 messages on a 2-core machine (the spread is GC
+// timing); the bound, 0.5, still fails on any allocation made per message,
+// which shows as 1 or more.
 func TestPublishPathAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -113,7 +114,7 @@ func TestPublishPathAllocs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPipe(t, tc.qos, tc.version)
 			p.run(t, 5000) // warm the pools
-			const n = 20000
+			const n = 50000
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
@@ -121,7 +122,7 @@ func TestPublishPathAllocs(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			perMsg := float64(after.Mallocs-before.Mallocs) / n
 			t.Logf("%.4f allocations per message", perMsg)
-			if perMsg > 0.1 {
+			if perMsg > 0.5 {
 				t.Fatalf("%.3f allocations per message on the publish path, want ~0", perMsg)
 			}
 		})

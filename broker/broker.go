@@ -49,6 +49,7 @@ type Broker struct {
 type stats struct {
 	dropsQueueFull   atomic.Int64
 	dropsWorkerFull  atomic.Int64
+	publishPauses    atomic.Int64
 	dropsSlowClient  atomic.Int64
 	dropsExpired     atomic.Int64
 	dropsTooLarge    atomic.Int64
@@ -154,11 +155,21 @@ func (b *Broker) worker(id []byte) *worker {
 	return b.workers[h%uint32(len(b.workers))]
 }
 
-// submit hands m to its router worker without blocking. On false the
-// worker's queue is full and m was not taken; the caller still owns it.
-func (b *Broker) submit(m *router.Message) bool {
+// job is one message for a router worker, with the acknowledgement to send
+// its publisher once it is routed (ack nil: none, as for QoS 0 and wills).
+type job struct {
+	m     *router.Message
+	ack   *client
+	ackID uint16
+	ackT  codec.Type // PUBACK or PUBREC
+}
+
+// submit hands j to the router worker of its publisher without blocking.
+// On false the worker's queue is full and j was not taken; the caller
+// still owns j.m.
+func (b *Broker) submit(j job) bool {
 	select {
-	case b.worker(m.FromID).ch <- m:
+	case b.worker(j.m.FromID).ch <- j:
 		return true
 	default:
 		return false

@@ -99,7 +99,7 @@ func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) erro
 	c := ec.Data.(*client)
 	c.lastRecv = time.Now().UnixNano()
 	err := c.handle(hd, body)
-	if err != nil {
+	if err != nil && err != eventloop.ErrPause {
 		c.fail(err)
 	}
 	return err
@@ -198,7 +198,6 @@ var (
 	errAliasInvalid       = &codec.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
 	errAliasUnknown       = &codec.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
 	errSharedNoLocal      = &codec.Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
-	errRouterBusy         = &codec.Error{Code: codec.QuotaExceeded, Msg: "router queue full"}
 	errReceiveMaximum     = &codec.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
 	errKeepAlive          = &codec.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
 	errQoSNotSupported    = &codec.Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}

@@ -35,6 +35,9 @@ type loopState struct {
 type pending struct {
 	sess      *session.Session
 	d         session.Delivery
+	ack       *client // set: send ackT for ackID to this client, its message is routed
+	ackID     uint16
+	ackT      codec.Type
 	kick      *client // set: disconnect this client, its session was taken over
 	kickClean bool    // the taking connection's Clean Start
 }
@@ -69,9 +72,12 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 	now := time.Now().UnixNano()
 	for i := range items {
 		p := &items[i]
-		if p.kick != nil {
+		switch {
+		case p.ack != nil:
+			p.ack.sendAck(p.ackT, p.ackID)
+		case p.kick != nil:
 			p.kick.takeOver(p.kickClean)
-		} else {
+		default:
 			b.deliverOnLoop(l, ls, p.sess, p.d, now)
 		}
 		items[i] = pending{}
@@ -118,13 +124,13 @@ func (b *Broker) queueOfflineLocked(s *session.Session, d session.Delivery) {
 // loops. Each has its own scratch so that routing allocates nothing.
 type worker struct {
 	b       *Broker
-	ch      chan *router.Message
+	ch      chan job
 	matches router.Matches
 	perLoop [][]pending // deliveries grouped by loop, flushed per message
 }
 
 func newWorker(b *Broker, queue, loops int) *worker {
-	w := &worker{b: b, ch: make(chan *router.Message, queue), perLoop: make([][]pending, loops)}
+	w := &worker{b: b, ch: make(chan job, queue), perLoop: make([][]pending, loops)}
 	w.matches.Usable = usableMember
 	return w
 }
@@ -144,23 +150,37 @@ func usableMember(s router.Subscriber) bool {
 const workerBatch = 256
 
 func (w *worker) run() {
-	for m := range w.ch {
-		w.route(m)
-		m.Release()
+	for j := range w.ch {
+		w.do(j)
 	batch:
 		for n := 1; n < workerBatch; n++ {
 			select {
-			case m, ok := <-w.ch:
+			case j, ok := <-w.ch:
 				if !ok {
 					break batch
 				}
-				w.route(m)
-				m.Release()
+				w.do(j)
 			default:
 				break batch
 			}
 		}
 		w.post()
+		if len(w.ch) == 0 {
+			w.b.engine.WakePaused() // room again: paused publishers may go on
+		}
+	}
+}
+
+// do routes one job and queues its acknowledgement behind its deliveries:
+// the publisher hears PUBACK or PUBREC only once the message is in every
+// subscriber's hands or queue, so its in-flight window bounds what it has
+// in the router [MQTT-4.3.2-2], [MQTT-4.3.3-2].
+func (w *worker) do(j job) {
+	w.route(j.m)
+	j.m.Release()
+	if j.ack != nil {
+		li := j.ack.LoopIndex()
+		w.perLoop[li] = append(w.perLoop[li], pending{ack: j.ack, ackID: j.ackID, ackT: j.ackT})
 	}
 }
 

@@ -1,7 +1,10 @@
 package broker_test
 
 import (
+	"fmt"
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/codec"
@@ -33,5 +36,52 @@ func TestWillBeyondLimits(t *testing.T) {
 			!ack.Props.Has(codec.PropRetainAvailable) || ack.Props.RetainAvailable != 0) {
 			t.Errorf("CONNACK does not announce the limits: %+v", ack.Props)
 		}
+	}
+}
+
+// TestBackpressureNotDisconnect: when the router's queue is full, a QoS 1
+// publisher is paused — its frames wait, in order, in its connection's
+// buffer — instead of being disconnected or having messages dropped. Every
+// message arrives, every PUBACK comes, and PUBACK only after routing.
+func TestBackpressureNotDisconnect(t *testing.T) {
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.Workers = 1; c.WorkerQueue = 1 })
+	sub := testutil.Dial(t, addr, codec.V311)
+	sub.Connect(codec.Connect{ClientID: []byte("sub"), CleanStart: true})
+	sub.Subscribe(1, "bp", 0)
+	pub := testutil.Dial(t, addr, codec.V311)
+	pub.Connect(codec.Connect{ClientID: []byte("pub"), CleanStart: true})
+
+	const n = 2000
+	var burst []byte
+	for i := 1; i <= n; i++ {
+		p := codec.Publish{Topic: []byte("bp"), QoS: 1, PacketID: uint16(i), Payload: []byte(strconv.Itoa(i))}
+		burst = p.Append(burst, codec.V311)
+	}
+	pub.Send(burst)
+
+	acks := make(chan error, 1)
+	go func() {
+		for i := 1; i <= n; i++ {
+			f, err := pub.Read(10 * time.Second)
+			if err != nil {
+				acks <- fmt.Errorf("PUBACK %d: %v", i, err)
+				return
+			}
+			var a codec.Ack
+			if err := a.Decode(f.Header.Type, f.Body, codec.V311); err != nil || f.Header.Type != codec.PUBACK || a.PacketID != uint16(i) {
+				acks <- fmt.Errorf("ack %d: got %v id %d (%v)", i, f.Header.Type, a.PacketID, err)
+				return
+			}
+		}
+		acks <- nil
+	}()
+	for i := 1; i <= n; i++ {
+		p := sub.Publish(sub.Expect(codec.PUBLISH, 10*time.Second))
+		if string(p.Payload) != strconv.Itoa(i) {
+			t.Fatalf("message %d has payload %q: order broken or message lost", i, p.Payload)
+		}
+	}
+	if err := <-acks; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -67,29 +68,41 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		ls.props = fwd
 	}
 	m := router.NewMessage(topic, p.Payload, fwd, c.id(), p.QoS, p.Retain, expiry, s)
-	if !b.submit(m) {
+	j := job{m: m}
+	switch p.QoS {
+	case 1:
+		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBACK // [MQTT-4.3.2-2]
+	case 2:
+		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
+	}
+	if !b.submit(j) {
 		m.Release()
 		if p.QoS == 0 {
 			b.stats.dropsWorkerFull.Add(1) // QoS 0 is at most once: drop
 			return nil
 		}
-		// Not acknowledged, so the client still owns it and resends it
-		// after reconnecting: nothing acknowledged is lost.
-		b.stats.dropsWorkerFull.Add(1)
-		return errRouterBusy
+		// Not acknowledged and not consumed: the frame stays in the
+		// connection's buffer and is tried again shortly, in order. The
+		// publisher's own in-flight window stops it from sending more.
+		b.stats.publishPauses.Add(1)
+		return eventloop.ErrPause
 	}
-	switch p.QoS {
-	case 1:
-		buf := c.conn.Buffer()
-		buf.B = codec.AppendAck(buf.B, codec.PUBACK, p.PacketID, codec.Success, c.version) // [MQTT-4.3.2-2]
-	case 2:
+	if p.QoS == 2 {
 		s.Lock()
 		s.AddAwaitRelLocked(p.PacketID)
 		s.Unlock()
-		buf := c.conn.Buffer()
-		buf.B = codec.AppendAck(buf.B, codec.PUBREC, p.PacketID, codec.Success, c.version) // [MQTT-4.3.3-8]
 	}
 	return nil
+}
+
+// sendAck acknowledges a routed PUBLISH, if the connection it came on is
+// still there; otherwise the client sends it again after reconnecting.
+func (c *client) sendAck(t codec.Type, id uint16) {
+	if c.state != stateConnected || c.conn.Closing() {
+		return
+	}
+	buf := c.conn.Buffer()
+	buf.B = codec.AppendAck(buf.B, t, id, codec.Success, c.version)
 }
 
 // ackRefused answers a PUBLISH the broker won't take with a failure reason

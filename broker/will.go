@@ -36,7 +36,7 @@ func (b *Broker) sendWill(will *router.Message) {
 	if will.Expiry != 0 {
 		will.Expiry += time.Now().UnixNano()
 	}
-	if !b.submit(will) {
+	if !b.submit(job{m: will}) {
 		b.stats.dropsWorkerFull.Add(1)
 		will.Release()
 	}

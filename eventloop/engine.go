@@ -23,7 +23,9 @@ type Handler interface {
 	OnOpen(c *Conn) error
 	// OnFrame is called for each complete frame. body is valid only during
 	// the call. A non-nil error closes the connection once what was
-	// written to it has been sent.
+	// written to it has been sent — except ErrPause, which leaves the frame
+	// unconsumed, to be offered again on the next tick (or when more bytes
+	// arrive): backpressure for a handler that cannot take it now.
 	OnFrame(c *Conn, h codec.Header, body []byte) error
 	// OnFrameError is called when the byte stream cannot be framed (bad
 	// fixed header, over-size packet). The connection closes after it.
@@ -37,6 +39,20 @@ type Handler interface {
 	// OnTick is called on every loop once per tick with the time.
 	OnTick(l *Loop, now time.Time)
 }
+
+// ErrPause, returned by Handler.OnFrame, leaves the frame in the
+// connection's buffer to be offered again later, in order. While a
+// connection is paused its unread input may grow up to MaxPausedInput
+// bytes; past that it is closed (OnFrameError with ErrInputBacklog).
+var ErrPause = errors.New("eventloop: pause reading")
+
+// ErrInputBacklog is passed to Handler.OnFrameError when a paused
+// connection's unread input outgrows MaxPausedInput.
+var ErrInputBacklog = &codec.Error{Code: codec.QuotaExceeded, Msg: "too much input while paused"}
+
+// MaxPausedInput bounds a paused connection's unread input: 4 MiB, a few
+// maximum-size packets.
+const MaxPausedInput = 4 << 20
 
 // Config configures an Engine.
 type Config struct {
@@ -165,6 +181,19 @@ func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
 	return l
 }
 
+// WakePaused wakes every loop that has paused connections (see ErrPause),
+// for a caller that has just made room. It does not allocate. Safe for
+// concurrent use.
+func (e *Engine) WakePaused() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, l := range e.loops {
+		if l.HasPaused() {
+			l.Wake()
+		}
+	}
+}
+
 // LoopAt returns the loop with index i.
 func (e *Engine) LoopAt(i int) *Loop {
 	e.mu.Lock()
@@ -234,6 +263,12 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		frame, _ := gc.Peek(size)
 		err = e.handler.OnFrame(c, h, frame[h.Len:])
+		if err == ErrPause {
+			// Leave this frame and the rest where they are; Loop.resume
+			// offers them again.
+			c.loop.pause(c)
+			break
+		}
 		_, _ = gc.Discard(size)
 		if err != nil {
 			c.closing = true

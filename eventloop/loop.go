@@ -20,6 +20,7 @@ type Loop struct {
 	conns    []*Conn // every open connection, for ticks and shutdown
 	dirty    []*Conn // connections with output to write
 	draining []*Conn // closing connections whose output is still being sent
+	paused   []*Conn // connections whose handler asked to pause reading
 
 	// sink takes writes to connections that are closing: they are dropped,
 	// so nothing follows a final DISCONNECT.
@@ -27,6 +28,7 @@ type Loop struct {
 
 	wakePending atomic.Bool
 	wakeFn      gnet.Runnable
+	hasPaused   atomic.Bool // mirrors len(paused) > 0 for other goroutines
 }
 
 // Index is the loop's number, stable for its life. Safe for concurrent use.
@@ -49,19 +51,59 @@ func (l *Loop) Wake() {
 func (l *Loop) runWake(context.Context) error {
 	// Clear first: work posted while OnWake runs wakes the loop again.
 	l.wakePending.Store(false)
+	l.resume()
 	l.engine.handler.OnWake(l)
 	l.flush()
 	return nil
 }
 
+// HasPaused reports whether connections on l wait for room (see
+// ErrPause). The party that makes room calls Wake on such loops. Safe for
+// concurrent use.
+func (l *Loop) HasPaused() bool { return l.hasPaused.Load() }
+
 func (l *Loop) tickFn() gnet.Runnable {
 	return gnet.RunnableFunc(func(context.Context) error {
 		now := time.Now()
+		l.resume()
 		l.engine.handler.OnTick(l, now)
 		l.flush()
 		l.reap(now)
 		return nil
 	})
+}
+
+// pause records that c's handler could not take its next frame.
+func (l *Loop) pause(c *Conn) {
+	if !c.paused {
+		c.paused = true
+		l.paused = append(l.paused, c)
+		l.hasPaused.Store(true)
+	}
+}
+
+// resume offers paused connections their frames again: gnet's Wake runs
+// OnTraffic for each, which starts at the frame that was refused. A
+// connection whose unread input outgrew MaxPausedInput is closed instead.
+// It runs on every wake-up and tick.
+func (l *Loop) resume() {
+	if len(l.paused) == 0 {
+		return
+	}
+	l.hasPaused.Store(false)
+	for i, c := range l.paused {
+		l.paused[i] = nil
+		c.paused = false
+		switch {
+		case c.closed || c.closing:
+		case c.gc.InboundBuffered() > MaxPausedInput:
+			l.engine.handler.OnFrameError(c, ErrInputBacklog)
+			c.Close()
+		default:
+			_ = c.gc.Wake(nil)
+		}
+	}
+	l.paused = l.paused[:0]
 }
 
 // drainGrace bounds how long a closing connection may take to accept its
@@ -120,6 +162,7 @@ type Conn struct {
 
 	idx     int32 // position in loop.conns
 	dirty   bool
+	paused  bool // in loop.paused
 	closing bool // closing: input is discarded, writes are dropped
 	closed  bool // gone
 }
