@@ -11,10 +11,10 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test race fuzz bench lint deps clean
+.PHONY: help run build test race fuzz bench bench-quick bench-pkg lint deps clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 run: ## build and start the broker on 127.0.0.1:1883 with the embedded config
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/broker $(ARGS)
@@ -25,6 +25,8 @@ build: ## build bin/shoal
 test: deps ## install test peers if missing, vet, all tests, then a 5s fuzz of each codec fuzz target
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
+	cd bench/harness/chart && $(GO) test -count=1 ./...
+	cd bench/peers/mochi && $(GO) vet ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 race: ## all tests under the race detector
@@ -46,9 +48,16 @@ fuzz: ## fuzz each codec fuzz target for 60s
 		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_PKG); \
 	done
 
-# Placeholder until the bench/ harness (whole-broker load with committed
-# results) lands in a later issue; for now it runs the package benchmarks.
-bench: ## package benchmarks (bench/ harness comes later)
+# Extra harness flags, e.g. make bench BENCH_ARGS='-scenarios p2p,idle -rounds 5'.
+BENCH_ARGS ?=
+
+bench: ## Shoal vs Mosquitto, mochi-mqtt and the floor, every scenario, 3 rounds (~15 min); reports in bench/results
+	$(GO) run ./bench/cmd/harness $(BENCH_ARGS)
+
+bench-quick: ## the same at small scale, 1 round (~2 min); reports named *-quick
+	$(GO) run ./bench/cmd/harness -quick $(BENCH_ARGS)
+
+bench-pkg: ## package benchmarks (go test -bench), allocations included
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 lint: ## gofmt must be clean, go vet must pass

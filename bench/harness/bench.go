@@ -1,0 +1,202 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"syscall"
+	"time"
+)
+
+// Options configure a whole benchmark.
+type Options struct {
+	Root      string // the Shoal repository
+	Results   string // where reports go: Root/bench/results by default
+	Date      string // YYYY-MM-DD, names the reports
+	Scale     Scale
+	Scenarios []string // default: all
+	Brokers   []string // default: all
+	// Shoalbench is a prebuilt load generator; "" builds
+	// bench/cmd/shoalbench.
+	Shoalbench string
+	Command    string // the command line, for the reports
+	KeepWork   bool   // keep the scratch directory (configs, logs)
+	Stdout     io.Writer
+	Log        func(format string, args ...any)
+}
+
+// Bench builds the programs, runs every variant against every broker for
+// the scale's rounds, and writes the reports, charts and raw records. It
+// kills every process it started before returning, also when ctx ends.
+func Bench(ctx context.Context, o Options) (err error) {
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = Scenarios()
+	}
+	if len(o.Brokers) == 0 {
+		o.Brokers = Brokers()
+	}
+	if o.Results == "" {
+		o.Results = filepath.Join(o.Root, "bench", "results")
+	}
+	variants, err := Variants(o.Scale, o.Scenarios)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "shoal-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.KeepWork || err != nil {
+			o.Log("scratch directory kept: %s", work)
+			return
+		}
+		_ = os.RemoveAll(work)
+	}()
+
+	bins, err := Builder{Root: o.Root, Out: filepath.Join(work, "bin"), Shoalbench: o.Shoalbench, Log: o.Log}.Build(ctx)
+	if err != nil {
+		return err
+	}
+	procs := &Procs{LogDir: filepath.Join(work, "logs"), NoFile: noFileLimit()}
+	if err := os.MkdirAll(procs.LogDir, 0o755); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+		procs.Pin = true
+	} else {
+		o.Log("not pinning: taskset missing or fewer than 2 CPUs")
+	}
+	if _, err := exec.LookPath("prlimit"); err != nil {
+		procs.NoFile = 0
+	}
+	defer procs.KillAll()
+
+	// A quick run is named apart so it never overwrites a full one.
+	tag := o.Date
+	if o.Scale.Name != "full" {
+		tag += "-" + o.Scale.Name
+	}
+	rawRel := filepath.Join("bench", "results", "raw", tag)
+	raw := filepath.Join(o.Results, "raw", tag)
+	if err := os.MkdirAll(raw, 0o755); err != nil {
+		return err
+	}
+	rawFiles := make(map[string]*os.File)
+	defer func() {
+		for _, f := range rawFiles {
+			f.Close()
+		}
+	}()
+	for _, sc := range o.Scenarios {
+		f, err := os.Create(filepath.Join(raw, sc+".jsonl"))
+		if err != nil {
+			return err
+		}
+		rawFiles[sc] = f
+	}
+
+	r := &Runner{Bins: bins, Procs: procs, Work: work, Log: o.Log}
+	var recs []Record
+	start := time.Now()
+	for round := 1; round <= o.Scale.Rounds; round++ {
+		for _, v := range variants {
+			// Rotate the order each round so no broker always runs first
+			// (cold caches) or last.
+			order := slices.Clone(o.Brokers)
+			k := (round - 1) % len(order)
+			order = append(order[k:], order[:k]...)
+			for _, b := range order {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				rec := r.Run(ctx, v, b, round)
+				recs = append(recs, rec)
+				if line, err := json.Marshal(rec); err == nil {
+					rawFiles[v.Scenario].Write(append(line, '\n'))
+				}
+				o.Log("round %d/%d %-6s %-11s %-9s %s  [%v]", round, o.Scale.Rounds, v.Scenario, v.Name, b, brief(rec, v), time.Since(start).Round(time.Second))
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	machine := Probe(ctx, o.Root, bins.Mosquitto)
+	var sums []*Summary
+	for _, sc := range o.Scenarios {
+		s := Summarize(sc, variants, o.Brokers, recs)
+		sums = append(sums, s)
+		meta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl")}
+		base := o.Date + "-" + sc
+		if o.Scale.Name != "full" {
+			base += "-" + o.Scale.Name
+		}
+		if bins.Chart != "" {
+			if err := drawChart(ctx, bins.Chart, filepath.Join(work, base+".json"), filepath.Join(o.Results, base+".png"), Chart(s, meta)); err != nil {
+				o.Log("chart %s: %v", sc, err)
+			} else {
+				meta.Chart = base + ".png"
+			}
+		}
+		if err := os.WriteFile(filepath.Join(o.Results, base+".md"), []byte(RenderMarkdown(s, meta)), 0o644); err != nil {
+			return err
+		}
+	}
+	o.Log("reports in %s (%s-*.md, *.png), raw records in %s; %v in all", o.Results, o.Date, raw, time.Since(start).Round(time.Second))
+	w := bufio.NewWriter(o.Stdout)
+	PrintComparison(w, sums)
+	return w.Flush()
+}
+
+// brief is a run's progress line: its headline figures or its failure.
+func brief(r Record, v Variant) string {
+	switch {
+	case r.Skipped != "":
+		return "skipped: " + r.Skipped
+	case r.Error != "":
+		return "FAILED: " + r.Error
+	}
+	s := Summary{Variants: []Variant{v}, Metrics: Metrics(v)}
+	out := ""
+	for _, key := range s.Headline() {
+		m, _ := s.Metric(key)
+		out += fmt.Sprintf("%s %s  ", m.Title, FormatValue(m.Value(r, v), m.Decimals))
+	}
+	return out
+}
+
+func drawChart(ctx context.Context, bin, specPath, png string, c ChartSpec) error {
+	b, err := c.JSON()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(specPath, b, 0o644); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, bin, "-in", specPath, "-out", png).CombinedOutput()
+	if err != nil {
+		return errors.Join(err, errors.New(string(out)))
+	}
+	return nil
+}
+
+// noFileLimit is the descriptor limit to give brokers and generators: the
+// hard limit this process may raise its children to. Idle runs need about
+// 19,000 for the broker and 9,500 for each generator.
+func noFileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Max == ^uint64(0) {
+		return 65536
+	}
+	return rl.Max
+}

@@ -1,0 +1,187 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// The brokers, by the names reports use.
+const (
+	Shoal     = "shoal"
+	Mosquitto = "mosquitto"
+	Mochi     = "mochi"
+	Floor     = "floor"
+)
+
+// Brokers returns every broker name, in the order reports list them.
+func Brokers() []string { return []string{Shoal, Mosquitto, Mochi, Floor} }
+
+// QueueLimit is how many QoS 1/2 messages Shoal and Mosquitto keep for one
+// client beyond its in-flight window. Both get the same value so neither
+// drops sooner than the other; 10,000 keeps the worst case (1,000
+// subscribers, each queue full of 64-byte messages) near 1 GiB.
+// mochi-mqtt runs with its defaults.
+const QueueLimit = 10000
+
+// MosquittoConfig returns the mosquitto.conf the harness runs Mosquitto
+// with, listening on 127.0.0.1:port.
+func MosquittoConfig(port int) string {
+	return fmt.Sprintf(`# Written by the Shoal benchmark harness (bench/harness).
+listener %d 127.0.0.1
+allow_anonymous true
+max_connections -1
+persistence false
+max_queued_messages %d
+# Shoal, mochi-mqtt and the floor disable Nagle's algorithm; Mosquitto
+# leaves it on unless told, which adds tens of milliseconds at low rates.
+set_tcp_nodelay true
+log_type error
+log_dest stderr
+`, port, QueueLimit)
+}
+
+// ShoalConfig returns the YAML configuration the harness runs Shoal with,
+// listening on 127.0.0.1:port. Keys not named keep their defaults.
+func ShoalConfig(port int) string {
+	return fmt.Sprintf(`# Written by the Shoal benchmark harness (bench/harness).
+listen: "127.0.0.1:%d"
+log_level: warn
+log_format: json
+max_queued: %d
+`, port, QueueLimit)
+}
+
+// Bins are the programs a benchmark runs.
+type Bins struct {
+	Shoal, Mosquitto, Mochi, Floor string // the brokers
+	Shoalbench                     string // the load generator
+	Chart                          string // the PNG renderer; "" to skip charts
+}
+
+// Command returns the argv that runs broker name on 127.0.0.1:port,
+// writing any configuration file it needs into dir.
+func (b Bins) Command(name string, port int, dir string) ([]string, error) {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	switch name {
+	case Shoal:
+		cfg := filepath.Join(dir, "shoal.yaml")
+		if err := os.WriteFile(cfg, []byte(ShoalConfig(port)), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{b.Shoal, "-c", cfg, "--listen", addr, "--log-level", "warn"}, nil
+	case Mosquitto:
+		cfg := filepath.Join(dir, "mosquitto.conf")
+		if err := os.WriteFile(cfg, []byte(MosquittoConfig(port)), 0o644); err != nil {
+			return nil, err
+		}
+		return []string{b.Mosquitto, "-c", cfg}, nil
+	case Mochi:
+		return []string{b.Mochi, "-addr", addr}, nil
+	case Floor:
+		return []string{b.Floor, "-addr", addr}, nil
+	}
+	return nil, fmt.Errorf("harness: unknown broker %q", name)
+}
+
+// Builder builds the Go programs a benchmark runs and finds Mosquitto.
+type Builder struct {
+	Root string // the Shoal repository
+	Out  string // where binaries go
+	// Shoalbench, when set, is a prebuilt load generator to use instead of
+	// building bench/cmd/shoalbench.
+	Shoalbench string
+	// Log receives progress lines.
+	Log func(format string, args ...any)
+}
+
+// Build builds every program and returns their paths. Mosquitto is
+// installed with apt-get when it is missing and the harness is root.
+func (b Builder) Build(ctx context.Context) (Bins, error) {
+	type step struct {
+		dst       *string
+		dir       string // module directory to build in
+		pkg, name string
+	}
+	var bins Bins
+	steps := []step{
+		{&bins.Shoal, b.Root, "./cmd/broker", "shoal"},
+		{&bins.Floor, b.Root, "./bench/peers/floor", "floor"},
+		{&bins.Mochi, filepath.Join(b.Root, "bench/peers/mochi"), ".", "mochi"},
+		{&bins.Chart, filepath.Join(b.Root, "bench/harness/chart"), ".", "chart"},
+	}
+	if b.Shoalbench == "" {
+		steps = append(steps, step{&bins.Shoalbench, b.Root, "./bench/cmd/shoalbench", "shoalbench"})
+	} else {
+		bins.Shoalbench = b.Shoalbench
+	}
+	for _, s := range steps {
+		out := filepath.Join(b.Out, s.name)
+		b.Log("build %s", s.name)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, s.pkg)
+		cmd.Dir = s.dir
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return bins, fmt.Errorf("harness: go build %s in %s: %w\n%s", s.pkg, s.dir, err, msg)
+		}
+		*s.dst = out
+	}
+	m, err := FindMosquitto(ctx, b.Log)
+	if err != nil {
+		return bins, err
+	}
+	bins.Mosquitto = m
+	return bins, nil
+}
+
+// FindMosquitto returns the path of the mosquitto broker, installing the
+// Debian package first when it is missing and the harness runs as root
+// (or has password-less sudo).
+func FindMosquitto(ctx context.Context, log func(string, ...any)) (string, error) {
+	find := func() string {
+		if p, err := exec.LookPath("mosquitto"); err == nil {
+			return p
+		}
+		if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
+			return "/usr/sbin/mosquitto"
+		}
+		return ""
+	}
+	if p := find(); p != "" {
+		return p, nil
+	}
+	var sudo []string
+	if os.Geteuid() != 0 {
+		sudo = []string{"sudo", "-n"}
+	}
+	run := func(args ...string) error {
+		argv := append(append(append([]string{}, sudo...), "env", "DEBIAN_FRONTEND=noninteractive"), args...)
+		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, out)
+		}
+		return nil
+	}
+	log("mosquitto is missing: apt-get install -y mosquitto")
+	if err := run("apt-get", "install", "-y", "mosquitto"); err != nil {
+		if err := run("apt-get", "update"); err != nil {
+			return "", fmt.Errorf("harness: cannot install mosquitto: %w", err)
+		}
+		if err := run("apt-get", "install", "-y", "mosquitto"); err != nil {
+			return "", fmt.Errorf("harness: cannot install mosquitto: %w", err)
+		}
+	}
+	// The package may start a system service on port 1883; it would only
+	// take CPU from the runs, so stop it like `make deps` does.
+	if exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", "mosquitto").Run() == nil {
+		_ = run("systemctl", "disable", "--now", "mosquitto")
+	}
+	if p := find(); p != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("harness: mosquitto still missing after apt-get install")
+}

@@ -1,0 +1,79 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestMosquittoConfig(t *testing.T) {
+	got := MosquittoConfig(18830)
+	// Each directive the comparison depends on, exactly as Mosquitto
+	// reads it: one per line, name then value.
+	for _, want := range []string{
+		"listener 18830 127.0.0.1",
+		"allow_anonymous true",
+		"max_connections -1",
+		"persistence false",
+		"max_queued_messages 10000",
+		"set_tcp_nodelay true",
+		"log_type error",
+	} {
+		if !slices.Contains(strings.Split(got, "\n"), want) {
+			t.Errorf("mosquitto.conf lacks the line %q:\n%s", want, got)
+		}
+	}
+	for _, line := range strings.Split(got, "\n") {
+		if line != "" && !strings.HasPrefix(line, "#") && len(strings.Fields(line)) < 2 {
+			t.Errorf("mosquitto.conf line %q has no value", line)
+		}
+	}
+}
+
+func TestShoalConfig(t *testing.T) {
+	got := ShoalConfig(18831)
+	for _, want := range []string{`listen: "127.0.0.1:18831"`, "log_level: warn", "max_queued: 10000"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("shoal.yaml lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestCommand(t *testing.T) {
+	dir := t.TempDir()
+	b := Bins{Shoal: "/b/shoal", Mosquitto: "/usr/sbin/mosquitto", Mochi: "/b/mochi", Floor: "/b/floor"}
+	tests := map[string][]string{
+		Shoal:     {"/b/shoal", "-c", filepath.Join(dir, "shoal.yaml"), "--listen", "127.0.0.1:1999", "--log-level", "warn"},
+		Mosquitto: {"/usr/sbin/mosquitto", "-c", filepath.Join(dir, "mosquitto.conf")},
+		Mochi:     {"/b/mochi", "-addr", "127.0.0.1:1999"},
+		Floor:     {"/b/floor", "-addr", "127.0.0.1:1999"},
+	}
+	for name, want := range tests {
+		got, err := b.Command(name, 1999, dir)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("Command(%s) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, "mosquitto.conf"))
+	if err != nil || string(conf) != MosquittoConfig(1999) {
+		t.Errorf("mosquitto.conf written = %q, %v", conf, err)
+	}
+	if _, err := b.Command("nats", 1999, dir); err == nil {
+		t.Error("Command of an unknown broker: no error")
+	}
+}
+
+func TestWrap(t *testing.T) {
+	argv := []string{"/b/shoal", "-c", "x"}
+	ps := &Procs{Pin: true, NoFile: 20000}
+	want := []string{"taskset", "-c", "0", "prlimit", "--nofile=20000:20000", "--", "/b/shoal", "-c", "x"}
+	if got := ps.Wrap(argv, 0); !slices.Equal(got, want) {
+		t.Errorf("Wrap = %q; want %q", got, want)
+	}
+	ps = &Procs{}
+	if got := ps.Wrap(argv, 1); !slices.Equal(got, argv) {
+		t.Errorf("Wrap unpinned = %q; want %q", got, argv)
+	}
+}

@@ -1,0 +1,158 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden reports in testdata")
+
+// fixtureVariants are the variants the testdata records belong to.
+func fixtureVariants() []Variant {
+	return []Variant{
+		{Scenario: "idle", Name: "idle", Idle: true, Desc: "19000 connections"},
+		{Scenario: "p2p", Name: "q0-sat", Fanout: 1, Desc: "10 to 10 at saturation", Pubs: []Gen{{Mode: "pub"}}},
+		{Scenario: "p2p", Name: "q0-rate", Fanout: 1, Desc: "10 to 10 at 10,000 msg/s", Pubs: []Gen{{Mode: "pub"}}},
+	}
+}
+
+func fixtureMeta() Meta {
+	return Meta{
+		Date: "2026-01-02", Command: "go run ./bench/cmd/harness -quick", Scale: Scale{Name: "quick", Rounds: 3, Duration: time.Second},
+		Pinned: true, RawDir: "bench/results/raw/2026-01-02/x.jsonl", Chart: "2026-01-02-x.png",
+		Machine: Machine{CPUs: 2, Model: "AMD EPYC", MemBytes: 24 << 30, Kernel: "6.1.0", Go: "go1.26.0",
+			Shoal: "v0.1.0", Mosquitto: "2.0.11", Mochi: "v2.7.9", Gnet: "v2.10.0"},
+	}
+}
+
+func loadRecords(t *testing.T, name string) []Record {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var recs []Record
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+func TestSummarize(t *testing.T) {
+	brokers := []string{Shoal, Mosquitto, Floor}
+	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	if len(s.Variants) != 2 {
+		t.Fatalf("%d variants; want the 2 of p2p", len(s.Variants))
+	}
+	// Shoal q0-sat sent 100k, 120k, 110k msg/s: median 110k.
+	if got := s.Median("q0-sat", Shoal, "sent_rate"); got != 110000 {
+		t.Errorf("shoal q0-sat sent/s = %v; want 110000", got)
+	}
+	// Mosquitto's third round failed: the median is of the other two.
+	if got := s.Median("q0-sat", Mosquitto, "lat_p99"); got != 2.25 {
+		t.Errorf("mosquitto q0-sat p99 = %v; want 2.25", got)
+	}
+	if ok, total := s.Runs("q0-sat", Mosquitto); ok != 2 || total != 3 {
+		t.Errorf("mosquitto q0-sat runs = %d/%d; want 2/3", ok, total)
+	}
+	if got := s.Ratio("q0-sat", Shoal, Mosquitto, "sent_rate"); math.Abs(got-110000.0/52500) > 1e-9 {
+		t.Errorf("ratio = %v", got)
+	}
+	if got := s.Median("q0-sat", Floor, "sent_rate"); !math.IsNaN(got) {
+		t.Errorf("skipped floor has a median: %v", got)
+	}
+	// delivered % = received / (sent × fanout): the fixture delivers all.
+	if got := s.Median("q0-rate", Shoal, "delivered_pct"); got != 100 {
+		t.Errorf("delivered %% = %v; want 100", got)
+	}
+	var failed, skipped int
+	for _, n := range s.Notes {
+		failed += strings.Count(n, "failed")
+		skipped += strings.Count(n, "skipped")
+	}
+	if failed != 1 || skipped != 2 {
+		t.Errorf("notes = %q; want 1 failure and 2 skips (one per variant)", s.Notes)
+	}
+
+	idle := Summarize("idle", fixtureVariants(), brokers, loadRecords(t, "idle.jsonl"))
+	if got := idle.Median("idle", Shoal, "rss_per_conn"); got != 3000 {
+		t.Errorf("idle RSS/conn = %v; want 3000", got)
+	}
+	if got := idle.Median("idle", Shoal, "connect_rate"); got != 20000 {
+		t.Errorf("idle connects/s = %v; want the two generators' sum, 20000", got)
+	}
+	// The worse of the two generators' p99 per round: 2.5, 3.5, 4.5.
+	if got := idle.Median("idle", Shoal, "connack_p99"); got != 3.5 {
+		t.Errorf("idle CONNACK p99 = %v; want 3.5", got)
+	}
+}
+
+func TestRenderMarkdown(t *testing.T) {
+	brokers := []string{Shoal, Mosquitto, Floor}
+	for _, sc := range []string{"p2p", "idle"} {
+		s := Summarize(sc, fixtureVariants(), brokers, loadRecords(t, sc+".jsonl"))
+		got := RenderMarkdown(s, fixtureMeta())
+		golden := filepath.Join("testdata", sc+".golden.md")
+		if *update {
+			if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%v (run go test -update to create it)", err)
+		}
+		if got != string(want) {
+			t.Errorf("%s report differs from %s (go test -update rewrites it):\n%s", sc, golden, got)
+		}
+	}
+}
+
+func TestPrintComparison(t *testing.T) {
+	brokers := []string{Shoal, Mosquitto, Floor}
+	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	var b bytes.Buffer
+	PrintComparison(&b, []*Summary{s})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	// A header, then delivered/s and p99 for each of 2 variants.
+	if len(lines) != 5 {
+		t.Fatalf("%d lines; want 5:\n%s", len(lines), b.String())
+	}
+	if !strings.Contains(lines[0], "shoal/mosquitto") || !strings.Contains(lines[1], "110,000") {
+		t.Errorf("unexpected table:\n%s", b.String())
+	}
+}
+
+func TestChart(t *testing.T) {
+	brokers := []string{Shoal, Mosquitto, Floor}
+	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	c := Chart(s, fixtureMeta())
+	// Saturation and fixed rate each get a row: throughput, then p99.
+	if len(c.Panels) != 4 || len(c.Series) != 3 || c.Columns != 2 {
+		t.Fatalf("chart: %d panels, %d series, %d columns; want 4, 3 and 2", len(c.Panels), len(c.Series), c.Columns)
+	}
+	p := c.Panels[0]
+	if len(p.Groups) != 1 || p.Groups[0] != "q0-sat" || p.Values[0][0] == nil || *p.Values[0][0] != 110000 || p.Values[0][2] != nil {
+		t.Errorf("saturation throughput panel = %+v", p)
+	}
+	if p := c.Panels[3]; len(p.Groups) != 1 || p.Groups[0] != "q0-rate" || *p.Values[0][1] != 0.55 {
+		t.Errorf("fixed-rate p99 panel = %+v", p)
+	}
+	if _, err := c.JSON(); err != nil {
+		t.Error(err)
+	}
+}

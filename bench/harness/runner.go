@@ -1,0 +1,329 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The CPUs of a pinned run: the broker has one to itself, the load
+// generators share the other.
+const (
+	BrokerCPU = 0
+	GenCPU    = 1
+)
+
+// Timing of one run.
+const (
+	listenTimeout = 10 * time.Second // broker start to accepting connections
+	readyTimeout  = 90 * time.Second // generator start to all clients connected and subscribed
+	// drainGrace is how long subscribers keep receiving after the last
+	// publisher exits: long enough for queued messages to arrive, short
+	// enough not to dilute the received rate much.
+	drainGrace  = 500 * time.Millisecond
+	stopTimeout = 15 * time.Second // SIGINT to a generator's JSON line and exit
+)
+
+// runTimeout bounds one run of v from broker start to the last exit.
+func runTimeout(v Variant) time.Duration {
+	d := 3 * time.Minute
+	for _, g := range v.Pubs {
+		d += g.Duration
+	}
+	return d
+}
+
+// Record is what one run of one variant against one broker produced, as
+// kept in the raw JSON files.
+type Record struct {
+	Scenario string `json:"scenario"`
+	Variant  string `json:"variant"`
+	Broker   string `json:"broker"`
+	Round    int    `json:"round"`
+	Skipped  string `json:"skipped,omitempty"`
+	Error    string `json:"error,omitempty"`
+	// Broker figures over the measured window: for idle from the first
+	// connect to the RSS reading, otherwise from the publishers' start to
+	// the subscribers' exit.
+	BrokerCPU float64     `json:"broker_cpu_s"`
+	RSSBefore int64       `json:"rss_before"` // bytes, before any client connected
+	RSSAfter  int64       `json:"rss_after"`  // bytes, at the end of the window
+	PeakRSS   int64       `json:"peak_rss"`   // bytes, VmHWM at the end of the window
+	WindowS   float64     `json:"window_s"`
+	Subs      []GenResult `json:"subs"`
+	Pubs      []GenResult `json:"pubs"`
+	// Commands are the processes as run, wrappers included.
+	Commands []string `json:"commands"`
+}
+
+// Runner runs variants against brokers, one at a time.
+type Runner struct {
+	Bins  Bins
+	Procs *Procs
+	Work  string // scratch directory: configs, signal files, logs
+	Log   func(format string, args ...any)
+}
+
+// Run runs v against broker once. Failures are recorded in the Record, not
+// returned: one bad run must not stop the others. Every process it starts
+// is dead when it returns.
+func (r *Runner) Run(ctx context.Context, v Variant, broker string, round int) Record {
+	rec := Record{Scenario: v.Scenario, Variant: v.Name, Broker: broker, Round: round}
+	if why := v.Skip(broker); why != "" {
+		rec.Skipped = why
+		return rec
+	}
+	if err := r.run(ctx, v, broker, &rec); err != nil {
+		rec.Error = err.Error()
+	}
+	return rec
+}
+
+func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record) error {
+	ctx, cancel := context.WithTimeout(ctx, runTimeout(v))
+	defer cancel()
+	dir := filepath.Join(r.Work, fmt.Sprintf("%s-%s-%s-%d", v.Scenario, v.Name, broker, rec.Round))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	argv, err := r.Bins.Command(broker, port, dir)
+	if err != nil {
+		return err
+	}
+	bp, err := r.Procs.Start(Spec{Name: broker, Argv: argv, CPU: BrokerCPU})
+	if err != nil {
+		return err
+	}
+	rec.Commands = append(rec.Commands, shellJoin(bp.Argv))
+	defer bp.Kill()
+	if err := waitListening(ctx, port, bp); err != nil {
+		return err
+	}
+	mem, err := ReadMem(bp.Pid())
+	if err != nil {
+		return err
+	}
+	rec.RSSBefore = mem.RSS
+
+	subs, pubs := v.For(broker)
+	var gens []*Proc
+	defer func() {
+		for _, g := range gens {
+			g.Kill()
+		}
+	}()
+	start := func(name string, g Gen, idx int, ready, startAt string) (*Proc, error) {
+		// shoalbench names clients PREFIX-MODE-SEQ: g0-sub-17.
+		prefix := fmt.Sprintf("g%d", idx)
+		p, err := r.Procs.Start(Spec{Name: name, CPU: GenCPU,
+			Argv: append([]string{r.Bins.Shoalbench}, g.Args("127.0.0.1", port, prefix, ready, startAt)...)})
+		if err != nil {
+			return nil, err
+		}
+		gens = append(gens, p)
+		rec.Commands = append(rec.Commands, shellJoin(p.Argv))
+		return p, nil
+	}
+
+	cpu0, err := ReadCPU(bp.Pid())
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	var subProcs []*Proc
+	for i, g := range subs {
+		ready := filepath.Join(dir, fmt.Sprintf("sub%d.ready", i))
+		p, err := start("sub", g, i, ready, "")
+		if err != nil {
+			return err
+		}
+		subProcs = append(subProcs, p)
+		// Idle generators connect side by side; message subscribers are
+		// all in place before the first publisher starts.
+		if !v.Idle {
+			if err := waitFile(ctx, ready, readyTimeout, bp, p); err != nil {
+				return err
+			}
+		}
+	}
+	if v.Idle {
+		for i, p := range subProcs {
+			if err := waitFile(ctx, filepath.Join(dir, fmt.Sprintf("sub%d.ready", i)), readyTimeout, append([]*Proc{bp}, subProcs...)...); err != nil {
+				return fmt.Errorf("%s: %w", p.Name, err)
+			}
+		}
+		if err := sleep(ctx, v.Settle); err != nil {
+			return err
+		}
+	} else {
+		startAt := filepath.Join(dir, "start")
+		var pubProcs []*Proc
+		for i, g := range pubs {
+			ready := filepath.Join(dir, fmt.Sprintf("pub%d.ready", i))
+			p, err := start("pub", g, i, ready, startAt)
+			if err != nil {
+				return err
+			}
+			pubProcs = append(pubProcs, p)
+			if err := waitFile(ctx, ready, readyTimeout, append([]*Proc{bp}, subProcs...)...); err != nil {
+				return err
+			}
+		}
+		// The window starts when the publishers are told to go.
+		if cpu0, err = ReadCPU(bp.Pid()); err != nil {
+			return err
+		}
+		t0 = time.Now()
+		if err := os.WriteFile(startAt, nil, 0o644); err != nil {
+			return err
+		}
+		for _, p := range pubProcs {
+			if err := p.Wait(pubs[0].Duration+60*time.Second, ExitLost); err != nil {
+				return err
+			}
+			res, err := ParseResult(p.Stdout())
+			if err != nil {
+				return fmt.Errorf("pub: %w", err)
+			}
+			rec.Pubs = append(rec.Pubs, res)
+		}
+		if err := sleep(ctx, drainGrace); err != nil {
+			return err
+		}
+	}
+	// Figures for the window, read before the subscribers disconnect.
+	cpu1, err := ReadCPU(bp.Pid())
+	if err != nil {
+		return err
+	}
+	if mem, err = ReadMem(bp.Pid()); err != nil {
+		return err
+	}
+	rec.WindowS = time.Since(t0).Seconds()
+	rec.BrokerCPU = cpu1 - cpu0
+	rec.RSSAfter, rec.PeakRSS = mem.RSS, mem.Peak
+	if bp.Exited() {
+		return fmt.Errorf("%s exited during the run", broker)
+	}
+	// Subscribers run until told to stop: SIGINT makes shoalbench print its
+	// figures and exit.
+	for _, p := range subProcs {
+		p.Signal(syscall.SIGINT)
+	}
+	for _, p := range subProcs {
+		if err := p.Wait(stopTimeout, ExitLost); err != nil {
+			return err
+		}
+		res, err := ParseResult(p.Stdout())
+		if err != nil {
+			return fmt.Errorf("sub: %w", err)
+		}
+		rec.Subs = append(rec.Subs, res)
+	}
+	return nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitListening waits until something accepts connections on port, or p
+// exits, or listenTimeout passes.
+func waitListening(ctx context.Context, port int, p *Proc) error {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(listenTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if p.Exited() {
+			return fmt.Errorf("%s exited before listening: %w", p.Name, p.Result())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not listening on %s after %v", p.Name, addr, listenTimeout)
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// waitFile waits until path exists. It fails when any of watch exits
+// first (a generator that gave up, a broker that crashed), when timeout
+// passes, or when ctx ends.
+func waitFile(ctx context.Context, path string, timeout time.Duration, watch ...*Proc) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		for _, p := range watch {
+			if p.Exited() {
+				return fmt.Errorf("%s exited before %s appeared: %w", p.Name, filepath.Base(path), errors.Join(p.Result(), errors.New(firstLine(p.Stdout()))))
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not appear within %v", filepath.Base(path), timeout)
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return "stdout: " + s
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// shellJoin joins argv into a line a shell runs as argv: arguments other
+// than plain words are single-quoted ($share/g/t, %i stays as it is).
+func shellJoin(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		plain := a != ""
+		for _, c := range a {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:,=%+@", c)) {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
+}

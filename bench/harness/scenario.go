@@ -1,0 +1,224 @@
+package harness
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Scale sizes a benchmark: `make bench` runs Full, `make bench-quick`
+// Quick.
+type Scale struct {
+	Name     string
+	Rounds   int
+	Duration time.Duration // how long publishers publish in each run
+	Payload  int           // bytes per message
+	// Idle: connections in all, split over two generator processes (one
+	// process may hold about 19,000 sockets here).
+	IdleConns int
+	// Settle is how long idle connections sit before the RSS is read.
+	Settle time.Duration
+	P2P    int // publishers, and as many subscribers
+	// Fanout: subscribers of the one publisher's topic.
+	FanoutSubs int
+	// Fanin: publishers, and subscribers of their one topic.
+	FaninPubs, FaninSubs int
+	Mesh                 int // clients that all publish and all subscribe
+
+	// Offered rates of the fixed-rate variants, in messages published per
+	// second over all publishers. Each is one Mosquitto sustains with room
+	// to spare on this machine (see bench/README.md), so the variant
+	// compares latency and CPU at equal work rather than at each broker's
+	// limit.
+	P2PRate, FanoutRate, FaninRate, MeshRate int
+}
+
+// Full is `make bench`: three rounds, about 16 minutes on 2 cores. Runs
+// publish for 3 s: at 5 s the whole took over 20 minutes, because brokers
+// that queue at saturation take several seconds more to drain what the
+// publishers sent.
+func Full() Scale {
+	return Scale{
+		Name: "full", Rounds: 3, Duration: 3 * time.Second, Payload: 64,
+		IdleConns: 19000, Settle: 2 * time.Second,
+		P2P: 100, FanoutSubs: 1000, FaninPubs: 1000, FaninSubs: 5, Mesh: 20,
+		// 10,000 deliveries a second for p2p and fan-out, 20,000 for
+		// fan-in and mesh: at most a quarter of what Mosquitto delivered
+		// at saturation in the same scenario (bench/README.md).
+		P2PRate: 10000, FanoutRate: 10, FaninRate: 4000, MeshRate: 1000,
+	}
+}
+
+// Quick is `make bench-quick`: one round, smaller counts, short runs.
+func Quick() Scale {
+	return Scale{
+		Name: "quick", Rounds: 1, Duration: time.Second, Payload: 64,
+		IdleConns: 2000, Settle: 500 * time.Millisecond,
+		P2P: 20, FanoutSubs: 200, FaninPubs: 200, FaninSubs: 5, Mesh: 10,
+		P2PRate: 5000, FanoutRate: 20, FaninRate: 2000, MeshRate: 500,
+	}
+}
+
+// Variant is one workload of a scenario, run against every broker.
+type Variant struct {
+	Scenario string // "idle", "p2p", "fanout", "fanin", "mesh"
+	Name     string // "q0-sat", "shared-rate", ...
+	Desc     string // one line for the report
+	Idle     bool   // connect, subscribe and sit: no publishers
+	// Settle is how long idle connections sit before the RSS is read.
+	Settle time.Duration
+	Subs   []Gen
+	Pubs   []Gen
+	// Fanout is how many subscribers receive each message: deliveries
+	// per message, for the report's expected delivery rate.
+	Fanout int
+	// Shared marks $share subscriptions, which the floor does not do.
+	Shared bool
+	// FloorSubTopic, when set, replaces the subscribers' filter for the
+	// floor, which matches topics exactly (no wildcards), and
+	// FloorPubTopic the publishers' topic, for the same delivery pattern.
+	FloorSubTopic, FloorPubTopic string
+}
+
+// Skip returns why broker does not run v, or "".
+func (v Variant) Skip(broker string) string {
+	if broker == Floor && v.Shared {
+		return "the floor has no shared subscriptions"
+	}
+	return ""
+}
+
+// For returns v's generator processes as run against broker.
+func (v Variant) For(broker string) (subs, pubs []Gen) {
+	subs = append([]Gen(nil), v.Subs...)
+	pubs = append([]Gen(nil), v.Pubs...)
+	if broker == Floor {
+		for i := range subs {
+			if v.FloorSubTopic != "" {
+				subs[i].Topic = v.FloorSubTopic
+			}
+		}
+		for i := range pubs {
+			if v.FloorPubTopic != "" {
+				pubs[i].Topic = v.FloorPubTopic
+			}
+		}
+	}
+	return subs, pubs
+}
+
+// Scenarios returns the scenario names in the order they run.
+func Scenarios() []string { return []string{"idle", "p2p", "fanout", "fanin", "mesh"} }
+
+// Variants returns the variants of the named scenarios at scale s, in
+// order; an unknown name is an error.
+func Variants(s Scale, names []string) ([]Variant, error) {
+	var out []Variant
+	for _, n := range names {
+		vs, err := variants(s, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vs...)
+	}
+	return out, nil
+}
+
+// interval returns the -I (ms between one publisher's messages) that makes
+// pubs publishers offer rate messages per second in all, at least 1 ms.
+func interval(pubs, rate int) int {
+	return max(1, int(math.Round(float64(pubs)*1000/float64(rate))))
+}
+
+func variants(s Scale, name string) ([]Variant, error) {
+	d := s.Duration
+	// Subscribers outlive the publishers: the runner stops them with
+	// SIGINT once the publishers are done and the last messages had time
+	// to arrive. Their own --duration only bounds them should it not.
+	subDur := d + 2*time.Minute
+	sub := func(n int, topic string, qos int) Gen {
+		return Gen{Mode: "sub", Count: n, Topic: topic, QoS: qos, Duration: subDur}
+	}
+	pub := func(n int, topic string, qos, iv int) Gen {
+		return Gen{Mode: "pub", Count: n, Topic: topic, QoS: qos, Size: s.Payload, Interval: iv, Duration: d}
+	}
+	// sat and rate give a variant at saturation and at a fixed offered rate.
+	type mk func(iv int, suffix string) Variant
+	both := func(rate, pubs int, f mk) []Variant {
+		return []Variant{f(0, "sat"), f(interval(pubs, rate), "rate")}
+	}
+	switch name {
+	case "idle":
+		half := s.IdleConns / 2
+		return []Variant{{
+			Scenario: "idle", Name: "idle", Idle: true, Settle: s.Settle,
+			Desc: fmt.Sprintf("%d connections, each subscribed to its own topic idle/%%i, in 2 generator processes of %d", 2*half, half),
+			Subs: []Gen{
+				{Mode: "sub", Count: half, Topic: "idle/%i", QoS: 1, Start: 0, Src: []string{"127.0.0.1", "127.0.0.2"}, Duration: 10 * time.Minute},
+				{Mode: "sub", Count: half, Topic: "idle/%i", QoS: 1, Start: half, Src: []string{"127.0.0.3", "127.0.0.4"}, Duration: 10 * time.Minute},
+			},
+		}}, nil
+	case "p2p":
+		n := s.P2P
+		var out []Variant
+		for _, q := range []int{0, 1} {
+			out = append(out, both(s.P2PRate, n, func(iv int, suffix string) Variant {
+				return Variant{
+					Scenario: "p2p", Name: fmt.Sprintf("q%d-%s", q, suffix), Fanout: 1,
+					Desc: fmt.Sprintf("%d publishers to %d subscribers on bench/%%i, QoS %d, %s", n, n, q, offered(iv, n, s.P2PRate)),
+					Subs: []Gen{sub(n, "bench/%i", q)},
+					Pubs: []Gen{pub(n, "bench/%i", q, iv)},
+				}
+			})...)
+		}
+		return out, nil
+	case "fanout":
+		n := s.FanoutSubs
+		return both(s.FanoutRate, 1, func(iv int, suffix string) Variant {
+			return Variant{
+				Scenario: "fanout", Name: "q0-" + suffix, Fanout: n,
+				Desc: fmt.Sprintf("1 publisher to %d subscribers of fanout/t, QoS 0, %s", n, offered(iv, 1, s.FanoutRate)),
+				Subs: []Gen{sub(n, "fanout/t", 0)},
+				Pubs: []Gen{pub(1, "fanout/t", 0, iv)},
+			}
+		}), nil
+	case "fanin":
+		p, n := s.FaninPubs, s.FaninSubs
+		var out []Variant
+		for _, shared := range []bool{false, true} {
+			filter, kind, fan := "fanin/t", "plain", n
+			if shared {
+				filter, kind, fan = "$share/g/fanin/t", "shared", 1
+			}
+			out = append(out, both(s.FaninRate, p, func(iv int, suffix string) Variant {
+				return Variant{
+					Scenario: "fanin", Name: kind + "-" + suffix, Fanout: fan, Shared: shared,
+					Desc: fmt.Sprintf("%d publishers to %d subscribers of %s, QoS 0, %s", p, n, filter, offered(iv, p, s.FaninRate)),
+					Subs: []Gen{sub(n, filter, 0)},
+					Pubs: []Gen{pub(p, "fanin/t", 0, iv)},
+				}
+			})...)
+		}
+		return out, nil
+	case "mesh":
+		n := s.Mesh
+		return both(s.MeshRate, n, func(iv int, suffix string) Variant {
+			return Variant{
+				Scenario: "mesh", Name: "q0-" + suffix, Fanout: n,
+				Desc:          fmt.Sprintf("%d clients publish to mesh/%%i and %d subscribe to mesh/+ (floor: all on mesh/all), QoS 0, %s", n, n, offered(iv, n, s.MeshRate)),
+				Subs:          []Gen{sub(n, "mesh/+", 0)},
+				Pubs:          []Gen{pub(n, "mesh/%i", 0, iv)},
+				FloorSubTopic: "mesh/all", FloorPubTopic: "mesh/all",
+			}
+		}), nil
+	}
+	return nil, fmt.Errorf("harness: unknown scenario %q (have %v)", name, Scenarios())
+}
+
+// offered describes a variant's publishing rate.
+func offered(iv, pubs, rate int) string {
+	if iv == 0 {
+		return "at saturation"
+	}
+	return fmt.Sprintf("offered %d msg/s (-I %d per publisher)", pubs*1000/iv, iv)
+}

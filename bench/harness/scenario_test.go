@@ -1,0 +1,79 @@
+package harness
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestVariants(t *testing.T) {
+	for _, s := range []Scale{Full(), Quick()} {
+		vs, err := Variants(s, Scenarios())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(map[string]bool)
+		for _, v := range vs {
+			key := v.Scenario + "/" + v.Name
+			if seen[key] {
+				t.Errorf("%s: variant %s twice", s.Name, key)
+			}
+			seen[key] = true
+			if v.Idle != (len(v.Pubs) == 0) {
+				t.Errorf("%s: %s: idle %v with %d publisher processes", s.Name, key, v.Idle, len(v.Pubs))
+			}
+			for _, g := range append(append([]Gen{}, v.Subs...), v.Pubs...) {
+				// One generator process holds at most ~19,000 sockets here.
+				if g.Count < 1 || g.Count > 9500 {
+					t.Errorf("%s: %s: a generator of %d clients", s.Name, key, g.Count)
+				}
+				if g.Mode == "pub" && g.Size < 20 {
+					t.Errorf("%s: %s: payload %d < 20", s.Name, key, g.Size)
+				}
+			}
+			if strings.HasSuffix(v.Name, "-rate") && v.Pubs[0].Interval == 0 {
+				t.Errorf("%s: %s: a fixed-rate variant saturates", s.Name, key)
+			}
+			if strings.HasSuffix(v.Name, "-sat") && v.Pubs[0].Interval != 0 {
+				t.Errorf("%s: %s: a saturation variant has -I %d", s.Name, key, v.Pubs[0].Interval)
+			}
+		}
+		if len(vs) != 13 {
+			t.Errorf("%s: %d variants; want 13", s.Name, len(vs))
+		}
+	}
+	if _, err := Variants(Quick(), []string{"nope"}); err == nil {
+		t.Error("an unknown scenario: no error")
+	}
+}
+
+func TestInterval(t *testing.T) {
+	for _, c := range [][3]int{{100, 10000, 10}, {1000, 10000, 100}, {1, 20, 50}, {20, 1000, 20}, {1, 5000, 1}} {
+		if got := interval(c[0], c[1]); got != c[2] {
+			t.Errorf("interval(%d pubs, %d/s) = %d; want %d", c[0], c[1], got, c[2])
+		}
+	}
+}
+
+func TestFloorVariants(t *testing.T) {
+	vs, _ := Variants(Quick(), []string{"fanin", "mesh"})
+	for _, v := range vs {
+		subs, pubs := v.For(Floor)
+		switch {
+		case v.Shared:
+			if v.Skip(Floor) == "" {
+				t.Errorf("%s/%s: the floor runs a shared subscription", v.Scenario, v.Name)
+			}
+		case v.Scenario == "mesh":
+			if subs[0].Topic != "mesh/all" || pubs[0].Topic != "mesh/all" || v.Subs[0].Topic != "mesh/+" {
+				t.Errorf("mesh for the floor: sub %q pub %q (others sub %q)", subs[0].Topic, pubs[0].Topic, v.Subs[0].Topic)
+			}
+		default:
+			if strings.ContainsAny(subs[0].Topic, "+#") {
+				t.Errorf("%s/%s: the floor gets wildcard filter %q", v.Scenario, v.Name, subs[0].Topic)
+			}
+		}
+		if v.Skip(Shoal) != "" {
+			t.Errorf("%s/%s: Shoal skipped", v.Scenario, v.Name)
+		}
+	}
+}
