@@ -156,3 +156,13 @@ func TestChart(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRecordHidesScratch: commands kept in reports name the scratch
+// directory as $SCRATCH, never as this machine's temporary path.
+func TestRecordHidesScratch(t *testing.T) {
+	r := &Runner{Work: "/scratch-dir-x"}
+	got := r.record([]string{"/scratch-dir-x/bin/shoal", "-c", "/scratch-dir-x/a/shoal.yaml"})
+	if want := "$SCRATCH/bin/shoal -c $SCRATCH/a/shoal.yaml"; got != want {
+		t.Fatalf("record = %q, want %q", got, want)
+	}
+}

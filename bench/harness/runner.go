@@ -105,7 +105,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	if err != nil {
 		return err
 	}
-	rec.Commands = append(rec.Commands, shellJoin(bp.Argv))
+	rec.Commands = append(rec.Commands, r.record(bp.Argv))
 	defer bp.Kill()
 	if err := waitListening(ctx, port, bp); err != nil {
 		return err
@@ -132,7 +132,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			return nil, err
 		}
 		gens = append(gens, p)
-		rec.Commands = append(rec.Commands, shellJoin(p.Argv))
+		rec.Commands = append(rec.Commands, r.record(p.Argv))
 		return p, nil
 	}
 
@@ -326,4 +326,14 @@ func shellJoin(argv []string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// record renders argv for a report. The scratch directory is written as
+// $SCRATCH: it is a temporary path of this machine, meaningless elsewhere
+// and not to be committed.
+func (r *Runner) record(argv []string) string {
+	if r.Work == "" {
+		return shellJoin(argv)
+	}
+	return strings.ReplaceAll(shellJoin(argv), r.Work, "$SCRATCH")
 }

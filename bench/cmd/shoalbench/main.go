@@ -10,8 +10,8 @@
 // histogram and count lost and duplicate messages per publisher. A run
 // that loses messages at QoS 1 or 2 exits with status 3.
 //
-//	shoalbench sub -c 10 -t bench/t -q 1 --expect 1000 --pubs 2 --ready /tmp/ready --json &
-//	shoalbench pub -c 2 -t bench/t -q 1 -I 0 -L 1000 --start-at /tmp/ready --json
+//	shoalbench sub -c 10 -t bench/t -q 1 --expect 1000 --pubs 2 --ready ready.flag --json &
+//	shoalbench pub -c 2 -t bench/t -q 1 -I 0 -L 1000 --start-at ready.flag --json
 //	shoalbench conn -c 19000 --src 127.0.0.2,127.0.0.3 -R 2000
 package main
 
