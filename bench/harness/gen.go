@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shoalmq/shoal/bench/internal/summary"
 )
 
 // Gen is one shoalbench process: its mode and the flags that shape its
@@ -75,27 +77,8 @@ func (g Gen) Args(host string, port int, prefix, ready, startAt string) []string
 	return append(a, "--json")
 }
 
-// GenResult is the line shoalbench prints with --json.
-type GenResult struct {
-	Mode          string  `json:"mode"`
-	Clients       int     `json:"clients"`
-	Connected     int     `json:"connected"`
-	ConnectFailed int     `json:"connect_failed"`
-	ConnectRate   float64 `json:"connect_rate"`
-	ConnackP50    float64 `json:"connack_p50_ms"`
-	ConnackP99    float64 `json:"connack_p99_ms"`
-	Sent          int64   `json:"sent"`
-	Received      int64   `json:"received"`
-	SentRate      float64 `json:"sent_rate"`
-	RecvRate      float64 `json:"recv_rate"`
-	LatP50        float64 `json:"lat_p50_ms"`
-	LatP99        float64 `json:"lat_p99_ms"`
-	LatP999       float64 `json:"lat_p999_ms"`
-	Lost          int64   `json:"lost"`
-	Dup           int64   `json:"dup"`
-	DurationS     float64 `json:"duration_s"`
-	CPUS          float64 `json:"cpu_s"`
-}
+// GenResult is the line shoalbench prints with --json: the shared contract.
+type GenResult = summary.Summary
 
 // ExitLost is shoalbench's exit status when messages were lost at QoS 1
 // or 2: the run still produced its figures.

@@ -59,7 +59,7 @@ func TestSubPubEndToEnd(t *testing.T) {
 		version   string
 		expectSub int // --expect given to sub
 		wantCode  int
-		wantLost  uint64
+		wantLost  int64
 		duration  string
 	}{
 		{name: "qos1 saturation v5", qos: "1", interval: "0", version: "5", expectSub: 100, duration: "30s"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	benchsum "github.com/shoalmq/shoal/bench/internal/summary"
 	"github.com/shoalmq/shoal/client"
 )
 
@@ -189,27 +190,10 @@ func (m *meter) progress(w io.Writer, now time.Time) {
 
 func ms(us int64) float64 { return float64(us) / 1000 }
 
-// summary is the final JSON line; the bench harness parses these names.
+// summary is the final report: the JSON contract shared with the harness,
+// plus what only the human line shows.
 type summary struct {
-	Mode          string  `json:"mode"`
-	Clients       int     `json:"clients"`
-	Connected     int64   `json:"connected"`
-	ConnectFailed int64   `json:"connect_failed"`
-	ConnectRate   float64 `json:"connect_rate"`
-	ConnackP50    float64 `json:"connack_p50_ms"`
-	ConnackP99    float64 `json:"connack_p99_ms"`
-	Sent          int64   `json:"sent"`
-	Received      int64   `json:"received"`
-	SentRate      float64 `json:"sent_rate"`
-	RecvRate      float64 `json:"recv_rate"`
-	LatP50        float64 `json:"lat_p50_ms"`
-	LatP99        float64 `json:"lat_p99_ms"`
-	LatP999       float64 `json:"lat_p999_ms"`
-	Lost          uint64  `json:"lost"`
-	Dup           uint64  `json:"dup"`
-	DurationS     float64 `json:"duration_s"`
-	CPUS          float64 `json:"cpu_s"`
-
+	benchsum.Summary
 	Dropped int64 `json:"-"` // human line only: the JSON contract is fixed
 }
 
@@ -218,14 +202,14 @@ func (m *meter) finish(end time.Time, lost, dup uint64) summary {
 	m.collect()
 	m.total.Merge(m.sec)
 	m.sec.Reset()
-	s := summary{
+	s := summary{Summary: benchsum.Summary{
 		Mode: m.mode, Clients: m.clients,
-		Connected: m.connected.Load(), ConnectFailed: m.failed.Load(), Dropped: m.dropped.Load(),
+		Connected: m.connected.Load(), ConnectFailed: m.failed.Load(),
 		Sent: m.sentTotal(), Received: m.recv,
 		LatP50: ms(m.total.ValueAtQuantile(50)), LatP99: ms(m.total.ValueAtQuantile(99)),
 		LatP999: ms(m.total.ValueAtQuantile(99.9)),
-		Lost:    lost, Dup: dup,
-	}
+		Lost:    int64(lost), Dup: int64(dup),
+	}, Dropped: m.dropped.Load()}
 	m.connMu.Lock()
 	s.ConnackP50 = ms(m.connack.ValueAtQuantile(50))
 	s.ConnackP99 = ms(m.connack.ValueAtQuantile(99))
