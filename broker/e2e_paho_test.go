@@ -306,6 +306,10 @@ func TestPahoPersistentSession(t *testing.T) {
 		must(t, pub.Publish("p/x", byte(1+i%2), false, fmt.Sprint(i)))
 	}
 	must(t, pub.Publish("p/x", 0, false, "qos0-not-kept"))
+	// QoS 0 has no acknowledgement; a QoS 1 marker from the same publisher
+	// does, and the broker acknowledges only after routing, in order: once
+	// it is acknowledged, the QoS 0 message has met the offline session.
+	must(t, pub.Publish("marker", 1, false, "routed"))
 
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("keeper").
 		SetAutoReconnect(false).SetProtocolVersion(4)

@@ -100,7 +100,7 @@ func TestSubPubEndToEnd(t *testing.T) {
 				s.Lost != tc.wantLost || s.Dup != 0 {
 				t.Errorf("sub: exit %d, %+v\n%s", sub.code, s, sub.stderr)
 			}
-			if s.LatP50 <= 0 || s.LatP999 < s.LatP50 || s.RecvRate <= 0 || s.CPUS <= 0 {
+			if s.LatP50 <= 0 || s.LatP999 < s.LatP50 || s.RecvRate <= 0 || s.CPUS < 0 { // a short run may truly use under one 10 ms tick
 				t.Errorf("sub figures implausible: %+v", s)
 			}
 			if tc.wantCode == exitLost && !strings.Contains(sub.stderr, "FAILED: 1000 messages lost at QoS 1") {
