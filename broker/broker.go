@@ -76,7 +76,9 @@ func New(cfg Config) (*Broker, error) {
 	n := cfg.loops()
 	b.loops = make([]*loopState, n)
 	for i := range b.loops {
-		b.loops[i] = &loopState{}
+		ls := &loopState{}
+		ls.room.L = &ls.mu
+		b.loops[i] = ls
 	}
 	b.workers = make([]*worker, cfg.workers())
 	for i := range b.workers {
@@ -137,6 +139,7 @@ func (b *Broker) Close(ctx context.Context) error {
 }
 
 func (b *Broker) stopBackground() {
+	b.closeInboxes()
 	close(b.stop)
 	for _, w := range b.workers {
 		close(w.ch)

@@ -99,6 +99,7 @@ func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) erro
 	c := ec.Data.(*client)
 	c.lastRecv = time.Now().UnixNano()
 	err := c.handle(hd, body)
+	h.loops[ec.Loop().Index()].flushReleases()
 	if err != nil && err != eventloop.ErrPause {
 		c.fail(err)
 	}

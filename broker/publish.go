@@ -58,6 +58,12 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 	}
 
+	if p.QoS == 0 && b.worker(c.id()).full() {
+		// At most once, and the router has no room: drop it before paying
+		// for the copy.
+		b.stats.dropsWorkerFull.Add(1)
+		return nil
+	}
 	var expiry int64
 	if p.Props.Has(codec.PropMessageExpiry) {
 		expiry = time.Now().UnixNano() + int64(p.Props.MessageExpiry)*int64(time.Second)
@@ -193,17 +199,16 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 	m := d.Msg
 	if m.Expired(now) {
 		b.stats.dropsExpired.Add(1) // [MQTT-3.3.2-5]
-		d.Release()
+		ls.release(m)
 		return
 	}
 	if d.QoS == 0 {
 		if c.conn.Backlog() > slowClientBytes {
 			b.stats.dropsSlowClient.Add(1)
-			d.Release()
-			return
+		} else {
+			c.writePublish(ls, &d, 0, false, now)
 		}
-		c.writePublish(ls, &d, 0, false, now)
-		d.Release()
+		ls.release(m)
 		return
 	}
 	if s.QueueLen() > 0 || s.InflightLen() >= int(c.window) {

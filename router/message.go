@@ -85,14 +85,25 @@ func (m *Message) Ref() *Message {
 	return m
 }
 
+// RefN takes n more references at once: one atomic operation for a whole
+// fan-out instead of one per receiver.
+func (m *Message) RefN(n int32) {
+	if n > 0 {
+		m.refs.Add(n)
+	}
+}
+
 // Release gives back one reference. After the last one the Message and its
 // slices must not be touched: they are recycled.
-func (m *Message) Release() {
-	n := m.refs.Add(-1)
-	if n > 0 {
+func (m *Message) Release() { m.ReleaseN(1) }
+
+// ReleaseN gives back n references at once (n >= 1).
+func (m *Message) ReleaseN(n int32) {
+	left := m.refs.Add(-n)
+	if left > 0 {
 		return
 	}
-	if n < 0 {
+	if left < 0 {
 		panic("router: Message released more often than referenced")
 	}
 	bufPool.Put(m.buf)

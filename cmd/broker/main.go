@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -43,6 +44,8 @@ type options struct {
 	listen      string // "" means the file's
 	logLevel    *zerolog.Level
 	showVersion bool
+	cpuProfile  string // write a CPU profile of the whole run here
+	memProfile  string // write a heap profile here at shutdown
 }
 
 // parseFlags reads args. Its error has already been reported on stderr by
@@ -76,6 +79,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return nil
 	})
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` at shutdown (allocations included)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--log-level LEVEL]\n       shoal --version\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -132,6 +137,12 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		log.Error().Err(err).Msg("cannot build the broker")
 		return 1
 	}
+	stopProfiles, err := startProfiles(o.cpuProfile, o.memProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal: %v\n", err)
+		return 1
+	}
+	defer stopProfiles()
 	if err := b.Start(); err != nil {
 		log.Error().Err(err).Str("listen", file.Broker.Listen).Msg("cannot start the broker")
 		return 1
@@ -184,4 +195,32 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// startProfiles starts a CPU profile into cpu (if not "") and returns the
+// function that ends it and writes a heap profile into mem (if not "").
+func startProfiles(cpu, mem string) (stop func(), err error) {
+	var cpuFile *os.File
+	if cpu != "" {
+		if cpuFile, err = os.Create(cpu); err != nil {
+			return nil, fmt.Errorf("cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpuFile); err != nil {
+			cpuFile.Close()
+			return nil, fmt.Errorf("cpuprofile: %w", err)
+		}
+	}
+	return func() {
+		if cpuFile != nil {
+			pprof.StopCPUProfile()
+			cpuFile.Close()
+		}
+		if mem != "" {
+			if f, err := os.Create(mem); err == nil {
+				runtime.GC() // the heap profile shows live data as of the last GC
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}, nil
 }
