@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test race fuzz bench bench-quick bench-pkg lint deps clean
+.PHONY: help run build test race fuzz bench bench-quick bench-pkg profile lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ bench: ## Shoal vs Mosquitto, mochi-mqtt and the floor, every scenario, 3 rounds
 
 bench-quick: ## the same at small scale, 1 round (~2 min); reports named *-quick
 	$(GO) run ./bench/cmd/harness -quick $(BENCH_ARGS)
+
+profile: ## CPU and allocation profiles of the broker under load: make profile SCENARIO=fanout|p2p|p2p-qos1|fanin
+	bash bench/profile.sh $(or $(SCENARIO),fanout)
 
 bench-pkg: ## package benchmarks (go test -bench), allocations included
 	$(GO) test -run '^$$' -bench . -benchmem ./...
