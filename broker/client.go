@@ -89,15 +89,14 @@ func (h *handler) broker() *Broker { return (*Broker)(h) }
 
 // OnOpen implements eventloop.Handler.
 func (h *handler) OnOpen(c *eventloop.Conn) error {
-	now := time.Now().UnixNano()
-	c.Data = &client{b: h.broker(), conn: c, lastRecv: now}
+	c.Data = &client{b: h.broker(), conn: c, lastRecv: c.Loop().Now()}
 	return nil
 }
 
 // OnFrame implements eventloop.Handler: one packet from the client.
 func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) error {
 	c := ec.Data.(*client)
-	c.lastRecv = time.Now().UnixNano()
+	c.lastRecv = ec.Loop().Now()
 	err := c.handle(hd, body)
 	h.loops[ec.Loop().Index()].flushReleases()
 	if err != nil && err != eventloop.ErrPause {

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"sync"
-	"time"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
@@ -125,7 +124,7 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 	ls.items = ls.spare[:0]
 	ls.room.Broadcast()
 	ls.mu.Unlock()
-	now := time.Now().UnixNano()
+	now := l.Now()
 	for i := range items {
 		p := &items[i]
 		switch {

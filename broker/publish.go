@@ -66,7 +66,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	}
 	var expiry int64
 	if p.Props.Has(codec.PropMessageExpiry) {
-		expiry = time.Now().UnixNano() + int64(p.Props.MessageExpiry)*int64(time.Second)
+		expiry = c.conn.Loop().Now() + int64(p.Props.MessageExpiry)*int64(time.Second)
 	}
 	var fwd []byte
 	if c.version == codec.V5 && p.Props.Present != 0 {
@@ -156,7 +156,7 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 		return err
 	}
 	s := c.sess
-	now := time.Now().UnixNano()
+	now := c.conn.Loop().Now()
 	buf := c.conn.Buffer()
 	s.Lock()
 	defer s.Unlock()

@@ -204,6 +204,7 @@ func (e *Engine) LoopAt(i int) *Loop {
 // OnOpen implements gnet.EventHandler.
 func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	l := e.loopOf(gc.EventLoop())
+	l.now = time.Now().UnixNano()
 	c := &Conn{gc: gc, loop: l}
 	if err := e.handler.OnOpen(c); err != nil {
 		return nil, gnet.Close
@@ -242,6 +243,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	if c == nil {
 		return gnet.Close
 	}
+	c.loop.now = time.Now().UnixNano()
 	for !c.closing {
 		n := gc.InboundBuffered()
 		if n < 2 {
