@@ -138,12 +138,12 @@ func (b *Broker) Close(ctx context.Context) error {
 	return err
 }
 
+// stopBackground ends the workers and the expiry goroutine. Worker queues
+// are never closed: a loop still running (Stop may time out) may submit,
+// and a send on a closed channel panics; workers leave on b.stop instead.
 func (b *Broker) stopBackground() {
 	b.closeInboxes()
 	close(b.stop)
-	for _, w := range b.workers {
-		close(w.ch)
-	}
 	b.bgDone.Wait()
 }
 
@@ -232,6 +232,7 @@ func (b *Broker) unexpire(s *session.Session) {
 // It returns the shared-subscription deliveries s had not completed: pass
 // them to reroute once s is unlocked.
 func (b *Broker) endSessionLocked(s *session.Session) []session.Delivery {
+	s.EndLocked() // late deliveries (a worker that matched it before) are refused
 	orphans := b.clearSessionLocked(s)
 	b.sessions.Delete(s.ClientID(), s)
 	return orphans

@@ -34,6 +34,7 @@ type client struct {
 	// before CONNECT, when the connection opened, for the connect timeout.
 	lastRecv int64
 
+	gen       uint32 // the session's attachment generation this client holds, for the will
 	window    uint16 // outbound in-flight limit: min(MaxInflight, Receive Maximum)
 	keepAlive uint16 // seconds; 0 disables [MQTT-3.1.2-10]
 	version   byte
@@ -79,6 +80,12 @@ func (c *client) id() []byte {
 	return unsafe.Slice(unsafe.StringData(id), len(id))
 }
 
+// ownsLocked reports whether c still owns its session. Between a takeover
+// on another loop and the kick reaching c's loop, the old connection may
+// still send packets: it must not change the session the new one now owns.
+// c.sess.mu must be held.
+func (c *client) ownsLocked() bool { return c.sess.OwnerLocked() == session.Owner(c) }
+
 // LoopIndex implements session.Owner.
 func (c *client) LoopIndex() int { return c.conn.Loop().Index() }
 
@@ -97,6 +104,13 @@ func (h *handler) OnOpen(c *eventloop.Conn) error {
 func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) error {
 	c := ec.Data.(*client)
 	c.lastRecv = ec.Loop().Now()
+	if ec.Backlog() > maxReplyBacklog {
+		// A client that keeps sending but never reads would grow its output
+		// without end (QoS 0 deliveries are dropped sooner, at
+		// slowClientBytes; replies are not).
+		c.fail(errOutputBacklog)
+		return errOutputBacklog
+	}
 	err := c.handle(hd, body)
 	h.loops[ec.Loop().Index()].flushReleases()
 	if err != nil && err != eventloop.ErrPause {
@@ -132,6 +146,10 @@ func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
 		}
 	}
 }
+
+// maxReplyBacklog bounds the unsent output of a connection that is still
+// sending: 16 MiB, four times the point where QoS 0 deliveries to it stop.
+const maxReplyBacklog = 16 << 20
 
 // handle dispatches one packet. An error closes the connection after
 // fail has answered it.
@@ -201,6 +219,8 @@ var (
 	errReceiveMaximum     = &codec.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
 	errKeepAlive          = &codec.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
 	errQoSNotSupported    = &codec.Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
+	errSuperseded         = &codec.Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
+	errOutputBacklog      = &codec.Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
 	errRetainNotSupported = &codec.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
 )
 
@@ -321,6 +341,10 @@ func (c *client) leave() {
 	wasConnected := c.state == stateConnected
 	c.state = stateClosed
 	if !wasConnected || c.sess == nil {
+		if e := c.ext; e != nil && e.will != nil {
+			e.will.Release() // never connected: no will [MQTT-3.1.2-8] needs a session
+			e.will = nil
+		}
 		return
 	}
 	b := c.b
@@ -337,7 +361,7 @@ func (c *client) leave() {
 			b.expireAt(s)
 		}
 	}
-	gen := s.Gen
+	gen := c.gen // this connection's attachment: a newer one cancels a delayed will
 	expiry := s.Expiry
 	s.Unlock()
 	b.reroute(orphans)

@@ -144,6 +144,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	s.Expiry = cp.expiry
 	s.ExpireAt = 0
 	c.sess = s
+	c.gen = s.Gen
 	c.state = stateConnected
 
 	// CONNACK comes first [MQTT-3.2.0-1].
@@ -258,14 +259,22 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 	}
 	if c.version == codec.V5 {
 		if d.Props.Has(codec.PropSessionExpiry) {
-			c.sess.Lock()
-			cur := c.sess.Expiry
-			if cur == 0 && d.Props.SessionExpiry != 0 {
-				c.sess.Unlock()
+			s := c.sess
+			s.Lock()
+			if !c.ownsLocked() {
+				s.Unlock()
+				return errSuperseded
+			}
+			if s.Expiry == 0 && d.Props.SessionExpiry != 0 {
+				s.Unlock()
 				return &codec.Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
 			}
-			c.sess.Expiry = d.Props.SessionExpiry
-			c.sess.Unlock()
+			exp := d.Props.SessionExpiry
+			if max := c.b.cfg.MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {
+				exp = uint32(max / time.Second) // the cap holds here too
+			}
+			s.Expiry = exp
+			s.Unlock()
 		}
 		// 0x04 asks for the will to be published anyway [MQTT-3.14.2.1].
 		c.dropWill = d.Code != codec.DisconnectWithWill

@@ -167,7 +167,7 @@ func (b *Broker) deliverOnLoop(l *eventloop.Loop, ls *loopState, s *session.Sess
 // don't, so offline queues hold only what was promised). s.mu must be
 // held.
 func (b *Broker) queueOfflineLocked(s *session.Session, d session.Delivery) {
-	if d.QoS == 0 || s.Expiry == 0 {
+	if d.QoS == 0 || s.Expiry == 0 || s.EndedLocked() {
 		d.Release()
 		return
 	}
@@ -209,15 +209,17 @@ func usableMember(s router.Subscriber) bool {
 const workerBatch = 256
 
 func (w *worker) run() {
-	for j := range w.ch {
-		w.do(j)
+	for {
+		select {
+		case <-w.b.stop:
+			return
+		case j := <-w.ch:
+			w.do(j)
+		}
 	batch:
 		for n := 1; n < workerBatch; n++ {
 			select {
-			case j, ok := <-w.ch:
-				if !ok {
-					break batch
-				}
+			case j := <-w.ch:
 				w.do(j)
 			default:
 				break batch

@@ -85,3 +85,67 @@ func TestBackpressureNotDisconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTopicAliasMaximum65535: the largest Topic Alias Maximum is usable; its
+// alias table was once sized max+1 in 16 bits, which wrapped to 0 and let
+// one PUBLISH with an alias crash the broker.
+func TestTopicAliasMaximum65535(t *testing.T) {
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.TopicAliasMaximum = 65535 })
+	sub := testutil.Dial(t, addr, codec.V5)
+	sub.Connect(codec.Connect{ClientID: []byte("sub"), CleanStart: true})
+	sub.Subscribe(1, "alias/#", 0)
+	pub := testutil.Dial(t, addr, codec.V5)
+	pub.Connect(codec.Connect{ClientID: []byte("pub"), CleanStart: true})
+	for _, tc := range []struct {
+		topic string
+		alias uint16
+	}{{"alias/a", 65535}, {"", 65535}, {"alias/b", 1}} {
+		p := codec.Publish{Topic: []byte(tc.topic), Payload: []byte("x")}
+		p.Props.Set(codec.PropTopicAlias)
+		p.Props.TopicAlias = tc.alias
+		pub.Send(p.Append(nil, codec.V5))
+	}
+	for _, want := range []string{"alias/a", "alias/a", "alias/b"} {
+		if got := sub.Publish(sub.Expect(codec.PUBLISH, 5*time.Second)); string(got.Topic) != want {
+			t.Fatalf("got topic %q, want %q", got.Topic, want)
+		}
+	}
+}
+
+// TestQoS2ReceiveBoundV311: an MQTT 3.1.1 client that never sends PUBREL
+// cannot hold more than receive_maximum QoS 2 ids: past it, it is
+// disconnected (3.1.1 has no reason code to send), instead of making every
+// later PUBLISH scan up to 65,535 ids.
+func TestQoS2ReceiveBoundV311(t *testing.T) {
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.ReceiveMaximum = 3 })
+	r := testutil.Dial(t, addr, codec.V311)
+	r.Connect(codec.Connect{ClientID: []byte("hoarder"), CleanStart: true})
+	for id := uint16(1); id <= 3; id++ {
+		p := codec.Publish{Topic: []byte("q2"), QoS: 2, PacketID: id, Payload: []byte("x")}
+		r.Send(p.Append(nil, codec.V311))
+		r.Expect(codec.PUBREC, 5*time.Second)
+	}
+	p := codec.Publish{Topic: []byte("q2"), QoS: 2, PacketID: 4, Payload: []byte("x")}
+	r.Send(p.Append(nil, codec.V311))
+	if got := r.ExpectClosed(5 * time.Second); len(got) != 0 {
+		t.Fatalf("got %v before the close, want none", got[0].Header.Type)
+	}
+}
+
+// TestDisconnectExpiryCapped: max_session_expiry also caps a Session Expiry
+// Interval set at DISCONNECT, so a client cannot keep its session (and its
+// queue) for ever that way.
+func TestDisconnectExpiryCapped(t *testing.T) {
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.MaxSessionExpiry = time.Second })
+	r := testutil.Dial(t, addr, codec.V5)
+	c := codec.Connect{ClientID: []byte("capped"), CleanStart: true}
+	c.Props.Set(codec.PropSessionExpiry)
+	c.Props.SessionExpiry = 1
+	r.Connect(c)
+	d := codec.Disconnect{}
+	d.Props.Set(codec.PropSessionExpiry)
+	d.Props.SessionExpiry = 0xFFFFFFFF
+	r.Send(d.Append(nil, codec.V5))
+	r.ExpectClosed(5 * time.Second)
+	testutil.Eventually(t, 5*time.Second, "the capped session to expire", func() bool { return b.SessionCount() == 0 })
+}

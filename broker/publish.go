@@ -45,16 +45,22 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	// again, but don't deliver it twice [MQTT-4.3.3-10].
 	if p.QoS == 2 {
 		s.Lock()
+		owns := c.ownsLocked()
 		dup := s.AwaitingRelLocked(p.PacketID)
 		full := s.AwaitRelCountLocked() >= int(b.cfg.ReceiveMaximum)
 		s.Unlock()
-		if dup {
+		switch {
+		case !owns:
+			return errSuperseded
+		case dup:
 			buf := c.conn.Buffer()
 			buf.B = codec.AppendAck(buf.B, codec.PUBREC, p.PacketID, codec.Success, c.version)
 			return nil
-		}
-		if full && c.version == codec.V5 {
-			return errReceiveMaximum // [MQTT-3.3.4-7]
+		case full:
+			// MQTT 5: 0x93 [MQTT-3.3.4-7]. MQTT 3.x has no Receive Maximum
+			// but the same bound keeps one client from holding 65,535 ids
+			// (each PUBLISH would scan them); it is closed.
+			return errReceiveMaximum
 		}
 	}
 
@@ -95,7 +101,9 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	}
 	if p.QoS == 2 {
 		s.Lock()
-		s.AddAwaitRelLocked(p.PacketID)
+		if c.ownsLocked() {
+			s.AddAwaitRelLocked(p.PacketID)
+		}
 		s.Unlock()
 	}
 	return nil
@@ -135,7 +143,7 @@ func (c *client) resolveAlias(alias uint16, topic []byte) ([]byte, error) {
 	e := c.extra()
 	if len(topic) > 0 {
 		if e.aliases == nil {
-			e.aliases = make([]string, max+1)
+			e.aliases = make([]string, int(max)+1) // int: max may be 65535
 		}
 		if e.aliases[alias] != string(topic) {
 			e.aliases[alias] = string(topic)
@@ -160,6 +168,9 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 	buf := c.conn.Buffer()
 	s.Lock()
 	defer s.Unlock()
+	if !c.ownsLocked() {
+		return errSuperseded
+	}
 	switch t {
 	case codec.PUBACK:
 		// An unknown id is ignored: it may be a late answer to a message
@@ -329,6 +340,10 @@ func (c *client) retry(now int64) {
 	ls := c.b.loops[c.conn.Loop().Index()]
 	limit := int64(c.b.cfg.RetryInterval)
 	s.Lock()
+	if !c.ownsLocked() {
+		s.Unlock()
+		return
+	}
 	inf := s.InflightLocked()
 	for i := range inf {
 		if now-inf[i].Sent >= limit {

@@ -43,9 +43,15 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		}
 		filter := string(f.Filter)
 		s.Lock()
+		if !c.ownsLocked() {
+			s.Unlock()
+			return errSuperseded
+		}
+		// The table changes under the session lock (LOCKORDER 1 -> 3), so a
+		// clean start clearing the session can't slip in between.
 		existed := s.AddSubLocked(filter, o)
-		s.Unlock()
 		b.subs.Subscribe(s, filter, o) // replaces an existing one [MQTT-3.8.4-3]
+		s.Unlock()
 		ack.Codes = append(ack.Codes, codec.ReasonCode(o.QoS))
 		// Retained messages: not for shared subscriptions (MQTT 5 section 4.8.2),
 		// and per Retain Handling in MQTT 5 [MQTT-3.3.1-9], [MQTT-3.3.1-10].
@@ -54,6 +60,12 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		}
 	}
 	ls.retainedFor = retainedFor
+	if len(retainedFor) > 0 {
+		// Messages already routed to this loop (their publishers may hold
+		// PUBACKs for them) go out before the retained ones this SUBSCRIBE
+		// adds, so acknowledged-before is delivered-before.
+		b.drainInbox(c.conn.Loop())
+	}
 	buf := c.conn.Buffer()
 	buf.B = ack.Append(buf.B, c.version)
 	for _, r := range retainedFor {
@@ -88,6 +100,9 @@ func (c *client) sendRetained(ls *loopState, filter string, o router.Options) {
 	s := c.sess
 	s.Lock()
 	defer s.Unlock()
+	if !c.ownsLocked() {
+		return
+	}
 	c.b.retained.Match(filter, func(m *router.Message) bool {
 		d := session.Delivery{Msg: m.Ref(), SubIDs: subIDs, QoS: min(m.QoS, o.QoS), Retain: true}
 		c.sendLocked(ls, d, now)
@@ -108,10 +123,16 @@ func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
 	for _, f := range p.Filters {
 		filter := string(f)
 		s.Lock()
+		if !c.ownsLocked() {
+			s.Unlock()
+			return errSuperseded
+		}
 		had := s.RemoveSubLocked(filter)
-		s.Unlock()
 		if had {
 			b.subs.Unsubscribe(s, filter) // [MQTT-3.10.4-1]
+		}
+		s.Unlock()
+		if had {
 			ack.Codes = append(ack.Codes, codec.Success)
 		} else {
 			ack.Codes = append(ack.Codes, codec.NoSubscriptionExisted)

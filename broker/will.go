@@ -21,7 +21,7 @@ func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint3
 		s.Lock()
 		resumed := s.Gen != gen
 		s.Unlock()
-		if resumed || b.closed.Load() {
+		if resumed || b.closed.Load() { // submit after Close is safe: queues are never closed
 			will.Release()
 			return
 		}

@@ -60,7 +60,11 @@ type Config struct {
 	Loops         int           // number of event loops (>= 1)
 	MaxPacketSize int           // largest frame accepted, in bytes
 	Tick          time.Duration // period of Handler.OnTick; default 1s
-	Logger        zerolog.Logger
+	// DrainGrace bounds how long a closing connection may take to accept
+	// its last output (a final DISCONNECT behind a backlog) before it is
+	// cut. Default 5s.
+	DrainGrace time.Duration
+	Logger     zerolog.Logger
 }
 
 // Engine runs the loops. Start, Addr and Stop are safe for concurrent use.
@@ -87,6 +91,9 @@ type Engine struct {
 func New(cfg Config, h Handler) *Engine {
 	if cfg.Tick <= 0 {
 		cfg.Tick = time.Second
+	}
+	if cfg.DrainGrace <= 0 {
+		cfg.DrainGrace = 5 * time.Second
 	}
 	return &Engine{cfg: cfg, handler: h, log: cfg.Logger, ready: make(chan error, 1), done: make(chan error, 1)}
 }
@@ -244,6 +251,13 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	c.loop.now = time.Now().UnixNano()
+	if c.closing {
+		// Closing, output still draining: nothing more from the client is
+		// read, and the drain deadline stands.
+		_, _ = gc.Discard(gc.InboundBuffered())
+		return gnet.None
+	}
+	failed := false
 	for !c.closing {
 		n := gc.InboundBuffered()
 		if n < 2 {
@@ -256,7 +270,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		if err != nil {
 			e.handler.OnFrameError(c, err)
-			c.closing = true
+			failed = true
 			break
 		}
 		size := h.Size()
@@ -273,15 +287,15 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		_, _ = gc.Discard(size)
 		if err != nil {
-			c.closing = true
+			failed = true
+			break
 		}
 	}
 	c.loop.flush()
-	if c.closing {
-		// Drop whatever else the client sent: after a protocol error
-		// nothing more from it is read. Close drains what was written.
+	if failed || c.closing {
+		// Drop whatever else the client sent: after a protocol error or a
+		// close nothing more from it is read. Close drains what was written.
 		_, _ = gc.Discard(gc.InboundBuffered())
-		c.closing = false
 		c.Close()
 	}
 	return gnet.None

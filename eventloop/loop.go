@@ -117,10 +117,6 @@ func (l *Loop) resume() {
 	l.paused = l.paused[:0]
 }
 
-// drainGrace bounds how long a closing connection may take to accept its
-// last output (a final DISCONNECT behind a backlog) before it is cut.
-const drainGrace = 5 * time.Second
-
 // reap closes draining connections whose output has gone out, or whose
 // grace period is over.
 func (l *Loop) reap(now time.Time) {
@@ -222,7 +218,7 @@ func (c *Conn) Backlog() int {
 
 // Close closes the connection once what was written to it has been sent:
 // at once if the kernel took it all, otherwise when gnet's buffer drains
-// (checked each tick) or after drainGrace. From now on input is discarded
+// (checked each tick) or after Config.DrainGrace. From now on input is discarded
 // and writes are dropped. Safe to call more than once.
 func (c *Conn) Close() {
 	if c.closed || c.closing {
@@ -234,7 +230,7 @@ func (c *Conn) Close() {
 	}
 	c.closing = true
 	if c.gc.OutboundBuffered() > 0 {
-		c.drainUntil = time.Now().Add(drainGrace)
+		c.drainUntil = time.Now().Add(c.loop.engine.cfg.DrainGrace)
 		c.loop.draining = append(c.loop.draining, c)
 		return
 	}

@@ -69,9 +69,9 @@ type Session struct {
 
 	id string
 
-	// loop is the owning connection's loop index, or -1 while offline.
-	// Written with mu held; read without it by router workers as a hint,
-	// which they confirm under mu.
+	// loop is the owning connection's loop index, -1 while offline, or
+	// loopEnded once the session has ended. Written with mu held; read
+	// without it by router workers as a hint, which they confirm under mu.
 	loop atomic.Int32
 	// busy is set while messages wait in the queue: the client is offline
 	// or not keeping up with its in-flight window. Written with mu held;
@@ -131,13 +131,26 @@ func (s *Session) Lock() { s.mu.Lock() }
 // Unlock releases it.
 func (s *Session) Unlock() { s.mu.Unlock() }
 
-// LoopHint returns the owning loop's index or -1, without locking. It may
-// be stale: confirm with OwnerLocked.
+// LoopHint returns the owning loop's index, or a negative value while
+// offline or ended, without locking. It may be stale: confirm with
+// OwnerLocked.
 func (s *Session) LoopHint() int { return int(s.loop.Load()) }
 
 // Busy reports, without locking, whether messages are queued for the
 // session: its client is offline or slower than the traffic.
 func (s *Session) Busy() bool { return s.busy.Load() }
+
+// loopEnded marks an ended session in Session.loop; kept there rather than
+// in a field of its own so that an idle session stays at 96 bytes.
+const loopEnded = -2
+
+// EndLocked marks the session ended: it has been (or is being) removed from
+// its Store, so messages routed to it late must not be queued in it. The
+// session must be offline.
+func (s *Session) EndLocked() { s.loop.Store(loopEnded) }
+
+// EndedLocked reports whether EndLocked was called.
+func (s *Session) EndedLocked() bool { return s.loop.Load() == loopEnded }
 
 // OwnerLocked returns the attached connection, or nil while offline.
 func (s *Session) OwnerLocked() Owner { return s.owner }
