@@ -5,14 +5,14 @@
 #
 #   bench/profile.sh [fanout|p2p|p2p-qos1|fanin] [seconds]    (make profile)
 #
-# Profiles and binaries land in bench/results/tmp/profile-<scenario>/
+# Profiles and binaries land in bench/results/scratch/profile-<scenario>/
 # (ignored by git); open them with `go tool pprof -http=: shoal cpu.prof`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scenario=${1:-fanout}
 secs=${2:-5}
-out=bench/results/tmp/profile-$scenario
+out=bench/results/scratch/profile-$scenario
 mkdir -p "$out"
 go build -o "$out/shoal" ./cmd/broker
 go build -o "$out/shoalbench" ./bench/cmd/shoalbench
