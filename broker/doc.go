@@ -8,14 +8,20 @@
 //  1. An event loop (package eventloop) cuts a frame from a connection's
 //     byte stream and calls OnFrame on that loop's goroutine.
 //  2. The client's handler decodes it into the loop's scratch packet,
-//     copies it once into a pooled router.Message, acknowledges it (PUBACK,
-//     or PUBREC), and hands it to a router worker chosen by a hash of the
-//     publisher's client id, so one client's messages stay in order.
+//     copies it once into a pooled router.Message and hands it to a router
+//     worker chosen by a hash of the publisher's client id, so one client's
+//     messages stay in order. If the worker's queue is full, a QoS 0
+//     message is dropped and a QoS 1/2 one is left in the connection's
+//     buffer: the connection pauses until there is room (eventloop.ErrPause).
 //  3. The worker stores it if retained, matches it against the
 //     lock-striped subscription table, and groups the deliveries by the
 //     event loop owning each subscriber's connection: one inbox append and
-//     one wake-up per loop per message, not per subscriber. Deliveries for
-//     offline persistent sessions go straight to their queue.
+//     one wake-up per loop per batch of messages, not per subscriber.
+//     Deliveries for offline persistent sessions go straight to their
+//     queue. The publisher's PUBACK or PUBREC rides in its loop's inbox
+//     behind them: a message is acknowledged once it is routed, so a
+//     publisher's in-flight window bounds what it has inside the broker.
+//     A worker waits while a loop's inbox is full; loops never wait.
 //  4. Each woken loop encodes the deliveries into its connections' output
 //     buffers under each session's lock (packet ids, in-flight window,
 //     queue), then writes each connection once.
