@@ -26,4 +26,13 @@
 // writes every dirty connection once (one write system call however many
 // packets it carries) and returns the buffer to the pool, so an idle
 // connection holds no output buffer.
+//
+// # Backpressure and closing
+//
+// A Handler that cannot take a frame now returns ErrPause: the frame and
+// everything after it stay in the connection's buffer and are offered again
+// on the loop's next wake-up or tick (Engine.WakePaused lets the party that
+// made room say so). Conn.Close sends what was written first: a connection
+// whose output the kernel has not yet taken drains, reading nothing more,
+// for at most Config.DrainGrace, and only then closes.
 package eventloop
