@@ -170,14 +170,7 @@ type job struct {
 // submit hands j to the router worker of its publisher without blocking.
 // On false the worker's queue is full and j was not taken; the caller
 // still owns j.m.
-func (b *Broker) submit(j job) bool {
-	select {
-	case b.worker(j.m.FromID).ch <- j:
-		return true
-	default:
-		return false
-	}
-}
+func (b *Broker) submit(j job) bool { return b.worker(j.m.FromID).submit(j) }
 
 // expireLoop ends offline sessions whose expiry interval has passed
 // [MQTT-3.1.2-23].

@@ -188,6 +188,17 @@ type worker struct {
 // full reports whether w's queue has no room now. Safe for concurrent use.
 func (w *worker) full() bool { return len(w.ch) == cap(w.ch) }
 
+// submit queues j without blocking; false means the queue is full and the
+// caller still owns j.m. Safe for concurrent use.
+func (w *worker) submit(j job) bool {
+	select {
+	case w.ch <- j:
+		return true
+	default:
+		return false
+	}
+}
+
 func newWorker(b *Broker, queue, loops int) *worker {
 	w := &worker{b: b, ch: make(chan job, queue), perLoop: make([][]pending, loops)}
 	w.matches.Usable = usableMember

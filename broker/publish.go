@@ -64,7 +64,8 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 	}
 
-	if p.QoS == 0 && b.worker(c.id()).full() {
+	w := b.worker(c.id()) // by client id: one publisher's messages stay in order
+	if p.QoS == 0 && w.full() {
 		// At most once, and the router has no room: drop it before paying
 		// for the copy.
 		b.stats.dropsWorkerFull.Add(1)
@@ -87,7 +88,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	case 2:
 		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
 	}
-	if !b.submit(j) {
+	if !w.submit(j) {
 		m.Release()
 		if p.QoS == 0 {
 			b.stats.dropsWorkerFull.Add(1) // QoS 0 is at most once: drop

@@ -350,6 +350,8 @@ func TestWillOnClose(t *testing.T) {
 }
 
 func TestKeepAlive(t *testing.T) {
+	// Only under -short (a quick local run); make test and CI never pass it,
+	// so this always runs there.
 	if testing.Short() {
 		t.Skip("waits 3 s")
 	}
@@ -447,6 +449,8 @@ func fakeBroker(t *testing.T, send []byte) string {
 // buffers are reused. (A loop wake-up costs gnet one small allocation, but
 // one wake-up serves every message queued meanwhile.)
 func TestPublishAllocs(t *testing.T) {
+	// Only under -short (a quick local run); make test and CI never pass it,
+	// so this always runs there.
 	if testing.Short() {
 		t.Skip("measures allocations")
 	}
@@ -474,6 +478,8 @@ func TestPublishAllocs(t *testing.T) {
 // TestReceiveAllocs checks that receiving and acknowledging QoS 1 messages
 // allocates nothing per message.
 func TestReceiveAllocs(t *testing.T) {
+	// Only under -short (a quick local run); make test and CI never pass it,
+	// so this always runs there.
 	if testing.Short() {
 		t.Skip("measures allocations")
 	}
