@@ -63,11 +63,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return exitUsage
 	}
-	if cfg.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
-		defer cancel()
-	}
 	if cfg.cpuProf != "" {
 		f, err := os.Create(cfg.cpuProf)
 		if err != nil {
@@ -89,6 +84,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer e.Close()
 
 	m := newMeter(cfg.mode, cfg.count, pubDrivers(&cfg))
+	if cfg.duration > 0 {
+		// From the meter's start, so a run reports the whole duration it
+		// was given (armed earlier, the deadline came slightly before).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, m.start.Add(cfg.duration))
+		defer cancel()
+	}
 	stopReporter := startReporter(m, stderr)
 	var out outcome
 	switch cfg.mode {
