@@ -47,14 +47,15 @@ type Broker struct {
 // stats are counters read by tests and, later, by metrics. Each is bumped
 // off the per-message path (connects, drops), so a shared atomic is fine.
 type stats struct {
-	dropsQueueFull   atomic.Int64
-	dropsWorkerFull  atomic.Int64
-	publishPauses    atomic.Int64
-	dropsSlowClient  atomic.Int64
-	dropsExpired     atomic.Int64
-	dropsTooLarge    atomic.Int64
-	connects         atomic.Int64
-	protocolFailures atomic.Int64
+	dropsQueueFull    atomic.Int64
+	dropsWorkerFull   atomic.Int64
+	publishPauses     atomic.Int64
+	dropsSlowClient   atomic.Int64
+	dropsExpired      atomic.Int64
+	dropsTooLarge     atomic.Int64
+	connects          atomic.Int64
+	protocolFailures  atomic.Int64
+	slowConsumerKicks atomic.Int64
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does

@@ -221,16 +221,23 @@ var (
 	errQoSNotSupported    = &codec.Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
 	errSuperseded         = &codec.Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
 	errOutputBacklog      = &codec.Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
+	errSlowConsumer       = &codec.Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
 	errRetainNotSupported = &codec.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
 )
 
-// fail answers err on the wire — the one place that turns errors into
+// fail closes the connection for a protocol or resource error in what the
+// client sent.
+func (c *client) fail(err error) {
+	c.b.stats.protocolFailures.Add(1)
+	c.closeWith(err)
+}
+
+// closeWith answers err on the wire — the one place that turns errors into
 // packets — and marks the connection for closing. Before CONNACK it
 // answers with a CONNACK refusal [MQTT-3.2.2-6]; after, MQTT 5 clients get
 // DISCONNECT with the reason code [MQTT-4.13.1-1]; MQTT 3.x clients are
 // just disconnected, as 3.1.1 has no way to say why [MQTT-4.8.0-1].
-func (c *client) fail(err error) {
-	c.b.stats.protocolFailures.Add(1)
+func (c *client) closeWith(err error) {
 	code := codeOf(err)
 	if c.b.log.Debug().Enabled() {
 		c.b.log.Debug().Err(err).Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).

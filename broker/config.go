@@ -45,6 +45,46 @@ func ParseQueuePolicy(s string) (QueuePolicy, error) {
 	return 0, fmt.Errorf("unknown queue policy %q (want drop-oldest or drop-newest)", s)
 }
 
+// SlowConsumerPolicy says what happens to a connected client whose session
+// queue is full: it receives QoS 1/2 messages slower than they arrive.
+type SlowConsumerPolicy uint8
+
+const (
+	// DisconnectSlow closes the connection (MQTT 5: DISCONNECT 0x97 Quota
+	// exceeded) once its queue is full (default). The message that did not
+	// fit goes by QueuePolicy; a persistent session keeps its queue for the
+	// client's return. One stalled subscriber then costs the broker at most
+	// its queue, and the client learns that it fell behind instead of
+	// silently missing messages.
+	DisconnectSlow SlowConsumerPolicy = iota
+	// DropSlow keeps the client connected and applies QueuePolicy to every
+	// message that does not fit, for as long as it stays behind.
+	DropSlow
+)
+
+// String returns the policy's config-file spelling.
+func (p SlowConsumerPolicy) String() string {
+	switch p {
+	case DisconnectSlow:
+		return "disconnect"
+	case DropSlow:
+		return "drop"
+	}
+	return fmt.Sprintf("SlowConsumerPolicy(%d)", uint8(p))
+}
+
+// ParseSlowConsumerPolicy reads the config-file spelling of a
+// SlowConsumerPolicy.
+func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
+	switch s {
+	case "disconnect":
+		return DisconnectSlow, nil
+	case "drop":
+		return DropSlow, nil
+	}
+	return 0, fmt.Errorf("unknown slow consumer policy %q (want disconnect or drop)", s)
+}
+
 // Config holds every setting of a Broker. The zero value is not usable; start
 // from DefaultConfig and change what you need. Each field documents its
 // default and its config-file key.
@@ -94,6 +134,11 @@ type Config struct {
 	// QueuePolicy says what happens when that queue is full (queue_policy).
 	// Default DropOldest.
 	QueuePolicy QueuePolicy
+
+	// SlowConsumer says what happens to a connected client whose queue is
+	// full (slow_consumer). Default DisconnectSlow. QoS 0 messages to a
+	// client are dropped instead once 4 MiB of output waits for it.
+	SlowConsumer SlowConsumerPolicy
 
 	// RetryInterval, when non-zero, resends unacknowledged QoS 1/2 messages
 	// with DUP set to MQTT 3.1/3.1.1 clients that stay connected
@@ -169,6 +214,7 @@ func DefaultConfig() Config {
 		MaxInflight:          64,
 		MaxQueued:            1000,
 		QueuePolicy:          DropOldest,
+		SlowConsumer:         DisconnectSlow,
 		ReceiveMaximum:       1024,
 		TopicAliasMaximum:    64,
 		OutboundTopicAliases: 16,
@@ -205,6 +251,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_queued: %d is negative", c.MaxQueued)
 	case c.QueuePolicy > DropNewest:
 		return fmt.Errorf("queue_policy: %v is unknown", c.QueuePolicy)
+	case c.SlowConsumer > DropSlow:
+		return fmt.Errorf("slow_consumer: %v is unknown", c.SlowConsumer)
 	case c.RetryInterval < 0:
 		return fmt.Errorf("retry_interval: %v is negative", c.RetryInterval)
 	case c.MaxSessionExpiry < 0:

@@ -244,10 +244,19 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 // while bounding a stalled subscriber's cost.
 const slowClientBytes = 4 << 20
 
+// enqueueLocked queues d behind the client's full in-flight window. A full
+// queue means the client takes messages slower than they come: the
+// slow-consumer policy decides whether it stays connected. c.sess.mu must
+// be held.
 func (c *client) enqueueLocked(d session.Delivery) {
 	b := c.b
-	if c.sess.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest) {
-		b.stats.dropsQueueFull.Add(1)
+	if !c.sess.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest) {
+		return
+	}
+	b.stats.dropsQueueFull.Add(1)
+	if b.cfg.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
+		b.stats.slowConsumerKicks.Add(1)
+		c.closeWith(errSlowConsumer)
 	}
 }
 

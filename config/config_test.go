@@ -130,6 +130,7 @@ max_keepalive: 120
 max_inflight: 20
 max_queued: 7
 queue_policy: drop-newest
+slow_consumer: drop
 retry_interval: 15s
 max_session_expiry: 24h
 receive_maximum: 100
@@ -159,6 +160,7 @@ log_format: json
 			MaxInflight:          20,
 			MaxQueued:            7,
 			QueuePolicy:          broker.DropNewest,
+			SlowConsumer:         broker.DropSlow,
 			RetryInterval:        15 * time.Second,
 			MaxSessionExpiry:     24 * time.Hour,
 			ReceiveMaximum:       100,
@@ -237,6 +239,8 @@ func TestValues(t *testing.T) {
 
 		{name: "drop-oldest", in: "queue_policy: drop-oldest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropOldest},
 		{name: "drop-newest", in: "queue_policy: drop-newest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropNewest},
+		{name: "slow disconnect", in: "slow_consumer: disconnect", get: func(f File) any { return f.Broker.SlowConsumer }, want: broker.DisconnectSlow},
+		{name: "slow drop", in: "slow_consumer: drop", get: func(f File) any { return f.Broker.SlowConsumer }, want: broker.DropSlow},
 
 		{name: "trace", in: "log_level: trace", get: func(f File) any { return f.LogLevel }, want: zerolog.TraceLevel},
 		{name: "debug", in: "log_level: debug", get: func(f File) any { return f.LogLevel }, want: zerolog.DebugLevel},
@@ -282,7 +286,7 @@ func TestErrors(t *testing.T) {
 		{name: "dashes", in: "max-queued: 3\n",
 			want: `s.yaml:1:1: unknown key "max-queued" (did you mean "max_queued"?)`, line: 1},
 		{name: "far off", in: "port: 1883\n",
-			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, scram_users, log_level, log_format)`, line: 1},
+			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, slow_consumer, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, scram_users, log_level, log_format)`, line: 1},
 		{name: "unknown shared strategy", in: "shared_strategy: sticky\n",
 			want: `s.yaml:1:18: shared_strategy: router: unknown shared subscription strategy "sticky"`, line: 1, key: "shared_strategy"},
 		{name: "max_qos out of range", in: "max_qos: 3\n",
@@ -351,6 +355,8 @@ func TestErrors(t *testing.T) {
 			want: "s.yaml:1:16: max_keepalive: 1.5s is not a whole number of seconds", line: 1, key: "max_keepalive"},
 		{name: "bad policy", in: "queue_policy: drop\n",
 			want: `s.yaml:1:15: queue_policy: unknown queue policy "drop" (want drop-oldest or drop-newest)`, line: 1, key: "queue_policy"},
+		{name: "bad slow policy", in: "slow_consumer: block\n",
+			want: `s.yaml:1:16: slow_consumer: unknown slow consumer policy "block" (want disconnect or drop)`, line: 1, key: "slow_consumer"},
 		{name: "bad level", in: "log_level: fatal\n",
 			want: `s.yaml:1:12: log_level: unknown log level "fatal" (want trace, debug, info, warn or error)`, line: 1, key: "log_level"},
 		{name: "level case", in: "log_level: INFO\n",

@@ -69,6 +69,14 @@ func settings() []setting {
 			f.Broker.QueuePolicy, err = broker.ParseQueuePolicy(s)
 			return err
 		}},
+		{"slow_consumer", func(f *File, v *yaml.Node) error {
+			s, err := stringValue(v)
+			if err != nil {
+				return err
+			}
+			f.Broker.SlowConsumer, err = broker.ParseSlowConsumerPolicy(s)
+			return err
+		}},
 		{"retry_interval", func(f *File, v *yaml.Node) (err error) {
 			f.Broker.RetryInterval, err = durationValue(v)
 			return err
