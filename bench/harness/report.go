@@ -101,6 +101,8 @@ func RenderMarkdown(s *Summary, m Meta) string {
 		p("\n")
 	}
 
+	renderBaselines(&b, s)
+
 	if len(s.Notes) > 0 {
 		p("## Notes\n\n")
 		for _, n := range s.Notes {
@@ -275,4 +277,50 @@ func FormatRatio(x float64) string {
 		return "—"
 	}
 	return strconv.FormatFloat(x, 'f', 2, 64) + "×"
+}
+
+// baselineMetrics are the metrics a variant is compared with its baseline
+// on: what the clients of the common load see.
+var baselineMetrics = []string{"recv_rate", "lat_p50", "lat_p99", "lat_p999"}
+
+// renderBaselines writes, for each variant that has a baseline, each
+// broker's median over its own median of the baseline: how much what the
+// variant adds costs the clients of the common load.
+func renderBaselines(b *strings.Builder, s *Summary) {
+	var vs []Variant
+	for _, v := range s.Variants {
+		if v.Baseline != "" {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return
+	}
+	var ms []Metric
+	for _, k := range baselineMetrics {
+		if m, ok := s.Metric(k); ok {
+			ms = append(ms, m)
+		}
+	}
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("## Against the baseline\n\n")
+	p("Each broker's median in the variant over its own median in the baseline variant: 1.00× means the addition cost the other clients nothing.\n\n")
+	p("| variant | baseline | broker |")
+	for _, m := range ms {
+		p(" %s |", m.Title)
+	}
+	p("\n|---|---|---|%s\n", strings.Repeat("---:|", len(ms)))
+	for _, v := range vs {
+		for _, br := range s.Brokers {
+			if ok, _ := s.Runs(v.Name, br); ok == 0 {
+				continue
+			}
+			p("| %s | %s | %s |", v.Name, v.Baseline, br)
+			for _, m := range ms {
+				p(" %s |", FormatRatio(Ratio(s.Median(v.Name, br, m.Key), s.Median(v.Baseline, br, m.Key))))
+			}
+			p("\n")
+		}
+	}
+	p("\n")
 }

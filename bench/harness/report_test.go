@@ -166,3 +166,39 @@ func TestRecordHidesScratch(t *testing.T) {
 		t.Fatalf("record = %q, want %q", got, want)
 	}
 }
+
+// TestRenderBaselines: a variant with a baseline gets each broker's
+// median over its own baseline median, and only for brokers that ran it.
+func TestRenderBaselines(t *testing.T) {
+	base := Variant{Scenario: "slowsub", Name: "q1-rate", Fanout: 1, Pubs: []Gen{{Mode: "pub"}}}
+	stalled := base
+	stalled.Name, stalled.Baseline = "q1-stalled-rate", base.Name
+	rec := func(variant, broker string, p99 float64) Record {
+		return Record{Scenario: "slowsub", Variant: variant, Broker: broker, Round: 1,
+			Subs: []GenResult{{Received: 1000, LatP50: 1, LatP99: p99, LatP999: p99, DurationS: 1}},
+			Pubs: []GenResult{{Sent: 1000, DurationS: 1}}}
+	}
+	recs := []Record{
+		rec(base.Name, Shoal, 2), rec(stalled.Name, Shoal, 3),
+		rec(base.Name, Mosquitto, 4), rec(stalled.Name, Mosquitto, 40),
+		{Scenario: "slowsub", Variant: stalled.Name, Broker: Floor, Skipped: "no"},
+	}
+	s := Summarize("slowsub", []Variant{base, stalled}, []string{Shoal, Mosquitto, Floor}, recs)
+	out := RenderMarkdown(s, fixtureMeta())
+	_, sec, ok := strings.Cut(out, "## Against the baseline")
+	if !ok {
+		t.Fatalf("no baseline section:\n%s", out)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	for _, want := range []string{
+		"| q1-stalled-rate | q1-rate | shoal | 1.00× | 1.00× | 1.50× | 1.50× |",
+		"| q1-stalled-rate | q1-rate | mosquitto | 1.00× | 1.00× | 10.00× | 10.00× |",
+	} {
+		if !strings.Contains(sec, want) {
+			t.Errorf("baseline section lacks %q:\n%s", want, sec)
+		}
+	}
+	if strings.Contains(sec, "floor") {
+		t.Errorf("baseline section has a row for the skipped floor:\n%s", sec)
+	}
+}

@@ -59,6 +59,7 @@ type Record struct {
 	WindowS   float64     `json:"window_s"`
 	Subs      []GenResult `json:"subs"`
 	Pubs      []GenResult `json:"pubs"`
+	Stalled   []GenResult `json:"stalled,omitempty"`
 	// Commands are the processes as run, wrappers included.
 	Commands []string `json:"commands"`
 }
@@ -157,6 +158,19 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			}
 		}
 	}
+	// Stalled subscribers, once every reading one is in place.
+	var stallProcs []*Proc
+	for i, g := range v.Stalled {
+		ready := filepath.Join(dir, fmt.Sprintf("stall%d.ready", i))
+		p, err := start("stall", g, 100+i, ready, "")
+		if err != nil {
+			return err
+		}
+		stallProcs = append(stallProcs, p)
+		if err := waitFile(ctx, ready, readyTimeout, bp, p); err != nil {
+			return err
+		}
+	}
 	if v.Idle {
 		for i, p := range subProcs {
 			if err := waitFile(ctx, filepath.Join(dir, fmt.Sprintf("sub%d.ready", i)), readyTimeout, append([]*Proc{bp}, subProcs...)...); err != nil {
@@ -218,7 +232,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	}
 	// Subscribers run until told to stop: SIGINT makes shoalbench print its
 	// figures and exit.
-	for _, p := range subProcs {
+	for _, p := range append(subProcs, stallProcs...) {
 		p.Signal(syscall.SIGINT)
 	}
 	for _, p := range subProcs {
@@ -230,6 +244,16 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			return fmt.Errorf("sub: %w", err)
 		}
 		rec.Subs = append(rec.Subs, res)
+	}
+	for _, p := range stallProcs {
+		if err := p.Wait(stopTimeout); err != nil {
+			return err
+		}
+		res, err := ParseResult(p.Stdout())
+		if err != nil {
+			return fmt.Errorf("stall: %w", err)
+		}
+		rec.Stalled = append(rec.Stalled, res)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ type Scale struct {
 	// Fanin: publishers, and subscribers of their one topic.
 	FaninPubs, FaninSubs int
 	Mesh                 int // clients that all publish and all subscribe
+	// Stalled: subscribers that stop reading in the slowsub scenario.
+	Stalled int
 
 	// Offered rates of the fixed-rate variants, in messages published per
 	// second over all publishers. Each is one Mosquitto sustains with room
@@ -41,7 +43,7 @@ func Full() Scale {
 	return Scale{
 		Name: "full", Rounds: 3, Duration: 3 * time.Second, Payload: 64,
 		IdleConns: 19000, Settle: 2 * time.Second,
-		P2P: 100, FanoutSubs: 1000, FaninPubs: 1000, FaninSubs: 5, Mesh: 20,
+		P2P: 100, FanoutSubs: 1000, FaninPubs: 1000, FaninSubs: 5, Mesh: 20, Stalled: 5,
 		// 10,000 deliveries a second for p2p and fan-out, 20,000 for
 		// fan-in and mesh: at most a quarter of what Mosquitto delivered
 		// at saturation in the same scenario (bench/README.md).
@@ -54,7 +56,7 @@ func Quick() Scale {
 	return Scale{
 		Name: "quick", Rounds: 1, Duration: time.Second, Payload: 64,
 		IdleConns: 2000, Settle: 500 * time.Millisecond,
-		P2P: 20, FanoutSubs: 200, FaninPubs: 200, FaninSubs: 5, Mesh: 10,
+		P2P: 20, FanoutSubs: 200, FaninPubs: 200, FaninSubs: 5, Mesh: 10, Stalled: 2,
 		P2PRate: 5000, FanoutRate: 20, FaninRate: 2000, MeshRate: 500,
 	}
 }
@@ -74,6 +76,15 @@ type Variant struct {
 	Fanout int
 	// Shared marks $share subscriptions, which the floor does not do.
 	Shared bool
+	// NoFloor, when set, says why the floor does not run the variant.
+	NoFloor string
+	// Stalled are subscribers that stop reading once subscribed (shoalbench
+	// stall): connected before the publishers start, left out of the
+	// figures, which are what the other clients see.
+	Stalled []Gen
+	// Baseline names the variant of the same scenario this one is compared
+	// with, broker by broker: the same load without what this one adds.
+	Baseline string
 	// FloorSubTopic, when set, replaces the subscribers' filter for the
 	// floor, which matches topics exactly (no wildcards), and
 	// FloorPubTopic the publishers' topic, for the same delivery pattern.
@@ -84,6 +95,9 @@ type Variant struct {
 func (v Variant) Skip(broker string) string {
 	if broker == Floor && v.Shared {
 		return "the floor has no shared subscriptions"
+	}
+	if broker == Floor && v.NoFloor != "" {
+		return v.NoFloor
 	}
 	return ""
 }
@@ -108,7 +122,7 @@ func (v Variant) For(broker string) (subs, pubs []Gen) {
 }
 
 // Scenarios returns the scenario names in the order they run.
-func Scenarios() []string { return []string{"idle", "p2p", "fanout", "fanin", "mesh"} }
+func Scenarios() []string { return []string{"idle", "p2p", "fanout", "fanin", "mesh", "slowsub"} }
 
 // Variants returns the variants of the named scenarios at scale s, in
 // order; an unknown name is an error.
@@ -211,6 +225,23 @@ func variants(s Scale, name string) ([]Variant, error) {
 				FloorSubTopic: "mesh/all", FloorPubTopic: "mesh/all",
 			}
 		}), nil
+	case "slowsub":
+		// p2p QoS 1 at the fixed rate, then the same with subscribers of
+		// bench/# that stop reading: what a stalled consumer costs the
+		// others, each broker against its own baseline.
+		n, iv := s.P2P, interval(s.P2P, s.P2PRate)
+		base := Variant{
+			Scenario: "slowsub", Name: "q1-rate", Fanout: 1,
+			NoFloor: "the floor has no wildcard subscriptions and no slow-consumer policy",
+			Desc:    fmt.Sprintf("%d publishers to %d subscribers on bench/%%i, QoS 1, %s", n, n, offered(iv, n, s.P2PRate)),
+			Subs:    []Gen{sub(n, "bench/%i", 1)},
+			Pubs:    []Gen{pub(n, "bench/%i", 1, iv)},
+		}
+		stalled := base
+		stalled.Name, stalled.Baseline = "q1-stalled-rate", base.Name
+		stalled.Desc = fmt.Sprintf("the same, plus %d subscribers of bench/# at QoS 1 that never read after their SUBACK (shoalbench stall)", s.Stalled)
+		stalled.Stalled = []Gen{{Mode: "stall", Count: s.Stalled, Topic: "bench/#", QoS: 1, Duration: subDur}}
+		return []Variant{base, stalled}, nil
 	}
 	return nil, fmt.Errorf("harness: unknown scenario %q (have %v)", name, Scenarios())
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -21,7 +22,10 @@ func TestVariants(t *testing.T) {
 			if v.Idle != (len(v.Pubs) == 0) {
 				t.Errorf("%s: %s: idle %v with %d publisher processes", s.Name, key, v.Idle, len(v.Pubs))
 			}
-			for _, g := range append(append([]Gen{}, v.Subs...), v.Pubs...) {
+			if v.Baseline != "" && !seen[v.Scenario+"/"+v.Baseline] {
+				t.Errorf("%s: %s: baseline %q is not an earlier variant of its scenario", s.Name, key, v.Baseline)
+			}
+			for _, g := range append(append(append([]Gen{}, v.Subs...), v.Pubs...), v.Stalled...) {
 				// One generator process holds at most ~19,000 sockets here.
 				if g.Count < 1 || g.Count > 9500 {
 					t.Errorf("%s: %s: a generator of %d clients", s.Name, key, g.Count)
@@ -37,8 +41,8 @@ func TestVariants(t *testing.T) {
 				t.Errorf("%s: %s: a saturation variant has -I %d", s.Name, key, v.Pubs[0].Interval)
 			}
 		}
-		if len(vs) != 13 {
-			t.Errorf("%s: %d variants; want 13", s.Name, len(vs))
+		if len(vs) != 15 {
+			t.Errorf("%s: %d variants; want 15", s.Name, len(vs))
 		}
 	}
 	if _, err := Variants(Quick(), []string{"nope"}); err == nil {
@@ -75,5 +79,34 @@ func TestFloorVariants(t *testing.T) {
 		if v.Skip(Shoal) != "" {
 			t.Errorf("%s/%s: Shoal skipped", v.Scenario, v.Name)
 		}
+	}
+}
+
+func TestSlowsubVariants(t *testing.T) {
+	vs, err := Variants(Full(), []string{"slowsub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 {
+		t.Fatalf("%d slowsub variants; want 2", len(vs))
+	}
+	base, stalled := vs[0], vs[1]
+	if len(base.Stalled) != 0 || len(stalled.Stalled) != 1 || stalled.Stalled[0].Mode != "stall" || stalled.Stalled[0].Topic != "bench/#" {
+		t.Errorf("stalled generators: base %+v, stalled %+v", base.Stalled, stalled.Stalled)
+	}
+	if stalled.Baseline != base.Name {
+		t.Errorf("stalled variant's baseline %q; want %q", stalled.Baseline, base.Name)
+	}
+	if !reflect.DeepEqual(base.Pubs, stalled.Pubs) || !reflect.DeepEqual(base.Subs, stalled.Subs) {
+		t.Error("the stalled variant's load differs from its baseline's")
+	}
+	for _, v := range vs {
+		if v.Skip(Floor) == "" || v.Skip(Shoal) != "" || v.Skip(Mosquitto) != "" {
+			t.Errorf("%s: skips floor %q shoal %q mosquitto %q", v.Name, v.Skip(Floor), v.Skip(Shoal), v.Skip(Mosquitto))
+		}
+	}
+	args := strings.Join(stalled.Stalled[0].Args("127.0.0.1", 1883, "g9", "r", ""), " ")
+	if !strings.HasPrefix(args, "stall ") || !strings.Contains(args, "-t bench/# -q 1") {
+		t.Errorf("stall generator args: %s", args)
 	}
 }

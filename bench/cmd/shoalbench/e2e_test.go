@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/internal/testutil"
 )
 
@@ -122,5 +123,56 @@ func TestConnMode(t *testing.T) {
 	}
 	if b, err := os.ReadFile(ready); err != nil || strings.TrimSpace(string(b)) != "50" {
 		t.Errorf("ready file: %q, %v", b, err)
+	}
+}
+
+// TestStallMode: stalled subscribers connect and subscribe, then never
+// acknowledge or read; the broker's slow-consumer policy closes them once
+// their window (64) and queue (100) are full, while a reading subscriber of
+// the same topic gets every message. The publisher is paced (1 ms): at
+// saturation it could outrun even the reading subscriber by a queue.
+func TestStallMode(t *testing.T) {
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.MaxQueued = 100 })
+	host, port := testutil.HostPort(t, addr)
+	dir := t.TempDir()
+	stallReady, subReady := filepath.Join(dir, "stall"), filepath.Join(dir, "sub")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	common := []string{"-h", host, "-p", port, "-t", "stall/t", "-q", "1", "-V", "4", "--json"}
+
+	stallCtx, stopStall := context.WithCancel(ctx)
+	stallDone := make(chan runResult, 1)
+	go func() {
+		stallDone <- runCmd(t, stallCtx, append([]string{"stall", "-c", "2", "--ready", stallReady, "--prefix", "st"}, common...)...)
+	}()
+	subDone := make(chan runResult, 1)
+	go func() {
+		subDone <- runCmd(t, ctx, append([]string{"sub", "-c", "1", "--expect", "400", "--pubs", "1",
+			"--ready", subReady, "--duration", "30s", "--prefix", "sb"}, common...)...)
+	}()
+	for _, f := range []string{stallReady, subReady} {
+		testutil.Eventually(t, 20*time.Second, filepath.Base(f)+" ready", func() bool {
+			_, err := os.Stat(f)
+			return err == nil
+		})
+	}
+	if n := b.SessionCount(); n != 3 {
+		t.Fatalf("%d sessions before publishing, want 3 (2 stalled, 1 reading)", n)
+	}
+	pub := runCmd(t, ctx, append([]string{"pub", "-c", "1", "-I", "1", "-L", "400", "-s", "200",
+		"--start-at", subReady, "--prefix", "pb"}, common...)...)
+	sub := <-subDone
+	if pub.code != exitOK || pub.sum.Sent != 400 {
+		t.Errorf("pub: exit %d, %+v\n%s", pub.code, pub.sum, pub.stderr)
+	}
+	if sub.code != exitOK || sub.sum.Received != 400 || sub.sum.Lost != 0 {
+		t.Errorf("sub: exit %d, %+v\n%s", sub.code, sub.sum, sub.stderr)
+	}
+	// The stalled clients' clean sessions end when the broker closes them.
+	testutil.Eventually(t, 10*time.Second, "the stalled clients to be disconnected", func() bool { return b.SessionCount() == 0 })
+	stopStall()
+	st := <-stallDone
+	if st.code != exitOK || st.sum.Mode != "stall" || st.sum.Connected != 2 || st.sum.ConnectFailed != 0 {
+		t.Errorf("stall: exit %d, %+v\n%s", st.code, st.sum, st.stderr)
 	}
 }

@@ -48,7 +48,7 @@ type config struct {
 	cpuProf  string
 }
 
-const usageText = `Usage: shoalbench conn|sub|pub [flags]
+const usageText = `Usage: shoalbench conn|sub|pub|stall [flags]
 
 Opens -c MQTT connections to one broker from one process and, for sub and
 pub, subscribes or publishes, printing a progress line every second on
@@ -62,6 +62,8 @@ stdout). Flags follow emqtt-bench.
   pub   connect, wait for --start-at, then publish -L messages per client
         (0: until --duration) every -I ms (0: as fast as the in-flight window
         and the socket allow)
+  stall connect, subscribe each client to -t, then never read again: slow
+        consumers, whose receive buffer is the kernel's smallest
 
 Exit status: 0 ok; 1 error or nothing connected; 2 bad usage; 3 messages
 lost at QoS 1 or 2.
@@ -85,14 +87,14 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-help") {
 			return c, flag.ErrHelp
 		}
-		return c, errors.New("missing mode: conn, sub or pub")
+		return c, errors.New("missing mode: conn, sub, pub or stall")
 	}
 	c.mode = args[0]
 	switch c.mode {
-	case "conn", "sub", "pub":
+	case "conn", "sub", "pub", "stall":
 	default:
 		fmt.Fprint(stderr, usageText)
-		return c, fmt.Errorf("unknown mode %q: want conn, sub or pub", c.mode)
+		return c, fmt.Errorf("unknown mode %q: want conn, sub, pub or stall", c.mode)
 	}
 	fs := flag.NewFlagSet("shoalbench "+c.mode, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -100,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		out = runSub(ctx, &cfg, e, m, stderr)
 	case "pub":
 		out = runPub(ctx, &cfg, e, m, stderr)
+	case "stall":
+		out = runStall(ctx, &cfg, m, stderr)
 	}
 	stopReporter()
 	s := m.finish(time.Now(), out.lost, out.dup)
