@@ -1,0 +1,25 @@
+// Package store keeps what a broker must not forget across a restart:
+// persistent sessions with their subscriptions and delayed wills, the QoS
+// 1/2 messages owed to them (queued or in flight, with their packet ids
+// and states), the inbound QoS 2 packet ids awaiting PUBREL, and retained
+// messages.
+//
+// A Store hands out Writers, one per goroutine that changes state: each
+// event loop, each router worker, the broker's background goroutine.
+// Writers gather changes in memory and Commit them in order; a syncing
+// Commit makes them, and everything committed before by any writer,
+// durable — Pebble shares one fsync of its write-ahead log among the
+// commits that arrive together, so the broker pays one disk sync per loop
+// iteration, not per message. Load reads the state back once, before the
+// broker accepts connections.
+//
+// Pebble is the store on disk; Mem keeps the same records in memory, for
+// tests and embedders that want a restart without a disk. Both encode
+// records the same way (records.go): a kind byte, then the client id with
+// its length, so that one range holds a client's records, and values that
+// begin with a version byte. A record that does not decode is reported,
+// skipped and deleted; it never stops a load.
+//
+// Record slices handed to a Loader are valid only during the call; records
+// given to a Writer are copied before the method returns.
+package store
