@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test race fuzz bench bench-quick bench-pkg profile lint deps clean
+.PHONY: help run build test race stress fuzz bench bench-quick bench-pkg profile lint deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ test: deps ## install test peers if missing, vet, all tests, then a 5s fuzz of e
 
 race: ## all tests under the race detector
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Crash rounds for `make stress` (make test runs 3).
+CRASH_ROUNDS ?= 40
+
+stress: ## kill -9 the broker CRASH_ROUNDS times under QoS 1/2 load, and damage its data directory at random, checking nothing acknowledged is lost
+	SHOAL_CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -count=1 -timeout 30m -v -run 'TestCrashKeepsAcknowledged' ./cmd/broker
+	SHOAL_DAMAGE_ROUNDS=$$(( $(CRASH_ROUNDS) * 5 )) $(GO) test -count=1 -timeout 10m -run 'TestPebbleDamagedDirectory' ./store
 
 # Runs every Fuzz target in $(FUZZ_PKG) for $(FUZZTIME) each; go test takes
 # one target per -fuzz run. New crashers land in $(FUZZ_PKG)/testdata/fuzz

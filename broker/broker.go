@@ -14,6 +14,7 @@ import (
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
+	"github.com/shoalmq/shoal/store"
 )
 
 // Broker is one MQTT broker. Its exported methods are safe for concurrent
@@ -37,6 +38,14 @@ type Broker struct {
 
 	stats stats
 
+	// Persistence (persist.go); store is nil when it is off.
+	store    store.Store
+	ownStore bool // opened from Config.DataDir: closed with the broker
+	strict   bool // Durability == Strict
+	seq      atomic.Uint64
+	bgMu     sync.Mutex   // guards bgw
+	bgw      store.Writer // for goroutines other than loops and workers
+
 	started  atomic.Bool
 	closed   atomic.Bool
 	stop     chan struct{}
@@ -56,6 +65,7 @@ type stats struct {
 	connects          atomic.Int64
 	protocolFailures  atomic.Int64
 	slowConsumerKicks atomic.Int64
+	storeCorrupt      atomic.Int64
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -100,6 +110,12 @@ func (b *Broker) Start() error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("broker: already started")
 	}
+	if err := b.openStore(); err != nil {
+		return err
+	}
+	if err := b.restore(); err != nil {
+		return errors.Join(err, b.closeStore())
+	}
 	for _, w := range b.workers {
 		b.bgDone.Add(1)
 		go func() {
@@ -114,7 +130,7 @@ func (b *Broker) Start() error {
 	}()
 	if err := b.engine.Start(); err != nil {
 		b.stopBackground()
-		return err
+		return errors.Join(err, b.closeStore())
 	}
 	return nil
 }
@@ -136,7 +152,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	})
 	err := b.engine.Stop(ctx)
 	b.stopBackground()
-	return err
+	return errors.Join(err, b.closeStore())
 }
 
 // stopBackground ends the workers and the expiry goroutine. Worker queues
@@ -184,6 +200,11 @@ func (b *Broker) expireLoop() {
 			return
 		case now := <-t.C:
 			b.expireSessions(now.UnixNano())
+			if b.store != nil && !b.strict {
+				if err := b.store.Sync(); err != nil { // durability: relaxed
+					b.commitFailed(err)
+				}
+			}
 		}
 	}
 }
@@ -196,17 +217,19 @@ func (b *Broker) expireSessions(now int64) {
 	}
 	b.expMu.Unlock()
 	for _, s := range due {
-		var orphans []session.Delivery
-		s.Lock()
-		switch {
-		case s.OwnerLocked() != nil || s.ExpireAt == 0:
-			b.unexpire(s) // back online
-		case now >= s.ExpireAt:
-			orphans = b.endSessionLocked(s)
-			b.unexpire(s)
-		}
-		s.Unlock()
-		b.reroute(orphans)
+		b.withBG(func(w store.Writer) {
+			var orphans []session.Delivery
+			s.Lock()
+			switch {
+			case s.OwnerLocked() != nil || s.ExpireAt == 0:
+				b.unexpire(s) // back online
+			case now >= s.ExpireAt:
+				orphans = b.endSessionLocked(w, s)
+				b.unexpire(s)
+			}
+			s.Unlock()
+			b.reroute(w, orphans)
+		})
 	}
 }
 
@@ -222,12 +245,13 @@ func (b *Broker) unexpire(s *session.Session) {
 	b.expMu.Unlock()
 }
 
-// endSessionLocked removes s and everything it holds. s.mu must be held.
-// It returns the shared-subscription deliveries s had not completed: pass
-// them to reroute once s is unlocked.
-func (b *Broker) endSessionLocked(s *session.Session) []session.Delivery {
+// endSessionLocked removes s and everything it holds, also from the store
+// through w (nil: persistence off). s.mu must be held. It returns the
+// shared-subscription deliveries s had not completed: pass them to reroute
+// once s is unlocked.
+func (b *Broker) endSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
 	s.EndLocked() // late deliveries (a worker that matched it before) are refused
-	orphans := b.clearSessionLocked(s)
+	orphans := b.clearSessionLocked(w, s)
 	b.sessions.Delete(s.ClientID(), s)
 	return orphans
 }
@@ -235,7 +259,8 @@ func (b *Broker) endSessionLocked(s *session.Session) []session.Delivery {
 // clearSessionLocked empties s — subscriptions (also from the router),
 // messages both ways — and returns its unfinished shared deliveries, as
 // endSessionLocked does.
-func (b *Broker) clearSessionLocked(s *session.Session) []session.Delivery {
+func (b *Broker) clearSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
+	deleteSessionLocked(w, s)
 	orphans := s.TakeSharedLocked()
 	for _, sub := range s.ClearLocked() {
 		b.subs.Unsubscribe(s, sub.Filter)

@@ -136,6 +136,12 @@ func (h *handler) OnWake(l *eventloop.Loop) {
 	h.broker().drainInbox(l)
 }
 
+// BeforeFlush implements eventloop.Flusher: the store learns what the
+// loop did before the clients hear about it.
+func (h *handler) BeforeFlush(l *eventloop.Loop) {
+	h.broker().syncLoop(h.loops[l.Index()])
+}
+
 // OnTick implements eventloop.Handler: timers of the loop's connections.
 func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
 	b := h.broker()
@@ -305,6 +311,15 @@ func (c *client) shutdown() {
 	c.conn.Close()
 }
 
+// will returns the connection's will and its Will Delay Interval; nil if
+// it has none.
+func (c *client) will() (*router.Message, uint32) {
+	if e := c.ext; e != nil && e.will != nil {
+		return e.will, e.willDelay
+	}
+	return nil, 0
+}
+
 // tick enforces the connect timeout, keep-alive and the MQTT 3.x retry
 // interval.
 func (c *client) tick(b *Broker, now int64) {
@@ -356,22 +371,33 @@ func (c *client) leave() {
 	}
 	b := c.b
 	s := c.sess
+	sw := b.loops[c.LoopIndex()].sw
 	now := time.Now().UnixNano()
 	var orphans []session.Delivery
 	s.Lock()
 	if s.DetachLocked(c) {
 		switch {
 		case s.Expiry == 0:
-			orphans = b.endSessionLocked(s)
+			orphans = b.endSessionLocked(sw, s)
 		case s.Expiry != session.NeverExpire:
 			s.ExpireAt = now + int64(s.Expiry)*int64(time.Second)
 			b.expireAt(s)
+		}
+		if s.Expiry != 0 && sw != nil {
+			// The offline session's deadline, and its will while one is
+			// still to come.
+			var will *router.Message
+			var delay uint32
+			if !c.dropWill {
+				will, delay = c.will()
+			}
+			storeSessionLocked(sw, s, will, delay)
 		}
 	}
 	gen := c.gen // this connection's attachment: a newer one cancels a delayed will
 	expiry := s.Expiry
 	s.Unlock()
-	b.reroute(orphans)
+	b.reroute(sw, orphans)
 	if e := c.ext; e != nil && e.will != nil {
 		if c.dropWill {
 			e.will.Release()

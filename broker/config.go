@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/store"
 )
 
 // QueuePolicy says what a persistent session's offline queue does when it is
@@ -200,6 +201,21 @@ type Config struct {
 	// scram_users. Default none.
 	AuthMethods []auth.Method
 
+	// DataDir is the directory of the persistent store (data_dir; the
+	// config file's persistence: false clears it). Empty (the default):
+	// nothing is stored, and a restart forgets every session.
+	DataDir string
+
+	// Durability says when the store syncs to disk (durability). Default
+	// Strict: before acknowledging what it must keep.
+	Durability Durability
+
+	// Store, when set, is the persistent store to use instead of one in
+	// DataDir: for embedders and tests (store.NewMem survives a broker
+	// restart within the process). The broker syncs it on Close but does
+	// not close it.
+	Store store.Store
+
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger
 }
@@ -253,6 +269,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("queue_policy: %v is unknown", c.QueuePolicy)
 	case c.SlowConsumer > DropSlow:
 		return fmt.Errorf("slow_consumer: %v is unknown", c.SlowConsumer)
+	case c.Durability > Relaxed:
+		return fmt.Errorf("durability: %v is unknown", c.Durability)
 	case c.RetryInterval < 0:
 		return fmt.Errorf("retry_interval: %v is negative", c.RetryInterval)
 	case c.MaxSessionExpiry < 0:

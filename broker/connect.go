@@ -138,11 +138,16 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
 	var orphans []session.Delivery
 	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {
-		orphans = b.clearSessionLocked(s)
+		orphans = b.clearSessionLocked(ls.sw, s)
 		present = false
 	}
-	s.Expiry = cp.expiry
+	s.SetExpiryLocked(cp.expiry)
 	s.ExpireAt = 0
+	if ls.sw != nil && (s.Stored || s.Expiry != 0) {
+		will, delay := c.will()
+		storeSessionLocked(ls.sw, s, will, delay)
+		ls.needSync = true // before CONNACK: a session present is a session kept
+	}
 	c.sess = s
 	c.gen = s.Gen
 	c.state = stateConnected
@@ -164,7 +169,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	c.drainQueueLocked(ls, now)
 	s.Unlock()
 	b.unexpire(s)
-	b.reroute(orphans)
+	b.reroute(ls.sw, orphans)
 
 	if prev != nil {
 		b.kick(prev.(*client), cp.clean)
@@ -273,7 +278,7 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 			if max := c.b.cfg.MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {
 				exp = uint32(max / time.Second) // the cap holds here too
 			}
-			s.Expiry = exp
+			s.SetExpiryLocked(exp) // stored as the connection leaves
 			s.Unlock()
 		}
 		// 0x04 asks for the will to be published anyway [MQTT-3.14.2.1].

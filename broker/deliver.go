@@ -7,6 +7,7 @@ import (
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
+	"github.com/shoalmq/shoal/store"
 )
 
 // loopState is the broker's per-loop state: an inbox other goroutines post
@@ -30,6 +31,11 @@ type loopState struct {
 	out         codec.Outgoing
 	props       []byte
 	retainedFor []retainedReq
+
+	// sw is the loop's store writer (nil: persistence off), committed
+	// before each flush; needSync asks that commit to sync (persist.go).
+	sw       store.Writer
+	needSync bool
 
 	// Releases of delivered messages, gathered: consecutive deliveries of
 	// one message (a fan-out's, as posted) give back their references in
@@ -64,6 +70,7 @@ type pending struct {
 	ack       *client // set: send ackT for ackID to this client, its message is routed
 	ackID     uint16
 	ackT      codec.Type
+	ackSync   bool    // the message was stored: sync before the ack goes out
 	kick      *client // set: disconnect this client, its session was taken over
 	kickClean bool    // the taking connection's Clean Start
 }
@@ -129,6 +136,7 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 		p := &items[i]
 		switch {
 		case p.ack != nil:
+			ls.needSync = ls.needSync || p.ackSync
 			p.ack.sendAck(p.ackT, p.ackID)
 		case p.kick != nil:
 			p.kick.takeOver(p.kickClean)
@@ -158,21 +166,24 @@ func (b *Broker) deliverOnLoop(l *eventloop.Loop, ls *loopState, s *session.Sess
 			return
 		}
 	}
-	b.queueOfflineLocked(s, d)
+	b.queueOfflineLocked(ls.sw, s, d)
 }
 
 // queueOfflineLocked keeps a delivery for a session without a usable
 // connection: QoS 1/2 wait in its queue if the session outlives the
 // connection; QoS 0 is dropped (MQTT 3.1.1 4.1 lets a broker keep it; we
-// don't, so offline queues hold only what was promised). s.mu must be
+// don't, so offline queues hold only what was promised). What is not kept
+// is forgotten by the store through w (nil: persistence off). s.mu must be
 // held.
-func (b *Broker) queueOfflineLocked(s *session.Session, d session.Delivery) {
+func (b *Broker) queueOfflineLocked(w store.Writer, s *session.Session, d session.Delivery) {
 	if d.QoS == 0 || s.Expiry == 0 || s.EndedLocked() {
+		forget(w, s, d.Seq)
 		d.Release()
 		return
 	}
-	if s.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest) {
+	if dropped, seq := s.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest); dropped {
 		b.stats.dropsQueueFull.Add(1)
+		forget(w, s, seq)
 	}
 }
 
@@ -182,7 +193,8 @@ type worker struct {
 	b       *Broker
 	ch      chan job
 	matches router.Matches
-	perLoop [][]pending // deliveries grouped by loop, flushed per message
+	perLoop [][]pending  // deliveries grouped by loop, flushed per message
+	sw      store.Writer // nil: persistence off; committed before each post
 }
 
 // full reports whether w's queue has no room now. Safe for concurrent use.
@@ -248,17 +260,23 @@ func (w *worker) run() {
 // subscriber's hands or queue, so its in-flight window bounds what it has
 // in the router [MQTT-4.3.2-2], [MQTT-4.3.3-2].
 func (w *worker) do(j job) {
-	w.route(j.m)
+	stored := w.route(j.m)
 	j.m.Release()
 	if j.ack != nil {
 		li := j.ack.LoopIndex()
-		w.perLoop[li] = append(w.perLoop[li], pending{ack: j.ack, ackID: j.ackID, ackT: j.ackT})
+		w.perLoop[li] = append(w.perLoop[li], pending{ack: j.ack, ackID: j.ackID, ackT: j.ackT, ackSync: stored})
 	}
 }
 
 // post hands the deliveries gathered so far to their loops: one inbox
-// append and one wake-up per loop.
+// append and one wake-up per loop. What the worker stored is committed
+// first, so that the loops' syncs and deletes come after it.
 func (w *worker) post() {
+	if w.sw != nil && w.sw.Dirty() {
+		if err := w.sw.Commit(false); err != nil {
+			w.b.commitFailed(err)
+		}
+	}
 	for i, batch := range w.perLoop {
 		if len(batch) > 0 {
 			w.b.postBatch(i, batch)
@@ -268,11 +286,21 @@ func (w *worker) post() {
 }
 
 // route gathers m's deliveries to every matching subscriber [MQTT-3.3.4]
-// into w.perLoop; post sends them on.
-func (w *worker) route(m *router.Message) {
+// into w.perLoop; post sends them on. It reports whether it stored
+// anything: a retained message, or a delivery to a persistent session.
+func (w *worker) route(m *router.Message) (stored bool) {
 	b := w.b
 	if m.Retain {
 		b.retained.Set(m) // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+		if w.sw != nil {
+			if len(m.Payload) == 0 {
+				w.sw.DeleteRetained(m.Topic)
+			} else {
+				rec := storeMessage(m)
+				w.sw.PutRetained(rec)
+			}
+			stored = true
+		}
 	}
 	w.matches.Reset()
 	b.subs.Match(m.Topic, m.From, m.FromID, &w.matches)
@@ -298,8 +326,12 @@ func (w *worker) route(m *router.Message) {
 		if mt.Shared && d.QoS > 0 {
 			d.Group = mt.Group // for reroute, should the member's session end
 		}
+		d.Msg = m
+		if d.QoS > 0 && w.sw != nil && s.Persistent() {
+			b.putDelivery(w.sw, s, &d)
+			stored = true
+		}
 		if li := s.LoopHint(); li >= 0 {
-			d.Msg = m
 			refs++
 			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
 			continue
@@ -307,7 +339,6 @@ func (w *worker) route(m *router.Message) {
 		if d.QoS == 0 {
 			continue // offline: QoS 0 is not kept
 		}
-		d.Msg = m
 		s.Lock()
 		if c, _ := s.OwnerLocked().(*client); c != nil {
 			// Came online since the hint: deliver through its loop.
@@ -316,18 +347,24 @@ func (w *worker) route(m *router.Message) {
 			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
 		} else {
 			m.Ref() // the queue may release it at once (drop policy)
-			b.queueOfflineLocked(s, d)
+			b.queueOfflineLocked(w.sw, s, d)
 		}
 		s.Unlock()
 	}
 	m.RefN(refs)
+	return stored
 }
 
 // reroute gives the shared-subscription deliveries of a session that ended
 // to another member of their group, so that a member leaving does not lose
 // the group's QoS 1/2 messages (MQTT 5 section 4.8.2). A group that has no
-// members left drops them. Call with no session locked.
-func (b *Broker) reroute(orphans []session.Delivery) {
+// members left drops them. Deliveries to a persistent member are stored
+// through w (nil: persistence off), committed before they are posted.
+// Call with no session locked.
+func (b *Broker) reroute(w store.Writer, orphans []session.Delivery) {
+	if len(orphans) == 0 {
+		return
+	}
 	for _, d := range orphans {
 		mt, ok := b.subs.PickShared(d.Group, usableMember)
 		s, _ := mt.Sub.(*session.Session)
@@ -340,11 +377,17 @@ func (b *Broker) reroute(orphans []session.Delivery) {
 		if d.QoS == 0 {
 			d.Group = ""
 		}
+		if d.QoS > 0 && w != nil && s.Persistent() {
+			b.putDelivery(w, s, &d)
+			if err := w.Commit(false); err != nil { // before another loop can acknowledge it
+				b.commitFailed(err)
+			}
+		}
 		s.Lock()
 		if c, _ := s.OwnerLocked().(*client); c != nil {
 			b.post(c.LoopIndex(), pending{sess: s, d: d})
 		} else {
-			b.queueOfflineLocked(s, d)
+			b.queueOfflineLocked(w, s, d)
 		}
 		s.Unlock()
 	}

@@ -104,6 +104,12 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		s.Lock()
 		if c.ownsLocked() {
 			s.AddAwaitRelLocked(p.PacketID)
+			// Durable before PUBREC, so that a resend after a restart is
+			// still known as one [MQTT-4.3.3-10].
+			if ls.sw != nil && s.Persistent() {
+				ls.sw.PutAwaitRel(s.ClientID(), p.PacketID)
+				ls.needSync = true
+			}
 		}
 		s.Unlock()
 	}
@@ -176,14 +182,22 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 	case codec.PUBACK:
 		// An unknown id is ignored: it may be a late answer to a message
 		// the session has since dropped.
-		if s.PubackLocked(a.PacketID) {
+		if seq, ok := s.PubackLocked(a.PacketID); ok {
+			forget(ls.sw, s, seq)
 			c.drainQueueLocked(ls, now)
 		}
 	case codec.PUBREC:
-		if s.PubrecLocked(a.PacketID, a.Code.IsError(), now) {
+		if seq, ok := s.PubrecLocked(a.PacketID, a.Code.IsError(), now); ok {
 			if !a.Code.IsError() {
+				if seq != 0 && ls.sw != nil {
+					// Once PUBREL is out, resending the PUBLISH would be a
+					// second delivery: the store must know first.
+					ls.sw.MarkSent(s.ClientID(), seq, a.PacketID, session.AwaitPubcomp)
+					ls.needSync = true
+				}
 				buf.B = codec.AppendAck(buf.B, codec.PUBREL, a.PacketID, codec.Success, c.version) // [MQTT-4.3.3-4]
 			} else {
+				forget(ls.sw, s, seq)
 				c.drainQueueLocked(ls, now)
 			}
 		} else if c.version == codec.V5 {
@@ -193,10 +207,13 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 		code := codec.Success
 		if !s.ReleaseLocked(a.PacketID) {
 			code = codec.PacketIDNotFound // still answer, so the client can finish [MQTT-4.3.3-11]
+		} else if ls.sw != nil && s.Persistent() {
+			ls.sw.DeleteAwaitRel(s.ClientID(), a.PacketID)
 		}
 		buf.B = codec.AppendAck(buf.B, codec.PUBCOMP, a.PacketID, code, c.version)
 	case codec.PUBCOMP:
-		if s.PubcompLocked(a.PacketID) {
+		if seq, ok := s.PubcompLocked(a.PacketID); ok {
+			forget(ls.sw, s, seq)
 			c.drainQueueLocked(ls, now)
 		}
 	}
@@ -211,6 +228,7 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 	m := d.Msg
 	if m.Expired(now) {
 		b.stats.dropsExpired.Add(1) // [MQTT-3.3.2-5]
+		forget(ls.sw, s, d.Seq)
 		ls.release(m)
 		return
 	}
@@ -224,19 +242,36 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 		return
 	}
 	if s.QueueLen() > 0 || s.InflightLen() >= int(c.window) {
-		c.enqueueLocked(d)
+		c.enqueueLocked(ls, d)
 		return
 	}
 	id, ok := s.NextIDLocked()
 	if !ok {
-		c.enqueueLocked(d)
+		c.enqueueLocked(ls, d)
 		return
 	}
 	if !c.writePublish(ls, &d, id, false, now) {
+		forget(ls.sw, s, d.Seq)
 		d.Release() // too large for the client: dropped as if delivered [MQTT-3.1.2-25]
 		return
 	}
-	s.PushInflightLocked(d, id, now)
+	c.pushInflightLocked(ls, d, id, now)
+}
+
+// pushInflightLocked records d as sent with packet id id, in the session
+// and, for a stored delivery, in the store: a QoS 2 message must be resent
+// with the same id after a restart, or the client would take it for a new
+// one [MQTT-4.4.0-1]. c.sess.mu must be held.
+func (c *client) pushInflightLocked(ls *loopState, d session.Delivery, id uint16, now int64) {
+	if d.Seq != 0 && ls.sw != nil {
+		st := session.AwaitPuback
+		if d.QoS == 2 {
+			st = session.AwaitPubrec
+			ls.needSync = true // before the PUBLISH goes out
+		}
+		ls.sw.MarkSent(c.sess.ClientID(), d.Seq, id, st)
+	}
+	c.sess.PushInflightLocked(d, id, now)
 }
 
 // slowClientBytes is how much unsent output a connection may have before
@@ -248,11 +283,13 @@ const slowClientBytes = 4 << 20
 // queue means the client takes messages slower than they come: the
 // slow-consumer policy decides whether it stays connected. c.sess.mu must
 // be held.
-func (c *client) enqueueLocked(d session.Delivery) {
+func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	b := c.b
-	if !c.sess.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest) {
+	dropped, seq := c.sess.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest)
+	if !dropped {
 		return
 	}
+	forget(ls.sw, c.sess, seq)
 	b.stats.dropsQueueFull.Add(1)
 	if b.cfg.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
 		b.stats.slowConsumerKicks.Add(1)
@@ -305,19 +342,21 @@ func (c *client) drainQueueLocked(ls *loopState, now int64) {
 		d, _ := s.DequeueLocked()
 		if d.Msg.Expired(now) {
 			c.b.stats.dropsExpired.Add(1)
+			forget(ls.sw, s, d.Seq)
 			d.Release()
 			continue
 		}
 		id, ok := s.NextIDLocked()
 		if !ok {
-			c.enqueueLocked(d)
+			c.enqueueLocked(ls, d)
 			return
 		}
 		if !c.writePublish(ls, &d, id, false, now) {
+			forget(ls.sw, s, d.Seq)
 			d.Release()
 			continue
 		}
-		s.PushInflightLocked(d, id, now)
+		c.pushInflightLocked(ls, d, id, now)
 	}
 }
 

@@ -60,6 +60,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		}
 	}
 	ls.retainedFor = retainedFor
+	c.storeSubscriptions(ls)
 	if len(retainedFor) > 0 {
 		// Messages already routed to this loop (their publishers may hold
 		// PUBACKs for them) go out before the retained ones this SUBSCRIBE
@@ -138,7 +139,24 @@ func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
 			ack.Codes = append(ack.Codes, codec.NoSubscriptionExisted)
 		}
 	}
+	c.storeSubscriptions(ls)
 	buf := c.conn.Buffer()
 	buf.B = ack.Append(buf.B, c.version) // 3.x UNSUBACK has no codes [MQTT-3.11.3]
 	return nil
+}
+
+// storeSubscriptions rewrites a persistent session's record after SUBSCRIBE
+// or UNSUBSCRIBE, durable before the SUBACK or UNSUBACK goes out.
+func (c *client) storeSubscriptions(ls *loopState) {
+	if ls.sw == nil {
+		return
+	}
+	s := c.sess
+	s.Lock()
+	if c.ownsLocked() && s.Expiry != 0 {
+		will, delay := c.will()
+		storeSessionLocked(ls.sw, s, will, delay)
+		ls.needSync = true
+	}
+	s.Unlock()
 }

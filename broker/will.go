@@ -5,6 +5,7 @@ import (
 
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
+	"github.com/shoalmq/shoal/store"
 )
 
 // publishWill publishes a will after an abnormal close [MQTT-3.1.2-8]. With
@@ -18,9 +19,15 @@ func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint3
 		return
 	}
 	time.AfterFunc(wait, func() {
-		s.Lock()
-		resumed := s.Gen != gen
-		s.Unlock()
+		var resumed bool
+		b.withBG(func(w store.Writer) {
+			s.Lock()
+			resumed = s.Gen != gen
+			if !resumed && s.Stored {
+				storeSessionLocked(w, s, nil, 0) // published: not again after a restart
+			}
+			s.Unlock()
+		})
 		if resumed || b.closed.Load() { // submit after Close is safe: queues are never closed
 			will.Release()
 			return

@@ -34,15 +34,27 @@ type File struct {
 
 	// LogFormat says how log lines are written (log_format). Default auto.
 	LogFormat LogFormat
+
+	// Persistence says whether the broker keeps its state in
+	// Broker.DataDir (persistence). Default true; Parse clears DataDir when
+	// it is false.
+	Persistence bool
 }
+
+// DefaultDataDir is where the default configuration keeps its state,
+// relative to the working directory.
+const DefaultDataDir = "shoal-data"
 
 // defaults returns the File that an empty configuration file yields.
 func defaults() File {
-	return File{
-		Broker:    broker.DefaultConfig(),
-		LogLevel:  zerolog.InfoLevel,
-		LogFormat: LogFormatAuto,
+	f := File{
+		Broker:      broker.DefaultConfig(),
+		LogLevel:    zerolog.InfoLevel,
+		LogFormat:   LogFormatAuto,
+		Persistence: true,
 	}
+	f.Broker.DataDir = DefaultDataDir
+	return f
 }
 
 // Load reads and parses the configuration file at path; errors name path.

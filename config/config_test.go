@@ -52,6 +52,12 @@ func TestDefaultYieldsBrokerDefaults(t *testing.T) {
 		t.Fatalf("Parse(Default()): %v", err)
 	}
 	got, want := withoutLogger(f.Broker), withoutLogger(broker.DefaultConfig())
+	// The library keeps nothing unless told; the program's default keeps
+	// its state in shoal-data.
+	want.DataDir = DefaultDataDir
+	if !f.Persistence {
+		t.Error("persistence is off in the embedded default")
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("embedded default parses to\n%+v\nwant broker.DefaultConfig()\n%+v", got, want)
 	}
@@ -140,6 +146,9 @@ shared_strategy: hash-topic
 max_qos: 1
 retain_available: false
 response_information: replies/
+persistence: true
+data_dir: /var/lib/shoal
+durability: relaxed
 scram_users: {alice: wonderland}
 log_level: debug
 log_format: json
@@ -170,9 +179,12 @@ log_format: json
 			MaxQoS:               1,
 			RetainAvailable:      false,
 			ResponseInformation:  "replies/",
+			DataDir:              "/var/lib/shoal",
+			Durability:           broker.Relaxed,
 		},
-		LogLevel:  zerolog.DebugLevel,
-		LogFormat: LogFormatJSON,
+		LogLevel:    zerolog.DebugLevel,
+		LogFormat:   LogFormatJSON,
+		Persistence: true,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -194,7 +206,7 @@ log_format: json
 	set := reflect.ValueOf(want.Broker)
 	for i := 0; i < def.NumField(); i++ {
 		name := def.Type().Field(i).Name
-		if name == "Logger" {
+		if name == "Logger" || name == "Store" { // set by the program or an embedder, not a file
 			continue
 		}
 		if reflect.DeepEqual(def.Field(i).Interface(), set.Field(i).Interface()) {
@@ -239,6 +251,10 @@ func TestValues(t *testing.T) {
 
 		{name: "drop-oldest", in: "queue_policy: drop-oldest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropOldest},
 		{name: "drop-newest", in: "queue_policy: drop-newest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropNewest},
+		{name: "persistence off", in: "persistence: false\ndata_dir: /x", get: func(f File) any { return f.Broker.DataDir }, want: ""},
+		{name: "data dir", in: "data_dir: /x", get: func(f File) any { return f.Broker.DataDir }, want: "/x"},
+		{name: "default data dir", in: "listen: :0", get: func(f File) any { return f.Broker.DataDir }, want: DefaultDataDir},
+		{name: "strict", in: "durability: strict", get: func(f File) any { return f.Broker.Durability }, want: broker.Strict},
 		{name: "slow disconnect", in: "slow_consumer: disconnect", get: func(f File) any { return f.Broker.SlowConsumer }, want: broker.DisconnectSlow},
 		{name: "slow drop", in: "slow_consumer: drop", get: func(f File) any { return f.Broker.SlowConsumer }, want: broker.DropSlow},
 
@@ -286,7 +302,7 @@ func TestErrors(t *testing.T) {
 		{name: "dashes", in: "max-queued: 3\n",
 			want: `s.yaml:1:1: unknown key "max-queued" (did you mean "max_queued"?)`, line: 1},
 		{name: "far off", in: "port: 1883\n",
-			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, slow_consumer, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, scram_users, log_level, log_format)`, line: 1},
+			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, slow_consumer, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, persistence, data_dir, durability, scram_users, log_level, log_format)`, line: 1},
 		{name: "unknown shared strategy", in: "shared_strategy: sticky\n",
 			want: `s.yaml:1:18: shared_strategy: router: unknown shared subscription strategy "sticky"`, line: 1, key: "shared_strategy"},
 		{name: "max_qos out of range", in: "max_qos: 3\n",
@@ -355,6 +371,10 @@ func TestErrors(t *testing.T) {
 			want: "s.yaml:1:16: max_keepalive: 1.5s is not a whole number of seconds", line: 1, key: "max_keepalive"},
 		{name: "bad policy", in: "queue_policy: drop\n",
 			want: `s.yaml:1:15: queue_policy: unknown queue policy "drop" (want drop-oldest or drop-newest)`, line: 1, key: "queue_policy"},
+		{name: "bad durability", in: "durability: eventual\n",
+			want: `s.yaml:1:13: durability: unknown durability "eventual" (want strict or relaxed)`, line: 1, key: "durability"},
+		{name: "empty data dir", in: "data_dir: \"\"\n",
+			want: `s.yaml:1:11: data_dir: must not be empty (to keep nothing, set persistence: false)`, line: 1, key: "data_dir"},
 		{name: "bad slow policy", in: "slow_consumer: block\n",
 			want: `s.yaml:1:16: slow_consumer: unknown slow consumer policy "block" (want disconnect or drop)`, line: 1, key: "slow_consumer"},
 		{name: "bad level", in: "log_level: fatal\n",

@@ -124,6 +124,26 @@ func settings() []setting {
 			f.Broker.ResponseInformation, err = stringValue(v)
 			return err
 		}},
+		{"persistence", func(f *File, v *yaml.Node) (err error) {
+			f.Persistence, err = boolValue(v)
+			return err
+		}},
+		{"data_dir", func(f *File, v *yaml.Node) error {
+			s, err := stringValue(v)
+			if err == nil && s == "" {
+				err = errors.New("must not be empty (to keep nothing, set persistence: false)")
+			}
+			f.Broker.DataDir = s
+			return err
+		}},
+		{"durability", func(f *File, v *yaml.Node) error {
+			s, err := stringValue(v)
+			if err != nil {
+				return err
+			}
+			f.Broker.Durability, err = broker.ParseDurability(s)
+			return err
+		}},
 		{"scram_users", func(f *File, v *yaml.Node) (err error) {
 			f.Broker.AuthMethods, err = scramUsersValue(v)
 			return err
@@ -184,6 +204,9 @@ func Parse(data []byte, name string) (File, error) {
 			}
 			values[k.Value] = v
 		}
+	}
+	if !f.Persistence {
+		f.Broker.DataDir = ""
 	}
 	if err := f.Broker.Validate(); err != nil {
 		return File{}, validateError(err, name, values)

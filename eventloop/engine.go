@@ -40,6 +40,15 @@ type Handler interface {
 	OnTick(l *Loop, now time.Time)
 }
 
+// Flusher is an optional interface of a Handler. BeforeFlush runs on l at
+// the end of every event (read burst, wake-up, tick), just before the
+// output written during it goes to the sockets, and before a closing
+// connection's last output does: the place to make durable what that
+// output acknowledges.
+type Flusher interface {
+	BeforeFlush(l *Loop)
+}
+
 // ErrPause, returned by Handler.OnFrame, leaves the frame in the
 // connection's buffer to be offered again later, in order. While a
 // connection is paused its unread input may grow up to MaxPausedInput
@@ -71,6 +80,7 @@ type Config struct {
 type Engine struct {
 	cfg     Config
 	handler Handler
+	flusher Flusher // handler's, if it is one
 	log     zerolog.Logger
 
 	gnet.BuiltinEventEngine
@@ -95,7 +105,8 @@ func New(cfg Config, h Handler) *Engine {
 	if cfg.DrainGrace <= 0 {
 		cfg.DrainGrace = 5 * time.Second
 	}
-	return &Engine{cfg: cfg, handler: h, log: cfg.Logger, ready: make(chan error, 1), done: make(chan error, 1)}
+	fl, _ := h.(Flusher)
+	return &Engine{cfg: cfg, handler: h, flusher: fl, log: cfg.Logger, ready: make(chan error, 1), done: make(chan error, 1)}
 }
 
 // Start binds the listener and starts the loops. It returns once

@@ -136,8 +136,11 @@ func (l *Loop) reap(now time.Time) {
 }
 
 // flush writes each dirty connection's buffered output with one write and
-// returns the buffers to the pool.
+// returns the buffers to the pool, after the Flusher has run.
 func (l *Loop) flush() {
+	if f := l.engine.flusher; f != nil {
+		f.BeforeFlush(l)
+	}
 	for i, c := range l.dirty {
 		l.dirty[i] = nil
 		c.dirty = false
@@ -225,6 +228,9 @@ func (c *Conn) Close() {
 		return
 	}
 	if c.out != nil {
+		if f := c.loop.engine.flusher; f != nil {
+			f.BeforeFlush(c.loop)
+		}
 		_, _ = c.gc.Write(c.out.B)
 		c.dropOut()
 	}

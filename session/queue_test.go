@@ -61,7 +61,7 @@ func TestQueueFIFO(t *testing.T) {
 					p := fmt.Sprintf("m%d", seq)
 					seq++
 					m := newMsg(p)
-					dropped := s.EnqueueLocked(held(m, 1), tt.max, tt.dropOldest)
+					dropped := wasDropped(s.EnqueueLocked(held(m, 1), tt.max, tt.dropOldest))
 					wantDropped := len(model) >= tt.max
 					var gone string
 					switch {
@@ -151,12 +151,12 @@ func TestEnqueueAtLimit(t *testing.T) {
 			for i := range tt.queued {
 				p := fmt.Sprintf("m%d", i)
 				msgs[p] = newMsg(p)
-				if s.EnqueueLocked(held(msgs[p], 1), tt.max, tt.dropOldest) {
+				if wasDropped(s.EnqueueLocked(held(msgs[p], 1), tt.max, tt.dropOldest)) {
 					t.Fatalf("filling: %s dropped", p)
 				}
 			}
 			msgs["new"] = newMsg("new")
-			if got := s.EnqueueLocked(held(msgs["new"], 1), tt.max, tt.dropOldest); got != tt.wantDropped {
+			if got := wasDropped(s.EnqueueLocked(held(msgs["new"], 1), tt.max, tt.dropOldest)); got != tt.wantDropped {
 				t.Fatalf("EnqueueLocked = %v, want %v", got, tt.wantDropped)
 			}
 			if s.QueueLen() != len(tt.wantQueue) {
@@ -242,7 +242,7 @@ func TestTakeShared(t *testing.T) {
 	s.PushInflightLocked(mk("$share/g/t", 1), 1, 0) // unacknowledged: taken
 	s.PushInflightLocked(mk("", 1), 2, 0)           // not shared: stays
 	s.PushInflightLocked(mk("$share/g/t", 2), 3, 0)
-	if !s.PubrecLocked(3, false, 0) { // past PUBREC: the client has it, stays
+	if !ok(s.PubrecLocked(3, false, 0)) { // past PUBREC: the client has it, stays
 		t.Fatal("PUBREC 3")
 	}
 	for i, g := range []string{"", "$share/g/t", "", "$share/h/t", ""} {

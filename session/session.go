@@ -22,6 +22,10 @@ type Delivery struct {
 	Group  string
 	QoS    byte // delivery QoS: min(published, granted)
 	Retain bool // RETAIN flag as it goes out
+	// Seq identifies the delivery in the broker's persistent store; 0 when
+	// it is not stored (persistence off, QoS 0, or a session that ends
+	// with its connection).
+	Seq uint64
 }
 
 // Release gives back the delivery's message reference.
@@ -77,11 +81,15 @@ type Session struct {
 	// or not keeping up with its in-flight window. Written with mu held;
 	// read without it by shared-subscription picks.
 	busy atomic.Bool
+	// persistent mirrors Expiry != 0, for router workers deciding without
+	// the lock whether a delivery goes to the persistent store.
+	persistent atomic.Bool
 
 	// Fields below are guarded by mu.
 
 	// Expiry is how long, in seconds, the session outlives its connection:
-	// 0 ends it with the connection, NeverExpire keeps it.
+	// 0 ends it with the connection, NeverExpire keeps it. Set it with
+	// SetExpiryLocked.
 	Expiry uint32
 	// Gen counts attachments; a delayed will checks it to see whether its
 	// client came back [MQTT-3.1.3-9].
@@ -89,6 +97,9 @@ type Session struct {
 	// ExpireAt is when an offline session ends, in Unix ns; 0 while
 	// connected or never.
 	ExpireAt int64
+	// Stored is set while the broker's persistent store has a record of
+	// the session.
+	Stored bool
 
 	owner Owner
 	subs  []Sub
@@ -121,6 +132,16 @@ func New(id string) *Session {
 	s.loop.Store(-1)
 	return s
 }
+
+// SetExpiryLocked sets Expiry.
+func (s *Session) SetExpiryLocked(e uint32) {
+	s.Expiry = e
+	s.persistent.Store(e != 0)
+}
+
+// Persistent reports whether the session outlives its connection (Expiry
+// is not 0), without locking: a hint, as for LoopHint.
+func (s *Session) Persistent() bool { return s.persistent.Load() }
 
 // ClientID returns the session's client identifier. Safe for concurrent use.
 func (s *Session) ClientID() string { return s.id }
@@ -291,71 +312,74 @@ func (s *Session) lookup(id uint16) (*flight, int) {
 }
 
 // PubackLocked completes a QoS 1 delivery [MQTT-4.3.2]. It reports whether
-// id was awaiting a PUBACK.
-func (s *Session) PubackLocked(id uint16) bool {
+// id was awaiting a PUBACK, and the delivery's Seq.
+func (s *Session) PubackLocked(id uint16) (seq uint64, ok bool) {
 	f, i := s.lookup(id)
 	if i < 0 || f.inflight[i].State != AwaitPuback {
-		return false
+		return 0, false
 	}
+	seq = f.inflight[i].Seq
 	f.remove(i)
-	return true
+	return seq, true
 }
 
 // PubrecLocked moves a QoS 2 delivery to awaiting PUBCOMP and releases its
 // message: from now on only PUBREL is resent [MQTT-4.3.3]. A PUBREC with a
 // failure code (failed, MQTT 5 only) ends the delivery instead. It reports
 // whether id was awaiting a PUBREC, or is already past it, as after a
-// resent PUBREC.
-func (s *Session) PubrecLocked(id uint16, failed bool, now int64) bool {
+// resent PUBREC, and the delivery's Seq.
+func (s *Session) PubrecLocked(id uint16, failed bool, now int64) (seq uint64, ok bool) {
 	f, i := s.lookup(id)
 	if i < 0 {
-		return false
+		return 0, false
 	}
 	e := &f.inflight[i]
+	seq = e.Seq
 	switch {
 	case e.State == AwaitPubcomp:
-		return true // duplicate PUBREC: answer with PUBREL again
+		return seq, true // duplicate PUBREC: answer with PUBREL again
 	case e.State != AwaitPubrec:
-		return false
+		return 0, false
 	case failed:
 		f.remove(i)
-		return true
+		return seq, true
 	}
 	e.Release()
 	e.State = AwaitPubcomp
 	e.Sent = now
-	return true
+	return seq, true
 }
 
 // PubcompLocked completes a QoS 2 delivery and reports whether id was
-// awaiting a PUBCOMP.
-func (s *Session) PubcompLocked(id uint16) bool {
+// awaiting a PUBCOMP, and the delivery's Seq.
+func (s *Session) PubcompLocked(id uint16) (seq uint64, ok bool) {
 	f, i := s.lookup(id)
 	if i < 0 || f.inflight[i].State != AwaitPubcomp {
-		return false
+		return 0, false
 	}
+	seq = f.inflight[i].Seq
 	f.remove(i)
-	return true
+	return seq, true
 }
 
 // EnqueueLocked queues d (taking over its reference) behind the in-flight
 // window. With max messages already queued, dropOldest discards the oldest
 // to make room; otherwise d is discarded. It reports whether something was
-// dropped.
-func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped bool) {
+// dropped, and the dropped delivery's Seq.
+func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped bool, seq uint64) {
 	if max <= 0 {
 		d.Release()
-		return true
+		return true, d.Seq
 	}
 	f := s.flight()
 	if int(f.qlen) >= max {
 		if !dropOldest {
 			d.Release()
-			return true
+			return true, d.Seq
 		}
 		old, _ := s.DequeueLocked()
 		old.Release()
-		dropped = true
+		dropped, seq = true, old.Seq
 	}
 	if int(f.qlen) == len(f.queue) {
 		f.grow(max)
@@ -363,7 +387,7 @@ func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped b
 	f.queue[(int(f.qhead)+int(f.qlen))%len(f.queue)] = d
 	f.qlen++
 	s.busy.Store(true)
-	return dropped
+	return dropped, seq
 }
 
 func (f *flight) grow(limit int) {

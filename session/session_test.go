@@ -352,7 +352,7 @@ func TestNextIDLocked(t *testing.T) {
 		if id, ok := s.NextIDLocked(); ok {
 			t.Fatalf("NextIDLocked = %d, true with every id in flight; want false", id)
 		}
-		if !s.PubackLocked(300) {
+		if !ok(s.PubackLocked(300)) {
 			t.Fatal("PubackLocked(300) = false")
 		}
 		if id, ok := s.NextIDLocked(); !ok || id != 300 {
@@ -384,27 +384,27 @@ func TestQoS1Flow(t *testing.T) {
 	}{
 		{
 			name:         "PUBACK completes, once",
-			ack:          func(s *session.Session) []bool { return []bool{s.PubackLocked(10), s.PubackLocked(10)} },
+			ack:          func(s *session.Session) []bool { return []bool{ok(s.PubackLocked(10)), ok(s.PubackLocked(10))} },
 			want:         []bool{true, false},
 			wantInflight: []uint16{20},
 			wantQoS1Rel:  true,
 		},
 		{
 			name:         "PUBACK for an unknown id",
-			ack:          func(s *session.Session) []bool { return []bool{s.PubackLocked(11), s.PubackLocked(0)} },
+			ack:          func(s *session.Session) []bool { return []bool{ok(s.PubackLocked(11)), ok(s.PubackLocked(0))} },
 			want:         []bool{false, false},
 			wantInflight: []uint16{10, 20},
 		},
 		{
 			name:         "PUBACK for a QoS 2 delivery is the wrong state",
-			ack:          func(s *session.Session) []bool { return []bool{s.PubackLocked(20)} },
+			ack:          func(s *session.Session) []bool { return []bool{ok(s.PubackLocked(20))} },
 			want:         []bool{false},
 			wantInflight: []uint16{10, 20},
 		},
 		{
 			name: "PUBREC and PUBCOMP for a QoS 1 delivery are the wrong state",
 			ack: func(s *session.Session) []bool {
-				return []bool{s.PubrecLocked(10, false, 5), s.PubrecLocked(10, true, 5), s.PubcompLocked(10)}
+				return []bool{ok(s.PubrecLocked(10, false, 5)), ok(s.PubrecLocked(10, true, 5)), ok(s.PubcompLocked(10))}
 			},
 			want:         []bool{false, false, false},
 			wantInflight: []uint16{10, 20},
@@ -456,7 +456,7 @@ func TestQoS2Flow(t *testing.T) {
 		if e := s.InflightLocked()[0]; e.State != session.AwaitPubrec || e.ID != 7 || e.Sent != 100 || e.Msg != m {
 			t.Fatalf("after push: %+v, want AwaitPubrec id 7 sent 100", e)
 		}
-		if !s.PubrecLocked(7, false, 200) {
+		if !ok(s.PubrecLocked(7, false, 200)) {
 			t.Fatal("PubrecLocked = false")
 		}
 		e := s.InflightLocked()[0]
@@ -475,22 +475,22 @@ func TestQoS2Flow(t *testing.T) {
 		// consumed m; a second release would panic in the session).
 		wantReleasedOnce(t, "message after PUBREC", m)
 
-		if !s.PubrecLocked(7, false, 300) {
+		if !ok(s.PubrecLocked(7, false, 300)) {
 			t.Error("duplicate PUBREC = false, want true (answer with PUBREL again)")
 		}
 		if e := s.InflightLocked()[0]; e.State != session.AwaitPubcomp || e.Sent != 200 {
 			t.Errorf("duplicate PUBREC changed the entry: %+v", e)
 		}
-		if s.PubackLocked(7) {
+		if ok(s.PubackLocked(7)) {
 			t.Error("PUBACK accepted for a QoS 2 delivery")
 		}
-		if !s.PubcompLocked(7) {
+		if !ok(s.PubcompLocked(7)) {
 			t.Fatal("PubcompLocked = false")
 		}
 		if s.InflightLen() != 0 {
 			t.Fatalf("InflightLen = %d after PUBCOMP", s.InflightLen())
 		}
-		if s.PubcompLocked(7) || s.PubrecLocked(7, false, 400) {
+		if ok(s.PubcompLocked(7)) || ok(s.PubrecLocked(7, false, 400)) {
 			t.Error("ack for a completed id accepted")
 		}
 	})
@@ -500,7 +500,7 @@ func TestQoS2Flow(t *testing.T) {
 		defer s.Unlock()
 		m := newMsg("q2")
 		s.PushInflightLocked(held(m, 2), 7, 100)
-		if s.PubcompLocked(7) {
+		if ok(s.PubcompLocked(7)) {
 			t.Fatal("PubcompLocked = true before PUBREC")
 		}
 		if e := s.InflightLocked()[0]; e.State != session.AwaitPubrec || e.Msg != m {
@@ -516,13 +516,13 @@ func TestQoS2Flow(t *testing.T) {
 		m, other := newMsg("q2"), newMsg("other")
 		s.PushInflightLocked(held(m, 2), 7, 100)
 		s.PushInflightLocked(held(other, 2), 8, 100)
-		if !s.PubrecLocked(7, true, 200) {
+		if !ok(s.PubrecLocked(7, true, 200)) {
 			t.Fatal("failed PubrecLocked = false, want true")
 		}
 		if got := inflightIDs(s); !slices.Equal(got, []uint16{8}) {
 			t.Fatalf("in flight %v after failed PUBREC, want [8]", got)
 		}
-		if s.PubcompLocked(7) {
+		if ok(s.PubcompLocked(7)) {
 			t.Error("PUBCOMP accepted after a failed PUBREC")
 		}
 		wantReleasedOnce(t, "message after failed PUBREC", m)
@@ -533,11 +533,11 @@ func TestQoS2Flow(t *testing.T) {
 		s := session.New("c")
 		s.Lock()
 		defer s.Unlock()
-		if s.PubrecLocked(7, false, 1) || s.PubrecLocked(7, true, 1) || s.PubcompLocked(7) {
+		if ok(s.PubrecLocked(7, false, 1)) || ok(s.PubrecLocked(7, true, 1)) || ok(s.PubcompLocked(7)) {
 			t.Error("ack for an id never sent accepted on an idle session")
 		}
 		s.PushInflightLocked(session.Delivery{QoS: 2}, 8, 0)
-		if s.PubrecLocked(7, false, 1) {
+		if ok(s.PubrecLocked(7, false, 1)) {
 			t.Error("PUBREC for an unknown id accepted")
 		}
 	})
@@ -676,7 +676,7 @@ func TestClearLocked(t *testing.T) {
 		t.Errorf("NextIDLocked after clear = %d, %v; want 1, true", id, ok)
 	}
 	m := newMsg("after")
-	if s.EnqueueLocked(held(m, 1), 1, false) {
+	if wasDropped(s.EnqueueLocked(held(m, 1), 1, false)) {
 		t.Error("enqueue after clear dropped")
 	}
 	if got := drain(s); !slices.Equal(got, []string{"after"}) {
@@ -684,3 +684,9 @@ func TestClearLocked(t *testing.T) {
 	}
 	wantReleasedOnce(t, "message queued after clear", m)
 }
+
+// ok is the second result of PubackLocked, PubrecLocked and PubcompLocked.
+func ok(_ uint64, ok bool) bool { return ok }
+
+// wasDropped is the first result of EnqueueLocked.
+func wasDropped(dropped bool, _ uint64) bool { return dropped }

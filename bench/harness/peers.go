@@ -53,6 +53,9 @@ listen: "127.0.0.1:%d"
 log_level: warn
 log_format: json
 max_queued: %d
+# In memory, as Mosquitto runs (persistence false): the persist scenario
+# measures the store.
+persistence: false
 `, port, QueueLimit)
 }
 

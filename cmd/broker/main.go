@@ -42,6 +42,7 @@ func main() {
 type options struct {
 	configPath  string // "" means the embedded default
 	listen      string // "" means the file's
+	dataDir     string // "" means the file's
 	logLevel    *zerolog.Level
 	showVersion bool
 	cpuProfile  string // write a CPU profile of the whole run here
@@ -70,6 +71,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.listen = s
 		return nil
 	})
+	fs.Func("data-dir", "keep the persistent store in `DIR`, overriding the file's data_dir (ignored with persistence: false)", func(s string) error {
+		if s == "" {
+			return errors.New("must name a directory")
+		}
+		o.dataDir = s
+		return nil
+	})
 	fs.Func("log-level", "log at `LEVEL` and above: trace, debug, info, warn or error (overrides the file's log_level)", func(s string) error {
 		l, err := config.ParseLogLevel(s)
 		if err != nil {
@@ -82,7 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` at shutdown (allocations included)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--log-level LEVEL]\n       shoal --version\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--log-level LEVEL]\n       shoal --version\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -124,6 +132,9 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	}
 	if o.listen != "" {
 		file.Broker.Listen = o.listen
+	}
+	if o.dataDir != "" && file.Persistence {
+		file.Broker.DataDir = o.dataDir
 	}
 	if o.logLevel != nil {
 		file.LogLevel = *o.logLevel

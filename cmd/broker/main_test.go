@@ -178,6 +178,7 @@ func listenAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}) string {
 // TestRunServesAndShutsDown starts the real broker on a free port, checks
 // that it answers an MQTT 3.1.1 CONNECT, and stops it with SIGTERM.
 func TestRunServesAndShutsDown(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
 	var stdout bytes.Buffer
 	var logs syncBuffer
 	signals := make(chan os.Signal, 1)
@@ -185,7 +186,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	var code int // written before exited is closed
 	go func() {
 		defer close(exited)
-		code = run([]string{"--listen", "127.0.0.1:0", "--log-level", "debug"}, &stdout, &logs, signals)
+		code = run([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug"}, &stdout, &logs, signals)
 	}()
 	t.Cleanup(func() {
 		// Stop the broker if the test failed before its SIGTERM.
@@ -240,9 +241,13 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("run did not return within 15s of SIGTERM; logs:\n%s", logs.String())
 	}
-	for _, msg := range []string{`"shutting down"`, `"stopped"`} {
+	for _, msg := range []string{`"shutting down"`, `"stopped"`, `"persistent state loaded"`} {
 		if !strings.Contains(logs.String(), msg) {
 			t.Errorf("logs lack %s:\n%s", msg, logs.String())
 		}
+	}
+	// The default configuration keeps its state on disk.
+	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) == 0 {
+		t.Errorf("data directory %s: %d entries, %v; want the store's files", dataDir, len(entries), err)
 	}
 }

@@ -1,0 +1,340 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/session"
+	"github.com/shoalmq/shoal/store"
+)
+
+// Persistence (README "Persistence"). What is stored, by whom:
+//
+//   - router workers store each QoS 1/2 delivery to a persistent session
+//     (Seq from b.seq) and retained messages, and commit before they post
+//     to the loops;
+//   - loops store session records (CONNECT, SUBSCRIBE, UNSUBSCRIBE, close),
+//     packet ids as messages go out, their removal as acknowledgements come
+//     in, and inbound QoS 2 ids;
+//   - the background goroutine stores the end of expired sessions and of
+//     delayed wills.
+//
+// The durability contract: in strict mode a loop syncs the store before it
+// writes PUBACK or PUBREC for a message some persistent session must
+// receive, before a QoS 2 PUBLISH or PUBREL goes out with a packet id the
+// store must remember, and before CONNACK, SUBACK or UNSUBACK that change
+// a persistent session. One sync covers everything committed before it, by
+// any writer, and Pebble shares one fsync among the commits that arrive
+// together: the cost is one disk sync per loop iteration that needs it,
+// never one per message. In relaxed mode nothing waits for the disk and
+// the store is synced once a second: a crash of the machine (not of the
+// process alone) can lose the last second of acknowledged messages.
+
+// Durability says when the persistent store is synced to disk.
+type Durability uint8
+
+const (
+	// Strict syncs before acknowledging (default): what the broker
+	// acknowledged survives a power cut.
+	Strict Durability = iota
+	// Relaxed syncs once a second.
+	Relaxed
+)
+
+// String returns the config-file spelling.
+func (d Durability) String() string {
+	switch d {
+	case Strict:
+		return "strict"
+	case Relaxed:
+		return "relaxed"
+	}
+	return fmt.Sprintf("Durability(%d)", uint8(d))
+}
+
+// ParseDurability reads the config-file spelling of a Durability.
+func ParseDurability(s string) (Durability, error) {
+	switch s {
+	case "strict":
+		return Strict, nil
+	case "relaxed":
+		return Relaxed, nil
+	}
+	return 0, fmt.Errorf("unknown durability %q (want strict or relaxed)", s)
+}
+
+// openStore opens the configured store, if any: Config.Store as given, or a
+// Pebble store in Config.DataDir, which the broker then owns and closes.
+func (b *Broker) openStore() error {
+	switch {
+	case b.cfg.Store != nil:
+		b.store = b.cfg.Store
+	case b.cfg.DataDir != "":
+		p, err := store.OpenPebble(b.cfg.DataDir, b.log)
+		if err != nil {
+			return err
+		}
+		b.store, b.ownStore = p, true
+	default:
+		return nil
+	}
+	b.strict = b.cfg.Durability == Strict
+	b.bgw = b.store.NewWriter()
+	for _, w := range b.workers {
+		w.sw = b.store.NewWriter()
+	}
+	for _, ls := range b.loops {
+		ls.sw = b.store.NewWriter()
+	}
+	return nil
+}
+
+// closeStore syncs and, if the broker opened it, closes the store. Loops
+// and workers have stopped.
+func (b *Broker) closeStore() error {
+	if b.store == nil {
+		return nil
+	}
+	var errs []error
+	for _, ls := range b.loops {
+		errs = append(errs, ls.sw.Commit(false))
+	}
+	for _, w := range b.workers {
+		errs = append(errs, w.sw.Commit(false))
+	}
+	b.bgMu.Lock()
+	errs = append(errs, b.bgw.Commit(false))
+	b.bgMu.Unlock()
+	if b.ownStore {
+		errs = append(errs, b.store.Close())
+	} else {
+		errs = append(errs, b.store.Sync())
+	}
+	return errors.Join(errs...)
+}
+
+// commitFailed reports a store commit that failed. Nothing acknowledged may
+// be lost, so the broker cannot go on pretending: it stops taking work.
+func (b *Broker) commitFailed(err error) {
+	b.log.Error().Err(err).Msg("persistent store commit failed; shutting down")
+	panic(fmt.Sprintf("broker: persistent store commit failed: %v", err))
+}
+
+// withBG runs fn with the background writer and commits what fn wrote.
+// For goroutines that are neither a loop nor a worker.
+// With persistence off fn gets nil.
+func (b *Broker) withBG(fn func(w store.Writer)) {
+	if b.store == nil {
+		fn(nil)
+		return
+	}
+	b.bgMu.Lock()
+	defer b.bgMu.Unlock()
+	fn(b.bgw)
+	if err := b.bgw.Commit(false); err != nil {
+		b.commitFailed(err)
+	}
+}
+
+// syncLoop runs on loop ls before its output is written (eventloop's
+// Flusher): it commits what the loop gathered, syncing when something
+// about to go out needs it.
+func (b *Broker) syncLoop(ls *loopState) {
+	if ls.sw == nil || (!ls.needSync && !ls.sw.Dirty()) {
+		return
+	}
+	sync := ls.needSync && b.strict
+	ls.needSync = false
+	if err := ls.sw.Commit(sync); err != nil {
+		b.commitFailed(err)
+	}
+}
+
+// storeMessage views m as a store record, aliasing its bytes.
+func storeMessage(m *router.Message) store.Message {
+	return store.Message{Topic: m.Topic, Payload: m.Payload, Props: m.Props, From: m.FromID,
+		QoS: m.QoS, Retain: m.Retain, Expiry: m.Expiry}
+}
+
+// putDelivery stores d (QoS 1/2) for persistent session s and sets d.Seq.
+func (b *Broker) putDelivery(w store.Writer, s *session.Session, d *session.Delivery) {
+	d.Seq = b.seq.Add(1)
+	rec := store.Delivery{Seq: d.Seq, Msg: storeMessage(d.Msg), QoS: d.QoS, Retain: d.Retain,
+		SubIDs: d.SubIDs, Group: d.Group}
+	w.PutDelivery(s.ClientID(), rec)
+}
+
+// forget removes a stored delivery that will not be delivered. w may be
+// nil (persistence off).
+func forget(w store.Writer, s *session.Session, seq uint64) {
+	if w != nil && seq != 0 {
+		w.DeleteDelivery(s.ClientID(), seq)
+	}
+}
+
+// storeSessionLocked writes s's record if it outlives its connection, or
+// removes it if it no longer does. will is the will to keep with it (nil:
+// none). s.mu must be held.
+func storeSessionLocked(w store.Writer, s *session.Session, will *router.Message, willDelay uint32) {
+	if w == nil {
+		return
+	}
+	if s.Expiry == 0 {
+		if s.Stored {
+			w.DeleteSession(s.ClientID())
+			s.Stored = false
+		}
+		return
+	}
+	subs := s.SubsLocked()
+	rec := store.Session{ClientID: s.ClientID(), Expiry: s.Expiry, ExpireAt: s.ExpireAt,
+		Subs: make([]store.Sub, len(subs))}
+	for i, sub := range subs {
+		rec.Subs[i] = store.Sub{Filter: sub.Filter, Opts: sub.Opts}
+	}
+	if will != nil && willDelay > 0 {
+		m := storeMessage(will)
+		rec.Will, rec.WillDelay = &m, willDelay
+	}
+	w.PutSession(&rec)
+	s.Stored = true
+}
+
+// deleteSessionLocked removes s's records, if it has any. s.mu must be
+// held.
+func deleteSessionLocked(w store.Writer, s *session.Session) {
+	if w != nil && s.Stored {
+		w.DeleteSession(s.ClientID())
+		s.Stored = false
+	}
+}
+
+// restorer loads the store into a starting broker: the store.Loader.
+type restorer struct {
+	b     *Broker
+	now   int64
+	wills []pendingWill
+}
+
+// pendingWill is a stored will, published once loading is done.
+type pendingWill struct {
+	s      *session.Session
+	will   *router.Message
+	gen    uint32
+	delay  uint32
+	expiry uint32
+}
+
+// restore loads the stored state before the listener opens, then
+// schedules the stored wills: their connections were lost with the
+// broker.
+func (b *Broker) restore() error {
+	if b.store == nil {
+		return nil
+	}
+	start := time.Now()
+	r := &restorer{b: b, now: start.UnixNano()}
+	if err := b.store.Load(r); err != nil {
+		return fmt.Errorf("broker: loading the persistent store: %w", err)
+	}
+	for _, pw := range r.wills {
+		b.publishWill(pw.s, pw.will, pw.gen, pw.delay, pw.expiry)
+	}
+	b.log.Info().Int("sessions", b.sessions.Len()).Int("retained", b.retained.Count()).
+		Int("wills", len(r.wills)).Dur("took", time.Since(start)).Msg("persistent state loaded")
+	return nil
+}
+
+func (r *restorer) Session(rec *store.Session) bool {
+	b := r.b
+	if rec.ExpireAt != 0 && rec.ExpireAt <= r.now {
+		return false // expired while the broker was down [MQTT-3.1.2-23]
+	}
+	s, _ := b.sessions.GetOrCreate(rec.ClientID)
+	s.Lock()
+	defer s.Unlock()
+	s.SetExpiryLocked(rec.Expiry)
+	s.Stored = true
+	for _, sub := range rec.Subs {
+		s.AddSubLocked(sub.Filter, sub.Opts)
+		b.subs.Subscribe(s, sub.Filter, sub.Opts)
+	}
+	// A session connected when the broker stopped counts its expiry from
+	// now, as if its connection had just closed.
+	s.ExpireAt = rec.ExpireAt
+	if s.ExpireAt == 0 && rec.Expiry != session.NeverExpire {
+		s.ExpireAt = r.now + int64(rec.Expiry)*int64(time.Second)
+	}
+	if s.ExpireAt != 0 {
+		b.expireAt(s)
+	}
+	if w := rec.Will; w != nil {
+		// Its Message Expiry stays relative until it is published.
+		m := router.NewMessage(w.Topic, w.Payload, w.Props, w.From, w.QoS, w.Retain, w.Expiry, nil)
+		r.wills = append(r.wills, pendingWill{s: s, will: m, gen: s.Gen, delay: rec.WillDelay, expiry: rec.Expiry})
+	}
+	return true
+}
+
+func (r *restorer) Delivery(clientID string, rec *store.Delivery) bool {
+	b := r.b
+	if rec.Seq > b.seq.Load() {
+		b.seq.Store(rec.Seq)
+	}
+	s := b.sessions.Get(clientID)
+	if s == nil || (rec.Msg.Expiry != 0 && rec.Msg.Expiry <= r.now && rec.State != session.AwaitPubcomp) {
+		return false // session gone, or message expired [MQTT-3.3.2-5]
+	}
+	m := rec.Msg
+	d := session.Delivery{
+		Msg:    router.NewMessage(m.Topic, m.Payload, m.Props, m.From, m.QoS, m.Retain, m.Expiry, nil),
+		QoS:    rec.QoS,
+		Retain: rec.Retain,
+		Group:  rec.Group,
+		Seq:    rec.Seq,
+	}
+	if len(rec.SubIDs) > 0 {
+		d.SubIDs = append([]uint32(nil), rec.SubIDs...)
+	}
+	s.Lock()
+	defer s.Unlock()
+	if rec.State != 0 {
+		// Resent with its packet id when the client resumes [MQTT-4.4.0-1].
+		s.PushInflightLocked(d, rec.PacketID, r.now)
+		if rec.State == session.AwaitPubcomp {
+			s.PubrecLocked(rec.PacketID, false, r.now)
+		}
+		return true
+	}
+	s.EnqueueLocked(d, math.MaxInt32, false) // what was kept before stays
+	return true
+}
+
+func (r *restorer) AwaitRel(clientID string, id uint16) bool {
+	s := r.b.sessions.Get(clientID)
+	if s == nil {
+		return false
+	}
+	s.Lock()
+	s.AddAwaitRelLocked(id)
+	s.Unlock()
+	return true
+}
+
+func (r *restorer) Retained(rec *store.Message) bool {
+	if rec.Expiry != 0 && rec.Expiry <= r.now {
+		return false
+	}
+	m := router.NewMessage(rec.Topic, rec.Payload, rec.Props, rec.From, rec.QoS, true, rec.Expiry, nil)
+	r.b.retained.Set(m)
+	m.Release()
+	return true
+}
+
+func (r *restorer) Corrupt(what string, err error) {
+	r.b.log.Error().Err(err).Str("record", what).Msg("persistent store: unreadable, skipped")
+	r.b.stats.storeCorrupt.Add(1)
+}
