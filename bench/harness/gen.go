@@ -29,6 +29,8 @@ type Gen struct {
 	Duration time.Duration
 	// Expect is passed as --expect when not 0.
 	Expect int
+	// Persistent clients connect with clean session 0 (-C=false).
+	Persistent bool
 }
 
 // Protocol settings every generator shares.
@@ -52,6 +54,9 @@ func (g Gen) Args(host string, port int, prefix, ready, startAt string) []string
 	}
 	if g.Mode != "conn" {
 		a = append(a, "-t", g.Topic, "-q", strconv.Itoa(g.QoS))
+	}
+	if g.Persistent {
+		a = append(a, "-C=false")
 	}
 	if g.Mode == "pub" {
 		a = append(a, "-s", strconv.Itoa(g.Size), "-I", strconv.Itoa(g.Interval))

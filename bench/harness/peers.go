@@ -29,34 +29,44 @@ func Brokers() []string { return []string{Shoal, Mosquitto, Mochi, Floor} }
 const QueueLimit = 10000
 
 // MosquittoConfig returns the mosquitto.conf the harness runs Mosquitto
-// with, listening on 127.0.0.1:port.
-func MosquittoConfig(port int) string {
+// with, listening on 127.0.0.1:port; with dataDir set, with persistence
+// there (Mosquitto saves a snapshot every autosave_interval, 1800 s by
+// default, and at shutdown: nothing per message).
+func MosquittoConfig(port int, dataDir string) string {
+	persist := "persistence false"
+	if dataDir != "" {
+		persist = fmt.Sprintf("persistence true\npersistence_location %s/", dataDir)
+	}
 	return fmt.Sprintf(`# Written by the Shoal benchmark harness (bench/harness).
 listener %d 127.0.0.1
 allow_anonymous true
 max_connections -1
-persistence false
+%s
 max_queued_messages %d
 # Shoal, mochi-mqtt and the floor disable Nagle's algorithm; Mosquitto
 # leaves it on unless told, which adds tens of milliseconds at low rates.
 set_tcp_nodelay true
 log_type error
 log_dest stderr
-`, port, QueueLimit)
+`, port, persist, QueueLimit)
 }
 
 // ShoalConfig returns the YAML configuration the harness runs Shoal with,
-// listening on 127.0.0.1:port. Keys not named keep their defaults.
-func ShoalConfig(port int) string {
+// listening on 127.0.0.1:port; with dataDir set, with its persistent store
+// there (durability strict, the default), otherwise in memory only. Keys
+// not named keep their defaults.
+func ShoalConfig(port int, dataDir string) string {
+	persist := "persistence: false"
+	if dataDir != "" {
+		persist = fmt.Sprintf("data_dir: %q", dataDir)
+	}
 	return fmt.Sprintf(`# Written by the Shoal benchmark harness (bench/harness).
 listen: "127.0.0.1:%d"
 log_level: warn
 log_format: json
 max_queued: %d
-# In memory, as Mosquitto runs (persistence false): the persist scenario
-# measures the store.
-persistence: false
-`, port, QueueLimit)
+%s
+`, port, QueueLimit, persist)
 }
 
 // Bins are the programs a benchmark runs.
@@ -67,19 +77,27 @@ type Bins struct {
 }
 
 // Command returns the argv that runs broker name on 127.0.0.1:port,
-// writing any configuration file it needs into dir.
-func (b Bins) Command(name string, port int, dir string) ([]string, error) {
+// writing any configuration file it needs into dir; with persist, the
+// broker keeps its state in dir/data.
+func (b Bins) Command(name string, port int, dir string, persist bool) ([]string, error) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	var dataDir string
+	if persist {
+		dataDir = filepath.Join(dir, "data")
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	switch name {
 	case Shoal:
 		cfg := filepath.Join(dir, "shoal.yaml")
-		if err := os.WriteFile(cfg, []byte(ShoalConfig(port)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(ShoalConfig(port, dataDir)), 0o644); err != nil {
 			return nil, err
 		}
 		return []string{b.Shoal, "-c", cfg, "--listen", addr, "--log-level", "warn"}, nil
 	case Mosquitto:
 		cfg := filepath.Join(dir, "mosquitto.conf")
-		if err := os.WriteFile(cfg, []byte(MosquittoConfig(port)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(MosquittoConfig(port, dataDir)), 0o644); err != nil {
 			return nil, err
 		}
 		return []string{b.Mosquitto, "-c", cfg}, nil

@@ -9,7 +9,7 @@ import (
 )
 
 func TestMosquittoConfig(t *testing.T) {
-	got := MosquittoConfig(18830)
+	got := MosquittoConfig(18830, "")
 	// Each directive the comparison depends on, exactly as Mosquitto
 	// reads it: one per line, name then value.
 	for _, want := range []string{
@@ -33,7 +33,7 @@ func TestMosquittoConfig(t *testing.T) {
 }
 
 func TestShoalConfig(t *testing.T) {
-	got := ShoalConfig(18831)
+	got := ShoalConfig(18831, "")
 	for _, want := range []string{`listen: "127.0.0.1:18831"`, "log_level: warn", "max_queued: 10000"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("shoal.yaml lacks %q:\n%s", want, got)
@@ -51,16 +51,38 @@ func TestCommand(t *testing.T) {
 		Floor:     {"/b/floor", "-addr", "127.0.0.1:1999"},
 	}
 	for name, want := range tests {
-		got, err := b.Command(name, 1999, dir)
+		got, err := b.Command(name, 1999, dir, false)
 		if err != nil || !slices.Equal(got, want) {
 			t.Errorf("Command(%s) = %q, %v; want %q", name, got, err, want)
 		}
 	}
 	conf, err := os.ReadFile(filepath.Join(dir, "mosquitto.conf"))
-	if err != nil || string(conf) != MosquittoConfig(1999) {
+	if err != nil || string(conf) != MosquittoConfig(1999, "") || !strings.Contains(string(conf), "persistence false") {
 		t.Errorf("mosquitto.conf written = %q, %v", conf, err)
 	}
-	if _, err := b.Command("nats", 1999, dir); err == nil {
+	shoal, err := os.ReadFile(filepath.Join(dir, "shoal.yaml"))
+	if err != nil || !strings.Contains(string(shoal), "persistence: false") {
+		t.Errorf("shoal.yaml without persistence = %q, %v", shoal, err)
+	}
+	// With persistence, each keeps its state in dir/data.
+	data := filepath.Join(dir, "data")
+	for _, name := range []string{Shoal, Mosquitto} {
+		if _, err := b.Command(name, 1999, dir, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shoal, _ = os.ReadFile(filepath.Join(dir, "shoal.yaml"))
+	conf, _ = os.ReadFile(filepath.Join(dir, "mosquitto.conf"))
+	if !strings.Contains(string(shoal), "data_dir: \""+data+"\"") || strings.Contains(string(shoal), "persistence: false") {
+		t.Errorf("shoal.yaml with persistence:\n%s", shoal)
+	}
+	if !strings.Contains(string(conf), "persistence true\npersistence_location "+data+"/") {
+		t.Errorf("mosquitto.conf with persistence:\n%s", conf)
+	}
+	if fi, err := os.Stat(data); err != nil || !fi.IsDir() {
+		t.Errorf("data directory not made: %v", err)
+	}
+	if _, err := b.Command("nats", 1999, dir, false); err == nil {
 		t.Error("Command of an unknown broker: no error")
 	}
 }

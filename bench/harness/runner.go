@@ -98,7 +98,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	if err != nil {
 		return err
 	}
-	argv, err := r.Bins.Command(broker, port, dir)
+	argv, err := r.Bins.Command(broker, port, dir, v.Persist)
 	if err != nil {
 		return err
 	}

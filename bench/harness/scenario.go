@@ -78,6 +78,10 @@ type Variant struct {
 	Shared bool
 	// NoFloor, when set, says why the floor does not run the variant.
 	NoFloor string
+	// Persist runs the brokers with their persistence on (Shoal's store,
+	// Mosquitto's persistence true); mochi-mqtt, which persists only
+	// through a storage hook, skips such variants.
+	Persist bool
 	// Stalled are subscribers that stop reading once subscribed (shoalbench
 	// stall): connected before the publishers start, left out of the
 	// figures, which are what the other clients see.
@@ -98,6 +102,9 @@ func (v Variant) Skip(broker string) string {
 	}
 	if broker == Floor && v.NoFloor != "" {
 		return v.NoFloor
+	}
+	if broker == Mochi && v.Persist {
+		return "mochi-mqtt persists only through a storage hook, which the harness does not load"
 	}
 	return ""
 }
@@ -122,7 +129,9 @@ func (v Variant) For(broker string) (subs, pubs []Gen) {
 }
 
 // Scenarios returns the scenario names in the order they run.
-func Scenarios() []string { return []string{"idle", "p2p", "fanout", "fanin", "mesh", "slowsub"} }
+func Scenarios() []string {
+	return []string{"idle", "p2p", "fanout", "fanin", "mesh", "slowsub", "persist"}
+}
 
 // Variants returns the variants of the named scenarios at scale s, in
 // order; an unknown name is an error.
@@ -242,6 +251,30 @@ func variants(s Scale, name string) ([]Variant, error) {
 		stalled.Desc = fmt.Sprintf("the same, plus %d subscribers of bench/# at QoS 1 that never read after their SUBACK (shoalbench stall)", s.Stalled)
 		stalled.Stalled = []Gen{{Mode: "stall", Count: s.Stalled, Topic: "bench/#", QoS: 1, Duration: subDur}}
 		return []Variant{base, stalled}, nil
+	case "persist":
+		// QoS 1 to persistent sessions (clean session 0), the brokers in
+		// memory and then on disk: the cost of durability, at saturation
+		// and in latency at the fixed rate.
+		n := s.P2P
+		mk := func(name string, persist bool, iv int, where string) Variant {
+			v := Variant{
+				Scenario: "persist", Name: name, Fanout: 1, Persist: persist,
+				NoFloor: "the floor has no sessions",
+				Desc: fmt.Sprintf("%d publishers to %d persistent subscribers (clean session 0) on bench/%%i, QoS 1, %s, %s",
+					n, n, offered(iv, n, s.P2PRate), where),
+				Subs: []Gen{sub(n, "bench/%i", 1)},
+				Pubs: []Gen{pub(n, "bench/%i", 1, iv)},
+			}
+			v.Subs[0].Persistent = true
+			return v
+		}
+		mem := mk("q1-mem-sat", false, 0, "persistence off")
+		disk := mk("q1-disk-sat", true, 0, "persistence on (Shoal: durability strict, fsync before PUBACK; Mosquitto: persistence true, a snapshot every 30 minutes and at exit)")
+		disk.Baseline = mem.Name
+		memRate := mk("q1-mem-rate", false, interval(n, s.P2PRate), "persistence off")
+		diskRate := mk("q1-disk-rate", true, interval(n, s.P2PRate), "persistence on")
+		diskRate.Baseline = memRate.Name
+		return []Variant{mem, disk, memRate, diskRate}, nil
 	}
 	return nil, fmt.Errorf("harness: unknown scenario %q (have %v)", name, Scenarios())
 }

@@ -41,8 +41,8 @@ func TestVariants(t *testing.T) {
 				t.Errorf("%s: %s: a saturation variant has -I %d", s.Name, key, v.Pubs[0].Interval)
 			}
 		}
-		if len(vs) != 15 {
-			t.Errorf("%s: %d variants; want 15", s.Name, len(vs))
+		if len(vs) != 19 {
+			t.Errorf("%s: %d variants; want 19", s.Name, len(vs))
 		}
 	}
 	if _, err := Variants(Quick(), []string{"nope"}); err == nil {
