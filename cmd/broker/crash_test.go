@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -141,13 +140,13 @@ func freePort(t *testing.T) int {
 // brokerProc is a broker process.
 type brokerProc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer // the process writes it while tests read it
 	done   chan struct{}
 }
 
 func startBroker(t *testing.T, bin, cfg, addr string) *brokerProc {
 	t.Helper()
-	p := &brokerProc{cmd: exec.Command(bin, "-c", cfg), stderr: new(bytes.Buffer), done: make(chan struct{})}
+	p := &brokerProc{cmd: exec.Command(bin, "-c", cfg), stderr: new(syncBuffer), done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -162,12 +161,12 @@ func startBroker(t *testing.T, bin, cfg, addr string) *brokerProc {
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("broker exited before listening: %s", p.stderr)
+			t.Fatalf("broker exited before listening: %s", p.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			t.Fatalf("broker not listening after 20s: %s", p.stderr)
+			t.Fatalf("broker not listening after 20s: %s", p.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -481,4 +480,45 @@ func (p *crashPub) stop() {
 	p.cn.Close()
 	<-p.done
 	<-p.rdone
+}
+
+// TestDamagedDataDirStarts: the broker starts and serves on a data
+// directory whose files were truncated — every file at once, the worst
+// case — reporting that it could not read it.
+func TestDamagedDataDirStarts(t *testing.T) {
+	bin := buildBroker(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cfg := filepath.Join(dir, "shoal.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_format: json\n", addr, data)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	br := startBroker(t, bin, cfg, addr)
+	sub := &crashSub{got: make(map[string]int), awaitRel: make(map[uint16]bool)}
+	if err := sub.connect(addr, true); err != nil {
+		t.Fatal(err)
+	}
+	sub.close()
+	br.kill()
+	entries, err := os.ReadDir(data)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("data directory: %d entries, %v", len(entries), err)
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && e.Name() != "LOCK" {
+			if err := os.Truncate(filepath.Join(data, e.Name()), 7); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	br = startBroker(t, bin, cfg, addr) // fails the test unless it listens
+	defer br.kill()
+	if err := sub.connect(addr, true); err != nil {
+		t.Fatalf("connecting to the broker started on a damaged directory: %v", err)
+	}
+	sub.close()
+	if !strings.Contains(br.stderr.String(), "unreadable") {
+		t.Errorf("the damage was not reported; stderr:\n%s", br.stderr.String())
+	}
 }
