@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,6 +24,10 @@ type Pebble struct {
 	// aside, reported by Load.
 	setAside error
 	closed   bool
+	// damaged is set when Pebble finds a block it cannot read (a checksum
+	// mismatch, a truncated file): Load then copies what it can read into
+	// a fresh store.
+	damaged atomic.Bool
 }
 
 // OpenPebble opens (or creates) the store in dir. A directory Pebble
@@ -30,7 +36,19 @@ type Pebble struct {
 // and Load reports what was lost.
 func OpenPebble(dir string, log zerolog.Logger) (*Pebble, error) {
 	p := &Pebble{dir: dir, log: log}
-	db, err := openPebble(dir, log)
+	db, err := p.open(dir)
+	if err != nil {
+		// The OPTIONS files only record the settings of an earlier open:
+		// a damaged one must not cost the data. Pebble writes a new one.
+		if olds, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*")); len(olds) > 0 {
+			for _, f := range olds {
+				_ = os.Remove(f)
+			}
+			if db, err = p.open(dir); err == nil {
+				log.Error().Str("dir", dir).Msg("store: unreadable OPTIONS file removed")
+			}
+		}
+	}
 	if err != nil {
 		aside := dir + ".unreadable-" + strconv.FormatInt(time.Now().Unix(), 10)
 		if rerr := os.Rename(dir, aside); rerr != nil {
@@ -38,7 +56,7 @@ func OpenPebble(dir string, log zerolog.Logger) (*Pebble, error) {
 		}
 		log.Error().Err(err).Str("dir", dir).Str("moved_to", aside).Msg("store unreadable: moved aside, starting empty")
 		p.setAside = fmt.Errorf("%s unreadable, moved to %s: %w", dir, aside, err)
-		if db, err = openPebble(dir, log); err != nil {
+		if db, err = p.open(dir); err != nil {
 			return nil, fmt.Errorf("store: %s: %w", dir, err)
 		}
 	}
@@ -46,15 +64,20 @@ func OpenPebble(dir string, log zerolog.Logger) (*Pebble, error) {
 	return p, nil
 }
 
-// openPebble opens dir, turning a panic from Pebble's fatal-error path
-// into an error.
-func openPebble(dir string, log zerolog.Logger) (db *pebble.DB, err error) {
+// open opens dir, turning a panic from Pebble's fatal-error path into an
+// error. Damage Pebble finds in a file later (by default fatal) is logged
+// and marks the store damaged instead.
+func (p *Pebble) open(dir string) (db *pebble.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("pebble: %v", r)
 		}
 	}()
-	return pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	el := &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+		p.damaged.Store(true)
+		p.log.Error().Err(info.Details).Str("file", info.Path).Msg("store: damaged file")
+	}}
+	return pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{p.log}, EventListener: el})
 }
 
 // pebbleLogger sends Pebble's log to zerolog: its chatter (flushes,
@@ -100,10 +123,73 @@ func (p *Pebble) Load(l Loader) error {
 	if p.setAside != nil {
 		l.Corrupt("data directory", p.setAside)
 	}
+	var drops [][]byte
+	load(p, l, func(k []byte) { drops = append(drops, append([]byte(nil), k...)) })
+	if p.damaged.Load() {
+		return p.salvage(drops)
+	}
 	del := p.db.NewBatch()
 	defer del.Close()
-	load(p, l, func(k []byte) { _ = del.Delete(k, nil) })
+	for _, k := range drops {
+		_ = del.Delete(k, nil)
+	}
 	return del.Commit(pebble.Sync)
+}
+
+// salvage copies every record that can still be read, but those in drops,
+// into a fresh store, which takes the directory's place; the damaged one
+// is moved to dir.unreadable-<unix time>. A damaged store left in place
+// would fail again at each read of the bad block, and its compactions
+// with it.
+func (p *Pebble) salvage(drops [][]byte) error {
+	skip := make(map[string]bool, len(drops))
+	for _, k := range drops {
+		skip[string(k)] = true
+	}
+	tmp := p.dir + ".salvage"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("store: salvage: %w", err)
+	}
+	fresh, err := p.open(tmp)
+	if err != nil {
+		return fmt.Errorf("store: salvage: %w", err)
+	}
+	b := fresh.NewBatch()
+	copied := 0
+	for _, kind := range []byte{kindSession, kindDelivery, kindSent, kindAwait, kindRetained} {
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
+		if err != nil {
+			continue
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			v, err := it.ValueAndErr()
+			if err != nil || skip[string(it.Key())] {
+				continue
+			}
+			_ = b.Set(it.Key(), v, nil)
+			copied++
+		}
+		_ = it.Close() // its error was reported by Load
+	}
+	err = errors.Join(b.Commit(pebble.Sync), fresh.Close())
+	_ = p.db.Close() // damaged: whatever it says
+	if err != nil {
+		return fmt.Errorf("store: salvage: %w", err)
+	}
+	aside := p.dir + ".unreadable-" + strconv.FormatInt(time.Now().Unix(), 10)
+	if err := os.Rename(p.dir, aside); err != nil {
+		return fmt.Errorf("store: salvage: %w", err)
+	}
+	if err := os.Rename(tmp, p.dir); err != nil {
+		return fmt.Errorf("store: salvage: %w", err)
+	}
+	p.log.Error().Str("dir", p.dir).Str("moved_to", aside).Int("records_kept", copied).
+		Msg("store damaged: what could be read was copied to a fresh store")
+	p.damaged.Store(false)
+	if p.db, err = p.open(p.dir); err != nil {
+		return fmt.Errorf("store: after salvage: %w", err)
+	}
+	return nil
 }
 
 // scan calls fn for each record of kind in key order. An iterator error —
@@ -117,12 +203,14 @@ func (p *Pebble) scan(l Loader, kind byte, what string, fn func(k, v []byte)) {
 	for ok := it.First(); ok; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
+			p.damaged.Store(true)
 			l.Corrupt(what, err)
 			continue
 		}
 		fn(it.Key(), v)
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		p.damaged.Store(true)
 		l.Corrupt(what+" (the rest of them)", err)
 	}
 }

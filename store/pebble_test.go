@@ -101,8 +101,21 @@ func TestPebbleDamagedDirectory(t *testing.T) {
 			t.Errorf("round %d: Commit after damage: %v", round, err)
 		}
 		if err := q.Close(); err != nil {
-			t.Logf("round %d: Close: %v", round, err)
+			t.Errorf("round %d: Close: %v", round, err)
 		}
+		// What was damaged was dealt with once: the store opens clean now.
+		again, err := OpenPebble(dir, testLogger(t))
+		if err != nil {
+			t.Fatalf("round %d: reopening: %v", round, err)
+		}
+		r2 := &recorder{}
+		if err := again.Load(r2); err != nil || len(r2.corrupt) > 0 {
+			t.Errorf("round %d: second load: %v, reports %q", round, err, r2.corrupt)
+		}
+		if len(r2.sessions) < len(r.sessions) {
+			t.Errorf("round %d: second load has %d sessions, the first had %d", round, len(r2.sessions), len(r.sessions))
+		}
+		_ = again.Close()
 	}
 	if reported == 0 {
 		t.Error("no round reported damage: the test damaged nothing that matters")
