@@ -64,7 +64,7 @@ bench: ## Shoal vs Mosquitto, mochi-mqtt and the floor, every scenario, 3 rounds
 bench-quick: ## the same at small scale, 1 round (~2 min); reports named *-quick
 	$(GO) run ./bench/cmd/harness -quick $(BENCH_ARGS)
 
-profile: ## CPU and allocation profiles of the broker under load: make profile SCENARIO=fanout|p2p|p2p-qos1|fanin
+profile: ## CPU and allocation profiles of the broker under load: make profile SCENARIO=fanout|p2p|p2p-qos1|p2p-rate|fanin
 	bash bench/profile.sh $(or $(SCENARIO),fanout)
 
 bench-pkg: ## package benchmarks (go test -bench), allocations included

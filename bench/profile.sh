@@ -3,7 +3,11 @@
 # shoal pinned to CPU 0 with --cpuprofile/--memprofile, drives it from CPU 1
 # with shoalbench, stops it, and prints the top of both profiles.
 #
-#   bench/profile.sh [fanout|p2p|p2p-qos1|fanin] [seconds]    (make profile)
+#   bench/profile.sh [fanout|p2p|p2p-qos1|p2p-rate|fanin] [seconds]    (make profile)
+#
+# p2p-rate is p2p QoS 1 at 10,000 msg/s, the fixed rate of make bench: where
+# CPU per delivery, not throughput, is the question. The broker runs in
+# memory (persistence: false), as in make bench.
 #
 # Profiles and binaries land in bench/results/scratch/profile-<scenario>/
 # (ignored by git); open them with `go tool pprof -http=: shoal cpu.prof`.
@@ -24,7 +28,8 @@ cpu() { if [ ${#pin[@]} -gt 0 ]; then echo "${pin[@]}" "$1"; fi; }
 
 # Started directly (taskset execs it), so $! is the broker itself; stopped
 # with SIGTERM, which background jobs of a script do not ignore.
-$(cpu 0) "$out/shoal" --listen "127.0.0.1:$port" --log-level warn \
+printf 'persistence: false\n' >"$out/shoal.yaml"
+$(cpu 0) "$out/shoal" -c "$out/shoal.yaml" --listen "127.0.0.1:$port" --log-level warn \
 	--cpuprofile "$out/cpu.prof" --memprofile "$out/mem.prof" 2>"$out/broker.log" &
 broker=$!
 trap 'kill -KILL $broker 2>/dev/null || true' EXIT
@@ -36,8 +41,9 @@ case $scenario in
 fanout)   subs=(-c 1000 -t prof/fan -q 0); pubs=(-c 1 -t prof/fan -q 0 -s 64 -I 0) ;;
 p2p)      subs=(-c 100 -t 'prof/%i' -q 0); pubs=(-c 100 -t 'prof/%i' -q 0 -s 64 -I 0) ;;
 p2p-qos1) subs=(-c 100 -t 'prof/%i' -q 1); pubs=(-c 100 -t 'prof/%i' -q 1 -s 64 -I 0) ;;
+p2p-rate) subs=(-c 100 -t 'prof/%i' -q 1); pubs=(-c 100 -t 'prof/%i' -q 1 -s 64 -I 10) ;;
 fanin)    subs=(-c 5 -t prof/in -q 0); pubs=(-c 1000 -t prof/in -q 0 -s 64 -I 0) ;;
-*) echo "profile.sh: unknown scenario $scenario (fanout, p2p, p2p-qos1, fanin)" >&2; exit 2 ;;
+*) echo "profile.sh: unknown scenario $scenario (fanout, p2p, p2p-qos1, p2p-rate, fanin)" >&2; exit 2 ;;
 esac
 gen sub "${subs[@]}" --duration "$((secs + 5))s" --ready "$out/ready" >"$out/sub.json" 2>"$out/sub.log" &
 sub=$!

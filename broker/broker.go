@@ -38,13 +38,18 @@ type Broker struct {
 
 	stats stats
 
+	// noInline sends every message through the router workers (tests of
+	// the worker path; see export_test.go).
+	noInline atomic.Bool
+
 	// Persistence (persist.go); store is nil when it is off.
-	store    store.Store
-	ownStore bool // opened from Config.DataDir: closed with the broker
-	strict   bool // Durability == Strict
-	seq      atomic.Uint64
-	bgMu     sync.Mutex   // guards bgw
-	bgw      store.Writer // for goroutines other than loops and workers
+	store       store.Store
+	ownStore    bool // opened from Config.DataDir: closed with the broker
+	strict      bool // Durability == Strict
+	seq         atomic.Uint64
+	bgMu        sync.Mutex   // guards bgw and storeClosed
+	bgw         store.Writer // for goroutines other than loops and workers
+	storeClosed bool
 
 	started  atomic.Bool
 	closed   atomic.Bool
@@ -87,7 +92,7 @@ func New(cfg Config) (*Broker, error) {
 	n := cfg.loops()
 	b.loops = make([]*loopState, n)
 	for i := range b.loops {
-		ls := &loopState{}
+		ls := &loopState{fan: newFanout(n)}
 		ls.room.L = &ls.mu
 		b.loops[i] = ls
 	}
@@ -113,9 +118,11 @@ func (b *Broker) Start() error {
 	if err := b.openStore(); err != nil {
 		return err
 	}
-	if err := b.restore(); err != nil {
+	wills, err := b.restore()
+	if err != nil {
 		return errors.Join(err, b.closeStore())
 	}
+	b.makeWriters()
 	for _, w := range b.workers {
 		b.bgDone.Add(1)
 		go func() {
@@ -132,6 +139,7 @@ func (b *Broker) Start() error {
 		b.stopBackground()
 		return errors.Join(err, b.closeStore())
 	}
+	b.scheduleWills(wills) // those due at once need the workers
 	return nil
 }
 
@@ -152,7 +160,12 @@ func (b *Broker) Close(ctx context.Context) error {
 	})
 	err := b.engine.Stop(ctx)
 	b.stopBackground()
-	return errors.Join(err, b.closeStore())
+	if err != nil {
+		// Loops may still run and use their writers: leave the store as
+		// it is; what it has committed is there.
+		return err
+	}
+	return b.closeStore()
 }
 
 // stopBackground ends the workers and the expiry goroutine. Worker queues
@@ -177,8 +190,11 @@ func (b *Broker) worker(id []byte) *worker {
 
 // job is one message for a router worker, with the acknowledgement to send
 // its publisher once it is routed (ack nil: none, as for QoS 0 and wills).
+// A job without a message carries an acknowledgement alone, queued behind
+// the publisher's earlier messages (a resent QoS 2 PUBLISH).
 type job struct {
 	m     *router.Message
+	from  *client // the publishing client, nil for wills: its routing count
 	ack   *client
 	ackID uint16
 	ackT  codec.Type // PUBACK or PUBREC
@@ -260,7 +276,7 @@ func (b *Broker) endSessionLocked(w store.Writer, s *session.Session) []session.
 // messages both ways — and returns its unfinished shared deliveries, as
 // endSessionLocked does.
 func (b *Broker) clearSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	deleteSessionLocked(w, s)
+	b.deleteSessionLocked(w, s)
 	orphans := s.TakeSharedLocked()
 	for _, sub := range s.ClearLocked() {
 		b.subs.Unsubscribe(s, sub.Filter)

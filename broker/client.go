@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -40,6 +41,11 @@ type client struct {
 	version   byte
 	state     uint8
 	dropWill  bool // normal DISCONNECT: no will [MQTT-3.1.2-10], [MQTT-3.14.4-3]
+
+	// routing counts the client's messages handed to a router worker and
+	// not yet posted to the loops: while it is 0 the loop may route the
+	// next one itself without overtaking them (routeInline).
+	routing atomic.Int32
 }
 
 // clientExt holds what a minority of clients need: a will, MQTT 5 limits
@@ -391,7 +397,7 @@ func (c *client) leave() {
 			if !c.dropWill {
 				will, delay = c.will()
 			}
-			storeSessionLocked(sw, s, will, delay)
+			b.storeSessionLocked(sw, s, will, delay)
 		}
 	}
 	gen := c.gen // this connection's attachment: a newer one cancels a delayed will

@@ -145,7 +145,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	s.ExpireAt = 0
 	if ls.sw != nil && (s.Stored || s.Expiry != 0) {
 		will, delay := c.will()
-		storeSessionLocked(ls.sw, s, will, delay)
+		b.storeSessionLocked(ls.sw, s, will, delay)
 		ls.needSync = true // before CONNACK: a session present is a session kept
 	}
 	c.sess = s

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
@@ -36,6 +37,13 @@ type loopState struct {
 	// before each flush; needSync asks that commit to sync (persist.go).
 	sw       store.Writer
 	needSync bool
+
+	// fan is the scratch of messages the loop routes itself (routeInline);
+	// its sw is sw.
+	fan fanout
+	// queued mirrors len(items) for other loops deciding, without the
+	// lock, whether to route inline.
+	queued atomic.Int32
 
 	// Releases of delivered messages, gathered: consecutive deliveries of
 	// one message (a fan-out's, as posted) give back their references in
@@ -80,7 +88,20 @@ func (b *Broker) post(i int, p pending) {
 	ls := b.loops[i]
 	ls.mu.Lock()
 	ls.items = append(ls.items, p)
+	ls.queued.Store(int32(len(ls.items)))
 	ls.mu.Unlock()
+	b.engine.LoopAt(i).Wake()
+}
+
+// postAll appends batch to loop i's inbox, never waiting, with one
+// wake-up, and empties batch. For loops (routeInline).
+func (b *Broker) postAll(i int, batch []pending) {
+	ls := b.loops[i]
+	ls.mu.Lock()
+	ls.items = append(ls.items, batch...)
+	ls.queued.Store(int32(len(ls.items)))
+	ls.mu.Unlock()
+	clear(batch)
 	b.engine.LoopAt(i).Wake()
 }
 
@@ -108,6 +129,7 @@ func (b *Broker) postBatch(i int, batch []pending) {
 		ls.room.Wait()
 	}
 	ls.items = append(ls.items, batch...)
+	ls.queued.Store(int32(len(ls.items)))
 	ls.mu.Unlock()
 	clear(batch)
 	l.Wake()
@@ -129,6 +151,7 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 	ls.mu.Lock()
 	items := ls.items
 	ls.items = ls.spare[:0]
+	ls.queued.Store(0)
 	ls.room.Broadcast()
 	ls.mu.Unlock()
 	now := l.Now()
@@ -188,13 +211,14 @@ func (b *Broker) queueOfflineLocked(w store.Writer, s *session.Session, d sessio
 }
 
 // worker routes messages: retained store, subscription match, fan-out to
-// loops. Each has its own scratch so that routing allocates nothing.
+// loops.
 type worker struct {
-	b       *Broker
-	ch      chan job
-	matches router.Matches
-	perLoop [][]pending  // deliveries grouped by loop, flushed per message
-	sw      store.Writer // nil: persistence off; committed before each post
+	fanout // its sw is committed before each post
+	b      *Broker
+	ch     chan job
+	// done are the publishers of the jobs routed since the last post:
+	// their routing counts drop once the deliveries are posted.
+	done []*client
 }
 
 // full reports whether w's queue has no room now. Safe for concurrent use.
@@ -212,9 +236,7 @@ func (w *worker) submit(j job) bool {
 }
 
 func newWorker(b *Broker, queue, loops int) *worker {
-	w := &worker{b: b, ch: make(chan job, queue), perLoop: make([][]pending, loops)}
-	w.matches.Usable = usableMember
-	return w
+	return &worker{fanout: newFanout(loops), b: b, ch: make(chan job, queue)}
 }
 
 // usableMember tells shared-subscription picks to pass over a member that
@@ -260,8 +282,14 @@ func (w *worker) run() {
 // subscriber's hands or queue, so its in-flight window bounds what it has
 // in the router [MQTT-4.3.2-2], [MQTT-4.3.3-2].
 func (w *worker) do(j job) {
-	stored := w.route(j.m)
-	j.m.Release()
+	stored := w.sw != nil // an acknowledgement alone: of a stored message
+	if j.m != nil {
+		stored = w.route(w.b, j.m)
+		j.m.Release()
+	}
+	if j.from != nil {
+		w.done = append(w.done, j.from)
+	}
 	if j.ack != nil {
 		li := j.ack.LoopIndex()
 		w.perLoop[li] = append(w.perLoop[li], pending{ack: j.ack, ackID: j.ackID, ackT: j.ackT, ackSync: stored})
@@ -283,33 +311,81 @@ func (w *worker) post() {
 			w.perLoop[i] = batch[:0]
 		}
 	}
+	w.handOffline(w.b)
+	if w.sw != nil && w.sw.Dirty() { // what the queues dropped
+		if err := w.sw.Commit(false); err != nil {
+			w.b.commitFailed(err)
+		}
+	}
+	for i, c := range w.done {
+		c.routing.Add(-1) // its deliveries are in the inboxes now
+		w.done[i] = nil
+	}
+	w.done = w.done[:0]
+}
+
+// fanout is the scratch of routing, so that routing allocates nothing:
+// each router worker has one, and each loop one for the messages it routes
+// itself (routeInline).
+type fanout struct {
+	matches router.Matches
+	perLoop [][]pending  // deliveries grouped by loop
+	sw      store.Writer // the owner's store writer; nil: persistence off
+	// offline are stored deliveries to sessions that were offline, for
+	// handOffline once sw is committed.
+	offline []pending
+}
+
+// handOffline puts the gathered deliveries to offline sessions into their
+// queues — or, for a session that came back meanwhile, posts them to its
+// loop. Call it after committing f.sw: its deletes must follow the puts.
+func (f *fanout) handOffline(b *Broker) {
+	for i := range f.offline {
+		p := &f.offline[i]
+		s := p.sess
+		s.Lock()
+		if c, _ := s.OwnerLocked().(*client); c != nil {
+			b.post(c.LoopIndex(), pending{sess: s, d: p.d})
+		} else {
+			b.queueOfflineLocked(f.sw, s, p.d)
+		}
+		s.Unlock()
+		f.offline[i] = pending{}
+	}
+	f.offline = f.offline[:0]
+}
+
+func newFanout(loops int) fanout {
+	f := fanout{perLoop: make([][]pending, loops)}
+	f.matches.Usable = usableMember
+	return f
 }
 
 // route gathers m's deliveries to every matching subscriber [MQTT-3.3.4]
-// into w.perLoop; post sends them on. It reports whether it stored
+// into f.perLoop, for the caller to hand on. It reports whether it stored
 // anything: a retained message, or a delivery to a persistent session.
-func (w *worker) route(m *router.Message) (stored bool) {
-	b := w.b
+func (f *fanout) route(b *Broker, m *router.Message) (stored bool) {
 	if m.Retain {
 		b.retained.Set(m) // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
-		if w.sw != nil {
+		if f.sw != nil {
 			if len(m.Payload) == 0 {
-				w.sw.DeleteRetained(m.Topic)
+				f.sw.DeleteRetained(m.Topic)
 			} else {
 				rec := storeMessage(m)
-				w.sw.PutRetained(rec)
+				f.sw.PutRetained(rec)
 			}
 			stored = true
 		}
 	}
-	w.matches.Reset()
-	b.subs.Match(m.Topic, m.From, m.FromID, &w.matches)
+	f.matches.Reset()
+	b.subs.Match(m.Topic, m.From, m.FromID, &f.matches)
 	// Deliveries handed to loops share m; their references are taken in
-	// one atomic add after the loop below (the worker's own reference
-	// keeps m alive meanwhile, and nothing is posted before w.post).
+	// one atomic add after the loop below (the caller's own reference
+	// keeps m alive meanwhile, and nothing is handed on before route
+	// returns).
 	refs := int32(0)
-	for i := range w.matches.List {
-		mt := &w.matches.List[i]
+	for i := range f.matches.List {
+		mt := &f.matches.List[i]
 		s, ok := mt.Sub.(*session.Session)
 		if !ok {
 			continue
@@ -327,27 +403,35 @@ func (w *worker) route(m *router.Message) (stored bool) {
 			d.Group = mt.Group // for reroute, should the member's session end
 		}
 		d.Msg = m
-		if d.QoS > 0 && w.sw != nil && s.Persistent() {
-			b.putDelivery(w.sw, s, &d)
+		if d.QoS > 0 && f.sw != nil && s.Persistent() {
+			b.putDelivery(f.sw, s, &d)
 			stored = true
 		}
 		if li := s.LoopHint(); li >= 0 {
 			refs++
-			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
+			f.perLoop[li] = append(f.perLoop[li], pending{sess: s, d: d})
 			continue
 		}
 		if d.QoS == 0 {
 			continue // offline: QoS 0 is not kept
+		}
+		if d.Seq != 0 {
+			// Stored: into the session only once the store has it, or the
+			// session's own loop could complete and delete it first and the
+			// late commit would bring it back (handOffline).
+			m.Ref()
+			f.offline = append(f.offline, pending{sess: s, d: d})
+			continue
 		}
 		s.Lock()
 		if c, _ := s.OwnerLocked().(*client); c != nil {
 			// Came online since the hint: deliver through its loop.
 			li := c.LoopIndex()
 			refs++
-			w.perLoop[li] = append(w.perLoop[li], pending{sess: s, d: d})
+			f.perLoop[li] = append(f.perLoop[li], pending{sess: s, d: d})
 		} else {
 			m.Ref() // the queue may release it at once (drop policy)
-			b.queueOfflineLocked(w.sw, s, d)
+			b.queueOfflineLocked(f.sw, s, d)
 		}
 		s.Unlock()
 	}
@@ -390,5 +474,69 @@ func (b *Broker) reroute(w store.Writer, orphans []session.Delivery) {
 			b.queueOfflineLocked(w, s, d)
 		}
 		s.Unlock()
+	}
+}
+
+// inlineInboxMax is how full any loop's inbox may be for a loop to route
+// a message itself (routeInline): routing on the loop posts to the other
+// loops without waiting, so it is for when they keep up. Past it, messages
+// go through the router workers, whose posts wait for room.
+const inlineInboxMax = 4096
+
+// inlineRoom reports whether every loop's inbox is below inlineInboxMax.
+// Safe for concurrent use.
+func (b *Broker) inlineRoom() bool {
+	for _, ls := range b.loops {
+		if ls.queued.Load() >= inlineInboxMax {
+			return false
+		}
+	}
+	return true
+}
+
+// routeInline routes j on loop l, which received it, instead of through a
+// router worker: no hand-off to a worker and back, so no goroutine wake-up
+// and no loop wake-up for the loop's own subscribers. Measured at
+// make bench's fixed rate (p2p QoS 1, 10,000 msg/s), the hand-offs were a
+// third of the broker's system calls (perf stat: 3.3 writes and 1.6
+// epoll_waits per message, against 2 and 0.5 for the deliveries alone).
+// The caller checked that j's publisher has nothing left with a worker, so
+// nothing of its overtakes anything; the loop's own inbox is delivered
+// first for the same reason. The acknowledgement goes out after the
+// deliveries, as from a worker.
+func (b *Broker) routeInline(l *eventloop.Loop, ls *loopState, j job) {
+	f := &ls.fan
+	stored := f.route(b, j.m)
+	j.m.Release()
+	if stored {
+		// Committed before another loop can delete what it stored, and
+		// synced before the acknowledgement goes out.
+		if err := ls.sw.Commit(false); err != nil {
+			b.commitFailed(err)
+		}
+		ls.needSync = ls.needSync || j.ack != nil
+	}
+	own := l.Index()
+	for i, batch := range f.perLoop {
+		if i != own && len(batch) > 0 {
+			b.postAll(i, batch)
+			f.perLoop[i] = batch[:0]
+		}
+	}
+	f.handOffline(b)
+	if mine := f.perLoop[own]; len(mine) > 0 {
+		if ls.queued.Load() > 0 {
+			b.drainInbox(l)
+		}
+		now := l.Now()
+		for i := range mine {
+			b.deliverOnLoop(l, ls, mine[i].sess, mine[i].d, now)
+			mine[i] = pending{}
+		}
+		ls.flushReleases()
+		f.perLoop[own] = mine[:0]
+	}
+	if j.ack != nil {
+		j.ack.sendAck(j.ackT, j.ackID)
 	}
 }

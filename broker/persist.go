@@ -82,32 +82,48 @@ func (b *Broker) openStore() error {
 		return nil
 	}
 	b.strict = b.cfg.Durability == Strict
+	return nil
+}
+
+// makeWriters gives every loop, every worker and the background goroutines
+// their store writers. After restore: Load may replace the store's
+// database (salvage), and writers made before would write to the old one.
+func (b *Broker) makeWriters() {
+	if b.store == nil {
+		return
+	}
+	b.bgMu.Lock()
 	b.bgw = b.store.NewWriter()
+	b.bgMu.Unlock()
 	for _, w := range b.workers {
 		w.sw = b.store.NewWriter()
 	}
 	for _, ls := range b.loops {
 		ls.sw = b.store.NewWriter()
+		ls.fan.sw = ls.sw
 	}
-	return nil
 }
 
 // closeStore syncs and, if the broker opened it, closes the store. Loops
-// and workers have stopped.
+// and workers have stopped. Later background work (a delayed will's timer)
+// finds storeClosed and leaves the store alone.
 func (b *Broker) closeStore() error {
 	if b.store == nil {
 		return nil
 	}
-	var errs []error
-	for _, ls := range b.loops {
-		errs = append(errs, ls.sw.Commit(false))
-	}
-	for _, w := range b.workers {
-		errs = append(errs, w.sw.Commit(false))
-	}
 	b.bgMu.Lock()
-	errs = append(errs, b.bgw.Commit(false))
-	b.bgMu.Unlock()
+	defer b.bgMu.Unlock()
+	b.storeClosed = true
+	var errs []error
+	if b.bgw != nil { // writers exist once restore is done
+		for _, ls := range b.loops {
+			errs = append(errs, ls.sw.Commit(false))
+		}
+		for _, w := range b.workers {
+			errs = append(errs, w.sw.Commit(false))
+		}
+		errs = append(errs, b.bgw.Commit(false))
+	}
 	if b.ownStore {
 		errs = append(errs, b.store.Close())
 	} else {
@@ -125,7 +141,7 @@ func (b *Broker) commitFailed(err error) {
 
 // withBG runs fn with the background writer and commits what fn wrote.
 // For goroutines that are neither a loop nor a worker.
-// With persistence off fn gets nil.
+// With persistence off, or once the store is closed, fn gets nil.
 func (b *Broker) withBG(fn func(w store.Writer)) {
 	if b.store == nil {
 		fn(nil)
@@ -133,6 +149,10 @@ func (b *Broker) withBG(fn func(w store.Writer)) {
 	}
 	b.bgMu.Lock()
 	defer b.bgMu.Unlock()
+	if b.storeClosed {
+		fn(nil)
+		return
+	}
 	fn(b.bgw)
 	if err := b.bgw.Commit(false); err != nil {
 		b.commitFailed(err)
@@ -178,15 +198,16 @@ func forget(w store.Writer, s *session.Session, seq uint64) {
 // storeSessionLocked writes s's record if it outlives its connection, or
 // removes it if it no longer does. will is the will to keep with it (nil:
 // none). s.mu must be held.
-func storeSessionLocked(w store.Writer, s *session.Session, will *router.Message, willDelay uint32) {
+//
+// Session records are committed at once, under the session lock: the next
+// holder of the lock may be another loop with a writer of its own, whose
+// newer record must not be overwritten by this one committed late.
+func (b *Broker) storeSessionLocked(w store.Writer, s *session.Session, will *router.Message, willDelay uint32) {
 	if w == nil {
 		return
 	}
 	if s.Expiry == 0 {
-		if s.Stored {
-			w.DeleteSession(s.ClientID())
-			s.Stored = false
-		}
+		b.deleteSessionLocked(w, s)
 		return
 	}
 	subs := s.SubsLocked()
@@ -201,14 +222,23 @@ func storeSessionLocked(w store.Writer, s *session.Session, will *router.Message
 	}
 	w.PutSession(&rec)
 	s.Stored = true
+	b.commitNow(w)
 }
 
-// deleteSessionLocked removes s's records, if it has any. s.mu must be
-// held.
-func deleteSessionLocked(w store.Writer, s *session.Session) {
+// deleteSessionLocked removes s's records, if it has any, committed at
+// once as storeSessionLocked's are. s.mu must be held.
+func (b *Broker) deleteSessionLocked(w store.Writer, s *session.Session) {
 	if w != nil && s.Stored {
 		w.DeleteSession(s.ClientID())
 		s.Stored = false
+		b.commitNow(w)
+	}
+}
+
+// commitNow commits w without syncing; the caller's next sync covers it.
+func (b *Broker) commitNow(w store.Writer) {
+	if err := w.Commit(false); err != nil {
+		b.commitFailed(err)
 	}
 }
 
@@ -228,24 +258,28 @@ type pendingWill struct {
 	expiry uint32
 }
 
-// restore loads the stored state before the listener opens, then
-// schedules the stored wills: their connections were lost with the
-// broker.
-func (b *Broker) restore() error {
+// restore loads the stored state before the listener opens. It returns
+// the stored wills, for scheduleWills once the writers exist: their
+// connections were lost with the broker.
+func (b *Broker) restore() ([]pendingWill, error) {
 	if b.store == nil {
-		return nil
+		return nil, nil
 	}
 	start := time.Now()
 	r := &restorer{b: b, now: start.UnixNano()}
 	if err := b.store.Load(r); err != nil {
-		return fmt.Errorf("broker: loading the persistent store: %w", err)
-	}
-	for _, pw := range r.wills {
-		b.publishWill(pw.s, pw.will, pw.gen, pw.delay, pw.expiry)
+		return nil, fmt.Errorf("broker: loading the persistent store: %w", err)
 	}
 	b.log.Info().Int("sessions", b.sessions.Len()).Int("retained", b.retained.Count()).
 		Int("wills", len(r.wills)).Dur("took", time.Since(start)).Msg("persistent state loaded")
-	return nil
+	return r.wills, nil
+}
+
+// scheduleWills publishes the restored wills after their delays.
+func (b *Broker) scheduleWills(wills []pendingWill) {
+	for _, pw := range wills {
+		b.publishWill(pw.s, pw.will, pw.gen, pw.delay, pw.expiry)
+	}
 }
 
 func (r *restorer) Session(rec *store.Session) bool {
@@ -285,8 +319,10 @@ func (r *restorer) Delivery(clientID string, rec *store.Delivery) bool {
 		b.seq.Store(rec.Seq)
 	}
 	s := b.sessions.Get(clientID)
-	if s == nil || (rec.Msg.Expiry != 0 && rec.Msg.Expiry <= r.now && rec.State != session.AwaitPubcomp) {
-		return false // session gone, or message expired [MQTT-3.3.2-5]
+	if s == nil || (rec.State == 0 && rec.Msg.Expiry != 0 && rec.Msg.Expiry <= r.now) {
+		// Session gone, or a queued message expired; one already sent is
+		// on its way and finishes [MQTT-3.3.2-5].
+		return false
 	}
 	m := rec.Msg
 	d := session.Delivery{

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -212,5 +213,59 @@ func TestPersistExpiryAndCleanStart(t *testing.T) {
 	stop(t, b)
 	if n := mem.Len(); n != 0 {
 		t.Fatalf("%d records left after the clean start, want 0", n)
+	}
+}
+
+// TestPersistDamagedStoreServes: a store with an unreadable block is
+// salvaged at start (what can be read is kept), and the broker then stores
+// new state as usual.
+func TestPersistDamagedStoreServes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	use := func(c *broker.Config) { c.DataDir = dir }
+	a, addr := testutil.StartBroker(t, use)
+	pub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("filler"), CleanStart: true})
+	big := make([]byte, 60<<10)
+	for i := range 120 { // ~7 MB of retained messages: past a memtable, into a table file
+		pub.SendPublish(codec.Publish{Topic: []byte(fmt.Sprintf("big/%d", i)), QoS: 1, PacketID: uint16(i + 1), Retain: true, Payload: big})
+		pub.ExpectAck(codec.PUBACK, uint16(i+1), testutil.Wait)
+	}
+	stop(t, a)
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table file to damage")
+	}
+	data, err := os.ReadFile(tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(data) / 3; i < len(data)/3+64; i++ {
+		data[i] ^= 0xA5
+	}
+	if err := os.WriteFile(tables[0], data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	b, addr := testutil.StartBroker(t, use)
+	if n := b.RetainedCount(); n == 0 || n >= 120 {
+		t.Errorf("%d retained messages after the damage, want some but not all 120", n)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("data directory after salvage: %v", err)
+	}
+	sub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("after")})
+	sub.Subscribe(1, "new/t", 1) // stores the session: the writers work on the salvaged store
+	sub.Drop()
+	p2, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("p2"), CleanStart: true})
+	p2.SendPublish(codec.Publish{Topic: []byte("new/t"), QoS: 1, PacketID: 1, Payload: []byte("kept")})
+	p2.ExpectAck(codec.PUBACK, 1, testutil.Wait)
+	stop(t, b)
+
+	_, addr = testutil.StartBroker(t, use)
+	back, ack := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("after")})
+	if !ack.SessionPresent {
+		t.Fatal("the session stored after the salvage is gone")
+	}
+	if p, _ := back.ExpectPublish(testutil.Wait); string(p.Payload) != "kept" {
+		t.Fatalf("got %q, want kept", p.Payload)
 	}
 }

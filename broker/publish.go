@@ -53,9 +53,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		case !owns:
 			return errSuperseded
 		case dup:
-			buf := c.conn.Buffer()
-			buf.B = codec.AppendAck(buf.B, codec.PUBREC, p.PacketID, codec.Success, c.version)
-			return nil
+			return c.pubrecAgain(ls, p.PacketID)
 		case full:
 			// MQTT 5: 0x93 [MQTT-3.3.4-7]. MQTT 3.x has no Receive Maximum
 			// but the same bound keeps one client from holding 65,535 ids
@@ -81,14 +79,23 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		ls.props = fwd
 	}
 	m := router.NewMessage(topic, p.Payload, fwd, c.id(), p.QoS, p.Retain, expiry, s)
-	j := job{m: m}
+	j := job{m: m, from: c}
 	switch p.QoS {
 	case 1:
 		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBACK // [MQTT-4.3.2-2]
 	case 2:
 		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
 	}
+	if c.routing.Load() == 0 && !b.noInline.Load() && b.inlineRoom() {
+		if p.QoS == 2 {
+			c.awaitRel(ls, p.PacketID)
+		}
+		b.routeInline(c.conn.Loop(), ls, j)
+		return nil
+	}
+	c.routing.Add(1)
 	if !w.submit(j) {
+		c.routing.Add(-1)
 		m.Release()
 		if p.QoS == 0 {
 			b.stats.dropsWorkerFull.Add(1) // QoS 0 is at most once: drop
@@ -101,19 +108,52 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		return eventloop.ErrPause
 	}
 	if p.QoS == 2 {
-		s.Lock()
-		if c.ownsLocked() {
-			s.AddAwaitRelLocked(p.PacketID)
-			// Durable before PUBREC, so that a resend after a restart is
-			// still known as one [MQTT-4.3.3-10].
-			if ls.sw != nil && s.Persistent() {
-				ls.sw.PutAwaitRel(s.ClientID(), p.PacketID)
-				ls.needSync = true
-			}
-		}
-		s.Unlock()
+		c.awaitRel(ls, p.PacketID)
 	}
 	return nil
+}
+
+// awaitRel records inbound QoS 2 packet id id as received: until PUBREL, a
+// PUBLISH with it is a resend [MQTT-4.3.3-10]. It is durable before PUBREC
+// goes out, so that a resend after a restart is still known as one.
+func (c *client) awaitRel(ls *loopState, id uint16) {
+	s := c.sess
+	s.Lock()
+	if c.ownsLocked() {
+		s.AddAwaitRelLocked(id)
+		if ls.sw != nil && s.Persistent() {
+			ls.sw.PutAwaitRel(s.ClientID(), id)
+			ls.needSync = true
+		}
+	}
+	s.Unlock()
+}
+
+// pubrecAgain answers a resent QoS 2 PUBLISH whose first copy was taken.
+// That copy may still wait in a router worker: the PUBREC then goes through
+// the same worker, behind it, so that it never comes before the message is
+// routed (and stored). Otherwise it is written at once — synced first, as
+// the first copy's PUBREC may still be on its way through the inbox.
+func (c *client) pubrecAgain(ls *loopState, id uint16) error {
+	if c.routing.Load() > 0 {
+		c.routing.Add(1)
+		if !c.b.worker(c.id()).submit(job{from: c, ack: c, ackID: id, ackT: codec.PUBREC}) {
+			c.routing.Add(-1)
+			c.b.stats.publishPauses.Add(1)
+			return eventloop.ErrPause
+		}
+		return nil
+	}
+	ls.needSync = ls.needSync || ls.sw != nil
+	buf := c.conn.Buffer()
+	buf.B = codec.AppendAck(buf.B, codec.PUBREC, id, codec.Success, c.version)
+	return nil
+}
+
+// writeAck writes an acknowledgement packet with reason code code.
+func (c *client) writeAck(t codec.Type, id uint16, code codec.ReasonCode) {
+	buf := c.conn.Buffer()
+	buf.B = codec.AppendAck(buf.B, t, id, code, c.version)
 }
 
 // sendAck acknowledges a routed PUBLISH, if the connection it came on is
@@ -172,7 +212,6 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 	}
 	s := c.sess
 	now := c.conn.Loop().Now()
-	buf := c.conn.Buffer()
 	s.Lock()
 	defer s.Unlock()
 	if !c.ownsLocked() {
@@ -195,13 +234,13 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 					ls.sw.MarkSent(s.ClientID(), seq, a.PacketID, session.AwaitPubcomp)
 					ls.needSync = true
 				}
-				buf.B = codec.AppendAck(buf.B, codec.PUBREL, a.PacketID, codec.Success, c.version) // [MQTT-4.3.3-4]
+				c.writeAck(codec.PUBREL, a.PacketID, codec.Success) // [MQTT-4.3.3-4]
 			} else {
 				forget(ls.sw, s, seq)
 				c.drainQueueLocked(ls, now)
 			}
 		} else if c.version == codec.V5 {
-			buf.B = codec.AppendAck(buf.B, codec.PUBREL, a.PacketID, codec.PacketIDNotFound, c.version)
+			c.writeAck(codec.PUBREL, a.PacketID, codec.PacketIDNotFound)
 		}
 	case codec.PUBREL:
 		code := codec.Success
@@ -210,7 +249,7 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 		} else if ls.sw != nil && s.Persistent() {
 			ls.sw.DeleteAwaitRel(s.ClientID(), a.PacketID)
 		}
-		buf.B = codec.AppendAck(buf.B, codec.PUBCOMP, a.PacketID, code, c.version)
+		c.writeAck(codec.PUBCOMP, a.PacketID, code)
 	case codec.PUBCOMP:
 		if seq, ok := s.PubcompLocked(a.PacketID); ok {
 			forget(ls.sw, s, seq)

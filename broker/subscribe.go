@@ -155,7 +155,7 @@ func (c *client) storeSubscriptions(ls *loopState) {
 	s.Lock()
 	if c.ownsLocked() && s.Expiry != 0 {
 		will, delay := c.will()
-		storeSessionLocked(ls.sw, s, will, delay)
+		c.b.storeSessionLocked(ls.sw, s, will, delay)
 		ls.needSync = true
 	}
 	s.Unlock()

@@ -24,7 +24,7 @@ func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint3
 			s.Lock()
 			resumed = s.Gen != gen
 			if !resumed && s.Stored {
-				storeSessionLocked(w, s, nil, 0) // published: not again after a restart
+				b.storeSessionLocked(w, s, nil, 0) // published: not again after a restart
 			}
 			s.Unlock()
 		})

@@ -147,7 +147,7 @@ func (l *Loop) flush() {
 		if c.out == nil {
 			continue
 		}
-		if !c.closed {
+		if !c.closed && len(c.out.B) > 0 { // a Buffer taken and left empty costs no system call
 			_, _ = c.gc.Write(c.out.B)
 		}
 		c.dropOut()

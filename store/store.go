@@ -8,7 +8,8 @@ import "github.com/shoalmq/shoal/router"
 // reads everything back at start-up. Store's methods are safe for
 // concurrent use; a Writer's are not.
 type Store interface {
-	// NewWriter returns a writer for one goroutine.
+	// NewWriter returns a writer for one goroutine. Make writers after
+	// Load: Load may replace a damaged database with a salvaged one.
 	NewWriter() Writer
 	// Load reads the stored state back, calling l's methods in this order:
 	// every session, then every delivery (per client in Seq order), then
