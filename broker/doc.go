@@ -7,24 +7,33 @@
 //
 //  1. An event loop (package eventloop) cuts a frame from a connection's
 //     byte stream and calls OnFrame on that loop's goroutine.
-//  2. The client's handler decodes it into the loop's scratch packet,
-//     copies it once into a pooled router.Message and hands it to a router
-//     worker chosen by a hash of the publisher's client id, so one client's
-//     messages stay in order. If the worker's queue is full, a QoS 0
-//     message is dropped and a QoS 1/2 one is left in the connection's
-//     buffer: the connection pauses until there is room (eventloop.ErrPause).
-//  3. The worker stores it if retained, matches it against the
-//     lock-striped subscription table, and groups the deliveries by the
-//     event loop owning each subscriber's connection: one inbox append and
-//     one wake-up per loop per batch of messages, not per subscriber.
-//     Deliveries for offline persistent sessions go straight to their
-//     queue. The publisher's PUBACK or PUBREC rides in its loop's inbox
-//     behind them: a message is acknowledged once it is routed, so a
-//     publisher's in-flight window bounds what it has inside the broker.
-//     A worker waits while a loop's inbox is full; loops never wait.
+//  2. The client's handler decodes it into the loop's scratch packet and
+//     copies it once into a pooled router.Message. When the publisher has
+//     no earlier message still with a router worker and no loop's inbox is
+//     backed up, the loop routes it itself (routeInline): matches it,
+//     delivers to its own connections at once, posts to the other loops,
+//     and writes the PUBACK or PUBREC after. That is the common case below
+//     saturation, and it saves the hand-off to a worker and back.
+//  3. Otherwise it goes to a router worker chosen by a hash of the
+//     publisher's client id, so one client's messages stay in order. If the
+//     worker's queue is full, a QoS 0 message is dropped and a QoS 1/2 one
+//     is left in the connection's buffer: the connection pauses until there
+//     is room (eventloop.ErrPause). The worker stores it if retained,
+//     matches it against the lock-striped subscription table, and groups
+//     the deliveries by the event loop owning each subscriber's connection:
+//     one inbox append and one wake-up per loop per batch of messages, not
+//     per subscriber. Deliveries for offline persistent sessions go to
+//     their queue. The publisher's PUBACK or PUBREC rides in its loop's
+//     inbox behind them: a message is acknowledged once it is routed, so a
+//     publisher's in-flight window bounds what it has inside the broker. A
+//     worker waits while a loop's inbox is full; loops never wait.
 //  4. Each woken loop encodes the deliveries into its connections' output
 //     buffers under each session's lock (packet ids, in-flight window,
 //     queue), then writes each connection once.
+//
+// With persistence on (persist.go), whoever routes a message also stores
+// its deliveries to persistent sessions, and the acknowledgement waits for
+// the store: see the durability contract there and in README.md.
 //
 // # Ownership and locks
 //
