@@ -143,7 +143,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	s.SetExpiryLocked(cp.expiry)
 	s.ExpireAt = 0
-	if ls.sw != nil && (s.Stored || s.Expiry != 0) {
+	if ls.sw != nil && (s.StoredLocked() || s.Expiry != 0) {
 		will, delay := c.will()
 		b.storeSessionLocked(ls.sw, s, will, delay)
 		ls.needSync = true // before CONNACK: a session present is a session kept

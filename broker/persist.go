@@ -221,16 +221,16 @@ func (b *Broker) storeSessionLocked(w store.Writer, s *session.Session, will *ro
 		rec.Will, rec.WillDelay = &m, willDelay
 	}
 	w.PutSession(&rec)
-	s.Stored = true
+	s.SetStoredLocked(true)
 	b.commitNow(w)
 }
 
 // deleteSessionLocked removes s's records, if it has any, committed at
 // once as storeSessionLocked's are. s.mu must be held.
 func (b *Broker) deleteSessionLocked(w store.Writer, s *session.Session) {
-	if w != nil && s.Stored {
+	if w != nil && s.StoredLocked() {
 		w.DeleteSession(s.ClientID())
-		s.Stored = false
+		s.SetStoredLocked(false)
 		b.commitNow(w)
 	}
 }
@@ -291,7 +291,7 @@ func (r *restorer) Session(rec *store.Session) bool {
 	s.Lock()
 	defer s.Unlock()
 	s.SetExpiryLocked(rec.Expiry)
-	s.Stored = true
+	s.SetStoredLocked(true)
 	for _, sub := range rec.Subs {
 		s.AddSubLocked(sub.Filter, sub.Opts)
 		b.subs.Subscribe(s, sub.Filter, sub.Opts)

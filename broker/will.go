@@ -23,7 +23,7 @@ func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint3
 		b.withBG(func(w store.Writer) {
 			s.Lock()
 			resumed = s.Gen != gen
-			if !resumed && s.Stored {
+			if !resumed && s.StoredLocked() {
 				b.storeSessionLocked(w, s, nil, 0) // published: not again after a restart
 			}
 			s.Unlock()

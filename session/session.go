@@ -77,13 +77,10 @@ type Session struct {
 	// loopEnded once the session has ended. Written with mu held; read
 	// without it by router workers as a hint, which they confirm under mu.
 	loop atomic.Int32
-	// busy is set while messages wait in the queue: the client is offline
-	// or not keeping up with its in-flight window. Written with mu held;
-	// read without it by shared-subscription picks.
-	busy atomic.Bool
-	// persistent mirrors Expiry != 0, for router workers deciding without
-	// the lock whether a delivery goes to the persistent store.
-	persistent atomic.Bool
+	// flags holds flagBusy, flagPersistent and flagStored: one word rather
+	// than three, so that an idle session stays at 96 bytes. Written with
+	// mu held; busy and persistent are read without it.
+	flags atomic.Uint32
 
 	// Fields below are guarded by mu.
 
@@ -97,9 +94,6 @@ type Session struct {
 	// ExpireAt is when an offline session ends, in Unix ns; 0 while
 	// connected or never.
 	ExpireAt int64
-	// Stored is set while the broker's persistent store has a record of
-	// the session.
-	Stored bool
 
 	owner Owner
 	subs  []Sub
@@ -108,6 +102,37 @@ type Session struct {
 	// 96 bytes instead of 184.
 	fl *flight
 }
+
+// Bits of Session.flags.
+const (
+	// flagBusy is set while messages wait in the queue: the client is
+	// offline or not keeping up with its in-flight window; read by
+	// shared-subscription picks.
+	flagBusy uint32 = 1 << iota
+	// flagPersistent mirrors Expiry != 0, for router workers deciding
+	// without the lock whether a delivery goes to the persistent store.
+	flagPersistent
+	// flagStored is set while the broker's persistent store has a record
+	// of the session.
+	flagStored
+)
+
+// setFlag sets or clears bit. s.mu must be held.
+func (s *Session) setFlag(bit uint32, on bool) {
+	if on {
+		s.flags.Or(bit)
+	} else {
+		s.flags.And(^bit)
+	}
+}
+
+// StoredLocked reports whether the persistent store has a record of the
+// session.
+func (s *Session) StoredLocked() bool { return s.flags.Load()&flagStored != 0 }
+
+// SetStoredLocked records whether the persistent store has a record of the
+// session.
+func (s *Session) SetStoredLocked(on bool) { s.setFlag(flagStored, on) }
 
 // flight is a session's message state, allocated on first use.
 type flight struct {
@@ -136,12 +161,12 @@ func New(id string) *Session {
 // SetExpiryLocked sets Expiry.
 func (s *Session) SetExpiryLocked(e uint32) {
 	s.Expiry = e
-	s.persistent.Store(e != 0)
+	s.setFlag(flagPersistent, e != 0)
 }
 
 // Persistent reports whether the session outlives its connection (Expiry
 // is not 0), without locking: a hint, as for LoopHint.
-func (s *Session) Persistent() bool { return s.persistent.Load() }
+func (s *Session) Persistent() bool { return s.flags.Load()&flagPersistent != 0 }
 
 // ClientID returns the session's client identifier. Safe for concurrent use.
 func (s *Session) ClientID() string { return s.id }
@@ -159,7 +184,7 @@ func (s *Session) LoopHint() int { return int(s.loop.Load()) }
 
 // Busy reports, without locking, whether messages are queued for the
 // session: its client is offline or slower than the traffic.
-func (s *Session) Busy() bool { return s.busy.Load() }
+func (s *Session) Busy() bool { return s.flags.Load()&flagBusy != 0 }
 
 // loopEnded marks an ended session in Session.loop; kept there rather than
 // in a field of its own so that an idle session stays at 96 bytes.
@@ -386,7 +411,7 @@ func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped b
 	}
 	f.queue[(int(f.qhead)+int(f.qlen))%len(f.queue)] = d
 	f.qlen++
-	s.busy.Store(true)
+	s.setFlag(flagBusy, true)
 	return dropped, seq
 }
 
@@ -411,7 +436,7 @@ func (s *Session) DequeueLocked() (Delivery, bool) {
 	f.qhead = int32((int(f.qhead) + 1) % len(f.queue))
 	f.qlen--
 	if f.qlen == 0 {
-		s.busy.Store(false)
+		s.setFlag(flagBusy, false)
 	}
 	if f.qlen == 0 && len(f.queue) > 64 {
 		f.queue, f.qhead = nil, 0 // don't keep a large ring once drained
@@ -501,7 +526,7 @@ func (s *Session) TakeSharedLocked() []Delivery {
 		w++
 	}
 	f.qlen = int32(w)
-	s.busy.Store(w > 0)
+	s.setFlag(flagBusy, w > 0)
 	return out
 }
 
