@@ -86,13 +86,16 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	case 2:
 		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
 	}
-	if c.routing.Load() == 0 && !b.noInline.Load() && b.inlineRoom() {
+	if !c.viaWorkers && c.routing.Load() == 0 && !b.noInline.Load() && b.inlineRoom() {
 		if p.QoS == 2 {
 			c.awaitRel(ls, p.PacketID)
 		}
-		b.routeInline(c.conn.Loop(), ls, j)
+		if b.routeInline(c.conn.Loop(), ls, j) {
+			c.viaWorkers = true
+		}
 		return nil
 	}
+	b.flushFan(ls, c.LoopIndex()) // what this loop routed goes first
 	c.routing.Add(1)
 	if !w.submit(j) {
 		c.routing.Add(-1)

@@ -45,8 +45,14 @@ type Handler interface {
 // output written during it goes to the sockets, and before a closing
 // connection's last output does: the place to make durable what that
 // output acknowledges.
+//
+// After a read burst mayHold is true, and BeforeFlush may return true to
+// hold the output back: it then stays buffered and the loop wakes itself
+// (OnWake), after the other connections' events of the same poll, and
+// flushes then with mayHold false. One disk sync can so cover every
+// connection that was read in a poll instead of one each.
 type Flusher interface {
-	BeforeFlush(l *Loop)
+	BeforeFlush(l *Loop, mayHold bool) (hold bool)
 }
 
 // ErrPause, returned by Handler.OnFrame, leaves the frame in the
@@ -302,7 +308,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 			break
 		}
 	}
-	c.loop.flush()
+	c.loop.flush(true)
 	if failed || c.closing {
 		// Drop whatever else the client sent: after a protocol error or a
 		// close nothing more from it is read. Close drains what was written.
@@ -346,7 +352,7 @@ func (e *Engine) OnEach(ctx context.Context, fn func(c *Conn)) error {
 			for _, c := range l.conns {
 				fn(c)
 			}
-			l.flush()
+			l.flush(false)
 			return nil
 		}))
 		if err != nil {

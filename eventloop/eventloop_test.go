@@ -196,7 +196,13 @@ func (e *engine) stop() error {
 
 // start runs an Engine with r on a free loopback port and stops it when
 // the test ends, checking afterwards what r saw.
-func start(t *testing.T, r *recorder) *engine {
+func start(t *testing.T, r *recorder) *engine { return startHandler(t, r) }
+
+// startHandler is start with a handler that wraps a recorder.
+func startHandler(t *testing.T, h interface {
+	eventloop.Handler
+	checkSane(*testing.T)
+}) *engine {
 	t.Helper()
 	e := &engine{Engine: eventloop.New(eventloop.Config{
 		Addr:          "127.0.0.1:0",
@@ -204,7 +210,7 @@ func start(t *testing.T, r *recorder) *engine {
 		MaxPacketSize: 1024,
 		Tick:          50 * time.Millisecond,
 		Logger:        zerolog.Nop(),
-	}, r)}
+	}, h)}
 	if err := e.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -212,7 +218,7 @@ func start(t *testing.T, r *recorder) *engine {
 		if err := e.stop(); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
-		r.checkSane(t)
+		h.checkSane(t)
 	})
 	return e
 }
@@ -592,4 +598,70 @@ func TestWriteBatching(t *testing.T) {
 		}
 		expectOpen(t, nc, 20*time.Millisecond)
 	})
+}
+
+// holder is a recorder that is also a Flusher: after a read burst it holds
+// the output back once per frame, as the broker does while a disk sync is
+// pending, and notes what it was asked.
+type holder struct {
+	*recorder
+	mu      sync.Mutex
+	pending bool // a frame was handled since the last flush
+	asked   []bool
+}
+
+func (h *holder) BeforeFlush(_ *eventloop.Loop, mayHold bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.asked = append(h.asked, mayHold)
+	hold := mayHold && h.pending
+	if !mayHold {
+		h.pending = false
+	}
+	return hold
+}
+
+// TestFlusherHolds: output a Flusher holds back after a read burst goes
+// out at the loop's next wake-up — which the loop asks for itself — once
+// the Flusher lets it, and in order.
+func TestFlusherHolds(t *testing.T) {
+	r := newRecorder()
+	h := &holder{recorder: r}
+	r.onFrame = func(c *eventloop.Conn, hd codec.Header, body []byte) error {
+		h.mu.Lock()
+		h.pending = true
+		h.mu.Unlock()
+		c.Write(codec.AppendAck(nil, codec.PUBACK, uint16(body[0])<<8|uint16(body[1]), codec.Success, codec.V311))
+		return nil
+	}
+	e := startHandler(t, h)
+	nc, _ := dial(t, e, r)
+	var want []byte
+	for id := uint16(1); id <= 3; id++ {
+		send(t, nc, codec.AppendAck(nil, codec.PUBREL, id, codec.Success, codec.V311))
+		want = append(want, codec.AppendAck(nil, codec.PUBACK, id, codec.Success, codec.V311)...)
+		got := readN(t, nc, 4)
+		if !bytes.Equal(got, want[len(want)-4:]) {
+			t.Fatalf("frame %d: read % x, want % x", id, got, want[len(want)-4:])
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var held, released int
+	for _, m := range h.asked {
+		if m {
+			held++
+		} else {
+			released++
+		}
+	}
+	if held < 3 || released < 3 {
+		t.Errorf("BeforeFlush asked %v: want a may-hold flush per read burst and a final one per wake-up", h.asked)
+	}
+	r.mu.Lock()
+	wakes := r.wakes
+	r.mu.Unlock()
+	if wakes < 3 {
+		t.Errorf("%d wake-ups, want one per held burst", wakes)
+	}
 }

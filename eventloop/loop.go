@@ -63,7 +63,7 @@ func (l *Loop) runWake(context.Context) error {
 	l.now = time.Now().UnixNano()
 	l.resume()
 	l.engine.handler.OnWake(l)
-	l.flush()
+	l.flush(false)
 	return nil
 }
 
@@ -78,7 +78,7 @@ func (l *Loop) tickFn() gnet.Runnable {
 		l.now = now.UnixNano()
 		l.resume()
 		l.engine.handler.OnTick(l, now)
-		l.flush()
+		l.flush(false)
 		l.reap(now)
 		return nil
 	})
@@ -136,10 +136,13 @@ func (l *Loop) reap(now time.Time) {
 }
 
 // flush writes each dirty connection's buffered output with one write and
-// returns the buffers to the pool, after the Flusher has run.
-func (l *Loop) flush() {
-	if f := l.engine.flusher; f != nil {
-		f.BeforeFlush(l)
+// returns the buffers to the pool, after the Flusher has run — unless it
+// holds the output back (mayHold: after a read burst), which then waits
+// for the wake-up it asks for.
+func (l *Loop) flush(mayHold bool) {
+	if f := l.engine.flusher; f != nil && f.BeforeFlush(l, mayHold) {
+		l.Wake()
+		return
 	}
 	for i, c := range l.dirty {
 		l.dirty[i] = nil
@@ -229,7 +232,7 @@ func (c *Conn) Close() {
 	}
 	if c.out != nil {
 		if f := c.loop.engine.flusher; f != nil {
-			f.BeforeFlush(c.loop)
+			f.BeforeFlush(c.loop, false)
 		}
 		_, _ = c.gc.Write(c.out.B)
 		c.dropOut()
