@@ -58,8 +58,8 @@ func (c *client) stepAuth(ls *loopState, data []byte) error {
 	out, done, err := e.exchange.Step(data)
 	if err != nil {
 		e.exchange = nil
-		if c.b.log.Debug().Enabled() {
-			c.b.log.Debug().Err(err).Str("method", e.authMethod).Str("remote", c.conn.RemoteAddr().String()).
+		if ev := c.b.lifecycle(ls, c.conn.Loop().Now()); ev != nil {
+			ev.Err(err).Str("method", e.authMethod).Str("remote", c.conn.RemoteAddr().String()).
 				Msg("authentication refused")
 		}
 		return authFailure(err)

@@ -51,11 +51,13 @@ type Broker struct {
 	bgw         store.Writer // for goroutines other than loops and workers
 	storeClosed bool
 
-	started  atomic.Bool
-	closed   atomic.Bool
-	stop     chan struct{}
-	bgDone   sync.WaitGroup
-	clientID atomic.Uint64 // counter for assigned client identifiers
+	started   atomic.Bool
+	startedAt time.Time   // set by Start before anything else runs
+	ready     atomic.Bool // accepting connections: Start done, Close not begun
+	closed    atomic.Bool
+	stop      chan struct{}
+	bgDone    sync.WaitGroup
+	clientID  atomic.Uint64 // counter for assigned client identifiers
 }
 
 // stats are counters read by tests and, later, by metrics. Each is bumped
@@ -67,7 +69,6 @@ type stats struct {
 	dropsSlowClient   atomic.Int64
 	dropsExpired      atomic.Int64
 	dropsTooLarge     atomic.Int64
-	connects          atomic.Int64
 	protocolFailures  atomic.Int64
 	slowConsumerKicks atomic.Int64
 	storeCorrupt      atomic.Int64
@@ -115,6 +116,7 @@ func (b *Broker) Start() error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("broker: already started")
 	}
+	b.startedAt = time.Now()
 	if err := b.openStore(); err != nil {
 		return err
 	}
@@ -135,13 +137,26 @@ func (b *Broker) Start() error {
 		defer b.bgDone.Done()
 		b.expireLoop()
 	}()
+
 	if err := b.engine.Start(); err != nil {
 		b.stopBackground()
 		return errors.Join(err, b.closeStore())
 	}
 	b.scheduleWills(wills) // those due at once need the workers
+	if b.cfg.SysInterval > 0 {
+		b.bgDone.Add(1)
+		go func() {
+			defer b.bgDone.Done()
+			b.sysLoop()
+		}()
+	}
+	b.ready.Store(true)
 	return nil
 }
+
+// Ready reports whether the broker accepts MQTT connections: Start has
+// returned and Close has not begun. Safe for concurrent use.
+func (b *Broker) Ready() bool { return b.ready.Load() }
 
 // Addr is the listener's address, useful with Listen ":0".
 func (b *Broker) Addr() net.Addr { return b.engine.Addr() }
@@ -153,6 +168,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	if !b.started.Load() || !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	b.ready.Store(false)
 	_ = b.engine.OnEach(ctx, func(c *eventloop.Conn) {
 		if cl, _ := c.Data.(*client); cl != nil {
 			cl.shutdown()

@@ -54,6 +54,9 @@ type client struct {
 	// the workers; the machine's noise is of that order, the direction is
 	// what one sync per larger batch predicts).
 	viaWorkers bool
+	// why is the reason the connection ends, for the close counters; set
+	// where the end is decided, network (0) otherwise.
+	why closeReason
 }
 
 // clientExt holds what a minority of clients need: a will, MQTT 5 limits
@@ -157,6 +160,7 @@ func (h *handler) OnWake(l *eventloop.Loop) {
 // all (group commit).
 func (h *handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	b, ls := h.broker(), h.loops[l.Index()]
+	ls.ctr.publishCounters()
 	b.flushFan(ls, l.Index())
 	if mayHold && ls.needSync && b.strict {
 		if ls.sw.Dirty() { // committed now, synced with the rest
@@ -171,6 +175,7 @@ func (h *handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 // OnTick implements eventloop.Handler: timers of the loop's connections.
 func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
 	b := h.broker()
+	b.reportSuppressed(h.loops[l.Index()])
 	ns := now.UnixNano()
 	for _, ec := range l.Conns() {
 		if c, _ := ec.Data.(*client); c != nil {
@@ -254,6 +259,7 @@ var (
 	errSuperseded         = &codec.Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
 	errOutputBacklog      = &codec.Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
 	errSlowConsumer       = &codec.Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
+	errAdminKick          = &codec.Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
 	errRetainNotSupported = &codec.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
 )
 
@@ -271,6 +277,9 @@ func (c *client) fail(err error) {
 // just disconnected, as 3.1.1 has no way to say why [MQTT-4.8.0-1].
 func (c *client) closeWith(err error) {
 	code := codeOf(err)
+	if c.state == stateConnected && c.why == closeNetwork {
+		c.why = reasonOf(err)
+	}
 	if c.b.log.Debug().Enabled() {
 		c.b.log.Debug().Err(err).Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).
 			Stringer("reason", code).Msg("closing connection")
@@ -329,6 +338,7 @@ func (c *client) shutdown() {
 	if c.state != stateConnected {
 		return
 	}
+	c.why = closeShutdown
 	c.sendDisconnect(codec.ServerShuttingDown, "server shutting down")
 	if c.ext != nil && c.ext.will != nil {
 		c.ext.will.Release()
@@ -397,8 +407,14 @@ func (c *client) leave() {
 	}
 	b := c.b
 	s := c.sess
-	sw := b.loops[c.LoopIndex()].sw
+	ls := b.loops[c.LoopIndex()]
+	sw := ls.sw
+	ls.ctr.connected.Add(-1)
+	ls.ctr.closes[c.why].Add(1)
 	now := time.Now().UnixNano()
+	if ev := b.lifecycle(ls, now); ev != nil {
+		ev.Str("client", s.ClientID()).Str("remote", c.conn.RemoteAddr().String()).Stringer("reason", c.why).Msg("client disconnected")
+	}
 	var orphans []session.Delivery
 	s.Lock()
 	if s.DetachLocked(c) {

@@ -201,6 +201,14 @@ type Config struct {
 	// scram_users. Default none.
 	AuthMethods []auth.Method
 
+	// SysInterval is how often the $SYS topics are published (sys_interval).
+	// Default 10s; 0 turns them off.
+	SysInterval time.Duration
+
+	// Version is what $SYS/broker/version and the admin API say; the
+	// program sets it. Default "dev".
+	Version string
+
 	// DataDir is the directory of the persistent store (data_dir; the
 	// config file's persistence: false clears it). Empty (the default):
 	// nothing is stored, and a restart forgets every session.
@@ -231,6 +239,8 @@ func DefaultConfig() Config {
 		MaxQueued:            1000,
 		QueuePolicy:          DropOldest,
 		SlowConsumer:         DisconnectSlow,
+		SysInterval:          10 * time.Second,
+		Version:              "dev",
 		ReceiveMaximum:       1024,
 		TopicAliasMaximum:    64,
 		OutboundTopicAliases: 16,
@@ -269,6 +279,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("queue_policy: %v is unknown", c.QueuePolicy)
 	case c.SlowConsumer > DropSlow:
 		return fmt.Errorf("slow_consumer: %v is unknown", c.SlowConsumer)
+	case c.SysInterval < 0:
+		return fmt.Errorf("sys_interval: %v is negative", c.SysInterval)
 	case c.Durability > Relaxed:
 		return fmt.Errorf("durability: %v is unknown", c.Durability)
 	case c.RetryInterval < 0:

@@ -34,7 +34,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	if err != nil {
 		return err
 	}
-	b.stats.connects.Add(1)
+	ls.ctr.connects.Add(1)
 	cp := connectParams{clean: p.CleanStart}
 
 	// Client identifier [MQTT-3.1.3-5] .. [MQTT-3.1.3-9].
@@ -151,6 +151,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	c.sess = s
 	c.gen = s.Gen
 	c.state = stateConnected
+	ls.ctr.connected.Add(1)
 
 	// CONNACK comes first [MQTT-3.2.0-1].
 	ack := codec.Connack{SessionPresent: present, Code: codec.Success}
@@ -174,8 +175,9 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	if prev != nil {
 		b.kick(prev.(*client), cp.clean)
 	}
-	if b.log.Debug().Enabled() {
-		b.log.Debug().Str("client", cp.id).Bool("present", present).Msg("connected")
+	if ev := b.lifecycle(ls, now); ev != nil {
+		ev.Str("client", cp.id).Str("remote", c.conn.RemoteAddr().String()).Str("protocol", protocolNames[c.version]).
+			Bool("clean", cp.clean).Bool("present", present).Uint16("keep_alive", c.keepAlive).Msg("client connected")
 	}
 }
 
@@ -252,6 +254,10 @@ func (c *client) takeOver(newClean bool) {
 			c.dropWill = true
 		}
 	}
+	c.why = closeTakeover
+	if ev := c.b.lifecycle(c.b.loops[c.LoopIndex()], c.conn.Loop().Now()); ev != nil {
+		ev.Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).Bool("clean", newClean).Msg("session taken over")
+	}
 	c.sendDisconnect(codec.SessionTakenOver, "another connection took the session over")
 	c.conn.Close()
 }
@@ -285,6 +291,10 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 		c.dropWill = d.Code != codec.DisconnectWithWill
 	} else {
 		c.dropWill = true // [MQTT-3.14.4-3]
+	}
+	c.why = closeNormal
+	if !c.dropWill {
+		c.why = closeWithWill
 	}
 	c.leave()
 	c.conn.Close()

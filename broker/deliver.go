@@ -48,6 +48,9 @@ type loopState struct {
 	// lock, whether to route inline.
 	queued atomic.Int32
 
+	ctr  loopCounters // stats.go
+	life lifecycleLog // lifecycle.go
+
 	// Releases of delivered messages, gathered: consecutive deliveries of
 	// one message (a fan-out's, as posted) give back their references in
 	// one atomic operation. Flushed at the end of each drain and frame.
@@ -84,6 +87,7 @@ type pending struct {
 	ackSync   bool    // the message was stored: sync before the ack goes out
 	kick      *client // set: disconnect this client, its session was taken over
 	kickClean bool    // the taking connection's Clean Start
+	kickAdmin bool    // not taken over: the admin API kicks it
 }
 
 // post appends one entry to loop i's inbox and wakes it.
@@ -164,6 +168,10 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 		case p.ack != nil:
 			ls.needSync = ls.needSync || p.ackSync
 			p.ack.sendAck(p.ackT, p.ackID)
+		case p.kick != nil && p.kickAdmin:
+			if c := p.kick; c.state == stateConnected && !c.conn.Closing() {
+				c.closeWith(errAdminKick)
+			}
 		case p.kick != nil:
 			p.kick.takeOver(p.kickClean)
 		default:
@@ -369,8 +377,8 @@ func newFanout(loops int) fanout {
 // anything: a retained message, or a delivery to a persistent session.
 func (f *fanout) route(b *Broker, m *router.Message) (stored bool) {
 	if m.Retain {
-		b.retained.Set(m) // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
-		if f.sw != nil {
+		b.retained.Set(m)                   // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+		if f.sw != nil && !isSys(m.Topic) { // $SYS is republished, not restored
 			if len(m.Payload) == 0 {
 				f.sw.DeleteRetained(m.Topic)
 			} else {

@@ -25,6 +25,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 		return err
 	}
+	ls.ctr.pubIn[p.QoS]++
 	if p.QoS > b.cfg.MaxQoS {
 		return errQoSNotSupported // MQTT 5 section 3.2.2.3.4
 	}
@@ -38,6 +39,12 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 			return err
 		}
 		topic = t
+	}
+	if isSys(topic) {
+		// The broker's own: clients may read, not write. MQTT 5 clients
+		// hear 0x87; 3.x ones are acknowledged and dropped.
+		c.ackRefused(p, codec.NotAuthorized)
+		return nil
 	}
 	s := c.sess
 
@@ -373,6 +380,7 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 	}
 	buf := c.conn.Buffer()
 	buf.B = o.Append(buf.B, c.version)
+	ls.ctr.pubOut[d.QoS]++
 	return true
 }
 

@@ -39,7 +39,20 @@ type File struct {
 	// Broker.DataDir (persistence). Default true; Parse clears DataDir when
 	// it is false.
 	Persistence bool
+
+	// AdminListen is the address of the admin HTTP listener — metrics,
+	// health, the JSON API, the dashboard (admin_listen). Default
+	// 127.0.0.1:8083; empty turns it off.
+	AdminListen string
+
+	// AdminToken is the bearer token the admin API requires (admin_token).
+	// It may be empty only when AdminListen is a loopback address.
+	AdminToken string
 }
+
+// DefaultAdminListen is where the default configuration serves the admin
+// API.
+const DefaultAdminListen = "127.0.0.1:8083"
 
 // DefaultDataDir is where the default configuration keeps its state,
 // relative to the working directory.
@@ -52,6 +65,7 @@ func defaults() File {
 		LogLevel:    zerolog.InfoLevel,
 		LogFormat:   LogFormatAuto,
 		Persistence: true,
+		AdminListen: DefaultAdminListen,
 	}
 	f.Broker.DataDir = DefaultDataDir
 	return f

@@ -149,6 +149,9 @@ response_information: replies/
 persistence: true
 data_dir: /var/lib/shoal
 durability: relaxed
+sys_interval: 30s
+admin_listen: 0.0.0.0:9000
+admin_token: tok
 scram_users: {alice: wonderland}
 log_level: debug
 log_format: json
@@ -181,10 +184,14 @@ log_format: json
 			ResponseInformation:  "replies/",
 			DataDir:              "/var/lib/shoal",
 			Durability:           broker.Relaxed,
+			SysInterval:          30 * time.Second,
+			Version:              "dev",
 		},
 		LogLevel:    zerolog.DebugLevel,
 		LogFormat:   LogFormatJSON,
 		Persistence: true,
+		AdminListen: "0.0.0.0:9000",
+		AdminToken:  "tok",
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -206,7 +213,7 @@ log_format: json
 	set := reflect.ValueOf(want.Broker)
 	for i := 0; i < def.NumField(); i++ {
 		name := def.Type().Field(i).Name
-		if name == "Logger" || name == "Store" { // set by the program or an embedder, not a file
+		if name == "Logger" || name == "Store" || name == "Version" { // set by the program or an embedder, not a file
 			continue
 		}
 		if reflect.DeepEqual(def.Field(i).Interface(), set.Field(i).Interface()) {
@@ -251,6 +258,9 @@ func TestValues(t *testing.T) {
 
 		{name: "drop-oldest", in: "queue_policy: drop-oldest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropOldest},
 		{name: "drop-newest", in: "queue_policy: drop-newest", get: func(f File) any { return f.Broker.QueuePolicy }, want: broker.DropNewest},
+		{name: "admin off", in: `admin_listen: ""`, get: func(f File) any { return f.AdminListen }, want: ""},
+		{name: "default admin", in: "listen: :0", get: func(f File) any { return f.AdminListen }, want: DefaultAdminListen},
+		{name: "sys off", in: "sys_interval: 0", get: func(f File) any { return f.Broker.SysInterval }, want: time.Duration(0)},
 		{name: "persistence off", in: "persistence: false\ndata_dir: /x", get: func(f File) any { return f.Broker.DataDir }, want: ""},
 		{name: "data dir", in: "data_dir: /x", get: func(f File) any { return f.Broker.DataDir }, want: "/x"},
 		{name: "default data dir", in: "listen: :0", get: func(f File) any { return f.Broker.DataDir }, want: DefaultDataDir},
@@ -302,7 +312,7 @@ func TestErrors(t *testing.T) {
 		{name: "dashes", in: "max-queued: 3\n",
 			want: `s.yaml:1:1: unknown key "max-queued" (did you mean "max_queued"?)`, line: 1},
 		{name: "far off", in: "port: 1883\n",
-			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, slow_consumer, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, persistence, data_dir, durability, scram_users, log_level, log_format)`, line: 1},
+			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, slow_consumer, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, persistence, data_dir, durability, sys_interval, admin_listen, admin_token, scram_users, log_level, log_format)`, line: 1},
 		{name: "unknown shared strategy", in: "shared_strategy: sticky\n",
 			want: `s.yaml:1:18: shared_strategy: router: unknown shared subscription strategy "sticky"`, line: 1, key: "shared_strategy"},
 		{name: "max_qos out of range", in: "max_qos: 3\n",
@@ -371,6 +381,10 @@ func TestErrors(t *testing.T) {
 			want: "s.yaml:1:16: max_keepalive: 1.5s is not a whole number of seconds", line: 1, key: "max_keepalive"},
 		{name: "bad policy", in: "queue_policy: drop\n",
 			want: `s.yaml:1:15: queue_policy: unknown queue policy "drop" (want drop-oldest or drop-newest)`, line: 1, key: "queue_policy"},
+		{name: "public admin without token", in: "admin_listen: 0.0.0.0:8083\n",
+			want: `s.yaml:1:15: admin_token: admin_token must be set when admin_listen is not a loopback address`, line: 1, key: "admin_token"},
+		{name: "bad admin listen", in: "admin_listen: \"8083\"\n",
+			want: `s.yaml:1:15: admin_listen: want host:port or "" (off): address 8083: missing port in address`, line: 1, key: "admin_listen"},
 		{name: "bad durability", in: "durability: eventual\n",
 			want: `s.yaml:1:13: durability: unknown durability "eventual" (want strict or relaxed)`, line: 1, key: "durability"},
 		{name: "empty data dir", in: "data_dir: \"\"\n",

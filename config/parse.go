@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 )
@@ -144,6 +146,23 @@ func settings() []setting {
 			f.Broker.Durability, err = broker.ParseDurability(s)
 			return err
 		}},
+		{"sys_interval", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.SysInterval, err = durationValue(v)
+			return err
+		}},
+		{"admin_listen", func(f *File, v *yaml.Node) (err error) {
+			f.AdminListen, err = stringValue(v)
+			if err == nil && f.AdminListen != "" {
+				if _, _, serr := net.SplitHostPort(f.AdminListen); serr != nil {
+					err = fmt.Errorf("want host:port or \"\" (off): %w", serr)
+				}
+			}
+			return err
+		}},
+		{"admin_token", func(f *File, v *yaml.Node) (err error) {
+			f.AdminToken, err = stringValue(v)
+			return err
+		}},
 		{"scram_users", func(f *File, v *yaml.Node) (err error) {
 			f.Broker.AuthMethods, err = scramUsersValue(v)
 			return err
@@ -207,6 +226,13 @@ func Parse(data []byte, name string) (File, error) {
 	}
 	if !f.Persistence {
 		f.Broker.DataDir = ""
+	}
+	if err := admin.CheckConfig(f.AdminListen, f.AdminToken); err != nil {
+		n := values["admin_listen"]
+		if n == nil {
+			n = &yaml.Node{Line: 1, Column: 1}
+		}
+		return File{}, &Error{File: name, Line: n.Line, Column: n.Column, Key: "admin_token", Err: err}
 	}
 	if err := f.Broker.Validate(); err != nil {
 		return File{}, validateError(err, name, values)

@@ -268,6 +268,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	c.loop.now = time.Now().UnixNano()
+	c.loop.events.Add(1)
 	if c.closing {
 		// Closing, output still draining: nothing more from the client is
 		// read, and the drain deadline stands.
@@ -275,6 +276,8 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	failed := false
+	var in int64
+	defer func() { c.loop.bytesIn.Add(in) }()
 	for !c.closing {
 		n := gc.InboundBuffered()
 		if n < 2 {
@@ -303,6 +306,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 			break
 		}
 		_, _ = gc.Discard(size)
+		in += int64(size)
 		if err != nil {
 			failed = true
 			break

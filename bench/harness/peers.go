@@ -65,6 +65,7 @@ listen: "127.0.0.1:%d"
 log_level: warn
 log_format: json
 max_queued: %d
+admin_listen: ""
 %s
 `, port, QueueLimit, persist)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/config"
 )
@@ -43,6 +44,7 @@ type options struct {
 	configPath  string // "" means the embedded default
 	listen      string // "" means the file's
 	dataDir     string // "" means the file's
+	adminListen *string
 	logLevel    *zerolog.Level
 	showVersion bool
 	cpuProfile  string // write a CPU profile of the whole run here
@@ -78,6 +80,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		o.dataDir = s
 		return nil
 	})
+	fs.Func("admin-listen", "serve the admin API on `ADDR` (host:port; \"\" turns it off), overriding the file's admin_listen", func(s string) error {
+		if s != "" {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				return fmt.Errorf("want host:port or \"\": %w", err)
+			}
+		}
+		o.adminListen = &s
+		return nil
+	})
 	fs.Func("log-level", "log at `LEVEL` and above: trace, debug, info, warn or error (overrides the file's log_level)", func(s string) error {
 		l, err := config.ParseLogLevel(s)
 		if err != nil {
@@ -90,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` at shutdown (allocations included)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--log-level LEVEL]\n       shoal --version\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -136,6 +147,14 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	if o.dataDir != "" && file.Persistence {
 		file.Broker.DataDir = o.dataDir
 	}
+	if o.adminListen != nil {
+		file.AdminListen = *o.adminListen
+		if err := admin.CheckConfig(file.AdminListen, file.AdminToken); err != nil {
+			fmt.Fprintf(stderr, "shoal: --admin-listen: %v\n", err)
+			return 2
+		}
+	}
+	file.Broker.Version = version
 	if o.logLevel != nil {
 		file.LogLevel = *o.logLevel
 	}
@@ -159,10 +178,21 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		return 1
 	}
 	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
+	var adm *admin.Server
+	if file.AdminListen != "" {
+		if adm, err = admin.New(b, admin.Config{Listen: file.AdminListen, Token: file.AdminToken, Logger: log}); err == nil {
+			err = adm.Start()
+		}
+		if err != nil {
+			log.Error().Err(err).Str("admin_listen", file.AdminListen).Msg("cannot start the admin API")
+			_ = shutdown(b, nil, nil, log)
+			return 1
+		}
+	}
 
 	sig := <-signals
 	log.Info().Str("signal", sig.String()).Dur("timeout", shutdownTimeout).Msg("shutting down")
-	if err := shutdown(b, signals, log); err != nil {
+	if err := shutdown(b, adm, signals, log); err != nil {
 		log.Error().Err(err).Msg("shutdown was not clean")
 		return 1
 	}
@@ -170,13 +200,19 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	return 0
 }
 
-// shutdown closes b within shutdownTimeout, or at once when another signal
-// arrives.
-func shutdown(b *broker.Broker, signals <-chan os.Signal, log zerolog.Logger) error {
+// shutdown closes the admin server (may be nil), then b, within
+// shutdownTimeout, or at once when another signal arrives.
+func shutdown(b *broker.Broker, adm *admin.Server, signals <-chan os.Signal, log zerolog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- b.Close(ctx) }()
+	go func() {
+		var err error
+		if adm != nil {
+			err = adm.Close(ctx)
+		}
+		done <- errors.Join(err, b.Close(ctx))
+	}()
 	select {
 	case err := <-done:
 		return err

@@ -186,7 +186,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	var code int // written before exited is closed
 	go func() {
 		defer close(exited)
-		code = run([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug"}, &stdout, &logs, signals)
+		code = run([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--admin-listen", "127.0.0.1:0", "--log-level", "debug"}, &stdout, &logs, signals)
 	}()
 	t.Cleanup(func() {
 		// Stop the broker if the test failed before its SIGTERM.
@@ -241,7 +241,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("run did not return within 15s of SIGTERM; logs:\n%s", logs.String())
 	}
-	for _, msg := range []string{`"shutting down"`, `"stopped"`, `"persistent state loaded"`} {
+	for _, msg := range []string{`"shutting down"`, `"stopped"`, `"persistent state loaded"`, `"admin API listening"`} {
 		if !strings.Contains(logs.String(), msg) {
 			t.Errorf("logs lack %s:\n%s", msg, logs.String())
 		}

@@ -26,6 +26,7 @@ func StartBroker(t testing.TB, edit func(*broker.Config)) (*broker.Broker, strin
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Loops = 2
 	cfg.Workers = 2
+	cfg.SysInterval = 0 // no $SYS messages in the way; the $SYS tests turn them on
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -1,0 +1,95 @@
+package admin
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/shoalmq/shoal/broker"
+)
+
+// collector turns one broker.Stats snapshot per scrape into Prometheus
+// metrics. The broker's counters live per loop and are summed by Stats: a
+// scrape costs one pass over the loops and one over the sessions (for the
+// in-flight and queue gauges), nothing per packet.
+type collector struct {
+	b *broker.Broker
+
+	connected, sessions, subscriptions, retained, inflight, queued *prometheus.Desc
+	connects, disconnects, messages, bytes, drops, uptime          *prometheus.Desc
+	loopEvents, loopConns, loopBytes, storeUnreadable              *prometheus.Desc
+}
+
+func newCollector(b *broker.Broker) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("shoal_"+name, help, labels, nil)
+	}
+	return &collector{
+		b:               b,
+		connected:       d("clients_connected", "Clients connected now."),
+		sessions:        d("sessions", "Sessions, connected or not."),
+		subscriptions:   d("subscriptions", "Subscriptions in the router."),
+		retained:        d("retained_messages", "Retained messages."),
+		inflight:        d("inflight_messages", "QoS 1/2 messages sent to clients and not yet acknowledged."),
+		queued:          d("queued_messages", "QoS 1/2 messages waiting in session queues."),
+		uptime:          d("uptime_seconds", "Seconds since the broker started."),
+		connects:        d("connects_total", "CONNECT packets taken."),
+		disconnects:     d("disconnects_total", "Connections of connected clients that ended, by reason.", "reason"),
+		messages:        d("messages_total", "PUBLISH packets, by direction (in: from clients) and QoS.", "direction", "qos"),
+		bytes:           d("bytes_total", "MQTT bytes, by direction.", "direction"),
+		drops:           d("dropped_messages_total", "Messages dropped, by cause.", "cause"),
+		loopEvents:      d("loop_events_total", "Events an event loop handled: read bursts, wake-ups, ticks.", "loop"),
+		loopConns:       d("loop_clients_connected", "Clients connected on an event loop.", "loop"),
+		loopBytes:       d("loop_bytes_total", "MQTT bytes through an event loop, by direction.", "loop", "direction"),
+		storeUnreadable: d("store_unreadable_records_total", "Persistent-store records that could not be read at start and were skipped."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.connected, c.sessions, c.subscriptions, c.retained, c.inflight,
+		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.loopEvents, c.loopConns,
+		c.loopBytes, c.storeUnreadable} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.b.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(c.connected, float64(st.ClientsConnected))
+	gauge(c.sessions, float64(st.Sessions))
+	gauge(c.subscriptions, float64(st.Subscriptions))
+	gauge(c.retained, float64(st.Retained))
+	gauge(c.inflight, float64(st.Inflight))
+	gauge(c.queued, float64(st.Queued))
+	gauge(c.uptime, st.Uptime.Seconds())
+	counter(c.connects, float64(st.Connects))
+	for reason, n := range st.Disconnects {
+		counter(c.disconnects, float64(n), reason)
+	}
+	for q := range 3 {
+		counter(c.messages, float64(st.MessagesReceived[q]), "in", strconv.Itoa(q))
+		counter(c.messages, float64(st.MessagesSent[q]), "out", strconv.Itoa(q))
+	}
+	counter(c.bytes, float64(st.BytesReceived), "in")
+	counter(c.bytes, float64(st.BytesSent), "out")
+	for cause, n := range st.Drops {
+		counter(c.drops, float64(n), cause)
+	}
+	for i, l := range st.Loops {
+		loop := strconv.Itoa(i)
+		counter(c.loopEvents, float64(l.Events), loop)
+		gauge(c.loopConns, float64(l.Connections), loop)
+		counter(c.loopBytes, float64(l.BytesIn), loop, "in")
+		counter(c.loopBytes, float64(l.BytesOut), loop, "out")
+	}
+	if n, ok := st.Store["unreadable_records"]; ok {
+		counter(c.storeUnreadable, float64(n))
+	}
+}

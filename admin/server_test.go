@@ -1,0 +1,197 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/admin"
+	"github.com/shoalmq/shoal/broker"
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/testutil"
+)
+
+const token = "s3cret-token"
+
+// startAdmin starts a broker and its admin server on loopback ports.
+func startAdmin(t *testing.T, tok string) (*broker.Broker, string, string) {
+	t.Helper()
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = 0 })
+	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: tok, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("admin Close: %v", err)
+		}
+	})
+	return b, addr, "http://" + s.Addr().String()
+}
+
+// call makes a request and returns the status and body.
+func call(t *testing.T, method, url, tok string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	_, addr, base := startAdmin(t, token)
+	pub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("m"), CleanStart: true})
+	pub.SendPublish(codec.Publish{Topic: []byte("a/b"), QoS: 1, PacketID: 1, Payload: []byte("x")})
+	pub.ExpectAck(codec.PUBACK, 1, testutil.Wait)
+
+	if code, body := call(t, "GET", base+"/healthz", ""); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, _ := call(t, "GET", base+"/readyz", ""); code != 200 {
+		t.Errorf("/readyz: %d", code)
+	}
+	code, body := call(t, "GET", base+"/metrics", "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		"shoal_clients_connected 1",
+		`shoal_messages_total{direction="in",qos="1"} 1`,
+		`shoal_disconnects_total{reason="keepalive"} 0`,
+		`shoal_dropped_messages_total{cause="queue_full"} 0`,
+		`shoal_loop_events_total{loop="0"}`,
+		"shoal_bytes_total",
+		"go_goroutines",
+		"process_resident_memory_bytes",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, body := call(t, "GET", base+"/dashboard", ""); code != 200 || !strings.Contains(body, "/api/stats") {
+		t.Errorf("/dashboard: %d, %d bytes", code, len(body))
+	}
+}
+
+func TestAPIRequiresToken(t *testing.T) {
+	_, _, base := startAdmin(t, token)
+	for _, tok := range []string{"", "wrong"} {
+		if code, _ := call(t, "GET", base+"/api/clients", tok); code != http.StatusUnauthorized {
+			t.Errorf("token %q: %d, want 401", tok, code)
+		}
+	}
+	if code, _ := call(t, "GET", base+"/api/clients", token); code != 200 {
+		t.Errorf("right token: %d", code)
+	}
+}
+
+func TestAPIClientsAndKick(t *testing.T) {
+	_, addr, base := startAdmin(t, token)
+	c := codec.Connect{ClientID: []byte("dev-1"), KeepAlive: 42}
+	c.Props.Set(codec.PropSessionExpiry)
+	c.Props.SessionExpiry = 300
+	r, _ := testutil.DialConnect(t, addr, codec.V5, c)
+	r.Subscribe(1, "dev/+/cmd", 1)
+
+	code, body := call(t, "GET", base+"/api/clients", token)
+	var list []broker.ClientInfo
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 {
+		t.Fatalf("/api/clients: %d %s", code, body)
+	}
+	ci := list[0]
+	if ci.ID != "dev-1" || !ci.Connected || ci.Protocol != "5.0" || ci.KeepAlive != 42 || ci.Expiry != 300 ||
+		len(ci.Subscriptions) != 1 || ci.Subscriptions[0].Filter != "dev/+/cmd" || ci.Address == "" {
+		t.Errorf("client: %+v", ci)
+	}
+	if code, _ := call(t, "GET", base+"/api/clients/nobody", token); code != 404 {
+		t.Errorf("unknown client: %d", code)
+	}
+	code, body = call(t, "GET", base+"/api/subscriptions", token)
+	if code != 200 || !strings.Contains(body, `"filter": "dev/+/cmd"`) {
+		t.Errorf("/api/subscriptions: %d %s", code, body)
+	}
+
+	if code, _ := call(t, "DELETE", base+"/api/clients/dev-1", token); code != http.StatusNoContent {
+		t.Fatalf("kick: %d", code)
+	}
+	r.ExpectDisconnect(codec.AdministrativeAction, testutil.Wait)
+	// The session stays (expiry 300), offline.
+	testutil.Eventually(t, testutil.Wait, "the client to be offline", func() bool {
+		_, body := call(t, "GET", base+"/api/clients/dev-1", token)
+		return strings.Contains(body, `"connected": false`)
+	})
+	if code, _ := call(t, "DELETE", base+"/api/clients/dev-1", token); code != 404 {
+		t.Errorf("kicking an offline client: %d, want 404", code)
+	}
+}
+
+func TestAPIRetained(t *testing.T) {
+	b, addr, base := startAdmin(t, token)
+	pub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("r"), CleanStart: true})
+	for i, topic := range []string{"home/kitchen/temp", "home/hall/temp"} {
+		pub.SendPublish(codec.Publish{Topic: []byte(topic), QoS: 1, PacketID: uint16(i + 1), Retain: true, Payload: []byte("21")})
+		pub.ExpectAck(codec.PUBACK, uint16(i+1), testutil.Wait)
+	}
+	code, body := call(t, "GET", base+"/api/retained?filter=home/%2B/temp", token)
+	var list []broker.RetainedInfo
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 2 || string(list[0].Payload) != "21" {
+		t.Fatalf("/api/retained: %d %s", code, body)
+	}
+	if code, _ := call(t, "DELETE", base+"/api/retained/home/hall/temp", token); code != http.StatusNoContent {
+		t.Fatalf("delete: %d", code)
+	}
+	if n := b.RetainedCount(); n != 1 {
+		t.Errorf("%d retained after the delete, want 1", n)
+	}
+	if code, _ := call(t, "DELETE", base+"/api/retained/home/hall/temp", token); code != 404 {
+		t.Errorf("deleting it again: %d, want 404", code)
+	}
+	sub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("s"), CleanStart: true})
+	sub.Subscribe(1, "home/#", 0)
+	if p, _ := sub.ExpectPublish(testutil.Wait); string(p.Topic) != "home/kitchen/temp" {
+		t.Errorf("retained after the delete: %q", p.Topic)
+	}
+	sub.ExpectSilence(200 * time.Millisecond)
+}
+
+func TestCheckConfig(t *testing.T) {
+	for _, tc := range []struct {
+		listen, token string
+		ok            bool
+	}{
+		{"127.0.0.1:8083", "", true},
+		{"[::1]:8083", "", true},
+		{"localhost:8083", "", true},
+		{"0.0.0.0:8083", "", false},
+		{":8083", "", false},
+		{"0.0.0.0:8083", "t", true},
+		{"", "", true},
+	} {
+		if err := admin.CheckConfig(tc.listen, tc.token); (err == nil) != tc.ok {
+			t.Errorf("CheckConfig(%q, %q) = %v", tc.listen, tc.token, err)
+		}
+	}
+	if _, err := admin.New(nil, admin.Config{Listen: "0.0.0.0:0"}); err == nil {
+		t.Error("New on a public address without a token: no error")
+	}
+}
