@@ -74,18 +74,27 @@ lint: ## gofmt must be clean, go vet must pass
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-deps: ## install mosquitto, its clients and python3-paho-mqtt (apt) when missing
+BROWSER_TEST := admin/testdata/browser
+
+deps: ## install mosquitto, its clients, python3-paho-mqtt, chromium and node (apt), and playwright-core (npm), when missing
 	@if command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 && \
 		{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
-		/usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1; then \
-		echo "deps: mosquitto, mosquitto-clients and python3-paho-mqtt already installed"; \
+		/usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1 && [ -x /usr/bin/chromium ] && \
+		command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		echo "deps: mosquitto, mosquitto-clients, python3-paho-mqtt, chromium and node already installed"; \
 	else \
 		$(SUDO) apt-get update && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto mosquitto-clients python3-paho-mqtt && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto mosquitto-clients python3-paho-mqtt chromium && \
+		{ command -v node >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs; } && \
+		{ command -v npm >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y npm; } && \
 		if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then \
 			echo "deps: stopping the mosquitto service the package started, so port 1883 is free for shoal"; \
 			$(SUDO) systemctl disable --now mosquitto; \
 		fi; \
+	fi
+	@if [ ! -d $(BROWSER_TEST)/node_modules/playwright-core ]; then \
+		echo "deps: npm ci in $(BROWSER_TEST)"; \
+		cd $(BROWSER_TEST) && npm ci --no-audit --no-fund; \
 	fi
 
 clean: ## remove build output
