@@ -21,7 +21,10 @@ import (
 // use.
 type Broker struct {
 	cfg Config
-	log zerolog.Logger
+	// logp and limp are what Reload may change while the broker runs;
+	// read them through lg and limits.
+	logp atomic.Pointer[zerolog.Logger]
+	limp atomic.Pointer[Limits]
 
 	engine   *eventloop.Engine
 	subs     router.Subscriptions
@@ -82,7 +85,6 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b := &Broker{
 		cfg:      cfg,
-		log:      cfg.Logger,
 		subs:     router.NewTable(0, cfg.SharedStrategy),
 		retained: router.NewRetained(),
 		sessions: session.NewMemStore(),
@@ -90,6 +92,8 @@ func New(cfg Config) (*Broker, error) {
 		auth:     auth.NewRegistry(cfg.AuthMethods...),
 		stop:     make(chan struct{}),
 	}
+	b.logp.Store(&cfg.Logger)
+	b.limp.Store(cfg.limits())
 	n := cfg.loops()
 	b.loops = make([]*loopState, n)
 	for i := range b.loops {

@@ -280,8 +280,8 @@ func (c *client) closeWith(err error) {
 	if c.state == stateConnected && c.why == closeNetwork {
 		c.why = reasonOf(err)
 	}
-	if c.b.log.Debug().Enabled() {
-		c.b.log.Debug().Err(err).Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).
+	if c.b.lg().Debug().Enabled() {
+		c.b.lg().Debug().Err(err).Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).
 			Stringer("reason", code).Msg("closing connection")
 	}
 	switch {
@@ -364,9 +364,9 @@ func (c *client) tick(b *Broker, now int64) {
 	}
 	switch c.state {
 	case stateNew, stateAuth:
-		if now-c.lastRecv > int64(b.cfg.ConnectTimeout) {
-			if b.log.Debug().Enabled() {
-				b.log.Debug().Str("remote", c.conn.RemoteAddr().String()).Msg("closing connection: no CONNECT within connect_timeout")
+		if now-c.lastRecv > int64(b.limits().ConnectTimeout) {
+			if b.lg().Debug().Enabled() {
+				b.lg().Debug().Str("remote", c.conn.RemoteAddr().String()).Msg("closing connection: no CONNECT within connect_timeout")
 			}
 			c.state = stateClosed
 			c.conn.Close()
@@ -378,7 +378,7 @@ func (c *client) tick(b *Broker, now int64) {
 			c.fail(errKeepAlive)
 			return
 		}
-		if b.cfg.RetryInterval > 0 && c.version < codec.V5 {
+		if b.limits().RetryInterval > 0 && c.version < codec.V5 {
 			c.retry(now)
 		}
 	}

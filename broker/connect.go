@@ -50,7 +50,8 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 
 	// Keep-alive, capped by the broker.
 	c.keepAlive = p.KeepAlive
-	if max := b.cfg.MaxKeepAlive; max > 0 && (c.keepAlive == 0 || c.keepAlive > max) {
+	lim := b.limits()
+	if max := lim.MaxKeepAlive; max > 0 && (c.keepAlive == 0 || c.keepAlive > max) {
 		c.keepAlive = max
 		cp.serverKeepAlive = c.version == codec.V5 // [MQTT-3.2.2-21]
 	}
@@ -63,13 +64,13 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	case c.version == codec.V5 && p.Props.Has(codec.PropSessionExpiry):
 		cp.expiry = p.Props.SessionExpiry
 	}
-	if max := b.cfg.MaxSessionExpiry; max > 0 && cp.expiry > 0 && time.Duration(cp.expiry)*time.Second > max {
+	if max := lim.MaxSessionExpiry; max > 0 && cp.expiry > 0 && time.Duration(cp.expiry)*time.Second > max {
 		cp.expiry = uint32(max / time.Second)
 		cp.expiryCapped = c.version == codec.V5
 	}
 
 	// What the client can take.
-	c.window = uint16(b.cfg.MaxInflight)
+	c.window = uint16(lim.MaxInflight)
 	if c.version == codec.V5 {
 		if p.Props.Has(codec.PropReceiveMaximum) && p.Props.ReceiveMaximum < c.window {
 			c.window = p.Props.ReceiveMaximum // [MQTT-3.3.4-9]
@@ -112,8 +113,8 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	if c.version == codec.V5 && p.Props.Has(codec.PropAuthMethod) {
 		return c.startAuth(ls, cp, string(p.Props.AuthMethod), p.Props.AuthData)
 	}
-	if b.log.Debug().Enabled() {
-		b.log.Debug().Str("client", cp.id).Uint8("version", c.version).Bool("clean", cp.clean).
+	if b.lg().Debug().Enabled() {
+		b.lg().Debug().Str("client", cp.id).Uint8("version", c.version).Bool("clean", cp.clean).
 			Str("remote", c.conn.RemoteAddr().String()).Msg("connecting")
 	}
 	c.finishConnect(ls, cp, nil)
@@ -281,7 +282,7 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 				return &codec.Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
 			}
 			exp := d.Props.SessionExpiry
-			if max := c.b.cfg.MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {
+			if max := c.b.limits().MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {
 				exp = uint32(max / time.Second) // the cap holds here too
 			}
 			s.SetExpiryLocked(exp) // stored as the connection leaves

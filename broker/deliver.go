@@ -215,7 +215,8 @@ func (b *Broker) queueOfflineLocked(w store.Writer, s *session.Session, d sessio
 		d.Release()
 		return
 	}
-	if dropped, seq := s.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest); dropped {
+	lim := b.limits()
+	if dropped, seq := s.EnqueueLocked(d, lim.MaxQueued, lim.QueuePolicy == DropOldest); dropped {
 		b.stats.dropsQueueFull.Add(1)
 		forget(w, s, seq)
 	}

@@ -21,7 +21,7 @@ type lifecycleLog struct {
 // event returns a log event for one lifecycle line at now, or nil when the
 // line is not logged (level above info, or over the rate).
 func (b *Broker) lifecycle(ls *loopState, now int64) *zerolog.Event {
-	if !b.log.Info().Enabled() {
+	if !b.lg().Info().Enabled() {
 		return nil
 	}
 	ll := &ls.life
@@ -36,7 +36,7 @@ func (b *Broker) lifecycle(ls *loopState, now int64) *zerolog.Event {
 		return nil
 	}
 	ll.tokens--
-	return b.log.Info()
+	return b.lg().Info()
 }
 
 // reportSuppressed logs how many lifecycle lines loop ls held back since
@@ -44,6 +44,6 @@ func (b *Broker) lifecycle(ls *loopState, now int64) *zerolog.Event {
 func (b *Broker) reportSuppressed(ls *loopState) {
 	if n := ls.life.suppressed; n > 0 {
 		ls.life.suppressed = 0
-		b.log.Warn().Int("lines", n).Msg("connection events not logged: over the rate limit")
+		b.lg().Warn().Int("lines", n).Msg("connection events not logged: over the rate limit")
 	}
 }

@@ -73,7 +73,7 @@ func (b *Broker) openStore() error {
 	case b.cfg.Store != nil:
 		b.store = b.cfg.Store
 	case b.cfg.DataDir != "":
-		p, err := store.OpenPebble(b.cfg.DataDir, b.log)
+		p, err := store.OpenPebble(b.cfg.DataDir, *b.lg())
 		if err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func (b *Broker) closeStore() error {
 // commitFailed reports a store commit that failed. Nothing acknowledged may
 // be lost, so the broker cannot go on pretending: it stops taking work.
 func (b *Broker) commitFailed(err error) {
-	b.log.Error().Err(err).Msg("persistent store commit failed; shutting down")
+	b.lg().Error().Err(err).Msg("persistent store commit failed; shutting down")
 	panic(fmt.Sprintf("broker: persistent store commit failed: %v", err))
 }
 
@@ -270,7 +270,7 @@ func (b *Broker) restore() ([]pendingWill, error) {
 	if err := b.store.Load(r); err != nil {
 		return nil, fmt.Errorf("broker: loading the persistent store: %w", err)
 	}
-	b.log.Info().Int("sessions", b.sessions.Len()).Int("retained", b.retained.Count()).
+	b.lg().Info().Int("sessions", b.sessions.Len()).Int("retained", b.retained.Count()).
 		Int("wills", len(r.wills)).Dur("took", time.Since(start)).Msg("persistent state loaded")
 	return r.wills, nil
 }
@@ -371,6 +371,6 @@ func (r *restorer) Retained(rec *store.Message) bool {
 }
 
 func (r *restorer) Corrupt(what string, err error) {
-	r.b.log.Error().Err(err).Str("record", what).Msg("persistent store: unreadable, skipped")
+	r.b.lg().Error().Err(err).Str("record", what).Msg("persistent store: unreadable, skipped")
 	r.b.stats.storeCorrupt.Add(1)
 }

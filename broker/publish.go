@@ -334,13 +334,14 @@ const slowClientBytes = 4 << 20
 // be held.
 func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	b := c.b
-	dropped, seq := c.sess.EnqueueLocked(d, b.cfg.MaxQueued, b.cfg.QueuePolicy == DropOldest)
+	lim := b.limits()
+	dropped, seq := c.sess.EnqueueLocked(d, lim.MaxQueued, lim.QueuePolicy == DropOldest)
 	if !dropped {
 		return
 	}
 	forget(ls.sw, c.sess, seq)
 	b.stats.dropsQueueFull.Add(1)
-	if b.cfg.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
+	if lim.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
 		b.stats.slowConsumerKicks.Add(1)
 		c.closeWith(errSlowConsumer)
 	}
@@ -437,7 +438,7 @@ func (c *client) resendOne(ls *loopState, e *session.Inflight, now int64) {
 func (c *client) retry(now int64) {
 	s := c.sess
 	ls := c.b.loops[c.conn.Loop().Index()]
-	limit := int64(c.b.cfg.RetryInterval)
+	limit := int64(c.b.limits().RetryInterval)
 	s.Lock()
 	if !c.ownsLocked() {
 		s.Unlock()

@@ -35,7 +35,7 @@ const embeddedName = "(embedded default config)"
 
 func main() {
 	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, signals))
 }
 
@@ -131,32 +131,16 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		return 0
 	}
 
-	var file config.File
-	if o.configPath == "" {
-		file, err = config.Parse(config.Default(), embeddedName)
-	} else {
-		file, err = config.Load(o.configPath)
-	}
+	file, err := loadConfig(o)
 	if err != nil {
 		fmt.Fprintf(stderr, "shoal: %v\n", err)
 		return 1
 	}
-	if o.listen != "" {
-		file.Broker.Listen = o.listen
-	}
-	if o.dataDir != "" && file.Persistence {
-		file.Broker.DataDir = o.dataDir
-	}
 	if o.adminListen != nil {
-		file.AdminListen = *o.adminListen
 		if err := admin.CheckConfig(file.AdminListen, file.AdminToken); err != nil {
 			fmt.Fprintf(stderr, "shoal: --admin-listen: %v\n", err)
 			return 2
 		}
-	}
-	file.Broker.Version = version
-	if o.logLevel != nil {
-		file.LogLevel = *o.logLevel
 	}
 
 	log := newLogger(stderr, file.LogLevel, file.LogFormat)
@@ -191,6 +175,10 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	}
 
 	sig := <-signals
+	for sig == syscall.SIGHUP {
+		log = reload(b, o, stderr, log)
+		sig = <-signals
+	}
 	log.Info().Str("signal", sig.String()).Dur("timeout", shutdownTimeout).Msg("shutting down")
 	if err := shutdown(b, adm, signals, log); err != nil {
 		log.Error().Err(err).Msg("shutdown was not clean")
@@ -198,6 +186,65 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	}
 	log.Info().Msg("stopped")
 	return 0
+}
+
+// loadConfig reads the configuration — the file named by -c, or the
+// embedded default — with the flags' overrides applied.
+func loadConfig(o options) (config.File, error) {
+	var file config.File
+	var err error
+	if o.configPath == "" {
+		file, err = config.Parse(config.Default(), embeddedName)
+	} else {
+		file, err = config.Load(o.configPath)
+	}
+	if err != nil {
+		return file, err
+	}
+	if o.listen != "" {
+		file.Broker.Listen = o.listen
+	}
+	if o.dataDir != "" && file.Persistence {
+		file.Broker.DataDir = o.dataDir
+	}
+	if o.adminListen != nil {
+		file.AdminListen = *o.adminListen
+	}
+	if o.logLevel != nil {
+		file.LogLevel = *o.logLevel
+	}
+	file.Broker.Version = version
+	return file, nil
+}
+
+// reload is SIGHUP: it reads the configuration file again and applies what
+// a running broker can change — the log level and format, and the limits
+// (broker.Limits) — without dropping a connection. A file that does not
+// load is refused with a log line naming the file, line and key, and the
+// running configuration stays. It returns the logger to go on with.
+func reload(b *broker.Broker, o options, stderr io.Writer, log zerolog.Logger) zerolog.Logger {
+	if o.configPath == "" {
+		log.Warn().Msg("SIGHUP: running on the embedded default configuration, nothing to reload")
+		return log
+	}
+	file, err := loadConfig(o)
+	if err != nil {
+		log.Error().Err(err).Msg("configuration reload refused: the running configuration stays")
+		return log
+	}
+	next := newLogger(stderr, file.LogLevel, file.LogFormat)
+	file.Broker.Logger = next
+	needRestart, err := b.Reload(file.Broker)
+	if err != nil {
+		log.Error().Err(err).Msg("configuration reload refused: the running configuration stays")
+		return log
+	}
+	ev := next.Info()
+	if len(needRestart) > 0 {
+		ev = next.Warn().Strs("restart_to_apply", needRestart)
+	}
+	ev.Str("file", o.configPath).Msg("configuration reloaded")
+	return next
 }
 
 // shutdown closes the admin server (may be nil), then b, within

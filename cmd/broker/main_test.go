@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/config"
 )
 
@@ -249,5 +250,103 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	// The default configuration keeps its state on disk.
 	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) == 0 {
 		t.Errorf("data directory %s: %d entries, %v; want the store's files", dataDir, len(entries), err)
+	}
+}
+
+// TestSIGHUPReload: SIGHUP applies the file's new log level and limits
+// without dropping a connection; a broken file is refused with a log line
+// naming file, line and key, and the running configuration stays.
+func TestSIGHUPReload(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "shoal.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npersistence: false\nadmin_listen: \"\"\nlog_format: json\n"+body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log_level: info\nmax_keepalive: 0\n")
+	var stdout bytes.Buffer
+	var logs syncBuffer
+	signals := make(chan os.Signal, 1)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		run([]string{"-c", cfg}, &stdout, &logs, signals)
+	}()
+	t.Cleanup(func() {
+		select {
+		case signals <- syscall.SIGTERM:
+		default:
+		}
+		<-exited
+	})
+	addr := listenAddr(t, &logs, exited)
+	// A client connected before the reload, with a 100 s keep-alive.
+	old, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	connect := func(c net.Conn, id string) []byte {
+		t.Helper()
+		p := codec.Connect{Version: codec.V5, ClientID: []byte(id), CleanStart: true, KeepAlive: 100}
+		if _, err := c.Write(p.Append(nil)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 256)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("CONNACK: %v", err)
+		}
+		return buf[:n]
+	}
+	if ack := connect(old, "before"); bytes.Contains(ack, []byte{0x13, 0x00, 0x1e}) {
+		t.Fatal("Server Keep Alive 30 before the reload")
+	}
+
+	waitLog := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(logs.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s in the logs:\n%s", what, logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	write("log_level: debug\nmax_keepalive: 30\n")
+	signals <- syscall.SIGHUP
+	waitLog(`"configuration reloaded"`)
+
+	// The new cap applies to a new connection (Server Keep Alive 30 in its
+	// CONNACK: property 0x13) and the new level logs at debug.
+	fresh, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if ack := connect(fresh, "after"); !bytes.Contains(ack, []byte{0x13, 0x00, 0x1e}) {
+		t.Errorf("CONNACK after the reload % x lacks Server Keep Alive 30", ack)
+	}
+	waitLog(`"connecting"`) // a debug line
+
+	// A broken file: refused, named, and nothing changes.
+	write("log_level: info\nmax_inflight: 0\n")
+	signals <- syscall.SIGHUP
+	waitLog(`configuration reload refused`)
+	if !strings.Contains(logs.String(), cfg+":6:15: max_inflight: 0 is outside 1..65535") {
+		t.Errorf("the refusal does not name file, line and key:\n%s", logs.String())
+	}
+
+	// The connection from before the reloads is still served.
+	if _, err := old.Write([]byte{0xC0, 0x00}); err != nil { // PINGREQ
+		t.Fatal(err)
+	}
+	_ = old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp := make([]byte, 2)
+	if _, err := io.ReadFull(old, resp); err != nil || resp[0] != 0xD0 {
+		t.Fatalf("PINGRESP on the connection from before the reloads: % x, %v", resp, err)
 	}
 }
