@@ -1,9 +1,7 @@
 package broker_test
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +11,11 @@ import (
 	"github.com/shoalmq/shoal/internal/testutil"
 )
 
-// lockedBuffer is a log sink the loops write and the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLifecycleLog: connects, disconnects (with the reason) and takeovers
 // are logged at info level — and a reconnect storm is cut to the rate
 // limit, with the lines held back counted in a warning.
 func TestLifecycleLog(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
 		c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
 		c.SysInterval = 0

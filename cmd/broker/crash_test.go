@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/testutil"
 )
 
 // TestCrashKeepsAcknowledged kills the broker process with SIGKILL in the
@@ -140,13 +141,13 @@ func freePort(t *testing.T) int {
 // brokerProc is a broker process.
 type brokerProc struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer // the process writes it while tests read it
+	stderr *testutil.SyncBuffer // the process writes it while tests read it
 	done   chan struct{}
 }
 
 func startBroker(t *testing.T, bin, cfg, addr string) *brokerProc {
 	t.Helper()
-	p := &brokerProc{cmd: exec.Command(bin, "-c", cfg), stderr: new(syncBuffer), done: make(chan struct{})}
+	p := &brokerProc{cmd: exec.Command(bin, "-c", cfg), stderr: new(testutil.SyncBuffer), done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

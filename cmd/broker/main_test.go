@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/config"
+	"github.com/shoalmq/shoal/internal/testutil"
 )
 
 func TestVersion(t *testing.T) {
@@ -136,26 +136,8 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that run's logger and the test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // listenAddr waits for run's "listening" log line and returns its addr.
-func listenAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}) string {
+func listenAddr(t *testing.T, logs *testutil.SyncBuffer, exited <-chan struct{}) string {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -181,7 +163,7 @@ func listenAddr(t *testing.T, logs *syncBuffer, exited <-chan struct{}) string {
 func TestRunServesAndShutsDown(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	var stdout bytes.Buffer
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	signals := make(chan os.Signal, 1)
 	exited := make(chan struct{})
 	var code int // written before exited is closed
@@ -267,7 +249,7 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 	write("log_level: info\nmax_keepalive: 0\n")
 	var stdout bytes.Buffer
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	signals := make(chan os.Signal, 1)
 	exited := make(chan struct{})
 	go func() {

@@ -1,38 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer for output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type runResult struct {
 	code   int
@@ -42,7 +22,7 @@ type runResult struct {
 
 // runCmd runs shoalbench in-process and parses its JSON line.
 func runCmd(t *testing.T, ctx context.Context, args ...string) runResult {
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	code := run(ctx, args, &out, &errb)
 	r := runResult{code: code, stderr: errb.String()}
 	line := strings.TrimSpace(out.String())
