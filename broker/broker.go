@@ -75,6 +75,7 @@ type stats struct {
 	protocolFailures  atomic.Int64
 	slowConsumerKicks atomic.Int64
 	storeCorrupt      atomic.Int64
+	dropsUnauthorized atomic.Int64
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does

@@ -43,6 +43,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if isSys(topic) {
 		// The broker's own: clients may read, not write. MQTT 5 clients
 		// hear 0x87; 3.x ones are acknowledged and dropped.
+		b.stats.dropsUnauthorized.Add(1)
 		c.ackRefused(p, codec.NotAuthorized)
 		return nil
 	}

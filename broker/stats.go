@@ -135,6 +135,8 @@ func (b *Broker) Stats() Stats {
 			"too_large":   b.stats.dropsTooLarge.Load(),
 			"slow_client": b.stats.dropsSlowClient.Load(),
 			"router_full": b.stats.dropsWorkerFull.Load(),
+			// Refused publishes: today those to $SYS/broker/...
+			"unauthorized": b.stats.dropsUnauthorized.Load(),
 		},
 	}
 	if !b.startedAt.IsZero() {

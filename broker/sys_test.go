@@ -76,11 +76,14 @@ func TestSysTopicsMosquittoSub(t *testing.T) {
 // MQTT 5 PUBACK 0x87, and the broker's own value stays.
 func TestSysNotWritable(t *testing.T) {
 	t.Parallel()
-	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = time.Hour; c.Version = "real" })
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = time.Hour; c.Version = "real" })
 	r, _ := testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("spoof"), CleanStart: true})
 	r.SendPublish(codec.Publish{Topic: []byte("$SYS/broker/version"), QoS: 1, PacketID: 1, Retain: true, Payload: []byte("fake")})
 	if a := r.ExpectAck(codec.PUBACK, 1, testutil.Wait); a.Code != codec.NotAuthorized {
 		t.Fatalf("PUBACK code %v, want 0x87", a.Code)
+	}
+	if n := b.Stats().Drops["unauthorized"]; n != 1 {
+		t.Errorf("%d unauthorized drops counted, want 1", n)
 	}
 	s, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("reader"), CleanStart: true})
 	s.Subscribe(1, "$SYS/broker/version", 0)
