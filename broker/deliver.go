@@ -37,6 +37,12 @@ type loopState struct {
 	// before each flush; needSync asks that commit to sync (persist.go).
 	sw       store.Writer
 	needSync bool
+	// Group commit across a poll (handler.BeforeFlush): whether holding
+	// output pays now, read bursts held since the last sync, and when the
+	// loop last synced after a read burst (Unix ns).
+	holdPays   bool
+	heldBursts int
+	lastSync   int64
 
 	// fan is the scratch of messages the loop routes itself (routeInline);
 	// its sw is sw. Deliveries it holds for other loops (and offline
