@@ -99,22 +99,22 @@ type dec struct {
 
 func (d *dec) fail() { d.err, d.b = errCorrupt, nil }
 
-func (d *dec) need(n int) bool {
+// take returns the next n bytes (n <= 8), or zeros once the record is
+// short, which fails it.
+func (d *dec) take(n int) []byte {
 	if d.err != nil || len(d.b) < n {
 		d.fail()
-		return false
+		return make([]byte, 8)[:n]
 	}
-	return true
-}
-
-func (d *dec) u8() byte {
-	if !d.need(1) {
-		return 0
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
+	v := d.b[:n]
+	d.b = d.b[n:]
 	return v
 }
+
+func (d *dec) u8() byte    { return d.take(1)[0] }
+func (d *dec) u16() uint16 { return binary.BigEndian.Uint16(d.take(2)) }
+func (d *dec) u32() uint32 { return binary.BigEndian.Uint32(d.take(4)) }
+func (d *dec) i64() int64  { return int64(binary.BigEndian.Uint64(d.take(8))) }
 
 func (d *dec) bool() bool {
 	switch d.u8() {
@@ -125,33 +125,6 @@ func (d *dec) bool() bool {
 	}
 	d.fail()
 	return false
-}
-
-func (d *dec) u16() uint16 {
-	if !d.need(2) {
-		return 0
-	}
-	v := binary.BigEndian.Uint16(d.b)
-	d.b = d.b[2:]
-	return v
-}
-
-func (d *dec) u32() uint32 {
-	if !d.need(4) {
-		return 0
-	}
-	v := binary.BigEndian.Uint32(d.b)
-	d.b = d.b[4:]
-	return v
-}
-
-func (d *dec) i64() int64 {
-	if !d.need(8) {
-		return 0
-	}
-	v := binary.BigEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return int64(v)
 }
 
 func (d *dec) uv() uint64 {
