@@ -1,19 +1,26 @@
-// Package auth does the method side of MQTT 5 enhanced authentication
-// (MQTT 5.0 section 4.12): given the Authentication Data of CONNECT and
-// AUTH packets, it computes the server's answers and decides whether the
-// client is who it says. It knows nothing of packets, sessions or sockets;
-// the broker's protocol code sends the AUTH, CONNACK and DISCONNECT packets
-// and enforces the packet rules (same Authentication Method throughout
-// [MQTT-4.12.0-5], no AUTH without a method in CONNECT [MQTT-4.12.0-6]
-// [MQTT-4.12.0-7]).
+// Package auth decides who a client is and what it may do. It knows
+// nothing of packets, sessions or sockets: the broker asks it and turns its
+// answers into CONNACK, SUBACK, PUBACK, AUTH and DISCONNECT reason codes.
 //
 // It owns:
 //
-//   - Method and Exchange, the boundary: a Method per configured
-//     Authentication Method, an Exchange per authentication conversation.
-//   - Registry, the broker's map from method name to Method.
-//   - The SCRAM-SHA-256 method (RFC 7677, RFC 5802) over a CredentialStore,
-//     and SCRAMClient, its client side for tests and tools.
+//   - Authenticator, the boundary for user name and password checks, and
+//     its implementations: PasswordFile (bcrypt, argon2id and Mosquitto's
+//     PBKDF2 hashes, with a cache of recent successes), HTTP (a JSON POST
+//     to a back end, with a timeout and a cache), and Chain, which asks
+//     them in turn. An Authenticator may block: the broker runs it on a
+//     pool of goroutines, never on an event loop.
+//   - Authorizer and Permissions, the boundary for topic rights, and ACL,
+//     read from an access control list file. Permissions are asked on the
+//     hot path: they do not block or allocate.
+//   - The method side of MQTT 5 enhanced authentication (section 4.12):
+//     Method and Exchange, a Method per configured Authentication Method
+//     and an Exchange per conversation; Registry, the broker's map from
+//     method name to Method; SCRAM-SHA-256 (RFC 7677, RFC 5802) over a
+//     CredentialStore, and SCRAMClient, its client side for tests and
+//     tools. The broker's protocol code enforces the packet rules (same
+//     Authentication Method throughout [MQTT-4.12.0-5], no AUTH without a
+//     method in CONNECT [MQTT-4.12.0-6] [MQTT-4.12.0-7]).
 //
 // # The exchange, in MQTT packets
 //
@@ -33,8 +40,9 @@
 // # Goroutines
 //
 // Method and Registry values are built once from configuration and are
-// safe for concurrent use; they hold no mutable state, so there are no
-// locks here and nothing to add to LOCKORDER.md. A CredentialStore must be
+// safe for concurrent use; they hold no mutable state. PasswordFile, HTTP
+// and ACL are safe for concurrent use too; their only locks guard caches
+// and reloads and are leaves (LOCKORDER.md). A CredentialStore must be
 // safe for concurrent Lookup. An Exchange belongs to the event loop that
 // owns its connection and is used by that goroutine only, like the rest of
 // the connection's state; so is a SCRAMClient by its client.

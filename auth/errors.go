@@ -10,6 +10,8 @@ const (
 	CodeProtocol          byte = 0x82 // Protocol Error
 	CodeBadUserOrPassword byte = 0x86 // Bad User Name or Password
 	CodeNotAuthorized     byte = 0x87 // Not authorized
+	CodeServerUnavailable byte = 0x88 // Server unavailable
+	CodeServerBusy        byte = 0x89 // Server busy
 	CodeBadMethod         byte = 0x8C // Bad authentication method
 )
 
