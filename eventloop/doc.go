@@ -35,4 +35,16 @@
 // made room say so). Conn.Close sends what was written first: a connection
 // whose output the kernel has not yet taken drains, reading nothing more,
 // for at most Config.DrainGrace, and only then closes.
+//
+// # Enrolled connections
+//
+// gnet polls file descriptors, so it cannot drive a stream that exists
+// only in Go, such as a *tls.Conn or a WebSocket connection. Engine.Enroll
+// joins one to a loop through an AF_UNIX socketpair: the loop owns one end
+// like any accepted socket, and two goroutines per connection, owned by
+// the Engine and waited for by Stop, copy bytes between the other end and
+// the transport's stream. The Handler sees the same frames as from TCP;
+// Conn.Origin says where the connection came from and Conn.RemoteAddr is
+// the client's real address. Such a connection costs 3 file descriptors
+// and 2 goroutines, a plain TCP one 1 and 0.
 package eventloop

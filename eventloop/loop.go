@@ -171,8 +171,11 @@ func (l *Loop) flush(mayHold bool) {
 			continue
 		}
 		if !c.closed && len(c.out.B) > 0 { // a Buffer taken and left empty costs no system call
+			n := len(c.out.B)
+			// A write the kernel refuses (the peer reset) makes gnet
+			// close c at once, OnClose and its dropOut included.
 			_, _ = c.gc.Write(c.out.B)
-			out += int64(len(c.out.B))
+			out += int64(n)
 		}
 		c.dropOut()
 	}
@@ -192,6 +195,10 @@ type Conn struct {
 	loop *Loop
 	out  *bytebufferpool.ByteBuffer // nil when nothing is pending
 
+	// Set before OnOpen for a connection from Engine.Enroll, then fixed.
+	origin *Origin
+	pump   *pump
+
 	// Data is the Handler's per-connection state.
 	Data any
 
@@ -207,8 +214,18 @@ type Conn struct {
 // Loop returns the connection's loop. Safe for concurrent use.
 func (c *Conn) Loop() *Loop { return c.loop }
 
-// RemoteAddr is the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.gc.RemoteAddr() }
+// RemoteAddr is the peer's address: for a connection from Engine.Enroll,
+// the client's address on its transport. Safe for concurrent use.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.origin != nil {
+		return c.origin.Remote
+	}
+	return c.gc.RemoteAddr()
+}
+
+// Origin says which transport the connection came through; nil for a
+// plain TCP connection. Safe for concurrent use: it never changes.
+func (c *Conn) Origin() *Origin { return c.origin }
 
 // Write queues p for sending at the end of this loop iteration. It never
 // fails; once the connection is closing, writes are dropped.
@@ -258,9 +275,13 @@ func (c *Conn) Close() {
 		if f := c.loop.engine.flusher; f != nil {
 			f.BeforeFlush(c.loop, false)
 		}
-		_, _ = c.gc.Write(c.out.B)
-		c.loop.bytesOut.Add(int64(len(c.out.B)))
+		n := len(c.out.B)
+		_, _ = c.gc.Write(c.out.B) // a failed write closes c at once (see flush)
+		c.loop.bytesOut.Add(int64(n))
 		c.dropOut()
+		if c.closed {
+			return
+		}
 	}
 	c.closing = true
 	if c.gc.OutboundBuffered() > 0 {

@@ -165,8 +165,8 @@ func TestTick(t *testing.T) {
 	r.mu.Lock()
 	loops := map[int]bool{r.conns[a1].Loop().Index(): true, r.conns[a2].Loop().Index(): true}
 	r.mu.Unlock()
-	// Two connections land on two loops (gnet balances round-robin), but
-	// the test holds for any spread.
+	// Two connections usually land on two loops (gnet hashes the client
+	// address), but the test holds for any spread.
 	t.Logf("connections on loops %v", loops)
 
 	t.Run("every loop with connections ticks", func(t *testing.T) {
