@@ -78,7 +78,7 @@ lint: ## gofmt must be clean, go vet must pass
 
 BROWSER_TEST := admin/testdata/browser
 
-deps: ## install mosquitto, its clients, python3-paho-mqtt, chromium and node (apt), and playwright-core (npm), when missing
+deps: ## install mosquitto, its clients, python3-paho-mqtt, chromium and node (apt), and playwright-core and mqtt (npm), when missing
 	@if command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 && \
 		{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
 		/usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1 && [ -x /usr/bin/chromium ] && \
@@ -94,7 +94,7 @@ deps: ## install mosquitto, its clients, python3-paho-mqtt, chromium and node (a
 			$(SUDO) systemctl disable --now mosquitto; \
 		fi; \
 	fi
-	@if [ ! -d $(BROWSER_TEST)/node_modules/playwright-core ]; then \
+	@if [ ! -d $(BROWSER_TEST)/node_modules/playwright-core ] || [ ! -d $(BROWSER_TEST)/node_modules/mqtt ]; then \
 		echo "deps: npm ci in $(BROWSER_TEST)"; \
 		cd $(BROWSER_TEST) && npm ci --no-audit --no-fund; \
 	fi

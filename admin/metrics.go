@@ -15,7 +15,7 @@ type collector struct {
 	b *broker.Broker
 
 	connected, sessions, subscriptions, retained, inflight, queued *prometheus.Desc
-	connects, disconnects, messages, bytes, drops, uptime          *prometheus.Desc
+	connects, disconnects, messages, bytes, drops, refused, uptime *prometheus.Desc
 	loopEvents, loopConns, loopBytes, storeUnreadable              *prometheus.Desc
 }
 
@@ -37,6 +37,7 @@ func newCollector(b *broker.Broker) *collector {
 		messages:        d("messages_total", "PUBLISH packets, by direction (in: from clients) and QoS.", "direction", "qos"),
 		bytes:           d("bytes_total", "MQTT bytes, by direction.", "direction"),
 		drops:           d("dropped_messages_total", "Messages dropped, by cause.", "cause"),
+		refused:         d("refused_total", "Connections, logins and subscriptions refused by limits and access control, and publish_rate pauses, by cause.", "cause"),
 		loopEvents:      d("loop_events_total", "Events an event loop handled: read bursts, wake-ups, ticks.", "loop"),
 		loopConns:       d("loop_clients_connected", "Clients connected on an event loop.", "loop"),
 		loopBytes:       d("loop_bytes_total", "MQTT bytes through an event loop, by direction.", "loop", "direction"),
@@ -47,7 +48,7 @@ func newCollector(b *broker.Broker) *collector {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.sessions, c.subscriptions, c.retained, c.inflight,
-		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.loopEvents, c.loopConns,
+		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
 		c.loopBytes, c.storeUnreadable} {
 		ch <- d
 	}
@@ -81,6 +82,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytes, float64(st.BytesSent), "out")
 	for cause, n := range st.Drops {
 		counter(c.drops, float64(n), cause)
+	}
+	for cause, n := range st.Refused {
+		counter(c.refused, float64(n), cause)
 	}
 	for i, l := range st.Loops {
 		loop := strconv.Itoa(i)

@@ -28,7 +28,7 @@ cpu() { if [ ${#pin[@]} -gt 0 ]; then echo "${pin[@]}" "$1"; fi; }
 
 # Started directly (taskset execs it), so $! is the broker itself; stopped
 # with SIGTERM, which background jobs of a script do not ignore.
-printf 'persistence: false\nadmin_listen: ""\n' >"$out/shoal.yaml"
+printf 'persistence: false\nadmin_listen: ""\nallow_anonymous: true\n' >"$out/shoal.yaml"
 $(cpu 0) "$out/shoal" -c "$out/shoal.yaml" --listen "127.0.0.1:$port" --log-level warn \
 	--cpuprofile "$out/cpu.prof" --memprofile "$out/mem.prof" 2>"$out/broker.log" &
 broker=$!

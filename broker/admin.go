@@ -19,11 +19,14 @@ import (
 type ClientInfo struct {
 	ID        string `json:"id"`
 	Connected bool   `json:"connected"`
-	// Address, Protocol and KeepAlive describe the connection; empty when
-	// offline.
+	// Address, Protocol, KeepAlive, Listener ("tcp", "tls", "ws" or
+	// "wss") and CertIdentity (of a verified client certificate, by
+	// tls_identity) describe the connection; empty when offline.
 	Address       string             `json:"address,omitempty"`
 	Protocol      string             `json:"protocol,omitempty"` // "3.1", "3.1.1" or "5.0"
 	KeepAlive     uint16             `json:"keep_alive,omitempty"`
+	Listener      string             `json:"listener,omitempty"`
+	CertIdentity  string             `json:"cert_identity,omitempty"`
 	Expiry        uint32             `json:"session_expiry"` // seconds; 4294967295: never
 	Subscriptions []SubscriptionInfo `json:"subscriptions"`
 	Inflight      int                `json:"inflight"`
@@ -71,6 +74,10 @@ func infoLocked(s *session.Session) ClientInfo {
 		ci.Address = c.conn.RemoteAddr().String()
 		ci.Protocol = protocolNames[c.version]
 		ci.KeepAlive = c.keepAlive
+		ci.Listener = "tcp"
+		if o := c.conn.Origin(); o != nil {
+			ci.Listener, ci.CertIdentity = o.Listener, o.CertIdentity
+		}
 	}
 	for _, sub := range s.SubsLocked() {
 		ci.Subscriptions = append(ci.Subscriptions, subInfo(s.ClientID(), sub))

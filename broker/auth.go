@@ -72,9 +72,7 @@ func (c *client) stepAuth(ls *loopState, data []byte) error {
 	e.exchange = nil
 	if cp := e.pending; cp != nil {
 		e.pending = nil
-		e.identity = id
-		c.finishConnect(ls, *cp, out) // CONNACK 0x00 [MQTT-4.12.0-3]
-		return nil
+		return c.admit(ls, *cp, id, out) // CONNACK 0x00 [MQTT-4.12.0-3]
 	}
 	if id != e.identity {
 		// Re-authentication confirms who the client is; it is not a way

@@ -15,6 +15,7 @@ import (
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
+	"github.com/shoalmq/shoal/transport"
 )
 
 // Broker is one MQTT broker. Its exported methods are safe for concurrent
@@ -25,6 +26,19 @@ type Broker struct {
 	// read them through lg and limits.
 	logp atomic.Pointer[zerolog.Logger]
 	limp atomic.Pointer[Limits]
+	// authp is who may connect and what they may do (login.go).
+	authp atomic.Pointer[authState]
+
+	// logins are CONNECTs waiting for the Authenticator (login.go).
+	logins chan *loginJob
+	// open counts open client connections, for MaxConnections.
+	open atomic.Int64
+	// connRate limits connections per source address (limits.go).
+	connRate rateTable
+
+	// transports runs the TLS and WebSocket listeners (transports.go);
+	// set by Start.
+	transports atomic.Pointer[transport.Server]
 
 	engine   *eventloop.Engine
 	subs     router.Subscriptions
@@ -76,6 +90,17 @@ type stats struct {
 	slowConsumerKicks atomic.Int64
 	storeCorrupt      atomic.Int64
 	dropsUnauthorized atomic.Int64
+	connsRejected     atomic.Int64 // closed at accept: far over MaxConnections
+	// CONNECTs refused, by cause.
+	refusedConnections atomic.Int64 // MaxConnections
+	refusedRate        atomic.Int64 // ConnectRate
+	refusedClientID    atomic.Int64 // MaxClientIDLength
+	refusedLogin       atomic.Int64 // credentials, anonymous, will topic
+	refusedLoginBusy   atomic.Int64 // AuthQueue full
+	// Refused topics and subscriptions.
+	dropsTopicLimit  atomic.Int64 // MaxTopicLength, MaxTopicLevels
+	refusedSubs      atomic.Int64 // MaxSubscriptions, limits, Authorizer
+	publishThrottled atomic.Int64 // PublishRate paused a client
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -95,6 +120,8 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.logp.Store(&cfg.Logger)
 	b.limp.Store(cfg.limits())
+	b.authp.Store(cfg.authState())
+	b.logins = make(chan *loginJob, cfg.AuthQueue)
 	n := cfg.loops()
 	b.loops = make([]*loopState, n)
 	for i := range b.loops {
@@ -142,10 +169,20 @@ func (b *Broker) Start() error {
 		defer b.bgDone.Done()
 		b.expireLoop()
 	}()
+	for range b.cfg.authWorkers() {
+		b.bgDone.Add(1)
+		go func() {
+			defer b.bgDone.Done()
+			b.loginWorker()
+		}()
+	}
 
 	if err := b.engine.Start(); err != nil {
 		b.stopBackground()
 		return errors.Join(err, b.closeStore())
+	}
+	if err := b.startTransports(); err != nil {
+		return err // startTransports undid the rest
 	}
 	b.scheduleWills(wills) // those due at once need the workers
 	if b.cfg.SysInterval > 0 {
@@ -174,6 +211,7 @@ func (b *Broker) Close(ctx context.Context) error {
 		return nil
 	}
 	b.ready.Store(false)
+	b.stopTransports(ctx) // no new TLS or WebSocket clients; those connected close below
 	_ = b.engine.OnEach(ctx, func(c *eventloop.Conn) {
 		if cl, _ := c.Data.(*client); cl != nil {
 			cl.shutdown()

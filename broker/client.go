@@ -78,6 +78,19 @@ type clientExt struct {
 	identity   string // who the first exchange authenticated
 	exchange   auth.Exchange
 	pending    *connectParams
+
+	// login is the CONNECT out with the login pool (login.go).
+	login *loginJob
+	// perms are the client's topic rights (nil: no Authorizer);
+	// checkRead says a subscription was granted that covers topics the
+	// client may not read, so each message to it is checked.
+	perms     auth.Permissions
+	checkRead bool
+
+	// pub is the client's publish rate limit (Limits.PublishRate);
+	// pubTimer wakes the loop when it has a token again.
+	pub      tokenBucket
+	pubTimer *time.Timer
 }
 
 func (c *client) extra() *clientExt {
@@ -113,13 +126,24 @@ func (h *handler) broker() *Broker { return (*Broker)(h) }
 
 // OnOpen implements eventloop.Handler.
 func (h *handler) OnOpen(c *eventloop.Conn) error {
-	c.Data = &client{b: h.broker(), conn: c, lastRecv: c.Loop().Now()}
+	b := h.broker()
+	n := b.open.Add(1)
+	if n > int64(b.limits().MaxConnections)+refusalHeadroom {
+		// Far over the limit: not even a refusal is worth a socket.
+		b.open.Add(-1)
+		b.stats.connsRejected.Add(1)
+		return errTooManyConns
+	}
+	c.Data = &client{b: b, conn: c, lastRecv: c.Loop().Now()}
 	return nil
 }
 
 // OnFrame implements eventloop.Handler: one packet from the client.
 func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) error {
 	c := ec.Data.(*client)
+	if c.waitingLogin() {
+		return eventloop.ErrPause // until the verdict; not a sign of life
+	}
 	c.lastRecv = ec.Loop().Now()
 	if ec.Backlog() > maxReplyBacklog {
 		// A client that keeps sending but never reads would grow its output
@@ -144,6 +168,7 @@ func (h *handler) OnFrameError(ec *eventloop.Conn, err error) {
 // OnClose implements eventloop.Handler.
 func (h *handler) OnClose(ec *eventloop.Conn, err error) {
 	c := ec.Data.(*client)
+	h.broker().open.Add(-1)
 	c.closed()
 }
 
@@ -279,6 +304,7 @@ var (
 	errSlowConsumer       = &codec.Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
 	errAdminKick          = &codec.Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
 	errRetainNotSupported = &codec.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
+	errTopicLimit         = &codec.Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
 )
 
 // fail closes the connection for a protocol or resource error in what the
@@ -306,7 +332,7 @@ func (c *client) closeWith(err error) {
 	case c.state < stateConnected && err == codec.ErrProtocolVersion:
 		// Answer in a version the client understands [MQTT-3.1.2-2].
 		c.refuse(codec.UnsupportedProtocolVersion)
-	case c.state < stateConnected && (c.version == codec.V5 || code == codec.ClientIDNotValid):
+	case c.state < stateConnected && (c.version == codec.V5 || connackRefusal(code)):
 		c.refuse(code)
 	case c.state == stateConnected && c.version == codec.V5:
 		var reason string
@@ -405,6 +431,9 @@ func (c *client) tick(b *Broker, now int64) {
 // closed runs when the connection is gone: detach or end the session and
 // publish the will if the close was abnormal.
 func (c *client) closed() {
+	if e := c.ext; e != nil && e.pubTimer != nil {
+		e.pubTimer.Stop()
+	}
 	c.leave()
 }
 

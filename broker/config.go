@@ -10,6 +10,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
+	"github.com/shoalmq/shoal/transport"
 )
 
 // QueuePolicy says what a persistent session's offline queue does when it is
@@ -201,6 +202,81 @@ type Config struct {
 	// scram_users. Default none.
 	AuthMethods []auth.Method
 
+	// AllowAnonymous lets clients connect without credentials: no user
+	// name, no verified client certificate, no enhanced authentication
+	// (allow_anonymous). Refused ones get CONNACK 0x87 (MQTT 3.1.1: 0x05).
+	// DefaultConfig allows them, as its listener is on loopback; a config
+	// file that does not set it refuses them.
+	AllowAnonymous bool
+
+	// Authenticator checks the user name and password of CONNECT
+	// (password_file, http_auth_url; both: the file first). It runs on a
+	// pool of AuthWorkers goroutines, never on an event loop, and the
+	// client's CONNACK waits for it. nil: user names are taken as given
+	// when AllowAnonymous is set, refused with 0x86 (0x04) otherwise.
+	Authenticator auth.Authenticator
+
+	// Authorizer says which topics each client may publish and subscribe
+	// to (acl_file); nil: all of them.
+	Authorizer auth.Authorizer
+
+	// AuthWorkers is how many logins are checked at once (auth_workers).
+	// Default 0: one per CPU — a password hash is CPU-bound work.
+	AuthWorkers int
+
+	// AuthQueue bounds the logins waiting for an AuthWorker (auth_queue).
+	// A CONNECT finding it full is refused with 0x89 Server busy (3.1.1:
+	// 0x03), so a reconnect storm costs a bounded queue, and clients retry
+	// later. Default 256: at bcrypt cost 10 (55 ms a hash, measured) two
+	// CPUs get through it in about 7 s, inside the default connect_timeout;
+	// a client further back would time out waiting anyway.
+	AuthQueue int
+
+	// MaxConnections bounds the open client connections (max_connections).
+	// A CONNECT over it is refused with 0x97 Quota exceeded (3.1.1: 0x03
+	// Server unavailable); a connection opened far beyond it is closed at
+	// once. Default 0: the process's file limit less 256 for the store,
+	// listeners and the admin API. Reloadable.
+	MaxConnections int
+
+	// ConnectRate is how many connections per second one source address
+	// may open (connect_rate); ConnectBurst how many it may open at once
+	// (connect_burst). Over it, CONNECT is refused with 0x9F Connection
+	// rate exceeded (3.1.1: 0x03). Default 0 (off). Reloadable.
+	ConnectRate  float64
+	ConnectBurst int
+
+	// PublishRate is how many PUBLISH packets per second one client may
+	// send (publish_rate), PublishBurst how many at once (publish_burst).
+	// A client over it is not read until it is under it again: TCP pushes
+	// back on it, and nothing it sent is dropped. Default 0 (off).
+	// Reloadable for new connections.
+	PublishRate  float64
+	PublishBurst int
+
+	// MaxSubscriptions bounds one session's subscriptions
+	// (max_subscriptions). Further filters are refused with SUBACK 0x97
+	// (3.1.1: 0x80). Default 10000. Reloadable.
+	MaxSubscriptions int
+
+	// MaxTopicLength and MaxTopicLevels bound topic names and filters in
+	// bytes and levels (max_topic_length, max_topic_levels). Longer filters
+	// get SUBACK 0x8F (3.1.1: 0x80); a longer topic is refused with
+	// PUBACK/PUBREC 0x90 (MQTT 5) or closes a 3.x connection. Defaults
+	// 1024 and 32. Reloadable.
+	MaxTopicLength int
+	MaxTopicLevels int
+
+	// MaxQueuedBytes bounds the message bytes (topic, payload, properties)
+	// queued for one session, alongside MaxQueued (max_queued_bytes).
+	// Default 64 MiB. Reloadable.
+	MaxQueuedBytes int
+
+	// MaxClientIDLength bounds the client identifier, in bytes
+	// (max_client_id_length). Longer ones are refused with CONNACK 0x85
+	// (3.1.1: 0x02). Default 256. Reloadable.
+	MaxClientIDLength int
+
 	// SysInterval is how often the $SYS topics are published (sys_interval).
 	// Default 10s; 0 turns them off.
 	SysInterval time.Duration
@@ -223,6 +299,12 @@ type Config struct {
 	// restart within the process). The broker syncs it on Close but does
 	// not close it.
 	Store store.Store
+
+	// Transports configures the TLS, WebSocket and secure WebSocket
+	// listeners (tls_listen, ws_listen, wss_listen and the tls_* and
+	// ws_path keys; see package transport). Default: none. Reload re-reads
+	// the certificate files; new listen addresses need a restart.
+	Transports transport.Config
 
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger
@@ -247,6 +329,14 @@ func DefaultConfig() Config {
 		SharedStrategy:       router.RoundRobin,
 		MaxQoS:               2,
 		RetainAvailable:      true,
+		AllowAnonymous:       true,
+		AuthQueue:            256,
+		MaxSubscriptions:     10000,
+		MaxTopicLength:       1024,
+		MaxTopicLevels:       32,
+		MaxQueuedBytes:       64 << 20,
+		MaxClientIDLength:    256,
+		Transports:           transport.DefaultConfig(),
 		Logger:               zerolog.Nop(),
 	}
 }
@@ -293,13 +383,44 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("shared_strategy: %v is unknown", c.SharedStrategy)
 	case c.MaxQoS > 2:
 		return fmt.Errorf("max_qos: %d is outside 0..2", c.MaxQoS)
+	case c.AuthWorkers < 0:
+		return fmt.Errorf("auth_workers: %d is negative", c.AuthWorkers)
+	case c.AuthQueue < 1:
+		return fmt.Errorf("auth_queue: %d must be at least 1", c.AuthQueue)
+	case c.MaxConnections < 0:
+		return fmt.Errorf("max_connections: %d is negative", c.MaxConnections)
+	case c.ConnectRate < 0:
+		return fmt.Errorf("connect_rate: %v is negative", c.ConnectRate)
+	case c.ConnectRate > 0 && c.ConnectBurst < 1:
+		return fmt.Errorf("connect_burst: %d must be at least 1 when connect_rate is set", c.ConnectBurst)
+	case c.PublishRate < 0:
+		return fmt.Errorf("publish_rate: %v is negative", c.PublishRate)
+	case c.PublishRate > 0 && c.PublishBurst < 1:
+		return fmt.Errorf("publish_burst: %d must be at least 1 when publish_rate is set", c.PublishBurst)
+	case c.MaxSubscriptions < 1:
+		return fmt.Errorf("max_subscriptions: %d must be at least 1", c.MaxSubscriptions)
+	case c.MaxTopicLength < 1 || c.MaxTopicLength > 65535:
+		return fmt.Errorf("max_topic_length: %d is outside 1..65535", c.MaxTopicLength)
+	case c.MaxTopicLevels < 1:
+		return fmt.Errorf("max_topic_levels: %d must be at least 1", c.MaxTopicLevels)
+	case c.MaxQueuedBytes < 0:
+		return fmt.Errorf("max_queued_bytes: %d is negative", c.MaxQueuedBytes)
+	case c.MaxClientIDLength < 1 || c.MaxClientIDLength > 65535:
+		return fmt.Errorf("max_client_id_length: %d is outside 1..65535", c.MaxClientIDLength)
 	}
-	return nil
+	return c.Transports.Validate()
 }
 
 func (c *Config) loops() int {
 	if c.Loops > 0 {
 		return c.Loops
+	}
+	return runtime.NumCPU()
+}
+
+func (c *Config) authWorkers() int {
+	if c.AuthWorkers > 0 {
+		return c.AuthWorkers
 	}
 	return runtime.NumCPU()
 }

@@ -37,6 +37,21 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	ls.ctr.connects.Add(1)
 	cp := connectParams{clean: p.CleanStart}
 
+	// Limits first: a refused client costs no more than its CONNECT.
+	lim := b.limits()
+	if b.overConnections(lim) {
+		b.stats.refusedConnections.Add(1)
+		return errTooManyConns
+	}
+	if lim.ConnectRate > 0 && !b.connRate.allow(addrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
+		b.stats.refusedRate.Add(1)
+		return errConnectRate
+	}
+	if len(p.ClientID) > lim.MaxClientIDLength {
+		b.stats.refusedClientID.Add(1)
+		return errClientIDLength
+	}
+
 	// Client identifier [MQTT-3.1.3-5] .. [MQTT-3.1.3-9].
 	cp.id = string(p.ClientID)
 	if cp.id == "" {
@@ -50,7 +65,6 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 
 	// Keep-alive, capped by the broker.
 	c.keepAlive = p.KeepAlive
-	lim := b.limits()
 	if max := lim.MaxKeepAlive; max > 0 && (c.keepAlive == 0 || c.keepAlive > max) {
 		c.keepAlive = max
 		cp.serverKeepAlive = c.version == codec.V5 // [MQTT-3.2.2-21]
@@ -108,17 +122,13 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		c.extra().will = router.NewMessage(p.WillTopic, p.WillPayload, fwd, idb, p.WillQoS, p.WillRetain, exp, nil)
 	}
 
-	// Enhanced authentication (MQTT 5 section 4.12): the CONNACK waits for
-	// the exchange to succeed.
-	if c.version == codec.V5 && p.Props.Has(codec.PropAuthMethod) {
-		return c.startAuth(ls, cp, string(p.Props.AuthMethod), p.Props.AuthData)
-	}
 	if b.lg().Debug().Enabled() {
 		b.lg().Debug().Str("client", cp.id).Uint8("version", c.version).Bool("clean", cp.clean).
 			Str("remote", c.conn.RemoteAddr().String()).Msg("connecting")
 	}
-	c.finishConnect(ls, cp, nil)
-	return nil
+	// Who it is and what it may do; the CONNACK waits for the answer
+	// (login.go).
+	return c.login(ls, p, cp)
 }
 
 // finishConnect takes the session over or starts one, answers CONNACK

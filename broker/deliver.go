@@ -90,10 +90,11 @@ type pending struct {
 	ack       *client // set: send ackT for ackID to this client, its message is routed
 	ackID     uint16
 	ackT      codec.Type
-	ackSync   bool    // the message was stored: sync before the ack goes out
-	kick      *client // set: disconnect this client, its session was taken over
-	kickClean bool    // the taking connection's Clean Start
-	kickAdmin bool    // not taken over: the admin API kicks it
+	ackSync   bool      // the message was stored: sync before the ack goes out
+	kick      *client   // set: disconnect this client, its session was taken over
+	kickClean bool      // the taking connection's Clean Start
+	kickAdmin bool      // not taken over: the admin API kicks it
+	login     *loginJob // set: the login pool's verdict for its client
 }
 
 // post appends one entry to loop i's inbox and wakes it.
@@ -180,6 +181,8 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 			}
 		case p.kick != nil:
 			p.kick.takeOver(p.kickClean)
+		case p.login != nil:
+			p.login.c.loginDone(ls, p.login)
 		default:
 			b.deliverOnLoop(l, ls, p.sess, p.d, now)
 		}
@@ -221,11 +224,37 @@ func (b *Broker) queueOfflineLocked(w store.Writer, s *session.Session, d sessio
 		d.Release()
 		return
 	}
+	b.enqueueLocked(w, s, d)
+}
+
+// enqueueLocked queues d for s within MaxQueued messages and
+// MaxQueuedBytes, dropping by QueuePolicy what does not fit; what is
+// dropped is forgotten by the store through w. It reports whether
+// something was dropped. s.mu must be held.
+func (b *Broker) enqueueLocked(w store.Writer, s *session.Session, d session.Delivery) (dropped bool) {
 	lim := b.limits()
-	if dropped, seq := s.EnqueueLocked(d, lim.MaxQueued, lim.QueuePolicy == DropOldest); dropped {
+	oldest := lim.QueuePolicy == DropOldest
+	if lim.MaxQueuedBytes > 0 {
+		for size := d.Size(); s.QueueBytesLocked()+size > lim.MaxQueuedBytes; {
+			if !oldest || s.QueueLen() == 0 {
+				b.stats.dropsQueueFull.Add(1)
+				forget(w, s, d.Seq)
+				d.Release()
+				return true
+			}
+			old, _ := s.DequeueLocked()
+			b.stats.dropsQueueFull.Add(1)
+			forget(w, s, old.Seq)
+			old.Release()
+			dropped = true
+		}
+	}
+	if lost, seq := s.EnqueueLocked(d, lim.MaxQueued, oldest); lost {
 		b.stats.dropsQueueFull.Add(1)
 		forget(w, s, seq)
+		dropped = true
 	}
+	return dropped
 }
 
 // worker routes messages: retained store, subscription match, fan-out to

@@ -14,6 +14,14 @@ import (
 // pooled Message, the acknowledgement, and the hand-off to a router worker.
 func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	b := c.b
+	lim := b.limits()
+	if lim.PublishRate > 0 && !c.extra().pub.take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst) {
+		// Over its rate: the client is not read until it has a token
+		// again, so TCP slows it down and nothing is lost.
+		b.stats.publishThrottled.Add(1)
+		c.ext.wakeForToken(c.conn.Loop(), lim.PublishRate)
+		return eventloop.ErrPause
+	}
 	p := &ls.publish
 	if err := p.Decode(flags, body, c.version); err != nil {
 		if err == codec.ErrPayloadFormat {
@@ -43,6 +51,21 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if isSys(topic) {
 		// The broker's own: clients may read, not write. MQTT 5 clients
 		// hear 0x87; 3.x ones are acknowledged and dropped.
+		b.stats.dropsUnauthorized.Add(1)
+		c.ackRefused(p, codec.NotAuthorized)
+		return nil
+	}
+	if topicOverLimit(topic, lim) {
+		b.stats.dropsTopicLimit.Add(1)
+		if c.version < codec.V5 {
+			return errTopicLimit // 3.x has no way to refuse one message
+		}
+		c.ackRefused(p, codec.TopicNameInvalid)
+		return nil
+	}
+	if e := c.ext; e != nil && e.perms != nil && !e.perms.CanPublish(topic) {
+		// MQTT 5 clients hear 0x87; 3.x ones are acknowledged and the
+		// message dropped, as MQTT 3.1.1 section 3.3.5 allows.
 		b.stats.dropsUnauthorized.Add(1)
 		c.ackRefused(p, codec.NotAuthorized)
 		return nil
@@ -335,14 +358,10 @@ const slowClientBytes = 4 << 20
 // be held.
 func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	b := c.b
-	lim := b.limits()
-	dropped, seq := c.sess.EnqueueLocked(d, lim.MaxQueued, lim.QueuePolicy == DropOldest)
-	if !dropped {
+	if !b.enqueueLocked(ls.sw, c.sess, d) {
 		return
 	}
-	forget(ls.sw, c.sess, seq)
-	b.stats.dropsQueueFull.Add(1)
-	if lim.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
+	if lim := b.limits(); lim.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
 		b.stats.slowConsumerKicks.Add(1)
 		c.closeWith(errSlowConsumer)
 	}
@@ -353,6 +372,10 @@ func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 // written.
 func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup bool, now int64) bool {
 	m := d.Msg
+	if e := c.ext; e != nil && e.checkRead && !dup && !e.perms.CanReceive(m.Topic) {
+		c.b.stats.dropsUnauthorized.Add(1)
+		return false // a topic its subscription covers but its rights do not
+	}
 	o := &ls.out
 	*o = codec.Outgoing{
 		Topic:    m.Topic,

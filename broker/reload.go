@@ -20,6 +20,17 @@ type Limits struct {
 	SlowConsumer     SlowConsumerPolicy
 	RetryInterval    time.Duration
 	MaxSessionExpiry time.Duration
+
+	MaxConnections    int // resolved: never 0
+	ConnectRate       float64
+	ConnectBurst      int
+	PublishRate       float64
+	PublishBurst      int
+	MaxSubscriptions  int
+	MaxTopicLength    int
+	MaxTopicLevels    int
+	MaxQueuedBytes    int
+	MaxClientIDLength int
 }
 
 // limits returns c's Limits.
@@ -33,6 +44,17 @@ func (c *Config) limits() *Limits {
 		SlowConsumer:     c.SlowConsumer,
 		RetryInterval:    c.RetryInterval,
 		MaxSessionExpiry: c.MaxSessionExpiry,
+
+		MaxConnections:    c.maxConnections(),
+		ConnectRate:       c.ConnectRate,
+		ConnectBurst:      c.ConnectBurst,
+		PublishRate:       c.PublishRate,
+		PublishBurst:      c.PublishBurst,
+		MaxSubscriptions:  c.MaxSubscriptions,
+		MaxTopicLength:    c.MaxTopicLength,
+		MaxTopicLevels:    c.MaxTopicLevels,
+		MaxQueuedBytes:    c.MaxQueuedBytes,
+		MaxClientIDLength: c.MaxClientIDLength,
 	}
 }
 
@@ -41,9 +63,17 @@ func (c *Config) limits() *Limits {
 var reloadable = map[string]bool{
 	"ConnectTimeout": true, "MaxKeepAlive": true, "MaxInflight": true, "MaxQueued": true,
 	"QueuePolicy": true, "SlowConsumer": true, "RetryInterval": true, "MaxSessionExpiry": true,
-	"Logger": true,
+	"Logger":         true,
+	"MaxConnections": true, "ConnectRate": true, "ConnectBurst": true, "PublishRate": true,
+	"PublishBurst": true, "MaxSubscriptions": true, "MaxTopicLength": true, "MaxTopicLevels": true,
+	"MaxQueuedBytes": true, "MaxClientIDLength": true,
+	// Swapped whole by Reload: a SIGHUP re-reads the password and ACL
+	// files; connected clients keep what they were granted.
+	"AllowAnonymous": true, "Authenticator": true, "Authorizer": true,
 	// Not settings of a file: set by the program or an embedder.
 	"Store": true, "AuthMethods": true, "Version": true,
+	// Certificates reload; reloadTransports names what needs a restart.
+	"Transports": true,
 }
 
 // lg is the broker's logger as of now. Safe for concurrent use.
@@ -53,16 +83,22 @@ func (b *Broker) lg() *zerolog.Logger { return b.logp.Load() }
 func (b *Broker) limits() *Limits { return b.limp.Load() }
 
 // Reload applies cfg's reloadable settings — the Limits and the Logger —
-// to the running broker, without touching a connection. A cfg that does
-// not validate changes nothing. It returns the names of the other Config
-// fields whose values differ from the running ones: those need a restart.
+// to the running broker, without touching a connection. It also reads the
+// TLS certificate files again (Transports). A cfg that does not validate,
+// or whose certificates do not load, changes nothing. It returns the names
+// of the other Config fields whose values differ from the running ones
+// (for Transports, "Transports.<field>"): those need a restart.
 // Safe for concurrent use.
 func (b *Broker) Reload(cfg Config) (needRestart []string, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if needRestart, err = b.reloadTransports(cfg.Transports); err != nil {
+		return nil, err // certificates that do not load change nothing
+	}
 	b.limp.Store(cfg.limits())
 	b.logp.Store(&cfg.Logger)
+	b.authp.Store(cfg.authState())
 	old, neu := reflect.ValueOf(b.cfg), reflect.ValueOf(cfg)
 	for i := range old.NumField() {
 		name := old.Type().Field(i).Name

@@ -99,8 +99,12 @@ type Stats struct {
 	Connects         int64            `json:"connects"`
 	Disconnects      map[string]int64 `json:"disconnects"` // by reason
 	Drops            map[string]int64 `json:"drops"`       // by cause
-	Loops            []LoopStats      `json:"loops"`
-	Store            map[string]int64 `json:"store,omitempty"`
+	// Refused counts what the limits and access control turned away, by
+	// cause: connections, logins, subscriptions, and publishers paused
+	// by publish_rate.
+	Refused map[string]int64 `json:"refused"`
+	Loops   []LoopStats      `json:"loops"`
+	Store   map[string]int64 `json:"store,omitempty"`
 }
 
 // LoopStats are one event loop's figures.
@@ -136,7 +140,20 @@ func (b *Broker) Stats() Stats {
 			"slow_client": b.stats.dropsSlowClient.Load(),
 			"router_full": b.stats.dropsWorkerFull.Load(),
 			// Refused publishes: today those to $SYS/broker/...
+			// Refused publishes ($SYS, acl_file) and messages a
+			// subscriber may not read.
 			"unauthorized": b.stats.dropsUnauthorized.Load(),
+			"topic_limit":  b.stats.dropsTopicLimit.Load(),
+		},
+		Refused: map[string]int64{
+			"max_connections":     b.stats.refusedConnections.Load(),
+			"closed_at_accept":    b.stats.connsRejected.Load(),
+			"connect_rate":        b.stats.refusedRate.Load(),
+			"client_id_length":    b.stats.refusedClientID.Load(),
+			"login":               b.stats.refusedLogin.Load(),
+			"login_busy":          b.stats.refusedLoginBusy.Load(),
+			"subscription":        b.stats.refusedSubs.Load(),
+			"publish_rate_pauses": b.stats.publishThrottled.Load(),
 		},
 	}
 	if !b.startedAt.IsZero() {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/shoalmq/shoal/codec"
@@ -24,6 +25,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 	*ack = codec.Suback{Type: codec.SUBACK, PacketID: p.PacketID, Codes: ack.Codes[:0]} // [MQTT-3.8.4-2]
 	retainedFor := ls.retainedFor[:0]
 	s := c.sess
+	lim := b.limits()
 	for i := range p.Filters {
 		f := &p.Filters[i]
 		if err := codec.CheckFilter(f.Filter); err != nil {
@@ -33,6 +35,11 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		shared := codec.IsShared(f.Filter)
 		if shared && f.NoLocal {
 			return errSharedNoLocal // [MQTT-3.8.3-4]
+		}
+		if code := c.mayNotSubscribe(f.Filter, shared, lim); code != 0 {
+			b.stats.refusedSubs.Add(1)
+			ack.Codes = append(ack.Codes, c.subFailure(code))
+			continue
 		}
 		o := router.Options{
 			QoS:               min(f.QoS, b.cfg.MaxQoS), // never above what was asked [MQTT-3.8.4-6]
@@ -46,6 +53,12 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		if !c.ownsLocked() {
 			s.Unlock()
 			return errSuperseded
+		}
+		if subs := s.SubsLocked(); len(subs) >= lim.MaxSubscriptions && !hasSub(subs, filter) {
+			s.Unlock()
+			b.stats.refusedSubs.Add(1)
+			ack.Codes = append(ack.Codes, c.subFailure(codec.QuotaExceeded))
+			continue
 		}
 		// The table changes under the session lock (LOCKORDER 1 -> 3), so a
 		// clean start clearing the session can't slip in between.
@@ -74,6 +87,45 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 	}
 	clear(ls.retainedFor) // drop filter strings
 	return nil
+}
+
+// mayNotSubscribe returns the reason code refusing filter — over the
+// topic limits, or not allowed by the Authorizer — or 0. A filter granted
+// although it covers topics the client may not read turns on the check of
+// each message to the client: what it must not read, it does not get,
+// retained messages included.
+func (c *client) mayNotSubscribe(filter []byte, shared bool, lim *Limits) codec.ReasonCode {
+	inner := filter
+	if shared {
+		// $share/{group}/{filter}: the rights are about the filter.
+		rest := filter[len(codec.SharePrefix):]
+		if i := bytes.IndexByte(rest, '/'); i >= 0 {
+			inner = rest[i+1:]
+		}
+	}
+	if topicOverLimit(inner, lim) {
+		return codec.TopicFilterInvalid
+	}
+	if e := c.ext; e != nil && e.perms != nil {
+		ok, each := e.perms.CanSubscribe(inner)
+		if !ok {
+			return codec.NotAuthorized
+		}
+		if each {
+			e.checkRead = true
+		}
+	}
+	return 0
+}
+
+// hasSub reports whether subs holds filter.
+func hasSub(subs []session.Sub, filter string) bool {
+	for i := range subs {
+		if subs[i].Filter == filter {
+			return true
+		}
+	}
+	return false
 }
 
 type retainedReq struct {

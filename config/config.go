@@ -4,10 +4,13 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/broker"
+	"gopkg.in/yaml.v3"
 )
 
 // defaultYAML is the documented default file. It is unexported so that no
@@ -48,6 +51,19 @@ type File struct {
 	// AdminToken is the bearer token the admin API requires (admin_token).
 	// It may be empty only when AdminListen is a loopback address.
 	AdminToken string
+
+	// PasswordFile is the password file checked at CONNECT (password_file),
+	// "" for none. Parse loads it into Broker.Authenticator.
+	PasswordFile string
+
+	// HTTPAuth configures the HTTP authenticator (http_auth_url,
+	// http_auth_timeout, http_auth_cache); URL "" turns it off. Asked after
+	// the password file, for users the file does not know.
+	HTTPAuth auth.HTTPConfig
+
+	// ACLFile is the file of topic rights (acl_file), "" for none. Parse
+	// loads it into Broker.Authorizer.
+	ACLFile string
 }
 
 // DefaultAdminListen is where the default configuration serves the admin
@@ -66,8 +82,13 @@ func defaults() File {
 		LogFormat:   LogFormatAuto,
 		Persistence: true,
 		AdminListen: DefaultAdminListen,
+		HTTPAuth:    auth.HTTPConfig{Timeout: 5 * time.Second, CacheTTL: time.Minute},
 	}
 	f.Broker.DataDir = DefaultDataDir
+	// A configuration file lets in only the clients it names: one that
+	// wants anonymous clients says so (the embedded default does, for its
+	// loopback listener).
+	f.Broker.AllowAnonymous = false
 	return f
 }
 
@@ -149,4 +170,42 @@ func ParseLogLevel(s string) (zerolog.Level, error) {
 		return zerolog.ErrorLevel, nil
 	}
 	return 0, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", s)
+}
+
+// loadAuth builds the broker's Authenticator and Authorizer from the
+// password file, HTTP and ACL settings; errors name the key and line.
+func (f *File) loadAuth(name string, values map[string]*yaml.Node) error {
+	at := func(key string, err error) error {
+		e := &Error{File: name, Key: key, Err: err}
+		if n := values[key]; n != nil {
+			e.Line, e.Column = n.Line, n.Column
+		}
+		return e
+	}
+	var authns []auth.Authenticator
+	if f.PasswordFile != "" {
+		pf, err := auth.LoadPasswordFile(f.PasswordFile)
+		if err != nil {
+			return at("password_file", err)
+		}
+		authns = append(authns, pf)
+	}
+	if f.HTTPAuth.URL != "" {
+		h, err := auth.NewHTTP(f.HTTPAuth)
+		if err != nil {
+			return at("http_auth_url", err)
+		}
+		authns = append(authns, h)
+	}
+	if len(authns) > 0 {
+		f.Broker.Authenticator = auth.Chain(authns...)
+	}
+	if f.ACLFile != "" {
+		acl, err := auth.LoadACLFile(f.ACLFile)
+		if err != nil {
+			return at("acl_file", err)
+		}
+		f.Broker.Authorizer = acl
+	}
+	return nil
 }

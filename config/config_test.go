@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/transport"
 )
 
 // withoutLogger zeroes the field that cannot be compared meaningfully.
@@ -152,10 +154,46 @@ durability: relaxed
 sys_interval: 30s
 admin_listen: 0.0.0.0:9000
 admin_token: tok
+tls_listen: 0.0.0.0:8883
+ws_listen: 0.0.0.0:8080
+wss_listen: 0.0.0.0:8443
+ws_path: /ws
+tls_cert_file: /etc/shoal/server.pem
+tls_key_file: /etc/shoal/server-key.pem
+tls_client_ca_file: /etc/shoal/clients-ca.pem
+tls_client_certs: optional
+tls_identity: san
 scram_users: {alice: wonderland}
+allow_anonymous: false
+password_file: PWFILE
+http_auth_url: http://127.0.0.1:9/auth
+http_auth_timeout: 2s
+http_auth_cache: 30s
+acl_file: ACLFILE
+auth_workers: 3
+auth_queue: 50
+max_connections: 500
+connect_rate: 2.5
+connect_burst: 10
+publish_rate: 100
+publish_burst: 200
+max_subscriptions: 40
+max_topic_length: 200
+max_topic_levels: 9
+max_client_id_length: 64
+max_queued_bytes: 1MiB
 log_level: debug
 log_format: json
 `
+	dir := t.TempDir()
+	pw, acl := filepath.Join(dir, "users.pw"), filepath.Join(dir, "topics.acl")
+	if err := auth.SetPassword(pw, "bob", "builder", 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(acl, []byte("user bob\nallow readwrite bob/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in = strings.NewReplacer("PWFILE", pw, "ACLFILE", acl).Replace(in)
 	got, err := Parse([]byte(in), "all.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -186,12 +224,34 @@ log_format: json
 			Durability:           broker.Relaxed,
 			SysInterval:          30 * time.Second,
 			Version:              "dev",
+			AllowAnonymous:       false,
+			AuthWorkers:          3,
+			AuthQueue:            50,
+			MaxConnections:       500,
+			ConnectRate:          2.5,
+			ConnectBurst:         10,
+			PublishRate:          100,
+			PublishBurst:         200,
+			MaxSubscriptions:     40,
+			MaxTopicLength:       200,
+			MaxTopicLevels:       9,
+			MaxClientIDLength:    64,
+			MaxQueuedBytes:       1 << 20,
+			Transports: transport.Config{
+				TLSListen: "0.0.0.0:8883", WSListen: "0.0.0.0:8080", WSSListen: "0.0.0.0:8443", WSPath: "/ws",
+				CertFile: "/etc/shoal/server.pem", KeyFile: "/etc/shoal/server-key.pem",
+				ClientCAFile: "/etc/shoal/clients-ca.pem", ClientCerts: transport.OptionalClientCerts,
+				Identity: transport.IdentitySAN, MaxHandshakes: 1024,
+			},
 		},
-		LogLevel:    zerolog.DebugLevel,
-		LogFormat:   LogFormatJSON,
-		Persistence: true,
-		AdminListen: "0.0.0.0:9000",
-		AdminToken:  "tok",
+		PasswordFile: pw,
+		ACLFile:      acl,
+		HTTPAuth:     auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
+		LogLevel:     zerolog.DebugLevel,
+		LogFormat:    LogFormatJSON,
+		Persistence:  true,
+		AdminListen:  "0.0.0.0:9000",
+		AdminToken:   "tok",
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -205,6 +265,16 @@ log_format: json
 		t.Fatal("a wrong password authenticated")
 	}
 	want.Broker.AuthMethods = got.Broker.AuthMethods
+	// The password file and the ACL are checked by using them too.
+	login := &auth.Login{ClientID: "c1", Username: "bob", Password: []byte("builder"), HasUsername: true, HasPassword: true}
+	if err := got.Broker.Authenticator.Authenticate(context.Background(), login); err != nil {
+		t.Fatalf("bob cannot log in: %v", err)
+	}
+	if got.Broker.Authorizer == nil || !got.Broker.Authorizer.For("bob", "c1").CanPublish([]byte("bob/x")) ||
+		got.Broker.Authorizer.For("bob", "c1").CanPublish([]byte("alice/x")) {
+		t.Fatal("acl_file rules not in force")
+	}
+	want.Broker.Authenticator, want.Broker.Authorizer = got.Broker.Authenticator, got.Broker.Authorizer
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse =\n%+v\nwant\n%+v", got, want)
 	}
@@ -312,7 +382,7 @@ func TestErrors(t *testing.T) {
 		{name: "dashes", in: "max-queued: 3\n",
 			want: `s.yaml:1:1: unknown key "max-queued" (did you mean "max_queued"?)`, line: 1},
 		{name: "far off", in: "port: 1883\n",
-			want: `s.yaml:1:1: unknown key "port" (known keys: listen, loops, workers, worker_queue, max_packet_size, connect_timeout, max_keepalive, max_inflight, max_queued, queue_policy, slow_consumer, retry_interval, max_session_expiry, receive_maximum, topic_alias_maximum, outbound_topic_aliases, shared_strategy, max_qos, retain_available, response_information, persistence, data_dir, durability, sys_interval, admin_listen, admin_token, scram_users, log_level, log_format)`, line: 1},
+			want: `s.yaml:1:1: unknown key "port" (known keys: ` + knownKeys() + `)`, line: 1},
 		{name: "unknown shared strategy", in: "shared_strategy: sticky\n",
 			want: `s.yaml:1:18: shared_strategy: router: unknown shared subscription strategy "sticky"`, line: 1, key: "shared_strategy"},
 		{name: "max_qos out of range", in: "max_qos: 3\n",
@@ -397,6 +467,18 @@ func TestErrors(t *testing.T) {
 			want: `s.yaml:1:12: log_level: unknown log level "INFO" (want trace, debug, info, warn or error)`, line: 1, key: "log_level"},
 		{name: "bad format", in: "log_format: text\n",
 			want: `s.yaml:1:13: log_format: unknown log format "text" (want auto, console or json)`, line: 1, key: "log_format"},
+		{name: "bad client cert policy", in: "tls_client_certs: required\n",
+			want: `s.yaml:1:19: tls_client_certs: unknown client certificate policy "required" (want none, optional or require)`, line: 1, key: "tls_client_certs"},
+		{name: "bad identity", in: "tls_identity: CN\n",
+			want: `s.yaml:1:15: tls_identity: unknown certificate identity "CN" (want none, cn or san)`, line: 1, key: "tls_identity"},
+		{name: "bad tls listen", in: "tls_listen: \"8883\"\n",
+			want: `s.yaml:1:13: tls_listen: want host:port or "" (off): address 8883: missing port in address`, line: 1, key: "tls_listen"},
+		{name: "tls without certificate", in: "tls_listen: 0.0.0.0:8883\n",
+			want: `s.yaml: tls_cert_file: must be set when tls_listen or wss_listen is`, key: "tls_cert_file"},
+		{name: "bad ws path", in: "ws_path: mqtt\n",
+			want: `s.yaml:1:10: ws_path: "mqtt" must start with /`, line: 1, key: "ws_path"},
+		{name: "identity without client certificates", in: "tls_identity: cn\n",
+			want: `s.yaml:1:15: tls_identity: cn needs tls_client_certs optional or require`, line: 1, key: "tls_identity"},
 
 		// Validate's errors, placed at the key.
 		{name: "validate inflight", in: "# comment\nloops: 2\n\nmax_inflight: 0\n",
@@ -518,6 +600,39 @@ func TestSuggest(t *testing.T) {
 	for _, tt := range tests {
 		if got := suggest(tt.in, known); got != tt.want {
 			t.Errorf("suggest(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// knownKeys is the list an unknown key's error gives.
+func knownKeys() string {
+	var keys []string
+	for _, s := range settings() {
+		keys = append(keys, s.key)
+	}
+	return strings.Join(keys, ", ")
+}
+
+// TestAllowAnonymous: the embedded default lets anonymous clients in (its
+// listener is on loopback); any other file refuses them unless it says
+// allow_anonymous: true.
+func TestAllowAnonymous(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want bool
+	}{
+		{"embedded default", Default(), true},
+		{"empty file", nil, false},
+		{"other keys only", []byte("listen: 0.0.0.0:1883\n"), false},
+		{"said so", []byte("allow_anonymous: true\n"), true},
+	} {
+		f, err := Parse(tc.in, "a.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if f.Broker.AllowAnonymous != tc.want {
+			t.Errorf("%s: AllowAnonymous = %v, want %v", tc.name, f.Broker.AllowAnonymous, tc.want)
 		}
 	}
 }

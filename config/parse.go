@@ -14,6 +14,7 @@ import (
 	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/transport"
 )
 
 // setting is one config-file key and how its value lands in a File.
@@ -61,6 +62,10 @@ func settings() []setting {
 		}},
 		{"max_queued", func(f *File, v *yaml.Node) (err error) {
 			f.Broker.MaxQueued, err = intValue(v)
+			return err
+		}},
+		{"max_queued_bytes", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.MaxQueuedBytes, err = sizeValue(v)
 			return err
 		}},
 		{"queue_policy", func(f *File, v *yaml.Node) error {
@@ -163,8 +168,123 @@ func settings() []setting {
 			f.AdminToken, err = stringValue(v)
 			return err
 		}},
+		{"tls_listen", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.Transports.TLSListen, err = stringValue(v)
+			return err
+		}},
+		{"ws_listen", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.Transports.WSListen, err = stringValue(v)
+			return err
+		}},
+		{"wss_listen", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.Transports.WSSListen, err = stringValue(v)
+			return err
+		}},
+		{"ws_path", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.Transports.WSPath, err = stringValue(v)
+			return err
+		}},
+		{"tls_cert_file", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.Transports.CertFile, err = stringValue(v)
+			return err
+		}},
+		{"tls_key_file", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.Transports.KeyFile, err = stringValue(v)
+			return err
+		}},
+		{"tls_client_ca_file", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.Transports.ClientCAFile, err = stringValue(v)
+			return err
+		}},
+		{"tls_client_certs", func(f *File, v *yaml.Node) error {
+			s, err := stringValue(v)
+			if err != nil {
+				return err
+			}
+			f.Broker.Transports.ClientCerts, err = transport.ParseClientCertPolicy(s)
+			return err
+		}},
+		{"tls_identity", func(f *File, v *yaml.Node) error {
+			s, err := stringValue(v)
+			if err != nil {
+				return err
+			}
+			f.Broker.Transports.Identity, err = transport.ParseIdentitySource(s)
+			return err
+		}},
 		{"scram_users", func(f *File, v *yaml.Node) (err error) {
 			f.Broker.AuthMethods, err = scramUsersValue(v)
+			return err
+		}},
+		{"allow_anonymous", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.AllowAnonymous, err = boolValue(v)
+			return err
+		}},
+		{"password_file", func(f *File, v *yaml.Node) (err error) {
+			f.PasswordFile, err = stringValue(v)
+			return err
+		}},
+		{"http_auth_url", func(f *File, v *yaml.Node) (err error) {
+			f.HTTPAuth.URL, err = stringValue(v)
+			return err
+		}},
+		{"http_auth_timeout", func(f *File, v *yaml.Node) (err error) {
+			f.HTTPAuth.Timeout, err = durationValue(v)
+			if err == nil && f.HTTPAuth.Timeout <= 0 {
+				err = errors.New("must be positive")
+			}
+			return err
+		}},
+		{"http_auth_cache", func(f *File, v *yaml.Node) (err error) {
+			f.HTTPAuth.CacheTTL, err = durationValue(v)
+			return err
+		}},
+		{"acl_file", func(f *File, v *yaml.Node) (err error) {
+			f.ACLFile, err = stringValue(v)
+			return err
+		}},
+		{"auth_workers", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.AuthWorkers, err = intValue(v)
+			return err
+		}},
+		{"auth_queue", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.AuthQueue, err = intValue(v)
+			return err
+		}},
+		{"max_connections", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.MaxConnections, err = intValue(v)
+			return err
+		}},
+		{"connect_rate", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.ConnectRate, err = rateValue(v)
+			return err
+		}},
+		{"connect_burst", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.ConnectBurst, err = intValue(v)
+			return err
+		}},
+		{"publish_rate", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.PublishRate, err = rateValue(v)
+			return err
+		}},
+		{"publish_burst", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.PublishBurst, err = intValue(v)
+			return err
+		}},
+		{"max_subscriptions", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.MaxSubscriptions, err = intValue(v)
+			return err
+		}},
+		{"max_topic_length", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.MaxTopicLength, err = intValue(v)
+			return err
+		}},
+		{"max_topic_levels", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.MaxTopicLevels, err = intValue(v)
+			return err
+		}},
+		{"max_client_id_length", func(f *File, v *yaml.Node) (err error) {
+			f.Broker.MaxClientIDLength, err = intValue(v)
 			return err
 		}},
 		{"log_level", func(f *File, v *yaml.Node) error {
@@ -226,6 +346,9 @@ func Parse(data []byte, name string) (File, error) {
 	}
 	if !f.Persistence {
 		f.Broker.DataDir = ""
+	}
+	if err := f.loadAuth(name, values); err != nil {
+		return File{}, err
 	}
 	if err := admin.CheckConfig(f.AdminListen, f.AdminToken); err != nil {
 		n := values["admin_listen"]

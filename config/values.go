@@ -108,6 +108,19 @@ func uint16Value(n *yaml.Node) (uint16, error) {
 }
 
 // boolValue reads a YAML boolean (true/false).
+// rateValue reads a non-negative number of events per second: an integer
+// or a decimal ("0.5" is one every two seconds).
+func rateValue(n *yaml.Node) (float64, error) {
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") {
+		return 0, fmt.Errorf("want a number per second, got %s", describe(n))
+	}
+	v, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, fmt.Errorf("want a number per second, 0 or more, got %q", n.Value)
+	}
+	return v, nil
+}
+
 func boolValue(n *yaml.Node) (bool, error) {
 	if !isScalar(n, "!!bool") {
 		return false, wrongType("true or false", n)

@@ -52,6 +52,7 @@ func TestQueueFIFO(t *testing.T) {
 			s.Lock()
 			defer s.Unlock()
 			var model []string
+			sizes := map[string]int{} // Delivery.Size by payload
 			seq := 0
 			for round := 0; round < 60; round++ {
 				// Bursts of enqueues bigger than the dequeues, so that
@@ -61,7 +62,9 @@ func TestQueueFIFO(t *testing.T) {
 					p := fmt.Sprintf("m%d", seq)
 					seq++
 					m := newMsg(p)
-					dropped := wasDropped(s.EnqueueLocked(held(m, 1), tt.max, tt.dropOldest))
+					d := held(m, 1)
+					sizes[p] = d.Size()
+					dropped := wasDropped(s.EnqueueLocked(d, tt.max, tt.dropOldest))
 					wantDropped := len(model) >= tt.max
 					var gone string
 					switch {
@@ -107,6 +110,13 @@ func TestQueueFIFO(t *testing.T) {
 				}
 				if s.QueueLen() != len(model) {
 					t.Fatalf("round %d: QueueLen %d, want %d", round, s.QueueLen(), len(model))
+				}
+				want := 0
+				for _, p := range model {
+					want += sizes[p]
+				}
+				if got := s.QueueBytesLocked(); got != want {
+					t.Fatalf("round %d: QueueBytesLocked %d, want %d", round, got, want)
 				}
 				if s.Busy() != (len(model) > 0) {
 					t.Fatalf("round %d: Busy() = %v with %d queued", round, s.Busy(), len(model))

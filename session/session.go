@@ -28,6 +28,15 @@ type Delivery struct {
 	Seq uint64
 }
 
+// Size is what d's message costs in bytes: topic, payload and
+// properties, the part that grows with what clients send.
+func (d *Delivery) Size() int {
+	if m := d.Msg; m != nil {
+		return len(m.Topic) + len(m.Payload) + len(m.Props)
+	}
+	return 0
+}
+
 // Release gives back the delivery's message reference.
 func (d *Delivery) Release() {
 	if d.Msg != nil {
@@ -140,6 +149,7 @@ type flight struct {
 	queue    []Delivery // ring buffer
 	qhead    int32
 	qlen     int32
+	qbytes   int      // Delivery.Size of every queued delivery
 	awaitRel []uint16 // inbound QoS 2 ids with PUBREC sent, PUBREL not yet received
 	nextID   uint16
 }
@@ -282,6 +292,15 @@ func (s *Session) QueueLen() int {
 	return int(s.fl.qlen)
 }
 
+// QueueBytesLocked is the Delivery.Size of every queued message together:
+// what the queue costs in message bytes. s.mu must be held.
+func (s *Session) QueueBytesLocked() int {
+	if s.fl == nil {
+		return 0
+	}
+	return s.fl.qbytes
+}
+
 // NextIDLocked picks an unused packet identifier for a new outbound
 // message [MQTT-2.2.1-3]: never 0, never one in flight. It reports false
 // only when all 65,535 are in use.
@@ -411,6 +430,7 @@ func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped b
 	}
 	f.queue[(int(f.qhead)+int(f.qlen))%len(f.queue)] = d
 	f.qlen++
+	f.qbytes += d.Size()
 	s.setFlag(flagBusy, true)
 	return dropped, seq
 }
@@ -435,6 +455,7 @@ func (s *Session) DequeueLocked() (Delivery, bool) {
 	f.queue[f.qhead] = Delivery{}
 	f.qhead = int32((int(f.qhead) + 1) % len(f.queue))
 	f.qlen--
+	f.qbytes -= d.Size()
 	if f.qlen == 0 {
 		s.setFlag(flagBusy, false)
 	}
@@ -519,6 +540,7 @@ func (s *Session) TakeSharedLocked() []Delivery {
 		d := f.queue[idx]
 		f.queue[idx] = Delivery{}
 		if d.Group != "" {
+			f.qbytes -= d.Size()
 			out = append(out, d)
 			continue
 		}

@@ -66,6 +66,8 @@ log_level: warn
 log_format: json
 max_queued: %d
 admin_listen: ""
+# Load generators on loopback connect without credentials.
+allow_anonymous: true
 %s
 `, port, QueueLimit, persist)
 }

@@ -39,7 +39,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cfg := filepath.Join(dir, "shoal.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_level: warn\nlog_format: json\nadmin_listen: \"\"\n",
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_level: warn\nlog_format: json\nadmin_listen: \"\"\nallow_anonymous: true\n",
 		addr, filepath.Join(dir, "data"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +492,7 @@ func TestDamagedDataDirStarts(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	cfg := filepath.Join(dir, "shoal.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_format: json\nadmin_listen: \"\"\n", addr, data)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_format: json\nadmin_listen: \"\"\nallow_anonymous: true\n", addr, data)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	br := startBroker(t, bin, cfg, addr)

@@ -2,12 +2,20 @@
 // build).
 //
 //	shoal [-c FILE] [--listen ADDR] [--log-level LEVEL]
+//	shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]
 //	shoal --version
+//
+// The passwd subcommand adds, changes (-c: creates the file) or deletes
+// (-D) a user of a password file (password_file), in the spirit of
+// mosquitto_passwd.
 //
 // Without -c it runs with the embedded default configuration (see
 // config.example.yaml at the repository root); --listen and --log-level
 // override the file. It logs to stderr: console lines on a terminal, JSON
 // otherwise, unless log_format says which.
+//
+// SIGHUP re-reads the configuration file, the password file and the ACL
+// file and applies what can change while running.
 //
 // SIGINT or SIGTERM starts a graceful shutdown of at most ten seconds; a
 // second signal cuts it short.

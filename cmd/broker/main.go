@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/term"
 
 	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
@@ -34,6 +35,9 @@ const shutdownTimeout = 10 * time.Second
 const embeddedName = "(embedded default config)"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "passwd" {
+		os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, signals))
@@ -101,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` at shutdown (allocations included)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n       shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]   (edit a password file; shoal passwd -h)\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -279,16 +283,11 @@ func newLogger(w io.Writer, level zerolog.Level, format config.LogFormat) zerolo
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
-// isTerminal reports whether w is a character device such as a terminal.
-// golang.org/x/term is not a dependency; the file mode answers the same
-// question for the console-or-JSON choice.
+// isTerminal reports whether w is a terminal, for the console-or-JSON
+// choice.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // startProfiles starts a CPU profile into cpu (if not "") and returns the

@@ -243,7 +243,7 @@ func TestSIGHUPReload(t *testing.T) {
 	cfg := filepath.Join(dir, "shoal.yaml")
 	write := func(body string) {
 		t.Helper()
-		if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npersistence: false\nadmin_listen: \"\"\nlog_format: json\n"+body), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\npersistence: false\nadmin_listen: \"\"\nallow_anonymous: true\nlog_format: json\n"+body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -318,7 +318,7 @@ func TestSIGHUPReload(t *testing.T) {
 	write("log_level: info\nmax_inflight: 0\n")
 	signals <- syscall.SIGHUP
 	waitLog(`configuration reload refused`)
-	if !strings.Contains(logs.String(), cfg+":6:15: max_inflight: 0 is outside 1..65535") {
+	if !strings.Contains(logs.String(), cfg+":7:15: max_inflight: 0 is outside 1..65535") {
 		t.Errorf("the refusal does not name file, line and key:\n%s", logs.String())
 	}
 

@@ -1,6 +1,7 @@
 // Package testutil holds what Shoal's tests share: a broker on a free
 // loopback port, a raw MQTT connection driven by the codec for protocol
-// edge cases, and runners for the mosquitto command-line clients.
+// edge cases (over TCP, TLS or WebSocket), a throwaway certificate
+// authority, and runners for the mosquitto command-line clients.
 package testutil
 
 import (

@@ -1,0 +1,211 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/eventloop"
+)
+
+// Login: who a client is, whether it may connect, and what it may do.
+//
+//	CONNECT -> identity:  verified client certificate  -> admit
+//	                      enhanced authentication      -> auth.go, then admit
+//	                      user name (and password)     -> Authenticator on the login pool,
+//	                                                      result posted to the loop -> admit
+//	                      nothing                      -> admit if AllowAnonymous
+//	admit   -> Authorizer.For(identity, client id), will topic check -> finishConnect
+//
+// The Authenticator may be slow on purpose (bcrypt) or wait on a network,
+// so it never runs on an event loop. While a login is out, the client's
+// later packets wait unread in its buffer (eventloop.ErrPause), and the
+// connect timeout still runs.
+
+// authState is what Reload swaps: who may connect and what they may do.
+// Connections keep the permissions they were given when they connected.
+type authState struct {
+	anonymous bool
+	authn     auth.Authenticator
+	authz     auth.Authorizer
+}
+
+func (c *Config) authState() *authState {
+	return &authState{anonymous: c.AllowAnonymous, authn: c.Authenticator, authz: c.Authorizer}
+}
+
+// Refusals of a CONNECT, answered with a CONNACK in every protocol
+// version (closeWith).
+var (
+	errAnonymous      = &codec.Error{Code: codec.NotAuthorized, Msg: "anonymous clients are not allowed"}
+	errNoAuthn        = &codec.Error{Code: codec.BadUsernameOrPassword, Msg: "no authenticator configured to check the user name"}
+	errLoginBusy      = &codec.Error{Code: codec.ServerBusy, Msg: "too many logins waiting"}
+	errWillDenied     = &codec.Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
+	errTooManyConns   = &codec.Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
+	errConnectRate    = &codec.Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
+	errClientIDLength = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
+)
+
+// loginJob is one CONNECT whose credentials an AuthWorker checks. The
+// worker sets err and posts the job back to the client's loop.
+type loginJob struct {
+	c     *client
+	authn auth.Authenticator
+	login auth.Login
+	err   error
+}
+
+// login decides how the client proves who it is, after onConnect has
+// validated CONNECT; p is the decoded CONNECT, valid only during the call.
+func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error {
+	as := c.b.authp.Load()
+	if c.version == codec.V5 && p.Props.Has(codec.PropAuthMethod) {
+		return c.startAuth(ls, cp, string(p.Props.AuthMethod), p.Props.AuthData)
+	}
+	var certID string
+	if o := c.conn.Origin(); o != nil {
+		certID = o.CertIdentity
+	}
+	switch {
+	case certID != "":
+		// A certificate the TLS handshake verified is the credential.
+		return c.admit(ls, cp, certID, nil)
+	case p.UsernameFlag || p.PasswordFlag:
+		if as.authn == nil {
+			if as.anonymous {
+				// Nothing can check the name: it is taken as given.
+				return c.admit(ls, cp, string(p.Username), nil)
+			}
+			c.b.stats.refusedLogin.Add(1)
+			return errNoAuthn
+		}
+		return c.checkLogin(ls, as.authn, p, cp)
+	case as.anonymous:
+		return c.admit(ls, cp, "", nil)
+	}
+	c.b.stats.refusedLogin.Add(1)
+	return errAnonymous
+}
+
+// checkLogin hands the credentials to the login pool. A full queue refuses
+// the client at once: under a reconnect storm the broker answers "busy"
+// instead of queueing without bound.
+func (c *client) checkLogin(ls *loopState, authn auth.Authenticator, p *codec.Connect, cp connectParams) error {
+	j := &loginJob{c: c, authn: authn, login: auth.Login{
+		ClientID:    cp.id,
+		Username:    string(p.Username),
+		Password:    append([]byte(nil), p.Password...),
+		HasUsername: p.UsernameFlag,
+		HasPassword: p.PasswordFlag,
+		Remote:      c.conn.RemoteAddr().String(),
+		Listener:    listenerOf(c.conn),
+	}}
+	select {
+	case c.b.logins <- j:
+	default:
+		c.b.stats.refusedLoginBusy.Add(1)
+		return errLoginBusy
+	}
+	e := c.extra()
+	e.pending = &cp
+	e.login = j
+	c.state = stateAuth
+	return nil
+}
+
+// listenerOf names the transport a connection came in on.
+func listenerOf(ec *eventloop.Conn) string {
+	if o := ec.Origin(); o != nil {
+		return o.Listener
+	}
+	return "tcp"
+}
+
+// loginWorker checks credentials until the broker stops. It owns nothing
+// of the client: the verdict goes back to the client's loop.
+func (b *Broker) loginWorker() {
+	for {
+		select {
+		case <-b.stop:
+			return
+		case j := <-b.logins:
+			ctx, cancel := context.WithTimeout(context.Background(), b.limits().ConnectTimeout)
+			j.err = j.authn.Authenticate(ctx, &j.login)
+			cancel()
+			clear(j.login.Password)
+			b.post(j.c.LoopIndex(), pending{login: j})
+		}
+	}
+}
+
+// loginDone runs on the client's loop with the Authenticator's verdict.
+// The client may have gone, or timed out, in the meantime.
+func (c *client) loginDone(ls *loopState, j *loginJob) {
+	e := c.ext
+	if c.state != stateAuth || c.conn.Closing() || e == nil || e.login != j {
+		return
+	}
+	e.login = nil
+	cp := e.pending
+	e.pending = nil
+	// The client's packets after CONNECT wait paused: offer them again.
+	c.conn.Loop().Wake()
+	if j.err != nil {
+		c.refuseLogin(ls, j.err)
+		return
+	}
+	if err := c.admit(ls, *cp, j.login.Username, nil); err != nil {
+		c.refuseLogin(ls, err)
+	}
+}
+
+// refuseLogin answers a refused login with its CONNACK code and closes.
+// The reason stays in the logs: telling a prober which check failed helps
+// it.
+func (c *client) refuseLogin(ls *loopState, err error) {
+	c.b.stats.refusedLogin.Add(1)
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		if ev := c.b.lifecycle(ls, c.conn.Loop().Now()); ev != nil {
+			ev.Err(err).Str("remote", c.conn.RemoteAddr().String()).Msg("login refused")
+		}
+		err = &codec.Error{Code: codec.ReasonCode(ae.Code), Msg: "login refused"}
+	}
+	c.closeWith(err)
+}
+
+// admit gives an authenticated client its permissions and connects it.
+// Its will must be one it could publish itself.
+func (c *client) admit(ls *loopState, cp connectParams, identity string, authData []byte) error {
+	if as := c.b.authp.Load(); as.authz != nil {
+		perms := as.authz.For(identity, cp.id)
+		if w, _ := c.will(); w != nil && !perms.CanPublish(w.Topic) {
+			c.b.stats.refusedLogin.Add(1)
+			return errWillDenied
+		}
+		c.extra().perms = perms
+	}
+	if identity != "" {
+		c.extra().identity = identity
+	}
+	c.finishConnect(ls, cp, authData)
+	return nil
+}
+
+// waitingLogin reports whether the client's CONNECT is with the login
+// pool: its further packets wait.
+func (c *client) waitingLogin() bool { return c.ext != nil && c.ext.login != nil }
+
+// connackRefusal reports whether code refuses a CONNECT with a CONNACK in
+// MQTT 3.x too: those with a 3.1.1 return code of their own, and the
+// server-side ones that 3.1.1 calls "server unavailable".
+func connackRefusal(code codec.ReasonCode) bool {
+	switch code {
+	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized,
+		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
+		codec.ConnectionRateExceeded, codec.Banned:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/internal/testutil"
+)
+
+// TestConfigFileRefusesAnonymous: a configuration file that does not say
+// allow_anonymous lets in only clients with credentials. Mosquitto's
+// clients log in with -u/-P against the password file; SIGHUP re-reads the
+// file, so a user added to it can log in without a restart.
+func TestConfigFileRefusesAnonymous(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "users.pw")
+	if err := auth.SetPassword(pw, "alice", "wonderland", 4); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "shoal.yaml")
+	body := "listen: 127.0.0.1:0\npersistence: false\nadmin_listen: \"\"\nlog_format: json\npassword_file: " + pw + "\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	var logs testutil.SyncBuffer
+	signals := make(chan os.Signal, 1)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		run([]string{"-c", cfg}, &stdout, &logs, signals)
+	}()
+	t.Cleanup(func() {
+		select {
+		case signals <- syscall.SIGTERM:
+		default:
+		}
+		<-exited
+	})
+	host, port := testutil.HostPort(t, listenAddr(t, &logs, exited))
+	pub := func(args ...string) (string, error) {
+		return testutil.Mosquitto(t, 10*time.Second, "mosquitto_pub",
+			append([]string{"-h", host, "-p", port, "-t", "t", "-m", "x", "-V", "mqttv311"}, args...)...)
+	}
+	if out, err := pub(); err == nil || !strings.Contains(strings.ToLower(out), "not authori") {
+		t.Errorf("anonymous mosquitto_pub: err %v, output %q; want refused as not authorised", err, out)
+	}
+	if out, err := pub("-u", "alice", "-P", "wonderland"); err != nil {
+		t.Errorf("mosquitto_pub -u alice: %v: %s", err, out)
+	}
+	if out, err := pub("-u", "bob", "-P", "builder"); err == nil {
+		t.Errorf("bob logged in before being added: %s", out)
+	}
+	if err := auth.SetPassword(pw, "bob", "builder", 4); err != nil {
+		t.Fatal(err)
+	}
+	signals <- syscall.SIGHUP
+	testutil.Eventually(t, 5*time.Second, "bob to be let in after SIGHUP", func() bool {
+		_, err := pub("-u", "bob", "-P", "builder")
+		return err == nil
+	})
+}
