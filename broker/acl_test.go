@@ -164,3 +164,33 @@ func TestACLWill(t *testing.T) {
 		}
 	}
 }
+
+// TestACLSessionResumedByAnotherUser: a persistent session resumed with
+// the same client id by another user keeps none of what the first user's
+// rights gave it: subscriptions the new user may not make are removed,
+// and what was queued for them is not delivered.
+func TestACLSessionResumedByAnotherUser(t *testing.T) {
+	addr := aclBroker(t)
+	c := loginAs("alice", "shared-id")
+	c.Props.Set(codec.PropSessionExpiry)
+	c.Props.SessionExpiry = 600
+	alice, _ := testutil.DialConnect(t, addr, codec.V5, c)
+	alice.Subscribe(1, "alice/#", 1)
+	alice.Drop()
+	pub, _ := testutil.DialConnect(t, addr, codec.V5, loginAs("alice", "pub"))
+	pub.SendPublish(codec.Publish{Topic: []byte("alice/private"), QoS: 1, PacketID: 1, Payload: []byte("for alice only")})
+	pub.ExpectAck(codec.PUBACK, 1, testutil.Wait)
+
+	m := loginAs("mallory", "shared-id")
+	m.CleanStart = false
+	m.Props.Set(codec.PropSessionExpiry)
+	m.Props.SessionExpiry = 600
+	mallory, ack := testutil.DialConnect(t, addr, codec.V5, m)
+	if !ack.SessionPresent {
+		t.Fatal("the session was not resumed")
+	}
+	mallory.ExpectSilence(200 * time.Millisecond) // not the queued message
+	pub.SendPublish(codec.Publish{Topic: []byte("alice/private"), QoS: 1, PacketID: 2, Payload: []byte("live")})
+	pub.ExpectAck(codec.PUBACK, 2, testutil.Wait)
+	mallory.ExpectSilence(200 * time.Millisecond) // nor a live one: the subscription is gone
+}

@@ -152,6 +152,9 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 		orphans = b.clearSessionLocked(ls.sw, s)
 		present = false
 	}
+	if present && c.ext != nil && c.ext.perms != nil {
+		c.recheckSubsLocked(s)
+	}
 	s.SetExpiryLocked(cp.expiry)
 	s.ExpireAt = 0
 	if ls.sw != nil && (s.StoredLocked() || s.Expiry != 0) {

@@ -372,9 +372,12 @@ func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 // written.
 func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup bool, now int64) bool {
 	m := d.Msg
-	if e := c.ext; e != nil && e.checkRead && !dup && !e.perms.CanReceive(m.Topic) {
+	if e := c.ext; e != nil && e.checkRead && !e.perms.CanReceive(m.Topic) {
+		// A topic its subscription covers but its rights do not. A resend
+		// (dup) not sent keeps its in-flight slot unacknowledged: it was
+		// sent under other rights, to a session another client resumed.
 		c.b.stats.dropsUnauthorized.Add(1)
-		return false // a topic its subscription covers but its rights do not
+		return false
 	}
 	o := &ls.out
 	*o = codec.Outgoing{

@@ -95,14 +95,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 // each message to the client: what it must not read, it does not get,
 // retained messages included.
 func (c *client) mayNotSubscribe(filter []byte, shared bool, lim *Limits) codec.ReasonCode {
-	inner := filter
-	if shared {
-		// $share/{group}/{filter}: the rights are about the filter.
-		rest := filter[len(codec.SharePrefix):]
-		if i := bytes.IndexByte(rest, '/'); i >= 0 {
-			inner = rest[i+1:]
-		}
-	}
+	inner := innerFilter(filter, shared)
 	if topicOverLimit(inner, lim) {
 		return codec.TopicFilterInvalid
 	}
@@ -116,6 +109,40 @@ func (c *client) mayNotSubscribe(filter []byte, shared bool, lim *Limits) codec.
 		}
 	}
 	return 0
+}
+
+// innerFilter is the filter of a shared subscription
+// ($share/{group}/{filter}), which the rights are about; filter itself
+// otherwise.
+func innerFilter(filter []byte, shared bool) []byte {
+	if shared {
+		rest := filter[len(codec.SharePrefix):]
+		if i := bytes.IndexByte(rest, '/'); i >= 0 {
+			return rest[i+1:]
+		}
+	}
+	return filter
+}
+
+// recheckSubsLocked holds a resumed session's subscriptions to the rights
+// of the client resuming it, which may not be the one that made them
+// (another user with the same client id, or new rules since): those it may
+// not make are removed, and every message to it is checked, as its queue
+// was filled under the old rights. s.mu must be held.
+func (c *client) recheckSubsLocked(s *session.Session) {
+	e := c.ext
+	e.checkRead = true
+	var gone []string
+	for _, sub := range s.SubsLocked() {
+		f := []byte(sub.Filter)
+		if ok, _ := e.perms.CanSubscribe(innerFilter(f, codec.IsShared(f))); !ok {
+			gone = append(gone, sub.Filter)
+		}
+	}
+	for _, f := range gone {
+		s.RemoveSubLocked(f)
+		c.b.subs.Unsubscribe(s, f)
+	}
 }
 
 // hasSub reports whether subs holds filter.
