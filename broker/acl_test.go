@@ -194,3 +194,51 @@ func TestACLSessionResumedByAnotherUser(t *testing.T) {
 	pub.ExpectAck(codec.PUBACK, 2, testutil.Wait)
 	mallory.ExpectSilence(200 * time.Millisecond) // nor a live one: the subscription is gone
 }
+
+// TestWillTopicsClosed: a will may not go where a PUBLISH may not — the
+// broker's $SYS topics (0x87, 3.1.1: 0x05), or past the topic limits
+// (0x90, 3.1.1: 0x03) — with or without an ACL.
+func TestWillTopicsClosed(t *testing.T) {
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.MaxTopicLevels = 3 })
+	for _, tc := range []struct {
+		topic  string
+		v5, v3 codec.ReasonCode
+	}{
+		{"$SYS/broker/version", codec.NotAuthorized, 5},
+		{"a/b/c/d", codec.TopicNameInvalid, 3},
+		{"a/b/c", codec.Success, 0},
+	} {
+		for _, v := range []byte{codec.V5, codec.V311} {
+			r := testutil.Dial(t, addr, v)
+			ack := r.Connect(codec.Connect{ClientID: []byte("will"), CleanStart: true, WillFlag: true, WillRetain: true,
+				WillTopic: []byte(tc.topic), WillPayload: []byte("forged")})
+			want := tc.v5
+			if v != codec.V5 {
+				want = tc.v3
+			}
+			if ack.Code != want {
+				t.Errorf("will on %q, version %d: CONNACK %v, want %v", tc.topic, v, ack.Code, want)
+			}
+			r.Drop()
+		}
+	}
+}
+
+// TestUncheckedUserNameIsAnonymous: without an authenticator, a user name
+// is not believed: a client claiming to be alice gets anonymous rights.
+func TestUncheckedUserNameIsAnonymous(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "topics.acl")
+	if err := os.WriteFile(path, []byte(testACL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	acl, err := auth.LoadACLFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.Authorizer = acl }) // anonymous allowed
+	r, _ := testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("claims-alice"), CleanStart: true,
+		UsernameFlag: true, Username: []byte("alice")})
+	if codes := r.Subscribe(1, "alice/#", 0); codes[0] != codec.NotAuthorized {
+		t.Errorf("an unchecked claim to be alice subscribed to alice/#: %v, want 0x87", codes)
+	}
+}

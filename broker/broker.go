@@ -73,6 +73,10 @@ type Broker struct {
 	ready     atomic.Bool // accepting connections: Start done, Close not begun
 	closed    atomic.Bool
 	stop      chan struct{}
+	// ctx ends with stop: for work that waits on others (a login's
+	// back end).
+	ctx       context.Context
+	cancelCtx context.CancelFunc
 	bgDone    sync.WaitGroup
 	clientID  atomic.Uint64 // counter for assigned client identifiers
 }
@@ -122,6 +126,7 @@ func New(cfg Config) (*Broker, error) {
 	b.limp.Store(cfg.limits())
 	b.authp.Store(cfg.authState())
 	b.logins = make(chan *loginJob, cfg.AuthQueue)
+	b.ctx, b.cancelCtx = context.WithCancel(context.Background())
 	n := cfg.loops()
 	b.loops = make([]*loopState, n)
 	for i := range b.loops {
@@ -232,6 +237,7 @@ func (b *Broker) Close(ctx context.Context) error {
 // and a send on a closed channel panics; workers leave on b.stop instead.
 func (b *Broker) stopBackground() {
 	b.closeInboxes()
+	b.cancelCtx()
 	close(b.stop)
 	b.bgDone.Wait()
 }

@@ -212,8 +212,10 @@ type Config struct {
 	// Authenticator checks the user name and password of CONNECT
 	// (password_file, http_auth_url; both: the file first). It runs on a
 	// pool of AuthWorkers goroutines, never on an event loop, and the
-	// client's CONNACK waits for it. nil: user names are taken as given
-	// when AllowAnonymous is set, refused with 0x86 (0x04) otherwise.
+	// client's CONNACK waits for it. nil: nothing checks user names, so a
+	// client sending one is let in as anonymous when AllowAnonymous is set
+	// (the name gets it no rights from the Authorizer), refused with 0x86
+	// (0x04) otherwise.
 	Authenticator auth.Authenticator
 
 	// Authorizer says which topics each client may publish and subscribe

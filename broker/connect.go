@@ -105,6 +105,15 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	if p.WillFlag && p.WillRetain && !b.cfg.RetainAvailable {
 		return errRetainNotSupported // [MQTT-3.2.2-13]
 	}
+	// A will is a PUBLISH made later: the same topics are closed to it.
+	if p.WillFlag && isSys(p.WillTopic) {
+		b.stats.refusedLogin.Add(1)
+		return errWillDenied
+	}
+	if p.WillFlag && topicOverLimit(p.WillTopic, lim) {
+		b.stats.dropsTopicLimit.Add(1)
+		return errWillTopicLimit
+	}
 
 	// The will, copied out of the frame now: it outlives it.
 	if p.WillFlag {

@@ -42,6 +42,7 @@ var (
 	errNoAuthn        = &codec.Error{Code: codec.BadUsernameOrPassword, Msg: "no authenticator configured to check the user name"}
 	errLoginBusy      = &codec.Error{Code: codec.ServerBusy, Msg: "too many logins waiting"}
 	errWillDenied     = &codec.Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
+	errWillTopicLimit = &codec.Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
 	errTooManyConns   = &codec.Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
 	errConnectRate    = &codec.Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
 	errClientIDLength = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
@@ -74,8 +75,10 @@ func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error 
 	case p.UsernameFlag || p.PasswordFlag:
 		if as.authn == nil {
 			if as.anonymous {
-				// Nothing can check the name: it is taken as given.
-				return c.admit(ls, cp, string(p.Username), nil)
+				// Nothing can check the name, so nothing trusts it: the
+				// client is anonymous to the Authorizer too, or anyone
+				// could claim the rights of any user.
+				return c.admit(ls, cp, "", nil)
 			}
 			c.b.stats.refusedLogin.Add(1)
 			return errNoAuthn
@@ -130,7 +133,7 @@ func (b *Broker) loginWorker() {
 		case <-b.stop:
 			return
 		case j := <-b.logins:
-			ctx, cancel := context.WithTimeout(context.Background(), b.limits().ConnectTimeout)
+			ctx, cancel := context.WithTimeout(b.ctx, b.limits().ConnectTimeout)
 			j.err = j.authn.Authenticate(ctx, &j.login)
 			cancel()
 			clear(j.login.Password)
@@ -152,11 +155,12 @@ func (c *client) loginDone(ls *loopState, j *loginJob) {
 	// The client's packets after CONNECT wait paused: offer them again.
 	c.conn.Loop().Wake()
 	if j.err != nil {
+		c.b.stats.refusedLogin.Add(1)
 		c.refuseLogin(ls, j.err)
 		return
 	}
 	if err := c.admit(ls, *cp, j.login.Username, nil); err != nil {
-		c.refuseLogin(ls, err)
+		c.closeWith(err) // counted by admit
 	}
 }
 
@@ -164,15 +168,15 @@ func (c *client) loginDone(ls *loopState, j *loginJob) {
 // The reason stays in the logs: telling a prober which check failed helps
 // it.
 func (c *client) refuseLogin(ls *loopState, err error) {
-	c.b.stats.refusedLogin.Add(1)
+	if ev := c.b.lifecycle(ls, c.conn.Loop().Now()); ev != nil {
+		ev.Err(err).Str("remote", c.conn.RemoteAddr().String()).Msg("login refused")
+	}
+	code := codec.ServerUnavailable // an Authenticator's own error: its fault, not the client's
 	var ae *auth.Error
 	if errors.As(err, &ae) {
-		if ev := c.b.lifecycle(ls, c.conn.Loop().Now()); ev != nil {
-			ev.Err(err).Str("remote", c.conn.RemoteAddr().String()).Msg("login refused")
-		}
-		err = &codec.Error{Code: codec.ReasonCode(ae.Code), Msg: "login refused"}
+		code = codec.ReasonCode(ae.Code)
 	}
-	c.closeWith(err)
+	c.closeWith(&codec.Error{Code: code, Msg: "login refused"})
 }
 
 // admit gives an authenticated client its permissions and connects it.
@@ -202,7 +206,7 @@ func (c *client) waitingLogin() bool { return c.ext != nil && c.ext.login != nil
 // server-side ones that 3.1.1 calls "server unavailable".
 func connackRefusal(code codec.ReasonCode) bool {
 	switch code {
-	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized,
+	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized, codec.TopicNameInvalid,
 		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
 		codec.ConnectionRateExceeded, codec.Banned:
 		return true

@@ -309,3 +309,21 @@ func TestLoginHTTPBackend(t *testing.T) {
 		t.Errorf("the back end was asked %d times about carol, want 2 (the third login is cached)", asked["carol"])
 	}
 }
+
+type brokenAuth struct{}
+
+func (brokenAuth) Authenticate(context.Context, *auth.Login) error { return errors.New("database down") }
+
+// TestLoginAuthenticatorFails: an Authenticator error that is not a
+// refusal is the server's fault: 0x88 Server unavailable (3.1.1: 0x03),
+// with a CONNACK in both versions.
+func TestLoginAuthenticatorFails(t *testing.T) {
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.Authenticator = brokenAuth{} })
+	for v, want := range map[byte]codec.ReasonCode{codec.V5: codec.ServerUnavailable, codec.V311: 3} {
+		r := testutil.Dial(t, addr, v)
+		if ack := r.Connect(codec.Connect{ClientID: []byte("c"), CleanStart: true, UsernameFlag: true,
+			Username: []byte("u"), PasswordFlag: true, Password: []byte("p")}); ack.Code != want {
+			t.Errorf("version %d: CONNACK %v, want %v", v, ack.Code, want)
+		}
+	}
+}

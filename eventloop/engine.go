@@ -275,11 +275,11 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	l.now = time.Now().UnixNano()
 	c := &Conn{gc: gc, loop: l}
 	if en, ok := gc.Context().(*enrolled); ok { // set by Enroll
-		c.origin, c.pump = en.origin, en.pump
+		c.en = en
 	}
 	if err := e.handler.OnOpen(c); err != nil {
-		if c.pump != nil {
-			c.pump.brokerClosed()
+		if c.en != nil {
+			c.en.pump.brokerClosed()
 		}
 		return nil, gnet.Close
 	}
@@ -297,8 +297,8 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	gc.SetContext(nil)
 	c.closed = true
-	if c.pump != nil {
-		c.pump.brokerClosed()
+	if c.en != nil {
+		c.en.pump.brokerClosed()
 	}
 	e.handler.OnClose(c, err)
 	l := c.loop

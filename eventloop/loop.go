@@ -195,9 +195,10 @@ type Conn struct {
 	loop *Loop
 	out  *bytebufferpool.ByteBuffer // nil when nothing is pending
 
-	// Set before OnOpen for a connection from Engine.Enroll, then fixed.
-	origin *Origin
-	pump   *pump
+	// en is set before OnOpen for a connection from Engine.Enroll, then
+	// fixed; nil for plain TCP. One pointer, not two: every idle
+	// connection carries it.
+	en *enrolled
 
 	// Data is the Handler's per-connection state.
 	Data any
@@ -217,15 +218,20 @@ func (c *Conn) Loop() *Loop { return c.loop }
 // RemoteAddr is the peer's address: for a connection from Engine.Enroll,
 // the client's address on its transport. Safe for concurrent use.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.origin != nil {
-		return c.origin.Remote
+	if c.en != nil {
+		return c.en.origin.Remote
 	}
 	return c.gc.RemoteAddr()
 }
 
 // Origin says which transport the connection came through; nil for a
 // plain TCP connection. Safe for concurrent use: it never changes.
-func (c *Conn) Origin() *Origin { return c.origin }
+func (c *Conn) Origin() *Origin {
+	if c.en == nil {
+		return nil
+	}
+	return c.en.origin
+}
 
 // Write queues p for sending at the end of this loop iteration. It never
 // fails; once the connection is closing, writes are dropped.
