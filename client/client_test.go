@@ -493,11 +493,15 @@ func TestReceiveAllocs(t *testing.T) {
 	e := newEngine(t, 1)
 	var got atomic.Int64
 	var before runtime.MemStats
-	started := make(chan struct{})
+	started, measuring := make(chan struct{}), make(chan struct{})
 	_, err := e.Connect(ctxT(t), client.Options{Addr: addr, ClientID: "recv", Version: codec.V5, CleanStart: true,
 		OnMessage: func(*client.Message) {
 			if got.Add(1) == 1000 {
-				close(started) // measure from here, past warm-up
+				// Measure from here, past warm-up: hold the stream until
+				// the counters are read, or a fast machine finishes it
+				// before they are and nothing is measured.
+				close(started)
+				<-measuring
 			}
 		}})
 	if err != nil {
@@ -506,6 +510,7 @@ func TestReceiveAllocs(t *testing.T) {
 	<-started
 	runtime.ReadMemStats(&before)
 	from := got.Load()
+	close(measuring)
 	testutil.Eventually(t, 10*time.Second, "all messages", func() bool { return got.Load() == n })
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
