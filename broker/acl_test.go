@@ -21,18 +21,25 @@ deny  read      public/secret
 allow write     wills/%c
 `
 
-// aclBroker starts a broker with testACL, a password file for alice and
-// anonymous access off.
-func aclBroker(t *testing.T) string {
+// aclFrom loads an ACL file holding text.
+func aclFrom(t *testing.T, text string) *auth.ACL {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "topics.acl")
-	if err := os.WriteFile(path, []byte(testACL), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	acl, err := auth.LoadACLFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return acl
+}
+
+// aclBroker starts a broker with testACL, a password file for alice and
+// anonymous access off.
+func aclBroker(t *testing.T) string {
+	t.Helper()
+	acl := aclFrom(t, testACL)
 	pf := passwordFile(t, "alice:wonderland", "mallory:x")
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
 		c.AllowAnonymous = false
@@ -91,14 +98,7 @@ func TestACLPublishSubscribe(t *testing.T) {
 // the live nor the retained messages of the denied topic.
 func TestACLFiltersEachMessage(t *testing.T) {
 	// root may write anything, to publish the retained messages.
-	path := filepath.Join(t.TempDir(), "all.acl")
-	if err := os.WriteFile(path, []byte(testACL+"user root\nallow readwrite #\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	acl, err := auth.LoadACLFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acl := aclFrom(t, testACL+"user root\nallow readwrite #\n")
 	pf := passwordFile(t, "alice:wonderland", "root:toor")
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
 		c.AllowAnonymous = false
@@ -227,14 +227,7 @@ func TestWillTopicsClosed(t *testing.T) {
 // TestUncheckedUserNameIsAnonymous: without an authenticator, a user name
 // is not believed: a client claiming to be alice gets anonymous rights.
 func TestUncheckedUserNameIsAnonymous(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "topics.acl")
-	if err := os.WriteFile(path, []byte(testACL), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	acl, err := auth.LoadACLFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acl := aclFrom(t, testACL)
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.Authorizer = acl }) // anonymous allowed
 	r, _ := testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("claims-alice"), CleanStart: true,
 		UsernameFlag: true, Username: []byte("alice")})

@@ -312,7 +312,9 @@ func TestLoginHTTPBackend(t *testing.T) {
 
 type brokenAuth struct{}
 
-func (brokenAuth) Authenticate(context.Context, *auth.Login) error { return errors.New("database down") }
+func (brokenAuth) Authenticate(context.Context, *auth.Login) error {
+	return errors.New("database down")
+}
 
 // TestLoginAuthenticatorFails: an Authenticator error that is not a
 // refusal is the server's fault: 0x88 Server unavailable (3.1.1: 0x03),

@@ -1,8 +1,8 @@
 package broker
 
 import (
-	"bytes"
 	"time"
+	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/router"
@@ -36,7 +36,8 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		if shared && f.NoLocal {
 			return errSharedNoLocal // [MQTT-3.8.3-4]
 		}
-		if code := c.mayNotSubscribe(f.Filter, shared, lim); code != 0 {
+		filter := string(f.Filter)
+		if code := c.mayNotSubscribe(filter, lim); code != 0 {
 			b.stats.refusedSubs.Add(1)
 			ack.Codes = append(ack.Codes, c.subFailure(code))
 			continue
@@ -48,7 +49,6 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 			RetainHandling:    f.RetainHandling,
 			SubID:             subID,
 		}
-		filter := string(f.Filter)
 		s.Lock()
 		if !c.ownsLocked() {
 			s.Unlock()
@@ -94,8 +94,8 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 // although it covers topics the client may not read turns on the check of
 // each message to the client: what it must not read, it does not get,
 // retained messages included.
-func (c *client) mayNotSubscribe(filter []byte, shared bool, lim *Limits) codec.ReasonCode {
-	inner := innerFilter(filter, shared)
+func (c *client) mayNotSubscribe(filter string, lim *Limits) codec.ReasonCode {
+	inner := innerFilter(filter)
 	if topicOverLimit(inner, lim) {
 		return codec.TopicFilterInvalid
 	}
@@ -111,17 +111,14 @@ func (c *client) mayNotSubscribe(filter []byte, shared bool, lim *Limits) codec.
 	return 0
 }
 
-// innerFilter is the filter of a shared subscription
-// ($share/{group}/{filter}), which the rights are about; filter itself
-// otherwise.
-func innerFilter(filter []byte, shared bool) []byte {
-	if shared {
-		rest := filter[len(codec.SharePrefix):]
-		if i := bytes.IndexByte(rest, '/'); i >= 0 {
-			return rest[i+1:]
-		}
+// innerFilter is the filter the rights are about — a shared
+// subscription's inner one (router.ParseShared), or filter itself — as a
+// read-only view of its bytes.
+func innerFilter(filter string) []byte {
+	if _, inner, ok := router.ParseShared(filter); ok {
+		filter = inner
 	}
-	return filter
+	return unsafe.Slice(unsafe.StringData(filter), len(filter))
 }
 
 // recheckSubsLocked holds a resumed session's subscriptions to the rights
@@ -134,8 +131,7 @@ func (c *client) recheckSubsLocked(s *session.Session) {
 	e.checkRead = true
 	var gone []string
 	for _, sub := range s.SubsLocked() {
-		f := []byte(sub.Filter)
-		if ok, _ := e.perms.CanSubscribe(innerFilter(f, codec.IsShared(f))); !ok {
+		if ok, _ := e.perms.CanSubscribe(innerFilter(sub.Filter)); !ok {
 			gone = append(gone, sub.Filter)
 		}
 	}

@@ -136,6 +136,29 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
+// runWith runs the broker in-process with config file cfg until the test
+// ends (SIGTERM), and returns its MQTT address, its logs and the channel
+// that delivers it signals.
+func runWith(t *testing.T, cfg string) (string, *testutil.SyncBuffer, chan<- os.Signal) {
+	t.Helper()
+	var stdout bytes.Buffer
+	logs := new(testutil.SyncBuffer)
+	signals := make(chan os.Signal, 1)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		run([]string{"-c", cfg}, &stdout, logs, signals)
+	}()
+	t.Cleanup(func() {
+		select {
+		case signals <- syscall.SIGTERM:
+		default:
+		}
+		<-exited
+	})
+	return listenAddr(t, logs, exited), logs, signals
+}
+
 // listenAddr waits for run's "listening" log line and returns its addr.
 func listenAddr(t *testing.T, logs *testutil.SyncBuffer, exited <-chan struct{}) string {
 	t.Helper()
@@ -248,22 +271,7 @@ func TestSIGHUPReload(t *testing.T) {
 		}
 	}
 	write("log_level: info\nmax_keepalive: 0\n")
-	var stdout bytes.Buffer
-	var logs testutil.SyncBuffer
-	signals := make(chan os.Signal, 1)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		run([]string{"-c", cfg}, &stdout, &logs, signals)
-	}()
-	t.Cleanup(func() {
-		select {
-		case signals <- syscall.SIGTERM:
-		default:
-		}
-		<-exited
-	})
-	addr := listenAddr(t, &logs, exited)
+	addr, logs, signals := runWith(t, cfg)
 	// A client connected before the reload, with a 100 s keep-alive.
 	old, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,22 +27,8 @@ func TestConfigFileRefusesAnonymous(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stdout bytes.Buffer
-	var logs testutil.SyncBuffer
-	signals := make(chan os.Signal, 1)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		run([]string{"-c", cfg}, &stdout, &logs, signals)
-	}()
-	t.Cleanup(func() {
-		select {
-		case signals <- syscall.SIGTERM:
-		default:
-		}
-		<-exited
-	})
-	host, port := testutil.HostPort(t, listenAddr(t, &logs, exited))
+	addr, _, signals := runWith(t, cfg)
+	host, port := testutil.HostPort(t, addr)
 	pub := func(args ...string) (string, error) {
 		return testutil.Mosquitto(t, 10*time.Second, "mosquitto_pub",
 			append([]string{"-h", host, "-p", port, "-t", "t", "-m", "x", "-V", "mqttv311"}, args...)...)
