@@ -127,7 +127,7 @@ func (h *handler) broker() *Broker { return (*Broker)(h) }
 // OnOpen implements eventloop.Handler.
 func (h *handler) OnOpen(c *eventloop.Conn) error {
 	b := h.broker()
-	n := b.open.Add(1)
+	n := b.open.Add(1) + b.engine.Lingering()
 	if n > int64(b.limits().MaxConnections)+refusalHeadroom {
 		// Far over the limit: not even a refusal is worth a socket.
 		b.open.Add(-1)
@@ -220,11 +220,11 @@ func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
 	b := h.broker()
 	b.reportSuppressed(h.loops[l.Index()])
 	ns := now.UnixNano()
-	for _, ec := range l.Conns() {
+	l.Each(func(ec *eventloop.Conn) { // a tick may close connections (keep-alive)
 		if c, _ := ec.Data.(*client); c != nil {
 			c.tick(b, ns)
 		}
-	}
+	})
 }
 
 // maxReplyBacklog bounds the unsent output of a connection that is still

@@ -42,9 +42,11 @@ func (c *Config) maxConnections() int {
 }
 
 // overConnections reports whether a CONNECT must be refused because the
-// broker already holds MaxConnections connections (this one included).
+// broker already holds MaxConnections connections (this one included),
+// counting those closed but still lingering (eventloop.Conn.Close): they
+// hold descriptors too.
 func (b *Broker) overConnections(lim *Limits) bool {
-	return b.open.Load() > int64(lim.MaxConnections)
+	return b.open.Load()+b.engine.Lingering() > int64(lim.MaxConnections)
 }
 
 // tokenBucket is a rate limit: rate tokens a second, at most burst saved.

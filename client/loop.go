@@ -35,6 +35,7 @@ type loop struct {
 	// Loop-owned.
 	readySpare []*Conn
 	conns      []*Conn // open connections, for keep-alive
+	tickConns  []*Conn // runTick's copy of conns: a tick may close some, and onClose swap-removes
 	stalled    []*Conn // connections with output the socket did not take
 	stallSpare []*Conn
 	tick       uint32 // seconds since the engine started, give or take
@@ -134,9 +135,12 @@ func (l *loop) stall(c *Conn) {
 // and those whose Disconnect has waited long enough.
 func (l *loop) runTick(context.Context) error {
 	l.tick++
-	for _, c := range l.conns {
-		c.onTick(l.tick)
+	walk := append(l.tickConns[:0], l.conns...)
+	for _, c := range walk {
+		c.onTick(l.tick) // skips a connection already gone
 	}
+	clear(walk)
+	l.tickConns = walk[:0]
 	return nil
 }
 

@@ -34,7 +34,19 @@
 // on the loop's next wake-up or tick (Engine.WakePaused lets the party that
 // made room say so). Conn.Close sends what was written first: a connection
 // whose output the kernel has not yet taken drains, reading nothing more,
-// for at most Config.DrainGrace, and only then closes.
+// for at most Config.DrainGrace. Then it closes gracefully, so that a
+// client still sending can read the last packet (the reason it was cut
+// off): the write side is shut down and the connection lingers, discarding
+// input, until the client closes or Config.Linger passes. Handler.OnClose
+// comes when the linger begins; Engine.Lingering counts the sockets still
+// open after it.
+//
+// # Walking connections
+//
+// Loop.Each and Engine.OnEach walk a copy of a loop's connection list, so
+// their callback may close connections. Handler.OnClose never runs inside
+// Handler code: a connection that ends during an event (gnet closes one
+// inside a write the kernel refuses) gets it at the end of the event.
 //
 // # Enrolled connections
 //

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -31,8 +32,10 @@ type Handler interface {
 	// fixed header, over-size packet). The connection closes after it.
 	OnFrameError(c *Conn, err error)
 	// OnClose is called once when a connection has gone, for whatever
-	// reason; err is nil for a close the broker asked for. The connection
-	// is still in its loop's Conns during the call.
+	// reason, or, for a close the Handler asked for (Conn.Close), once
+	// its output has all been sent, when it starts to linger: err is nil
+	// then. The connection is still among its loop's connections during
+	// the call, and leaves them after.
 	OnClose(c *Conn, err error)
 	// OnWake is called on l after Loop.Wake.
 	OnWake(l *Loop)
@@ -79,7 +82,13 @@ type Config struct {
 	// its last output (a final DISCONNECT behind a backlog) before it is
 	// cut. Default 5s.
 	DrainGrace time.Duration
-	Logger     zerolog.Logger
+	// Linger is how long a closing connection whose output has all been
+	// sent waits, write side shut down and input discarded, for the client
+	// to close its side, so that its last packet is read rather than lost
+	// to a reset (see Conn.Close). Checked each Tick. Default 2s; negative:
+	// close at once.
+	Linger time.Duration
+	Logger zerolog.Logger
 }
 
 // Engine runs the loops. Start, Addr and Stop are safe for concurrent use.
@@ -101,6 +110,10 @@ type Engine struct {
 	mu    sync.Mutex
 	loops []*Loop // in order of discovery; index = Loop.Index
 
+	// lingering counts connections past Handler.OnClose whose socket is
+	// still open (Conn.Close): descriptors the Handler no longer sees.
+	lingering atomic.Int64
+
 	tickStop chan struct{}
 	tickDone chan struct{}
 	stopOnce sync.Once
@@ -121,6 +134,9 @@ func New(cfg Config, h Handler) *Engine {
 	}
 	if cfg.DrainGrace <= 0 {
 		cfg.DrainGrace = 5 * time.Second
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 2 * time.Second
 	}
 	fl, _ := h.(Flusher)
 	return &Engine{cfg: cfg, handler: h, flusher: fl, log: cfg.Logger, ready: make(chan error, 1), done: make(chan error, 1),
@@ -223,6 +239,12 @@ func listenAddr(eng gnet.Engine) (net.Addr, error) {
 	return nil, errors.New("eventloop: listener is not TCP")
 }
 
+// Lingering is the number of connections that have had Handler.OnClose
+// but whose sockets are still open, waiting for their clients to close
+// (Conn.Close). They hold file descriptors: a limit on connections must
+// count them. Safe for concurrent use.
+func (e *Engine) Lingering() int64 { return e.lingering.Load() }
+
 // Addr is the bound listener address; valid after Start.
 func (e *Engine) Addr() net.Addr { return e.addr }
 
@@ -296,12 +318,40 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	gc.SetContext(nil)
+	if c.closing {
+		// Whatever ended it — the client's end of stream while lingering,
+		// a reset, the drain grace — the broker had asked for the close.
+		err = nil
+	}
 	c.closed = true
+	if c.shut {
+		e.lingering.Add(-1)
+	}
+	if l := c.loop; l.inEvent {
+		// gnet closes a connection inside a write the kernel refuses,
+		// which may be inside Handler code holding its locks: OnClose
+		// waits for the end of the event.
+		l.endLater(c, err)
+	} else {
+		c.finish(err)
+	}
+	return gnet.None
+}
+
+// finish ends c for the Handler, once: OnClose, then c leaves its loop's
+// list of connections. It runs when gnet closes c, or earlier, when a
+// closing connection has sent all its output and starts to linger (see
+// Conn.Close): from then on nothing of it is the Handler's business.
+func (c *Conn) finish(err error) {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	l := c.loop
 	if c.en != nil {
 		c.en.pump.brokerClosed()
 	}
-	e.handler.OnClose(c, err)
-	l := c.loop
+	l.engine.handler.OnClose(c, err)
 	// Swap-remove from the loop's list.
 	last := len(l.conns) - 1
 	if int(c.idx) <= last && l.conns[c.idx] == c {
@@ -311,7 +361,6 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 		l.conns = l.conns[:last]
 	}
 	c.dropOut()
-	return gnet.None
 }
 
 // OnTraffic implements gnet.EventHandler: it drains every complete frame.
@@ -322,6 +371,8 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	c.loop.now = time.Now().UnixNano()
 	c.loop.events.Add(1)
+	c.loop.inEvent = true
+	defer c.loop.endEvent()
 	if c.closing {
 		// Closing, output still draining: nothing more from the client is
 		// read, and the drain deadline stands.
@@ -416,8 +467,8 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 }
 
-// OnEach runs fn on each loop for each of its connections and waits until
-// all have run, or ctx expires.
+// OnEach runs fn on each loop for each of its connections (Loop.Each: fn
+// may close connections) and waits until all have run, or ctx expires.
 func (e *Engine) OnEach(ctx context.Context, fn func(c *Conn)) error {
 	loops := e.Loops()
 	var wg sync.WaitGroup
@@ -425,9 +476,9 @@ func (e *Engine) OnEach(ctx context.Context, fn func(c *Conn)) error {
 		wg.Add(1)
 		err := l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
 			defer wg.Done()
-			for _, c := range l.conns {
-				fn(c)
-			}
+			l.inEvent = true
+			defer l.endEvent()
+			l.Each(fn)
 			l.flush(false)
 			return nil
 		}))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -231,10 +232,18 @@ func (p *pump) inbound(wg *sync.WaitGroup) {
 }
 
 // outbound copies the loop's bytes to the client, holding a buffer only
-// while there are bytes to copy.
+// while there are bytes to copy. When the loop shuts down its write side
+// (a graceful Conn.Close) it passes that on to a stream that can (TLS:
+// close_notify) and leaves the connection to inbound, which ends it when
+// the client closes its side or the deadline set here passes.
 func (p *pump) outbound(wg *sync.WaitGroup) {
 	defer wg.Done()
-	defer p.close()
+	halfClosed := false
+	defer func() {
+		if !halfClosed {
+			p.close()
+		}
+	}()
 	sc, ok := p.uc.(syscall.Conn)
 	if !ok {
 		return
@@ -253,10 +262,24 @@ func (p *pump) outbound(wg *sync.WaitGroup) {
 			_, err = p.nc.Write((*bp)[:n])
 		}
 		outboundPool.Put(bp)
+		if err == io.EOF {
+			halfClosed = p.closeWrite()
+		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// closeWrite shuts down the client stream's write side, if it has one,
+// and bounds the rest of the connection's life by the drain grace.
+func (p *pump) closeWrite() bool {
+	cw, ok := p.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return false
+	}
+	_ = p.nc.SetDeadline(time.Now().Add(p.grace))
+	return true
 }
 
 // waitReadable blocks until the socketpair end has bytes to read, or has

@@ -131,16 +131,16 @@ func (r *recorder) OnTick(l *eventloop.Loop, now time.Time) {
 	}
 }
 
-// checkLoopLocked walks l.Conns(), which only l's own goroutine may do (the
-// race detector objects otherwise), and checks that each belongs to l.
-// r.mu must be held.
+// checkLoopLocked walks l's connections, which only l's own goroutine may
+// do (the race detector objects otherwise), and checks that each belongs
+// to l. r.mu must be held.
 func (r *recorder) checkLoopLocked(l *eventloop.Loop, where string) {
-	for _, c := range l.Conns() {
+	l.Each(func(c *eventloop.Conn) {
 		if c.Loop() != l {
-			r.bad = append(r.bad, fmt.Sprintf("%s on loop %d: connection %s of loop %d in its Conns()",
+			r.bad = append(r.bad, fmt.Sprintf("%s on loop %d: connection %s of loop %d among its connections",
 				where, l.Index(), addr(c), c.Loop().Index()))
 		}
-	}
+	})
 }
 
 // waitFor polls cond, with r.mu held, until it holds or wait passes.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/bytebufferpool"
+	"golang.org/x/sys/unix"
 )
 
 // Loop is one event loop. Its methods, except Wake and Index, must be
@@ -19,8 +20,22 @@ type Loop struct {
 
 	conns    []*Conn // every open connection, for ticks and shutdown
 	dirty    []*Conn // connections with output to write
-	draining []*Conn // closing connections whose output is still being sent
+	draining []*Conn // closing connections: output still being sent, or lingering (see Conn.Close)
 	paused   []*Conn // connections whose handler asked to pause reading
+
+	// walk is Each's copy of conns: a callback may close connections, and
+	// OnClose takes them out of conns (swap-remove) under the walk. walking
+	// says Each is running, so a nested Each takes its own copy.
+	walk    []*Conn
+	walking bool
+
+	// inEvent is set while the loop handles one of its events (a read
+	// burst, a wake-up, a tick, an OnEach): a connection that ends then
+	// waits in ending, with its error, for Handler.OnClose until the
+	// event is over (endEvent), so OnClose never runs inside Handler code.
+	inEvent bool
+	ending  []*Conn
+	endErrs []error
 
 	// sink takes writes to connections that are closing: they are dropped,
 	// so nothing follows a final DISCONNECT.
@@ -60,8 +75,33 @@ func (l *Loop) Now() int64 { return l.now }
 // Index is the loop's number, stable for its life. Safe for concurrent use.
 func (l *Loop) Index() int { return l.idx }
 
-// Conns returns the loop's open connections. The slice is the loop's own.
-func (l *Loop) Conns() []*Conn { return l.conns }
+// Len is the number of open connections on l.
+func (l *Loop) Len() int { return len(l.conns) }
+
+// Each calls fn for every connection open on l when Each begins, once,
+// in no particular order. fn may close connections — its own or others of
+// l, at once (a write to a reset connection closes it inside the write)
+// or later: a connection that has closed by its turn is skipped. Nested
+// calls are allowed.
+func (l *Loop) Each(fn func(c *Conn)) {
+	var walk []*Conn
+	nested := l.walking
+	if !nested {
+		walk = l.walk[:0]
+		l.walking = true
+	}
+	walk = append(walk, l.conns...)
+	for _, c := range walk {
+		if !c.closed {
+			fn(c)
+		}
+	}
+	clear(walk) // the scratch copy must not keep closed connections alive
+	if !nested {
+		l.walk = walk[:0]
+		l.walking = false
+	}
+}
 
 // Wake schedules Handler.OnWake on the loop. Calls made while a wake-up is
 // pending collapse into it, so a burst of work from router workers costs one
@@ -78,6 +118,8 @@ func (l *Loop) runWake(context.Context) error {
 	// Clear first: work posted while OnWake runs wakes the loop again.
 	l.wakePending.Store(false)
 	l.events.Add(1)
+	l.inEvent = true
+	defer l.endEvent()
 	l.now = time.Now().UnixNano()
 	l.resume()
 	l.engine.handler.OnWake(l)
@@ -95,12 +137,35 @@ func (l *Loop) tickFn() gnet.Runnable {
 		now := time.Now()
 		l.now = now.UnixNano()
 		l.events.Add(1)
+		l.inEvent = true
+		defer l.endEvent()
 		l.resume()
 		l.engine.handler.OnTick(l, now)
 		l.flush(false)
 		l.reap(now)
 		return nil
 	})
+}
+
+// endLater holds c's OnClose, with err, until the end of the event.
+func (l *Loop) endLater(c *Conn, err error) {
+	l.ending = append(l.ending, c)
+	l.endErrs = append(l.endErrs, err)
+}
+
+// endEvent closes the event: the connections that ended during it get
+// OnClose — whose own closes are settled in the same pass — and what those
+// wrote is flushed.
+func (l *Loop) endEvent() {
+	for len(l.ending) > 0 {
+		for i := 0; i < len(l.ending); i++ { // OnClose may append
+			l.ending[i].finish(l.endErrs[i])
+			l.ending[i], l.endErrs[i] = nil, nil
+		}
+		l.ending, l.endErrs = l.ending[:0], l.endErrs[:0]
+		l.flush(false)
+	}
+	l.inEvent = false
 }
 
 // pause records that c's handler could not take its next frame.
@@ -136,19 +201,24 @@ func (l *Loop) resume() {
 	l.paused = l.paused[:0]
 }
 
-// reap closes draining connections whose output has gone out, or whose
-// grace period is over.
+// reap moves closing connections on: one whose output has gone out
+// starts to linger (Conn.Close), one whose drain grace or linger is over
+// is closed.
 func (l *Loop) reap(now time.Time) {
 	keep := l.draining[:0]
 	for _, c := range l.draining {
 		switch {
 		case c.closed:
-		case c.gc.OutboundBuffered() == 0 || now.After(c.drainUntil):
-			_ = c.gc.Close()
-		default:
-			keep = append(keep, c)
 			continue
+		case now.After(c.drainUntil):
+			_ = c.gc.Close()
+			continue
+		case !c.shut && c.gc.OutboundBuffered() == 0:
+			if !c.shutWrite(now) {
+				continue
+			}
 		}
+		keep = append(keep, c)
 	}
 	clear(l.draining[len(keep):])
 	l.draining = keep
@@ -203,13 +273,18 @@ type Conn struct {
 	// Data is the Handler's per-connection state.
 	Data any
 
-	drainUntil time.Time // set while draining; see Loop.reap
+	// drainUntil is when a closing connection is cut: the end of its
+	// drain grace while output is pending, then of its linger. See
+	// Loop.reap.
+	drainUntil time.Time
 
-	idx     int32 // position in loop.conns
-	dirty   bool
-	paused  bool // in loop.paused
-	closing bool // closing: input is discarded, writes are dropped
-	closed  bool // gone
+	idx      int32 // position in loop.conns
+	dirty    bool
+	paused   bool // in loop.paused
+	closing  bool // closing: input is discarded, writes are dropped
+	shut     bool // closing, all output sent, write side shut down: lingering
+	finished bool // Handler.OnClose has run: c has left loop.conns
+	closed   bool // gone: gnet has closed it
 }
 
 // Loop returns the connection's loop. Safe for concurrent use.
@@ -269,10 +344,22 @@ func (c *Conn) Backlog() int {
 	return n
 }
 
-// Close closes the connection once what was written to it has been sent:
-// at once if the kernel took it all, otherwise when gnet's buffer drains
-// (checked each tick) or after Config.DrainGrace. From now on input is discarded
-// and writes are dropped. Safe to call more than once.
+// Close closes the connection once what was written to it has been sent,
+// gracefully: so that the client can read the last packet (a DISCONNECT
+// or CONNACK with its reason code) even while it is still sending.
+//
+// Closing a socket whose receive queue holds unread bytes makes the kernel
+// answer with a reset, and a reset makes the client's kernel throw away
+// what the client has not read yet — the very packet that says why. So
+// once the output has gone to the kernel (at once, or when gnet's buffer
+// drains, checked each tick, but at most Config.DrainGrace later) the
+// write side is shut down (the client reads its last packet, then end of
+// stream) and the connection lingers, discarding input, until the client
+// closes its side or Config.Linger passes.
+//
+// From now on input is discarded and writes are dropped. Handler.OnClose
+// gets a nil error whatever ends the connection after Close. Safe to call
+// more than once.
 func (c *Conn) Close() {
 	if c.closed || c.closing {
 		return
@@ -290,15 +377,38 @@ func (c *Conn) Close() {
 		}
 	}
 	c.closing = true
+	now := time.Now()
 	if c.gc.OutboundBuffered() > 0 {
-		c.drainUntil = time.Now().Add(c.loop.engine.cfg.DrainGrace)
+		c.drainUntil = now.Add(c.loop.engine.cfg.DrainGrace)
 		c.loop.draining = append(c.loop.draining, c)
 		return
 	}
+	if c.shutWrite(now) {
+		c.loop.draining = append(c.loop.draining, c)
+	}
+}
+
+// shutWrite shuts down the write side of a closing connection whose output
+// has all gone to the kernel, and starts its linger: it reports true.
+// Without a linger, or when the socket refuses, it closes the connection
+// instead and reports false.
+func (c *Conn) shutWrite(now time.Time) bool {
+	linger := c.loop.engine.cfg.Linger
+	if linger > 0 {
+		if err := unix.Shutdown(c.gc.Fd(), unix.SHUT_WR); err == nil {
+			c.shut = true
+			c.loop.engine.lingering.Add(1)
+			c.drainUntil = now.Add(linger)
+			c.loop.endLater(c, nil) // Close runs inside Handler code
+			return true
+		}
+	}
 	_ = c.gc.Close() // asynchronous: OnClose follows on this loop
+	return false
 }
 
 // Closing reports whether the connection is closing or closed.
+// Handler.OnClose sees it true.
 func (c *Conn) Closing() bool { return c.closing || c.closed }
 
 func (c *Conn) dropOut() {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -41,11 +40,11 @@ func TestWake(t *testing.T) {
 			}
 		}
 		if reply != "" {
-			for _, c := range l.Conns() {
+			l.Each(func(c *eventloop.Conn) {
 				if addr(c) == reply {
 					c.Write(pingresp)
 				}
-			}
+			})
 			close(replied)
 		}
 	}
@@ -145,19 +144,14 @@ func TestTick(t *testing.T) {
 	r.onTick = func(l *eventloop.Loop, _ time.Time) {
 		closeMu.Lock()
 		defer closeMu.Unlock()
-		// Close modifies l.Conns(): collect first.
-		var victims []*eventloop.Conn
-		for _, c := range l.Conns() {
+		l.Each(func(c *eventloop.Conn) {
 			if closeOnTick[addr(c)] {
-				victims = append(victims, c)
+				delete(closeOnTick, addr(c))
+				c.Write([]byte("bye"))
+				c.Close()
+				c.Close() // safe to call more than once
 			}
-		}
-		for _, c := range victims {
-			delete(closeOnTick, addr(c))
-			c.Write([]byte("bye"))
-			c.Close()
-			c.Close() // safe to call more than once
-		}
+		})
 	}
 	e := start(t, r)
 	nc1, a1 := dial(t, e, r)
@@ -244,8 +238,10 @@ func TestOnEach(t *testing.T) {
 		mu.Lock()
 		visits[addr(c)]++
 		mu.Unlock()
-		if !slices.Contains(c.Loop().Conns(), c) { // on c's loop: may read its Conns
-			t.Errorf("%s: not in its loop's Conns()", addr(c))
+		var mine bool // on c's loop: may walk its connections
+		c.Loop().Each(func(o *eventloop.Conn) { mine = mine || o == c })
+		if !mine {
+			t.Errorf("%s: not among its loop's connections", addr(c))
 		}
 		c.Write(pingresp)
 	})
