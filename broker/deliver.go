@@ -30,6 +30,7 @@ type loopState struct {
 	suback      codec.Suback
 	disconnect  codec.Disconnect
 	out         codec.Outgoing
+	ids         [1]uint32 // out's Subscription Identifier (session.Delivery.IDs)
 	props       []byte
 	retainedFor []retainedReq
 
@@ -381,6 +382,7 @@ type fanout struct {
 	// offline are stored deliveries to sessions that were offline, for
 	// handOffline once sw is committed.
 	offline []pending
+	ids     [1]uint32 // putDelivery's scratch
 }
 
 // handOffline puts the gathered deliveries to offline sessions into their
@@ -443,15 +445,13 @@ func (f *fanout) route(b *Broker, m *router.Message) (stored bool) {
 			// Published [MQTT-3.3.1-12], [MQTT-3.3.1-13].
 			Retain: m.Retain && mt.RetainAsPublished,
 		}
-		if len(mt.SubIDs) > 0 {
-			d.SubIDs = append([]uint32(nil), mt.SubIDs...)
-		}
+		d.SetIDs(mt.SubIDs) // one identifier, the common case, costs no allocation
 		if mt.Shared && d.QoS > 0 {
 			d.Group = mt.Group // for reroute, should the member's session end
 		}
 		d.Msg = m
 		if d.QoS > 0 && f.sw != nil && s.Persistent() {
-			b.putDelivery(f.sw, s, &d)
+			b.putDelivery(f.sw, s, &d, &f.ids)
 			stored = true
 		}
 		if li := s.LoopHint(); li >= 0 {
@@ -503,13 +503,15 @@ func (b *Broker) reroute(w store.Writer, orphans []session.Delivery) {
 			d.Release()
 			continue
 		}
-		d = session.Delivery{Msg: d.Msg, SubIDs: mt.SubIDs, Group: mt.Group,
+		d = session.Delivery{Msg: d.Msg, Group: mt.Group,
 			QoS: min(d.Msg.QoS, mt.QoS), Retain: d.Msg.Retain && mt.RetainAsPublished}
+		d.SetIDs(mt.SubIDs)
 		if d.QoS == 0 {
 			d.Group = ""
 		}
 		if d.QoS > 0 && w != nil && s.Persistent() {
-			b.putDelivery(w, s, &d)
+			var ids [1]uint32
+			b.putDelivery(w, s, &d, &ids)
 			if err := w.Commit(false); err != nil { // before another loop can acknowledge it
 				b.commitFailed(err)
 			}

@@ -180,10 +180,11 @@ func storeMessage(m *router.Message) store.Message {
 }
 
 // putDelivery stores d (QoS 1/2) for persistent session s and sets d.Seq.
-func (b *Broker) putDelivery(w store.Writer, s *session.Session, d *session.Delivery) {
+// ids is scratch owned by the caller's goroutine (session.Delivery.IDs).
+func (b *Broker) putDelivery(w store.Writer, s *session.Session, d *session.Delivery, ids *[1]uint32) {
 	d.Seq = b.seq.Add(1)
 	rec := store.Delivery{Seq: d.Seq, Msg: storeMessage(d.Msg), QoS: d.QoS, Retain: d.Retain,
-		SubIDs: d.SubIDs, Group: d.Group}
+		SubIDs: d.IDs(ids), Group: d.Group}
 	w.PutDelivery(s.ClientID(), rec)
 }
 
@@ -332,9 +333,7 @@ func (r *restorer) Delivery(clientID string, rec *store.Delivery) bool {
 		Group:  rec.Group,
 		Seq:    rec.Seq,
 	}
-	if len(rec.SubIDs) > 0 {
-		d.SubIDs = append([]uint32(nil), rec.SubIDs...)
-	}
+	d.SetIDs(rec.SubIDs)
 	s.Lock()
 	defer s.Unlock()
 	if rec.State != 0 {

@@ -390,7 +390,7 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 	}
 	if c.version == codec.V5 {
 		o.RawProps = m.Props
-		o.SubIDs = d.SubIDs
+		o.SubIDs = d.IDs(&ls.ids)
 		if m.Expiry != 0 {
 			o.HasExpiry = true
 			left := (m.Expiry - now + int64(time.Second) - 1) / int64(time.Second) // [MQTT-3.3.2-6]

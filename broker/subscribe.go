@@ -169,10 +169,6 @@ func (c *client) subFailure(code codec.ReasonCode) codec.ReasonCode {
 // set [MQTT-3.3.1-8], at the lower of their QoS and the granted one.
 func (c *client) sendRetained(ls *loopState, filter string, o router.Options) {
 	now := time.Now().UnixNano()
-	var subIDs []uint32
-	if o.SubID != 0 {
-		subIDs = []uint32{o.SubID}
-	}
 	s := c.sess
 	s.Lock()
 	defer s.Unlock()
@@ -180,7 +176,7 @@ func (c *client) sendRetained(ls *loopState, filter string, o router.Options) {
 		return
 	}
 	c.b.retained.Match(filter, func(m *router.Message) bool {
-		d := session.Delivery{Msg: m.Ref(), SubIDs: subIDs, QoS: min(m.QoS, o.QoS), Retain: true}
+		d := session.Delivery{Msg: m.Ref(), SubID: o.SubID, QoS: min(m.QoS, o.QoS), Retain: true}
 		c.sendLocked(ls, d, now)
 		return true
 	})

@@ -14,14 +14,21 @@ const NeverExpire = math.MaxUint32
 
 // Delivery is one message owed to the session's client.
 type Delivery struct {
-	Msg    *router.Message
-	SubIDs []uint32 // subscription identifiers to send with it; owned
+	Msg *router.Message
+	// SubIDs are the Subscription Identifiers to send with it when there
+	// are several (overlapping subscriptions, each with one), owned; one
+	// alone is SubID, so that the common case costs no allocation per
+	// delivery. Read them with IDs, set them with SetIDs.
+	SubIDs []uint32
 	// Group is the shared subscription ("$share/g/f") the delivery came
 	// through, "" if none: should the session end before the client has
 	// it, another member of the group gets it (MQTT 5 section 4.8.2).
 	Group  string
 	QoS    byte // delivery QoS: min(published, granted)
 	Retain bool // RETAIN flag as it goes out
+	// SubID is the one Subscription Identifier to send with it; 0: none,
+	// or several, in SubIDs.
+	SubID uint32
 	// Seq identifies the delivery in the broker's persistent store; 0 when
 	// it is not stored (persistence off, QoS 0, or a session that ends
 	// with its connection).
@@ -35,6 +42,29 @@ func (d *Delivery) Size() int {
 		return len(m.Topic) + len(m.Payload) + len(m.Props)
 	}
 	return 0
+}
+
+// IDs returns d's Subscription Identifiers, using buf for a single one:
+// the slice is valid while buf and d are unchanged.
+func (d *Delivery) IDs(buf *[1]uint32) []uint32 {
+	if d.SubIDs != nil || d.SubID == 0 {
+		return d.SubIDs
+	}
+	buf[0] = d.SubID
+	return buf[:]
+}
+
+// SetIDs sets d's Subscription Identifiers to ids, which the caller keeps:
+// a single one is held in d itself, several are copied.
+func (d *Delivery) SetIDs(ids []uint32) {
+	d.SubID, d.SubIDs = 0, nil
+	switch len(ids) {
+	case 0:
+	case 1:
+		d.SubID = ids[0]
+	default:
+		d.SubIDs = append([]uint32(nil), ids...)
+	}
 }
 
 // Release gives back the delivery's message reference.

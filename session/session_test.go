@@ -690,3 +690,26 @@ func ok(_ uint64, ok bool) bool { return ok }
 
 // wasDropped is the first result of EnqueueLocked.
 func wasDropped(dropped bool, _ uint64) bool { return dropped }
+
+// TestDeliveryIDs: one Subscription Identifier is held in the delivery
+// itself, several are copied, and IDs gives them back either way.
+func TestDeliveryIDs(t *testing.T) {
+	var buf [1]uint32
+	for _, ids := range [][]uint32{nil, {7}, {7, 9, 11}} {
+		var d session.Delivery
+		src := append([]uint32(nil), ids...)
+		d.SetIDs(src)
+		if len(ids) == 1 && (d.SubID != 7 || d.SubIDs != nil) {
+			t.Errorf("SetIDs(%v): SubID %d, SubIDs %v, want the one id held inline", ids, d.SubID, d.SubIDs)
+		}
+		if got := d.IDs(&buf); !slices.Equal(got, ids) {
+			t.Errorf("SetIDs(%v): IDs() = %v", ids, got)
+		}
+		if len(src) > 1 {
+			src[0] = 0 // the caller's slice is its own again
+			if got := d.IDs(&buf); got[0] != 7 {
+				t.Errorf("SetIDs(%v) kept the caller's slice: %v after the caller changed it", ids, got)
+			}
+		}
+	}
+}
