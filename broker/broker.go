@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -147,18 +148,26 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Start begins accepting connections. It returns once the listener is
-// bound.
+// Start begins accepting connections. It binds the listeners first, then
+// opens the store and loads it, then serves: a port in use stops it before
+// the store is touched, and no client is served before the state is
+// loaded. It returns once every listener accepts connections.
 func (b *Broker) Start() error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("broker: already started")
 	}
 	b.startedAt = time.Now()
+	ports, err := b.bindListeners()
+	if err != nil {
+		return err
+	}
 	if err := b.openStore(); err != nil {
+		ports.release()
 		return err
 	}
 	wills, err := b.restore()
 	if err != nil {
+		ports.release()
 		return errors.Join(err, b.closeStore())
 	}
 	b.makeWriters()
@@ -182,13 +191,14 @@ func (b *Broker) Start() error {
 		}()
 	}
 
-	if err := b.engine.Start(); err != nil {
+	err = b.engine.Start() // binds beside the reserved port (SO_REUSEADDR), then listens
+	ports.releaseTCP()
+	if err != nil {
+		ports.release()
 		b.stopBackground()
-		return errors.Join(err, b.closeStore())
+		return errors.Join(fmt.Errorf("listen: %w", err), b.closeStore())
 	}
-	if err := b.startTransports(); err != nil {
-		return err // startTransports undid the rest
-	}
+	b.serveTransports(ports.transports)
 	b.scheduleWills(wills) // those due at once need the workers
 	if b.cfg.SysInterval > 0 {
 		b.bgDone.Add(1)

@@ -296,6 +296,12 @@ type Config struct {
 	// Strict: before acknowledging what it must keep.
 	Durability Durability
 
+	// OnDamage says what happens to a damaged store in DataDir
+	// (on_damage). Default store.Salvage: what can be read is copied into
+	// a fresh store and the damaged directory is kept beside it, renamed;
+	// store.Refuse: the broker does not start, and nothing is changed.
+	OnDamage store.OnDamage
+
 	// Store, when set, is the persistent store to use instead of one in
 	// DataDir: for embedders and tests (store.NewMem survives a broker
 	// restart within the process). The broker syncs it on Close but does

@@ -73,7 +73,7 @@ func (b *Broker) openStore() error {
 	case b.cfg.Store != nil:
 		b.store = b.cfg.Store
 	case b.cfg.DataDir != "":
-		p, err := store.OpenPebble(b.cfg.DataDir, *b.lg())
+		p, err := store.OpenPebble(b.cfg.DataDir, store.PebbleOptions{Logger: *b.lg(), OnDamage: b.cfg.OnDamage})
 		if err != nil {
 			return err
 		}

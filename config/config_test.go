@@ -17,6 +17,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/store"
 	"github.com/shoalmq/shoal/transport"
 )
 
@@ -151,6 +152,7 @@ response_information: replies/
 persistence: true
 data_dir: /var/lib/shoal
 durability: relaxed
+on_damage: refuse
 sys_interval: 30s
 admin_listen: 0.0.0.0:9000
 admin_token: tok
@@ -222,6 +224,7 @@ log_format: json
 			ResponseInformation:  "replies/",
 			DataDir:              "/var/lib/shoal",
 			Durability:           broker.Relaxed,
+			OnDamage:             store.Refuse,
 			SysInterval:          30 * time.Second,
 			Version:              "dev",
 			AllowAnonymous:       false,
@@ -455,6 +458,8 @@ func TestErrors(t *testing.T) {
 			want: `s.yaml:1:15: admin_token: admin_token must be set when admin_listen is not a loopback address`, line: 1, key: "admin_token"},
 		{name: "bad admin listen", in: "admin_listen: \"8083\"\n",
 			want: `s.yaml:1:15: admin_listen: want host:port or "" (off): address 8083: missing port in address`, line: 1, key: "admin_listen"},
+		{name: "bad on_damage", in: "on_damage: ignore\n",
+			want: `s.yaml:1:12: on_damage: unknown value "ignore" (want salvage or refuse)`, line: 1, key: "on_damage"},
 		{name: "bad durability", in: "durability: eventual\n",
 			want: `s.yaml:1:13: durability: unknown durability "eventual" (want strict or relaxed)`, line: 1, key: "durability"},
 		{name: "empty data dir", in: "data_dir: \"\"\n",

@@ -14,6 +14,7 @@ import (
 	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/store"
 	"github.com/shoalmq/shoal/transport"
 )
 
@@ -149,6 +150,14 @@ func settings() []setting {
 				return err
 			}
 			f.Broker.Durability, err = broker.ParseDurability(s)
+			return err
+		}},
+		{"on_damage", func(f *File, v *yaml.Node) error {
+			s, err := stringValue(v)
+			if err != nil {
+				return err
+			}
+			f.Broker.OnDamage, err = store.ParseOnDamage(s)
 			return err
 		}},
 		{"sys_interval", func(f *File, v *yaml.Node) (err error) {

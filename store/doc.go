@@ -17,8 +17,15 @@
 // tests and embedders that want a restart without a disk. Both encode
 // records the same way (records.go): a kind byte, then the client id with
 // its length, so that one range holds a client's records, and values that
-// begin with a version byte. A record that does not decode is reported,
-// skipped and deleted; it never stops a load.
+// begin with a version byte. A record that does not decode is reported
+// and skipped; it never stops a load.
+//
+// A Pebble store's directory is never touched unless it is proven to be
+// the store's own and damaged (pebble_open.go): a directory in use by
+// another process, holding other files, or failing for a reason of the
+// operating system is an error that says so. A damaged one is salvaged
+// into a fresh store with the original kept whole beside it, or, with
+// OnDamage Refuse, left alone.
 //
 // Record slices handed to a Loader are valid only during the call; records
 // given to a Writer are copied before the method returns.

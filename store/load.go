@@ -14,8 +14,11 @@ type source interface {
 }
 
 // load decodes src's records and hands them to l, in the order Store.Load
-// promises; drop is given the key of each record to delete.
-func load(src source, l Loader, drop func(k []byte)) {
+// promises; drop is given the key of each record l refused (expired, or
+// whose session is gone), to delete. A record that does not decode is
+// reported to l.Corrupt and given to bad: it is damage, which the store
+// salvages (or refuses) as a whole, never deleted where it is.
+func load(src source, l Loader, drop, bad func(k []byte)) {
 	var s Session
 	src.scan(l, kindSession, "sessions", func(k, v []byte) {
 		id, rest, err := parseClientKey(k)
@@ -27,7 +30,7 @@ func load(src source, l Loader, drop func(k []byte)) {
 		}
 		if err != nil {
 			l.Corrupt("session record "+strconv.Quote(string(k)), err)
-			drop(k)
+			bad(k)
 			return
 		}
 		s.ClientID = id
@@ -35,7 +38,7 @@ func load(src source, l Loader, drop func(k []byte)) {
 			drop(k)
 		}
 	})
-	loadDeliveries(src, l, drop)
+	loadDeliveries(src, l, drop, bad)
 	src.scan(l, kindAwait, "QoS 2 ids", func(k, v []byte) {
 		id, rest, err := parseClientKey(k)
 		if err == nil && len(rest) != 2 {
@@ -43,7 +46,7 @@ func load(src source, l Loader, drop func(k []byte)) {
 		}
 		if err != nil {
 			l.Corrupt("QoS 2 id record", err)
-			drop(k)
+			bad(k)
 			return
 		}
 		if pid := binary.BigEndian.Uint16(rest); pid == 0 || !l.AwaitRel(id, pid) {
@@ -58,7 +61,7 @@ func load(src source, l Loader, drop func(k []byte)) {
 		}
 		if err != nil {
 			l.Corrupt("retained record "+strconv.Quote(string(k[1:])), err)
-			drop(k)
+			bad(k)
 			return
 		}
 		if !l.Retained(&m) {
@@ -69,13 +72,13 @@ func load(src source, l Loader, drop func(k []byte)) {
 
 // loadDeliveries reads the D records of each client in Seq order, with
 // their F records (sent state).
-func loadDeliveries(src source, l Loader, drop func([]byte)) {
+func loadDeliveries(src source, l Loader, drop, bad func([]byte)) {
 	sent := make(map[string]uint32) // key suffix -> pid<<8 | state
 	src.scan(l, kindSent, "sent states", func(k, v []byte) {
 		pid, state, err := decodeSent(v)
 		if err != nil {
 			l.Corrupt("sent-state record", err)
-			drop(k)
+			bad(k)
 			return
 		}
 		sent[string(k[1:])] = uint32(pid)<<8 | uint32(state)
@@ -93,9 +96,9 @@ func loadDeliveries(src source, l Loader, drop func([]byte)) {
 		delete(sent, string(k[1:]))
 		if err != nil {
 			l.Corrupt("delivery record", err)
-			drop(k)
+			bad(k)
 			if hasSent {
-				drop(append([]byte{kindSent}, k[1:]...))
+				bad(append([]byte{kindSent}, k[1:]...))
 			}
 			return
 		}

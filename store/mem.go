@@ -37,7 +37,10 @@ func (m *Mem) Len() int {
 // Load implements Store.
 func (m *Mem) Load(l Loader) error {
 	var drops [][]byte
-	load(m, l, func(k []byte) { drops = append(drops, bytes.Clone(k)) })
+	// Mem's salvage is Pebble's without a disk: the records that do not
+	// decode are not kept.
+	drop := func(k []byte) { drops = append(drops, bytes.Clone(k)) }
+	load(m, l, drop, drop)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, k := range drops {

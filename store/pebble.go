@@ -4,80 +4,32 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/rs/zerolog"
 )
 
 // Pebble is the Store on an embedded Pebble database in one directory.
 // Every change is a record in Pebble's write-ahead log; a syncing Commit
 // fsyncs the log once for every writer that commits at the same moment.
+// OpenPebble (pebble_open.go) says how a directory becomes one, and what
+// happens to one that is in use or damaged.
 type Pebble struct {
-	db  *pebble.DB
-	dir string
-	log zerolog.Logger
-	// setAside is the error that made Open move an unreadable directory
-	// aside, reported by Load.
+	db   *pebble.DB
+	lock *pebble.Lock // the directory's, held from before Open to Close
+	dir  string
+	log  zerolog.Logger
+	opts PebbleOptions
+	// setAside is the error that made OpenPebble set the directory aside
+	// and salvage it, reported by Load.
 	setAside error
 	closed   bool
 	// damaged is set when Pebble finds a block it cannot read (a checksum
-	// mismatch, a truncated file): Load then copies what it can read into
-	// a fresh store.
+	// mismatch, a truncated file): Load then salvages (or refuses).
 	damaged atomic.Bool
-}
-
-// OpenPebble opens (or creates) the store in dir. A directory Pebble
-// cannot open — a corrupted or truncated manifest, say — is renamed to
-// dir.unreadable-<unix time> and a new one started: the broker comes up,
-// and Load reports what was lost.
-func OpenPebble(dir string, log zerolog.Logger) (*Pebble, error) {
-	p := &Pebble{dir: dir, log: log}
-	db, err := p.open(dir)
-	if err != nil {
-		// The OPTIONS files only record the settings of an earlier open:
-		// a damaged one must not cost the data. Pebble writes a new one.
-		if olds, _ := filepath.Glob(filepath.Join(dir, "OPTIONS-*")); len(olds) > 0 {
-			for _, f := range olds {
-				_ = os.Remove(f)
-			}
-			if db, err = p.open(dir); err == nil {
-				log.Error().Str("dir", dir).Msg("store: unreadable OPTIONS file removed")
-			}
-		}
-	}
-	if err != nil {
-		aside := dir + ".unreadable-" + strconv.FormatInt(time.Now().Unix(), 10)
-		if rerr := os.Rename(dir, aside); rerr != nil {
-			return nil, fmt.Errorf("store: %s: %w (and moving it aside failed: %v)", dir, err, rerr)
-		}
-		log.Error().Err(err).Str("dir", dir).Str("moved_to", aside).Msg("store unreadable: moved aside, starting empty")
-		p.setAside = fmt.Errorf("%s unreadable, moved to %s: %w", dir, aside, err)
-		if db, err = p.open(dir); err != nil {
-			return nil, fmt.Errorf("store: %s: %w", dir, err)
-		}
-	}
-	p.db = db
-	return p, nil
-}
-
-// open opens dir, turning a panic from Pebble's fatal-error path into an
-// error. Damage Pebble finds in a file later (by default fatal) is logged
-// and marks the store damaged instead.
-func (p *Pebble) open(dir string) (db *pebble.DB, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("pebble: %v", r)
-		}
-	}()
-	el := &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
-		p.damaged.Store(true)
-		p.log.Error().Err(info.Details).Str("file", info.Path).Msg("store: damaged file")
-	}}
-	return pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{p.log}, EventListener: el})
 }
 
 // pebbleLogger sends Pebble's log to zerolog: its chatter (flushes,
@@ -113,20 +65,35 @@ func (p *Pebble) Close() error {
 		return nil
 	}
 	p.closed = true
-	return errors.Join(p.Sync(), p.db.Close())
+	var err error
+	if p.db != nil {
+		err = errors.Join(p.Sync(), p.db.Close())
+	}
+	if p.lock != nil {
+		err = errors.Join(err, p.lock.Close())
+	}
+	return err
 }
 
 // Load implements Store. Each kind of record is read with its own
 // iterator, so an unreadable part of one kind costs only the rest of that
-// kind.
+// kind. A store found damaged — a block Pebble cannot read, or records
+// that do not decode — is salvaged (salvage) or, with OnDamage Refuse,
+// left as it is: Load returns a *DamagedError and deletes nothing.
 func (p *Pebble) Load(l Loader) error {
 	if p.setAside != nil {
 		l.Corrupt("data directory", p.setAside)
 	}
-	var drops [][]byte
-	load(p, l, func(k []byte) { drops = append(drops, append([]byte(nil), k...)) })
-	if p.damaged.Load() {
-		return p.salvage(drops)
+	cl := &countingLoader{Loader: l}
+	var drops, bad [][]byte
+	load(p, cl,
+		func(k []byte) { drops = append(drops, append([]byte(nil), k...)) },
+		func(k []byte) { bad = append(bad, append([]byte(nil), k...)) })
+	if p.damaged.Load() || cl.corrupt > 0 {
+		if p.opts.OnDamage == Refuse {
+			return &DamagedError{Dir: p.dir, Err: fmt.Errorf("%d records or parts could not be read; the first: %w", cl.corrupt, cl.first)}
+		}
+		return p.salvage(append(drops, bad...))
 	}
 	del := p.db.NewBatch()
 	defer del.Close()
@@ -136,28 +103,82 @@ func (p *Pebble) Load(l Loader) error {
 	return del.Commit(pebble.Sync)
 }
 
-// salvage copies every record that can still be read, but those in drops,
-// into a fresh store, which takes the directory's place; the damaged one
-// is moved to dir.unreadable-<unix time>. A damaged store left in place
+// countingLoader counts what Load reports to Corrupt.
+type countingLoader struct {
+	Loader
+	corrupt int
+	first   error
+}
+
+func (c *countingLoader) Corrupt(what string, err error) {
+	if c.corrupt == 0 {
+		c.first = fmt.Errorf("%s: %w", what, err)
+	}
+	c.corrupt++
+	c.Loader.Corrupt(what, err)
+}
+
+// salvage copies every record that can still be read, but those in skip
+// (refused by the Loader, or not decodable), into a fresh store, which
+// takes the directory's place; the damaged one is kept as it is, renamed to
+// dir.damaged-<time>, and named in the log. A damaged store left in place
 // would fail again at each read of the bad block, and its compactions
 // with it.
-func (p *Pebble) salvage(drops [][]byte) error {
-	skip := make(map[string]bool, len(drops))
-	for _, k := range drops {
+func (p *Pebble) salvage(skipKeys [][]byte) error {
+	skip := make(map[string]bool, len(skipKeys))
+	for _, k := range skipKeys {
 		skip[string(k)] = true
 	}
-	tmp := p.dir + ".salvage"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("store: salvage: %w", err)
-	}
-	fresh, err := p.open(tmp)
+	tmp := p.dir + ".salvage-" + stamp(time.Now())
+	fresh, err := p.open(tmp, nil)
 	if err != nil {
 		return fmt.Errorf("store: salvage: %w", err)
 	}
-	b := fresh.NewBatch()
+	copied, err := copyRecords(fresh, p.db, skip)
+	err = errors.Join(err, markStore(tmp), fresh.Close())
+	_ = p.db.Close() // damaged: whatever it says
+	p.db = nil
+	if err != nil {
+		return fmt.Errorf("store: salvage into %s: %w", tmp, err)
+	}
+	// Renaming the directory moves its lock file with it; the lock is
+	// released once the fresh store is in place.
+	aside, err := setAside(p.dir)
+	if err != nil {
+		return fmt.Errorf("store: salvage: %w (the salvaged copy is in %s)", err, tmp)
+	}
+	if err := os.Rename(tmp, p.dir); err != nil {
+		return fmt.Errorf("store: salvage: %w (the damaged store is in %s, the salvaged copy in %s)", err, aside, tmp)
+	}
+	_ = p.lock.Close()
+	p.lock = nil
+	p.log.Error().Str("dir", p.dir).Str("damaged_kept_as", aside).Int("records_kept", copied).
+		Msg("store damaged: what could be read was copied to a fresh store; the damaged one is kept")
+	p.damaged.Store(false)
+	if p.lock, err = pebble.LockDirectory(p.dir, vfs.Default); err != nil {
+		return fmt.Errorf("store: after salvage: %w", err)
+	}
+	if p.db, err = p.open(p.dir, p.lock); err != nil {
+		return fmt.Errorf("store: after salvage: %w", err)
+	}
+	return nil
+}
+
+// copyRecords copies every record of src that can be read, but those in
+// skip, into dst, and syncs it. It reports how many it copied. Each first
+// key byte (a record kind, known or not) is read with its own iterator: an
+// unreadable block ends the copy of its range only (the rest of that range
+// is in the kept original).
+func copyRecords(dst, src *pebble.DB, skip map[string]bool) (int, error) {
+	b := dst.NewBatch()
+	defer b.Close()
 	copied := 0
-	for _, kind := range []byte{kindSession, kindDelivery, kindSent, kindAwait, kindRetained} {
-		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
+	for first := 0; first < 256; first++ {
+		opts := &pebble.IterOptions{LowerBound: []byte{byte(first)}}
+		if first < 255 {
+			opts.UpperBound = []byte{byte(first + 1)}
+		}
+		it, err := src.NewIter(opts)
 		if err != nil {
 			continue
 		}
@@ -169,27 +190,9 @@ func (p *Pebble) salvage(drops [][]byte) error {
 			_ = b.Set(it.Key(), v, nil)
 			copied++
 		}
-		_ = it.Close() // its error was reported by Load
+		_ = it.Close()
 	}
-	err = errors.Join(b.Commit(pebble.Sync), fresh.Close())
-	_ = p.db.Close() // damaged: whatever it says
-	if err != nil {
-		return fmt.Errorf("store: salvage: %w", err)
-	}
-	aside := p.dir + ".unreadable-" + strconv.FormatInt(time.Now().Unix(), 10)
-	if err := os.Rename(p.dir, aside); err != nil {
-		return fmt.Errorf("store: salvage: %w", err)
-	}
-	if err := os.Rename(tmp, p.dir); err != nil {
-		return fmt.Errorf("store: salvage: %w", err)
-	}
-	p.log.Error().Str("dir", p.dir).Str("moved_to", aside).Int("records_kept", copied).
-		Msg("store damaged: what could be read was copied to a fresh store")
-	p.damaged.Store(false)
-	if p.db, err = p.open(p.dir); err != nil {
-		return fmt.Errorf("store: after salvage: %w", err)
-	}
-	return nil
+	return copied, b.Commit(pebble.Sync)
 }
 
 // scan calls fn for each record of kind in key order. An iterator error —

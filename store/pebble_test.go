@@ -1,14 +1,19 @@
 package store
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/rs/zerolog"
 )
 
@@ -81,7 +86,7 @@ func TestPebbleDamagedDirectory(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		q, err := OpenPebble(dir, testLogger(t))
+		q, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t)})
 		if err != nil {
 			t.Fatalf("round %d (%s %s): OpenPebble: %v", round, filepath.Base(victim), what, err)
 		}
@@ -104,7 +109,7 @@ func TestPebbleDamagedDirectory(t *testing.T) {
 			t.Errorf("round %d: Close: %v", round, err)
 		}
 		// What was damaged was dealt with once: the store opens clean now.
-		again, err := OpenPebble(dir, testLogger(t))
+		again, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t)})
 		if err != nil {
 			t.Fatalf("round %d: reopening: %v", round, err)
 		}
@@ -148,7 +153,7 @@ func copyDir(t *testing.T, src, dst string) {
 // deliveries (a loop iteration's worth under load) and a syncing commit
 // per 1,000. allocs/op is per delivery.
 func BenchmarkPebbleDeliveryLife(b *testing.B) {
-	p, err := OpenPebble(b.TempDir(), zerolog.Nop())
+	p, err := OpenPebble(b.TempDir(), PebbleOptions{Logger: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -166,6 +171,220 @@ func BenchmarkPebbleDeliveryLife(b *testing.B) {
 			if err := w.Commit(i%1000 == 999); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// snapshot is every file under dir with its contents, to show that an
+// open changed nothing.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		out[strings.TrimPrefix(path, dir)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// damagedStore makes a store in a new directory with one session and one
+// retained message, closes it and truncates its manifest to nothing:
+// Pebble cannot open it ("malformed manifest").
+func damagedStore(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	p, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := p.NewWriter()
+	w.PutSession(&Session{ClientID: "kept", Expiry: 60})
+	w.PutRetained(Message{Topic: []byte("r"), Payload: []byte("v"), QoS: 1})
+	commit(t, w, true)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))
+	if len(manifests) == 0 {
+		t.Fatal("no manifest")
+	}
+	for _, m := range manifests {
+		if err := os.Truncate(m, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestPebbleInUse: a store that is open is not opened again — Pebble's
+// lock error is not damage — and the second open changes nothing.
+func TestPebbleInUse(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	p := openTestPebble(t, dir)
+	w := p.NewWriter()
+	w.PutRetained(Message{Topic: []byte("r"), Payload: []byte("v"), QoS: 1})
+	commit(t, w, true)
+	before := snapshot(t, dir)
+	for _, on := range []OnDamage{Salvage, Refuse} {
+		q, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t), OnDamage: on})
+		var inUse *InUseError
+		if !errors.As(err, &inUse) {
+			if q != nil {
+				_ = q.Close()
+			}
+			t.Fatalf("on_damage %v: second OpenPebble: %v, want an *InUseError", on, err)
+		}
+		if inUse.PID != os.Getpid() || !strings.Contains(err.Error(), dir) {
+			t.Errorf("on_damage %v: %v: want the directory and this process named", on, err)
+		}
+	}
+	if after := snapshot(t, dir); !maps.Equal(before, after) {
+		t.Error("the store's files changed under a refused open")
+	}
+	if aside, _ := filepath.Glob(dir + ".*"); len(aside) != 0 {
+		t.Errorf("something was made beside the store: %v", aside)
+	}
+}
+
+// TestPebbleRefuseDamage: with OnDamage Refuse a store Pebble cannot open
+// is reported as damaged and left exactly as it was.
+func TestPebbleRefuseDamage(t *testing.T) {
+	dir := damagedStore(t)
+	before := snapshot(t, dir)
+	p, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t), OnDamage: Refuse})
+	var dmg *DamagedError
+	if !errors.As(err, &dmg) {
+		if p != nil {
+			_ = p.Close()
+		}
+		t.Fatalf("OpenPebble: %v, want a *DamagedError", err)
+	}
+	if after := snapshot(t, dir); !maps.Equal(before, after) {
+		t.Error("a refused damaged store was changed")
+	}
+	if aside, _ := filepath.Glob(dir + ".*"); len(aside) != 0 {
+		t.Errorf("something was made beside the store: %v", aside)
+	}
+}
+
+// TestPebbleSalvageKeepsOriginal: with OnDamage Salvage a store Pebble
+// cannot open is kept whole, renamed beside a fresh one; Load reports it;
+// the broker's store works.
+func TestPebbleSalvageKeepsOriginal(t *testing.T) {
+	dir := damagedStore(t)
+	before := snapshot(t, dir)
+	p := openTestPebble(t, dir)
+	aside, _ := filepath.Glob(dir + ".damaged-*")
+	if len(aside) != 1 {
+		t.Fatalf("beside the store: %v, want one dir.damaged-<time>", aside)
+	}
+	if kept := snapshot(t, aside[0]); !maps.Equal(before, kept) {
+		t.Errorf("the damaged store was not kept as it was: %d files before, %d kept", len(before), len(kept))
+	}
+	if work, _ := filepath.Glob(dir + ".damaged-*.work"); len(work) != 0 {
+		t.Errorf("the salvage's working copy was left: %v", work)
+	}
+	r := &recorder{}
+	if err := p.Load(r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.corrupt) == 0 || !strings.Contains(strings.Join(r.corrupt, " "), aside[0]) {
+		t.Errorf("Load reported %q, want the kept directory named", r.corrupt)
+	}
+	w := p.NewWriter()
+	w.PutSession(&Session{ClientID: "after", Expiry: 1})
+	commit(t, w, true)
+}
+
+// TestPebbleSalvageLoadDamage: records that do not decode make Load
+// salvage — the decodable ones into a fresh store, the original kept — or,
+// with Refuse, fail and delete nothing.
+func TestPebbleSalvageLoadDamage(t *testing.T) {
+	for _, on := range []OnDamage{Salvage, Refuse} {
+		t.Run(on.String(), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			p, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t), OnDamage: on})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := p.NewWriter()
+			w.PutSession(&Session{ClientID: "good", Expiry: 60})
+			commit(t, w, true)
+			if err := p.db.Set(clientKey(nil, kindSession, "bad"), []byte{0xff, 1, 2}, pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			r := &recorder{}
+			err = p.Load(r)
+			_ = p.Close()
+			var dmg *DamagedError
+			if on == Refuse {
+				if !errors.As(err, &dmg) {
+					t.Fatalf("Load: %v, want a *DamagedError", err)
+				}
+				q := openTestPebble(t, dir) // Salvage: the bad record is still there
+				r2 := &recorder{}
+				if err := q.Load(r2); err != nil || len(r2.corrupt) != 1 {
+					t.Errorf("after a refusal: Load %v, reports %q: want the bad record still there", err, r2.corrupt)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if aside, _ := filepath.Glob(dir + ".damaged-*"); len(aside) != 1 {
+				t.Errorf("beside the store: %v, want the original kept", aside)
+			}
+			q := openTestPebble(t, dir)
+			r2 := &recorder{}
+			if err := q.Load(r2); err != nil || len(r2.corrupt) != 0 || len(r2.sessions) != 1 {
+				t.Errorf("after salvage: Load %v, reports %q, %d sessions: want the good session alone", err, r2.corrupt, len(r2.sessions))
+			}
+		})
+	}
+}
+
+// TestPebbleForeignDirectory: a data directory holding anything but a
+// store's files is refused, and nothing is written into it.
+func TestPebbleForeignDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	p, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t)})
+	var fe *ForeignError
+	if !errors.As(err, &fe) || fe.File != "notes.txt" {
+		if p != nil {
+			_ = p.Close()
+		}
+		t.Fatalf("OpenPebble: %v, want a *ForeignError naming notes.txt", err)
+	}
+	if after := snapshot(t, dir); !maps.Equal(before, after) {
+		t.Error("files were written into a directory that is not a store")
+	}
+}
+
+// TestIsDamage: errors of the operating system are not damage.
+func TestIsDamage(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&fs.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, false},
+		{fmt.Errorf("pebble: %w", syscall.ENOSPC), false},
+		{errors.New(`pebble: database "x" written in format major version 99`), false},
+		{errors.New(`pebble: malformed manifest file "MANIFEST-000001"`), true},
+		{errors.New("L0: 000005: object size mismatch"), true},
+	} {
+		if got := isDamage(tc.err); got != tc.want {
+			t.Errorf("isDamage(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -14,8 +14,9 @@ type Store interface {
 	// Load reads the stored state back, calling l's methods in this order:
 	// every session, then every delivery (per client in Seq order), then
 	// every awaited QoS 2 id, then every retained message. A record that
-	// cannot be read is reported to l.Corrupt and skipped; Load fails only
-	// when nothing can be read at all.
+	// cannot be read is reported to l.Corrupt and skipped. Load fails when
+	// nothing can be read at all, or when the store is damaged and was
+	// opened to refuse damage (OnDamage Refuse: a *DamagedError).
 	Load(l Loader) error
 	// Sync makes every change committed so far durable.
 	Sync() error
@@ -66,7 +67,7 @@ type Loader interface {
 	AwaitRel(clientID string, id uint16) bool
 	Retained(m *Message) bool
 	// Corrupt reports a record, or a part of the store, that could not be
-	// read and was skipped (records are then deleted).
+	// read and was skipped. Such records are left as they are.
 	Corrupt(what string, err error)
 }
 

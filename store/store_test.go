@@ -335,7 +335,7 @@ func TestEmptySyncCommit(t *testing.T) {
 
 func openTestPebble(t *testing.T, dir string) *Pebble {
 	t.Helper()
-	p, err := OpenPebble(dir, zerolog.Nop())
+	p, err := OpenPebble(dir, PebbleOptions{Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("OpenPebble: %v", err)
 	}

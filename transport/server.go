@@ -34,11 +34,12 @@ type Server struct {
 	certs  certs
 	gate   gate
 
-	addrs map[string]net.Addr   // by listener name; fixed after Start
-	raw   []net.Listener        // tls_listen's; closed by Stop
-	https []*http.Server        // ws_listen's and wss_listen's
-	held  map[net.Conn]struct{} // HTTP connections holding a gate slot; guarded by mu
-	ctx   context.Context       // cancelled by Stop: ends handshakes under way
+	addrs map[string]net.Addr     // by listener name; fixed after Listen
+	lns   map[string]net.Listener // bound by Listen, not yet served; closed by Stop
+	raw   []net.Listener          // tls_listen's; closed by Stop
+	https []*http.Server          // ws_listen's and wss_listen's
+	held  map[net.Conn]struct{}   // HTTP connections holding a gate slot; guarded by mu
+	ctx   context.Context         // cancelled by Stop: ends handshakes under way
 	stopF context.CancelFunc
 
 	reloadMu sync.Mutex // serialises Reload and Reconfigure
@@ -48,17 +49,28 @@ type Server struct {
 	stopOnce sync.Once
 }
 
-// Start validates cfg, reads the certificates (when a TLS listener is
-// configured), binds every configured listener and starts serving;
-// connections that complete their handshake go to enroll. With no
-// listener configured it returns a Server that does nothing. Errors name
-// the config-file key at fault.
+// Start is Listen, then Serve with enroll.
 func Start(cfg Config, enroll EnrollFunc, log zerolog.Logger) (*Server, error) {
+	s, err := Listen(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.Serve(enroll)
+	return s, nil
+}
+
+// Listen validates cfg, reads the certificates (when a TLS listener is
+// configured) and binds every configured listener, but accepts nothing
+// until Serve: a broker binds its ports before it opens its store, so that
+// a port in use costs nothing. With no listener configured it returns a
+// Server that does nothing. Errors name the config-file key at fault.
+// Stop closes what Listen bound, Serve or not.
+func Listen(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, enroll: enroll, log: log, addrs: map[string]net.Addr{},
-		held: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, log: log, addrs: map[string]net.Addr{},
+		held: map[net.Conn]struct{}{}, lns: map[string]net.Listener{}}
 	s.gate.slots = make(chan struct{}, cfg.MaxHandshakes)
 	s.ctx, s.stopF = context.WithCancel(context.Background())
 	if cfg.UsesTLS() {
@@ -68,7 +80,6 @@ func Start(cfg Config, enroll EnrollFunc, log zerolog.Logger) (*Server, error) {
 		}
 		s.logCert("certificate loaded", m)
 	}
-	lns := map[string]net.Listener{}
 	for _, l := range []struct{ name, key, addr string }{
 		{ListenerTLS, "tls_listen", cfg.TLSListen},
 		{ListenerWS, "ws_listen", cfg.WSListen},
@@ -79,14 +90,23 @@ func Start(cfg Config, enroll EnrollFunc, log zerolog.Logger) (*Server, error) {
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			for _, o := range lns {
+			for _, o := range s.lns {
 				_ = o.Close()
 			}
 			return nil, fmt.Errorf("%s: %w", l.key, err)
 		}
-		lns[l.name] = ln
+		s.lns[l.name] = ln
 		s.addrs[l.name] = ln.Addr()
 	}
+	return s, nil
+}
+
+// Serve starts accepting on the listeners Listen bound; connections that
+// complete their handshake go to enroll. Call it once, before Stop.
+func (s *Server) Serve(enroll EnrollFunc) {
+	s.enroll = enroll
+	lns := s.lns
+	s.lns = nil
 	if ln := lns[ListenerTLS]; ln != nil {
 		s.raw = append(s.raw, ln)
 		s.wg.Add(1)
@@ -101,7 +121,6 @@ func Start(cfg Config, enroll EnrollFunc, log zerolog.Logger) (*Server, error) {
 	for name, a := range s.addrs {
 		s.log.Info().Str("listener", name).Str("addr", a.String()).Msg("listening")
 	}
-	return s, nil
 }
 
 // Addr is the bound address of listener "tls", "ws" or "wss"; nil when it
@@ -174,6 +193,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.stopping = true
 		s.mu.Unlock()
 		s.stopF()
+		for _, ln := range s.lns { // Listen without Serve
+			_ = ln.Close()
+		}
 		for _, ln := range s.raw {
 			_ = ln.Close()
 		}
