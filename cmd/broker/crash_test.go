@@ -531,32 +531,11 @@ type brokerProc struct {
 	done   chan struct{}
 }
 
+// startBroker starts the broker with config file cfg and waits until it
+// accepts connections on addr; it is killed when the test ends.
 func startBroker(t *testing.T, bin, cfg, addr string) *brokerProc {
 	t.Helper()
-	p := &brokerProc{cmd: exec.Command(bin, "-c", cfg), stderr: new(testutil.SyncBuffer), done: make(chan struct{})}
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(p.kill)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return p
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("broker exited before listening: %s", p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("broker not listening after 20s: %s", p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startBrokerIn(t, bin, "", addr, "-c", cfg)
 }
 
 // kill sends SIGKILL and waits for the process to end. Safe to call

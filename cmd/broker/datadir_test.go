@@ -195,8 +195,9 @@ func tree(t *testing.T, dir string) string {
 	return b.String()
 }
 
-// startBrokerIn starts the broker in dir with args and waits until it
-// accepts connections on addr.
+// startBrokerIn starts the broker in dir ("": this one) with args and
+// waits until it accepts connections on addr; it is killed when the test
+// ends.
 func startBrokerIn(t *testing.T, bin, dir, addr string, args ...string) *brokerProc {
 	t.Helper()
 	p := &brokerProc{cmd: exec.Command(bin, args...), stderr: new(testutil.SyncBuffer), done: make(chan struct{})}
@@ -206,6 +207,7 @@ func startBrokerIn(t *testing.T, bin, dir, addr string, args ...string) *brokerP
 		t.Fatal(err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.kill)
 	p.waitListening(t, addr)
 	return p
 }
