@@ -58,9 +58,6 @@ func New[K comparable, V any](clock Clock, fire func(now int64, due []Item[K, V]
 	}
 }
 
-// Clock returns the queue's clock.
-func (q *Queue[K, V]) Clock() Clock { return q.clock }
-
 // Len is the number of deadlines in the queue (not counting those handed
 // to fire).
 func (q *Queue[K, V]) Len() int {

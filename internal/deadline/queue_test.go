@@ -2,8 +2,10 @@ package deadline
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -170,6 +172,50 @@ func TestQueueWorkIsWhatIsDue(t *testing.T) {
 	}
 	if q.Len() != n-10*(n/3600+1) {
 		t.Fatalf("Len %d after 10 s", q.Len())
+	}
+}
+
+// TestQueueConcurrent: goroutines setting and cancelling their keys while
+// the clock moves and Run fires: every deadline inserted ends exactly once,
+// fired, cancelled or still waiting. Run it with -race.
+func TestQueueConcurrent(t *testing.T) {
+	clk := NewFake(epoch)
+	var fired atomic.Int64
+	q := New(clk, func(now int64, due []Item[int, string]) { fired.Add(int64(len(due))) })
+	start(t, q)
+	var inserted, cancelled atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for range 20_000 {
+				k := g*1000 + rng.IntN(1000)
+				if rng.IntN(3) == 0 {
+					if _, ok := q.Cancel(k); ok {
+						cancelled.Add(1)
+					}
+					continue
+				}
+				if _, replaced := q.Set(k, clk.Now()+int64(rng.IntN(5))*int64(time.Second), ""); !replaced {
+					inserted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 200 {
+			clk.Advance(100 * time.Millisecond)
+			runtime.Gosched()
+		}
+	})
+	wg.Wait()
+	q.Sync()
+	if got := fired.Load() + cancelled.Load() + int64(q.Len()); got != inserted.Load() {
+		t.Fatalf("%d inserted, but %d fired + %d cancelled + %d waiting = %d",
+			inserted.Load(), fired.Load(), cancelled.Load(), q.Len(), got)
+	}
+	if fired.Load() == 0 {
+		t.Fatal("nothing fired while the clock moved")
 	}
 }
 
