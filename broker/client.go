@@ -494,7 +494,7 @@ func (c *client) leave() {
 	// takeOver decided it).
 	if will != nil {
 		switch wait := min(delay, s.Expiry); {
-		case wait == 0:
+		case wait == 0: // published below
 		case c.gen != s.Gen:
 			will.Release()
 			will = nil
