@@ -13,6 +13,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
@@ -50,9 +51,13 @@ type Broker struct {
 	workers []*worker
 	loops   []*loopState // indexed by eventloop.Loop.Index
 
-	// expiring holds offline sessions that end at a deadline.
-	expMu    sync.Mutex
-	expiring map[*session.Session]struct{}
+	// clock is the time of session expiry and will delays (Config.clock,
+	// else the system's); timers holds those deadlines, one per offline
+	// session that has one, and runs them on its own goroutine (will.go).
+	clock  deadline.Clock
+	timers *sessionTimers
+	// dueWills is the timer goroutine's scratch: wills to publish.
+	dueWills []*router.Message
 
 	stats stats
 
@@ -106,6 +111,9 @@ type stats struct {
 	dropsTopicLimit  atomic.Int64 // MaxTopicLength, MaxTopicLevels
 	refusedSubs      atomic.Int64 // MaxSubscriptions, limits, Authorizer
 	publishThrottled atomic.Int64 // PublishRate paused a client
+	// timerVisits counts the sessions the timer goroutine locked: one per
+	// deadline that came, none for the sessions still waiting.
+	timerVisits atomic.Int64
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -119,10 +127,14 @@ func New(cfg Config) (*Broker, error) {
 		subs:     router.NewTable(0, cfg.SharedStrategy),
 		retained: router.NewRetained(),
 		sessions: session.NewMemStore(),
-		expiring: make(map[*session.Session]struct{}),
+		clock:    cfg.clock,
 		auth:     auth.NewRegistry(cfg.AuthMethods...),
 		stop:     make(chan struct{}),
 	}
+	if b.clock == nil {
+		b.clock = deadline.Real()
+	}
+	b.timers = deadline.New(b.clock, b.fireTimers)
 	b.logp.Store(&cfg.Logger)
 	b.limp.Store(cfg.limits())
 	b.authp.Store(cfg.authState())
@@ -165,8 +177,7 @@ func (b *Broker) Start() error {
 		ports.release()
 		return err
 	}
-	wills, err := b.restore()
-	if err != nil {
+	if err := b.restore(); err != nil {
 		ports.release()
 		return errors.Join(err, b.closeStore())
 	}
@@ -178,11 +189,13 @@ func (b *Broker) Start() error {
 			w.run()
 		}()
 	}
-	b.bgDone.Add(1)
-	go func() {
-		defer b.bgDone.Done()
-		b.expireLoop()
-	}()
+	if b.store != nil && !b.strict {
+		b.bgDone.Add(1)
+		go func() {
+			defer b.bgDone.Done()
+			b.relaxedSyncLoop()
+		}()
+	}
 	for range b.cfg.authWorkers() {
 		b.bgDone.Add(1)
 		go func() {
@@ -199,7 +212,13 @@ func (b *Broker) Start() error {
 		return errors.Join(fmt.Errorf("listen: %w", err), b.closeStore())
 	}
 	b.serveTransports(ports.transports)
-	b.scheduleWills(wills) // those due at once need the workers
+	// Deadlines (some restored, perhaps due at once) fire from now on:
+	// their wills need the workers and the loops.
+	b.bgDone.Add(1)
+	go func() {
+		defer b.bgDone.Done()
+		b.timers.Run(b.stop)
+	}()
 	if b.cfg.SysInterval > 0 {
 		b.bgDone.Add(1)
 		go func() {
@@ -242,7 +261,9 @@ func (b *Broker) Close(ctx context.Context) error {
 	return b.closeStore()
 }
 
-// stopBackground ends the workers and the expiry goroutine. Worker queues
+// stopBackground ends the workers and the timer goroutine, then drops the
+// deadlines left: no timer fires after Close, and a will still waiting is
+// not published (its stored record is, after a restart). Worker queues
 // are never closed: a loop still running (Stop may time out) may submit,
 // and a send on a closed channel panics; workers leave on b.stop instead.
 func (b *Broker) stopBackground() {
@@ -250,6 +271,11 @@ func (b *Broker) stopBackground() {
 	b.cancelCtx()
 	close(b.stop)
 	b.bgDone.Wait()
+	b.timers.Clear(func(_ *session.Session, pw *pendingWill) {
+		if pw != nil {
+			pw.msg.Release()
+		}
+	})
 }
 
 // worker picks the router worker for a publisher, by client id, so that
@@ -280,60 +306,22 @@ type job struct {
 // still owns j.m.
 func (b *Broker) submit(j job) bool { return b.worker(j.m.FromID).submit(j) }
 
-// expireLoop ends offline sessions whose expiry interval has passed
-// [MQTT-3.1.2-23].
-func (b *Broker) expireLoop() {
+// relaxedSyncLoop syncs the store once a second, the promise of relaxed
+// durability (persist.go). On the system clock: it is about the disk, not
+// about MQTT time.
+func (b *Broker) relaxedSyncLoop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-b.stop:
 			return
-		case now := <-t.C:
-			b.expireSessions(now.UnixNano())
-			if b.store != nil && !b.strict {
-				if err := b.store.Sync(); err != nil { // durability: relaxed
-					b.commitFailed(err)
-				}
+		case <-t.C:
+			if err := b.store.Sync(); err != nil {
+				b.commitFailed(err)
 			}
 		}
 	}
-}
-
-func (b *Broker) expireSessions(now int64) {
-	var due []*session.Session
-	b.expMu.Lock()
-	for s := range b.expiring {
-		due = append(due, s)
-	}
-	b.expMu.Unlock()
-	for _, s := range due {
-		b.withBG(func(w store.Writer) {
-			var orphans []session.Delivery
-			s.Lock()
-			switch {
-			case s.OwnerLocked() != nil || s.ExpireAt == 0:
-				b.unexpire(s) // back online
-			case now >= s.ExpireAt:
-				orphans = b.endSessionLocked(w, s)
-				b.unexpire(s)
-			}
-			s.Unlock()
-			b.reroute(w, orphans)
-		})
-	}
-}
-
-func (b *Broker) expireAt(s *session.Session) {
-	b.expMu.Lock()
-	b.expiring[s] = struct{}{}
-	b.expMu.Unlock()
-}
-
-func (b *Broker) unexpire(s *session.Session) {
-	b.expMu.Lock()
-	delete(b.expiring, s)
-	b.expMu.Unlock()
 }
 
 // endSessionLocked removes s and everything it holds, also from the store

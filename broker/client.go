@@ -462,37 +462,53 @@ func (c *client) leave() {
 	if ev := b.lifecycle(ls, now); ev != nil {
 		ev.Str("client", s.ClientID()).Str("remote", c.conn.RemoteAddr().String()).Stringer("reason", c.why).Msg("client disconnected")
 	}
+	will, delay := c.will()
+	if will != nil && c.dropWill {
+		will.Release()
+		will = nil
+	}
+	if c.ext != nil {
+		c.ext.will = nil // will is ours now
+	}
+	at := b.clock.Now()
 	var orphans []session.Delivery
+	var pw *pendingWill
 	s.Lock()
-	if s.DetachLocked(c) {
+	detached := s.DetachLocked(c)
+	if detached {
 		switch {
 		case s.Expiry == 0:
 			orphans = b.endSessionLocked(sw, s)
 		case s.Expiry != session.NeverExpire:
-			s.ExpireAt = now + int64(s.Expiry)*int64(time.Second)
-			b.expireAt(s)
+			s.ExpireAt = at + secs(s.Expiry)
 		}
 		if s.Expiry != 0 && sw != nil {
 			// The offline session's deadline, and its will while one is
 			// still to come.
-			var will *router.Message
-			var delay uint32
-			if !c.dropWill {
-				will, delay = c.will()
-			}
 			b.storeSessionLocked(sw, s, will, delay)
 		}
 	}
-	gen := c.gen // this connection's attachment: a newer one cancels a delayed will
-	expiry := s.Expiry
+	// The will: at once, or after the shorter of its delay and the
+	// session's expiry [MQTT-3.1.2-8]; not if another connection took the
+	// session over meanwhile [MQTT-3.1.3-9] (a zero delay goes at once:
+	// takeOver decided it).
+	if will != nil {
+		switch wait := min(delay, s.Expiry); {
+		case wait == 0: // published below
+		case c.gen != s.Gen:
+			will.Release()
+			will = nil
+		default:
+			pw = &pendingWill{msg: will, at: at + secs(wait), gen: c.gen}
+			will = nil
+		}
+	}
+	if detached && s.Expiry != 0 {
+		b.armLocked(s, pw)
+	}
 	s.Unlock()
 	b.reroute(sw, orphans)
-	if e := c.ext; e != nil && e.will != nil {
-		if c.dropWill {
-			e.will.Release()
-		} else {
-			b.publishWill(s, e.will, gen, e.willDelay, expiry)
-		}
-		e.will = nil
+	if will != nil {
+		b.sendWill(will)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
 	"github.com/shoalmq/shoal/transport"
@@ -316,6 +317,11 @@ type Config struct {
 
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger
+
+	// clock is the time of session expiry and will delays; nil: the
+	// system clock. Tests set a deadline.Fake through export_test.go.
+	// Unexported, so not part of the API nor of any config file.
+	clock deadline.Clock
 }
 
 // DefaultConfig returns the configuration `make run` uses.

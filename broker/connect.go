@@ -155,6 +155,15 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 		s.Lock()
 	}
 	prev := s.AttachLocked(c)
+	// Its deadline goes with the session offline. A will still waiting is
+	// not published if the client resumed the session [MQTT-3.1.3-9];
+	// a Clean Start ends the session, which publishes it at once (as
+	// takeOver does for a connected one; MQTT 5 section 3.1.3.2.2).
+	waiting := b.disarmLocked(s)
+	if waiting != nil && !cp.clean {
+		waiting.Release()
+		waiting = nil
+	}
 	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
 	var orphans []session.Delivery
 	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {
@@ -192,8 +201,10 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	c.drainQueueLocked(ls, now)
 	s.Unlock()
-	b.unexpire(s)
 	b.reroute(ls.sw, orphans)
+	if waiting != nil {
+		b.sendWill(waiting)
+	}
 
 	if prev != nil {
 		b.kick(prev.(*client), cp.clean)

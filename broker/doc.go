@@ -42,6 +42,11 @@
 // router workers (offline queueing) and a taking-over connection — and is
 // guarded by its own mutex. Lock order is in LOCKORDER.md.
 //
+// Offline sessions' expiry and delayed wills are deadlines in one
+// internal/deadline Queue, keyed by session and run by one goroutine that
+// sleeps until the next one is due and locks only the sessions that are
+// (will.go). Its clock is injectable, so tests move time themselves.
+//
 // # Errors
 //
 // A decode or protocol error becomes a wire response in exactly one place,

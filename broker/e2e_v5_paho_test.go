@@ -363,7 +363,7 @@ func TestV5PahoConnack(t *testing.T) {
 	// discarded [MQTT-4.1.0-2]; 0xFFFFFFFF never expires.
 	t.Run("session-expiry", func(t *testing.T) {
 		t.Parallel()
-		b, addr := testutil.StartBroker(t, nil)
+		b, addr, clk := startFakeTime(t, nil, nil)
 		c, _ := p5Dial(t, addr, p5CP("se0"), nil) // no property: 0
 		c.sub(t, "se/t", 1)
 		c.bye(t)
@@ -386,7 +386,10 @@ func TestV5PahoConnack(t *testing.T) {
 			t.Fatal("expiry 1, reconnecting at once: Session Present 0, want 1 [MQTT-3.1.2-23]")
 		}
 		c.bye(t)
-		time.Sleep(3 * time.Second) // ... but not 3 s after its connection closed
+		// ... but not 3 s after its connection closed. (Deadlines wait for
+		// se1 and se60; semax has none.)
+		waitPending(t, b, 2)
+		advance(t, b, clk, 3*time.Second)
 		for _, tc := range []struct {
 			id      string
 			exp     uint32

@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"strconv"
+
+	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -29,3 +32,33 @@ func (b *Broker) RouteOnIdleWorker(topic, payload string, qos byte) {
 // PostIdleWorker ends worker 0's batch begun by RouteOnIdleWorker: commit,
 // then post.
 func (b *Broker) PostIdleWorker() { b.workers[0].post() }
+
+// UseClock makes the broker built from c time session expiry and will
+// delays on clk, a deadline.Fake the test moves.
+func UseClock(c *Config, clk deadline.Clock) { c.clock = clk }
+
+// SyncTimers waits until the timer goroutine has handled every deadline
+// due at its clock's time; false if it has stopped.
+func (b *Broker) SyncTimers() bool { return b.timers.Sync() }
+
+// PendingTimers is the number of offline sessions waiting for a deadline
+// (their expiry or their will's delay).
+func (b *Broker) PendingTimers() int { return b.timers.Len() }
+
+// TimerVisits is how many sessions the timer goroutine has locked.
+func (b *Broker) TimerVisits() int64 { return b.stats.timerVisits.Load() }
+
+// AddOfflineSessions makes n offline sessions, prefix0 to prefix<n-1>,
+// with Session Expiry Interval expiry seconds from now, as if their
+// clients had just left: quicker than n clients.
+func (b *Broker) AddOfflineSessions(prefix string, n int, expiry uint32) {
+	at := b.clock.Now()
+	for i := range n {
+		s, _ := b.sessions.GetOrCreate(prefix + strconv.Itoa(i))
+		s.Lock()
+		s.SetExpiryLocked(expiry)
+		s.ExpireAt = at + secs(expiry)
+		b.armLocked(s, nil)
+		s.Unlock()
+	}
+}

@@ -19,8 +19,8 @@ import (
 //   - loops store session records (CONNECT, SUBSCRIBE, UNSUBSCRIBE, close),
 //     packet ids as messages go out, their removal as acknowledgements come
 //     in, and inbound QoS 2 ids;
-//   - the background goroutine stores the end of expired sessions and of
-//     delayed wills.
+//   - the timer goroutine (will.go) stores the end of expired sessions and
+//     of delayed wills.
 //
 // The durability contract: in strict mode a loop syncs the store before it
 // writes PUBACK or PUBREC for a message some persistent session must
@@ -85,7 +85,7 @@ func (b *Broker) openStore() error {
 	return nil
 }
 
-// makeWriters gives every loop, every worker and the background goroutines
+// makeWriters gives every loop, every worker and the timer goroutine
 // their store writers. After restore: Load may replace the store's
 // database (salvage), and writers made before would write to the old one.
 func (b *Broker) makeWriters() {
@@ -105,8 +105,8 @@ func (b *Broker) makeWriters() {
 }
 
 // closeStore syncs and, if the broker opened it, closes the store. Loops
-// and workers have stopped. Later background work (a delayed will's timer)
-// finds storeClosed and leaves the store alone.
+// and workers have stopped, and so has the timer goroutine; anything that
+// still called withBG would find storeClosed and leave the store alone.
 func (b *Broker) closeStore() error {
 	if b.store == nil {
 		return nil
@@ -245,47 +245,34 @@ func (b *Broker) commitNow(w store.Writer) {
 
 // restorer loads the store into a starting broker: the store.Loader.
 type restorer struct {
-	b     *Broker
-	now   int64
-	wills []pendingWill
+	b   *Broker
+	now int64 // for messages' expiry: the system clock's Unix ns
+	// clock is b.clock's time, for sessions' expiry and wills' delays.
+	clock int64
+	wills int
 }
 
-// pendingWill is a stored will, published once loading is done.
-type pendingWill struct {
-	s      *session.Session
-	will   *router.Message
-	gen    uint32
-	delay  uint32
-	expiry uint32
-}
-
-// restore loads the stored state before the listener opens. It returns
-// the stored wills, for scheduleWills once the writers exist: their
-// connections were lost with the broker.
-func (b *Broker) restore() ([]pendingWill, error) {
+// restore loads the stored state before the listener opens. Offline
+// sessions get their deadlines, and stored wills, whose connections were
+// lost with the broker, theirs: the timer goroutine, started once the
+// workers and loops run, publishes them.
+func (b *Broker) restore() error {
 	if b.store == nil {
-		return nil, nil
+		return nil
 	}
 	start := time.Now()
-	r := &restorer{b: b, now: start.UnixNano()}
+	r := &restorer{b: b, now: start.UnixNano(), clock: b.clock.Now()}
 	if err := b.store.Load(r); err != nil {
-		return nil, fmt.Errorf("broker: loading the persistent store: %w", err)
+		return fmt.Errorf("broker: loading the persistent store: %w", err)
 	}
 	b.lg().Info().Int("sessions", b.sessions.Len()).Int("retained", b.retained.Count()).
-		Int("wills", len(r.wills)).Dur("took", time.Since(start)).Msg("persistent state loaded")
-	return r.wills, nil
-}
-
-// scheduleWills publishes the restored wills after their delays.
-func (b *Broker) scheduleWills(wills []pendingWill) {
-	for _, pw := range wills {
-		b.publishWill(pw.s, pw.will, pw.gen, pw.delay, pw.expiry)
-	}
+		Int("wills", r.wills).Dur("took", time.Since(start)).Msg("persistent state loaded")
+	return nil
 }
 
 func (r *restorer) Session(rec *store.Session) bool {
 	b := r.b
-	if rec.ExpireAt != 0 && rec.ExpireAt <= r.now {
+	if rec.ExpireAt != 0 && rec.ExpireAt <= r.clock {
 		return false // expired while the broker was down [MQTT-3.1.2-23]
 	}
 	s, _ := b.sessions.GetOrCreate(rec.ClientID)
@@ -301,16 +288,17 @@ func (r *restorer) Session(rec *store.Session) bool {
 	// now, as if its connection had just closed.
 	s.ExpireAt = rec.ExpireAt
 	if s.ExpireAt == 0 && rec.Expiry != session.NeverExpire {
-		s.ExpireAt = r.now + int64(rec.Expiry)*int64(time.Second)
+		s.ExpireAt = r.clock + secs(rec.Expiry)
 	}
-	if s.ExpireAt != 0 {
-		b.expireAt(s)
-	}
+	var pw *pendingWill
 	if w := rec.Will; w != nil {
-		// Its Message Expiry stays relative until it is published.
+		// Its delay counts from now; its Message Expiry stays relative
+		// until it is published.
 		m := router.NewMessage(w.Topic, w.Payload, w.Props, w.From, w.QoS, w.Retain, w.Expiry, nil)
-		r.wills = append(r.wills, pendingWill{s: s, will: m, gen: s.Gen, delay: rec.WillDelay, expiry: rec.Expiry})
+		pw = &pendingWill{msg: m, at: r.clock + secs(min(rec.WillDelay, rec.Expiry)), gen: s.Gen}
+		r.wills++
 	}
+	b.armLocked(s, pw)
 	return true
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/testutil"
 	"github.com/shoalmq/shoal/store"
 )
@@ -140,11 +141,18 @@ func TestPersistSessionRecordNotStale(t *testing.T) {
 	}
 }
 
-// TestPersistWillAfterClose: a delayed will whose timer fires after the
-// broker closed its store does not touch the store.
+// TestPersistWillAfterClose: a delayed will still waiting when the broker
+// closes its store is neither published nor touched afterwards, however
+// much time passes; it stays on disk, and the next start publishes it once
+// its delay, counted from there, has passed.
 func TestPersistWillAfterClose(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	a, addr := testutil.StartBroker(t, func(c *broker.Config) { c.DataDir = dir })
+	clk := deadline.NewFake(time.Now())
+	use := func(c *broker.Config) {
+		c.DataDir = dir
+		broker.UseClock(c, clk)
+	}
+	a, addr := testutil.StartBroker(t, use)
 	c := codec.Connect{ClientID: []byte("w"), WillFlag: true, WillTopic: []byte("will"), WillPayload: []byte("x")}
 	c.Props.Set(codec.PropSessionExpiry)
 	c.Props.SessionExpiry = 60
@@ -152,14 +160,16 @@ func TestPersistWillAfterClose(t *testing.T) {
 	c.WillProps.WillDelay = 1
 	cl, _ := testutil.DialConnect(t, addr, codec.V5, c)
 	cl.Drop()
-	time.Sleep(100 * time.Millisecond)
+	waitPending(t, a, 1)
 	stop(t, a)
-	time.Sleep(1300 * time.Millisecond) // the timer fires; a panic would end the test binary
+	clk.Advance(2 * time.Second) // past the delay: nothing runs to fire it
 	// The will is still on disk for the next start.
-	_, addr = testutil.StartBroker(t, func(c *broker.Config) { c.DataDir = dir })
+	b, addr := testutil.StartBroker(t, use)
 	sub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("watch"), CleanStart: true})
 	sub.Subscribe(1, "will", 0)
-	p, _ := sub.ExpectPublish(3 * time.Second)
+	sub.ExpectSilence(quietFor)
+	advance(t, b, clk, time.Second)
+	p, _ := sub.ExpectPublish(waitPkt)
 	if string(p.Payload) != "x" {
 		t.Fatalf("will payload %q", p.Payload)
 	}

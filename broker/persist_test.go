@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/testutil"
 	"github.com/shoalmq/shoal/store"
 )
@@ -182,7 +183,11 @@ func TestPersistInboundQoS2(t *testing.T) {
 // removes a session's records from the store.
 func TestPersistExpiryAndCleanStart(t *testing.T) {
 	mem := store.NewMem()
-	use := func(c *broker.Config) { c.Store = mem }
+	clk := deadline.NewFake(time.Now())
+	use := func(c *broker.Config) {
+		c.Store = mem
+		broker.UseClock(c, clk)
+	}
 	a, addr := testutil.StartBroker(t, use)
 	short := codec.Connect{ClientID: []byte("short"), CleanStart: true}
 	short.Props.Set(codec.PropSessionExpiry)
@@ -198,7 +203,7 @@ func TestPersistExpiryAndCleanStart(t *testing.T) {
 	if mem.Len() != 2 {
 		t.Fatalf("%d records, want the 2 sessions", mem.Len())
 	}
-	time.Sleep(1100 * time.Millisecond)
+	clk.Advance(1100 * time.Millisecond) // the broker is down
 
 	b, addr := testutil.StartBroker(t, use)
 	if n := b.SessionCount(); n != 1 {

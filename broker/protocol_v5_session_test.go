@@ -156,14 +156,15 @@ func TestV5MaximumPacketSize(t *testing.T) {
 // [MQTT-3.1.2-23].
 func TestV5SessionExpiry(t *testing.T) {
 	t.Parallel()
-	_, addr := testutil.StartBroker(t, nil)
+	b, addr, clk := startFakeTime(t, nil, nil)
 	short, _ := dial5(t, addr, "se-short", true, expiring(1))
 	sub5(t, short, 1, codec.Subscription{Filter: []byte("se/t"), QoS: 1}, nil)
 	goOffline(short)
 	long, _ := dial5(t, addr, "se-long", true, expiring(60))
 	sub5(t, long, 1, codec.Subscription{Filter: []byte("se/t"), QoS: 1}, nil)
 	goOffline(long)
-	time.Sleep(3 * time.Second)
+	waitPending(t, b, 2)
+	advance(t, b, clk, 3*time.Second)
 
 	short, ack := dial5(t, addr, "se-short", false, expiring(60))
 	if ack.SessionPresent {
@@ -241,30 +242,33 @@ func TestV5DisconnectWill(t *testing.T) {
 // otherwise it is published once the delay has passed [MQTT-3.1.2-8].
 func TestV5WillDelay(t *testing.T) {
 	t.Parallel()
-	_, addr := testutil.StartBroker(t, nil)
 	t.Run("reconnect-cancels", func(t *testing.T) {
 		t.Parallel()
+		b, addr, clk := startFakeTime(t, nil, nil)
 		watch, _ := dial5(t, addr, "wd-watch-1", true, nil)
 		sub5(t, watch, 1, codec.Subscription{Filter: []byte("wd1/#"), QoS: 1}, nil)
 		w := dialWill(t, addr, "wd-back", "wd1/back", 2, 10)
 		w.Drop()
-		time.Sleep(500 * time.Millisecond)
+		waitPending(t, b, 1)
+		advance(t, b, clk, 1500*time.Millisecond)
 		if _, ack := dial5(t, addr, "wd-back", false, expiring(10)); !ack.SessionPresent {
 			t.Fatal("session present 0 on reconnect within the session expiry")
 		}
-		watch.ExpectSilence(3 * time.Second)
+		advance(t, b, clk, time.Minute)
+		watch.ExpectSilence(quietFor)
 	})
 	t.Run("published-after-delay", func(t *testing.T) {
 		t.Parallel()
+		b, addr, clk := startFakeTime(t, nil, nil)
 		watch, _ := dial5(t, addr, "wd-watch-2", true, nil)
 		sub5(t, watch, 1, codec.Subscription{Filter: []byte("wd2/#"), QoS: 1}, nil)
 		w := dialWill(t, addr, "wd-gone", "wd2/gone", 2, 10)
-		start := time.Now()
 		w.Drop()
+		waitPending(t, b, 1)
+		advance(t, b, clk, 1999*time.Millisecond)
+		watch.ExpectSilence(quietFor) // not before its 2 s delay
+		advance(t, b, clk, time.Millisecond)
 		receiveAcked(t, watch, "wd2/gone", "bye wd-gone")
-		if el := time.Since(start); el < 1500*time.Millisecond {
-			t.Fatalf("will published after %v, before its 2 s delay", el)
-		}
 	})
 }
 

@@ -102,6 +102,9 @@ func (b *Broker) Reload(cfg Config) (needRestart []string, err error) {
 	old, neu := reflect.ValueOf(b.cfg), reflect.ValueOf(cfg)
 	for i := range old.NumField() {
 		name := old.Type().Field(i).Name
+		if !old.Type().Field(i).IsExported() {
+			continue // set by tests, never by a reload
+		}
 		if !reloadable[name] && !reflect.DeepEqual(old.Field(i).Interface(), neu.Field(i).Interface()) {
 			needRestart = append(needRestart, name)
 		}

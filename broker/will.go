@@ -3,42 +3,130 @@ package broker
 import (
 	"time"
 
+	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
 )
 
-// publishWill publishes a will after an abnormal close [MQTT-3.1.2-8]. With
-// a Will Delay Interval it waits for the shorter of the delay and the
-// session expiry, and is dropped if the client reconnected to the session
-// in the meantime [MQTT-3.1.3-9]. It takes over will's reference.
-func (b *Broker) publishWill(s *session.Session, will *router.Message, gen uint32, delay, expiry uint32) {
-	wait := time.Duration(min(delay, expiry)) * time.Second
-	if wait == 0 {
-		b.sendWill(will)
+// Offline sessions' deadlines. An offline session has at most one entry in
+// b.timers, keyed by the session: the sooner of the end of its Session
+// Expiry Interval (s.ExpireAt) and of its will's Will Delay Interval. The
+// entry is set and cancelled with the session locked: set as the
+// connection leaves (client.leave) or when the store is loaded (restore),
+// cancelled when a connection attaches (finishConnect). Only the timer
+// goroutine (b.timers.Run) ends sessions by expiry or publishes delayed
+// wills, touching only the sessions that are due.
+
+// pendingWill is a will waiting for its Will Delay Interval: the value of
+// its session's entry in b.timers.
+type pendingWill struct {
+	msg *router.Message
+	at  int64  // when it is due, Unix ns on b.clock
+	gen uint32 // the session's attachment it belongs to [MQTT-3.1.3-9]
+}
+
+// sessionTimers is the broker's timer queue.
+type sessionTimers = deadline.Queue[*session.Session, *pendingWill]
+
+// secs is n seconds in nanoseconds.
+func secs(n uint32) int64 { return int64(n) * int64(time.Second) }
+
+// armLocked gives offline session s its deadline: the sooner of its expiry
+// and pw's (nil: no will waits). s.mu must be held.
+func (b *Broker) armLocked(s *session.Session, pw *pendingWill) {
+	when := s.ExpireAt
+	if pw != nil && (when == 0 || pw.at < when) {
+		when = pw.at
+	}
+	if when == 0 {
+		return // kept forever, no will waiting
+	}
+	if old, _ := b.timers.Set(s, when, pw); old != nil && old != pw {
+		old.msg.Release() // none expected: attaching cancels the entry
+	}
+}
+
+// disarmLocked cancels s's deadline as a connection attaches to it, and
+// returns the will that was waiting, if any, for the caller to publish
+// (the connection cleaned the session: it ended) or release (it resumed
+// it [MQTT-3.1.3-9]). s.mu must be held.
+func (b *Broker) disarmLocked(s *session.Session) *router.Message {
+	if pw, _ := b.timers.Cancel(s); pw != nil {
+		return pw.msg
+	}
+	return nil
+}
+
+// fireTimers runs on the timer goroutine with the sessions whose deadline
+// came; each is locked once. A shutting-down broker neither ends sessions
+// nor publishes wills: a stored will is published after the restart, as
+// the wills of the connections the shutdown closed are not.
+func (b *Broker) fireTimers(now int64, due []deadline.Item[*session.Session, *pendingWill]) {
+	b.stats.timerVisits.Add(int64(len(due)))
+	if b.closed.Load() {
+		for _, it := range due {
+			if it.Value != nil {
+				it.Value.msg.Release()
+			}
+		}
 		return
 	}
-	time.AfterFunc(wait, func() {
-		var resumed bool
-		b.withBG(func(w store.Writer) {
-			s.Lock()
-			resumed = s.Gen != gen
-			if !resumed && s.StoredLocked() {
-				b.storeSessionLocked(w, s, nil, 0) // published: not again after a restart
+	wills := b.dueWills[:0]
+	b.withBG(func(w store.Writer) {
+		for _, it := range due {
+			if m := b.fireSession(w, it.Key, it.Value, now); m != nil {
+				wills = append(wills, m)
 			}
-			s.Unlock()
-		})
-		if resumed || b.closed.Load() { // submit after Close is safe: queues are never closed
-			will.Release()
-			return
 		}
-		b.sendWill(will)
 	})
+	for i, m := range wills {
+		b.sendWill(m)
+		wills[i] = nil
+	}
+	b.dueWills = wills[:0]
+}
+
+// fireSession handles s's deadline, taken off the queue with pw (nil: no
+// will was waiting), at now: it ends s if its expiry has passed
+// [MQTT-3.1.2-23] and returns pw's will if it is to be published now.
+//
+// The entry may be stale — s came back, or went offline again with a new
+// entry, after the queue handed it out — so everything is checked again
+// under s's lock: a will belongs to the attachment that left it (s.Gen),
+// and an expiry is s.ExpireAt's, not the entry's.
+func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill, now int64) (will *router.Message) {
+	var orphans []session.Delivery
+	s.Lock()
+	ended := s.EndedLocked()
+	if !ended && s.OwnerLocked() == nil && s.ExpireAt != 0 && s.ExpireAt <= now {
+		orphans = b.endSessionLocked(w, s)
+		ended = true
+	}
+	current := pw != nil && pw.gen == s.Gen
+	switch {
+	case pw != nil && !current:
+		pw.msg.Release() // its client came back before the delay passed [MQTT-3.1.3-9]
+	case current && (ended || pw.at <= now):
+		// The delay passed, or the session ended first (MQTT 5 section
+		// 3.1.3.2.2: the shorter of Will Delay and Session Expiry).
+		will, pw = pw.msg, nil
+		if !ended && s.StoredLocked() {
+			b.storeSessionLocked(w, s, nil, 0) // published: not again after a restart
+		}
+	}
+	if current && !ended {
+		b.armLocked(s, pw) // the expiry still to come
+	}
+	s.Unlock()
+	b.reroute(w, orphans)
+	return will
 }
 
 // sendWill routes a will like any PUBLISH. Its Message Expiry Interval,
 // kept relative until now, starts counting when it is published
-// (MQTT 5 section 3.1.3.2.4).
+// (MQTT 5 section 3.1.3.2.4), on the system clock that message expiry
+// is checked against.
 func (b *Broker) sendWill(will *router.Message) {
 	if will.Expiry != 0 {
 		will.Expiry += time.Now().UnixNano()

@@ -289,6 +289,9 @@ log_format: json
 		if name == "Logger" || name == "Store" || name == "Version" { // set by the program or an embedder, not a file
 			continue
 		}
+		if !def.Type().Field(i).IsExported() { // set by the broker's own tests
+			continue
+		}
 		if reflect.DeepEqual(def.Field(i).Interface(), set.Field(i).Interface()) {
 			t.Errorf("broker.Config.%s is not set by any config key (add one to settings and default.yaml)", name)
 		}
