@@ -32,6 +32,7 @@ type loopState struct {
 	out         codec.Outgoing
 	props       []byte
 	retainedFor []retainedReq
+	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
 
 	// sw is the loop's store writer (nil: persistence off), committed
 	// before each flush; needSync asks that commit to sync (persist.go).
