@@ -26,9 +26,13 @@ import (
 //
 // Nothing from a cursor is queued in the session, counted against
 // max_queued, dropped as a slow client's QoS 0 or taken for a slow
-// consumer. A client holds its cursors' snapshots (8 bytes per message
-// still to send, released as they go) and at most about retainedBacklog
-// bytes of their output: bounded by the store, whatever its size.
+// consumer. Memory: a draining client holds its snapshots' lists (8 bytes
+// per message matched, until its cursor is done; a "#" over a million
+// retained messages is 8 MB), a reference to each message not yet sent
+// (so a message the store replaces meanwhile lives on until the cursor
+// passes it), and at most about retainedBacklog bytes of their output.
+// Taking the snapshot walks the trie under its read lock on the loop, as
+// sending all at once did.
 //
 // Ordering. The messages of one SUBSCRIBE follow its SUBACK, filter by
 // filter, each filter's in the store's order. Live messages routed to the
