@@ -59,8 +59,8 @@ type client struct {
 	why closeReason
 }
 
-// clientExt holds what a minority of clients need: a will, MQTT 5 limits
-// and topic aliases.
+// clientExt holds what a minority of clients need: a will, MQTT 5 limits,
+// topic aliases, retained messages still to send.
 type clientExt struct {
 	will      *router.Message // published on abnormal close
 	willDelay uint32          // Will Delay Interval, seconds
@@ -91,6 +91,10 @@ type clientExt struct {
 	// pubTimer wakes the loop when it has a token again.
 	pub      tokenBucket
 	pubTimer *time.Timer
+
+	// retained are the retained messages its SUBSCRIBEs matched that are
+	// still to send (retained.go).
+	retained retainedQueue
 }
 
 func (c *client) extra() *clientExt {
@@ -455,6 +459,7 @@ func (c *client) leave() {
 	b := c.b
 	s := c.sess
 	ls := b.loops[c.LoopIndex()]
+	c.dropRetained(ls, "") // not owed to a connection that is gone
 	sw := ls.sw
 	ls.ctr.connected.Add(-1)
 	ls.ctr.closes[c.why].Add(1)

@@ -33,6 +33,7 @@ type loopState struct {
 	ids         [1]uint32 // out's Subscription Identifier (session.Delivery.IDs)
 	props       []byte
 	retainedFor []retainedReq
+	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
 
 	// sw is the loop's store writer (nil: persistence off), committed
 	// before each flush; needSync asks that commit to sync (persist.go).

@@ -31,6 +31,10 @@
 //     buffers under each session's lock (packet ids, in-flight window,
 //     queue), then writes each connection once.
 //
+// Retained messages matched by a SUBSCRIBE are not routed: the client's
+// loop takes a snapshot of them and sends it at the client's pace, as its
+// in-flight window and its socket allow (retained.go).
+//
 // With persistence on (persist.go), whoever routes a message also stores
 // its deliveries to persistent sessions, and the acknowledgement waits for
 // the store: see the durability contract there and in README.md.

@@ -62,3 +62,15 @@ func (b *Broker) AddOfflineSessions(prefix string, n int, expiry uint32) {
 		s.Unlock()
 	}
 }
+
+// RetainedExtraRefs is how many references to the retained messages
+// matching filter are held beyond the store's own: by deliveries in flight
+// or queued, and by retained snapshots still being sent.
+func (b *Broker) RetainedExtraRefs(filter string) int {
+	n := 0
+	b.retained.Match(filter, func(m *router.Message) bool {
+		n += int(m.Refs()) - 2 // the store's, and the one Match holds during the call
+		return true
+	})
+	return n
+}

@@ -257,7 +257,7 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 		// the session has since dropped.
 		if seq, ok := s.PubackLocked(a.PacketID); ok {
 			forget(ls.sw, s, seq)
-			c.drainQueueLocked(ls, now)
+			c.slotFreedLocked(ls, now)
 		}
 	case codec.PUBREC:
 		if seq, ok := s.PubrecLocked(a.PacketID, a.Code.IsError(), now); ok {
@@ -271,7 +271,7 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 				c.writeAck(codec.PUBREL, a.PacketID, codec.Success) // [MQTT-4.3.3-4]
 			} else {
 				forget(ls.sw, s, seq)
-				c.drainQueueLocked(ls, now)
+				c.slotFreedLocked(ls, now)
 			}
 		} else if c.version == codec.V5 {
 			c.writeAck(codec.PUBREL, a.PacketID, codec.PacketIDNotFound)
@@ -287,7 +287,7 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 	case codec.PUBCOMP:
 		if seq, ok := s.PubcompLocked(a.PacketID); ok {
 			forget(ls.sw, s, seq)
-			c.drainQueueLocked(ls, now)
+			c.slotFreedLocked(ls, now)
 		}
 	}
 	return nil

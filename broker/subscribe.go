@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"time"
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
@@ -10,7 +9,8 @@ import (
 )
 
 // onSubscribe handles SUBSCRIBE [MQTT-3.8]: each filter is validated on its
-// own and answered with its own code; retained messages follow the SUBACK.
+// own and answered with its own code; retained messages follow the SUBACK,
+// at the client's pace (retained.go).
 func (c *client) onSubscribe(ls *loopState, body []byte) error {
 	b := c.b
 	p := &ls.subscribe
@@ -70,6 +70,8 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		// and per Retain Handling in MQTT 5 [MQTT-3.3.1-9], [MQTT-3.3.1-10].
 		if !shared && (o.RetainHandling == 0 || (o.RetainHandling == 1 && !existed)) {
 			retainedFor = append(retainedFor, retainedReq{filter: filter, opts: o})
+		} else if existed && c.hasRetained() {
+			c.resubscribed(filter, o)
 		}
 	}
 	ls.retainedFor = retainedFor
@@ -82,10 +84,14 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 	}
 	buf := c.conn.Buffer()
 	buf.B = ack.Append(buf.B, c.version)
+	started := false
 	for _, r := range retainedFor {
-		c.sendRetained(ls, r.filter, r.opts)
+		started = c.startRetained(ls, r.filter, r.opts) || started
 	}
 	clear(ls.retainedFor) // drop filter strings
+	if started {
+		c.pumpRetained(ls)
+	}
 	return nil
 }
 
@@ -165,23 +171,6 @@ func (c *client) subFailure(code codec.ReasonCode) codec.ReasonCode {
 	return code
 }
 
-// sendRetained delivers the retained messages matching filter with RETAIN
-// set [MQTT-3.3.1-8], at the lower of their QoS and the granted one.
-func (c *client) sendRetained(ls *loopState, filter string, o router.Options) {
-	now := time.Now().UnixNano()
-	s := c.sess
-	s.Lock()
-	defer s.Unlock()
-	if !c.ownsLocked() {
-		return
-	}
-	c.b.retained.Match(filter, func(m *router.Message) bool {
-		d := session.Delivery{Msg: m.Ref(), SubID: o.SubID, QoS: min(m.QoS, o.QoS), Retain: true}
-		c.sendLocked(ls, d, now)
-		return true
-	})
-}
-
 // onUnsubscribe handles UNSUBSCRIBE [MQTT-3.10].
 func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
 	b := c.b
@@ -204,6 +193,9 @@ func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
 			b.subs.Unsubscribe(s, filter) // [MQTT-3.10.4-1]
 		}
 		s.Unlock()
+		if had && c.hasRetained() {
+			c.dropRetained(ls, filter) // its retained messages are no longer wanted either
+		}
 		if had {
 			ack.Codes = append(ack.Codes, codec.Success)
 		} else {

@@ -27,6 +27,12 @@
 // packets it carries) and returns the buffer to the pool, so an idle
 // connection holds no output buffer.
 //
+// gnet takes what the kernel refuses into its own buffer and writes it on
+// its own, saying nothing when the socket drains. A producer that must
+// not run ahead of its reader (Drainer) writes while Conn.Backlog is low
+// and asks Conn.NotifyDrained for the rest; the loop checks after each
+// flush and polls on a timer while the kernel is full (drained.go).
+//
 // # Backpressure and closing
 //
 // A Handler that cannot take a frame now returns ErrPause: the frame and

@@ -96,6 +96,7 @@ type Engine struct {
 	cfg     Config
 	handler Handler
 	flusher Flusher // handler's, if it is one
+	drainer Drainer // handler's, if it is one
 	log     zerolog.Logger
 
 	gnet.BuiltinEventEngine
@@ -139,7 +140,8 @@ func New(cfg Config, h Handler) *Engine {
 		cfg.Linger = 2 * time.Second
 	}
 	fl, _ := h.(Flusher)
-	return &Engine{cfg: cfg, handler: h, flusher: fl, log: cfg.Logger, ready: make(chan error, 1), done: make(chan error, 1),
+	dr, _ := h.(Drainer)
+	return &Engine{cfg: cfg, handler: h, flusher: fl, drainer: dr, log: cfg.Logger, ready: make(chan error, 1), done: make(chan error, 1),
 		booted: make(chan struct{}), stopCh: make(chan struct{}), pumpsDone: make(chan struct{})}
 }
 
@@ -265,8 +267,10 @@ func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
 			return l
 		}
 	}
-	l := &Loop{idx: len(e.loops), el: el, engine: e}
+	l := &Loop{idx: len(e.loops), el: el, engine: e, drainPoll: drainPollMin}
 	l.wakeFn = gnet.RunnableFunc(l.runWake)
+	l.drainTimer = time.AfterFunc(time.Hour, l.drainFired)
+	l.drainTimer.Stop() // armed by checkDrained
 	e.loops = append(e.loops, l)
 	return l
 }
@@ -450,6 +454,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.done <- err // for later callers
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	for _, l := range e.Loops() {
+		l.drainTimer.Stop() // one that fires now wakes a loop that is gone: harmless
 	}
 	// Every connection got OnClose, which bounds its pump by the drain
 	// grace; this goroutine ends with the last of them.

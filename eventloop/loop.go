@@ -45,6 +45,16 @@ type Loop struct {
 	wakeFn      gnet.Runnable
 	hasPaused   atomic.Bool // mirrors len(paused) > 0 for other goroutines
 
+	// Connections waiting for their output to drain (drained.go): watch
+	// is checked after every flush, watchReady is serveDrained's scratch.
+	// drainTimer polls while some wait on the kernel, every drainPoll;
+	// drainArmed says it is set (it is cleared on the timer's goroutine).
+	watch      []drainWatch
+	watchReady []drainWatch
+	drainTimer *time.Timer
+	drainPoll  time.Duration
+	drainArmed atomic.Bool
+
 	// Counters, bumped once per event by the loop and read by anyone:
 	// bytes of complete frames read, bytes handed to the kernel, events
 	// (read bursts, wake-ups, ticks).
@@ -122,6 +132,7 @@ func (l *Loop) runWake(context.Context) error {
 	defer l.endEvent()
 	l.now = time.Now().UnixNano()
 	l.resume()
+	l.serveDrained()
 	l.engine.handler.OnWake(l)
 	l.flush(false)
 	return nil
@@ -140,6 +151,7 @@ func (l *Loop) tickFn() gnet.Runnable {
 		l.inEvent = true
 		defer l.endEvent()
 		l.resume()
+		l.serveDrained()
 		l.engine.handler.OnTick(l, now)
 		l.flush(false)
 		l.reap(now)
@@ -252,6 +264,9 @@ func (l *Loop) flush(mayHold bool) {
 	l.dirty = l.dirty[:0]
 	if out > 0 {
 		l.bytesOut.Add(out)
+	}
+	if len(l.watch) > 0 {
+		l.checkDrained()
 	}
 }
 

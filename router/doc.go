@@ -22,6 +22,8 @@
 // Match on the same Matches. A Message's Topic, Payload, Props and FromID are
 // valid while a reference is held; the message passed to a Retained.Match
 // callback is valid only during the call unless the callback takes m.Ref().
+// Retained.Collect hands out one reference per message it appends: the
+// caller keeps them as long as it likes and releases each.
 // The table never keeps a caller's string: each trie level is cloned on
 // insert.
 //
@@ -54,9 +56,12 @@
 // Should a change ever need two shard locks at once, take literal shards in
 // index order, then the wildcard shard.
 //
-// MemRetained: one RWMutex, r.mu, never held while calling out: Match takes
-// references under it and calls fn after releasing it, and messages are
-// released after it is dropped.
+// MemRetained: one RWMutex, r.mu, never held while calling out: Match and
+// Collect take references under it, Match calls fn after releasing it, and
+// messages are released after it is dropped. A message the store replaces
+// or clears is marked superseded under the write lock, before the message
+// replacing it is routed, so a holder of a Collect snapshot that sees the
+// mark knows its subscribers are getting the newer one.
 //
 // The Table and MemRetained locks are independent: no method of one calls
 // the other, so neither is ever held while taking the other. Subscriber's

@@ -19,6 +19,10 @@ import (
 // are safe for concurrent use.
 type Message struct {
 	refs atomic.Int32
+	// superseded is set when the retained store replaces or clears the
+	// message (Superseded). It sits in what was refs' padding: Message
+	// keeps its size.
+	superseded atomic.Bool
 
 	// Topic, Payload and Props alias buf; valid while a reference is held.
 	Topic   []byte
@@ -110,6 +114,16 @@ func (m *Message) ReleaseN(n int32) {
 	*m = Message{}
 	messagePool.Put(m)
 }
+
+// Refs is the number of references held now: for tests and invariant
+// checks, as it may change the moment it is read.
+func (m *Message) Refs() int32 { return m.refs.Load() }
+
+// Superseded reports whether the retained store has replaced or cleared m
+// since it stored it: a newer retained message (or its removal) for m.Topic
+// has been routed to m's subscribers since. A message that was never
+// retained is never superseded.
+func (m *Message) Superseded() bool { return m.superseded.Load() }
 
 // Expired reports whether the message's expiry has passed at now (Unix ns).
 func (m *Message) Expired(now int64) bool {

@@ -14,7 +14,8 @@ type Retained interface {
 	// previous one [MQTT-3.3.1-5], taking its own reference to m. When m's
 	// payload is empty it instead removes the topic's retained message
 	// [MQTT-3.3.1-6] and does not store m [MQTT-3.3.1-7]. The caller keeps
-	// its own reference either way.
+	// its own reference either way. The message replaced or removed is
+	// marked superseded (Message.Superseded) before Set returns.
 	Set(m *Message)
 	// Match calls fn for every retained message whose topic matches filter
 	// (a plain filter: wildcards allowed, no "$share/" prefix), with the '$'
@@ -23,6 +24,11 @@ type Retained interface {
 	// may call back into the store. Expired messages are not filtered out:
 	// fn should check m.Expired.
 	Match(filter string, fn func(m *Message) bool)
+	// Collect appends to out the retained messages whose topics match
+	// filter, as Match finds them, each with a reference taken that the
+	// caller gives back, and returns the extended slice: a snapshot to
+	// deliver over time. It copies no message.
+	Collect(filter string, out []*Message) []*Message
 	// Count returns the number of retained messages.
 	Count() int
 }
@@ -77,6 +83,8 @@ func (r *MemRetained) Set(m *Message) {
 	n.msg = m // [MQTT-3.3.1-5]
 	if old == nil {
 		r.count.Add(1)
+	} else {
+		old.superseded.Store(true)
 	}
 	r.mu.Unlock()
 	if old != nil {
@@ -104,6 +112,7 @@ func (r *MemRetained) clear(topic []byte) {
 	n.msg = nil
 	if old != nil {
 		r.count.Add(-1)
+		old.superseded.Store(true)
 	}
 	for i := len(path) - 1; i >= 0 && path[i].empty(); i-- {
 		parent := &r.root
@@ -130,9 +139,7 @@ const maxScratch = 4096
 // read lock and calls fn after dropping it, so fn may block or call Set.
 func (r *MemRetained) Match(filter string, fn func(m *Message) bool) {
 	p := retainedScratch.Get().(*[]*Message)
-	r.mu.RLock()
-	list := r.root.match(filter, true, (*p)[:0])
-	r.mu.RUnlock()
+	list := r.Collect(filter, (*p)[:0])
 	more := true
 	for i, m := range list {
 		if more {
@@ -145,6 +152,15 @@ func (r *MemRetained) Match(filter string, fn func(m *Message) bool) {
 		*p = list[:0]
 		retainedScratch.Put(p)
 	}
+}
+
+// Collect implements Retained. It holds the read lock while it walks the
+// trie, and allocates only to grow out.
+func (r *MemRetained) Collect(filter string, out []*Message) []*Message {
+	r.mu.RLock()
+	out = r.root.match(filter, true, out)
+	r.mu.RUnlock()
+	return out
 }
 
 // match appends, with a reference taken, the messages below n whose topics

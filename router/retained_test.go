@@ -158,3 +158,50 @@ func clearTopic(r Retained, topic string) {
 	r.Set(m)
 	m.Release()
 }
+
+// Collect hands out a snapshot: one reference per message, kept past the
+// call and past changes to the store; a message the store replaces or
+// clears meanwhile is marked superseded, one it keeps is not.
+func TestRetainedCollectSnapshot(t *testing.T) {
+	r := NewRetained()
+	a, b, c := newRetainedMsg("s/a", "a1"), newRetainedMsg("s/b", "b1"), newRetainedMsg("s/c", "c1")
+	for _, m := range []*Message{a, b, c} {
+		r.Set(m)
+		m.Release() // the store's reference is the only one left
+	}
+	snap := r.Collect("s/+", nil)
+	if len(snap) != 3 {
+		t.Fatalf("Collect(s/+) = %d messages, want 3", len(snap))
+	}
+	for _, m := range snap {
+		if got := m.Refs(); got != 2 {
+			t.Errorf("%s: refs = %d in the snapshot, want 2 (store + snapshot)", m.Topic, got)
+		}
+		if m.Superseded() {
+			t.Errorf("%s: superseded before anything changed", m.Topic)
+		}
+	}
+
+	a2 := newRetainedMsg("s/a", "a2")
+	r.Set(a2) // [MQTT-3.3.1-5] replaces a
+	a2.Release()
+	clearTopic(r, "s/b") // [MQTT-3.3.1-6] removes b
+	if !a.Superseded() || !b.Superseded() || c.Superseded() || a2.Superseded() {
+		t.Errorf("superseded: a %v b %v c %v a2 %v, want true true false false",
+			a.Superseded(), b.Superseded(), c.Superseded(), a2.Superseded())
+	}
+	if string(a.Payload) != "a1" || string(b.Payload) != "b1" {
+		t.Errorf("snapshot messages changed: %q %q", a.Payload, b.Payload)
+	}
+	if a.Refs() != 1 || b.Refs() != 1 || c.Refs() != 2 {
+		t.Errorf("refs a %d b %d c %d, want 1 1 2: only the snapshot holds a and b", a.Refs(), b.Refs(), c.Refs())
+	}
+	for _, m := range snap {
+		m.Release()
+	}
+	if got := retainedTopics(r, "s/+"); !slices.Equal(got, []string{"s/a", "s/c"}) {
+		t.Errorf("store after the changes: %v", got)
+	}
+	clearTopic(r, "s/a")
+	clearTopic(r, "s/c")
+}
