@@ -61,9 +61,11 @@ type Broker struct {
 
 	stats stats
 
-	// noInline sends every message through the router workers (tests of
-	// the worker path; see export_test.go).
-	noInline atomic.Bool
+	// routing forces one of the two routing paths (tests run their
+	// suites over each; see export_test.go): routeAuto, the default,
+	// routes inline below saturation and through the workers under
+	// pressure.
+	routing atomic.Int32
 
 	// Persistence (persist.go); store is nil when it is off.
 	store       store.Store

@@ -533,6 +533,26 @@ func (b *Broker) reroute(w store.Writer, orphans []session.Delivery) {
 // go through the router workers, whose posts wait for room.
 const inlineInboxMax = 4096
 
+// Routing modes (Broker.routing).
+const (
+	routeAuto    = iota // inline while every loop keeps up (inlineRoom), else the workers
+	routeInline         // inline whenever the publisher's order allows, whatever the pressure
+	routeWorkers        // always through the workers
+)
+
+// inlineAllowed reports whether the routing mode lets a loop route a
+// message itself; the publisher's order decides the rest (see doc.go).
+// Safe for concurrent use.
+func (b *Broker) inlineAllowed() bool {
+	switch b.routing.Load() {
+	case routeInline:
+		return true
+	case routeWorkers:
+		return false
+	}
+	return b.inlineRoom()
+}
+
 // inlineRoom reports whether every loop's inbox is below inlineInboxMax.
 // Safe for concurrent use.
 func (b *Broker) inlineRoom() bool {

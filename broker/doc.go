@@ -35,6 +35,25 @@
 // loop takes a snapshot of them and sends it at the client's pace, as its
 // in-flight window and its socket allow (retained.go).
 //
+// # Two paths, one order
+//
+// A PUBLISH takes one of two paths: inline on the publisher's loop (step
+// 2) or through a router worker (step 3). Which one changes from message
+// to message, and the invariant that makes that safe is:
+//
+//	A publisher's message is routed inline only when none of its earlier
+//	messages is still with a worker (client.routing == 0); otherwise it
+//	follows them to the same worker (by client id). Before a loop hands
+//	a message to a worker it posts what it routed inline (flushFan), and
+//	before it delivers inline to its own connections it drains its inbox.
+//
+// So each publisher's messages reach each subscriber in the order they
+// were published, and a message acknowledged before another is delivered
+// before it, whichever path each took. The mode (routing: auto, inline or
+// workers) only says when the inline path may be taken: auto while every
+// loop's inbox keeps up (inlineRoom); the tests force each path in turn
+// over the protocol, QoS, MQTT 5 and end-to-end suites (main_test.go).
+//
 // With persistence on (persist.go), whoever routes a message also stores
 // its deliveries to persistent sessions, and the acknowledgement waits for
 // the store: see the durability contract there and in README.md.

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/shoalmq/shoal/internal/deadline"
@@ -13,7 +14,25 @@ import (
 
 // RouteThroughWorkers makes every message go through the router workers,
 // never routed inline by its loop. Call it before clients connect.
-func (b *Broker) RouteThroughWorkers() { b.noInline.Store(true) }
+func (b *Broker) RouteThroughWorkers() { b.routing.Store(routeWorkers) }
+
+// ForceRouting forces one routing path: "inline" (every message a loop
+// may route itself, whatever the pressure), "workers", or "auto" (the
+// default). testutil.StartBroker calls it when SHOAL_TEST_ROUTE is set
+// (TestMain), through an interface, as only this test binary has it.
+func (b *Broker) ForceRouting(mode string) error {
+	switch mode {
+	case "auto":
+		b.routing.Store(routeAuto)
+	case "inline":
+		b.routing.Store(routeInline)
+	case "workers":
+		b.routing.Store(routeWorkers)
+	default:
+		return fmt.Errorf("unknown routing %q (want auto, inline or workers)", mode)
+	}
+	return nil
+}
 
 // SessionFor returns the session of client id, nil if there is none.
 func (b *Broker) SessionFor(id string) *session.Session { return b.sessions.Get(id) }

@@ -117,7 +117,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	case 2:
 		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
 	}
-	if !c.viaWorkers && c.routing.Load() == 0 && !b.noInline.Load() && b.inlineRoom() {
+	if !c.viaWorkers && c.routing.Load() == 0 && b.inlineAllowed() {
 		if p.QoS == 2 {
 			c.awaitRel(ls, p.PacketID)
 		}

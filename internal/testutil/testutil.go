@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -35,6 +36,7 @@ func StartBroker(t testing.TB, edit func(*broker.Config)) (*broker.Broker, strin
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
 	}
+	forceRouting(t, b)
 	if err := b.Start(); err != nil {
 		t.Fatalf("broker.Start: %v", err)
 	}
@@ -46,6 +48,30 @@ func StartBroker(t testing.TB, edit func(*broker.Config)) (*broker.Broker, strin
 		}
 	})
 	return b, b.Addr().String()
+}
+
+// RouteEnv names the environment variable that forces every broker
+// StartBroker makes onto one routing path: "inline" or "workers" (unset or
+// "auto": the broker chooses, as in production). The broker package's
+// TestMain sets it to run its suites over both paths.
+const RouteEnv = "SHOAL_TEST_ROUTE"
+
+// forceRouting applies RouteEnv to b. Only the broker package's own test
+// binary has the hook (export_test.go), so it is found through an
+// interface; elsewhere a set RouteEnv is an error.
+func forceRouting(t testing.TB, b *broker.Broker) {
+	t.Helper()
+	mode := os.Getenv(RouteEnv)
+	if mode == "" {
+		return
+	}
+	f, ok := any(b).(interface{ ForceRouting(string) error })
+	if !ok {
+		t.Fatalf("%s=%s: only the broker package's tests can force a routing path", RouteEnv, mode)
+	}
+	if err := f.ForceRouting(mode); err != nil {
+		t.Fatalf("%s: %v", RouteEnv, err)
+	}
 }
 
 // Eventually polls cond every 10 ms until it holds or d passes.
