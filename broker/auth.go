@@ -17,11 +17,11 @@ import (
 
 // Errors of the AUTH exchange found by the broker rather than the method.
 var (
-	errAuthMethodUnknown   = &codec.Error{Code: codec.BadAuthenticationMethod, Msg: "authentication method not supported"}
-	errAuthMethodChanged   = &codec.Error{Code: codec.ProtocolError, Msg: "AUTH with a different authentication method"} // [MQTT-4.12.0-5]
-	errAuthUnexpected      = &codec.Error{Code: codec.ProtocolError, Msg: "AUTH without enhanced authentication"}        // [MQTT-4.12.0-7]
-	errAuthReason          = &codec.Error{Code: codec.ProtocolError, Msg: "AUTH reason code not valid here"}
-	errAuthIdentityChanged = &codec.Error{Code: codec.NotAuthorized, Msg: "re-authentication as another user"}
+	errAuthMethodUnknown   = &Error{Code: codec.BadAuthenticationMethod, Msg: "authentication method not supported"}
+	errAuthMethodChanged   = &Error{Code: codec.ProtocolError, Msg: "AUTH with a different authentication method"} // [MQTT-4.12.0-5]
+	errAuthUnexpected      = &Error{Code: codec.ProtocolError, Msg: "AUTH without enhanced authentication"}        // [MQTT-4.12.0-7]
+	errAuthReason          = &Error{Code: codec.ProtocolError, Msg: "AUTH reason code not valid here"}
+	errAuthIdentityChanged = &Error{Code: codec.NotAuthorized, Msg: "re-authentication as another user"}
 )
 
 // authFailure turns a method's refusal into the broker's error, keeping
@@ -32,7 +32,7 @@ func authFailure(err error) error {
 	if ae, ok := err.(*auth.Error); ok {
 		code = codec.ReasonCode(ae.Code)
 	}
-	return &codec.Error{Code: code, Msg: "authentication failed"}
+	return &Error{Code: code, Msg: "authentication failed"}
 }
 
 // startAuth begins the exchange named in CONNECT. cp waits in clientExt

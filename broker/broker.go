@@ -358,12 +358,38 @@ func (b *Broker) SubscriptionCount() int { return b.subs.Count() }
 // RetainedCount is the number of retained messages.
 func (b *Broker) RetainedCount() int { return b.retained.Count() }
 
-// codeOf extracts the reason code of a codec error, defaulting to
-// Unspecified Error.
-func codeOf(err error) codec.ReasonCode {
+// Error is a broker policy or protocol error found above the codec (a
+// second CONNECT, a full queue, a limit), with the MQTT reason code it is
+// answered with. Match it with errors.As. The wire response for any error
+// is made in one place, client.closeWith.
+type Error struct {
+	Code codec.ReasonCode
+	Msg  string
+}
+
+func (e *Error) Error() string { return "broker: " + e.Msg }
+
+// describe gives the reason code and the reason string of an error a
+// connection is closed with: a *Error of this package, a *codec.Error (a
+// malformed packet) or an *eventloop.Error (the reactor's); anything else
+// is Unspecified Error, with no reason string.
+func describe(err error) (codec.ReasonCode, string) {
+	var be *Error
 	var ce *codec.Error
-	if errors.As(err, &ce) {
-		return ce.Code
+	var ee *eventloop.Error
+	switch {
+	case errors.As(err, &be):
+		return be.Code, be.Msg
+	case errors.As(err, &ce):
+		return ce.Code, ce.Msg
+	case errors.As(err, &ee):
+		return ee.Code, ee.Msg
 	}
-	return codec.UnspecifiedError
+	return codec.UnspecifiedError, ""
+}
+
+// codeOf is err's reason code (describe).
+func codeOf(err error) codec.ReasonCode {
+	code, _ := describe(err)
+	return code
 }

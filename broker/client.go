@@ -288,27 +288,27 @@ func (c *client) handle(h codec.Header, body []byte) error {
 	return errUnexpectedPacket // a server-to-client packet type
 }
 
-// Protocol errors found above the codec.
+// Protocol and policy errors found above the codec.
 var (
-	errNotConnected       = &codec.Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
-	errSecondConnect      = &codec.Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
-	errUnexpectedPacket   = &codec.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
-	errAuthUnsupported    = &codec.Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
-	errClosed             = &codec.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
-	errAuthPending        = &codec.Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
-	errClientID           = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
-	errAliasInvalid       = &codec.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
-	errAliasUnknown       = &codec.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
-	errSharedNoLocal      = &codec.Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
-	errReceiveMaximum     = &codec.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
-	errKeepAlive          = &codec.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
-	errQoSNotSupported    = &codec.Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
-	errSuperseded         = &codec.Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
-	errOutputBacklog      = &codec.Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
-	errSlowConsumer       = &codec.Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
-	errAdminKick          = &codec.Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
-	errRetainNotSupported = &codec.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
-	errTopicLimit         = &codec.Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
+	errNotConnected       = &Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
+	errSecondConnect      = &Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
+	errUnexpectedPacket   = &Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
+	errAuthUnsupported    = &Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
+	errClosed             = &Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
+	errAuthPending        = &Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
+	errClientID           = &Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
+	errAliasInvalid       = &Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
+	errAliasUnknown       = &Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
+	errSharedNoLocal      = &Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
+	errReceiveMaximum     = &Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
+	errKeepAlive          = &Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
+	errQoSNotSupported    = &Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
+	errSuperseded         = &Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
+	errOutputBacklog      = &Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
+	errSlowConsumer       = &Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
+	errAdminKick          = &Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
+	errRetainNotSupported = &Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
+	errTopicLimit         = &Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
 )
 
 // fail closes the connection for a protocol or resource error in what the
@@ -339,10 +339,7 @@ func (c *client) closeWith(err error) {
 	case c.state < stateConnected && (c.version == codec.V5 || connackRefusal(code)):
 		c.refuse(code)
 	case c.state == stateConnected && c.version == codec.V5:
-		var reason string
-		if ce, ok := err.(*codec.Error); ok {
-			reason = ce.Msg // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
-		}
+		_, reason := describe(err) // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
 		c.sendDisconnect(code, reason)
 	}
 	if c.state < stateConnected {

@@ -312,7 +312,7 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 			}
 			if s.Expiry == 0 && d.Props.SessionExpiry != 0 {
 				s.Unlock()
-				return &codec.Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
+				return &Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
 			}
 			exp := d.Props.SessionExpiry
 			if max := c.b.limits().MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {

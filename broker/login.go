@@ -38,14 +38,14 @@ func (c *Config) authState() *authState {
 // Refusals of a CONNECT, answered with a CONNACK in every protocol
 // version (closeWith).
 var (
-	errAnonymous      = &codec.Error{Code: codec.NotAuthorized, Msg: "anonymous clients are not allowed"}
-	errNoAuthn        = &codec.Error{Code: codec.BadUsernameOrPassword, Msg: "no authenticator configured to check the user name"}
-	errLoginBusy      = &codec.Error{Code: codec.ServerBusy, Msg: "too many logins waiting"}
-	errWillDenied     = &codec.Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
-	errWillTopicLimit = &codec.Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
-	errTooManyConns   = &codec.Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
-	errConnectRate    = &codec.Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
-	errClientIDLength = &codec.Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
+	errAnonymous      = &Error{Code: codec.NotAuthorized, Msg: "anonymous clients are not allowed"}
+	errNoAuthn        = &Error{Code: codec.BadUsernameOrPassword, Msg: "no authenticator configured to check the user name"}
+	errLoginBusy      = &Error{Code: codec.ServerBusy, Msg: "too many logins waiting"}
+	errWillDenied     = &Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
+	errWillTopicLimit = &Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
+	errTooManyConns   = &Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
+	errConnectRate    = &Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
+	errClientIDLength = &Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
 )
 
 // loginJob is one CONNECT whose credentials an AuthWorker checks. The
@@ -176,7 +176,7 @@ func (c *client) refuseLogin(ls *loopState, err error) {
 	if errors.As(err, &ae) {
 		code = codec.ReasonCode(ae.Code)
 	}
-	c.closeWith(&codec.Error{Code: code, Msg: "login refused"})
+	c.closeWith(&Error{Code: code, Msg: "login refused"})
 }
 
 // admit gives an authenticated client its permissions and connects it.

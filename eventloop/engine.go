@@ -64,9 +64,18 @@ type Flusher interface {
 // bytes; past that it is closed (OnFrameError with ErrInputBacklog).
 var ErrPause = errors.New("eventloop: pause reading")
 
+// Error is an error of the reactor's about a connection, with the MQTT
+// reason code a Handler may answer it with. Match it with errors.As.
+type Error struct {
+	Code codec.ReasonCode
+	Msg  string
+}
+
+func (e *Error) Error() string { return "eventloop: " + e.Msg }
+
 // ErrInputBacklog is passed to Handler.OnFrameError when a paused
 // connection's unread input outgrows MaxPausedInput.
-var ErrInputBacklog = &codec.Error{Code: codec.QuotaExceeded, Msg: "too much input while paused"}
+var ErrInputBacklog = &Error{Code: codec.QuotaExceeded, Msg: "too much input while paused"}
 
 // MaxPausedInput bounds a paused connection's unread input: 4 MiB, a few
 // maximum-size packets.
