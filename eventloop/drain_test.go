@@ -25,14 +25,7 @@ func TestDrainGraceHolds(t *testing.T) {
 		c.Close()
 		return nil
 	}
-	e := &engine{Engine: eventloop.New(eventloop.Config{
-		Addr: "127.0.0.1:0", Loops: 1, MaxPacketSize: 1024,
-		Tick: 50 * time.Millisecond, DrainGrace: 300 * time.Millisecond, Logger: zerolog.Nop(),
-	}, r)}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.stop() })
+	e := startOneLoop(t, r, func(c *eventloop.Config) { c.Tick, c.DrainGrace = 50*time.Millisecond, 300*time.Millisecond })
 	nc, a := dial(t, e, r)
 	start := time.Now()
 	send(t, nc, pingreq)
@@ -133,14 +126,7 @@ func TestLingerBounded(t *testing.T) {
 		c.Close()
 		return nil
 	}
-	e := &engine{Engine: eventloop.New(eventloop.Config{
-		Addr: "127.0.0.1:0", Loops: 1, MaxPacketSize: 1024,
-		Tick: 20 * time.Millisecond, Linger: 200 * time.Millisecond, Logger: zerolog.Nop(),
-	}, r)}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.stop() })
+	e := startOneLoop(t, r, func(c *eventloop.Config) { c.Tick, c.Linger = 20*time.Millisecond, 200*time.Millisecond })
 	nc, a := dial(t, e, r)
 	start := time.Now()
 	send(t, nc, pingreq)
@@ -179,4 +165,18 @@ func TestLingerBounded(t *testing.T) {
 	if n := e.Lingering(); n != 0 {
 		t.Errorf("Lingering() = %d after the close, want 0", n)
 	}
+}
+
+// startOneLoop runs an Engine of one loop with r, its timings set by edit,
+// and stops it when the test ends.
+func startOneLoop(t *testing.T, r *recorder, edit func(*eventloop.Config)) *engine {
+	t.Helper()
+	cfg := eventloop.Config{Addr: "127.0.0.1:0", Loops: 1, MaxPacketSize: 1024, Logger: zerolog.Nop()}
+	edit(&cfg)
+	e := &engine{Engine: eventloop.New(cfg, r)}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.stop() })
+	return e
 }
