@@ -311,6 +311,8 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := &Conn{gc: gc, loop: l}
 	if en, ok := gc.Context().(*enrolled); ok { // set by Enroll
 		c.en = en
+	} else {
+		c.remote = gc.RemoteAddr()
 	}
 	if err := e.handler.OnOpen(c); err != nil {
 		if c.en != nil {

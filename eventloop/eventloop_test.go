@@ -109,6 +109,9 @@ func (r *recorder) OnClose(c *eventloop.Conn, err error) {
 	if !c.Closing() {
 		r.bad = append(r.bad, addr(c)+": Closing() false in OnClose")
 	}
+	if c.RemoteAddr() == nil { // gnet may have released the connection already
+		r.bad = append(r.bad, addr(c)+": RemoteAddr() nil in OnClose")
+	}
 }
 
 func (r *recorder) OnWake(l *eventloop.Loop) {
