@@ -181,6 +181,7 @@ func (b *Broker) Start() error {
 	}
 	if err := b.restore(); err != nil {
 		ports.release()
+		b.clearTimers() // what restore armed before it failed
 		return errors.Join(err, b.closeStore())
 	}
 	b.makeWriters()
@@ -273,6 +274,11 @@ func (b *Broker) stopBackground() {
 	b.cancelCtx()
 	close(b.stop)
 	b.bgDone.Wait()
+	b.clearTimers()
+}
+
+// clearTimers drops every deadline, releasing the wills that waited.
+func (b *Broker) clearTimers() {
 	b.timers.Clear(func(_ *session.Session, pw *pendingWill) {
 		if pw != nil {
 			pw.msg.Release()

@@ -156,14 +156,11 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	prev := s.AttachLocked(c)
 	// Its deadline goes with the session offline. A will still waiting is
-	// not published if the client resumed the session [MQTT-3.1.3-9];
-	// a Clean Start ends the session, which publishes it at once (as
-	// takeOver does for a connected one; MQTT 5 section 3.1.3.2.2).
-	waiting := b.disarmLocked(s)
-	if waiting != nil && !cp.clean {
-		waiting.Release()
-		waiting = nil
-	}
+	// not published if the client resumed the session in time
+	// [MQTT-3.1.3-9]; a Clean Start ends the session, which publishes it
+	// at once (as takeOver does for a connected one; MQTT 5 section
+	// 3.1.3.2.2), and so does a resume after its delay.
+	waiting := b.disarmLocked(s, cp.clean)
 	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
 	var orphans []session.Delivery
 	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {

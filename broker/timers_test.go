@@ -215,3 +215,47 @@ func TestNoTimerAfterClose(t *testing.T) {
 	advance(t, b, clk, time.Second)
 	receiveAcked(t, watch, "will", "bye w")
 }
+
+// TestWillDueBeforeResume: a will whose delay has passed before its client
+// comes back is published, once, however far the timer goroutine has got
+// with it: only a connection made before the delay passed stops it
+// [MQTT-3.1.3-9]. The timer goroutine is held (HoldBackground) while one
+// will is off its queue but not yet fired, and another is due but still
+// queued; then both clients resume. Before, the first was released by the
+// timer goroutine (its client had come back) and the second by the
+// returning connection (it took it for a resume in time).
+func TestWillDueBeforeResume(t *testing.T) {
+	t.Parallel()
+	b, addr, clk := startFakeTime(t, nil, func(c *broker.Config) { c.Store = store.NewMem() })
+	watch, _ := dial5(t, addr, "watch", true, nil)
+	sub5(t, watch, 1, codec.Subscription{Filter: []byte("late/#"), QoS: 1}, nil)
+	dialWill(t, addr, "taken", "late/taken", 10, 3600).Drop()
+	dialWill(t, addr, "queued", "late/queued", 20, 3600).Drop()
+	waitPending(t, b, 2)
+
+	release := b.HoldBackground()
+	clk.Advance(11 * time.Second) // "taken" leaves the queue; its firing waits for the hold
+	testutil.Eventually(t, waitPkt, "the timer goroutine to take the first will", func() bool { return b.PendingTimers() == 1 })
+	clk.Advance(10 * time.Second) // "queued" is due, but the goroutine is held
+	for _, id := range []string{"taken", "queued"} {
+		if _, ack := dial5(t, addr, id, false, expiring(3600)); !ack.SessionPresent {
+			t.Fatalf("%s: Session Present 0", id)
+		}
+	}
+	release()
+	if !b.SyncTimers() {
+		t.Fatal("the timer goroutine has stopped")
+	}
+	got := map[string]int{}
+	for range 2 {
+		p, _ := watch.ExpectPublish(waitPkt)
+		if p.QoS == 1 {
+			watch.SendAck(codec.PUBACK, p.PacketID)
+		}
+		got[string(p.Topic)]++
+	}
+	watch.ExpectSilence(quietFor) // each once
+	if got["late/taken"] != 1 || got["late/queued"] != 1 {
+		t.Errorf("wills received %v, want each of late/taken and late/queued once", got)
+	}
+}

@@ -48,13 +48,20 @@ func (b *Broker) armLocked(s *session.Session, pw *pendingWill) {
 }
 
 // disarmLocked cancels s's deadline as a connection attaches to it, and
-// returns the will that was waiting, if any, for the caller to publish
-// (the connection cleaned the session: it ended) or release (it resumed
-// it [MQTT-3.1.3-9]). s.mu must be held.
-func (b *Broker) disarmLocked(s *session.Session) *router.Message {
-	if pw, _ := b.timers.Cancel(s); pw != nil {
+// returns the will that was waiting, if any, to be published now: when
+// the connection cleans the session (it ends), or when the will's delay
+// had passed before the connection came, the timer goroutine not having
+// got to it yet. A will whose delay has not passed is released: the
+// client came back in time [MQTT-3.1.3-9]. s.mu must be held.
+func (b *Broker) disarmLocked(s *session.Session, clean bool) *router.Message {
+	pw, _ := b.timers.Cancel(s)
+	switch {
+	case pw == nil:
+		return nil
+	case clean || pw.at <= b.clock.Now():
 		return pw.msg
 	}
+	pw.msg.Release()
 	return nil
 }
 
@@ -93,8 +100,11 @@ func (b *Broker) fireTimers(now int64, due []deadline.Item[*session.Session, *pe
 //
 // The entry may be stale — s came back, or went offline again with a new
 // entry, after the queue handed it out — so everything is checked again
-// under s's lock: a will belongs to the attachment that left it (s.Gen),
-// and an expiry is s.ExpireAt's, not the entry's.
+// under s's lock: an expiry is s.ExpireAt's, not the entry's. A will of an
+// earlier attachment (pw.gen != s.Gen) is still published: a connection
+// that attaches cancels the entry under s's lock, so this one had left the
+// queue, due, before the client came back — too late to stop it
+// [MQTT-3.1.3-9] allows suppressing only a will whose delay had not passed.
 func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill, now int64) (will *router.Message) {
 	var orphans []session.Delivery
 	s.Lock()
@@ -106,7 +116,7 @@ func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill
 	current := pw != nil && pw.gen == s.Gen
 	switch {
 	case pw != nil && !current:
-		pw.msg.Release() // its client came back before the delay passed [MQTT-3.1.3-9]
+		will, pw = pw.msg, nil // due before the client came back
 	case current && (ended || pw.at <= now):
 		// The delay passed, or the session ended first (MQTT 5 section
 		// 3.1.3.2.2: the shorter of Will Delay and Session Expiry).
