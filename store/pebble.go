@@ -49,7 +49,37 @@ func (l pebbleLogger) Errorf(format string, args ...any) {
 
 func (l pebbleLogger) Fatalf(format string, args ...any) {
 	l.log.Error().Str("component", "pebble").Msgf(format, args...)
-	panic(fmt.Sprintf(format, args...))
+	panic(newFatal(format, args))
+}
+
+// fatalError is what Fatalf panics with: its message, and the errors among
+// its arguments, so that an error of the operating system behind it (a
+// full disk while writing the manifest) is still seen as one (isDamage).
+type fatalError struct {
+	msg  string
+	errs []error
+}
+
+func newFatal(format string, args []any) *fatalError {
+	f := &fatalError{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			f.errs = append(f.errs, err)
+		}
+	}
+	return f
+}
+
+func (f *fatalError) Error() string   { return f.msg }
+func (f *fatalError) Unwrap() []error { return f.errs }
+
+// recovered turns what Pebble panicked with into an error, keeping a
+// fatalError's errors.
+func recovered(r any) error {
+	if err, ok := r.(error); ok {
+		return fmt.Errorf("pebble: %w", err)
+	}
+	return fmt.Errorf("pebble: %v", r)
 }
 
 // NewWriter implements Store.
@@ -139,6 +169,7 @@ func (p *Pebble) salvage(skipKeys [][]byte) error {
 	_ = p.db.Close() // damaged: whatever it says
 	p.db = nil
 	if err != nil {
+		_ = os.RemoveAll(tmp) // this call's own, and nothing moved yet
 		return fmt.Errorf("store: salvage into %s: %w", tmp, err)
 	}
 	// Renaming the directory moves its lock file with it; the lock is

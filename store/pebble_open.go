@@ -125,6 +125,9 @@ const markerFile = "SHOAL-STORE"
 // of this file.
 func OpenPebble(dir string, o PebbleOptions) (*Pebble, error) {
 	p := &Pebble{dir: dir, log: o.Logger, opts: o}
+	if err := checkNoCutSalvage(dir); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -178,7 +181,7 @@ func (p *Pebble) open(dir string, lock *pebble.Lock) (*pebble.DB, error) {
 func (p *Pebble) openDB(dir string, lock *pebble.Lock, readOnly bool) (db *pebble.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			db, err = nil, fmt.Errorf("pebble: %v", r)
+			db, err = nil, recovered(r)
 		}
 	}()
 	el := &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
@@ -235,6 +238,34 @@ func checkStoreDir(dir string) error {
 	return nil
 }
 
+// checkNoCutSalvage refuses a missing or empty dir that has a damaged
+// store kept beside it (dir.damaged-*, dir.salvage-*): a salvage that was
+// cut short (a crash between its renames) leaves that, and starting on a
+// fresh empty store then would leave the data out of sight.
+func checkNoCutSalvage(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil // reported as what it is by what follows
+	default:
+		for _, e := range entries {
+			if e.Name() != "lost+found" {
+				return nil // not empty
+			}
+		}
+	}
+	var kept []string
+	for _, pat := range []string{".damaged-*", ".salvage-*"} {
+		m, _ := filepath.Glob(dir + pat)
+		kept = append(kept, m...)
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return fmt.Errorf("store: %s is missing or empty, and %s is beside it: a salvage may have been cut short. Move the store to keep back to %s (or the others out of the way) and start again", dir, strings.Join(kept, ", "), dir)
+}
+
 // storeFile reports whether name is a file Pebble or the store makes in a
 // store's directory.
 func storeFile(name string, isDir bool) bool {
@@ -263,7 +294,9 @@ func markStore(dir string) error {
 
 // isDamage tells damage in a store's files from an error of the operating
 // system or a store too new for this release, which say nothing of the
-// data.
+// data. An error of the operating system anywhere in err's chain — also
+// behind a fatal error of Pebble's (a manifest it could not write for a
+// full disk) — is not damage.
 func isDamage(err error) bool {
 	var pe *fs.PathError
 	var errno syscall.Errno

@@ -382,9 +382,43 @@ func TestIsDamage(t *testing.T) {
 		{errors.New(`pebble: database "x" written in format major version 99`), false},
 		{errors.New(`pebble: malformed manifest file "MANIFEST-000001"`), true},
 		{errors.New("L0: 000005: object size mismatch"), true},
+		// What openDB makes of Pebble's Fatalf, as when the manifest cannot
+		// be written for a full disk, and of a fatal error about the data.
+		{recovered(newFatal("MANIFEST write failed: %v", []any{fmt.Errorf("write MANIFEST-000009: %w", syscall.ENOSPC)})), false},
+		{recovered(newFatal("pebble: corrupt log file %q", []any{"000004.log"})), true},
+		{recovered("a panic of another kind"), true},
 	} {
 		if got := isDamage(tc.err); got != tc.want {
 			t.Errorf("isDamage(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestPebbleCutSalvageRefused: a missing or empty data directory with a
+// damaged store kept beside it — what a salvage cut short by a crash
+// leaves — is refused, and nothing is created, rather than started empty
+// with the data out of sight.
+func TestPebbleCutSalvageRefused(t *testing.T) {
+	for _, empty := range []bool{false, true} {
+		dir := damagedStore(t)
+		if err := os.Rename(dir, dir+".damaged-20261206T000000.000Z"); err != nil {
+			t.Fatal(err)
+		}
+		if empty {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p, err := OpenPebble(dir, PebbleOptions{Logger: testLogger(t)})
+		if err == nil {
+			_ = p.Close()
+			t.Fatalf("empty %v: OpenPebble started a fresh store beside a kept damaged one", empty)
+		}
+		if !strings.Contains(err.Error(), "cut short") {
+			t.Errorf("empty %v: %v, want it to say a salvage may have been cut short", empty, err)
+		}
+		if _, serr := os.Stat(dir); empty == errors.Is(serr, fs.ErrNotExist) {
+			t.Errorf("empty %v: the data directory was created or removed: %v", empty, serr)
 		}
 	}
 }
