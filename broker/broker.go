@@ -254,6 +254,7 @@ func (b *Broker) Close(ctx context.Context) error {
 			cl.shutdown()
 		}
 	})
+	b.engine.WaitLingering(ctx) // clients read their 0x8B before the sockets close
 	err := b.engine.Stop(ctx)
 	b.stopBackground()
 	if err != nil {

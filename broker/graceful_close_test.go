@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"strings"
 	"testing"
@@ -131,5 +132,44 @@ func expectOrderlyEnd(t *testing.T, r *testutil.Raw) {
 	_ = r.Conn.SetReadDeadline(time.Now().Add(testutil.Wait))
 	if _, err := io.Copy(io.Discard, r.Conn); err != nil {
 		t.Errorf("after the last packet: %v, want an orderly end of stream", err)
+	}
+}
+
+// TestShutdownReachesWriter: a broker shutting down tells an MQTT 5 client
+// still sending DISCONNECT 0x8B, and the client reads it before its end of
+// stream: Close waits for lingering connections before the engine closes
+// every socket.
+func TestShutdownReachesWriter(t *testing.T) {
+	t.Parallel()
+	b, addr := testutil.StartBroker(t, nil)
+	r, _ := testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("shutdown-writer"), CleanStart: true})
+	stop := make(chan struct{})
+	werr := keepWriting(r, stop)
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closed <- b.Close(ctx)
+	}()
+	var f testutil.Frame
+	for f.Header.Type != codec.DISCONNECT { // PINGRESPs first
+		var err error
+		if f, err = r.Read(testutil.Wait); err != nil {
+			close(stop)
+			t.Fatalf("read before DISCONNECT 0x8B: %v (writer: %v)", err, <-werr)
+		}
+	}
+	close(stop)
+	var d codec.Disconnect
+	if err := d.Decode(codec.DISCONNECT, f.Body, codec.V5); err != nil || d.Code != codec.ServerShuttingDown {
+		t.Errorf("DISCONNECT %v (%v), want %v", d.Code, err, codec.ServerShuttingDown)
+	}
+	if err := <-werr; err != nil {
+		t.Errorf("a write failed before the client could read the DISCONNECT: %v", err)
+	}
+	expectOrderlyEnd(t, r)
+	_ = r.Conn.Close()
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }

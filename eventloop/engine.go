@@ -250,6 +250,18 @@ func listenAddr(eng gnet.Engine) (net.Addr, error) {
 	return nil, errors.New("eventloop: listener is not TCP")
 }
 
+// WaitLingering waits until no connection lingers (Conn.Close) — their
+// clients have read their last packets and closed — or Config.Linger has
+// passed, or ctx is done. Stop closes every socket at once, lingering or
+// not: a shutdown calls this first, so that a client still sending reads
+// its DISCONNECT rather than a reset. Safe for concurrent use.
+func (e *Engine) WaitLingering(ctx context.Context) {
+	deadline := time.Now().Add(e.cfg.Linger)
+	for e.lingering.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // Lingering is the number of connections that have had Handler.OnClose
 // but whose sockets are still open, waiting for their clients to close
 // (Conn.Close). They hold file descriptors: a limit on connections must
