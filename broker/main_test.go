@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/shoalmq/shoal/internal/testutil"
 )
@@ -24,6 +26,7 @@ const routedSuites = `^(TestProtocol|TestV5|TestMosquitto|TestPaho|TestWebSocket
 // path), then runs them again in a child process per forced path — the
 // routed suites, or what -run asked for — with testutil.RouteEnv set.
 func TestMain(m *testing.M) {
+	start := time.Now()
 	code := m.Run()
 	if code != 0 || os.Getenv(testutil.RouteEnv) != "" || !wantRoutedPasses() {
 		os.Exit(code)
@@ -39,11 +42,22 @@ func TestMain(m *testing.M) {
 	codes := make([]int, len(modes))
 	outs := make([]bytes.Buffer, len(modes))
 	var wg sync.WaitGroup
+	// The passes share what is left of -timeout, so that go test's own
+	// deadline still ends them (and the clients they started).
+	left := time.Duration(0)
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > 0 {
+			if left = d - time.Since(start); left <= 0 {
+				fmt.Println("routing passes skipped: no time left under -timeout")
+				os.Exit(code)
+			}
+		}
+	}
 	for i, mode := range modes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i] = rerun(mode, run, &outs[i])
+			codes[i] = rerun(mode, run, left, &outs[i])
 		}()
 	}
 	wg.Wait()
@@ -69,17 +83,25 @@ func wantRoutedPasses() bool {
 	return flag.Lookup("test.run") == nil || flag.Lookup("test.run").Value.String() != "^$"
 }
 
-// rerun runs this test binary with its flags, -run replaced by run, and
-// testutil.RouteEnv=mode, with its output into out, and returns its exit
-// code.
-func rerun(mode, run string, out *bytes.Buffer) int {
+// rerun runs this test binary with its flags, -run replaced by run and
+// -timeout by left (0: none), and testutil.RouteEnv=mode, with its output
+// into out, and returns its exit code. A pass still running a little after
+// left is killed.
+func rerun(mode, run string, left time.Duration, out *bytes.Buffer) int {
 	args := []string{"-test.run=" + run}
+	ctx := context.Background()
+	if left > 0 {
+		args = append(args, "-test.timeout="+left.String())
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, left+10*time.Second)
+		defer cancel()
+	}
 	for _, a := range os.Args[1:] {
-		if !strings.HasPrefix(a, "-test.run") {
+		if !strings.HasPrefix(a, "-test.run") && !strings.HasPrefix(a, "-test.timeout") {
 			args = append(args, a)
 		}
 	}
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), testutil.RouteEnv+"="+mode)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Run(); err != nil {
