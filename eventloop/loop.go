@@ -92,7 +92,8 @@ func (l *Loop) Len() int { return len(l.conns) }
 // in no particular order. fn may close connections — its own or others of
 // l, at once (a write to a reset connection closes it inside the write)
 // or later: a connection that has closed by its turn is skipped. Nested
-// calls are allowed.
+// calls are allowed. Call it on l's goroutine, within one of its events
+// (a Handler callback, or an OnEach function).
 func (l *Loop) Each(fn func(c *Conn)) {
 	var walk []*Conn
 	nested := l.walking
