@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,11 +48,13 @@ func CheckConfig(listen, token string) error {
 // Server is the admin HTTP listener. Its methods are safe for concurrent
 // use.
 type Server struct {
-	b    *broker.Broker
-	cfg  Config
-	http *http.Server
-	ln   net.Listener
-	done chan error
+	b       *broker.Broker
+	cfg     Config
+	token   atomic.Pointer[string] // cfg.Token, or what SetToken gave since
+	serving atomic.Bool            // Serve has run
+	http    *http.Server
+	ln      net.Listener
+	done    chan error
 }
 
 // New builds a server for b; Start listens.
@@ -60,6 +63,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{b: b, cfg: cfg, done: make(chan error, 1)}
+	s.token.Store(&cfg.Token)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(b), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -110,15 +114,42 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start listens and serves in the background.
+// Start is Listen, then Serve.
 func (s *Server) Start() error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	s.Serve()
+	return nil
+}
+
+// Listen binds the listener without serving yet: a program binds every
+// port before it reports any as listening. Close closes it, served or not.
+func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return err
 	}
 	s.ln = ln
-	go func() { s.done <- s.http.Serve(ln) }()
-	s.cfg.Logger.Info().Str("addr", ln.Addr().String()).Msg("admin API listening")
+	return nil
+}
+
+// Serve serves on the listener Listen bound, in the background.
+func (s *Server) Serve() {
+	s.serving.Store(true)
+	go func() { s.done <- s.http.Serve(s.ln) }()
+	s.cfg.Logger.Info().Str("addr", s.ln.Addr().String()).Msg("admin API listening")
+}
+
+// SetToken replaces the bearer token the /api/ endpoints require (SIGHUP:
+// a leaked token is rotated without a restart). token may be empty only on
+// a loopback listener (CheckConfig); requests in flight finish with the
+// token they were checked against.
+func (s *Server) SetToken(token string) error {
+	if err := CheckConfig(s.cfg.Listen, token); err != nil {
+		return err
+	}
+	s.token.Store(&token)
 	return nil
 }
 
@@ -130,6 +161,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Close(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
+	}
+	if !s.serving.Load() {
+		return s.ln.Close()
 	}
 	err := s.http.Shutdown(ctx)
 	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {
@@ -147,15 +181,17 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// authorized wraps an /api/ handler with the bearer-token check.
+// authorized wraps an /api/ handler with the bearer-token check, against
+// the token as of the request (SetToken).
 func (s *Server) authorized(h http.HandlerFunc) http.HandlerFunc {
-	if s.cfg.Token == "" {
-		return h // loopback only: CheckConfig
-	}
-	want := []byte("Bearer " + s.cfg.Token)
 	return func(w http.ResponseWriter, r *http.Request) {
+		token := *s.token.Load()
+		if token == "" {
+			h(w, r) // loopback only: CheckConfig
+			return
+		}
 		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if subtle.ConstantTimeCompare(got, []byte("Bearer "+token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
 			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
 			return

@@ -42,7 +42,7 @@ func aclBroker(t *testing.T) string {
 	acl := aclFrom(t, testACL)
 	pf := passwordFile(t, "alice:wonderland", "mallory:x")
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
-		c.AllowAnonymous = false
+		c.AllowAnonymous = broker.AnonymousDeny
 		c.Authenticator = pf
 		c.Authorizer = acl
 	})
@@ -101,7 +101,7 @@ func TestACLFiltersEachMessage(t *testing.T) {
 	acl := aclFrom(t, testACL+"user root\nallow readwrite #\n")
 	pf := passwordFile(t, "alice:wonderland", "root:toor")
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
-		c.AllowAnonymous = false
+		c.AllowAnonymous = broker.AnonymousDeny
 		c.Authenticator = pf
 		c.Authorizer = acl
 	})

@@ -171,6 +171,7 @@ func (b *Broker) Start() error {
 		return errors.New("broker: already started")
 	}
 	b.startedAt = time.Now()
+	b.warnAnonymous()
 	ports, err := b.bindListeners()
 	if err != nil {
 		return err

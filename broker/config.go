@@ -105,8 +105,8 @@ type Config struct {
 
 	// WorkerQueue bounds each router worker's queue of messages (worker_queue).
 	// When it is full, QoS 0 messages are dropped and a QoS 1/2 publisher is
-	// disconnected without an acknowledgement, so its client resends.
-	// Default 16384.
+	// paused: its PUBLISH stays unread and unacknowledged until there is
+	// room (eventloop.ErrPause). Default 16384.
 	WorkerQueue int
 
 	// MaxPacketSize is the largest packet accepted from a client, in bytes,
@@ -203,12 +203,15 @@ type Config struct {
 	// scram_users. Default none.
 	AuthMethods []auth.Method
 
-	// AllowAnonymous lets clients connect without credentials: no user
-	// name, no verified client certificate, no enhanced authentication
-	// (allow_anonymous). Refused ones get CONNACK 0x87 (MQTT 3.1.1: 0x05).
-	// DefaultConfig allows them, as its listener is on loopback; a config
-	// file that does not set it refuses them.
-	AllowAnonymous bool
+	// AllowAnonymous says whether clients may connect without credentials:
+	// no user name, no verified client certificate, no enhanced
+	// authentication (allow_anonymous). Refused ones get CONNACK 0x87
+	// (MQTT 3.1.1: 0x05). Default AnonymousLoopback: allowed while every
+	// listener is on loopback, refused once one is not (and the broker
+	// says so at start); AnonymousAllow and AnonymousDeny decide for every
+	// listener, the former with a warning at start when a listener is not
+	// on loopback.
+	AllowAnonymous Anonymous
 
 	// Authenticator checks the user name and password of CONNECT
 	// (password_file, http_auth_url; both: the file first). It runs on a
@@ -343,7 +346,6 @@ func DefaultConfig() Config {
 		SharedStrategy:       router.RoundRobin,
 		MaxQoS:               2,
 		RetainAvailable:      true,
-		AllowAnonymous:       true,
 		AuthQueue:            256,
 		MaxSubscriptions:     10000,
 		MaxTopicLength:       1024,
@@ -395,6 +397,8 @@ func (c *Config) Validate() error {
 		return errors.New("receive_maximum: must be at least 1")
 	case c.SharedStrategy > router.HashTopic:
 		return fmt.Errorf("shared_strategy: %v is unknown", c.SharedStrategy)
+	case c.AllowAnonymous > AnonymousDeny:
+		return fmt.Errorf("allow_anonymous: %v is unknown", c.AllowAnonymous)
 	case c.MaxQoS > 2:
 		return fmt.Errorf("max_qos: %d is outside 0..2", c.MaxQoS)
 	case c.AuthWorkers < 0:

@@ -15,7 +15,7 @@ import (
 //	                      enhanced authentication      -> auth.go, then admit
 //	                      user name (and password)     -> Authenticator on the login pool,
 //	                                                      result posted to the loop -> admit
-//	                      nothing                      -> admit if AllowAnonymous
+//	                      nothing                      -> admit if anonymous clients are allowed (anonymous.go)
 //	admit   -> Authorizer.For(identity, client id), will topic check -> finishConnect
 //
 // The Authenticator may be slow on purpose (bcrypt) or wait on a network,
@@ -32,7 +32,7 @@ type authState struct {
 }
 
 func (c *Config) authState() *authState {
-	return &authState{anonymous: c.AllowAnonymous, authn: c.Authenticator, authz: c.Authorizer}
+	return &authState{anonymous: c.anonymousAllowed(), authn: c.Authenticator, authz: c.Authorizer}
 }
 
 // Refusals of a CONNECT, answered with a CONNACK in every protocol

@@ -46,7 +46,7 @@ func passwordFile(t *testing.T, users ...string) *auth.PasswordFile {
 func TestLoginRefusals(t *testing.T) {
 	pf := passwordFile(t, "alice:wonderland")
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
-		c.AllowAnonymous = false
+		c.AllowAnonymous = broker.AnonymousDeny
 		c.Authenticator = pf
 	})
 	for _, tc := range []struct {
@@ -88,7 +88,7 @@ func TestLoginRefusals(t *testing.T) {
 func TestLoginWithPaho(t *testing.T) {
 	pf := passwordFile(t, "alice:wonderland")
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
-		c.AllowAnonymous = false
+		c.AllowAnonymous = broker.AnonymousDeny
 		c.Authenticator = pf
 	})
 	connect := func(user, pass string) error {
@@ -238,7 +238,7 @@ func TestAnonymousWithoutAuthenticator(t *testing.T) {
 	_, open := testutil.StartBroker(t, nil)
 	testutil.DialConnect(t, open, codec.V5, codec.Connect{ClientID: []byte("u"), CleanStart: true,
 		UsernameFlag: true, Username: []byte("anyone")})
-	_, closed := testutil.StartBroker(t, func(c *broker.Config) { c.AllowAnonymous = false })
+	_, closed := testutil.StartBroker(t, func(c *broker.Config) { c.AllowAnonymous = broker.AnonymousDeny })
 	r := testutil.Dial(t, closed, codec.V5)
 	if ack := r.Connect(codec.Connect{ClientID: []byte("u"), CleanStart: true, UsernameFlag: true,
 		Username: []byte("anyone")}); ack.Code != codec.BadUsernameOrPassword {
@@ -278,7 +278,7 @@ func TestLoginHTTPBackend(t *testing.T) {
 	}
 	pf := passwordFile(t, "alice:wonderland")
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) {
-		c.AllowAnonymous = false
+		c.AllowAnonymous = broker.AnonymousDeny
 		c.Authenticator = auth.Chain(pf, h)
 	})
 	for _, tc := range []struct {

@@ -64,6 +64,11 @@ type File struct {
 	// ACLFile is the file of topic rights (acl_file), "" for none. Parse
 	// loads it into Broker.Authorizer.
 	ACLFile string
+
+	// ScramUsers are the user names of scram_users, each with a digest of
+	// its password (the passwords are not kept), so that a reload can tell
+	// a change; Parse builds Broker.AuthMethods from the passwords.
+	ScramUsers map[string]string
 }
 
 // DefaultAdminListen is where the default configuration serves the admin
@@ -85,21 +90,20 @@ func defaults() File {
 		HTTPAuth:    auth.HTTPConfig{Timeout: 5 * time.Second, CacheTTL: time.Minute},
 	}
 	f.Broker.DataDir = DefaultDataDir
-	// A configuration file lets in only the clients it names: one that
-	// wants anonymous clients says so (the embedded default does, for its
-	// loopback listener).
-	f.Broker.AllowAnonymous = false
 	return f
 }
 
 // Load reads and parses the configuration file at path; errors name path.
 // Safe for concurrent use.
-func Load(path string) (File, error) {
+func Load(path string) (File, error) { return LoadWith(path, nil) }
+
+// LoadWith is Load with overrides (ParseWith).
+func LoadWith(path string, overrides []Override) (File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return File{}, fmt.Errorf("config: %w", err)
 	}
-	return Parse(data, path)
+	return ParseWith(data, path, overrides)
 }
 
 // LogFormat says how log lines are written.

@@ -128,74 +128,7 @@ func TestDefaultIsNotShared(t *testing.T) {
 // that each broker.Config field is reached by some key, so a field added
 // to broker.Config without a key here fails the test.
 func TestEveryKey(t *testing.T) {
-	in := `
-listen: "0.0.0.0:1884"
-loops: 3
-workers: 5
-worker_queue: 100
-max_packet_size: 64KiB
-connect_timeout: 1m30s
-max_keepalive: 120
-max_inflight: 20
-max_queued: 7
-queue_policy: drop-newest
-slow_consumer: drop
-retry_interval: 15s
-max_session_expiry: 24h
-receive_maximum: 100
-topic_alias_maximum: 10
-outbound_topic_aliases: 5
-shared_strategy: hash-topic
-max_qos: 1
-retain_available: false
-response_information: replies/
-persistence: true
-data_dir: /var/lib/shoal
-durability: relaxed
-on_damage: refuse
-sys_interval: 30s
-admin_listen: 0.0.0.0:9000
-admin_token: tok
-tls_listen: 0.0.0.0:8883
-ws_listen: 0.0.0.0:8080
-wss_listen: 0.0.0.0:8443
-ws_path: /ws
-tls_cert_file: /etc/shoal/server.pem
-tls_key_file: /etc/shoal/server-key.pem
-tls_client_ca_file: /etc/shoal/clients-ca.pem
-tls_client_certs: optional
-tls_identity: san
-scram_users: {alice: wonderland}
-allow_anonymous: false
-password_file: PWFILE
-http_auth_url: http://127.0.0.1:9/auth
-http_auth_timeout: 2s
-http_auth_cache: 30s
-acl_file: ACLFILE
-auth_workers: 3
-auth_queue: 50
-max_connections: 500
-connect_rate: 2.5
-connect_burst: 10
-publish_rate: 100
-publish_burst: 200
-max_subscriptions: 40
-max_topic_length: 200
-max_topic_levels: 9
-max_client_id_length: 64
-max_queued_bytes: 1MiB
-log_level: debug
-log_format: json
-`
-	dir := t.TempDir()
-	pw, acl := filepath.Join(dir, "users.pw"), filepath.Join(dir, "topics.acl")
-	if err := auth.SetPassword(pw, "bob", "builder", 4); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(acl, []byte("user bob\nallow readwrite bob/#\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	in = strings.NewReplacer("PWFILE", pw, "ACLFILE", acl).Replace(in)
+	in := everyKeyFile(t)
 	got, err := Parse([]byte(in), "all.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +160,7 @@ log_format: json
 			OnDamage:             store.Refuse,
 			SysInterval:          30 * time.Second,
 			Version:              "dev",
-			AllowAnonymous:       false,
+			AllowAnonymous:       broker.AnonymousDeny,
 			AuthWorkers:          3,
 			AuthQueue:            50,
 			MaxConnections:       500,
@@ -247,8 +180,8 @@ log_format: json
 				Identity: transport.IdentitySAN, MaxHandshakes: 1024,
 			},
 		},
-		PasswordFile: pw,
-		ACLFile:      acl,
+		PasswordFile: got.PasswordFile, // a file everyKeyFile made
+		ACLFile:      got.ACLFile,
 		HTTPAuth:     auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
 		LogLevel:     zerolog.DebugLevel,
 		LogFormat:    LogFormatJSON,
@@ -268,6 +201,10 @@ log_format: json
 		t.Fatal("a wrong password authenticated")
 	}
 	want.Broker.AuthMethods = got.Broker.AuthMethods
+	if len(got.ScramUsers) != 1 || got.ScramUsers["alice"] == "" {
+		t.Errorf("ScramUsers = %v, want alice with a digest", got.ScramUsers)
+	}
+	want.ScramUsers = got.ScramUsers
 	// The password file and the ACL are checked by using them too.
 	login := &auth.Login{ClientID: "c1", Username: "bob", Password: []byte("builder"), HasUsername: true, HasPassword: true}
 	if err := got.Broker.Authenticator.Authenticate(context.Background(), login); err != nil {
@@ -460,7 +397,7 @@ func TestErrors(t *testing.T) {
 		{name: "public admin without token", in: "admin_listen: 0.0.0.0:8083\n",
 			want: `s.yaml:1:15: admin_token: admin_token must be set when admin_listen is not a loopback address`, line: 1, key: "admin_token"},
 		{name: "bad admin listen", in: "admin_listen: \"8083\"\n",
-			want: `s.yaml:1:15: admin_listen: want host:port or "" (off): address 8083: missing port in address`, line: 1, key: "admin_listen"},
+			want: `s.yaml:1:15: admin_listen: "8083" is not host:port or "" (off)`, line: 1, key: "admin_listen"},
 		{name: "bad on_damage", in: "on_damage: ignore\n",
 			want: `s.yaml:1:12: on_damage: unknown value "ignore" (want salvage or refuse)`, line: 1, key: "on_damage"},
 		{name: "bad durability", in: "durability: eventual\n",
@@ -480,7 +417,7 @@ func TestErrors(t *testing.T) {
 		{name: "bad identity", in: "tls_identity: CN\n",
 			want: `s.yaml:1:15: tls_identity: unknown certificate identity "CN" (want none, cn or san)`, line: 1, key: "tls_identity"},
 		{name: "bad tls listen", in: "tls_listen: \"8883\"\n",
-			want: `s.yaml:1:13: tls_listen: want host:port or "" (off): address 8883: missing port in address`, line: 1, key: "tls_listen"},
+			want: `s.yaml:1:13: tls_listen: "8883" is not host:port or "" (off)`, line: 1, key: "tls_listen"},
 		{name: "tls without certificate", in: "tls_listen: 0.0.0.0:8883\n",
 			want: `s.yaml: tls_cert_file: must be set when tls_listen or wss_listen is`, key: "tls_cert_file"},
 		{name: "bad ws path", in: "ws_path: mqtt\n",
@@ -501,8 +438,8 @@ func TestErrors(t *testing.T) {
 			want: "s.yaml:1:18: connect_timeout: 0s must be positive", line: 1, key: "connect_timeout"},
 		{name: "validate retry", in: "retry_interval: -5\n",
 			want: "s.yaml:1:17: retry_interval: -5s is negative", line: 1, key: "retry_interval"},
-		{name: "validate flow", in: "{listen: x, loops: -1}",
-			want: "s.yaml:1:20: loops: -1 is negative", line: 1, key: "loops"},
+		{name: "validate flow", in: "{listen: ':1', loops: -1}",
+			want: "s.yaml:1:23: loops: -1 is negative", line: 1, key: "loops"},
 
 		// YAML syntax, at the line where the problem shows.
 		{name: "bad indent", in: "listen: x\nloops: 1\n  workers: 2\n",
@@ -621,19 +558,22 @@ func knownKeys() string {
 	return strings.Join(keys, ", ")
 }
 
-// TestAllowAnonymous: the embedded default lets anonymous clients in (its
-// listener is on loopback); any other file refuses them unless it says
-// allow_anonymous: true.
+// TestAllowAnonymous: one rule, the same in the code, the example and an
+// empty file: anonymous clients are allowed while every listener is on
+// loopback (allow_anonymous: loopback, the default), and a file decides
+// otherwise only by saying so.
 func TestAllowAnonymous(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		in   []byte
-		want bool
+		want broker.Anonymous
 	}{
-		{"embedded default", Default(), true},
-		{"empty file", nil, false},
-		{"other keys only", []byte("listen: 0.0.0.0:1883\n"), false},
-		{"said so", []byte("allow_anonymous: true\n"), true},
+		{"embedded default", Default(), broker.AnonymousLoopback},
+		{"empty file", nil, broker.AnonymousLoopback},
+		{"other keys only", []byte("listen: 0.0.0.0:1883\n"), broker.AnonymousLoopback},
+		{"loopback", []byte("allow_anonymous: loopback\n"), broker.AnonymousLoopback},
+		{"true", []byte("allow_anonymous: true\n"), broker.AnonymousAllow},
+		{"false", []byte("allow_anonymous: false\n"), broker.AnonymousDeny},
 	} {
 		f, err := Parse(tc.in, "a.yaml")
 		if err != nil {
@@ -643,4 +583,87 @@ func TestAllowAnonymous(t *testing.T) {
 			t.Errorf("%s: AllowAnonymous = %v, want %v", tc.name, f.Broker.AllowAnonymous, tc.want)
 		}
 	}
+	if got := broker.DefaultConfig().AllowAnonymous; got != broker.AnonymousLoopback {
+		t.Errorf("broker.DefaultConfig().AllowAnonymous = %v, want loopback", got)
+	}
+	if _, err := Parse([]byte("allow_anonymous: maybe\n"), "a.yaml"); err == nil || !strings.Contains(err.Error(), "true, false or loopback") {
+		t.Errorf("allow_anonymous: maybe: %v, want an error naming the values", err)
+	}
+}
+
+// everyKeyYAML sets every key to a value other than its default; PWFILE
+// and ACLFILE stand for files everyKeyFile makes.
+const everyKeyYAML = `
+listen: "0.0.0.0:1884"
+loops: 3
+workers: 5
+worker_queue: 100
+max_packet_size: 64KiB
+connect_timeout: 1m30s
+max_keepalive: 120
+max_inflight: 20
+max_queued: 7
+queue_policy: drop-newest
+slow_consumer: drop
+retry_interval: 15s
+max_session_expiry: 24h
+receive_maximum: 100
+topic_alias_maximum: 10
+outbound_topic_aliases: 5
+shared_strategy: hash-topic
+max_qos: 1
+retain_available: false
+response_information: replies/
+persistence: true
+data_dir: /var/lib/shoal
+durability: relaxed
+on_damage: refuse
+sys_interval: 30s
+admin_listen: 0.0.0.0:9000
+admin_token: tok
+tls_listen: 0.0.0.0:8883
+ws_listen: 0.0.0.0:8080
+wss_listen: 0.0.0.0:8443
+ws_path: /ws
+tls_cert_file: /etc/shoal/server.pem
+tls_key_file: /etc/shoal/server-key.pem
+tls_client_ca_file: /etc/shoal/clients-ca.pem
+tls_client_certs: optional
+tls_identity: san
+scram_users: {alice: wonderland}
+allow_anonymous: false
+password_file: PWFILE
+http_auth_url: http://127.0.0.1:9/auth
+http_auth_timeout: 2s
+http_auth_cache: 30s
+acl_file: ACLFILE
+auth_workers: 3
+auth_queue: 50
+max_connections: 500
+connect_rate: 2.5
+connect_burst: 10
+publish_rate: 100
+publish_burst: 200
+max_subscriptions: 40
+max_topic_length: 200
+max_topic_levels: 9
+max_client_id_length: 64
+max_queued_bytes: 1MiB
+log_level: debug
+log_format: json
+`
+
+// everyKeyFile returns everyKeyYAML with a password file and an ACL file
+// made for it.
+func everyKeyFile(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	pw, acl := filepath.Join(dir, "users.pw"), filepath.Join(dir, "topics.acl")
+	if err := auth.SetPassword(pw, "bob", "builder", 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(acl, []byte("user bob\nallow readwrite bob/#\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("PWFILE", pw, "ACLFILE", acl).Replace(everyKeyYAML)
 }

@@ -46,6 +46,19 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying problem.
 func (e *Error) Unwrap() error { return e.Err }
 
+// FlagError is a problem with a value given on the command line (an
+// Override): "--listen: ...". The program exits with status 2 for it, 1
+// for a problem in the file.
+type FlagError struct {
+	Flag string
+	Err  error
+}
+
+func (e *FlagError) Error() string { return e.Flag + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying problem.
+func (e *FlagError) Unwrap() error { return e.Err }
+
 // suggest returns the known key closest to an unknown one, or "" when none
 // is close enough to be a likely typo.
 func suggest(unknown string, known []string) string {

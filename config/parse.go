@@ -5,321 +5,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/admin"
-	"github.com/shoalmq/shoal/broker"
-	"github.com/shoalmq/shoal/router"
-	"github.com/shoalmq/shoal/store"
-	"github.com/shoalmq/shoal/transport"
 )
-
-// setting is one config-file key and how its value lands in a File.
-type setting struct {
-	key string
-	set func(f *File, v *yaml.Node) error
-}
-
-// settings lists every key a file may hold, in the order of default.yaml.
-// It is a function, not a package variable, so that nothing can change the
-// table; building it costs a few allocations per Parse.
-func settings() []setting {
-	return []setting{
-		{"listen", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Listen, err = stringValue(v)
-			return err
-		}},
-		{"loops", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Loops, err = intValue(v)
-			return err
-		}},
-		{"workers", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Workers, err = intValue(v)
-			return err
-		}},
-		{"worker_queue", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.WorkerQueue, err = intValue(v)
-			return err
-		}},
-		{"max_packet_size", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxPacketSize, err = sizeValue(v)
-			return err
-		}},
-		{"connect_timeout", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.ConnectTimeout, err = durationValue(v)
-			return err
-		}},
-		{"max_keepalive", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxKeepAlive, err = keepAliveValue(v)
-			return err
-		}},
-		{"max_inflight", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxInflight, err = intValue(v)
-			return err
-		}},
-		{"max_queued", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxQueued, err = intValue(v)
-			return err
-		}},
-		{"max_queued_bytes", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxQueuedBytes, err = sizeValue(v)
-			return err
-		}},
-		{"queue_policy", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.Broker.QueuePolicy, err = broker.ParseQueuePolicy(s)
-			return err
-		}},
-		{"slow_consumer", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.Broker.SlowConsumer, err = broker.ParseSlowConsumerPolicy(s)
-			return err
-		}},
-		{"retry_interval", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.RetryInterval, err = durationValue(v)
-			return err
-		}},
-		{"max_session_expiry", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxSessionExpiry, err = durationValue(v)
-			return err
-		}},
-		{"receive_maximum", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.ReceiveMaximum, err = uint16Value(v)
-			return err
-		}},
-		{"topic_alias_maximum", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.TopicAliasMaximum, err = uint16Value(v)
-			return err
-		}},
-		{"outbound_topic_aliases", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.OutboundTopicAliases, err = uint16Value(v)
-			return err
-		}},
-		{"shared_strategy", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.Broker.SharedStrategy, err = router.ParseSharedStrategy(s)
-			return err
-		}},
-		{"max_qos", func(f *File, v *yaml.Node) error {
-			q, err := intValue(v)
-			if err != nil {
-				return err
-			}
-			if q < 0 || q > 2 {
-				return fmt.Errorf("%d is outside 0..2", q)
-			}
-			f.Broker.MaxQoS = byte(q)
-			return nil
-		}},
-		{"retain_available", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.RetainAvailable, err = boolValue(v)
-			return err
-		}},
-		{"response_information", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.ResponseInformation, err = stringValue(v)
-			return err
-		}},
-		{"persistence", func(f *File, v *yaml.Node) (err error) {
-			f.Persistence, err = boolValue(v)
-			return err
-		}},
-		{"data_dir", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err == nil && s == "" {
-				err = errors.New("must not be empty (to keep nothing, set persistence: false)")
-			}
-			f.Broker.DataDir = s
-			return err
-		}},
-		{"durability", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.Broker.Durability, err = broker.ParseDurability(s)
-			return err
-		}},
-		{"on_damage", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.Broker.OnDamage, err = store.ParseOnDamage(s)
-			return err
-		}},
-		{"sys_interval", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.SysInterval, err = durationValue(v)
-			return err
-		}},
-		{"admin_listen", func(f *File, v *yaml.Node) (err error) {
-			f.AdminListen, err = stringValue(v)
-			if err == nil && f.AdminListen != "" {
-				if _, _, serr := net.SplitHostPort(f.AdminListen); serr != nil {
-					err = fmt.Errorf("want host:port or \"\" (off): %w", serr)
-				}
-			}
-			return err
-		}},
-		{"admin_token", func(f *File, v *yaml.Node) (err error) {
-			f.AdminToken, err = stringValue(v)
-			return err
-		}},
-		{"tls_listen", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Transports.TLSListen, err = stringValue(v)
-			return err
-		}},
-		{"ws_listen", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Transports.WSListen, err = stringValue(v)
-			return err
-		}},
-		{"wss_listen", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Transports.WSSListen, err = stringValue(v)
-			return err
-		}},
-		{"ws_path", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Transports.WSPath, err = stringValue(v)
-			return err
-		}},
-		{"tls_cert_file", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Transports.CertFile, err = stringValue(v)
-			return err
-		}},
-		{"tls_key_file", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Transports.KeyFile, err = stringValue(v)
-			return err
-		}},
-		{"tls_client_ca_file", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.Transports.ClientCAFile, err = stringValue(v)
-			return err
-		}},
-		{"tls_client_certs", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.Broker.Transports.ClientCerts, err = transport.ParseClientCertPolicy(s)
-			return err
-		}},
-		{"tls_identity", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.Broker.Transports.Identity, err = transport.ParseIdentitySource(s)
-			return err
-		}},
-		{"scram_users", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.AuthMethods, err = scramUsersValue(v)
-			return err
-		}},
-		{"allow_anonymous", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.AllowAnonymous, err = boolValue(v)
-			return err
-		}},
-		{"password_file", func(f *File, v *yaml.Node) (err error) {
-			f.PasswordFile, err = stringValue(v)
-			return err
-		}},
-		{"http_auth_url", func(f *File, v *yaml.Node) (err error) {
-			f.HTTPAuth.URL, err = stringValue(v)
-			return err
-		}},
-		{"http_auth_timeout", func(f *File, v *yaml.Node) (err error) {
-			f.HTTPAuth.Timeout, err = durationValue(v)
-			if err == nil && f.HTTPAuth.Timeout <= 0 {
-				err = errors.New("must be positive")
-			}
-			return err
-		}},
-		{"http_auth_cache", func(f *File, v *yaml.Node) (err error) {
-			f.HTTPAuth.CacheTTL, err = durationValue(v)
-			return err
-		}},
-		{"acl_file", func(f *File, v *yaml.Node) (err error) {
-			f.ACLFile, err = stringValue(v)
-			return err
-		}},
-		{"auth_workers", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.AuthWorkers, err = intValue(v)
-			return err
-		}},
-		{"auth_queue", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.AuthQueue, err = intValue(v)
-			return err
-		}},
-		{"max_connections", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxConnections, err = intValue(v)
-			return err
-		}},
-		{"connect_rate", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.ConnectRate, err = rateValue(v)
-			return err
-		}},
-		{"connect_burst", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.ConnectBurst, err = intValue(v)
-			return err
-		}},
-		{"publish_rate", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.PublishRate, err = rateValue(v)
-			return err
-		}},
-		{"publish_burst", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.PublishBurst, err = intValue(v)
-			return err
-		}},
-		{"max_subscriptions", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxSubscriptions, err = intValue(v)
-			return err
-		}},
-		{"max_topic_length", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxTopicLength, err = intValue(v)
-			return err
-		}},
-		{"max_topic_levels", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxTopicLevels, err = intValue(v)
-			return err
-		}},
-		{"max_client_id_length", func(f *File, v *yaml.Node) (err error) {
-			f.Broker.MaxClientIDLength, err = intValue(v)
-			return err
-		}},
-		{"log_level", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.LogLevel, err = ParseLogLevel(s)
-			return err
-		}},
-		{"log_format", func(f *File, v *yaml.Node) error {
-			s, err := stringValue(v)
-			if err != nil {
-				return err
-			}
-			f.LogFormat, err = ParseLogFormat(s)
-			return err
-		}},
-	}
-}
 
 // Parse reads a configuration file's contents; name is used in errors (a
 // path, or a description such as "(embedded default)"). An empty file
 // yields the defaults. The result has passed broker.Config.Validate. Every
 // error is an *Error. Safe for concurrent use.
-func Parse(data []byte, name string) (File, error) {
+func Parse(data []byte, name string) (File, error) { return ParseWith(data, name, nil) }
+
+// Override is a setting given on the command line (--listen and the
+// like): it replaces the file's value before anything is validated, so
+// that the file and the flags are judged together, and an error about it
+// names the flag (a *FlagError) rather than the file.
+type Override struct {
+	Flag  string // as typed: "--listen"
+	Key   string // the setting it overrides: "listen"
+	Value string
+}
+
+// ParseWith is Parse with overrides applied over the file's values.
+// Errors are *Error, or *FlagError for a value an override gave.
+func ParseWith(data []byte, name string, overrides []Override) (File, error) {
 	root, err := parseDocument(data, name)
 	if err != nil {
 		return File{}, err
@@ -353,6 +65,19 @@ func Parse(data []byte, name string) (File, error) {
 			values[k.Value] = v
 		}
 	}
+	flags := map[string]string{} // key -> the flag that set it
+	table := settings()
+	for _, o := range overrides {
+		s, ok := lookup(table, o.Key)
+		if !ok {
+			return File{}, &FlagError{Flag: o.Flag, Err: fmt.Errorf("overrides an unknown key %q", o.Key)}
+		}
+		if err := s.set(&f, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: o.Value}); err != nil {
+			return File{}, &FlagError{Flag: o.Flag, Err: err}
+		}
+		flags[o.Key] = o.Flag
+		delete(values, o.Key) // not the file's value any more
+	}
 	if !f.Persistence {
 		f.Broker.DataDir = ""
 	}
@@ -360,6 +85,9 @@ func Parse(data []byte, name string) (File, error) {
 		return File{}, err
 	}
 	if err := admin.CheckConfig(f.AdminListen, f.AdminToken); err != nil {
+		if fl, ok := flags["admin_listen"]; ok {
+			return File{}, &FlagError{Flag: fl, Err: err}
+		}
 		n := values["admin_listen"]
 		if n == nil {
 			n = &yaml.Node{Line: 1, Column: 1}
@@ -367,6 +95,9 @@ func Parse(data []byte, name string) (File, error) {
 		return File{}, &Error{File: name, Line: n.Line, Column: n.Column, Key: "admin_token", Err: err}
 	}
 	if err := f.Broker.Validate(); err != nil {
+		if key, problem, ok := strings.Cut(err.Error(), ": "); ok && flags[key] != "" {
+			return File{}, &FlagError{Flag: flags[key], Err: errors.New(problem)}
+		}
 		return File{}, validateError(err, name, values)
 	}
 	return f, nil

@@ -232,36 +232,41 @@ func parseSize(s string) (int, error) {
 // decoy salts are derived from the file's contents, not drawn at random, so
 // they stay the same across restarts: a salt that changed only for unknown
 // users would tell an observer which names exist.
-func scramUsersValue(n *yaml.Node) ([]auth.Method, error) {
+//
+// It also returns each user with a digest of its password, for Changed.
+func scramUsersValue(n *yaml.Node) ([]auth.Method, map[string]string, error) {
 	if n.Kind != yaml.MappingNode {
-		return nil, wrongType("a mapping of user names to passwords", n)
+		return nil, nil, wrongType("a mapping of user names to passwords", n)
 	}
 	store := auth.MemStore{}
+	shown := map[string]string{}
 	secret := sha256.New()
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		user, err := stringValue(n.Content[i])
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pass, err := stringValue(n.Content[i+1])
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", user, err)
+			return nil, nil, fmt.Errorf("%s: %w", user, err)
 		}
 		if user == "" || pass == "" {
-			return nil, errors.New("user names and passwords must not be empty")
+			return nil, nil, errors.New("user names and passwords must not be empty")
 		}
 		if _, dup := store[user]; dup {
-			return nil, fmt.Errorf("user %q is listed twice", user)
+			return nil, nil, fmt.Errorf("user %q is listed twice", user)
 		}
 		mac := hmac.New(sha256.New, []byte(pass))
 		mac.Write([]byte("shoal scram salt\x00" + user))
-		store[user] = auth.NewCredentials(pass, mac.Sum(nil)[:16], scramIterations)
+		salt := mac.Sum(nil)[:16]
+		store[user] = auth.NewCredentials(pass, salt, scramIterations)
+		shown[user] = fmt.Sprintf("%x", salt[:4])
 		secret.Write([]byte(user + "\x00" + pass + "\x00"))
 	}
 	if len(store) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return []auth.Method{auth.NewSCRAM(store, auth.WithSecret(secret.Sum(nil)))}, nil
+	return []auth.Method{auth.NewSCRAM(store, auth.WithSecret(secret.Sum(nil)))}, shown, nil
 }
 
 // scramIterations is the PBKDF2 work factor for SCRAM credentials: RFC 7677

@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,7 +49,7 @@ type options struct {
 	listen      string // "" means the file's
 	dataDir     string // "" means the file's
 	adminListen *string
-	logLevel    *zerolog.Level
+	logLevel    string // "" means the file's
 	showVersion bool
 	cpuProfile  string // write a CPU profile of the whole run here
 	memProfile  string // write a heap profile here at shutdown
@@ -70,10 +70,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	fs.Func("c", "read the configuration from `FILE` (same as --config)", setConfig)
 	fs.Func("config", "read the configuration from `FILE` (default: the embedded config.example.yaml)", setConfig)
+	// Flag values are checked with the file they override (loadConfig),
+	// errors naming the flag.
 	fs.Func("listen", "listen on `ADDR` (host:port), overriding the file's listen", func(s string) error {
-		if _, _, err := net.SplitHostPort(s); err != nil {
-			return fmt.Errorf("want host:port: %w", err)
-		}
 		o.listen = s
 		return nil
 	})
@@ -85,20 +84,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return nil
 	})
 	fs.Func("admin-listen", "serve the admin API on `ADDR` (host:port; \"\" turns it off), overriding the file's admin_listen", func(s string) error {
-		if s != "" {
-			if _, _, err := net.SplitHostPort(s); err != nil {
-				return fmt.Errorf("want host:port or \"\": %w", err)
-			}
-		}
 		o.adminListen = &s
 		return nil
 	})
 	fs.Func("log-level", "log at `LEVEL` and above: trace, debug, info, warn or error (overrides the file's log_level)", func(s string) error {
-		l, err := config.ParseLogLevel(s)
-		if err != nil {
-			return err
-		}
-		o.logLevel = &l
+		o.logLevel = s
 		return nil
 	})
 	fs.BoolVar(&o.showVersion, "version", false, "print the version and exit")
@@ -138,13 +128,11 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	file, err := loadConfig(o)
 	if err != nil {
 		fmt.Fprintf(stderr, "shoal: %v\n", err)
-		return 1
-	}
-	if o.adminListen != nil {
-		if err := admin.CheckConfig(file.AdminListen, file.AdminToken); err != nil {
-			fmt.Fprintf(stderr, "shoal: --admin-listen: %v\n", err)
+		var fe *config.FlagError
+		if errors.As(err, &fe) {
 			return 2
 		}
+		return 1
 	}
 
 	log := newLogger(stderr, file.LogLevel, file.LogFormat)
@@ -161,29 +149,37 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		return 1
 	}
 	defer stopProfiles()
-	if err := b.Start(); err != nil {
-		log.Error().Err(err).Str("listen", file.Broker.Listen).Msg("cannot start the broker")
-		return 1
-	}
-	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
+	// Every listener is bound before any is reported as listening: the
+	// admin API's here, the broker's in Start (before it opens its store).
 	var adm *admin.Server
 	if file.AdminListen != "" {
 		if adm, err = admin.New(b, admin.Config{Listen: file.AdminListen, Token: file.AdminToken, Logger: log}); err == nil {
-			err = adm.Start()
+			err = adm.Listen()
 		}
 		if err != nil {
-			log.Error().Err(err).Str("admin_listen", file.AdminListen).Msg("cannot start the admin API")
-			_ = shutdown(b, nil, nil, log)
+			log.Error().Err(fmt.Errorf("%s: %s: %w", o.name("admin_listen"), file.AdminListen, err)).Msg("cannot start the admin API")
 			return 1
 		}
 	}
+	if err := b.Start(); err != nil {
+		if adm != nil {
+			_ = adm.Close(context.Background())
+		}
+		log.Error().Err(o.nameKey(err)).Msg("cannot start the broker")
+		return 1
+	}
+	if adm != nil {
+		adm.Serve()
+	}
+	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
 
+	loaded, started := file, file
 	sig := <-signals
 	for sig == syscall.SIGHUP {
-		log = reload(b, o, stderr, log)
+		log = reload(b, adm, o, &loaded, started, stderr, log)
 		sig = <-signals
 	}
-	log.Info().Str("signal", sig.String()).Dur("timeout", shutdownTimeout).Msg("shutting down")
+	log.Info().Str("signal", sig.String()).Int64("timeout_ms", shutdownTimeout.Milliseconds()).Msg("shutting down")
 	if err := shutdown(b, adm, signals, log); err != nil {
 		log.Error().Err(err).Msg("shutdown was not clean")
 		return 1
@@ -192,41 +188,73 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	return 0
 }
 
+// overrides are the flags that replace settings of the file.
+func (o options) overrides() []config.Override {
+	var out []config.Override
+	if o.listen != "" {
+		out = append(out, config.Override{Flag: "--listen", Key: "listen", Value: o.listen})
+	}
+	if o.dataDir != "" {
+		out = append(out, config.Override{Flag: "--data-dir", Key: "data_dir", Value: o.dataDir})
+	}
+	if o.adminListen != nil {
+		out = append(out, config.Override{Flag: "--admin-listen", Key: "admin_listen", Value: *o.adminListen})
+	}
+	if o.logLevel != "" {
+		out = append(out, config.Override{Flag: "--log-level", Key: "log_level", Value: o.logLevel})
+	}
+	return out
+}
+
+// name is how messages name setting key: its flag when a flag set it.
+func (o options) name(key string) string {
+	for _, ov := range o.overrides() {
+		if ov.Key == key {
+			return ov.Flag
+		}
+	}
+	return key
+}
+
+// nameKey rewrites an error that starts with a setting's key ("listen:
+// ...", as the broker's are) to start with the flag that set it, if one
+// did.
+func (o options) nameKey(err error) error {
+	key, rest, ok := strings.Cut(err.Error(), ": ")
+	if !ok || o.name(key) == key {
+		return err
+	}
+	return fmt.Errorf("%s: %s", o.name(key), rest)
+}
+
 // loadConfig reads the configuration — the file named by -c, or the
-// embedded default — with the flags' overrides applied.
+// embedded default — with the flags' overrides applied before it is
+// validated. A problem with a flag's value is a *config.FlagError.
 func loadConfig(o options) (config.File, error) {
 	var file config.File
 	var err error
 	if o.configPath == "" {
-		file, err = config.Parse(config.Default(), embeddedName)
+		file, err = config.ParseWith(config.Default(), embeddedName, o.overrides())
 	} else {
-		file, err = config.Load(o.configPath)
+		file, err = config.LoadWith(o.configPath, o.overrides())
 	}
 	if err != nil {
 		return file, err
-	}
-	if o.listen != "" {
-		file.Broker.Listen = o.listen
-	}
-	if o.dataDir != "" && file.Persistence {
-		file.Broker.DataDir = o.dataDir
-	}
-	if o.adminListen != nil {
-		file.AdminListen = *o.adminListen
-	}
-	if o.logLevel != nil {
-		file.LogLevel = *o.logLevel
 	}
 	file.Broker.Version = version
 	return file, nil
 }
 
 // reload is SIGHUP: it reads the configuration file again and applies what
-// a running broker can change — the log level and format, and the limits
-// (broker.Limits) — without dropping a connection. A file that does not
-// load is refused with a log line naming the file, line and key, and the
-// running configuration stays. It returns the logger to go on with.
-func reload(b *broker.Broker, o options, stderr io.Writer, log zerolog.Logger) zerolog.Logger {
+// a running broker can change — the settings marked as reloading in the
+// settings list (config.Changed): the log level and format, the limits,
+// the password and ACL files, certificates, the admin token — without
+// dropping a connection. It logs which keys changed and which of the keys
+// that differ from the started configuration wait for a restart. A file
+// that does not load is refused with a log line naming the file, line and
+// key, and the running configuration stays. loaded is the file last
+// applied; it returns the logger to go on with.
+func reload(b *broker.Broker, adm *admin.Server, o options, loaded *config.File, started config.File, stderr io.Writer, log zerolog.Logger) zerolog.Logger {
 	if o.configPath == "" {
 		log.Warn().Msg("SIGHUP: running on the embedded default configuration, nothing to reload")
 		return log
@@ -238,16 +266,23 @@ func reload(b *broker.Broker, o options, stderr io.Writer, log zerolog.Logger) z
 	}
 	next := newLogger(stderr, file.LogLevel, file.LogFormat)
 	file.Broker.Logger = next
-	needRestart, err := b.Reload(file.Broker)
-	if err != nil {
+	if _, err := b.Reload(file.Broker); err != nil {
 		log.Error().Err(err).Msg("configuration reload refused: the running configuration stays")
 		return log
 	}
-	ev := next.Info()
-	if len(needRestart) > 0 {
-		ev = next.Warn().Strs("restart_to_apply", needRestart)
+	if adm != nil && file.AdminToken != loaded.AdminToken {
+		if err := adm.SetToken(file.AdminToken); err != nil { // the file's check already passed: cannot happen
+			log.Error().Err(err).Msg("admin_token not changed")
+		}
 	}
-	ev.Str("file", o.configPath).Msg("configuration reloaded")
+	changed, _ := config.Changed(*loaded, file)
+	_, restart := config.Changed(started, file)
+	*loaded = file
+	ev := next.Info()
+	if len(restart) > 0 {
+		ev = next.Warn().Strs("restart_to_apply", restart)
+	}
+	ev.Str("file", o.configPath).Strs("changed", changed).Msg("configuration reloaded")
 	return next
 }
 

@@ -54,7 +54,10 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{name: "unknown flag", args: []string{"--lsten", ":1883"}, want: []string{"-lsten"}},
 		{name: "missing value", args: []string{"--listen"}, want: []string{"-listen"}},
-		{name: "bad listen", args: []string{"--listen", "localhost"}, want: []string{"-listen", "localhost", "missing port"}},
+		{name: "bad listen", args: []string{"--listen", "localhost"}, want: []string{"--listen", `"localhost" is not host:port`}},
+		{name: "listen port out of range", args: []string{"--listen", "127.0.0.1:99999"}, want: []string{"--listen", `port "99999" is not a number in 0..65535`}},
+		{name: "bad admin listen", args: []string{"--admin-listen", "8083"}, want: []string{"--admin-listen", `"8083" is not host:port`}},
+		{name: "public admin listen without token", args: []string{"--admin-listen", "0.0.0.0:8083"}, want: []string{"--admin-listen", "admin_token must be set"}},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, want: []string{"-log-level", `"loud"`}},
 		{name: "empty config", args: []string{"-c", ""}, want: []string{"-c", "must name a file"}},
 		{name: "empty config long", args: []string{"--config="}, want: []string{"-config", "must name a file"}},
@@ -136,10 +139,10 @@ func TestNewLogger(t *testing.T) {
 	}
 }
 
-// runWith runs the broker in-process with config file cfg until the test
-// ends (SIGTERM), and returns its MQTT address, its logs and the channel
+// runWith runs the broker in-process with config file cfg and further
+// flags args until the test ends (SIGTERM), and returns its MQTT address, its logs and the channel
 // that delivers it signals.
-func runWith(t *testing.T, cfg string) (string, *testutil.SyncBuffer, chan<- os.Signal) {
+func runWith(t *testing.T, cfg string, args ...string) (string, *testutil.SyncBuffer, chan<- os.Signal) {
 	t.Helper()
 	var stdout bytes.Buffer
 	logs := new(testutil.SyncBuffer)
@@ -147,7 +150,7 @@ func runWith(t *testing.T, cfg string) (string, *testutil.SyncBuffer, chan<- os.
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		run([]string{"-c", cfg}, &stdout, logs, signals)
+		run(append([]string{"-c", cfg}, args...), &stdout, logs, signals)
 	}()
 	t.Cleanup(func() {
 		select {
