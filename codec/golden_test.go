@@ -517,8 +517,8 @@ func TestGoldenCoverage(t *testing.T) {
 	if !types[V31][CONNECT] {
 		t.Error("no level 3 CONNECT fixture")
 	}
-	for id := 1; id < len(propKinds); id++ {
-		if propKinds[id] != kindNone && seen&(1<<id) == 0 {
+	for id := 1; id < len(propDefs); id++ {
+		if propDefs[id].kind != kindNone && seen&(1<<id) == 0 {
 			t.Errorf("property 0x%02x is in no fixture", id)
 		}
 	}

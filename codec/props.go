@@ -48,16 +48,52 @@ const (
 	kindPair
 )
 
-var propKinds = [64]propKind{
-	PropPayloadFormat: kindByte, PropMessageExpiry: kindU32, PropContentType: kindStr,
-	PropResponseTopic: kindStr, PropCorrelationData: kindBin, PropSubscriptionID: kindVarint,
-	PropSessionExpiry: kindU32, PropAssignedClientID: kindStr, PropServerKeepAlive: kindU16,
-	PropAuthMethod: kindStr, PropAuthData: kindBin, PropRequestProblemInfo: kindByte,
-	PropWillDelay: kindU32, PropRequestResponseInfo: kindByte, PropResponseInfo: kindStr,
-	PropServerReference: kindStr, PropReasonString: kindStr, PropReceiveMaximum: kindU16,
-	PropTopicAliasMaximum: kindU16, PropTopicAlias: kindU16, PropMaximumQoS: kindByte,
-	PropRetainAvailable: kindByte, PropUser: kindPair, PropMaximumPacketSize: kindU32,
-	PropWildcardSubAvailable: kindByte, PropSubIDAvailable: kindByte, PropSharedSubAvailable: kindByte,
+// propDef is everything about one property that its identifier decides:
+// how it is encoded, where Properties keeps it, and which values are
+// protocol errors. The decoder, Size and AppendBody all work from this
+// table, so a property is described once.
+type propDef struct {
+	kind propKind
+	// Where its value lives in Properties, by kind: one of these is set.
+	b   func(*Properties) *byte   // kindByte
+	u16 func(*Properties) *uint16 // kindU16
+	u32 func(*Properties) *uint32 // kindU32
+	bin func(*Properties) *[]byte // kindStr, kindBin
+	// max is the highest value a kindByte property may have (they are
+	// all 0 or 1); zero is the error a value of 0 is, for the properties
+	// where 0 is not allowed.
+	max  byte
+	zero error
+}
+
+var propDefs = [64]propDef{
+	PropPayloadFormat:        {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.PayloadFormat }},
+	PropMessageExpiry:        {kind: kindU32, u32: func(p *Properties) *uint32 { return &p.MessageExpiry }},
+	PropContentType:          {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ContentType }},
+	PropResponseTopic:        {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ResponseTopic }},
+	PropCorrelationData:      {kind: kindBin, bin: func(p *Properties) *[]byte { return &p.CorrelationData }},
+	PropSubscriptionID:       {kind: kindVarint, zero: ErrPropertyValue}, // [MQTT-3.3.4.1] value 0 is a protocol error
+	PropSessionExpiry:        {kind: kindU32, u32: func(p *Properties) *uint32 { return &p.SessionExpiry }},
+	PropAssignedClientID:     {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.AssignedClientID }},
+	PropServerKeepAlive:      {kind: kindU16, u16: func(p *Properties) *uint16 { return &p.ServerKeepAlive }},
+	PropAuthMethod:           {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.AuthMethod }},
+	PropAuthData:             {kind: kindBin, bin: func(p *Properties) *[]byte { return &p.AuthData }},
+	PropRequestProblemInfo:   {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.RequestProblemInfo }},
+	PropWillDelay:            {kind: kindU32, u32: func(p *Properties) *uint32 { return &p.WillDelay }},
+	PropRequestResponseInfo:  {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.RequestResponseInfo }},
+	PropResponseInfo:         {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ResponseInfo }},
+	PropServerReference:      {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ServerReference }},
+	PropReasonString:         {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ReasonString }},
+	PropReceiveMaximum:       {kind: kindU16, zero: ErrPropertyValue, u16: func(p *Properties) *uint16 { return &p.ReceiveMaximum }}, // [MQTT-3.1.2.11.3], [MQTT-3.2.2.3.3]
+	PropTopicAliasMaximum:    {kind: kindU16, u16: func(p *Properties) *uint16 { return &p.TopicAliasMaximum }},
+	PropTopicAlias:           {kind: kindU16, zero: ErrTopicAliasZero, u16: func(p *Properties) *uint16 { return &p.TopicAlias }}, // [MQTT-3.3.2-8]
+	PropMaximumQoS:           {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.MaximumQoS }},
+	PropRetainAvailable:      {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.RetainAvailable }},
+	PropUser:                 {kind: kindPair},
+	PropMaximumPacketSize:    {kind: kindU32, zero: ErrPropertyValue, u32: func(p *Properties) *uint32 { return &p.MaximumPacketSize }}, // [MQTT-3.1.2.11.4]
+	PropWildcardSubAvailable: {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.WildcardSubAvailable }},
+	PropSubIDAvailable:       {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.SubIDAvailable }},
+	PropSharedSubAvailable:   {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.SharedSubAvailable }},
 }
 
 // Property sets: which properties each packet may carry (table 2-4).
@@ -165,7 +201,7 @@ func (r *reader) props(p *Properties, set propSet, multiSub bool) {
 		if sub.err != nil {
 			break
 		}
-		if idv >= 64 || propKinds[idv] == kindNone {
+		if idv >= 64 || propDefs[idv].kind == kindNone {
 			sub.fail(ErrPropertyUnknown)
 			break
 		}
@@ -187,82 +223,44 @@ func (r *reader) props(p *Properties, set propSet, multiSub bool) {
 
 // prop reads the value of property id into p and checks its range.
 func (r *reader) prop(p *Properties, id PropID) {
-	bad := false
-	switch id {
-	case PropPayloadFormat:
-		p.PayloadFormat = r.u8()
-		bad = p.PayloadFormat > 1
-	case PropRequestProblemInfo:
-		p.RequestProblemInfo = r.u8()
-		bad = p.RequestProblemInfo > 1
-	case PropRequestResponseInfo:
-		p.RequestResponseInfo = r.u8()
-		bad = p.RequestResponseInfo > 1
-	case PropMaximumQoS:
-		p.MaximumQoS = r.u8()
-		bad = p.MaximumQoS > 1
-	case PropRetainAvailable:
-		p.RetainAvailable = r.u8()
-		bad = p.RetainAvailable > 1
-	case PropWildcardSubAvailable:
-		p.WildcardSubAvailable = r.u8()
-		bad = p.WildcardSubAvailable > 1
-	case PropSubIDAvailable:
-		p.SubIDAvailable = r.u8()
-		bad = p.SubIDAvailable > 1
-	case PropSharedSubAvailable:
-		p.SharedSubAvailable = r.u8()
-		bad = p.SharedSubAvailable > 1
-	case PropServerKeepAlive:
-		p.ServerKeepAlive = r.u16()
-	case PropReceiveMaximum:
-		p.ReceiveMaximum = r.u16()
-		bad = p.ReceiveMaximum == 0 // [MQTT-3.1.2.11.3], [MQTT-3.2.2.3.3]
-	case PropTopicAliasMaximum:
-		p.TopicAliasMaximum = r.u16()
-	case PropTopicAlias:
-		p.TopicAlias = r.u16()
-		if p.TopicAlias == 0 && r.err == nil {
-			r.fail(ErrTopicAliasZero) // [MQTT-3.3.2-8]
+	d := &propDefs[id]
+	var err error
+	switch d.kind {
+	case kindByte:
+		v := r.u8()
+		*d.b(p) = v
+		if v > d.max {
+			err = ErrPropertyValue
 		}
-	case PropMessageExpiry:
-		p.MessageExpiry = r.u32()
-	case PropSessionExpiry:
-		p.SessionExpiry = r.u32()
-	case PropWillDelay:
-		p.WillDelay = r.u32()
-	case PropMaximumPacketSize:
-		p.MaximumPacketSize = r.u32()
-		bad = p.MaximumPacketSize == 0 // [MQTT-3.1.2.11.4]
-	case PropSubscriptionID:
+	case kindU16:
+		v := r.u16()
+		*d.u16(p) = v
+		if v == 0 {
+			err = d.zero
+		}
+	case kindU32:
+		v := r.u32()
+		*d.u32(p) = v
+		if v == 0 {
+			err = d.zero
+		}
+	case kindVarint:
 		v := r.varint()
-		bad = v == 0 // [MQTT-3.3.4.1] value 0 is a protocol error
 		p.SubIDs = append(p.SubIDs, v)
-	case PropContentType:
-		p.ContentType = r.str()
-	case PropResponseTopic:
-		p.ResponseTopic = r.str()
-	case PropCorrelationData:
-		p.CorrelationData = r.bin()
-	case PropAssignedClientID:
-		p.AssignedClientID = r.str()
-	case PropAuthMethod:
-		p.AuthMethod = r.str()
-	case PropAuthData:
-		p.AuthData = r.bin()
-	case PropResponseInfo:
-		p.ResponseInfo = r.str()
-	case PropServerReference:
-		p.ServerReference = r.str()
-	case PropReasonString:
-		p.ReasonString = r.str()
-	case PropUser:
+		if v == 0 {
+			err = d.zero
+		}
+	case kindStr:
+		*d.bin(p) = r.str()
+	case kindBin:
+		*d.bin(p) = r.bin()
+	case kindPair:
 		k := r.str()
 		v := r.str()
 		p.User = append(p.User, UserProperty{Key: k, Value: v})
 	}
-	if bad && r.err == nil {
-		r.fail(ErrPropertyValue)
+	if err != nil && r.err == nil {
+		r.fail(err)
 	}
 }
 
@@ -276,7 +274,7 @@ func (p *Properties) Size() int {
 		if !p.Has(id) {
 			continue
 		}
-		switch propKinds[id] {
+		switch d := &propDefs[id]; d.kind {
 		case kindByte:
 			n += 2
 		case kindU16:
@@ -288,7 +286,7 @@ func (p *Properties) Size() int {
 				n += 1 + VarintSize(int(v))
 			}
 		case kindStr, kindBin:
-			n += 3 + len(p.bytesOf(id))
+			n += 3 + len(*d.bin(p))
 		case kindPair:
 			for _, u := range p.User {
 				n += 5 + len(u.Key) + len(u.Value)
@@ -296,80 +294,6 @@ func (p *Properties) Size() int {
 		}
 	}
 	return n
-}
-
-func (p *Properties) bytesOf(id PropID) []byte {
-	switch id {
-	case PropContentType:
-		return p.ContentType
-	case PropResponseTopic:
-		return p.ResponseTopic
-	case PropCorrelationData:
-		return p.CorrelationData
-	case PropAssignedClientID:
-		return p.AssignedClientID
-	case PropAuthMethod:
-		return p.AuthMethod
-	case PropAuthData:
-		return p.AuthData
-	case PropResponseInfo:
-		return p.ResponseInfo
-	case PropServerReference:
-		return p.ServerReference
-	case PropReasonString:
-		return p.ReasonString
-	}
-	return nil
-}
-
-func (p *Properties) byteOf(id PropID) byte {
-	switch id {
-	case PropPayloadFormat:
-		return p.PayloadFormat
-	case PropRequestProblemInfo:
-		return p.RequestProblemInfo
-	case PropRequestResponseInfo:
-		return p.RequestResponseInfo
-	case PropMaximumQoS:
-		return p.MaximumQoS
-	case PropRetainAvailable:
-		return p.RetainAvailable
-	case PropWildcardSubAvailable:
-		return p.WildcardSubAvailable
-	case PropSubIDAvailable:
-		return p.SubIDAvailable
-	case PropSharedSubAvailable:
-		return p.SharedSubAvailable
-	}
-	return 0
-}
-
-func (p *Properties) u16Of(id PropID) uint16 {
-	switch id {
-	case PropServerKeepAlive:
-		return p.ServerKeepAlive
-	case PropReceiveMaximum:
-		return p.ReceiveMaximum
-	case PropTopicAliasMaximum:
-		return p.TopicAliasMaximum
-	case PropTopicAlias:
-		return p.TopicAlias
-	}
-	return 0
-}
-
-func (p *Properties) u32Of(id PropID) uint32 {
-	switch id {
-	case PropMessageExpiry:
-		return p.MessageExpiry
-	case PropSessionExpiry:
-		return p.SessionExpiry
-	case PropWillDelay:
-		return p.WillDelay
-	case PropMaximumPacketSize:
-		return p.MaximumPacketSize
-	}
-	return 0
 }
 
 // AppendBody appends the properties without their length prefix, in
@@ -382,19 +306,19 @@ func (p *Properties) AppendBody(dst []byte) []byte {
 		if !p.Has(id) {
 			continue
 		}
-		switch propKinds[id] {
+		switch d := &propDefs[id]; d.kind {
 		case kindByte:
-			dst = append(dst, byte(id), p.byteOf(id))
+			dst = append(dst, byte(id), *d.b(p))
 		case kindU16:
-			dst = appendU16(append(dst, byte(id)), p.u16Of(id))
+			dst = appendU16(append(dst, byte(id)), *d.u16(p))
 		case kindU32:
-			dst = appendU32(append(dst, byte(id)), p.u32Of(id))
+			dst = appendU32(append(dst, byte(id)), *d.u32(p))
 		case kindVarint:
 			for _, v := range p.SubIDs {
 				dst = AppendVarint(append(dst, byte(id)), int(v))
 			}
 		case kindStr, kindBin:
-			dst = appendBin(append(dst, byte(id)), p.bytesOf(id))
+			dst = appendBin(append(dst, byte(id)), *d.bin(p))
 		case kindPair:
 			for _, u := range p.User {
 				dst = appendBin(appendBin(append(dst, byte(id)), u.Key), u.Value)
