@@ -1,8 +1,9 @@
 package broker
 
 import (
-	"fmt"
 	"net"
+
+	"github.com/shoalmq/shoal/internal/enum"
 )
 
 // Anonymous says whether clients may connect without credentials: no user
@@ -24,17 +25,11 @@ const (
 )
 
 // String returns the config-file spelling: loopback, true or false.
-func (a Anonymous) String() string {
-	switch a {
-	case AnonymousLoopback:
-		return "loopback"
-	case AnonymousAllow:
-		return "true"
-	case AnonymousDeny:
-		return "false"
-	}
-	return fmt.Sprintf("Anonymous(%d)", uint8(a))
-}
+func (a Anonymous) String() string { return anonymousNames.String(a) }
+
+// anonymousNames spells the Anonymous values; the config file also takes
+// the booleans as such (config.anonymousValue).
+var anonymousNames = enum.New[Anonymous]("Anonymous", "allow_anonymous value", "loopback", "true", "false")
 
 // listeners returns the addresses of every listener c configures, each
 // with its config-file key.

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/shoalmq/shoal/internal/enum"
 	"runtime"
 	"time"
 
@@ -26,27 +27,14 @@ const (
 	DropNewest
 )
 
-// String returns the policy's config-file spelling.
-func (p QueuePolicy) String() string {
-	switch p {
-	case DropOldest:
-		return "drop-oldest"
-	case DropNewest:
-		return "drop-newest"
-	}
-	return fmt.Sprintf("QueuePolicy(%d)", uint8(p))
-}
+// String returns the config-file spelling.
+func (p QueuePolicy) String() string { return queuePolicies.String(p) }
 
 // ParseQueuePolicy reads the config-file spelling of a QueuePolicy.
-func ParseQueuePolicy(s string) (QueuePolicy, error) {
-	switch s {
-	case "drop-oldest":
-		return DropOldest, nil
-	case "drop-newest":
-		return DropNewest, nil
-	}
-	return 0, fmt.Errorf("unknown queue policy %q (want drop-oldest or drop-newest)", s)
-}
+func ParseQueuePolicy(s string) (QueuePolicy, error) { return queuePolicies.Parse(s) }
+
+// queuePolicies spells the QueuePolicy values, in order.
+var queuePolicies = enum.New[QueuePolicy]("QueuePolicy", "queue policy", "drop-oldest", "drop-newest")
 
 // SlowConsumerPolicy says what happens to a connected client whose session
 // queue is full: it receives QoS 1/2 messages slower than they arrive.
@@ -65,28 +53,16 @@ const (
 	DropSlow
 )
 
-// String returns the policy's config-file spelling.
-func (p SlowConsumerPolicy) String() string {
-	switch p {
-	case DisconnectSlow:
-		return "disconnect"
-	case DropSlow:
-		return "drop"
-	}
-	return fmt.Sprintf("SlowConsumerPolicy(%d)", uint8(p))
+// String returns the config-file spelling.
+func (p SlowConsumerPolicy) String() string { return slowConsumerPolicies.String(p) }
+
+// ParseSlowConsumerPolicy reads the config-file spelling of a SlowConsumerPolicy.
+func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
+	return slowConsumerPolicies.Parse(s)
 }
 
-// ParseSlowConsumerPolicy reads the config-file spelling of a
-// SlowConsumerPolicy.
-func ParseSlowConsumerPolicy(s string) (SlowConsumerPolicy, error) {
-	switch s {
-	case "disconnect":
-		return DisconnectSlow, nil
-	case "drop":
-		return DropSlow, nil
-	}
-	return 0, fmt.Errorf("unknown slow consumer policy %q (want disconnect or drop)", s)
-}
+// slowConsumerPolicies spells the SlowConsumerPolicy values, in order.
+var slowConsumerPolicies = enum.New[SlowConsumerPolicy]("SlowConsumerPolicy", "slow consumer policy", "disconnect", "drop")
 
 // Config holds every setting of a Broker. The zero value is not usable; start
 // from DefaultConfig and change what you need. Each field documents its
@@ -381,13 +357,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_inflight: %d is outside 1..65535", c.MaxInflight)
 	case c.MaxQueued < 0:
 		return fmt.Errorf("max_queued: %d is negative", c.MaxQueued)
-	case c.QueuePolicy > DropNewest:
+	case !queuePolicies.Valid(c.QueuePolicy):
 		return fmt.Errorf("queue_policy: %v is unknown", c.QueuePolicy)
-	case c.SlowConsumer > DropSlow:
+	case !slowConsumerPolicies.Valid(c.SlowConsumer):
 		return fmt.Errorf("slow_consumer: %v is unknown", c.SlowConsumer)
 	case c.SysInterval < 0:
 		return fmt.Errorf("sys_interval: %v is negative", c.SysInterval)
-	case c.Durability > Relaxed:
+	case !durabilities.Valid(c.Durability):
 		return fmt.Errorf("durability: %v is unknown", c.Durability)
 	case c.RetryInterval < 0:
 		return fmt.Errorf("retry_interval: %v is negative", c.RetryInterval)
@@ -397,7 +373,7 @@ func (c *Config) Validate() error {
 		return errors.New("receive_maximum: must be at least 1")
 	case c.SharedStrategy > router.HashTopic:
 		return fmt.Errorf("shared_strategy: %v is unknown", c.SharedStrategy)
-	case c.AllowAnonymous > AnonymousDeny:
+	case !anonymousNames.Valid(c.AllowAnonymous):
 		return fmt.Errorf("allow_anonymous: %v is unknown", c.AllowAnonymous)
 	case c.MaxQoS > 2:
 		return fmt.Errorf("max_qos: %d is outside 0..2", c.MaxQoS)

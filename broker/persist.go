@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/shoalmq/shoal/internal/enum"
 	"math"
 	"time"
 
@@ -45,26 +46,13 @@ const (
 )
 
 // String returns the config-file spelling.
-func (d Durability) String() string {
-	switch d {
-	case Strict:
-		return "strict"
-	case Relaxed:
-		return "relaxed"
-	}
-	return fmt.Sprintf("Durability(%d)", uint8(d))
-}
+func (d Durability) String() string { return durabilities.String(d) }
 
 // ParseDurability reads the config-file spelling of a Durability.
-func ParseDurability(s string) (Durability, error) {
-	switch s {
-	case "strict":
-		return Strict, nil
-	case "relaxed":
-		return Relaxed, nil
-	}
-	return 0, fmt.Errorf("unknown durability %q (want strict or relaxed)", s)
-}
+func ParseDurability(s string) (Durability, error) { return durabilities.Parse(s) }
+
+// durabilities spells the Durability values, in order.
+var durabilities = enum.New[Durability]("Durability", "durability", "strict", "relaxed")
 
 // openStore opens the configured store, if any: Config.Store as given, or a
 // Pebble store in Config.DataDir, which the broker then owns and closes.

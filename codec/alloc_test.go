@@ -177,3 +177,31 @@ func BenchmarkEncodeOutgoing(b *testing.B) {
 		})
 	}
 }
+
+// TestAllocsPropertiesOnStack: packets whose Properties live on the stack
+// — a DISCONNECT or CONNACK built where it is sent — encode and decode
+// without allocating. Reaching the property fields through function values
+// made every such Properties escape to the heap (1 allocation per v5
+// PUBLISH forwarded, caught by the broker's TestPublishPathAllocs).
+func TestAllocsPropertiesOnStack(t *testing.T) {
+	buf := make([]byte, 0, 256)
+	reason := []byte("because")
+	var err error
+	n := testing.AllocsPerRun(1000, func() {
+		d := Disconnect{Code: ServerShuttingDown}
+		d.Props.Set(PropReasonString)
+		d.Props.ReasonString = reason
+		d.Props.Set(PropSessionExpiry)
+		d.Props.SessionExpiry = 30
+		buf = d.Append(buf[:0], V5)
+		var back Disconnect
+		h, _ := ParseHeader(buf, 0)
+		err = back.Decode(DISCONNECT, buf[h.Len:], V5)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("a DISCONNECT with properties on the stack: %v allocations per round trip, want 0", n)
+	}
+}

@@ -1,5 +1,7 @@
 package codec
 
+import "unsafe"
+
 // PropID identifies an MQTT 5 property [MQTT-2.2.2.2].
 type PropID byte
 
@@ -54,11 +56,12 @@ const (
 // table, so a property is described once.
 type propDef struct {
 	kind propKind
-	// Where its value lives in Properties, by kind: one of these is set.
-	b   func(*Properties) *byte   // kindByte
-	u16 func(*Properties) *uint16 // kindU16
-	u32 func(*Properties) *uint32 // kindU32
-	bin func(*Properties) *[]byte // kindStr, kindBin
+	// off is where the value lives in Properties: a byte, uint16, uint32
+	// or []byte as kind says (not used for kindVarint and kindPair, which
+	// have SubIDs and User). An offset, not an accessor function: a
+	// pointer passed to a function value escapes, and Properties values
+	// on the stack would then be allocated.
+	off uintptr
 	// max is the highest value a kindByte property may have (they are
 	// all 0 or 1); zero is the error a value of 0 is, for the properties
 	// where 0 is not allowed.
@@ -67,33 +70,41 @@ type propDef struct {
 }
 
 var propDefs = [64]propDef{
-	PropPayloadFormat:        {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.PayloadFormat }},
-	PropMessageExpiry:        {kind: kindU32, u32: func(p *Properties) *uint32 { return &p.MessageExpiry }},
-	PropContentType:          {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ContentType }},
-	PropResponseTopic:        {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ResponseTopic }},
-	PropCorrelationData:      {kind: kindBin, bin: func(p *Properties) *[]byte { return &p.CorrelationData }},
+	PropPayloadFormat:        {kind: kindByte, off: unsafe.Offsetof(Properties{}.PayloadFormat), max: 1},
+	PropMessageExpiry:        {kind: kindU32, off: unsafe.Offsetof(Properties{}.MessageExpiry)},
+	PropContentType:          {kind: kindStr, off: unsafe.Offsetof(Properties{}.ContentType)},
+	PropResponseTopic:        {kind: kindStr, off: unsafe.Offsetof(Properties{}.ResponseTopic)},
+	PropCorrelationData:      {kind: kindBin, off: unsafe.Offsetof(Properties{}.CorrelationData)},
 	PropSubscriptionID:       {kind: kindVarint, zero: ErrPropertyValue}, // [MQTT-3.3.4.1] value 0 is a protocol error
-	PropSessionExpiry:        {kind: kindU32, u32: func(p *Properties) *uint32 { return &p.SessionExpiry }},
-	PropAssignedClientID:     {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.AssignedClientID }},
-	PropServerKeepAlive:      {kind: kindU16, u16: func(p *Properties) *uint16 { return &p.ServerKeepAlive }},
-	PropAuthMethod:           {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.AuthMethod }},
-	PropAuthData:             {kind: kindBin, bin: func(p *Properties) *[]byte { return &p.AuthData }},
-	PropRequestProblemInfo:   {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.RequestProblemInfo }},
-	PropWillDelay:            {kind: kindU32, u32: func(p *Properties) *uint32 { return &p.WillDelay }},
-	PropRequestResponseInfo:  {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.RequestResponseInfo }},
-	PropResponseInfo:         {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ResponseInfo }},
-	PropServerReference:      {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ServerReference }},
-	PropReasonString:         {kind: kindStr, bin: func(p *Properties) *[]byte { return &p.ReasonString }},
-	PropReceiveMaximum:       {kind: kindU16, zero: ErrPropertyValue, u16: func(p *Properties) *uint16 { return &p.ReceiveMaximum }}, // [MQTT-3.1.2.11.3], [MQTT-3.2.2.3.3]
-	PropTopicAliasMaximum:    {kind: kindU16, u16: func(p *Properties) *uint16 { return &p.TopicAliasMaximum }},
-	PropTopicAlias:           {kind: kindU16, zero: ErrTopicAliasZero, u16: func(p *Properties) *uint16 { return &p.TopicAlias }}, // [MQTT-3.3.2-8]
-	PropMaximumQoS:           {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.MaximumQoS }},
-	PropRetainAvailable:      {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.RetainAvailable }},
+	PropSessionExpiry:        {kind: kindU32, off: unsafe.Offsetof(Properties{}.SessionExpiry)},
+	PropAssignedClientID:     {kind: kindStr, off: unsafe.Offsetof(Properties{}.AssignedClientID)},
+	PropServerKeepAlive:      {kind: kindU16, off: unsafe.Offsetof(Properties{}.ServerKeepAlive)},
+	PropAuthMethod:           {kind: kindStr, off: unsafe.Offsetof(Properties{}.AuthMethod)},
+	PropAuthData:             {kind: kindBin, off: unsafe.Offsetof(Properties{}.AuthData)},
+	PropRequestProblemInfo:   {kind: kindByte, off: unsafe.Offsetof(Properties{}.RequestProblemInfo), max: 1},
+	PropWillDelay:            {kind: kindU32, off: unsafe.Offsetof(Properties{}.WillDelay)},
+	PropRequestResponseInfo:  {kind: kindByte, off: unsafe.Offsetof(Properties{}.RequestResponseInfo), max: 1},
+	PropResponseInfo:         {kind: kindStr, off: unsafe.Offsetof(Properties{}.ResponseInfo)},
+	PropServerReference:      {kind: kindStr, off: unsafe.Offsetof(Properties{}.ServerReference)},
+	PropReasonString:         {kind: kindStr, off: unsafe.Offsetof(Properties{}.ReasonString)},
+	PropReceiveMaximum:       {kind: kindU16, off: unsafe.Offsetof(Properties{}.ReceiveMaximum), zero: ErrPropertyValue}, // [MQTT-3.1.2.11.3], [MQTT-3.2.2.3.3]
+	PropTopicAliasMaximum:    {kind: kindU16, off: unsafe.Offsetof(Properties{}.TopicAliasMaximum)},
+	PropTopicAlias:           {kind: kindU16, off: unsafe.Offsetof(Properties{}.TopicAlias), zero: ErrTopicAliasZero}, // [MQTT-3.3.2-8]
+	PropMaximumQoS:           {kind: kindByte, off: unsafe.Offsetof(Properties{}.MaximumQoS), max: 1},
+	PropRetainAvailable:      {kind: kindByte, off: unsafe.Offsetof(Properties{}.RetainAvailable), max: 1},
 	PropUser:                 {kind: kindPair},
-	PropMaximumPacketSize:    {kind: kindU32, zero: ErrPropertyValue, u32: func(p *Properties) *uint32 { return &p.MaximumPacketSize }}, // [MQTT-3.1.2.11.4]
-	PropWildcardSubAvailable: {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.WildcardSubAvailable }},
-	PropSubIDAvailable:       {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.SubIDAvailable }},
-	PropSharedSubAvailable:   {kind: kindByte, max: 1, b: func(p *Properties) *byte { return &p.SharedSubAvailable }},
+	PropMaximumPacketSize:    {kind: kindU32, off: unsafe.Offsetof(Properties{}.MaximumPacketSize), zero: ErrPropertyValue}, // [MQTT-3.1.2.11.4]
+	PropWildcardSubAvailable: {kind: kindByte, off: unsafe.Offsetof(Properties{}.WildcardSubAvailable), max: 1},
+	PropSubIDAvailable:       {kind: kindByte, off: unsafe.Offsetof(Properties{}.SubIDAvailable), max: 1},
+	PropSharedSubAvailable:   {kind: kindByte, off: unsafe.Offsetof(Properties{}.SharedSubAvailable), max: 1},
+}
+
+// The fields of p at offset off, by type (propDef.off).
+func (p *Properties) u8At(off uintptr) *byte    { return (*byte)(unsafe.Add(unsafe.Pointer(p), off)) }
+func (p *Properties) u16At(off uintptr) *uint16 { return (*uint16)(unsafe.Add(unsafe.Pointer(p), off)) }
+func (p *Properties) u32At(off uintptr) *uint32 { return (*uint32)(unsafe.Add(unsafe.Pointer(p), off)) }
+func (p *Properties) bytesAt(off uintptr) *[]byte {
+	return (*[]byte)(unsafe.Add(unsafe.Pointer(p), off))
 }
 
 // Property sets: which properties each packet may carry (table 2-4).
@@ -228,19 +239,19 @@ func (r *reader) prop(p *Properties, id PropID) {
 	switch d.kind {
 	case kindByte:
 		v := r.u8()
-		*d.b(p) = v
+		*p.u8At(d.off) = v
 		if v > d.max {
 			err = ErrPropertyValue
 		}
 	case kindU16:
 		v := r.u16()
-		*d.u16(p) = v
+		*p.u16At(d.off) = v
 		if v == 0 {
 			err = d.zero
 		}
 	case kindU32:
 		v := r.u32()
-		*d.u32(p) = v
+		*p.u32At(d.off) = v
 		if v == 0 {
 			err = d.zero
 		}
@@ -251,9 +262,9 @@ func (r *reader) prop(p *Properties, id PropID) {
 			err = d.zero
 		}
 	case kindStr:
-		*d.bin(p) = r.str()
+		*p.bytesAt(d.off) = r.str()
 	case kindBin:
-		*d.bin(p) = r.bin()
+		*p.bytesAt(d.off) = r.bin()
 	case kindPair:
 		k := r.str()
 		v := r.str()
@@ -286,7 +297,7 @@ func (p *Properties) Size() int {
 				n += 1 + VarintSize(int(v))
 			}
 		case kindStr, kindBin:
-			n += 3 + len(*d.bin(p))
+			n += 3 + len(*p.bytesAt(d.off))
 		case kindPair:
 			for _, u := range p.User {
 				n += 5 + len(u.Key) + len(u.Value)
@@ -298,27 +309,31 @@ func (p *Properties) Size() int {
 
 // AppendBody appends the properties without their length prefix, in
 // identifier order.
-func (p *Properties) AppendBody(dst []byte) []byte {
-	if p.Present == 0 {
+func (p *Properties) AppendBody(dst []byte) []byte { return p.appendBody(dst, p.Present) }
+
+// appendBody appends the properties in present, those of p's that are set
+// and wanted.
+func (p *Properties) appendBody(dst []byte, present uint64) []byte {
+	if present == 0 {
 		return dst
 	}
 	for id := PropID(1); id < 64; id++ {
-		if !p.Has(id) {
+		if present&(1<<id) == 0 {
 			continue
 		}
 		switch d := &propDefs[id]; d.kind {
 		case kindByte:
-			dst = append(dst, byte(id), *d.b(p))
+			dst = append(dst, byte(id), *p.u8At(d.off))
 		case kindU16:
-			dst = appendU16(append(dst, byte(id)), *d.u16(p))
+			dst = appendU16(append(dst, byte(id)), *p.u16At(d.off))
 		case kindU32:
-			dst = appendU32(append(dst, byte(id)), *d.u32(p))
+			dst = appendU32(append(dst, byte(id)), *p.u32At(d.off))
 		case kindVarint:
 			for _, v := range p.SubIDs {
 				dst = AppendVarint(append(dst, byte(id)), int(v))
 			}
 		case kindStr, kindBin:
-			dst = appendBin(append(dst, byte(id)), *d.bin(p))
+			dst = appendBin(append(dst, byte(id)), *p.bytesAt(d.off))
 		case kindPair:
 			for _, u := range p.User {
 				dst = appendBin(appendBin(append(dst, byte(id)), u.Key), u.Value)
@@ -348,9 +363,7 @@ func (p *Properties) blockSize() int {
 // delivery, and will-only properties (Will Delay Interval) are not
 // PUBLISH properties, so all of those are left out.
 func (p *Properties) ForwardProps(dst []byte) []byte {
-	keep := *p
-	keep.Present &= forwardedProps
-	return keep.AppendBody(dst)
+	return p.appendBody(dst, p.Present&forwardedProps)
 }
 
 var forwardedProps = uint64(setOf(PropPayloadFormat, PropContentType, PropResponseTopic,

@@ -3,6 +3,7 @@ package config
 import (
 	_ "embed"
 	"fmt"
+	"github.com/shoalmq/shoal/internal/enum"
 	"os"
 	"time"
 
@@ -119,18 +120,8 @@ const (
 	LogFormatJSON
 )
 
-// String returns the format's config-file spelling.
-func (f LogFormat) String() string {
-	switch f {
-	case LogFormatAuto:
-		return "auto"
-	case LogFormatConsole:
-		return "console"
-	case LogFormatJSON:
-		return "json"
-	}
-	return fmt.Sprintf("LogFormat(%d)", uint8(f))
-}
+// String returns the config-file spelling.
+func (f LogFormat) String() string { return logFormats.String(f) }
 
 // Console reports whether logs should be written as console lines rather
 // than JSON, given whether the destination is a terminal.
@@ -145,17 +136,10 @@ func (f LogFormat) Console(terminal bool) bool {
 }
 
 // ParseLogFormat reads the config-file spelling of a LogFormat.
-func ParseLogFormat(s string) (LogFormat, error) {
-	switch s {
-	case "auto":
-		return LogFormatAuto, nil
-	case "console":
-		return LogFormatConsole, nil
-	case "json":
-		return LogFormatJSON, nil
-	}
-	return 0, fmt.Errorf("unknown log format %q (want auto, console or json)", s)
-}
+func ParseLogFormat(s string) (LogFormat, error) { return logFormats.Parse(s) }
+
+// logFormats spells the LogFormat values, in order.
+var logFormats = enum.New[LogFormat]("LogFormat", "log format", "auto", "console", "json")
 
 // ParseLogLevel reads a log level: trace, debug, info, warn or error. It is
 // stricter than zerolog.ParseLevel, which also takes levels that would hide

@@ -327,7 +327,7 @@ func TestErrors(t *testing.T) {
 		{name: "far off", in: "port: 1883\n",
 			want: `s.yaml:1:1: unknown key "port" (known keys: ` + knownKeys() + `)`, line: 1},
 		{name: "unknown shared strategy", in: "shared_strategy: sticky\n",
-			want: `s.yaml:1:18: shared_strategy: router: unknown shared subscription strategy "sticky"`, line: 1, key: "shared_strategy"},
+			want: `s.yaml:1:18: shared_strategy: unknown shared subscription strategy "sticky" (want round-robin, random, hash-client or hash-topic)`, line: 1, key: "shared_strategy"},
 		{name: "max_qos out of range", in: "max_qos: 3\n",
 			want: `s.yaml:1:10: max_qos: 3 is outside 0..2`, line: 1, key: "max_qos"},
 		{name: "receive_maximum 0", in: "receive_maximum: 0\n",

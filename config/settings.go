@@ -71,9 +71,9 @@ func settings() []setting {
 		{key: "max_queued_bytes", field: "Broker.MaxQueuedBytes", size: true, reload: true, doc: "message bytes queued for a session",
 			set: size(func(f *File) *int { return &f.Broker.MaxQueuedBytes })},
 		{key: "queue_policy", field: "Broker.QueuePolicy", reload: true, doc: "what a full queue drops: drop-oldest or drop-newest",
-			set: enum(func(f *File) *broker.QueuePolicy { return &f.Broker.QueuePolicy }, broker.ParseQueuePolicy)},
+			set: choice(func(f *File) *broker.QueuePolicy { return &f.Broker.QueuePolicy }, broker.ParseQueuePolicy)},
 		{key: "slow_consumer", field: "Broker.SlowConsumer", reload: true, doc: "a connected client with a full queue: disconnect (0x97) or drop",
-			set: enum(func(f *File) *broker.SlowConsumerPolicy { return &f.Broker.SlowConsumer }, broker.ParseSlowConsumerPolicy)},
+			set: choice(func(f *File) *broker.SlowConsumerPolicy { return &f.Broker.SlowConsumer }, broker.ParseSlowConsumerPolicy)},
 		{key: "retry_interval", field: "Broker.RetryInterval", reload: true, doc: "resend unacknowledged messages to connected 3.x clients after this; 0s: off",
 			set: duration(func(f *File) *time.Duration { return &f.Broker.RetryInterval })},
 		{key: "max_session_expiry", field: "Broker.MaxSessionExpiry", reload: true, doc: "cap on how long a session outlives its connection; 0s: none",
@@ -85,7 +85,7 @@ func settings() []setting {
 		{key: "outbound_topic_aliases", field: "Broker.OutboundTopicAliases", doc: "topic aliases the broker uses toward a client that accepts them",
 			set: uint16Of(func(f *File) *uint16 { return &f.Broker.OutboundTopicAliases })},
 		{key: "shared_strategy", field: "Broker.SharedStrategy", doc: "shared subscriptions: round-robin, random, hash-client or hash-topic",
-			set: enum(func(f *File) *router.SharedStrategy { return &f.Broker.SharedStrategy }, router.ParseSharedStrategy)},
+			set: choice(func(f *File) *router.SharedStrategy { return &f.Broker.SharedStrategy }, router.ParseSharedStrategy)},
 		{key: "max_qos", field: "Broker.MaxQoS", doc: "highest QoS accepted and granted",
 			set: func(f *File, v *yaml.Node) error {
 				q, err := intValue(v)
@@ -114,9 +114,9 @@ func settings() []setting {
 				return err
 			}},
 		{key: "durability", field: "Broker.Durability", doc: "strict: on disk before acknowledged; relaxed: synced once a second",
-			set: enum(func(f *File) *broker.Durability { return &f.Broker.Durability }, broker.ParseDurability)},
+			set: choice(func(f *File) *broker.Durability { return &f.Broker.Durability }, broker.ParseDurability)},
 		{key: "on_damage", field: "Broker.OnDamage", doc: "a damaged store: salvage (kept beside a fresh one) or refuse to start",
-			set: enum(func(f *File) *store.OnDamage { return &f.Broker.OnDamage }, store.ParseOnDamage)},
+			set: choice(func(f *File) *store.OnDamage { return &f.Broker.OnDamage }, store.ParseOnDamage)},
 		{key: "sys_interval", field: "Broker.SysInterval", doc: "how often $SYS topics are published; 0s: never",
 			set: duration(func(f *File) *time.Duration { return &f.Broker.SysInterval })},
 		{key: "admin_listen", field: "AdminListen", doc: "admin HTTP listener (metrics, API, dashboard); \"\": off",
@@ -138,9 +138,9 @@ func settings() []setting {
 		{key: "tls_client_ca_file", field: "Broker.Transports.ClientCAFile", reload: true, doc: "CAs that sign client certificates (PEM)",
 			set: str(func(f *File) *string { return &f.Broker.Transports.ClientCAFile })},
 		{key: "tls_client_certs", field: "Broker.Transports.ClientCerts", reload: true, doc: "client certificates: none, optional or require",
-			set: enum(func(f *File) *transport.ClientCertPolicy { return &f.Broker.Transports.ClientCerts }, transport.ParseClientCertPolicy)},
+			set: choice(func(f *File) *transport.ClientCertPolicy { return &f.Broker.Transports.ClientCerts }, transport.ParseClientCertPolicy)},
 		{key: "tls_identity", field: "Broker.Transports.Identity", reload: true, doc: "user name from a client certificate: none, cn or san",
-			set: enum(func(f *File) *transport.IdentitySource { return &f.Broker.Transports.Identity }, transport.ParseIdentitySource)},
+			set: choice(func(f *File) *transport.IdentitySource { return &f.Broker.Transports.Identity }, transport.ParseIdentitySource)},
 		{key: "scram_users", field: "ScramUsers", doc: "MQTT 5 enhanced authentication (SCRAM-SHA-256): user: password",
 			set: func(f *File, v *yaml.Node) (err error) {
 				f.Broker.AuthMethods, f.ScramUsers, err = scramUsersValue(v)
@@ -199,7 +199,7 @@ func settings() []setting {
 				return err
 			}},
 		{key: "log_format", field: "LogFormat", reload: true, doc: "console, json, or auto (console on a terminal)",
-			set: enum(func(f *File) *LogFormat { return &f.LogFormat }, ParseLogFormat)},
+			set: choice(func(f *File) *LogFormat { return &f.LogFormat }, ParseLogFormat)},
 	}
 }
 
@@ -255,8 +255,8 @@ func rate(ptr func(*File) *float64) func(*File, *yaml.Node) error {
 	}
 }
 
-// enum reads a string through parse, the type's own ParseX.
-func enum[T any](ptr func(*File) *T, parse func(string) (T, error)) func(*File, *yaml.Node) error {
+// choice reads a string through parse, the type's own ParseX.
+func choice[T any](ptr func(*File) *T, parse func(string) (T, error)) func(*File, *yaml.Node) error {
 	return func(f *File, v *yaml.Node) error {
 		s, err := stringValue(v)
 		if err != nil {

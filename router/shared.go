@@ -1,7 +1,7 @@
 package router
 
 import (
-	"fmt"
+	"github.com/shoalmq/shoal/internal/enum"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
@@ -27,35 +27,14 @@ const (
 	HashTopic
 )
 
-// String returns the strategy's config-file spelling.
-func (s SharedStrategy) String() string {
-	switch s {
-	case RoundRobin:
-		return "round-robin"
-	case Random:
-		return "random"
-	case HashClient:
-		return "hash-client"
-	case HashTopic:
-		return "hash-topic"
-	}
-	return fmt.Sprintf("SharedStrategy(%d)", uint8(s))
-}
+// String returns the config-file spelling.
+func (s SharedStrategy) String() string { return sharedStrategies.String(s) }
 
 // ParseSharedStrategy reads the config-file spelling of a SharedStrategy.
-func ParseSharedStrategy(s string) (SharedStrategy, error) {
-	switch s {
-	case "round-robin":
-		return RoundRobin, nil
-	case "random":
-		return Random, nil
-	case "hash-client":
-		return HashClient, nil
-	case "hash-topic":
-		return HashTopic, nil
-	}
-	return 0, fmt.Errorf("router: unknown shared subscription strategy %q (want round-robin, random, hash-client or hash-topic)", s)
-}
+func ParseSharedStrategy(s string) (SharedStrategy, error) { return sharedStrategies.Parse(s) }
+
+// sharedStrategies spells the SharedStrategy values, in order.
+var sharedStrategies = enum.New[SharedStrategy]("SharedStrategy", "shared subscription strategy", "round-robin", "random", "hash-client", "hash-topic")
 
 const sharePrefix = "$share/"
 

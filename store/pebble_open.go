@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"github.com/shoalmq/shoal/internal/enum"
 	"io"
 	"io/fs"
 	"os"
@@ -52,26 +53,13 @@ const (
 )
 
 // String returns the config-file spelling.
-func (d OnDamage) String() string {
-	switch d {
-	case Salvage:
-		return "salvage"
-	case Refuse:
-		return "refuse"
-	}
-	return fmt.Sprintf("OnDamage(%d)", uint8(d))
-}
+func (d OnDamage) String() string { return onDamages.String(d) }
 
-// ParseOnDamage reads the config-file spelling of an OnDamage.
-func ParseOnDamage(s string) (OnDamage, error) {
-	switch s {
-	case "salvage":
-		return Salvage, nil
-	case "refuse":
-		return Refuse, nil
-	}
-	return 0, fmt.Errorf("unknown value %q (want salvage or refuse)", s)
-}
+// ParseOnDamage reads the config-file spelling of a OnDamage.
+func ParseOnDamage(s string) (OnDamage, error) { return onDamages.Parse(s) }
+
+// onDamages spells the OnDamage values, in order.
+var onDamages = enum.New[OnDamage]("OnDamage", "value", "salvage", "refuse")
 
 // PebbleOptions configures OpenPebble.
 type PebbleOptions struct {

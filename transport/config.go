@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"github.com/shoalmq/shoal/internal/enum"
 	"net"
 	"strings"
 	"time"
@@ -23,32 +24,14 @@ const (
 	RequireClientCerts
 )
 
-// String returns the policy's config-file spelling.
-func (p ClientCertPolicy) String() string {
-	switch p {
-	case NoClientCerts:
-		return "none"
-	case OptionalClientCerts:
-		return "optional"
-	case RequireClientCerts:
-		return "require"
-	}
-	return fmt.Sprintf("ClientCertPolicy(%d)", uint8(p))
-}
+// String returns the config-file spelling.
+func (p ClientCertPolicy) String() string { return clientCertPolicies.String(p) }
 
-// ParseClientCertPolicy reads the config-file spelling of a
-// ClientCertPolicy.
-func ParseClientCertPolicy(s string) (ClientCertPolicy, error) {
-	switch s {
-	case "none":
-		return NoClientCerts, nil
-	case "optional":
-		return OptionalClientCerts, nil
-	case "require":
-		return RequireClientCerts, nil
-	}
-	return 0, fmt.Errorf("unknown client certificate policy %q (want none, optional or require)", s)
-}
+// ParseClientCertPolicy reads the config-file spelling of a ClientCertPolicy.
+func ParseClientCertPolicy(s string) (ClientCertPolicy, error) { return clientCertPolicies.Parse(s) }
+
+// clientCertPolicies spells the ClientCertPolicy values, in order.
+var clientCertPolicies = enum.New[ClientCertPolicy]("ClientCertPolicy", "client certificate policy", "none", "optional", "require")
 
 // IdentitySource says which field of a verified client certificate becomes
 // the connection's identity (eventloop.Origin.CertIdentity).
@@ -64,31 +47,14 @@ const (
 	IdentitySAN
 )
 
-// String returns the source's config-file spelling.
-func (s IdentitySource) String() string {
-	switch s {
-	case NoIdentity:
-		return "none"
-	case IdentityCN:
-		return "cn"
-	case IdentitySAN:
-		return "san"
-	}
-	return fmt.Sprintf("IdentitySource(%d)", uint8(s))
-}
+// String returns the config-file spelling.
+func (s IdentitySource) String() string { return identitySources.String(s) }
 
-// ParseIdentitySource reads the config-file spelling of an IdentitySource.
-func ParseIdentitySource(s string) (IdentitySource, error) {
-	switch s {
-	case "none":
-		return NoIdentity, nil
-	case "cn":
-		return IdentityCN, nil
-	case "san":
-		return IdentitySAN, nil
-	}
-	return 0, fmt.Errorf("unknown certificate identity %q (want none, cn or san)", s)
-}
+// ParseIdentitySource reads the config-file spelling of a IdentitySource.
+func ParseIdentitySource(s string) (IdentitySource, error) { return identitySources.Parse(s) }
+
+// identitySources spells the IdentitySource values, in order.
+var identitySources = enum.New[IdentitySource]("IdentitySource", "certificate identity", "none", "cn", "san")
 
 // Config configures the TLS and WebSocket listeners. Each field documents
 // its default and its config-file key; start from DefaultConfig. A zero
