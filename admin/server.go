@@ -5,9 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,14 +47,22 @@ func CheckConfig(listen, token string) error {
 	return errors.New("admin_token must be set when admin_listen is not a loopback address")
 }
 
-// Server is the admin HTTP listener. Its methods are safe for concurrent
-// use.
+// Server is the admin HTTP listener and the dashboard's history sampler.
+// Start and Close are called once each, in that order, by the goroutine
+// that owns the server; its handlers run on net/http's goroutines.
 type Server struct {
 	b    *broker.Broker
 	cfg  Config
 	http *http.Server
 	ln   net.Listener
 	done chan error
+
+	hist *history
+	// ticks, when set before Start (SetHistoryTicks, in tests), replaces
+	// the sampler's ticker: a sample is taken at each time received.
+	ticks    <-chan time.Time
+	stop     chan struct{} // closed by Close: the sampler returns
+	sampling sync.WaitGroup
 }
 
 // New builds a server for b; Start listens.
@@ -59,7 +70,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	if err := CheckConfig(cfg.Listen, cfg.Token); err != nil {
 		return nil, err
 	}
-	s := &Server{b: b, cfg: cfg, done: make(chan error, 1)}
+	s := &Server{b: b, cfg: cfg, done: make(chan error, 1), hist: newHistory(historyLen), stop: make(chan struct{})}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(b), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -75,6 +86,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		mux.HandleFunc(pattern, s.authorized(h))
 	}
 	api("GET /api/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, b.Stats()) })
+	api("GET /api/history", s.history)
 	api("GET /api/clients", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, b.Clients()) })
 	api("GET /api/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
 		ci, ok := b.Client(r.PathValue("id"))
@@ -110,7 +122,8 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start listens and serves in the background.
+// Start listens and serves in the background, and starts sampling the
+// broker's figures for the dashboard's history.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
@@ -118,6 +131,8 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	go func() { s.done <- s.http.Serve(ln) }()
+	s.sampling.Add(1)
+	go s.sample()
 	s.cfg.Logger.Info().Str("addr", ln.Addr().String()).Msg("admin API listening")
 	return nil
 }
@@ -125,17 +140,63 @@ func (s *Server) Start() error {
 // Addr is the listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Close stops the server, letting requests in progress finish until ctx
-// ends.
+// Close stops the sampler and waits for it, then stops the server,
+// letting requests in progress finish until ctx ends.
 func (s *Server) Close(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
 	}
+	close(s.stop)
+	s.sampling.Wait()
 	err := s.http.Shutdown(ctx)
 	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// sample records the broker's figures in the history every
+// historyInterval, the first time at once, until Close. It is the history's
+// only writer.
+func (s *Server) sample() {
+	defer s.sampling.Done()
+	ticks := s.ticks
+	if ticks == nil {
+		t := time.NewTicker(historyInterval)
+		defer t.Stop()
+		ticks = t.C
+		st := s.b.Stats()
+		s.hist.record(time.Now(), &st)
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-ticks:
+			st := s.b.Stats()
+			s.hist.record(now, &st)
+		}
+	}
+}
+
+// history serves the samples of the last historyWindow, or with
+// ?since=MS only those taken after Unix millisecond MS: the dashboard asks
+// for everything once, then for what is new.
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	var after int64 = math.MinInt64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since: not a Unix time in milliseconds")
+			return
+		}
+		after = n
+	}
+	samples := s.hist.since(after, make([]sample, 0, historyLen))
+	version, started := s.hist.meta()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(appendHistoryJSON(make([]byte, 0, 512+len(samples)*numSeries*8), version, started, samples))
 }
 
 // ready answers 200 once the broker accepts MQTT connections.

@@ -29,6 +29,9 @@ type adminOpts struct {
 	token string
 	// sys is the broker's SysInterval: 0 publishes no $SYS topics.
 	sys time.Duration
+	// ticks, when set, drives the server's history sampler
+	// (Server.SetHistoryTicks).
+	ticks <-chan time.Time
 }
 
 // startAdminWith starts a broker and its admin server as o says. It returns
@@ -39,6 +42,9 @@ func startAdminWith(t *testing.T, o adminOpts) (*broker.Broker, string, string) 
 	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: o.token, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.ticks != nil {
+		s.SetHistoryTicks(o.ticks)
 	}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
