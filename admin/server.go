@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"math"
@@ -24,8 +23,9 @@ import (
 type Config struct {
 	// Listen is the address of the HTTP listener ("127.0.0.1:8083").
 	Listen string
-	// Token, when set, is the bearer token the /api/ endpoints require. It
-	// may be empty only on a loopback address (CheckConfig).
+	// Token, when set, is the bearer token that /api/ and /dashboard
+	// require (auth.go: a browser logs in once and keeps a cookie). It may
+	// be empty only on a loopback address (CheckConfig).
 	Token string
 	// Logger receives the server's log lines.
 	Logger zerolog.Logger
@@ -51,11 +51,12 @@ func CheckConfig(listen, token string) error {
 // Start and Close are called once each, in that order, by the goroutine
 // that owns the server; its handlers run on net/http's goroutines.
 type Server struct {
-	b    *broker.Broker
-	cfg  Config
-	http *http.Server
-	ln   net.Listener
-	done chan error
+	b      *broker.Broker
+	cfg    Config
+	cookie string // the session cookie's value for cfg.Token (auth.go)
+	http   *http.Server
+	ln     net.Listener
+	done   chan error
 
 	hist *history
 	// ticks, when set before Start (SetHistoryTicks, in tests), replaces
@@ -71,6 +72,9 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{b: b, cfg: cfg, done: make(chan error, 1), hist: newHistory(historyLen), stop: make(chan struct{})}
+	if cfg.Token != "" {
+		s.cookie = cookieValue(cfg.Token)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(b), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -78,7 +82,9 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /dashboard", dashboard)
+	mux.HandleFunc("GET /dashboard", s.page(dashboard))
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/dashboard", http.StatusFound)
 	})
@@ -206,23 +212,6 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
-}
-
-// authorized wraps an /api/ handler with the bearer-token check.
-func (s *Server) authorized(h http.HandlerFunc) http.HandlerFunc {
-	if s.cfg.Token == "" {
-		return h // loopback only: CheckConfig
-	}
-	want := []byte("Bearer " + s.cfg.Token)
-	return func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
-			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
-			return
-		}
-		h(w, r)
-	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -108,7 +108,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, body := call(t, "GET", base+"/dashboard", ""); code != 200 || !strings.Contains(body, "/api/stats") {
+	if code, body := call(t, "GET", base+"/dashboard", token); code != 200 || !strings.Contains(body, "/api/history") {
 		t.Errorf("/dashboard: %d, %d bytes", code, len(body))
 	}
 }
