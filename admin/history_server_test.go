@@ -35,8 +35,21 @@ func getHistory(t *testing.T, base, query string) historyDoc {
 	return h
 }
 
-// publishAcked publishes n QoS 1 messages and waits for each PUBACK: the
-// broker has counted them by then.
+// tick has the sampler take a sample at at, and waits until it is in the
+// history: the sampler reads Stats after it takes the tick, so what the
+// test does next must wait.
+func tick(t *testing.T, ticks chan<- time.Time, base string, at time.Time) {
+	t.Helper()
+	ticks <- at
+	testutil.Eventually(t, testutil.Wait, "the sample to be recorded", func() bool {
+		h := getHistory(t, base, "?since="+strconv.FormatInt(at.UnixMilli()-1, 10))
+		return len(h.T) > 0
+	})
+}
+
+// publishAcked publishes n QoS 1 messages and waits for each PUBACK: Stats
+// counts them by then (a loop publishes its counters before it flushes its
+// output).
 func publishAcked(t *testing.T, pub *testutil.Raw, n int, id *uint16) {
 	t.Helper()
 	for range n {
@@ -56,21 +69,17 @@ func TestAPIHistory(t *testing.T) {
 	var id uint16
 
 	t0 := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
-	tick := func(i int) time.Time {
-		at := t0.Add(time.Duration(i) * 2 * time.Second)
-		ticks <- at
-		return at
-	}
-	tick(0)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * 2 * time.Second) }
+	tick(t, ticks, base, at(0))
 	publishAcked(t, pub, 4, &id)
-	tick(1)
+	tick(t, ticks, base, at(1))
 	publishAcked(t, pub, 10, &id)
-	last := tick(2)
-	var h historyDoc
-	testutil.Eventually(t, testutil.Wait, "three samples", func() bool {
-		h = getHistory(t, base, "")
-		return len(h.T) == 3
-	})
+	tick(t, ticks, base, at(2))
+	last := at(2)
+	h := getHistory(t, base, "")
+	if len(h.T) != 3 {
+		t.Fatalf("%d samples, want 3: %v", len(h.T), h.T)
+	}
 	if h.T[0] != t0.UnixMilli() || h.T[2] != last.UnixMilli() || h.IntervalMS != 2000 || h.WindowMS != 600_000 {
 		t.Errorf("times %v, interval %d, window %d", h.T, h.IntervalMS, h.WindowMS)
 	}
