@@ -82,7 +82,10 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /dashboard", s.page(dashboard))
+	mux.HandleFunc("GET /dashboard", s.page(s.dashboard))
+	mux.HandleFunc("GET /static/uplot.min.js", asset("text/javascript; charset=utf-8", uplotJS))
+	mux.HandleFunc("GET /static/uplot.min.css", asset("text/css; charset=utf-8", uplotCSS))
+	mux.HandleFunc("GET /static/uplot.LICENSE", asset("text/plain; charset=utf-8", uplotLicense))
 	mux.HandleFunc("POST /login", s.login)
 	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
