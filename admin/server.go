@@ -201,7 +201,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		}
 		after = n
 	}
-	samples := s.hist.since(after, make([]sample, 0, historyLen))
+	samples := s.hist.since(after, nil) // usually one sample: the page asks every interval
 	version, started := s.hist.meta()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
