@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test race stress fuzz bench bench-quick bench-pkg profile lint deps clean
+.PHONY: help run build test race stress fuzz bench bench-quick bench-pkg profile lint deps vendor-uplot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -78,7 +78,7 @@ lint: ## gofmt must be clean, go vet must pass
 
 BROWSER_TEST := admin/testdata/browser
 
-deps: ## install mosquitto, its clients, python3-paho-mqtt, chromium and node (apt), and playwright-core and mqtt (npm), when missing
+deps: ## install mosquitto, its clients, python3-paho-mqtt, chromium and node (apt), and playwright-core, mqtt and uplot (npm), when missing
 	@if command -v mosquitto_pub >/dev/null 2>&1 && command -v mosquitto_sub >/dev/null 2>&1 && \
 		{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && \
 		/usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1 && [ -x /usr/bin/chromium ] && \
@@ -94,10 +94,19 @@ deps: ## install mosquitto, its clients, python3-paho-mqtt, chromium and node (a
 			$(SUDO) systemctl disable --now mosquitto; \
 		fi; \
 	fi
-	@if [ ! -d $(BROWSER_TEST)/node_modules/playwright-core ] || [ ! -d $(BROWSER_TEST)/node_modules/mqtt ]; then \
+	@if [ ! -d $(BROWSER_TEST)/node_modules/playwright-core ] || [ ! -d $(BROWSER_TEST)/node_modules/mqtt ] || \
+		[ ! -d $(BROWSER_TEST)/node_modules/uplot ]; then \
 		echo "deps: npm ci in $(BROWSER_TEST)"; \
 		cd $(BROWSER_TEST) && npm ci --no-audit --no-fund; \
 	fi
+
+UPLOT := $(BROWSER_TEST)/node_modules/uplot
+
+# The dashboard's chart library is committed under admin/static/vendor (the
+# binary embeds it); this copies it from the version package.json pins.
+vendor-uplot: ## copy uPlot, at the version admin/testdata/browser/package.json pins, into admin/static/vendor/uplot
+	cd $(BROWSER_TEST) && npm ci --no-audit --no-fund
+	cp $(UPLOT)/dist/uPlot.iife.min.js $(UPLOT)/dist/uPlot.min.css $(UPLOT)/LICENSE admin/static/vendor/uplot/
 
 clean: ## remove build output
 	rm -rf bin

@@ -28,7 +28,7 @@ func newCollector(b *broker.Broker) *collector {
 		connected:       d("clients_connected", "Clients connected now."),
 		sessions:        d("sessions", "Sessions, connected or not."),
 		subscriptions:   d("subscriptions", "Subscriptions in the router."),
-		retained:        d("retained_messages", "Retained messages."),
+		retained:        d("retained_messages", "Retained messages, by kind: sys on topics starting with '$' (the broker's $SYS topics), user on the others.", "kind"),
 		inflight:        d("inflight_messages", "QoS 1/2 messages sent to clients and not yet acknowledged."),
 		queued:          d("queued_messages", "QoS 1/2 messages waiting in session queues."),
 		uptime:          d("uptime_seconds", "Seconds since the broker started."),
@@ -66,7 +66,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.connected, float64(st.ClientsConnected))
 	gauge(c.sessions, float64(st.Sessions))
 	gauge(c.subscriptions, float64(st.Subscriptions))
-	gauge(c.retained, float64(st.Retained))
+	gauge(c.retained, float64(st.RetainedUser), "user")
+	gauge(c.retained, float64(st.RetainedSys), "sys")
 	gauge(c.inflight, float64(st.Inflight))
 	gauge(c.queued, float64(st.Queued))
 	gauge(c.uptime, st.Uptime.Seconds())

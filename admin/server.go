@@ -2,12 +2,14 @@ package admin
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,8 +24,9 @@ import (
 type Config struct {
 	// Listen is the address of the HTTP listener ("127.0.0.1:8083").
 	Listen string
-	// Token, when set, is the bearer token the /api/ endpoints require. It
-	// may be empty only on a loopback address (CheckConfig).
+	// Token, when set, is the bearer token that /api/ and /dashboard
+	// require (auth.go: a browser logs in once and keeps a cookie). It may
+	// be empty only on a loopback address (CheckConfig).
 	Token string
 	// Logger receives the server's log lines.
 	Logger zerolog.Logger
@@ -45,16 +48,24 @@ func CheckConfig(listen, token string) error {
 	return errors.New("admin_token must be set when admin_listen is not a loopback address")
 }
 
-// Server is the admin HTTP listener. Its methods are safe for concurrent
-// use.
+// Server is the admin HTTP listener and the dashboard's history sampler.
+// Start and Close are called once each, in that order, by the goroutine
+// that owns the server; its handlers run on net/http's goroutines.
 type Server struct {
 	b       *broker.Broker
 	cfg     Config
-	token   atomic.Pointer[string] // cfg.Token, or what SetToken gave since
-	serving atomic.Bool            // Serve has run
+	creds   atomic.Pointer[credentials] // cfg.Token's, or what SetToken gave since (auth.go)
+	serving atomic.Bool                 // Serve has run
 	http    *http.Server
 	ln      net.Listener
 	done    chan error
+
+	hist *history
+	// ticks, when set before Start (SetHistoryTicks, in tests), replaces
+	// the sampler's ticker: a sample is taken at each time received.
+	ticks    <-chan time.Time
+	stop     chan struct{} // closed by Close: the sampler returns
+	sampling sync.WaitGroup
 }
 
 // New builds a server for b; Start listens.
@@ -62,8 +73,8 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	if err := CheckConfig(cfg.Listen, cfg.Token); err != nil {
 		return nil, err
 	}
-	s := &Server{b: b, cfg: cfg, done: make(chan error, 1)}
-	s.token.Store(&cfg.Token)
+	s := &Server{b: b, cfg: cfg, done: make(chan error, 1), hist: newHistory(historyLen), stop: make(chan struct{})}
+	s.creds.Store(newCredentials(cfg.Token))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(b), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -71,7 +82,12 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /dashboard", dashboard)
+	mux.HandleFunc("GET /dashboard", s.page(s.dashboard))
+	mux.HandleFunc("GET /static/uplot.min.js", asset("text/javascript; charset=utf-8", uplotJS))
+	mux.HandleFunc("GET /static/uplot.min.css", asset("text/css; charset=utf-8", uplotCSS))
+	mux.HandleFunc("GET /static/uplot.LICENSE", asset("text/plain; charset=utf-8", uplotLicense))
+	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("POST /logout", s.logout)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/dashboard", http.StatusFound)
 	})
@@ -79,6 +95,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		mux.HandleFunc(pattern, s.authorized(h))
 	}
 	api("GET /api/stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, b.Stats()) })
+	api("GET /api/history", s.history)
 	api("GET /api/clients", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, b.Clients()) })
 	api("GET /api/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
 		ci, ok := b.Client(r.PathValue("id"))
@@ -134,30 +151,34 @@ func (s *Server) Listen() error {
 	return nil
 }
 
-// Serve serves on the listener Listen bound, in the background.
+// Serve serves on the listener Listen bound, in the background, and
+// starts sampling the broker's figures for the dashboard's history.
 func (s *Server) Serve() {
 	s.serving.Store(true)
 	go func() { s.done <- s.http.Serve(s.ln) }()
+	s.sampling.Add(1)
+	go s.sample()
 	s.cfg.Logger.Info().Str("addr", s.ln.Addr().String()).Msg("admin API listening")
 }
 
-// SetToken replaces the bearer token the /api/ endpoints require (SIGHUP:
-// a leaked token is rotated without a restart). token may be empty only on
-// a loopback listener (CheckConfig); requests in flight finish with the
+// SetToken replaces the bearer token the API and the dashboard require
+// (SIGHUP: a leaked token is rotated without a restart); the session
+// cookies made for the old one stop working. token may be empty only on a
+// loopback listener (CheckConfig); requests in flight finish with the
 // token they were checked against.
 func (s *Server) SetToken(token string) error {
 	if err := CheckConfig(s.cfg.Listen, token); err != nil {
 		return err
 	}
-	s.token.Store(&token)
+	s.creds.Store(newCredentials(token))
 	return nil
 }
 
 // Addr is the listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Close stops the server, letting requests in progress finish until ctx
-// ends.
+// Close stops the sampler and waits for it, then stops the server,
+// letting requests in progress finish until ctx ends.
 func (s *Server) Close(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
@@ -165,11 +186,57 @@ func (s *Server) Close(ctx context.Context) error {
 	if !s.serving.Load() {
 		return s.ln.Close()
 	}
+	close(s.stop)
+	s.sampling.Wait()
 	err := s.http.Shutdown(ctx)
 	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// sample records the broker's figures in the history every
+// historyInterval, the first time at once, until Close. It is the history's
+// only writer.
+func (s *Server) sample() {
+	defer s.sampling.Done()
+	ticks := s.ticks
+	if ticks == nil {
+		t := time.NewTicker(historyInterval)
+		defer t.Stop()
+		ticks = t.C
+		st := s.b.Stats()
+		s.hist.record(time.Now(), &st)
+	}
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-ticks:
+			st := s.b.Stats()
+			s.hist.record(now, &st)
+		}
+	}
+}
+
+// history serves the samples of the last historyWindow, or with
+// ?since=MS only those taken after Unix millisecond MS: the dashboard asks
+// for everything once, then for what is new.
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	var after int64 = math.MinInt64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since: not a Unix time in milliseconds")
+			return
+		}
+		after = n
+	}
+	samples := s.hist.since(after, nil) // usually one sample: the page asks every interval
+	version, started := s.hist.meta()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(appendHistoryJSON(make([]byte, 0, 512+len(samples)*numSeries*8), version, started, samples))
 }
 
 // ready answers 200 once the broker accepts MQTT connections.
@@ -179,25 +246,6 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
-}
-
-// authorized wraps an /api/ handler with the bearer-token check, against
-// the token as of the request (SetToken).
-func (s *Server) authorized(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		token := *s.token.Load()
-		if token == "" {
-			h(w, r) // loopback only: CheckConfig
-			return
-		}
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, []byte("Bearer "+token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="shoal"`)
-			writeError(w, http.StatusUnauthorized, "a valid bearer token is required")
-			return
-		}
-		h(w, r)
-	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -21,10 +21,30 @@ const token = "s3cret-token"
 // startAdmin starts a broker and its admin server on loopback ports.
 func startAdmin(t *testing.T, tok string) (*broker.Broker, string, string) {
 	t.Helper()
-	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = 0 })
-	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: tok, Logger: zerolog.Nop()})
+	return startAdminWith(t, adminOpts{token: tok})
+}
+
+// adminOpts are startAdminWith's choices; the zero value is startAdmin's.
+type adminOpts struct {
+	token string
+	// sys is the broker's SysInterval: 0 publishes no $SYS topics.
+	sys time.Duration
+	// ticks, when set, drives the server's history sampler
+	// (Server.SetHistoryTicks).
+	ticks <-chan time.Time
+}
+
+// startAdminWith starts a broker and its admin server as o says. It returns
+// the broker, its MQTT address and the admin server's base URL.
+func startAdminWith(t *testing.T, o adminOpts) (*broker.Broker, string, string) {
+	t.Helper()
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = o.sys })
+	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: o.token, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.ticks != nil {
+		s.SetHistoryTicks(o.ticks)
 	}
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
@@ -88,7 +108,7 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, body := call(t, "GET", base+"/dashboard", ""); code != 200 || !strings.Contains(body, "/api/stats") {
+	if code, body := call(t, "GET", base+"/dashboard", token); code != 200 || !strings.Contains(body, "/api/history") {
 		t.Errorf("/dashboard: %d, %d bytes", code, len(body))
 	}
 }
@@ -146,7 +166,8 @@ func TestAPIClientsAndKick(t *testing.T) {
 }
 
 func TestAPIRetained(t *testing.T) {
-	b, addr, base := startAdmin(t, token)
+	// $SYS on, every hour: its topics are published (and retained) once.
+	b, addr, base := startAdminWith(t, adminOpts{token: token, sys: time.Hour})
 	pub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("r"), CleanStart: true})
 	for i, topic := range []string{"home/kitchen/temp", "home/hall/temp"} {
 		pub.SendPublish(codec.Publish{Topic: []byte(topic), QoS: 1, PacketID: uint16(i + 1), Retain: true, Payload: []byte("21")})
@@ -160,8 +181,19 @@ func TestAPIRetained(t *testing.T) {
 	if code, _ := call(t, "DELETE", base+"/api/retained/home/hall/temp", token); code != http.StatusNoContent {
 		t.Fatalf("delete: %d", code)
 	}
-	if n := b.RetainedCount(); n != 1 {
-		t.Errorf("%d retained after the delete, want 1", n)
+	var st broker.Stats
+	testutil.Eventually(t, testutil.Wait, "the $SYS topics to be retained", func() bool {
+		_, body := call(t, "GET", base+"/api/stats", token)
+		return json.Unmarshal([]byte(body), &st) == nil && st.RetainedSys > 0
+	})
+	if st.RetainedUser != 1 || st.Retained != st.RetainedUser+st.RetainedSys || b.RetainedCount() < st.Retained {
+		t.Errorf("after the delete: retained %d = %d user + %d sys, want 1 user; broker counts %d",
+			st.Retained, st.RetainedUser, st.RetainedSys, b.RetainedCount())
+	}
+	_, metrics := call(t, "GET", base+"/metrics", "")
+	if !strings.Contains(metrics, `shoal_retained_messages{kind="user"} 1`+"\n") ||
+		!strings.Contains(metrics, `shoal_retained_messages{kind="sys"} `) {
+		t.Errorf("/metrics: %q", grepLines(metrics, "shoal_retained_messages"))
 	}
 	if code, _ := call(t, "DELETE", base+"/api/retained/home/hall/temp", token); code != 404 {
 		t.Errorf("deleting it again: %d, want 404", code)
@@ -172,6 +204,17 @@ func TestAPIRetained(t *testing.T) {
 		t.Errorf("retained after the delete: %q", p.Topic)
 	}
 	sub.ExpectSilence(200 * time.Millisecond)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) []string {
+	var out []string
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	return out
 }
 
 func TestCheckConfig(t *testing.T) {

@@ -363,8 +363,12 @@ func (b *Broker) SessionCount() int { return b.sessions.Len() }
 // SubscriptionCount is the number of subscriptions in the router.
 func (b *Broker) SubscriptionCount() int { return b.subs.Count() }
 
-// RetainedCount is the number of retained messages.
-func (b *Broker) RetainedCount() int { return b.retained.Count() }
+// RetainedCount is the number of retained messages, $SYS ones included
+// (Stats tells them apart).
+func (b *Broker) RetainedCount() int {
+	user, sys := b.retained.Count()
+	return user + sys
+}
 
 // Error is a broker policy or protocol error found above the codec (a
 // second CONNECT, a full queue, a limit), with the MQTT reason code it is

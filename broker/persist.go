@@ -253,7 +253,7 @@ func (b *Broker) restore() error {
 	if err := b.store.Load(r); err != nil {
 		return fmt.Errorf("broker: loading the persistent store: %w", err)
 	}
-	b.lg().Info().Int("sessions", b.sessions.Len()).Int("retained", b.retained.Count()).
+	b.lg().Info().Int("sessions", b.sessions.Len()).Int("retained", b.RetainedCount()).
 		Int("wills", r.wills).Dur("took", time.Since(start)).Msg("persistent state loaded")
 	return nil
 }

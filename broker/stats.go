@@ -87,9 +87,15 @@ type Stats struct {
 	// clients/total.
 	Sessions      int `json:"sessions"`
 	Subscriptions int `json:"subscriptions"`
-	Retained      int `json:"retained"`
-	Inflight      int `json:"inflight"` // QoS 1/2 messages sent, not yet acknowledged
-	Queued        int `json:"queued"`   // QoS 1/2 messages waiting in session queues
+	// Retained counts every retained message. RetainedSys counts those on
+	// topics starting with '$' (the broker's own $SYS topics), which a
+	// subscription to "#" does not receive [MQTT-4.7.2-1]; RetainedUser
+	// the others, as many as /api/retained?filter=%23 lists.
+	Retained     int `json:"retained"`
+	RetainedUser int `json:"retained_user"`
+	RetainedSys  int `json:"retained_sys"`
+	Inflight     int `json:"inflight"` // QoS 1/2 messages sent, not yet acknowledged
+	Queued       int `json:"queued"`   // QoS 1/2 messages waiting in session queues
 	// MessagesReceived and MessagesSent count PUBLISH packets from and to
 	// clients, by QoS.
 	MessagesReceived [3]int64         `json:"messages_received"`
@@ -131,7 +137,6 @@ func (b *Broker) Stats() Stats {
 		Version:       b.cfg.Version,
 		Started:       b.startedAt,
 		Subscriptions: b.subs.Count(),
-		Retained:      b.retained.Count(),
 		Disconnects:   make(map[string]int64, closeReasons),
 		Drops: map[string]int64{
 			"queue_full":  b.stats.dropsQueueFull.Load(),
@@ -156,6 +161,8 @@ func (b *Broker) Stats() Stats {
 			"publish_rate_pauses": b.stats.publishThrottled.Load(),
 		},
 	}
+	st.RetainedUser, st.RetainedSys = b.retained.Count()
+	st.Retained = st.RetainedUser + st.RetainedSys
 	if !b.startedAt.IsZero() {
 		st.Uptime = time.Since(b.startedAt)
 	}

@@ -49,7 +49,8 @@ type File struct {
 	// 127.0.0.1:8083; empty turns it off.
 	AdminListen string
 
-	// AdminToken is the bearer token the admin API requires (admin_token).
+	// AdminToken is the bearer token the admin API and dashboard require
+	// (admin_token).
 	// It may be empty only when AdminListen is a loopback address.
 	AdminToken string
 

@@ -29,8 +29,13 @@ type Retained interface {
 	// caller gives back, and returns the extended slice: a snapshot to
 	// deliver over time. It copies no message.
 	Collect(filter string, out []*Message) []*Message
-	// Count returns the number of retained messages.
-	Count() int
+	// Count returns the number of retained messages on topics that start
+	// with '$' (dollar), which the spec leaves to the server and wildcards
+	// at the first level do not match [MQTT-4.7.2-1] (the broker's $SYS
+	// topics), and on all other topics (user). Each figure is exact at the
+	// moment it is read; the two are read apart, so a concurrent Set may be
+	// in one and not yet in the other.
+	Count() (user, dollar int)
 }
 
 // MemRetained is the in-memory Retained store: a trie of topic levels under
@@ -38,9 +43,12 @@ type Retained interface {
 // published through, and Match runs once per SUBSCRIBE, so one lock is
 // enough. All methods are safe for concurrent use.
 type MemRetained struct {
-	mu    sync.RWMutex
-	root  rnode        // guarded by mu
-	count atomic.Int64 // written with mu held
+	mu   sync.RWMutex
+	root rnode // guarded by mu
+	// Messages on topics not starting with '$' and on those that do:
+	// written with mu held, read without it (Count), so that a scrape or
+	// a dashboard sample costs two loads rather than a walk of the trie.
+	user, dollar atomic.Int64
 }
 
 var _ Retained = (*MemRetained)(nil)
@@ -57,7 +65,15 @@ type rnode struct {
 func NewRetained() *MemRetained { return &MemRetained{} }
 
 // Count implements Retained.
-func (r *MemRetained) Count() int { return int(r.count.Load()) }
+func (r *MemRetained) Count() (user, dollar int) { return int(r.user.Load()), int(r.dollar.Load()) }
+
+// counter is the count that a message on topic belongs to.
+func (r *MemRetained) counter(topic []byte) *atomic.Int64 {
+	if len(topic) > 0 && topic[0] == '$' {
+		return &r.dollar
+	}
+	return &r.user
+}
 
 // Set implements Retained. The previous message's reference is released
 // after the lock is dropped.
@@ -82,7 +98,7 @@ func (r *MemRetained) Set(m *Message) {
 	old := n.msg
 	n.msg = m // [MQTT-3.3.1-5]
 	if old == nil {
-		r.count.Add(1)
+		r.counter(m.Topic).Add(1)
 	} else {
 		old.superseded.Store(true)
 	}
@@ -111,7 +127,7 @@ func (r *MemRetained) clear(topic []byte) {
 	old := n.msg
 	n.msg = nil
 	if old != nil {
-		r.count.Add(-1)
+		r.counter(topic).Add(-1)
 		old.superseded.Store(true)
 	}
 	for i := len(path) - 1; i >= 0 && path[i].empty(); i-- {

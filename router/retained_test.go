@@ -10,6 +10,12 @@ func newRetainedMsg(topic, payload string) *Message {
 	return NewMessage([]byte(topic), []byte(payload), nil, []byte("pub"), 1, true, 0, nil)
 }
 
+// count is the number of retained messages in r, '$' topics included.
+func count(r Retained) int {
+	user, dollar := r.Count()
+	return user + dollar
+}
+
 // retainedTopics returns the topics Match reports for filter, sorted.
 func retainedTopics(r Retained, filter string) []string {
 	var out []string
@@ -29,8 +35,8 @@ func TestRetainedSetReplaceClear(t *testing.T) {
 	if got := m1.refs.Load(); got != 2 {
 		t.Fatalf("after Set: refs = %d, want 2 (caller + store)", got)
 	}
-	if r.Count() != 1 {
-		t.Fatalf("Count = %d, want 1", r.Count())
+	if count(r) != 1 {
+		t.Fatalf("Count = %d, want 1", count(r))
 	}
 
 	m2 := newRetainedMsg("a/b", "two")
@@ -40,8 +46,8 @@ func TestRetainedSetReplaceClear(t *testing.T) {
 	}
 	var payloads []string
 	r.Match("a/b", func(m *Message) bool { payloads = append(payloads, string(m.Payload)); return true })
-	if !slices.Equal(payloads, []string{"two"}) || r.Count() != 1 {
-		t.Fatalf("after replace: %v, Count %d", payloads, r.Count())
+	if !slices.Equal(payloads, []string{"two"}) || count(r) != 1 {
+		t.Fatalf("after replace: %v, Count %d", payloads, count(r))
 	}
 
 	clr := newRetainedMsg("a/b", "")
@@ -52,8 +58,8 @@ func TestRetainedSetReplaceClear(t *testing.T) {
 	if got := clr.refs.Load(); got != 1 {
 		t.Fatalf("empty-payload message: refs = %d, want 1 (not stored)", got)
 	}
-	if r.Count() != 0 || len(retainedTopics(r, "#")) != 0 {
-		t.Fatalf("after clear: Count %d", r.Count())
+	if count(r) != 0 || len(retainedTopics(r, "#")) != 0 {
+		t.Fatalf("after clear: Count %d", count(r))
 	}
 	if !r.root.empty() {
 		t.Fatal("clear left trie nodes behind")
@@ -61,12 +67,53 @@ func TestRetainedSetReplaceClear(t *testing.T) {
 
 	// Clearing a topic with nothing retained is a no-op.
 	r.Set(clr)
-	if r.Count() != 0 || clr.refs.Load() != 1 {
+	if count(r) != 0 || clr.refs.Load() != 1 {
 		t.Fatal("clearing an absent topic changed something")
 	}
 	m1.Release()
 	m2.Release()
 	clr.Release()
+}
+
+// Count keeps the '$' topics apart [MQTT-4.7.2-1] through sets, replaces
+// and clears, with no walk of the trie.
+func TestRetainedCountDollar(t *testing.T) {
+	r := NewRetained()
+	check := func(when string, wantUser, wantDollar int) {
+		t.Helper()
+		if user, dollar := r.Count(); user != wantUser || dollar != wantDollar {
+			t.Errorf("%s: Count = %d user, %d dollar; want %d, %d", when, user, dollar, wantUser, wantDollar)
+		}
+	}
+	var msgs []*Message
+	set := func(topic, payload string) {
+		m := newRetainedMsg(topic, payload)
+		r.Set(m)
+		msgs = append(msgs, m)
+	}
+	set("a/b", "1")
+	set("$SYS/broker/uptime", "1")
+	set("$SYS/broker/version", "1")
+	set("$app/x", "1") // any '$' topic: reserved, not matched by '#'
+	set("b/$c", "1")   // '$' below the first level is an ordinary topic
+	check("after five sets", 2, 3)
+	set("$SYS/broker/uptime", "2") // replaced: no new message
+	set("a/b", "2")
+	check("after two replaces", 2, 3)
+	set("$SYS/broker/version", "") // cleared [MQTT-3.3.1-6]
+	set("b/$c", "")
+	set("$nothing/here", "") // clearing an absent topic changes nothing
+	check("after clears", 1, 2)
+	if user, _ := r.Count(); user != len(retainedTopics(r, "#")) {
+		t.Errorf("user count %d, but '#' matches %v", user, retainedTopics(r, "#"))
+	}
+	for _, tp := range []string{"a/b", "$SYS/broker/uptime", "$app/x"} {
+		clearTopic(r, tp)
+	}
+	check("after clearing all", 0, 0)
+	for _, m := range msgs {
+		m.Release()
+	}
 }
 
 func TestRetainedMatch(t *testing.T) {
@@ -140,8 +187,8 @@ func TestRetainedMatch(t *testing.T) {
 	for _, tp := range topics {
 		clearTopic(r, tp)
 	}
-	if r.Count() != 0 || !r.root.empty() {
-		t.Fatalf("after clearing all: Count %d, root empty %v", r.Count(), r.root.empty())
+	if count(r) != 0 || !r.root.empty() {
+		t.Fatalf("after clearing all: Count %d, root empty %v", count(r), r.root.empty())
 	}
 	for _, m := range msgs {
 		if got := m.refs.Load(); got != 1 {

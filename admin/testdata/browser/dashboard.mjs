@@ -1,51 +1,107 @@
 // Loads the Shoal admin dashboard in headless Chromium and reports what it
 // shows, for admin.TestDashboardInBrowser:
 //
-//   node dashboard.mjs URL SCREENSHOT
+//   node dashboard.mjs BASE_URL TOKEN SCREENSHOT
 //
-// It waits until the page has drawn a non-zero incoming message rate (the
-// test publishes meanwhile), saves a screenshot, and prints one JSON line:
-// the figures on the page, whether the charts have ink, and any errors the
-// page logged.
+// It prints one JSON line per phase, for the test to read as it goes:
+//
+//   {"phase":"loaded", ...}  the 401 page met without the token, then the
+//                            dashboard reached through its form, read at
+//                            once: what the first answer drew (the history
+//                            the server already held), the charts' axes and
+//                            legends, the tiles. The test starts sending
+//                            new samples when it reads this line.
+//   {"phase":"done", ...}    the charts once a new sample was appended, how
+//                            much of each chart is inked, whether an old
+//                            /dashboard#token=... address still signs in,
+//                            and any errors the pages logged.
+//
+// It saves a screenshot of the dashboard at SCREENSHOT and one of the 401
+// page beside it (-401.png).
 import { chromium } from 'playwright-core';
 
-const [url, shot] = process.argv.slice(2);
+const [base, token, shot] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-dev-shm-usage'],
 });
-try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors = [];
+const errors = [];
+const watch = (page) => {
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await page.goto(url);
-  const first = await page.textContent('#connected');
-  await page.waitForFunction(() => Number(document.getElementById('inrate').textContent) > 0, null, { timeout: 20000 });
-  await page.waitForTimeout(1200); // another sample, so the charts have a line
-  const read = (id) => page.textContent('#' + id);
-  // Pixels of a series' colour (the axis and labels are grey): a chart
-  // with data has some.
-  const inked = await page.evaluate(() => [...document.querySelectorAll('canvas')].map((c) => {
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  page.on('console', (m) => {
+    // The 401 page's own load is the browser's "failed to load resource".
+    if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(m.text());
+  });
+};
+
+// charts reads every chart: its samples, axes, legend and last values.
+const charts = (page) => page.evaluate(() => Object.fromEntries(Object.entries(window.shoal.charts).map(([id, u]) => [id, {
+  samples: u.data[0].length,
+  t0: u.data[0][0],
+  xLabel: u.axes[0].label,
+  xTime: u.scales.x.time,
+  yLabel: u.axes[1].label,
+  legend: [...u.root.querySelectorAll('.u-legend .u-label')].map((e) => e.textContent),
+  last: u.data.slice(1).map((col) => col[col.length - 1]),
+}])));
+
+const tiles = async (page) => {
+  const out = {};
+  for (const id of ['connected', 'sessions', 'subscriptions', 'inrate', 'outrate', 'queued', 'drops', 'retained-user', 'retained-sys', 'status']) {
+    out[id] = await page.textContent('#' + id);
+  }
+  return out;
+};
+
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+  watch(page);
+
+  // Without the token: the 401 page.
+  const resp = await page.goto(base + '/dashboard');
+  const unauthorized = { status: resp.status(), text: await page.textContent('body') };
+  await page.screenshot({ path: shot.replace(/\.png$/, '') + '-401.png' });
+
+  // Its form signs in and lands on the dashboard.
+  await page.fill('#token', token);
+  await Promise.all([
+    page.waitForResponse((r) => r.url() === base + '/dashboard' && r.status() === 200),
+    page.click('button[type=submit]'),
+  ]);
+  await page.waitForFunction(() => window.shoal && window.shoal.first !== null, null, { timeout: 15000 });
+  const first = await page.evaluate(() => window.shoal.first);
+  const initial = await charts(page);
+  console.log(JSON.stringify({ phase: 'loaded', unauthorized, first, charts: initial, tiles: await tiles(page) }));
+
+  // The test now sends samples: one more is appended without a reload.
+  await page.waitForFunction((n) => window.shoal.charts.msgs.data[0].length > n, initial.msgs.samples, { timeout: 20000 });
+  await page.waitForTimeout(300); // let the canvas paint
+  // Pixels of a series' colour (axes, grid and text are grey or black): a
+  // chart with data has some.
+  const inked = await page.evaluate(() => Object.fromEntries(Object.entries(window.shoal.charts).map(([id, u]) => {
+    const c = u.ctx.canvas, d = u.ctx.getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let i = 0; i < d.length; i += 4) {
       const [r, g, b, a] = [d[i], d[i + 1], d[i + 2], d[i + 3]];
       if (a > 0 && Math.max(Math.abs(r - g), Math.abs(g - b), Math.abs(r - b)) > 40) n++;
     }
-    return n;
-  }));
+    return [id, n];
+  })));
+  const after = await charts(page);
+  const afterTiles = await tiles(page);
   await page.screenshot({ path: shot, fullPage: true });
-  console.log(JSON.stringify({
-    status: await read('status'),
-    connectedFirst: first,
-    connected: await read('connected'),
-    inrate: await read('inrate'),
-    outrate: await read('outrate'),
-    subscriptions: await read('subscriptions'),
-    inked,
-    errors,
-  }));
+
+  // An address of the old form, in a fresh browser context: the 401 page
+  // takes the token out of it and signs in.
+  const ctx = await browser.newContext();
+  const old = await ctx.newPage();
+  watch(old);
+  await old.goto(base + '/dashboard#token=' + encodeURIComponent(token));
+  await old.waitForFunction(() => window.shoal && window.shoal.first !== null, null, { timeout: 15000 });
+  const fragment = { url: old.url(), samples: await old.evaluate(() => window.shoal.charts.msgs.data[0].length) };
+  await ctx.close();
+
+  console.log(JSON.stringify({ phase: 'done', charts: after, tiles: afterTiles, inked, fragment, errors }));
 } finally {
   await browser.close();
 }
