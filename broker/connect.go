@@ -208,7 +208,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	if ev := b.lifecycle(ls, now); ev != nil {
 		ev.Str("client", cp.id).Str("remote", c.conn.RemoteAddr().String()).Str("protocol", protocolNames[c.version]).
-			Bool("clean", cp.clean).Bool("present", present).Uint16("keep_alive", c.keepAlive).Msg("client connected")
+			Bool("clean", cp.clean).Bool("present", present).Uint16("keep_alive_s", c.keepAlive).Msg("client connected")
 	}
 }
 

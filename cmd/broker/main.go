@@ -183,7 +183,7 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		log = reload(b, o, stderr, log)
 		sig = <-signals
 	}
-	log.Info().Str("signal", sig.String()).Dur("timeout", shutdownTimeout).Msg("shutting down")
+	log.Info().Str("signal", sig.String()).Int64("timeout_ms", shutdownTimeout.Milliseconds()).Msg("shutting down")
 	if err := shutdown(b, adm, signals, log); err != nil {
 		log.Error().Err(err).Msg("shutdown was not clean")
 		return 1
