@@ -347,6 +347,7 @@ func TestLogDisconnectRule(t *testing.T) {
 	logs, addr := logBroker(t, func(c *broker.Config) {
 		c.MaxTopicLength = 16
 		c.MaxPacketSize = 1024
+		c.ReceiveMaximum = 2
 	})
 	disconnected := func(t *testing.T, want map[string]any) map[string]any {
 		t.Helper()
@@ -377,6 +378,22 @@ func TestLogDisconnectRule(t *testing.T) {
 		r.ExpectDisconnect(codec.PacketTooLarge, testutil.Wait)
 		disconnected(t, map[string]any{"client": "big", "reason": "protocol_error",
 			"detail": "packet larger than max_packet_size (1024 bytes)", "reason_code": "0x95", "reason_name": "packet too large"})
+	})
+
+	t.Run("receive_maximum, MQTT 5", func(t *testing.T) {
+		r, _ := testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("no-pubrel"), CleanStart: true})
+		for id := uint16(1); id <= 3; id++ { // PUBRECs unanswered
+			r.SendPublish(codec.Publish{Topic: []byte("t"), QoS: 2, PacketID: id, Payload: []byte("x")})
+		}
+		disconnected(t, map[string]any{"client": "no-pubrel", "reason": "protocol_error",
+			"detail": "more than receive_maximum (2) QoS 2 messages awaiting PUBREL", "reason_code": "0x93",
+			"reason_name": "receive maximum exceeded"})
+	})
+
+	t.Run("keep-alive", func(t *testing.T) {
+		testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("silent"), CleanStart: true, KeepAlive: 1})
+		logs.WaitLine(t, 5*time.Second, "client disconnected", map[string]any{"client": "silent", "reason": "keepalive",
+			"detail": "no packet within 1.5 times keep_alive (1 s)", "reason_code": "0x8d"})
 	})
 
 	t.Run("client's DISCONNECT with an error", func(t *testing.T) {
