@@ -27,12 +27,12 @@ var (
 // authFailure turns a method's refusal into the broker's error, keeping
 // the method's reason code; the detail stays in the logs, never in a
 // Reason String, where it would help an attacker.
-func authFailure(err error) error {
+func authFailure(method string, err error) error {
 	code := codec.NotAuthorized
 	if ae, ok := err.(*auth.Error); ok {
 		code = codec.ReasonCode(ae.Code)
 	}
-	return &Error{Code: code, Msg: "authentication failed"}
+	return &Error{Code: code, Msg: "authentication failed", detail: "authentication failed (method " + method + "): " + err.Error()}
 }
 
 // startAuth begins the exchange named in CONNECT. cp waits in clientExt
@@ -40,7 +40,7 @@ func authFailure(err error) error {
 func (c *client) startAuth(ls *loopState, cp connectParams, method string, data []byte) error {
 	m, ok := c.b.auth.Lookup(method)
 	if !ok {
-		return errAuthMethodUnknown // [MQTT-4.12.0-1]
+		return errAuthMethodUnknown.because("authentication method %q not supported", clip(method)) // [MQTT-4.12.0-1]
 	}
 	e := c.extra()
 	e.authMethod = method
@@ -58,11 +58,7 @@ func (c *client) stepAuth(ls *loopState, data []byte) error {
 	out, done, err := e.exchange.Step(data)
 	if err != nil {
 		e.exchange = nil
-		if ev := c.b.lifecycle(ls, c.conn.Loop().Now()); ev != nil {
-			ev.Err(err).Str("method", e.authMethod).Str("remote", c.conn.RemoteAddr().String()).
-				Msg("authentication refused")
-		}
-		return authFailure(err)
+		return authFailure(e.authMethod, err) // logged as the refusal or the disconnect
 	}
 	if !done {
 		c.sendAuth(codec.ContinueAuthentication, out) // [MQTT-4.12.0-2]
@@ -71,8 +67,11 @@ func (c *client) stepAuth(ls *loopState, data []byte) error {
 	id := e.exchange.Identity()
 	e.exchange = nil
 	if cp := e.pending; cp != nil {
+		if err := c.admit(ls, *cp, id, out); err != nil { // CONNACK 0x00 [MQTT-4.12.0-3]
+			return err // e.pending names the client in the refusal line
+		}
 		e.pending = nil
-		return c.admit(ls, *cp, id, out) // CONNACK 0x00 [MQTT-4.12.0-3]
+		return nil
 	}
 	if id != e.identity {
 		// Re-authentication confirms who the client is; it is not a way

@@ -377,9 +377,25 @@ func (b *Broker) RetainedCount() int {
 type Error struct {
 	Code codec.ReasonCode
 	Msg  string
+
+	// detail says, in the log only, what Msg (an MQTT 5 client may read it
+	// in a Reason String) keeps to itself: the topic, the authenticator's
+	// own error. of is the error it details (because).
+	detail string
+	of     *Error
 }
 
 func (e *Error) Error() string { return "broker: " + e.Msg }
+
+// Is reports whether e details target (because): errors.Is(e, errWillDenied).
+func (e *Error) Is(target error) bool { return e.of != nil && e.of == target }
+
+// because returns e with a detail for the log (Error.detail). It
+// allocates: call it where the connection is refused or closed, never
+// per message.
+func (e *Error) because(format string, args ...any) *Error {
+	return &Error{Code: e.Code, Msg: e.Msg, detail: fmt.Sprintf(format, args...), of: e}
+}
 
 // describe gives the reason code and the reason string of an error a
 // connection is closed with: a *Error of this package, a *codec.Error (a

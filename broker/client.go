@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -95,6 +96,12 @@ type clientExt struct {
 	// retained are the retained messages its SUBSCRIBEs matched that are
 	// still to send (retained.go).
 	retained retainedQueue
+
+	// endErr is the error the broker closed the connected client with,
+	// and endIn the packet that broke the rule (0: none), for the
+	// disconnect line (endFields).
+	endErr error
+	endIn  codec.Type
 }
 
 func (c *client) extra() *clientExt {
@@ -132,10 +139,16 @@ func (h *handler) broker() *Broker { return (*Broker)(h) }
 func (h *handler) OnOpen(c *eventloop.Conn) error {
 	b := h.broker()
 	n := b.open.Add(1) + b.engine.Lingering()
-	if n > int64(b.limits().MaxConnections)+refusalHeadroom {
+	if lim := b.limits(); n > int64(lim.MaxConnections)+refusalHeadroom {
 		// Far over the limit: not even a refusal is worth a socket.
 		b.open.Add(-1)
 		b.stats.connsRejected.Add(1)
+		if ev := b.lifecycle(b.loops[c.Loop().Index()], c.Loop().Now()); ev != nil {
+			ev.Str("client", "").Str("remote", c.RemoteAddr().String()).
+				Str("reason", fmt.Sprintf("max_connections (%d) and the %d refusals past it in use: closed at accept",
+					lim.MaxConnections, refusalHeadroom)).
+				Bool("connack", false).Msg("connection refused")
+		}
 		return errTooManyConns
 	}
 	c.Data = &client{b: b, conn: c, lastRecv: c.Loop().Now()}
@@ -153,20 +166,20 @@ func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) erro
 		// A client that keeps sending but never reads would grow its output
 		// without end (QoS 0 deliveries are dropped sooner, at
 		// slowClientBytes; replies are not).
-		c.fail(errOutputBacklog)
+		c.fail(0, errOutputBacklog)
 		return errOutputBacklog
 	}
 	err := c.handle(hd, body)
 	h.loops[ec.Loop().Index()].flushReleases()
 	if err != nil && err != eventloop.ErrPause {
-		c.fail(err)
+		c.fail(hd.Type, err)
 	}
 	return err
 }
 
 // OnFrameError implements eventloop.Handler.
 func (h *handler) OnFrameError(ec *eventloop.Conn, err error) {
-	ec.Data.(*client).fail(err)
+	ec.Data.(*client).fail(0, err)
 }
 
 // OnClose implements eventloop.Handler.
@@ -312,10 +325,11 @@ var (
 )
 
 // fail closes the connection for a protocol or resource error in what the
-// client sent.
-func (c *client) fail(err error) {
+// client sent; in is the packet at fault (0: none, as for a framing
+// error).
+func (c *client) fail(in codec.Type, err error) {
 	c.b.stats.protocolFailures.Add(1)
-	c.closeWith(err)
+	c.closeWith(in, err)
 }
 
 // closeWith answers err on the wire — the one place that turns errors into
@@ -323,15 +337,16 @@ func (c *client) fail(err error) {
 // answers with a CONNACK refusal [MQTT-3.2.2-6]; after, MQTT 5 clients get
 // DISCONNECT with the reason code [MQTT-4.13.1-1]; MQTT 3.x clients are
 // just disconnected, as 3.1.1 has no way to say why [MQTT-4.8.0-1].
-func (c *client) closeWith(err error) {
+// in is the packet that broke the rule (0: none). A refusal is logged
+// here (logRefusal), a disconnect when the connection leaves (endFields).
+func (c *client) closeWith(in codec.Type, err error) {
 	code := codeOf(err)
 	if c.state == stateConnected && c.why == closeNetwork {
 		c.why = reasonOf(err)
+		e := c.extra()
+		e.endErr, e.endIn = err, in
 	}
-	if c.b.lg().Debug().Enabled() {
-		c.b.lg().Debug().Err(err).Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).
-			Stringer("reason", code).Msg("closing connection")
-	}
+	connack := true
 	switch {
 	case c.state < stateConnected && err == codec.ErrProtocolVersion:
 		// Answer in a version the client understands [MQTT-3.1.2-2].
@@ -341,8 +356,11 @@ func (c *client) closeWith(err error) {
 	case c.state == stateConnected && c.version == codec.V5:
 		_, reason := describe(err) // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
 		c.sendDisconnect(code, reason)
+	default:
+		connack = false
 	}
 	if c.state < stateConnected {
+		c.logRefusal(c.b.loops[c.LoopIndex()], in, err, connack)
 		c.state = stateClosed
 	}
 	c.conn.Close()
@@ -410,9 +428,13 @@ func (c *client) tick(b *Broker, now int64) {
 	switch c.state {
 	case stateNew, stateAuth:
 		if now-c.lastRecv > int64(b.limits().ConnectTimeout) {
-			if b.lg().Debug().Enabled() {
-				b.lg().Debug().Str("remote", c.conn.RemoteAddr().String()).Msg("closing connection: no CONNECT within connect_timeout")
+			why := errNoConnect
+			if e := c.ext; e != nil && e.login != nil {
+				why = errNoVerdict
+			} else if c.state == stateAuth {
+				why = errAuthTooSlow
 			}
+			c.logRefusal(b.loops[c.LoopIndex()], 0, why, false)
 			c.state = stateClosed
 			c.conn.Close()
 		}
@@ -420,7 +442,7 @@ func (c *client) tick(b *Broker, now int64) {
 		// A client silent for one and a half keep-alive periods is gone
 		// [MQTT-3.1.2-22].
 		if c.keepAlive > 0 && now-c.lastRecv > int64(c.keepAlive)*int64(time.Second)*3/2 {
-			c.fail(errKeepAlive)
+			c.fail(0, errKeepAlive)
 			return
 		}
 		if b.limits().RetryInterval > 0 && c.version < codec.V5 {
@@ -462,7 +484,9 @@ func (c *client) leave() {
 	ls.ctr.closes[c.why].Add(1)
 	now := time.Now().UnixNano()
 	if ev := b.lifecycle(ls, now); ev != nil {
-		ev.Str("client", s.ClientID()).Str("remote", c.conn.RemoteAddr().String()).Stringer("reason", c.why).Msg("client disconnected")
+		ev.Str("client", s.ClientID()).Str("remote", c.conn.RemoteAddr().String()).Stringer("reason", c.why)
+		c.endFields(ls, ev)
+		ev.Msg("client disconnected")
 	}
 	will, delay := c.will()
 	if will != nil && c.dropWill {

@@ -21,6 +21,11 @@ type connectParams struct {
 	serverKeepAlive bool // keep-alive was capped: announce it
 	expiryCapped    bool // session expiry was capped: announce it
 	responseInfo    bool // the client asked for Response Information
+
+	// The user name, for the log line of a refusal that comes after the
+	// frame is gone (a login, an authentication exchange); set only then.
+	user    string
+	hasUser bool
 }
 
 // onConnect handles CONNECT [MQTT-3.1]: it validates and applies what
@@ -32,8 +37,10 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	err := p.Decode(body)
 	c.version = p.Version
 	if err != nil {
+		ls.connectOf = nil // what p holds is not a CONNECT to name the client by
 		return err
 	}
+	ls.connectOf = c
 	ls.ctr.connects.Add(1)
 	cp := connectParams{clean: p.CleanStart}
 
@@ -55,8 +62,11 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	// Client identifier [MQTT-3.1.3-5] .. [MQTT-3.1.3-9].
 	cp.id = string(p.ClientID)
 	if cp.id == "" {
-		if c.version == codec.V31 || (c.version == codec.V311 && !p.CleanStart) {
-			return errClientID // [MQTT-3.1.3-8]
+		switch {
+		case c.version == codec.V31:
+			return errClientID.because("empty client id: MQTT 3.1 needs one")
+		case c.version == codec.V311 && !p.CleanStart:
+			return errClientID.because("empty client id with clean session 0") // [MQTT-3.1.3-8]
 		}
 		cp.id = "shoal-" + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
@@ -100,19 +110,19 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 
 	// A will the broker could not publish as asked is refused up front.
 	if p.WillFlag && p.WillQoS > b.cfg.MaxQoS {
-		return errQoSNotSupported // [MQTT-3.2.2-12]
+		return errQoSNotSupported.because("will QoS %d above max_qos (%d)", p.WillQoS, b.cfg.MaxQoS) // [MQTT-3.2.2-12]
 	}
 	if p.WillFlag && p.WillRetain && !b.cfg.RetainAvailable {
-		return errRetainNotSupported // [MQTT-3.2.2-13]
+		return errRetainNotSupported.because("will retain flag set while retain_available is false") // [MQTT-3.2.2-13]
 	}
 	// A will is a PUBLISH made later: the same topics are closed to it.
 	if p.WillFlag && isSys(p.WillTopic) {
 		b.stats.refusedLogin.Add(1)
-		return errWillDenied
+		return errWillDenied.because("will topic %q is under $SYS, the broker's own", clip(string(p.WillTopic)))
 	}
 	if p.WillFlag && topicOverLimit(p.WillTopic, lim) {
 		b.stats.dropsTopicLimit.Add(1)
-		return errWillTopicLimit
+		return errWillTopicLimit.because("%s", topicRule("will topic", p.WillTopic, lim))
 	}
 
 	// The will, copied out of the frame now: it outlives it.
@@ -180,6 +190,9 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	c.sess = s
 	c.gen = s.Gen
 	c.state = stateConnected
+	if ls.connectOf == c {
+		ls.connectOf = nil
+	}
 	ls.ctr.connected.Add(1)
 
 	// CONNACK comes first [MQTT-3.2.0-1].
@@ -208,7 +221,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	if ev := b.lifecycle(ls, now); ev != nil {
 		ev.Str("client", cp.id).Str("remote", c.conn.RemoteAddr().String()).Str("protocol", protocolNames[c.version]).
-			Bool("clean", cp.clean).Bool("present", present).Uint16("keep_alive", c.keepAlive).Msg("client connected")
+			Bool("clean", cp.clean).Bool("present", present).Uint16("keep_alive_s", c.keepAlive).Msg("client connected")
 	}
 }
 

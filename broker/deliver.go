@@ -23,6 +23,7 @@ type loopState struct {
 
 	// Scratch, loop goroutine only.
 	connect     codec.Connect
+	connectOf   *client // whose CONNECT connect holds, for a refusal line (claimed)
 	publish     codec.Publish
 	ack         codec.Ack
 	subscribe   codec.Subscribe
@@ -179,7 +180,7 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 			p.ack.sendAck(p.ackT, p.ackID)
 		case p.kick != nil && p.kickAdmin:
 			if c := p.kick; c.state == stateConnected && !c.conn.Closing() {
-				c.closeWith(errAdminKick)
+				c.closeWith(0, errAdminKick)
 			}
 		case p.kick != nil:
 			p.kick.takeOver(p.kickClean)

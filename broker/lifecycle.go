@@ -1,12 +1,20 @@
 package broker
 
-import "github.com/rs/zerolog"
+import (
+	"errors"
+	"fmt"
 
-// Connection lifecycle log lines — connected, disconnected (with the
-// reason), taken over, authentication refused — at info level, rate-limited
-// per loop so that a reconnect storm cannot flood the log: a burst of
-// lifecycleBurst lines, then lifecycleRate a second; what is held back is
-// counted and reported once a tick. Loop goroutine only: no locks.
+	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/eventloop"
+)
+
+// Connection lifecycle log lines — connected, refused (with the rule),
+// disconnected (with the reason and the rule), taken over — at info
+// level, rate-limited per loop so that a reconnect storm cannot flood the
+// log: a burst of lifecycleBurst lines, then lifecycleRate a second; what
+// is held back is counted and reported once a tick. Loop goroutine only:
+// no locks.
 const (
 	lifecycleBurst = 100
 	lifecycleRate  = 20 // lines per second, per loop
@@ -46,4 +54,157 @@ func (b *Broker) reportSuppressed(ls *loopState) {
 		ls.life.suppressed = 0
 		b.lg().Warn().Int("lines", n).Msg("connection events not logged: over the rate limit")
 	}
+}
+
+// Closes before CONNACK that answer nothing: the connect timeout. Code 0:
+// no reason code is sent or logged.
+var (
+	errNoConnect   = &Error{Msg: "no CONNECT within connect_timeout"}
+	errNoVerdict   = &Error{Msg: "the authenticator did not answer within connect_timeout"}
+	errAuthTooSlow = &Error{Msg: "authentication exchange not complete within connect_timeout"}
+)
+
+// logClip bounds what a client chose that a line repeats — its client
+// id, its user name, a topic — so that a refused client cannot write
+// lines of 64 KiB: longer ones keep their first logClip bytes and say
+// their length.
+const logClip = 256
+
+func clip(s string) string {
+	if len(s) <= logClip {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:logClip], len(s))
+}
+
+// logRefusal writes the line for a connection refused before CONNACK:
+// who it claimed to be, and which rule refused it. err is the rule, in
+// the packet that broke it (0: none); connack says whether a CONNACK told
+// the client (MQTT 3.x clients read its 3.1.1 return code). Called once
+// per connection, when it is refused.
+func (c *client) logRefusal(ls *loopState, in codec.Type, err error, connack bool) {
+	ev := c.b.lifecycle(ls, c.conn.Loop().Now())
+	if ev == nil {
+		return
+	}
+	id, user, hasUser := c.claimed(ls)
+	ev.Str("client", clip(id))
+	if hasUser {
+		ev.Str("username", clip(user)) // never the password
+	}
+	ev.Str("remote", c.conn.RemoteAddr().String())
+	if p, ok := protocolNames[c.version]; ok {
+		ev.Str("protocol", p)
+	}
+	if code := codeOf(err); code.IsError() {
+		ev.Str("reason_code", code.String()).Str("reason_name", code.Name())
+	}
+	ev.Str("reason", c.rule(ls, in, err)).Bool("connack", connack).Msg("connection refused")
+}
+
+// claimed is the client id and user name the connection's CONNECT
+// carried, for a refusal line: those of the CONNECT waiting for a login
+// or an authentication exchange, else those of the CONNECT the loop
+// decoded last if it was this connection's; none before a CONNECT was
+// decoded.
+func (c *client) claimed(ls *loopState) (id, user string, hasUser bool) {
+	if e := c.ext; e != nil && e.pending != nil {
+		return e.pending.id, e.pending.user, e.pending.hasUser
+	}
+	if ls.connectOf == c {
+		p := &ls.connect
+		return string(p.ClientID), string(p.Username), p.UsernameFlag
+	}
+	return "", "", false
+}
+
+// endFields adds to a "client disconnected" line what ended the
+// connection: detail, the rule in words (a malformed packet's fault, a
+// limit and its value, the client's own DISCONNECT reason code), and
+// reason_code, the code the broker sent in DISCONNECT (MQTT 5 only: 3.x
+// has no way to say why).
+func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
+	var sent codec.ReasonCode
+	switch c.why {
+	case closeTakeover:
+		sent = codec.SessionTakenOver
+	case closeShutdown:
+		sent = codec.ServerShuttingDown
+	case closeNormal:
+		// leave runs within onDisconnect: ls.disconnect is this client's.
+		if d := &ls.disconnect; c.version == codec.V5 && d.Code.IsError() {
+			detail := "client sent DISCONNECT " + d.Code.String() + " (" + d.Code.Name() + ")"
+			if d.Props.Has(codec.PropReasonString) {
+				detail += ": " + clip(string(d.Props.ReasonString))
+			}
+			ev.Str("detail", detail)
+		}
+	}
+	if e := c.ext; e != nil && e.endErr != nil {
+		sent = codeOf(e.endErr)
+		ev.Str("detail", c.rule(ls, e.endIn, e.endErr))
+	}
+	if c.version == codec.V5 && sent.IsError() {
+		ev.Str("reason_code", sent.String()).Str("reason_name", sent.Name())
+	}
+}
+
+// rule says in words which rule err enforces, with the limit's value when
+// there is one: the reason of a refusal line, the detail of a disconnect
+// line. in is the packet that broke it (0: none, as for a framing error
+// or a timer). Only for a line that is written: it formats.
+func (c *client) rule(ls *loopState, in codec.Type, err error) string {
+	b := c.b
+	lim := b.limits()
+	var be *Error
+	if errors.As(err, &be) && be.detail != "" {
+		return be.detail
+	}
+	switch err {
+	case errTooManyConns:
+		return fmt.Sprintf("max_connections reached (%d)", lim.MaxConnections)
+	case errConnectRate:
+		return fmt.Sprintf("connect_rate exceeded for %v (%g a second, burst %d)",
+			addrOf(c.conn.RemoteAddr()), lim.ConnectRate, lim.ConnectBurst)
+	case errClientIDLength:
+		id, _, _ := c.claimed(ls)
+		return fmt.Sprintf("client id of %d bytes longer than max_client_id_length (%d)", len(id), lim.MaxClientIDLength)
+	case errLoginBusy:
+		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", cap(b.logins))
+	case errNoConnect, errNoVerdict, errAuthTooSlow:
+		return fmt.Sprintf("%s (%v)", err.(*Error).Msg, lim.ConnectTimeout)
+	case errKeepAlive:
+		return fmt.Sprintf("no packet within 1.5 times keep_alive (%d s)", c.keepAlive)
+	case errReceiveMaximum:
+		return fmt.Sprintf("more than receive_maximum (%d) QoS 2 messages awaiting PUBREL", b.cfg.ReceiveMaximum)
+	case errQoSNotSupported:
+		return fmt.Sprintf("PUBLISH QoS above max_qos (%d)", b.cfg.MaxQoS)
+	case errRetainNotSupported:
+		return "retained PUBLISH while retain_available is false"
+	case errAliasInvalid:
+		return fmt.Sprintf("topic alias 0 or above topic_alias_maximum (%d)", b.cfg.TopicAliasMaximum)
+	case errSlowConsumer:
+		return fmt.Sprintf("session queue full (max_queued %d messages, max_queued_bytes %d) and slow_consumer is %v",
+			lim.MaxQueued, lim.MaxQueuedBytes, lim.SlowConsumer)
+	case errOutputBacklog:
+		return fmt.Sprintf("over %d bytes of replies unread while still sending", maxReplyBacklog)
+	case eventloop.ErrInputBacklog:
+		return fmt.Sprintf("over %d bytes of input waiting while reading was paused", eventloop.MaxPausedInput)
+	case codec.ErrPacketTooLarge:
+		return fmt.Sprintf("packet larger than max_packet_size (%d bytes)", b.cfg.MaxPacketSize)
+	case codec.ErrProtocolVersion:
+		return fmt.Sprintf("unsupported protocol version (level %d)", c.version)
+	}
+	code, msg := describe(err)
+	var ce *codec.Error
+	if errors.As(err, &ce) && in != 0 {
+		if code == codec.MalformedPacket {
+			return "malformed " + in.String() + ": " + msg
+		}
+		return in.String() + ": " + msg
+	}
+	if msg == "" {
+		return err.Error()
+	}
+	return msg
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -165,6 +166,15 @@ func addrOf(a net.Addr) netip.Addr {
 		return ap.Addr()
 	}
 	return netip.Addr{}
+}
+
+// topicRule says which of lim's topic limits t is over, for the log:
+// what names the topic ("will topic").
+func topicRule(what string, t []byte, lim *Limits) string {
+	if len(t) > lim.MaxTopicLength {
+		return fmt.Sprintf("%s of %d bytes longer than max_topic_length (%d)", what, len(t), lim.MaxTopicLength)
+	}
+	return fmt.Sprintf("%s of %d levels deeper than max_topic_levels (%d)", what, bytes.Count(t, []byte{'/'})+1, lim.MaxTopicLevels)
 }
 
 // topicOverLimit reports whether a topic name or filter is longer, in

@@ -62,6 +62,7 @@ type loginJob struct {
 func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error {
 	as := c.b.authp.Load()
 	if c.version == codec.V5 && p.Props.Has(codec.PropAuthMethod) {
+		cp.user, cp.hasUser = string(p.Username), p.UsernameFlag
 		return c.startAuth(ls, cp, string(p.Props.AuthMethod), p.Props.AuthData)
 	}
 	var certID string
@@ -73,6 +74,7 @@ func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error 
 		// A certificate the TLS handshake verified is the credential.
 		return c.admit(ls, cp, certID, nil)
 	case p.UsernameFlag || p.PasswordFlag:
+		cp.user, cp.hasUser = string(p.Username), p.UsernameFlag
 		if as.authn == nil {
 			if as.anonymous {
 				// Nothing can check the name, so nothing trusts it: the
@@ -97,7 +99,7 @@ func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error 
 func (c *client) checkLogin(ls *loopState, authn auth.Authenticator, p *codec.Connect, cp connectParams) error {
 	j := &loginJob{c: c, authn: authn, login: auth.Login{
 		ClientID:    cp.id,
-		Username:    string(p.Username),
+		Username:    cp.user,
 		Password:    append([]byte(nil), p.Password...),
 		HasUsername: p.UsernameFlag,
 		HasPassword: p.PasswordFlag,
@@ -150,33 +152,39 @@ func (c *client) loginDone(ls *loopState, j *loginJob) {
 		return
 	}
 	e.login = nil
-	cp := e.pending
-	e.pending = nil
 	// The client's packets after CONNECT wait paused: offer them again.
 	c.conn.Loop().Wake()
+	// A refusal leaves e.pending set: it names the client in the log.
 	if j.err != nil {
 		c.b.stats.refusedLogin.Add(1)
-		c.refuseLogin(ls, j.err)
+		c.closeWith(0, loginRefusal(j.err))
 		return
 	}
-	if err := c.admit(ls, *cp, j.login.Username, nil); err != nil {
-		c.closeWith(err) // counted by admit
+	if err := c.admit(ls, *e.pending, j.login.Username, nil); err != nil {
+		c.closeWith(0, err) // counted by admit
+		return
 	}
+	e.pending = nil
 }
 
-// refuseLogin answers a refused login with its CONNACK code and closes.
-// The reason stays in the logs: telling a prober which check failed helps
-// it.
-func (c *client) refuseLogin(ls *loopState, err error) {
-	if ev := c.b.lifecycle(ls, c.conn.Loop().Now()); ev != nil {
-		ev.Err(err).Str("remote", c.conn.RemoteAddr().String()).Msg("login refused")
-	}
-	code := codec.ServerUnavailable // an Authenticator's own error: its fault, not the client's
+// loginRefusal is the error a refused login is closed with: the
+// Authenticator's reason code, or server unavailable for an error of its
+// own (its fault, not the client's). What the Authenticator said stays in
+// the log: telling a prober which check failed helps it.
+func loginRefusal(err error) *Error {
+	code := codec.ServerUnavailable
+	why := "authenticator error: " + err.Error()
 	var ae *auth.Error
 	if errors.As(err, &ae) {
 		code = codec.ReasonCode(ae.Code)
+		switch code {
+		case codec.BadUsernameOrPassword:
+			why = "bad user name or password (" + err.Error() + ")"
+		case codec.NotAuthorized:
+			why = "not authorized by the authenticator (" + err.Error() + ")"
+		}
 	}
-	c.closeWith(&Error{Code: code, Msg: "login refused"})
+	return &Error{Code: code, Msg: "login refused", detail: why}
 }
 
 // admit gives an authenticated client its permissions and connects it.
@@ -186,7 +194,7 @@ func (c *client) admit(ls *loopState, cp connectParams, identity string, authDat
 		perms := as.authz.For(identity, cp.id)
 		if w, _ := c.will(); w != nil && !perms.CanPublish(w.Topic) {
 			c.b.stats.refusedLogin.Add(1)
-			return errWillDenied
+			return errWillDenied.because("will topic %q not allowed by the ACL", clip(string(w.Topic)))
 		}
 		c.extra().perms = perms
 	}

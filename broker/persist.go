@@ -254,7 +254,7 @@ func (b *Broker) restore() error {
 		return fmt.Errorf("broker: loading the persistent store: %w", err)
 	}
 	b.lg().Info().Int("sessions", b.sessions.Len()).Int("retained", b.RetainedCount()).
-		Int("wills", r.wills).Dur("took", time.Since(start)).Msg("persistent state loaded")
+		Int("wills", r.wills).Int64("took_ms", time.Since(start).Milliseconds()).Msg("persistent state loaded")
 	return nil
 }
 

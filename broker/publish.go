@@ -58,7 +58,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if topicOverLimit(topic, lim) {
 		b.stats.dropsTopicLimit.Add(1)
 		if c.version < codec.V5 {
-			return errTopicLimit // 3.x has no way to refuse one message
+			return errTopicLimit.because("%s", topicRule("topic", topic, lim)) // 3.x has no way to refuse one message
 		}
 		c.ackRefused(p, codec.TopicNameInvalid)
 		return nil
@@ -363,7 +363,7 @@ func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	}
 	if lim := b.limits(); lim.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
 		b.stats.slowConsumerKicks.Add(1)
-		c.closeWith(errSlowConsumer)
+		c.closeWith(0, errSlowConsumer)
 	}
 }
 

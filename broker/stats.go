@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -37,14 +38,14 @@ func (r closeReason) String() string {
 
 // reasonOf classifies the error a connection is closed with.
 func reasonOf(err error) closeReason {
-	switch err {
-	case errKeepAlive:
+	switch {
+	case errors.Is(err, errKeepAlive):
 		return closeKeepAlive
-	case errSuperseded:
+	case errors.Is(err, errSuperseded):
 		return closeTakeover
-	case errSlowConsumer, errOutputBacklog:
+	case errors.Is(err, errSlowConsumer), errors.Is(err, errOutputBacklog):
 		return closeSlowConsumer
-	case errAdminKick:
+	case errors.Is(err, errAdminKick):
 		return closeAdmin
 	}
 	return closeProtocol

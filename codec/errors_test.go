@@ -665,3 +665,19 @@ func TestDecoderError(t *testing.T) {
 		}
 	}
 }
+
+// TestReasonNames: every MQTT 5 failure code, 0x80 to 0xA2, has its name;
+// an undefined code is "unknown".
+func TestReasonNames(t *testing.T) {
+	for rc := UnspecifiedError; rc <= WildcardSubsNotSupported; rc++ {
+		if rc.Name() == "unknown" {
+			t.Errorf("%v has no name", rc)
+		}
+	}
+	if got := NotAuthorized.Name(); got != "not authorized" {
+		t.Errorf("0x87 is %q", got)
+	}
+	if got := ReasonCode(0xA3).Name(); got != "unknown" {
+		t.Errorf("0xa3 is %q, want unknown", got)
+	}
+}

@@ -96,8 +96,67 @@ const (
 // IsError reports whether rc signals failure (0x80 and above) [MQTT-2.4].
 func (rc ReasonCode) IsError() bool { return rc >= 0x80 }
 
+// String is the code in hex, as the specification writes it: "0x87".
 func (rc ReasonCode) String() string {
 	return "0x" + strconv.FormatUint(uint64(rc), 16)
+}
+
+// Name is the code's name in the specification's words, lower case, for
+// logs: "not authorized". A code below 0x80 means different things in
+// different packets (0x00 is Success, Normal Disconnection and Granted
+// QoS 0); Name gives the meaning in CONNACK and DISCONNECT. An unknown
+// code is "unknown".
+func (rc ReasonCode) Name() string {
+	if n := reasonNames[rc]; n != "" {
+		return n
+	}
+	return "unknown"
+}
+
+var reasonNames = [256]string{
+	Success:                     "success",
+	GrantedQoS1:                 "granted QoS 1",
+	GrantedQoS2:                 "granted QoS 2",
+	DisconnectWithWill:          "disconnect with will message",
+	NoMatchingSubscribers:       "no matching subscribers",
+	NoSubscriptionExisted:       "no subscription existed",
+	ContinueAuthentication:      "continue authentication",
+	ReAuthenticate:              "re-authenticate",
+	UnspecifiedError:            "unspecified error",
+	MalformedPacket:             "malformed packet",
+	ProtocolError:               "protocol error",
+	ImplementationSpecific:      "implementation specific error",
+	UnsupportedProtocolVersion:  "unsupported protocol version",
+	ClientIDNotValid:            "client identifier not valid",
+	BadUsernameOrPassword:       "bad user name or password",
+	NotAuthorized:               "not authorized",
+	ServerUnavailable:           "server unavailable",
+	ServerBusy:                  "server busy",
+	Banned:                      "banned",
+	ServerShuttingDown:          "server shutting down",
+	BadAuthenticationMethod:     "bad authentication method",
+	KeepAliveTimeout:            "keep alive timeout",
+	SessionTakenOver:            "session taken over",
+	TopicFilterInvalid:          "topic filter invalid",
+	TopicNameInvalid:            "topic name invalid",
+	PacketIDInUse:               "packet identifier in use",
+	PacketIDNotFound:            "packet identifier not found",
+	ReceiveMaximumExceeded:      "receive maximum exceeded",
+	TopicAliasInvalid:           "topic alias invalid",
+	PacketTooLarge:              "packet too large",
+	MessageRateTooHigh:          "message rate too high",
+	QuotaExceeded:               "quota exceeded",
+	AdministrativeAction:        "administrative action",
+	PayloadFormatInvalid:        "payload format invalid",
+	RetainNotSupported:          "retain not supported",
+	QoSNotSupported:             "QoS not supported",
+	UseAnotherServer:            "use another server",
+	ServerMoved:                 "server moved",
+	SharedSubsNotSupported:      "shared subscriptions not supported",
+	ConnectionRateExceeded:      "connection rate exceeded",
+	MaximumConnectTime:          "maximum connect time",
+	SubscriptionIDsNotSupported: "subscription identifiers not supported",
+	WildcardSubsNotSupported:    "wildcard subscriptions not supported",
 }
 
 // MQTT 3.1/3.1.1 CONNACK return codes [MQTT-3.2.2.3].

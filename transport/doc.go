@@ -17,8 +17,10 @@
 //
 // # Ownership and limits
 //
-// A Server owns its listeners, its accept loops, the handshake goroutines
-// and the http.Servers; Stop closes and waits for all of them. Enrolled
+// A Server owns its listeners, its accept loops, the handshake goroutines,
+// the http.Servers and the goroutine that reports failed-handshake lines
+// held back by their rate limit (failures.go); Stop closes and waits for
+// all of them. Enrolled
 // connections belong to the reactor and are not the Server's: Stop leaves
 // them for the broker to close. At most Config.MaxHandshakes connections
 // are between accept and enrolment at once, over all listeners; each has

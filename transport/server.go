@@ -31,6 +31,7 @@ type Server struct {
 	cfg    Config
 	enroll EnrollFunc
 	log    zerolog.Logger
+	fails  failLog // failed handshakes (failures.go)
 	certs  certs
 	gate   gate
 
@@ -71,6 +72,7 @@ func Listen(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, addrs: map[string]net.Addr{},
 		held: map[net.Conn]struct{}{}, lns: map[string]net.Listener{}}
+	s.fails.log = log
 	s.gate.slots = make(chan struct{}, cfg.MaxHandshakes)
 	s.ctx, s.stopF = context.WithCancel(context.Background())
 	if cfg.UsesTLS() {
@@ -120,6 +122,10 @@ func (s *Server) Serve(enroll EnrollFunc) {
 	}
 	for name, a := range s.addrs {
 		s.log.Info().Str("listener", name).Str("addr", a.String()).Msg("listening")
+	}
+	if len(lns) > 0 {
+		s.wg.Add(1)
+		go s.reportFailures()
 	}
 }
 
@@ -209,6 +215,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		s.fails.report() // every handshake is over: the count is final
 		close(done)
 	}()
 	select {
@@ -265,9 +272,7 @@ func (s *Server) handshakeTLS(tc *tls.Conn) {
 	cancel()
 	s.gate.leave()
 	if err != nil {
-		if e := s.log.Debug(); e.Enabled() {
-			e.Err(err).Str("listener", ListenerTLS).Str("remote", tc.RemoteAddr().String()).Msg("TLS handshake failed")
-		}
+		s.tlsFailed(ctx, ListenerTLS, tc.RemoteAddr(), err)
 		_ = tc.Close()
 		return
 	}

@@ -70,13 +70,19 @@ func (e *echo) count() int {
 // 127.0.0.1:0) and stops it, and the echoes, when the test ends.
 func start(t *testing.T, cfg transport.Config) (*transport.Server, *echo) {
 	t.Helper()
+	return startLogged(t, cfg, zerolog.Nop())
+}
+
+// startLogged is start with the Server logging to log.
+func startLogged(t *testing.T, cfg transport.Config, log zerolog.Logger) (*transport.Server, *echo) {
+	t.Helper()
 	for _, a := range []*string{&cfg.TLSListen, &cfg.WSListen, &cfg.WSSListen} {
 		if *a != "" {
 			*a = "127.0.0.1:0"
 		}
 	}
 	e := &echo{}
-	s, err := transport.Start(cfg, e.enroll, zerolog.Nop())
+	s, err := transport.Start(cfg, e.enroll, log)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}

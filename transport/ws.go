@@ -4,14 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	stdlog "log"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/rs/zerolog"
 	"github.com/shoalmq/shoal/eventloop"
 )
 
@@ -60,7 +59,7 @@ func (s *Server) serveHTTP(name string, ln *gatedListener) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, connKey{}, c)
 		},
-		ErrorLog: httpLog(s.log, name),
+		ErrorLog: stdlog.New(logWriter(func(msg string) { s.httpMessage(name, msg) }), "", 0),
 		BaseContext: func(net.Listener) context.Context {
 			return s.ctx
 		},
@@ -82,6 +81,7 @@ func (s *Server) serveHTTP(name string, ln *gatedListener) {
 // upgrade and the hand-over to the reactor; elsewhere 404.
 func (s *Server) upgrade(name string, w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != s.cfg.WSPath {
+		s.failed(name, r.RemoteAddr, fmt.Sprintf("path %q is not ws_path (%s)", clip(r.URL.Path), s.cfg.WSPath), "WebSocket upgrade failed")
 		http.NotFound(w, r)
 		return
 	}
@@ -101,7 +101,7 @@ func (s *Server) upgrade(name string, w http.ResponseWriter, r *http.Request) {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		s.log.Debug().Err(err).Str("listener", name).Str("remote", r.RemoteAddr).Msg("WebSocket upgrade refused")
+		s.failed(name, r.RemoteAddr, err.Error(), "WebSocket upgrade failed")
 		return // Accept wrote the response
 	}
 	raw, _ := r.Context().Value(connKey{}).(net.Conn)
@@ -176,14 +176,6 @@ func (s *Server) release(c net.Conn) {
 		s.gate.leave()
 		s.wg.Done()
 	}
-}
-
-// httpLog routes net/http's own messages (TLS handshake errors, bad
-// requests) to the debug log: each is one client's problem.
-func httpLog(log zerolog.Logger, listener string) *stdlog.Logger {
-	return stdlog.New(logWriter(func(msg string) {
-		log.Debug().Str("listener", listener).Msg(strings.TrimSpace(msg))
-	}), "", 0)
 }
 
 // logWriter is an io.Writer that hands each write, one message, to a func.
