@@ -64,6 +64,17 @@ type File struct {
 	// ACLFile is the file of topic rights (acl_file), "" for none. Parse
 	// loads it into Broker.Authorizer.
 	ACLFile string
+
+	// User is the account the broker runs as when started as root (user):
+	// the program switches to it, and to its groups, once its listeners
+	// are bound and before it opens the store. "" (default): no change.
+	// Without effect when not started as root.
+	User string
+
+	// AllowRoot lets the broker serve a listener on an address other than
+	// loopback while running as root (allow_root). Default false: such a
+	// broker refuses to start and names User.
+	AllowRoot bool
 }
 
 // DefaultAdminListen is where the default configuration serves the admin

@@ -312,6 +312,14 @@ func settings() []setting {
 			f.LogFormat, err = ParseLogFormat(s)
 			return err
 		}},
+		{"user", func(f *File, v *yaml.Node) (err error) {
+			f.User, err = stringValue(v)
+			return err
+		}},
+		{"allow_root", func(f *File, v *yaml.Node) (err error) {
+			f.AllowRoot, err = boolValue(v)
+			return err
+		}},
 	}
 }
 
