@@ -47,11 +47,12 @@ func CheckConfig(listen, token string) error {
 // Server is the admin HTTP listener. Its methods are safe for concurrent
 // use.
 type Server struct {
-	b    *broker.Broker
-	cfg  Config
-	http *http.Server
-	ln   net.Listener
-	done chan error
+	b       *broker.Broker
+	cfg     Config
+	http    *http.Server
+	ln      net.Listener
+	serving bool // Start has begun serving ln
+	done    chan error
 }
 
 // New builds a server for b; Start listens.
@@ -110,15 +111,33 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start listens and serves in the background.
-func (s *Server) Start() error {
+// Listen binds the listener without serving it: a program started as
+// root binds here, gives up root, then calls Start once the broker has
+// started (the handlers read the broker's state, which Start sets up).
+// Optional: Start listens when Listen was not called. Call it, Start and
+// Close from one goroutine.
+func (s *Server) Listen() error {
+	if s.ln != nil {
+		return errors.New("admin: already listening")
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return err
 	}
 	s.ln = ln
-	go func() { s.done <- s.http.Serve(ln) }()
-	s.cfg.Logger.Info().Str("addr", ln.Addr().String()).Msg("admin API listening")
+	return nil
+}
+
+// Start listens, unless Listen did, and serves in the background.
+func (s *Server) Start() error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.serving = true
+	go func() { s.done <- s.http.Serve(s.ln) }()
+	s.cfg.Logger.Info().Str("addr", s.ln.Addr().String()).Msg("admin API listening")
 	return nil
 }
 
@@ -130,6 +149,9 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Close(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
+	}
+	if !s.serving {
+		return s.ln.Close() // Listen without Start
 	}
 	err := s.http.Shutdown(ctx)
 	if serr := <-s.done; !errors.Is(serr, http.ErrServerClosed) {

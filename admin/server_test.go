@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -194,4 +195,48 @@ func TestCheckConfig(t *testing.T) {
 	if _, err := admin.New(nil, admin.Config{Listen: "0.0.0.0:0"}); err == nil {
 		t.Error("New on a public address without a token: no error")
 	}
+}
+
+// TestListenThenStart: Listen holds the port before the broker starts
+// (cmd/broker binds it before giving up root) and Start serves it; a
+// server that only listened lets the port go on Close.
+func TestListenThenStart(t *testing.T) {
+	b, _ := testutil.StartBroker(t, nil)
+	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr().String()
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Fatalf("%s is free after Listen", addr)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, "GET", "http://"+addr+"/healthz", ""); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz after Listen and Start: %d %q", code, body)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	idle, err := admin.New(b, admin.Config{Listen: addr, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Listen(); err != nil {
+		t.Fatalf("Listen on %s after the first server closed: %v", addr, err)
+	}
+	if err := idle.Close(context.Background()); err != nil {
+		t.Fatalf("Close after Listen only: %v", err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("%s still held after Close: %v", addr, err)
+	}
+	l.Close()
 }
