@@ -20,6 +20,7 @@ import (
 	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/config"
+	"github.com/shoalmq/shoal/internal/sdnotify"
 )
 
 // version is set at link time (make build: -ldflags "-X main.version=...").
@@ -35,8 +36,13 @@ const shutdownTimeout = 10 * time.Second
 const embeddedName = "(embedded default config)"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "passwd" {
-		os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "passwd":
+			os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "healthcheck":
+			os.Exit(runHealthcheck(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -105,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` at shutdown (allocations included)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n       shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]   (edit a password file; shoal passwd -h)\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n       shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]   (edit a password file; shoal passwd -h)\n       shoal healthcheck [-c FILE | --url URL]   (ask the admin API's /healthz; exit 0 on 200)\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -147,13 +153,30 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		}
 	}
 
+	priv, err := checkPrivileges(file, os.Geteuid(), lookupUser, unprivilegedPortStart())
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal: %v\n", err)
+		return 1
+	}
+
 	log := newLogger(stderr, file.LogLevel, file.LogFormat)
 	file.Broker.Logger = log
+	if priv.note != "" {
+		log.Info().Msg(priv.note)
+	}
+	notify := newNotifier(log)
 
 	b, err := broker.New(file.Broker)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build the broker")
 		return 1
+	}
+	var adm *admin.Server
+	if file.AdminListen != "" {
+		if adm, err = admin.New(b, admin.Config{Listen: file.AdminListen, Token: file.AdminToken, Logger: log}); err != nil {
+			log.Error().Err(err).Str("admin_listen", file.AdminListen).Msg("cannot start the admin API")
+			return 1
+		}
 	}
 	stopProfiles, err := startProfiles(o.cpuProfile, o.memProfile)
 	if err != nil {
@@ -161,28 +184,34 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		return 1
 	}
 	defer stopProfiles()
+	if err := bind(b, adm, priv.switchTo, log); err != nil {
+		return 1
+	}
 	if err := b.Start(); err != nil {
 		log.Error().Err(err).Str("listen", file.Broker.Listen).Msg("cannot start the broker")
+		if adm != nil {
+			_ = adm.Close(context.Background()) // bound, not served
+		}
 		return 1
 	}
 	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
-	var adm *admin.Server
-	if file.AdminListen != "" {
-		if adm, err = admin.New(b, admin.Config{Listen: file.AdminListen, Token: file.AdminToken, Logger: log}); err == nil {
-			err = adm.Start()
-		}
-		if err != nil {
+	if adm != nil {
+		if err := adm.Start(); err != nil {
 			log.Error().Err(err).Str("admin_listen", file.AdminListen).Msg("cannot start the admin API")
 			_ = shutdown(b, nil, nil, log)
 			return 1
 		}
 	}
+	notify(sdnotify.Ready + "\n" + sdnotify.Status("serving MQTT on "+b.Addr().String()))
 
 	sig := <-signals
 	for sig == syscall.SIGHUP {
-		log = reload(b, o, stderr, log)
+		notify(sdnotify.Reloading())
+		log = reload(b, file, o, stderr, log)
+		notify(sdnotify.Ready)
 		sig = <-signals
 	}
+	notify(sdnotify.Stopping)
 	log.Info().Str("signal", sig.String()).Dur("timeout", shutdownTimeout).Msg("shutting down")
 	if err := shutdown(b, adm, signals, log); err != nil {
 		log.Error().Err(err).Msg("shutdown was not clean")
@@ -221,12 +250,73 @@ func loadConfig(o options) (config.File, error) {
 	return file, nil
 }
 
+// bind binds the broker's listeners and the admin listener (adm may be
+// nil), then switches to user a (nil: stays), before Start opens the store
+// (privileges.go). It logs what fails and lets go of what it bound.
+func bind(b *broker.Broker, adm *admin.Server, a *account, log zerolog.Logger) error {
+	if err := b.Bind(); err != nil {
+		log.Error().Err(err).Msg("cannot start the broker")
+		return err
+	}
+	if adm != nil {
+		if err := adm.Listen(); err != nil {
+			log.Error().Err(err).Msg("cannot start the admin API")
+			_ = b.Close(context.Background())
+			return err
+		}
+	}
+	if a == nil {
+		return nil
+	}
+	if err := switchUser(a); err != nil {
+		log.Error().Err(err).Msg("cannot give up root")
+		_ = shutdown(b, adm, nil, log)
+		return err
+	}
+	log.Info().Str("user", a.name).Int("uid", a.uid).Int("gid", a.gid).Msg("listeners bound; running as user")
+	return nil
+}
+
+// newNotifier returns the function that tells the service manager about
+// start-up, reloads and shutdown (sd_notify: Type=notify units), or does
+// nothing when $NOTIFY_SOCKET is unset. A failure is logged, never fatal.
+func newNotifier(log zerolog.Logger) func(state string) {
+	n := sdnotify.New(os.Getenv("NOTIFY_SOCKET"))
+	return func(state string) {
+		if err := n.Notify(state); err != nil {
+			log.Warn().Err(err).Msg("cannot notify the service manager")
+		}
+	}
+}
+
+// restartFields names the changed settings of the program itself,
+// outside broker.Config, that a reload cannot apply: File fields, named
+// as broker.Reload names the Config fields it cannot apply.
+func restartFields(running, next config.File) []string {
+	var names []string
+	for _, f := range []struct {
+		name    string
+		changed bool
+	}{
+		{"AdminListen", running.AdminListen != next.AdminListen},
+		{"AdminToken", running.AdminToken != next.AdminToken},
+		{"User", running.User != next.User},
+		{"AllowRoot", running.AllowRoot != next.AllowRoot},
+	} {
+		if f.changed {
+			names = append(names, f.name)
+		}
+	}
+	return names
+}
+
 // reload is SIGHUP: it reads the configuration file again and applies what
 // a running broker can change — the log level and format, and the limits
 // (broker.Limits) — without dropping a connection. A file that does not
 // load is refused with a log line naming the file, line and key, and the
-// running configuration stays. It returns the logger to go on with.
-func reload(b *broker.Broker, o options, stderr io.Writer, log zerolog.Logger) zerolog.Logger {
+// running configuration stays. running is the configuration the broker
+// started with. It returns the logger to go on with.
+func reload(b *broker.Broker, running config.File, o options, stderr io.Writer, log zerolog.Logger) zerolog.Logger {
 	if o.configPath == "" {
 		log.Warn().Msg("SIGHUP: running on the embedded default configuration, nothing to reload")
 		return log
@@ -243,6 +333,7 @@ func reload(b *broker.Broker, o options, stderr io.Writer, log zerolog.Logger) z
 		log.Error().Err(err).Msg("configuration reload refused: the running configuration stays")
 		return log
 	}
+	needRestart = append(needRestart, restartFields(running, file)...)
 	ev := next.Info()
 	if len(needRestart) > 0 {
 		ev = next.Warn().Strs("restart_to_apply", needRestart)
