@@ -121,6 +121,9 @@ type stats struct {
 	// timerVisits counts the sessions the timer goroutine locked: one per
 	// deadline that came, none for the sessions still waiting.
 	timerVisits atomic.Int64
+	// relaxedSyncs times relaxedSyncLoop's syncs (the loops time their
+	// own: loopCounters.syncs).
+	relaxedSyncs syncHistogram
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -368,9 +371,11 @@ func (b *Broker) relaxedSyncLoop() {
 		case <-b.stop:
 			return
 		case <-t.C:
+			start := time.Now()
 			if err := b.store.Sync(); err != nil {
 				b.commitFailed(err)
 			}
+			b.stats.relaxedSyncs.observe(time.Since(start))
 		}
 	}
 }

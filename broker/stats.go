@@ -60,6 +60,7 @@ type loopCounters struct {
 	connected       atomic.Int64 // clients connected on the loop
 	connects        atomic.Int64 // CONNECT packets taken
 	closes          [closeReasons]atomic.Int64
+	syncs           syncHistogram // the loop's syncing store commits (synctime.go)
 }
 
 // publishCounters moves the loop's packet counts to where Stats reads
@@ -105,6 +106,8 @@ type Stats struct {
 	Refused map[string]int64 `json:"refused"`
 	Loops   []LoopStats      `json:"loops"`
 	Store   map[string]int64 `json:"store,omitempty"`
+	// StoreSync is how long store syncs took (nil with persistence off).
+	StoreSync *SyncStats `json:"store_sync,omitempty"`
 }
 
 // LoopStats are one event loop's figures.
@@ -201,6 +204,11 @@ func (b *Broker) Stats() Stats {
 	}
 	if b.store != nil {
 		st.Store = map[string]int64{"unreadable_records": b.stats.storeCorrupt.Load()}
+		st.StoreSync = newSyncStats()
+		for _, ls := range b.loops {
+			st.StoreSync.add(&ls.ctr.syncs)
+		}
+		st.StoreSync.add(&b.stats.relaxedSyncs)
 	}
 	return st
 }
