@@ -22,7 +22,19 @@ const token = "s3cret-token"
 // startAdmin starts a broker and its admin server on loopback ports.
 func startAdmin(t *testing.T, tok string) (*broker.Broker, string, string) {
 	t.Helper()
-	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = 0 })
+	return startAdminWith(t, tok, nil)
+}
+
+// startAdminWith is startAdmin with the broker's config changed by edit
+// (may be nil).
+func startAdminWith(t *testing.T, tok string, edit func(*broker.Config)) (*broker.Broker, string, string) {
+	t.Helper()
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) {
+		c.SysInterval = 0
+		if edit != nil {
+			edit(c)
+		}
+	})
 	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: tok, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
