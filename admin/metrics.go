@@ -14,9 +14,9 @@ import (
 type collector struct {
 	b *broker.Broker
 
-	connected, sessions, subscriptions, retained, inflight, queued *prometheus.Desc
-	connects, disconnects, messages, bytes, drops, refused, uptime *prometheus.Desc
-	loopEvents, loopConns, loopBytes, storeUnreadable, storeSync   *prometheus.Desc
+	connected, maxConns, sessions, subscriptions, retained, inflight, queued *prometheus.Desc
+	connects, disconnects, messages, bytes, drops, refused, uptime           *prometheus.Desc
+	loopEvents, loopConns, loopBytes, storeUnreadable, storeSync             *prometheus.Desc
 }
 
 func newCollector(b *broker.Broker) *collector {
@@ -26,6 +26,7 @@ func newCollector(b *broker.Broker) *collector {
 	return &collector{
 		b:               b,
 		connected:       d("clients_connected", "Clients connected now."),
+		maxConns:        d("max_connections", "The max_connections limit in force: past it CONNECT is refused (0 in the file: the process's file limit less 256)."),
 		sessions:        d("sessions", "Sessions, connected or not."),
 		subscriptions:   d("subscriptions", "Subscriptions in the router."),
 		retained:        d("retained_messages", "Retained messages."),
@@ -48,7 +49,7 @@ func newCollector(b *broker.Broker) *collector {
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.sessions, c.subscriptions, c.retained, c.inflight,
+	for _, d := range []*prometheus.Desc{c.connected, c.maxConns, c.sessions, c.subscriptions, c.retained, c.inflight,
 		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
 		c.loopBytes, c.storeUnreadable, c.storeSync} {
 		ch <- d
@@ -65,6 +66,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	gauge(c.connected, float64(st.ClientsConnected))
+	gauge(c.maxConns, float64(st.MaxConnections))
 	gauge(c.sessions, float64(st.Sessions))
 	gauge(c.subscriptions, float64(st.Subscriptions))
 	gauge(c.retained, float64(st.Retained))

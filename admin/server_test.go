@@ -89,6 +89,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		"shoal_clients_connected 1",
+		"shoal_max_connections ",
 		`shoal_messages_total{direction="in",qos="1"} 1`,
 		`shoal_disconnects_total{reason="keepalive"} 0`,
 		`shoal_dropped_messages_total{cause="queue_full"} 0`,

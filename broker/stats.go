@@ -84,6 +84,9 @@ type Stats struct {
 	Started          time.Time     `json:"started"`
 	Uptime           time.Duration `json:"uptime_ns"`
 	ClientsConnected int64         `json:"clients_connected"`
+	// MaxConnections is the max_connections limit in force, resolved
+	// (the file limit less 256 when the setting is 0).
+	MaxConnections int `json:"max_connections"`
 	// Sessions counts every session, connected or not: Mosquitto's
 	// clients/total.
 	Sessions      int `json:"sessions"`
@@ -131,11 +134,12 @@ func (s *Stats) MessagesOut() int64 { return s.MessagesSent[0] + s.MessagesSent[
 // it every few seconds, not per message.
 func (b *Broker) Stats() Stats {
 	st := Stats{
-		Version:       b.cfg.Version,
-		Started:       b.startedAt,
-		Subscriptions: b.subs.Count(),
-		Retained:      b.retained.Count(),
-		Disconnects:   make(map[string]int64, closeReasons),
+		Version:        b.cfg.Version,
+		Started:        b.startedAt,
+		MaxConnections: b.limits().MaxConnections,
+		Subscriptions:  b.subs.Count(),
+		Retained:       b.retained.Count(),
+		Disconnects:    make(map[string]int64, closeReasons),
 		Drops: map[string]int64{
 			"queue_full":  b.stats.dropsQueueFull.Load(),
 			"expired":     b.stats.dropsExpired.Load(),
