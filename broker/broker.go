@@ -180,8 +180,8 @@ func New(cfg Config) (*Broker, error) {
 // error naming the config key and address.
 //
 // Bind is optional: Start binds what Bind has not. Call it at most once,
-// before Start (safe for concurrent use, but a Bind racing Start loses:
-// it fails). If Start never comes, Close lets the ports go.
+// before Start. Safe for concurrent use: a Bind racing Start either fails
+// or binds for it. If Start never comes, Close lets the ports go.
 func (b *Broker) Bind() error {
 	b.bindMu.Lock()
 	defer b.bindMu.Unlock()
