@@ -11,7 +11,9 @@
 # (util-linux), systemd-analyze (Debian's systemd package) and the
 # mosquitto clients, and leaves the machine as it found it: the package
 # purged, /var/lib/shoal gone, and the shoal user removed if it made it.
-# About 1.5 minutes on a fresh machine, most of it building nfpm once.
+# Time: 17 s with a warm build cache; on a fresh machine up to 3 minutes
+# (measured on a busy 2-core one), nearly all of it compiling the static
+# binary (CGO_ENABLED=0 shares nothing with the tests' builds) and nfpm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
