@@ -11,7 +11,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help run build test race stress fuzz bench bench-quick bench-pkg profile lint deps vendor-uplot clean
+.PHONY: help run build deb test race stress fuzz bench bench-quick bench-pkg profile lint deps vendor-uplot clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -21,6 +21,23 @@ run: ## build and start the broker on 127.0.0.1:1883 with the embedded config
 
 build: ## build bin/shoal
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/broker
+
+# The Debian package. Its version comes from git tags (packaging/version.sh:
+# v1.2.0 -> 1.2.0, untagged -> 0.0.0~git<time>.<hash>); the binary is static
+# (no libc to depend on) and says the same version. nfpm is pinned by
+# tools/go.mod and built from the module proxy like any dependency.
+DEB_VERSION = $(shell packaging/version.sh)
+DEB_ARCH    = $(shell $(GO) env GOARCH)
+NFPM        = build/tools/nfpm
+
+deb: ## build build/shoal_VERSION_ARCH.deb: /usr/bin/shoal, /etc/shoal/shoal.yaml, the systemd unit
+	@mkdir -p build/deb build/tools
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(DEB_VERSION)' -o build/deb/shoal ./cmd/broker
+	$(GO) run ./packaging/sysconfig -target deb -o build/deb/shoal.yaml
+	$(GO) -C tools build -o $(CURDIR)/$(NFPM) github.com/goreleaser/nfpm/v2/cmd/nfpm
+	rm -f build/shoal_*.deb
+	VERSION='$(DEB_VERSION)' ARCH='$(DEB_ARCH)' $(NFPM) package --config packaging/deb/nfpm.yaml --packager deb --target build/
+	@ls -l build/shoal_*.deb
 
 test: deps ## install test peers if missing, vet, all tests, then a short fuzz (200k inputs) of each codec fuzz target
 	$(GO) vet ./...
@@ -109,4 +126,4 @@ vendor-uplot: ## copy uPlot, at the version admin/testdata/browser/package.json 
 	cp $(UPLOT)/dist/uPlot.iife.min.js $(UPLOT)/dist/uPlot.min.css $(UPLOT)/LICENSE admin/static/vendor/uplot/
 
 clean: ## remove build output
-	rm -rf bin
+	rm -rf bin build

@@ -14,9 +14,9 @@ import (
 type collector struct {
 	b *broker.Broker
 
-	connected, sessions, subscriptions, retained, inflight, queued *prometheus.Desc
-	connects, disconnects, messages, bytes, drops, refused, uptime *prometheus.Desc
-	loopEvents, loopConns, loopBytes, storeUnreadable              *prometheus.Desc
+	connected, maxConns, sessions, subscriptions, retained, inflight, queued *prometheus.Desc
+	connects, disconnects, messages, bytes, drops, refused, uptime           *prometheus.Desc
+	loopEvents, loopConns, loopBytes, storeUnreadable, storeSync             *prometheus.Desc
 }
 
 func newCollector(b *broker.Broker) *collector {
@@ -26,6 +26,7 @@ func newCollector(b *broker.Broker) *collector {
 	return &collector{
 		b:               b,
 		connected:       d("clients_connected", "Clients connected now."),
+		maxConns:        d("max_connections", "The max_connections limit in force: past it CONNECT is refused (0 in the file: the process's file limit less 256)."),
 		sessions:        d("sessions", "Sessions, connected or not."),
 		subscriptions:   d("subscriptions", "Subscriptions in the router."),
 		retained:        d("retained_messages", "Retained messages, by kind: sys on topics starting with '$' (the broker's $SYS topics), user on the others.", "kind"),
@@ -42,14 +43,15 @@ func newCollector(b *broker.Broker) *collector {
 		loopConns:       d("loop_clients_connected", "Clients connected on an event loop.", "loop"),
 		loopBytes:       d("loop_bytes_total", "MQTT bytes through an event loop, by direction.", "loop", "direction"),
 		storeUnreadable: d("store_unreadable_records_total", "Persistent-store records that could not be read at start and were skipped."),
+		storeSync:       d("store_sync_duration_seconds", "Time the persistent store took to sync to disk: the fsync a PUBACK or PUBREC waits for with durability strict (at most one per event loop iteration), or the sync once a second with relaxed."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.sessions, c.subscriptions, c.retained, c.inflight,
+	for _, d := range []*prometheus.Desc{c.connected, c.maxConns, c.sessions, c.subscriptions, c.retained, c.inflight,
 		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
-		c.loopBytes, c.storeUnreadable} {
+		c.loopBytes, c.storeUnreadable, c.storeSync} {
 		ch <- d
 	}
 }
@@ -64,6 +66,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	gauge(c.connected, float64(st.ClientsConnected))
+	gauge(c.maxConns, float64(st.MaxConnections))
 	gauge(c.sessions, float64(st.Sessions))
 	gauge(c.subscriptions, float64(st.Subscriptions))
 	gauge(c.retained, float64(st.RetainedUser), "user")
@@ -96,5 +99,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if n, ok := st.Store["unreadable_records"]; ok {
 		counter(c.storeUnreadable, float64(n))
+	}
+	if s := st.StoreSync; s != nil {
+		buckets := make(map[float64]uint64, len(s.Buckets))
+		for _, b := range s.Buckets {
+			if b.Le > 0 { // the last, +Inf, is the count
+				buckets[b.Le.Seconds()] = uint64(b.Count)
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(c.storeSync, uint64(s.Count), s.Sum.Seconds(), buckets)
 	}
 }

@@ -131,18 +131,26 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start is Listen, then Serve.
+// Start listens, unless Listen did, then serves (Serve).
 func (s *Server) Start() error {
-	if err := s.Listen(); err != nil {
-		return err
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
 	}
 	s.Serve()
 	return nil
 }
 
-// Listen binds the listener without serving yet: a program binds every
-// port before it reports any as listening. Close closes it, served or not.
+// Listen binds the listener without serving it: a program binds every port
+// before it reports any as listening (and, started as root, binds here,
+// gives up root, then serves once the broker has started). Optional: Start
+// listens when Listen was not called. Close closes it, served or not. Call
+// Listen, Start or Serve, and Close from one goroutine.
 func (s *Server) Listen() error {
+	if s.ln != nil {
+		return errors.New("admin: already listening")
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return err

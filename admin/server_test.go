@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -32,13 +33,20 @@ type adminOpts struct {
 	// ticks, when set, drives the server's history sampler
 	// (Server.SetHistoryTicks).
 	ticks <-chan time.Time
+	// edit, when set, changes the broker's config further.
+	edit func(*broker.Config)
 }
 
 // startAdminWith starts a broker and its admin server as o says. It returns
 // the broker, its MQTT address and the admin server's base URL.
 func startAdminWith(t *testing.T, o adminOpts) (*broker.Broker, string, string) {
 	t.Helper()
-	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = o.sys })
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) {
+		c.SysInterval = o.sys
+		if o.edit != nil {
+			o.edit(c)
+		}
+	})
 	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: o.token, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +104,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	for _, want := range []string{
 		"shoal_clients_connected 1",
+		"shoal_max_connections ",
 		`shoal_messages_total{direction="in",qos="1"} 1`,
 		`shoal_disconnects_total{reason="keepalive"} 0`,
 		`shoal_dropped_messages_total{cause="queue_full"} 0`,
@@ -237,4 +246,48 @@ func TestCheckConfig(t *testing.T) {
 	if _, err := admin.New(nil, admin.Config{Listen: "0.0.0.0:0"}); err == nil {
 		t.Error("New on a public address without a token: no error")
 	}
+}
+
+// TestListenThenStart: Listen holds the port before the broker starts
+// (cmd/broker binds it before giving up root) and Start serves it; a
+// server that only listened lets the port go on Close.
+func TestListenThenStart(t *testing.T) {
+	b, _ := testutil.StartBroker(t, nil)
+	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr().String()
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Fatalf("%s is free after Listen", addr)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(t, "GET", "http://"+addr+"/healthz", ""); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz after Listen and Start: %d %q", code, body)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	idle, err := admin.New(b, admin.Config{Listen: addr, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Listen(); err != nil {
+		t.Fatalf("Listen on %s after the first server closed: %v", addr, err)
+	}
+	if err := idle.Close(context.Background()); err != nil {
+		t.Fatalf("Close after Listen only: %v", err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("%s still held after Close: %v", addr, err)
+	}
+	l.Close()
 }

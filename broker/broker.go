@@ -76,6 +76,11 @@ type Broker struct {
 	bgw         store.Writer // for goroutines other than loops and workers
 	storeClosed bool
 
+	// bound holds the listeners Bind bound until Start serves them (or
+	// Close, when Start never comes, lets them go).
+	bindMu sync.Mutex
+	bound  *boundPorts
+
 	started   atomic.Bool
 	startedAt time.Time   // set by Start before anything else runs
 	ready     atomic.Bool // accepting connections: Start done, Close not begun
@@ -116,6 +121,9 @@ type stats struct {
 	// timerVisits counts the sessions the timer goroutine locked: one per
 	// deadline that came, none for the sessions still waiting.
 	timerVisits atomic.Int64
+	// relaxedSyncs times relaxedSyncLoop's syncs (the loops time their
+	// own: loopCounters.syncs).
+	relaxedSyncs syncHistogram
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -162,19 +170,58 @@ func New(cfg Config) (*Broker, error) {
 	return b, nil
 }
 
-// Start begins accepting connections. It binds the listeners first, then
-// opens the store and loads it, then serves: a port in use stops it before
-// the store is touched, and no client is served before the state is
-// loaded. It returns once every listener accepts connections.
+// Bind binds the listeners without serving them or touching the store:
+// the TLS and WebSocket listeners are bound, and the TCP listener's port
+// is reserved — bound, not listening — for the event loops, which open it
+// in Start beside the reservation (gnet cannot take a bound socket). A
+// program started as root calls Bind, gives up root, then calls Start,
+// which opens the store as the user it has become; Start's TCP listener
+// then needs a port that user may bind. A port in use fails Bind with an
+// error naming the config key and address.
+//
+// Bind is optional: Start binds what Bind has not. Call it at most once,
+// before Start. Safe for concurrent use: a Bind racing Start either fails
+// or binds for it. If Start never comes, Close lets the ports go.
+func (b *Broker) Bind() error {
+	b.bindMu.Lock()
+	defer b.bindMu.Unlock()
+	if b.bound != nil || b.started.Load() {
+		return errors.New("broker: Bind after Bind or Start")
+	}
+	ports, err := b.bindListeners()
+	if err != nil {
+		return err
+	}
+	b.bound = ports
+	return nil
+}
+
+// takeBound hands Start the ports Bind bound, or nil.
+func (b *Broker) takeBound() *boundPorts {
+	b.bindMu.Lock()
+	defer b.bindMu.Unlock()
+	p := b.bound
+	b.bound = nil
+	return p
+}
+
+// Start begins accepting connections. It binds the listeners first (unless
+// Bind did), then opens the store and loads it, then serves: a port in use
+// stops it before the store is touched, and no client is served before
+// the state is loaded. It returns once every listener accepts
+// connections.
 func (b *Broker) Start() error {
 	if !b.started.CompareAndSwap(false, true) {
 		return errors.New("broker: already started")
 	}
 	b.startedAt = time.Now()
 	b.warnAnonymous()
-	ports, err := b.bindListeners()
-	if err != nil {
-		return err
+	ports := b.takeBound()
+	if ports == nil {
+		var err error
+		if ports, err = b.bindListeners(); err != nil {
+			return err
+		}
 	}
 	if err := b.openStore(); err != nil {
 		ports.release()
@@ -208,7 +255,7 @@ func (b *Broker) Start() error {
 		}()
 	}
 
-	err = b.engine.Start() // binds beside the reserved port (SO_REUSEADDR), then listens
+	err := b.engine.Start() // binds beside the reserved port (SO_REUSEADDR), then listens
 	ports.releaseTCP()
 	if err != nil {
 		ports.release()
@@ -245,7 +292,13 @@ func (b *Broker) Addr() net.Addr { return b.engine.Addr() }
 // shutting down), every connection is closed, and the router drains. Wills
 // are not published for connections the broker itself closes on shutdown.
 func (b *Broker) Close(ctx context.Context) error {
-	if !b.started.Load() || !b.closed.CompareAndSwap(false, true) {
+	if !b.started.Load() {
+		if p := b.takeBound(); p != nil {
+			p.release() // bound by Bind, never served
+		}
+		return nil
+	}
+	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	b.ready.Store(false)
@@ -327,9 +380,11 @@ func (b *Broker) relaxedSyncLoop() {
 		case <-b.stop:
 			return
 		case <-t.C:
+			start := time.Now()
 			if err := b.store.Sync(); err != nil {
 				b.commitFailed(err)
 			}
+			b.stats.relaxedSyncs.observe(time.Since(start))
 		}
 	}
 }

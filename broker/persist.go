@@ -156,9 +156,17 @@ func (b *Broker) syncLoop(ls *loopState) {
 	}
 	sync := ls.needSync && b.strict
 	ls.needSync = false
-	if err := ls.sw.Commit(sync); err != nil {
+	if !sync {
+		if err := ls.sw.Commit(false); err != nil {
+			b.commitFailed(err)
+		}
+		return
+	}
+	start := time.Now()
+	if err := ls.sw.Commit(true); err != nil {
 		b.commitFailed(err)
 	}
+	ls.ctr.syncs.observe(time.Since(start))
 }
 
 // storeMessage views m as a store record, aliasing its bytes.

@@ -61,6 +61,7 @@ type loopCounters struct {
 	connected       atomic.Int64 // clients connected on the loop
 	connects        atomic.Int64 // CONNECT packets taken
 	closes          [closeReasons]atomic.Int64
+	syncs           syncHistogram // the loop's syncing store commits (synctime.go)
 }
 
 // publishCounters moves the loop's packet counts to where Stats reads
@@ -84,6 +85,9 @@ type Stats struct {
 	Started          time.Time     `json:"started"`
 	Uptime           time.Duration `json:"uptime_ns"`
 	ClientsConnected int64         `json:"clients_connected"`
+	// MaxConnections is the max_connections limit in force, resolved
+	// (the file limit less 256 when the setting is 0).
+	MaxConnections int `json:"max_connections"`
 	// Sessions counts every session, connected or not: Mosquitto's
 	// clients/total.
 	Sessions      int `json:"sessions"`
@@ -112,6 +116,8 @@ type Stats struct {
 	Refused map[string]int64 `json:"refused"`
 	Loops   []LoopStats      `json:"loops"`
 	Store   map[string]int64 `json:"store,omitempty"`
+	// StoreSync is how long store syncs took (nil with persistence off).
+	StoreSync *SyncStats `json:"store_sync,omitempty"`
 }
 
 // LoopStats are one event loop's figures.
@@ -135,10 +141,11 @@ func (s *Stats) MessagesOut() int64 { return s.MessagesSent[0] + s.MessagesSent[
 // it every few seconds, not per message.
 func (b *Broker) Stats() Stats {
 	st := Stats{
-		Version:       b.cfg.Version,
-		Started:       b.startedAt,
-		Subscriptions: b.subs.Count(),
-		Disconnects:   make(map[string]int64, closeReasons),
+		Version:        b.cfg.Version,
+		Started:        b.startedAt,
+		MaxConnections: b.limits().MaxConnections,
+		Subscriptions:  b.subs.Count(),
+		Disconnects:    make(map[string]int64, closeReasons),
 		Drops: map[string]int64{
 			"queue_full":  b.stats.dropsQueueFull.Load(),
 			"expired":     b.stats.dropsExpired.Load(),
@@ -209,6 +216,11 @@ func (b *Broker) Stats() Stats {
 	}
 	if b.store != nil {
 		st.Store = map[string]int64{"unreadable_records": b.stats.storeCorrupt.Load()}
+		st.StoreSync = newSyncStats()
+		for _, ls := range b.loops {
+			st.StoreSync.add(&ls.ctr.syncs)
+		}
+		st.StoreSync.add(&b.stats.relaxedSyncs)
 	}
 	return st
 }

@@ -71,6 +71,17 @@ type File struct {
 	// its password (the passwords are not kept), so that a reload can tell
 	// a change; Parse builds Broker.AuthMethods from the passwords.
 	ScramUsers map[string]string
+
+	// User is the account the broker runs as when started as root (user):
+	// the program switches to it, and to its groups, once its listeners
+	// are bound and before it opens the store. "" (default): no change.
+	// Without effect when not started as root.
+	User string
+
+	// AllowRoot lets the broker serve a listener on an address other than
+	// loopback while running as root (allow_root). Default false: such a
+	// broker refuses to start and names User.
+	AllowRoot bool
 }
 
 // DefaultAdminListen is where the default configuration serves the admin

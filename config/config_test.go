@@ -188,6 +188,8 @@ func TestEveryKey(t *testing.T) {
 		Persistence:  true,
 		AdminListen:  "0.0.0.0:9000",
 		AdminToken:   "tok",
+		User:         "shoal",
+		AllowRoot:    true,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -348,6 +350,10 @@ func TestErrors(t *testing.T) {
 			want: "s.yaml:1:9: listen: want a string, got integer 1883", line: 1, key: "listen"},
 		{name: "listen list", in: "listen:\n  - a\n",
 			want: "s.yaml:2:3: listen: want a string, got a list", line: 2, key: "listen"},
+		{name: "user id", in: "user: 1000\n",
+			want: "s.yaml:1:7: user: want a string, got integer 1000", line: 1, key: "user"},
+		{name: "allow_root string", in: "allow_root: \"true\"\n",
+			want: `s.yaml:1:13: allow_root: want true or false, got string "true"`, line: 1, key: "allow_root"},
 		{name: "count string", in: `max_inflight: "64"`,
 			want: `s.yaml:1:15: max_inflight: want an integer, got string "64"`, line: 1, key: "max_inflight"},
 		{name: "count float", in: "loops: 1.5\n",
@@ -651,6 +657,8 @@ max_client_id_length: 64
 max_queued_bytes: 1MiB
 log_level: debug
 log_format: json
+user: shoal
+allow_root: true
 `
 
 // everyKeyFile returns everyKeyYAML with a password file and an ACL file

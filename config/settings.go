@@ -200,6 +200,10 @@ func settings() []setting {
 			}},
 		{key: "log_format", field: "LogFormat", reload: true, doc: "console, json, or auto (console on a terminal)",
 			set: choice(func(f *File) *LogFormat { return &f.LogFormat }, ParseLogFormat)},
+		{key: "user", field: "User", doc: "started as root: the account to switch to once listeners are bound; \"\": stay",
+			set: str(func(f *File) *string { return &f.User })},
+		{key: "allow_root", field: "AllowRoot", doc: "whether root may serve a listener that is not on loopback",
+			set: boolean(func(f *File) *bool { return &f.AllowRoot })},
 	}
 }
 

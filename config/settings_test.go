@@ -75,7 +75,7 @@ var reloadSamples = map[string]string{
 	"http_auth_timeout": "2s", "http_auth_cache": "30s", "acl_file": "ACLFILE", "auth_workers": "3",
 	"auth_queue": "50", "max_connections": "500", "connect_rate": "2.5\nconnect_burst: 10", "connect_burst": "10",
 	"publish_rate": "100\npublish_burst: 200", "publish_burst": "200", "max_subscriptions": "40", "max_topic_length": "200",
-	"max_topic_levels": "9", "max_client_id_length": "64", "log_level": "debug", "log_format": "json",
+	"max_topic_levels": "9", "max_client_id_length": "64", "log_level": "debug", "log_format": "json", "user": "nobody", "allow_root": "true",
 }
 
 // TestReloadMatchesBroker holds the reload column of the settings list to

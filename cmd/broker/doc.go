@@ -3,11 +3,22 @@
 //
 //	shoal [-c FILE] [--listen ADDR] [--log-level LEVEL]
 //	shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]
+//	shoal healthcheck [-c FILE | --url URL] [--timeout D]
 //	shoal --version
 //
 // The passwd subcommand adds, changes (-c: creates the file) or deletes
 // (-D) a user of a password file (password_file), in the spirit of
-// mosquitto_passwd.
+// mosquitto_passwd. The healthcheck subcommand asks the admin listener's
+// /healthz and exits 0 on 200: a container image's HEALTHCHECK, with no
+// curl in the image.
+//
+// Started as root with user set, it binds every listener, switches to
+// that user and its groups, and then opens the store (privileges.go); as
+// root without it, a listener off loopback needs allow_root.
+//
+// Run by systemd with Type=notify ($NOTIFY_SOCKET set), it says READY=1
+// once the listeners are bound, the state is loaded and the admin API
+// serves; RELOADING=1 and READY=1 around a SIGHUP; STOPPING=1 on shutdown.
 //
 // Without -c it runs with the embedded default configuration (see
 // config.example.yaml at the repository root); --listen and --log-level

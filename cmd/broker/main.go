@@ -20,6 +20,7 @@ import (
 	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/config"
+	"github.com/shoalmq/shoal/internal/sdnotify"
 )
 
 // version is set at link time (make build: -ldflags "-X main.version=...").
@@ -35,8 +36,13 @@ const shutdownTimeout = 10 * time.Second
 const embeddedName = "(embedded default config)"
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "passwd" {
-		os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "passwd":
+			os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+		case "healthcheck":
+			os.Exit(runHealthcheck(os.Args[2:], os.Stdout, os.Stderr))
+		}
 	}
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
@@ -95,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` at shutdown (allocations included)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n       shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]   (edit a password file; shoal passwd -h)\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n       shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]   (edit a password file; shoal passwd -h)\n       shoal healthcheck [-c FILE | --url URL]   (ask the admin API's /healthz; exit 0 on 200)\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -135,13 +141,30 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		return 1
 	}
 
+	priv, err := checkPrivileges(file, os.Geteuid(), lookupUser, unprivilegedPortStart())
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal: %v\n", err)
+		return 1
+	}
+
 	log := newLogger(stderr, file.LogLevel, file.LogFormat)
 	file.Broker.Logger = log
+	if priv.note != "" {
+		log.Info().Msg(priv.note)
+	}
+	notify := newNotifier(log)
 
 	b, err := broker.New(file.Broker)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build the broker")
 		return 1
+	}
+	var adm *admin.Server
+	if file.AdminListen != "" {
+		if adm, err = admin.New(b, admin.Config{Listen: file.AdminListen, Token: file.AdminToken, Logger: log}); err != nil {
+			log.Error().Err(err).Str("admin_listen", file.AdminListen).Msg("cannot start the admin API")
+			return 1
+		}
 	}
 	stopProfiles, err := startProfiles(o.cpuProfile, o.memProfile)
 	if err != nil {
@@ -149,36 +172,34 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		return 1
 	}
 	defer stopProfiles()
-	// Every listener is bound before any is reported as listening: the
-	// admin API's here, the broker's in Start (before it opens its store).
-	var adm *admin.Server
-	if file.AdminListen != "" {
-		if adm, err = admin.New(b, admin.Config{Listen: file.AdminListen, Token: file.AdminToken, Logger: log}); err == nil {
-			err = adm.Listen()
-		}
-		if err != nil {
-			log.Error().Err(fmt.Errorf("%s: %s: %w", o.name("admin_listen"), file.AdminListen, err)).Msg("cannot start the admin API")
-			return 1
-		}
+	// Every listener is bound before any is reported as listening, and
+	// before root is given up (bind); the broker opens its store in Start,
+	// as the user it runs as.
+	if err := bind(b, adm, priv.switchTo, o, file, log); err != nil {
+		return 1
 	}
 	if err := b.Start(); err != nil {
-		if adm != nil {
-			_ = adm.Close(context.Background())
-		}
 		log.Error().Err(o.nameKey(err)).Msg("cannot start the broker")
+		if adm != nil {
+			_ = adm.Close(context.Background()) // bound, not served
+		}
 		return 1
 	}
 	if adm != nil {
 		adm.Serve()
 	}
 	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
+	notify(sdnotify.Ready + "\n" + sdnotify.Status("serving MQTT on "+b.Addr().String()))
 
 	loaded, started := file, file
 	sig := <-signals
 	for sig == syscall.SIGHUP {
+		notify(sdnotify.Reloading())
 		log = reload(b, adm, o, &loaded, started, stderr, log)
+		notify(sdnotify.Ready)
 		sig = <-signals
 	}
+	notify(sdnotify.Stopping)
 	log.Info().Str("signal", sig.String()).Int64("timeout_ms", shutdownTimeout.Milliseconds()).Msg("shutting down")
 	if err := shutdown(b, adm, signals, log); err != nil {
 		log.Error().Err(err).Msg("shutdown was not clean")
@@ -243,6 +264,45 @@ func loadConfig(o options) (config.File, error) {
 	}
 	file.Broker.Version = version
 	return file, nil
+}
+
+// bind binds the broker's listeners and the admin listener (adm may be
+// nil), then switches to user a (nil: stays), before Start opens the store
+// (privileges.go). It logs what fails and lets go of what it bound.
+func bind(b *broker.Broker, adm *admin.Server, a *account, o options, file config.File, log zerolog.Logger) error {
+	if err := b.Bind(); err != nil {
+		log.Error().Err(o.nameKey(err)).Msg("cannot start the broker")
+		return err
+	}
+	if adm != nil {
+		if err := adm.Listen(); err != nil {
+			log.Error().Err(fmt.Errorf("%s: %s: %w", o.name("admin_listen"), file.AdminListen, err)).Msg("cannot start the admin API")
+			_ = b.Close(context.Background())
+			return err
+		}
+	}
+	if a == nil {
+		return nil
+	}
+	if err := switchUser(a); err != nil {
+		log.Error().Err(err).Msg("cannot give up root")
+		_ = shutdown(b, adm, nil, log)
+		return err
+	}
+	log.Info().Str("user", a.name).Int("uid", a.uid).Int("gid", a.gid).Msg("listeners bound; running as user")
+	return nil
+}
+
+// newNotifier returns the function that tells the service manager about
+// start-up, reloads and shutdown (sd_notify: Type=notify units), or does
+// nothing when $NOTIFY_SOCKET is unset. A failure is logged, never fatal.
+func newNotifier(log zerolog.Logger) func(state string) {
+	n := sdnotify.New(os.Getenv("NOTIFY_SOCKET"))
+	return func(state string) {
+		if err := n.Notify(state); err != nil {
+			log.Warn().Err(err).Msg("cannot notify the service manager")
+		}
+	}
 }
 
 // reload is SIGHUP: it reads the configuration file again and applies what

@@ -24,7 +24,7 @@ func TestConfigFileRefusesAnonymous(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "shoal.yaml")
-	body := "listen: 0.0.0.0:0\npersistence: false\nadmin_listen: \"\"\nlog_format: json\npassword_file: " + pw + "\n"
+	body := "listen: 0.0.0.0:0\npersistence: false\nadmin_listen: \"\"\nlog_format: json\nallow_root: true\npassword_file: " + pw + "\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestAnonymousWarnings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := filepath.Join(t.TempDir(), "shoal.yaml")
-			body := "listen: 0.0.0.0:0\npersistence: false\nadmin_listen: \"\"\nlog_format: json\n" + tc.extra
+			body := "listen: 0.0.0.0:0\npersistence: false\nadmin_listen: \"\"\nlog_format: json\nallow_root: true\n" + tc.extra
 			if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
