@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/router"
@@ -54,8 +56,13 @@ type loopState struct {
 	fan        fanout
 	fanPending bool
 	// queued mirrors len(items) for other loops deciding, without the
-	// lock, whether to route inline.
+	// lock, whether to route inline (inlineRoom, on every PUBLISH of every
+	// loop). It has a cache line of its own: the loop's per-packet
+	// counters (ctr), written for every packet, would otherwise share it,
+	// and each write would cost the readers a cache miss.
+	_      cpu.CacheLinePad
 	queued atomic.Int32
+	_      cpu.CacheLinePad
 
 	ctr  loopCounters // stats.go
 	life lifecycleLog // lifecycle.go

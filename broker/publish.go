@@ -93,8 +93,14 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 	}
 
-	w := b.worker(c.id()) // by client id: one publisher's messages stay in order
-	if p.QoS == 0 && w.full() {
+	// Inline when the publisher's order allows it (doc.go, "Two paths, one
+	// order"); the worker, picked by a hash of the client id, only when not.
+	inline := !c.viaWorkers && c.routing.Load() == 0 && b.inlineAllowed()
+	var w *worker
+	if !inline {
+		w = b.worker(c.id()) // by client id: one publisher's messages stay in order
+	}
+	if !inline && p.QoS == 0 && w.full() {
 		// At most once, and the router has no room: drop it before paying
 		// for the copy.
 		b.stats.dropsWorkerFull.Add(1)
@@ -117,7 +123,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	case 2:
 		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
 	}
-	if !c.viaWorkers && c.routing.Load() == 0 && b.inlineAllowed() {
+	if inline {
 		if p.QoS == 2 {
 			c.awaitRel(ls, p.PacketID)
 		}

@@ -118,7 +118,12 @@ type Engine struct {
 	bootOnce sync.Once
 
 	mu    sync.Mutex
-	loops []*Loop // in order of discovery; index = Loop.Index
+	loops []*Loop // in order of discovery; index = Loop.Index; guarded by mu
+	// view is loops as of the last loop found, copied, never changed:
+	// what LoopAt and WakePaused read without mu. The broker posts to a
+	// loop (LoopAt) for every batch it fans out: a mutex there was
+	// contended by every router worker and loop.
+	view atomic.Pointer[[]*Loop]
 
 	// lingering counts connections past Handler.OnClose whose socket is
 	// still open (Conn.Close): descriptors the Handler no longer sees.
@@ -272,15 +277,22 @@ func (e *Engine) Lingering() int64 { return e.lingering.Load() }
 func (e *Engine) Addr() net.Addr { return e.addr }
 
 // Loops returns the loops known so far (a loop becomes known with its
-// first connection).
+// first connection). The slice is shared: do not change it. Safe for
+// concurrent use.
 func (e *Engine) Loops() []*Loop {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]*Loop(nil), e.loops...)
+	if v := e.view.Load(); v != nil {
+		return *v
+	}
+	return nil
 }
 
 // loopOf returns the Loop for gnet loop el, creating it on first sight.
 func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
+	for _, l := range e.Loops() {
+		if l.el == el {
+			return l
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, l := range e.loops {
@@ -293,6 +305,8 @@ func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
 	l.drainTimer = time.AfterFunc(time.Hour, l.drainFired)
 	l.drainTimer.Stop() // armed by checkDrained
 	e.loops = append(e.loops, l)
+	view := append([]*Loop(nil), e.loops...)
+	e.view.Store(&view)
 	return l
 }
 
@@ -300,21 +314,16 @@ func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
 // for a caller that has just made room. It does not allocate. Safe for
 // concurrent use.
 func (e *Engine) WakePaused() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, l := range e.loops {
+	for _, l := range e.Loops() {
 		if l.HasPaused() {
 			l.Wake()
 		}
 	}
 }
 
-// LoopAt returns the loop with index i.
-func (e *Engine) LoopAt(i int) *Loop {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.loops[i]
-}
+// LoopAt returns the loop with index i. Safe for concurrent use; it takes
+// no lock.
+func (e *Engine) LoopAt(i int) *Loop { return (*e.view.Load())[i] }
 
 // OnOpen implements gnet.EventHandler.
 func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {

@@ -14,6 +14,19 @@
 // a Store shard lock may be taken, never the other way round (see
 // LOCKORDER.md at the repository root).
 //
+// Why the lock is exported: a Session's changes are parts of larger steps
+// that must be atomic with state outside it. A SUBSCRIBE changes the
+// session and the subscription table together, so that a Clean Start
+// cannot slip in between; a takeover moves ownership and the in-flight
+// window together; a delivery assigns a packet id, writes the PUBLISH and
+// records the store's state together. Those steps belong to the broker,
+// which owns the table, the connections and the store, so the broker holds
+// the lock across them and calls the Locked methods inside. Hiding the
+// lock would mean moving those steps here, and with them the table and the
+// store. The Locked suffix and the "s.mu must be held" comments at every
+// caller are how the protocol stays readable, and the race detector (make
+// race) how it stays checked.
+//
 // # Memory
 //
 // Idle sessions dominate memory at high connection counts, so every
