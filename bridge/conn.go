@@ -34,11 +34,11 @@ type conn struct {
 
 // connack is what the bridge keeps of a CONNACK.
 type connack struct {
-	present     bool
-	receiveMax  int    // 0: none announced
-	maxPacket   uint32 // 0: none announced
-	maxQoS      byte
-	noRetain    bool
+	present    bool
+	receiveMax int    // 0: none announced
+	maxPacket  uint32 // 0: none announced
+	maxQoS     byte
+	noRetain   bool
 }
 
 // refusedError is a CONNACK that refused the bridge.
