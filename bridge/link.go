@@ -307,9 +307,9 @@ func (l *link) run() {
 		select {
 		case e := <-l.ev:
 			l.handle(e)
+			l.stats.holding.Store(int64(len(l.sides[remote].out) + len(l.sides[remote].waiting)))
 		case <-tick.C:
 			l.keepAlive()
-			l.stats.holding.Store(int64(len(l.sides[remote].out) + len(l.sides[remote].waiting)))
 		case <-l.timerC(l.retry):
 			l.retry = nil
 			l.startDial()
