@@ -170,3 +170,53 @@ func TestQueueBoundWhileDown(t *testing.T) {
 		t.Errorf("%d distinct messages arrived, want 74 and the sentinel", distinct)
 	}
 }
+
+// TestTryPrivateRefused: a remote that refuses the bridge mark (CONNACK
+// 0x01, unacceptable protocol version, as a broker that knows only plain
+// 3.1.1 answers 0x84) is asked again without it, and the link comes up.
+func TestTryPrivateRefused(t *testing.T) {
+	_, central := testutil.StartBroker(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := make(chan byte, 16)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// CONNECT: header (2 bytes, short), name "MQTT" (6), level.
+			head := make([]byte, 9)
+			if _, err := io.ReadFull(c, head); err != nil {
+				_ = c.Close()
+				continue
+			}
+			levels <- head[8]
+			if head[8]&0x80 != 0 {
+				_, _ = c.Write([]byte{0x20, 0x02, 0x00, 0x01})
+				_ = c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", central)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			_, _ = s.Write(head)
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(s, c); _ = s.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, s); _ = c.Close() }()
+		}
+	}()
+	b, _ := testutil.StartBroker(t, edge(ln.Addr().String(), []bridge.Topic{{Pattern: "a/#", QoS: 1}}, nil))
+	waitState(t, b, "up")
+	if first, second := <-levels, <-levels; first != 0x84 || second != 0x04 {
+		t.Errorf("protocol levels %#x then %#x, want 0x84 then 0x04", first, second)
+	}
+}
