@@ -52,6 +52,7 @@ type link struct {
 	retry      *time.Timer
 	dialing    bool
 	privateOff bool // the remote refused try_private
+	failing    bool // attempts fail since the last success: logged once
 	localRetry *time.Timer
 	notifiedUp bool
 
@@ -110,6 +111,7 @@ type fwd struct {
 	retain  bool
 	from    *side  // nil: the bridge's own (a notification), or its source's session was lost
 	fromID  uint16 // its packet id there
+	fromQoS byte   // its QoS there: the acknowledgement it is owed (qos may be lower)
 	id      uint16 // its packet id on the destination, once sent
 	rel     bool   // PUBREC came, PUBREL sent
 	acked   bool   // the source has been acknowledged
@@ -380,8 +382,11 @@ func (l *link) handle(e event) {
 			l.startDial()
 			return
 		}
-		if l.backoff == 0 || l.stats.state.Load() != stateDown {
-			l.lg.Warn().Err(e.err).Str("address", e.addr).Msg("bridge: cannot connect to the remote broker")
+		if !l.failing {
+			l.failing = true
+			l.lg.Warn().Err(e.err).Str("address", e.addr).Msg("bridge: cannot connect to the remote broker; retrying")
+		} else {
+			l.lg.Debug().Err(e.err).Str("address", e.addr).Msg("bridge: cannot connect to the remote broker")
 		}
 		l.remoteFailed(e.err)
 	case evUp:
@@ -441,7 +446,7 @@ func (l *link) up(e event) {
 
 	// Subscriptions first, then what was in flight, then what waited.
 	if e.s == remote {
-		l.backoff = 0
+		l.backoff, l.failing = 0, false
 		l.stats.state.Store(stateUp)
 		l.stats.connects.Add(1)
 		l.lg.Info().Str("address", e.addr).Bool("session_present", e.ca.present).Msg("bridge: link to the remote broker up")
@@ -557,6 +562,7 @@ func (l *link) forward(s *side, f *fwd) {
 		} else {
 			l.stats.dropped.Add(1)
 		}
+		l.complete(f, false) // a QoS 1/2 source (s takes only QoS 0) is owed its acknowledgement
 		return
 	}
 	l.seq++
@@ -587,17 +593,17 @@ func (l *link) complete(f *fwd, refused bool) {
 		l.stats.refused.Add(1)
 	}
 	src := f.from
-	if src == nil || f.qos == 0 {
+	if src == nil || f.fromQoS == 0 {
 		return
 	}
 	if src.in[f.fromID] == f {
 		delete(src.in, f.fromID)
 	}
 	if !src.up {
-		src.done[f.fromID] = f.qos // acknowledged when src sends it again
+		src.done[f.fromID] = f.fromQoS // acknowledged when src sends it again
 		return
 	}
-	l.ackSource(src, f.fromID, f.qos)
+	l.ackSource(src, f.fromID, f.fromQoS)
 }
 
 func (l *link) ackSource(src *side, id uint16, qos byte) {
@@ -682,7 +688,7 @@ func (l *link) onPublish(s *side, p *codec.Publish) error {
 	}
 	f := &fwd{topic: topic, payload: p.Payload, qos: p.QoS, retain: p.Retain}
 	if p.QoS > 0 {
-		f.from, f.fromID = s, p.PacketID
+		f.from, f.fromID, f.fromQoS = s, p.PacketID, p.QoS
 		s.in[p.PacketID] = f
 	}
 	l.forward(t, f)
