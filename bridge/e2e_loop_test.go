@@ -49,10 +49,11 @@ func TestBothWaysNoLoop(t *testing.T) {
 				func(cn *bridge.Connection) { cn.Protocol = proto }))
 			waitState(t, b, "up")
 			crossBoth(t, addr, m.Addr)
-			st := bridgeStats(t, b)
-			if st.ForwardedOut != 2 || st.ForwardedIn != 2 {
-				t.Errorf("forwarded out %d, in %d; want 2 and 2 (message and sentinel)", st.ForwardedOut, st.ForwardedIn)
-			}
+			// Counted on the acknowledgement, which may follow delivery.
+			testutil.Eventually(t, 10*time.Second, "2 forwarded each way (message and sentinel)", func() bool {
+				st := bridgeStats(t, b)
+				return st.ForwardedOut == 2 && st.ForwardedIn == 2
+			})
 		})
 	}
 }
