@@ -1,8 +1,6 @@
 package bridge_test
 
 import (
-	"context"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -197,6 +195,3 @@ func TestToMosquittoRemoteRestart(t *testing.T) {
 		t.Errorf("the bridge connected %d times; mosquitto was restarted", st.Connects)
 	}
 }
-
-var _ = fmt.Sprint
-var _ = context.Background
