@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/internal/enum"
 	"runtime"
 	"time"
@@ -294,6 +295,12 @@ type Config struct {
 	// the certificate files; new listen addresses need a restart.
 	Transports transport.Config
 
+	// Bridges are the connections to other brokers that this one forwards
+	// messages to and from (package bridge; Mosquitto's bridge
+	// directives). Started after the listeners, stopped first on Close.
+	// Default: none. Changes need a restart.
+	Bridges bridge.Config
+
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger
 
@@ -401,6 +408,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_queued_bytes: %d is negative", c.MaxQueuedBytes)
 	case c.MaxClientIDLength < 1 || c.MaxClientIDLength > 65535:
 		return fmt.Errorf("max_client_id_length: %d is outside 1..65535", c.MaxClientIDLength)
+	}
+	if err := c.Bridges.Validate(); err != nil {
+		return err
 	}
 	return c.Transports.Validate()
 }

@@ -43,6 +43,16 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	ls.connectOf = c
 	ls.ctr.connects.Add(1)
 	cp := connectParams{clean: p.CleanStart}
+	if p.Bridge && c.version < codec.V5 {
+		// MQTT 5 bridges ask for No Local and Retain As Published
+		// themselves; Mosquitto's mark means nothing more for them.
+		c.extra().bridge = true
+	}
+	internal := false
+	if o := c.conn.Origin(); o != nil && o.Internal {
+		internal = true
+		c.extra().internal = true
+	}
 
 	// Limits first: a refused client costs no more than its CONNECT.
 	lim := b.limits()
@@ -50,7 +60,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		b.stats.refusedConnections.Add(1)
 		return errTooManyConns
 	}
-	if lim.ConnectRate > 0 && !b.connRate.allow(addrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
+	if lim.ConnectRate > 0 && !internal && !b.connRate.allow(addrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
 		b.stats.refusedRate.Add(1)
 		return errConnectRate
 	}

@@ -367,6 +367,9 @@ func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	if !b.enqueueLocked(ls.sw, c.sess, d) {
 		return
 	}
+	if c.ext != nil && c.ext.internal {
+		return // a bridge's queue is its buffer while its remote is down
+	}
 	if lim := b.limits(); lim.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
 		b.stats.slowConsumerKicks.Add(1)
 		c.closeWith(0, errSlowConsumer)

@@ -228,6 +228,11 @@ func TestEveryKey(t *testing.T) {
 		if name == "Logger" || name == "Store" || name == "Version" { // set by the program or an embedder, not a file
 			continue
 		}
+		if name == "Bridges" {
+			// Set by an embedder, or from a mosquitto.conf's bridge
+			// sections; the YAML file has no bridges key yet.
+			continue
+		}
 		if !def.Type().Field(i).IsExported() { // set by the broker's own tests
 			continue
 		}
