@@ -52,7 +52,8 @@ var (
 	// ErrPasswdDuplicate: a user with two lines.
 	ErrPasswdDuplicate = &Error{CodeUnspecified, "duplicate user"}
 	// ErrPasswdScheme: a hash that is none of bcrypt ($2a$, $2b$, $2y$),
-	// argon2id ($argon2id$) or Mosquitto's PBKDF2-SHA512 ($7$).
+	// argon2id ($argon2id$) or Mosquitto's SHA-512 ($6$) and
+	// PBKDF2-SHA512 ($7$).
 	ErrPasswdScheme = &Error{CodeUnspecified, "unknown password hash scheme"}
 	// ErrPasswdHash: a hash of a known scheme with bad fields.
 	ErrPasswdHash = &Error{CodeUnspecified, "malformed password hash"}
@@ -122,10 +123,18 @@ const (
 
 // PasswordFile authenticates users against a file of "user:hash" lines, in
 // the spirit of mosquitto_passwd: one line per user, '#' comments and
-// blank lines allowed. New entries are bcrypt (SetPassword); argon2id
-// entries in PHC form ($argon2id$v=19$m=..,t=..,p=..$salt$hash) and the
-// PBKDF2-SHA512 entries of Mosquitto 2's mosquitto_passwd ($7$) are
-// verified too, so files from those tools work unchanged.
+// blank lines allowed, blanks around the user name and the hash ignored.
+// New entries are bcrypt (SetPassword); argon2id entries in PHC form
+// ($argon2id$v=19$m=..,t=..,p=..$salt$hash) and both kinds that
+// mosquitto_passwd writes — PBKDF2-SHA512 ($7$, its default since 2.0) and
+// salted SHA-512 ($6$, -H sha512, the only one before) — are verified too,
+// so files from those tools work unchanged.
+//
+// A line that cannot be read (no ':', a bad user name, an unknown or
+// malformed hash, a user listed twice) costs only its user, as in
+// Mosquitto: the file loads without it, and Warnings says which line and
+// which user, for the program to log. A file that cannot be read at all
+// is an error.
 //
 // All its methods are safe for concurrent use. Reload swaps in the new
 // contents atomically: a running Authenticate finishes against the old.
@@ -146,13 +155,15 @@ type PasswordFile struct {
 // so a success found against old contents lands in the old cache and is
 // forgotten with it.
 type passwdTable struct {
-	users map[string]verifier
-	decoy verifier // hashed for unknown users; nil when users is empty
-	cache *answerCache
+	users    map[string]verifier
+	decoy    verifier // hashed for unknown users; nil when users is empty
+	cache    *answerCache
+	warnings []error // the lines skipped, each a *FileError
 }
 
-// LoadPasswordFile reads the password file at path. An error names the
-// file and, for a bad line, the line (a *FileError).
+// LoadPasswordFile reads the password file at path. An error (a
+// *FileError naming the file) means it could not be read; lines it could
+// not use are skipped and reported by Warnings.
 func LoadPasswordFile(path string) (*PasswordFile, error) {
 	p := &PasswordFile{path: path, key: newKeyer(), cacheTTL: passwdCacheTTL, cacheSize: passwdCacheSize}
 	if err := p.Reload(); err != nil {
@@ -161,16 +172,17 @@ func LoadPasswordFile(path string) (*PasswordFile, error) {
 	return p, nil
 }
 
-// Reload reads the file again. On success it replaces the users and
-// empties the success cache; on error it keeps the previous contents and
-// returns the error (a *FileError), so a SIGHUP with a broken file leaves
-// the broker working. Safe for concurrent use with Authenticate.
+// Reload reads the file again. On success it replaces the users, empties
+// the success cache and replaces the Warnings; on error (the file cannot
+// be read) it keeps the previous contents and returns the error (a
+// *FileError), so a SIGHUP with a missing file leaves the broker working.
+// Safe for concurrent use with Authenticate.
 func (p *PasswordFile) Reload() error {
 	f, err := readPasswd(p.path)
 	if err != nil {
 		return err
 	}
-	t := &passwdTable{users: f.users, cache: newAnswerCache(p.cacheSize, p.cacheTTL)}
+	t := &passwdTable{users: f.users, cache: newAnswerCache(p.cacheSize, p.cacheTTL), warnings: f.skipped}
 	if len(f.order) > 0 {
 		// Hashing an unknown user's password against the first real entry
 		// costs what a known user costs (same scheme, same parameters), so
@@ -183,6 +195,12 @@ func (p *PasswordFile) Reload() error {
 
 // Len returns the number of users. Safe for concurrent use.
 func (p *PasswordFile) Len() int { return len(p.table.Load().users) }
+
+// Warnings returns the lines of the contents in force that were skipped,
+// in file order, each a *FileError naming the line and, where it could be
+// read, the user; nil when every line was used. The slice is shared: do
+// not modify it. Safe for concurrent use.
+func (p *PasswordFile) Warnings() []error { return p.table.Load().warnings }
 
 // Authenticate implements Authenticator. It answers ErrUnknownUser for a
 // client without a user name, for one with a certificate identity (the
@@ -251,6 +269,8 @@ func parseHash(s string) (verifier, string, error) {
 		return parseArgon2id(s)
 	case strings.HasPrefix(s, "$7$"):
 		return parsePBKDF2(s)
+	case strings.HasPrefix(s, "$6$"):
+		return parseSHA512(s)
 	}
 	return nil, "", ErrPasswdScheme
 }
@@ -380,6 +400,38 @@ func (h pbkdf2Hash) match(password []byte) (bool, error) {
 	return subtle.ConstantTimeCompare(k, h.key) == 1, nil
 }
 
+// sha512Hash is the "$6$" base64 salt "$" base64 hash that Mosquitto 1.x
+// wrote and mosquitto_passwd -H sha512 still writes: one SHA-512 of the
+// password followed by the salt (12 bytes from mosquitto_passwd). It is
+// fast to guess: verified so that old files keep working, never written;
+// `shoal passwd` or mosquitto_passwd replaces an entry with a slow hash.
+type sha512Hash struct {
+	salt, key []byte
+}
+
+func parseSHA512(s string) (verifier, string, error) {
+	f := strings.Split(s, "$") // "", "6", salt, hash
+	if len(f) != 4 {
+		return nil, "want $6$salt$hash", ErrPasswdHash
+	}
+	var h sha512Hash
+	var err error
+	if h.salt, err = decodeB64Lax(f[2]); err != nil || len(h.salt) == 0 {
+		return nil, "salt is not base64", ErrPasswdHash
+	}
+	if h.key, err = decodeB64Lax(f[3]); err != nil || len(h.key) != sha512.Size {
+		return nil, "hash is not base64 of 64 bytes", ErrPasswdHash
+	}
+	return h, "", nil
+}
+
+func (h sha512Hash) match(password []byte) (bool, error) {
+	d := sha512.New()
+	d.Write(password)
+	d.Write(h.salt)
+	return subtle.ConstantTimeCompare(d.Sum(nil), h.key) == 1, nil
+}
+
 // decodeB64Lax decodes standard base64 with or without padding: PHC
 // strings have none, mosquitto_passwd writes it.
 func decodeB64Lax(s string) ([]byte, error) {
@@ -413,10 +465,11 @@ func newKeyer() keyer {
 // passwdFile is a password file as read: its lines, kept for editing, and
 // its users.
 type passwdFile struct {
-	lines []string // without their '\n'
-	users map[string]verifier
-	order []string       // users in file order
-	index map[string]int // user -> index in lines
+	lines   []string // without their '\n'
+	users   map[string]verifier
+	order   []string       // users in file order
+	index   map[string]int // user -> index in lines
+	skipped []error        // lines not used, each a *FileError
 }
 
 func readPasswd(path string) (*passwdFile, error) {
@@ -424,53 +477,70 @@ func readPasswd(path string) (*passwdFile, error) {
 	if err != nil {
 		return nil, &FileError{Path: path, Err: err}
 	}
-	return parsePasswd(path, data)
+	return parsePasswd(path, data), nil
 }
 
-// parsePasswd parses data, read from path. Error messages never quote a
+// parsePasswd parses data, read from path. A line it cannot use is
+// skipped and recorded in skipped; so is every line of a user listed
+// twice, since which one was meant cannot be known. Messages never quote a
 // line or a hash: a mistyped line may be a password.
-func parsePasswd(path string, data []byte) (*passwdFile, error) {
+func parsePasswd(path string, data []byte) *passwdFile {
 	f := &passwdFile{users: map[string]verifier{}, index: map[string]int{}}
 	if s := strings.TrimSuffix(string(data), "\n"); s != "" {
 		f.lines = strings.Split(s, "\n")
 	}
+	dup := map[string]bool{}
 	for i, raw := range f.lines {
 		t := strings.TrimSpace(raw) // and a CR before the LF
 		if t == "" || t[0] == '#' {
 			continue
 		}
-		bad := func(err error, detail string) error {
-			return &FileError{Path: path, Line: i + 1, Err: err, Detail: detail}
+		skip := func(err error, detail string) {
+			f.skipped = append(f.skipped, &FileError{Path: path, Line: i + 1, Err: err, Detail: detail})
 		}
 		// The last ':' separates: hashes have none, so a user name with
-		// one is reported as such rather than as a strange hash.
+		// one is reported as such rather than as a strange hash. Blanks
+		// around either part are not part of it, as in Mosquitto.
 		c := strings.LastIndexByte(t, ':')
 		if c < 0 {
-			return nil, bad(ErrPasswdSyntax, "")
+			skip(ErrPasswdSyntax, "")
+			continue
 		}
-		user, hash := t[:c], t[c+1:]
+		user, hash := strings.TrimSpace(t[:c]), strings.TrimSpace(t[c+1:])
+		who := "user " + strconv.Quote(user)
 		if !validUser(user) {
-			return nil, bad(ErrPasswdUser, strconv.Quote(user))
+			skip(ErrPasswdUser, strconv.Quote(user))
+			continue
 		}
 		if hash == "" {
-			return nil, bad(ErrPasswdSyntax, "no hash for user "+strconv.Quote(user))
+			skip(ErrPasswdSyntax, "no hash for "+who)
+			continue
 		}
-		if j, dup := f.index[user]; dup {
-			return nil, bad(ErrPasswdDuplicate, fmt.Sprintf("%q, first on line %d", user, j+1))
+		if j, seen := f.index[user]; seen || dup[user] {
+			if seen {
+				skip(ErrPasswdDuplicate, fmt.Sprintf("%q, first on line %d: both lines skipped", user, j+1))
+				delete(f.users, user)
+				delete(f.index, user)
+				f.order = slices.DeleteFunc(f.order, func(u string) bool { return u == user })
+				dup[user] = true
+			} else {
+				skip(ErrPasswdDuplicate, fmt.Sprintf("%q again: skipped", user))
+			}
+			continue
 		}
 		v, detail, err := parseHash(hash)
 		if err != nil {
-			d := "user " + strconv.Quote(user)
 			if detail != "" {
-				d += ": " + detail
+				who += ": " + detail
 			}
-			return nil, bad(err, d)
+			skip(err, who)
+			continue
 		}
 		f.users[user] = v
 		f.order = append(f.order, user)
 		f.index[user] = i
 	}
-	return f, nil
+	return f
 }
 
 // SetPassword sets user's password in the password file at path, hashed
@@ -478,7 +548,8 @@ func parsePasswd(path string, data []byte) (*passwdFile, error) {
 // line where it stands, or appends one, and keeps every other line,
 // comments included. A missing file is created with mode 0600; an existing
 // one keeps its mode (not its owner: run it as the file's owner). A file
-// that LoadPasswordFile would refuse is not touched.
+// with a line LoadPasswordFile would skip is not touched: the first such
+// line is the error, to be mended by hand.
 //
 // The file is replaced atomically (a temporary file in the same
 // directory, synced, then renamed over it), so a broker reloading at the
@@ -592,9 +663,9 @@ func readForEdit(path string, missingOK bool) (*passwdFile, string, fs.FileMode,
 	if err != nil {
 		return nil, "", 0, &FileError{Path: path, Err: err}
 	}
-	f, err := parsePasswd(path, data)
-	if err != nil {
-		return nil, "", 0, err
+	f := parsePasswd(path, data)
+	if len(f.skipped) > 0 {
+		return nil, "", 0, f.skipped[0]
 	}
 	return f, target, mode, nil
 }
