@@ -139,7 +139,7 @@ var mosquittoCases = []aclCase{
 	{user: "alice", id: "a1", topic: "shared/out/1", want: true},
 	{user: "alice", id: "a1", topic: "shared/out/1/2", want: false},
 	{user: "alice", id: "a1", write: true, topic: "public/both", want: true}, // no access word: readwrite
-	{user: "alice", id: "a1", topic: "with space/x", want: true},            // the topic is the rest of the line
+	{user: "alice", id: "a1", topic: "with space/x", want: true},             // the topic is the rest of the line
 	{user: "bob", id: "b1", topic: "anything/at/all", want: true},
 	{user: "bob", id: "b1", topic: "$SYS/broker/uptime", want: false}, // # does not reach $ topics
 	{user: "bob", id: "b1", topic: "bob/hidden", want: false},
