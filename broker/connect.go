@@ -55,10 +55,10 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	// Client identifier [MQTT-3.1.3-5] .. [MQTT-3.1.3-9].
 	cp.id = string(p.ClientID)
 	if cp.id == "" {
-		if c.version == codec.V31 || (c.version == codec.V311 && !p.CleanStart) {
-			return errClientID // [MQTT-3.1.3-8]
+		if c.version == codec.V31 || (c.version == codec.V311 && !p.CleanStart) || !b.cfg.AssignClientIDs {
+			return errClientID // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
 		}
-		cp.id = "shoal-" + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
+		cp.id = b.cfg.AssignedIDPrefix + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
 		cp.assigned = true
 	}

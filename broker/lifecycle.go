@@ -4,7 +4,8 @@ import "github.com/rs/zerolog"
 
 // Connection lifecycle log lines — connected, disconnected (with the
 // reason), taken over, authentication refused — at info level, rate-limited
-// per loop so that a reconnect storm cannot flood the log: a burst of
+// per loop so that a reconnect storm cannot flood the log (and none at
+// all when LogConnections is off): a burst of
 // lifecycleBurst lines, then lifecycleRate a second; what is held back is
 // counted and reported once a tick. Loop goroutine only: no locks.
 const (
@@ -21,7 +22,7 @@ type lifecycleLog struct {
 // event returns a log event for one lifecycle line at now, or nil when the
 // line is not logged (level above info, or over the rate).
 func (b *Broker) lifecycle(ls *loopState, now int64) *zerolog.Event {
-	if !b.lg().Info().Enabled() {
+	if !b.cfg.LogConnections || !b.lg().Info().Enabled() {
 		return nil
 	}
 	ll := &ls.life

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -62,6 +63,10 @@ const (
 	// IdentitySAN takes the first Subject Alternative Name: a DNS name,
 	// else an email address, else a URI.
 	IdentitySAN
+	// IdentitySubject takes the whole subject, in RFC 4514 order and
+	// form ("CN=dev 1,OU=Sensors,O=Example,C=GB"), as Mosquitto's
+	// use_subject_as_username does.
+	IdentitySubject
 )
 
 // String returns the source's config-file spelling.
@@ -73,6 +78,8 @@ func (s IdentitySource) String() string {
 		return "cn"
 	case IdentitySAN:
 		return "san"
+	case IdentitySubject:
+		return "subject"
 	}
 	return fmt.Sprintf("IdentitySource(%d)", uint8(s))
 }
@@ -86,8 +93,43 @@ func ParseIdentitySource(s string) (IdentitySource, error) {
 		return IdentityCN, nil
 	case "san":
 		return IdentitySAN, nil
+	case "subject":
+		return IdentitySubject, nil
 	}
-	return 0, fmt.Errorf("unknown certificate identity %q (want none, cn or san)", s)
+	return 0, fmt.Errorf("unknown certificate identity %q (want none, cn, san or subject)", s)
+}
+
+// TLSVersion is the oldest TLS version the listeners accept.
+type TLSVersion uint16
+
+// The versions a listener may require at least. TLS 1.0 and 1.1 are not
+// offered at all: RFC 8996 deprecates them, and every MQTT client library
+// of the last decade speaks 1.2.
+const (
+	TLS12 TLSVersion = tls.VersionTLS12
+	TLS13 TLSVersion = tls.VersionTLS13
+)
+
+// String returns the version's config-file spelling.
+func (v TLSVersion) String() string {
+	switch v {
+	case TLS12:
+		return "1.2"
+	case TLS13:
+		return "1.3"
+	}
+	return fmt.Sprintf("TLSVersion(%#x)", uint16(v))
+}
+
+// ParseTLSVersion reads the config-file spelling of a TLSVersion.
+func ParseTLSVersion(s string) (TLSVersion, error) {
+	switch s {
+	case "1.2":
+		return TLS12, nil
+	case "1.3":
+		return TLS13, nil
+	}
+	return 0, fmt.Errorf("unknown TLS version %q (want 1.2 or 1.3)", s)
 }
 
 // Config configures the TLS and WebSocket listeners. Each field documents
@@ -113,9 +155,17 @@ type Config struct {
 	// by Reload.
 	CertFile, KeyFile string
 	// ClientCAFile holds the PEM CA certificates that verify client
-	// certificates (tls_client_ca_file). Required unless ClientCerts is
-	// none. Reloaded with the server certificate.
+	// certificates (tls_client_ca_file). It or ClientCADir is required
+	// unless ClientCerts is none. Reloaded with the server certificate.
 	ClientCAFile string
+	// ClientCADir is a directory whose files hold more such CA
+	// certificates (tls_client_ca_dir), in the manner of OpenSSL's capath:
+	// every regular file in it that holds PEM certificates is read, others
+	// are passed over. Reloaded with the server certificate.
+	ClientCADir string
+	// MinVersion is the oldest TLS version accepted (tls_min_version).
+	// Default TLS12. Reloaded with the server certificate.
+	MinVersion TLSVersion
 	// ClientCerts says whether clients must present a certificate
 	// (tls_client_certs). Default NoClientCerts.
 	ClientCerts ClientCertPolicy
@@ -140,9 +190,9 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: no listener, WebSocket path "/mqtt",
-// no client certificates, at most 1024 handshakes at once.
+// no client certificates, TLS 1.2 and up, at most 1024 handshakes at once.
 func DefaultConfig() Config {
-	return Config{WSPath: "/mqtt", MaxHandshakes: 1024}
+	return Config{WSPath: "/mqtt", MaxHandshakes: 1024, MinVersion: TLS12}
 }
 
 // UsesTLS reports whether a listener needs the server certificate.
@@ -167,16 +217,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("ws_path: %q must start with /", c.WSPath)
 	case c.ClientCerts > RequireClientCerts:
 		return fmt.Errorf("tls_client_certs: %v is unknown", c.ClientCerts)
-	case c.Identity > IdentitySAN:
+	case c.Identity > IdentitySubject:
 		return fmt.Errorf("tls_identity: %v is unknown", c.Identity)
+	case c.MinVersion != TLS12 && c.MinVersion != TLS13:
+		return fmt.Errorf("tls_min_version: %v is unknown", c.MinVersion)
 	case c.UsesTLS() && c.CertFile == "":
 		return errors.New("tls_cert_file: must be set when tls_listen or wss_listen is")
 	case c.UsesTLS() && c.KeyFile == "":
 		return errors.New("tls_key_file: must be set when tls_listen or wss_listen is")
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return errors.New("tls_key_file: tls_cert_file and tls_key_file go together")
-	case c.ClientCerts != NoClientCerts && c.ClientCAFile == "":
-		return fmt.Errorf("tls_client_ca_file: must be set when tls_client_certs is %v", c.ClientCerts)
+	case c.ClientCerts != NoClientCerts && c.ClientCAFile == "" && c.ClientCADir == "":
+		return fmt.Errorf("tls_client_ca_file: it or tls_client_ca_dir must be set when tls_client_certs is %v", c.ClientCerts)
 	case c.Identity != NoIdentity && c.ClientCerts == NoClientCerts:
 		return fmt.Errorf("tls_identity: %v needs tls_client_certs optional or require", c.Identity)
 	case c.HandshakeTimeout < 0:
