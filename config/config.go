@@ -4,13 +4,13 @@ import (
 	_ "embed"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/broker"
-	"gopkg.in/yaml.v3"
 )
 
 // defaultYAML is the documented default file. It is unexported so that no
@@ -69,6 +69,34 @@ type File struct {
 	// its password (the passwords are not kept), so that a reload can tell
 	// a change; Parse builds Broker.AuthMethods from the passwords.
 	ScramUsers map[string]string
+
+	// ACLFormat is the syntax of ACLFile (acl_format): auto (told from
+	// the file), shoal or mosquitto. Default auto.
+	ACLFormat auth.ACLFormat
+
+	// LogDest says where log lines go (log_dest): each of stderr, stdout,
+	// syslog or "file PATH"; none alone for nowhere. Default [stderr].
+	LogDest []string
+
+	// PIDFile is where the program writes its process id at start and
+	// removes it at exit (pid_file); "" for none.
+	PIDFile string
+
+	// RunAs is the user a Mosquitto configuration asks to run as
+	// (Mosquitto's user, "mosquitto" when left out); "" for a Shoal file,
+	// which has no such key. Mosquitto started as root drops to it; Shoal
+	// does not change users, so the program refuses to start as root
+	// unless it is root (see README, Coming from Mosquitto).
+	RunAs string
+
+	// Warnings are what the program should log once it has a logger:
+	// lines of the password file that were skipped, flags passed over,
+	// Mosquitto directives without effect or downgraded to a warning.
+	// Each names the file and line where it can.
+	Warnings []string
+
+	// Format is the syntax the file was read in.
+	Format Format
 }
 
 // DefaultAdminListen is where the default configuration serves the admin
@@ -88,6 +116,7 @@ func defaults() File {
 		Persistence: true,
 		AdminListen: DefaultAdminListen,
 		HTTPAuth:    auth.HTTPConfig{Timeout: 5 * time.Second, CacheTTL: time.Minute},
+		LogDest:     []string{"stderr"},
 	}
 	f.Broker.DataDir = DefaultDataDir
 	return f
@@ -177,20 +206,23 @@ func ParseLogLevel(s string) (zerolog.Level, error) {
 }
 
 // loadAuth builds the broker's Authenticator and Authorizer from the
-// password file, HTTP and ACL settings; errors name the key and line.
-func (f *File) loadAuth(name string, values map[string]*yaml.Node) error {
+// password file, HTTP and ACL settings; errors name the key and line. The
+// password file's skipped lines go to Warnings.
+func (f *File) loadAuth(name string, places map[string]place) error {
 	at := func(key string, err error) error {
-		e := &Error{File: name, Key: key, Err: err}
-		if n := values[key]; n != nil {
-			e.Line, e.Column = n.Line, n.Column
+		if p, ok := places[key]; ok {
+			return p.error(err)
 		}
-		return e
+		return &Error{File: name, Key: key, Err: err}
 	}
 	var authns []auth.Authenticator
 	if f.PasswordFile != "" {
 		pf, err := auth.LoadPasswordFile(f.PasswordFile)
 		if err != nil {
 			return at("password_file", err)
+		}
+		for _, w := range pf.Warnings() {
+			f.Warnings = append(f.Warnings, strings.TrimPrefix(w.Error(), "auth: ")+": the user is left out")
 		}
 		authns = append(authns, pf)
 	}
@@ -205,7 +237,7 @@ func (f *File) loadAuth(name string, values map[string]*yaml.Node) error {
 		f.Broker.Authenticator = auth.Chain(authns...)
 	}
 	if f.ACLFile != "" {
-		acl, err := auth.LoadACLFile(f.ACLFile)
+		acl, err := auth.LoadACLFileAs(f.ACLFile, f.ACLFormat)
 		if err != nil {
 			return at("acl_file", err)
 		}
