@@ -49,16 +49,16 @@ func ParseFormat(s string) (Format, error) {
 
 // DetectFormat tells the format of a configuration file from its name,
 // then its contents: a name ending in .yaml or .yml is YAML, one ending
-// in .conf or holding "mosquitto" is Mosquitto's; otherwise the first line
+// in .conf or with "mosquitto" in its path is Mosquitto's; otherwise the first line
 // that is neither blank nor a comment decides — "key: value" is YAML, a
 // Mosquitto directive followed by a space or nothing ("listener 1883") is
 // Mosquitto's. A file of comments alone, under another name, is YAML.
 func DetectFormat(name string, data []byte) Format {
-	base := strings.ToLower(filepath.Base(name))
-	switch ext := filepath.Ext(base); {
+	lower := strings.ToLower(name)
+	switch ext := filepath.Ext(lower); {
 	case ext == ".yaml" || ext == ".yml":
 		return FormatYAML
-	case ext == ".conf" || strings.Contains(base, "mosquitto"):
+	case ext == ".conf" || strings.Contains(lower, "mosquitto"):
 		return FormatMosquitto
 	}
 	for _, line := range bytes.Split(data, []byte("\n")) {

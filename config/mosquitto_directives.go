@@ -134,10 +134,14 @@ func readString(d mline) error { _, err := d.str(); return err }
 // listenerSet records option d on the current listener.
 func (t *translator) listenerSet(d mline) error {
 	l := t.cur
-	if prev, ok := l.opts[d.name]; ok && isStringOpt(d.name) {
+	name := d.name
+	if name == "maximum_qos" {
+		name = "max_qos" // one directive, two spellings
+	}
+	if prev, ok := l.opts[name]; ok && isStringOpt(name) {
 		return d.errorf("set again for this listener (first at %s:%d)", prev.file, prev.n)
 	}
-	l.opts[d.name] = d
+	l.opts[name] = d
 	if !l.defined && l.at.n == 0 {
 		l.at = d // the default listener: made by this option
 	}
