@@ -157,7 +157,9 @@ func TestMosquittoDirectives(t *testing.T) {
 		}},
 		{"listener 1883 127.0.0.1\nsocket_domain ipv4", func(f *File) bool { return f.Broker.Listen == "127.0.0.1:1883" }},
 		{"listener 1883\nsocket_domain ipv4", func(f *File) bool { return f.Broker.Listen == "0.0.0.0:1883" }},
-		{"port 1884", func(f *File) bool { return f.Broker.Listen == ":1884" && f.Broker.AllowAnonymous == broker.AnonymousDeny }},
+		{"port 1884", func(f *File) bool {
+			return f.Broker.Listen == ":1884" && f.Broker.AllowAnonymous == broker.AnonymousDeny
+		}},
 		{"bind_address 127.0.0.1", func(f *File) bool { return f.Broker.Listen == "127.0.0.1:1883" }},
 		{"listener 1883\nmax_qos 1", func(f *File) bool { return f.Broker.MaxQoS == 1 }},
 		{"maximum_qos 1", func(f *File) bool { return f.Broker.MaxQoS == 1 }},
