@@ -177,6 +177,9 @@ func (t *translator) resolveListeners(active []*mlistener, local bool) error {
 		if ok {
 			t.set(&l.at, s.key, addr, "!!str")
 		}
+		if ws {
+			t.set(nil, "ws_path", "*", "!!str") // Mosquitto's WebSocket listeners upgrade at any path
+		}
 		if !hasCert {
 			for _, n := range []string{"cafile", "capath", "require_certificate", "use_identity_as_username", "use_subject_as_username", "tls_version"} {
 				if d, ok := l.opt(n); ok {

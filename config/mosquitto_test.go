@@ -167,7 +167,8 @@ func TestMosquittoDirectives(t *testing.T) {
 		{"listener 1883\nmax_connections 50", func(f *File) bool { return f.Broker.MaxConnections == 50 }},
 		{"listener 1883\nmax_connections -1", func(f *File) bool { return f.Broker.MaxConnections == 0 }},
 		{"listener 9001\nprotocol websockets", func(f *File) bool {
-			return f.Broker.Transports.WSListen == ":9001" && f.Broker.Listen == "127.0.0.1:0" && len(f.Warnings) == 1
+			return f.Broker.Transports.WSListen == ":9001" && f.Broker.Transports.WSPath == "*" &&
+				f.Broker.Listen == "127.0.0.1:0" && len(f.Warnings) == 1
 		}},
 		{"password_file " + pw + "\nacl_file " + acl, func(f *File) bool {
 			a, ok := f.Broker.Authorizer.(*auth.ACL)

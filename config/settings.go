@@ -132,7 +132,7 @@ func settings() []setting {
 			set: addr(func(f *File) *string { return &f.Broker.Transports.WSListen }, true)},
 		{key: "wss_listen", field: "Broker.Transports.WSSListen", doc: "MQTT over secure WebSocket listener; \"\": off",
 			set: addr(func(f *File) *string { return &f.Broker.Transports.WSSListen }, true)},
-		{key: "ws_path", field: "Broker.Transports.WSPath", doc: "HTTP path of the WebSocket listeners",
+		{key: "ws_path", field: "Broker.Transports.WSPath", doc: "HTTP path of the WebSocket listeners; \"*\": any path, as Mosquitto",
 			set: str(func(f *File) *string { return &f.Broker.Transports.WSPath })},
 		{key: "tls_cert_file", field: "Broker.Transports.CertFile", reload: true, doc: "server certificate (PEM); re-read on SIGHUP",
 			set: str(func(f *File) *string { return &f.Broker.Transports.CertFile })},

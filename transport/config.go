@@ -146,7 +146,8 @@ type Config struct {
 	// (wss_listen), e.g. ":8443". Default "": off.
 	WSSListen string
 	// WSPath is the one HTTP path where ws and wss upgrade to WebSocket
-	// (ws_path); other paths get 404. Default "/mqtt".
+	// (ws_path); other paths get 404. AnyPath upgrades at every path, as
+	// Mosquitto's WebSocket listeners do. Default "/mqtt".
 	WSPath string
 
 	// CertFile and KeyFile are the PEM server certificate chain and its
@@ -189,6 +190,9 @@ type Config struct {
 	MaxHandshakes int
 }
 
+// AnyPath as WSPath upgrades to WebSocket at every HTTP path.
+const AnyPath = "*"
+
 // DefaultConfig returns the defaults: no listener, WebSocket path "/mqtt",
 // no client certificates, TLS 1.2 and up, at most 1024 handshakes at once.
 func DefaultConfig() Config {
@@ -213,8 +217,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	switch {
-	case c.WSPath == "" || !strings.HasPrefix(c.WSPath, "/"):
-		return fmt.Errorf("ws_path: %q must start with /", c.WSPath)
+	case c.WSPath != AnyPath && !strings.HasPrefix(c.WSPath, "/"):
+		return fmt.Errorf("ws_path: %q must start with / (or be %s, any path)", c.WSPath, AnyPath)
 	case c.ClientCerts > RequireClientCerts:
 		return fmt.Errorf("tls_client_certs: %v is unknown", c.ClientCerts)
 	case c.Identity > IdentitySubject:

@@ -154,6 +154,7 @@ func TestValidate(t *testing.T) {
 			"tls_key_file: must be set"},
 		{"key without cert", func(c *transport.Config) { c.KeyFile = "k.pem" }, "tls_key_file: tls_cert_file and tls_key_file go together"},
 		{"path", func(c *transport.Config) { c.WSPath = "mqtt" }, `ws_path: "mqtt" must start with /`},
+		{"any path", func(c *transport.Config) { c.WSPath = transport.AnyPath }, ""},
 		{"require without CA", func(c *transport.Config) { c.ClientCerts = transport.RequireClientCerts },
 			"tls_client_ca_file: it or tls_client_ca_dir must be set when tls_client_certs is require"},
 		{"require with a CA directory", func(c *transport.Config) {

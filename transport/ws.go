@@ -78,10 +78,10 @@ func (s *Server) serveHTTP(name string, ln *gatedListener) {
 	}()
 }
 
-// upgrade serves one HTTP request: at Config.WSPath, the WebSocket
-// upgrade and the hand-over to the reactor; elsewhere 404.
+// upgrade serves one HTTP request: at Config.WSPath (any path for "*"),
+// the WebSocket upgrade and the hand-over to the reactor; elsewhere 404.
 func (s *Server) upgrade(name string, w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != s.cfg.WSPath {
+	if s.cfg.WSPath != AnyPath && r.URL.Path != s.cfg.WSPath {
 		http.NotFound(w, r)
 		return
 	}
