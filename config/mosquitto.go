@@ -113,6 +113,7 @@ type entry struct {
 // files it includes.
 type translator struct {
 	main     string
+	table    map[string]directive // mosquittoTable, built once
 	policy   Unsupported
 	entries  []entry
 	warnings []string
@@ -205,7 +206,7 @@ const maxPacket = 268435455 + 5
 // translateMosquitto reads a mosquitto.conf into a File, and where each
 // setting came from.
 func translateMosquitto(data []byte, name string, policy Unsupported) (File, map[string]place, error) {
-	t := &translator{main: name, policy: policy, once: map[string]mline{}, logLevel: zerolog.InfoLevel, runAs: "mosquitto"}
+	t := &translator{main: name, table: mosquittoTable(), policy: policy, once: map[string]mline{}, logLevel: zerolog.InfoLevel, runAs: "mosquitto"}
 	t.listeners = []*mlistener{newListener()}
 	t.entries = mosquittoDefaults()
 	if err := t.read(data, name, 0); err != nil {
@@ -294,7 +295,7 @@ func (t *translator) read(data []byte, file string, level int) error {
 			}
 			continue
 		}
-		dir, ok := mosquittoDirective(name)
+		dir, ok := t.findDirective(name)
 		if !ok {
 			return d.errorf("unknown directive (Mosquitto refuses it too)%s", suggestDirective(name))
 		}

@@ -37,10 +37,17 @@ const (
 // mosquittoDirective returns how directive name is read; auth_opt_* and
 // plugin_opt_* are one each.
 func mosquittoDirective(name string) (directive, bool) {
+	return lookupDirective(mosquittoTable(), name)
+}
+
+// findDirective is mosquittoDirective with the translator's table.
+func (t *translator) findDirective(name string) (directive, bool) { return lookupDirective(t.table, name) }
+
+func lookupDirective(table map[string]directive, name string) (directive, bool) {
 	if strings.HasPrefix(name, "auth_opt_") || strings.HasPrefix(name, "plugin_opt_") {
 		name = "auth_plugin"
 	}
-	d, ok := mosquittoTable()[name]
+	d, ok := table[name]
 	return d, ok
 }
 

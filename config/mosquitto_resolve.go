@@ -117,17 +117,28 @@ func (t *translator) activeListeners() (active []*mlistener, local bool) {
 	return active, false
 }
 
-// slot is one of Shoal's four listeners.
-type slot struct {
-	key, kind string
-}
+// slot is one of Shoal's four listeners, by its setting.
+type slot string
 
-var (
-	slotTCP = slot{"listen", "plain MQTT"}
-	slotTLS = slot{"tls_listen", "MQTT over TLS"}
-	slotWS  = slot{"ws_listen", "WebSocket"}
-	slotWSS = slot{"wss_listen", "secure WebSocket"}
+const (
+	slotTCP slot = "listen"
+	slotTLS slot = "tls_listen"
+	slotWS  slot = "ws_listen"
+	slotWSS slot = "wss_listen"
 )
+
+// kind says what the listener of s serves, for messages.
+func (s slot) kind() string {
+	switch s {
+	case slotTLS:
+		return "MQTT over TLS"
+	case slotWS:
+		return "WebSocket"
+	case slotWSS:
+		return "secure WebSocket"
+	}
+	return "plain MQTT"
+}
 
 // resolveListeners maps each listener onto one of Shoal's: one plain TCP,
 // one TLS, one WebSocket, one secure WebSocket.
@@ -169,13 +180,13 @@ func (t *translator) resolveListeners(active []*mlistener, local bool) error {
 			s = slotTLS
 		}
 		if first, ok := taken[s]; ok {
-			t.unsupported(l.at, fmt.Sprintf("Shoal has one %s listener, and %s is one already", s.kind, first.describe()))
+			t.unsupported(l.at, fmt.Sprintf("Shoal has one %s listener, and %s is one already", s.kind(), first.describe()))
 			continue
 		}
 		taken[s] = l
 		addr, ok := t.address(l)
 		if ok {
-			t.set(&l.at, s.key, addr, "!!str")
+			t.set(&l.at, string(s), addr, "!!str")
 		}
 		if ws {
 			t.set(nil, "ws_path", "*", "!!str") // Mosquitto's WebSocket listeners upgrade at any path
