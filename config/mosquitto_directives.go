@@ -41,7 +41,9 @@ func mosquittoDirective(name string) (directive, bool) {
 }
 
 // findDirective is mosquittoDirective with the translator's table.
-func (t *translator) findDirective(name string) (directive, bool) { return lookupDirective(t.table, name) }
+func (t *translator) findDirective(name string) (directive, bool) {
+	return lookupDirective(t.table, name)
+}
 
 func lookupDirective(table map[string]directive, name string) (directive, bool) {
 	if strings.HasPrefix(name, "auth_opt_") || strings.HasPrefix(name, "plugin_opt_") {
