@@ -195,6 +195,7 @@ func TestEveryKey(t *testing.T) {
 		LogDest:      []string{"stdout", "file /var/log/shoal.log"},
 		PIDFile:      "/run/shoal.pid",
 		Warnings:     got.Warnings,
+		Format:       FormatYAML,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.

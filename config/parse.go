@@ -67,6 +67,7 @@ func parseYAML(data []byte, name string) (File, map[string]place, error) {
 		return File{}, nil, err
 	}
 	f := defaults()
+	f.Format = FormatYAML
 	places := make(map[string]place)
 	if root == nil {
 		return f, places, nil
