@@ -26,7 +26,7 @@ import (
 // defaults.
 //
 // The format: a line whose first character is '#' is a comment, as is a
-// blank line. Otherwise the first word is the directive and the rest of
+// blank line (and here an indented comment, which Mosquitto refuses). Otherwise the first word is the directive and the rest of
 // the line its value: a path or another string is all of it, spaces
 // included (there are no comments after a value); a number or a boolean
 // (true, false, 1, 0) is one word, after which only a '#' comment may
@@ -284,8 +284,8 @@ func (t *translator) read(data []byte, file string, level int) error {
 			continue
 		}
 		line = strings.Trim(strings.ReplaceAll(line, "\t", " "), " ")
-		if line == "" {
-			continue
+		if line == "" || line[0] == '#' {
+			continue // Mosquitto wants the '#' first; an indented comment is one too
 		}
 		name, rest, _ := strings.Cut(line, " ")
 		d := mline{file: file, n: n + 1, name: name, rest: strings.TrimSpace(rest)}

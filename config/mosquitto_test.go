@@ -120,6 +120,7 @@ func TestMosquittoDirectives(t *testing.T) {
 		{"max_inflight_messages 0", func(f *File) bool { return f.Broker.MaxInflight == 65535 }},
 		{"max_queued_messages 0", func(f *File) bool { return f.Broker.MaxQueued == 1<<31-1 }},
 		{"max_queued_messages 7 # a comment", func(f *File) bool { return f.Broker.MaxQueued == 7 }},
+		{"\t# indented\r\n  max_queued_messages 8\r\n", func(f *File) bool { return f.Broker.MaxQueued == 8 }},
 		{"max_queued_bytes 0", func(f *File) bool { return f.Broker.MaxQueuedBytes == 0 }},
 		{"max_queued_bytes 4096", func(f *File) bool { return f.Broker.MaxQueuedBytes == 4096 }},
 		{"message_size_limit 1000", func(f *File) bool { return f.Broker.MaxMessageSize == 1000 }},
