@@ -260,6 +260,32 @@ type Config struct {
 	// (3.1.1: 0x02). Default 256. Reloadable.
 	MaxClientIDLength int
 
+	// AssignClientIDs says whether a client connecting with an empty
+	// client identifier gets one from the broker (assign_client_ids), as
+	// MQTT 3.1.1 allows with clean session 1 and MQTT 5 always
+	// [MQTT-3.1.3-6]; when false it is refused with CONNACK 0x85 (3.1.1:
+	// 0x02), as Mosquitto's allow_zero_length_clientid false does.
+	// Default true.
+	AssignClientIDs bool
+
+	// AssignedIDPrefix starts every client identifier the broker assigns
+	// (assigned_id_prefix); a counter and the time follow. Default
+	// "shoal-".
+	AssignedIDPrefix string
+
+	// MaxMessageSize bounds a PUBLISH payload, in bytes
+	// (max_message_size). A larger message is acknowledged and dropped
+	// (MQTT 5: PUBACK or PUBREC 0x83, Implementation specific error) and
+	// the client stays connected, as Mosquitto's message_size_limit does;
+	// max_packet_size, which closes the connection, still applies first.
+	// Default 0: no bound but max_packet_size.
+	MaxMessageSize int
+
+	// LogConnections says whether the connection lifecycle is logged
+	// (log_connections): connected, disconnected, taken over, login
+	// refused, at info level. Default true.
+	LogConnections bool
+
 	// SysInterval is how often the $SYS topics are published (sys_interval).
 	// Default 10s; 0 turns them off.
 	SysInterval time.Duration
@@ -335,6 +361,9 @@ func DefaultConfig() Config {
 		MaxTopicLevels:       32,
 		MaxQueuedBytes:       64 << 20,
 		MaxClientIDLength:    256,
+		AssignClientIDs:      true,
+		AssignedIDPrefix:     "shoal-",
+		LogConnections:       true,
 		Transports:           transport.DefaultConfig(),
 		Logger:               zerolog.Nop(),
 	}
@@ -408,6 +437,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_queued_bytes: %d is negative", c.MaxQueuedBytes)
 	case c.MaxClientIDLength < 1 || c.MaxClientIDLength > 65535:
 		return fmt.Errorf("max_client_id_length: %d is outside 1..65535", c.MaxClientIDLength)
+	case c.MaxMessageSize < 0:
+		return fmt.Errorf("max_message_size: %d is negative", c.MaxMessageSize)
+	case len(c.AssignedIDPrefix) > 64:
+		return fmt.Errorf("assigned_id_prefix: %d bytes, at most 64", len(c.AssignedIDPrefix))
 	}
 	if err := c.Bridges.Validate(); err != nil {
 		return err

@@ -77,8 +77,10 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			return errClientID.because("empty client id: MQTT 3.1 needs one")
 		case c.version == codec.V311 && !p.CleanStart:
 			return errClientID.because("empty client id with clean session 0") // [MQTT-3.1.3-8]
+		case !b.cfg.AssignClientIDs:
+			return errClientID.because("empty client id, and assign_client_ids is off") // [MQTT-3.1.3-9]
 		}
-		cp.id = "shoal-" + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
+		cp.id = b.cfg.AssignedIDPrefix + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
 		cp.assigned = true
 	}

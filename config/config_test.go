@@ -173,11 +173,14 @@ func TestEveryKey(t *testing.T) {
 			MaxTopicLevels:       9,
 			MaxClientIDLength:    64,
 			MaxQueuedBytes:       1 << 20,
+			MaxMessageSize:       1000,
+			AssignedIDPrefix:     "auto-",
 			Transports: transport.Config{
 				TLSListen: "0.0.0.0:8883", WSListen: "0.0.0.0:8080", WSSListen: "0.0.0.0:8443", WSPath: "/ws",
 				CertFile: "/etc/shoal/server.pem", KeyFile: "/etc/shoal/server-key.pem",
-				ClientCAFile: "/etc/shoal/clients-ca.pem", ClientCerts: transport.OptionalClientCerts,
-				Identity: transport.IdentitySAN, MaxHandshakes: 1024,
+				ClientCAFile: "/etc/shoal/clients-ca.pem", ClientCADir: "/etc/shoal/clients-ca.d",
+				ClientCerts: transport.OptionalClientCerts, Identity: transport.IdentitySAN,
+				MinVersion: transport.TLS13, MaxHandshakes: 1024,
 			},
 		},
 		PasswordFile: got.PasswordFile, // a file everyKeyFile made
@@ -190,6 +193,11 @@ func TestEveryKey(t *testing.T) {
 		AdminToken:   "tok",
 		User:         "shoal",
 		AllowRoot:    true,
+		ACLFormat:    auth.ACLShoal,
+		LogDest:      []string{"stdout", "file /var/log/shoal.log"},
+		PIDFile:      "/run/shoal.pid",
+		Warnings:     got.Warnings,
+		Format:       FormatYAML,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -426,7 +434,7 @@ func TestErrors(t *testing.T) {
 		{name: "bad client cert policy", in: "tls_client_certs: required\n",
 			want: `s.yaml:1:19: tls_client_certs: unknown client certificate policy "required" (want none, optional or require)`, line: 1, key: "tls_client_certs"},
 		{name: "bad identity", in: "tls_identity: CN\n",
-			want: `s.yaml:1:15: tls_identity: unknown certificate identity "CN" (want none, cn or san)`, line: 1, key: "tls_identity"},
+			want: `s.yaml:1:15: tls_identity: unknown certificate identity "CN" (want none, cn, san or subject)`, line: 1, key: "tls_identity"},
 		{name: "bad tls listen", in: "tls_listen: \"8883\"\n",
 			want: `s.yaml:1:13: tls_listen: "8883" is not host:port or "" (off)`, line: 1, key: "tls_listen"},
 		{name: "tls without certificate", in: "tls_listen: 0.0.0.0:8883\n",
@@ -610,6 +618,7 @@ loops: 3
 workers: 5
 worker_queue: 100
 max_packet_size: 64KiB
+max_message_size: 1000
 connect_timeout: 1m30s
 max_keepalive: 120
 max_inflight: 20
@@ -639,8 +648,10 @@ ws_path: /ws
 tls_cert_file: /etc/shoal/server.pem
 tls_key_file: /etc/shoal/server-key.pem
 tls_client_ca_file: /etc/shoal/clients-ca.pem
+tls_client_ca_dir: /etc/shoal/clients-ca.d
 tls_client_certs: optional
 tls_identity: san
+tls_min_version: "1.3"
 scram_users: {alice: wonderland}
 allow_anonymous: false
 password_file: PWFILE
@@ -648,6 +659,7 @@ http_auth_url: http://127.0.0.1:9/auth
 http_auth_timeout: 2s
 http_auth_cache: 30s
 acl_file: ACLFILE
+acl_format: shoal
 auth_workers: 3
 auth_queue: 50
 max_connections: 500
@@ -659,11 +671,16 @@ max_subscriptions: 40
 max_topic_length: 200
 max_topic_levels: 9
 max_client_id_length: 64
+assign_client_ids: false
+assigned_id_prefix: auto-
 max_queued_bytes: 1MiB
 log_level: debug
 log_format: json
 user: shoal
 allow_root: true
+log_dest: [stdout, file /var/log/shoal.log]
+log_connections: false
+pid_file: /run/shoal.pid
 `
 
 // everyKeyFile returns everyKeyYAML with a password file and an ACL file

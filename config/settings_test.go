@@ -76,6 +76,9 @@ var reloadSamples = map[string]string{
 	"auth_queue": "50", "max_connections": "500", "connect_rate": "2.5\nconnect_burst: 10", "connect_burst": "10",
 	"publish_rate": "100\npublish_burst: 200", "publish_burst": "200", "max_subscriptions": "40", "max_topic_length": "200",
 	"max_topic_levels": "9", "max_client_id_length": "64", "log_level": "debug", "log_format": "json", "user": "nobody", "allow_root": "true",
+	"max_message_size": "1KiB", "tls_client_ca_dir": "CADIR", "tls_min_version": `"1.3"`, "acl_format": "mosquitto",
+	"assign_client_ids": "false", "assigned_id_prefix": "auto-", "log_dest": "[stdout]", "log_connections": "false",
+	"pid_file": "/run/shoal.pid",
 }
 
 // TestReloadMatchesBroker holds the reload column of the settings list to
@@ -156,7 +159,12 @@ func reloadBase(t *testing.T) (string, *strings.Replacer) {
 	}
 	base := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\npersistence: true\ndata_dir: %s\ntls_listen: 127.0.0.1:0\ntls_cert_file: %s\ntls_key_file: %s\n",
 		filepath.Join(dir, "data"), cert.CertFile, cert.KeyFile)
-	return base, strings.NewReplacer("CERT2", cert2, "KEY2", key2, "CA", pki.CAFile, "PWFILE", pw, "ACLFILE", acl)
+	caDir := filepath.Join(dir, "ca.d")
+	if err := os.Mkdir(caDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CopyFile(t, filepath.Join(caDir, "ca.pem"), pki.CAFile)
+	return base, strings.NewReplacer("CERT2", cert2, "KEY2", key2, "CADIR", caDir, "CA", pki.CAFile, "PWFILE", pw, "ACLFILE", acl)
 }
 
 // parseReplacing parses base with key set to value, replacing base's own

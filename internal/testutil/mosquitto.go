@@ -30,21 +30,37 @@ type MosquittoBroker struct {
 // stopped when the test ends.
 func StartMosquitto(t testing.TB, extra string) *MosquittoBroker {
 	t.Helper()
+	dir := t.TempDir()
+	return startMosquitto(t, dir, fmt.Sprintf("allow_anonymous true\npersistence true\npersistence_location %s/\n"+
+		"log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n%s\n", dir, extra))
+}
+
+// StartMosquittoConf starts the real Mosquitto broker, for tests that hold
+// Shoal to what Mosquitto does: its configuration is a listener on a free
+// loopback port followed by conf alone. Files conf names must be readable
+// by the test's user. It is stopped when the test ends.
+func StartMosquittoConf(t testing.TB, conf string) *MosquittoBroker {
+	t.Helper()
+	return startMosquitto(t, t.TempDir(), conf)
+}
+
+// startMosquitto writes the configuration — a listener on a free loopback
+// port, "user root" when the test runs as root (else mosquitto would drop
+// to the mosquitto user, who cannot use the test's files), then body —
+// into dir and starts the broker, printing its log if the test fails.
+func startMosquitto(t testing.TB, dir, body string) *MosquittoBroker {
+	t.Helper()
 	bin := "/usr/sbin/mosquitto"
 	if _, err := os.Stat(bin); err != nil {
 		bin = Tool(t, "mosquitto")
 	}
-	dir := t.TempDir()
 	port := FreePort(t)
+	head := fmt.Sprintf("listener %d 127.0.0.1\n", port)
 	if os.Geteuid() == 0 {
-		// Started as root, mosquitto would become user mosquitto, who
-		// cannot write its persistence file in the test's directory.
-		extra = "user root\n" + extra
+		head += "user root\n"
 	}
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
-		"log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n%s\n", port, dir, extra)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(head+body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m := &MosquittoBroker{t: t, bin: bin, conf: conf, Addr: fmt.Sprintf("127.0.0.1:%d", port), Log: &SyncBuffer{}}
