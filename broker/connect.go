@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -128,7 +129,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		return errRetainNotSupported.because("will retain flag set while retain_available is false") // [MQTT-3.2.2-13]
 	}
 	// A will is a PUBLISH made later: the same topics are closed to it.
-	if p.WillFlag && isSys(p.WillTopic) {
+	if p.WillFlag && sys.Own(p.WillTopic) {
 		b.stats.refusedLogin.Add(1)
 		return errWillDenied.because("will topic %q is under $SYS, the broker's own", clip(string(p.WillTopic)))
 	}

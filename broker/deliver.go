@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
@@ -426,8 +427,8 @@ func newFanout(loops int) fanout {
 // anything: a retained message, or a delivery to a persistent session.
 func (f *fanout) route(b *Broker, m *router.Message) (stored bool) {
 	if m.Retain {
-		b.retained.Set(m)                   // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
-		if f.sw != nil && !isSys(m.Topic) { // $SYS is republished, not restored
+		b.retained.Set(m)                     // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+		if f.sw != nil && !sys.Own(m.Topic) { // $SYS is republished, not restored
 			if len(m.Payload) == 0 {
 				f.sw.DeleteRetained(m.Topic)
 			} else {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -48,7 +49,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 		topic = t
 	}
-	if isSys(topic) {
+	if sys.Own(topic) {
 		// The broker's own: clients may read, not write. MQTT 5 clients
 		// hear 0x87; 3.x ones are acknowledged and dropped.
 		b.stats.dropsUnauthorized.Add(1)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/sys"
+	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
 
@@ -223,4 +225,35 @@ func (b *Broker) Stats() Stats {
 		st.StoreSync.add(&b.stats.relaxedSyncs)
 	}
 	return st
+}
+
+// sysLoop publishes the $SYS topics (package sys) every SysInterval until
+// the broker stops, as retained QoS 0 messages routed like any PUBLISH.
+func (b *Broker) sysLoop() {
+	sys.Run(b.stop, b.cfg.SysInterval, b.sysFigures, func(topic, value string) {
+		m := router.NewMessage([]byte(sys.Prefix+topic), []byte(value), nil, nil, 0, true, 0, nil)
+		if !b.submit(job{m: m}) {
+			m.Release() // the router is full: the next round will do
+		}
+	})
+}
+
+// sysFigures are the Stats a $SYS round publishes.
+func (b *Broker) sysFigures() sys.Figures {
+	st := b.Stats()
+	return sys.Figures{
+		Version:          st.Version,
+		Uptime:           st.Uptime,
+		ClientsConnected: st.ClientsConnected,
+		Sessions:         int64(st.Sessions),
+		MessagesIn:       st.MessagesIn(),
+		MessagesOut:      st.MessagesOut(),
+		Inflight:         int64(st.Inflight),
+		Queued:           int64(st.Queued),
+		BytesReceived:    st.BytesReceived,
+		BytesSent:        st.BytesSent,
+		Subscriptions:    int64(st.Subscriptions),
+		Retained:         int64(st.Retained),
+		Connects:         st.Connects,
+	}
 }
