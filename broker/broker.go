@@ -15,6 +15,7 @@ import (
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/internal/deadline"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
@@ -28,7 +29,7 @@ type Broker struct {
 	// logp and limp are what Reload may change while the broker runs;
 	// read them through lg and limits.
 	logp atomic.Pointer[zerolog.Logger]
-	limp atomic.Pointer[Limits]
+	limp atomic.Pointer[limit.Limits]
 	// authp is who may connect and what they may do (login.go).
 	authp atomic.Pointer[authState]
 
@@ -37,7 +38,7 @@ type Broker struct {
 	// open counts open client connections, for MaxConnections.
 	open atomic.Int64
 	// connRate limits connections per source address (limits.go).
-	connRate rateTable
+	connRate limit.PerAddr
 
 	// transports runs the TLS and WebSocket listeners (transports.go);
 	// set by Start.

@@ -9,6 +9,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -90,7 +91,7 @@ type clientExt struct {
 
 	// pub is the client's publish rate limit (Limits.PublishRate);
 	// pubTimer wakes the loop when it has a token again.
-	pub      tokenBucket
+	pub      limit.Bucket
 	pubTimer *time.Timer
 
 	// retained are the retained messages its SUBSCRIBEs matched that are

@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -61,7 +62,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		b.stats.refusedConnections.Add(1)
 		return errTooManyConns
 	}
-	if lim.ConnectRate > 0 && !internal && !b.connRate.allow(addrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
+	if lim.ConnectRate > 0 && !internal && !b.connRate.Allow(limit.AddrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
 		b.stats.refusedRate.Add(1)
 		return errConnectRate
 	}
@@ -133,9 +134,9 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		b.stats.refusedLogin.Add(1)
 		return errWillDenied.because("will topic %q is under $SYS, the broker's own", clip(string(p.WillTopic)))
 	}
-	if p.WillFlag && topicOverLimit(p.WillTopic, lim) {
+	if p.WillFlag && limit.TopicOver(p.WillTopic, lim) {
 		b.stats.dropsTopicLimit.Add(1)
-		return errWillTopicLimit.because("%s", topicRule("will topic", p.WillTopic, lim))
+		return errWillTopicLimit.because("%s", limit.TopicRule("will topic", p.WillTopic, lim))
 	}
 
 	// The will, copied out of the frame now: it outlives it.

@@ -244,7 +244,7 @@ func (b *Broker) queueOfflineLocked(w store.Writer, s *session.Session, d sessio
 // something was dropped. s.mu must be held.
 func (b *Broker) enqueueLocked(w store.Writer, s *session.Session, d session.Delivery) (dropped bool) {
 	lim := b.limits()
-	oldest := lim.QueuePolicy == DropOldest
+	oldest := lim.DropOldest
 	if lim.MaxQueuedBytes > 0 {
 		for size := d.Size(); s.QueueBytesLocked()+size > lim.MaxQueuedBytes; {
 			if !oldest || s.QueueLen() == 0 {

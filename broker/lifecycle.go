@@ -7,6 +7,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/limit"
 )
 
 // Connection lifecycle log lines — connected, refused (with the rule),
@@ -165,7 +166,7 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 		return fmt.Sprintf("max_connections reached (%d)", lim.MaxConnections)
 	case errConnectRate:
 		return fmt.Sprintf("connect_rate exceeded for %v (%g a second, burst %d)",
-			addrOf(c.conn.RemoteAddr()), lim.ConnectRate, lim.ConnectBurst)
+			limit.AddrOf(c.conn.RemoteAddr()), lim.ConnectRate, lim.ConnectBurst)
 	case errClientIDLength:
 		id, _, _ := c.claimed(ls)
 		return fmt.Sprintf("client id of %d bytes longer than max_client_id_length (%d)", len(id), lim.MaxClientIDLength)
@@ -184,8 +185,8 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	case errAliasInvalid:
 		return fmt.Sprintf("topic alias 0 or above topic_alias_maximum (%d)", b.cfg.TopicAliasMaximum)
 	case errSlowConsumer:
-		return fmt.Sprintf("session queue full (max_queued %d messages, max_queued_bytes %d) and slow_consumer is %v",
-			lim.MaxQueued, lim.MaxQueuedBytes, lim.SlowConsumer)
+		return fmt.Sprintf("session queue full (max_queued %d messages, max_queued_bytes %d) and slow_consumer is disconnect",
+			lim.MaxQueued, lim.MaxQueuedBytes)
 	case errOutputBacklog:
 		return fmt.Sprintf("over %d bytes of replies unread while still sending", maxReplyBacklog)
 	case eventloop.ErrInputBacklog:

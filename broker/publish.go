@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -16,7 +17,7 @@ import (
 func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	b := c.b
 	lim := b.limits()
-	if lim.PublishRate > 0 && !c.extra().pub.take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst) {
+	if lim.PublishRate > 0 && !c.extra().pub.Take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst) {
 		// Over its rate: the client is not read until it has a token
 		// again, so TCP slows it down and nothing is lost.
 		b.stats.publishThrottled.Add(1)
@@ -56,10 +57,10 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		c.ackRefused(p, codec.NotAuthorized)
 		return nil
 	}
-	if topicOverLimit(topic, lim) {
+	if limit.TopicOver(topic, lim) {
 		b.stats.dropsTopicLimit.Add(1)
 		if c.version < codec.V5 {
-			return errTopicLimit.because("%s", topicRule("topic", topic, lim)) // 3.x has no way to refuse one message
+			return errTopicLimit.because("%s", limit.TopicRule("topic", topic, lim)) // 3.x has no way to refuse one message
 		}
 		c.ackRefused(p, codec.TopicNameInvalid)
 		return nil
@@ -378,7 +379,7 @@ func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	if c.ext != nil && c.ext.internal {
 		return // a bridge's queue is its buffer while its remote is down
 	}
-	if lim := b.limits(); lim.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
+	if lim := b.limits(); lim.DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
 		b.stats.slowConsumerKicks.Add(1)
 		c.closeWith(0, errSlowConsumer)
 	}

@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -103,9 +104,9 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 // although it covers topics the client may not read turns on the check of
 // each message to the client: what it must not read, it does not get,
 // retained messages included.
-func (c *client) mayNotSubscribe(filter string, lim *Limits) codec.ReasonCode {
+func (c *client) mayNotSubscribe(filter string, lim *limit.Limits) codec.ReasonCode {
 	inner := innerFilter(filter)
-	if topicOverLimit(inner, lim) {
+	if limit.TopicOver(inner, lim) {
 		return codec.TopicFilterInvalid
 	}
 	if e := c.ext; e != nil && e.perms != nil {
