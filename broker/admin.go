@@ -187,11 +187,11 @@ func (b *Broker) DeleteRetained(topic string) bool {
 	clear := router.NewMessage([]byte(topic), nil, nil, nil, 0, true, 0, nil)
 	b.retained.Set(clear) // an empty payload removes [MQTT-3.3.1-6]
 	clear.Release()
-	b.withBG(func(w store.Writer) {
+	b.persist.WithBG(func(w store.Writer) {
 		if w != nil {
 			w.DeleteRetained([]byte(topic))
 			if err := w.Commit(true); err != nil {
-				b.commitFailed(err)
+				b.persist.Failed(err)
 			}
 		}
 	})

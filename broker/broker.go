@@ -16,6 +16,7 @@ import (
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
@@ -72,14 +73,9 @@ type Broker struct {
 	// pressure.
 	routing atomic.Int32
 
-	// Persistence (persist.go); store is nil when it is off.
-	store       store.Store
-	ownStore    bool // opened from Config.DataDir: closed with the broker
-	strict      bool // Durability == Strict
-	seq         atomic.Uint64
-	bgMu        sync.Mutex   // guards bgw and storeClosed
-	bgw         store.Writer // for goroutines other than loops and workers
-	storeClosed bool
+	// Persistence (package persist, opened by persist.go).
+	persist  *persist.Keeper
+	ownStore bool // opened from Config.DataDir: closed with the broker
 
 	// bound holds the listeners Bind bound until Start serves them (or
 	// Close, when Start never comes, lets them go).
@@ -110,7 +106,6 @@ type stats struct {
 	dropsTooLarge     atomic.Int64
 	protocolFailures  atomic.Int64
 	slowConsumerKicks atomic.Int64
-	storeCorrupt      atomic.Int64
 	dropsUnauthorized atomic.Int64
 	connsRejected     atomic.Int64 // closed at accept: far over MaxConnections
 	// CONNECTs refused, by cause.
@@ -126,9 +121,6 @@ type stats struct {
 	// timerVisits counts the sessions the timer goroutine locked: one per
 	// deadline that came, none for the sessions still waiting.
 	timerVisits atomic.Int64
-	// relaxedSyncs times relaxedSyncLoop's syncs (the loops time their
-	// own: loopCounters.syncs).
-	relaxedSyncs syncHistogram
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -151,6 +143,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.timers = deadline.New(b.clock, b.fireTimers)
 	b.logp.Store(&cfg.Logger)
+	b.persist = persist.New(&b.logp)
 	b.limp.Store(cfg.limits())
 	b.authp.Store(cfg.authState())
 	b.logins = make(chan *loginJob, cfg.AuthQueue)
@@ -158,7 +151,7 @@ func New(cfg Config) (*Broker, error) {
 	n := cfg.loops()
 	b.loops = make([]*loopState, n)
 	for i := range b.loops {
-		ls := &loopState{fan: newFanout(n)}
+		ls := &loopState{fan: newFanout(n), persist: &persist.Loop{}}
 		ls.room.L = &ls.mu
 		b.loops[i] = ls
 	}
@@ -245,11 +238,11 @@ func (b *Broker) Start() error {
 			w.run()
 		}()
 	}
-	if b.store != nil && !b.strict {
+	if b.persist.On() && !b.persist.Strict() {
 		b.bgDone.Add(1)
 		go func() {
 			defer b.bgDone.Done()
-			b.relaxedSyncLoop()
+			b.persist.RunRelaxedSync(b.stop)
 		}()
 	}
 	for range b.cfg.authWorkers() {
@@ -401,26 +394,6 @@ type job struct {
 // still owns j.m.
 func (b *Broker) submit(j job) bool { return b.worker(j.m.FromID).submit(j) }
 
-// relaxedSyncLoop syncs the store once a second, the promise of relaxed
-// durability (persist.go). On the system clock: it is about the disk, not
-// about MQTT time.
-func (b *Broker) relaxedSyncLoop() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			start := time.Now()
-			if err := b.store.Sync(); err != nil {
-				b.commitFailed(err)
-			}
-			b.stats.relaxedSyncs.observe(time.Since(start))
-		}
-	}
-}
-
 // endSessionLocked removes s and everything it holds, also from the store
 // through w (nil: persistence off). s.mu must be held. It returns the
 // shared-subscription deliveries s had not completed: pass them to reroute
@@ -436,7 +409,7 @@ func (b *Broker) endSessionLocked(w store.Writer, s *session.Session) []session.
 // messages both ways — and returns its unfinished shared deliveries, as
 // endSessionLocked does.
 func (b *Broker) clearSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	b.deleteSessionLocked(w, s)
+	b.persist.DeleteSessionLocked(w, s)
 	orphans := s.TakeSharedLocked()
 	for _, sub := range s.ClearLocked() {
 		b.subs.Unsubscribe(s, sub.Filter)

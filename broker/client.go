@@ -207,41 +207,15 @@ func (h *handler) OnWake(l *eventloop.Loop) {
 }
 
 // BeforeFlush implements eventloop.Flusher: the store learns what the
-// loop did before the clients hear about it.
-// After a read burst, output that waits for a disk sync may be held back
-// until the loop's other events of the poll are in, so that one sync covers
-// them all (group commit) — when that pays: the loop holds while the last
-// held round gathered more than one read burst, and starts holding again
-// when two syncs come closer than syncMergeWindow. A lone busy connection
-// so syncs at once, without the wake-up a hold costs (crash test, 3 kills:
-// 9.3k messages acknowledged holding always, 15.2k never holding).
+// loop did before the clients hear about it, and the output may be held
+// for the rest of the poll so that one sync covers it all (package
+// persist, Keeper.BeforeFlush).
 func (h *handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	b, ls := h.broker(), h.loops[l.Index()]
 	ls.ctr.publishCounters()
 	b.flushFan(ls, l.Index())
-	if mayHold && ls.needSync && b.strict {
-		if ls.holdPays {
-			if ls.sw.Dirty() { // committed now, synced with the rest
-				b.commitNow(ls.sw)
-			}
-			ls.heldBursts++
-			return true
-		}
-		now := l.Now()
-		ls.holdPays = now-ls.lastSync < int64(syncMergeWindow)
-		ls.lastSync = now
-	}
-	if !mayHold && ls.heldBursts > 0 {
-		ls.holdPays = ls.heldBursts > 1
-		ls.heldBursts = 0
-	}
-	b.syncLoop(ls)
-	return false
+	return b.persist.BeforeFlush(ls.persist, l.Now(), mayHold)
 }
-
-// syncMergeWindow: two syncs of a loop closer than this would have shared
-// one had the loop held its output (a poll's events come within it).
-const syncMergeWindow = 200 * time.Microsecond
 
 // OnTick implements eventloop.Handler: timers of the loop's connections.
 func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
@@ -490,7 +464,7 @@ func (c *client) leave() {
 	s := c.sess
 	ls := b.loops[c.LoopIndex()]
 	c.dropRetained(ls, "") // not owed to a connection that is gone
-	sw := ls.sw
+	sw := ls.persist.W
 	ls.ctr.connected.Add(-1)
 	ls.ctr.closes[c.why].Add(1)
 	now := time.Now().UnixNano()
@@ -522,7 +496,7 @@ func (c *client) leave() {
 		if s.Expiry != 0 && sw != nil {
 			// The offline session's deadline, and its will while one is
 			// still to come.
-			b.storeSessionLocked(sw, s, will, delay)
+			b.persist.StoreSessionLocked(sw, s, will, delay)
 		}
 	}
 	// The will: at once, or after the shorter of its delay and the

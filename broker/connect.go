@@ -188,7 +188,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
 	var orphans []session.Delivery
 	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {
-		orphans = b.clearSessionLocked(ls.sw, s)
+		orphans = b.clearSessionLocked(ls.persist.W, s)
 		present = false
 	}
 	if present && c.ext != nil && c.ext.perms != nil {
@@ -196,10 +196,10 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	s.SetExpiryLocked(cp.expiry)
 	s.ExpireAt = 0
-	if ls.sw != nil && (s.StoredLocked() || s.Expiry != 0) {
+	if ls.persist.W != nil && (s.StoredLocked() || s.Expiry != 0) {
 		will, delay := c.will()
-		b.storeSessionLocked(ls.sw, s, will, delay)
-		ls.needSync = true // before CONNACK: a session present is a session kept
+		b.persist.StoreSessionLocked(ls.persist.W, s, will, delay)
+		ls.persist.NeedSync() // before CONNACK: a session present is a session kept
 	}
 	c.sess = s
 	c.gen = s.Gen
@@ -225,7 +225,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	c.drainQueueLocked(ls, now)
 	s.Unlock()
-	b.reroute(ls.sw, orphans)
+	b.reroute(ls.persist.W, orphans)
 	if waiting != nil {
 		b.sendWill(waiting)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -39,16 +40,9 @@ type loopState struct {
 	retainedFor []retainedReq
 	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
 
-	// sw is the loop's store writer (nil: persistence off), committed
-	// before each flush; needSync asks that commit to sync (persist.go).
-	sw       store.Writer
-	needSync bool
-	// Group commit across a poll (handler.BeforeFlush): whether holding
-	// output pays now, read bursts held since the last sync, and when the
-	// loop last synced after a read burst (Unix ns).
-	holdPays   bool
-	heldBursts int
-	lastSync   int64
+	// persist is the loop's store writer (nil: persistence off),
+	// committed before each flush, syncing when asked (NeedSync).
+	persist *persist.Loop
 
 	// fan is the scratch of messages the loop routes itself (routeInline);
 	// its sw is sw. Deliveries it holds for other loops (and offline
@@ -184,7 +178,9 @@ func (b *Broker) drainInbox(l *eventloop.Loop) {
 		p := &items[i]
 		switch {
 		case p.ack != nil:
-			ls.needSync = ls.needSync || p.ackSync
+			if p.ackSync {
+				ls.persist.NeedSync()
+			}
 			p.ack.sendAck(p.ackT, p.ackID)
 		case p.kick != nil && p.kickAdmin:
 			if c := p.kick; c.state == stateConnected && !c.conn.Closing() {
@@ -220,7 +216,7 @@ func (b *Broker) deliverOnLoop(l *eventloop.Loop, ls *loopState, s *session.Sess
 			return
 		}
 	}
-	b.queueOfflineLocked(ls.sw, s, d)
+	b.queueOfflineLocked(ls.persist.W, s, d)
 }
 
 // queueOfflineLocked keeps a delivery for a session without a usable
@@ -231,7 +227,7 @@ func (b *Broker) deliverOnLoop(l *eventloop.Loop, ls *loopState, s *session.Sess
 // held.
 func (b *Broker) queueOfflineLocked(w store.Writer, s *session.Session, d session.Delivery) {
 	if d.QoS == 0 || s.Expiry == 0 || s.EndedLocked() {
-		forget(w, s, d.Seq)
+		persist.Forget(w, s, d.Seq)
 		d.Release()
 		return
 	}
@@ -250,21 +246,21 @@ func (b *Broker) enqueueLocked(w store.Writer, s *session.Session, d session.Del
 			if !oldest || s.QueueLen() == 0 {
 				b.stats.dropsQueueFull.Add(1)
 				s.CountDropLocked()
-				forget(w, s, d.Seq)
+				persist.Forget(w, s, d.Seq)
 				d.Release()
 				return true
 			}
 			old, _ := s.DequeueLocked()
 			b.stats.dropsQueueFull.Add(1)
 			s.CountDropLocked()
-			forget(w, s, old.Seq)
+			persist.Forget(w, s, old.Seq)
 			old.Release()
 			dropped = true
 		}
 	}
 	if lost, seq := s.EnqueueLocked(d, lim.MaxQueued, oldest); lost {
 		b.stats.dropsQueueFull.Add(1)
-		forget(w, s, seq)
+		persist.Forget(w, s, seq)
 		dropped = true
 	}
 	return dropped
@@ -362,7 +358,7 @@ func (w *worker) do(j job) {
 func (w *worker) post() {
 	if w.sw != nil && w.sw.Dirty() {
 		if err := w.sw.Commit(false); err != nil {
-			w.b.commitFailed(err)
+			w.b.persist.Failed(err)
 		}
 	}
 	for i, batch := range w.perLoop {
@@ -374,7 +370,7 @@ func (w *worker) post() {
 	w.handOffline(w.b)
 	if w.sw != nil && w.sw.Dirty() { // what the queues dropped
 		if err := w.sw.Commit(false); err != nil {
-			w.b.commitFailed(err)
+			w.b.persist.Failed(err)
 		}
 	}
 	for i, c := range w.done {
@@ -432,7 +428,7 @@ func (f *fanout) route(b *Broker, m *router.Message) (stored bool) {
 			if len(m.Payload) == 0 {
 				f.sw.DeleteRetained(m.Topic)
 			} else {
-				rec := storeMessage(m)
+				rec := persist.Message(m)
 				f.sw.PutRetained(rec)
 			}
 			stored = true
@@ -463,7 +459,7 @@ func (f *fanout) route(b *Broker, m *router.Message) (stored bool) {
 		}
 		d.Msg = m
 		if d.QoS > 0 && f.sw != nil && s.Persistent() {
-			b.putDelivery(f.sw, s, &d, &f.ids)
+			b.persist.PutDelivery(f.sw, s, &d, &f.ids)
 			stored = true
 		}
 		if li := s.LoopHint(); li >= 0 {
@@ -523,9 +519,9 @@ func (b *Broker) reroute(w store.Writer, orphans []session.Delivery) {
 		}
 		if d.QoS > 0 && w != nil && s.Persistent() {
 			var ids [1]uint32
-			b.putDelivery(w, s, &d, &ids)
+			b.persist.PutDelivery(w, s, &d, &ids)
 			if err := w.Commit(false); err != nil { // before another loop can acknowledge it
-				b.commitFailed(err)
+				b.persist.Failed(err)
 			}
 		}
 		s.Lock()
@@ -596,7 +592,7 @@ func (b *Broker) routeInline(l *eventloop.Loop, ls *loopState, j job) (stored bo
 	stored = f.route(b, j.m)
 	j.m.Release()
 	if stored && j.ack != nil {
-		ls.needSync = true // the store has it before the acknowledgement goes out
+		ls.persist.NeedSync() // the store has it before the acknowledgement goes out
 	}
 	own := l.Index()
 	for i, batch := range f.perLoop {
@@ -637,9 +633,9 @@ func (b *Broker) flushFan(ls *loopState, own int) {
 	}
 	ls.fanPending = false
 	f := &ls.fan
-	if ls.sw != nil && ls.sw.Dirty() {
-		if err := ls.sw.Commit(false); err != nil {
-			b.commitFailed(err)
+	if ls.persist.W != nil && ls.persist.W.Dirty() {
+		if err := ls.persist.W.Commit(false); err != nil {
+			b.persist.Failed(err)
 		}
 	}
 	for i, batch := range f.perLoop {

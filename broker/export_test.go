@@ -97,7 +97,4 @@ func (b *Broker) RetainedExtraRefs(filter string) int {
 // HoldBackground holds the background store writer's lock, as a slow
 // commit would: the timer goroutine stops where it fires its deadlines
 // (withBG), having taken them off its queue. Call release to let go.
-func (b *Broker) HoldBackground() (release func()) {
-	b.bgMu.Lock()
-	return b.bgMu.Unlock
-}
+func (b *Broker) HoldBackground() (release func()) { return b.persist.HoldBackground() }

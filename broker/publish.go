@@ -7,6 +7,7 @@ import (
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -170,9 +171,9 @@ func (c *client) awaitRel(ls *loopState, id uint16) {
 	s.Lock()
 	if c.ownsLocked() {
 		s.AddAwaitRelLocked(id)
-		if ls.sw != nil && s.Persistent() {
-			ls.sw.PutAwaitRel(s.ClientID(), id)
-			ls.needSync = true
+		if ls.persist.W != nil && s.Persistent() {
+			ls.persist.W.PutAwaitRel(s.ClientID(), id)
+			ls.persist.NeedSync()
 		}
 	}
 	s.Unlock()
@@ -193,7 +194,9 @@ func (c *client) pubrecAgain(ls *loopState, id uint16) error {
 		}
 		return nil
 	}
-	ls.needSync = ls.needSync || ls.sw != nil
+	if ls.persist.W != nil {
+		ls.persist.NeedSync()
+	}
 	buf := c.conn.Buffer()
 	buf.B = codec.AppendAck(buf.B, codec.PUBREC, id, codec.Success, c.version)
 	return nil
@@ -271,21 +274,21 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 		// An unknown id is ignored: it may be a late answer to a message
 		// the session has since dropped.
 		if seq, ok := s.PubackLocked(a.PacketID); ok {
-			forget(ls.sw, s, seq)
+			persist.Forget(ls.persist.W, s, seq)
 			c.slotFreedLocked(ls, now)
 		}
 	case codec.PUBREC:
 		if seq, ok := s.PubrecLocked(a.PacketID, a.Code.IsError(), now); ok {
 			if !a.Code.IsError() {
-				if seq != 0 && ls.sw != nil {
+				if seq != 0 && ls.persist.W != nil {
 					// Once PUBREL is out, resending the PUBLISH would be a
 					// second delivery: the store must know first.
-					ls.sw.MarkSent(s.ClientID(), seq, a.PacketID, session.AwaitPubcomp)
-					ls.needSync = true
+					ls.persist.W.MarkSent(s.ClientID(), seq, a.PacketID, session.AwaitPubcomp)
+					ls.persist.NeedSync()
 				}
 				c.writeAck(codec.PUBREL, a.PacketID, codec.Success) // [MQTT-4.3.3-4]
 			} else {
-				forget(ls.sw, s, seq)
+				persist.Forget(ls.persist.W, s, seq)
 				c.slotFreedLocked(ls, now)
 			}
 		} else if c.version == codec.V5 {
@@ -295,13 +298,13 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 		code := codec.Success
 		if !s.ReleaseLocked(a.PacketID) {
 			code = codec.PacketIDNotFound // still answer, so the client can finish [MQTT-4.3.3-11]
-		} else if ls.sw != nil && s.Persistent() {
-			ls.sw.DeleteAwaitRel(s.ClientID(), a.PacketID)
+		} else if ls.persist.W != nil && s.Persistent() {
+			ls.persist.W.DeleteAwaitRel(s.ClientID(), a.PacketID)
 		}
 		c.writeAck(codec.PUBCOMP, a.PacketID, code)
 	case codec.PUBCOMP:
 		if seq, ok := s.PubcompLocked(a.PacketID); ok {
-			forget(ls.sw, s, seq)
+			persist.Forget(ls.persist.W, s, seq)
 			c.slotFreedLocked(ls, now)
 		}
 	}
@@ -316,7 +319,7 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 	m := d.Msg
 	if m.Expired(now) {
 		b.stats.dropsExpired.Add(1) // [MQTT-3.3.2-5]
-		forget(ls.sw, s, d.Seq)
+		persist.Forget(ls.persist.W, s, d.Seq)
 		ls.release(m)
 		return
 	}
@@ -339,7 +342,7 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 		return
 	}
 	if !c.writePublish(ls, &d, id, false, now) {
-		forget(ls.sw, s, d.Seq)
+		persist.Forget(ls.persist.W, s, d.Seq)
 		d.Release() // too large for the client: dropped as if delivered [MQTT-3.1.2-25]
 		return
 	}
@@ -351,13 +354,13 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 // with the same id after a restart, or the client would take it for a new
 // one [MQTT-4.4.0-1]. c.sess.mu must be held.
 func (c *client) pushInflightLocked(ls *loopState, d session.Delivery, id uint16, now int64) {
-	if d.Seq != 0 && ls.sw != nil {
+	if d.Seq != 0 && ls.persist.W != nil {
 		st := session.AwaitPuback
 		if d.QoS == 2 {
 			st = session.AwaitPubrec
-			ls.needSync = true // before the PUBLISH goes out
+			ls.persist.NeedSync() // before the PUBLISH goes out
 		}
-		ls.sw.MarkSent(c.sess.ClientID(), d.Seq, id, st)
+		ls.persist.W.MarkSent(c.sess.ClientID(), d.Seq, id, st)
 	}
 	c.sess.PushInflightLocked(d, id, now)
 }
@@ -373,7 +376,7 @@ const slowClientBytes = 4 << 20
 // be held.
 func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	b := c.b
-	if !b.enqueueLocked(ls.sw, c.sess, d) {
+	if !b.enqueueLocked(ls.persist.W, c.sess, d) {
 		return
 	}
 	if c.ext != nil && c.ext.internal {
@@ -438,7 +441,7 @@ func (c *client) drainQueueLocked(ls *loopState, now int64) {
 		d, _ := s.DequeueLocked()
 		if d.Msg.Expired(now) {
 			c.b.stats.dropsExpired.Add(1)
-			forget(ls.sw, s, d.Seq)
+			persist.Forget(ls.persist.W, s, d.Seq)
 			d.Release()
 			continue
 		}
@@ -448,7 +451,7 @@ func (c *client) drainQueueLocked(ls *loopState, now int64) {
 			return
 		}
 		if !c.writePublish(ls, &d, id, false, now) {
-			forget(ls.sw, s, d.Seq)
+			persist.Forget(ls.persist.W, s, d.Seq)
 			d.Release()
 			continue
 		}

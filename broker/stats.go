@@ -63,7 +63,6 @@ type loopCounters struct {
 	connected       atomic.Int64 // clients connected on the loop
 	connects        atomic.Int64 // CONNECT packets taken
 	closes          [closeReasons]atomic.Int64
-	syncs           syncHistogram // the loop's syncing store commits (synctime.go)
 }
 
 // publishCounters moves the loop's packet counts to where Stats reads
@@ -216,13 +215,13 @@ func (b *Broker) Stats() Stats {
 		st.Queued += s.QueueLen()
 		s.Unlock()
 	}
-	if b.store != nil {
-		st.Store = map[string]int64{"unreadable_records": b.stats.storeCorrupt.Load()}
+	if b.persist.On() {
+		st.Store = map[string]int64{"unreadable_records": b.persist.Corrupt.Load()}
 		st.StoreSync = newSyncStats()
 		for _, ls := range b.loops {
-			st.StoreSync.add(&ls.ctr.syncs)
+			st.StoreSync.add(&ls.persist.Syncs)
 		}
-		st.StoreSync.add(&b.stats.relaxedSyncs)
+		st.StoreSync.add(&b.persist.Relaxed)
 	}
 	return st
 }

@@ -215,15 +215,15 @@ func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
 // storeSubscriptions rewrites a persistent session's record after SUBSCRIBE
 // or UNSUBSCRIBE, durable before the SUBACK or UNSUBACK goes out.
 func (c *client) storeSubscriptions(ls *loopState) {
-	if ls.sw == nil {
+	if ls.persist.W == nil {
 		return
 	}
 	s := c.sess
 	s.Lock()
 	if c.ownsLocked() && s.Expiry != 0 {
 		will, delay := c.will()
-		c.b.storeSessionLocked(ls.sw, s, will, delay)
-		ls.needSync = true
+		c.b.persist.StoreSessionLocked(ls.persist.W, s, will, delay)
+		ls.persist.NeedSync()
 	}
 	s.Unlock()
 }

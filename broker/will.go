@@ -80,7 +80,7 @@ func (b *Broker) fireTimers(now int64, due []deadline.Item[*session.Session, *pe
 		return
 	}
 	wills := b.dueWills[:0]
-	b.withBG(func(w store.Writer) {
+	b.persist.WithBG(func(w store.Writer) {
 		for _, it := range due {
 			if m := b.fireSession(w, it.Key, it.Value, now); m != nil {
 				wills = append(wills, m)
@@ -122,7 +122,7 @@ func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill
 		// 3.1.3.2.2: the shorter of Will Delay and Session Expiry).
 		will, pw = pw.msg, nil
 		if !ended && s.StoredLocked() {
-			b.storeSessionLocked(w, s, nil, 0) // published: not again after a restart
+			b.persist.StoreSessionLocked(w, s, nil, 0) // published: not again after a restart
 		}
 	}
 	if current && !ended {
@@ -145,4 +145,14 @@ func (b *Broker) sendWill(will *router.Message) {
 		b.stats.dropsWorkerFull.Add(1)
 		will.Release()
 	}
+}
+
+// armRestoredLocked gives a session the store restored its deadline, with
+// its will (nil: none) due at willAt. s.mu must be held.
+func (b *Broker) armRestoredLocked(s *session.Session, will *router.Message, willAt int64) {
+	var pw *pendingWill
+	if will != nil {
+		pw = &pendingWill{msg: will, at: willAt, gen: s.Gen}
+	}
+	b.armLocked(s, pw)
 }
