@@ -151,7 +151,7 @@ func (b *Broker) Kick(id string) bool {
 	if c == nil {
 		return false
 	}
-	b.post(c.LoopIndex(), pending{kick: c, kickAdmin: true})
+	b.disp.Notify(c, noteAdminKick)
 	return true
 }
 

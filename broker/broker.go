@@ -15,6 +15,7 @@ import (
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/internal/deadline"
+	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
@@ -49,13 +50,13 @@ type Broker struct {
 	bridges atomic.Pointer[bridge.Bridges]
 
 	engine   *eventloop.Engine
+	disp     *dispatch.Dispatcher // routing: inboxes, workers, fan-out
 	subs     router.Subscriptions
 	retained router.Retained
 	sessions session.Store
 	auth     *auth.Registry // enhanced authentication methods
 
-	workers []*worker
-	loops   []*loopState // indexed by eventloop.Loop.Index
+	loops []*loopState // indexed by eventloop.Loop.Index
 
 	// clock is the time of session expiry and will delays (Config.clock,
 	// else the system's); timers holds those deadlines, one per offline
@@ -66,12 +67,6 @@ type Broker struct {
 	dueWills []*router.Message
 
 	stats stats
-
-	// routing forces one of the two routing paths (tests run their
-	// suites over each; see export_test.go): routeAuto, the default,
-	// routes inline below saturation and through the workers under
-	// pressure.
-	routing atomic.Int32
 
 	// Persistence (package persist, opened by persist.go).
 	persist  *persist.Keeper
@@ -98,7 +93,6 @@ type Broker struct {
 // stats are counters read by tests and, later, by metrics. Each is bumped
 // off the per-message path (connects, drops), so a shared atomic is fine.
 type stats struct {
-	dropsQueueFull    atomic.Int64
 	dropsWorkerFull   atomic.Int64
 	publishPauses     atomic.Int64
 	dropsSlowClient   atomic.Int64
@@ -149,15 +143,15 @@ func New(cfg Config) (*Broker, error) {
 	b.logins = make(chan *loginJob, cfg.AuthQueue)
 	b.ctx, b.cancelCtx = context.WithCancel(context.Background())
 	n := cfg.loops()
+	ploops := make([]*persist.Loop, n)
+	for i := range ploops {
+		ploops[i] = &persist.Loop{}
+	}
+	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
+		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: ploops})
 	b.loops = make([]*loopState, n)
 	for i := range b.loops {
-		ls := &loopState{fan: newFanout(n), persist: &persist.Loop{}}
-		ls.room.L = &ls.mu
-		b.loops[i] = ls
-	}
-	b.workers = make([]*worker, cfg.workers())
-	for i := range b.workers {
-		b.workers[i] = newWorker(b, cfg.WorkerQueue, n)
+		b.loops[i] = &loopState{d: b.disp.Loop(i), persist: ploops[i]}
 	}
 	b.engine = eventloop.New(eventloop.Config{
 		Addr:          cfg.Listen,
@@ -165,6 +159,7 @@ func New(cfg Config) (*Broker, error) {
 		MaxPacketSize: cfg.MaxPacketSize,
 		Logger:        cfg.Logger,
 	}, (*handler)(b))
+	b.disp.SetEngine(b.engine)
 	return b, nil
 }
 
@@ -231,11 +226,11 @@ func (b *Broker) Start() error {
 		return errors.Join(err, b.closeStore())
 	}
 	b.makeWriters()
-	for _, w := range b.workers {
+	for _, w := range b.disp.Workers() {
 		b.bgDone.Add(1)
 		go func() {
 			defer b.bgDone.Done()
-			w.run()
+			w.Run(b.stop)
 		}()
 	}
 	if b.persist.On() && !b.persist.Strict() {
@@ -350,7 +345,7 @@ func (b *Broker) Close(ctx context.Context) error {
 // are never closed: a loop still running (Stop may time out) may submit,
 // and a send on a closed channel panics; workers leave on b.stop instead.
 func (b *Broker) stopBackground() {
-	b.closeInboxes()
+	b.disp.CloseInboxes()
 	b.cancelCtx()
 	close(b.stop)
 	b.bgDone.Wait()
@@ -365,34 +360,6 @@ func (b *Broker) clearTimers() {
 		}
 	})
 }
-
-// worker picks the router worker for a publisher, by client id, so that
-// one client's messages are routed in order.
-func (b *Broker) worker(id []byte) *worker {
-	h := uint32(2166136261)
-	for _, c := range id {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return b.workers[h%uint32(len(b.workers))]
-}
-
-// job is one message for a router worker, with the acknowledgement to send
-// its publisher once it is routed (ack nil: none, as for QoS 0 and wills).
-// A job without a message carries an acknowledgement alone, queued behind
-// the publisher's earlier messages (a resent QoS 2 PUBLISH).
-type job struct {
-	m     *router.Message
-	from  *client // the publishing client, nil for wills: its routing count
-	ack   *client
-	ackID uint16
-	ackT  codec.Type // PUBACK or PUBREC
-}
-
-// submit hands j to the router worker of its publisher without blocking.
-// On false the worker's queue is full and j was not taken; the caller
-// still owns j.m.
-func (b *Broker) submit(j job) bool { return b.worker(j.m.FromID).submit(j) }
 
 // endSessionLocked removes s and everything it holds, also from the store
 // through w (nil: persistence off). s.mu must be held. It returns the

@@ -2,13 +2,13 @@ package broker
 
 import (
 	"fmt"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -44,18 +44,9 @@ type client struct {
 	state     uint8
 	dropWill  bool // normal DISCONNECT: no will [MQTT-3.1.2-10], [MQTT-3.14.4-3]
 
-	// routing counts the client's messages handed to a router worker and
-	// not yet posted to the loops: while it is 0 the loop may route the
-	// next one itself without overtaking them (routeInline).
-	routing atomic.Int32
-	// viaWorkers is set once a message the loop routed itself had to be
-	// stored: the client publishes to persistent sessions, and its messages
-	// go through the workers from then on, whose larger batches share a
-	// disk sync among more messages than one loop poll does (make bench
-	// persist q1-disk-sat, 2 rounds each: 232k msg/s inline, 265k through
-	// the workers; the machine's noise is of that order, the direction is
-	// what one sync per larger batch predicts).
-	viaWorkers bool
+	// pub is the client's routing state as a publisher: which path its
+	// next message may take (package dispatch, "Two paths, one order").
+	pub dispatch.Publisher
 	// why is the reason the connection ends, for the close counters; set
 	// where the end is decided, network (0) otherwise.
 	why closeReason
@@ -181,7 +172,7 @@ func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) erro
 		return errOutputBacklog
 	}
 	err := c.handle(hd, body)
-	h.loops[ec.Loop().Index()].flushReleases()
+	h.loops[ec.Loop().Index()].d.FlushReleases()
 	if err != nil && err != eventloop.ErrPause {
 		c.fail(hd.Type, err)
 	}
@@ -203,7 +194,7 @@ func (h *handler) OnClose(ec *eventloop.Conn, err error) {
 // OnWake implements eventloop.Handler: deliveries and commands from router
 // workers and other loops.
 func (h *handler) OnWake(l *eventloop.Loop) {
-	h.broker().drainInbox(l)
+	h.disp.Drain(l)
 }
 
 // BeforeFlush implements eventloop.Flusher: the store learns what the
@@ -213,7 +204,7 @@ func (h *handler) OnWake(l *eventloop.Loop) {
 func (h *handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	b, ls := h.broker(), h.loops[l.Index()]
 	ls.ctr.publishCounters()
-	b.flushFan(ls, l.Index())
+	b.disp.FlushFan(ls.d)
 	return b.persist.BeforeFlush(ls.persist, l.Now(), mayHold)
 }
 
@@ -518,8 +509,44 @@ func (c *client) leave() {
 		b.armLocked(s, pw)
 	}
 	s.Unlock()
-	b.reroute(sw, orphans)
+	b.disp.Reroute(sw, orphans)
 	if will != nil {
 		b.sendWill(will)
 	}
+}
+
+// Notes the router carries to a client on its loop (dispatch.Notify).
+const (
+	noteTakeover      dispatch.Note = iota + 1 // another connection took the session over
+	noteTakeoverClean                          // the same, with Clean Start
+	noteAdminKick                              // the admin API disconnects it
+	noteLogin                                  // the login pool's verdict is in
+)
+
+// Notify implements dispatch.Conn: a note posted for the client, on its
+// loop.
+func (c *client) Notify(n dispatch.Note) {
+	switch n {
+	case noteTakeover, noteTakeoverClean:
+		c.takeOver(n == noteTakeoverClean)
+	case noteAdminKick:
+		if c.state == stateConnected && !c.conn.Closing() {
+			c.closeWith(0, errAdminKick)
+		}
+	case noteLogin:
+		if e := c.ext; e != nil && e.login != nil {
+			c.loginDone(c.b.loops[c.LoopIndex()], e.login)
+		}
+	}
+}
+
+// DeliverLocked implements dispatch.Conn: it sends d now, or queues it
+// behind the in-flight window; false when the connection is no longer
+// connected or is closing. c.sess.mu must be held.
+func (c *client) DeliverLocked(d session.Delivery, now int64) bool {
+	if c.state != stateConnected || c.conn.Closing() {
+		return false
+	}
+	c.sendLocked(c.b.loops[c.LoopIndex()], d, now)
+	return true
 }

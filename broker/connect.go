@@ -225,7 +225,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	c.drainQueueLocked(ls, now)
 	s.Unlock()
-	b.reroute(ls.persist.W, orphans)
+	b.disp.Reroute(ls.persist.W, orphans)
 	if waiting != nil {
 		b.sendWill(waiting)
 	}
@@ -292,7 +292,11 @@ func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData [
 // kick disconnects a client whose session was taken over, on its own loop.
 // clean is the new connection's Clean Start, which decides the old will.
 func (b *Broker) kick(old *client, clean bool) {
-	b.post(old.conn.Loop().Index(), pending{kick: old, kickClean: clean})
+	n := noteTakeover
+	if clean {
+		n = noteTakeoverClean
+	}
+	b.disp.Notify(old, n)
 }
 
 // takeOver runs on the old client's loop: tell an MQTT 5 client why and

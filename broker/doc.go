@@ -10,7 +10,7 @@
 //  2. The client's handler decodes it into the loop's scratch packet and
 //     copies it once into a pooled router.Message. When the publisher has
 //     no earlier message still with a router worker and no loop's inbox is
-//     backed up, the loop routes it itself (routeInline): matches it,
+//     backed up, the loop routes it itself (dispatch.RouteInline): matches it,
 //     delivers to its own connections at once, posts to the other loops,
 //     and writes the PUBACK or PUBREC after. That is the common case below
 //     saturation, and it saves the hand-off to a worker and back.
@@ -38,25 +38,15 @@
 // # Two paths, one order
 //
 // A PUBLISH takes one of two paths: inline on the publisher's loop (step
-// 2) or through a router worker (step 3). Which one changes from message
-// to message, and the invariant that makes that safe is:
+// 2) or through a router worker (step 3). Package dispatch owns both and
+// the invariant that keeps each publisher's messages in order whichever
+// path each takes (internal/dispatch/doc.go); the tests force each path
+// in turn over the protocol, QoS, MQTT 5 and end-to-end suites
+// (main_test.go).
 //
-//	A publisher's message is routed inline only when none of its earlier
-//	messages is still with a worker (client.routing == 0); otherwise it
-//	follows them to the same worker (by client id). Before a loop hands
-//	a message to a worker it posts what it routed inline (flushFan), and
-//	before it delivers inline to its own connections it drains its inbox.
-//
-// So each publisher's messages reach each subscriber in the order they
-// were published, and a message acknowledged before another is delivered
-// before it, whichever path each took. The mode (routing: auto, inline or
-// workers) only says when the inline path may be taken: auto while every
-// loop's inbox keeps up (inlineRoom); the tests force each path in turn
-// over the protocol, QoS, MQTT 5 and end-to-end suites (main_test.go).
-//
-// With persistence on (persist.go), whoever routes a message also stores
-// its deliveries to persistent sessions, and the acknowledgement waits for
-// the store: see the durability contract there and in README.md.
+// With persistence on (package persist), whoever routes a message also
+// stores its deliveries to persistent sessions, and the acknowledgement
+// waits for the store: see the durability contract there and in README.md.
 //
 // # Ownership and locks
 //

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/shoalmq/shoal/internal/deadline"
+	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -14,7 +15,7 @@ import (
 
 // RouteThroughWorkers makes every message go through the router workers,
 // never routed inline by its loop. Call it before clients connect.
-func (b *Broker) RouteThroughWorkers() { b.routing.Store(routeWorkers) }
+func (b *Broker) RouteThroughWorkers() { b.disp.SetRouting(dispatch.RouteWorkers) }
 
 // ForceRouting forces one routing path: "inline" (every message a loop
 // may route itself, whatever the pressure), "workers", or "auto" (the
@@ -23,11 +24,11 @@ func (b *Broker) RouteThroughWorkers() { b.routing.Store(routeWorkers) }
 func (b *Broker) ForceRouting(mode string) error {
 	switch mode {
 	case "auto":
-		b.routing.Store(routeAuto)
+		b.disp.SetRouting(dispatch.RouteAuto)
 	case "inline":
-		b.routing.Store(routeInline)
+		b.disp.SetRouting(dispatch.RouteInline)
 	case "workers":
-		b.routing.Store(routeWorkers)
+		b.disp.SetRouting(dispatch.RouteWorkers)
 	default:
 		return fmt.Errorf("unknown routing %q (want auto, inline or workers)", mode)
 	}
@@ -42,15 +43,14 @@ func (b *Broker) SessionFor(id string) *session.Session { return b.sessions.Get(
 // nothing committed, nothing posted. Worker 0 must be idle (no publisher
 // may use it meanwhile); PostIdleWorker ends the batch.
 func (b *Broker) RouteOnIdleWorker(topic, payload string, qos byte) {
-	w := b.workers[0]
 	m := router.NewMessage([]byte(topic), []byte(payload), nil, []byte("testpub"), qos, false, 0, nil)
-	w.route(b, m)
+	b.disp.Workers()[0].Route(m)
 	m.Release()
 }
 
 // PostIdleWorker ends worker 0's batch begun by RouteOnIdleWorker: commit,
 // then post.
-func (b *Broker) PostIdleWorker() { b.workers[0].post() }
+func (b *Broker) PostIdleWorker() { b.disp.Workers()[0].Post() }
 
 // UseClock makes the broker built from c time session expiry and will
 // delays on clk, a deadline.Fake the test moves.

@@ -144,7 +144,7 @@ func (b *Broker) loginWorker() {
 			j.err = j.authn.Authenticate(ctx, &j.login)
 			cancel()
 			clear(j.login.Password)
-			b.post(j.c.LoopIndex(), pending{login: j})
+			b.disp.Notify(j.c, noteLogin)
 		}
 	}
 }

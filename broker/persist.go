@@ -57,12 +57,12 @@ func (b *Broker) makeWriters() {
 	if !b.persist.On() {
 		return
 	}
-	for _, w := range b.workers {
-		w.sw = b.persist.Writer()
+	for _, w := range b.disp.Workers() {
+		w.SetWriter(b.persist.Writer())
 	}
 	for _, ls := range b.loops {
 		ls.persist.W = b.persist.Writer()
-		ls.fan.sw = ls.persist.W
+		ls.d.SetWriter(ls.persist.W)
 	}
 }
 

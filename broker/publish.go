@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/internal/sys"
@@ -105,12 +106,12 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 
 	// Inline when the publisher's order allows it (doc.go, "Two paths, one
 	// order"); the worker, picked by a hash of the client id, only when not.
-	inline := !c.viaWorkers && c.routing.Load() == 0 && b.inlineAllowed()
-	var w *worker
+	inline := b.disp.MayRouteInline(&c.pub)
+	var w *dispatch.Worker
 	if !inline {
-		w = b.worker(c.id()) // by client id: one publisher's messages stay in order
+		w = b.disp.Worker(c.id()) // by client id: one publisher's messages stay in order
 	}
-	if !inline && p.QoS == 0 && w.full() {
+	if !inline && p.QoS == 0 && w.Full() {
 		// At most once, and the router has no room: drop it before paying
 		// for the copy.
 		b.stats.dropsWorkerFull.Add(1)
@@ -126,26 +127,22 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		ls.props = fwd
 	}
 	m := router.NewMessage(topic, p.Payload, fwd, c.id(), p.QoS, p.Retain, expiry, s)
-	j := job{m: m, from: c}
+	j := dispatch.Job{Msg: m, From: &c.pub}
 	switch p.QoS {
 	case 1:
-		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBACK // [MQTT-4.3.2-2]
+		j.Ack, j.AckID, j.AckType = c, p.PacketID, codec.PUBACK // [MQTT-4.3.2-2]
 	case 2:
-		j.ack, j.ackID, j.ackT = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
+		j.Ack, j.AckID, j.AckType = c, p.PacketID, codec.PUBREC // [MQTT-4.3.3-8]
 	}
 	if inline {
 		if p.QoS == 2 {
 			c.awaitRel(ls, p.PacketID)
 		}
-		if b.routeInline(c.conn.Loop(), ls, j) {
-			c.viaWorkers = true
-		}
+		b.disp.RouteInline(c.conn.Loop(), j)
 		return nil
 	}
-	b.flushFan(ls, c.LoopIndex()) // what this loop routed goes first
-	c.routing.Add(1)
-	if !w.submit(j) {
-		c.routing.Add(-1)
+	b.disp.FlushFan(ls.d) // what this loop routed goes first
+	if !w.Submit(j) {
 		m.Release()
 		if p.QoS == 0 {
 			b.stats.dropsWorkerFull.Add(1) // QoS 0 is at most once: drop
@@ -185,10 +182,8 @@ func (c *client) awaitRel(ls *loopState, id uint16) {
 // routed (and stored). Otherwise it is written at once — synced first, as
 // the first copy's PUBREC may still be on its way through the inbox.
 func (c *client) pubrecAgain(ls *loopState, id uint16) error {
-	if c.routing.Load() > 0 {
-		c.routing.Add(1)
-		if !c.b.worker(c.id()).submit(job{from: c, ack: c, ackID: id, ackT: codec.PUBREC}) {
-			c.routing.Add(-1)
+	if c.pub.Busy() {
+		if !c.b.disp.Worker(c.id()).Submit(dispatch.Job{From: &c.pub, Ack: c, AckID: id, AckType: codec.PUBREC}) {
 			c.b.stats.publishPauses.Add(1)
 			return eventloop.ErrPause
 		}
@@ -208,9 +203,10 @@ func (c *client) writeAck(t codec.Type, id uint16, code codec.ReasonCode) {
 	buf.B = codec.AppendAck(buf.B, t, id, code, c.version)
 }
 
-// sendAck acknowledges a routed PUBLISH, if the connection it came on is
-// still there; otherwise the client sends it again after reconnecting.
-func (c *client) sendAck(t codec.Type, id uint16) {
+// Acknowledge implements dispatch.Conn: it acknowledges a routed PUBLISH,
+// if the connection it came on is still there; otherwise the client sends
+// it again after reconnecting.
+func (c *client) Acknowledge(t codec.Type, id uint16) {
 	if c.state != stateConnected || c.conn.Closing() {
 		return
 	}
@@ -320,7 +316,7 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 	if m.Expired(now) {
 		b.stats.dropsExpired.Add(1) // [MQTT-3.3.2-5]
 		persist.Forget(ls.persist.W, s, d.Seq)
-		ls.release(m)
+		ls.d.Release(m)
 		return
 	}
 	if d.QoS == 0 {
@@ -329,7 +325,7 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 		} else {
 			c.writePublish(ls, &d, 0, false, now)
 		}
-		ls.release(m)
+		ls.d.Release(m)
 		return
 	}
 	if s.QueueLen() > 0 || s.InflightLen() >= int(c.window) {
@@ -376,7 +372,7 @@ const slowClientBytes = 4 << 20
 // be held.
 func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	b := c.b
-	if !b.enqueueLocked(ls.persist.W, c.sess, d) {
+	if !b.disp.EnqueueLocked(ls.persist.W, c.sess, d) {
 		return
 	}
 	if c.ext != nil && c.ext.internal {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -148,7 +149,7 @@ func (b *Broker) Stats() Stats {
 		Subscriptions:  b.subs.Count(),
 		Disconnects:    make(map[string]int64, closeReasons),
 		Drops: map[string]int64{
-			"queue_full":  b.stats.dropsQueueFull.Load(),
+			"queue_full":  b.disp.QueueFull.Load(),
 			"expired":     b.stats.dropsExpired.Load(),
 			"too_large":   b.stats.dropsTooLarge.Load(),
 			"slow_client": b.stats.dropsSlowClient.Load(),
@@ -231,7 +232,7 @@ func (b *Broker) Stats() Stats {
 func (b *Broker) sysLoop() {
 	sys.Run(b.stop, b.cfg.SysInterval, b.sysFigures, func(topic, value string) {
 		m := router.NewMessage([]byte(sys.Prefix+topic), []byte(value), nil, nil, 0, true, 0, nil)
-		if !b.submit(job{m: m}) {
+		if !b.disp.Submit(dispatch.Job{Msg: m}) {
 			m.Release() // the router is full: the next round will do
 		}
 	})

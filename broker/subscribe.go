@@ -84,7 +84,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		// Messages already routed to this loop (their publishers may hold
 		// PUBACKs for them) go out before the retained ones this SUBSCRIBE
 		// adds, so acknowledged-before is delivered-before.
-		b.drainInbox(c.conn.Loop())
+		b.disp.Drain(c.conn.Loop())
 	}
 	buf := c.conn.Buffer()
 	buf.B = ack.Append(buf.B, c.version)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/internal/deadline"
+	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
@@ -129,7 +130,7 @@ func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill
 		b.armLocked(s, pw) // the expiry still to come
 	}
 	s.Unlock()
-	b.reroute(w, orphans)
+	b.disp.Reroute(w, orphans)
 	return will
 }
 
@@ -141,7 +142,7 @@ func (b *Broker) sendWill(will *router.Message) {
 	if will.Expiry != 0 {
 		will.Expiry += time.Now().UnixNano()
 	}
-	if !b.submit(job{m: will}) {
+	if !b.disp.Submit(dispatch.Job{Msg: will}) {
 		b.stats.dropsWorkerFull.Add(1)
 		will.Release()
 	}
