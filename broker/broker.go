@@ -10,37 +10,29 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/shoalmq/shoal/auth"
+
 	"github.com/shoalmq/shoal/bridge"
-	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
-	"github.com/shoalmq/shoal/store"
 	"github.com/shoalmq/shoal/transport"
 )
 
 // Broker is one MQTT broker. Its exported methods are safe for concurrent
-// use.
+// use. It builds every part from Config and hands each what it needs (see
+// doc.go for the picture); what it keeps itself is the lifecycle, the
+// listeners, the store's opening and the public API.
 type Broker struct {
 	cfg Config
-	// logp and limp are what Reload may change while the broker runs;
-	// read them through lg and limits.
+	// logp and limp are what Reload may change while the broker runs,
+	// shared with the parts; read them through lg and limits.
 	logp atomic.Pointer[zerolog.Logger]
 	limp atomic.Pointer[limit.Limits]
-	// authp is who may connect and what they may do (login.go).
-	authp atomic.Pointer[authState]
-
-	// logins are CONNECTs waiting for the Authenticator (login.go).
-	logins chan *loginJob
-	// open counts open client connections, for MaxConnections.
-	open atomic.Int64
-	// connRate limits connections per source address (limits.go).
-	connRate limit.PerAddr
 
 	// transports runs the TLS and WebSocket listeners (transports.go);
 	// set by Start.
@@ -50,26 +42,20 @@ type Broker struct {
 	bridges atomic.Pointer[bridge.Bridges]
 
 	engine   *eventloop.Engine
+	conns    *conn.Handler        // the connections: the engine's handler
 	disp     *dispatch.Dispatcher // routing: inboxes, workers, fan-out
 	subs     router.Subscriptions
 	retained router.Retained
 	sessions session.Store
-	auth     *auth.Registry // enhanced authentication methods
-
-	loops []*loopState // indexed by eventloop.Loop.Index
 
 	// clock is the time of session expiry and will delays (Config.clock,
-	// else the system's); timers holds those deadlines, one per offline
-	// session that has one, and runs them on its own goroutine (will.go).
-	clock  deadline.Clock
-	timers *sessionTimers
-	// dueWills is the timer goroutine's scratch: wills to publish.
-	dueWills []*router.Message
+	// else the system's).
+	clock deadline.Clock
 
-	stats stats
-
-	// Persistence (package persist, opened by persist.go).
+	// Persistence (package persist, opened by persist.go); ploops are the
+	// loops' parts in it, by loop index.
 	persist  *persist.Keeper
+	ploops   []*persist.Loop
 	ownStore bool // opened from Config.DataDir: closed with the broker
 
 	// bound holds the listeners Bind bound until Start serves them (or
@@ -80,41 +66,13 @@ type Broker struct {
 	started   atomic.Bool
 	startedAt time.Time   // set by Start before anything else runs
 	ready     atomic.Bool // accepting connections: Start done, Close not begun
-	closed    atomic.Bool
+	closed    atomic.Bool // Close has begun (the connections' Parts.Closing)
 	stop      chan struct{}
 	// ctx ends with stop: for work that waits on others (a login's
 	// back end).
 	ctx       context.Context
 	cancelCtx context.CancelFunc
 	bgDone    sync.WaitGroup
-	clientID  atomic.Uint64 // counter for assigned client identifiers
-}
-
-// stats are counters read by tests and, later, by metrics. Each is bumped
-// off the per-message path (connects, drops), so a shared atomic is fine.
-type stats struct {
-	dropsWorkerFull   atomic.Int64
-	publishPauses     atomic.Int64
-	dropsSlowClient   atomic.Int64
-	dropsExpired      atomic.Int64
-	dropsTooLarge     atomic.Int64
-	protocolFailures  atomic.Int64
-	slowConsumerKicks atomic.Int64
-	dropsUnauthorized atomic.Int64
-	connsRejected     atomic.Int64 // closed at accept: far over MaxConnections
-	// CONNECTs refused, by cause.
-	refusedConnections atomic.Int64 // MaxConnections
-	refusedRate        atomic.Int64 // ConnectRate
-	refusedClientID    atomic.Int64 // MaxClientIDLength
-	refusedLogin       atomic.Int64 // credentials, anonymous, will topic
-	refusedLoginBusy   atomic.Int64 // AuthQueue full
-	// Refused topics and subscriptions.
-	dropsTopicLimit  atomic.Int64 // MaxTopicLength, MaxTopicLevels
-	refusedSubs      atomic.Int64 // MaxSubscriptions, limits, Authorizer
-	publishThrottled atomic.Int64 // PublishRate paused a client
-	// timerVisits counts the sessions the timer goroutine locked: one per
-	// deadline that came, none for the sessions still waiting.
-	timerVisits atomic.Int64
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -129,37 +87,37 @@ func New(cfg Config) (*Broker, error) {
 		retained: router.NewRetained(),
 		sessions: session.NewMemStore(),
 		clock:    cfg.clock,
-		auth:     auth.NewRegistry(cfg.AuthMethods...),
 		stop:     make(chan struct{}),
 	}
 	if b.clock == nil {
 		b.clock = deadline.Real()
 	}
-	b.timers = deadline.New(b.clock, b.fireTimers)
 	b.logp.Store(&cfg.Logger)
-	b.persist = persist.New(&b.logp)
 	b.limp.Store(cfg.limits())
-	b.authp.Store(cfg.authState())
-	b.logins = make(chan *loginJob, cfg.AuthQueue)
 	b.ctx, b.cancelCtx = context.WithCancel(context.Background())
+	b.persist = persist.New(&b.logp)
 	n := cfg.loops()
-	ploops := make([]*persist.Loop, n)
-	for i := range ploops {
-		ploops[i] = &persist.Loop{}
+	b.ploops = make([]*persist.Loop, n)
+	for i := range b.ploops {
+		b.ploops[i] = &persist.Loop{}
 	}
 	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
-		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: ploops})
-	b.loops = make([]*loopState, n)
-	for i := range b.loops {
-		b.loops[i] = &loopState{d: b.disp.Loop(i), persist: ploops[i]}
-	}
+		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
+		Remote: dispatch.NoRemote{}})
+	b.conns = conn.New(cfg.connConfig(), conn.Parts{
+		Log: &b.logp, Limits: &b.limp, Access: cfg.access(),
+		Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
+		Dispatch: b.disp, Persist: b.persist, PersistLoops: b.ploops,
+		Clock: b.clock, Closing: &b.closed,
+	})
 	b.engine = eventloop.New(eventloop.Config{
 		Addr:          cfg.Listen,
 		Loops:         n,
 		MaxPacketSize: cfg.MaxPacketSize,
 		Logger:        cfg.Logger,
-	}, (*handler)(b))
+	}, b.conns)
 	b.disp.SetEngine(b.engine)
+	b.conns.SetEngine(b.engine)
 	return b, nil
 }
 
@@ -222,7 +180,7 @@ func (b *Broker) Start() error {
 	}
 	if err := b.restore(); err != nil {
 		ports.release()
-		b.clearTimers() // what restore armed before it failed
+		b.conns.ClearTimers() // what restore armed before it failed
 		return errors.Join(err, b.closeStore())
 	}
 	b.makeWriters()
@@ -244,7 +202,7 @@ func (b *Broker) Start() error {
 		b.bgDone.Add(1)
 		go func() {
 			defer b.bgDone.Done()
-			b.loginWorker()
+			b.conns.RunLogins(b.ctx)
 		}()
 	}
 
@@ -261,7 +219,7 @@ func (b *Broker) Start() error {
 	b.bgDone.Add(1)
 	go func() {
 		defer b.bgDone.Done()
-		b.timers.Run(b.stop)
+		b.conns.RunTimers(b.stop)
 	}()
 	if b.cfg.SysInterval > 0 {
 		b.bgDone.Add(1)
@@ -323,11 +281,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.ready.Store(false)
 	b.stopTransports(ctx) // no new TLS or WebSocket clients; those connected close below
-	_ = b.engine.OnEach(ctx, func(c *eventloop.Conn) {
-		if cl, _ := c.Data.(*client); cl != nil {
-			cl.shutdown()
-		}
-	})
+	_ = b.conns.Shutdown(ctx)
 	b.engine.WaitLingering(ctx) // clients read their 0x8B before the sockets close
 	err := b.engine.Stop(ctx)
 	b.stopBackground()
@@ -349,39 +303,7 @@ func (b *Broker) stopBackground() {
 	b.cancelCtx()
 	close(b.stop)
 	b.bgDone.Wait()
-	b.clearTimers()
-}
-
-// clearTimers drops every deadline, releasing the wills that waited.
-func (b *Broker) clearTimers() {
-	b.timers.Clear(func(_ *session.Session, pw *pendingWill) {
-		if pw != nil {
-			pw.msg.Release()
-		}
-	})
-}
-
-// endSessionLocked removes s and everything it holds, also from the store
-// through w (nil: persistence off). s.mu must be held. It returns the
-// shared-subscription deliveries s had not completed: pass them to reroute
-// once s is unlocked.
-func (b *Broker) endSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	s.EndLocked() // late deliveries (a worker that matched it before) are refused
-	orphans := b.clearSessionLocked(w, s)
-	b.sessions.Delete(s.ClientID(), s)
-	return orphans
-}
-
-// clearSessionLocked empties s — subscriptions (also from the router),
-// messages both ways — and returns its unfinished shared deliveries, as
-// endSessionLocked does.
-func (b *Broker) clearSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	b.persist.DeleteSessionLocked(w, s)
-	orphans := s.TakeSharedLocked()
-	for _, sub := range s.ClearLocked() {
-		b.subs.Unsubscribe(s, sub.Filter)
-	}
-	return orphans
+	b.conns.ClearTimers()
 }
 
 // SessionCount is the number of sessions, connected or not.
@@ -399,52 +321,8 @@ func (b *Broker) RetainedCount() int {
 
 // Error is a broker policy or protocol error found above the codec (a
 // second CONNECT, a full queue, a limit), with the MQTT reason code it is
-// answered with. Match it with errors.As. The wire response for any error
-// is made in one place, client.closeWith.
-type Error struct {
-	Code codec.ReasonCode
-	Msg  string
-
-	// detail says, in the log only, what Msg (an MQTT 5 client may read it
-	// in a Reason String) keeps to itself: the topic, the authenticator's
-	// own error. of is the error it details (because).
-	detail string
-	of     *Error
-}
-
-func (e *Error) Error() string { return "broker: " + e.Msg }
-
-// Is reports whether e details target (because): errors.Is(e, errWillDenied).
-func (e *Error) Is(target error) bool { return e.of != nil && e.of == target }
-
-// because returns e with a detail for the log (Error.detail). It
-// allocates: call it where the connection is refused or closed, never
-// per message.
-func (e *Error) because(format string, args ...any) *Error {
-	return &Error{Code: e.Code, Msg: e.Msg, detail: fmt.Sprintf(format, args...), of: e}
-}
-
-// describe gives the reason code and the reason string of an error a
-// connection is closed with: a *Error of this package, a *codec.Error (a
-// malformed packet) or an *eventloop.Error (the reactor's); anything else
-// is Unspecified Error, with no reason string.
-func describe(err error) (codec.ReasonCode, string) {
-	var be *Error
-	var ce *codec.Error
-	var ee *eventloop.Error
-	switch {
-	case errors.As(err, &be):
-		return be.Code, be.Msg
-	case errors.As(err, &ce):
-		return ce.Code, ce.Msg
-	case errors.As(err, &ee):
-		return ee.Code, ee.Msg
-	}
-	return codec.UnspecifiedError, ""
-}
-
-// codeOf is err's reason code (describe).
-func codeOf(err error) codec.ReasonCode {
-	code, _ := describe(err)
-	return code
-}
+// answered with; its text starts "broker: ". Match it with errors.As. The
+// connections make them and turn each into its wire response in one place
+// (package conn, where the type is declared: an alias keeps it the same
+// type here).
+type Error = conn.Error

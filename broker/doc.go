@@ -33,7 +33,7 @@
 //
 // Retained messages matched by a SUBSCRIBE are not routed: the client's
 // loop takes a snapshot of them and sends it at the client's pace, as its
-// in-flight window and its socket allow (retained.go).
+// in-flight window and its socket allow (internal/conn/retained.go).
 //
 // # Two paths, one order
 //
@@ -51,19 +51,17 @@
 // # Ownership and locks
 //
 // A client (one connection) belongs to its loop: only that goroutine reads
-// or writes its fields. A session.Session is shared — the owning loop,
-// router workers (offline queueing) and a taking-over connection — and is
-// guarded by its own mutex. Lock order is in LOCKORDER.md.
-//
-// Offline sessions' expiry and delayed wills are deadlines in one
-// internal/deadline Queue, keyed by session and run by one goroutine that
-// sleeps until the next one is due and locks only the sessions that are
-// (will.go). Its clock is injectable, so tests move time themselves.
+// or writes its fields (package conn). A session.Session is shared — the
+// owning loop, router workers (offline queueing) and a taking-over
+// connection — and is guarded by its own mutex. Offline sessions' expiry
+// and delayed wills are deadlines run by one goroutine that locks only the
+// sessions that are due; its clock is injectable, so tests move time
+// themselves. Lock order is in LOCKORDER.md.
 //
 // # Errors
 //
-// A decode or protocol error becomes a wire response in exactly one place,
-// client.fail: CONNACK with a reason code before the session exists,
+// A decode or protocol error becomes a wire response in exactly one place
+// (package conn): CONNACK with a reason code before the session exists,
 // DISCONNECT with a reason code for MQTT 5 after, and a plain close for
 // MQTT 3.x, which has no way to say why.
 package broker

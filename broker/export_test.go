@@ -3,6 +3,7 @@ package broker
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/dispatch"
@@ -58,14 +59,14 @@ func UseClock(c *Config, clk deadline.Clock) { c.clock = clk }
 
 // SyncTimers waits until the timer goroutine has handled every deadline
 // due at its clock's time; false if it has stopped.
-func (b *Broker) SyncTimers() bool { return b.timers.Sync() }
+func (b *Broker) SyncTimers() bool { return b.conns.SyncTimers() }
 
 // PendingTimers is the number of offline sessions waiting for a deadline
 // (their expiry or their will's delay).
-func (b *Broker) PendingTimers() int { return b.timers.Len() }
+func (b *Broker) PendingTimers() int { return b.conns.PendingTimers() }
 
 // TimerVisits is how many sessions the timer goroutine has locked.
-func (b *Broker) TimerVisits() int64 { return b.stats.timerVisits.Load() }
+func (b *Broker) TimerVisits() int64 { return b.conns.Counters().TimerVisits.Load() }
 
 // AddOfflineSessions makes n offline sessions, prefix0 to prefix<n-1>,
 // with Session Expiry Interval expiry seconds from now, as if their
@@ -76,8 +77,8 @@ func (b *Broker) AddOfflineSessions(prefix string, n int, expiry uint32) {
 		s, _ := b.sessions.GetOrCreate(prefix + strconv.Itoa(i))
 		s.Lock()
 		s.SetExpiryLocked(expiry)
-		s.ExpireAt = at + secs(expiry)
-		b.armLocked(s, nil)
+		s.ExpireAt = at + int64(expiry)*int64(time.Second)
+		b.conns.ArmLocked(s, nil, 0)
 		s.Unlock()
 	}
 }

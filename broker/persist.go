@@ -60,9 +60,9 @@ func (b *Broker) makeWriters() {
 	for _, w := range b.disp.Workers() {
 		w.SetWriter(b.persist.Writer())
 	}
-	for _, ls := range b.loops {
-		ls.persist.W = b.persist.Writer()
-		ls.d.SetWriter(ls.persist.W)
+	for i, pl := range b.ploops {
+		pl.W = b.persist.Writer()
+		b.disp.Loop(i).SetWriter(pl.W)
 	}
 }
 
@@ -74,5 +74,5 @@ func (b *Broker) closeStore() error { return b.persist.Close(b.ownStore) }
 // persist).
 func (b *Broker) restore() error {
 	return b.persist.Load(persist.Target{Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
-		Clock: b.clock.Now(), ArmLocked: b.armRestoredLocked})
+		Clock: b.clock.Now(), ArmLocked: b.conns.ArmLocked})
 }

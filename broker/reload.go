@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
 	"github.com/shoalmq/shoal/internal/limit"
 )
 
@@ -128,7 +129,7 @@ func (b *Broker) Reload(cfg Config) (needRestart []string, err error) {
 	}
 	b.limp.Store(cfg.limits())
 	b.logp.Store(&cfg.Logger)
-	b.authp.Store(cfg.authState())
+	b.conns.SetAccess(cfg.access())
 	old, neu := reflect.ValueOf(b.cfg), reflect.ValueOf(cfg)
 	for i := range old.NumField() {
 		name := old.Type().Field(i).Name

@@ -1,7 +1,6 @@
-package broker
+package conn
 
 import (
-	"fmt"
 	"time"
 	"unsafe"
 
@@ -28,7 +27,7 @@ const (
 // connection and its session, so what only some clients need lives in
 // clientExt, allocated on demand.
 type client struct {
-	b    *Broker
+	h    *Handler
 	conn *eventloop.Conn
 	sess *session.Session
 	ext  *clientExt
@@ -49,7 +48,7 @@ type client struct {
 	pub dispatch.Publisher
 	// why is the reason the connection ends, for the close counters; set
 	// where the end is decided, network (0) otherwise.
-	why closeReason
+	why CloseReason
 }
 
 // clientExt holds what a minority of clients need: a will, MQTT 5 limits,
@@ -132,102 +131,10 @@ func (c *client) ownsLocked() bool { return c.sess.OwnerLocked() == session.Owne
 // LoopIndex implements session.Owner.
 func (c *client) LoopIndex() int { return c.conn.Loop().Index() }
 
-// handler is the Broker seen as the event loops' Handler.
-type handler Broker
-
-func (h *handler) broker() *Broker { return (*Broker)(h) }
-
-// OnOpen implements eventloop.Handler.
-func (h *handler) OnOpen(c *eventloop.Conn) error {
-	b := h.broker()
-	n := b.open.Add(1) + b.engine.Lingering()
-	if lim := b.limits(); n > int64(lim.MaxConnections)+refusalHeadroom {
-		// Far over the limit: not even a refusal is worth a socket.
-		b.open.Add(-1)
-		b.stats.connsRejected.Add(1)
-		if ev := b.lifecycle(b.loops[c.Loop().Index()], c.Loop().Now()); ev != nil {
-			ev.Str("client", "").Str("remote", c.RemoteAddr().String()).
-				Str("reason", fmt.Sprintf("max_connections (%d) and the %d refusals past it in use: closed at accept",
-					lim.MaxConnections, refusalHeadroom)).
-				Bool("connack", false).Msg("connection refused")
-		}
-		return errTooManyConns
-	}
-	c.Data = &client{b: b, conn: c, lastRecv: c.Loop().Now()}
-	return nil
-}
-
-// OnFrame implements eventloop.Handler: one packet from the client.
-func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) error {
-	c := ec.Data.(*client)
-	if c.waitingLogin() {
-		return eventloop.ErrPause // until the verdict; not a sign of life
-	}
-	c.lastRecv = ec.Loop().Now()
-	if ec.Backlog() > maxReplyBacklog {
-		// A client that keeps sending but never reads would grow its output
-		// without end (QoS 0 deliveries are dropped sooner, at
-		// slowClientBytes; replies are not).
-		c.fail(0, errOutputBacklog)
-		return errOutputBacklog
-	}
-	err := c.handle(hd, body)
-	h.loops[ec.Loop().Index()].d.FlushReleases()
-	if err != nil && err != eventloop.ErrPause {
-		c.fail(hd.Type, err)
-	}
-	return err
-}
-
-// OnFrameError implements eventloop.Handler.
-func (h *handler) OnFrameError(ec *eventloop.Conn, err error) {
-	ec.Data.(*client).fail(0, err)
-}
-
-// OnClose implements eventloop.Handler.
-func (h *handler) OnClose(ec *eventloop.Conn, err error) {
-	c := ec.Data.(*client)
-	h.broker().open.Add(-1)
-	c.closed()
-}
-
-// OnWake implements eventloop.Handler: deliveries and commands from router
-// workers and other loops.
-func (h *handler) OnWake(l *eventloop.Loop) {
-	h.disp.Drain(l)
-}
-
-// BeforeFlush implements eventloop.Flusher: the store learns what the
-// loop did before the clients hear about it, and the output may be held
-// for the rest of the poll so that one sync covers it all (package
-// persist, Keeper.BeforeFlush).
-func (h *handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
-	b, ls := h.broker(), h.loops[l.Index()]
-	ls.ctr.publishCounters()
-	b.disp.FlushFan(ls.d)
-	return b.persist.BeforeFlush(ls.persist, l.Now(), mayHold)
-}
-
-// OnTick implements eventloop.Handler: timers of the loop's connections.
-func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
-	b := h.broker()
-	b.reportSuppressed(h.loops[l.Index()])
-	ns := now.UnixNano()
-	l.Each(func(ec *eventloop.Conn) { // a tick may close connections (keep-alive)
-		if c, _ := ec.Data.(*client); c != nil {
-			c.tick(b, ns)
-		}
-	})
-}
-
-// maxReplyBacklog bounds the unsent output of a connection that is still
-// sending: 16 MiB, four times the point where QoS 0 deliveries to it stop.
-const maxReplyBacklog = 16 << 20
-
 // handle dispatches one packet. An error closes the connection after
 // fail has answered it.
 func (c *client) handle(h codec.Header, body []byte) error {
-	ls := c.b.loops[c.conn.Loop().Index()]
+	ls := c.h.loops[c.conn.Loop().Index()]
 	if c.state == stateNew {
 		if h.Type != codec.CONNECT {
 			return errNotConnected // [MQTT-3.1.0-1]
@@ -304,7 +211,7 @@ var (
 // client sent; in is the packet at fault (0: none, as for a framing
 // error).
 func (c *client) fail(in codec.Type, err error) {
-	c.b.stats.protocolFailures.Add(1)
+	c.h.stats.ProtocolFailures.Add(1)
 	c.closeWith(in, err)
 }
 
@@ -336,7 +243,7 @@ func (c *client) closeWith(in codec.Type, err error) {
 		connack = false
 	}
 	if c.state < stateConnected {
-		c.logRefusal(c.b.loops[c.LoopIndex()], in, err, connack)
+		c.logRefusal(c.h.loops[c.LoopIndex()], in, err, connack)
 		c.state = stateClosed
 	}
 	c.conn.Close()
@@ -397,20 +304,20 @@ func (c *client) will() (*router.Message, uint32) {
 
 // tick enforces the connect timeout, keep-alive and the MQTT 3.x retry
 // interval.
-func (c *client) tick(b *Broker, now int64) {
+func (c *client) tick(h *Handler, now int64) {
 	if c.conn.Closing() {
 		return
 	}
 	switch c.state {
 	case stateNew, stateAuth:
-		if now-c.lastRecv > int64(b.limits().ConnectTimeout) {
+		if now-c.lastRecv > int64(h.limits().ConnectTimeout) {
 			why := errNoConnect
 			if e := c.ext; e != nil && e.login != nil {
 				why = errNoVerdict
 			} else if c.state == stateAuth {
 				why = errAuthTooSlow
 			}
-			c.logRefusal(b.loops[c.LoopIndex()], 0, why, false)
+			c.logRefusal(h.loops[c.LoopIndex()], 0, why, false)
 			c.state = stateClosed
 			c.conn.Close()
 		}
@@ -421,7 +328,7 @@ func (c *client) tick(b *Broker, now int64) {
 			c.fail(0, errKeepAlive)
 			return
 		}
-		if b.limits().RetryInterval > 0 && c.version < codec.V5 {
+		if h.limits().RetryInterval > 0 && c.version < codec.V5 {
 			c.retry(now)
 		}
 	}
@@ -451,15 +358,15 @@ func (c *client) leave() {
 		}
 		return
 	}
-	b := c.b
+	h := c.h
 	s := c.sess
-	ls := b.loops[c.LoopIndex()]
+	ls := h.loops[c.LoopIndex()]
 	c.dropRetained(ls, "") // not owed to a connection that is gone
 	sw := ls.persist.W
-	ls.ctr.connected.Add(-1)
-	ls.ctr.closes[c.why].Add(1)
+	ls.ctr.Connected.Add(-1)
+	ls.ctr.Closes[c.why].Add(1)
 	now := time.Now().UnixNano()
-	if ev := b.lifecycle(ls, now); ev != nil {
+	if ev := h.lifecycle(ls, now); ev != nil {
 		ev.Str("client", s.ClientID()).Str("remote", c.conn.RemoteAddr().String()).Stringer("reason", c.why)
 		c.endFields(ls, ev)
 		ev.Msg("client disconnected")
@@ -472,7 +379,7 @@ func (c *client) leave() {
 	if c.ext != nil {
 		c.ext.will = nil // will is ours now
 	}
-	at := b.clock.Now()
+	at := h.clock.Now()
 	var orphans []session.Delivery
 	var pw *pendingWill
 	s.Lock()
@@ -480,14 +387,14 @@ func (c *client) leave() {
 	if detached {
 		switch {
 		case s.Expiry == 0:
-			orphans = b.endSessionLocked(sw, s)
+			orphans = h.endSessionLocked(sw, s)
 		case s.Expiry != session.NeverExpire:
 			s.ExpireAt = at + secs(s.Expiry)
 		}
 		if s.Expiry != 0 && sw != nil {
 			// The offline session's deadline, and its will while one is
 			// still to come.
-			b.persist.StoreSessionLocked(sw, s, will, delay)
+			h.persist.StoreSessionLocked(sw, s, will, delay)
 		}
 	}
 	// The will: at once, or after the shorter of its delay and the
@@ -506,12 +413,12 @@ func (c *client) leave() {
 		}
 	}
 	if detached && s.Expiry != 0 {
-		b.armLocked(s, pw)
+		h.armLocked(s, pw)
 	}
 	s.Unlock()
-	b.disp.Reroute(sw, orphans)
+	h.disp.Reroute(sw, orphans)
 	if will != nil {
-		b.sendWill(will)
+		h.sendWill(will)
 	}
 }
 
@@ -535,18 +442,7 @@ func (c *client) Notify(n dispatch.Note) {
 		}
 	case noteLogin:
 		if e := c.ext; e != nil && e.login != nil {
-			c.loginDone(c.b.loops[c.LoopIndex()], e.login)
+			c.loginDone(c.h.loops[c.LoopIndex()], e.login)
 		}
 	}
-}
-
-// DeliverLocked implements dispatch.Conn: it sends d now, or queues it
-// behind the in-flight window; false when the connection is no longer
-// connected or is closing. c.sess.mu must be held.
-func (c *client) DeliverLocked(d session.Delivery, now int64) bool {
-	if c.state != stateConnected || c.conn.Closing() {
-		return false
-	}
-	c.sendLocked(c.b.loops[c.LoopIndex()], d, now)
-	return true
 }

@@ -1,4 +1,4 @@
-package broker
+package conn
 
 import (
 	"time"
@@ -11,19 +11,19 @@ import (
 )
 
 // Offline sessions' deadlines. An offline session has at most one entry in
-// b.timers, keyed by the session: the sooner of the end of its Session
+// h.timers, keyed by the session: the sooner of the end of its Session
 // Expiry Interval (s.ExpireAt) and of its will's Will Delay Interval. The
 // entry is set and cancelled with the session locked: set as the
-// connection leaves (client.leave) or when the store is loaded (restore),
+// connection leaves (client.leave) or when the store is loaded (ArmLocked),
 // cancelled when a connection attaches (finishConnect). Only the timer
-// goroutine (b.timers.Run) ends sessions by expiry or publishes delayed
+// goroutine (h.timers.Run) ends sessions by expiry or publishes delayed
 // wills, touching only the sessions that are due.
 
 // pendingWill is a will waiting for its Will Delay Interval: the value of
-// its session's entry in b.timers.
+// its session's entry in h.timers.
 type pendingWill struct {
 	msg *router.Message
-	at  int64  // when it is due, Unix ns on b.clock
+	at  int64  // when it is due, Unix ns on h.clock
 	gen uint32 // the session's attachment it belongs to [MQTT-3.1.3-9]
 }
 
@@ -35,7 +35,7 @@ func secs(n uint32) int64 { return int64(n) * int64(time.Second) }
 
 // armLocked gives offline session s its deadline: the sooner of its expiry
 // and pw's (nil: no will waits). s.mu must be held.
-func (b *Broker) armLocked(s *session.Session, pw *pendingWill) {
+func (h *Handler) armLocked(s *session.Session, pw *pendingWill) {
 	when := s.ExpireAt
 	if pw != nil && (when == 0 || pw.at < when) {
 		when = pw.at
@@ -43,7 +43,7 @@ func (b *Broker) armLocked(s *session.Session, pw *pendingWill) {
 	if when == 0 {
 		return // kept forever, no will waiting
 	}
-	if old, _ := b.timers.Set(s, when, pw); old != nil && old != pw {
+	if old, _ := h.timers.Set(s, when, pw); old != nil && old != pw {
 		old.msg.Release() // none expected: attaching cancels the entry
 	}
 }
@@ -54,12 +54,12 @@ func (b *Broker) armLocked(s *session.Session, pw *pendingWill) {
 // had passed before the connection came, the timer goroutine not having
 // got to it yet. A will whose delay has not passed is released: the
 // client came back in time [MQTT-3.1.3-9]. s.mu must be held.
-func (b *Broker) disarmLocked(s *session.Session, clean bool) *router.Message {
-	pw, _ := b.timers.Cancel(s)
+func (h *Handler) disarmLocked(s *session.Session, clean bool) *router.Message {
+	pw, _ := h.timers.Cancel(s)
 	switch {
 	case pw == nil:
 		return nil
-	case clean || pw.at <= b.clock.Now():
+	case clean || pw.at <= h.clock.Now():
 		return pw.msg
 	}
 	pw.msg.Release()
@@ -70,9 +70,9 @@ func (b *Broker) disarmLocked(s *session.Session, clean bool) *router.Message {
 // came; each is locked once. A shutting-down broker neither ends sessions
 // nor publishes wills: a stored will is published after the restart, as
 // the wills of the connections the shutdown closed are not.
-func (b *Broker) fireTimers(now int64, due []deadline.Item[*session.Session, *pendingWill]) {
-	b.stats.timerVisits.Add(int64(len(due)))
-	if b.closed.Load() {
+func (h *Handler) fireTimers(now int64, due []deadline.Item[*session.Session, *pendingWill]) {
+	h.stats.TimerVisits.Add(int64(len(due)))
+	if h.closing.Load() {
 		for _, it := range due {
 			if it.Value != nil {
 				it.Value.msg.Release()
@@ -80,19 +80,19 @@ func (b *Broker) fireTimers(now int64, due []deadline.Item[*session.Session, *pe
 		}
 		return
 	}
-	wills := b.dueWills[:0]
-	b.persist.WithBG(func(w store.Writer) {
+	wills := h.dueWills[:0]
+	h.persist.WithBG(func(w store.Writer) {
 		for _, it := range due {
-			if m := b.fireSession(w, it.Key, it.Value, now); m != nil {
+			if m := h.fireSession(w, it.Key, it.Value, now); m != nil {
 				wills = append(wills, m)
 			}
 		}
 	})
 	for i, m := range wills {
-		b.sendWill(m)
+		h.sendWill(m)
 		wills[i] = nil
 	}
-	b.dueWills = wills[:0]
+	h.dueWills = wills[:0]
 }
 
 // fireSession handles s's deadline, taken off the queue with pw (nil: no
@@ -106,12 +106,12 @@ func (b *Broker) fireTimers(now int64, due []deadline.Item[*session.Session, *pe
 // that attaches cancels the entry under s's lock, so this one had left the
 // queue, due, before the client came back — too late to stop it
 // [MQTT-3.1.3-9] allows suppressing only a will whose delay had not passed.
-func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill, now int64) (will *router.Message) {
+func (h *Handler) fireSession(w store.Writer, s *session.Session, pw *pendingWill, now int64) (will *router.Message) {
 	var orphans []session.Delivery
 	s.Lock()
 	ended := s.EndedLocked()
 	if !ended && s.OwnerLocked() == nil && s.ExpireAt != 0 && s.ExpireAt <= now {
-		orphans = b.endSessionLocked(w, s)
+		orphans = h.endSessionLocked(w, s)
 		ended = true
 	}
 	current := pw != nil && pw.gen == s.Gen
@@ -123,14 +123,14 @@ func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill
 		// 3.1.3.2.2: the shorter of Will Delay and Session Expiry).
 		will, pw = pw.msg, nil
 		if !ended && s.StoredLocked() {
-			b.persist.StoreSessionLocked(w, s, nil, 0) // published: not again after a restart
+			h.persist.StoreSessionLocked(w, s, nil, 0) // published: not again after a restart
 		}
 	}
 	if current && !ended {
-		b.armLocked(s, pw) // the expiry still to come
+		h.armLocked(s, pw) // the expiry still to come
 	}
 	s.Unlock()
-	b.disp.Reroute(w, orphans)
+	h.disp.Reroute(w, orphans)
 	return will
 }
 
@@ -138,22 +138,48 @@ func (b *Broker) fireSession(w store.Writer, s *session.Session, pw *pendingWill
 // kept relative until now, starts counting when it is published
 // (MQTT 5 section 3.1.3.2.4), on the system clock that message expiry
 // is checked against.
-func (b *Broker) sendWill(will *router.Message) {
+func (h *Handler) sendWill(will *router.Message) {
 	if will.Expiry != 0 {
 		will.Expiry += time.Now().UnixNano()
 	}
-	if !b.disp.Submit(dispatch.Job{Msg: will}) {
-		b.stats.dropsWorkerFull.Add(1)
+	if !h.disp.Submit(dispatch.Job{Msg: will}) {
+		h.stats.DropsWorkerFull.Add(1)
 		will.Release()
 	}
 }
 
-// armRestoredLocked gives a session the store restored its deadline, with
-// its will (nil: none) due at willAt. s.mu must be held.
-func (b *Broker) armRestoredLocked(s *session.Session, will *router.Message, willAt int64) {
+// ArmLocked gives offline session s its deadline: its expiry (s.ExpireAt)
+// and, with a will (nil: none), the will's, due at willAt on the deadline
+// clock; the will's reference goes with it. For sessions the store
+// restores (persist.Target.ArmLocked). s.mu must be held.
+func (h *Handler) ArmLocked(s *session.Session, will *router.Message, willAt int64) {
 	var pw *pendingWill
 	if will != nil {
 		pw = &pendingWill{msg: will, at: willAt, gen: s.Gen}
 	}
-	b.armLocked(s, pw)
+	h.armLocked(s, pw)
 }
+
+// RunTimers ends offline sessions when their expiry comes and publishes
+// delayed wills, until stop is closed. Start it once the router and the
+// loops run: restored deadlines may be due at once.
+func (h *Handler) RunTimers(stop <-chan struct{}) { h.timers.Run(stop) }
+
+// ClearTimers drops every deadline, releasing the wills that waited: no
+// timer fires after Close, and a will still waiting is not published (its
+// stored record is, after a restart).
+func (h *Handler) ClearTimers() {
+	h.timers.Clear(func(_ *session.Session, pw *pendingWill) {
+		if pw != nil {
+			pw.msg.Release()
+		}
+	})
+}
+
+// SyncTimers waits until the timer goroutine has handled every deadline
+// due at its clock's time; false if it has stopped. For tests.
+func (h *Handler) SyncTimers() bool { return h.timers.Sync() }
+
+// PendingTimers is the number of offline sessions waiting for a deadline
+// (their expiry or their will's delay). For tests.
+func (h *Handler) PendingTimers() int { return h.timers.Len() }

@@ -1,4 +1,4 @@
-package broker
+package conn
 
 import (
 	"github.com/shoalmq/shoal/codec"
@@ -33,6 +33,6 @@ type loopState struct {
 	retainedFor []retainedReq
 	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
 
-	ctr  loopCounters // stats.go
+	ctr  LoopCounters // stats.go
 	life lifecycleLog // lifecycle.go
 }

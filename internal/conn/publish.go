@@ -1,4 +1,4 @@
-package broker
+package conn
 
 import (
 	"time"
@@ -17,12 +17,12 @@ import (
 // onPublish handles a PUBLISH from the client [MQTT-3.3]: one copy into a
 // pooled Message, the acknowledgement, and the hand-off to a router worker.
 func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
-	b := c.b
-	lim := b.limits()
+	h := c.h
+	lim := h.limits()
 	if lim.PublishRate > 0 && !c.extra().pub.Take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst) {
 		// Over its rate: the client is not read until it has a token
 		// again, so TCP slows it down and nothing is lost.
-		b.stats.publishThrottled.Add(1)
+		h.stats.PublishThrottled.Add(1)
 		c.ext.wakeForToken(c.conn.Loop(), lim.PublishRate)
 		return eventloop.ErrPause
 	}
@@ -38,10 +38,10 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		return err
 	}
 	ls.ctr.pubIn[p.QoS]++
-	if p.QoS > b.cfg.MaxQoS {
+	if p.QoS > h.cfg.MaxQoS {
 		return errQoSNotSupported // MQTT 5 section 3.2.2.3.4
 	}
-	if p.Retain && !b.cfg.RetainAvailable {
+	if p.Retain && !h.cfg.RetainAvailable {
 		return errRetainNotSupported // [MQTT-3.2.2-14]
 	}
 	topic := p.Topic
@@ -55,12 +55,12 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if sys.Own(topic) {
 		// The broker's own: clients may read, not write. MQTT 5 clients
 		// hear 0x87; 3.x ones are acknowledged and dropped.
-		b.stats.dropsUnauthorized.Add(1)
+		h.stats.DropsUnauthorized.Add(1)
 		c.ackRefused(p, codec.NotAuthorized)
 		return nil
 	}
 	if limit.TopicOver(topic, lim) {
-		b.stats.dropsTopicLimit.Add(1)
+		h.stats.DropsTopicLimit.Add(1)
 		if c.version < codec.V5 {
 			return errTopicLimit.because("%s", limit.TopicRule("topic", topic, lim)) // 3.x has no way to refuse one message
 		}
@@ -70,14 +70,14 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if e := c.ext; e != nil && e.perms != nil && !e.perms.CanPublish(topic) {
 		// MQTT 5 clients hear 0x87; 3.x ones are acknowledged and the
 		// message dropped, as MQTT 3.1.1 section 3.3.5 allows.
-		b.stats.dropsUnauthorized.Add(1)
+		h.stats.DropsUnauthorized.Add(1)
 		c.ackRefused(p, codec.NotAuthorized)
 		return nil
 	}
-	if max := b.cfg.MaxMessageSize; max > 0 && len(p.Payload) > max {
+	if max := h.cfg.MaxMessageSize; max > 0 && len(p.Payload) > max {
 		// Refused alone, the connection kept: 0x83 is the code a PUBACK
 		// or PUBREC may carry for it (MQTT 5 section 3.4.2.1).
-		b.stats.dropsTooLarge.Add(1)
+		h.stats.DropsTooLarge.Add(1)
 		c.ackRefused(p, codec.ImplementationSpecific)
 		return nil
 	}
@@ -89,7 +89,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		s.Lock()
 		owns := c.ownsLocked()
 		dup := s.AwaitingRelLocked(p.PacketID)
-		full := s.AwaitRelCountLocked() >= int(b.cfg.ReceiveMaximum)
+		full := s.AwaitRelCountLocked() >= int(h.cfg.ReceiveMaximum)
 		s.Unlock()
 		switch {
 		case !owns:
@@ -106,15 +106,15 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 
 	// Inline when the publisher's order allows it (doc.go, "Two paths, one
 	// order"); the worker, picked by a hash of the client id, only when not.
-	inline := b.disp.MayRouteInline(&c.pub)
+	inline := h.disp.MayRouteInline(&c.pub)
 	var w *dispatch.Worker
 	if !inline {
-		w = b.disp.Worker(c.id()) // by client id: one publisher's messages stay in order
+		w = h.disp.Worker(c.id()) // by client id: one publisher's messages stay in order
 	}
 	if !inline && p.QoS == 0 && w.Full() {
 		// At most once, and the router has no room: drop it before paying
 		// for the copy.
-		b.stats.dropsWorkerFull.Add(1)
+		h.stats.DropsWorkerFull.Add(1)
 		return nil
 	}
 	var expiry int64
@@ -138,20 +138,20 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		if p.QoS == 2 {
 			c.awaitRel(ls, p.PacketID)
 		}
-		b.disp.RouteInline(c.conn.Loop(), j)
+		h.disp.RouteInline(c.conn.Loop(), j)
 		return nil
 	}
-	b.disp.FlushFan(ls.d) // what this loop routed goes first
+	h.disp.FlushFan(ls.d) // what this loop routed goes first
 	if !w.Submit(j) {
 		m.Release()
 		if p.QoS == 0 {
-			b.stats.dropsWorkerFull.Add(1) // QoS 0 is at most once: drop
+			h.stats.DropsWorkerFull.Add(1) // QoS 0 is at most once: drop
 			return nil
 		}
 		// Not acknowledged and not consumed: the frame stays in the
 		// connection's buffer and is tried again shortly, in order. The
 		// publisher's own in-flight window stops it from sending more.
-		b.stats.publishPauses.Add(1)
+		h.stats.PublishPauses.Add(1)
 		return eventloop.ErrPause
 	}
 	if p.QoS == 2 {
@@ -183,8 +183,8 @@ func (c *client) awaitRel(ls *loopState, id uint16) {
 // the first copy's PUBREC may still be on its way through the inbox.
 func (c *client) pubrecAgain(ls *loopState, id uint16) error {
 	if c.pub.Busy() {
-		if !c.b.disp.Worker(c.id()).Submit(dispatch.Job{From: &c.pub, Ack: c, AckID: id, AckType: codec.PUBREC}) {
-			c.b.stats.publishPauses.Add(1)
+		if !c.h.disp.Worker(c.id()).Submit(dispatch.Job{From: &c.pub, Ack: c, AckID: id, AckType: codec.PUBREC}) {
+			c.h.stats.PublishPauses.Add(1)
 			return eventloop.ErrPause
 		}
 		return nil
@@ -231,7 +231,7 @@ func (c *client) ackRefused(p *codec.Publish, code codec.ReasonCode) {
 // resolveAlias applies an MQTT 5 Topic Alias [MQTT-3.3.2.3.4]: a topic with
 // an alias sets it, an empty topic uses it.
 func (c *client) resolveAlias(alias uint16, topic []byte) ([]byte, error) {
-	max := c.b.cfg.TopicAliasMaximum
+	max := c.h.cfg.TopicAliasMaximum
 	if alias == 0 || alias > max {
 		return nil, errAliasInvalid // [MQTT-3.3.2-9]
 	}
@@ -305,214 +305,4 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 		}
 	}
 	return nil
-}
-
-// sendLocked puts one delivery on the wire, or queues it when the in-flight
-// window is full. It takes over d's reference. c.sess.mu must be held.
-func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
-	b := c.b
-	s := c.sess
-	m := d.Msg
-	if m.Expired(now) {
-		b.stats.dropsExpired.Add(1) // [MQTT-3.3.2-5]
-		persist.Forget(ls.persist.W, s, d.Seq)
-		ls.d.Release(m)
-		return
-	}
-	if d.QoS == 0 {
-		if c.conn.Backlog() > slowClientBytes {
-			b.stats.dropsSlowClient.Add(1)
-		} else {
-			c.writePublish(ls, &d, 0, false, now)
-		}
-		ls.d.Release(m)
-		return
-	}
-	if s.QueueLen() > 0 || s.InflightLen() >= int(c.window) {
-		c.enqueueLocked(ls, d)
-		return
-	}
-	id, ok := s.NextIDLocked()
-	if !ok {
-		c.enqueueLocked(ls, d)
-		return
-	}
-	if !c.writePublish(ls, &d, id, false, now) {
-		persist.Forget(ls.persist.W, s, d.Seq)
-		d.Release() // too large for the client: dropped as if delivered [MQTT-3.1.2-25]
-		return
-	}
-	c.pushInflightLocked(ls, d, id, now)
-}
-
-// pushInflightLocked records d as sent with packet id id, in the session
-// and, for a stored delivery, in the store: a QoS 2 message must be resent
-// with the same id after a restart, or the client would take it for a new
-// one [MQTT-4.4.0-1]. c.sess.mu must be held.
-func (c *client) pushInflightLocked(ls *loopState, d session.Delivery, id uint16, now int64) {
-	if d.Seq != 0 && ls.persist.W != nil {
-		st := session.AwaitPuback
-		if d.QoS == 2 {
-			st = session.AwaitPubrec
-			ls.persist.NeedSync() // before the PUBLISH goes out
-		}
-		ls.persist.W.MarkSent(c.sess.ClientID(), d.Seq, id, st)
-	}
-	c.sess.PushInflightLocked(d, id, now)
-}
-
-// slowClientBytes is how much unsent output a connection may have before
-// QoS 0 messages to it are dropped: 4 MiB absorbs bursts of a fast fan-out
-// while bounding a stalled subscriber's cost.
-const slowClientBytes = 4 << 20
-
-// enqueueLocked queues d behind the client's full in-flight window. A full
-// queue means the client takes messages slower than they come: the
-// slow-consumer policy decides whether it stays connected. c.sess.mu must
-// be held.
-func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
-	b := c.b
-	if !b.disp.EnqueueLocked(ls.persist.W, c.sess, d) {
-		return
-	}
-	if c.ext != nil && c.ext.internal {
-		return // a bridge's queue is its buffer while its remote is down
-	}
-	if lim := b.limits(); lim.DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
-		b.stats.slowConsumerKicks.Add(1)
-		c.closeWith(0, errSlowConsumer)
-	}
-}
-
-// writePublish encodes a PUBLISH for d with packet id id. It reports false
-// when the packet exceeds the client's Maximum Packet Size and was not
-// written.
-func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup bool, now int64) bool {
-	m := d.Msg
-	if e := c.ext; e != nil && e.checkRead && !e.perms.CanReceive(m.Topic) {
-		// A topic its subscription covers but its rights do not. A resend
-		// (dup) not sent keeps its in-flight slot unacknowledged: it was
-		// sent under other rights, to a session another client resumed.
-		c.b.stats.dropsUnauthorized.Add(1)
-		return false
-	}
-	o := &ls.out
-	*o = codec.Outgoing{
-		Topic:    m.Topic,
-		Payload:  m.Payload,
-		PacketID: id,
-		QoS:      d.QoS,
-		Retain:   d.Retain,
-		Dup:      dup,
-	}
-	if c.version == codec.V5 {
-		o.RawProps = m.Props
-		o.SubIDs = d.IDs(&ls.ids)
-		if m.Expiry != 0 {
-			o.HasExpiry = true
-			left := (m.Expiry - now + int64(time.Second) - 1) / int64(time.Second) // [MQTT-3.3.2-6]
-			o.Expiry = uint32(max(left, 1))
-		}
-		// Judged with the full topic, and before an alias is assigned: a
-		// message not sent must not leave an alias the client never saw.
-		if c.ext != nil && c.ext.maxOut != 0 && o.Size(codec.V5) > int(c.ext.maxOut) {
-			c.b.stats.dropsTooLarge.Add(1)
-			return false
-		}
-		if c.ext != nil && c.ext.outMax > 0 {
-			c.ext.aliasTopic(o)
-		}
-	}
-	buf := c.conn.Buffer()
-	buf.B = o.Append(buf.B, c.version)
-	ls.ctr.pubOut[d.QoS]++
-	return true
-}
-
-// drainQueueLocked sends queued messages while the in-flight window has
-// room. c.sess.mu must be held.
-func (c *client) drainQueueLocked(ls *loopState, now int64) {
-	s := c.sess
-	for s.QueueLen() > 0 && s.InflightLen() < int(c.window) {
-		d, _ := s.DequeueLocked()
-		if d.Msg.Expired(now) {
-			c.b.stats.dropsExpired.Add(1)
-			persist.Forget(ls.persist.W, s, d.Seq)
-			d.Release()
-			continue
-		}
-		id, ok := s.NextIDLocked()
-		if !ok {
-			c.enqueueLocked(ls, d)
-			return
-		}
-		if !c.writePublish(ls, &d, id, false, now) {
-			persist.Forget(ls.persist.W, s, d.Seq)
-			d.Release()
-			continue
-		}
-		c.pushInflightLocked(ls, d, id, now)
-	}
-}
-
-// resendLocked resends everything in flight, in order, as a resumed session
-// requires [MQTT-4.4.0-1]: PUBLISH with DUP [MQTT-3.3.1-1], or PUBREL
-// where the PUBREC already came [MQTT-4.4.0-1]. c.sess.mu must be held.
-func (c *client) resendLocked(now int64) {
-	ls := c.b.loops[c.conn.Loop().Index()]
-	inf := c.sess.InflightLocked()
-	for i := range inf {
-		c.resendOne(ls, &inf[i], now)
-	}
-}
-
-func (c *client) resendOne(ls *loopState, e *session.Inflight, now int64) {
-	e.Sent = now
-	if e.State == session.AwaitPubcomp {
-		buf := c.conn.Buffer()
-		buf.B = codec.AppendAck(buf.B, codec.PUBREL, e.ID, codec.Success, c.version)
-		return
-	}
-	c.writePublish(ls, &e.Delivery, e.ID, true, now)
-}
-
-// retry resends in-flight messages unacknowledged for RetryInterval to a
-// connected MQTT 3.x client. MQTT 5 allows resending only on reconnect
-// [MQTT-4.4.0-1], so it never runs for v5.
-func (c *client) retry(now int64) {
-	s := c.sess
-	ls := c.b.loops[c.conn.Loop().Index()]
-	limit := int64(c.b.limits().RetryInterval)
-	s.Lock()
-	if !c.ownsLocked() {
-		s.Unlock()
-		return
-	}
-	inf := s.InflightLocked()
-	for i := range inf {
-		if now-inf[i].Sent >= limit {
-			c.resendOne(ls, &inf[i], now)
-		}
-	}
-	s.Unlock()
-}
-
-// aliasTopic replaces o's topic with an outbound Topic Alias when it has
-// one, or assigns one while fewer than outMax are in use; the first PUBLISH
-// with a new alias carries both [MQTT-3.3.2-12]. Aliases last as long as
-// the connection [MQTT-3.3.2-11].
-func (e *clientExt) aliasTopic(o *codec.Outgoing) {
-	if a, ok := e.outAliases[string(o.Topic)]; ok {
-		o.TopicAlias, o.Topic = a, nil
-		return
-	}
-	if len(e.outAliases) >= int(e.outMax) {
-		return
-	}
-	if e.outAliases == nil {
-		e.outAliases = make(map[string]uint16)
-	}
-	a := uint16(len(e.outAliases) + 1)
-	e.outAliases[string(o.Topic)] = a
-	o.TopicAlias = a
 }
