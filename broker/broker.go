@@ -16,6 +16,7 @@ import (
 	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/internal/expiry"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
@@ -49,8 +50,9 @@ type Broker struct {
 	sessions session.Store
 
 	// clock is the time of session expiry and will delays (Config.clock,
-	// else the system's).
-	clock deadline.Clock
+	// else the system's); expiry ends sessions and runs those deadlines.
+	clock  deadline.Clock
+	expiry *expiry.Sessions
 
 	// Persistence (package persist, opened by persist.go); ploops are the
 	// loops' parts in it, by loop index.
@@ -66,7 +68,7 @@ type Broker struct {
 	started   atomic.Bool
 	startedAt time.Time   // set by Start before anything else runs
 	ready     atomic.Bool // accepting connections: Start done, Close not begun
-	closed    atomic.Bool // Close has begun (the connections' Parts.Closing)
+	closed    atomic.Bool // Close has begun (expiry.Parts.Closing)
 	stop      chan struct{}
 	// ctx ends with stop: for work that waits on others (a login's
 	// back end).
@@ -104,11 +106,13 @@ func New(cfg Config) (*Broker, error) {
 	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
 		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
 		Remote: dispatch.NoRemote{}})
+	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
+		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
 	b.conns = conn.New(cfg.connConfig(), conn.Parts{
 		Log: &b.logp, Limits: &b.limp, Access: cfg.access(),
 		Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
 		Dispatch: b.disp, Persist: b.persist, PersistLoops: b.ploops,
-		Clock: b.clock, Closing: &b.closed,
+		Expiry: b.expiry,
 	})
 	b.engine = eventloop.New(eventloop.Config{
 		Addr:          cfg.Listen,
@@ -180,7 +184,7 @@ func (b *Broker) Start() error {
 	}
 	if err := b.restore(); err != nil {
 		ports.release()
-		b.conns.ClearTimers() // what restore armed before it failed
+		b.expiry.Clear() // what restore armed before it failed
 		return errors.Join(err, b.closeStore())
 	}
 	b.makeWriters()
@@ -219,7 +223,7 @@ func (b *Broker) Start() error {
 	b.bgDone.Add(1)
 	go func() {
 		defer b.bgDone.Done()
-		b.conns.RunTimers(b.stop)
+		b.expiry.Run(b.stop)
 	}()
 	if b.cfg.SysInterval > 0 {
 		b.bgDone.Add(1)
@@ -303,7 +307,7 @@ func (b *Broker) stopBackground() {
 	b.cancelCtx()
 	close(b.stop)
 	b.bgDone.Wait()
-	b.conns.ClearTimers()
+	b.expiry.Clear()
 }
 
 // SessionCount is the number of sessions, connected or not.

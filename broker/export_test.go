@@ -59,14 +59,14 @@ func UseClock(c *Config, clk deadline.Clock) { c.clock = clk }
 
 // SyncTimers waits until the timer goroutine has handled every deadline
 // due at its clock's time; false if it has stopped.
-func (b *Broker) SyncTimers() bool { return b.conns.SyncTimers() }
+func (b *Broker) SyncTimers() bool { return b.expiry.Sync() }
 
 // PendingTimers is the number of offline sessions waiting for a deadline
 // (their expiry or their will's delay).
-func (b *Broker) PendingTimers() int { return b.conns.PendingTimers() }
+func (b *Broker) PendingTimers() int { return b.expiry.Len() }
 
 // TimerVisits is how many sessions the timer goroutine has locked.
-func (b *Broker) TimerVisits() int64 { return b.conns.Counters().TimerVisits.Load() }
+func (b *Broker) TimerVisits() int64 { return b.expiry.Visits.Load() }
 
 // AddOfflineSessions makes n offline sessions, prefix0 to prefix<n-1>,
 // with Session Expiry Interval expiry seconds from now, as if their
@@ -78,7 +78,7 @@ func (b *Broker) AddOfflineSessions(prefix string, n int, expiry uint32) {
 		s.Lock()
 		s.SetExpiryLocked(expiry)
 		s.ExpireAt = at + int64(expiry)*int64(time.Second)
-		b.conns.ArmLocked(s, nil, 0)
+		b.expiry.ArmLocked(s, nil, 0)
 		s.Unlock()
 	}
 }

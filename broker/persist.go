@@ -74,5 +74,5 @@ func (b *Broker) closeStore() error { return b.persist.Close(b.ownStore) }
 // persist).
 func (b *Broker) restore() error {
 	return b.persist.Load(persist.Target{Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
-		Clock: b.clock.Now(), ArmLocked: b.conns.ArmLocked})
+		Clock: b.clock.Now(), ArmLocked: b.expiry.ArmLocked})
 }

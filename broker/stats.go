@@ -84,7 +84,7 @@ func (b *Broker) Stats() Stats {
 			"expired":     cs.DropsExpired.Load(),
 			"too_large":   cs.DropsTooLarge.Load(),
 			"slow_client": cs.DropsSlowClient.Load(),
-			"router_full": cs.DropsWorkerFull.Load(),
+			"router_full": cs.DropsWorkerFull.Load() + b.expiry.RouterFull.Load(),
 			// Refused publishes: today those to $SYS/broker/...
 			// Refused publishes ($SYS, acl_file) and messages a
 			// subscriber may not read.

@@ -379,15 +379,16 @@ func (c *client) leave() {
 	if c.ext != nil {
 		c.ext.will = nil // will is ours now
 	}
-	at := h.clock.Now()
+	at := h.expiry.Now()
 	var orphans []session.Delivery
-	var pw *pendingWill
+	var delayed *router.Message // the will, waiting for its delay
+	var delayedAt int64
 	s.Lock()
 	detached := s.DetachLocked(c)
 	if detached {
 		switch {
 		case s.Expiry == 0:
-			orphans = h.endSessionLocked(sw, s)
+			orphans = h.expiry.EndLocked(sw, s)
 		case s.Expiry != session.NeverExpire:
 			s.ExpireAt = at + secs(s.Expiry)
 		}
@@ -408,19 +409,22 @@ func (c *client) leave() {
 			will.Release()
 			will = nil
 		default:
-			pw = &pendingWill{msg: will, at: at + secs(wait), gen: c.gen}
+			delayed, delayedAt = will, at+secs(wait) // of this attachment: c.gen == s.Gen
 			will = nil
 		}
 	}
 	if detached && s.Expiry != 0 {
-		h.armLocked(s, pw)
+		h.expiry.ArmLocked(s, delayed, delayedAt)
 	}
 	s.Unlock()
 	h.disp.Reroute(sw, orphans)
 	if will != nil {
-		h.sendWill(will)
+		h.expiry.SendWill(will)
 	}
 }
+
+// secs is n seconds in nanoseconds.
+func secs(n uint32) int64 { return int64(n) * int64(time.Second) }
 
 // Notes the router carries to a client on its loop (dispatch.Notify).
 const (

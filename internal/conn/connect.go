@@ -184,11 +184,11 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	// [MQTT-3.1.3-9]; a Clean Start ends the session, which publishes it
 	// at once (as takeOver does for a connected one; MQTT 5 section
 	// 3.1.3.2.2), and so does a resume after its delay.
-	waiting := h.disarmLocked(s, cp.clean)
+	waiting := h.expiry.DisarmLocked(s, cp.clean)
 	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
 	var orphans []session.Delivery
 	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {
-		orphans = h.clearSessionLocked(ls.persist.W, s)
+		orphans = h.expiry.ClearLocked(ls.persist.W, s)
 		present = false
 	}
 	if present && c.ext != nil && c.ext.perms != nil {
@@ -227,7 +227,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	s.Unlock()
 	h.disp.Reroute(ls.persist.W, orphans)
 	if waiting != nil {
-		h.sendWill(waiting)
+		h.expiry.SendWill(waiting)
 	}
 
 	if prev != nil {

@@ -97,7 +97,4 @@ type Counters struct {
 	DropsTopicLimit  atomic.Int64 // MaxTopicLength, MaxTopicLevels
 	RefusedSubs      atomic.Int64 // MaxSubscriptions, limits, Authorizer
 	PublishThrottled atomic.Int64 // PublishRate paused a client
-	// timerVisits counts the sessions the timer goroutine locked: one per
-	// deadline that came, none for the sessions still waiting.
-	TimerVisits atomic.Int64
 }

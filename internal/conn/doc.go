@@ -4,8 +4,10 @@
 // auth.go), ingress — PUBLISH and the acknowledgements that come in
 // (publish.go) —, egress — PUBLISH to the client under its in-flight
 // window and queue (deliver.go) and retained messages at its pace
-// (retained.go) —, SUBSCRIBE and UNSUBSCRIBE (subscribe.go), wills and the
-// offline sessions' deadlines (will.go), the connection limits' checks,
+// (retained.go) —, SUBSCRIBE and UNSUBSCRIBE (subscribe.go), the
+// connection's will (taken at CONNECT, published or handed to package
+// expiry to wait for its delay as the connection leaves), the connection
+// limits' checks,
 // the lifecycle log lines (lifecycle.go) and the counters the broker's
 // Stats sums (counters.go).
 //
@@ -26,9 +28,8 @@
 // workers (offline queueing) and a taking-over connection — and guarded
 // by its own mutex; methods named ...Locked need it held. The login pool's
 // goroutines (RunLogins) own nothing of a client: the verdict goes back
-// to its loop as a note. The timer goroutine (RunTimers) owns the offline
-// sessions' deadlines, locking only the sessions that are due. Lock order
-// is in LOCKORDER.md.
+// to its loop as a note. Offline sessions' deadlines belong to package
+// expiry. Lock order is in LOCKORDER.md.
 //
 // # Errors
 //

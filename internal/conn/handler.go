@@ -11,8 +11,8 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
-	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/internal/expiry"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
@@ -57,16 +57,13 @@ type Parts struct {
 	// same the dispatcher has.
 	PersistLoops []*persist.Loop
 
-	// Clock times session expiry and will delays.
-	Clock deadline.Clock
-	// Closing is set when the broker begins to close: deadlines that come
-	// then neither end sessions nor publish wills.
-	Closing *atomic.Bool
+	// Expiry ends sessions and keeps the offline ones' deadlines, its
+	// clock the time of session expiry and will delays.
+	Expiry *expiry.Sessions
 }
 
 // Handler is the broker's side of every client connection: the event
-// loops' eventloop.Handler. It also runs the login pool (RunLogins) and
-// the offline sessions' deadlines (RunTimers). Its exported methods are
+// loops' eventloop.Handler. It also runs the login pool (RunLogins). Its exported methods are
 // safe for concurrent use unless they say otherwise; the eventloop.Handler
 // methods run on the loop that owns the connection.
 type Handler struct {
@@ -94,14 +91,9 @@ type Handler struct {
 
 	loops []*loopState // indexed by eventloop.Loop.Index
 
-	// clock is the time of session expiry and will delays; timers holds
-	// those deadlines, one per offline session that has one, and runs
-	// them on its own goroutine (will.go).
-	clock  deadline.Clock
-	timers *sessionTimers
-	// dueWills is the timer goroutine's scratch: wills to publish.
-	dueWills []*router.Message
-	closing  *atomic.Bool
+	// expiry ends sessions and runs the offline ones' deadlines: the
+	// connection's will waits there for its delay.
+	expiry *expiry.Sessions
 
 	stats Counters
 }
@@ -121,11 +113,9 @@ func New(cfg Config, p Parts) *Handler {
 		retained: p.Retained,
 		sessions: p.Sessions,
 		auth:     auth.NewRegistry(cfg.AuthMethods...),
-		clock:    p.Clock,
-		closing:  p.Closing,
+		expiry:   p.Expiry,
 	}
 	h.access.Store(&p.Access)
-	h.timers = deadline.New(h.clock, h.fireTimers)
 	h.loops = make([]*loopState, len(p.PersistLoops))
 	for i := range h.loops {
 		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i]}

@@ -15,7 +15,7 @@ import (
 //	                      enhanced authentication      -> auth.go, then admit
 //	                      user name (and password)     -> Authenticator on the login pool,
 //	                                                      result posted to the loop -> admit
-//	                      nothing                      -> admit if anonymous clients are allowed (anonymous.go)
+//	                      nothing                      -> admit if anonymous clients are allowed (Access.Anonymous)
 //	admit   -> Authorizer.For(identity, client id), will topic check -> finishConnect
 //
 // The Authenticator may be slow on purpose (bcrypt) or wait on a network,

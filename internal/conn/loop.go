@@ -33,6 +33,6 @@ type loopState struct {
 	retainedFor []retainedReq
 	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
 
-	ctr  LoopCounters // stats.go
+	ctr  LoopCounters // counters.go
 	life lifecycleLog // lifecycle.go
 }

@@ -3,31 +3,7 @@ package conn
 import (
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/session"
-	"github.com/shoalmq/shoal/store"
 )
-
-// endSessionLocked removes s and everything it holds, also from the store
-// through w (nil: persistence off). s.mu must be held. It returns the
-// shared-subscription deliveries s had not completed: pass them to reroute
-// once s is unlocked.
-func (h *Handler) endSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	s.EndLocked() // late deliveries (a worker that matched it before) are refused
-	orphans := h.clearSessionLocked(w, s)
-	h.sessions.Delete(s.ClientID(), s)
-	return orphans
-}
-
-// clearSessionLocked empties s — subscriptions (also from the router),
-// messages both ways — and returns its unfinished shared deliveries, as
-// endSessionLocked does.
-func (h *Handler) clearSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	h.persist.DeleteSessionLocked(w, s)
-	orphans := s.TakeSharedLocked()
-	for _, sub := range s.ClearLocked() {
-		h.subs.Unsubscribe(s, sub.Filter)
-	}
-	return orphans
-}
 
 // Kick disconnects client id's connection (MQTT 5: DISCONNECT 0x98
 // Administrative action) on its loop; its session stays as its expiry
