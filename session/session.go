@@ -98,8 +98,10 @@ type Sub struct {
 	Opts   router.Options
 }
 
-// Owner is the connection a session is attached to. The broker's
-// connection type implements it.
+// Owner is the connection a session is attached to. The connection type of
+// internal/conn implements it, and internal/dispatch reaches connections
+// through it (its Conn interface extends Owner); a connection on another
+// node of a cluster would implement it too.
 type Owner interface {
 	// LoopIndex is the event loop that owns the connection.
 	LoopIndex() int
