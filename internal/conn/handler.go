@@ -63,9 +63,9 @@ type Parts struct {
 }
 
 // Handler is the broker's side of every client connection: the event
-// loops' eventloop.Handler. It also runs the login pool (RunLogins). Its exported methods are
-// safe for concurrent use unless they say otherwise; the eventloop.Handler
-// methods run on the loop that owns the connection.
+// loops' eventloop.Handler. It also runs the login pool (RunLogins). Its
+// exported methods are safe for concurrent use unless they say otherwise;
+// the eventloop.Handler methods run on the loop that owns the connection.
 type Handler struct {
 	cfg    Config
 	log    *atomic.Pointer[zerolog.Logger]
