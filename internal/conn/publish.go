@@ -104,8 +104,9 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 	}
 
-	// Inline when the publisher's order allows it (doc.go, "Two paths, one
-	// order"); the worker, picked by a hash of the client id, only when not.
+	// Inline when the publisher's order allows it (package dispatch, "Two
+	// paths, one order"); the worker, picked by a hash of the client id,
+	// only when not.
 	inline := h.disp.MayRouteInline(&c.pub)
 	var w *dispatch.Worker
 	if !inline {
