@@ -157,12 +157,17 @@ func bridgesValue(n *yaml.Node) (bridge.Config, error) {
 	// file's names rather than Mosquitto's.
 	bn := nodes[ce.Index]
 	at, name := bn.at, ce.Directive
+	keyOf := map[string]string{}
 	for _, k := range bridgeKeys() {
-		if k.directive == ce.Directive {
-			name = k.key
-			if v, ok := bn.keys[k.key]; ok {
-				at = v
-			}
+		keyOf[k.directive] = k.key
+	}
+	if k, ok := keyOf[ce.Directive]; ok {
+		name = k
+	}
+	for _, d := range append([]string{ce.Directive}, bridgeRelated(ce.Directive)...) {
+		if v, ok := bn.keys[keyOf[d]]; ok {
+			at = v
+			break
 		}
 	}
 	switch ce.Directive {
@@ -206,6 +211,12 @@ func bridgeValue(n *yaml.Node, i int) (bridge.Connection, bridgeNodes, error) {
 	}
 	if n.Kind != yaml.MappingNode {
 		return fail(wrongType("a mapping (name: ..., addresses: ..., topics: ...)", n))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k, v := n.Content[i], resolveAlias(n.Content[i+1]); k.Value == "name" && isScalar(v, "!!str") {
+			label = "bridge " + strconv.Quote(v.Value) // for the errors before it is read
+			break
+		}
 	}
 	pairs, err := mappingPairs(n)
 	if err != nil {

@@ -352,7 +352,8 @@ func (b *mbridge) line(ce *bridge.ConfigError) mline {
 }
 
 // bridgeRelated returns, for a directive an error names, the directives
-// whose lines the error is about when that one is not in the file:
+// whose lines (or YAML keys) the error is about when that one is not
+// given:
 // bridge_certfile and bridge_keyfile go together; TLS needs bridge_cafile;
 // the default local_clientid is made from remote_clientid.
 func bridgeRelated(directive string) []string {
