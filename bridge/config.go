@@ -335,7 +335,9 @@ func (cn Connection) withDefaults() (Connection, error) {
 }
 
 // withPort returns "host:port" for a, adding the default port when a has
-// none. An IPv6 address needs its port, and brackets, as in Mosquitto.
+// none. An IPv6 address needs its port, and brackets ("[fe80::1]:1883");
+// Mosquitto writes it without them ("fe80::1:1883"), and the
+// mosquitto.conf translation adds them.
 func withPort(a string) (string, error) {
 	if a == "" {
 		return "", errors.New("empty address")
