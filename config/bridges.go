@@ -212,8 +212,8 @@ func bridgeValue(n *yaml.Node, i int) (bridge.Connection, bridgeNodes, error) {
 	if n.Kind != yaml.MappingNode {
 		return fail(wrongType("a mapping (name: ..., addresses: ..., topics: ...)", n))
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k, v := n.Content[i], resolveAlias(n.Content[i+1]); k.Value == "name" && isScalar(v, "!!str") {
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if k, v := n.Content[j], resolveAlias(n.Content[j+1]); k.Value == "name" && isScalar(v, "!!str") {
 			label = "bridge " + strconv.Quote(v.Value) // for the errors before it is read
 			break
 		}
