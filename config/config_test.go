@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
@@ -182,6 +183,16 @@ func TestEveryKey(t *testing.T) {
 				ClientCerts: transport.OptionalClientCerts, Identity: transport.IdentitySAN,
 				MinVersion: transport.TLS13, MaxHandshakes: 1024,
 			},
+			Bridges: bridge.Config{Connections: []bridge.Connection{func() bridge.Connection {
+				cn := bridge.DefaultConnection("central")
+				cn.Addresses = []string{"central.example.com", "10.0.0.2:1884"}
+				cn.Topics = []bridge.Topic{
+					{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site7/"},
+					{Pattern: "cmd/#", Direction: bridge.In, QoS: 2, LocalPrefix: "here/"},
+				}
+				cn.RemoteClientID, cn.CleanSession = "site7", true
+				return cn
+			}()}},
 		},
 		PasswordFile: got.PasswordFile, // a file everyKeyFile made
 		ACLFile:      got.ACLFile,
@@ -234,11 +245,6 @@ func TestEveryKey(t *testing.T) {
 	for i := 0; i < def.NumField(); i++ {
 		name := def.Type().Field(i).Name
 		if name == "Logger" || name == "Store" || name == "Version" { // set by the program or an embedder, not a file
-			continue
-		}
-		if name == "Bridges" {
-			// Set by an embedder, or from a mosquitto.conf's bridge
-			// sections; the YAML file has no bridges key yet.
 			continue
 		}
 		if !def.Type().Field(i).IsExported() { // set by the broker's own tests
@@ -681,6 +687,14 @@ allow_root: true
 log_dest: [stdout, file /var/log/shoal.log]
 log_connections: false
 pid_file: /run/shoal.pid
+bridges:
+  - name: central
+    addresses: [central.example.com, "10.0.0.2:1884"]
+    topics:
+      - {pattern: sensors/#, qos: 1, remote_prefix: site7/}
+      - {pattern: cmd/#, direction: in, qos: 2, local_prefix: here/}
+    remote_client_id: site7
+    clean_session: true
 `
 
 // everyKeyFile returns everyKeyYAML with a password file and an ACL file

@@ -73,7 +73,7 @@ func (l *mlistener) flag(name string) (bool, mline) {
 
 // resolve turns what depends on the whole file into entries: the
 // listeners, the options Mosquitto sets per listener and Shoal for the
-// broker, authentication, persistence and logging.
+// broker, authentication, persistence, the bridges and logging.
 func (t *translator) resolve() error {
 	active, local := t.activeListeners()
 	if err := t.resolveListeners(active, local); err != nil {
@@ -84,6 +84,9 @@ func (t *translator) resolve() error {
 		return err
 	}
 	t.resolvePersistence()
+	if err := t.resolveBridges(); err != nil {
+		return err
+	}
 	if t.logDestAt != nil {
 		t.entries = append(t.entries, entry{key: "log_dest", values: t.logDest, tag: "!!str", at: t.logDestAt})
 	}

@@ -257,6 +257,7 @@ connection bridge-01
 address 10.0.0.1:1883
 topic # both 0
 queue_qos0_messages true
+start_type lazy
 `
 	_, err := mosq(t, conf, Options{})
 	want := []struct {
@@ -269,8 +270,8 @@ queue_qos0_messages true
 		{4, "auth_plugin", "Mosquitto plugins"},
 		{5, "plugin_opt_config_file", "Mosquitto plugins"},
 		{6, "log_dest", "$SYS/broker/log"},
-		{7, "connection", "bridges are not supported yet"},
 		{10, "queue_qos0_messages", "QoS 1 and 2"},
+		{11, "start_type", "always connects again"}, // still the bridge's: other directives do not end it
 	}
 	var errs []*Error
 	for _, e := range unjoin(err) {

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
@@ -234,6 +235,11 @@ func settings() []setting {
 			set: str(func(f *File) *string { return &f.User })},
 		{key: "allow_root", field: "AllowRoot", doc: "whether root may serve a listener that is not on loopback",
 			set: boolean(func(f *File) *bool { return &f.AllowRoot })},
+		{key: "bridges", field: "Broker.Bridges", doc: "bridges to other brokers, as Mosquitto's connection sections (see [Bridges](#bridges)); started with the broker",
+			set: func(f *File, v *yaml.Node) (err error) {
+				f.Broker.Bridges, err = bridgesValue(v)
+				return err
+			}},
 	}
 }
 
@@ -386,6 +392,11 @@ func (s setting) value(f *File) string {
 		return scramShown(x)
 	case []string:
 		return "[" + strings.Join(x, ", ") + "]"
+	case bridge.Config: // every field: a change is a change, passwords included (never shown: Changed gives keys)
+		if len(x.Connections) == 0 {
+			return "[]"
+		}
+		return fmt.Sprintf("%+v", x.Connections)
 	}
 	return fmt.Sprint(v.Interface())
 }

@@ -79,6 +79,9 @@ var reloadSamples = map[string]string{
 	"max_message_size": "1KiB", "tls_client_ca_dir": "CADIR", "tls_min_version": `"1.3"`, "acl_format": "mosquitto",
 	"assign_client_ids": "false", "assigned_id_prefix": "auto-", "log_dest": "[stdout]", "log_connections": "false",
 	"pid_file": "/run/shoal.pid",
+	// A bridge to a port where nothing listens: the broker starts, and a
+	// reload names it for a restart.
+	"bridges": `[{name: b, addresses: ["127.0.0.1:1"], topics: [{pattern: a/#}], remote_client_id: b-1}]`,
 }
 
 // TestReloadMatchesBroker holds the reload column of the settings list to
