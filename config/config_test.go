@@ -183,21 +183,22 @@ func TestEveryKey(t *testing.T) {
 				MinVersion: transport.TLS13, MaxHandshakes: 1024,
 			},
 		},
-		PasswordFile: got.PasswordFile, // a file everyKeyFile made
-		ACLFile:      got.ACLFile,
-		HTTPAuth:     auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
-		LogLevel:     zerolog.DebugLevel,
-		LogFormat:    LogFormatJSON,
-		Persistence:  true,
-		AdminListen:  "0.0.0.0:9000",
-		AdminToken:   "tok",
-		User:         "shoal",
-		AllowRoot:    true,
-		ACLFormat:    auth.ACLShoal,
-		LogDest:      []string{"stdout", "file /var/log/shoal.log"},
-		PIDFile:      "/run/shoal.pid",
-		Warnings:     got.Warnings,
-		Format:       FormatYAML,
+		PasswordFile:      got.PasswordFile, // a file everyKeyFile made
+		ACLFile:           got.ACLFile,
+		HTTPAuth:          auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
+		LogLevel:          zerolog.DebugLevel,
+		LogFormat:         LogFormatJSON,
+		Persistence:       true,
+		ImportMosquittoDB: "/var/lib/mosquitto/mosquitto.db",
+		AdminListen:       "0.0.0.0:9000",
+		AdminToken:        "tok",
+		User:              "shoal",
+		AllowRoot:         true,
+		ACLFormat:         auth.ACLShoal,
+		LogDest:           []string{"stdout", "file /var/log/shoal.log"},
+		PIDFile:           "/run/shoal.pid",
+		Warnings:          got.Warnings,
+		Format:            FormatYAML,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -424,6 +425,8 @@ func TestErrors(t *testing.T) {
 			want: `s.yaml:1:12: on_damage: unknown value "ignore" (want salvage or refuse)`, line: 1, key: "on_damage"},
 		{name: "bad durability", in: "durability: eventual\n",
 			want: `s.yaml:1:13: durability: unknown durability "eventual" (want strict or relaxed)`, line: 1, key: "durability"},
+		{name: "import without persistence", in: "persistence: false\nimport_mosquitto_db: /var/lib/mosquitto/mosquitto.db\n",
+			want: `s.yaml:2:22: import_mosquitto_db: needs persistence: true: the import goes into data_dir's store`, line: 2, key: "import_mosquitto_db"},
 		{name: "empty data dir", in: "data_dir: \"\"\n",
 			want: `s.yaml:1:11: data_dir: must not be empty (to keep nothing, set persistence: false)`, line: 1, key: "data_dir"},
 		{name: "bad slow policy", in: "slow_consumer: block\n",
@@ -639,6 +642,7 @@ retain_available: false
 response_information: replies/
 persistence: true
 data_dir: /var/lib/shoal
+import_mosquitto_db: /var/lib/mosquitto/mosquitto.db
 durability: relaxed
 on_damage: refuse
 sys_interval: 30s
