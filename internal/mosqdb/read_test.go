@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // golden6 is a version 6 file as Mosquitto 2.0 on a 64-bit little-endian
@@ -342,5 +343,29 @@ func TestParseCraftedLengths(t *testing.T) {
 func TestStateString(t *testing.T) {
 	if StateWaitPubrel.String() != "wait_for_pubrel" || StateQueued.String() != "queued" || State(12).String() != "state(12)" {
 		t.Errorf("%v %v %v", StateWaitPubrel, StateQueued, State(12))
+	}
+}
+
+// TestParseSaved: a file the real Mosquitto 2.0.11 wrote (made by
+// TestReadRealMosquitto with -save; mosquittoState says what it holds)
+// reads and imports without Mosquitto installed.
+func TestParseSaved(t *testing.T) {
+	f, err := ReadFile("testdata/mosquitto-2.0.11.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved int64 // when it was saved: b/x expired two hours after
+	for _, m := range f.Messages {
+		if string(m.Topic) == "b/x" {
+			saved = m.Expiry - 7200
+		}
+	}
+	if saved <= 0 {
+		t.Fatal("no b/x message with an expiry")
+	}
+	sum, _ := importInto(t, f, Options{Now: time.Unix(saved, 0)})
+	want := "version 6: 4 sessions, 4 subscriptions, 2 retained, 3 queued, 2 in flight, 1 awaiting PUBREL (1 deliveries)"
+	if sum.String() != want {
+		t.Errorf("imported %s\nwant %s", sum, want)
 	}
 }
