@@ -29,7 +29,8 @@ type Import struct {
 	// Source says where it comes from, for the log: a path.
 	Source string
 	// Fill writes what is imported to w without committing it, and says
-	// what it wrote. It runs only on a store that holds no state, so its
+	// what it wrote. Start calls it, at most once, before any goroutine of
+	// the broker runs. It runs only on a store that holds no state, so its
 	// records clash with none (delivery Seqs may start at 1). A nil
 	// report means there is nothing to import (the source does not
 	// exist): nothing is written, no mark either, and the next start

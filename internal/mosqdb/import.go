@@ -3,6 +3,7 @@ package mosqdb
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -187,17 +188,21 @@ func (im *importer) clients() {
 		case c.ExpiryInterval == 0:
 			im.sum.skip("session", whyExpiryZero)
 			continue
-		case c.ExpiryInterval != NeverExpires && c.ExpiryTime != 0 && c.ExpiryTime*int64(time.Second) <= im.now:
+		case c.ExpiryInterval != NeverExpires && c.ExpiryTime != 0 && nanos(c.ExpiryTime) <= im.now:
 			im.sum.skip("session", whyExpired)
 			continue
 		}
 		s := &store.Session{ClientID: c.ID, Expiry: c.ExpiryInterval}
 		if c.ExpiryInterval != NeverExpires && c.ExpiryTime != 0 {
-			s.ExpireAt = c.ExpiryTime * int64(time.Second)
+			s.ExpireAt = nanos(c.ExpiryTime)
 		}
 		if im.cap > 0 && (c.ExpiryInterval == NeverExpires || time.Duration(c.ExpiryInterval)*time.Second > im.cap) {
 			s.Expiry = uint32(min(im.cap/time.Second, NeverExpires-1))
-			if end := im.now + int64(im.cap); s.ExpireAt == 0 || s.ExpireAt > end {
+			end := int64(math.MaxInt64)
+			if im.cap < time.Duration(math.MaxInt64-im.now) {
+				end = im.now + int64(im.cap)
+			}
+			if s.ExpireAt == 0 || s.ExpireAt > end {
 				s.ExpireAt = end
 			}
 		}
@@ -290,13 +295,25 @@ func (im *importer) storeMessage(m *Message) (store.Message, error) {
 	}
 	sm := store.Message{Topic: m.Topic, Payload: m.Payload, Props: props, From: m.SourceID, QoS: m.QoS, Retain: m.Retain}
 	if m.Expiry > 0 {
-		sm.Expiry = m.Expiry * int64(time.Second)
+		sm.Expiry = nanos(m.Expiry)
 	}
 	return sm, nil
 }
 
 func (im *importer) expired(m *Message) bool {
-	return m.Expiry > 0 && m.Expiry*int64(time.Second) <= im.now
+	return m.Expiry > 0 && nanos(m.Expiry) <= im.now
+}
+
+// nanos turns Unix seconds into Unix nanoseconds, saturating where int64
+// ends (the year 2262) rather than wrapping around.
+func nanos(sec int64) int64 {
+	switch {
+	case sec > math.MaxInt64/int64(time.Second):
+		return math.MaxInt64
+	case sec < math.MinInt64/int64(time.Second):
+		return math.MinInt64
+	}
+	return sec * int64(time.Second)
 }
 
 // sentState maps an outbound state to Shoal's: 0 for a message not yet

@@ -3,6 +3,7 @@ package mosqdb
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -299,5 +300,20 @@ func TestSummaryLog(t *testing.T) {
 	}
 	if str := s.String(); !strings.Contains(str, "2 sessions") || !strings.Contains(str, "skipped 2 message owed at QoS 0") {
 		t.Errorf("String() = %q", str)
+	}
+}
+
+// TestImportFarTimes: times past the year 2262 saturate instead of
+// wrapping around into the past.
+func TestImportFarTimes(t *testing.T) {
+	far := int64(math.MaxInt64/int64(time.Second)) + 1
+	f := file([]Message{{ID: 1, Topic: []byte("far"), Payload: []byte("x"), QoS: 1, Expiry: far}},
+		[]Client{{ID: "c", ExpiryInterval: 10, ExpiryTime: far}}, nil, nil, 1)
+	sum, l := importInto(t, f, Options{Now: importNow, MaxSessionExpiry: time.Duration(math.MaxInt64)})
+	if sum.Sessions != 1 || sum.Retained != 1 || len(l.sessions) != 1 || l.sessions[0].ExpireAt != math.MaxInt64 {
+		t.Errorf("summary %s, sessions %+v", sum, l.sessions)
+	}
+	if want := []string{fmt.Sprintf("far x q1 props exp%d", int64(math.MaxInt64))}; !reflect.DeepEqual(l.retained, want) {
+		t.Errorf("retained %q, want %q", l.retained, want)
 	}
 }
