@@ -194,21 +194,22 @@ func TestEveryKey(t *testing.T) {
 				return cn
 			}()}},
 		},
-		PasswordFile: got.PasswordFile, // a file everyKeyFile made
-		ACLFile:      got.ACLFile,
-		HTTPAuth:     auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
-		LogLevel:     zerolog.DebugLevel,
-		LogFormat:    LogFormatJSON,
-		Persistence:  true,
-		AdminListen:  "0.0.0.0:9000",
-		AdminToken:   "tok",
-		User:         "shoal",
-		AllowRoot:    true,
-		ACLFormat:    auth.ACLShoal,
-		LogDest:      []string{"stdout", "file /var/log/shoal.log"},
-		PIDFile:      "/run/shoal.pid",
-		Warnings:     got.Warnings,
-		Format:       FormatYAML,
+		PasswordFile:      got.PasswordFile, // a file everyKeyFile made
+		ACLFile:           got.ACLFile,
+		HTTPAuth:          auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
+		LogLevel:          zerolog.DebugLevel,
+		LogFormat:         LogFormatJSON,
+		Persistence:       true,
+		ImportMosquittoDB: "/var/lib/mosquitto/mosquitto.db",
+		AdminListen:       "0.0.0.0:9000",
+		AdminToken:        "tok",
+		User:              "shoal",
+		AllowRoot:         true,
+		ACLFormat:         auth.ACLShoal,
+		LogDest:           []string{"stdout", "file /var/log/shoal.log"},
+		PIDFile:           "/run/shoal.pid",
+		Warnings:          got.Warnings,
+		Format:            FormatYAML,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -245,6 +246,9 @@ func TestEveryKey(t *testing.T) {
 	for i := 0; i < def.NumField(); i++ {
 		name := def.Type().Field(i).Name
 		if name == "Logger" || name == "Store" || name == "Version" { // set by the program or an embedder, not a file
+			continue
+		}
+		if name == "Import" { // set by the program, from import_mosquitto_db
 			continue
 		}
 		if !def.Type().Field(i).IsExported() { // set by the broker's own tests
@@ -427,6 +431,8 @@ func TestErrors(t *testing.T) {
 			want: `s.yaml:1:12: on_damage: unknown value "ignore" (want salvage or refuse)`, line: 1, key: "on_damage"},
 		{name: "bad durability", in: "durability: eventual\n",
 			want: `s.yaml:1:13: durability: unknown durability "eventual" (want strict or relaxed)`, line: 1, key: "durability"},
+		{name: "import without persistence", in: "persistence: false\nimport_mosquitto_db: /var/lib/mosquitto/mosquitto.db\n",
+			want: `s.yaml:2:22: import_mosquitto_db: needs persistence: true: the import goes into data_dir's store`, line: 2, key: "import_mosquitto_db"},
 		{name: "empty data dir", in: "data_dir: \"\"\n",
 			want: `s.yaml:1:11: data_dir: must not be empty (to keep nothing, set persistence: false)`, line: 1, key: "data_dir"},
 		{name: "bad slow policy", in: "slow_consumer: block\n",
@@ -642,6 +648,7 @@ retain_available: false
 response_information: replies/
 persistence: true
 data_dir: /var/lib/shoal
+import_mosquitto_db: /var/lib/mosquitto/mosquitto.db
 durability: relaxed
 on_damage: refuse
 sys_interval: 30s

@@ -436,8 +436,8 @@ func differs(a, b security) string {
 }
 
 // resolvePersistence maps persistence: Shoal's store is a directory
-// beside Mosquitto's file, never the file itself, which stays as it is
-// (for the import to come).
+// beside Mosquitto's file, never the file itself, which stays as it is and
+// is imported, read-only, into a new store (import_mosquitto_db).
 func (t *translator) resolvePersistence() {
 	if t.persistence == nil {
 		return // Mosquitto's default, false, is among the defaults
@@ -454,7 +454,7 @@ func (t *translator) resolvePersistence() {
 	if t.dbFile != nil {
 		file = t.dbFile.rest
 	}
-	dir := filepath.Join(loc, file)
-	dir = strings.TrimSuffix(dir, filepath.Ext(dir)) + ".shoal"
-	t.set(at, "data_dir", dir, "!!str")
+	db := filepath.Join(loc, file)
+	t.set(at, "data_dir", strings.TrimSuffix(db, filepath.Ext(db))+".shoal", "!!str")
+	t.set(at, "import_mosquitto_db", db, "!!str")
 }

@@ -102,6 +102,7 @@ func TestMosquittoPackagedConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.PIDFile != "/run/mosquitto/mosquitto.pid" || !f.Persistence || f.Broker.DataDir != "/var/lib/mosquitto/mosquitto.shoal" ||
+		f.ImportMosquittoDB != "/var/lib/mosquitto/mosquitto.db" ||
 		strings.Join(f.LogDest, ",") != "file /var/log/mosquitto/mosquitto.log" {
 		t.Errorf("pid_file %q, persistence %v in %q, log_dest %q", f.PIDFile, f.Persistence, f.Broker.DataDir, f.LogDest)
 	}
@@ -133,11 +134,15 @@ func TestMosquittoDirectives(t *testing.T) {
 		{"connection_messages false", func(f *File) bool { return !f.Broker.LogConnections }},
 		{"allow_zero_length_clientid false", func(f *File) bool { return !f.Broker.AssignClientIDs }},
 		{"auto_id_prefix dev-", func(f *File) bool { return f.Broker.AssignedIDPrefix == "dev-" }},
-		{"persistence true", func(f *File) bool { return f.Persistence && f.Broker.DataDir == "mosquitto.shoal" }},
-		{"persistence_location /var/lib/x/\npersistence_file broker.db\npersistence true", func(f *File) bool {
-			return f.Persistence && f.Broker.DataDir == "/var/lib/x/broker.shoal"
+		{"persistence true", func(f *File) bool {
+			return f.Persistence && f.Broker.DataDir == "mosquitto.shoal" && f.ImportMosquittoDB == "mosquitto.db"
 		}},
-		{"persistence_location /var/lib/x", func(f *File) bool { return !f.Persistence && f.Broker.DataDir == "" }},
+		{"persistence_location /var/lib/x/\npersistence_file broker.db\npersistence true", func(f *File) bool {
+			return f.Persistence && f.Broker.DataDir == "/var/lib/x/broker.shoal" && f.ImportMosquittoDB == "/var/lib/x/broker.db"
+		}},
+		{"persistence_location /var/lib/x", func(f *File) bool {
+			return !f.Persistence && f.Broker.DataDir == "" && f.ImportMosquittoDB == ""
+		}},
 		{"pid_file /run/m.pid", func(f *File) bool { return f.PIDFile == "/run/m.pid" }},
 		{"log_dest stdout\nlog_dest file /var/log/my log.txt", func(f *File) bool {
 			return strings.Join(f.LogDest, ",") == "stdout,file /var/log/my log.txt"

@@ -138,6 +138,9 @@ func (f *File) finish(name string, places map[string]place, overrides []Override
 	}
 	if !f.Persistence {
 		f.Broker.DataDir = ""
+		if p, set := places["import_mosquitto_db"]; set && f.ImportMosquittoDB != "" {
+			return p.error(errors.New("needs persistence: true: the import goes into data_dir's store"))
+		}
 	}
 	if err := f.loadAuth(name, places); err != nil {
 		return err

@@ -117,6 +117,8 @@ func settings() []setting {
 				f.Broker.DataDir = s
 				return err
 			}},
+		{key: "import_mosquitto_db", field: "ImportMosquittoDB", doc: "a Mosquitto persistence file (mosquitto.db) read once into a new store in data_dir, never changed; \"\": none",
+			set: str(func(f *File) *string { return &f.ImportMosquittoDB })},
 		{key: "durability", field: "Broker.Durability", doc: "strict: on disk before acknowledged; relaxed: synced once a second",
 			set: choice(func(f *File) *broker.Durability { return &f.Broker.Durability }, broker.ParseDurability)},
 		{key: "on_damage", field: "Broker.OnDamage", doc: "a damaged store: salvage (kept beside a fresh one) or refuse to start",
