@@ -199,22 +199,46 @@ func DefaultConnection(name string) Connection {
 	}
 }
 
-// Validate checks every connection; an error names the connection and
-// the Mosquitto directive at fault.
+// ConfigError is a problem Validate found in one connection. It names the
+// Mosquitto directive that sets the value at fault, and which connection
+// and topic, so that a configuration loader can point at the line or key
+// that set it.
+type ConfigError struct {
+	Index     int    // the connection's place in Config.Connections
+	Name      string // its name
+	Directive string // "connection", "address", "topic", "keepalive_interval", ...
+	Topic     int    // with Directive "topic": the place in Topics of the one at fault; -1 for none
+	Err       error
+}
+
+// Error reads "bridge NAME: DIRECTIVE: problem".
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("bridge %q: %s: %v", e.Name, e.Directive, e.Err)
+}
+
+// Unwrap returns the problem.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Validate checks every connection; an error is a *ConfigError, naming
+// the connection and the Mosquitto directive at fault.
 func (c Config) Validate() error {
 	names := map[string]bool{}
 	ids := map[string]string{}
 	for i := range c.Connections {
 		cn, err := c.Connections[i].withDefaults()
 		if err != nil {
+			err.(*ConfigError).Index = i
 			return err
 		}
+		fail := func(directive, format string, a ...any) error {
+			return &ConfigError{Index: i, Name: cn.Name, Directive: directive, Topic: -1, Err: fmt.Errorf(format, a...)}
+		}
 		if names[cn.Name] {
-			return fmt.Errorf("bridge %q: connection: the name is used twice", cn.Name)
+			return fail("connection", "the name is used twice")
 		}
 		names[cn.Name] = true
 		if other, ok := ids[cn.LocalClientID]; ok {
-			return fmt.Errorf("bridge %q: local_clientid: %q is bridge %q's too", cn.Name, cn.LocalClientID, other)
+			return fail("local_clientid", "%q is bridge %q's too", cn.LocalClientID, other)
 		}
 		ids[cn.LocalClientID] = cn.Name
 	}
@@ -222,10 +246,11 @@ func (c Config) Validate() error {
 }
 
 // withDefaults checks cn and fills in what it leaves to defaults: the
-// ports of its addresses, its client ids, its notification topic.
+// ports of its addresses, its client ids, its notification topic. Its
+// errors are *ConfigError, with Index left to Validate.
 func (cn Connection) withDefaults() (Connection, error) {
 	fail := func(directive, format string, a ...any) (Connection, error) {
-		return cn, fmt.Errorf("bridge %q: %s: %s", cn.Name, directive, fmt.Sprintf(format, a...))
+		return cn, &ConfigError{Name: cn.Name, Directive: directive, Topic: -1, Err: fmt.Errorf(format, a...)}
 	}
 	if cn.Name == "" {
 		return fail("connection", "a bridge needs a name")
@@ -249,9 +274,9 @@ func (cn Connection) withDefaults() (Connection, error) {
 		return fail("topic", "a bridge needs at least one topic")
 	}
 	cn.Topics = append([]Topic(nil), cn.Topics...)
-	for _, t := range cn.Topics {
+	for i, t := range cn.Topics {
 		if err := t.check(); err != nil {
-			return fail("topic", "%v", err)
+			return cn, &ConfigError{Name: cn.Name, Directive: "topic", Topic: i, Err: err}
 		}
 	}
 	switch cn.Protocol {
@@ -310,7 +335,9 @@ func (cn Connection) withDefaults() (Connection, error) {
 }
 
 // withPort returns "host:port" for a, adding the default port when a has
-// none. An IPv6 address needs its port, and brackets, as in Mosquitto.
+// none. An IPv6 address needs its port, and brackets ("[fe80::1]:1883");
+// Mosquitto writes it without them ("fe80::1:1883"), and the
+// mosquitto.conf translation adds them.
 func withPort(a string) (string, error) {
 	if a == "" {
 		return "", errors.New("empty address")

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,31 @@ func TestValidateNamesTheDirective(t *testing.T) {
 	twice := Config{Connections: []Connection{good(), good()}}
 	if err := twice.Validate(); err == nil || !strings.Contains(err.Error(), "connection:") {
 		t.Errorf("a name used twice: %v", err)
+	}
+}
+
+// TestConfigErrorPlaces: Validate's error says which connection and which
+// topic line is at fault, for a loader to point at its line.
+func TestConfigErrorPlaces(t *testing.T) {
+	cn := func(name string, topics ...Topic) Connection {
+		c := DefaultConnection(name)
+		c.Addresses = []string{"127.0.0.1"}
+		c.Topics = topics
+		c.RemoteClientID = name + "-1"
+		return c
+	}
+	ok := Topic{Pattern: "a/#"}
+	bad := Topic{Pattern: "b/#", QoS: 3}
+	err := Config{Connections: []Connection{cn("one", ok), cn("two", ok, ok, bad)}}.Validate()
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Index != 1 || ce.Name != "two" || ce.Directive != "topic" || ce.Topic != 2 {
+		t.Fatalf("%v: %+v", err, ce)
+	}
+	if err.Error() != `bridge "two": topic: "b/#": QoS 3 is not 0, 1 or 2` {
+		t.Errorf("message %q", err)
+	}
+	err = Config{Connections: []Connection{cn("one", ok), cn("one", ok)}}.Validate()
+	if !errors.As(err, &ce) || ce.Index != 1 || ce.Directive != "connection" || ce.Topic != -1 {
+		t.Errorf("a name twice: %v: %+v", err, ce)
 	}
 }

@@ -182,6 +182,10 @@ func (b *Broker) Start() error {
 		ports.release()
 		return err
 	}
+	if err := b.importOnce(); err != nil {
+		ports.release()
+		return errors.Join(err, b.closeStore())
+	}
 	if err := b.restore(); err != nil {
 		ports.release()
 		b.expiry.Clear() // what restore armed before it failed

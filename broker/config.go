@@ -317,6 +317,12 @@ type Config struct {
 	// not close it.
 	Store store.Store
 
+	// Import, when set, fills a store that has never had it with state
+	// kept by another program (Mosquitto's persistence file), before the
+	// store is loaded: see Import. Needs a store (DataDir or Store). Set
+	// by the program, not by a config file's key directly.
+	Import *Import
+
 	// Transports configures the TLS, WebSocket and secure WebSocket
 	// listeners (tls_listen, ws_listen, wss_listen and the tls_* and
 	// ws_path keys; see package transport). Default: none. Reload re-reads
@@ -443,6 +449,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_message_size: %d is negative", c.MaxMessageSize)
 	case len(c.AssignedIDPrefix) > 64:
 		return fmt.Errorf("assigned_id_prefix: %d bytes, at most 64", len(c.AssignedIDPrefix))
+	case c.Import != nil && (c.Import.Fill == nil || c.Import.Name == ""):
+		return errors.New("import: needs a Name and a Fill")
+	case c.Import != nil && c.DataDir == "" && c.Store == nil:
+		return fmt.Errorf("import: %s has no store to go into (persistence is off)", c.Import.Name)
 	}
 	if err := c.Bridges.Validate(); err != nil {
 		return err

@@ -19,8 +19,9 @@
 //	internal/dispatch  routing: the loops' inboxes, the router workers, the
 //	                   fan-out, shared subscriptions, and Remote, the seam
 //	                   for messages that go elsewhere (none on one node)
-//	internal/persist   what is committed to the store when, and the
-//	                   group-commit hold of a loop's output
+//	internal/persist   what is committed to the store when, the
+//	                   group-commit hold of a loop's output, and the
+//	                   one-time import (Config.Import) into a new store
 //	internal/expiry    ending sessions, and offline sessions' deadlines
 //	internal/limit     the connection limits and their rate buckets
 //	internal/sys       the $SYS topics

@@ -44,6 +44,15 @@ type File struct {
 	// it is false.
 	Persistence bool
 
+	// ImportMosquittoDB is a Mosquitto persistence file (mosquitto.db)
+	// that the program reads, read-only, into the store the first time
+	// the broker starts on it (import_mosquitto_db): retained messages,
+	// persistent sessions with their subscriptions and queued messages.
+	// "" (default): none. Needs Persistence. A mosquitto.conf with
+	// persistence true sets it to its persistence_location and
+	// persistence_file, and data_dir beside it.
+	ImportMosquittoDB string
+
 	// AdminListen is the address of the admin HTTP listener — metrics,
 	// health, the JSON API, the dashboard (admin_listen). Default
 	// 127.0.0.1:8083; empty turns it off.

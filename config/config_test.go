@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
@@ -182,22 +183,33 @@ func TestEveryKey(t *testing.T) {
 				ClientCerts: transport.OptionalClientCerts, Identity: transport.IdentitySAN,
 				MinVersion: transport.TLS13, MaxHandshakes: 1024,
 			},
+			Bridges: bridge.Config{Connections: []bridge.Connection{func() bridge.Connection {
+				cn := bridge.DefaultConnection("central")
+				cn.Addresses = []string{"central.example.com", "10.0.0.2:1884"}
+				cn.Topics = []bridge.Topic{
+					{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site7/"},
+					{Pattern: "cmd/#", Direction: bridge.In, QoS: 2, LocalPrefix: "here/"},
+				}
+				cn.RemoteClientID, cn.CleanSession = "site7", true
+				return cn
+			}()}},
 		},
-		PasswordFile: got.PasswordFile, // a file everyKeyFile made
-		ACLFile:      got.ACLFile,
-		HTTPAuth:     auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
-		LogLevel:     zerolog.DebugLevel,
-		LogFormat:    LogFormatJSON,
-		Persistence:  true,
-		AdminListen:  "0.0.0.0:9000",
-		AdminToken:   "tok",
-		User:         "shoal",
-		AllowRoot:    true,
-		ACLFormat:    auth.ACLShoal,
-		LogDest:      []string{"stdout", "file /var/log/shoal.log"},
-		PIDFile:      "/run/shoal.pid",
-		Warnings:     got.Warnings,
-		Format:       FormatYAML,
+		PasswordFile:      got.PasswordFile, // a file everyKeyFile made
+		ACLFile:           got.ACLFile,
+		HTTPAuth:          auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
+		LogLevel:          zerolog.DebugLevel,
+		LogFormat:         LogFormatJSON,
+		Persistence:       true,
+		ImportMosquittoDB: "/var/lib/mosquitto/mosquitto.db",
+		AdminListen:       "0.0.0.0:9000",
+		AdminToken:        "tok",
+		User:              "shoal",
+		AllowRoot:         true,
+		ACLFormat:         auth.ACLShoal,
+		LogDest:           []string{"stdout", "file /var/log/shoal.log"},
+		PIDFile:           "/run/shoal.pid",
+		Warnings:          got.Warnings,
+		Format:            FormatYAML,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -236,9 +248,7 @@ func TestEveryKey(t *testing.T) {
 		if name == "Logger" || name == "Store" || name == "Version" { // set by the program or an embedder, not a file
 			continue
 		}
-		if name == "Bridges" {
-			// Set by an embedder, or from a mosquitto.conf's bridge
-			// sections; the YAML file has no bridges key yet.
+		if name == "Import" { // set by the program, from import_mosquitto_db
 			continue
 		}
 		if !def.Type().Field(i).IsExported() { // set by the broker's own tests
@@ -421,6 +431,8 @@ func TestErrors(t *testing.T) {
 			want: `s.yaml:1:12: on_damage: unknown value "ignore" (want salvage or refuse)`, line: 1, key: "on_damage"},
 		{name: "bad durability", in: "durability: eventual\n",
 			want: `s.yaml:1:13: durability: unknown durability "eventual" (want strict or relaxed)`, line: 1, key: "durability"},
+		{name: "import without persistence", in: "persistence: false\nimport_mosquitto_db: /var/lib/mosquitto/mosquitto.db\n",
+			want: `s.yaml:2:22: import_mosquitto_db: needs persistence: true: the import goes into data_dir's store`, line: 2, key: "import_mosquitto_db"},
 		{name: "empty data dir", in: "data_dir: \"\"\n",
 			want: `s.yaml:1:11: data_dir: must not be empty (to keep nothing, set persistence: false)`, line: 1, key: "data_dir"},
 		{name: "bad slow policy", in: "slow_consumer: block\n",
@@ -636,6 +648,7 @@ retain_available: false
 response_information: replies/
 persistence: true
 data_dir: /var/lib/shoal
+import_mosquitto_db: /var/lib/mosquitto/mosquitto.db
 durability: relaxed
 on_damage: refuse
 sys_interval: 30s
@@ -681,6 +694,14 @@ allow_root: true
 log_dest: [stdout, file /var/log/shoal.log]
 log_connections: false
 pid_file: /run/shoal.pid
+bridges:
+  - name: central
+    addresses: [central.example.com, "10.0.0.2:1884"]
+    topics:
+      - {pattern: sensors/#, qos: 1, remote_prefix: site7/}
+      - {pattern: cmd/#, direction: in, qos: 2, local_prefix: here/}
+    remote_client_id: site7
+    clean_session: true
 `
 
 // everyKeyFile returns everyKeyYAML with a password file and an ACL file

@@ -13,6 +13,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
+
+	"github.com/shoalmq/shoal/bridge"
 )
 
 // A mosquitto.conf is read as Mosquitto 2.0 reads it (mosquitto.conf(5),
@@ -125,7 +127,10 @@ type translator struct {
 	sec         security
 	listeners   []*mlistener // [0] is Mosquitto's default listener
 	cur         *mlistener
-	bridge      *mline // the connection line of the bridge being read
+	bridge      *mbridge   // the bridge being read: the last connection line of this file
+	bridges     []*mbridge // every connection line's, in order
+
+	bridgeConfig bridge.Config // the bridges, checked (resolveBridges)
 
 	persistence      *mline
 	persist          bool
@@ -245,6 +250,7 @@ func translateMosquitto(data []byte, name string, policy Unsupported) (File, map
 			delete(places, e.key)
 		}
 	}
+	f.Broker.Bridges = t.bridgeConfig
 	if t.logOff {
 		f.LogLevel = zerolog.Disabled
 	}
@@ -306,11 +312,8 @@ func (t *translator) read(data []byte, file string, level int) error {
 		if !ok {
 			return d.errorf("unknown directive (Mosquitto refuses it too)%s", suggestDirective(name))
 		}
-		if dir.kind == kBridge {
-			if t.bridge == nil {
-				return d.errorf("belongs to a bridge, and no connection line comes before it")
-			}
-			continue // refused with its connection line
+		if dir.kind == kBridge && t.bridge == nil {
+			return d.errorf("belongs to a bridge, and no connection line comes before it in this file")
 		}
 		if dir.kind == kSecurity {
 			if t.perListener != nil && name == "per_listener_settings" {

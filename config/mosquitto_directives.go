@@ -16,7 +16,7 @@ const (
 	kGlobal   dkind = iota // the broker
 	kListener              // the current listener (before any: the default one)
 	kSecurity              // the broker, or the current listener under per_listener_settings
-	kBridge                // the current bridge (connection): refused with it
+	kBridge                // the current bridge: the last connection line's
 )
 
 // directive is how one Mosquitto directive is read.
@@ -31,7 +31,6 @@ const (
 	whyPSK     = "TLS with pre-shared keys: Go's TLS, which Shoal uses, has no PSK cipher suites"
 	whyCiphers = "Shoal uses Go's TLS cipher suites (modern ones only, ECDHE, AEAD), which cannot be listed in OpenSSL's syntax"
 	whyEngine  = "OpenSSL engines (hardware keys): Go's TLS has none; give keyfile a PEM key"
-	whyBridge  = "bridges are not supported yet"
 )
 
 // mosquittoDirective returns how directive name is read; auth_opt_* and
@@ -192,7 +191,6 @@ func securityOpt(read func(mline) error, store func(s *security) **mline, isStri
 // and how Shoal reads it. A function, not a variable: nothing may change
 // it.
 func mosquittoTable() map[string]directive {
-	bridge := directive{kind: kBridge}
 	m := map[string]directive{
 		// Authentication and access.
 		"per_listener_settings": {kind: kSecurity, do: func(t *translator, d mline) error {
@@ -448,25 +446,12 @@ func mosquittoTable() map[string]directive {
 		"tls_engine":            refuse(kListener, whyEngine),
 		"tls_engine_kpass_sha1": refuse(kListener, whyEngine),
 
-		// Bridges.
-		"connection": {kind: kGlobal, do: func(t *translator, d mline) error {
-			if _, err := d.word(); err != nil {
-				return err
-			}
-			t.bridge = &d
-			t.unsupported(d, whyBridge+" (the bridge's own lines after it are left out with it)")
-			return nil
-		}},
+		// Bridges: connection starts one; the others are its
+		// (mosquitto_bridge.go).
+		"connection": {kind: kGlobal, do: (*translator).readConnection},
 	}
-	for _, n := range []string{"address", "addresses", "bridge_alpn", "bridge_attempt_unsubscribe",
-		"bridge_bind_address", "bridge_cafile", "bridge_capath", "bridge_certfile", "bridge_identity",
-		"bridge_insecure", "bridge_keyfile", "bridge_max_packet_size", "bridge_outgoing_retain",
-		"bridge_protocol_version", "bridge_psk", "bridge_require_ocsp", "bridge_tls_version", "cleansession",
-		"clientid", "idle_timeout", "keepalive_interval", "local_cleansession", "local_clientid",
-		"local_password", "local_username", "notification_topic", "notifications", "notifications_local_only",
-		"password", "remote_clientid", "remote_password", "remote_username", "restart_timeout", "round_robin",
-		"start_type", "threshold", "topic", "try_private", "username"} {
-		m[n] = bridge
+	for n, d := range bridgeDirectives() {
+		m[n] = d
 	}
 	m["maximum_qos"] = m["max_qos"]
 	m["retained_persistence"] = m["persistence"]

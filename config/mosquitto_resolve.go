@@ -73,7 +73,7 @@ func (l *mlistener) flag(name string) (bool, mline) {
 
 // resolve turns what depends on the whole file into entries: the
 // listeners, the options Mosquitto sets per listener and Shoal for the
-// broker, authentication, persistence and logging.
+// broker, authentication, persistence, the bridges and logging.
 func (t *translator) resolve() error {
 	active, local := t.activeListeners()
 	if err := t.resolveListeners(active, local); err != nil {
@@ -84,6 +84,9 @@ func (t *translator) resolve() error {
 		return err
 	}
 	t.resolvePersistence()
+	if err := t.resolveBridges(); err != nil {
+		return err
+	}
 	if t.logDestAt != nil {
 		t.entries = append(t.entries, entry{key: "log_dest", values: t.logDest, tag: "!!str", at: t.logDestAt})
 	}
@@ -433,8 +436,8 @@ func differs(a, b security) string {
 }
 
 // resolvePersistence maps persistence: Shoal's store is a directory
-// beside Mosquitto's file, never the file itself, which stays as it is
-// (for the import to come).
+// beside Mosquitto's file, never the file itself, which stays as it is and
+// is imported, read-only, into a new store (import_mosquitto_db).
 func (t *translator) resolvePersistence() {
 	if t.persistence == nil {
 		return // Mosquitto's default, false, is among the defaults
@@ -451,7 +454,7 @@ func (t *translator) resolvePersistence() {
 	if t.dbFile != nil {
 		file = t.dbFile.rest
 	}
-	dir := filepath.Join(loc, file)
-	dir = strings.TrimSuffix(dir, filepath.Ext(dir)) + ".shoal"
-	t.set(at, "data_dir", dir, "!!str")
+	db := filepath.Join(loc, file)
+	t.set(at, "data_dir", strings.TrimSuffix(db, filepath.Ext(db))+".shoal", "!!str")
+	t.set(at, "import_mosquitto_db", db, "!!str")
 }

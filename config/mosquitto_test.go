@@ -102,6 +102,7 @@ func TestMosquittoPackagedConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.PIDFile != "/run/mosquitto/mosquitto.pid" || !f.Persistence || f.Broker.DataDir != "/var/lib/mosquitto/mosquitto.shoal" ||
+		f.ImportMosquittoDB != "/var/lib/mosquitto/mosquitto.db" ||
 		strings.Join(f.LogDest, ",") != "file /var/log/mosquitto/mosquitto.log" {
 		t.Errorf("pid_file %q, persistence %v in %q, log_dest %q", f.PIDFile, f.Persistence, f.Broker.DataDir, f.LogDest)
 	}
@@ -133,11 +134,15 @@ func TestMosquittoDirectives(t *testing.T) {
 		{"connection_messages false", func(f *File) bool { return !f.Broker.LogConnections }},
 		{"allow_zero_length_clientid false", func(f *File) bool { return !f.Broker.AssignClientIDs }},
 		{"auto_id_prefix dev-", func(f *File) bool { return f.Broker.AssignedIDPrefix == "dev-" }},
-		{"persistence true", func(f *File) bool { return f.Persistence && f.Broker.DataDir == "mosquitto.shoal" }},
-		{"persistence_location /var/lib/x/\npersistence_file broker.db\npersistence true", func(f *File) bool {
-			return f.Persistence && f.Broker.DataDir == "/var/lib/x/broker.shoal"
+		{"persistence true", func(f *File) bool {
+			return f.Persistence && f.Broker.DataDir == "mosquitto.shoal" && f.ImportMosquittoDB == "mosquitto.db"
 		}},
-		{"persistence_location /var/lib/x", func(f *File) bool { return !f.Persistence && f.Broker.DataDir == "" }},
+		{"persistence_location /var/lib/x/\npersistence_file broker.db\npersistence true", func(f *File) bool {
+			return f.Persistence && f.Broker.DataDir == "/var/lib/x/broker.shoal" && f.ImportMosquittoDB == "/var/lib/x/broker.db"
+		}},
+		{"persistence_location /var/lib/x", func(f *File) bool {
+			return !f.Persistence && f.Broker.DataDir == "" && f.ImportMosquittoDB == ""
+		}},
 		{"pid_file /run/m.pid", func(f *File) bool { return f.PIDFile == "/run/m.pid" }},
 		{"log_dest stdout\nlog_dest file /var/log/my log.txt", func(f *File) bool {
 			return strings.Join(f.LogDest, ",") == "stdout,file /var/log/my log.txt"
@@ -257,6 +262,7 @@ connection bridge-01
 address 10.0.0.1:1883
 topic # both 0
 queue_qos0_messages true
+start_type lazy
 `
 	_, err := mosq(t, conf, Options{})
 	want := []struct {
@@ -269,8 +275,8 @@ queue_qos0_messages true
 		{4, "auth_plugin", "Mosquitto plugins"},
 		{5, "plugin_opt_config_file", "Mosquitto plugins"},
 		{6, "log_dest", "$SYS/broker/log"},
-		{7, "connection", "bridges are not supported yet"},
 		{10, "queue_qos0_messages", "QoS 1 and 2"},
+		{11, "start_type", "always connects again"}, // still the bridge's: other directives do not end it
 	}
 	var errs []*Error
 	for _, e := range unjoin(err) {

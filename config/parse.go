@@ -46,6 +46,17 @@ func (p place) error(err error) *Error {
 	return &Error{File: p.file, Line: p.line, Column: p.column, Key: p.name, Err: err}
 }
 
+// nodeError is a setter's error about a node inside the setting's value
+// (a key of one of the bridges), which the error is placed at rather than
+// at the value.
+type nodeError struct {
+	n   *yaml.Node
+	err error
+}
+
+func (e *nodeError) Error() string { return e.err.Error() }
+func (e *nodeError) Unwrap() error { return e.err }
+
 // ParseWith is Parse with overrides applied over the file's values.
 // Errors are *Error, or *FlagError for a value an override gave.
 func ParseWith(data []byte, name string, overrides []Override) (File, error) {
@@ -92,7 +103,12 @@ func parseYAML(data []byte, name string) (File, map[string]place, error) {
 			return File{}, nil, at(k, "", unknownKey(k.Value, table))
 		}
 		if err := s.set(&f, resolveAlias(v)); err != nil {
-			return File{}, nil, at(v, k.Value, err)
+			where := v
+			var ne *nodeError
+			if errors.As(err, &ne) {
+				where = ne.n // inside the value: a bridge's key
+			}
+			return File{}, nil, at(where, k.Value, err)
 		}
 		places[k.Value] = place{file: name, line: v.Line, column: v.Column, name: k.Value}
 	}
@@ -122,6 +138,9 @@ func (f *File) finish(name string, places map[string]place, overrides []Override
 	}
 	if !f.Persistence {
 		f.Broker.DataDir = ""
+		if p, set := places["import_mosquitto_db"]; set && f.ImportMosquittoDB != "" {
+			return p.error(errors.New("needs persistence: true: the import goes into data_dir's store"))
+		}
 	}
 	if err := f.loadAuth(name, places); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
@@ -116,6 +117,8 @@ func settings() []setting {
 				f.Broker.DataDir = s
 				return err
 			}},
+		{key: "import_mosquitto_db", field: "ImportMosquittoDB", doc: "a Mosquitto persistence file (mosquitto.db) read once into a new store in data_dir, never changed; \"\": none",
+			set: str(func(f *File) *string { return &f.ImportMosquittoDB })},
 		{key: "durability", field: "Broker.Durability", doc: "strict: on disk before acknowledged; relaxed: synced once a second",
 			set: choice(func(f *File) *broker.Durability { return &f.Broker.Durability }, broker.ParseDurability)},
 		{key: "on_damage", field: "Broker.OnDamage", doc: "a damaged store: salvage (kept beside a fresh one) or refuse to start",
@@ -234,6 +237,11 @@ func settings() []setting {
 			set: str(func(f *File) *string { return &f.User })},
 		{key: "allow_root", field: "AllowRoot", doc: "whether root may serve a listener that is not on loopback",
 			set: boolean(func(f *File) *bool { return &f.AllowRoot })},
+		{key: "bridges", field: "Broker.Bridges", doc: "bridges to other brokers, as Mosquitto's connection sections (see [Bridges](#bridges)); started with the broker",
+			set: func(f *File, v *yaml.Node) (err error) {
+				f.Broker.Bridges, err = bridgesValue(v)
+				return err
+			}},
 	}
 }
 
@@ -386,6 +394,11 @@ func (s setting) value(f *File) string {
 		return scramShown(x)
 	case []string:
 		return "[" + strings.Join(x, ", ") + "]"
+	case bridge.Config: // every field: a change is a change, passwords included (never shown: Changed gives keys)
+		if len(x.Connections) == 0 {
+			return "[]"
+		}
+		return fmt.Sprintf("%+v", x.Connections)
 	}
 	return fmt.Sprint(v.Interface())
 }

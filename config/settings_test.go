@@ -66,7 +66,8 @@ var reloadSamples = map[string]string{
 	"max_session_expiry": "24h", "receive_maximum": "100", "topic_alias_maximum": "10",
 	"outbound_topic_aliases": "5", "shared_strategy": "hash-topic", "max_qos": "1", "retain_available": "false",
 	"response_information": "replies/", "persistence": "false", "data_dir": "elsewhere", "durability": "relaxed",
-	"on_damage": "refuse", "sys_interval": "30s", "admin_listen": "127.0.0.1:9", "admin_token": "tok",
+	"import_mosquitto_db": "/var/lib/mosquitto/mosquitto.db",
+	"on_damage":           "refuse", "sys_interval": "30s", "admin_listen": "127.0.0.1:9", "admin_token": "tok",
 	"tls_listen": "127.0.0.1:1", "ws_listen": "127.0.0.1:0", "wss_listen": "127.0.0.1:0", "ws_path": "/ws",
 	"tls_cert_file": "CERT2", "tls_key_file": "KEY2", "tls_client_ca_file": "CA",
 	"tls_client_certs": "optional\ntls_client_ca_file: CA", // with the CA it needs
@@ -79,6 +80,9 @@ var reloadSamples = map[string]string{
 	"max_message_size": "1KiB", "tls_client_ca_dir": "CADIR", "tls_min_version": `"1.3"`, "acl_format": "mosquitto",
 	"assign_client_ids": "false", "assigned_id_prefix": "auto-", "log_dest": "[stdout]", "log_connections": "false",
 	"pid_file": "/run/shoal.pid",
+	// A bridge to a port where nothing listens: the broker starts, and a
+	// reload names it for a restart.
+	"bridges": `[{name: b, addresses: ["127.0.0.1:1"], topics: [{pattern: a/#}], remote_client_id: b-1}]`,
 }
 
 // TestReloadMatchesBroker holds the reload column of the settings list to

@@ -219,6 +219,9 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		defer removePIDFile(file.PIDFile)
 	}
 
+	if file.ImportMosquittoDB != "" {
+		file.Broker.Import = mosquittoImport(file.ImportMosquittoDB, file.Broker.MaxSessionExpiry)
+	}
 	b, err := broker.New(file.Broker)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build the broker")

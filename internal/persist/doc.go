@@ -16,6 +16,10 @@
 //   - the timer goroutine stores the end of expired sessions and of delayed
 //     wills, through the background writer (WithBG).
 //
+// Before Load, ImportOnce brings another program's state (Mosquitto's
+// persistence file, through broker.Import) into a store that never held
+// any: one synced batch with the store's mark, so that it happens once.
+//
 // # The durability contract
 //
 // In strict mode a loop syncs the store before it writes PUBACK or PUBREC
