@@ -412,6 +412,10 @@ func (c *Config) loops() int {
 	return runtime.NumCPU()
 }
 
+// EventLoops is how many event loops the broker runs: Loops, or one per
+// CPU when Loops is 0.
+func (c *Config) EventLoops() int { return c.loops() }
+
 func (c *Config) authWorkers() int {
 	if c.AuthWorkers > 0 {
 		return c.AuthWorkers

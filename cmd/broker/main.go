@@ -153,6 +153,9 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		log.Info().Msg(priv.note)
 	}
 	notify := newNotifier(log)
+	if procs, set := setProcs(file.Broker.EventLoops(), os.Getenv); set {
+		log.Debug().Int("gomaxprocs", procs).Msg("one scheduler processor more than the event loops")
+	}
 
 	b, err := broker.New(file.Broker)
 	if err != nil {
