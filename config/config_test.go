@@ -138,6 +138,8 @@ func TestEveryKey(t *testing.T) {
 			Listen:               "0.0.0.0:1884",
 			Loops:                3,
 			Workers:              5,
+			Coalesce:             5 * time.Millisecond,
+			TCPNoDelay:           false,
 			WorkerQueue:          100,
 			MaxPacketSize:        64 << 10,
 			ConnectTimeout:       90 * time.Second,
@@ -604,6 +606,8 @@ listen: "0.0.0.0:1884"
 loops: 3
 workers: 5
 worker_queue: 100
+coalesce: 5ms
+tcp_nodelay: false
 max_packet_size: 64KiB
 connect_timeout: 1m30s
 max_keepalive: 120
