@@ -194,6 +194,14 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
 	notify(sdnotify.Ready + "\n" + sdnotify.Status("serving MQTT on "+b.Addr().String()))
 
+	relCtx, stopReleaser := context.WithCancel(context.Background())
+	relDone := make(chan struct{})
+	go func() {
+		defer close(relDone)
+		(&releaser{churn: b.Churn, free: freeOSMemory, log: log}).run(relCtx)
+	}()
+	defer func() { stopReleaser(); <-relDone }()
+
 	loaded, started := file, file
 	sig := <-signals
 	for sig == syscall.SIGHUP {
