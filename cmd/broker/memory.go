@@ -67,9 +67,10 @@ func (r *releaser) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		before := heapBytes()
+		before, start := heapBytes(), time.Now()
 		if r.tick() {
 			r.log.Debug().Int64("heap_before_bytes", before).Int64("heap_after_bytes", heapBytes()).
+				Float64("took_ms", float64(time.Since(start).Microseconds())/1000).
 				Msg("connection storm over: memory returned to the system")
 		}
 	}
