@@ -4,7 +4,7 @@ GO        ?= go
 BIN       ?= bin/shoal
 # Extra flags for `make run`, e.g. make run ARGS='--log-level debug'.
 ARGS      ?=
-FUZZ_PKG  ?= ./codec
+FUZZ_PKGS ?= ./codec ./internal/mosqdb ./auth ./internal/cluster
 # Per fuzz target: `make fuzz` runs each this long; `make test` uses 5s.
 FUZZTIME  ?= 60s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -39,7 +39,7 @@ deb: ## build build/shoal_VERSION_ARCH.deb: /usr/bin/shoal, /etc/shoal/shoal.yam
 	VERSION='$(DEB_VERSION)' ARCH='$(DEB_ARCH)' $(NFPM) package --config packaging/deb/nfpm.yaml --packager deb --target build/
 	@ls -l build/shoal_*.deb
 
-test: deps ## install test peers if missing, vet, all tests, then a short fuzz (200k inputs) of each codec fuzz target
+test: deps ## install test peers if missing, vet, all tests, then a short fuzz (200k inputs) of each fuzz target of make fuzz
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 10m ./...
 	cd bench/harness/chart && $(GO) test -count=1 ./...
@@ -56,22 +56,29 @@ stress: ## kill -9 the broker CRASH_ROUNDS times under QoS 1/2 load, and damage 
 	SHOAL_CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -count=1 -timeout 30m -v -run 'TestCrashKeepsAcknowledged' ./cmd/broker
 	SHOAL_DAMAGE_ROUNDS=$$(( $(CRASH_ROUNDS) * 5 )) $(GO) test -count=1 -timeout 10m -run 'TestPebbleDamagedDirectory' ./store
 
-# Runs every Fuzz target in $(FUZZ_PKG) for $(FUZZTIME) each; go test takes
+# Runs every Fuzz target in each of $(FUZZ_PKGS) (what reads untrusted
+# bytes or must agree with MQTT matching: MQTT packets, Mosquitto's
+# persistence file, SCRAM exchanges and ACL patterns, MQTT topics as NATS
+# subjects) for $(FUZZTIME) each; config's FuzzParse is left to a manual
+# run (200,000 YAML inputs take over 10 minutes); go test takes
 # one target per -fuzz run. make test gives a count (Nx), not a duration: Go
 # 1.26's fuzz coordinator can fail a clean run with "context deadline
-# exceeded" when a duration ends mid-input (golang/go#75804, fixed in 1.27). New crashers land in $(FUZZ_PKG)/testdata/fuzz
-# and become regression tests: commit them with the fix.
-fuzz: ## fuzz each codec fuzz target for 60s
+# exceeded" when a duration ends mid-input (golang/go#75804, fixed in 1.27).
+# New crashers land in the package's testdata/fuzz and become regression
+# tests: commit them with the fix.
+fuzz: ## fuzz each fuzz target of the decoders and matchers for 60s
 	@set -e; \
-	if ! ls $(FUZZ_PKG)/*_test.go >/dev/null 2>&1; then \
-		echo "fuzz: no tests in $(FUZZ_PKG) yet, skipping"; exit 0; \
-	fi; \
-	list=$$($(GO) test -list '^Fuzz' $(FUZZ_PKG)) || { echo "fuzz: cannot list $(FUZZ_PKG)'s tests"; exit 1; }; \
-	targets=$$(printf '%s\n' "$$list" | grep '^Fuzz' || true); \
-	if [ -z "$$targets" ]; then echo "fuzz: no Fuzz targets in $(FUZZ_PKG), skipping"; exit 0; fi; \
-	for t in $$targets; do \
-		echo "fuzz: $$t for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $(FUZZ_PKG); \
+	for pkg in $(FUZZ_PKGS); do \
+		if ! ls $$pkg/*_test.go >/dev/null 2>&1; then \
+			echo "fuzz: no tests in $$pkg yet, skipping"; continue; \
+		fi; \
+		list=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "fuzz: cannot list $$pkg's tests"; exit 1; }; \
+		targets=$$(printf '%s\n' "$$list" | grep '^Fuzz' || true); \
+		if [ -z "$$targets" ]; then echo "fuzz: no Fuzz targets in $$pkg, skipping"; continue; fi; \
+		for t in $$targets; do \
+			echo "fuzz: $$pkg $$t for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
 	done
 
 # Extra harness flags, e.g. make bench BENCH_ARGS='-scenarios p2p,idle -rounds 5'.

@@ -17,6 +17,7 @@ type collector struct {
 	connected, maxConns, sessions, subscriptions, retained, inflight, queued *prometheus.Desc
 	connects, disconnects, messages, bytes, drops, refused, uptime           *prometheus.Desc
 	loopEvents, loopConns, loopBytes, storeUnreadable, storeSync             *prometheus.Desc
+	bridgeUp, bridgeMessages, bridgeHeld, bridgeDropped                      *prometheus.Desc
 }
 
 func newCollector(b *broker.Broker) *collector {
@@ -44,6 +45,10 @@ func newCollector(b *broker.Broker) *collector {
 		loopBytes:       d("loop_bytes_total", "MQTT bytes through an event loop, by direction.", "loop", "direction"),
 		storeUnreadable: d("store_unreadable_records_total", "Persistent-store records that could not be read at start and were skipped."),
 		storeSync:       d("store_sync_duration_seconds", "Time the persistent store took to sync to disk: the fsync a PUBACK or PUBREC waits for with durability strict (at most one per event loop iteration), or the sync once a second with relaxed."),
+		bridgeUp:        d("bridge_up", "1 while the bridge's link to its remote broker is up.", "bridge"),
+		bridgeMessages:  d("bridge_messages_total", "Messages a bridge delivered, by direction (out: to the remote broker).", "bridge", "direction"),
+		bridgeHeld:      d("bridge_waiting_messages", "QoS 1/2 messages waiting to cross a bridge, by where (bridge: held by it; queue: its local session queue).", "bridge", "where"),
+		bridgeDropped:   d("bridge_dropped_messages_total", "Messages a bridge lost: QoS 0 while down, too large, or dropped by its full local session queue.", "bridge"),
 	}
 }
 
@@ -51,7 +56,7 @@ func newCollector(b *broker.Broker) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.maxConns, c.sessions, c.subscriptions, c.retained, c.inflight,
 		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
-		c.loopBytes, c.storeUnreadable, c.storeSync} {
+		c.loopBytes, c.storeUnreadable, c.storeSync, c.bridgeUp, c.bridgeMessages, c.bridgeHeld, c.bridgeDropped} {
 		ch <- d
 	}
 }
@@ -108,5 +113,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstHistogram(c.storeSync, uint64(s.Count), s.Sum.Seconds(), buckets)
+	}
+	for _, br := range c.b.Bridges() {
+		up := 0.0
+		if br.State == "up" {
+			up = 1
+		}
+		gauge(c.bridgeUp, up, br.Name)
+		counter(c.bridgeMessages, float64(br.ForwardedOut), br.Name, "out")
+		counter(c.bridgeMessages, float64(br.ForwardedIn), br.Name, "in")
+		gauge(c.bridgeHeld, float64(br.Holding), br.Name, "bridge")
+		gauge(c.bridgeHeld, float64(br.Queued), br.Name, "queue")
+		counter(c.bridgeDropped, float64(br.Dropped), br.Name)
 	}
 }

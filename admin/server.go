@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 )
 
@@ -111,6 +112,13 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	api("GET /api/bridges", func(w http.ResponseWriter, _ *http.Request) {
+		st := b.Bridges()
+		if st == nil {
+			st = []bridge.Stats{}
+		}
+		writeJSON(w, http.StatusOK, st)
 	})
 	api("GET /api/subscriptions", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, b.Subscriptions()) })
 	api("GET /api/retained", func(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/shoalmq/shoal/admin"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/testutil"
@@ -290,4 +291,44 @@ func TestListenThenStart(t *testing.T) {
 		t.Fatalf("%s still held after Close: %v", addr, err)
 	}
 	l.Close()
+}
+
+// TestAPIBridges: /api/bridges and the shoal_bridge_* metrics show a
+// bridge to another broker.
+func TestAPIBridges(t *testing.T) {
+	_, central := testutil.StartBroker(t, nil)
+	b, _ := testutil.StartBroker(t, func(c *broker.Config) {
+		cn := bridge.DefaultConnection("central")
+		cn.Addresses = []string{central}
+		cn.RemoteClientID = "edge-1"
+		cn.Topics = []bridge.Topic{{Pattern: "a/#", Direction: bridge.Both, QoS: 1}}
+		c.Bridges.Connections = []bridge.Connection{cn}
+	})
+	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: token, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	base := "http://" + s.Addr().String()
+	var st []bridge.Stats
+	testutil.Eventually(t, 10*time.Second, "the bridge up in /api/bridges", func() bool {
+		code, body := call(t, "GET", base+"/api/bridges", token)
+		if code != 200 {
+			t.Fatalf("/api/bridges: %d %s", code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		return len(st) == 1 && st[0].State == "up"
+	})
+	if st[0].Name != "central" || st[0].Address != central {
+		t.Errorf("/api/bridges: %+v", st)
+	}
+	if _, body := call(t, "GET", base+"/metrics", ""); !strings.Contains(body, `shoal_bridge_up{bridge="central"} 1`) ||
+		!strings.Contains(body, `shoal_bridge_waiting_messages{bridge="central",where="queue"} 0`) {
+		t.Errorf("/metrics lacks the bridge's metrics")
+	}
 }

@@ -12,37 +12,56 @@ import (
 // length prefix.
 const maxFilterLen = 65535
 
-// LoadACLFile reads and parses the ACL file at path (format: see ACL). The
-// returned ACL's Reload re-reads the same path. A syntax error is an
-// *ACLError naming path and the line.
-func LoadACLFile(path string) (*ACL, error) {
-	rs, err := readACL(path)
+// LoadACLFile reads and parses the ACL file at path, in either format
+// (Shoal's or Mosquitto's, see ACL and DetectACLFormat). The returned
+// ACL's Reload re-reads the same path. A syntax error is an *ACLError
+// naming path and the line.
+func LoadACLFile(path string) (*ACL, error) { return LoadACLFileAs(path, ACLAuto) }
+
+// LoadACLFileAs is LoadACLFile in the given format (ACLAuto: told from
+// the file, again at each Reload).
+func LoadACLFileAs(path string, format ACLFormat) (*ACL, error) {
+	rs, err := readACL(path, format)
 	if err != nil {
 		return nil, err
 	}
-	a := &ACL{path: path, name: path}
+	a := &ACL{path: path, name: path, format: format}
 	a.rules.Store(rs)
 	return a, nil
 }
 
-// ParseACL parses an ACL file's contents (format: see ACL); name is the
-// file name that errors carry. The ACL cannot Reload. data is not kept.
-func ParseACL(data []byte, name string) (*ACL, error) {
-	rs, err := parseACL(data, name)
+// ParseACL parses an ACL file's contents in Shoal's format (see ACL);
+// name is the file name that errors carry. The ACL cannot Reload. data is
+// not kept.
+func ParseACL(data []byte, name string) (*ACL, error) { return ParseACLAs(data, name, ACLShoal) }
+
+// ParseACLAs is ParseACL in the given format (ACLAuto: told from data).
+func ParseACLAs(data []byte, name string, format ACLFormat) (*ACL, error) {
+	rs, err := parseACLAs(data, name, format)
 	if err != nil {
 		return nil, err
 	}
-	a := &ACL{name: name}
+	a := &ACL{name: name, format: format}
 	a.rules.Store(rs)
 	return a, nil
 }
 
-func readACL(path string) (*aclRules, error) {
+func readACL(path string, format ACLFormat) (*aclRules, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("auth: reading ACL file: %w", err)
 	}
-	return parseACL(data, path)
+	return parseACLAs(data, path, format)
+}
+
+func parseACLAs(data []byte, name string, format ACLFormat) (*aclRules, error) {
+	if format == ACLAuto {
+		format = DetectACLFormat(data)
+	}
+	if format == ACLMosquitto {
+		return parseMosquittoACL(data, name)
+	}
+	return parseACL(data, name)
 }
 
 // aclParser holds the state of one parse: the section rules go to.
@@ -131,6 +150,8 @@ func (p *aclParser) parseLine(f []string) error {
 		return p.rest(f, 1)
 	case "allow", "deny":
 		return p.parseRule(f)
+	case "topic":
+		return p.errorf("unknown directive %q: topic is Mosquitto's ACL syntax, and this file is Shoal's (it has allow, deny, default, client or a bare pattern line): write it in one of the two (acl_format says which)", f[0])
 	}
 	return p.errorf("unknown directive %q (want default, user, client, pattern, allow or deny)", f[0])
 }

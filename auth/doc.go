@@ -5,8 +5,8 @@
 // It owns:
 //
 //   - Authenticator, the boundary for user name and password checks, and
-//     its implementations: PasswordFile (bcrypt, argon2id and Mosquitto's
-//     PBKDF2 hashes, with a cache of recent successes), HTTP (a JSON POST
+//     its implementations: PasswordFile (bcrypt, argon2id and both of
+//     Mosquitto's hashes, with a cache of recent successes), HTTP (a JSON POST
 //     to a back end, with a timeout and a cache), and Chain, which asks
 //     them in turn. An Authenticator may block: the broker runs it on a
 //     pool of goroutines, never on an event loop.

@@ -3,12 +3,8 @@ package auth
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/sha512"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,7 +21,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -52,7 +47,8 @@ var (
 	// ErrPasswdDuplicate: a user with two lines.
 	ErrPasswdDuplicate = &Error{CodeUnspecified, "duplicate user"}
 	// ErrPasswdScheme: a hash that is none of bcrypt ($2a$, $2b$, $2y$),
-	// argon2id ($argon2id$) or Mosquitto's PBKDF2-SHA512 ($7$).
+	// argon2id ($argon2id$) or Mosquitto's SHA-512 ($6$) and
+	// PBKDF2-SHA512 ($7$).
 	ErrPasswdScheme = &Error{CodeUnspecified, "unknown password hash scheme"}
 	// ErrPasswdHash: a hash of a known scheme with bad fields.
 	ErrPasswdHash = &Error{CodeUnspecified, "malformed password hash"}
@@ -122,10 +118,18 @@ const (
 
 // PasswordFile authenticates users against a file of "user:hash" lines, in
 // the spirit of mosquitto_passwd: one line per user, '#' comments and
-// blank lines allowed. New entries are bcrypt (SetPassword); argon2id
-// entries in PHC form ($argon2id$v=19$m=..,t=..,p=..$salt$hash) and the
-// PBKDF2-SHA512 entries of Mosquitto 2's mosquitto_passwd ($7$) are
-// verified too, so files from those tools work unchanged.
+// blank lines allowed, blanks around the user name and the hash ignored.
+// New entries are bcrypt (SetPassword); argon2id entries in PHC form
+// ($argon2id$v=19$m=..,t=..,p=..$salt$hash) and both kinds that
+// mosquitto_passwd writes — PBKDF2-SHA512 ($7$, its default since 2.0) and
+// salted SHA-512 ($6$, -H sha512, the only one before) — are verified too,
+// so files from those tools work unchanged.
+//
+// A line that cannot be read (no ':', a bad user name, an unknown or
+// malformed hash, a user listed twice) costs only its user, as in
+// Mosquitto: the file loads without it, and Warnings says which line and
+// which user, for the program to log. A file that cannot be read at all
+// is an error.
 //
 // All its methods are safe for concurrent use. Reload swaps in the new
 // contents atomically: a running Authenticate finishes against the old.
@@ -146,13 +150,15 @@ type PasswordFile struct {
 // so a success found against old contents lands in the old cache and is
 // forgotten with it.
 type passwdTable struct {
-	users map[string]verifier
-	decoy verifier // hashed for unknown users; nil when users is empty
-	cache *answerCache
+	users    map[string]verifier
+	decoy    verifier // hashed for unknown users; nil when users is empty
+	cache    *answerCache
+	warnings []error // the lines skipped, each a *FileError
 }
 
-// LoadPasswordFile reads the password file at path. An error names the
-// file and, for a bad line, the line (a *FileError).
+// LoadPasswordFile reads the password file at path. An error (a
+// *FileError naming the file) means it could not be read; lines it could
+// not use are skipped and reported by Warnings.
 func LoadPasswordFile(path string) (*PasswordFile, error) {
 	p := &PasswordFile{path: path, key: newKeyer(), cacheTTL: passwdCacheTTL, cacheSize: passwdCacheSize}
 	if err := p.Reload(); err != nil {
@@ -161,16 +167,17 @@ func LoadPasswordFile(path string) (*PasswordFile, error) {
 	return p, nil
 }
 
-// Reload reads the file again. On success it replaces the users and
-// empties the success cache; on error it keeps the previous contents and
-// returns the error (a *FileError), so a SIGHUP with a broken file leaves
-// the broker working. Safe for concurrent use with Authenticate.
+// Reload reads the file again. On success it replaces the users, empties
+// the success cache and replaces the Warnings; on error (the file cannot
+// be read) it keeps the previous contents and returns the error (a
+// *FileError), so a SIGHUP with a missing file leaves the broker working.
+// Safe for concurrent use with Authenticate.
 func (p *PasswordFile) Reload() error {
 	f, err := readPasswd(p.path)
 	if err != nil {
 		return err
 	}
-	t := &passwdTable{users: f.users, cache: newAnswerCache(p.cacheSize, p.cacheTTL)}
+	t := &passwdTable{users: f.users, cache: newAnswerCache(p.cacheSize, p.cacheTTL), warnings: f.skipped}
 	if len(f.order) > 0 {
 		// Hashing an unknown user's password against the first real entry
 		// costs what a known user costs (same scheme, same parameters), so
@@ -183,6 +190,12 @@ func (p *PasswordFile) Reload() error {
 
 // Len returns the number of users. Safe for concurrent use.
 func (p *PasswordFile) Len() int { return len(p.table.Load().users) }
+
+// Warnings returns the lines of the contents in force that were skipped,
+// in file order, each a *FileError naming the line and, where it could be
+// read, the user; nil when every line was used. The slice is shared: do
+// not modify it. Safe for concurrent use.
+func (p *PasswordFile) Warnings() []error { return p.table.Load().warnings }
 
 // Authenticate implements Authenticator. It answers ErrUnknownUser for a
 // client without a user name, for one with a certificate identity (the
@@ -234,158 +247,6 @@ func (p *PasswordFile) match(v verifier, password []byte) (bool, error) {
 	return v.match(password)
 }
 
-// verifier is one stored hash. Immutable, so safe for concurrent use.
-type verifier interface {
-	// match reports whether password hashes to the stored hash, comparing
-	// in constant time. An error means the hash could not be computed.
-	match(password []byte) (bool, error)
-}
-
-// parseHash recognises the scheme of s and checks its fields. It returns
-// ErrPasswdScheme or ErrPasswdHash, with a detail for the latter.
-func parseHash(s string) (verifier, string, error) {
-	switch {
-	case strings.HasPrefix(s, "$2a$"), strings.HasPrefix(s, "$2b$"), strings.HasPrefix(s, "$2y$"):
-		return parseBcrypt(s)
-	case strings.HasPrefix(s, "$argon2id$"):
-		return parseArgon2id(s)
-	case strings.HasPrefix(s, "$7$"):
-		return parsePBKDF2(s)
-	}
-	return nil, "", ErrPasswdScheme
-}
-
-// bcryptHash is "$2b$" cost "$" 22 characters of salt, 31 of hash.
-type bcryptHash []byte
-
-func parseBcrypt(s string) (verifier, string, error) {
-	if len(s) != 60 {
-		return nil, "bcrypt hash is not 60 characters", ErrPasswdHash
-	}
-	if _, err := bcrypt.Cost([]byte(s)); err != nil {
-		return nil, err.Error(), ErrPasswdHash
-	}
-	return bcryptHash(s), "", nil
-}
-
-func (h bcryptHash) match(password []byte) (bool, error) {
-	if len(password) > 72 {
-		// bcrypt reads 72 bytes at most, and SetPassword refuses longer
-		// passwords: a longer one cannot be the one that was set. Hash
-		// anyway, for the timing.
-		password = password[:72]
-		_ = bcrypt.CompareHashAndPassword(h, password)
-		return false, nil
-	}
-	return bcrypt.CompareHashAndPassword(h, password) == nil, nil
-}
-
-// argon2Hash is a PHC string "$argon2id$v=19$m=M,t=T,p=P$salt$hash".
-type argon2Hash struct {
-	time, memory uint32 // passes; KiB
-	threads      uint8
-	salt, key    []byte
-}
-
-// maxArgon2Memory bounds m, in KiB: every login allocates that much, so a
-// typo adding a digit could take the broker's memory. 1 GiB is 16 times
-// RFC 9106's second recommended option (64 MiB).
-const maxArgon2Memory = 1 << 20
-
-func parseArgon2id(s string) (verifier, string, error) {
-	f := strings.Split(s, "$") // "", "argon2id", "v=19", params, salt, hash
-	if len(f) != 6 {
-		return nil, "want $argon2id$v=19$m=M,t=T,p=P$salt$hash", ErrPasswdHash
-	}
-	if f[2] != "v=19" {
-		return nil, "only version 19 (v=19) is supported", ErrPasswdHash
-	}
-	h := argon2Hash{}
-	seen := map[string]bool{}
-	for _, kv := range strings.Split(f[3], ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		n, err := strconv.ParseUint(v, 10, 32)
-		if err != nil || n == 0 || seen[k] {
-			return nil, "bad parameter " + strconv.Quote(kv), ErrPasswdHash
-		}
-		seen[k] = true
-		switch k {
-		case "m":
-			if n > maxArgon2Memory {
-				return nil, "m over " + strconv.Itoa(maxArgon2Memory) + " KiB", ErrPasswdHash
-			}
-			h.memory = uint32(n)
-		case "t":
-			h.time = uint32(n)
-		case "p":
-			if n > 255 {
-				return nil, "p over 255", ErrPasswdHash
-			}
-			h.threads = uint8(n)
-		default:
-			return nil, "unknown parameter " + strconv.Quote(kv), ErrPasswdHash
-		}
-	}
-	if len(seen) != 3 {
-		return nil, "want m, t and p", ErrPasswdHash
-	}
-	var err error
-	if h.salt, err = decodeB64Lax(f[4]); err != nil || len(h.salt) < 8 {
-		return nil, "salt is not base64 of 8 bytes or more", ErrPasswdHash
-	}
-	if h.key, err = decodeB64Lax(f[5]); err != nil || len(h.key) < 4 {
-		return nil, "hash is not base64 of 4 bytes or more", ErrPasswdHash
-	}
-	return h, "", nil
-}
-
-func (h argon2Hash) match(password []byte) (bool, error) {
-	k := argon2.IDKey(password, h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
-	return subtle.ConstantTimeCompare(k, h.key) == 1, nil
-}
-
-// pbkdf2Hash is Mosquitto's "$7$" iterations "$" base64 salt "$" base64
-// hash: PBKDF2-HMAC-SHA512 with a 64-byte output.
-type pbkdf2Hash struct {
-	iterations int
-	salt, key  []byte
-}
-
-func parsePBKDF2(s string) (verifier, string, error) {
-	f := strings.Split(s, "$") // "", "7", iterations, salt, hash
-	if len(f) != 5 {
-		return nil, "want $7$iterations$salt$hash", ErrPasswdHash
-	}
-	n, err := strconv.Atoi(f[2])
-	if err != nil || n < 1 {
-		return nil, "bad iteration count " + strconv.Quote(f[2]), ErrPasswdHash
-	}
-	h := pbkdf2Hash{iterations: n}
-	if h.salt, err = decodeB64Lax(f[3]); err != nil || len(h.salt) == 0 {
-		return nil, "salt is not base64", ErrPasswdHash
-	}
-	if h.key, err = decodeB64Lax(f[4]); err != nil || len(h.key) != sha512.Size {
-		return nil, "hash is not base64 of 64 bytes", ErrPasswdHash
-	}
-	return h, "", nil
-}
-
-func (h pbkdf2Hash) match(password []byte) (bool, error) {
-	// In FIPS 140-3 mode PBKDF2 refuses salts under 16 bytes, and
-	// mosquitto_passwd writes 12: such a file needs new hashes there.
-	k, err := pbkdf2.Key(sha512.New, string(password), h.salt, h.iterations, len(h.key))
-	if err != nil {
-		return false, err
-	}
-	return subtle.ConstantTimeCompare(k, h.key) == 1, nil
-}
-
-// decodeB64Lax decodes standard base64 with or without padding: PHC
-// strings have none, mosquitto_passwd writes it.
-func decodeB64Lax(s string) ([]byte, error) {
-	return base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(s, "="))
-}
-
 // validUser reports whether name can be a user of a password file: UTF-8
 // (MQTT user names are [MQTT-1.5.4-1]), not empty, no ':' (the separator)
 // and no control characters (they would hide in a listing), not starting
@@ -413,10 +274,11 @@ func newKeyer() keyer {
 // passwdFile is a password file as read: its lines, kept for editing, and
 // its users.
 type passwdFile struct {
-	lines []string // without their '\n'
-	users map[string]verifier
-	order []string       // users in file order
-	index map[string]int // user -> index in lines
+	lines   []string // without their '\n'
+	users   map[string]verifier
+	order   []string       // users in file order
+	index   map[string]int // user -> index in lines
+	skipped []error        // lines not used, each a *FileError
 }
 
 func readPasswd(path string) (*passwdFile, error) {
@@ -424,53 +286,70 @@ func readPasswd(path string) (*passwdFile, error) {
 	if err != nil {
 		return nil, &FileError{Path: path, Err: err}
 	}
-	return parsePasswd(path, data)
+	return parsePasswd(path, data), nil
 }
 
-// parsePasswd parses data, read from path. Error messages never quote a
+// parsePasswd parses data, read from path. A line it cannot use is
+// skipped and recorded in skipped; so is every line of a user listed
+// twice, since which one was meant cannot be known. Messages never quote a
 // line or a hash: a mistyped line may be a password.
-func parsePasswd(path string, data []byte) (*passwdFile, error) {
+func parsePasswd(path string, data []byte) *passwdFile {
 	f := &passwdFile{users: map[string]verifier{}, index: map[string]int{}}
 	if s := strings.TrimSuffix(string(data), "\n"); s != "" {
 		f.lines = strings.Split(s, "\n")
 	}
+	dup := map[string]bool{}
 	for i, raw := range f.lines {
 		t := strings.TrimSpace(raw) // and a CR before the LF
 		if t == "" || t[0] == '#' {
 			continue
 		}
-		bad := func(err error, detail string) error {
-			return &FileError{Path: path, Line: i + 1, Err: err, Detail: detail}
+		skip := func(err error, detail string) {
+			f.skipped = append(f.skipped, &FileError{Path: path, Line: i + 1, Err: err, Detail: detail})
 		}
 		// The last ':' separates: hashes have none, so a user name with
-		// one is reported as such rather than as a strange hash.
+		// one is reported as such rather than as a strange hash. Blanks
+		// around either part are not part of it, as in Mosquitto.
 		c := strings.LastIndexByte(t, ':')
 		if c < 0 {
-			return nil, bad(ErrPasswdSyntax, "")
+			skip(ErrPasswdSyntax, "")
+			continue
 		}
-		user, hash := t[:c], t[c+1:]
+		user, hash := strings.TrimSpace(t[:c]), strings.TrimSpace(t[c+1:])
+		who := "user " + strconv.Quote(user)
 		if !validUser(user) {
-			return nil, bad(ErrPasswdUser, strconv.Quote(user))
+			skip(ErrPasswdUser, strconv.Quote(user))
+			continue
 		}
 		if hash == "" {
-			return nil, bad(ErrPasswdSyntax, "no hash for user "+strconv.Quote(user))
+			skip(ErrPasswdSyntax, "no hash for "+who)
+			continue
 		}
-		if j, dup := f.index[user]; dup {
-			return nil, bad(ErrPasswdDuplicate, fmt.Sprintf("%q, first on line %d", user, j+1))
+		if j, seen := f.index[user]; seen || dup[user] {
+			if seen {
+				skip(ErrPasswdDuplicate, fmt.Sprintf("%q, first on line %d: both lines skipped", user, j+1))
+				delete(f.users, user)
+				delete(f.index, user)
+				f.order = slices.DeleteFunc(f.order, func(u string) bool { return u == user })
+				dup[user] = true
+			} else {
+				skip(ErrPasswdDuplicate, fmt.Sprintf("%q again: skipped", user))
+			}
+			continue
 		}
 		v, detail, err := parseHash(hash)
 		if err != nil {
-			d := "user " + strconv.Quote(user)
 			if detail != "" {
-				d += ": " + detail
+				who += ": " + detail
 			}
-			return nil, bad(err, d)
+			skip(err, who)
+			continue
 		}
 		f.users[user] = v
 		f.order = append(f.order, user)
 		f.index[user] = i
 	}
-	return f, nil
+	return f
 }
 
 // SetPassword sets user's password in the password file at path, hashed
@@ -478,7 +357,8 @@ func parsePasswd(path string, data []byte) (*passwdFile, error) {
 // line where it stands, or appends one, and keeps every other line,
 // comments included. A missing file is created with mode 0600; an existing
 // one keeps its mode (not its owner: run it as the file's owner). A file
-// that LoadPasswordFile would refuse is not touched.
+// with a line LoadPasswordFile would skip is not touched: the first such
+// line is the error, to be mended by hand.
 //
 // The file is replaced atomically (a temporary file in the same
 // directory, synced, then renamed over it), so a broker reloading at the
@@ -592,9 +472,9 @@ func readForEdit(path string, missingOK bool) (*passwdFile, string, fs.FileMode,
 	if err != nil {
 		return nil, "", 0, &FileError{Path: path, Err: err}
 	}
-	f, err := parsePasswd(path, data)
-	if err != nil {
-		return nil, "", 0, err
+	f := parsePasswd(path, data)
+	if len(f.skipped) > 0 {
+		return nil, "", 0, f.skipped[0]
 	}
 	return f, target, mode, nil
 }

@@ -79,48 +79,55 @@ func passwdLogin(user, password string) *Login {
 	return &Login{ClientID: "c1", Username: user, HasUsername: true, Password: []byte(password), HasPassword: true, Remote: "127.0.0.1:5000", Listener: "tcp"}
 }
 
-func TestPasswdParseErrors(t *testing.T) {
+// TestPasswdSkipsBadLines: a line that cannot be used costs its user
+// only, with a warning naming the line and, where it can be read, the
+// user; the other users load.
+func TestPasswdSkipsBadLines(t *testing.T) {
 	good := testBcrypt(t, "pw")
 	tests := []struct {
 		name    string
-		content string
+		content string // bob is always added after it
 		want    error
 		line    int
 		msg     string // a substring of the message
+		gone    string // a user the file names who must not load
 	}{
 		{name: "no colon", content: "# users\nalice\n", want: ErrPasswdSyntax, line: 2},
-		{name: "no hash", content: "alice:\n", want: ErrPasswdSyntax, line: 1},
+		{name: "no hash", content: "alice:\n", want: ErrPasswdSyntax, line: 1, msg: `user "alice"`, gone: "alice"},
 		{name: "empty user", content: ":" + good + "\n", want: ErrPasswdUser, line: 1},
 		{name: "colon in user", content: "\n\na:b:" + good + "\n", want: ErrPasswdUser, line: 3, msg: `"a:b"`},
 		{name: "control char", content: "al\x01ice:" + good + "\n", want: ErrPasswdUser, line: 1},
-		{name: "space before colon", content: "alice :" + good + "\n", want: ErrPasswdUser, line: 1},
 		{name: "not utf-8", content: "al\xffice:" + good + "\n", want: ErrPasswdUser, line: 1},
-		{name: "duplicate", content: "alice:" + good + "\nbob:" + good + "\nalice:" + good + "\n", want: ErrPasswdDuplicate, line: 3, msg: "first on line 1"},
-		{name: "plain text", content: "alice:secret\n", want: ErrPasswdScheme, line: 1},
-		{name: "sha512 crypt", content: "alice:$6$salt$hash\n", want: ErrPasswdScheme, line: 1},
-		{name: "argon2i", content: "alice:$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdScheme, line: 1},
-		{name: "short bcrypt", content: "alice:" + good[:59] + "\n", want: ErrPasswdHash, line: 1},
-		{name: "bcrypt cost", content: "alice:$2a$99" + good[6:] + "\n", want: ErrPasswdHash, line: 1},
-		{name: "argon2 version", content: "alice:$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1},
-		{name: "argon2 no version", content: "alice:$argon2id$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1},
-		{name: "argon2 missing p", content: "alice:$argon2id$v=19$m=64,t=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1},
-		{name: "argon2 zero t", content: "alice:$argon2id$v=19$m=64,t=0,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1},
-		{name: "argon2 huge m", content: "alice:$argon2id$v=19$m=4000000,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1},
-		{name: "argon2 bad salt", content: "alice:$argon2id$v=19$m=64,t=1,p=1$!!$aGFzaA\n", want: ErrPasswdHash, line: 1},
-		{name: "pbkdf2 iterations", content: "alice:$7$0$c2FsdA==$aGFzaA==\n", want: ErrPasswdHash, line: 1},
-		{name: "pbkdf2 short hash", content: "alice:$7$101$c2FsdA==$aGFzaA==\n", want: ErrPasswdHash, line: 1},
-		{name: "pbkdf2 fields", content: "alice:$7$101$c2FsdA==\n", want: ErrPasswdHash, line: 1},
+		{name: "duplicate", content: "alice:" + good + "\ncarol:" + good + "\nalice:" + good + "\n", want: ErrPasswdDuplicate, line: 3, msg: "first on line 1: both lines skipped", gone: "alice"},
+		{name: "plain text", content: "alice:secret\n", want: ErrPasswdScheme, line: 1, msg: `user "alice"`, gone: "alice"},
+		{name: "sha512 short", content: "alice:$6$c2FsdA==$aGFzaA==\n", want: ErrPasswdHash, line: 1, msg: `user "alice": hash is not base64 of 64 bytes`, gone: "alice"},
+		{name: "sha512 fields", content: "alice:$6$c2FsdA==\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "argon2i", content: "alice:$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdScheme, line: 1, gone: "alice"},
+		{name: "short bcrypt", content: "alice:" + good[:59] + "\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "bcrypt cost", content: "alice:$2a$99" + good[6:] + "\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "argon2 version", content: "alice:$argon2id$v=16$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "argon2 no version", content: "alice:$argon2id$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "argon2 missing p", content: "alice:$argon2id$v=19$m=64,t=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "argon2 zero t", content: "alice:$argon2id$v=19$m=64,t=0,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "argon2 huge m", content: "alice:$argon2id$v=19$m=4000000,t=1,p=1$c2FsdHNhbHQ$aGFzaA\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "argon2 bad salt", content: "alice:$argon2id$v=19$m=64,t=1,p=1$!!$aGFzaA\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "pbkdf2 iterations", content: "alice:$7$0$c2FsdA==$aGFzaA==\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "pbkdf2 short hash", content: "alice:$7$101$c2FsdA==$aGFzaA==\n", want: ErrPasswdHash, line: 1, gone: "alice"},
+		{name: "pbkdf2 fields", content: "alice:$7$101$c2FsdA==\n", want: ErrPasswdHash, line: 1, gone: "alice"},
 	}
+	ctx := context.Background()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writePasswdFile(t, "users.pw", tc.content, 0o600)
-			p, err := LoadPasswordFile(path)
-			if p != nil || !errors.Is(err, tc.want) {
-				t.Fatalf("LoadPasswordFile = %v, %v; want %v", p, err, tc.want)
+			path := writePasswdFile(t, "users.pw", tc.content+"bob:"+testBcrypt(t, "b")+"\n", 0o600)
+			p := loadPasswd(t, path)
+			ws := p.Warnings()
+			if len(ws) != 1 || !errors.Is(ws[0], tc.want) {
+				t.Fatalf("Warnings = %v; want one %v", ws, tc.want)
 			}
+			err := ws[0]
 			var fe *FileError
 			if !errors.As(err, &fe) || fe.Path != path || fe.Line != tc.line {
-				t.Fatalf("error %#v: want a *FileError for %s line %d", err, path, tc.line)
+				t.Fatalf("warning %#v: want a *FileError for %s line %d", err, path, tc.line)
 			}
 			prefix := "auth: " + path + ":" + strconv.Itoa(tc.line) + ": "
 			if msg := err.Error(); !strings.HasPrefix(msg, prefix) || !strings.Contains(msg, tc.msg) {
@@ -129,7 +136,24 @@ func TestPasswdParseErrors(t *testing.T) {
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("message %q quotes the line", err)
 			}
+			if err := p.Authenticate(ctx, passwdLogin("bob", "b")); err != nil {
+				t.Errorf("bob, on a good line: %v", err)
+			}
+			if tc.gone != "" {
+				if err := p.Authenticate(ctx, passwdLogin(tc.gone, "pw")); err != ErrUnknownUser {
+					t.Errorf("%s, on a skipped line: %v, want ErrUnknownUser", tc.gone, err)
+				}
+			}
 		})
+	}
+}
+
+// TestPasswdBlanks: blanks around the user name and the hash are not part
+// of them, as in Mosquitto's reading of the file.
+func TestPasswdBlanks(t *testing.T) {
+	p := loadPasswd(t, writePasswdFile(t, "users.pw", "  alice \t: "+testBcrypt(t, "pw")+" \r\n", 0o600))
+	if err := p.Authenticate(context.Background(), passwdLogin("alice", "pw")); err != nil || len(p.Warnings()) != 0 {
+		t.Errorf("alice: %v, warnings %v", err, p.Warnings())
 	}
 }
 
@@ -334,16 +358,19 @@ func TestPasswdReload(t *testing.T) {
 		t.Errorf("Len = %d, want 2", p.Len())
 	}
 
-	if err := os.WriteFile(path, []byte("alice:"+testBcrypt(t, "x")+"\nbroken line\n"), 0o600); err != nil {
+	// A bad line costs its user, not the reload.
+	if err := os.WriteFile(path, []byte("alice:"+testBcrypt(t, "x")+"\nbroken line\nbob:"+testBcrypt(t, "b")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := p.Reload()
+	if err := p.Reload(); err != nil {
+		t.Fatal(err)
+	}
 	var fe *FileError
-	if !errors.As(err, &fe) || fe.Line != 2 || !errors.Is(err, ErrPasswdSyntax) {
-		t.Fatalf("bad reload: %v", err)
+	if ws := p.Warnings(); len(ws) != 1 || !errors.As(ws[0], &fe) || fe.Line != 2 || !errors.Is(fe, ErrPasswdSyntax) {
+		t.Fatalf("warnings after a reload with a bad line: %v", ws)
 	}
 	if err := p.Authenticate(ctx, passwdLogin("bob", "b")); err != nil || p.Len() != 2 {
-		t.Errorf("after a bad reload: %v, Len %d; want the old contents", err, p.Len())
+		t.Errorf("after a reload with a bad line: %v, Len %d", err, p.Len())
 	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
@@ -518,13 +545,15 @@ func TestPasswdMosquittoAgrees(t *testing.T) {
 	for _, args := range [][]string{
 		{"-b", "-c", path, "alice", "s3cret pass"},
 		{"-b", path, "bob", "pässwörd"},
+		{"-H", "sha512", "-b", path, "dave", "old style"},
+		{"-H", "sha512-pbkdf2", "-b", path, "erin", "new style"},
 	} {
 		if out, err := exec.CommandContext(ctx, tool, args...).CombinedOutput(); err != nil {
 			t.Fatalf("mosquitto_passwd %q: %v\n%s", args, err, out)
 		}
 	}
-	if data, _ := os.ReadFile(path); !strings.Contains(string(data), "alice:$7$") {
-		t.Fatalf("mosquitto_passwd wrote no $7$ hash:\n%s", data)
+	if data, _ := os.ReadFile(path); !strings.Contains(string(data), "alice:$7$") || !strings.Contains(string(data), "dave:$6$") {
+		t.Fatalf("mosquitto_passwd wrote no $7$ or no $6$ hash:\n%s", data)
 	}
 	p := loadPasswd(t, path)
 	tests := []struct {
@@ -535,6 +564,9 @@ func TestPasswdMosquittoAgrees(t *testing.T) {
 		{user: "alice", password: "s3cret", want: ErrBadPassword},
 		{user: "bob", password: "pässwörd", want: nil},
 		{user: "carol", password: "x", want: ErrUnknownUser},
+		{user: "dave", password: "old style", want: nil},
+		{user: "dave", password: "old styl", want: ErrBadPassword},
+		{user: "erin", password: "new style", want: nil},
 	}
 	for _, tc := range tests {
 		if err := p.Authenticate(ctx, passwdLogin(tc.user, tc.password)); err != tc.want {
@@ -546,8 +578,35 @@ func TestPasswdMosquittoAgrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = loadPasswd(t, path)
-	if err := p.Authenticate(ctx, passwdLogin("alice", "s3cret pass")); err != nil || p.Len() != 3 {
+	if err := p.Authenticate(ctx, passwdLogin("alice", "s3cret pass")); err != nil || p.Len() != 5 {
 		t.Errorf("after SetPassword: %v, Len %d", err, p.Len())
+	}
+}
+
+// MosquittoExamples is where Debian's mosquitto package puts the example
+// files it ships (pwfile.example, aclfile.example, mosquitto.conf).
+const mosquittoExamples = "/usr/share/doc/mosquitto/examples"
+
+// TestPasswdMosquittoExample loads the pwfile.example that the mosquitto
+// package ships: $6$ entries for three users, each with the password
+// "password".
+func TestPasswdMosquittoExample(t *testing.T) {
+	path := filepath.Join(mosquittoExamples, "pwfile.example")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%v: run `make deps` (installs the mosquitto package)", err)
+	}
+	p := loadPasswd(t, path)
+	if len(p.Warnings()) != 0 || p.Len() != 3 {
+		t.Fatalf("warnings %v, Len %d; want none and 3", p.Warnings(), p.Len())
+	}
+	ctx := context.Background()
+	for _, user := range []string{"roger", "sub_client", "pub_client"} {
+		if err := p.Authenticate(ctx, passwdLogin(user, "password")); err != nil {
+			t.Errorf("%s: %v", user, err)
+		}
+		if err := p.Authenticate(ctx, passwdLogin(user, "Password")); err != ErrBadPassword {
+			t.Errorf("%s with a wrong password: %v", user, err)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/internal/deadline"
@@ -41,6 +42,9 @@ type Broker struct {
 	// transports runs the TLS and WebSocket listeners (transports.go);
 	// set by Start.
 	transports atomic.Pointer[transport.Server]
+	// bridges forward to and from other brokers; set by Start when
+	// Config.Bridges has any.
+	bridges atomic.Pointer[bridge.Bridges]
 
 	engine   *eventloop.Engine
 	subs     router.Subscriptions
@@ -229,6 +233,10 @@ func (b *Broker) Start() error {
 		ports.release()
 		return err
 	}
+	if err := b.importOnce(); err != nil {
+		ports.release()
+		return errors.Join(err, b.closeStore())
+	}
 	if err := b.restore(); err != nil {
 		ports.release()
 		b.clearTimers() // what restore armed before it failed
@@ -280,6 +288,27 @@ func (b *Broker) Start() error {
 		}()
 	}
 	b.ready.Store(true)
+	if len(b.cfg.Bridges.Connections) > 0 {
+		br, err := bridge.New(b.cfg.Bridges, b, b.cfg.Logger)
+		if err == nil {
+			err = br.Start()
+		}
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return errors.Join(fmt.Errorf("bridges: %w", err), b.Close(ctx))
+		}
+		b.bridges.Store(br)
+	}
+	return nil
+}
+
+// Bridges reports the state of each bridge (Config.Bridges), in
+// configuration order; nil when there are none. Safe for concurrent use.
+func (b *Broker) Bridges() []bridge.Stats {
+	if br := b.bridges.Load(); br != nil {
+		return br.Stats()
+	}
 	return nil
 }
 
@@ -303,6 +332,12 @@ func (b *Broker) Close(ctx context.Context) error {
 	if !b.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	var bridgeErr error
+	if br := b.bridges.Load(); br != nil {
+		// First, while the broker still takes their last words: each
+		// says "0" and leaves its sessions for the next start.
+		bridgeErr = br.Close(ctx)
+	}
 	b.ready.Store(false)
 	b.stopTransports(ctx) // no new TLS or WebSocket clients; those connected close below
 	_ = b.engine.OnEach(ctx, func(c *eventloop.Conn) {
@@ -316,9 +351,9 @@ func (b *Broker) Close(ctx context.Context) error {
 	if err != nil {
 		// Loops may still run and use their writers: leave the store as
 		// it is; what it has committed is there.
-		return err
+		return errors.Join(bridgeErr, err)
 	}
-	return b.closeStore()
+	return errors.Join(bridgeErr, b.closeStore())
 }
 
 // stopBackground ends the workers and the timer goroutine, then drops the

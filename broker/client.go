@@ -102,6 +102,16 @@ type clientExt struct {
 	// disconnect line (endFields).
 	endErr error
 	endIn  codec.Type
+	// bridge: an MQTT 3.x CONNECT carried the bridge bit (codec.Connect.
+	// Bridge): each subscription gets No Local and Retain As Published,
+	// which 3.x cannot ask for, so the bridge's own messages do not come
+	// back to it and retained ones cross it as retained.
+	bridge bool
+	// internal: the connection came from Broker.DialInternal (a bridge in
+	// this process): admitted without credentials or rights checks, and
+	// never disconnected as a slow consumer — its session queue is where
+	// a bridge's messages wait for a remote broker that is down.
+	internal bool
 }
 
 func (c *client) extra() *clientExt {

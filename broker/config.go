@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/internal/enum"
 	"runtime"
 	"time"
@@ -274,6 +275,32 @@ type Config struct {
 	// (3.1.1: 0x02). Default 256. Reloadable.
 	MaxClientIDLength int
 
+	// AssignClientIDs says whether a client connecting with an empty
+	// client identifier gets one from the broker (assign_client_ids), as
+	// MQTT 3.1.1 allows with clean session 1 and MQTT 5 always
+	// [MQTT-3.1.3-6]; when false it is refused with CONNACK 0x85 (3.1.1:
+	// 0x02), as Mosquitto's allow_zero_length_clientid false does.
+	// Default true.
+	AssignClientIDs bool
+
+	// AssignedIDPrefix starts every client identifier the broker assigns
+	// (assigned_id_prefix); a counter and the time follow. Default
+	// "shoal-".
+	AssignedIDPrefix string
+
+	// MaxMessageSize bounds a PUBLISH payload, in bytes
+	// (max_message_size). A larger message is acknowledged and dropped
+	// (MQTT 5: PUBACK or PUBREC 0x83, Implementation specific error) and
+	// the client stays connected, as Mosquitto's message_size_limit does;
+	// max_packet_size, which closes the connection, still applies first.
+	// Default 0: no bound but max_packet_size.
+	MaxMessageSize int
+
+	// LogConnections says whether the connection lifecycle is logged
+	// (log_connections): connected, disconnected, taken over, login
+	// refused, at info level. Default true.
+	LogConnections bool
+
 	// SysInterval is how often the $SYS topics are published (sys_interval).
 	// Default 10s; 0 turns them off.
 	SysInterval time.Duration
@@ -303,11 +330,23 @@ type Config struct {
 	// not close it.
 	Store store.Store
 
+	// Import, when set, fills a store that has never had it with state
+	// kept by another program (Mosquitto's persistence file), before the
+	// store is loaded: see Import. Needs a store (DataDir or Store). Set
+	// by the program, not by a config file's key directly.
+	Import *Import
+
 	// Transports configures the TLS, WebSocket and secure WebSocket
 	// listeners (tls_listen, ws_listen, wss_listen and the tls_* and
 	// ws_path keys; see package transport). Default: none. Reload re-reads
 	// the certificate files; new listen addresses need a restart.
 	Transports transport.Config
+
+	// Bridges are the connections to other brokers that this one forwards
+	// messages to and from (package bridge; Mosquitto's bridge
+	// directives). Started after the listeners, stopped first on Close.
+	// Default: none. Changes need a restart.
+	Bridges bridge.Config
 
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger
@@ -345,6 +384,9 @@ func DefaultConfig() Config {
 		MaxTopicLevels:       32,
 		MaxQueuedBytes:       64 << 20,
 		MaxClientIDLength:    256,
+		AssignClientIDs:      true,
+		AssignedIDPrefix:     "shoal-",
+		LogConnections:       true,
 		Transports:           transport.DefaultConfig(),
 		Logger:               zerolog.Nop(),
 	}
@@ -424,6 +466,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("max_queued_bytes: %d is negative", c.MaxQueuedBytes)
 	case c.MaxClientIDLength < 1 || c.MaxClientIDLength > 65535:
 		return fmt.Errorf("max_client_id_length: %d is outside 1..65535", c.MaxClientIDLength)
+	case c.MaxMessageSize < 0:
+		return fmt.Errorf("max_message_size: %d is negative", c.MaxMessageSize)
+	case len(c.AssignedIDPrefix) > 64:
+		return fmt.Errorf("assigned_id_prefix: %d bytes, at most 64", len(c.AssignedIDPrefix))
+	case c.Import != nil && (c.Import.Fill == nil || c.Import.Name == ""):
+		return errors.New("import: needs a Name and a Fill")
+	case c.Import != nil && c.DataDir == "" && c.Store == nil:
+		return fmt.Errorf("import: %s has no store to go into (persistence is off)", c.Import.Name)
+	}
+	if err := c.Bridges.Validate(); err != nil {
+		return err
 	}
 	return c.Transports.Validate()
 }

@@ -43,6 +43,16 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	ls.connectOf = c
 	ls.ctr.connects.Add(1)
 	cp := connectParams{clean: p.CleanStart}
+	if p.Bridge && c.version < codec.V5 {
+		// MQTT 5 bridges ask for No Local and Retain As Published
+		// themselves; Mosquitto's mark means nothing more for them.
+		c.extra().bridge = true
+	}
+	internal := false
+	if o := c.conn.Origin(); o != nil && o.Internal {
+		internal = true
+		c.extra().internal = true
+	}
 
 	// Limits first: a refused client costs no more than its CONNECT.
 	lim := b.limits()
@@ -50,7 +60,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		b.stats.refusedConnections.Add(1)
 		return errTooManyConns
 	}
-	if lim.ConnectRate > 0 && !b.connRate.allow(addrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
+	if lim.ConnectRate > 0 && !internal && !b.connRate.allow(addrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
 		b.stats.refusedRate.Add(1)
 		return errConnectRate
 	}
@@ -67,8 +77,10 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			return errClientID.because("empty client id: MQTT 3.1 needs one")
 		case c.version == codec.V311 && !p.CleanStart:
 			return errClientID.because("empty client id with clean session 0") // [MQTT-3.1.3-8]
+		case !b.cfg.AssignClientIDs:
+			return errClientID.because("empty client id, and assign_client_ids is off") // [MQTT-3.1.3-9]
 		}
-		cp.id = "shoal-" + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
+		cp.id = b.cfg.AssignedIDPrefix + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
 		cp.assigned = true
 	}

@@ -248,12 +248,14 @@ func (b *Broker) enqueueLocked(w store.Writer, s *session.Session, d session.Del
 		for size := d.Size(); s.QueueBytesLocked()+size > lim.MaxQueuedBytes; {
 			if !oldest || s.QueueLen() == 0 {
 				b.stats.dropsQueueFull.Add(1)
+				s.CountDropLocked()
 				forget(w, s, d.Seq)
 				d.Release()
 				return true
 			}
 			old, _ := s.DequeueLocked()
 			b.stats.dropsQueueFull.Add(1)
+			s.CountDropLocked()
 			forget(w, s, old.Seq)
 			old.Release()
 			dropped = true

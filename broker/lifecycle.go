@@ -12,9 +12,9 @@ import (
 // Connection lifecycle log lines — connected, refused (with the rule),
 // disconnected (with the reason and the rule), taken over — at info
 // level, rate-limited per loop so that a reconnect storm cannot flood the
-// log: a burst of lifecycleBurst lines, then lifecycleRate a second; what
-// is held back is counted and reported once a tick. Loop goroutine only:
-// no locks.
+// log (and none at all when LogConnections is off): a burst of
+// lifecycleBurst lines, then lifecycleRate a second; what is held back is
+// counted and reported once a tick. Loop goroutine only: no locks.
 const (
 	lifecycleBurst = 100
 	lifecycleRate  = 20 // lines per second, per loop
@@ -29,7 +29,7 @@ type lifecycleLog struct {
 // event returns a log event for one lifecycle line at now, or nil when the
 // line is not logged (level above info, or over the rate).
 func (b *Broker) lifecycle(ls *loopState, now int64) *zerolog.Event {
-	if !b.lg().Info().Enabled() {
+	if !b.cfg.LogConnections || !b.lg().Info().Enabled() {
 		return nil
 	}
 	ll := &ls.life

@@ -70,6 +70,13 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		c.ackRefused(p, codec.NotAuthorized)
 		return nil
 	}
+	if max := b.cfg.MaxMessageSize; max > 0 && len(p.Payload) > max {
+		// Refused alone, the connection kept: 0x83 is the code a PUBACK
+		// or PUBREC may carry for it (MQTT 5 section 3.4.2.1).
+		b.stats.dropsTooLarge.Add(1)
+		c.ackRefused(p, codec.ImplementationSpecific)
+		return nil
+	}
 	s := c.sess
 
 	// A QoS 2 PUBLISH whose id awaits PUBREL is a resend: acknowledge it
@@ -366,6 +373,9 @@ func (c *client) enqueueLocked(ls *loopState, d session.Delivery) {
 	b := c.b
 	if !b.enqueueLocked(ls.sw, c.sess, d) {
 		return
+	}
+	if c.ext != nil && c.ext.internal {
+		return // a bridge's queue is its buffer while its remote is down
 	}
 	if lim := b.limits(); lim.SlowConsumer == DisconnectSlow && c.state == stateConnected && !c.conn.Closing() {
 		b.stats.slowConsumerKicks.Add(1)

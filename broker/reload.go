@@ -71,7 +71,7 @@ var reloadable = map[string]bool{
 	// files; connected clients keep what they were granted.
 	"AllowAnonymous": true, "Authenticator": true, "Authorizer": true,
 	// Not settings of a file: set by the program or an embedder.
-	"Store": true, "Version": true,
+	"Store": true, "Version": true, "Import": true,
 	// Certificates reload; reloadTransports names what needs a restart.
 	"Transports": true,
 }

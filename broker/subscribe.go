@@ -49,6 +49,9 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 			RetainHandling:    f.RetainHandling,
 			SubID:             subID,
 		}
+		if c.ext != nil && c.ext.bridge {
+			o.NoLocal, o.RetainAsPublished = true, true // Mosquitto's bridge semantics for 3.x
+		}
 		s.Lock()
 		if !c.ownsLocked() {
 			s.Unlock()

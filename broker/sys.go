@@ -16,9 +16,16 @@ import (
 // sysPrefix starts every $SYS topic.
 const sysPrefix = "$SYS/broker/"
 
+// bridgeStatePrefix is where bridges publish their state
+// ($SYS/broker/connection/<client id>/state, Mosquitto's convention):
+// a Mosquitto bridging to Shoal publishes there and leaves its will there,
+// so it is open to clients, unlike the rest of $SYS/broker/.
+const bridgeStatePrefix = sysPrefix + "connection/"
+
 // isSys reports whether topic is one of the broker's own $SYS topics.
 func isSys(topic []byte) bool {
-	return len(topic) >= len(sysPrefix) && string(topic[:len(sysPrefix)]) == sysPrefix
+	return len(topic) >= len(sysPrefix) && string(topic[:len(sysPrefix)]) == sysPrefix &&
+		!(len(topic) >= len(bridgeStatePrefix) && string(topic[:len(bridgeStatePrefix)]) == bridgeStatePrefix)
 }
 
 // loadAvg is an exponentially weighted moving average of a counter's rate

@@ -4,9 +4,14 @@ package codec
 type Connect struct {
 	ProtocolName []byte // "MQTT", or "MQIsdp" for 3.1
 	Version      byte   // V31, V311 or V5
-	CleanStart   bool   // Clean Session in 3.x
-	KeepAlive    uint16 // seconds
-	Props        Properties
+	// Bridge is the top bit of the protocol level byte (0x83, 0x84, 0x85
+	// on the wire): Mosquitto's "try_private" mark of a broker bridging
+	// to this one. MQTT reserves no such bit; Mosquitto and Shoal read it
+	// as "a bridge, not a client". Version holds the level without it.
+	Bridge     bool
+	CleanStart bool   // Clean Session in 3.x
+	KeepAlive  uint16 // seconds
+	Props      Properties
 
 	ClientID []byte
 
@@ -23,6 +28,10 @@ type Connect struct {
 	Password     []byte
 }
 
+// bridgeBit marks a bridge's CONNECT in the protocol level byte (see
+// Connect.Bridge).
+const bridgeBit = 0x80
+
 var (
 	nameMQTT   = []byte("MQTT")
 	nameMQIsdp = []byte("MQIsdp")
@@ -38,6 +47,10 @@ func (c *Connect) Decode(body []byte) error {
 	c.Version = r.u8()
 	if r.err != nil {
 		return r.err
+	}
+	c.Bridge = c.Version&bridgeBit != 0 && c.Version&^bridgeBit >= V31 && c.Version&^bridgeBit <= V5
+	if c.Bridge {
+		c.Version &^= bridgeBit
 	}
 	switch {
 	case string(c.ProtocolName) == "MQTT" && (c.Version == V311 || c.Version == V5):
@@ -149,7 +162,11 @@ func (c *Connect) Append(dst []byte) []byte {
 	}
 	dst = AppendHeader(dst, CONNECT, 0, n)
 	dst = appendBin(dst, name)
-	dst = append(dst, c.Version, flags)
+	level := c.Version
+	if c.Bridge {
+		level |= bridgeBit
+	}
+	dst = append(dst, level, flags)
 	dst = appendU16(dst, c.KeepAlive)
 	if c.Version == V5 {
 		dst = c.Props.Append(dst)

@@ -314,7 +314,8 @@ func TestErrProtocolVersion(t *testing.T) {
 	cases := []struct {
 		name string
 		ver  byte
-	}{{"MQTT", 3}, {"MQTT", 6}, {"MQTT", 0}, {"MQIsdp", 4}, {"MQIsdp", 5}}
+	}{{"MQTT", 3}, {"MQTT", 6}, {"MQTT", 0}, {"MQIsdp", 4}, {"MQIsdp", 5},
+		{"MQTT", 0x83}, {"MQTT", 0x86}, {"MQTT", 0x80}, {"MQIsdp", 0x84}}
 	var rows []errCase
 	for _, c := range cases {
 		rows = append(rows, errCase{fmt.Sprintf("%s level %d [MQTT-3.1.2-2]", c.name, c.ver), V5,

@@ -60,6 +60,14 @@ var goldens = []golden{
 	}, pkt: &Connect{ProtocolName: bs("MQIsdp"), Version: V31, CleanStart: true, KeepAlive: 60,
 		ClientID: bs("c31"), WillFlag: true, WillQoS: 1, WillTopic: bs("w"), WillPayload: bs("bye"),
 		UsernameFlag: true, Username: bs("u"), PasswordFlag: true, Password: bs("p")}},
+	{name: "v3 CONNECT bridge (Mosquitto try_private)", v: V31, wire: []byte{
+		0x10, 0x10, // CONNECT, remaining length 16
+		0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', // protocol name "MQIsdp"
+		0x83,       // protocol level 3 with the bridge bit 0x80
+		0x00,       // flags: none (a persistent session)
+		0x00, 0x3c, // keep alive 60 s
+		0x00, 0x02, 'b', 'r', // client id "br"
+	}, pkt: &Connect{ProtocolName: bs("MQIsdp"), Version: V31, Bridge: true, KeepAlive: 60, ClientID: bs("br")}},
 	{name: "v3 PUBLISH QoS0", v: V31, wire: []byte{
 		0x30, 0x04, // PUBLISH QoS 0, remaining length 4
 		0x00, 0x01, 't', // topic "t"
@@ -75,6 +83,14 @@ var goldens = []golden{
 		0x00, 0x1e, // keep alive 30 s
 		0x00, 0x01, 'c', // client id "c"
 	}, pkt: &Connect{ProtocolName: bs("MQTT"), Version: V311, CleanStart: true, KeepAlive: 30, ClientID: bs("c")}},
+	{name: "v4 CONNECT bridge (Mosquitto try_private)", v: V311, wire: []byte{
+		0x10, 0x0e, // CONNECT, remaining length 14
+		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name "MQTT"
+		0x84,       // protocol level 4 with the bridge bit 0x80
+		0x00,       // flags: none (a persistent session)
+		0x00, 0x3c, // keep alive 60 s
+		0x00, 0x02, 'b', 'r', // client id "br"
+	}, pkt: &Connect{ProtocolName: bs("MQTT"), Version: V311, Bridge: true, KeepAlive: 60, ClientID: bs("br")}},
 	{name: "v4 CONNECT empty id will QoS2 retain user binary pass", v: V311, wire: []byte{
 		0x10, 0x1d, // CONNECT, remaining length 29
 		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name "MQTT"

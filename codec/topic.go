@@ -1,6 +1,9 @@
 package codec
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // Topic rule errors. Their codes are what an MQTT 5 broker answers with in
 // PUBACK/SUBACK or DISCONNECT.
@@ -90,3 +93,27 @@ func IsShared(f []byte) bool { return bytes.HasPrefix(f, []byte(SharePrefix)) }
 
 // HasWildcard reports whether a filter contains '+' or '#'.
 func HasWildcard(f []byte) bool { return bytes.ContainsAny(f, "+#") }
+
+// Matches reports whether topic name matches filter: '+' is one level, '#'
+// the rest, "a/#" matches "a" too [MQTT-4.7.1-2] [MQTT-4.7.1-3]; a filter
+// starting with a wildcard does not match a topic starting with '$'
+// [MQTT-4.7.2-1]. Both are taken as valid (CheckFilter, CheckTopicName).
+func Matches(filter, topic string) bool {
+	if topic != "" && topic[0] == '$' && filter != "" && (filter[0] == '+' || filter[0] == '#') {
+		return false
+	}
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
+		if fl == "#" {
+			return true
+		}
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
+			return false
+		}
+		if !fmore || !tmore {
+			return fmore == tmore || (fmore && frest == "#")
+		}
+		filter, topic = frest, trest
+	}
+}

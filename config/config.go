@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"github.com/shoalmq/shoal/internal/enum"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/broker"
-	"gopkg.in/yaml.v3"
 )
 
 // defaultYAML is the documented default file. It is unexported so that no
@@ -43,6 +43,15 @@ type File struct {
 	// Broker.DataDir (persistence). Default true; Parse clears DataDir when
 	// it is false.
 	Persistence bool
+
+	// ImportMosquittoDB is a Mosquitto persistence file (mosquitto.db)
+	// that the program reads, read-only, into the store the first time
+	// the broker starts on it (import_mosquitto_db): retained messages,
+	// persistent sessions with their subscriptions and queued messages.
+	// "" (default): none. Needs Persistence. A mosquitto.conf with
+	// persistence true sets it to its persistence_location and
+	// persistence_file, and data_dir beside it.
+	ImportMosquittoDB string
 
 	// AdminListen is the address of the admin HTTP listener — metrics,
 	// health, the JSON API, the dashboard (admin_listen). Default
@@ -82,6 +91,27 @@ type File struct {
 	// loopback while running as root (allow_root). Default false: such a
 	// broker refuses to start and names User.
 	AllowRoot bool
+
+	// ACLFormat is the syntax of ACLFile (acl_format): auto (told from
+	// the file), shoal or mosquitto. Default auto.
+	ACLFormat auth.ACLFormat
+
+	// LogDest says where log lines go (log_dest): each of stderr, stdout,
+	// syslog or "file PATH"; none alone for nowhere. Default [stderr].
+	LogDest []string
+
+	// PIDFile is where the program writes its process id at start and
+	// removes it at exit (pid_file); "" for none.
+	PIDFile string
+
+	// Warnings are what the program should log once it has a logger:
+	// lines of the password file that were skipped, flags passed over,
+	// Mosquitto directives without effect or downgraded to a warning.
+	// Each names the file and line where it can.
+	Warnings []string
+
+	// Format is the syntax the file was read in.
+	Format Format
 }
 
 // DefaultAdminListen is where the default configuration serves the admin
@@ -101,6 +131,7 @@ func defaults() File {
 		Persistence: true,
 		AdminListen: DefaultAdminListen,
 		HTTPAuth:    auth.HTTPConfig{Timeout: 5 * time.Second, CacheTTL: time.Minute},
+		LogDest:     []string{"stderr"},
 	}
 	f.Broker.DataDir = DefaultDataDir
 	return f
@@ -173,20 +204,23 @@ func ParseLogLevel(s string) (zerolog.Level, error) {
 }
 
 // loadAuth builds the broker's Authenticator and Authorizer from the
-// password file, HTTP and ACL settings; errors name the key and line.
-func (f *File) loadAuth(name string, values map[string]*yaml.Node) error {
+// password file, HTTP and ACL settings; errors name the key and line. The
+// password file's skipped lines go to Warnings.
+func (f *File) loadAuth(name string, places map[string]place) error {
 	at := func(key string, err error) error {
-		e := &Error{File: name, Key: key, Err: err}
-		if n := values[key]; n != nil {
-			e.Line, e.Column = n.Line, n.Column
+		if p, ok := places[key]; ok {
+			return p.error(err)
 		}
-		return e
+		return &Error{File: name, Key: key, Err: err}
 	}
 	var authns []auth.Authenticator
 	if f.PasswordFile != "" {
 		pf, err := auth.LoadPasswordFile(f.PasswordFile)
 		if err != nil {
 			return at("password_file", err)
+		}
+		for _, w := range pf.Warnings() {
+			f.Warnings = append(f.Warnings, strings.TrimPrefix(w.Error(), "auth: ")+": the user is left out")
 		}
 		authns = append(authns, pf)
 	}
@@ -201,7 +235,7 @@ func (f *File) loadAuth(name string, values map[string]*yaml.Node) error {
 		f.Broker.Authenticator = auth.Chain(authns...)
 	}
 	if f.ACLFile != "" {
-		acl, err := auth.LoadACLFile(f.ACLFile)
+		acl, err := auth.LoadACLFileAs(f.ACLFile, f.ACLFormat)
 		if err != nil {
 			return at("acl_file", err)
 		}

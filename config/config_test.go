@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
@@ -175,23 +176,42 @@ func TestEveryKey(t *testing.T) {
 			MaxTopicLevels:       9,
 			MaxClientIDLength:    64,
 			MaxQueuedBytes:       1 << 20,
+			MaxMessageSize:       1000,
+			AssignedIDPrefix:     "auto-",
 			Transports: transport.Config{
 				TLSListen: "0.0.0.0:8883", WSListen: "0.0.0.0:8080", WSSListen: "0.0.0.0:8443", WSPath: "/ws",
 				CertFile: "/etc/shoal/server.pem", KeyFile: "/etc/shoal/server-key.pem",
-				ClientCAFile: "/etc/shoal/clients-ca.pem", ClientCerts: transport.OptionalClientCerts,
-				Identity: transport.IdentitySAN, MaxHandshakes: 1024,
+				ClientCAFile: "/etc/shoal/clients-ca.pem", ClientCADir: "/etc/shoal/clients-ca.d",
+				ClientCerts: transport.OptionalClientCerts, Identity: transport.IdentitySAN,
+				MinVersion: transport.TLS13, MaxHandshakes: 1024,
 			},
+			Bridges: bridge.Config{Connections: []bridge.Connection{func() bridge.Connection {
+				cn := bridge.DefaultConnection("central")
+				cn.Addresses = []string{"central.example.com", "10.0.0.2:1884"}
+				cn.Topics = []bridge.Topic{
+					{Pattern: "sensors/#", Direction: bridge.Out, QoS: 1, RemotePrefix: "site7/"},
+					{Pattern: "cmd/#", Direction: bridge.In, QoS: 2, LocalPrefix: "here/"},
+				}
+				cn.RemoteClientID, cn.CleanSession = "site7", true
+				return cn
+			}()}},
 		},
-		PasswordFile: got.PasswordFile, // a file everyKeyFile made
-		ACLFile:      got.ACLFile,
-		HTTPAuth:     auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
-		LogLevel:     zerolog.DebugLevel,
-		LogFormat:    LogFormatJSON,
-		Persistence:  true,
-		AdminListen:  "0.0.0.0:9000",
-		AdminToken:   "tok",
-		User:         "shoal",
-		AllowRoot:    true,
+		PasswordFile:      got.PasswordFile, // a file everyKeyFile made
+		ACLFile:           got.ACLFile,
+		HTTPAuth:          auth.HTTPConfig{URL: "http://127.0.0.1:9/auth", Timeout: 2 * time.Second, CacheTTL: 30 * time.Second},
+		LogLevel:          zerolog.DebugLevel,
+		LogFormat:         LogFormatJSON,
+		Persistence:       true,
+		ImportMosquittoDB: "/var/lib/mosquitto/mosquitto.db",
+		AdminListen:       "0.0.0.0:9000",
+		AdminToken:        "tok",
+		User:              "shoal",
+		AllowRoot:         true,
+		ACLFormat:         auth.ACLShoal,
+		LogDest:           []string{"stdout", "file /var/log/shoal.log"},
+		PIDFile:           "/run/shoal.pid",
+		Warnings:          got.Warnings,
+		Format:            FormatYAML,
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
@@ -228,6 +248,9 @@ func TestEveryKey(t *testing.T) {
 	for i := 0; i < def.NumField(); i++ {
 		name := def.Type().Field(i).Name
 		if name == "Logger" || name == "Store" || name == "Version" { // set by the program or an embedder, not a file
+			continue
+		}
+		if name == "Import" { // set by the program, from import_mosquitto_db
 			continue
 		}
 		if !def.Type().Field(i).IsExported() { // set by the broker's own tests
@@ -410,6 +433,8 @@ func TestErrors(t *testing.T) {
 			want: `s.yaml:1:12: on_damage: unknown value "ignore" (want salvage or refuse)`, line: 1, key: "on_damage"},
 		{name: "bad durability", in: "durability: eventual\n",
 			want: `s.yaml:1:13: durability: unknown durability "eventual" (want strict or relaxed)`, line: 1, key: "durability"},
+		{name: "import without persistence", in: "persistence: false\nimport_mosquitto_db: /var/lib/mosquitto/mosquitto.db\n",
+			want: `s.yaml:2:22: import_mosquitto_db: needs persistence: true: the import goes into data_dir's store`, line: 2, key: "import_mosquitto_db"},
 		{name: "empty data dir", in: "data_dir: \"\"\n",
 			want: `s.yaml:1:11: data_dir: must not be empty (to keep nothing, set persistence: false)`, line: 1, key: "data_dir"},
 		{name: "bad slow policy", in: "slow_consumer: block\n",
@@ -423,7 +448,7 @@ func TestErrors(t *testing.T) {
 		{name: "bad client cert policy", in: "tls_client_certs: required\n",
 			want: `s.yaml:1:19: tls_client_certs: unknown client certificate policy "required" (want none, optional or require)`, line: 1, key: "tls_client_certs"},
 		{name: "bad identity", in: "tls_identity: CN\n",
-			want: `s.yaml:1:15: tls_identity: unknown certificate identity "CN" (want none, cn or san)`, line: 1, key: "tls_identity"},
+			want: `s.yaml:1:15: tls_identity: unknown certificate identity "CN" (want none, cn, san or subject)`, line: 1, key: "tls_identity"},
 		{name: "bad tls listen", in: "tls_listen: \"8883\"\n",
 			want: `s.yaml:1:13: tls_listen: "8883" is not host:port or "" (off)`, line: 1, key: "tls_listen"},
 		{name: "tls without certificate", in: "tls_listen: 0.0.0.0:8883\n",
@@ -609,6 +634,7 @@ worker_queue: 100
 coalesce: 5ms
 tcp_nodelay: false
 max_packet_size: 64KiB
+max_message_size: 1000
 connect_timeout: 1m30s
 max_keepalive: 120
 max_inflight: 20
@@ -626,6 +652,7 @@ retain_available: false
 response_information: replies/
 persistence: true
 data_dir: /var/lib/shoal
+import_mosquitto_db: /var/lib/mosquitto/mosquitto.db
 durability: relaxed
 on_damage: refuse
 sys_interval: 30s
@@ -638,8 +665,10 @@ ws_path: /ws
 tls_cert_file: /etc/shoal/server.pem
 tls_key_file: /etc/shoal/server-key.pem
 tls_client_ca_file: /etc/shoal/clients-ca.pem
+tls_client_ca_dir: /etc/shoal/clients-ca.d
 tls_client_certs: optional
 tls_identity: san
+tls_min_version: "1.3"
 scram_users: {alice: wonderland}
 allow_anonymous: false
 password_file: PWFILE
@@ -647,6 +676,7 @@ http_auth_url: http://127.0.0.1:9/auth
 http_auth_timeout: 2s
 http_auth_cache: 30s
 acl_file: ACLFILE
+acl_format: shoal
 auth_workers: 3
 auth_queue: 50
 max_connections: 500
@@ -658,11 +688,24 @@ max_subscriptions: 40
 max_topic_length: 200
 max_topic_levels: 9
 max_client_id_length: 64
+assign_client_ids: false
+assigned_id_prefix: auto-
 max_queued_bytes: 1MiB
 log_level: debug
 log_format: json
 user: shoal
 allow_root: true
+log_dest: [stdout, file /var/log/shoal.log]
+log_connections: false
+pid_file: /run/shoal.pid
+bridges:
+  - name: central
+    addresses: [central.example.com, "10.0.0.2:1884"]
+    topics:
+      - {pattern: sensors/#, qos: 1, remote_prefix: site7/}
+      - {pattern: cmd/#, direction: in, qos: 2, local_prefix: here/}
+    remote_client_id: site7
+    clean_session: true
 `
 
 // everyKeyFile returns everyKeyYAML with a password file and an ACL file

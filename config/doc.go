@@ -26,6 +26,19 @@
 //	shoal.yaml:7:15: max_inflight: 0 is outside 1..65535
 //	shoal.yaml:3:1: unknown key "listne" (did you mean "listen"?)
 //
+// The bridges key is a list of mappings, one per bridge (bridges.go); an
+// error about one of its keys is placed at that key, inside the list.
+//
+// Mosquitto's mosquitto.conf is read too (ParseOptions, LoadOptions; the
+// format told by DetectFormat or given): each directive is translated into
+// the settings above and applied through their own checks, so an error
+// names the mosquitto.conf line and the Mosquitto directive; what the file
+// leaves out takes Mosquitto 2's value; a directive Shoal has no
+// equivalent for is refused (or, by Options.Unsupported, a warning). See
+// mosquitto.go. Its connection sections become bridge.Connection values
+// directly, the type that mirrors them, checked by the bridge.Config.Validate
+// the bridges key goes through too (mosquitto_bridge.go).
+//
 // The package holds no state: every function and method is a pure function
 // of its input and safe for concurrent use. Returned values share nothing
 // with the input bytes.

@@ -27,80 +27,157 @@ type Override struct {
 	Flag  string // as typed: "--listen"
 	Key   string // the setting it overrides: "listen"
 	Value string
+	// IfUnset applies the value only when the file does not set the key
+	// (Mosquitto's -p, which a file's listener overrides); otherwise the
+	// flag is passed over with a line in File.Warnings.
+	IfUnset bool
 }
+
+// place is where a setting's value came from, for errors about it: a
+// line of a file, and the name the file gives it — the YAML key, or the
+// Mosquitto directive it was translated from.
+type place struct {
+	file         string
+	line, column int
+	name         string
+}
+
+func (p place) error(err error) *Error {
+	return &Error{File: p.file, Line: p.line, Column: p.column, Key: p.name, Err: err}
+}
+
+// nodeError is a setter's error about a node inside the setting's value
+// (a key of one of the bridges), which the error is placed at rather than
+// at the value.
+type nodeError struct {
+	n   *yaml.Node
+	err error
+}
+
+func (e *nodeError) Error() string { return e.err.Error() }
+func (e *nodeError) Unwrap() error { return e.err }
 
 // ParseWith is Parse with overrides applied over the file's values.
 // Errors are *Error, or *FlagError for a value an override gave.
 func ParseWith(data []byte, name string, overrides []Override) (File, error) {
-	root, err := parseDocument(data, name)
+	f, places, err := parseYAML(data, name)
 	if err != nil {
 		return File{}, err
 	}
-	f := defaults()
-	// Where each key's value sits, to place Validate's errors.
-	values := make(map[string]*yaml.Node)
-	if root != nil {
-		table := settings()
-		at := func(n *yaml.Node, key string, err error) error {
-			return &Error{File: name, Line: n.Line, Column: n.Column, Key: key, Err: err}
-		}
-		for i := 0; i+1 < len(root.Content); i += 2 {
-			k, v := root.Content[i], root.Content[i+1]
-			if k.ShortTag() == "!!merge" {
-				return File{}, at(k, "", errors.New("merge keys (<<) are not supported; write each setting out"))
-			}
-			if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
-				return File{}, at(k, "", fmt.Errorf("setting names must be strings, got %s", describe(k)))
-			}
-			if prev, ok := values[k.Value]; ok {
-				return File{}, at(k, k.Value, fmt.Errorf("set again (first set at line %d)", prev.Line))
-			}
-			s, ok := lookup(table, k.Value)
-			if !ok {
-				return File{}, at(k, "", unknownKey(k.Value, table))
-			}
-			if err := s.set(&f, resolveAlias(v)); err != nil {
-				return File{}, at(v, k.Value, err)
-			}
-			values[k.Value] = v
-		}
+	if err := f.finish(name, places, overrides); err != nil {
+		return File{}, err
 	}
+	return f, nil
+}
+
+// parseYAML reads a YAML file's settings over the defaults, and where each
+// was set.
+func parseYAML(data []byte, name string) (File, map[string]place, error) {
+	root, err := parseDocument(data, name)
+	if err != nil {
+		return File{}, nil, err
+	}
+	f := defaults()
+	f.Format = FormatYAML
+	places := make(map[string]place)
+	if root == nil {
+		return f, places, nil
+	}
+	table := settings()
+	at := func(n *yaml.Node, key string, err error) error {
+		return &Error{File: name, Line: n.Line, Column: n.Column, Key: key, Err: err}
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.ShortTag() == "!!merge" {
+			return File{}, nil, at(k, "", errors.New("merge keys (<<) are not supported; write each setting out"))
+		}
+		if k.Kind != yaml.ScalarNode || k.ShortTag() != "!!str" {
+			return File{}, nil, at(k, "", fmt.Errorf("setting names must be strings, got %s", describe(k)))
+		}
+		if prev, ok := places[k.Value]; ok {
+			return File{}, nil, at(k, k.Value, fmt.Errorf("set again (first set at line %d)", prev.line))
+		}
+		s, ok := lookup(table, k.Value)
+		if !ok {
+			return File{}, nil, at(k, "", unknownKey(k.Value, table))
+		}
+		if err := s.set(&f, resolveAlias(v)); err != nil {
+			where := v
+			var ne *nodeError
+			if errors.As(err, &ne) {
+				where = ne.n // inside the value: a bridge's key
+			}
+			return File{}, nil, at(where, k.Value, err)
+		}
+		places[k.Value] = place{file: name, line: v.Line, column: v.Column, name: k.Value}
+	}
+	return f, places, nil
+}
+
+// finish applies the overrides to a file read from name, loads the files
+// it names (password, ACL) and validates the whole. places says where
+// each setting the file set came from.
+func (f *File) finish(name string, places map[string]place, overrides []Override) error {
 	flags := map[string]string{} // key -> the flag that set it
 	table := settings()
 	for _, o := range overrides {
 		s, ok := lookup(table, o.Key)
 		if !ok {
-			return File{}, &FlagError{Flag: o.Flag, Err: fmt.Errorf("overrides an unknown key %q", o.Key)}
+			return &FlagError{Flag: o.Flag, Err: fmt.Errorf("overrides an unknown key %q", o.Key)}
 		}
-		if err := s.set(&f, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: o.Value}); err != nil {
-			return File{}, &FlagError{Flag: o.Flag, Err: err}
+		if p, set := places[o.Key]; set && o.IfUnset {
+			f.Warnings = append(f.Warnings, fmt.Sprintf("%s %s ignored: %s", o.Flag, o.Value, p.where(name, "sets "+o.Key)))
+			continue
+		}
+		if err := s.set(f, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: o.Value}); err != nil {
+			return &FlagError{Flag: o.Flag, Err: err}
 		}
 		flags[o.Key] = o.Flag
-		delete(values, o.Key) // not the file's value any more
+		delete(places, o.Key) // not the file's value any more
 	}
 	if !f.Persistence {
 		f.Broker.DataDir = ""
+		if p, set := places["import_mosquitto_db"]; set && f.ImportMosquittoDB != "" {
+			return p.error(errors.New("needs persistence: true: the import goes into data_dir's store"))
+		}
 	}
-	if err := f.loadAuth(name, values); err != nil {
-		return File{}, err
+	if err := f.loadAuth(name, places); err != nil {
+		return err
 	}
 	if err := admin.CheckConfig(f.AdminListen, f.AdminToken); err != nil {
 		if fl, ok := flags["admin_listen"]; ok {
-			return File{}, &FlagError{Flag: fl, Err: err}
+			return &FlagError{Flag: fl, Err: err}
 		}
-		n := values["admin_listen"]
-		if n == nil {
-			n = &yaml.Node{Line: 1, Column: 1}
+		p, ok := places["admin_listen"]
+		if !ok {
+			p = place{file: name, line: 1, column: 1}
 		}
-		return File{}, &Error{File: name, Line: n.Line, Column: n.Column, Key: "admin_token", Err: err}
+		p.name = "admin_token"
+		return p.error(err)
 	}
 	if err := f.Broker.Validate(); err != nil {
 		if key, problem, ok := strings.Cut(err.Error(), ": "); ok && flags[key] != "" {
-			return File{}, &FlagError{Flag: flags[key], Err: errors.New(problem)}
+			return &FlagError{Flag: flags[key], Err: errors.New(problem)}
 		}
-		return File{}, validateError(err, name, values)
+		return validateError(err, name, places)
 	}
-	return f, nil
+	return nil
+}
+
+// where says where p is, for a warning: "the file sets listen (line 3)".
+func (p place) where(name, what string) string {
+	file := p.file
+	if file == name {
+		file = "the file"
+	}
+	if p.line == 0 {
+		return file + " " + what
+	}
+	if p.name != "" && !strings.HasSuffix(what, " "+p.name) {
+		return fmt.Sprintf("%s %s (%s, line %d)", file, what, p.name, p.line)
+	}
+	return fmt.Sprintf("%s %s (line %d)", file, what, p.line)
 }
 
 // parseDocument parses data as one YAML document and returns its top-level
@@ -206,16 +283,15 @@ func parses(data []byte) bool {
 
 // validateError places an error from broker.Config.Validate, which starts
 // with the key it is about, at that key's value in the file.
-func validateError(err error, name string, values map[string]*yaml.Node) error {
+func validateError(err error, name string, places map[string]place) error {
 	key, problem, ok := strings.Cut(err.Error(), ": ")
 	if !ok {
 		return &Error{File: name, Err: err}
 	}
-	e := &Error{File: name, Key: key, Err: errors.New(problem)}
-	if v, ok := values[key]; ok {
-		e.Line, e.Column = v.Line, v.Column
+	if p, ok := places[key]; ok {
+		return p.error(errors.New(problem))
 	}
-	return e
+	return &Error{File: name, Key: key, Err: errors.New(problem)}
 }
 
 func lookup(table []setting, key string) (setting, bool) {

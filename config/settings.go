@@ -12,6 +12,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
@@ -61,6 +63,8 @@ func settings() []setting {
 			set: boolean(func(f *File) *bool { return &f.Broker.TCPNoDelay })},
 		{key: "max_packet_size", field: "Broker.MaxPacketSize", size: true, doc: "largest packet accepted from a client",
 			set: size(func(f *File) *int { return &f.Broker.MaxPacketSize })},
+		{key: "max_message_size", field: "Broker.MaxMessageSize", size: true, doc: "largest PUBLISH payload; a larger message is acknowledged (MQTT 5: 0x83) and dropped, its client kept; 0: no bound but max_packet_size",
+			set: size(func(f *File) *int { return &f.Broker.MaxMessageSize })},
 		{key: "connect_timeout", field: "Broker.ConnectTimeout", reload: true, doc: "time from accept to CONNECT",
 			set: duration(func(f *File) *time.Duration { return &f.Broker.ConnectTimeout })},
 		{key: "max_keepalive", field: "Broker.MaxKeepAlive", reload: true, doc: "cap on a client's keep-alive, whole seconds; 0: none",
@@ -117,6 +121,8 @@ func settings() []setting {
 				f.Broker.DataDir = s
 				return err
 			}},
+		{key: "import_mosquitto_db", field: "ImportMosquittoDB", doc: "a Mosquitto persistence file (mosquitto.db) read once into a new store in data_dir, never changed; \"\": none",
+			set: str(func(f *File) *string { return &f.ImportMosquittoDB })},
 		{key: "durability", field: "Broker.Durability", doc: "strict: on disk before acknowledged; relaxed: synced once a second",
 			set: choice(func(f *File) *broker.Durability { return &f.Broker.Durability }, broker.ParseDurability)},
 		{key: "on_damage", field: "Broker.OnDamage", doc: "a damaged store: salvage (kept beside a fresh one) or refuse to start",
@@ -133,7 +139,7 @@ func settings() []setting {
 			set: addr(func(f *File) *string { return &f.Broker.Transports.WSListen }, true)},
 		{key: "wss_listen", field: "Broker.Transports.WSSListen", doc: "MQTT over secure WebSocket listener; \"\": off",
 			set: addr(func(f *File) *string { return &f.Broker.Transports.WSSListen }, true)},
-		{key: "ws_path", field: "Broker.Transports.WSPath", doc: "HTTP path of the WebSocket listeners",
+		{key: "ws_path", field: "Broker.Transports.WSPath", doc: "HTTP path of the WebSocket listeners; \"*\": any path, as Mosquitto",
 			set: str(func(f *File) *string { return &f.Broker.Transports.WSPath })},
 		{key: "tls_cert_file", field: "Broker.Transports.CertFile", reload: true, doc: "server certificate (PEM); re-read on SIGHUP",
 			set: str(func(f *File) *string { return &f.Broker.Transports.CertFile })},
@@ -141,10 +147,22 @@ func settings() []setting {
 			set: str(func(f *File) *string { return &f.Broker.Transports.KeyFile })},
 		{key: "tls_client_ca_file", field: "Broker.Transports.ClientCAFile", reload: true, doc: "CAs that sign client certificates (PEM)",
 			set: str(func(f *File) *string { return &f.Broker.Transports.ClientCAFile })},
+		{key: "tls_client_ca_dir", field: "Broker.Transports.ClientCADir", reload: true, doc: "directory of more such CA files (PEM), as OpenSSL's capath; \"\": none",
+			set: str(func(f *File) *string { return &f.Broker.Transports.ClientCADir })},
 		{key: "tls_client_certs", field: "Broker.Transports.ClientCerts", reload: true, doc: "client certificates: none, optional or require",
 			set: choice(func(f *File) *transport.ClientCertPolicy { return &f.Broker.Transports.ClientCerts }, transport.ParseClientCertPolicy)},
 		{key: "tls_identity", field: "Broker.Transports.Identity", reload: true, doc: "user name from a client certificate: none, cn or san",
 			set: choice(func(f *File) *transport.IdentitySource { return &f.Broker.Transports.Identity }, transport.ParseIdentitySource)},
+		{key: "tls_min_version", field: "Broker.Transports.MinVersion", reload: true, doc: "oldest TLS version accepted: 1.2 or 1.3",
+			set: func(f *File, v *yaml.Node) error {
+				// "1.2" reads as a YAML number; both spellings are meant.
+				if !isScalar(v, "!!str") && !isScalar(v, "!!float") {
+					return wrongType(`"1.2" or "1.3"`, v)
+				}
+				var err error
+				f.Broker.Transports.MinVersion, err = transport.ParseTLSVersion(v.Value)
+				return err
+			}},
 		{key: "scram_users", field: "ScramUsers", doc: "MQTT 5 enhanced authentication (SCRAM-SHA-256): user: password",
 			set: func(f *File, v *yaml.Node) (err error) {
 				f.Broker.AuthMethods, f.ScramUsers, err = scramUsersValue(v)
@@ -171,6 +189,8 @@ func settings() []setting {
 			set: duration(func(f *File) *time.Duration { return &f.HTTPAuth.CacheTTL })},
 		{key: "acl_file", field: "ACLFile", reload: true, doc: "file of topic rights; re-read on SIGHUP",
 			set: str(func(f *File) *string { return &f.ACLFile })},
+		{key: "acl_format", field: "ACLFormat", reload: true, doc: "syntax of acl_file: auto (told from the file), shoal or mosquitto",
+			set: choice(func(f *File) *auth.ACLFormat { return &f.ACLFormat }, auth.ParseACLFormat)},
 		{key: "auth_workers", field: "Broker.AuthWorkers", doc: "logins checked at once; 0: one per CPU",
 			set: integer(func(f *File) *int { return &f.Broker.AuthWorkers })},
 		{key: "auth_queue", field: "Broker.AuthQueue", doc: "logins that may wait; past it CONNACK 0x89",
@@ -193,6 +213,10 @@ func settings() []setting {
 			set: integer(func(f *File) *int { return &f.Broker.MaxTopicLevels })},
 		{key: "max_client_id_length", field: "Broker.MaxClientIDLength", reload: true, doc: "bytes in a client identifier",
 			set: integer(func(f *File) *int { return &f.Broker.MaxClientIDLength })},
+		{key: "assign_client_ids", field: "Broker.AssignClientIDs", doc: "give a client connecting with an empty client identifier one (else CONNACK 0x85)",
+			set: boolean(func(f *File) *bool { return &f.Broker.AssignClientIDs })},
+		{key: "assigned_id_prefix", field: "Broker.AssignedIDPrefix", doc: "start of the client identifiers the broker assigns",
+			set: str(func(f *File) *string { return &f.Broker.AssignedIDPrefix })},
 		{key: "log_level", field: "LogLevel", reload: true, doc: "trace, debug, info, warn or error",
 			set: func(f *File, v *yaml.Node) error {
 				s, err := stringValue(v)
@@ -204,10 +228,24 @@ func settings() []setting {
 			}},
 		{key: "log_format", field: "LogFormat", reload: true, doc: "console, json, or auto (console on a terminal)",
 			set: choice(func(f *File) *LogFormat { return &f.LogFormat }, ParseLogFormat)},
+		{key: "log_dest", field: "LogDest", reload: true, doc: "where logs go: a list of stderr, stdout, syslog, \"file PATH\" (reopened on SIGHUP); none alone for nowhere",
+			set: func(f *File, v *yaml.Node) (err error) {
+				f.LogDest, err = logDestValue(v)
+				return err
+			}},
+		{key: "log_connections", field: "Broker.LogConnections", doc: "log each client's connection and disconnection (info level)",
+			set: boolean(func(f *File) *bool { return &f.Broker.LogConnections })},
+		{key: "pid_file", field: "PIDFile", doc: "file the process id is written to at start and removed from at exit; \"\": none",
+			set: str(func(f *File) *string { return &f.PIDFile })},
 		{key: "user", field: "User", doc: "started as root: the account to switch to once listeners are bound; \"\": stay",
 			set: str(func(f *File) *string { return &f.User })},
 		{key: "allow_root", field: "AllowRoot", doc: "whether root may serve a listener that is not on loopback",
 			set: boolean(func(f *File) *bool { return &f.AllowRoot })},
+		{key: "bridges", field: "Broker.Bridges", doc: "bridges to other brokers, as Mosquitto's connection sections (see [Bridges](#bridges)); started with the broker",
+			set: func(f *File, v *yaml.Node) (err error) {
+				f.Broker.Bridges, err = bridgesValue(v)
+				return err
+			}},
 	}
 }
 
@@ -358,6 +396,13 @@ func (s setting) value(f *File) string {
 		return x.String()
 	case map[string]string: // scram_users: names, and whether passwords changed
 		return scramShown(x)
+	case []string:
+		return "[" + strings.Join(x, ", ") + "]"
+	case bridge.Config: // every field: a change is a change, passwords included (never shown: Changed gives keys)
+		if len(x.Connections) == 0 {
+			return "[]"
+		}
+		return fmt.Sprintf("%+v", x.Connections)
 	}
 	return fmt.Sprint(v.Interface())
 }

@@ -66,7 +66,8 @@ var reloadSamples = map[string]string{
 	"max_session_expiry": "24h", "receive_maximum": "100", "topic_alias_maximum": "10",
 	"outbound_topic_aliases": "5", "shared_strategy": "hash-topic", "max_qos": "1", "retain_available": "false",
 	"response_information": "replies/", "persistence": "false", "data_dir": "elsewhere", "durability": "relaxed",
-	"on_damage": "refuse", "sys_interval": "30s", "admin_listen": "127.0.0.1:9", "admin_token": "tok",
+	"import_mosquitto_db": "/var/lib/mosquitto/mosquitto.db",
+	"on_damage":           "refuse", "sys_interval": "30s", "admin_listen": "127.0.0.1:9", "admin_token": "tok",
 	"tls_listen": "127.0.0.1:1", "ws_listen": "127.0.0.1:0", "wss_listen": "127.0.0.1:0", "ws_path": "/ws",
 	"tls_cert_file": "CERT2", "tls_key_file": "KEY2", "tls_client_ca_file": "CA",
 	"tls_client_certs": "optional\ntls_client_ca_file: CA", // with the CA it needs
@@ -76,6 +77,12 @@ var reloadSamples = map[string]string{
 	"auth_queue": "50", "max_connections": "500", "connect_rate": "2.5\nconnect_burst: 10", "connect_burst": "10",
 	"publish_rate": "100\npublish_burst: 200", "publish_burst": "200", "max_subscriptions": "40", "max_topic_length": "200",
 	"max_topic_levels": "9", "max_client_id_length": "64", "log_level": "debug", "log_format": "json", "user": "nobody", "allow_root": "true",
+	"max_message_size": "1KiB", "tls_client_ca_dir": "CADIR", "tls_min_version": `"1.3"`, "acl_format": "mosquitto",
+	"assign_client_ids": "false", "assigned_id_prefix": "auto-", "log_dest": "[stdout]", "log_connections": "false",
+	"pid_file": "/run/shoal.pid",
+	// A bridge to a port where nothing listens: the broker starts, and a
+	// reload names it for a restart.
+	"bridges": `[{name: b, addresses: ["127.0.0.1:1"], topics: [{pattern: a/#}], remote_client_id: b-1}]`,
 }
 
 // TestReloadMatchesBroker holds the reload column of the settings list to
@@ -156,7 +163,12 @@ func reloadBase(t *testing.T) (string, *strings.Replacer) {
 	}
 	base := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\npersistence: true\ndata_dir: %s\ntls_listen: 127.0.0.1:0\ntls_cert_file: %s\ntls_key_file: %s\n",
 		filepath.Join(dir, "data"), cert.CertFile, cert.KeyFile)
-	return base, strings.NewReplacer("CERT2", cert2, "KEY2", key2, "CA", pki.CAFile, "PWFILE", pw, "ACLFILE", acl)
+	caDir := filepath.Join(dir, "ca.d")
+	if err := os.Mkdir(caDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CopyFile(t, filepath.Join(caDir, "ca.pem"), pki.CAFile)
+	return base, strings.NewReplacer("CERT2", cert2, "KEY2", key2, "CADIR", caDir, "CA", pki.CAFile, "PWFILE", pw, "ACLFILE", acl)
 }
 
 // parseReplacing parses base with key set to value, replacing base's own

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -272,3 +273,54 @@ func scramUsersValue(n *yaml.Node) ([]auth.Method, map[string]string, error) {
 // scramIterations is the PBKDF2 work factor for SCRAM credentials: RFC 7677
 // section 4's minimum. Derivation happens once, at start-up.
 const scramIterations = 4096
+
+// logDestValue reads log_dest: one destination or a list of them, each
+// stderr, stdout, syslog or "file PATH"; none only alone.
+func logDestValue(n *yaml.Node) ([]string, error) {
+	var items []*yaml.Node
+	switch {
+	case n.Kind == yaml.SequenceNode:
+		items = n.Content
+	case isScalar(n, "!!str"):
+		items = []*yaml.Node{n}
+	default:
+		return nil, wrongType("a destination or a list of them", n)
+	}
+	var out []string
+	files := 0
+	for _, it := range items {
+		s, err := stringValue(resolveAlias(it))
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckLogDest(s); err != nil {
+			return nil, err
+		}
+		if strings.HasPrefix(s, "file ") {
+			files++
+		}
+		out = append(out, s)
+	}
+	switch {
+	case len(out) == 0:
+		return nil, errors.New(`empty: to log nowhere, say none`)
+	case len(out) > 1 && slices.Contains(out, "none"):
+		return nil, errors.New("none goes alone")
+	case files > 1:
+		return nil, errors.New("one file at most")
+	}
+	return out, nil
+}
+
+// CheckLogDest checks one log destination: stderr, stdout, syslog, none,
+// or "file PATH".
+func CheckLogDest(s string) error {
+	switch s {
+	case "stderr", "stdout", "syslog", "none":
+		return nil
+	}
+	if path, ok := strings.CutPrefix(s, "file "); ok && strings.TrimSpace(path) != "" {
+		return nil
+	}
+	return fmt.Errorf("unknown log destination %q (want stderr, stdout, syslog, none or \"file PATH\")", s)
+}

@@ -30,6 +30,10 @@ type Origin struct {
 	// chain the TLS handshake verified (transport.Config.Identity); "" when
 	// there is none.
 	CertIdentity string
+	// Internal marks a connection the embedding program made to its own
+	// broker (broker.Broker.DialInternal, for bridges): no network peer,
+	// so the broker admits it without credentials.
+	Internal bool
 }
 
 // ErrStopping is returned by Enroll once Stop has begun.

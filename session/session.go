@@ -182,6 +182,10 @@ type flight struct {
 	qbytes   int      // Delivery.Size of every queued delivery
 	awaitRel []uint16 // inbound QoS 2 ids with PUBREC sent, PUBREL not yet received
 	nextID   uint16
+	// dropped counts the messages a full queue cost this session
+	// (EnqueueLocked, CountDropLocked), for whoever watches one session:
+	// a bridge reports its own.
+	dropped uint64
 }
 
 func (s *Session) flight() *flight {
@@ -322,6 +326,20 @@ func (s *Session) QueueLen() int {
 	return int(s.fl.qlen)
 }
 
+// CountDropLocked counts one message the session's queue could not keep,
+// dropped by its caller (a bound EnqueueLocked does not know, such as
+// bytes). s.mu must be held.
+func (s *Session) CountDropLocked() { s.flight().dropped++ }
+
+// DroppedLocked is the number of messages a full queue cost the session
+// since it was created in this process. s.mu must be held.
+func (s *Session) DroppedLocked() uint64 {
+	if s.fl == nil {
+		return 0
+	}
+	return s.fl.dropped
+}
+
 // QueueBytesLocked is the Delivery.Size of every queued message together:
 // what the queue costs in message bytes. s.mu must be held.
 func (s *Session) QueueBytesLocked() int {
@@ -442,11 +460,13 @@ func (s *Session) PubcompLocked(id uint16) (seq uint64, ok bool) {
 // dropped, and the dropped delivery's Seq.
 func (s *Session) EnqueueLocked(d Delivery, max int, dropOldest bool) (dropped bool, seq uint64) {
 	if max <= 0 {
+		s.flight().dropped++
 		d.Release()
 		return true, d.Seq
 	}
 	f := s.flight()
 	if int(f.qlen) >= max {
+		f.dropped++
 		if !dropOldest {
 			d.Release()
 			return true, d.Seq

@@ -2,7 +2,9 @@
 // persistent sessions with their subscriptions and delayed wills, the QoS
 // 1/2 messages owed to them (queued or in flight, with their packet ids
 // and states), the inbound QoS 2 packet ids awaiting PUBREL, and retained
-// messages.
+// messages. Beside that state it keeps marks: named values that record
+// what must happen once in the store's life (an import of Mosquitto's
+// file), written in the same commit as what they vouch for.
 //
 // A Store hands out Writers, one per goroutine that changes state: each
 // event loop, each router worker, the broker's background goroutine.

@@ -21,6 +21,29 @@ func NewMem() *Mem { return &Mem{kv: make(map[string][]byte)} }
 // NewWriter implements Store.
 func (m *Mem) NewWriter() Writer { return &memWriter{m: m} }
 
+// Mark implements Store.
+func (m *Mem) Mark(name string) ([]byte, error) {
+	m.mu.Lock()
+	v, ok := m.kv[string(markKey(nil, name))]
+	m.mu.Unlock()
+	if !ok {
+		return nil, nil
+	}
+	return decodeMark(v)
+}
+
+// Empty implements Store.
+func (m *Mem) Empty() (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k := range m.kv {
+		if slices.Contains(stateKinds[:], k[0]) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // Sync implements Store: memory is as durable as it gets.
 func (m *Mem) Sync() error { return nil }
 
@@ -124,6 +147,10 @@ func (w *memWriter) PutRetained(m Message) {
 
 func (w *memWriter) DeleteRetained(topic []byte) {
 	w.del(append([]byte{kindRetained}, topic...))
+}
+
+func (w *memWriter) PutMark(name string, v []byte) {
+	w.set(markKey(nil, name), encodeMark(nil, v))
 }
 
 func (w *memWriter) Dirty() bool { return len(w.ops) > 0 }

@@ -85,6 +85,38 @@ func recovered(r any) error {
 // NewWriter implements Store.
 func (p *Pebble) NewWriter() Writer { return &pebbleWriter{db: p.db, b: p.db.NewBatch()} }
 
+// Mark implements Store.
+func (p *Pebble) Mark(name string) ([]byte, error) {
+	v, closer, err := p.db.Get(markKey(nil, name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: reading mark %q: %w", name, err)
+	}
+	defer closer.Close()
+	return decodeMark(v)
+}
+
+// Empty implements Store: one iterator per kind of state record, each
+// asked for its first key.
+func (p *Pebble) Empty() (bool, error) {
+	for _, kind := range stateKinds {
+		it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
+		if err != nil {
+			return false, fmt.Errorf("store: %w", err)
+		}
+		found := it.First()
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return false, fmt.Errorf("store: %w", err)
+		}
+		if found {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // Sync implements Store.
 func (p *Pebble) Sync() error { return p.db.LogData(nil, pebble.Sync) }
 
@@ -313,6 +345,12 @@ func (w *pebbleWriter) PutRetained(m Message) {
 func (w *pebbleWriter) DeleteRetained(topic []byte) {
 	w.key = append(append(w.key[:0], kindRetained), topic...)
 	_ = w.b.Delete(w.key, nil)
+}
+
+func (w *pebbleWriter) PutMark(name string, v []byte) {
+	w.key = markKey(w.key[:0], name)
+	w.val = encodeMark(w.val[:0], v)
+	w.set()
 }
 
 func (w *pebbleWriter) Dirty() bool { return !w.b.Empty() }

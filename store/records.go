@@ -14,13 +14,31 @@ import (
 //	F len id seq(8, BE)   sent state of that delivery: packet id, state
 //	A len id pid(2, BE)   inbound QoS 2 id awaiting PUBREL
 //	R topic               retained message
+//	M name                mark (Store.Mark): not state, never loaded
 const (
 	kindSession  = 'S'
 	kindDelivery = 'D'
 	kindSent     = 'F'
 	kindAwait    = 'A'
 	kindRetained = 'R'
+	kindMark     = 'M'
 )
+
+// stateKinds are the kinds of record that are state (Store.Empty).
+var stateKinds = [...]byte{kindSession, kindDelivery, kindSent, kindAwait, kindRetained}
+
+func markKey(dst []byte, name string) []byte { return append(append(dst, kindMark), name...) }
+
+func encodeMark(dst, v []byte) []byte { return append(enc(dst).u8(recordVersion), v...) }
+
+func decodeMark(v []byte) ([]byte, error) {
+	d := dec{b: v}
+	d.version()
+	if d.err != nil {
+		return nil, fmt.Errorf("mark: %w", d.err)
+	}
+	return append([]byte{}, d.b...), nil // never nil: nil is "no mark"
+}
 
 // recordVersion leads every value, so that a later layout can be told
 // apart from this one.

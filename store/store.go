@@ -18,6 +18,13 @@ type Store interface {
 	// nothing can be read at all, or when the store is damaged and was
 	// opened to refuse damage (OnDamage Refuse: a *DamagedError).
 	Load(l Loader) error
+	// Mark returns the value of the mark named name, or nil if the store
+	// has none. Marks record events of the store's life that must happen
+	// once, such as an import (Writer.PutMark); Load does not see them.
+	Mark(name string) ([]byte, error)
+	// Empty reports whether the store holds no state: no session,
+	// delivery, awaited QoS 2 id or retained message. Marks do not count.
+	Empty() (bool, error)
 	// Sync makes every change committed so far durable.
 	Sync() error
 	// Close syncs and releases the store. Writers must not be used after.
@@ -49,6 +56,10 @@ type Writer interface {
 	PutRetained(m Message)
 	// DeleteRetained removes topic's retained message.
 	DeleteRetained(topic []byte)
+	// PutMark stores the mark name with value (Store.Mark). Committed with
+	// the records it vouches for, in the same Commit, it holds only if
+	// they do.
+	PutMark(name string, value []byte)
 	// Dirty reports whether changes wait for Commit.
 	Dirty() bool
 	// Commit applies the changes made since the last Commit. With sync,

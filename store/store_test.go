@@ -345,3 +345,55 @@ func openTestPebble(t *testing.T, dir string) *Pebble {
 
 // testLogger logs into the test's output.
 func testLogger(t *testing.T) zerolog.Logger { return zerolog.New(zerolog.NewTestWriter(t)) }
+
+// TestMarks: a mark is kept across a restart, is not state (Empty, Load),
+// and holds only if the commit it came with does; each kind of state
+// record makes the store non-empty.
+func TestMarks(t *testing.T) {
+	forEach(t, func(t *testing.T, im impl) {
+		s := im.open(t)
+		if v, err := s.Mark("import"); v != nil || err != nil {
+			t.Fatalf("Mark of a new store = %q, %v; want nil, nil", v, err)
+		}
+		if empty, err := s.Empty(); !empty || err != nil {
+			t.Fatalf("Empty of a new store = %v, %v", empty, err)
+		}
+		w := s.NewWriter()
+		w.PutMark("import", []byte("done"))
+		w.PutMark("other", nil)
+		commit(t, w, true)
+		s = im.reopen(t, s)
+		if v, err := s.Mark("import"); string(v) != "done" || err != nil {
+			t.Errorf("Mark(import) = %q, %v; want done", v, err)
+		}
+		if v, err := s.Mark("other"); v == nil || len(v) != 0 || err != nil {
+			t.Errorf("Mark(other) = %#v, %v; want an empty, non-nil value", v, err)
+		}
+		if empty, err := s.Empty(); !empty || err != nil {
+			t.Errorf("Empty with marks only = %v, %v; want true", empty, err)
+		}
+		if r := loadAll(t, s); len(r.corrupt) != 0 {
+			t.Errorf("Load reported marks as corrupt: %v", r.corrupt)
+		}
+		// Marks survive a Load (which deletes what it drops) too.
+		if v, _ := s.Mark("import"); string(v) != "done" {
+			t.Errorf("after Load, Mark(import) = %q", v)
+		}
+
+		for _, put := range []func(w Writer){
+			func(w Writer) { w.PutSession(&Session{ClientID: "c", Expiry: 5}) },
+			func(w Writer) { w.PutDelivery("c", Delivery{Seq: 1, Msg: msg("t", "p", 1), QoS: 1}) },
+			func(w Writer) { w.MarkSent("c", 1, 7, 1) },
+			func(w Writer) { w.PutAwaitRel("c", 3) },
+			func(w Writer) { w.PutRetained(msg("r", "p", 0)) },
+		} {
+			fresh := im.open(t)
+			w := fresh.NewWriter()
+			put(w)
+			commit(t, w, false)
+			if empty, err := fresh.Empty(); empty || err != nil {
+				t.Errorf("Empty after a state record = %v, %v; want false", empty, err)
+			}
+		}
+	})
+}

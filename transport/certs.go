@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -13,13 +14,15 @@ import (
 // files names what certs reads: the Config fields that Reload may change.
 type files struct {
 	cert, key, clientCA string
+	clientCADir         string
 	clientCerts         ClientCertPolicy
 	identity            IdentitySource
+	minVersion          TLSVersion
 }
 
 func filesOf(c *Config) files {
-	return files{cert: c.CertFile, key: c.KeyFile, clientCA: c.ClientCAFile,
-		clientCerts: c.ClientCerts, identity: c.Identity}
+	return files{cert: c.CertFile, key: c.KeyFile, clientCA: c.ClientCAFile, clientCADir: c.ClientCADir,
+		clientCerts: c.ClientCerts, identity: c.Identity, minVersion: c.MinVersion}
 }
 
 // material is one loaded generation of certificates, with the tls.Configs
@@ -69,17 +72,13 @@ func loadMaterial(f files) (*material, error) {
 	base := &tls.Config{
 		// TLS 1.0 and 1.1 are deprecated (RFC 8996); every MQTT client
 		// library of the last decade speaks 1.2.
-		MinVersion:   tls.VersionTLS12,
+		MinVersion:   max(uint16(f.minVersion), tls.VersionTLS12),
 		Certificates: []tls.Certificate{pair},
 	}
 	if f.clientCerts != NoClientCerts {
-		caPEM, err := os.ReadFile(f.clientCA)
+		pool, err := clientCAs(f)
 		if err != nil {
-			return nil, fmt.Errorf("tls_client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(caPEM) {
-			return nil, fmt.Errorf("tls_client_ca_file: %s holds no PEM certificate", f.clientCA)
+			return nil, err
 		}
 		base.ClientCAs = pool
 		base.ClientAuth = tls.VerifyClientCertIfGiven
@@ -95,6 +94,48 @@ func loadMaterial(f files) (*material, error) {
 	m.http = base.Clone()
 	m.http.NextProtos = []string{"http/1.1"} // no h2: WebSocket upgrades need HTTP/1.1
 	return m, nil
+}
+
+// clientCAs reads the CA certificates of tls_client_ca_file and every
+// file of tls_client_ca_dir that holds PEM certificates.
+func clientCAs(f files) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if f.clientCA != "" {
+		caPEM, err := os.ReadFile(f.clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("tls_client_ca_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, fmt.Errorf("tls_client_ca_file: %s holds no PEM certificate", f.clientCA)
+		}
+	}
+	if f.clientCADir != "" {
+		entries, err := os.ReadDir(f.clientCADir)
+		if err != nil {
+			return nil, fmt.Errorf("tls_client_ca_dir: %w", err)
+		}
+		found := false
+		for _, e := range entries {
+			// OpenSSL's capath holds the certificates and, after openssl
+			// rehash, links to them named by hash: following the links
+			// reads a certificate twice, which a pool takes in its stride.
+			path := filepath.Join(f.clientCADir, e.Name())
+			if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+				continue
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return nil, fmt.Errorf("tls_client_ca_dir: %w", err)
+			}
+			if pool.AppendCertsFromPEM(data) {
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("tls_client_ca_dir: %s holds no file of PEM certificates", f.clientCADir)
+		}
+	}
+	return pool, nil
 }
 
 // serverConfig returns the tls.Config a listener is built with: it asks
@@ -134,6 +175,8 @@ func identity(st tls.ConnectionState, src IdentitySource) string {
 		case len(leaf.URIs) > 0:
 			return leaf.URIs[0].String()
 		}
+	case IdentitySubject:
+		return leaf.Subject.String()
 	}
 	return ""
 }

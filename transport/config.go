@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"github.com/shoalmq/shoal/internal/enum"
@@ -45,16 +46,53 @@ const (
 	// IdentitySAN takes the first Subject Alternative Name: a DNS name,
 	// else an email address, else a URI.
 	IdentitySAN
+	// IdentitySubject takes the whole subject, in RFC 4514 order and
+	// form ("CN=dev 1,OU=Sensors,O=Example,C=GB"), as Mosquitto's
+	// use_subject_as_username does.
+	IdentitySubject
 )
 
 // String returns the config-file spelling.
 func (s IdentitySource) String() string { return identitySources.String(s) }
 
-// ParseIdentitySource reads the config-file spelling of a IdentitySource.
+// ParseIdentitySource reads the config-file spelling of an IdentitySource.
 func ParseIdentitySource(s string) (IdentitySource, error) { return identitySources.Parse(s) }
 
 // identitySources spells the IdentitySource values, in order.
-var identitySources = enum.New[IdentitySource]("IdentitySource", "certificate identity", "none", "cn", "san")
+var identitySources = enum.New[IdentitySource]("IdentitySource", "certificate identity", "none", "cn", "san", "subject")
+
+// TLSVersion is the oldest TLS version the listeners accept.
+type TLSVersion uint16
+
+// The versions a listener may require at least. TLS 1.0 and 1.1 are not
+// offered at all: RFC 8996 deprecates them, and every MQTT client library
+// of the last decade speaks 1.2.
+const (
+	TLS12 TLSVersion = tls.VersionTLS12
+	TLS13 TLSVersion = tls.VersionTLS13
+)
+
+// String returns the version's config-file spelling.
+func (v TLSVersion) String() string {
+	switch v {
+	case TLS12:
+		return "1.2"
+	case TLS13:
+		return "1.3"
+	}
+	return fmt.Sprintf("TLSVersion(%#x)", uint16(v))
+}
+
+// ParseTLSVersion reads the config-file spelling of a TLSVersion.
+func ParseTLSVersion(s string) (TLSVersion, error) {
+	switch s {
+	case "1.2":
+		return TLS12, nil
+	case "1.3":
+		return TLS13, nil
+	}
+	return 0, fmt.Errorf("unknown TLS version %q (want 1.2 or 1.3)", s)
+}
 
 // Config configures the TLS and WebSocket listeners. Each field documents
 // its default and its config-file key; start from DefaultConfig. A zero
@@ -70,7 +108,8 @@ type Config struct {
 	// (wss_listen), e.g. ":8443". Default "": off.
 	WSSListen string
 	// WSPath is the one HTTP path where ws and wss upgrade to WebSocket
-	// (ws_path); other paths get 404. Default "/mqtt".
+	// (ws_path); other paths get 404. AnyPath upgrades at every path, as
+	// Mosquitto's WebSocket listeners do. Default "/mqtt".
 	WSPath string
 
 	// CertFile and KeyFile are the PEM server certificate chain and its
@@ -79,9 +118,17 @@ type Config struct {
 	// by Reload.
 	CertFile, KeyFile string
 	// ClientCAFile holds the PEM CA certificates that verify client
-	// certificates (tls_client_ca_file). Required unless ClientCerts is
-	// none. Reloaded with the server certificate.
+	// certificates (tls_client_ca_file). It or ClientCADir is required
+	// unless ClientCerts is none. Reloaded with the server certificate.
 	ClientCAFile string
+	// ClientCADir is a directory whose files hold more such CA
+	// certificates (tls_client_ca_dir), in the manner of OpenSSL's capath:
+	// every regular file in it that holds PEM certificates is read, others
+	// are passed over. Reloaded with the server certificate.
+	ClientCADir string
+	// MinVersion is the oldest TLS version accepted (tls_min_version).
+	// Default TLS12. Reloaded with the server certificate.
+	MinVersion TLSVersion
 	// ClientCerts says whether clients must present a certificate
 	// (tls_client_certs). Default NoClientCerts.
 	ClientCerts ClientCertPolicy
@@ -105,10 +152,13 @@ type Config struct {
 	MaxHandshakes int
 }
 
+// AnyPath as WSPath upgrades to WebSocket at every HTTP path.
+const AnyPath = "*"
+
 // DefaultConfig returns the defaults: no listener, WebSocket path "/mqtt",
-// no client certificates, at most 1024 handshakes at once.
+// no client certificates, TLS 1.2 and up, at most 1024 handshakes at once.
 func DefaultConfig() Config {
-	return Config{WSPath: "/mqtt", MaxHandshakes: 1024}
+	return Config{WSPath: "/mqtt", MaxHandshakes: 1024, MinVersion: TLS12}
 }
 
 // UsesTLS reports whether a listener needs the server certificate.
@@ -129,20 +179,22 @@ func (c *Config) Validate() error {
 		}
 	}
 	switch {
-	case c.WSPath == "" || !strings.HasPrefix(c.WSPath, "/"):
-		return fmt.Errorf("ws_path: %q must start with /", c.WSPath)
+	case c.WSPath != AnyPath && !strings.HasPrefix(c.WSPath, "/"):
+		return fmt.Errorf("ws_path: %q must start with / (or be %s, any path)", c.WSPath, AnyPath)
 	case c.ClientCerts > RequireClientCerts:
 		return fmt.Errorf("tls_client_certs: %v is unknown", c.ClientCerts)
-	case c.Identity > IdentitySAN:
+	case c.Identity > IdentitySubject:
 		return fmt.Errorf("tls_identity: %v is unknown", c.Identity)
+	case c.MinVersion != TLS12 && c.MinVersion != TLS13:
+		return fmt.Errorf("tls_min_version: %v is unknown", c.MinVersion)
 	case c.UsesTLS() && c.CertFile == "":
 		return errors.New("tls_cert_file: must be set when tls_listen or wss_listen is")
 	case c.UsesTLS() && c.KeyFile == "":
 		return errors.New("tls_key_file: must be set when tls_listen or wss_listen is")
 	case (c.CertFile == "") != (c.KeyFile == ""):
 		return errors.New("tls_key_file: tls_cert_file and tls_key_file go together")
-	case c.ClientCerts != NoClientCerts && c.ClientCAFile == "":
-		return fmt.Errorf("tls_client_ca_file: must be set when tls_client_certs is %v", c.ClientCerts)
+	case c.ClientCerts != NoClientCerts && c.ClientCAFile == "" && c.ClientCADir == "":
+		return fmt.Errorf("tls_client_ca_file: it or tls_client_ca_dir must be set when tls_client_certs is %v", c.ClientCerts)
 	case c.Identity != NoIdentity && c.ClientCerts == NoClientCerts:
 		return fmt.Errorf("tls_identity: %v needs tls_client_certs optional or require", c.Identity)
 	case c.HandshakeTimeout < 0:

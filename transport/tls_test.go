@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +114,47 @@ func TestMutualTLS(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMosquittoStyleTLS: the settings a Mosquitto listener maps to — the
+// whole subject as the identity (use_subject_as_username), client CAs
+// from a directory (capath), TLS 1.3 at least (tls_version tlsv1.3).
+func TestMosquittoStyleTLS(t *testing.T) {
+	dir := t.TempDir()
+	pki := testutil.NewPKI(t, dir, "a")
+	srv := pki.Server("srv")
+	good := pki.Client("good", "device 42", nil, nil, nil)
+	caDir := filepath.Join(dir, "capath")
+	if err := os.Mkdir(caDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CopyFile(t, filepath.Join(caDir, "ca.pem"), pki.CAFile)
+	if err := os.WriteFile(filepath.Join(caDir, "README"), []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(caDir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tlsConfig(srv)
+	cfg.ClientCerts, cfg.ClientCADir, cfg.Identity = transport.RequireClientCerts, caDir, transport.IdentitySubject
+	cfg.MinVersion = transport.TLS13
+	s, e := start(t, cfg)
+	addr := s.Addr(transport.ListenerTLS)
+	c, err := dialTLS(t, addr, pki.ClientTLS(good))
+	if err != nil {
+		t.Fatalf("a client with a good certificate: %v", err)
+	}
+	if v := c.ConnectionState().Version; v != tls.VersionTLS13 {
+		t.Errorf("version %#x, want TLS 1.3", v)
+	}
+	if o := e.origin(t, 0); o.CertIdentity != "CN=device 42" {
+		t.Errorf("CertIdentity = %q, want the subject", o.CertIdentity)
+	}
+	old := pki.ClientTLS(good)
+	old.MaxVersion = tls.VersionTLS12
+	if _, err := dialTLS(t, addr, old); err == nil {
+		t.Error("a TLS 1.2 client connected to a listener that wants 1.3")
+	}
 }
 
 // TestReload: after the files are replaced and Reload runs, new

@@ -160,8 +160,13 @@ func TestValidate(t *testing.T) {
 			"tls_key_file: must be set"},
 		{"key without cert", func(c *transport.Config) { c.KeyFile = "k.pem" }, "tls_key_file: tls_cert_file and tls_key_file go together"},
 		{"path", func(c *transport.Config) { c.WSPath = "mqtt" }, `ws_path: "mqtt" must start with /`},
+		{"any path", func(c *transport.Config) { c.WSPath = transport.AnyPath }, ""},
 		{"require without CA", func(c *transport.Config) { c.ClientCerts = transport.RequireClientCerts },
-			"tls_client_ca_file: must be set when tls_client_certs is require"},
+			"tls_client_ca_file: it or tls_client_ca_dir must be set when tls_client_certs is require"},
+		{"require with a CA directory", func(c *transport.Config) {
+			c.ClientCerts, c.ClientCADir = transport.RequireClientCerts, "/etc/ssl/certs"
+		}, ""},
+		{"TLS 1.1", func(c *transport.Config) { c.MinVersion = tls.VersionTLS11 }, "tls_min_version: "},
 		{"identity without client certs", func(c *transport.Config) { c.Identity = transport.IdentityCN },
 			"tls_identity: cn needs tls_client_certs optional or require"},
 		{"no handshakes", func(c *transport.Config) { c.MaxHandshakes = 0 }, "transport: max handshakes 0"},
@@ -187,7 +192,15 @@ func TestParsePolicies(t *testing.T) {
 			t.Errorf("ParseClientCertPolicy(%q) = %v, %v", p, got, err)
 		}
 	}
-	for _, s := range []transport.IdentitySource{transport.NoIdentity, transport.IdentityCN, transport.IdentitySAN} {
+	for _, v := range []transport.TLSVersion{transport.TLS12, transport.TLS13} {
+		if got, err := transport.ParseTLSVersion(v.String()); err != nil || got != v {
+			t.Errorf("ParseTLSVersion(%q) = %v, %v", v, got, err)
+		}
+	}
+	if _, err := transport.ParseTLSVersion("1.1"); err == nil {
+		t.Error(`ParseTLSVersion("1.1") succeeded`)
+	}
+	for _, s := range []transport.IdentitySource{transport.NoIdentity, transport.IdentityCN, transport.IdentitySAN, transport.IdentitySubject} {
 		if got, err := transport.ParseIdentitySource(s.String()); err != nil || got != s {
 			t.Errorf("ParseIdentitySource(%q) = %v, %v", s, got, err)
 		}
@@ -224,6 +237,12 @@ func TestStartErrorsNameKeys(t *testing.T) {
 			c.ClientCerts, c.ClientCAFile = transport.RequireClientCerts, srv.KeyFile
 		}, "tls_client_ca_file: " + srv.KeyFile + " holds no PEM certificate"},
 		{"address in use", func(c *transport.Config) { c.TLSListen = busy.Addr().String() }, "tls_listen: listen tcp"},
+		{"CA directory missing", func(c *transport.Config) {
+			c.ClientCerts, c.ClientCADir = transport.RequireClientCerts, dir+"/nope"
+		}, "tls_client_ca_dir: open "},
+		{"CA directory without a CA", func(c *transport.Config) {
+			c.ClientCerts, c.ClientCADir = transport.RequireClientCerts, t.TempDir()
+		}, "tls_client_ca_dir: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tlsConfig(srv)

@@ -77,10 +77,10 @@ func (s *Server) serveHTTP(name string, ln *gatedListener) {
 	}()
 }
 
-// upgrade serves one HTTP request: at Config.WSPath, the WebSocket
-// upgrade and the hand-over to the reactor; elsewhere 404.
+// upgrade serves one HTTP request: at Config.WSPath (any path for "*"),
+// the WebSocket upgrade and the hand-over to the reactor; elsewhere 404.
 func (s *Server) upgrade(name string, w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != s.cfg.WSPath {
+	if s.cfg.WSPath != AnyPath && r.URL.Path != s.cfg.WSPath {
 		s.failed(name, r.RemoteAddr, fmt.Sprintf("path %q is not ws_path (%s)", clip(r.URL.Path), s.cfg.WSPath), "WebSocket upgrade failed")
 		http.NotFound(w, r)
 		return

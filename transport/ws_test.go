@@ -124,6 +124,18 @@ func TestWebSocket(t *testing.T) {
 	}
 }
 
+// TestWebSocketAnyPath: ws_path "*" upgrades at every path, as
+// Mosquitto's WebSocket listeners do.
+func TestWebSocketAnyPath(t *testing.T) {
+	cfg := transport.DefaultConfig()
+	cfg.WSListen, cfg.WSPath = "on", transport.AnyPath
+	s, _ := start(t, cfg)
+	for _, path := range []string{"/", "/mqtt", "/ws/deep"} {
+		c, _ := wsClient(t, "ws://"+s.Addr(transport.ListenerWS).String()+path, nil, "mqtt")
+		wsEcho(t, c, "at "+path)
+	}
+}
+
 // TestSecureWebSocket: wss with mutual TLS hands the client certificate's
 // identity over, and refuses a client without one.
 func TestSecureWebSocket(t *testing.T) {

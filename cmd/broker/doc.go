@@ -2,6 +2,7 @@
 // build).
 //
 //	shoal [-c FILE] [--listen ADDR] [--log-level LEVEL]
+//	shoal [-c mosquitto.conf] [-d] [-p PORT] [-v]
 //	shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]
 //	shoal healthcheck [-c FILE | --url URL] [--timeout D]
 //	shoal --version
@@ -22,7 +23,10 @@
 //
 // Without -c it runs with the embedded default configuration (see
 // config.example.yaml at the repository root); --listen and --log-level
-// override the file. It logs to stderr: console lines on a terminal, JSON
+// override the file. -c also reads Mosquitto's mosquitto.conf, and -p, -v
+// and -d mean what they mean to Mosquitto (README, Coming from
+// Mosquitto); -d starts the program again detached (daemon.go). It logs
+// to stderr, or where log_dest says: console lines on a terminal, JSON
 // otherwise, unless log_format says which.
 //
 // SIGHUP re-reads the configuration file, the password file and the ACL

@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,16 +48,30 @@ func main() {
 	}
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, signals))
+	var stderr io.Writer = os.Stderr
+	child := daemonChild()
+	if child != nil {
+		stderr = child // start-up output goes to the parent of -d
+	}
+	code := run(os.Args[1:], os.Stdout, stderr, signals)
+	if child != nil {
+		child.close() // if run failed before ready: the parent learns it now
+	}
+	os.Exit(code)
 }
 
 // options are the command-line flags after parsing.
 type options struct {
 	configPath  string // "" means the embedded default
 	listen      string // "" means the file's
+	port        string // -p: "" means none
 	dataDir     string // "" means the file's
 	adminListen *string
 	logLevel    string // "" means the file's
+	verbose     bool   // -v: log_level debug
+	daemon      bool   // -d: detach once listening
+	format      config.Format
+	unsupported config.Unsupported
 	showVersion bool
 	cpuProfile  string // write a CPU profile of the whole run here
 	memProfile  string // write a heap profile here at shutdown
@@ -75,7 +91,32 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return nil
 	}
 	fs.Func("c", "read the configuration from `FILE` (same as --config)", setConfig)
-	fs.Func("config", "read the configuration from `FILE` (default: the embedded config.example.yaml)", setConfig)
+	fs.Func("config", "read the configuration from `FILE`: Shoal's YAML or Mosquitto's mosquitto.conf (default: the embedded config.example.yaml)", setConfig)
+	fs.Func("config-file", "the same as --config (Mosquitto's spelling)", setConfig)
+	fs.Func("config-format", "the configuration file's `FORMAT`: yaml, mosquitto, or auto (by its name, then its contents)", func(s string) (err error) {
+		o.format, err = config.ParseFormat(s)
+		return err
+	})
+	fs.Func("mosquitto-unsupported", "a Mosquitto directive Shoal has no equivalent for: refuse (the broker does not start) or warn (`POLICY`)", func(s string) (err error) {
+		o.unsupported, err = config.ParseUnsupported(s)
+		return err
+	})
+	setPort := func(s string) error {
+		if o.port != "" {
+			return errors.New("given twice: Shoal has one plain MQTT listener (a second port is a listener line in a mosquitto.conf, or tls_listen, ws_listen, wss_listen)")
+		}
+		if n, err := strconv.Atoi(s); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q is not a port (1..65535)", s)
+		}
+		o.port = s
+		return nil
+	}
+	fs.Func("p", "listen on 127.0.0.1:`PORT` when the configuration names no listener, as Mosquitto's -p (ignored, with a warning, when it does)", setPort)
+	fs.Func("port", "the same as -p", setPort)
+	fs.BoolVar(&o.verbose, "v", false, "log everything (log level debug), as Mosquitto's -v")
+	fs.BoolVar(&o.verbose, "verbose", false, "the same as -v")
+	fs.BoolVar(&o.daemon, "d", false, "run in the background once listening, as Mosquitto's -d (under systemd, run in the foreground instead)")
+	fs.BoolVar(&o.daemon, "daemon", false, "the same as -d")
 	// Flag values are checked with the file they override (loadConfig),
 	// errors naming the flag.
 	fs.Func("listen", "listen on `ADDR` (host:port), overriding the file's listen", func(s string) error {
@@ -101,14 +142,22 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (for go tool pprof)")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` at shutdown (allocations included)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal --version\n       shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]   (edit a password file; shoal passwd -h)\n       shoal healthcheck [-c FILE | --url URL]   (ask the admin API's /healthz; exit 0 on 200)\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: shoal [-c FILE] [--listen ADDR] [--data-dir DIR] [--admin-listen ADDR] [--log-level LEVEL]\n       shoal [-c mosquitto.conf] [-d] [-p PORT] [-v]   (as Mosquitto; see README, Coming from Mosquitto)\n       shoal --version\n       shoal passwd [-c] [-D] [-b] [--cost N] FILE USER [PASSWORD]   (edit a password file; shoal passwd -h)\n       shoal healthcheck [-c FILE | --url URL]   (ask the admin API's /healthz; exit 0 on 200)\n\nRuns the Shoal MQTT broker until SIGINT or SIGTERM.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	var err error
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	case o.port != "" && o.listen != "":
+		err = errors.New("-p and --listen: give one (--listen replaces the file's listener, -p is used when the file has none)")
+	case o.verbose && o.logLevel != "":
+		err = errors.New("-v and --log-level: give one (-v is --log-level debug)")
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "%v\n", err)
 		fs.Usage()
 		return o, err
@@ -130,10 +179,13 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		fmt.Fprintf(stdout, "shoal %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	}
+	if o.daemon {
+		return daemonize(args, stderr)
+	}
 
 	file, err := loadConfig(o)
 	if err != nil {
-		fmt.Fprintf(stderr, "shoal: %v\n", err)
+		fmt.Fprintf(stderr, "shoal: %v\n", strings.ReplaceAll(err.Error(), "\n", "\nshoal: "))
 		var fe *config.FlagError
 		if errors.As(err, &fe) {
 			return 2
@@ -143,20 +195,36 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 
 	priv, err := checkPrivileges(file, os.Geteuid(), lookupUser, unprivilegedPortStart())
 	if err != nil {
-		fmt.Fprintf(stderr, "shoal: %v\n", err)
+		fmt.Fprintf(stderr, "shoal: %s: %v\n", o.configName(), err)
 		return 1
 	}
-
-	log := newLogger(stderr, file.LogLevel, file.LogFormat)
+	sinks, err := openLogSinks(file.LogDest)
+	if err != nil {
+		fmt.Fprintf(stderr, "shoal: %s: %v\n", o.configName(), err)
+		return 1
+	}
+	defer func() { sinks.close() }() // the sinks in use at exit
+	log := sinks.logger(stdout, stderr, file.LogLevel, file.LogFormat)
 	file.Broker.Logger = log
 	if priv.note != "" {
 		log.Info().Msg(priv.note)
 	}
+	logWarnings(log, file)
 	notify := newNotifier(log)
 	if procs, set := setProcs(file.Broker.EventLoops(), os.Getenv); set {
 		log.Debug().Int("gomaxprocs", procs).Msg("one scheduler processor more than the event loops")
 	}
+	if file.PIDFile != "" {
+		if err := writePIDFile(file.PIDFile); err != nil {
+			log.Error().Err(err).Msg("cannot write the pid file")
+			return 1
+		}
+		defer removePIDFile(file.PIDFile)
+	}
 
+	if file.ImportMosquittoDB != "" {
+		file.Broker.Import = mosquittoImport(file.ImportMosquittoDB, file.Broker.MaxSessionExpiry)
+	}
 	b, err := broker.New(file.Broker)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build the broker")
@@ -191,7 +259,10 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	if adm != nil {
 		adm.Serve()
 	}
-	log.Info().Str("addr", b.Addr().String()).Str("version", version).Msg("listening")
+	log.Info().Str("addr", b.Addr().String()).Str("version", version).Str("config_format", file.Format.String()).Msg("listening")
+	if n, ok := stderr.(interface{ ready(dests []string) }); ok {
+		n.ready(file.LogDest) // -d: the parent may go
+	}
 	notify(sdnotify.Ready + "\n" + sdnotify.Status("serving MQTT on "+b.Addr().String()))
 
 	relCtx, stopReleaser := context.WithCancel(context.Background())
@@ -206,7 +277,7 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	sig := <-signals
 	for sig == syscall.SIGHUP {
 		notify(sdnotify.Reloading())
-		log = reload(b, adm, o, &loaded, started, stderr, log)
+		log = reload(b, adm, o, &loaded, started, &sinks, stdout, stderr, log)
 		notify(sdnotify.Ready)
 		sig = <-signals
 	}
@@ -225,6 +296,14 @@ func (o options) overrides() []config.Override {
 	var out []config.Override
 	if o.listen != "" {
 		out = append(out, config.Override{Flag: "--listen", Key: "listen", Value: o.listen})
+	}
+	if o.port != "" {
+		// Mosquitto 2 binds -p's listener to loopback, and ignores it
+		// when the file has a listener (mosquitto(8), -p).
+		out = append(out, config.Override{Flag: "-p", Key: "listen", Value: "127.0.0.1:" + o.port, IfUnset: true})
+	}
+	if o.verbose {
+		out = append(out, config.Override{Flag: "-v", Key: "log_level", Value: "debug"})
 	}
 	if o.dataDir != "" {
 		out = append(out, config.Override{Flag: "--data-dir", Key: "data_dir", Value: o.dataDir})
@@ -259,16 +338,27 @@ func (o options) nameKey(err error) error {
 	return fmt.Errorf("%s: %s", o.name(key), rest)
 }
 
-// loadConfig reads the configuration — the file named by -c, or the
-// embedded default — with the flags' overrides applied before it is
-// validated. A problem with a flag's value is a *config.FlagError.
+// configName names the configuration in messages.
+func (o options) configName() string {
+	if o.configPath == "" {
+		return embeddedName
+	}
+	return o.configPath
+}
+
+// loadConfig reads the configuration — the file named by -c, in its
+// format, or the embedded default — with the flags' overrides applied
+// before it is validated. A problem with a flag's value is a
+// *config.FlagError.
 func loadConfig(o options) (config.File, error) {
 	var file config.File
 	var err error
+	opts := config.Options{Format: o.format, Overrides: o.overrides(), Unsupported: o.unsupported}
 	if o.configPath == "" {
-		file, err = config.ParseWith(config.Default(), embeddedName, o.overrides())
+		opts.Format = config.FormatYAML
+		file, err = config.ParseOptions(config.Default(), embeddedName, opts)
 	} else {
-		file, err = config.LoadWith(o.configPath, o.overrides())
+		file, err = config.LoadOptions(o.configPath, opts)
 	}
 	if err != nil {
 		return file, err
@@ -325,7 +415,10 @@ func newNotifier(log zerolog.Logger) func(state string) {
 // that does not load is refused with a log line naming the file, line and
 // key, and the running configuration stays. loaded is the file last
 // applied; it returns the logger to go on with.
-func reload(b *broker.Broker, adm *admin.Server, o options, loaded *config.File, started config.File, stderr io.Writer, log zerolog.Logger) zerolog.Logger {
+//
+// The log files are opened again (for log rotation); *sinks is replaced
+// when log_dest changed.
+func reload(b *broker.Broker, adm *admin.Server, o options, loaded *config.File, started config.File, sinks **logSinks, stdout, stderr io.Writer, log zerolog.Logger) zerolog.Logger {
 	if o.configPath == "" {
 		log.Warn().Msg("SIGHUP: running on the embedded default configuration, nothing to reload")
 		return log
@@ -335,12 +428,30 @@ func reload(b *broker.Broker, adm *admin.Server, o options, loaded *config.File,
 		log.Error().Err(err).Msg("configuration reload refused: the running configuration stays")
 		return log
 	}
-	next := newLogger(stderr, file.LogLevel, file.LogFormat)
-	file.Broker.Logger = next
-	if _, err := b.Reload(file.Broker); err != nil {
+	old, cur := *sinks, *sinks
+	if slices.Equal(file.LogDest, cur.dests) {
+		err = cur.reopen()
+	} else {
+		cur, err = openLogSinks(file.LogDest)
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("configuration reload refused: the running configuration stays")
 		return log
 	}
+	next := cur.logger(stdout, stderr, file.LogLevel, file.LogFormat)
+	file.Broker.Logger = next
+	if _, err := b.Reload(file.Broker); err != nil {
+		if cur != old {
+			cur.close()
+		}
+		log.Error().Err(err).Msg("configuration reload refused: the running configuration stays")
+		return log
+	}
+	if cur != old {
+		*sinks = cur
+		old.close()
+	}
+	logWarnings(next, file)
 	if adm != nil && file.AdminToken != loaded.AdminToken {
 		if err := adm.SetToken(file.AdminToken); err != nil { // the file's check already passed: cannot happen
 			log.Error().Err(err).Msg("admin_token not changed")
@@ -380,13 +491,16 @@ func shutdown(b *broker.Broker, adm *admin.Server, signals <-chan os.Signal, log
 	}
 }
 
-// newLogger builds the process logger on w.
+// newLogger builds a logger on w alone.
 func newLogger(w io.Writer, level zerolog.Level, format config.LogFormat) zerolog.Logger {
-	terminal := isTerminal(w)
-	if format.Console(terminal) {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !terminal}
+	return zerolog.New(formatted(w, format)).Level(level).With().Timestamp().Logger()
+}
+
+// logWarnings logs what the configuration warns about (File.Warnings).
+func logWarnings(log zerolog.Logger, file config.File) {
+	for _, w := range file.Warnings {
+		log.Warn().Msg(w)
 	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
 // isTerminal reports whether w is a terminal, for the console-or-JSON

@@ -1,0 +1,25 @@
+// Package cluster is what a Shoal node needs to be one broker with others:
+// NATS with JetStream, embedded in each node by default or an external NATS
+// cluster for large deployments, and the building blocks the broker puts
+// on it. No consensus, gossip or replication is written here: NATS routes
+// the messages between nodes by subject interest, and JetStream replicates
+// the state.
+//
+//   - Node (node.go) starts the embedded NATS server — routes to the other
+//     nodes, JetStream in data_dir/cluster, a client listener on loopback
+//     behind a per-process token, connected to in process — or connects
+//     to an external NATS cluster, and waits until JetStream answers.
+//   - Subject and Filter (subject.go) map MQTT topics and filters to NATS
+//     subjects and key-value keys that every topic survives ('.', '*',
+//     '>', spaces, empty levels, '$' topics), such that a filter's subjects
+//     match a topic's subject under NATS's rules exactly when the filter
+//     matches the topic under MQTT's (fuzzed against codec.Matches).
+//   - Owners (owners.go) says which node owns each client id's session: a
+//     replicated key-value bucket, claimed by compare-and-set with an
+//     epoch, watched so that a node lets go of what another claimed.
+//
+// # Concurrency
+//
+// Node, Owners and the mapping functions are safe for concurrent use. An
+// Owners watcher calls its function on one goroutine of its own.
+package cluster

@@ -1,0 +1,231 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// Config says how a node joins its cluster.
+type Config struct {
+	// Name is the cluster's name; routes from a cluster of another name
+	// are refused.
+	Name string
+	// Node is this node's name, unique in the cluster.
+	Node string
+	// Listen is where the embedded NATS server takes the other nodes'
+	// routes ("host:port").
+	Listen string
+	// Routes are the other nodes' Listen addresses, to connect to.
+	Routes []string
+	// Replicas is how many copies JetStream keeps of the cluster's
+	// durable state: 3 survives one node's loss; 1 for a one-node cluster.
+	Replicas int
+	// NATSURL, when set, connects to an external NATS cluster instead of
+	// embedding a server; Listen and Routes are then not used.
+	NATSURL string
+	// DataDir is where the embedded server keeps its JetStream state.
+	DataDir string
+	// Logger gets the embedded server's lines (its chatter at debug).
+	Logger zerolog.Logger
+}
+
+// Validate reports the first setting that cannot work, naming its key
+// under "cluster".
+func (c *Config) Validate() error {
+	switch {
+	case c.Name == "" || !tokenSafe(c.Name):
+		return fmt.Errorf("cluster.name: %q must be letters, digits, - and _", c.Name)
+	case c.Node == "" || !tokenSafe(c.Node):
+		return fmt.Errorf("cluster.node: %q must be letters, digits, - and _", c.Node)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("cluster.replicas: %d is outside 1..5", c.Replicas)
+	case c.NATSURL != "":
+		return nil
+	case c.DataDir == "":
+		return errors.New("cluster: an embedded node needs a data_dir for its JetStream state")
+	}
+	if _, err := hostPort("cluster.listen", c.Listen); err != nil {
+		return err
+	}
+	for _, r := range c.Routes {
+		if _, err := hostPort("cluster.routes", r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tokenSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !safe(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func hostPort(key, addr string) (int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return 0, fmt.Errorf("%s: %q is not host:port", key, addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%s: %q: port %q is not a number in 1..65535", key, addr, port)
+	}
+	return p, nil
+}
+
+// Node is this process's place in the cluster: the embedded NATS server
+// (unless NATSURL names an external one), a connection to it, and
+// JetStream. Its methods are safe for concurrent use.
+type Node struct {
+	cfg   Config
+	srv   *server.Server // nil with an external NATS
+	token string         // the embedded server's client token
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	log   zerolog.Logger
+}
+
+// Start starts the embedded server (or connects to NATSURL) and waits,
+// within ctx, until JetStream answers: with an embedded cluster, until
+// enough nodes are up to elect its meta leader.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	var err error
+	if cfg.NATSURL != "" {
+		n.nc, err = nats.Connect(cfg.NATSURL, nats.Name("shoal "+cfg.Node), nats.MaxReconnects(-1))
+	} else {
+		if n.srv, err = n.startServer(); err == nil {
+			n.nc, err = nats.Connect("", nats.InProcessServer(n.srv), nats.Token(n.token), nats.Name("shoal "+cfg.Node), nats.MaxReconnects(-1))
+		}
+	}
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if n.js, err = jetstream.New(n.nc); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := n.js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			n.Close()
+			return nil, fmt.Errorf("cluster: JetStream not ready: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// startServer starts the embedded NATS server: no client listener (the
+// broker connects in process), routes to the other nodes, JetStream in
+// DataDir/cluster.
+func (n *Node) startServer() (*server.Server, error) {
+	c := n.cfg
+	host, port, _ := net.SplitHostPort(c.Listen)
+	p, _ := strconv.Atoi(port)
+	// The server's client listener is on loopback at a port of the
+	// kernel's choosing, behind a token only this process knows: the
+	// broker connects in process and nothing else needs it, but the
+	// server will not start its routes without it (DontListen would).
+	token, err := randomToken()
+	if err != nil {
+		return nil, err
+	}
+	n.token = token
+	opts := &server.Options{
+		ServerName:    c.Node,
+		Host:          "127.0.0.1",
+		Port:          server.RANDOM_PORT,
+		Authorization: token,
+		NoSigs:        true,
+		JetStream:     true,
+		StoreDir:      filepath.Join(c.DataDir, "cluster"),
+	}
+	if len(c.Routes) > 0 {
+		// A one-node cluster without routes runs JetStream on its own:
+		// a clustered JetStream refuses to start without them.
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: p}
+		for _, r := range c.Routes {
+			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r})
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	srv.SetLoggerV2(natsLogger{n.log}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("the embedded NATS server did not start")
+	}
+	return srv, nil
+}
+
+// Conn is the node's NATS connection.
+func (n *Node) Conn() *nats.Conn { return n.nc }
+
+// JetStream is the node's JetStream context.
+func (n *Node) JetStream() jetstream.JetStream { return n.js }
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Node }
+
+// Close leaves the cluster: the connection drains, then the embedded
+// server shuts down.
+func (n *Node) Close() {
+	if n.nc != nil {
+		_ = n.nc.Drain()
+		n.nc.Close()
+	}
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+}
+
+// randomToken returns 32 random bytes in hex.
+func randomToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// natsLogger sends the embedded server's lines to zerolog: notices at
+// debug (routes come and go, leaders change: chatter), warnings and
+// errors as such.
+type natsLogger struct{ log zerolog.Logger }
+
+func (l natsLogger) Noticef(f string, a ...any) { l.log.Debug().Str("component", "nats").Msgf(f, a...) }
+func (l natsLogger) Warnf(f string, a ...any)   { l.log.Warn().Str("component", "nats").Msgf(f, a...) }
+func (l natsLogger) Fatalf(f string, a ...any)  { l.log.Error().Str("component", "nats").Msgf(f, a...) }
+func (l natsLogger) Errorf(f string, a ...any)  { l.log.Error().Str("component", "nats").Msgf(f, a...) }
+func (l natsLogger) Debugf(f string, a ...any)  { l.log.Trace().Str("component", "nats").Msgf(f, a...) }
+func (l natsLogger) Tracef(f string, a ...any)  { l.log.Trace().Str("component", "nats").Msgf(f, a...) }

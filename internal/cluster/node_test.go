@@ -1,0 +1,228 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startCluster starts n embedded nodes, each routing to the others, and
+// closes them when the test ends.
+func startCluster(t *testing.T, n int) []*Node {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = freeAddr(t)
+	}
+	nodes := make([]*Node, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range nodes {
+		var routes []string
+		for j, a := range addrs {
+			if j != i {
+				routes = append(routes, a)
+			}
+		}
+		cfg := Config{Name: "test", Node: fmt.Sprintf("n%d", i), Listen: addrs[i], Routes: routes,
+			Replicas: min(3, n), DataDir: t.TempDir(), Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", fmt.Sprint(i)).Logger()}
+		wg.Add(1)
+		go func() { // a clustered JetStream needs its peers up to elect a leader
+			defer wg.Done()
+			nodes[i], errs[i] = Start(ctx, cfg)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			for _, nd := range nodes {
+				if nd != nil {
+					nd.Close()
+				}
+			}
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range nodes {
+			nd.Close()
+		}
+	})
+	return nodes
+}
+
+// TestClusterRoutes: three embedded nodes form one NATS cluster: a message
+// published on one reaches a subscriber on another, by subject.
+func TestClusterRoutes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	sub, err := nodes[2].Conn().SubscribeSync("shoal.m.a.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[2].Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	subj, _ := Subject(nil, "shoal", "a/b c")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Interest takes a moment to cross the routes: publish until it
+		// arrives.
+		if err := nodes[0].Conn().Publish(string(subj), []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(100 * time.Millisecond)
+		if err == nil {
+			if topic, ok := Topic("shoal", m.Subject); !ok || topic != "a/b c" || string(m.Data) != "hello" {
+				t.Fatalf("got %q %q", m.Subject, m.Data)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing crossed the cluster in 10 s")
+		}
+	}
+}
+
+// TestOwnersRace: twenty claims of one client id at once, spread over
+// three nodes, each get an epoch of their own; the bucket ends with
+// exactly one owner, the claim with the highest epoch, and every node's
+// watcher sees it last.
+func TestOwnersRace(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owners := make([]*Owners, len(nodes))
+	var mu sync.Mutex
+	last := make([]Owner, len(nodes)) // what each node's watcher saw last
+	for i, nd := range nodes {
+		o, err := nd.OpenOwners(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners[i] = o
+		if err := o.Watch(ctx, func(id string, ow Owner) {
+			if id == "dev/1 $x" {
+				mu.Lock()
+				last[i] = ow
+				mu.Unlock()
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claims := make([]Owner, 20)
+	var wg sync.WaitGroup
+	for k := range claims {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			now, _, err := owners[k%3].Claim(ctx, "dev/1 $x")
+			if err != nil {
+				t.Error(err)
+			}
+			claims[k] = now
+		}()
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	var top Owner
+	for _, c := range claims {
+		if seen[c.Epoch] {
+			t.Fatalf("two claims got epoch %d", c.Epoch)
+		}
+		seen[c.Epoch] = true
+		if c.Epoch > top.Epoch {
+			top = c
+		}
+	}
+	if top.Epoch != uint64(len(claims)) {
+		t.Errorf("highest epoch %d after %d claims", top.Epoch, len(claims))
+	}
+	got, ok, err := owners[1].Get(ctx, "dev/1 $x")
+	if err != nil || !ok || got != top {
+		t.Fatalf("owner %+v (%v, %v), want the highest claim %+v", got, ok, err, top)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		done := last[0] == top && last[1] == top && last[2] == top
+		saw := append([]Owner(nil), last...)
+		mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("watchers saw %+v last, want %+v on every node", saw, top)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOneNode: a node without routes runs JetStream on its own
+// (replicas 1), as a one-node cluster does, and claims sessions.
+func TestOneNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := Start(ctx, Config{Name: "t", Node: "solo", Listen: freeAddr(t), Replicas: 1, DataDir: t.TempDir(),
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	o, err := n.OpenOwners(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, before, err := o.Claim(ctx, "c1")
+	if err != nil || first.Epoch != 1 || before.Node != "" {
+		t.Fatalf("first claim: %+v, before %+v, %v", first, before, err)
+	}
+	second, before, err := o.Claim(ctx, "c1")
+	if err != nil || second.Epoch != 2 || before != first {
+		t.Fatalf("second claim: %+v, before %+v, %v", second, before, err)
+	}
+}
+
+// TestConfigValidate: bad cluster settings name their key.
+func TestConfigValidate(t *testing.T) {
+	good := Config{Name: "c", Node: "a", Listen: "127.0.0.1:7422", Routes: []string{"127.0.0.1:7423"}, Replicas: 3, DataDir: "d"}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Name = "a b" }, "cluster.name"},
+		{func(c *Config) { c.Node = "" }, "cluster.node"},
+		{func(c *Config) { c.Replicas = 0 }, "cluster.replicas"},
+		{func(c *Config) { c.Listen = "7422" }, "cluster.listen"},
+		{func(c *Config) { c.Routes = []string{"h:99999"} }, "cluster.routes"},
+		{func(c *Config) { c.DataDir = "" }, "data_dir"},
+	} {
+		c := good
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %s", c, err, tc.want)
+		}
+	}
+}

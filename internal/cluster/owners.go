@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Owners says which node owns each client identifier's session. It is a
+// JetStream key-value bucket, replicated like the rest of the cluster's
+// state; a node claims a session with a compare-and-set on its key, and
+// every claim carries an epoch one above the last: never a timestamp, so
+// clocks that disagree cannot give a session two owners. A node watches
+// the bucket and lets go of every session another node claimed after it
+// (the broker takes the connection over: MQTT 5 DISCONNECT 0x8E).
+type Owners struct {
+	kv   jetstream.KeyValue
+	node string
+}
+
+// ownersBucket is the key-value bucket of session owners.
+const ownersBucket = "shoal_owners"
+
+// Owner is a session's owner: a node and the epoch of its claim.
+type Owner struct {
+	Node  string
+	Epoch uint64
+}
+
+func (o Owner) encode() []byte { return []byte(o.Node + " " + strconv.FormatUint(o.Epoch, 10)) }
+
+func decodeOwner(b []byte) (Owner, error) {
+	node, epoch, ok := strings.Cut(string(b), " ")
+	e, err := strconv.ParseUint(epoch, 10, 64)
+	if !ok || err != nil || node == "" {
+		return Owner{}, fmt.Errorf("cluster: malformed owner record %q", b)
+	}
+	return Owner{Node: node, Epoch: e}, nil
+}
+
+// ownerKey is clientID's key: its escape (subject.go) behind "c.".
+func ownerKey(clientID string) string { return string(appendLevel([]byte("c."), clientID)) }
+
+// OpenOwners opens the bucket of session owners, creating it when this is
+// the cluster's first node to ask.
+func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
+	kv, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   ownersBucket,
+		History:  1,
+		Replicas: n.cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the session owners' bucket: %w", err)
+	}
+	return &Owners{kv: kv, node: n.cfg.Node}, nil
+}
+
+// Claim makes this node the owner of clientID's session, whoever owned it
+// before, and returns the new owner record and the previous one (Node ""
+// when there was none). Claims of one key are ordered by the bucket: of
+// any number made at once, on any nodes, each gets its own epoch, and the
+// one with the highest is the owner.
+func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner, err error) {
+	key := ownerKey(clientID)
+	for {
+		e, err := o.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			now = Owner{Node: o.node, Epoch: 1}
+			if _, err = o.kv.Create(ctx, key, now.encode()); err == nil {
+				return now, Owner{}, nil
+			}
+			if !errors.Is(err, jetstream.ErrKeyExists) {
+				return Owner{}, Owner{}, fmt.Errorf("cluster: claiming %q: %w", clientID, err)
+			}
+		case err != nil:
+			return Owner{}, Owner{}, fmt.Errorf("cluster: claiming %q: %w", clientID, err)
+		default:
+			if before, err = decodeOwner(e.Value()); err != nil {
+				return Owner{}, Owner{}, err
+			}
+			now = Owner{Node: o.node, Epoch: before.Epoch + 1}
+			if _, err = o.kv.Update(ctx, key, now.encode(), e.Revision()); err == nil {
+				return now, before, nil
+			}
+			if !isWrongRevision(err) {
+				return Owner{}, Owner{}, fmt.Errorf("cluster: claiming %q: %w", clientID, err)
+			}
+		}
+		if ctx.Err() != nil {
+			return Owner{}, Owner{}, ctx.Err()
+		}
+		// Another node claimed it between the read and the write: read
+		// again and go one above its epoch.
+	}
+}
+
+// isWrongRevision reports whether err is a compare-and-set's failure: the
+// key changed since it was read.
+func isWrongRevision(err error) bool { return errors.Is(err, jetstream.ErrKeyRevisionMismatch) }
+
+// Get returns clientID's owner; ok is false when it has none.
+func (o *Owners) Get(ctx context.Context, clientID string) (Owner, bool, error) {
+	e, err := o.kv.Get(ctx, ownerKey(clientID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Owner{}, false, nil
+	}
+	if err != nil {
+		return Owner{}, false, err
+	}
+	ow, err := decodeOwner(e.Value())
+	return ow, err == nil, err
+}
+
+// Watch calls fn for every claim made from now on, by any node, until ctx
+// ends, in the order the bucket took them; fn runs on one goroutine.
+func (o *Owners) Watch(ctx context.Context, fn func(clientID string, owner Owner)) error {
+	w, err := o.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("cluster: watching session owners: %w", err)
+	}
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil || e.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				ow, err := decodeOwner(e.Value())
+				id, ok := clientIDOf(e.Key())
+				if err != nil || !ok {
+					continue
+				}
+				fn(id, ow)
+			}
+		}
+	}()
+	return nil
+}
+
+// clientIDOf is ownerKey's inverse.
+func clientIDOf(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, "c.")
+	if !ok {
+		return "", false
+	}
+	var b strings.Builder
+	if strings.Contains(rest, ".") || !appendUnescaped(&b, rest) {
+		return "", false
+	}
+	return b.String(), true
+}
