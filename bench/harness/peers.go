@@ -16,6 +16,10 @@ const (
 	// ShoalBefore is Shoal built at an earlier revision (-before REV):
 	// the same run then says what a change did, side by side.
 	ShoalBefore = "shoal-before"
+	// ShoalNoCoalesce is the working tree's Shoal with coalesce: 0s, every
+	// delivery written at once: beside Shoal, what the coalescing window
+	// buys in CPU and costs in latency. Only when named in -brokers.
+	ShoalNoCoalesce = "shoal-coalesce0"
 	// Mosquitto runs as users run it: Nagle's algorithm on, its default
 	// (set_tcp_nodelay false).
 	Mosquitto = "mosquitto"
@@ -34,8 +38,11 @@ func Brokers() []string { return []string{Shoal, Mosquitto, MosquittoNoDelay, Mo
 // isMosquitto reports whether broker is one of the Mosquitto configurations.
 func isMosquitto(broker string) bool { return broker == Mosquitto || broker == MosquittoNoDelay }
 
-// isShoal reports whether broker is Shoal, as it is or as it was.
-func isShoal(broker string) bool { return broker == Shoal || broker == ShoalBefore }
+// isShoal reports whether broker is Shoal, as it is, as it was, or
+// without coalescing.
+func isShoal(broker string) bool {
+	return broker == Shoal || broker == ShoalBefore || broker == ShoalNoCoalesce
+}
 
 // QueueLimit is how many QoS 1/2 messages Shoal and Mosquitto keep for one
 // client beyond its in-flight window. Both get the same value so neither
@@ -115,15 +122,19 @@ func (b Bins) Command(name string, port int, dir string, persist bool) ([]string
 		}
 	}
 	switch name {
-	case Shoal, ShoalBefore:
+	case Shoal, ShoalBefore, ShoalNoCoalesce:
 		bin := b.Shoal
 		if name == ShoalBefore {
 			if bin = b.ShoalBefore; bin == "" {
 				return nil, fmt.Errorf("harness: %s needs -before REV", name)
 			}
 		}
+		conf := ShoalConfig(port, dataDir)
+		if name == ShoalNoCoalesce {
+			conf += "coalesce: 0s\n"
+		}
 		cfg := filepath.Join(dir, "shoal.yaml")
-		if err := os.WriteFile(cfg, []byte(ShoalConfig(port, dataDir)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			return nil, err
 		}
 		return []string{bin, "-c", cfg, "--listen", addr, "--log-level", "warn"}, nil

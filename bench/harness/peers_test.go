@@ -77,6 +77,16 @@ func TestCommand(t *testing.T) {
 	if err != nil || string(conf) != MosquittoConfig(1999, "", false) || !strings.Contains(string(conf), "persistence false") {
 		t.Errorf("mosquitto.conf written = %q, %v", conf, err)
 	}
+	// shoal-coalesce0 is the working tree's Shoal with coalesce: 0s.
+	if got, err := b.Command(ShoalNoCoalesce, 1999, dir, false); err != nil || got[0] != "/b/shoal" {
+		t.Errorf("Command(%s) = %q, %v", ShoalNoCoalesce, got, err)
+	}
+	if c, _ := os.ReadFile(filepath.Join(dir, "shoal.yaml")); !strings.HasSuffix(string(c), "coalesce: 0s\n") {
+		t.Errorf("shoal.yaml for %s:\n%s", ShoalNoCoalesce, c)
+	}
+	if _, err := b.Command(Shoal, 1999, dir, false); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := (Bins{Shoal: "/b/shoal"}).Command(ShoalBefore, 1999, dir, false); err == nil {
 		t.Error("Command(shoal-before) without its binary: no error")
 	}
