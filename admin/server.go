@@ -67,6 +67,9 @@ type Server struct {
 	ticks    <-chan time.Time
 	stop     chan struct{} // closed by Close: the sampler returns
 	sampling sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error // the first Close's, returned by every later one
 }
 
 // New builds a server for b; Start listens.
@@ -194,8 +197,14 @@ func (s *Server) SetToken(token string) error {
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Close stops the sampler and waits for it, then stops the server,
-// letting requests in progress finish until ctx ends.
+// letting requests in progress finish until ctx ends. Calls after the
+// first do nothing and return its error.
 func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.close(ctx) })
+	return s.closeErr
+}
+
+func (s *Server) close(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
 	}

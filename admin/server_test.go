@@ -275,6 +275,9 @@ func TestListenThenStart(t *testing.T) {
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatalf("a second Close: %v", err)
+	}
 
 	idle, err := admin.New(b, admin.Config{Listen: addr, Logger: zerolog.Nop()})
 	if err != nil {
@@ -285,6 +288,9 @@ func TestListenThenStart(t *testing.T) {
 	}
 	if err := idle.Close(context.Background()); err != nil {
 		t.Fatalf("Close after Listen only: %v", err)
+	}
+	if err := idle.Close(context.Background()); err != nil {
+		t.Fatalf("a second Close after Listen only: %v", err)
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -118,6 +118,21 @@ type aclCase struct {
 	want     bool
 }
 
+// checkACLCases asks a for each case's answer.
+func checkACLCases(t *testing.T, a *ACL, cases []aclCase) {
+	t.Helper()
+	for _, tc := range cases {
+		p := a.For(tc.user, tc.id)
+		got := p.CanReceive([]byte(tc.topic))
+		if tc.write {
+			got = p.CanPublish([]byte(tc.topic))
+		}
+		if got != tc.want {
+			t.Errorf("user %q id %q write %v %q: %v, want %v", tc.user, tc.id, tc.write, tc.topic, got, tc.want)
+		}
+	}
+}
+
 // mosquittoCases are answers Mosquitto 2 gives for mosquittoTable, each
 // the reason for a rule of its semantics.
 var mosquittoCases = []aclCase{
@@ -163,16 +178,7 @@ var mosquittoCases = []aclCase{
 
 func TestMosquittoACL(t *testing.T) {
 	a := mustMosquittoACL(t, mosquittoTable)
-	for _, tc := range mosquittoCases {
-		p := a.For(tc.user, tc.id)
-		got := p.CanReceive([]byte(tc.topic))
-		if tc.write {
-			got = p.CanPublish([]byte(tc.topic))
-		}
-		if got != tc.want {
-			t.Errorf("user %q id %q write %v %q: %v, want %v", tc.user, tc.id, tc.write, tc.topic, got, tc.want)
-		}
-	}
+	checkACLCases(t, a, mosquittoCases)
 }
 
 // TestMosquittoACLSubscribe: every subscription is granted; the check of
@@ -231,16 +237,7 @@ func TestMosquittoACLExample(t *testing.T) {
 		{user: "roger", id: "bridge1", write: true, topic: "$SYS/broker/connection/bridge1/state", want: true},
 		{user: "", id: "bridge1", write: true, topic: "$SYS/broker/connection/other/state", want: false},
 	}
-	for _, tc := range tests {
-		p := a.For(tc.user, tc.id)
-		got := p.CanReceive([]byte(tc.topic))
-		if tc.write {
-			got = p.CanPublish([]byte(tc.topic))
-		}
-		if got != tc.want {
-			t.Errorf("user %q id %q write %v %q: %v, want %v", tc.user, tc.id, tc.write, tc.topic, got, tc.want)
-		}
-	}
+	checkACLCases(t, a, tests)
 }
 
 // TestACLFormatOnReload: a file loaded in the auto format is told again at

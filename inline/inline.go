@@ -169,7 +169,7 @@ func (c *Client) dispatch(m *client.Message) {
 	c.mu.Lock()
 	var fns []Handler
 	for _, s := range c.subs {
-		if match(s.filter, msg.Topic) {
+		if codec.Matches(s.filter, msg.Topic) {
 			fns = append(fns, s.fn)
 		}
 	}
@@ -179,29 +179,5 @@ func (c *Client) dispatch(m *client.Message) {
 	}
 	for _, fn := range fns {
 		fn(msg)
-	}
-}
-
-// match reports whether topic matches filter: '+' one level, '#' the rest
-// [MQTT-4.7.1-2], [MQTT-4.7.1-3]; a wildcard first does not match a topic
-// starting with '$' [MQTT-4.7.2-1].
-func match(filter, topic string) bool {
-	if topic != "" && topic[0] == '$' && filter != "" && (filter[0] == '+' || filter[0] == '#') {
-		return false
-	}
-	for {
-		fl, frest, fmore := strings.Cut(filter, "/")
-		if fl == "#" {
-			return true
-		}
-		tl, trest, tmore := strings.Cut(topic, "/")
-		if fl != "+" && fl != tl {
-			return false
-		}
-		if !fmore || !tmore {
-			// "a/#" also matches "a" [MQTT-4.7.1-2].
-			return fmore == tmore || (fmore && frest == "#")
-		}
-		filter, topic = frest, trest
 	}
 }

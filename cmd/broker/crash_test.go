@@ -66,7 +66,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	}
 	bin := buildBroker(t)
 	dir := t.TempDir()
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := testutil.FreeAddr(t)
 	cfg := filepath.Join(dir, "shoal.yaml")
 	// max_queued: the subscriber falls behind on purpose (crashSubWindow),
 	// and a full queue drops messages by design (queue_policy), which is
@@ -514,16 +514,6 @@ func buildBroker(t *testing.T) string {
 	return bin
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // brokerProc is a broker process.
 type brokerProc struct {
 	cmd    *exec.Cmd
@@ -552,7 +542,7 @@ func TestDamagedDataDirStarts(t *testing.T) {
 	bin := buildBroker(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := testutil.FreeAddr(t)
 	cfg := filepath.Join(dir, "shoal.yaml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_format: json\nadmin_listen: \"\"\nallow_anonymous: true\n", addr, data)), 0o644); err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func TestSecondBrokerTouchesNothing(t *testing.T) {
 	bin := buildBroker(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "shoal-data")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := testutil.FreeAddr(t)
 	writeConfig(t, dir, "shoal.yaml", addr, "")
 	first := startBrokerIn(t, bin, dir, addr, "-c", "shoal.yaml")
 	defer first.kill()
@@ -100,7 +100,7 @@ func TestSecondBrokerTouchesNothing(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "listen") || !strings.Contains(stderr, "address already in use") {
 		t.Errorf("second broker on the same port: exit %d, stderr:\n%s\nwant a non-zero exit naming listen and the port in use", code, stderr)
 	}
-	writeConfig(t, dir, "other.yaml", "127.0.0.1:"+strconv.Itoa(freePort(t)), "")
+	writeConfig(t, dir, "other.yaml", testutil.FreeAddr(t), "")
 	code, stderr = runToExit(t, bin, dir, "-c", "other.yaml")
 	wantPID := "pid " + strconv.Itoa(first.cmd.Process.Pid)
 	if code == 0 || !strings.Contains(stderr, "in use by another process") || !strings.Contains(stderr, wantPID) {
@@ -133,7 +133,7 @@ func TestDamagedStoreRefused(t *testing.T) {
 	bin := buildBroker(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "shoal-data")
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := testutil.FreeAddr(t)
 	writeConfig(t, dir, "salvage.yaml", addr, "")
 	writeConfig(t, dir, "refuse.yaml", addr, "on_damage: refuse\n")
 	br := startBrokerIn(t, bin, dir, addr, "-c", "salvage.yaml")

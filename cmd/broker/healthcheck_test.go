@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/shoalmq/shoal/internal/testutil"
 )
 
 // adminAddr waits for run's "admin API listening" line and returns its
@@ -31,7 +33,7 @@ func adminAddr(t *testing.T, logs interface{ String() string }) string {
 // 1 when nothing answers or the answer is not 200.
 func TestHealthcheck(t *testing.T) {
 	dir := t.TempDir()
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testutil.FreePort(t))
 	cfg := filepath.Join(dir, "shoal.yaml")
 	body := "listen: 127.0.0.1:0\npersistence: false\nadmin_listen: 127.0.0.1:" + port + "\nlog_format: json\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
@@ -54,7 +56,7 @@ func TestHealthcheck(t *testing.T) {
 	if code, out := hc("--url", "http://"+admin+"/nothing-here"); code != 1 || !strings.Contains(out, "404") {
 		t.Errorf("a 404: exit %d, %q; want 1 naming the status", code, out)
 	}
-	free := strconv.Itoa(freePort(t))
+	free := strconv.Itoa(testutil.FreePort(t))
 	if code, out := hc("--url", "http://127.0.0.1:"+free+"/healthz", "--timeout", "2s"); code != 1 || !strings.Contains(out, "refused") {
 		t.Errorf("nothing listening: exit %d, %q", code, out)
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,8 +29,8 @@ func TestNotifySocket(t *testing.T) {
 	}
 	defer conn.Close()
 
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	adminAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := testutil.FreeAddr(t)
+	adminAddr := testutil.FreeAddr(t)
 	cfg := filepath.Join(dir, "shoal.yaml")
 	body := "listen: " + addr + "\nadmin_listen: " + adminAddr + "\ndata_dir: " + filepath.Join(dir, "data") +
 		"\nallow_anonymous: true\nlog_format: json\n"

@@ -95,7 +95,7 @@ func TestRootRefusesOpenListener(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	cfg := filepath.Join(t.TempDir(), "shoal.yaml")
 	body := fmt.Sprintf("listen: 0.0.0.0:%d\npersistence: false\nadmin_listen: \"\"\n", port)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
@@ -164,7 +164,7 @@ func TestSwitchUser(t *testing.T) {
 	if err := os.Chown(state, nobody.uid, nobody.gid); err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	addr := testutil.FreeAddr(t)
 	adminPort := privilegedPort(t, 0)
 	wsPort := privilegedPort(t, adminPort)
 	cfg := filepath.Join(dir, "shoal.yaml")
