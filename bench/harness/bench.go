@@ -56,10 +56,8 @@ func Bench(ctx context.Context, o Options) (err error) {
 	}
 	if len(o.Brokers) == 0 {
 		o.Brokers = Brokers()
-		if o.Before != "" {
-			o.Brokers = slices.Insert(o.Brokers, 1, ShoalBefore)
-		}
 	}
+	o.Brokers = withBefore(o.Brokers, o.Before)
 	if slices.Contains(o.Brokers, ShoalBefore) && o.Before == "" {
 		return fmt.Errorf("harness: broker %s needs a revision (-before)", ShoalBefore)
 	}
@@ -199,6 +197,20 @@ func Bench(ctx context.Context, o Options) (err error) {
 	w := bufio.NewWriter(o.Stdout)
 	PrintComparison(w, sums)
 	return w.Flush()
+}
+
+// withBefore returns brokers with ShoalBefore after Shoal (or first) when
+// before names a revision and brokers lack it: -before asks for it, with
+// or without -brokers.
+func withBefore(brokers []string, before string) []string {
+	if before == "" || slices.Contains(brokers, ShoalBefore) {
+		return brokers
+	}
+	at := 0
+	if i := slices.Index(brokers, Shoal); i >= 0 {
+		at = i + 1
+	}
+	return slices.Insert(slices.Clone(brokers), at, ShoalBefore)
 }
 
 // FilterVariants keeps the variants whose name matches one of patterns

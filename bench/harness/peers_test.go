@@ -129,3 +129,22 @@ func TestWrap(t *testing.T) {
 		t.Errorf("Wrap unpinned = %q; want %q", got, argv)
 	}
 }
+
+func TestWithBefore(t *testing.T) {
+	tests := []struct {
+		brokers []string
+		before  string
+		want    []string
+	}{
+		{[]string{Shoal, Mosquitto}, "", []string{Shoal, Mosquitto}},
+		{[]string{Shoal, Mosquitto}, "abc", []string{Shoal, ShoalBefore, Mosquitto}},
+		{[]string{Mosquitto, Shoal}, "abc", []string{Mosquitto, Shoal, ShoalBefore}},
+		{[]string{Mosquitto}, "abc", []string{ShoalBefore, Mosquitto}},
+		{[]string{ShoalBefore, Shoal}, "abc", []string{ShoalBefore, Shoal}},
+	}
+	for _, tt := range tests {
+		if got := withBefore(tt.brokers, tt.before); !slices.Equal(got, tt.want) {
+			t.Errorf("withBefore(%q, %q) = %q; want %q", tt.brokers, tt.before, got, tt.want)
+		}
+	}
+}
