@@ -169,6 +169,8 @@ func New(cfg Config) (*Broker, error) {
 		Addr:          cfg.Listen,
 		Loops:         n,
 		MaxPacketSize: cfg.MaxPacketSize,
+		Coalesce:      cfg.Coalesce,
+		Nagle:         !cfg.TCPNoDelay,
 		Logger:        cfg.Logger,
 	}, (*handler)(b))
 	return b, nil
