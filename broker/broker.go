@@ -118,6 +118,8 @@ func New(cfg Config) (*Broker, error) {
 		Addr:          cfg.Listen,
 		Loops:         n,
 		MaxPacketSize: cfg.MaxPacketSize,
+		Coalesce:      cfg.Coalesce,
+		Nagle:         !cfg.TCPNoDelay,
 		Logger:        cfg.Logger,
 	}, b.conns)
 	b.disp.SetEngine(b.engine)

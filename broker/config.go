@@ -82,6 +82,21 @@ type Config struct {
 	// PUBLISH packets (workers). Default 0: one per CPU.
 	Workers int
 
+	// Coalesce lets a message to a client that was written to less than
+	// this ago wait until this long after that write, to go out with the
+	// messages that follow in one system call and fewer TCP segments
+	// (coalesce). The first message after a quiet spell goes out at once;
+	// answers (CONNACK, acknowledgements, PINGRESP) are never held.
+	// Default 2ms; 0 turns it off.
+	Coalesce time.Duration
+
+	// TCPNoDelay sets TCP_NODELAY on accepted MQTT connections, so that
+	// the kernel sends each write at once (tcp_nodelay). Turned off,
+	// Nagle's algorithm holds a small write while the one before is
+	// unacknowledged: fewer segments, but tens of milliseconds added at
+	// low rates when the client delays its ACKs. Default true.
+	TCPNoDelay bool
+
 	// WorkerQueue bounds each router worker's queue of messages (worker_queue).
 	// When it is full, QoS 0 messages are dropped and a QoS 1/2 publisher is
 	// paused: its PUBLISH stays unread and unacknowledged until there is
@@ -348,6 +363,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:               "127.0.0.1:1883",
+		Coalesce:             2 * time.Millisecond,
+		TCPNoDelay:           true,
 		WorkerQueue:          16384,
 		MaxPacketSize:        1 << 20,
 		ConnectTimeout:       10 * time.Second,
@@ -377,6 +394,10 @@ func DefaultConfig() Config {
 	}
 }
 
+// maxCoalesce bounds Coalesce: past it a delay would be felt as latency
+// rather than traded for CPU.
+const maxCoalesce = 100 * time.Millisecond
+
 // maxProtocolPacket is the largest packet MQTT can express: a 268,435,455
 // byte remaining length plus a 5-byte fixed header.
 const maxProtocolPacket = 268435455 + 5
@@ -391,6 +412,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("loops: %d is negative", c.Loops)
 	case c.Workers < 0:
 		return fmt.Errorf("workers: %d is negative", c.Workers)
+	case c.Coalesce < 0 || c.Coalesce > maxCoalesce:
+		return fmt.Errorf("coalesce: %v is outside 0s..%v", c.Coalesce, maxCoalesce)
 	case c.WorkerQueue < 1:
 		return fmt.Errorf("worker_queue: %d must be at least 1", c.WorkerQueue)
 	case c.MaxPacketSize < 64 || c.MaxPacketSize > maxProtocolPacket:
@@ -466,6 +489,10 @@ func (c *Config) loops() int {
 	}
 	return runtime.NumCPU()
 }
+
+// EventLoops is how many event loops the broker runs: Loops, or one per
+// CPU when Loops is 0.
+func (c *Config) EventLoops() int { return c.loops() }
 
 func (c *Config) authWorkers() int {
 	if c.AuthWorkers > 0 {

@@ -68,6 +68,20 @@ func (s *Stats) MessagesIn() int64 {
 // MessagesOut is the total of MessagesSent.
 func (s *Stats) MessagesOut() int64 { return s.MessagesSent[0] + s.MessagesSent[1] + s.MessagesSent[2] }
 
+// Churn is how many clients have connected (CONNECT taken) and how many
+// have gone since Start, summed over the loops' counters: cheap, where
+// Stats visits every session. Safe for concurrent use.
+func (b *Broker) Churn() (connects, closes int64) {
+	for i := range b.ploops { // one per loop, like the connections' counters
+		lc := b.conns.LoopCounters(i)
+		connects += lc.Connects.Load()
+		for r := range lc.Closes {
+			closes += lc.Closes[r].Load()
+		}
+	}
+	return connects, closes
+}
+
 // Stats returns the broker's figures now. Safe for concurrent use; it
 // locks every session in turn for the in-flight and queue gauges, so call
 // it every few seconds, not per message.

@@ -139,6 +139,8 @@ func TestEveryKey(t *testing.T) {
 			Listen:               "0.0.0.0:1884",
 			Loops:                3,
 			Workers:              5,
+			Coalesce:             5 * time.Millisecond,
+			TCPNoDelay:           false,
 			WorkerQueue:          100,
 			MaxPacketSize:        64 << 10,
 			ConnectTimeout:       90 * time.Second,
@@ -629,6 +631,8 @@ listen: "0.0.0.0:1884"
 loops: 3
 workers: 5
 worker_queue: 100
+coalesce: 5ms
+tcp_nodelay: false
 max_packet_size: 64KiB
 max_message_size: 1000
 connect_timeout: 1m30s

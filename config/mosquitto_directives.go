@@ -287,6 +287,9 @@ func mosquittoTable() map[string]directive {
 		}},
 		"retain_available":    toBool("retain_available"),
 		"connection_messages": toBool("log_connections"),
+		// Mosquitto's default is false (Nagle on); a file without the line
+		// keeps Shoal's default (true), one that sets it is followed.
+		"set_tcp_nodelay": toBool("tcp_nodelay"),
 		"queue_qos0_messages": only(false, "Shoal keeps only QoS 1 and 2 messages for a client that is away, "+
 			"as MQTT asks: what was promised"),
 		"upgrade_outgoing_qos": only(false, "Shoal never raises a message's QoS to the subscription's: MQTT forbids it"),
@@ -295,7 +298,6 @@ func mosquittoTable() map[string]directive {
 		// Done anyway, or no longer meant anything.
 		"autosave_interval":        noEffect(readInt), // the store writes each change as it happens
 		"autosave_on_changes":      noEffect(readBool),
-		"set_tcp_nodelay":          noEffect(readBool), // Shoal always sets TCP_NODELAY
 		"allow_duplicate_messages": noEffect(readBool),
 		"websockets_log_level":     noEffect(readInt),
 		"websockets_headers_size":  noEffect(readInt), // Go's HTTP server takes headers of up to 1 MiB

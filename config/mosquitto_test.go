@@ -132,6 +132,9 @@ func TestMosquittoDirectives(t *testing.T) {
 		{"persistent_client_expiration 1m", func(f *File) bool { return f.Broker.MaxSessionExpiry == 30*24*time.Hour }},
 		{"retain_available false", func(f *File) bool { return !f.Broker.RetainAvailable }},
 		{"connection_messages false", func(f *File) bool { return !f.Broker.LogConnections }},
+		{"set_tcp_nodelay false", func(f *File) bool { return !f.Broker.TCPNoDelay }},
+		{"set_tcp_nodelay true", func(f *File) bool { return f.Broker.TCPNoDelay }},
+		{"retain_available true", func(f *File) bool { return f.Broker.TCPNoDelay }}, // Shoal's default when the file is silent
 		{"allow_zero_length_clientid false", func(f *File) bool { return !f.Broker.AssignClientIDs }},
 		{"auto_id_prefix dev-", func(f *File) bool { return f.Broker.AssignedIDPrefix == "dev-" }},
 		{"persistence true", func(f *File) bool {
@@ -182,7 +185,7 @@ func TestMosquittoDirectives(t *testing.T) {
 			return f.PasswordFile == pw && f.ACLFile == acl && f.ACLFormat == auth.ACLMosquitto && ok && a.Format() == auth.ACLMosquitto
 		}},
 		// Nothing to do: Shoal does what they ask for anyway.
-		{"autosave_interval 60\nautosave_on_changes false\nset_tcp_nodelay true\nallow_duplicate_messages true\n" +
+		{"autosave_interval 60\nautosave_on_changes false\nallow_duplicate_messages true\n" +
 			"check_retain_source false\nqueue_qos0_messages false\nupgrade_outgoing_qos false\nmax_inflight_bytes 0\n" +
 			"websockets_log_level 0\nwebsockets_headers_size 4096", func(f *File) bool { return len(f.Warnings) == 0 }},
 		{"retry_interval 20", func(f *File) bool { return f.Broker.RetryInterval == 0 && len(f.Warnings) == 1 }},

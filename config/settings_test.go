@@ -60,7 +60,7 @@ func TestSettingFields(t *testing.T) {
 // reloadSamples are values other than the defaults, each valid alone on
 // top of the base configuration of TestReloadMatchesBroker.
 var reloadSamples = map[string]string{
-	"listen": "127.0.0.1:1", "loops": "3", "workers": "3", "worker_queue": "100", "max_packet_size": "64KiB",
+	"listen": "127.0.0.1:1", "loops": "3", "workers": "3", "worker_queue": "100", "coalesce": "5ms", "tcp_nodelay": "false", "max_packet_size": "64KiB",
 	"connect_timeout": "1m", "max_keepalive": "60", "max_inflight": "20", "max_queued": "7",
 	"max_queued_bytes": "1MiB", "queue_policy": "drop-newest", "slow_consumer": "drop", "retry_interval": "15s",
 	"max_session_expiry": "24h", "receive_maximum": "100", "topic_alias_maximum": "10",

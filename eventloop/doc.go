@@ -27,6 +27,13 @@
 // packets it carries) and returns the buffer to the pool, so an idle
 // connection holds no output buffer.
 //
+// Output written with Conn.PushBuffer (deliveries, as opposed to answers)
+// may instead wait, at most Config.Coalesce, when the connection's
+// previous write went out less than that ago: a client receiving many
+// messages a second gets them in fewer writes and TCP segments, while a
+// lone message, an answer, or what a connection's own read burst produced
+// for it goes out at once (coalesce.go).
+//
 // gnet takes what the kernel refuses into its own buffer and writes it on
 // its own, saying nothing when the socket drains. A producer that must
 // not run ahead of its reader (Drainer) writes while Conn.Backlog is low

@@ -97,6 +97,15 @@ type Config struct {
 	// to a reset (see Conn.Close). Checked each Tick. Default 2s; negative:
 	// close at once.
 	Linger time.Duration
+	// Coalesce bounds how long output pushed to a connection
+	// (Conn.PushBuffer) may wait to go out with what follows, when the
+	// connection's previous write was less than this ago (coalesce.go).
+	// 0: every flush writes everything.
+	Coalesce time.Duration
+	// Nagle leaves Nagle's algorithm on for accepted TCP connections; by
+	// default TCP_NODELAY is set on each, so that the kernel sends a small
+	// write at once.
+	Nagle  bool
 	Logger zerolog.Logger
 }
 
@@ -168,7 +177,7 @@ func (e *Engine) Start() error {
 			gnet.WithNumEventLoop(e.cfg.Loops),
 			gnet.WithReusePort(false),
 			gnet.WithReuseAddr(true),
-			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithTCPNoDelay(noDelay(e.cfg.Nagle)),
 			gnet.WithLogger(gnetLogger{e.log}),
 			// Inbound bytes are read into each loop's shared buffer and
 			// only a partial frame is copied to the connection; 64 KiB
@@ -304,6 +313,8 @@ func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
 	l.wakeFn = gnet.RunnableFunc(l.runWake)
 	l.drainTimer = time.AfterFunc(time.Hour, l.drainFired)
 	l.drainTimer.Stop() // armed by checkDrained
+	l.holdTimer = time.AfterFunc(time.Hour, l.holdFired)
+	l.holdTimer.Stop() // armed by hold
 	e.loops = append(e.loops, l)
 	view := append([]*Loop(nil), e.loops...)
 	e.view.Store(&view)
@@ -409,6 +420,8 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	c.loop.events.Add(1)
 	c.loop.inEvent = true
 	defer c.loop.endEvent()
+	c.loop.source = c // its own answers are never held (coalesce.go)
+	defer func() { c.loop.source = nil }()
 	if c.closing {
 		// Closing, output still draining: nothing more from the client is
 		// read, and the drain deadline stands.
@@ -488,7 +501,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		return ctx.Err()
 	}
 	for _, l := range e.Loops() {
-		l.drainTimer.Stop() // one that fires now wakes a loop that is gone: harmless
+		// One that fires now wakes a loop that is gone: harmless.
+		l.drainTimer.Stop()
+		l.holdTimer.Stop()
 	}
 	// Every connection got OnClose, which bounds its pump by the drain
 	// grace; this goroutine ends with the last of them.
@@ -549,6 +564,14 @@ func (e *Engine) ticker() {
 			_ = l.el.Execute(context.Background(), l.tickFn())
 		}
 	}
+}
+
+// noDelay is gnet's TCP_NODELAY option for Config.Nagle.
+func noDelay(nagle bool) gnet.TCPSocketOpt {
+	if nagle {
+		return gnet.TCPDelay
+	}
+	return gnet.TCPNoDelay
 }
 
 // gnetLogger routes gnet's own messages to zerolog.

@@ -207,13 +207,27 @@ func startHandler(t *testing.T, h interface {
 	checkSane(*testing.T)
 }) *engine {
 	t.Helper()
-	e := &engine{Engine: eventloop.New(eventloop.Config{
+	return startConfig(t, h, nil)
+}
+
+// startConfig is startHandler with the test's Config changed by set, when
+// not nil, before the engine is made.
+func startConfig(t *testing.T, h interface {
+	eventloop.Handler
+	checkSane(*testing.T)
+}, set func(*eventloop.Config)) *engine {
+	t.Helper()
+	cfg := eventloop.Config{
 		Addr:          "127.0.0.1:0",
 		Loops:         2,
 		MaxPacketSize: 1024,
 		Tick:          50 * time.Millisecond,
 		Logger:        zerolog.Nop(),
-	}, h)}
+	}
+	if set != nil {
+		set(&cfg)
+	}
+	e := &engine{Engine: eventloop.New(cfg, h)}
 	if err := e.Start(); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

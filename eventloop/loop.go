@@ -55,6 +55,16 @@ type Loop struct {
 	drainPoll  time.Duration
 	drainArmed atomic.Bool
 
+	// Output held back to go out with what follows (coalesce.go): held
+	// lists the connections (an entry counts while its Conn.held is set),
+	// heldUntil is the earliest time one must go (Unix ns; 0: none), and
+	// holdTimer wakes the loop then. source is the connection whose read
+	// burst the loop is handling: its output is never held.
+	held      []*Conn
+	heldUntil int64
+	holdTimer *time.Timer
+	source    *Conn
+
 	// Counters, bumped once per event by the loop and read by anyone:
 	// bytes of complete frames read, bytes handed to the kernel, events
 	// (read bursts, wake-ups, ticks).
@@ -240,29 +250,37 @@ func (l *Loop) reap(now time.Time) {
 // flush writes each dirty connection's buffered output with one write and
 // returns the buffers to the pool, after the Flusher has run — unless it
 // holds the output back (mayHold: after a read burst), which then waits
-// for the wake-up it asks for.
+// for the wake-up it asks for. Output that may wait (coalesce.go) is held
+// instead; held output whose time has come, or nearly (a quarter of
+// Config.Coalesce: not worth a timer wake-up), goes with this flush.
 func (l *Loop) flush(mayHold bool) {
 	if f := l.engine.flusher; f != nil && f.BeforeFlush(l, mayHold) {
 		l.Wake()
 		return
 	}
-	var out int64
+	var out, now int64
+	coalesce := l.engine.cfg.Coalesce
+	if coalesce > 0 && (len(l.dirty) > 0 || len(l.held) > 0) {
+		now = time.Now().UnixNano()
+	}
 	for i, c := range l.dirty {
 		l.dirty[i] = nil
 		c.dirty = false
 		if c.out == nil {
 			continue
 		}
-		if !c.closed && len(c.out.B) > 0 { // a Buffer taken and left empty costs no system call
-			n := len(c.out.B)
-			// A write the kernel refuses (the peer reset) makes gnet
-			// close c at once, OnClose and its dropOut included.
-			_, _ = c.gc.Write(c.out.B)
-			out += int64(n)
+		if !c.closed {
+			if until, ok := l.mayHold(c, now); ok {
+				l.hold(c, until, now)
+				continue
+			}
 		}
-		c.dropOut()
+		out += l.write(c, now)
 	}
 	l.dirty = l.dirty[:0]
+	if len(l.held) > 0 && now >= l.heldUntil-int64(coalesce/4) {
+		out += l.flushHeld(now)
+	}
 	if out > 0 {
 		l.bytesOut.Add(out)
 	}
@@ -300,8 +318,13 @@ type Conn struct {
 	// connection, which pays for remote.)
 	drainUntil int64
 
-	idx      int32 // position in loop.conns
+	idx int32 // position in loop.conns
+	// lastOut is when output last went to the kernel (micros of the Unix
+	// time), for coalescing; in the struct's padding, like the flags.
+	lastOut  uint32
 	dirty    bool
+	urgent   bool // pending output was written with Buffer: it goes at the next flush
+	held     bool // in loop.held: pending output waits (coalesce.go)
 	paused   bool // in loop.paused
 	closing  bool // closing: input is discarded, writes are dropped
 	shut     bool // closing, all output sent, write side shut down: lingering
@@ -338,22 +361,16 @@ func (c *Conn) Write(p []byte) {
 }
 
 // Buffer returns the connection's output buffer to append to directly
-// (codec Append functions), marking the connection for the next flush.
-// Once the connection is closing it returns a scratch buffer whose
-// contents are dropped.
+// (codec Append functions), marking the connection for the next flush:
+// what it holds then goes out at the end of the loop's current event,
+// never held back (compare PushBuffer). Once the connection is closing it
+// returns a scratch buffer whose contents are dropped.
 func (c *Conn) Buffer() *bytebufferpool.ByteBuffer {
-	if c.closing || c.closed {
-		c.loop.sink.B = c.loop.sink.B[:0]
-		return &c.loop.sink
+	b := c.PushBuffer()
+	if b != &c.loop.sink {
+		c.urgent = true
 	}
-	if c.out == nil {
-		c.out = outPool.Get()
-	}
-	if !c.dirty {
-		c.dirty = true
-		c.loop.dirty = append(c.loop.dirty, c)
-	}
-	return c.out
+	return b
 }
 
 // Backlog is the number of bytes written but not yet accepted by the
@@ -386,20 +403,18 @@ func (c *Conn) Close() {
 	if c.closed || c.closing {
 		return
 	}
+	now := time.Now()
 	if c.out != nil {
 		if f := c.loop.engine.flusher; f != nil {
 			f.BeforeFlush(c.loop, false)
 		}
-		n := len(c.out.B)
-		_, _ = c.gc.Write(c.out.B) // a failed write closes c at once (see flush)
-		c.loop.bytesOut.Add(int64(n))
-		c.dropOut()
+		// Held or not, it goes now; a failed write closes c at once.
+		c.loop.bytesOut.Add(c.loop.write(c, now.UnixNano()))
 		if c.closed {
 			return
 		}
 	}
 	c.closing = true
-	now := time.Now()
 	if c.gc.OutboundBuffered() > 0 {
 		c.drainUntil = now.Add(c.loop.engine.cfg.DrainGrace).UnixNano()
 		c.loop.draining = append(c.loop.draining, c)

@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -24,13 +26,25 @@ type Options struct {
 	Scale     Scale
 	Scenarios []string // default: all
 	Brokers   []string // default: all
+	// Variants, when set, are patterns (path.Match, e.g. "*-rate") a
+	// variant's name must match one of to run.
+	Variants []string
 	// Shoalbench is a prebuilt load generator; "" builds
 	// bench/cmd/shoalbench.
 	Shoalbench string
-	Command    string // the command line, for the reports
-	KeepWork   bool   // keep the scratch directory (configs, logs)
-	Stdout     io.Writer
-	Log        func(format string, args ...any)
+	// Before is a git revision to build Shoal at too and run as
+	// ShoalBefore, beside the working tree's Shoal; "" for none.
+	Before string
+	// Perf counts system calls with perf stat over each window (see
+	// Runner.Perf).
+	Perf bool
+	// Note is a line for every report about how the run was made (a
+	// machine shared with other work, say).
+	Note     string
+	Command  string // the command line, for the reports
+	KeepWork bool   // keep the scratch directory (configs, logs)
+	Stdout   io.Writer
+	Log      func(format string, args ...any)
 }
 
 // Bench builds the programs, runs every variant against every broker for
@@ -43,6 +57,10 @@ func Bench(ctx context.Context, o Options) (err error) {
 	if len(o.Brokers) == 0 {
 		o.Brokers = Brokers()
 	}
+	o.Brokers = withBefore(o.Brokers, o.Before)
+	if slices.Contains(o.Brokers, ShoalBefore) && o.Before == "" {
+		return fmt.Errorf("harness: broker %s needs a revision (-before)", ShoalBefore)
+	}
 	if o.Results == "" {
 		o.Results = filepath.Join(o.Root, "bench", "results")
 	}
@@ -50,6 +68,13 @@ func Bench(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	if variants, err = FilterVariants(variants, o.Variants); err != nil {
+		return err
+	}
+	// Only the scenarios left with a variant get a report.
+	o.Scenarios = slices.DeleteFunc(slices.Clone(o.Scenarios), func(sc string) bool {
+		return !slices.ContainsFunc(variants, func(v Variant) bool { return v.Scenario == sc })
+	})
 	work, err := os.MkdirTemp("", "shoal-bench-")
 	if err != nil {
 		return err
@@ -62,7 +87,7 @@ func Bench(ctx context.Context, o Options) (err error) {
 		_ = os.RemoveAll(work)
 	}()
 
-	bins, err := Builder{Root: o.Root, Out: filepath.Join(work, "bin"), Shoalbench: o.Shoalbench, Log: o.Log}.Build(ctx)
+	bins, err := Builder{Root: o.Root, Out: filepath.Join(work, "bin"), Shoalbench: o.Shoalbench, Before: o.Before, Log: o.Log}.Build(ctx)
 	if err != nil {
 		return err
 	}
@@ -104,7 +129,10 @@ func Bench(ctx context.Context, o Options) (err error) {
 		rawFiles[sc] = f
 	}
 
-	r := &Runner{Bins: bins, Procs: procs, Work: work, Log: o.Log}
+	if o.Perf && !PerfWorks(ctx) {
+		return errors.New("harness: -perf: perf stat cannot count syscall tracepoints here (perf missing, or not root and perf_event_paranoid too high)")
+	}
+	r := &Runner{Bins: bins, Procs: procs, Work: work, Perf: o.Perf, Log: o.Log}
 	var recs []Record
 	start := time.Now()
 	for round := 1; round <= o.Scale.Rounds; round++ {
@@ -132,11 +160,14 @@ func Bench(ctx context.Context, o Options) (err error) {
 	}
 
 	machine := Probe(ctx, o.Root, bins.Mosquitto)
+	if o.Before != "" {
+		machine.ShoalBefore = describeRevision(ctx, o.Root, o.Before)
+	}
 	var sums []*Summary
 	for _, sc := range o.Scenarios {
 		s := Summarize(sc, variants, o.Brokers, recs)
 		sums = append(sums, s)
-		meta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl")}
+		meta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl"), Note: o.Note, Perf: o.Perf}
 		base := o.Date + "-" + sc
 		if o.Scale.Name != "full" {
 			base += "-" + o.Scale.Name
@@ -152,10 +183,75 @@ func Bench(ctx context.Context, o Options) (err error) {
 			return err
 		}
 	}
+	ratesMeta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: rawRel, Note: o.Note, Perf: o.Perf}
+	if rates := RenderRates(sums, ratesMeta); rates != "" {
+		base := o.Date + "-rates"
+		if o.Scale.Name != "full" {
+			base += "-" + o.Scale.Name
+		}
+		if err := os.WriteFile(filepath.Join(o.Results, base+".md"), []byte(rates), 0o644); err != nil {
+			return err
+		}
+	}
 	o.Log("reports in %s (%s-*.md, *.png), raw records in %s; %v in all", o.Results, o.Date, raw, time.Since(start).Round(time.Second))
 	w := bufio.NewWriter(o.Stdout)
 	PrintComparison(w, sums)
 	return w.Flush()
+}
+
+// withBefore returns brokers with ShoalBefore after Shoal (or first) when
+// before names a revision and brokers lack it: -before asks for it, with
+// or without -brokers.
+func withBefore(brokers []string, before string) []string {
+	if before == "" || slices.Contains(brokers, ShoalBefore) {
+		return brokers
+	}
+	at := 0
+	if i := slices.Index(brokers, Shoal); i >= 0 {
+		at = i + 1
+	}
+	return slices.Insert(slices.Clone(brokers), at, ShoalBefore)
+}
+
+// FilterVariants keeps the variants whose name matches one of patterns
+// (path.Match); no patterns keeps all. A pattern that matches nothing is
+// an error: a typo would otherwise run nothing.
+func FilterVariants(vs []Variant, patterns []string) ([]Variant, error) {
+	if len(patterns) == 0 {
+		return vs, nil
+	}
+	var out []Variant
+	used := make([]bool, len(patterns))
+	for _, v := range vs {
+		keep := false
+		for i, p := range patterns {
+			ok, err := path.Match(p, v.Name)
+			if err != nil {
+				return nil, fmt.Errorf("harness: variant pattern %q: %w", p, err)
+			}
+			if ok {
+				keep, used[i] = true, true
+			}
+		}
+		if keep {
+			out = append(out, v)
+		}
+	}
+	for i, p := range patterns {
+		if !used[i] {
+			return nil, fmt.Errorf("harness: no variant of the chosen scenarios matches %q", p)
+		}
+	}
+	return out, nil
+}
+
+// describeRevision names rev as `git describe` would, or returns rev.
+func describeRevision(ctx context.Context, root, rev string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--tags", "--always", rev).Output()
+	if err != nil {
+		return rev
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // brief is a run's progress line: its headline figures or its failure.

@@ -13,15 +13,18 @@ import (
 
 // Machine describes where a benchmark ran and what it ran.
 type Machine struct {
-	CPUs      int
-	Model     string // CPU model name
-	MemBytes  int64
-	Kernel    string
-	Go        string
-	Shoal     string // git describe of the repository
-	Mosquitto string
-	Mochi     string // mochi-mqtt module version
-	Gnet      string // gnet module version (Shoal's and the floor's)
+	CPUs     int
+	Model    string // CPU model name
+	MemBytes int64
+	Kernel   string
+	Go       string
+	Shoal    string // git describe of the repository
+	// ShoalBefore is the revision ShoalBefore was built at (-before), ""
+	// when it did not run.
+	ShoalBefore string
+	Mosquitto   string
+	Mochi       string // mochi-mqtt module version
+	Gnet        string // gnet module version (Shoal's and the floor's)
 }
 
 // Summary is the machine in one phrase: "2 × AMD EPYC, 23.4 GiB".

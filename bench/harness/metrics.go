@@ -55,6 +55,16 @@ func idleMetrics() []Metric {
 			return Ratio(r.BrokerCPU*1000, n/1000)
 		}},
 		{Key: "peak_rss", Title: "peak RSS MiB", Better: -1, Decimals: 1, Value: peakMiB},
+		// What the broker kept once every connection had gone and it sat
+		// idle (Variant.Quiet): memory a storm of connections leaves
+		// behind instead of giving it back to the system.
+		{Key: "rss_quiet_per_conn", Title: "RSS kept B/conn", Better: -1, Value: func(r Record, v Variant) float64 {
+			n := sum(r.Subs, func(g GenResult) float64 { return float64(g.Connected) })
+			if n == 0 || r.RSSQuiet == 0 {
+				return math.NaN()
+			}
+			return float64(r.RSSQuiet-r.RSSBefore) / n
+		}},
 		{Key: "failed", Title: "connect failed", Value: func(r Record, _ Variant) float64 {
 			return sum(r.Subs, func(g GenResult) float64 { return float64(g.ConnectFailed) })
 		}},
@@ -101,6 +111,20 @@ func messageMetrics() []Metric {
 			return 100 * Ratio(r.BrokerCPU, r.WindowS)
 		}},
 		{Key: "peak_rss", Title: "peak RSS MiB", Better: -1, Decimals: 1, Value: peakMiB},
+		// Why one broker costs more than another, per delivery over the
+		// window (Counters): TCP segments its sockets sent (data and
+		// ACKs), read and write calls, context switches, and with -perf
+		// every system call.
+		{Key: "segs_per_deliv", Title: "segments/deliv", Better: -1, Decimals: 2, Value: perDelivery(func(c Counters) int64 { return c.Segs })},
+		{Key: "rw_per_deliv", Title: "read+write calls/deliv", Better: -1, Decimals: 2, Value: perDelivery(func(c Counters) int64 { return c.Reads + c.Writes })},
+		{Key: "switches_per_deliv", Title: "ctx switches/deliv", Better: -1, Decimals: 3, Value: perDelivery(func(c Counters) int64 { return c.Switches })},
+		{Key: "syscalls_per_deliv", Title: "syscalls/deliv", Better: -1, Decimals: 2, Value: func(r Record, _ Variant) float64 {
+			n, ok := r.Perf[PerfSyscalls]
+			if !ok {
+				return math.NaN()
+			}
+			return Ratio(n, received(r))
+		}},
 		// shoalbench counts gaps in each publisher's sequence numbers as
 		// one subscriber saw them: a shared subscription splits every
 		// sequence between subscribers, so there its count means nothing.
@@ -121,6 +145,22 @@ func messageMetrics() []Metric {
 			life := slices.Max(append([]float64{0}, mapf(append(slices.Clone(r.Subs), r.Pubs...), func(g GenResult) float64 { return g.DurationS })...))
 			return 100 * Ratio(genCPU(r, Variant{}), life)
 		}},
+	}
+}
+
+// perDelivery returns a metric of one of the window's counters per
+// message received: NaN when the record has no counters or that one was
+// not read (-1).
+func perDelivery(f func(Counters) int64) func(Record, Variant) float64 {
+	return func(r Record, _ Variant) float64 {
+		if r.Counters == nil {
+			return math.NaN()
+		}
+		n := f(*r.Counters)
+		if n < 0 {
+			return math.NaN()
+		}
+		return Ratio(float64(n), received(r))
 	}
 }
 

@@ -12,14 +12,37 @@ import (
 
 // The brokers, by the names reports use.
 const (
-	Shoal     = "shoal"
+	Shoal = "shoal"
+	// ShoalBefore is Shoal built at an earlier revision (-before REV):
+	// the same run then says what a change did, side by side.
+	ShoalBefore = "shoal-before"
+	// ShoalNoCoalesce is the working tree's Shoal with coalesce: 0s, every
+	// delivery written at once: beside Shoal, what the coalescing window
+	// buys in CPU and costs in latency. Only when named in -brokers.
+	ShoalNoCoalesce = "shoal-coalesce0"
+	// Mosquitto runs as users run it: Nagle's algorithm on, its default
+	// (set_tcp_nodelay false).
 	Mosquitto = "mosquitto"
-	Mochi     = "mochi"
-	Floor     = "floor"
+	// MosquittoNoDelay is Mosquitto with set_tcp_nodelay true, like every
+	// other peer: the two together say what is the TCP stack's choice and
+	// what is the broker.
+	MosquittoNoDelay = "mosquitto-nodelay"
+	Mochi            = "mochi"
+	Floor            = "floor"
 )
 
-// Brokers returns every broker name, in the order reports list them.
-func Brokers() []string { return []string{Shoal, Mosquitto, Mochi, Floor} }
+// Brokers returns every broker name but ShoalBefore (which needs a
+// revision to build), in the order reports list them.
+func Brokers() []string { return []string{Shoal, Mosquitto, MosquittoNoDelay, Mochi, Floor} }
+
+// isMosquitto reports whether broker is one of the Mosquitto configurations.
+func isMosquitto(broker string) bool { return broker == Mosquitto || broker == MosquittoNoDelay }
+
+// isShoal reports whether broker is Shoal, as it is, as it was, or
+// without coalescing.
+func isShoal(broker string) bool {
+	return broker == Shoal || broker == ShoalBefore || broker == ShoalNoCoalesce
+}
 
 // QueueLimit is how many QoS 1/2 messages Shoal and Mosquitto keep for one
 // client beyond its in-flight window. Both get the same value so neither
@@ -31,11 +54,19 @@ const QueueLimit = 10000
 // MosquittoConfig returns the mosquitto.conf the harness runs Mosquitto
 // with, listening on 127.0.0.1:port; with dataDir set, with persistence
 // there (Mosquitto saves a snapshot every autosave_interval, 1800 s by
-// default, and at shutdown: nothing per message).
-func MosquittoConfig(port int, dataDir string) string {
+// default, and at shutdown: nothing per message); with noDelay, with
+// Nagle's algorithm off.
+func MosquittoConfig(port int, dataDir string, noDelay bool) string {
 	persist := "persistence false"
 	if dataDir != "" {
 		persist = fmt.Sprintf("persistence true\npersistence_location %s/", dataDir)
+	}
+	// Mosquitto leaves Nagle's algorithm on unless told: fewer TCP
+	// segments, but a small message may wait for the ACK of the one
+	// before (tens of milliseconds at low rates).
+	nagle := "# set_tcp_nodelay false: Mosquitto's default, as users run it"
+	if noDelay {
+		nagle = "# Nagle's algorithm off, as Shoal, mochi-mqtt and the floor run\nset_tcp_nodelay true"
 	}
 	return fmt.Sprintf(`# Written by the Shoal benchmark harness (bench/harness).
 listener %d 127.0.0.1
@@ -43,12 +74,10 @@ allow_anonymous true
 max_connections -1
 %s
 max_queued_messages %d
-# Shoal, mochi-mqtt and the floor disable Nagle's algorithm; Mosquitto
-# leaves it on unless told, which adds tens of milliseconds at low rates.
-set_tcp_nodelay true
+%s
 log_type error
 log_dest stderr
-`, port, persist, QueueLimit)
+`, port, persist, QueueLimit, nagle)
 }
 
 // ShoalConfig returns the YAML configuration the harness runs Shoal with,
@@ -75,6 +104,7 @@ allow_anonymous: true
 // Bins are the programs a benchmark runs.
 type Bins struct {
 	Shoal, Mosquitto, Mochi, Floor string // the brokers
+	ShoalBefore                    string // Shoal at the -before revision; "" for none
 	Shoalbench                     string // the load generator
 	Chart                          string // the PNG renderer; "" to skip charts
 }
@@ -92,15 +122,25 @@ func (b Bins) Command(name string, port int, dir string, persist bool) ([]string
 		}
 	}
 	switch name {
-	case Shoal:
+	case Shoal, ShoalBefore, ShoalNoCoalesce:
+		bin := b.Shoal
+		if name == ShoalBefore {
+			if bin = b.ShoalBefore; bin == "" {
+				return nil, fmt.Errorf("harness: %s needs -before REV", name)
+			}
+		}
+		conf := ShoalConfig(port, dataDir)
+		if name == ShoalNoCoalesce {
+			conf += "coalesce: 0s\n"
+		}
 		cfg := filepath.Join(dir, "shoal.yaml")
-		if err := os.WriteFile(cfg, []byte(ShoalConfig(port, dataDir)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			return nil, err
 		}
-		return []string{b.Shoal, "-c", cfg, "--listen", addr, "--log-level", "warn"}, nil
-	case Mosquitto:
+		return []string{bin, "-c", cfg, "--listen", addr, "--log-level", "warn"}, nil
+	case Mosquitto, MosquittoNoDelay:
 		cfg := filepath.Join(dir, "mosquitto.conf")
-		if err := os.WriteFile(cfg, []byte(MosquittoConfig(port, dataDir)), 0o644); err != nil {
+		if err := os.WriteFile(cfg, []byte(MosquittoConfig(port, dataDir, name == MosquittoNoDelay)), 0o644); err != nil {
 			return nil, err
 		}
 		return []string{b.Mosquitto, "-c", cfg}, nil
@@ -119,6 +159,10 @@ type Builder struct {
 	// Shoalbench, when set, is a prebuilt load generator to use instead of
 	// building bench/cmd/shoalbench.
 	Shoalbench string
+	// Before, when set, is a git revision of Root to build Shoal at too,
+	// as ShoalBefore: its tree is exported (git archive, which leaves the
+	// repository alone) into Out/src-before and built there.
+	Before string
 	// Log receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -143,6 +187,13 @@ func (b Builder) Build(ctx context.Context) (Bins, error) {
 	} else {
 		bins.Shoalbench = b.Shoalbench
 	}
+	if b.Before != "" {
+		src := filepath.Join(b.Out, "src-before")
+		if err := exportRevision(ctx, b.Root, b.Before, src); err != nil {
+			return bins, err
+		}
+		steps = append(steps, step{&bins.ShoalBefore, src, "./cmd/broker", "shoal-before"})
+	}
 	for _, s := range steps {
 		out := filepath.Join(b.Out, s.name)
 		b.Log("build %s", s.name)
@@ -159,6 +210,34 @@ func (b Builder) Build(ctx context.Context) (Bins, error) {
 	}
 	bins.Mosquitto = m
 	return bins, nil
+}
+
+// exportRevision writes the tree of revision rev of the repository at root
+// into dir.
+func exportRevision(ctx context.Context, root, rev, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	archive := exec.CommandContext(ctx, "git", "-C", root, "archive", "--format=tar", rev)
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", dir)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	untar.Stdin = pipe
+	var stderr strings.Builder
+	archive.Stderr = &stderr
+	if err := archive.Start(); err != nil {
+		return err
+	}
+	if out, err := untar.CombinedOutput(); err != nil {
+		_ = archive.Wait()
+		return fmt.Errorf("harness: tar -x of %s: %w\n%s", rev, err, out)
+	}
+	if err := archive.Wait(); err != nil {
+		return fmt.Errorf("harness: git archive %s: %w\n%s", rev, err, stderr.String())
+	}
+	return nil
 }
 
 // FindMosquitto returns the path of the mosquitto broker, installing the

@@ -9,7 +9,7 @@ import (
 )
 
 func TestMosquittoConfig(t *testing.T) {
-	got := MosquittoConfig(18830, "")
+	got := MosquittoConfig(18830, "", true)
 	// Each directive the comparison depends on, exactly as Mosquitto
 	// reads it: one per line, name then value.
 	for _, want := range []string{
@@ -18,7 +18,6 @@ func TestMosquittoConfig(t *testing.T) {
 		"max_connections -1",
 		"persistence false",
 		"max_queued_messages 10000",
-		"set_tcp_nodelay true",
 		"log_type error",
 	} {
 		if !slices.Contains(strings.Split(got, "\n"), want) {
@@ -28,6 +27,18 @@ func TestMosquittoConfig(t *testing.T) {
 	for _, line := range strings.Split(got, "\n") {
 		if line != "" && !strings.HasPrefix(line, "#") && len(strings.Fields(line)) < 2 {
 			t.Errorf("mosquitto.conf line %q has no value", line)
+		}
+	}
+	// As users run it, Nagle's algorithm stays on: no set_tcp_nodelay
+	// line, since Mosquitto's default is false.
+	lines := func(conf string) []string { return strings.Split(conf, "\n") }
+	if !slices.Contains(lines(got), "set_tcp_nodelay true") {
+		t.Errorf("nodelay config lacks set_tcp_nodelay true:\n%s", got)
+	}
+	def := MosquittoConfig(18830, "", false)
+	for _, line := range lines(def) {
+		if strings.HasPrefix(line, "set_tcp_nodelay") {
+			t.Errorf("default config sets %q:\n%s", line, def)
 		}
 	}
 }
@@ -43,22 +54,41 @@ func TestShoalConfig(t *testing.T) {
 
 func TestCommand(t *testing.T) {
 	dir := t.TempDir()
-	b := Bins{Shoal: "/b/shoal", Mosquitto: "/usr/sbin/mosquitto", Mochi: "/b/mochi", Floor: "/b/floor"}
-	tests := map[string][]string{
-		Shoal:     {"/b/shoal", "-c", filepath.Join(dir, "shoal.yaml"), "--listen", "127.0.0.1:1999", "--log-level", "warn"},
-		Mosquitto: {"/usr/sbin/mosquitto", "-c", filepath.Join(dir, "mosquitto.conf")},
-		Mochi:     {"/b/mochi", "-addr", "127.0.0.1:1999"},
-		Floor:     {"/b/floor", "-addr", "127.0.0.1:1999"},
+	b := Bins{Shoal: "/b/shoal", ShoalBefore: "/b/shoal-before", Mosquitto: "/usr/sbin/mosquitto", Mochi: "/b/mochi", Floor: "/b/floor"}
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{Shoal, []string{"/b/shoal", "-c", filepath.Join(dir, "shoal.yaml"), "--listen", "127.0.0.1:1999", "--log-level", "warn"}},
+		{ShoalBefore, []string{"/b/shoal-before", "-c", filepath.Join(dir, "shoal.yaml"), "--listen", "127.0.0.1:1999", "--log-level", "warn"}},
+		{MosquittoNoDelay, []string{"/usr/sbin/mosquitto", "-c", filepath.Join(dir, "mosquitto.conf")}},
+		{Mochi, []string{"/b/mochi", "-addr", "127.0.0.1:1999"}},
+		{Floor, []string{"/b/floor", "-addr", "127.0.0.1:1999"}},
+		{Mosquitto, []string{"/usr/sbin/mosquitto", "-c", filepath.Join(dir, "mosquitto.conf")}},
 	}
-	for name, want := range tests {
-		got, err := b.Command(name, 1999, dir, false)
-		if err != nil || !slices.Equal(got, want) {
-			t.Errorf("Command(%s) = %q, %v; want %q", name, got, err, want)
+	for _, tt := range tests {
+		got, err := b.Command(tt.name, 1999, dir, false)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("Command(%s) = %q, %v; want %q", tt.name, got, err, tt.want)
 		}
 	}
+	// Mosquitto ran last: its configuration, Nagle on, is the file's.
 	conf, err := os.ReadFile(filepath.Join(dir, "mosquitto.conf"))
-	if err != nil || string(conf) != MosquittoConfig(1999, "") || !strings.Contains(string(conf), "persistence false") {
+	if err != nil || string(conf) != MosquittoConfig(1999, "", false) || !strings.Contains(string(conf), "persistence false") {
 		t.Errorf("mosquitto.conf written = %q, %v", conf, err)
+	}
+	// shoal-coalesce0 is the working tree's Shoal with coalesce: 0s.
+	if got, err := b.Command(ShoalNoCoalesce, 1999, dir, false); err != nil || got[0] != "/b/shoal" {
+		t.Errorf("Command(%s) = %q, %v", ShoalNoCoalesce, got, err)
+	}
+	if c, _ := os.ReadFile(filepath.Join(dir, "shoal.yaml")); !strings.HasSuffix(string(c), "coalesce: 0s\n") {
+		t.Errorf("shoal.yaml for %s:\n%s", ShoalNoCoalesce, c)
+	}
+	if _, err := b.Command(Shoal, 1999, dir, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (Bins{Shoal: "/b/shoal"}).Command(ShoalBefore, 1999, dir, false); err == nil {
+		t.Error("Command(shoal-before) without its binary: no error")
 	}
 	shoal, err := os.ReadFile(filepath.Join(dir, "shoal.yaml"))
 	if err != nil || !strings.Contains(string(shoal), "persistence: false") {
@@ -97,5 +127,24 @@ func TestWrap(t *testing.T) {
 	ps = &Procs{}
 	if got := ps.Wrap(argv, 1); !slices.Equal(got, argv) {
 		t.Errorf("Wrap unpinned = %q; want %q", got, argv)
+	}
+}
+
+func TestWithBefore(t *testing.T) {
+	tests := []struct {
+		brokers []string
+		before  string
+		want    []string
+	}{
+		{[]string{Shoal, Mosquitto}, "", []string{Shoal, Mosquitto}},
+		{[]string{Shoal, Mosquitto}, "abc", []string{Shoal, ShoalBefore, Mosquitto}},
+		{[]string{Mosquitto, Shoal}, "abc", []string{Mosquitto, Shoal, ShoalBefore}},
+		{[]string{Mosquitto}, "abc", []string{ShoalBefore, Mosquitto}},
+		{[]string{ShoalBefore, Shoal}, "abc", []string{ShoalBefore, Shoal}},
+	}
+	for _, tt := range tests {
+		if got := withBefore(tt.brokers, tt.before); !slices.Equal(got, tt.want) {
+			t.Errorf("withBefore(%q, %q) = %q; want %q", tt.brokers, tt.before, got, tt.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,6 +20,11 @@ type Meta struct {
 	Pinned  bool   // brokers on CPU 0, generators on CPU 1
 	RawDir  string // where the per-round JSON is, relative to the repository
 	Chart   string // the chart's file name, "" when none was drawn
+	// Note is a line about how the run was made, "" for none.
+	Note string
+	// Perf says system calls were counted with perf stat (-perf), which
+	// costs the brokers some CPU per call.
+	Perf bool
 }
 
 // RenderMarkdown returns the report of one scenario.
@@ -35,6 +41,9 @@ func RenderMarkdown(s *Summary, m Meta) string {
 	p("| Kernel | %s |\n", m.Machine.Kernel)
 	p("| Go | %s |\n", m.Machine.Go)
 	p("| Shoal | %s |\n", m.Machine.Shoal)
+	if m.Machine.ShoalBefore != "" {
+		p("| shoal-before | Shoal at %s (-before), run beside it |\n", m.Machine.ShoalBefore)
+	}
 	p("| Mosquitto | %s |\n", m.Machine.Mosquitto)
 	p("| mochi-mqtt | %s |\n", m.Machine.Mochi)
 	p("| floor | gnet %s, bench/peers/floor |\n", m.Machine.Gnet)
@@ -45,6 +54,12 @@ func RenderMarkdown(s *Summary, m Meta) string {
 	}
 	p("| Rounds | %d (%s scale); each cell is the median over rounds; brokers alternate within each round |\n", m.Scale.Rounds, m.Scale.Name)
 	p("| Command | `%s` |\n", m.Command)
+	if m.Perf {
+		p("| System calls | counted with `perf stat` over each window (-perf): the tracing adds CPU per system call to every broker |\n")
+	}
+	if m.Note != "" {
+		p("| Note | %s |\n", m.Note)
+	}
 	p("| Raw data | `%s` |\n\n", m.RawDir)
 
 	p("## Variants\n\n")
@@ -323,4 +338,116 @@ func renderBaselines(b *strings.Builder, s *Summary) {
 		}
 	}
 	p("\n")
+}
+
+// rateColumns are the figures RenderRates puts side by side for each
+// fixed-rate variant.
+var rateColumns = []string{"delivered_pct", "lat_p50", "lat_p99", "cpu_per_m", "segs_per_deliv", "rw_per_deliv", "switches_per_deliv", "syscalls_per_deliv"}
+
+// Targets of the fixed-rate comparison: Shoal's broker CPU per delivery at
+// most RateCPUTarget times Mosquitto's, with a p99 latency at most
+// Mosquitto's.
+const (
+	RateCPUTarget = 0.8
+	RateP99Target = 1.0
+)
+
+// RenderRates returns one report of every fixed-rate variant (a name
+// ending in "-rate") of sums: each broker's CPU per delivery beside what
+// explains it (segments, calls, context switches) and the latency it
+// bought, then Shoal's ratios to each Mosquitto configuration (and to
+// ShoalBefore) against the targets. "" when no summary has such a
+// variant.
+func RenderRates(sums []*Summary, m Meta) string {
+	type row struct {
+		s *Summary
+		v Variant
+	}
+	var rows []row
+	for _, s := range sums {
+		for _, v := range s.Variants {
+			if strings.HasSuffix(v.Name, "-rate") {
+				rows = append(rows, row{s, v})
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("# Benchmark: fixed rates, %s\n\n", m.Date)
+	p("Every fixed-rate variant of the run, from the scenarios' reports: broker CPU per delivery at equal work, what explains it, and the latency it bought.\n\n")
+	p("| | |\n|---|---|\n")
+	p("| Machine | %s; %s |\n", m.Machine.Summary(), pinNote(m.Pinned))
+	p("| Shoal | %s |\n", m.Machine.Shoal)
+	if m.Machine.ShoalBefore != "" {
+		p("| shoal-before | %s |\n", m.Machine.ShoalBefore)
+	}
+	p("| Rounds | %d (%s scale); each cell is the median over rounds |\n", m.Scale.Rounds, m.Scale.Name)
+	p("| Command | `%s` |\n", m.Command)
+	if m.Perf {
+		p("| System calls | counted with `perf stat` (-perf), which adds CPU per system call to every broker |\n")
+	}
+	if m.Note != "" {
+		p("| Note | %s |\n", m.Note)
+	}
+	p("| Raw data | `%s` |\n\n", m.RawDir)
+
+	p("## Per broker\n\n")
+	p("Broker CPU s/M deliv is also µs per delivery. Segments are those the broker's sockets sent (data and ACKs); read+write calls from /proc/PID/io; context switches summed over its threads; syscalls/deliv only with -perf.\n\n")
+	p("| scenario | variant | broker |")
+	first := rows[0].s
+	for _, k := range rateColumns {
+		if mt, ok := first.Metric(k); ok {
+			p(" %s |", mt.Title)
+		}
+	}
+	p("\n|---|---|---|%s\n", strings.Repeat("---:|", len(rateColumns)))
+	for _, r := range rows {
+		for _, br := range r.s.Brokers {
+			if ok, _ := r.s.Runs(r.v.Name, br); ok == 0 {
+				continue
+			}
+			p("| %s | %s | %s |", r.s.Scenario, r.v.Name, br)
+			for _, k := range rateColumns {
+				if mt, ok := r.s.Metric(k); ok {
+					p(" %s |", FormatValue(r.s.Median(r.v.Name, br, k), mt.Decimals))
+				}
+			}
+			p("\n")
+		}
+	}
+	p("\n")
+
+	var others []string
+	for _, br := range first.Brokers {
+		if br == ShoalBefore || isMosquitto(br) {
+			others = append(others, br)
+		}
+	}
+	if len(others) == 0 || !slices.Contains(first.Brokers, Shoal) {
+		return b.String()
+	}
+	p("## Shoal against Mosquitto\n\n")
+	p("Shoal's median over the other's. Target: broker CPU per delivery at most %.2f× Mosquitto's with a p99 latency at most %.2f× Mosquitto's.\n\n", RateCPUTarget, RateP99Target)
+	p("| scenario | variant | against | CPU/deliv | p99 | segments/deliv | target |\n|---|---|---|---:|---:|---:|---|\n")
+	for _, r := range rows {
+		for _, o := range others {
+			cpu := r.s.Ratio(r.v.Name, Shoal, o, "cpu_per_m")
+			p99 := r.s.Ratio(r.v.Name, Shoal, o, "lat_p99")
+			segs := r.s.Ratio(r.v.Name, Shoal, o, "segs_per_deliv")
+			verdict := "—"
+			switch {
+			case o == ShoalBefore || math.IsNaN(cpu) || math.IsNaN(p99):
+			case cpu <= RateCPUTarget && p99 <= RateP99Target:
+				verdict = "met"
+			default:
+				verdict = "missed"
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", r.s.Scenario, r.v.Name, o, FormatRatio(cpu), FormatRatio(p99), FormatRatio(segs), verdict)
+		}
+	}
+	p("\n")
+	return b.String()
 }

@@ -128,9 +128,10 @@ func TestPrintComparison(t *testing.T) {
 	var b bytes.Buffer
 	PrintComparison(&b, []*Summary{s})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	// A header, then delivered/s and p99 for each of 2 variants.
-	if len(lines) != 5 {
-		t.Fatalf("%d lines; want 5:\n%s", len(lines), b.String())
+	// A header, then delivered/s, p99 and CPU per delivery for each of 2
+	// variants.
+	if len(lines) != 7 {
+		t.Fatalf("%d lines; want 7:\n%s", len(lines), b.String())
 	}
 	if !strings.Contains(lines[0], "shoal/mosquitto") || !strings.Contains(lines[1], "110,000") {
 		t.Errorf("unexpected table:\n%s", b.String())
@@ -141,15 +142,15 @@ func TestChart(t *testing.T) {
 	brokers := []string{Shoal, Mosquitto, Floor}
 	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
 	c := Chart(s, fixtureMeta())
-	// Saturation and fixed rate each get a row: throughput, then p99.
-	if len(c.Panels) != 4 || len(c.Series) != 3 || c.Columns != 2 {
-		t.Fatalf("chart: %d panels, %d series, %d columns; want 4, 3 and 2", len(c.Panels), len(c.Series), c.Columns)
+	// Saturation and fixed rate each get a row: throughput, p99, CPU.
+	if len(c.Panels) != 6 || len(c.Series) != 3 || c.Columns != 3 {
+		t.Fatalf("chart: %d panels, %d series, %d columns; want 6, 3 and 3", len(c.Panels), len(c.Series), c.Columns)
 	}
 	p := c.Panels[0]
 	if len(p.Groups) != 1 || p.Groups[0] != "q0-sat" || p.Values[0][0] == nil || *p.Values[0][0] != 110000 || p.Values[0][2] != nil {
 		t.Errorf("saturation throughput panel = %+v", p)
 	}
-	if p := c.Panels[3]; len(p.Groups) != 1 || p.Groups[0] != "q0-rate" || *p.Values[0][1] != 0.55 {
+	if p := c.Panels[4]; len(p.Groups) != 1 || p.Groups[0] != "q0-rate" || *p.Values[0][1] != 0.55 {
 		t.Errorf("fixed-rate p99 panel = %+v", p)
 	}
 	if _, err := c.JSON(); err != nil {
@@ -200,5 +201,53 @@ func TestRenderBaselines(t *testing.T) {
 	}
 	if strings.Contains(sec, "floor") {
 		t.Errorf("baseline section has a row for the skipped floor:\n%s", sec)
+	}
+}
+
+// TestRenderRates: the fixed-rate report lists each broker's figures per
+// delivery and Shoal's ratios against Mosquitto with the verdict.
+func TestRenderRates(t *testing.T) {
+	brokers := []string{Shoal, Mosquitto, Floor}
+	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	out := RenderRates([]*Summary{s}, fixtureMeta())
+	for _, want := range []string{
+		// Shoal: 0.1, 0.1, 0.125 s over 50,000 deliveries; segments and
+		// calls per delivery from the counters, syscalls from perf.
+		"| p2p | q0-rate | shoal | 100.0 | 0.09 | 0.35 | 2.00 | 1.00 | 2.00 | 0.100 | 2.50 |",
+		"| p2p | q0-rate | mosquitto | 100.0 |",
+		// 2.00 / 3.00 s/M, p99 0.35 / 0.55.
+		"| p2p | q0-rate | mosquitto | 0.67× | 0.64× | 1.33× | met |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rates report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "q0-sat") {
+		t.Errorf("rates report has a saturation row:\n%s", out)
+	}
+	if RenderRates(nil, fixtureMeta()) != "" {
+		t.Error("rates report of nothing is not empty")
+	}
+}
+
+func TestFilterVariants(t *testing.T) {
+	vs, _ := Variants(Full(), []string{"p2p", "fanout"})
+	got, err := FilterVariants(vs, []string{"*-rate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range got {
+		names = append(names, v.Scenario+"/"+v.Name)
+	}
+	want := "p2p/q0-rate p2p/q1-rate fanout/q0-rate fanout/q0-500-rate fanout/q0-5000-rate"
+	if strings.Join(names, " ") != want {
+		t.Errorf("FilterVariants(*-rate) = %v; want %s", names, want)
+	}
+	if all, _ := FilterVariants(vs, nil); len(all) != len(vs) {
+		t.Errorf("no patterns kept %d of %d", len(all), len(vs))
+	}
+	if _, err := FilterVariants(vs, []string{"q9-*"}); err == nil {
+		t.Error("a pattern that matches nothing: no error")
 	}
 }

@@ -52,14 +52,24 @@ type Record struct {
 	// Broker figures over the measured window: for idle from the first
 	// connect to the RSS reading, otherwise from the publishers' start to
 	// the subscribers' exit.
-	BrokerCPU float64     `json:"broker_cpu_s"`
-	RSSBefore int64       `json:"rss_before"` // bytes, before any client connected
-	RSSAfter  int64       `json:"rss_after"`  // bytes, at the end of the window
-	PeakRSS   int64       `json:"peak_rss"`   // bytes, VmHWM at the end of the window
-	WindowS   float64     `json:"window_s"`
-	Subs      []GenResult `json:"subs"`
-	Pubs      []GenResult `json:"pubs"`
-	Stalled   []GenResult `json:"stalled,omitempty"`
+	BrokerCPU float64 `json:"broker_cpu_s"`
+	RSSBefore int64   `json:"rss_before"` // bytes, before any client connected
+	RSSAfter  int64   `json:"rss_after"`  // bytes, at the end of the window
+	PeakRSS   int64   `json:"peak_rss"`   // bytes, VmHWM at the end of the window
+	WindowS   float64 `json:"window_s"`
+	// RSSQuiet is the broker's VmRSS once the idle connections have all
+	// gone and it sat Variant.Quiet without them (idle runs only): what
+	// a connection storm leaves behind.
+	RSSQuiet int64 `json:"rss_quiet,omitempty"`
+	// Counters are the broker's kernel counters over the window of a
+	// message run (Counters.Sub); nil for idle runs and older records.
+	Counters *Counters `json:"counters,omitempty"`
+	// Perf is perf stat's count of each of PerfEvents over the window,
+	// when the harness ran with -perf.
+	Perf    map[string]float64 `json:"perf,omitempty"`
+	Subs    []GenResult        `json:"subs"`
+	Pubs    []GenResult        `json:"pubs"`
+	Stalled []GenResult        `json:"stalled,omitempty"`
 	// Commands are the processes as run, wrappers included.
 	Commands []string `json:"commands"`
 }
@@ -69,7 +79,11 @@ type Runner struct {
 	Bins  Bins
 	Procs *Procs
 	Work  string // scratch directory: configs, signal files, logs
-	Log   func(format string, args ...any)
+	// Perf counts system calls by name over each window with perf stat
+	// (PerfEvents). Tracing costs the broker CPU per system call (about
+	// 1-3% of Shoal's at the fixed rates here), so it is off unless asked.
+	Perf bool
+	Log  func(format string, args ...any)
 }
 
 // Run runs v against broker once. Failures are recorded in the Record, not
@@ -171,6 +185,8 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			return err
 		}
 	}
+	// Set when the window is of messages: they end it.
+	var stopPerf, endCounters func() error
 	if v.Idle {
 		for i, p := range subProcs {
 			if err := waitFile(ctx, filepath.Join(dir, fmt.Sprintf("sub%d.ready", i)), readyTimeout, append([]*Proc{bp}, subProcs...)...); err != nil {
@@ -195,6 +211,36 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			}
 		}
 		// The window starts when the publishers are told to go.
+		cnt0, err := ReadCounters(ctx, bp.Pid(), port)
+		if err != nil {
+			return err
+		}
+		if r.Perf {
+			perf, err := startPerf(bp.Pid(), filepath.Join(dir, "perf.txt"))
+			if err != nil {
+				return err
+			}
+			defer func() {
+				if perf != nil {
+					_, _ = perf.stop()
+				}
+			}()
+			stopPerf = func() error {
+				m, err := perf.stop()
+				perf = nil
+				rec.Perf = m
+				return err
+			}
+		}
+		endCounters = func() error {
+			cnt1, err := ReadCounters(ctx, bp.Pid(), port)
+			if err != nil {
+				return err
+			}
+			d := cnt1.Sub(cnt0)
+			rec.Counters = &d
+			return nil
+		}
 		if cpu0, err = ReadCPU(bp.Pid()); err != nil {
 			return err
 		}
@@ -227,6 +273,16 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	rec.WindowS = time.Since(t0).Seconds()
 	rec.BrokerCPU = cpu1 - cpu0
 	rec.RSSAfter, rec.PeakRSS = mem.RSS, mem.Peak
+	if stopPerf != nil {
+		if err := stopPerf(); err != nil {
+			return err
+		}
+	}
+	if endCounters != nil {
+		if err := endCounters(); err != nil {
+			return err
+		}
+	}
 	if bp.Exited() {
 		return fmt.Errorf("%s exited during the run", broker)
 	}
@@ -244,6 +300,16 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			return fmt.Errorf("sub: %w", err)
 		}
 		rec.Subs = append(rec.Subs, res)
+	}
+	if v.Idle && v.Quiet > 0 {
+		// Every connection has gone; the broker sits idle.
+		if err := sleep(ctx, v.Quiet); err != nil {
+			return err
+		}
+		if mem, err = ReadMem(bp.Pid()); err != nil {
+			return err
+		}
+		rec.RSSQuiet = mem.RSS
 	}
 	for _, p := range stallProcs {
 		if err := p.Wait(stopTimeout); err != nil {

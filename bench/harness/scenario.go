@@ -18,7 +18,11 @@ type Scale struct {
 	IdleConns int
 	// Settle is how long idle connections sit before the RSS is read.
 	Settle time.Duration
-	P2P    int // publishers, and as many subscribers
+	// Quiet is how long the broker sits idle after the idle connections
+	// have all gone (a connection storm) before its RSS is read again:
+	// what it kept, rather than gave back to the system.
+	Quiet time.Duration
+	P2P   int // publishers, and as many subscribers
 	// Fanout: subscribers of the one publisher's topic.
 	FanoutSubs int
 	// Fanin: publishers, and subscribers of their one topic.
@@ -33,7 +37,15 @@ type Scale struct {
 	// compares latency and CPU at equal work rather than at each broker's
 	// limit.
 	P2PRate, FanoutRate, FaninRate, MeshRate int
+	// FanoutWide are fixed-rate fan-outs at a high delivery rate, one
+	// variant each: where the cost of each write to a socket, not of
+	// routing, is the whole of a broker's work.
+	FanoutWide []FanoutLoad
 }
+
+// FanoutLoad is one fixed-rate fan-out: Subs subscribers of one
+// publisher's topic, which publishes Rate messages a second.
+type FanoutLoad struct{ Subs, Rate int }
 
 // Full is `make bench`: three rounds, about 16 minutes on 2 cores. Runs
 // publish for 3 s: at 5 s the whole took over 20 minutes, because brokers
@@ -42,12 +54,15 @@ type Scale struct {
 func Full() Scale {
 	return Scale{
 		Name: "full", Rounds: 3, Duration: 3 * time.Second, Payload: 64,
-		IdleConns: 19000, Settle: 2 * time.Second,
+		IdleConns: 19000, Settle: 2 * time.Second, Quiet: 10 * time.Second,
 		P2P: 100, FanoutSubs: 1000, FaninPubs: 1000, FaninSubs: 5, Mesh: 20, Stalled: 5,
 		// 10,000 deliveries a second for p2p and fan-out, 20,000 for
 		// fan-in and mesh: at most a quarter of what Mosquitto delivered
 		// at saturation in the same scenario (bench/README.md).
 		P2PRate: 10000, FanoutRate: 10, FaninRate: 4000, MeshRate: 1000,
+		// 100,000 deliveries a second, to 500 subscribers (each gets a
+		// message every 5 ms) and to 5,000 (every 50 ms).
+		FanoutWide: []FanoutLoad{{Subs: 500, Rate: 200}, {Subs: 5000, Rate: 20}},
 	}
 }
 
@@ -55,9 +70,10 @@ func Full() Scale {
 func Quick() Scale {
 	return Scale{
 		Name: "quick", Rounds: 1, Duration: time.Second, Payload: 64,
-		IdleConns: 2000, Settle: 500 * time.Millisecond,
+		IdleConns: 2000, Settle: 500 * time.Millisecond, Quiet: 3 * time.Second,
 		P2P: 20, FanoutSubs: 200, FaninPubs: 200, FaninSubs: 5, Mesh: 10, Stalled: 2,
 		P2PRate: 5000, FanoutRate: 20, FaninRate: 2000, MeshRate: 500,
+		FanoutWide: []FanoutLoad{{Subs: 100, Rate: 200}, {Subs: 1000, Rate: 20}},
 	}
 }
 
@@ -67,10 +83,12 @@ type Variant struct {
 	Name     string // "q0-sat", "shared-rate", ...
 	Desc     string // one line for the report
 	Idle     bool   // connect, subscribe and sit: no publishers
-	// Settle is how long idle connections sit before the RSS is read.
-	Settle time.Duration
-	Subs   []Gen
-	Pubs   []Gen
+	// Settle is how long idle connections sit before the RSS is read;
+	// Quiet how long the broker then sits without them before it is read
+	// again.
+	Settle, Quiet time.Duration
+	Subs          []Gen
+	Pubs          []Gen
 	// Fanout is how many subscribers receive each message: deliveries
 	// per message, for the report's expected delivery rate.
 	Fanout int
@@ -174,7 +192,7 @@ func variants(s Scale, name string) ([]Variant, error) {
 	case "idle":
 		half := s.IdleConns / 2
 		return []Variant{{
-			Scenario: "idle", Name: "idle", Idle: true, Settle: s.Settle,
+			Scenario: "idle", Name: "idle", Idle: true, Settle: s.Settle, Quiet: s.Quiet,
 			Desc: fmt.Sprintf("%d connections, each subscribed to its own topic idle/%%i, in 2 generator processes of %d", 2*half, half),
 			Subs: []Gen{
 				{Mode: "sub", Count: half, Topic: "idle/%i", QoS: 1, Start: 0, Src: []string{"127.0.0.1", "127.0.0.2"}, Duration: 10 * time.Minute},
@@ -196,15 +214,23 @@ func variants(s Scale, name string) ([]Variant, error) {
 		}
 		return out, nil
 	case "fanout":
-		n := s.FanoutSubs
-		return both(s.FanoutRate, 1, func(iv int, suffix string) Variant {
+		mk := func(n, iv int, name string, rate int) Variant {
 			return Variant{
-				Scenario: "fanout", Name: "q0-" + suffix, Fanout: n,
-				Desc: fmt.Sprintf("1 publisher to %d subscribers of fanout/t, QoS 0, %s", n, offered(iv, 1, s.FanoutRate)),
+				Scenario: "fanout", Name: name, Fanout: n,
+				Desc: fmt.Sprintf("1 publisher to %d subscribers of fanout/t, QoS 0, %s", n, offered(iv, 1, rate)),
 				Subs: []Gen{sub(n, "fanout/t", 0)},
 				Pubs: []Gen{pub(1, "fanout/t", 0, iv)},
 			}
-		}), nil
+		}
+		n := s.FanoutSubs
+		out := both(s.FanoutRate, 1, func(iv int, suffix string) Variant { return mk(n, iv, "q0-"+suffix, s.FanoutRate) })
+		for _, w := range s.FanoutWide {
+			iv := interval(1, w.Rate)
+			v := mk(w.Subs, iv, fmt.Sprintf("q0-%d-rate", w.Subs), w.Rate)
+			v.Desc += fmt.Sprintf(": %d deliveries/s, a message every %d ms for each subscriber", w.Subs*1000/iv, iv)
+			out = append(out, v)
+		}
+		return out, nil
 	case "fanin":
 		p, n := s.FaninPubs, s.FaninSubs
 		var out []Variant

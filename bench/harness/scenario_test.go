@@ -41,8 +41,8 @@ func TestVariants(t *testing.T) {
 				t.Errorf("%s: %s: a saturation variant has -I %d", s.Name, key, v.Pubs[0].Interval)
 			}
 		}
-		if len(vs) != 19 {
-			t.Errorf("%s: %d variants; want 19", s.Name, len(vs))
+		if len(vs) != 21 {
+			t.Errorf("%s: %d variants; want 21", s.Name, len(vs))
 		}
 	}
 	if _, err := Variants(Quick(), []string{"nope"}); err == nil {
@@ -108,5 +108,27 @@ func TestSlowsubVariants(t *testing.T) {
 	args := strings.Join(stalled.Stalled[0].Args("127.0.0.1", 1883, "g9", "r", ""), " ")
 	if !strings.HasPrefix(args, "stall ") || !strings.Contains(args, "-t bench/# -q 1") {
 		t.Errorf("stall generator args: %s", args)
+	}
+}
+
+// TestFanoutWide: the wide fan-outs deliver their rate to every
+// subscriber, from one publisher.
+func TestFanoutWide(t *testing.T) {
+	vs, err := Variants(Full(), []string{"fanout"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[string]int) // name -> deliveries/s
+	for _, v := range vs {
+		if iv := v.Pubs[0].Interval; iv > 0 {
+			got[v.Name] = v.Fanout * v.Pubs[0].Count * 1000 / iv
+			if v.Subs[0].Count != v.Fanout {
+				t.Errorf("%s: %d subscribers, fan-out %d", v.Name, v.Subs[0].Count, v.Fanout)
+			}
+		}
+	}
+	want := map[string]int{"q0-rate": 10000, "q0-500-rate": 100000, "q0-5000-rate": 100000}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("fixed-rate fan-outs (deliveries/s) = %v; want %v", got, want)
 	}
 }

@@ -131,12 +131,12 @@ func (s *Summary) Metric(key string) (Metric, bool) {
 	return Metric{}, false
 }
 
-// Headline returns the keys of the two metrics charted and printed for
-// the scenario: a throughput and a tail latency, plus the memory per
-// connection for idle.
+// Headline returns the keys of the metrics charted and printed for the
+// scenario: a throughput, a tail latency and what the broker spent (CPU
+// per delivery; for idle, memory per connection).
 func (s *Summary) Headline() []string {
 	if len(s.Variants) > 0 && s.Variants[0].Idle {
 		return []string{"connect_rate", "connack_p99", "rss_per_conn"}
 	}
-	return []string{"recv_rate", "lat_p99"}
+	return []string{"recv_rate", "lat_p99", "cpu_per_m"}
 }

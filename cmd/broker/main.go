@@ -211,6 +211,9 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 	}
 	logWarnings(log, file)
 	notify := newNotifier(log)
+	if procs, set := setProcs(file.Broker.EventLoops(), os.Getenv); set {
+		log.Debug().Int("gomaxprocs", procs).Msg("one scheduler processor more than the event loops")
+	}
 	if file.PIDFile != "" {
 		if err := writePIDFile(file.PIDFile); err != nil {
 			log.Error().Err(err).Msg("cannot write the pid file")
@@ -261,6 +264,14 @@ func run(args []string, stdout, stderr io.Writer, signals <-chan os.Signal) int 
 		n.ready(file.LogDest) // -d: the parent may go
 	}
 	notify(sdnotify.Ready + "\n" + sdnotify.Status("serving MQTT on "+b.Addr().String()))
+
+	relCtx, stopReleaser := context.WithCancel(context.Background())
+	relDone := make(chan struct{})
+	go func() {
+		defer close(relDone)
+		(&releaser{churn: b.Churn, free: freeOSMemory, log: log}).run(relCtx)
+	}()
+	defer func() { stopReleaser(); <-relDone }()
 
 	loaded, started := file, file
 	sig := <-signals

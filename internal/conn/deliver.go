@@ -143,7 +143,9 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 			c.ext.aliasTopic(o)
 		}
 	}
-	buf := c.conn.Buffer()
+	// A delivery, which the client did not just ask for: it may wait a
+	// little to go out with the next ones (coalesce).
+	buf := c.conn.PushBuffer()
 	buf.B = o.Append(buf.B, c.version)
 	ls.ctr.pubOut[d.QoS]++
 	return true

@@ -38,6 +38,10 @@ func run(args []string) int {
 	shoalbench := fs.String("shoalbench", "", "prebuilt load generator (default: build bench/cmd/shoalbench)")
 	timeout := fs.Duration("timeout", 0, "stop everything after this long (default: 30m, or 5m with -quick)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs, process logs)")
+	variants := fs.String("variants", "", "comma-separated patterns of variant names to run (path.Match: '*-rate' runs the fixed rates; default: all)")
+	before := fs.String("before", "", "also build Shoal at this git revision and run it as "+harness.ShoalBefore+", beside the working tree's")
+	perf := fs.Bool("perf", false, "count system calls per delivery with perf stat (costs the brokers CPU per call)")
+	note := fs.String("note", "", "a line for every report on how the run was made (a shared machine, say)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -79,8 +83,8 @@ func run(args []string) int {
 
 	o := harness.Options{
 		Root: root, Results: *results, Date: *date, Scale: scale,
-		Scenarios: split(*scenarios), Brokers: split(*brokers),
-		Shoalbench: *shoalbench, KeepWork: *keep, Stdout: os.Stdout,
+		Scenarios: split(*scenarios), Brokers: split(*brokers), Variants: split(*variants),
+		Shoalbench: *shoalbench, Before: *before, Perf: *perf, Note: *note, KeepWork: *keep, Stdout: os.Stdout,
 		Command: strings.TrimSpace("go run ./bench/cmd/harness " + strings.Join(args, " ")),
 		Log: func(format string, a ...any) {
 			fmt.Fprintf(os.Stderr, "harness: "+format+"\n", a...)

@@ -1,0 +1,132 @@
+package eventloop
+
+import (
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+)
+
+// Output coalescing (Config.Coalesce). Each write to a socket costs a
+// system call and, with TCP_NODELAY, a TCP segment: on loopback, where
+// the sender's CPU also runs the receiver's side of TCP, nearly all of a
+// broker's CPU per delivery at a steady rate (make bench's fixed-rate
+// variants). A client that receives messages faster than one per
+// Coalesce gets them in fewer, fuller writes: output pushed to it
+// (Conn.PushBuffer: deliveries, which it did not ask for just now) waits,
+// when its previous write went out less than Coalesce ago, until Coalesce
+// after that write. The first message after a quiet spell goes out at
+// once, so a lone message is never delayed; none waits longer than
+// Coalesce (plus, at worst, the loop's current event), and what comes
+// meanwhile goes with it.
+//
+// Never held: output written with Buffer or Write (answers: CONNACK,
+// acknowledgements, PINGRESP, DISCONNECT), whatever a connection's own
+// read burst produced for it (a queued message sent on its PUBACK),
+// output of coalesceMax bytes or more, and output to a connection whose
+// socket already refused bytes (gnet buffers those without a system call
+// anyway). A closing connection's output goes out in Close, held or not.
+//
+// This is Nagle's algorithm moved into the broker with a clock in place
+// of the peer's ACK: the kernel's version holds a small write until the
+// previous one is acknowledged, which the peer's delayed ACK can stretch
+// to tens of milliseconds; here the bound is Coalesce.
+
+// coalesceMax is the most pending output a connection may hold back:
+// a few hundred small messages. Past it the write is worth its system
+// call anyway; bulk output (retained messages, a backlog) never waits.
+const coalesceMax = 4 << 10
+
+// PushBuffer is Buffer for output the client did not just ask for (a
+// delivery): it may wait up to Config.Coalesce to go out with the
+// connection's next output (see coalesce.go). Output written with Buffer
+// or Write in the same event still goes out at once, and takes this with
+// it. Call it on the connection's loop.
+func (c *Conn) PushBuffer() *bytebufferpool.ByteBuffer {
+	if c.closing || c.closed {
+		c.loop.sink.B = c.loop.sink.B[:0]
+		return &c.loop.sink
+	}
+	if c.out == nil {
+		c.out = outPool.Get()
+	}
+	if !c.dirty {
+		c.dirty = true
+		c.loop.dirty = append(c.loop.dirty, c)
+	}
+	return c.out
+}
+
+// micros is t (Unix ns) in microseconds, truncated to 32 bits: enough for
+// differences below 71 minutes, which is all coalescing compares (a
+// wrong answer past that delays one write by at most Coalesce).
+func micros(t int64) uint32 { return uint32(t / 1000) }
+
+// mayHold reports whether c's pending output may wait, at time now (Unix
+// ns), and until when.
+func (l *Loop) mayHold(c *Conn, now int64) (until int64, ok bool) {
+	w := l.engine.cfg.Coalesce
+	if w <= 0 || c.urgent || c == l.source || len(c.out.B) >= coalesceMax || c.gc.OutboundBuffered() > 0 {
+		return 0, false
+	}
+	since := time.Duration(micros(now)-c.lastOut) * time.Microsecond
+	if since >= w {
+		return 0, false
+	}
+	return now + int64(w-since), true
+}
+
+// hold keeps c's output back until at most until (Unix ns), arming the
+// loop's timer for the earliest such time.
+func (l *Loop) hold(c *Conn, until, now int64) {
+	if !c.held {
+		c.held = true
+		l.held = append(l.held, c)
+	}
+	if l.heldUntil == 0 || until < l.heldUntil {
+		l.heldUntil = until
+		l.holdTimer.Reset(time.Duration(until - now))
+	}
+}
+
+// flushHeld writes every held connection's output, at time now (Unix ns):
+// those whose time has come and, in the same pass, the others (a little
+// early: their bound holds, and one pass costs no more timer wake-ups).
+// It returns the bytes written.
+func (l *Loop) flushHeld(now int64) (out int64) {
+	for i, c := range l.held {
+		l.held[i] = nil
+		if !c.held { // written since, or closed
+			continue
+		}
+		c.held = false
+		out += l.write(c, now)
+	}
+	l.held = l.held[:0]
+	l.heldUntil = 0
+	l.holdTimer.Stop()
+	return out
+}
+
+// write hands c's pending output to the kernel (gnet buffers what the
+// kernel refuses) and returns the buffer to the pool. It returns the
+// bytes written.
+func (l *Loop) write(c *Conn, now int64) int64 {
+	if c.out == nil {
+		return 0
+	}
+	var n int
+	if !c.closed && len(c.out.B) > 0 { // a Buffer taken and left empty costs no system call
+		n = len(c.out.B)
+		// A write the kernel refuses (the peer reset) makes gnet close c
+		// at once, OnClose and its dropOut included.
+		_, _ = c.gc.Write(c.out.B)
+		c.lastOut = micros(now)
+	}
+	c.urgent, c.held = false, false
+	c.dropOut()
+	return int64(n)
+}
+
+// holdFired is the hold timer's function, on the timer's goroutine: the
+// wake-up flushes what was held.
+func (l *Loop) holdFired() { l.Wake() }
