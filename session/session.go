@@ -105,6 +105,14 @@ type Sub struct {
 type Owner interface {
 	// LoopIndex is the event loop that owns the connection.
 	LoopIndex() int
+	// DeliverLocked sends d to the connection now, or queues it behind
+	// its in-flight window, taking over d's reference; now is the loop's
+	// time. It reports false, d still the caller's, when the connection
+	// takes no more messages (it is closing): d then follows the session
+	// offline. The session is locked, and the caller runs on the
+	// connection's loop. It is here rather than in dispatch's Conn so
+	// that a delivery costs no type assertion.
+	DeliverLocked(d Delivery, now int64) bool
 }
 
 // Session is the state of one client identifier. See the package

@@ -16,7 +16,7 @@ import (
 // (pushInflightLocked). A resumed session resends what was in flight, in
 // order [MQTT-4.4.0-1].
 
-// DeliverLocked implements dispatch.Conn: it sends d now, or queues it
+// DeliverLocked implements session.Owner: it sends d now, or queues it
 // behind the in-flight window; false when the connection is no longer
 // connected or is closing. c.sess.mu must be held.
 func (c *client) DeliverLocked(d session.Delivery, now int64) bool {

@@ -12,16 +12,11 @@ import (
 )
 
 // Conn is a client connection as dispatch sees it: the owner of a session
-// (session.Owner: which loop it belongs to), implemented by package conn.
+// (session.Owner: which loop it belongs to, and delivering to it),
+// implemented by package conn.
 // Dispatch calls its methods only on that loop's goroutine.
 type Conn interface {
-	session.Owner
-	// DeliverLocked sends d to the connection now, or queues it behind
-	// its in-flight window, taking over d's reference; now is the loop's
-	// time. It reports false, d still the caller's, when the connection
-	// takes no more messages (it is closing): d then follows the session
-	// offline. The connection's session is locked.
-	DeliverLocked(d session.Delivery, now int64) bool
+	session.Owner // LoopIndex and DeliverLocked
 	// Acknowledge writes the acknowledgement (PUBACK or PUBREC) of a
 	// message the connection published, now that it is routed, if the
 	// connection is still there.

@@ -189,7 +189,7 @@ func (d *Dispatcher) deliverOnLoop(l *Loop, s *session.Session, dv session.Deliv
 			d.post(li, item{sess: s, d: dv}) // taken over on another loop
 			return
 		}
-		if c, ok := o.(Conn); ok && c.DeliverLocked(dv, now) {
+		if o.DeliverLocked(dv, now) {
 			return
 		}
 	}
