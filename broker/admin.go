@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
@@ -51,8 +52,6 @@ type RetainedInfo struct {
 	QoS     byte   `json:"qos"`
 }
 
-var protocolNames = map[byte]string{codec.V31: "3.1", codec.V311: "3.1.1", codec.V5: "5.0"}
-
 // sessionsSorted returns every session, by client id.
 func (b *Broker) sessionsSorted() []*session.Session {
 	var all []*session.Session
@@ -64,20 +63,14 @@ func (b *Broker) sessionsSorted() []*session.Session {
 	return all
 }
 
-// infoLocked describes s. s.mu must be held. The connection's fields read
-// here are set before it attaches to the session, under this lock.
+// infoLocked describes s. s.mu must be held.
 func infoLocked(s *session.Session) ClientInfo {
 	ci := ClientInfo{ID: s.ClientID(), Expiry: s.Expiry, Inflight: s.InflightLen(), Queued: s.QueueLen(),
 		Subscriptions: []SubscriptionInfo{}}
-	if c, _ := s.OwnerLocked().(*client); c != nil {
+	if p, ok := conn.PeerOf(s.OwnerLocked()); ok {
 		ci.Connected = true
-		ci.Address = c.conn.RemoteAddr().String()
-		ci.Protocol = protocolNames[c.version]
-		ci.KeepAlive = c.keepAlive
-		ci.Listener = "tcp"
-		if o := c.conn.Origin(); o != nil {
-			ci.Listener, ci.CertIdentity = o.Listener, o.CertIdentity
-		}
+		ci.Address, ci.Protocol, ci.KeepAlive = p.Address, p.Protocol, p.KeepAlive
+		ci.Listener, ci.CertIdentity = p.Listener, p.CertIdentity
 	}
 	for _, sub := range s.SubsLocked() {
 		ci.Subscriptions = append(ci.Subscriptions, subInfo(s.ClientID(), sub))
@@ -140,20 +133,7 @@ func (b *Broker) Subscriptions() []SubscriptionInfo {
 // Kick disconnects client id's connection (MQTT 5: DISCONNECT 0x98
 // Administrative action); its session stays as its expiry says. It reports
 // whether the client was connected.
-func (b *Broker) Kick(id string) bool {
-	s := b.sessions.Get(id)
-	if s == nil {
-		return false
-	}
-	s.Lock()
-	c, _ := s.OwnerLocked().(*client)
-	s.Unlock()
-	if c == nil {
-		return false
-	}
-	b.post(c.LoopIndex(), pending{kick: c, kickAdmin: true})
-	return true
-}
+func (b *Broker) Kick(id string) bool { return b.conns.Kick(id) }
 
 // RetainedMessages lists the retained messages whose topics match filter
 // ("#" for all but the $-topics), by topic.
@@ -187,11 +167,11 @@ func (b *Broker) DeleteRetained(topic string) bool {
 	clear := router.NewMessage([]byte(topic), nil, nil, nil, 0, true, 0, nil)
 	b.retained.Set(clear) // an empty payload removes [MQTT-3.3.1-6]
 	clear.Release()
-	b.withBG(func(w store.Writer) {
+	b.persist.WithBG(func(w store.Writer) {
 		if w != nil {
 			w.DeleteRetained([]byte(topic))
 			if err := w.Commit(true); err != nil {
-				b.commitFailed(err)
+				b.persist.Failed(err)
 			}
 		}
 	})

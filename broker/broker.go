@@ -10,34 +10,30 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/shoalmq/shoal/auth"
+
 	"github.com/shoalmq/shoal/bridge"
-	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/deadline"
+	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/internal/expiry"
+	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
-	"github.com/shoalmq/shoal/store"
 	"github.com/shoalmq/shoal/transport"
 )
 
 // Broker is one MQTT broker. Its exported methods are safe for concurrent
-// use.
+// use. It builds every part from Config and hands each what it needs (see
+// doc.go for the picture); what it keeps itself is the lifecycle, the
+// listeners, the store's opening and the public API.
 type Broker struct {
 	cfg Config
-	// logp and limp are what Reload may change while the broker runs;
-	// read them through lg and limits.
+	// logp and limp are what Reload may change while the broker runs,
+	// shared with the parts; read them through lg and limits.
 	logp atomic.Pointer[zerolog.Logger]
-	limp atomic.Pointer[Limits]
-	// authp is who may connect and what they may do (login.go).
-	authp atomic.Pointer[authState]
-
-	// logins are CONNECTs waiting for the Authenticator (login.go).
-	logins chan *loginJob
-	// open counts open client connections, for MaxConnections.
-	open atomic.Int64
-	// connRate limits connections per source address (limits.go).
-	connRate rateTable
+	limp atomic.Pointer[limit.Limits]
 
 	// transports runs the TLS and WebSocket listeners (transports.go);
 	// set by Start.
@@ -47,38 +43,22 @@ type Broker struct {
 	bridges atomic.Pointer[bridge.Bridges]
 
 	engine   *eventloop.Engine
+	conns    *conn.Handler        // the connections: the engine's handler
+	disp     *dispatch.Dispatcher // routing: inboxes, workers, fan-out
 	subs     router.Subscriptions
 	retained router.Retained
 	sessions session.Store
-	auth     *auth.Registry // enhanced authentication methods
-
-	workers []*worker
-	loops   []*loopState // indexed by eventloop.Loop.Index
 
 	// clock is the time of session expiry and will delays (Config.clock,
-	// else the system's); timers holds those deadlines, one per offline
-	// session that has one, and runs them on its own goroutine (will.go).
+	// else the system's); expiry ends sessions and runs those deadlines.
 	clock  deadline.Clock
-	timers *sessionTimers
-	// dueWills is the timer goroutine's scratch: wills to publish.
-	dueWills []*router.Message
+	expiry *expiry.Sessions
 
-	stats stats
-
-	// routing forces one of the two routing paths (tests run their
-	// suites over each; see export_test.go): routeAuto, the default,
-	// routes inline below saturation and through the workers under
-	// pressure.
-	routing atomic.Int32
-
-	// Persistence (persist.go); store is nil when it is off.
-	store       store.Store
-	ownStore    bool // opened from Config.DataDir: closed with the broker
-	strict      bool // Durability == Strict
-	seq         atomic.Uint64
-	bgMu        sync.Mutex   // guards bgw and storeClosed
-	bgw         store.Writer // for goroutines other than loops and workers
-	storeClosed bool
+	// Persistence (package persist, opened by persist.go); ploops are the
+	// loops' parts in it, by loop index.
+	persist  *persist.Keeper
+	ploops   []*persist.Loop
+	ownStore bool // opened from Config.DataDir: closed with the broker
 
 	// bound holds the listeners Bind bound until Start serves them (or
 	// Close, when Start never comes, lets them go).
@@ -88,46 +68,13 @@ type Broker struct {
 	started   atomic.Bool
 	startedAt time.Time   // set by Start before anything else runs
 	ready     atomic.Bool // accepting connections: Start done, Close not begun
-	closed    atomic.Bool
+	closed    atomic.Bool // Close has begun (expiry.Parts.Closing)
 	stop      chan struct{}
 	// ctx ends with stop: for work that waits on others (a login's
 	// back end).
 	ctx       context.Context
 	cancelCtx context.CancelFunc
 	bgDone    sync.WaitGroup
-	clientID  atomic.Uint64 // counter for assigned client identifiers
-}
-
-// stats are counters read by tests and, later, by metrics. Each is bumped
-// off the per-message path (connects, drops), so a shared atomic is fine.
-type stats struct {
-	dropsQueueFull    atomic.Int64
-	dropsWorkerFull   atomic.Int64
-	publishPauses     atomic.Int64
-	dropsSlowClient   atomic.Int64
-	dropsExpired      atomic.Int64
-	dropsTooLarge     atomic.Int64
-	protocolFailures  atomic.Int64
-	slowConsumerKicks atomic.Int64
-	storeCorrupt      atomic.Int64
-	dropsUnauthorized atomic.Int64
-	connsRejected     atomic.Int64 // closed at accept: far over MaxConnections
-	// CONNECTs refused, by cause.
-	refusedConnections atomic.Int64 // MaxConnections
-	refusedRate        atomic.Int64 // ConnectRate
-	refusedClientID    atomic.Int64 // MaxClientIDLength
-	refusedLogin       atomic.Int64 // credentials, anonymous, will topic
-	refusedLoginBusy   atomic.Int64 // AuthQueue full
-	// Refused topics and subscriptions.
-	dropsTopicLimit  atomic.Int64 // MaxTopicLength, MaxTopicLevels
-	refusedSubs      atomic.Int64 // MaxSubscriptions, limits, Authorizer
-	publishThrottled atomic.Int64 // PublishRate paused a client
-	// timerVisits counts the sessions the timer goroutine locked: one per
-	// deadline that came, none for the sessions still waiting.
-	timerVisits atomic.Int64
-	// relaxedSyncs times relaxedSyncLoop's syncs (the loops time their
-	// own: loopCounters.syncs).
-	relaxedSyncs syncHistogram
 }
 
 // New builds a broker from cfg. It validates cfg and allocates, but does
@@ -142,29 +89,31 @@ func New(cfg Config) (*Broker, error) {
 		retained: router.NewRetained(),
 		sessions: session.NewMemStore(),
 		clock:    cfg.clock,
-		auth:     auth.NewRegistry(cfg.AuthMethods...),
 		stop:     make(chan struct{}),
 	}
 	if b.clock == nil {
 		b.clock = deadline.Real()
 	}
-	b.timers = deadline.New(b.clock, b.fireTimers)
 	b.logp.Store(&cfg.Logger)
 	b.limp.Store(cfg.limits())
-	b.authp.Store(cfg.authState())
-	b.logins = make(chan *loginJob, cfg.AuthQueue)
 	b.ctx, b.cancelCtx = context.WithCancel(context.Background())
+	b.persist = persist.New(&b.logp)
 	n := cfg.loops()
-	b.loops = make([]*loopState, n)
-	for i := range b.loops {
-		ls := &loopState{fan: newFanout(n)}
-		ls.room.L = &ls.mu
-		b.loops[i] = ls
+	b.ploops = make([]*persist.Loop, n)
+	for i := range b.ploops {
+		b.ploops[i] = &persist.Loop{}
 	}
-	b.workers = make([]*worker, cfg.workers())
-	for i := range b.workers {
-		b.workers[i] = newWorker(b, cfg.WorkerQueue, n)
-	}
+	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
+		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
+		Remote: dispatch.NoRemote{}})
+	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
+		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
+	b.conns = conn.New(cfg.connConfig(), conn.Parts{
+		Log: &b.logp, Limits: &b.limp, Access: cfg.access(),
+		Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
+		Dispatch: b.disp, Persist: b.persist, PersistLoops: b.ploops,
+		Expiry: b.expiry,
+	})
 	b.engine = eventloop.New(eventloop.Config{
 		Addr:          cfg.Listen,
 		Loops:         n,
@@ -172,7 +121,9 @@ func New(cfg Config) (*Broker, error) {
 		Coalesce:      cfg.Coalesce,
 		Nagle:         !cfg.TCPNoDelay,
 		Logger:        cfg.Logger,
-	}, (*handler)(b))
+	}, b.conns)
+	b.disp.SetEngine(b.engine)
+	b.conns.SetEngine(b.engine)
 	return b, nil
 }
 
@@ -239,29 +190,29 @@ func (b *Broker) Start() error {
 	}
 	if err := b.restore(); err != nil {
 		ports.release()
-		b.clearTimers() // what restore armed before it failed
+		b.expiry.Clear() // what restore armed before it failed
 		return errors.Join(err, b.closeStore())
 	}
 	b.makeWriters()
-	for _, w := range b.workers {
+	for _, w := range b.disp.Workers() {
 		b.bgDone.Add(1)
 		go func() {
 			defer b.bgDone.Done()
-			w.run()
+			w.Run(b.stop)
 		}()
 	}
-	if b.store != nil && !b.strict {
+	if b.persist.On() && !b.persist.Strict() {
 		b.bgDone.Add(1)
 		go func() {
 			defer b.bgDone.Done()
-			b.relaxedSyncLoop()
+			b.persist.RunRelaxedSync(b.stop)
 		}()
 	}
 	for range b.cfg.authWorkers() {
 		b.bgDone.Add(1)
 		go func() {
 			defer b.bgDone.Done()
-			b.loginWorker()
+			b.conns.RunLogins(b.ctx)
 		}()
 	}
 
@@ -278,7 +229,7 @@ func (b *Broker) Start() error {
 	b.bgDone.Add(1)
 	go func() {
 		defer b.bgDone.Done()
-		b.timers.Run(b.stop)
+		b.expiry.Run(b.stop)
 	}()
 	if b.cfg.SysInterval > 0 {
 		b.bgDone.Add(1)
@@ -340,11 +291,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.ready.Store(false)
 	b.stopTransports(ctx) // no new TLS or WebSocket clients; those connected close below
-	_ = b.engine.OnEach(ctx, func(c *eventloop.Conn) {
-		if cl, _ := c.Data.(*client); cl != nil {
-			cl.shutdown()
-		}
-	})
+	_ = b.conns.Shutdown(ctx)
 	b.engine.WaitLingering(ctx) // clients read their 0x8B before the sockets close
 	err := b.engine.Stop(ctx)
 	b.stopBackground()
@@ -362,91 +309,11 @@ func (b *Broker) Close(ctx context.Context) error {
 // are never closed: a loop still running (Stop may time out) may submit,
 // and a send on a closed channel panics; workers leave on b.stop instead.
 func (b *Broker) stopBackground() {
-	b.closeInboxes()
+	b.disp.CloseInboxes()
 	b.cancelCtx()
 	close(b.stop)
 	b.bgDone.Wait()
-	b.clearTimers()
-}
-
-// clearTimers drops every deadline, releasing the wills that waited.
-func (b *Broker) clearTimers() {
-	b.timers.Clear(func(_ *session.Session, pw *pendingWill) {
-		if pw != nil {
-			pw.msg.Release()
-		}
-	})
-}
-
-// worker picks the router worker for a publisher, by client id, so that
-// one client's messages are routed in order.
-func (b *Broker) worker(id []byte) *worker {
-	h := uint32(2166136261)
-	for _, c := range id {
-		h ^= uint32(c)
-		h *= 16777619
-	}
-	return b.workers[h%uint32(len(b.workers))]
-}
-
-// job is one message for a router worker, with the acknowledgement to send
-// its publisher once it is routed (ack nil: none, as for QoS 0 and wills).
-// A job without a message carries an acknowledgement alone, queued behind
-// the publisher's earlier messages (a resent QoS 2 PUBLISH).
-type job struct {
-	m     *router.Message
-	from  *client // the publishing client, nil for wills: its routing count
-	ack   *client
-	ackID uint16
-	ackT  codec.Type // PUBACK or PUBREC
-}
-
-// submit hands j to the router worker of its publisher without blocking.
-// On false the worker's queue is full and j was not taken; the caller
-// still owns j.m.
-func (b *Broker) submit(j job) bool { return b.worker(j.m.FromID).submit(j) }
-
-// relaxedSyncLoop syncs the store once a second, the promise of relaxed
-// durability (persist.go). On the system clock: it is about the disk, not
-// about MQTT time.
-func (b *Broker) relaxedSyncLoop() {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			start := time.Now()
-			if err := b.store.Sync(); err != nil {
-				b.commitFailed(err)
-			}
-			b.stats.relaxedSyncs.observe(time.Since(start))
-		}
-	}
-}
-
-// endSessionLocked removes s and everything it holds, also from the store
-// through w (nil: persistence off). s.mu must be held. It returns the
-// shared-subscription deliveries s had not completed: pass them to reroute
-// once s is unlocked.
-func (b *Broker) endSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	s.EndLocked() // late deliveries (a worker that matched it before) are refused
-	orphans := b.clearSessionLocked(w, s)
-	b.sessions.Delete(s.ClientID(), s)
-	return orphans
-}
-
-// clearSessionLocked empties s — subscriptions (also from the router),
-// messages both ways — and returns its unfinished shared deliveries, as
-// endSessionLocked does.
-func (b *Broker) clearSessionLocked(w store.Writer, s *session.Session) []session.Delivery {
-	b.deleteSessionLocked(w, s)
-	orphans := s.TakeSharedLocked()
-	for _, sub := range s.ClearLocked() {
-		b.subs.Unsubscribe(s, sub.Filter)
-	}
-	return orphans
+	b.expiry.Clear()
 }
 
 // SessionCount is the number of sessions, connected or not.
@@ -464,52 +331,8 @@ func (b *Broker) RetainedCount() int {
 
 // Error is a broker policy or protocol error found above the codec (a
 // second CONNECT, a full queue, a limit), with the MQTT reason code it is
-// answered with. Match it with errors.As. The wire response for any error
-// is made in one place, client.closeWith.
-type Error struct {
-	Code codec.ReasonCode
-	Msg  string
-
-	// detail says, in the log only, what Msg (an MQTT 5 client may read it
-	// in a Reason String) keeps to itself: the topic, the authenticator's
-	// own error. of is the error it details (because).
-	detail string
-	of     *Error
-}
-
-func (e *Error) Error() string { return "broker: " + e.Msg }
-
-// Is reports whether e details target (because): errors.Is(e, errWillDenied).
-func (e *Error) Is(target error) bool { return e.of != nil && e.of == target }
-
-// because returns e with a detail for the log (Error.detail). It
-// allocates: call it where the connection is refused or closed, never
-// per message.
-func (e *Error) because(format string, args ...any) *Error {
-	return &Error{Code: e.Code, Msg: e.Msg, detail: fmt.Sprintf(format, args...), of: e}
-}
-
-// describe gives the reason code and the reason string of an error a
-// connection is closed with: a *Error of this package, a *codec.Error (a
-// malformed packet) or an *eventloop.Error (the reactor's); anything else
-// is Unspecified Error, with no reason string.
-func describe(err error) (codec.ReasonCode, string) {
-	var be *Error
-	var ce *codec.Error
-	var ee *eventloop.Error
-	switch {
-	case errors.As(err, &be):
-		return be.Code, be.Msg
-	case errors.As(err, &ce):
-		return ce.Code, ce.Msg
-	case errors.As(err, &ee):
-		return ee.Code, ee.Msg
-	}
-	return codec.UnspecifiedError, ""
-}
-
-// codeOf is err's reason code (describe).
-func codeOf(err error) codec.ReasonCode {
-	code, _ := describe(err)
-	return code
-}
+// answered with; its text starts "broker: ". Match it with errors.As. The
+// connections make them and turn each into its wire response in one place
+// (package conn, where the type is declared: an alias keeps it the same
+// type here).
+type Error = conn.Error

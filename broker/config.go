@@ -3,14 +3,16 @@ package broker
 import (
 	"errors"
 	"fmt"
-	"github.com/shoalmq/shoal/bridge"
-	"github.com/shoalmq/shoal/internal/enum"
 	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
+
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/bridge"
+	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/deadline"
+	"github.com/shoalmq/shoal/internal/enum"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
 	"github.com/shoalmq/shoal/transport"
@@ -504,4 +506,30 @@ func (c *Config) workers() int {
 		return c.Workers
 	}
 	return runtime.NumCPU()
+}
+
+// connConfig is what the connections need of c that never changes while
+// the broker runs.
+func (c *Config) connConfig() conn.Config {
+	return conn.Config{
+		MaxQoS:               c.MaxQoS,
+		RetainAvailable:      c.RetainAvailable,
+		ReceiveMaximum:       c.ReceiveMaximum,
+		TopicAliasMaximum:    c.TopicAliasMaximum,
+		OutboundTopicAliases: c.OutboundTopicAliases,
+		MaxPacketSize:        c.MaxPacketSize,
+		MaxMessageSize:       c.MaxMessageSize,
+		ResponseInformation:  c.ResponseInformation,
+		AssignClientIDs:      c.AssignClientIDs,
+		AssignedIDPrefix:     c.AssignedIDPrefix,
+		LogConnections:       c.LogConnections,
+		AuthQueue:            c.AuthQueue,
+		AuthMethods:          c.AuthMethods,
+	}
+}
+
+// access is who may connect under c and what they may do: what Reload
+// swaps.
+func (c *Config) access() conn.Access {
+	return conn.Access{Anonymous: c.anonymousAllowed(), Authn: c.Authenticator, Authz: c.Authorizer}
 }

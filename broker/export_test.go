@@ -3,8 +3,10 @@ package broker
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/shoalmq/shoal/internal/deadline"
+	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -14,7 +16,7 @@ import (
 
 // RouteThroughWorkers makes every message go through the router workers,
 // never routed inline by its loop. Call it before clients connect.
-func (b *Broker) RouteThroughWorkers() { b.routing.Store(routeWorkers) }
+func (b *Broker) RouteThroughWorkers() { b.disp.SetRouting(dispatch.RouteWorkers) }
 
 // ForceRouting forces one routing path: "inline" (every message a loop
 // may route itself, whatever the pressure), "workers", or "auto" (the
@@ -23,11 +25,11 @@ func (b *Broker) RouteThroughWorkers() { b.routing.Store(routeWorkers) }
 func (b *Broker) ForceRouting(mode string) error {
 	switch mode {
 	case "auto":
-		b.routing.Store(routeAuto)
+		b.disp.SetRouting(dispatch.RouteAuto)
 	case "inline":
-		b.routing.Store(routeInline)
+		b.disp.SetRouting(dispatch.RouteInline)
 	case "workers":
-		b.routing.Store(routeWorkers)
+		b.disp.SetRouting(dispatch.RouteWorkers)
 	default:
 		return fmt.Errorf("unknown routing %q (want auto, inline or workers)", mode)
 	}
@@ -42,15 +44,14 @@ func (b *Broker) SessionFor(id string) *session.Session { return b.sessions.Get(
 // nothing committed, nothing posted. Worker 0 must be idle (no publisher
 // may use it meanwhile); PostIdleWorker ends the batch.
 func (b *Broker) RouteOnIdleWorker(topic, payload string, qos byte) {
-	w := b.workers[0]
 	m := router.NewMessage([]byte(topic), []byte(payload), nil, []byte("testpub"), qos, false, 0, nil)
-	w.route(b, m)
+	b.disp.Workers()[0].Route(m)
 	m.Release()
 }
 
 // PostIdleWorker ends worker 0's batch begun by RouteOnIdleWorker: commit,
 // then post.
-func (b *Broker) PostIdleWorker() { b.workers[0].post() }
+func (b *Broker) PostIdleWorker() { b.disp.Workers()[0].Post() }
 
 // UseClock makes the broker built from c time session expiry and will
 // delays on clk, a deadline.Fake the test moves.
@@ -58,14 +59,14 @@ func UseClock(c *Config, clk deadline.Clock) { c.clock = clk }
 
 // SyncTimers waits until the timer goroutine has handled every deadline
 // due at its clock's time; false if it has stopped.
-func (b *Broker) SyncTimers() bool { return b.timers.Sync() }
+func (b *Broker) SyncTimers() bool { return b.expiry.Sync() }
 
 // PendingTimers is the number of offline sessions waiting for a deadline
 // (their expiry or their will's delay).
-func (b *Broker) PendingTimers() int { return b.timers.Len() }
+func (b *Broker) PendingTimers() int { return b.expiry.Len() }
 
 // TimerVisits is how many sessions the timer goroutine has locked.
-func (b *Broker) TimerVisits() int64 { return b.stats.timerVisits.Load() }
+func (b *Broker) TimerVisits() int64 { return b.expiry.Visits.Load() }
 
 // AddOfflineSessions makes n offline sessions, prefix0 to prefix<n-1>,
 // with Session Expiry Interval expiry seconds from now, as if their
@@ -76,8 +77,8 @@ func (b *Broker) AddOfflineSessions(prefix string, n int, expiry uint32) {
 		s, _ := b.sessions.GetOrCreate(prefix + strconv.Itoa(i))
 		s.Lock()
 		s.SetExpiryLocked(expiry)
-		s.ExpireAt = at + secs(expiry)
-		b.armLocked(s, nil)
+		s.ExpireAt = at + int64(expiry)*int64(time.Second)
+		b.expiry.ArmLocked(s, nil, 0)
 		s.Unlock()
 	}
 }
@@ -97,7 +98,4 @@ func (b *Broker) RetainedExtraRefs(filter string) int {
 // HoldBackground holds the background store writer's lock, as a slow
 // commit would: the timer goroutine stops where it fires its deadlines
 // (withBG), having taken them off its queue. Call release to let go.
-func (b *Broker) HoldBackground() (release func()) {
-	b.bgMu.Lock()
-	return b.bgMu.Unlock
-}
+func (b *Broker) HoldBackground() (release func()) { return b.persist.HoldBackground() }

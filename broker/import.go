@@ -1,11 +1,9 @@
 package broker
 
 import (
-	"fmt"
-	"time"
-
 	"github.com/rs/zerolog"
 
+	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/store"
 )
 
@@ -46,49 +44,19 @@ type ImportReport interface {
 	String() string
 }
 
-// importOnce runs Config.Import on the open store, as Import says.
+// importOnce runs Config.Import on the open store (package persist does
+// it, as Import says).
 func (b *Broker) importOnce() error {
 	im := b.cfg.Import
-	if im == nil || b.store == nil {
+	if im == nil {
 		return nil
 	}
-	lg := b.lg().With().Str("import", im.Name).Str("from", im.Source).Logger()
-	mark := "import " + im.Name
-	done, err := b.store.Mark(mark)
-	if err != nil {
-		return fmt.Errorf("broker: import of %s: %w", im.Name, err)
-	}
-	if done != nil {
-		lg.Info().Str("mark", string(done)).Msg("imported into this store before: not again")
-		return nil
-	}
-	empty, err := b.store.Empty()
-	if err != nil {
-		return fmt.Errorf("broker: import of %s: %w", im.Name, err)
-	}
-	now := time.Now().UTC().Format(time.RFC3339)
-	if !empty {
-		w := b.store.NewWriter()
-		w.PutMark(mark, []byte(fmt.Sprintf("not imported from %s at %s: the store held state already", im.Source, now)))
-		if err := w.Commit(true); err != nil {
-			return fmt.Errorf("broker: import of %s: %w", im.Name, err)
-		}
-		lg.Warn().Msg("not imported: the store already holds state, which is newer; it never will be (to import, start once with an empty data directory)")
-		return nil
-	}
-	w := b.store.NewWriter()
-	report, err := im.Fill(w)
-	if err != nil {
-		return fmt.Errorf("broker: importing %s from %s: %w; nothing was imported", im.Name, im.Source, err)
-	}
-	if report == nil {
-		lg.Info().Msg("nothing to import: no such file")
-		return nil
-	}
-	w.PutMark(mark, []byte(fmt.Sprintf("imported from %s at %s: %s", im.Source, now, report)))
-	if err := w.Commit(true); err != nil {
-		return fmt.Errorf("broker: importing %s from %s: %w", im.Name, im.Source, err)
-	}
-	lg.Info().EmbedObject(report).Msg("imported into the store")
-	return nil
+	return b.persist.ImportOnce(persist.Import{Name: im.Name, Source: im.Source,
+		Fill: func(w store.Writer) (persist.Report, error) {
+			r, err := im.Fill(w)
+			if r == nil { // a nil ImportReport is a nil Report: nothing to import
+				return nil, err
+			}
+			return r, err
+		}})
 }

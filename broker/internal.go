@@ -11,7 +11,7 @@ import (
 // the broker's side is enrolled in an event loop like a TLS connection
 // (eventloop.Engine.Enroll), so it is framed, handled and persisted as any
 // client; the caller's side is an in-memory net.Pipe. No port, no
-// credentials: the origin marks it internal (login.go admits it, with
+// credentials: the origin marks it internal (package conn admits it, with
 // every right).
 
 // internalAddr is the address an internal connection shows in logs and

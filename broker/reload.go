@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/internal/limit"
 )
 
 // Limits are the settings a running broker can change (Reload): each is
@@ -33,8 +35,8 @@ type Limits struct {
 	MaxClientIDLength int
 }
 
-// limits returns c's Limits.
-func (c *Config) limits() *Limits {
+// reloadLimits returns c's Limits.
+func (c *Config) reloadLimits() *Limits {
 	return &Limits{
 		ConnectTimeout:   c.ConnectTimeout,
 		MaxKeepAlive:     c.MaxKeepAlive,
@@ -55,6 +57,35 @@ func (c *Config) limits() *Limits {
 		MaxTopicLevels:    c.MaxTopicLevels,
 		MaxQueuedBytes:    c.MaxQueuedBytes,
 		MaxClientIDLength: c.MaxClientIDLength,
+	}
+}
+
+// limits returns c's Limits as the connections and the router read them
+// (package limit).
+func (c *Config) limits() *limit.Limits { return c.reloadLimits().internal() }
+
+// internal is l as package limit has it: the policies as booleans.
+func (l *Limits) internal() *limit.Limits {
+	return &limit.Limits{
+		ConnectTimeout:   l.ConnectTimeout,
+		MaxKeepAlive:     l.MaxKeepAlive,
+		MaxInflight:      l.MaxInflight,
+		MaxQueued:        l.MaxQueued,
+		DropOldest:       l.QueuePolicy == DropOldest,
+		DisconnectSlow:   l.SlowConsumer == DisconnectSlow,
+		RetryInterval:    l.RetryInterval,
+		MaxSessionExpiry: l.MaxSessionExpiry,
+
+		MaxConnections:    l.MaxConnections,
+		ConnectRate:       l.ConnectRate,
+		ConnectBurst:      l.ConnectBurst,
+		PublishRate:       l.PublishRate,
+		PublishBurst:      l.PublishBurst,
+		MaxSubscriptions:  l.MaxSubscriptions,
+		MaxTopicLength:    l.MaxTopicLength,
+		MaxTopicLevels:    l.MaxTopicLevels,
+		MaxQueuedBytes:    l.MaxQueuedBytes,
+		MaxClientIDLength: l.MaxClientIDLength,
 	}
 }
 
@@ -80,7 +111,7 @@ var reloadable = map[string]bool{
 func (b *Broker) lg() *zerolog.Logger { return b.logp.Load() }
 
 // limits are the broker's Limits as of now. Safe for concurrent use.
-func (b *Broker) limits() *Limits { return b.limp.Load() }
+func (b *Broker) limits() *limit.Limits { return b.limp.Load() }
 
 // Reload applies cfg's reloadable settings — the Limits and the Logger —
 // to the running broker, without touching a connection. It also reads the
@@ -98,7 +129,7 @@ func (b *Broker) Reload(cfg Config) (needRestart []string, err error) {
 	}
 	b.limp.Store(cfg.limits())
 	b.logp.Store(&cfg.Logger)
-	b.authp.Store(cfg.authState())
+	b.conns.SetAccess(cfg.access())
 	old, neu := reflect.ValueOf(b.cfg), reflect.ValueOf(cfg)
 	for i := range old.NumField() {
 		name := old.Type().Field(i).Name

@@ -1,83 +1,15 @@
 package broker
 
 import (
-	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/conn"
+	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/internal/sys"
+	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
-
-// Counters live per loop: a loop counts its packets in plain fields and
-// publishes them to atomics once per event (publishCounters, before its
-// output is written), so that nothing shared is touched per packet. Stats
-// sums them when asked.
-
-// closeReason says why a connected client's connection ended.
-type closeReason uint8
-
-const (
-	closeNetwork      closeReason = iota // the connection was lost, no DISCONNECT
-	closeNormal                          // DISCONNECT 0x00
-	closeWithWill                        // DISCONNECT 0x04
-	closeTakeover                        // another connection took the session
-	closeKeepAlive                       // keep-alive expired
-	closeSlowConsumer                    // slow-consumer policy
-	closeProtocol                        // malformed packet or protocol violation
-	closeShutdown                        // the broker is stopping
-	closeAdmin                           // kicked through the admin API
-	closeReasons
-)
-
-// String is the reason's label in metrics and the admin API.
-func (r closeReason) String() string {
-	return [...]string{"network", "normal", "disconnect_with_will", "takeover", "keepalive",
-		"slow_consumer", "protocol_error", "shutdown", "admin"}[r]
-}
-
-// reasonOf classifies the error a connection is closed with.
-func reasonOf(err error) closeReason {
-	switch {
-	case errors.Is(err, errKeepAlive):
-		return closeKeepAlive
-	case errors.Is(err, errSuperseded):
-		return closeTakeover
-	case errors.Is(err, errSlowConsumer), errors.Is(err, errOutputBacklog):
-		return closeSlowConsumer
-	case errors.Is(err, errAdminKick):
-		return closeAdmin
-	}
-	return closeProtocol
-}
-
-// loopCounters are one loop's counters.
-type loopCounters struct {
-	// Loop goroutine only, between publishes.
-	pubIn, pubOut [3]int64
-
-	// Published: read by Stats.
-	msgsIn, msgsOut [3]atomic.Int64
-	connected       atomic.Int64 // clients connected on the loop
-	connects        atomic.Int64 // CONNECT packets taken
-	closes          [closeReasons]atomic.Int64
-	syncs           syncHistogram // the loop's syncing store commits (synctime.go)
-}
-
-// publishCounters moves the loop's packet counts to where Stats reads
-// them. Loop goroutine only.
-func (lc *loopCounters) publishCounters() {
-	for q := range lc.pubIn {
-		if n := lc.pubIn[q]; n != 0 {
-			lc.msgsIn[q].Add(n)
-			lc.pubIn[q] = 0
-		}
-		if n := lc.pubOut[q]; n != 0 {
-			lc.msgsOut[q].Add(n)
-			lc.pubOut[q] = 0
-		}
-	}
-}
 
 // Stats is a snapshot of the broker's counters (since Start) and gauges.
 type Stats struct {
@@ -140,10 +72,11 @@ func (s *Stats) MessagesOut() int64 { return s.MessagesSent[0] + s.MessagesSent[
 // have gone since Start, summed over the loops' counters: cheap, where
 // Stats visits every session. Safe for concurrent use.
 func (b *Broker) Churn() (connects, closes int64) {
-	for _, ls := range b.loops {
-		connects += ls.ctr.connects.Load()
-		for r := range ls.ctr.closes {
-			closes += ls.ctr.closes[r].Load()
+	for i := range b.ploops { // one per loop, like the connections' counters
+		lc := b.conns.LoopCounters(i)
+		connects += lc.Connects.Load()
+		for r := range lc.Closes {
+			closes += lc.Closes[r].Load()
 		}
 	}
 	return connects, closes
@@ -153,33 +86,34 @@ func (b *Broker) Churn() (connects, closes int64) {
 // locks every session in turn for the in-flight and queue gauges, so call
 // it every few seconds, not per message.
 func (b *Broker) Stats() Stats {
+	cs := b.conns.Counters()
 	st := Stats{
 		Version:        b.cfg.Version,
 		Started:        b.startedAt,
 		MaxConnections: b.limits().MaxConnections,
 		Subscriptions:  b.subs.Count(),
-		Disconnects:    make(map[string]int64, closeReasons),
+		Disconnects:    make(map[string]int64, conn.CloseReasons),
 		Drops: map[string]int64{
-			"queue_full":  b.stats.dropsQueueFull.Load(),
-			"expired":     b.stats.dropsExpired.Load(),
-			"too_large":   b.stats.dropsTooLarge.Load(),
-			"slow_client": b.stats.dropsSlowClient.Load(),
-			"router_full": b.stats.dropsWorkerFull.Load(),
+			"queue_full":  b.disp.QueueFull.Load(),
+			"expired":     cs.DropsExpired.Load(),
+			"too_large":   cs.DropsTooLarge.Load(),
+			"slow_client": cs.DropsSlowClient.Load(),
+			"router_full": cs.DropsWorkerFull.Load() + b.expiry.RouterFull.Load(),
 			// Refused publishes: today those to $SYS/broker/...
 			// Refused publishes ($SYS, acl_file) and messages a
 			// subscriber may not read.
-			"unauthorized": b.stats.dropsUnauthorized.Load(),
-			"topic_limit":  b.stats.dropsTopicLimit.Load(),
+			"unauthorized": cs.DropsUnauthorized.Load(),
+			"topic_limit":  cs.DropsTopicLimit.Load(),
 		},
 		Refused: map[string]int64{
-			"max_connections":     b.stats.refusedConnections.Load(),
-			"closed_at_accept":    b.stats.connsRejected.Load(),
-			"connect_rate":        b.stats.refusedRate.Load(),
-			"client_id_length":    b.stats.refusedClientID.Load(),
-			"login":               b.stats.refusedLogin.Load(),
-			"login_busy":          b.stats.refusedLoginBusy.Load(),
-			"subscription":        b.stats.refusedSubs.Load(),
-			"publish_rate_pauses": b.stats.publishThrottled.Load(),
+			"max_connections":     cs.RefusedConnections.Load(),
+			"closed_at_accept":    cs.ConnsRejected.Load(),
+			"connect_rate":        cs.RefusedRate.Load(),
+			"client_id_length":    cs.RefusedClientID.Load(),
+			"login":               cs.RefusedLogin.Load(),
+			"login_busy":          cs.RefusedLoginBusy.Load(),
+			"subscription":        cs.RefusedSubs.Load(),
+			"publish_rate_pauses": cs.PublishThrottled.Load(),
 		},
 	}
 	st.RetainedUser, st.RetainedSys = b.retained.Count()
@@ -187,25 +121,25 @@ func (b *Broker) Stats() Stats {
 	if !b.startedAt.IsZero() {
 		st.Uptime = time.Since(b.startedAt)
 	}
-	for r := closeReason(0); r < closeReasons; r++ {
+	for r := conn.CloseReason(0); r < conn.CloseReasons; r++ {
 		st.Disconnects[r.String()] = 0
 	}
 	var els []*eventloop.Loop
 	if b.engine != nil {
 		els = b.engine.Loops() // empty until the engine has booted
 	}
-	for i, ls := range b.loops {
-		lc := &ls.ctr
+	for i := range b.ploops {
+		lc := b.conns.LoopCounters(i)
 		for q := range 3 {
-			st.MessagesReceived[q] += lc.msgsIn[q].Load()
-			st.MessagesSent[q] += lc.msgsOut[q].Load()
+			st.MessagesReceived[q] += lc.MsgsIn[q].Load()
+			st.MessagesSent[q] += lc.MsgsOut[q].Load()
 		}
-		st.ClientsConnected += lc.connected.Load()
-		st.Connects += lc.connects.Load()
-		for r := closeReason(0); r < closeReasons; r++ {
-			st.Disconnects[r.String()] += lc.closes[r].Load()
+		st.ClientsConnected += lc.Connected.Load()
+		st.Connects += lc.Connects.Load()
+		for r := conn.CloseReason(0); r < conn.CloseReasons; r++ {
+			st.Disconnects[r.String()] += lc.Closes[r].Load()
 		}
-		l := LoopStats{Connections: int(lc.connected.Load())}
+		l := LoopStats{Connections: int(lc.Connected.Load())}
 		if i < len(els) {
 			l.Events, l.BytesIn, l.BytesOut = els[i].Events(), els[i].BytesIn(), els[i].BytesOut()
 		}
@@ -227,13 +161,44 @@ func (b *Broker) Stats() Stats {
 		st.Queued += s.QueueLen()
 		s.Unlock()
 	}
-	if b.store != nil {
-		st.Store = map[string]int64{"unreadable_records": b.stats.storeCorrupt.Load()}
+	if b.persist.On() {
+		st.Store = map[string]int64{"unreadable_records": b.persist.Corrupt.Load()}
 		st.StoreSync = newSyncStats()
-		for _, ls := range b.loops {
-			st.StoreSync.add(&ls.ctr.syncs)
+		for _, pl := range b.ploops {
+			st.StoreSync.add(&pl.Syncs)
 		}
-		st.StoreSync.add(&b.stats.relaxedSyncs)
+		st.StoreSync.add(&b.persist.Relaxed)
 	}
 	return st
+}
+
+// sysLoop publishes the $SYS topics (package sys) every SysInterval until
+// the broker stops, as retained QoS 0 messages routed like any PUBLISH.
+func (b *Broker) sysLoop() {
+	sys.Run(b.stop, b.cfg.SysInterval, b.sysFigures, func(topic, value string) {
+		m := router.NewMessage([]byte(sys.Prefix+topic), []byte(value), nil, nil, 0, true, 0, nil)
+		if !b.disp.Submit(dispatch.Job{Msg: m}) {
+			m.Release() // the router is full: the next round will do
+		}
+	})
+}
+
+// sysFigures are the Stats a $SYS round publishes.
+func (b *Broker) sysFigures() sys.Figures {
+	st := b.Stats()
+	return sys.Figures{
+		Version:          st.Version,
+		Uptime:           st.Uptime,
+		ClientsConnected: st.ClientsConnected,
+		Sessions:         int64(st.Sessions),
+		MessagesIn:       st.MessagesIn(),
+		MessagesOut:      st.MessagesOut(),
+		Inflight:         int64(st.Inflight),
+		Queued:           int64(st.Queued),
+		BytesReceived:    st.BytesReceived,
+		BytesSent:        st.BytesSent,
+		Subscriptions:    int64(st.Subscriptions),
+		Retained:         int64(st.Retained),
+		Connects:         st.Connects,
+	}
 }

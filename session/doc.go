@@ -19,9 +19,10 @@
 // session and the subscription table together, so that a Clean Start
 // cannot slip in between; a takeover moves ownership and the in-flight
 // window together; a delivery assigns a packet id, writes the PUBLISH and
-// records the store's state together. Those steps belong to the broker,
-// which owns the table, the connections and the store, so the broker holds
-// the lock across them and calls the Locked methods inside. Hiding the
+// records the store's state together. Those steps belong to the packages
+// that own the table, the connections and the store (internal/conn,
+// internal/dispatch, internal/expiry, internal/persist), so they hold the
+// lock across them and call the Locked methods inside. Hiding the
 // lock would mean moving those steps here, and with them the table and the
 // store. The Locked suffix and the "s.mu must be held" comments at every
 // caller are how the protocol stays readable, and the race detector (make

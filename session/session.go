@@ -98,11 +98,21 @@ type Sub struct {
 	Opts   router.Options
 }
 
-// Owner is the connection a session is attached to. The broker's
-// connection type implements it.
+// Owner is the connection a session is attached to. The connection type of
+// internal/conn implements it, and internal/dispatch reaches connections
+// through it (its Conn interface extends Owner); a connection on another
+// node of a cluster would implement it too.
 type Owner interface {
 	// LoopIndex is the event loop that owns the connection.
 	LoopIndex() int
+	// DeliverLocked sends d to the connection now, or queues it behind
+	// its in-flight window, taking over d's reference; now is the loop's
+	// time. It reports false, d still the caller's, when the connection
+	// takes no more messages (it is closing): d then follows the session
+	// offline. The session is locked, and the caller runs on the
+	// connection's loop. It is here rather than in dispatch's Conn so
+	// that a delivery costs no type assertion.
+	DeliverLocked(d Delivery, now int64) bool
 }
 
 // Session is the state of one client identifier. See the package

@@ -21,6 +21,8 @@ type owner struct{ loop int }
 
 func (o *owner) LoopIndex() int { return o.loop }
 
+func (o *owner) DeliverLocked(session.Delivery, int64) bool { return false }
+
 // newMsg returns a message holding one reference, identified by payload.
 func newMsg(payload string) *router.Message {
 	return router.NewMessage([]byte("t/"+payload), []byte(payload), nil, []byte("pub"), 1, false, 0, nil)

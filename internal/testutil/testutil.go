@@ -1,7 +1,3 @@
-// Package testutil holds what Shoal's tests share: a broker on a free
-// loopback port, a raw MQTT connection driven by the codec for protocol
-// edge cases (over TCP, TLS or WebSocket), a throwaway certificate
-// authority, and runners for the mosquitto command-line clients.
 package testutil
 
 import (

@@ -1,9 +1,10 @@
-package broker
+package conn
 
 import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -12,7 +13,7 @@ import (
 // own and answered with its own code; retained messages follow the SUBACK,
 // at the client's pace (retained.go).
 func (c *client) onSubscribe(ls *loopState, body []byte) error {
-	b := c.b
+	h := c.h
 	p := &ls.subscribe
 	if err := p.Decode(body, c.version); err != nil {
 		return err
@@ -25,7 +26,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 	*ack = codec.Suback{Type: codec.SUBACK, PacketID: p.PacketID, Codes: ack.Codes[:0]} // [MQTT-3.8.4-2]
 	retainedFor := ls.retainedFor[:0]
 	s := c.sess
-	lim := b.limits()
+	lim := h.limits()
 	for i := range p.Filters {
 		f := &p.Filters[i]
 		if err := codec.CheckFilter(f.Filter); err != nil {
@@ -38,12 +39,12 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		}
 		filter := string(f.Filter)
 		if code := c.mayNotSubscribe(filter, lim); code != 0 {
-			b.stats.refusedSubs.Add(1)
+			h.stats.RefusedSubs.Add(1)
 			ack.Codes = append(ack.Codes, c.subFailure(code))
 			continue
 		}
 		o := router.Options{
-			QoS:               min(f.QoS, b.cfg.MaxQoS), // never above what was asked [MQTT-3.8.4-6]
+			QoS:               min(f.QoS, h.cfg.MaxQoS), // never above what was asked [MQTT-3.8.4-6]
 			NoLocal:           f.NoLocal,
 			RetainAsPublished: f.RetainAsPublished,
 			RetainHandling:    f.RetainHandling,
@@ -59,14 +60,14 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		}
 		if subs := s.SubsLocked(); len(subs) >= lim.MaxSubscriptions && !hasSub(subs, filter) {
 			s.Unlock()
-			b.stats.refusedSubs.Add(1)
+			h.stats.RefusedSubs.Add(1)
 			ack.Codes = append(ack.Codes, c.subFailure(codec.QuotaExceeded))
 			continue
 		}
 		// The table changes under the session lock (LOCKORDER 1 -> 3), so a
 		// clean start clearing the session can't slip in between.
 		existed := s.AddSubLocked(filter, o)
-		b.subs.Subscribe(s, filter, o) // replaces an existing one [MQTT-3.8.4-3]
+		h.subs.Subscribe(s, filter, o) // replaces an existing one [MQTT-3.8.4-3]
 		s.Unlock()
 		ack.Codes = append(ack.Codes, codec.ReasonCode(o.QoS))
 		// Retained messages: not for shared subscriptions (MQTT 5 section 4.8.2),
@@ -83,7 +84,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		// Messages already routed to this loop (their publishers may hold
 		// PUBACKs for them) go out before the retained ones this SUBSCRIBE
 		// adds, so acknowledged-before is delivered-before.
-		b.drainInbox(c.conn.Loop())
+		h.disp.Drain(c.conn.Loop())
 	}
 	buf := c.conn.Buffer()
 	buf.B = ack.Append(buf.B, c.version)
@@ -103,9 +104,9 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 // although it covers topics the client may not read turns on the check of
 // each message to the client: what it must not read, it does not get,
 // retained messages included.
-func (c *client) mayNotSubscribe(filter string, lim *Limits) codec.ReasonCode {
+func (c *client) mayNotSubscribe(filter string, lim *limit.Limits) codec.ReasonCode {
 	inner := innerFilter(filter)
-	if topicOverLimit(inner, lim) {
+	if limit.TopicOver(inner, lim) {
 		return codec.TopicFilterInvalid
 	}
 	if e := c.ext; e != nil && e.perms != nil {
@@ -146,7 +147,7 @@ func (c *client) recheckSubsLocked(s *session.Session) {
 	}
 	for _, f := range gone {
 		s.RemoveSubLocked(f)
-		c.b.subs.Unsubscribe(s, f)
+		c.h.subs.Unsubscribe(s, f)
 	}
 }
 
@@ -176,7 +177,7 @@ func (c *client) subFailure(code codec.ReasonCode) codec.ReasonCode {
 
 // onUnsubscribe handles UNSUBSCRIBE [MQTT-3.10].
 func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
-	b := c.b
+	h := c.h
 	p := &ls.unsubscribe
 	if err := p.Decode(body, c.version); err != nil {
 		return err
@@ -193,7 +194,7 @@ func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
 		}
 		had := s.RemoveSubLocked(filter)
 		if had {
-			b.subs.Unsubscribe(s, filter) // [MQTT-3.10.4-1]
+			h.subs.Unsubscribe(s, filter) // [MQTT-3.10.4-1]
 		}
 		s.Unlock()
 		if had && c.hasRetained() {
@@ -214,15 +215,15 @@ func (c *client) onUnsubscribe(ls *loopState, body []byte) error {
 // storeSubscriptions rewrites a persistent session's record after SUBSCRIBE
 // or UNSUBSCRIBE, durable before the SUBACK or UNSUBACK goes out.
 func (c *client) storeSubscriptions(ls *loopState) {
-	if ls.sw == nil {
+	if ls.persist.W == nil {
 		return
 	}
 	s := c.sess
 	s.Lock()
 	if c.ownsLocked() && s.Expiry != 0 {
 		will, delay := c.will()
-		c.b.storeSessionLocked(ls.sw, s, will, delay)
-		ls.needSync = true
+		c.h.persist.StoreSessionLocked(ls.persist.W, s, will, delay)
+		ls.persist.NeedSync()
 	}
 	s.Unlock()
 }

@@ -1,4 +1,4 @@
-package broker
+package conn
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 //	                      enhanced authentication      -> auth.go, then admit
 //	                      user name (and password)     -> Authenticator on the login pool,
 //	                                                      result posted to the loop -> admit
-//	                      nothing                      -> admit if anonymous clients are allowed (anonymous.go)
+//	                      nothing                      -> admit if anonymous clients are allowed (Access.Anonymous)
 //	admit   -> Authorizer.For(identity, client id), will topic check -> finishConnect
 //
 // The Authenticator may be slow on purpose (bcrypt) or wait on a network,
@@ -23,16 +23,16 @@ import (
 // later packets wait unread in its buffer (eventloop.ErrPause), and the
 // connect timeout still runs.
 
-// authState is what Reload swaps: who may connect and what they may do.
+// Access is what Reload swaps: who may connect and what they may do.
 // Connections keep the permissions they were given when they connected.
-type authState struct {
-	anonymous bool
-	authn     auth.Authenticator
-	authz     auth.Authorizer
-}
-
-func (c *Config) authState() *authState {
-	return &authState{anonymous: c.anonymousAllowed(), authn: c.Authenticator, authz: c.Authorizer}
+type Access struct {
+	// Anonymous lets clients in without credentials (allow_anonymous,
+	// resolved for the listeners).
+	Anonymous bool
+	// Authn checks user names and passwords; nil: nothing does.
+	Authn auth.Authenticator
+	// Authz says which topics each client may use; nil: all of them.
+	Authz auth.Authorizer
 }
 
 // Refusals of a CONNECT, answered with a CONNACK in every protocol
@@ -60,7 +60,7 @@ type loginJob struct {
 // login decides how the client proves who it is, after onConnect has
 // validated CONNECT; p is the decoded CONNECT, valid only during the call.
 func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error {
-	as := c.b.authp.Load()
+	as := c.h.access.Load()
 	if c.version == codec.V5 && p.Props.Has(codec.PropAuthMethod) {
 		cp.user, cp.hasUser = string(p.Username), p.UsernameFlag
 		return c.startAuth(ls, cp, string(p.Props.AuthMethod), p.Props.AuthData)
@@ -80,21 +80,21 @@ func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error 
 		return c.admit(ls, cp, certID, nil)
 	case p.UsernameFlag || p.PasswordFlag:
 		cp.user, cp.hasUser = string(p.Username), p.UsernameFlag
-		if as.authn == nil {
-			if as.anonymous {
+		if as.Authn == nil {
+			if as.Anonymous {
 				// Nothing can check the name, so nothing trusts it: the
 				// client is anonymous to the Authorizer too, or anyone
 				// could claim the rights of any user.
 				return c.admit(ls, cp, "", nil)
 			}
-			c.b.stats.refusedLogin.Add(1)
+			c.h.stats.RefusedLogin.Add(1)
 			return errNoAuthn
 		}
-		return c.checkLogin(ls, as.authn, p, cp)
-	case as.anonymous:
+		return c.checkLogin(ls, as.Authn, p, cp)
+	case as.Anonymous:
 		return c.admit(ls, cp, "", nil)
 	}
-	c.b.stats.refusedLogin.Add(1)
+	c.h.stats.RefusedLogin.Add(1)
 	return errAnonymous
 }
 
@@ -112,9 +112,9 @@ func (c *client) checkLogin(ls *loopState, authn auth.Authenticator, p *codec.Co
 		Listener:    listenerOf(c.conn),
 	}}
 	select {
-	case c.b.logins <- j:
+	case c.h.logins <- j:
 	default:
-		c.b.stats.refusedLoginBusy.Add(1)
+		c.h.stats.RefusedLoginBusy.Add(1)
 		return errLoginBusy
 	}
 	e := c.extra()
@@ -132,19 +132,21 @@ func listenerOf(ec *eventloop.Conn) string {
 	return "tcp"
 }
 
-// loginWorker checks credentials until the broker stops. It owns nothing
-// of the client: the verdict goes back to the client's loop.
-func (b *Broker) loginWorker() {
+// RunLogins checks credentials until ctx ends, which also ends the checks
+// under way (an Authenticator waiting on the network). Each goroutine
+// running it is one worker of the login pool (Config.AuthWorkers). It owns
+// nothing of the client: the verdict goes back to the client's loop.
+func (h *Handler) RunLogins(ctx context.Context) {
 	for {
 		select {
-		case <-b.stop:
+		case <-ctx.Done():
 			return
-		case j := <-b.logins:
-			ctx, cancel := context.WithTimeout(b.ctx, b.limits().ConnectTimeout)
+		case j := <-h.logins:
+			ctx, cancel := context.WithTimeout(ctx, h.limits().ConnectTimeout)
 			j.err = j.authn.Authenticate(ctx, &j.login)
 			cancel()
 			clear(j.login.Password)
-			b.post(j.c.LoopIndex(), pending{login: j})
+			h.disp.Notify(j.c, noteLogin)
 		}
 	}
 }
@@ -161,7 +163,7 @@ func (c *client) loginDone(ls *loopState, j *loginJob) {
 	c.conn.Loop().Wake()
 	// A refusal leaves e.pending set: it names the client in the log.
 	if j.err != nil {
-		c.b.stats.refusedLogin.Add(1)
+		c.h.stats.RefusedLogin.Add(1)
 		c.closeWith(0, loginRefusal(j.err))
 		return
 	}
@@ -195,10 +197,10 @@ func loginRefusal(err error) *Error {
 // admit gives an authenticated client its permissions and connects it.
 // Its will must be one it could publish itself.
 func (c *client) admit(ls *loopState, cp connectParams, identity string, authData []byte) error {
-	if as := c.b.authp.Load(); as.authz != nil {
-		perms := as.authz.For(identity, cp.id)
+	if as := c.h.access.Load(); as.Authz != nil {
+		perms := as.Authz.For(identity, cp.id)
 		if w, _ := c.will(); w != nil && !perms.CanPublish(w.Topic) {
-			c.b.stats.refusedLogin.Add(1)
+			c.h.stats.RefusedLogin.Add(1)
 			return errWillDenied.because("will topic %q not allowed by the ACL", clip(string(w.Topic)))
 		}
 		c.extra().perms = perms

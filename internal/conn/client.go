@@ -1,14 +1,14 @@
-package broker
+package conn
 
 import (
-	"fmt"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -27,7 +27,7 @@ const (
 // connection and its session, so what only some clients need lives in
 // clientExt, allocated on demand.
 type client struct {
-	b    *Broker
+	h    *Handler
 	conn *eventloop.Conn
 	sess *session.Session
 	ext  *clientExt
@@ -43,21 +43,12 @@ type client struct {
 	state     uint8
 	dropWill  bool // normal DISCONNECT: no will [MQTT-3.1.2-10], [MQTT-3.14.4-3]
 
-	// routing counts the client's messages handed to a router worker and
-	// not yet posted to the loops: while it is 0 the loop may route the
-	// next one itself without overtaking them (routeInline).
-	routing atomic.Int32
-	// viaWorkers is set once a message the loop routed itself had to be
-	// stored: the client publishes to persistent sessions, and its messages
-	// go through the workers from then on, whose larger batches share a
-	// disk sync among more messages than one loop poll does (make bench
-	// persist q1-disk-sat, 2 rounds each: 232k msg/s inline, 265k through
-	// the workers; the machine's noise is of that order, the direction is
-	// what one sync per larger batch predicts).
-	viaWorkers bool
+	// pub is the client's routing state as a publisher: which path its
+	// next message may take (package dispatch, "Two paths, one order").
+	pub dispatch.Publisher
 	// why is the reason the connection ends, for the close counters; set
 	// where the end is decided, network (0) otherwise.
-	why closeReason
+	why CloseReason
 }
 
 // clientExt holds what a minority of clients need: a will, MQTT 5 limits,
@@ -90,7 +81,7 @@ type clientExt struct {
 
 	// pub is the client's publish rate limit (Limits.PublishRate);
 	// pubTimer wakes the loop when it has a token again.
-	pub      tokenBucket
+	pub      limit.Bucket
 	pubTimer *time.Timer
 
 	// retained are the retained messages its SUBSCRIBEs matched that are
@@ -140,128 +131,10 @@ func (c *client) ownsLocked() bool { return c.sess.OwnerLocked() == session.Owne
 // LoopIndex implements session.Owner.
 func (c *client) LoopIndex() int { return c.conn.Loop().Index() }
 
-// handler is the Broker seen as the event loops' Handler.
-type handler Broker
-
-func (h *handler) broker() *Broker { return (*Broker)(h) }
-
-// OnOpen implements eventloop.Handler.
-func (h *handler) OnOpen(c *eventloop.Conn) error {
-	b := h.broker()
-	n := b.open.Add(1) + b.engine.Lingering()
-	if lim := b.limits(); n > int64(lim.MaxConnections)+refusalHeadroom {
-		// Far over the limit: not even a refusal is worth a socket.
-		b.open.Add(-1)
-		b.stats.connsRejected.Add(1)
-		if ev := b.lifecycle(b.loops[c.Loop().Index()], c.Loop().Now()); ev != nil {
-			ev.Str("client", "").Str("remote", c.RemoteAddr().String()).
-				Str("reason", fmt.Sprintf("max_connections (%d) and the %d refusals past it in use: closed at accept",
-					lim.MaxConnections, refusalHeadroom)).
-				Bool("connack", false).Msg("connection refused")
-		}
-		return errTooManyConns
-	}
-	c.Data = &client{b: b, conn: c, lastRecv: c.Loop().Now()}
-	return nil
-}
-
-// OnFrame implements eventloop.Handler: one packet from the client.
-func (h *handler) OnFrame(ec *eventloop.Conn, hd codec.Header, body []byte) error {
-	c := ec.Data.(*client)
-	if c.waitingLogin() {
-		return eventloop.ErrPause // until the verdict; not a sign of life
-	}
-	c.lastRecv = ec.Loop().Now()
-	if ec.Backlog() > maxReplyBacklog {
-		// A client that keeps sending but never reads would grow its output
-		// without end (QoS 0 deliveries are dropped sooner, at
-		// slowClientBytes; replies are not).
-		c.fail(0, errOutputBacklog)
-		return errOutputBacklog
-	}
-	err := c.handle(hd, body)
-	h.loops[ec.Loop().Index()].flushReleases()
-	if err != nil && err != eventloop.ErrPause {
-		c.fail(hd.Type, err)
-	}
-	return err
-}
-
-// OnFrameError implements eventloop.Handler.
-func (h *handler) OnFrameError(ec *eventloop.Conn, err error) {
-	ec.Data.(*client).fail(0, err)
-}
-
-// OnClose implements eventloop.Handler.
-func (h *handler) OnClose(ec *eventloop.Conn, err error) {
-	c := ec.Data.(*client)
-	h.broker().open.Add(-1)
-	c.closed()
-}
-
-// OnWake implements eventloop.Handler: deliveries and commands from router
-// workers and other loops.
-func (h *handler) OnWake(l *eventloop.Loop) {
-	h.broker().drainInbox(l)
-}
-
-// BeforeFlush implements eventloop.Flusher: the store learns what the
-// loop did before the clients hear about it.
-// After a read burst, output that waits for a disk sync may be held back
-// until the loop's other events of the poll are in, so that one sync covers
-// them all (group commit) — when that pays: the loop holds while the last
-// held round gathered more than one read burst, and starts holding again
-// when two syncs come closer than syncMergeWindow. A lone busy connection
-// so syncs at once, without the wake-up a hold costs (crash test, 3 kills:
-// 9.3k messages acknowledged holding always, 15.2k never holding).
-func (h *handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
-	b, ls := h.broker(), h.loops[l.Index()]
-	ls.ctr.publishCounters()
-	b.flushFan(ls, l.Index())
-	if mayHold && ls.needSync && b.strict {
-		if ls.holdPays {
-			if ls.sw.Dirty() { // committed now, synced with the rest
-				b.commitNow(ls.sw)
-			}
-			ls.heldBursts++
-			return true
-		}
-		now := l.Now()
-		ls.holdPays = now-ls.lastSync < int64(syncMergeWindow)
-		ls.lastSync = now
-	}
-	if !mayHold && ls.heldBursts > 0 {
-		ls.holdPays = ls.heldBursts > 1
-		ls.heldBursts = 0
-	}
-	b.syncLoop(ls)
-	return false
-}
-
-// syncMergeWindow: two syncs of a loop closer than this would have shared
-// one had the loop held its output (a poll's events come within it).
-const syncMergeWindow = 200 * time.Microsecond
-
-// OnTick implements eventloop.Handler: timers of the loop's connections.
-func (h *handler) OnTick(l *eventloop.Loop, now time.Time) {
-	b := h.broker()
-	b.reportSuppressed(h.loops[l.Index()])
-	ns := now.UnixNano()
-	l.Each(func(ec *eventloop.Conn) { // a tick may close connections (keep-alive)
-		if c, _ := ec.Data.(*client); c != nil {
-			c.tick(b, ns)
-		}
-	})
-}
-
-// maxReplyBacklog bounds the unsent output of a connection that is still
-// sending: 16 MiB, four times the point where QoS 0 deliveries to it stop.
-const maxReplyBacklog = 16 << 20
-
 // handle dispatches one packet. An error closes the connection after
 // fail has answered it.
 func (c *client) handle(h codec.Header, body []byte) error {
-	ls := c.b.loops[c.conn.Loop().Index()]
+	ls := c.h.loops[c.conn.Loop().Index()]
 	if c.state == stateNew {
 		if h.Type != codec.CONNECT {
 			return errNotConnected // [MQTT-3.1.0-1]
@@ -338,7 +211,7 @@ var (
 // client sent; in is the packet at fault (0: none, as for a framing
 // error).
 func (c *client) fail(in codec.Type, err error) {
-	c.b.stats.protocolFailures.Add(1)
+	c.h.stats.ProtocolFailures.Add(1)
 	c.closeWith(in, err)
 }
 
@@ -370,7 +243,7 @@ func (c *client) closeWith(in codec.Type, err error) {
 		connack = false
 	}
 	if c.state < stateConnected {
-		c.logRefusal(c.b.loops[c.LoopIndex()], in, err, connack)
+		c.logRefusal(c.h.loops[c.LoopIndex()], in, err, connack)
 		c.state = stateClosed
 	}
 	c.conn.Close()
@@ -431,20 +304,20 @@ func (c *client) will() (*router.Message, uint32) {
 
 // tick enforces the connect timeout, keep-alive and the MQTT 3.x retry
 // interval.
-func (c *client) tick(b *Broker, now int64) {
+func (c *client) tick(h *Handler, now int64) {
 	if c.conn.Closing() {
 		return
 	}
 	switch c.state {
 	case stateNew, stateAuth:
-		if now-c.lastRecv > int64(b.limits().ConnectTimeout) {
+		if now-c.lastRecv > int64(h.limits().ConnectTimeout) {
 			why := errNoConnect
 			if e := c.ext; e != nil && e.login != nil {
 				why = errNoVerdict
 			} else if c.state == stateAuth {
 				why = errAuthTooSlow
 			}
-			c.logRefusal(b.loops[c.LoopIndex()], 0, why, false)
+			c.logRefusal(h.loops[c.LoopIndex()], 0, why, false)
 			c.state = stateClosed
 			c.conn.Close()
 		}
@@ -455,7 +328,7 @@ func (c *client) tick(b *Broker, now int64) {
 			c.fail(0, errKeepAlive)
 			return
 		}
-		if b.limits().RetryInterval > 0 && c.version < codec.V5 {
+		if h.limits().RetryInterval > 0 && c.version < codec.V5 {
 			c.retry(now)
 		}
 	}
@@ -485,15 +358,15 @@ func (c *client) leave() {
 		}
 		return
 	}
-	b := c.b
+	h := c.h
 	s := c.sess
-	ls := b.loops[c.LoopIndex()]
+	ls := h.loops[c.LoopIndex()]
 	c.dropRetained(ls, "") // not owed to a connection that is gone
-	sw := ls.sw
-	ls.ctr.connected.Add(-1)
-	ls.ctr.closes[c.why].Add(1)
+	sw := ls.persist.W
+	ls.ctr.Connected.Add(-1)
+	ls.ctr.Closes[c.why].Add(1)
 	now := time.Now().UnixNano()
-	if ev := b.lifecycle(ls, now); ev != nil {
+	if ev := h.lifecycle(ls, now); ev != nil {
 		ev.Str("client", s.ClientID()).Str("remote", c.conn.RemoteAddr().String()).Stringer("reason", c.why)
 		c.endFields(ls, ev)
 		ev.Msg("client disconnected")
@@ -506,22 +379,23 @@ func (c *client) leave() {
 	if c.ext != nil {
 		c.ext.will = nil // will is ours now
 	}
-	at := b.clock.Now()
+	at := h.expiry.Now()
 	var orphans []session.Delivery
-	var pw *pendingWill
+	var delayed *router.Message // the will, waiting for its delay
+	var delayedAt int64
 	s.Lock()
 	detached := s.DetachLocked(c)
 	if detached {
 		switch {
 		case s.Expiry == 0:
-			orphans = b.endSessionLocked(sw, s)
+			orphans = h.expiry.EndLocked(sw, s)
 		case s.Expiry != session.NeverExpire:
 			s.ExpireAt = at + secs(s.Expiry)
 		}
 		if s.Expiry != 0 && sw != nil {
 			// The offline session's deadline, and its will while one is
 			// still to come.
-			b.storeSessionLocked(sw, s, will, delay)
+			h.persist.StoreSessionLocked(sw, s, will, delay)
 		}
 	}
 	// The will: at once, or after the shorter of its delay and the
@@ -535,16 +409,44 @@ func (c *client) leave() {
 			will.Release()
 			will = nil
 		default:
-			pw = &pendingWill{msg: will, at: at + secs(wait), gen: c.gen}
+			delayed, delayedAt = will, at+secs(wait) // of this attachment: c.gen == s.Gen
 			will = nil
 		}
 	}
 	if detached && s.Expiry != 0 {
-		b.armLocked(s, pw)
+		h.expiry.ArmLocked(s, delayed, delayedAt)
 	}
 	s.Unlock()
-	b.reroute(sw, orphans)
+	h.disp.Reroute(sw, orphans)
 	if will != nil {
-		b.sendWill(will)
+		h.expiry.SendWill(will)
+	}
+}
+
+// secs is n seconds in nanoseconds.
+func secs(n uint32) int64 { return int64(n) * int64(time.Second) }
+
+// Notes the router carries to a client on its loop (dispatch.Notify).
+const (
+	noteTakeover      dispatch.Note = iota + 1 // another connection took the session over
+	noteTakeoverClean                          // the same, with Clean Start
+	noteAdminKick                              // the admin API disconnects it
+	noteLogin                                  // the login pool's verdict is in
+)
+
+// Notify implements dispatch.Conn: a note posted for the client, on its
+// loop.
+func (c *client) Notify(n dispatch.Note) {
+	switch n {
+	case noteTakeover, noteTakeoverClean:
+		c.takeOver(n == noteTakeoverClean)
+	case noteAdminKick:
+		if c.state == stateConnected && !c.conn.Closing() {
+			c.closeWith(0, errAdminKick)
+		}
+	case noteLogin:
+		if e := c.ext; e != nil && e.login != nil {
+			c.loginDone(c.h.loops[c.LoopIndex()], e.login)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-package broker
+package conn
 
 import (
 	"github.com/shoalmq/shoal/auth"
@@ -38,7 +38,7 @@ func authFailure(method string, err error) error {
 // startAuth begins the exchange named in CONNECT. cp waits in clientExt
 // until it succeeds.
 func (c *client) startAuth(ls *loopState, cp connectParams, method string, data []byte) error {
-	m, ok := c.b.auth.Lookup(method)
+	m, ok := c.h.auth.Lookup(method)
 	if !ok {
 		return errAuthMethodUnknown.because("authentication method %q not supported", clip(method)) // [MQTT-4.12.0-1]
 	}
@@ -99,7 +99,7 @@ func (c *client) onAuth(ls *loopState, body []byte) error {
 	case a.Code == codec.ContinueAuthentication && e.exchange != nil:
 		return c.stepAuth(ls, a.Props.AuthData)
 	case a.Code == codec.ReAuthenticate && c.state == stateConnected && e.exchange == nil:
-		m, ok := c.b.auth.Lookup(e.authMethod)
+		m, ok := c.h.auth.Lookup(e.authMethod)
 		if !ok {
 			return errAuthMethodUnknown
 		}

@@ -1,12 +1,14 @@
-package broker
+package conn
 
 import (
 	"errors"
 	"fmt"
 
 	"github.com/rs/zerolog"
+
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/limit"
 )
 
 // Connection lifecycle log lines — connected, refused (with the rule),
@@ -28,8 +30,8 @@ type lifecycleLog struct {
 
 // event returns a log event for one lifecycle line at now, or nil when the
 // line is not logged (level above info, or over the rate).
-func (b *Broker) lifecycle(ls *loopState, now int64) *zerolog.Event {
-	if !b.cfg.LogConnections || !b.lg().Info().Enabled() {
+func (h *Handler) lifecycle(ls *loopState, now int64) *zerolog.Event {
+	if !h.cfg.LogConnections || !h.lg().Info().Enabled() {
 		return nil
 	}
 	ll := &ls.life
@@ -44,15 +46,15 @@ func (b *Broker) lifecycle(ls *loopState, now int64) *zerolog.Event {
 		return nil
 	}
 	ll.tokens--
-	return b.lg().Info()
+	return h.lg().Info()
 }
 
 // reportSuppressed logs how many lifecycle lines loop ls held back since
 // the last report. Called on the loop's tick.
-func (b *Broker) reportSuppressed(ls *loopState) {
+func (h *Handler) reportSuppressed(ls *loopState) {
 	if n := ls.life.suppressed; n > 0 {
 		ls.life.suppressed = 0
-		b.lg().Warn().Int("lines", n).Msg("connection events not logged: over the rate limit")
+		h.lg().Warn().Int("lines", n).Msg("connection events not logged: over the rate limit")
 	}
 }
 
@@ -83,7 +85,7 @@ func clip(s string) string {
 // the client (MQTT 3.x clients read its 3.1.1 return code). Called once
 // per connection, when it is refused.
 func (c *client) logRefusal(ls *loopState, in codec.Type, err error, connack bool) {
-	ev := c.b.lifecycle(ls, c.conn.Loop().Now())
+	ev := c.h.lifecycle(ls, c.conn.Loop().Now())
 	if ev == nil {
 		return
 	}
@@ -154,8 +156,8 @@ func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
 // line. in is the packet that broke it (0: none, as for a framing error
 // or a timer). Only for a line that is written: it formats.
 func (c *client) rule(ls *loopState, in codec.Type, err error) string {
-	b := c.b
-	lim := b.limits()
+	h := c.h
+	lim := h.limits()
 	var be *Error
 	if errors.As(err, &be) && be.detail != "" {
 		return be.detail
@@ -165,33 +167,33 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 		return fmt.Sprintf("max_connections reached (%d)", lim.MaxConnections)
 	case errConnectRate:
 		return fmt.Sprintf("connect_rate exceeded for %v (%g a second, burst %d)",
-			addrOf(c.conn.RemoteAddr()), lim.ConnectRate, lim.ConnectBurst)
+			limit.AddrOf(c.conn.RemoteAddr()), lim.ConnectRate, lim.ConnectBurst)
 	case errClientIDLength:
 		id, _, _ := c.claimed(ls)
 		return fmt.Sprintf("client id of %d bytes longer than max_client_id_length (%d)", len(id), lim.MaxClientIDLength)
 	case errLoginBusy:
-		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", cap(b.logins))
+		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", cap(h.logins))
 	case errNoConnect, errNoVerdict, errAuthTooSlow:
 		return fmt.Sprintf("%s (%v)", err.(*Error).Msg, lim.ConnectTimeout)
 	case errKeepAlive:
 		return fmt.Sprintf("no packet within 1.5 times keep_alive (%d s)", c.keepAlive)
 	case errReceiveMaximum:
-		return fmt.Sprintf("more than receive_maximum (%d) QoS 2 messages awaiting PUBREL", b.cfg.ReceiveMaximum)
+		return fmt.Sprintf("more than receive_maximum (%d) QoS 2 messages awaiting PUBREL", h.cfg.ReceiveMaximum)
 	case errQoSNotSupported:
-		return fmt.Sprintf("PUBLISH QoS above max_qos (%d)", b.cfg.MaxQoS)
+		return fmt.Sprintf("PUBLISH QoS above max_qos (%d)", h.cfg.MaxQoS)
 	case errRetainNotSupported:
 		return "retained PUBLISH while retain_available is false"
 	case errAliasInvalid:
-		return fmt.Sprintf("topic alias 0 or above topic_alias_maximum (%d)", b.cfg.TopicAliasMaximum)
+		return fmt.Sprintf("topic alias 0 or above topic_alias_maximum (%d)", h.cfg.TopicAliasMaximum)
 	case errSlowConsumer:
-		return fmt.Sprintf("session queue full (max_queued %d messages, max_queued_bytes %d) and slow_consumer is %v",
-			lim.MaxQueued, lim.MaxQueuedBytes, lim.SlowConsumer)
+		return fmt.Sprintf("session queue full (max_queued %d messages, max_queued_bytes %d) and slow_consumer is disconnect",
+			lim.MaxQueued, lim.MaxQueuedBytes)
 	case errOutputBacklog:
 		return fmt.Sprintf("over %d bytes of replies unread while still sending", maxReplyBacklog)
 	case eventloop.ErrInputBacklog:
 		return fmt.Sprintf("over %d bytes of input waiting while reading was paused", eventloop.MaxPausedInput)
 	case codec.ErrPacketTooLarge:
-		return fmt.Sprintf("packet larger than max_packet_size (%d bytes)", b.cfg.MaxPacketSize)
+		return fmt.Sprintf("packet larger than max_packet_size (%d bytes)", h.cfg.MaxPacketSize)
 	case codec.ErrProtocolVersion:
 		return fmt.Sprintf("unsupported protocol version (level %d)", c.version)
 	}

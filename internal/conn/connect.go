@@ -1,4 +1,4 @@
-package broker
+package conn
 
 import (
 	"strconv"
@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -32,7 +34,7 @@ type connectParams struct {
 // concerns the connection, then either starts an enhanced authentication
 // exchange or goes straight on to finishConnect.
 func (c *client) onConnect(ls *loopState, body []byte) error {
-	b := c.b
+	h := c.h
 	p := &ls.connect
 	err := p.Decode(body)
 	c.version = p.Version
@@ -41,7 +43,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		return err
 	}
 	ls.connectOf = c
-	ls.ctr.connects.Add(1)
+	ls.ctr.Connects.Add(1)
 	cp := connectParams{clean: p.CleanStart}
 	if p.Bridge && c.version < codec.V5 {
 		// MQTT 5 bridges ask for No Local and Retain As Published
@@ -55,17 +57,17 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	}
 
 	// Limits first: a refused client costs no more than its CONNECT.
-	lim := b.limits()
-	if b.overConnections(lim) {
-		b.stats.refusedConnections.Add(1)
+	lim := h.limits()
+	if h.overConnections(lim) {
+		h.stats.RefusedConnections.Add(1)
 		return errTooManyConns
 	}
-	if lim.ConnectRate > 0 && !internal && !b.connRate.allow(addrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
-		b.stats.refusedRate.Add(1)
+	if lim.ConnectRate > 0 && !internal && !h.connRate.Allow(limit.AddrOf(c.conn.RemoteAddr()), c.conn.Loop().Now(), lim.ConnectRate, lim.ConnectBurst) {
+		h.stats.RefusedRate.Add(1)
 		return errConnectRate
 	}
 	if len(p.ClientID) > lim.MaxClientIDLength {
-		b.stats.refusedClientID.Add(1)
+		h.stats.RefusedClientID.Add(1)
 		return errClientIDLength
 	}
 
@@ -77,10 +79,10 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			return errClientID.because("empty client id: MQTT 3.1 needs one")
 		case c.version == codec.V311 && !p.CleanStart:
 			return errClientID.because("empty client id with clean session 0") // [MQTT-3.1.3-8]
-		case !b.cfg.AssignClientIDs:
+		case !h.cfg.AssignClientIDs:
 			return errClientID.because("empty client id, and assign_client_ids is off") // [MQTT-3.1.3-9]
 		}
-		cp.id = b.cfg.AssignedIDPrefix + strconv.FormatUint(b.clientID.Add(1), 36) + "-" +
+		cp.id = h.cfg.AssignedIDPrefix + strconv.FormatUint(h.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
 		cp.assigned = true
 	}
@@ -114,27 +116,27 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		if p.Props.Has(codec.PropMaximumPacketSize) {
 			c.extra().maxOut = p.Props.MaximumPacketSize // [MQTT-3.1.2-24]
 		}
-		if n := min(b.cfg.OutboundTopicAliases, p.Props.TopicAliasMaximum); n > 0 {
+		if n := min(h.cfg.OutboundTopicAliases, p.Props.TopicAliasMaximum); n > 0 {
 			c.extra().outMax = n // never above the client's maximum [MQTT-3.3.2-10]
 		}
 		cp.responseInfo = p.Props.RequestResponseInfo == 1
 	}
 
 	// A will the broker could not publish as asked is refused up front.
-	if p.WillFlag && p.WillQoS > b.cfg.MaxQoS {
-		return errQoSNotSupported.because("will QoS %d above max_qos (%d)", p.WillQoS, b.cfg.MaxQoS) // [MQTT-3.2.2-12]
+	if p.WillFlag && p.WillQoS > h.cfg.MaxQoS {
+		return errQoSNotSupported.because("will QoS %d above max_qos (%d)", p.WillQoS, h.cfg.MaxQoS) // [MQTT-3.2.2-12]
 	}
-	if p.WillFlag && p.WillRetain && !b.cfg.RetainAvailable {
+	if p.WillFlag && p.WillRetain && !h.cfg.RetainAvailable {
 		return errRetainNotSupported.because("will retain flag set while retain_available is false") // [MQTT-3.2.2-13]
 	}
 	// A will is a PUBLISH made later: the same topics are closed to it.
-	if p.WillFlag && isSys(p.WillTopic) {
-		b.stats.refusedLogin.Add(1)
+	if p.WillFlag && sys.Own(p.WillTopic) {
+		h.stats.RefusedLogin.Add(1)
 		return errWillDenied.because("will topic %q is under $SYS, the broker's own", clip(string(p.WillTopic)))
 	}
-	if p.WillFlag && topicOverLimit(p.WillTopic, lim) {
-		b.stats.dropsTopicLimit.Add(1)
-		return errWillTopicLimit.because("%s", topicRule("will topic", p.WillTopic, lim))
+	if p.WillFlag && limit.TopicOver(p.WillTopic, lim) {
+		h.stats.DropsTopicLimit.Add(1)
+		return errWillTopicLimit.because("%s", limit.TopicRule("will topic", p.WillTopic, lim))
 	}
 
 	// The will, copied out of the frame now: it outlives it.
@@ -153,8 +155,8 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 		c.extra().will = router.NewMessage(p.WillTopic, p.WillPayload, fwd, idb, p.WillQoS, p.WillRetain, exp, nil)
 	}
 
-	if b.lg().Debug().Enabled() {
-		b.lg().Debug().Str("client", cp.id).Uint8("version", c.version).Bool("clean", cp.clean).
+	if h.lg().Debug().Enabled() {
+		h.lg().Debug().Str("client", cp.id).Uint8("version", c.version).Bool("clean", cp.clean).
 			Str("remote", c.conn.RemoteAddr().String()).Msg("connecting")
 	}
 	// Who it is and what it may do; the CONNACK waits for the answer
@@ -166,14 +168,14 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 // (with the last Authentication Data, if any) and resumes what the
 // session owes.
 func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte) {
-	b := c.b
+	h := c.h
 	// Take the session over or start one [MQTT-3.1.2-4], [MQTT-3.1.4-3].
-	s, created := b.sessions.GetOrCreate(cp.id)
+	s, created := h.sessions.GetOrCreate(cp.id)
 	s.Lock()
-	for b.sessions.Get(cp.id) != s {
+	for h.sessions.Get(cp.id) != s {
 		// The session ended between lookup and lock; take the new one.
 		s.Unlock()
-		s, created = b.sessions.GetOrCreate(cp.id)
+		s, created = h.sessions.GetOrCreate(cp.id)
 		s.Lock()
 	}
 	prev := s.AttachLocked(c)
@@ -182,11 +184,11 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	// [MQTT-3.1.3-9]; a Clean Start ends the session, which publishes it
 	// at once (as takeOver does for a connected one; MQTT 5 section
 	// 3.1.3.2.2), and so does a resume after its delay.
-	waiting := b.disarmLocked(s, cp.clean)
+	waiting := h.expiry.DisarmLocked(s, cp.clean)
 	present := !created && !cp.clean && (s.Expiry > 0 || prev != nil)
 	var orphans []session.Delivery
 	if cp.clean || (!created && s.Expiry == 0 && prev == nil) {
-		orphans = b.clearSessionLocked(ls.sw, s)
+		orphans = h.expiry.ClearLocked(ls.persist.W, s)
 		present = false
 	}
 	if present && c.ext != nil && c.ext.perms != nil {
@@ -194,10 +196,10 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	s.SetExpiryLocked(cp.expiry)
 	s.ExpireAt = 0
-	if ls.sw != nil && (s.StoredLocked() || s.Expiry != 0) {
+	if ls.persist.W != nil && (s.StoredLocked() || s.Expiry != 0) {
 		will, delay := c.will()
-		b.storeSessionLocked(ls.sw, s, will, delay)
-		ls.needSync = true // before CONNACK: a session present is a session kept
+		h.persist.StoreSessionLocked(ls.persist.W, s, will, delay)
+		ls.persist.NeedSync() // before CONNACK: a session present is a session kept
 	}
 	c.sess = s
 	c.gen = s.Gen
@@ -205,7 +207,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	if ls.connectOf == c {
 		ls.connectOf = nil
 	}
-	ls.ctr.connected.Add(1)
+	ls.ctr.Connected.Add(1)
 
 	// CONNACK comes first [MQTT-3.2.0-1].
 	ack := codec.Connack{SessionPresent: present, Code: codec.Success}
@@ -223,15 +225,15 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	c.drainQueueLocked(ls, now)
 	s.Unlock()
-	b.reroute(ls.sw, orphans)
+	h.disp.Reroute(ls.persist.W, orphans)
 	if waiting != nil {
-		b.sendWill(waiting)
+		h.expiry.SendWill(waiting)
 	}
 
 	if prev != nil {
-		b.kick(prev.(*client), cp.clean)
+		h.kick(prev.(*client), cp.clean)
 	}
-	if ev := b.lifecycle(ls, now); ev != nil {
+	if ev := h.lifecycle(ls, now); ev != nil {
 		ev.Str("client", cp.id).Str("remote", c.conn.RemoteAddr().String()).Str("protocol", protocolNames[c.version]).
 			Bool("clean", cp.clean).Bool("present", present).Uint16("keep_alive_s", c.keepAlive).Msg("client connected")
 	}
@@ -240,7 +242,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 // connackProps fills an MQTT 5 CONNACK's properties: what the broker
 // assigned or capped, and what it supports.
 func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData []byte) {
-	b := c.b
+	h := c.h
 	if cp.assigned {
 		pr.Set(codec.PropAssignedClientID)
 		pr.AssignedClientID = c.id()
@@ -254,28 +256,28 @@ func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData [
 		pr.SessionExpiry = cp.expiry
 	}
 	pr.Set(codec.PropMaximumPacketSize)
-	pr.MaximumPacketSize = uint32(b.cfg.MaxPacketSize)
-	if b.cfg.TopicAliasMaximum > 0 {
+	pr.MaximumPacketSize = uint32(h.cfg.MaxPacketSize)
+	if h.cfg.TopicAliasMaximum > 0 {
 		pr.Set(codec.PropTopicAliasMaximum) // absent means 0: no aliases [MQTT-3.2.2-17]
-		pr.TopicAliasMaximum = b.cfg.TopicAliasMaximum
+		pr.TopicAliasMaximum = h.cfg.TopicAliasMaximum
 	}
-	if b.cfg.ReceiveMaximum < 65535 {
+	if h.cfg.ReceiveMaximum < 65535 {
 		pr.Set(codec.PropReceiveMaximum)
-		pr.ReceiveMaximum = b.cfg.ReceiveMaximum
+		pr.ReceiveMaximum = h.cfg.ReceiveMaximum
 	}
-	if b.cfg.MaxQoS < 2 {
+	if h.cfg.MaxQoS < 2 {
 		pr.Set(codec.PropMaximumQoS)
-		pr.MaximumQoS = b.cfg.MaxQoS
+		pr.MaximumQoS = h.cfg.MaxQoS
 	}
-	if !b.cfg.RetainAvailable {
+	if !h.cfg.RetainAvailable {
 		pr.Set(codec.PropRetainAvailable)
 		pr.RetainAvailable = 0
 	}
 	// Wildcards, subscription identifiers and shared subscriptions are
 	// always available: absent properties say so (MQTT 5 3.2.2.3.11-13).
-	if cp.responseInfo && b.cfg.ResponseInformation != "" {
+	if cp.responseInfo && h.cfg.ResponseInformation != "" {
 		pr.Set(codec.PropResponseInfo)
-		pr.ResponseInfo = []byte(b.cfg.ResponseInformation)
+		pr.ResponseInfo = []byte(h.cfg.ResponseInformation)
 	}
 	if e := c.ext; e != nil && e.authMethod != "" {
 		pr.Set(codec.PropAuthMethod) // the CONNACK names the method it completes (MQTT 5 section 4.12)
@@ -289,8 +291,12 @@ func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData [
 
 // kick disconnects a client whose session was taken over, on its own loop.
 // clean is the new connection's Clean Start, which decides the old will.
-func (b *Broker) kick(old *client, clean bool) {
-	b.post(old.conn.Loop().Index(), pending{kick: old, kickClean: clean})
+func (h *Handler) kick(old *client, clean bool) {
+	n := noteTakeover
+	if clean {
+		n = noteTakeoverClean
+	}
+	h.disp.Notify(old, n)
 }
 
 // takeOver runs on the old client's loop: tell an MQTT 5 client why and
@@ -311,7 +317,7 @@ func (c *client) takeOver(newClean bool) {
 		}
 	}
 	c.why = closeTakeover
-	if ev := c.b.lifecycle(c.b.loops[c.LoopIndex()], c.conn.Loop().Now()); ev != nil {
+	if ev := c.h.lifecycle(c.h.loops[c.LoopIndex()], c.conn.Loop().Now()); ev != nil {
 		ev.Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).Bool("clean", newClean).Msg("session taken over")
 	}
 	c.sendDisconnect(codec.SessionTakenOver, "another connection took the session over")
@@ -337,7 +343,7 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 				return &Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
 			}
 			exp := d.Props.SessionExpiry
-			if max := c.b.limits().MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {
+			if max := c.h.limits().MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {
 				exp = uint32(max / time.Second) // the cap holds here too
 			}
 			s.SetExpiryLocked(exp) // stored as the connection leaves

@@ -1,4 +1,4 @@
-package broker
+package conn
 
 import (
 	"errors"

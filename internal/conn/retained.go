@@ -1,7 +1,6 @@
-package broker
+package conn
 
 import (
-	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -88,7 +87,7 @@ func (c *client) hasRetained() bool { return c.ext != nil && len(c.ext.retained.
 // same filter — a subscription replaced sends its retained messages again
 // [MQTT-3.8.4-3] — and reports whether there are any.
 func (c *client) startRetained(ls *loopState, filter string, o router.Options) bool {
-	list := c.b.retained.Collect(filter, ls.getSnapshot())
+	list := c.h.retained.Collect(filter, ls.getSnapshot())
 	if c.hasRetained() {
 		c.dropRetained(ls, filter)
 	}
@@ -210,7 +209,7 @@ func (c *client) sendRetainedLocked(ls *loopState, d session.Delivery, id uint16
 	case m.Superseded():
 		m.Release()
 	case m.Expired(now):
-		c.b.stats.dropsExpired.Add(1) // [MQTT-3.3.2-5]
+		c.h.stats.DropsExpired.Add(1) // [MQTT-3.3.2-5]
 		m.Release()
 	case !c.writePublish(ls, &d, id, false, now) || d.QoS == 0:
 		// QoS 0 is done once written; a message the client may not read
@@ -228,19 +227,6 @@ func (c *client) sendRetainedLocked(ls *loopState, d session.Delivery, id uint16
 func (c *client) slotFreedLocked(ls *loopState, now int64) {
 	c.drainQueueLocked(ls, now)
 	c.pumpRetainedLocked(ls, now)
-}
-
-// OnDrained implements eventloop.Drainer: a connection whose cursors
-// waited for its output to go down may send more.
-func (h *handler) OnDrained(ec *eventloop.Conn) {
-	c, _ := ec.Data.(*client)
-	if c == nil || c.ext == nil {
-		return
-	}
-	c.ext.retained.watching = false
-	if c.hasRetained() {
-		c.pumpRetained(h.loops[ec.Loop().Index()])
-	}
 }
 
 // maxPooledSnapshot bounds the snapshot lists a loop keeps for reuse: a

@@ -1,0 +1,168 @@
+package dispatch
+
+import (
+	"github.com/shoalmq/shoal/internal/persist"
+	"github.com/shoalmq/shoal/internal/sys"
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/session"
+	"github.com/shoalmq/shoal/store"
+)
+
+// fanout is the scratch of routing, so that routing allocates nothing:
+// each router worker has one, and each loop one for the messages it routes
+// itself (RouteInline). One goroutine uses it.
+type fanout struct {
+	matches router.Matches
+	perLoop [][]item     // deliveries grouped by loop
+	sw      store.Writer // the owner's store writer; nil: persistence off
+	// offline are stored deliveries to sessions that were offline, for
+	// handOffline once sw is committed.
+	offline []item
+	ids     [1]uint32 // PutDelivery's scratch
+}
+
+func newFanout(loops int) fanout {
+	f := fanout{perLoop: make([][]item, loops)}
+	f.matches.Usable = usableMember
+	return f
+}
+
+// SetWriter gives the worker its store writer. Call it before Run.
+func (w *Worker) SetWriter(sw store.Writer) { w.sw = sw }
+
+// handOffline puts the gathered deliveries to offline sessions into their
+// queues — or, for a session that came back meanwhile, posts them to its
+// loop. Call it after committing f.sw: its deletes must follow the puts.
+func (f *fanout) handOffline(d *Dispatcher) {
+	for i := range f.offline {
+		p := &f.offline[i]
+		s := p.sess
+		s.Lock()
+		if o := s.OwnerLocked(); o != nil {
+			d.post(o.LoopIndex(), item{sess: s, d: p.d})
+		} else {
+			d.queueOfflineLocked(f.sw, s, p.d)
+		}
+		s.Unlock()
+		f.offline[i] = item{}
+	}
+	f.offline = f.offline[:0]
+}
+
+// route gathers m's deliveries to every matching subscriber [MQTT-3.3.4]
+// into f.perLoop, for the caller to hand on, after handing m to d's Remote
+// (unless local: m came from there). It reports whether it stored
+// anything: a retained message, or a delivery to a persistent session.
+func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored bool) {
+	if !local {
+		d.remote.Route(m)
+	}
+	if m.Retain {
+		d.retained.Set(m)                     // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
+		if f.sw != nil && !sys.Own(m.Topic) { // $SYS is republished, not restored
+			if len(m.Payload) == 0 {
+				f.sw.DeleteRetained(m.Topic)
+			} else {
+				rec := persist.Message(m)
+				f.sw.PutRetained(rec)
+			}
+			stored = true
+		}
+	}
+	f.matches.Reset()
+	d.subs.Match(m.Topic, m.From, m.FromID, &f.matches)
+	// Deliveries handed to loops share m; their references are taken in
+	// one atomic add after the loop below (the caller's own reference
+	// keeps m alive meanwhile, and nothing is handed on before route
+	// returns).
+	refs := int32(0)
+	for i := range f.matches.List {
+		mt := &f.matches.List[i]
+		s, ok := mt.Sub.(*session.Session)
+		if !ok {
+			continue
+		}
+		dv := session.Delivery{
+			QoS: min(m.QoS, mt.QoS), // [MQTT-3.8.4-8]
+			// Retain is cleared on normal delivery unless Retain As
+			// Published [MQTT-3.3.1-12], [MQTT-3.3.1-13].
+			Retain: m.Retain && mt.RetainAsPublished,
+		}
+		dv.SetIDs(mt.SubIDs) // one identifier, the common case, costs no allocation
+		if mt.Shared && dv.QoS > 0 {
+			dv.Group = mt.Group // for Reroute, should the member's session end
+		}
+		dv.Msg = m
+		if dv.QoS > 0 && f.sw != nil && s.Persistent() {
+			d.persist.PutDelivery(f.sw, s, &dv, &f.ids)
+			stored = true
+		}
+		if li := s.LoopHint(); li >= 0 {
+			refs++
+			f.perLoop[li] = append(f.perLoop[li], item{sess: s, d: dv})
+			continue
+		}
+		if dv.QoS == 0 {
+			continue // offline: QoS 0 is not kept
+		}
+		if dv.Seq != 0 {
+			// Stored: into the session only once the store has it, or the
+			// session's own loop could complete and delete it first and the
+			// late commit would bring it back (handOffline).
+			m.Ref()
+			f.offline = append(f.offline, item{sess: s, d: dv})
+			continue
+		}
+		s.Lock()
+		if o := s.OwnerLocked(); o != nil {
+			// Came online since the hint: deliver through its loop.
+			li := o.LoopIndex()
+			refs++
+			f.perLoop[li] = append(f.perLoop[li], item{sess: s, d: dv})
+		} else {
+			m.Ref() // the queue may release it at once (drop policy)
+			d.queueOfflineLocked(f.sw, s, dv)
+		}
+		s.Unlock()
+	}
+	m.RefN(refs)
+	return stored
+}
+
+// Reroute gives the shared-subscription deliveries of a session that ended
+// to another member of their group, so that a member leaving does not lose
+// the group's QoS 1/2 messages (MQTT 5 section 4.8.2). A group that has no
+// members left drops them. Deliveries to a persistent member are stored
+// through w (nil: persistence off), committed before they are posted.
+// Call with no session locked, on the goroutine that owns w.
+func (d *Dispatcher) Reroute(w store.Writer, orphans []session.Delivery) {
+	if len(orphans) == 0 {
+		return
+	}
+	for _, dv := range orphans {
+		mt, ok := d.subs.PickShared(dv.Group, usableMember)
+		s, _ := mt.Sub.(*session.Session)
+		if !ok || s == nil {
+			dv.Release()
+			continue
+		}
+		dv = session.Delivery{Msg: dv.Msg, Group: mt.Group,
+			QoS: min(dv.Msg.QoS, mt.QoS), Retain: dv.Msg.Retain && mt.RetainAsPublished}
+		dv.SetIDs(mt.SubIDs)
+		if dv.QoS == 0 {
+			dv.Group = ""
+		}
+		if dv.QoS > 0 && w != nil && s.Persistent() {
+			var ids [1]uint32
+			d.persist.PutDelivery(w, s, &dv, &ids)
+			d.persist.Commit(w) // before another loop can acknowledge it
+		}
+		s.Lock()
+		if o := s.OwnerLocked(); o != nil {
+			d.post(o.LoopIndex(), item{sess: s, d: dv})
+		} else {
+			d.queueOfflineLocked(w, s, dv)
+		}
+		s.Unlock()
+	}
+}
