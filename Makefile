@@ -4,7 +4,7 @@ GO        ?= go
 BIN       ?= bin/shoal
 # Extra flags for `make run`, e.g. make run ARGS='--log-level debug'.
 ARGS      ?=
-FUZZ_PKGS ?= ./codec ./internal/mosqdb ./auth ./internal/cluster
+FUZZ_PKGS ?= ./codec ./internal/mosqdb ./auth ./auth/scram ./internal/cluster
 # Per fuzz target: `make fuzz` runs each this long; `make test` uses 5s.
 FUZZTIME  ?= 60s
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

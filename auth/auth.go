@@ -30,7 +30,8 @@ type Exchange interface {
 	// done == true: the client is authenticated; out, if not empty, is the
 	// Authentication Data of the CONNACK 0x00 or AUTH 0x00.
 	// err != nil: an *Error; refuse with its Code [MQTT-4.12.0-4]
-	// [MQTT-4.12.1-2]. The exchange is then over.
+	// [MQTT-4.12.1-2]. The exchange is then over: every later Step, like
+	// every Step after done == true, returns ErrExchangeEnded.
 	//
 	// Step does not keep in after it returns. out is newly allocated and
 	// belongs to the caller.

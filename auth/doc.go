@@ -16,11 +16,11 @@
 //   - The method side of MQTT 5 enhanced authentication (section 4.12):
 //     Method and Exchange, a Method per configured Authentication Method
 //     and an Exchange per conversation; Registry, the broker's map from
-//     method name to Method; SCRAM-SHA-256 (RFC 7677, RFC 5802) over a
-//     CredentialStore, and SCRAMClient, its client side for tests and
-//     tools. The broker's protocol code enforces the packet rules (same
-//     Authentication Method throughout [MQTT-4.12.0-5], no AUTH without a
-//     method in CONNECT [MQTT-4.12.0-6] [MQTT-4.12.0-7]).
+//     method name to Method. The methods themselves live in subpackages:
+//     SCRAM-SHA-256 is package auth/scram. The broker's protocol code
+//     enforces the packet rules (same Authentication Method throughout
+//     [MQTT-4.12.0-5], no AUTH without a method in CONNECT [MQTT-4.12.0-6]
+//     [MQTT-4.12.0-7]).
 //
 // # The exchange, in MQTT packets
 //
@@ -42,34 +42,28 @@
 // Method and Registry values are built once from configuration and are
 // safe for concurrent use; they hold no mutable state. PasswordFile, HTTP
 // and ACL are safe for concurrent use too; their only locks guard caches
-// and reloads and are leaves (LOCKORDER.md). A CredentialStore must be
-// safe for concurrent Lookup. An Exchange belongs to the event loop that
-// owns its connection and is used by that goroutine only, like the rest of
-// the connection's state; so is a SCRAMClient by its client.
+// and reloads and are leaves (LOCKORDER.md). An Exchange belongs to the
+// event loop that owns its connection and is used by that goroutine only,
+// like the rest of the connection's state.
 //
 // # Invariants
 //
 //   - An exchange ends at its first error or at done == true; every Step
-//     after that returns ErrExchangeEnded. SCRAM takes at most three Steps,
-//     and each input is bounded (1 KiB), so a client cannot keep an exchange
-//     or the CPU busy.
-//   - Credentials never hold the password, only the derived keys.
-//   - An unknown user is not told apart from a wrong password: the exchange
-//     goes on with decoy credentials derived from the user name and a
-//     secret, and fails at the proof with ErrBadCredentials, at the same
-//     step and with the same error as a wrong password.
-//   - Proofs and signatures are compared in constant time.
+//     after that returns ErrExchangeEnded. A Method bounds how many Steps
+//     and how many bytes an exchange takes, so a client cannot keep an
+//     exchange or the CPU busy (auth/scram: three Steps of at most 1 KiB).
 //
 // # Buffers
 //
-// Step and the SCRAMClient methods do not keep their input after they
-// return; the slices they return are newly allocated and belong to the
-// caller. Authentication is once per connection, not per message, so this
-// package does not pool buffers.
+// Step does not keep its input after it returns; the slice it returns is
+// newly allocated and belongs to the caller. The Login an Authenticator is
+// given is valid only during the call. Authentication is once per
+// connection, not per message, so this package does not pool buffers.
 //
 // # Errors
 //
-// Every refusal is a *Error, one package-level value per cause, carrying
-// the MQTT reason code to answer with. Its text is for logs: sending it as
-// a Reason String would tell a prober which check failed.
+// Every refusal is a *Error, one package-level value per cause (here and
+// in the method packages), carrying the MQTT reason code to answer with.
+// Its text is for logs: sending it as a Reason String would tell a prober
+// which check failed.
 package auth

@@ -192,9 +192,9 @@ type Config struct {
 	ResponseInformation string
 
 	// AuthMethods are the MQTT 5 enhanced authentication methods clients
-	// may name in CONNECT, e.g. auth.NewSCRAM(...). A CONNECT naming another
-	// method is refused with 0x8C [MQTT-4.12.0-1]. From the config file:
-	// scram_users. Default none.
+	// may name in CONNECT, e.g. scram.New(...) of package auth/scram. A
+	// CONNECT naming another method is refused with 0x8C [MQTT-4.12.0-1].
+	// From the config file: scram_users. Default none.
 	AuthMethods []auth.Method
 
 	// AllowAnonymous says whether clients may connect without credentials:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/auth/scram"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/testutil"
@@ -229,16 +230,16 @@ func TestV5PahoServerDisconnect(t *testing.T) {
 	})
 }
 
-// p5Scram is a paho Auther speaking SCRAM-SHA-256 with auth.SCRAMClient. It
+// p5Scram is a paho Auther speaking SCRAM-SHA-256 with scram.Client. It
 // records the AUTH packets the broker sent.
 type p5Scram struct {
 	mu   sync.Mutex
-	cl   *auth.SCRAMClient
+	cl   *scram.Client
 	seen []paho.Auth
 	errs []error
 }
 
-func (a *p5Scram) use(cl *auth.SCRAMClient) {
+func (a *p5Scram) use(cl *scram.Client) {
 	a.mu.Lock()
 	a.cl = cl
 	a.mu.Unlock()
@@ -258,7 +259,7 @@ func (a *p5Scram) Authenticate(in *paho.Auth) *paho.Auth {
 	if err != nil {
 		a.errs = append(a.errs, err)
 	}
-	return &paho.Auth{ReasonCode: 0x18, Properties: &paho.AuthProperties{AuthMethod: auth.SCRAMSHA256, AuthData: final}}
+	return &paho.Auth{ReasonCode: 0x18, Properties: &paho.AuthProperties{AuthMethod: scram.SHA256, AuthData: final}}
 }
 
 func (a *p5Scram) Authenticated() {}
@@ -277,22 +278,22 @@ func (a *p5Scram) check(t *testing.T) {
 		t.Fatal("no AUTH 0x18 from the broker")
 	}
 	for _, s := range a.seen {
-		if s.ReasonCode != 0x18 || s.Properties == nil || s.Properties.AuthMethod != auth.SCRAMSHA256 {
-			t.Fatalf("AUTH from the broker: reason %#02x, properties %+v; want 0x18 naming %s", s.ReasonCode, s.Properties, auth.SCRAMSHA256)
+		if s.ReasonCode != 0x18 || s.Properties == nil || s.Properties.AuthMethod != scram.SHA256 {
+			t.Fatalf("AUTH from the broker: reason %#02x, properties %+v; want 0x18 naming %s", s.ReasonCode, s.Properties, scram.SHA256)
 		}
 	}
 }
 
 // TestV5PahoEnhancedAuth: SCRAM-SHA-256 enhanced authentication (4.12)
-// between paho (its Auther interface driving auth.SCRAMClient) and the
-// broker's auth.NewSCRAM method.
+// between paho (its Auther interface driving scram.Client) and the
+// broker's scram.New method.
 func TestV5PahoEnhancedAuth(t *testing.T) {
 	t.Parallel()
-	store := auth.MemStore{"alice": auth.NewCredentials("wonderland", []byte("0123456789abcdef"), 4096)}
-	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.AuthMethods = []auth.Method{auth.NewSCRAM(store)} })
-	connect := func(t *testing.T, id, method, user, password string) (*p5Client, *paho.Connack, *p5Scram, *auth.SCRAMClient, error) {
+	store := scram.MemStore{"alice": scram.NewCredentials("wonderland", []byte("0123456789abcdef"), 4096)}
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.AuthMethods = []auth.Method{scram.New(store)} })
+	connect := func(t *testing.T, id, method, user, password string) (*p5Client, *paho.Connack, *p5Scram, *scram.Client, error) {
 		t.Helper()
-		cl := auth.NewSCRAMClient(user, password)
+		cl := scram.NewClient(user, password)
 		a := &p5Scram{cl: cl}
 		cp := p5CP(id)
 		cp.Properties = &paho.ConnectProperties{AuthMethod: method, AuthData: cl.First()}
@@ -305,13 +306,13 @@ func TestV5PahoEnhancedAuth(t *testing.T) {
 	// broker knew the password's keys).
 	t.Run("success", func(t *testing.T) {
 		t.Parallel()
-		c, ack, a, cl, err := connect(t, "scram-ok", auth.SCRAMSHA256, "alice", "wonderland")
+		c, ack, a, cl, err := connect(t, "scram-ok", scram.SHA256, "alice", "wonderland")
 		if err != nil {
 			t.Fatalf("connect: %v (CONNACK %s)", err, p5Code(ack))
 		}
 		a.check(t)
-		if ack.Properties.AuthMethod != auth.SCRAMSHA256 {
-			t.Fatalf("CONNACK Authentication Method %q, want %q [MQTT-4.12.0-5]", ack.Properties.AuthMethod, auth.SCRAMSHA256)
+		if ack.Properties.AuthMethod != scram.SHA256 {
+			t.Fatalf("CONNACK Authentication Method %q, want %q [MQTT-4.12.0-5]", ack.Properties.AuthMethod, scram.SHA256)
 		}
 		if err := cl.Verify(ack.Properties.AuthData); err != nil {
 			t.Fatalf("server-final in CONNACK %q: %v", ack.Properties.AuthData, err)
@@ -324,7 +325,7 @@ func TestV5PahoEnhancedAuth(t *testing.T) {
 	// A wrong password fails at client-final: CONNACK 0x86 [MQTT-4.12.0-4].
 	t.Run("wrong-password-0x86", func(t *testing.T) {
 		t.Parallel()
-		_, ack, a, _, err := connect(t, "scram-bad", auth.SCRAMSHA256, "alice", "looking-glass")
+		_, ack, a, _, err := connect(t, "scram-bad", scram.SHA256, "alice", "looking-glass")
 		if err == nil || ack == nil || ack.ReasonCode != byte(codec.BadUsernameOrPassword) {
 			t.Fatalf("wrong password: CONNACK %s, err %v; want 0x86", p5Code(ack), err)
 		}
@@ -347,14 +348,14 @@ func TestV5PahoEnhancedAuth(t *testing.T) {
 	// re-authentication ends with DISCONNECT [MQTT-4.12.1-2].
 	t.Run("re-authenticate", func(t *testing.T) {
 		t.Parallel()
-		c, ack, a, _, err := connect(t, "scram-again", auth.SCRAMSHA256, "alice", "wonderland")
+		c, ack, a, _, err := connect(t, "scram-again", scram.SHA256, "alice", "wonderland")
 		if err != nil {
 			t.Fatalf("connect: %v (CONNACK %s)", err, p5Code(ack))
 		}
-		again := auth.NewSCRAMClient("alice", "wonderland")
+		again := scram.NewClient("alice", "wonderland")
 		a.use(again)
 		resp, err := c.Authenticate(p5Ctx(t), &paho.Auth{ReasonCode: 0x19,
-			Properties: &paho.AuthProperties{AuthMethod: auth.SCRAMSHA256, AuthData: again.First()}})
+			Properties: &paho.AuthProperties{AuthMethod: scram.SHA256, AuthData: again.First()}})
 		if err != nil || !resp.Success || resp.ReasonCode != 0x00 {
 			t.Fatalf("re-authentication: %+v, %v; want AUTH 0x00", resp, err)
 		}
@@ -368,8 +369,8 @@ func TestV5PahoEnhancedAuth(t *testing.T) {
 				}
 			}
 		}
-		if last == nil || last.Code != codec.Success || string(last.Props.AuthMethod) != auth.SCRAMSHA256 {
-			t.Fatalf("last AUTH from the broker %+v, want 0x00 naming %s", last, auth.SCRAMSHA256)
+		if last == nil || last.Code != codec.Success || string(last.Props.AuthMethod) != scram.SHA256 {
+			t.Fatalf("last AUTH from the broker %+v, want 0x00 naming %s", last, scram.SHA256)
 		}
 		if err := again.Verify(last.Props.AuthData); err != nil {
 			t.Fatalf("server-final in AUTH 0x00 %q: %v", last.Props.AuthData, err)
@@ -378,10 +379,10 @@ func TestV5PahoEnhancedAuth(t *testing.T) {
 		c.say(t, "reauth/t", "after", 1)
 		c.expect(t, "reauth/t", "after")
 
-		wrong := auth.NewSCRAMClient("alice", "looking-glass")
+		wrong := scram.NewClient("alice", "looking-glass")
 		a.use(wrong)
 		resp, err = c.Authenticate(p5Ctx(t), &paho.Auth{ReasonCode: 0x19,
-			Properties: &paho.AuthProperties{AuthMethod: auth.SCRAMSHA256, AuthData: wrong.First()}})
+			Properties: &paho.AuthProperties{AuthMethod: scram.SHA256, AuthData: wrong.First()}})
 		if err != nil || resp.Success || resp.ReasonCode != byte(codec.BadUsernameOrPassword) {
 			t.Fatalf("re-authentication with a wrong password: %+v, %v; want DISCONNECT 0x86", resp, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/auth/scram"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/testutil"
@@ -64,7 +65,7 @@ func (tokenMethod) Start(string) auth.Exchange { return &tokenExchange{} }
 func (x *tokenExchange) Identity() string      { return "token-user" }
 func (x *tokenExchange) Step(d []byte) ([]byte, bool, error) {
 	if string(d) != "letmein" {
-		return nil, false, auth.ErrBadCredentials
+		return nil, false, scram.ErrBadCredentials
 	}
 	return nil, true, nil
 }

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/auth/scram"
 	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/router"
@@ -25,7 +26,7 @@ import (
 // withoutLogger zeroes the field that cannot be compared meaningfully.
 // scramLogin runs a whole SCRAM exchange against m.
 func scramLogin(m auth.Method, user, pass string) error {
-	cl := auth.NewSCRAMClient(user, pass)
+	cl := scram.NewClient(user, pass)
 	x := m.Start("c")
 	first, _, err := x.Step(cl.First())
 	if err != nil {
@@ -215,7 +216,7 @@ func TestEveryKey(t *testing.T) {
 	}
 	got.Broker = withoutLogger(got.Broker)
 	// The SCRAM method is checked by using it: alice's password must work.
-	if len(got.Broker.AuthMethods) != 1 || got.Broker.AuthMethods[0].Name() != auth.SCRAMSHA256 {
+	if len(got.Broker.AuthMethods) != 1 || got.Broker.AuthMethods[0].Name() != scram.SHA256 {
 		t.Fatalf("AuthMethods = %v, want one SCRAM-SHA-256", got.Broker.AuthMethods)
 	}
 	if err := scramLogin(got.Broker.AuthMethods[0], "alice", "wonderland"); err != nil {

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/auth"
+	"github.com/shoalmq/shoal/auth/scram"
 )
 
 // describe names a node's YAML type and value for "got ..." messages.
@@ -239,7 +240,7 @@ func scramUsersValue(n *yaml.Node) ([]auth.Method, map[string]string, error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, nil, wrongType("a mapping of user names to passwords", n)
 	}
-	store := auth.MemStore{}
+	store := scram.MemStore{}
 	shown := map[string]string{}
 	secret := sha256.New()
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -260,14 +261,14 @@ func scramUsersValue(n *yaml.Node) ([]auth.Method, map[string]string, error) {
 		mac := hmac.New(sha256.New, []byte(pass))
 		mac.Write([]byte("shoal scram salt\x00" + user))
 		salt := mac.Sum(nil)[:16]
-		store[user] = auth.NewCredentials(pass, salt, scramIterations)
+		store[user] = scram.NewCredentials(pass, salt, scramIterations)
 		shown[user] = fmt.Sprintf("%x", salt[:4])
 		secret.Write([]byte(user + "\x00" + pass + "\x00"))
 	}
 	if len(store) == 0 {
 		return nil, nil, nil
 	}
-	return []auth.Method{auth.NewSCRAM(store, auth.WithSecret(secret.Sum(nil)))}, shown, nil
+	return []auth.Method{scram.New(store, scram.WithSecret(secret.Sum(nil)))}, shown, nil
 }
 
 // scramIterations is the PBKDF2 work factor for SCRAM credentials: RFC 7677

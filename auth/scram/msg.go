@@ -1,4 +1,4 @@
-package auth
+package scram
 
 import (
 	"crypto/hmac"

@@ -1,4 +1,4 @@
-package auth
+package scram
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/shoalmq/shoal/auth"
 	"strings"
 	"sync"
 	"testing"
@@ -43,7 +44,7 @@ func testStore(t testing.TB) MemStore {
 func fixedNonce() string { return rfcServerNonce }
 
 // step calls x.Step and fails the test on an error.
-func step(t *testing.T, x Exchange, in string) (string, bool) {
+func step(t *testing.T, x auth.Exchange, in string) (string, bool) {
 	t.Helper()
 	out, done, err := x.Step([]byte(in))
 	if err != nil {
@@ -54,7 +55,7 @@ func step(t *testing.T, x Exchange, in string) (string, bool) {
 
 // run drives a whole exchange between method m and client c. It returns
 // how many server Steps ran, and the first error from either side.
-func run(m Method, c *SCRAMClient) (x Exchange, steps int, err error) {
+func run(m auth.Method, c *Client) (x auth.Exchange, steps int, err error) {
 	x = m.Start("client-1")
 	out, done, err := x.Step(c.First())
 	steps++
@@ -80,9 +81,9 @@ func run(m Method, c *SCRAMClient) (x Exchange, steps int, err error) {
 }
 
 // wantErr fails unless err is want.
-func wantErr(t *testing.T, err error, want *Error) {
+func wantErr(t *testing.T, err error, want *auth.Error) {
 	t.Helper()
-	var e *Error
+	var e *auth.Error
 	if !errors.As(err, &e) {
 		t.Fatalf("error %v (%T), want %v", err, err, want)
 	}
@@ -91,10 +92,47 @@ func wantErr(t *testing.T, err error, want *Error) {
 	}
 }
 
+// TestErrors: every error has the auth package's prefix and the reason
+// code the broker is meant to send.
+func TestErrors(t *testing.T) {
+	codes := map[*auth.Error]byte{
+		ErrTooLong:           0x81,
+		ErrMalformed:         0x81,
+		ErrBase64:            0x81,
+		ErrChannelBinding:    0x8C,
+		ErrExtension:         0x8C,
+		ErrAuthzID:           0x87,
+		ErrUsername:          0x86,
+		ErrBindingMismatch:   0x87,
+		ErrNonce:             0x87,
+		ErrBadCredentials:    0x86,
+		ErrStoredCredentials: 0x80,
+		ErrServerNonce:       0x87,
+		ErrIterations:        0x87,
+		ErrServerSignature:   0x87,
+		ErrServerRefused:     0x87,
+		ErrClientState:       0x82,
+	}
+	// One cause each, among these and the auth errors an exchange shares.
+	msgs := map[string]bool{auth.ErrExchangeEnded.Msg: true, auth.ErrKeyDerivation.Msg: true}
+	for e, code := range codes {
+		if e.Code != code {
+			t.Errorf("%v: code %#x, want %#x", e, e.Code, code)
+		}
+		if !strings.HasPrefix(e.Error(), "auth: ") {
+			t.Errorf("%q lacks the package prefix", e.Error())
+		}
+		if msgs[e.Msg] {
+			t.Errorf("two errors say %q: one cause each", e.Msg)
+		}
+		msgs[e.Msg] = true
+	}
+}
+
 // TestRFC7677Vector replays RFC 7677 section 3 byte for byte through the
 // server and the client.
 func TestRFC7677Vector(t *testing.T) {
-	m := NewSCRAM(testStore(t), WithNonce(fixedNonce))
+	m := New(testStore(t), WithNonce(fixedNonce))
 	if m.Name() != "SCRAM-SHA-256" {
 		t.Fatalf("Name() = %q", m.Name())
 	}
@@ -112,7 +150,7 @@ func TestRFC7677Vector(t *testing.T) {
 		t.Fatalf("Identity() = %q", x.Identity())
 	}
 
-	c := newSCRAMClient(rfcUser, rfcPassword, rfcClientNonce)
+	c := newClient(rfcUser, rfcPassword, rfcClientNonce)
 	if got := string(c.First()); got != rfcClientFirst {
 		t.Fatalf("client-first = %q", got)
 	}
@@ -152,12 +190,12 @@ func TestNewCredentials(t *testing.T) {
 }
 
 func TestRoundTrip(t *testing.T) {
-	m := NewSCRAM(testStore(t))
+	m := New(testStore(t))
 	for _, u := range []struct{ user, password string }{
 		{user: rfcUser, password: rfcPassword},
 		{user: "a,b=c", password: "p=w,d"}, // sent as "a=2Cb=3Dc"
 	} {
-		c := NewSCRAMClient(u.user, u.password)
+		c := NewClient(u.user, u.password)
 		x, steps, err := run(m, c)
 		if err != nil {
 			t.Fatalf("%s: %v", u.user, err)
@@ -166,7 +204,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatalf("%s: steps %d identity %q", u.user, steps, x.Identity())
 		}
 	}
-	if got := string(NewSCRAMClient("a,b=c", "").First()); !strings.HasPrefix(got, "n,,n=a=2Cb=3Dc,r=") {
+	if got := string(NewClient("a,b=c", "").First()); !strings.HasPrefix(got, "n,,n=a=2Cb=3Dc,r=") {
 		t.Fatalf("escaped client-first = %q", got)
 	}
 }
@@ -174,7 +212,7 @@ func TestRoundTrip(t *testing.T) {
 // TestEmptyInitialResponse: CONNECT with a method but no data gets an empty
 // challenge, then client-first comes in AUTH. Only once.
 func TestEmptyInitialResponse(t *testing.T) {
-	m := NewSCRAM(testStore(t), WithNonce(fixedNonce))
+	m := New(testStore(t), WithNonce(fixedNonce))
 	x := m.Start("c1")
 	out, done, err := x.Step(nil)
 	if err != nil || done || len(out) != 0 {
@@ -194,11 +232,11 @@ func TestEmptyInitialResponse(t *testing.T) {
 }
 
 func TestWrongPassword(t *testing.T) {
-	m := NewSCRAM(testStore(t))
-	x, steps, err := run(m, NewSCRAMClient(rfcUser, "pencil2"))
+	m := New(testStore(t))
+	x, steps, err := run(m, NewClient(rfcUser, "pencil2"))
 	wantErr(t, err, ErrBadCredentials)
-	if err.(*Error).Code != 0x86 || steps != 2 || x.Identity() != "" {
-		t.Fatalf("code %#x steps %d identity %q", err.(*Error).Code, steps, x.Identity())
+	if err.(*auth.Error).Code != 0x86 || steps != 2 || x.Identity() != "" {
+		t.Fatalf("code %#x steps %d identity %q", err.(*auth.Error).Code, steps, x.Identity())
 	}
 }
 
@@ -207,10 +245,10 @@ func TestWrongPassword(t *testing.T) {
 // time, as a real user would.
 func TestUnknownUser(t *testing.T) {
 	secret := []byte("broker secret")
-	m := NewSCRAM(testStore(t), WithSecret(secret))
+	m := New(testStore(t), WithSecret(secret))
 
-	_, wrongSteps, wrongErr := run(m, NewSCRAMClient(rfcUser, "nope"))
-	x, steps, err := run(m, NewSCRAMClient("mallory", "nope"))
+	_, wrongSteps, wrongErr := run(m, NewClient(rfcUser, "nope"))
+	x, steps, err := run(m, NewClient("mallory", "nope"))
 	if err != wrongErr || steps != wrongSteps {
 		t.Fatalf("unknown user: %v after %d steps; wrong password: %v after %d", err, steps, wrongErr, wrongSteps)
 	}
@@ -219,7 +257,7 @@ func TestUnknownUser(t *testing.T) {
 		t.Fatalf("Identity() = %q", x.Identity())
 	}
 
-	salt := func(m Method, user string) string {
+	salt := func(m auth.Method, user string) string {
 		out, _, err := m.Start("c").Step([]byte("n,,n=" + user + ",r=abc"))
 		if err != nil {
 			t.Fatal(err)
@@ -240,14 +278,14 @@ func TestUnknownUser(t *testing.T) {
 	if salt(m, "mallory") == salt(m, "trudy") {
 		t.Fatal("two unknown users share a salt")
 	}
-	if salt(m, "mallory") != salt(NewSCRAM(MemStore{}, WithSecret(secret)), "mallory") {
+	if salt(m, "mallory") != salt(New(MemStore{}, WithSecret(secret)), "mallory") {
 		t.Fatal("same secret, different decoy salt")
 	}
-	if salt(m, "mallory") == salt(NewSCRAM(MemStore{}, WithSecret([]byte("other"))), "mallory") {
+	if salt(m, "mallory") == salt(New(MemStore{}, WithSecret([]byte("other"))), "mallory") {
 		t.Fatal("decoy salt ignores the secret")
 	}
 
-	m = NewSCRAM(MemStore{}, WithUnknownUserParams(10000, 32))
+	m = New(MemStore{}, WithUnknownUserParams(10000, 32))
 	out, _, err := m.Start("c").Step([]byte("n,,n=mallory,r=abc"))
 	if err != nil {
 		t.Fatal(err)
@@ -263,18 +301,18 @@ func TestUnknownUser(t *testing.T) {
 // decoy keys (that needs a SHA-256 preimage), so the test swaps real keys
 // into an unknown user's exchange.
 func TestUnknownUserKnownFlag(t *testing.T) {
-	m := NewSCRAM(MemStore{})
+	m := New(MemStore{})
 	x := m.Start("c")
 	const bare = "n=mallory,r=abc"
 	serverFirst, _ := step(t, x, "n,,"+bare)
-	sx := x.(*scramExchange)
+	sx := x.(*exchange)
 	sx.creds = NewCredentials("pw", sx.creds.Salt, sx.creds.Iterations)
 	_, _, err := x.Step([]byte(clientFinalFor(t, "pw", "n,,", bare, serverFirst)))
 	wantErr(t, err, ErrBadCredentials)
 }
 
 // clientFinalFor computes a client-final message the long way, for gs2
-// headers SCRAMClient does not send.
+// headers Client does not send.
 func clientFinalFor(t *testing.T, password, gs2, firstBare, serverFirst string) string {
 	t.Helper()
 	attrs := strings.Split(serverFirst, ",")
@@ -306,7 +344,7 @@ func clientFinalFor(t *testing.T, password, gs2, firstBare, serverFirst string) 
 // TestGS2YFlag: "y,," (client could bind, thinks the server can't) is
 // accepted without binding, and its "c=" must be base64("y,,") = "eSws".
 func TestGS2YFlag(t *testing.T) {
-	m := NewSCRAM(testStore(t))
+	m := New(testStore(t))
 	first := "n=user,r=abc"
 	x := m.Start("c")
 	serverFirst, _ := step(t, x, "y,,"+first)
@@ -326,11 +364,11 @@ func TestGS2YFlag(t *testing.T) {
 }
 
 func TestClientFirstErrors(t *testing.T) {
-	m := NewSCRAM(testStore(t))
+	m := New(testStore(t))
 	cases := []struct {
 		name string
 		msg  string
-		want *Error // nil: accepted
+		want *auth.Error // nil: accepted
 	}{
 		{name: "ok", msg: "n,,n=user,r=abc"},
 		{name: "unknown user ok", msg: "n,,n=nobody,r=abc"},
@@ -383,7 +421,7 @@ func TestClientFirstErrors(t *testing.T) {
 
 // TestClientFinalTampered alters a good client-final in every field.
 func TestClientFinalTampered(t *testing.T) {
-	m := NewSCRAM(testStore(t), WithNonce(fixedNonce))
+	m := New(testStore(t), WithNonce(fixedNonce))
 	good := rfcClientFinal
 	goodProof := good[strings.LastIndex(good, ",p=")+3:]
 	flipped := []byte(goodProof)
@@ -391,7 +429,7 @@ func TestClientFinalTampered(t *testing.T) {
 	cases := []struct {
 		name string
 		msg  string
-		want *Error // nil: accepted
+		want *auth.Error // nil: accepted
 	}{
 		{name: "good", msg: good},
 		{name: "bad nonce", msg: strings.Replace(good, "$k0,", "$k1,", 1), want: ErrNonce},
@@ -434,7 +472,7 @@ func TestClientFinalTampered(t *testing.T) {
 }
 
 func TestOversizeInput(t *testing.T) {
-	m := NewSCRAM(testStore(t))
+	m := New(testStore(t))
 	msg := func(n int) []byte { // a client-first of n bytes, unknown user
 		const head, tail = "n,,n=", ",r=abc"
 		return []byte(head + strings.Repeat("u", n-len(head)-len(tail)) + tail)
@@ -452,7 +490,7 @@ func TestOversizeInput(t *testing.T) {
 	_, _, err = x.Step(make([]byte, 1<<20))
 	wantErr(t, err, ErrTooLong)
 
-	c := NewSCRAMClient("u", "p")
+	c := NewClient("u", "p")
 	_, err = c.Final(make([]byte, maxMessage+1))
 	wantErr(t, err, ErrTooLong)
 }
@@ -460,13 +498,13 @@ func TestOversizeInput(t *testing.T) {
 // TestStepAfterEnd: an exchange takes no input once it has ended, however
 // it ended.
 func TestStepAfterEnd(t *testing.T) {
-	m := NewSCRAM(testStore(t), WithNonce(fixedNonce))
+	m := New(testStore(t), WithNonce(fixedNonce))
 	x := m.Start("c")
 	step(t, x, rfcClientFirst)
 	step(t, x, rfcClientFinal)
 	for _, in := range []string{"", rfcClientFirst, rfcClientFinal} {
 		out, done, err := x.Step([]byte(in))
-		wantErr(t, err, ErrExchangeEnded)
+		wantErr(t, err, auth.ErrExchangeEnded)
 		if out != nil || done {
 			t.Fatalf("out %q done %v", out, done)
 		}
@@ -478,7 +516,7 @@ func TestStepAfterEnd(t *testing.T) {
 	x = m.Start("c")
 	x.Step([]byte("p=x,,n=user,r=abc"))
 	_, _, err := x.Step([]byte(rfcClientFirst))
-	wantErr(t, err, ErrExchangeEnded)
+	wantErr(t, err, auth.ErrExchangeEnded)
 }
 
 func TestStoredCredentialsUnusable(t *testing.T) {
@@ -489,7 +527,7 @@ func TestStoredCredentialsUnusable(t *testing.T) {
 		"short key":     {Salt: good.Salt, Iterations: 4096, StoredKey: good.StoredKey[:16], ServerKey: good.ServerKey},
 		"no server key": {Salt: good.Salt, Iterations: 4096, StoredKey: good.StoredKey},
 	} {
-		m := NewSCRAM(MemStore{"u": c})
+		m := New(MemStore{"u": c})
 		_, _, err := m.Start("c").Step([]byte("n,,n=u,r=abc"))
 		if !errors.Is(err, ErrStoredCredentials) {
 			t.Errorf("%s: %v", name, err)
@@ -498,7 +536,7 @@ func TestStoredCredentialsUnusable(t *testing.T) {
 }
 
 func TestNoncePerExchange(t *testing.T) {
-	m := NewSCRAM(testStore(t))
+	m := New(testStore(t))
 	seen := map[string]bool{}
 	for range 100 {
 		out, _, err := m.Start("c").Step([]byte("n,,n=user,r=abc"))
@@ -518,7 +556,7 @@ func TestClientErrors(t *testing.T) {
 	cases := []struct {
 		name        string
 		serverFirst string
-		want        *Error
+		want        *auth.Error
 	}{
 		{name: "nonce not extended", serverFirst: "r=cnonce,s=c2FsdA==,i=4096", want: ErrServerNonce},
 		{name: "other nonce", serverFirst: "r=xnoncexx,s=c2FsdA==,i=4096", want: ErrServerNonce},
@@ -536,12 +574,12 @@ func TestClientErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := newSCRAMClient("u", "p", cn).Final([]byte(c.serverFirst))
+			_, err := newClient("u", "p", cn).Final([]byte(c.serverFirst))
 			wantErr(t, err, c.want)
 		})
 	}
 
-	c := newSCRAMClient(rfcUser, rfcPassword, rfcClientNonce)
+	c := newClient(rfcUser, rfcPassword, rfcClientNonce)
 	wantErr(t, c.Verify([]byte(rfcServerFinal)), ErrClientState)
 	if _, err := c.Final([]byte(rfcServerFirst)); err != nil {
 		t.Fatal(err)
@@ -550,7 +588,7 @@ func TestClientErrors(t *testing.T) {
 	wantErr(t, err, ErrClientState)
 
 	verify := func(serverFinal string) error {
-		c := newSCRAMClient(rfcUser, rfcPassword, rfcClientNonce)
+		c := newClient(rfcUser, rfcPassword, rfcClientNonce)
 		if _, err := c.Final([]byte(rfcServerFirst)); err != nil {
 			t.Fatal(err)
 		}
@@ -564,21 +602,21 @@ func TestClientErrors(t *testing.T) {
 	if err := verify(rfcServerFinal + ",x=1"); err != nil {
 		t.Fatalf("server-final with an extension: %v", err)
 	}
-	c = newSCRAMClient(rfcUser, rfcPassword, rfcClientNonce)
+	c = newClient(rfcUser, rfcPassword, rfcClientNonce)
 	c.Final([]byte(rfcServerFirst))
 	c.Verify([]byte(rfcServerFinal))
 	wantErr(t, c.Verify([]byte(rfcServerFinal)), ErrClientState)
 }
 
-// TestReauthentication: each re-authentication is a new Exchange of the
-// same Method and may name another user; the broker compares identities.
+// TestReauthentication: each re-authentication is a new auth.Exchange of the
+// same auth.Method and may name another user; the broker compares identities.
 func TestReauthentication(t *testing.T) {
-	m := NewSCRAM(testStore(t))
-	first, _, err := run(m, NewSCRAMClient(rfcUser, rfcPassword))
+	m := New(testStore(t))
+	first, _, err := run(m, NewClient(rfcUser, rfcPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, _, err := run(m, NewSCRAMClient("a,b=c", "p=w,d"))
+	again, _, err := run(m, NewClient("a,b=c", "p=w,d"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,10 +625,10 @@ func TestReauthentication(t *testing.T) {
 	}
 }
 
-// TestConcurrentExchanges runs many exchanges on one Method at once; run
+// TestConcurrentExchanges runs many exchanges on one auth.Method at once; run
 // it with -race.
 func TestConcurrentExchanges(t *testing.T) {
-	m := NewSCRAM(testStore(t))
+	m := New(testStore(t))
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for i := range 16 {
@@ -603,7 +641,7 @@ func TestConcurrentExchanges(t *testing.T) {
 				case 2:
 					user, want = fmt.Sprintf("ghost%d", i), ErrBadCredentials
 				}
-				x, _, err := run(m, NewSCRAMClient(user, pass))
+				x, _, err := run(m, NewClient(user, pass))
 				if err != want {
 					errs <- fmt.Errorf("%s/%s: %v, want %v", user, pass, err, want)
 					return
@@ -622,28 +660,28 @@ func TestConcurrentExchanges(t *testing.T) {
 	}
 }
 
-// FuzzSCRAMServer feeds arbitrary client-first and client-final messages.
-// The server must not panic, must fail only with a *Error, must end the
+// FuzzServer feeds arbitrary client-first and client-final messages.
+// The server must not panic, must fail only with a *auth.Error, must end the
 // exchange after an error or success, and may succeed only as "user".
-func FuzzSCRAMServer(f *testing.F) {
+func FuzzServer(f *testing.F) {
 	f.Add([]byte(rfcClientFirst), []byte(rfcClientFinal))
 	f.Add([]byte("y,,n=user,r=rOprNGfwEbeRWgbNEkqO"), []byte(rfcClientFinal))
 	f.Add([]byte("n,,n=a=2Cb,r=x,e=1"), []byte("c=biws,r=x,p=AAAA"))
 	f.Add([]byte{}, []byte(rfcClientFirst))
-	m := NewSCRAM(testStore(f), WithNonce(fixedNonce))
+	m := New(testStore(f), WithNonce(fixedNonce))
 	f.Fuzz(func(t *testing.T, first, final []byte) {
 		x := m.Start("c")
 		ended := false
 		for _, in := range [][]byte{first, final, final} {
 			out, done, err := x.Step(in)
 			if ended {
-				if err != ErrExchangeEnded {
+				if err != auth.ErrExchangeEnded {
 					t.Fatalf("Step after the end: %v", err)
 				}
 				continue
 			}
 			if err != nil {
-				var e *Error
+				var e *auth.Error
 				if !errors.As(err, &e) || out != nil || done {
 					t.Fatalf("%q %v %T %v", out, done, err, err)
 				}
@@ -660,10 +698,10 @@ func FuzzSCRAMServer(f *testing.F) {
 	})
 }
 
-// BenchmarkSCRAMServer measures the server's part of one exchange: no
+// BenchmarkServer measures the server's part of one exchange: no
 // PBKDF2 there, only a handful of HMACs.
-func BenchmarkSCRAMServer(b *testing.B) {
-	m := NewSCRAM(testStore(b), WithNonce(fixedNonce))
+func BenchmarkServer(b *testing.B) {
+	m := New(testStore(b), WithNonce(fixedNonce))
 	first, final := []byte(rfcClientFirst), []byte(rfcClientFinal)
 	b.ReportAllocs()
 	for b.Loop() {

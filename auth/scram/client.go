@@ -1,4 +1,4 @@
-package auth
+package scram
 
 import (
 	"crypto/hmac"
@@ -6,10 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"github.com/shoalmq/shoal/auth"
 	"strings"
 )
 
-// Iteration counts SCRAMClient accepts from a server. The floor is RFC
+// Iteration counts Client accepts from a server. The floor is RFC
 // 7677 section 4's "at least 4096". The ceiling keeps a hostile server from
 // making the client compute PBKDF2 for minutes: 1<<22 iterations take
 // about a second on one core, and OWASP's 2023 advice for PBKDF2-HMAC-
@@ -19,14 +20,14 @@ const (
 	maxClientIterations = 1 << 22
 )
 
-// SCRAMClient is the client side of SCRAM-SHA-256, for tests and tools:
+// Client is the client side of SCRAM-SHA-256, for tests and tools:
 // First gives the CONNECT's Authentication Data, Final answers the
 // server's AUTH 0x18, Verify checks the CONNACK's (or AUTH 0x00's) final
 // data. It does no channel binding and no authorization identity.
 //
-// A SCRAMClient serves one exchange and one goroutine; it is not safe for
+// A Client serves one exchange and one goroutine; it is not safe for
 // concurrent use. Use a new one to re-authenticate.
-type SCRAMClient struct {
+type Client struct {
 	password  string
 	firstBare string // "n=" saslname ",r=" c-nonce
 	nonce     string // c-nonce
@@ -34,16 +35,16 @@ type SCRAMClient struct {
 	serverSig []byte // expected ServerSignature, set by Final
 }
 
-// NewSCRAMClient returns a client that authenticates user with password.
+// NewClient returns a client that authenticates user with password.
 // Both are used as given, with no SASLprep: fine for printable ASCII, the
 // only user names the server accepts. The nonce comes from crypto/rand.
-func NewSCRAMClient(user, password string) *SCRAMClient {
-	return newSCRAMClient(user, password, rand.Text())
+func NewClient(user, password string) *Client {
+	return newClient(user, password, rand.Text())
 }
 
-// newSCRAMClient takes the nonce, so tests can replay RFC 7677's exchange.
-func newSCRAMClient(user, password, nonce string) *SCRAMClient {
-	return &SCRAMClient{
+// newClient takes the nonce, so tests can replay RFC 7677's exchange.
+func newClient(user, password, nonce string) *Client {
+	return &Client{
 		password:  password,
 		firstBare: "n=" + escapeName(user) + ",r=" + nonce,
 		nonce:     nonce,
@@ -54,14 +55,14 @@ func newSCRAMClient(user, password, nonce string) *SCRAMClient {
 // section 7), the Authentication Data of the CONNECT (or of the AUTH 0x19
 // that starts a re-authentication). It returns a new slice each time, the
 // same bytes every time.
-func (c *SCRAMClient) First() []byte {
+func (c *Client) First() []byte {
 	return []byte(gs2Header + c.firstBare)
 }
 
 // Final parses server-first-message and returns client-final-message,
 // "c=biws,r=<nonce>,p=<proof>" (RFC 5802 section 7), for the client's AUTH
 // 0x18. It may be called once, after First; it does not keep serverFirst.
-func (c *SCRAMClient) Final(serverFirst []byte) ([]byte, error) {
+func (c *Client) Final(serverFirst []byte) ([]byte, error) {
 	if c.state != 0 {
 		return nil, ErrClientState
 	}
@@ -106,7 +107,7 @@ func (c *SCRAMClient) Final(serverFirst []byte) ([]byte, error) {
 	// [RFC 5802 section 3]
 	salted, err := pbkdf2.Key(sha256.New, c.password, salt, iter, sha256.Size)
 	if err != nil {
-		return nil, ErrKeyDerivation
+		return nil, auth.ErrKeyDerivation
 	}
 	clientKey := hmacSHA256(salted, "Client Key")
 	storedKey := sha256.Sum256(clientKey)
@@ -122,7 +123,7 @@ func (c *SCRAMClient) Final(serverFirst []byte) ([]byte, error) {
 // Verify checks server-final-message "v=<ServerSignature>" (RFC 5802
 // section 7), proving the server knew the user's keys. A server-error
 // "e=..." gives ErrServerRefused. Call it once, after Final.
-func (c *SCRAMClient) Verify(serverFinal []byte) error {
+func (c *Client) Verify(serverFinal []byte) error {
 	if c.state != 1 {
 		return ErrClientState
 	}

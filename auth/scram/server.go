@@ -1,17 +1,18 @@
-package auth
+package scram
 
 import (
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"github.com/shoalmq/shoal/auth"
 	"strconv"
 	"strings"
 )
 
-// SCRAMSHA256 is the Authentication Method name of SCRAM-SHA-256, the SASL
+// SHA256 is the Authentication Method name of SCRAM-SHA-256, the SASL
 // mechanism name of RFC 7677 section 3.
-const SCRAMSHA256 = "SCRAM-SHA-256"
+const SHA256 = "SCRAM-SHA-256"
 
 // Credentials is what the server keeps for one user: the salt, the
 // iteration count and two keys derived from the password (RFC 5802 section
@@ -32,18 +33,18 @@ type Credentials struct {
 //	ServerKey      = HMAC(SaltedPassword, "Server Key")
 //
 // password is used as given: SASLprep is the identity on printable ASCII,
-// the only passwords SCRAMClient is meant for. Use a random salt of 16 bytes
+// the only passwords Client is meant for. Use a random salt of 16 bytes
 // or more and at least 4096 iterations, RFC 7677 section 4's floor and
-// SCRAMClient's. It is meant for configuration time and panics if
+// Client's. It is meant for configuration time and panics if
 // iterations < 1 or PBKDF2 refuses the parameters (FIPS 140-3 mode refuses
 // salts under 16 bytes). salt is copied. Safe for concurrent use.
 func NewCredentials(password string, salt []byte, iterations int) Credentials {
 	if iterations < 1 {
-		panic("auth: NewCredentials: iterations < 1")
+		panic("scram: NewCredentials: iterations < 1")
 	}
 	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
 	if err != nil {
-		panic("auth: NewCredentials: " + err.Error())
+		panic("scram: NewCredentials: " + err.Error())
 	}
 	clientKey := hmacSHA256(salted, "Client Key")
 	stored := sha256.Sum256(clientKey)
@@ -69,7 +70,7 @@ type CredentialStore interface {
 }
 
 // MemStore is a CredentialStore held in memory. It is safe for concurrent
-// Lookup as long as nobody modifies the map after handing it to NewSCRAM;
+// Lookup as long as nobody modifies the map after handing it to New;
 // to change users, build a new store and a new method.
 type MemStore map[string]Credentials
 
@@ -79,18 +80,18 @@ func (m MemStore) Lookup(username string) (Credentials, bool) {
 	return c, ok
 }
 
-// SCRAMOption configures NewSCRAM.
-type SCRAMOption func(*scram)
+// Option configures New.
+type Option func(*server)
 
 // WithSecret sets the key from which the decoy credentials of unknown users
-// are derived. Default: 32 random bytes per NewSCRAM call. A random secret
+// are derived. Default: 32 random bytes per New call. A random secret
 // changes the decoy salt of an unknown user at every restart while a real
 // user's salt stays put, which tells a patient prober who exists; a broker
 // that cares passes a fixed secret from its configuration. secret is
 // copied.
-func WithSecret(secret []byte) SCRAMOption {
+func WithSecret(secret []byte) Option {
 	s := append([]byte(nil), secret...)
-	return func(m *scram) { m.secret = s }
+	return func(m *server) { m.secret = s }
 }
 
 // WithUnknownUserParams sets the iteration count and salt length of the
@@ -98,23 +99,23 @@ func WithSecret(secret []byte) SCRAMOption {
 // real users have, or the server-first message gives the difference away.
 // Default: 4096 iterations (RFC 7677 section 4) and 16 bytes of salt (RFC
 // 7677's example). Panics if iterations < 1 or saltLen is not in [1, 64].
-func WithUnknownUserParams(iterations, saltLen int) SCRAMOption {
+func WithUnknownUserParams(iterations, saltLen int) Option {
 	if iterations < 1 || saltLen < 1 || saltLen > 64 {
-		panic("auth: WithUnknownUserParams: out of range")
+		panic("scram: WithUnknownUserParams: out of range")
 	}
-	return func(m *scram) { m.decoyIter, m.decoySalt = iterations, saltLen }
+	return func(m *server) { m.decoyIter, m.decoySalt = iterations, saltLen }
 }
 
 // WithNonce replaces the server nonce generator, for tests that check
 // messages byte for byte. f must be safe for concurrent use and return a
 // non-empty string of visible ASCII without ','; Step panics otherwise.
 // Default: crypto/rand.Text, 26 base32 characters (130 bits).
-func WithNonce(f func() string) SCRAMOption {
-	return func(m *scram) { m.nonce = f }
+func WithNonce(f func() string) Option {
+	return func(m *server) { m.nonce = f }
 }
 
-// scram is the SCRAM-SHA-256 Method. Immutable after NewSCRAM.
-type scram struct {
+// server is the SCRAM-SHA-256 auth.Method. Immutable after New.
+type server struct {
 	store     CredentialStore
 	secret    []byte
 	decoyIter int
@@ -122,11 +123,11 @@ type scram struct {
 	nonce     func() string
 }
 
-// NewSCRAM returns the SCRAM-SHA-256 server method (RFC 7677, RFC 5802)
+// New returns the SCRAM-SHA-256 server method (RFC 7677, RFC 5802)
 // checking users against store. It does no channel binding (no -PLUS
-// variant). The returned Method is safe for concurrent use.
-func NewSCRAM(store CredentialStore, opts ...SCRAMOption) Method {
-	m := &scram{store: store, decoyIter: 4096, decoySalt: 16, nonce: rand.Text}
+// variant). The returned auth.Method is safe for concurrent use.
+func New(store CredentialStore, opts ...Option) auth.Method {
+	m := &server{store: store, decoyIter: 4096, decoySalt: 16, nonce: rand.Text}
 	for _, o := range opts {
 		o(m)
 	}
@@ -137,11 +138,11 @@ func NewSCRAM(store CredentialStore, opts ...SCRAMOption) Method {
 	return m
 }
 
-// Name implements Method. Safe for concurrent use.
-func (m *scram) Name() string { return SCRAMSHA256 }
+// Name implements auth.Method. Safe for concurrent use.
+func (m *server) Name() string { return SHA256 }
 
-// Start implements Method; clientID is not used. Safe for concurrent use.
-func (m *scram) Start(string) Exchange { return &scramExchange{m: m} }
+// Start implements auth.Method; clientID is not used. Safe for concurrent use.
+func (m *server) Start(string) auth.Exchange { return &exchange{m: m} }
 
 // decoy derives credentials for a user the store doesn't know, so that the
 // exchange runs to the proof step exactly as for a known user with a wrong
@@ -149,7 +150,7 @@ func (m *scram) Start(string) Exchange { return &scramExchange{m: m} }
 // secret and the name, so asking twice shows the same salt, as for a real
 // user. The name is printable ASCII, so the NUL after each label keeps
 // label and name apart.
-func (m *scram) decoy(user string) Credentials {
+func (m *server) decoy(user string) Credentials {
 	var salt []byte
 	for i := byte(0); len(salt) < m.decoySalt; i++ {
 		salt = append(salt, hmacSHA256(m.secret, "salt\x00", string([]byte{i}), user)...)
@@ -162,24 +163,24 @@ func (m *scram) decoy(user string) Credentials {
 	}
 }
 
-// scramState is where an exchange is. Each state accepts one message, so a
+// exchangeState is where an exchange is. Each state accepts one message, so a
 // SCRAM exchange takes at most three steps (an empty one to ask for
 // client-first, client-first, client-final) before it ends.
-type scramState uint8
+type exchangeState uint8
 
 const (
-	stStart      scramState = iota // expecting client-first, or nothing
-	stAwaitFirst                   // sent an empty challenge; expecting client-first
-	stAwaitFinal                   // sent server-first; expecting client-final
-	stDone                         // sent server-final
-	stFailed                       // returned an error
+	stStart      exchangeState = iota // expecting client-first, or nothing
+	stAwaitFirst                      // sent an empty challenge; expecting client-first
+	stAwaitFinal                      // sent server-first; expecting client-final
+	stDone                            // sent server-final
+	stFailed                          // returned an error
 )
 
-// scramExchange is one SCRAM-SHA-256 conversation on the server side. It
+// exchange is one SCRAM-SHA-256 conversation on the server side. It
 // belongs to the goroutine driving the connection.
-type scramExchange struct {
-	m     *scram
-	state scramState
+type exchange struct {
+	m     *server
+	state exchangeState
 	known bool // the store has the user; false: creds is a decoy
 	creds Credentials
 	user  string
@@ -192,11 +193,11 @@ type scramExchange struct {
 	identity   string
 }
 
-// Step implements Exchange. Call only from the goroutine that owns the
+// Step implements auth.Exchange. Call only from the goroutine that owns the
 // exchange.
-func (x *scramExchange) Step(in []byte) ([]byte, bool, error) {
+func (x *exchange) Step(in []byte) ([]byte, bool, error) {
 	if x.state == stDone || x.state == stFailed {
-		return nil, false, ErrExchangeEnded
+		return nil, false, auth.ErrExchangeEnded
 	}
 	if len(in) > maxMessage {
 		return x.fail(ErrTooLong)
@@ -230,11 +231,11 @@ func (x *scramExchange) Step(in []byte) ([]byte, bool, error) {
 	}
 }
 
-// Identity implements Exchange. Call only from the goroutine that owns the
+// Identity implements auth.Exchange. Call only from the goroutine that owns the
 // exchange.
-func (x *scramExchange) Identity() string { return x.identity }
+func (x *exchange) Identity() string { return x.identity }
 
-func (x *scramExchange) fail(err error) ([]byte, bool, error) {
+func (x *exchange) fail(err error) ([]byte, bool, error) {
 	x.state = stFailed
 	return nil, false, err
 }
@@ -246,7 +247,7 @@ func (x *scramExchange) fail(err error) ([]byte, bool, error) {
 // and returns server-first-message:
 //
 //	"r=" c-nonce s-nonce ",s=" salt ",i=" iteration-count
-func (x *scramExchange) clientFirst(msg string) ([]byte, error) {
+func (x *exchange) clientFirst(msg string) ([]byte, error) {
 	// gs2-cbind-flag: "n" (no binding), "y" (the client could bind but
 	// thinks the server can't; true here, so accepted), "p=" (binding
 	// required: SCRAM-SHA-256-PLUS, refused) [RFC 5802 section 6].
@@ -296,7 +297,7 @@ func (x *scramExchange) clientFirst(msg string) ([]byte, error) {
 	}
 	snonce := x.m.nonce()
 	if !validNonce(snonce) {
-		panic("auth: WithNonce function returned an invalid nonce")
+		panic("scram: WithNonce function returned an invalid nonce")
 	}
 	x.user, x.creds, x.known = user, creds, known
 	x.nonce = cnonce + snonce
@@ -312,7 +313,7 @@ func (x *scramExchange) clientFirst(msg string) ([]byte, error) {
 //	"c=" base64(gs2-header) ",r=" nonce ["," extensions] ",p=" base64(proof)
 //
 // checks it, and returns server-final-message "v=" base64(ServerSignature).
-func (x *scramExchange) clientFinal(msg string) ([]byte, error) {
+func (x *exchange) clientFinal(msg string) ([]byte, error) {
 	attrs := strings.Split(msg, ",")
 	if len(attrs) < 3 {
 		return nil, ErrMalformed
