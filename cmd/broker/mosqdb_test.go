@@ -115,8 +115,12 @@ func TestMosquittoDBImported(t *testing.T) {
 	if n := len(logs.Lines(t, "imported into the store")); n != 0 {
 		t.Errorf("imported again on the second start")
 	}
-	if out, err := cli(shoalPort, "mosquitto_sub", append(v3, "-C", "1", "-W", "1")...); err == nil || strings.TrimSpace(out) != "Timed out" {
-		t.Errorf("keeper's messages came again: %q, %v", out, err)
+	// Not imported again, so "one", acknowledged, does not come back.
+	// "two" may: mosquitto_sub -C 2 disconnects from its message callback,
+	// most often before it sends the last message's PUBACK, so MQTT has
+	// the broker resend it [MQTT-4.4.0-1].
+	if out, err := cli(shoalPort, "mosquitto_sub", append(v3, "-C", "1", "-W", "1")...); strings.TrimSpace(out) != "Timed out" && out != "two\n" {
+		t.Errorf("keeper's acknowledged message came again: %q, %v", out, err)
 	}
 	retained()
 	stop()
