@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/bridge"
+	"github.com/shoalmq/shoal/internal/suggest"
 )
 
 // A mosquitto.conf is read as Mosquitto 2.0 reads it (mosquitto.conf(5),
@@ -398,7 +399,7 @@ func mosquittoOrder(a, b string) int {
 
 // suggestDirective returns " (did you mean ...?)" for a likely typo.
 func suggestDirective(name string) string {
-	if s := suggest(name, mosquittoNames()); s != "" {
+	if s := suggest.Closest(name, mosquittoNames()); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""
