@@ -165,7 +165,7 @@ func bridgesValue(n *yaml.Node) (bridge.Config, error) {
 	if k, ok := keyOf[ce.Directive]; ok {
 		name = k
 	}
-	for _, d := range append([]string{ce.Directive}, bridgeRelated(ce.Directive)...) {
+	for _, d := range ce.Directives() {
 		if v, ok := bn.keys[keyOf[d]]; ok {
 			at = v
 			break

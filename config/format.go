@@ -129,22 +129,10 @@ func ParseOptions(data []byte, name string, o Options) (File, error) {
 	if format == FormatAuto {
 		format = DetectFormat(name, data)
 	}
-	var f File
-	var places map[string]place
-	var err error
 	if format == FormatMosquitto {
-		f, places, err = translateMosquitto(data, name, o.Unsupported)
-	} else {
-		f, places, err = parseYAML(data, name)
+		return translateMosquitto(data, name, o.Unsupported, o.Overrides)
 	}
-	if err != nil {
-		return File{}, err
-	}
-	f.Format = format
-	if err := f.finish(name, places, o.Overrides); err != nil {
-		return File{}, err
-	}
-	return f, nil
+	return ParseWith(data, name, o.Overrides)
 }
 
 // LoadOptions reads and parses the configuration file at path

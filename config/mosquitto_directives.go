@@ -96,7 +96,7 @@ func toBool(key string) directive {
 	return directive{kind: kGlobal, do: func(t *translator, d mline) error {
 		v, err := d.boolean()
 		if err == nil {
-			t.set(&d, key, strconv.FormatBool(v), "!!bool")
+			t.set(&d, key, strconv.FormatBool(v), KindBool)
 		}
 		return err
 	}}
@@ -111,7 +111,7 @@ func toInt(key string, conv func(d mline, v int) (int, error)) directive {
 			v, err = conv(d, v)
 		}
 		if err == nil {
-			t.set(&d, key, strconv.Itoa(v), "!!int")
+			t.set(&d, key, strconv.Itoa(v), KindInt)
 		}
 		return err
 	}}
@@ -282,7 +282,7 @@ func mosquittoTable() map[string]directive {
 			if err != nil {
 				return d.errorf("%v", err)
 			}
-			t.set(&d, "max_session_expiry", strconv.FormatInt(secs, 10), "!!int")
+			t.set(&d, "max_session_expiry", strconv.FormatInt(secs, 10), KindInt)
 			return nil
 		}},
 		"retain_available":    toBool("retain_available"),
@@ -327,7 +327,7 @@ func mosquittoTable() map[string]directive {
 		"pid_file": {kind: kGlobal, do: func(t *translator, d mline) error {
 			v, err := t.onceString(d)
 			if err == nil {
-				t.set(&d, "pid_file", v, "!!str")
+				t.set(&d, "pid_file", v, KindString)
 			}
 			return err
 		}},
