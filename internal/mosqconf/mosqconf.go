@@ -1,4 +1,4 @@
-package config
+package mosqconf
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/shoalmq/shoal/bridge"
+	"github.com/shoalmq/shoal/config"
 	"github.com/shoalmq/shoal/internal/suggest"
 )
 
@@ -48,11 +49,11 @@ type mline struct {
 }
 
 // source is where a setting translated from d came from.
-func (d mline) source() Source { return Source{File: d.file, Line: d.n, Name: d.name} }
+func (d mline) source() config.Source { return config.Source{File: d.file, Line: d.n, Name: d.name} }
 
 // error places err at d's line, naming the directive.
-func (d mline) error(err error) *Error {
-	return &Error{File: d.file, Line: d.n, Key: d.name, Err: err}
+func (d mline) error(err error) *config.Error {
+	return &config.Error{File: d.file, Line: d.n, Key: d.name, Err: err}
 }
 
 func (d mline) errorf(format string, args ...any) error {
@@ -113,7 +114,7 @@ func (d mline) str() (string, error) {
 type entry struct {
 	key    string
 	values []string // one scalar, or a list
-	kind   Kind
+	kind   config.Kind
 	at     *mline // nil for one of Mosquitto's defaults
 }
 
@@ -180,28 +181,30 @@ func newListener() *mlistener { return &mlistener{opts: map[string]mline{}} }
 // persistence and logging defaults depend on the whole file and are
 // resolved with it (mosquitto_resolve.go).
 func mosquittoDefaults() []entry {
-	e := func(key, value string, kind Kind) entry { return entry{key: key, values: []string{value}, kind: kind} }
+	e := func(key, value string, kind config.Kind) entry {
+		return entry{key: key, values: []string{value}, kind: kind}
+	}
 	return []entry{
 		// max_inflight_messages: "Defaults to 20."
-		e("max_inflight", "20", KindInt),
+		e("max_inflight", "20", config.KindInt),
 		// max_queued_messages: "Defaults to 1000." (Shoal's too.)
-		e("max_queued", "1000", KindInt),
+		e("max_queued", "1000", config.KindInt),
 		// message_size_limit and max_packet_size: "The default value is
 		// 0, which means that all valid MQTT messages are accepted", and
 		// "Defaults to no limit": the protocol's maximum packet.
-		e("max_packet_size", strconv.Itoa(maxPacket), KindInt),
+		e("max_packet_size", strconv.Itoa(maxPacket), config.KindInt),
 		// max_keepalive: "The maximum value allowable, and default value,
 		// is 65535."
-		e("max_keepalive", "65535", KindInt),
+		e("max_keepalive", "65535", config.KindInt),
 		// sys_interval: "If unset, defaults to 10 seconds." (Shoal's too.)
-		e("sys_interval", "10", KindInt),
+		e("sys_interval", "10", config.KindInt),
 		// max_queued_messages: "Once this limit has been reached,
 		// subsequent messages will be silently dropped" — the newest, and
 		// a connected client is not disconnected for it.
-		e("queue_policy", "drop-newest", KindString),
-		e("slow_consumer", "drop", KindString),
+		e("queue_policy", "drop-newest", config.KindString),
+		e("slow_consumer", "drop", config.KindString),
 		// persistence: "Defaults to false."
-		e("persistence", "false", KindBool),
+		e("persistence", "false", config.KindBool),
 		// Deliberately Shoal's: max_queued_bytes stays 64 MiB where
 		// Mosquitto has no bound ("Defaults to 0. (No maximum)"): with
 		// messages up to 256 MiB, a thousand queued for one offline client
@@ -214,32 +217,32 @@ func mosquittoDefaults() []entry {
 // length and its 5-byte fixed header.
 const maxPacket = 268435455 + 5
 
-// translateMosquitto reads a mosquitto.conf into a File, with overrides
+// translate reads a mosquitto.conf into a File, with overrides
 // applied before it is validated.
-func translateMosquitto(data []byte, name string, policy Unsupported, overrides []Override) (File, error) {
+func translate(data []byte, name string, policy Unsupported, overrides []config.Override) (config.File, error) {
 	t := &translator{main: name, table: mosquittoTable(), policy: policy, once: map[string]mline{}, logLevel: zerolog.InfoLevel, runAs: "mosquitto"}
 	t.listeners = []*mlistener{newListener()}
 	t.entries = mosquittoDefaults()
 	if err := t.read(data, name, 0); err != nil {
-		return File{}, err
+		return config.File{}, err
 	}
 	if err := t.resolve(); err != nil {
-		return File{}, err
+		return config.File{}, err
 	}
 	if len(t.refused) > 0 {
-		return File{}, errors.Join(t.refused...)
+		return config.File{}, errors.Join(t.refused...)
 	}
-	tr := NewTranslation(name, FormatMosquitto)
+	tr := config.NewTranslation(name, config.FormatMosquitto)
 	for _, e := range t.entries {
-		var at Source
+		var at config.Source
 		if e.at != nil {
 			at = e.at.source()
 		}
 		if err := tr.Set(e.key, e.kind, at, e.values...); err != nil {
 			if e.at == nil {
-				return File{}, &Error{File: name, Key: e.key, Err: fmt.Errorf("Mosquitto's default: %w", err)}
+				return config.File{}, &config.Error{File: name, Key: e.key, Err: fmt.Errorf("Mosquitto's default: %w", err)}
 			}
-			return File{}, e.at.error(err)
+			return config.File{}, e.at.error(err)
 		}
 	}
 	f := tr.File()
@@ -260,7 +263,7 @@ func translateMosquitto(data []byte, name string, policy Unsupported, overrides 
 }
 
 // set records entry key = value for directive d (nil: a default).
-func (t *translator) set(d *mline, key, value string, kind Kind) {
+func (t *translator) set(d *mline, key, value string, kind config.Kind) {
 	t.entries = append(t.entries, entry{key: key, values: []string{value}, kind: kind, at: d})
 }
 
