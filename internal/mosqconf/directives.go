@@ -451,7 +451,7 @@ func mosquittoTable() map[string]directive {
 		"tls_engine_kpass_sha1": refuse(kListener, whyEngine),
 
 		// Bridges: connection starts one; the others are its
-		// (mosquitto_bridge.go).
+		// (bridge.go).
 		"connection": {kind: kGlobal, do: (*translator).readConnection},
 	}
 	for n, d := range bridgeDirectives() {

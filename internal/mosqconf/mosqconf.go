@@ -21,7 +21,7 @@ import (
 // A mosquitto.conf is read as Mosquitto 2.0 reads it (mosquitto.conf(5),
 // and its src/conf.c), and translated into Shoal's settings: each
 // directive becomes zero or more (setting, value) entries, applied with
-// the settings' own set functions, so that a value out of range is
+// the settings' own checks (config.Translation.Set), so that a value out of range is
 // refused by the same check as in a YAML file — at the mosquitto.conf
 // line, naming the Mosquitto directive. What Mosquitto does when a
 // directive is left out is written as entries of its own (mosquittoDefaults),
@@ -179,7 +179,7 @@ func newListener() *mlistener { return &mlistener{opts: map[string]mline{}} }
 // mosquitto.conf(5) of 2.0.11 and the example mosquitto.conf it ships;
 // quoted there as "Defaults to ..."). The listeners, authentication,
 // persistence and logging defaults depend on the whole file and are
-// resolved with it (mosquitto_resolve.go).
+// resolved with it (resolve.go).
 func mosquittoDefaults() []entry {
 	e := func(key, value string, kind config.Kind) entry {
 		return entry{key: key, values: []string{value}, kind: kind}
