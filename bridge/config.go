@@ -219,6 +219,24 @@ func (e *ConfigError) Error() string {
 // Unwrap returns the problem.
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// Directives returns the directives whose lines (or YAML keys) the error
+// is about, the first given one being where a reader should look:
+// Directive, then those that go with it when it is not given —
+// bridge_certfile and bridge_keyfile go together; TLS needs bridge_cafile;
+// the default local_clientid is made from remote_clientid. Safe for
+// concurrent use.
+func (e *ConfigError) Directives() []string {
+	switch e.Directive {
+	case "bridge_certfile":
+		return []string{e.Directive, "bridge_keyfile"}
+	case "bridge_cafile":
+		return []string{e.Directive, "bridge_certfile", "bridge_keyfile", "bridge_insecure"}
+	case "local_clientid":
+		return []string{e.Directive, "remote_clientid"}
+	}
+	return []string{e.Directive}
+}
+
 // Validate checks every connection; an error is a *ConfigError, naming
 // the connection and the Mosquitto directive at fault.
 func (c Config) Validate() error {

@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/bridge"
+	"github.com/shoalmq/shoal/internal/suggest"
 )
 
 // The bridges key of a YAML file: a list of bridges, each a mapping of the
@@ -164,7 +165,7 @@ func bridgesValue(n *yaml.Node) (bridge.Config, error) {
 	if k, ok := keyOf[ce.Directive]; ok {
 		name = k
 	}
-	for _, d := range append([]string{ce.Directive}, bridgeRelated(ce.Directive)...) {
+	for _, d := range ce.Directives() {
 		if v, ok := bn.keys[keyOf[d]]; ok {
 			at = v
 			break
@@ -391,7 +392,7 @@ func bridgeTopic(n *yaml.Node) (bridge.Topic, error) {
 // unknownKeyOf is the error for a key of a mapping inside a setting that
 // is not one of known.
 func unknownKeyOf(key string, known []string) error {
-	if s := suggest(key, known); s != "" {
+	if s := suggest.Closest(key, known); s != "" {
 		return fmt.Errorf("unknown key %q (did you mean %q?)", key, s)
 	}
 	return fmt.Errorf("unknown key %q (known keys: %s)", key, strings.Join(known, ", "))

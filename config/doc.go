@@ -29,17 +29,17 @@
 // The bridges key is a list of mappings, one per bridge (bridges.go); an
 // error about one of its keys is placed at that key, inside the list.
 //
-// Mosquitto's mosquitto.conf is read too (ParseOptions, LoadOptions; the
-// format told by DetectFormat or given): each directive is translated into
-// the settings above and applied through their own checks, so an error
-// names the mosquitto.conf line and the Mosquitto directive; what the file
-// leaves out takes Mosquitto 2's value; a directive Shoal has no
-// equivalent for is refused (or, by Options.Unsupported, a warning). See
-// mosquitto.go. Its connection sections become bridge.Connection values
-// directly, the type that mirrors them, checked by the bridge.Config.Validate
-// the bridges key goes through too (mosquitto_bridge.go).
+// Mosquitto's mosquitto.conf is read by package internal/mosqconf, which
+// imports this one: it builds a File through Translation, setting each
+// value by key with the mosquitto.conf line it came from, so that the
+// same checks apply and an error names that line and the Mosquitto
+// directive; Finish then does what Parse does after reading YAML
+// (overrides, password and ACL files, Validate). The File records its
+// Format. internal/mosqconf also tells the format of a file and loads
+// either (mosqconf.Load, what the shoal command calls).
 //
-// The package holds no state: every function and method is a pure function
-// of its input and safe for concurrent use. Returned values share nothing
-// with the input bytes.
+// The package holds no state: every function is a pure function of its
+// input and safe for concurrent use, as are File's methods. A
+// Translation is the exception: it is built and finished by one
+// goroutine. Returned values share nothing with the input bytes.
 package config

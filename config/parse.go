@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/admin"
+	"github.com/shoalmq/shoal/internal/suggest"
 )
 
 // Parse reads a configuration file's contents; name is used in errors (a
@@ -308,7 +309,7 @@ func unknownKey(key string, table []setting) error {
 	for i, s := range table {
 		known[i] = s.key
 	}
-	if s := suggest(key, known); s != "" {
+	if s := suggest.Closest(key, known); s != "" {
 		return fmt.Errorf("unknown key %q (did you mean %q?)", key, s)
 	}
 	return fmt.Errorf("unknown key %q (known keys: %s)", key, strings.Join(known, ", "))

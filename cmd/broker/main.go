@@ -22,6 +22,7 @@ import (
 	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/config"
+	"github.com/shoalmq/shoal/internal/mosqconf"
 	"github.com/shoalmq/shoal/internal/sdnotify"
 )
 
@@ -71,7 +72,7 @@ type options struct {
 	verbose     bool   // -v: log_level debug
 	daemon      bool   // -d: detach once listening
 	format      config.Format
-	unsupported config.Unsupported
+	unsupported mosqconf.Unsupported
 	showVersion bool
 	cpuProfile  string // write a CPU profile of the whole run here
 	memProfile  string // write a heap profile here at shutdown
@@ -98,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return err
 	})
 	fs.Func("mosquitto-unsupported", "a Mosquitto directive Shoal has no equivalent for: refuse (the broker does not start) or warn (`POLICY`)", func(s string) (err error) {
-		o.unsupported, err = config.ParseUnsupported(s)
+		o.unsupported, err = mosqconf.ParseUnsupported(s)
 		return err
 	})
 	setPort := func(s string) error {
@@ -353,12 +354,10 @@ func (o options) configName() string {
 func loadConfig(o options) (config.File, error) {
 	var file config.File
 	var err error
-	opts := config.Options{Format: o.format, Overrides: o.overrides(), Unsupported: o.unsupported}
 	if o.configPath == "" {
-		opts.Format = config.FormatYAML
-		file, err = config.ParseOptions(config.Default(), embeddedName, opts)
+		file, err = config.ParseWith(config.Default(), embeddedName, o.overrides())
 	} else {
-		file, err = config.LoadOptions(o.configPath, opts)
+		file, err = mosqconf.Load(o.configPath, mosqconf.Options{Format: o.format, Overrides: o.overrides(), Unsupported: o.unsupported})
 	}
 	if err != nil {
 		return file, err

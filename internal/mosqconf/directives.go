@@ -1,4 +1,4 @@
-package config
+package mosqconf
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/config"
 )
 
 // dkind says where a Mosquitto directive applies.
@@ -96,7 +98,7 @@ func toBool(key string) directive {
 	return directive{kind: kGlobal, do: func(t *translator, d mline) error {
 		v, err := d.boolean()
 		if err == nil {
-			t.set(&d, key, strconv.FormatBool(v), "!!bool")
+			t.set(&d, key, strconv.FormatBool(v), config.KindBool)
 		}
 		return err
 	}}
@@ -111,7 +113,7 @@ func toInt(key string, conv func(d mline, v int) (int, error)) directive {
 			v, err = conv(d, v)
 		}
 		if err == nil {
-			t.set(&d, key, strconv.Itoa(v), "!!int")
+			t.set(&d, key, strconv.Itoa(v), config.KindInt)
 		}
 		return err
 	}}
@@ -282,7 +284,7 @@ func mosquittoTable() map[string]directive {
 			if err != nil {
 				return d.errorf("%v", err)
 			}
-			t.set(&d, "max_session_expiry", strconv.FormatInt(secs, 10), "!!int")
+			t.set(&d, "max_session_expiry", strconv.FormatInt(secs, 10), config.KindInt)
 			return nil
 		}},
 		"retain_available":    toBool("retain_available"),
@@ -327,7 +329,7 @@ func mosquittoTable() map[string]directive {
 		"pid_file": {kind: kGlobal, do: func(t *translator, d mline) error {
 			v, err := t.onceString(d)
 			if err == nil {
-				t.set(&d, "pid_file", v, "!!str")
+				t.set(&d, "pid_file", v, config.KindString)
 			}
 			return err
 		}},
@@ -449,7 +451,7 @@ func mosquittoTable() map[string]directive {
 		"tls_engine_kpass_sha1": refuse(kListener, whyEngine),
 
 		// Bridges: connection starts one; the others are its
-		// (mosquitto_bridge.go).
+		// (bridge.go).
 		"connection": {kind: kGlobal, do: (*translator).readConnection},
 	}
 	for n, d := range bridgeDirectives() {

@@ -1,4 +1,4 @@
-package config
+package mosqconf
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/shoalmq/shoal/config"
 )
 
 // readListener reads "listener PORT [ADDRESS]": a new listener, current
@@ -88,10 +90,10 @@ func (t *translator) resolve() error {
 		return err
 	}
 	if t.logDestAt != nil {
-		t.entries = append(t.entries, entry{key: "log_dest", values: t.logDest, tag: "!!str", at: t.logDestAt})
+		t.entries = append(t.entries, entry{key: "log_dest", values: t.logDest, kind: config.KindString, at: t.logDestAt})
 	}
 	if t.logTypeAt != nil && !t.logOff {
-		t.set(t.logTypeAt, "log_level", t.logLevel.String(), "!!str")
+		t.set(t.logTypeAt, "log_level", t.logLevel.String(), config.KindString)
 	}
 	return nil
 }
@@ -148,7 +150,7 @@ func (s slot) kind() string {
 func (t *translator) resolveListeners(active []*mlistener, local bool) error {
 	if local {
 		// No place: -p, when given, replaces it, as in Mosquitto.
-		t.set(nil, "listen", "127.0.0.1:1883", "!!str")
+		t.set(nil, "listen", "127.0.0.1:1883", config.KindString)
 		if def := active[0]; def.at.n != 0 {
 			for name, d := range def.opts {
 				switch name {
@@ -189,10 +191,10 @@ func (t *translator) resolveListeners(active []*mlistener, local bool) error {
 		taken[s] = l
 		addr, ok := t.address(l)
 		if ok {
-			t.set(&l.at, string(s), addr, "!!str")
+			t.set(&l.at, string(s), addr, config.KindString)
 		}
 		if ws {
-			t.set(nil, "ws_path", "*", "!!str") // Mosquitto's WebSocket listeners upgrade at any path
+			t.set(nil, "ws_path", "*", config.KindString) // Mosquitto's WebSocket listeners upgrade at any path
 		}
 		if !hasCert {
 			for _, n := range []string{"cafile", "capath", "require_certificate", "use_identity_as_username", "use_subject_as_username", "tls_version"} {
@@ -205,7 +207,7 @@ func (t *translator) resolveListeners(active []*mlistener, local bool) error {
 	if _, ok := taken[slotTCP]; !ok && len(active) > 0 {
 		// Shoal always has its plain TCP listener: out of the way, on
 		// loopback at a port of the system's choosing.
-		t.set(&active[0].at, "listen", "127.0.0.1:0", "!!str")
+		t.set(&active[0].at, "listen", "127.0.0.1:0", config.KindString)
 		t.warnings = append(t.warnings, fmt.Sprintf("%s: no plain MQTT listener: Shoal's, which it always has, "+
 			"listens on 127.0.0.1 at a free port (logged at start)", t.main))
 	}
@@ -247,8 +249,8 @@ func (t *translator) resolveTLS(tlsL, wssL *mlistener) error {
 	}
 	cert, _ := first.opt("certfile")
 	key, _ := first.opt("keyfile")
-	t.set(&cert, "tls_cert_file", cert.rest, "!!str")
-	t.set(&key, "tls_key_file", key.rest, "!!str")
+	t.set(&cert, "tls_cert_file", cert.rest, config.KindString)
+	t.set(&key, "tls_key_file", key.rest, config.KindString)
 	if wssL != nil {
 		// Mosquitto's WebSocket listeners take only cafile, certfile,
 		// keyfile and the ciphers (mosquitto.conf(5), protocol).
@@ -271,7 +273,7 @@ func (t *translator) resolveTLS(tlsL, wssL *mlistener) error {
 		case "tlsv1.1":
 			t.unsupported(d, "Shoal accepts TLS 1.2 and 1.3 only: RFC 8996 deprecates TLS 1.1")
 		case "tlsv1.3":
-			t.set(&d, "tls_min_version", "1.3", "!!str")
+			t.set(&d, "tls_min_version", "1.3", config.KindString)
 			shared(d, "TLS 1.3 at least")
 		}
 	}
@@ -291,19 +293,19 @@ func (t *translator) resolveTLS(tlsL, wssL *mlistener) error {
 	if !hasCA && !hasDir {
 		return rd.errorf("needs cafile or capath: the CAs whose client certificates are accepted")
 	}
-	t.set(&rd, "tls_client_certs", "require", "!!str")
+	t.set(&rd, "tls_client_certs", "require", config.KindString)
 	shared(rd, "require_certificate")
 	if hasCA {
-		t.set(&ca, "tls_client_ca_file", ca.rest, "!!str")
+		t.set(&ca, "tls_client_ca_file", ca.rest, config.KindString)
 	}
 	if hasDir {
-		t.set(&dir, "tls_client_ca_dir", dir.rest, "!!str")
+		t.set(&dir, "tls_client_ca_dir", dir.rest, config.KindString)
 	}
 	switch {
 	case identity: // "This takes priority over use_subject_as_username"
-		t.set(&id, "tls_identity", "cn", "!!str")
+		t.set(&id, "tls_identity", "cn", config.KindString)
 	case subject:
-		t.set(&sd, "tls_identity", "subject", "!!str")
+		t.set(&sd, "tls_identity", "subject", config.KindString)
 	}
 	return nil
 }
@@ -341,7 +343,7 @@ func (t *translator) resolvePerListener(active []*mlistener) {
 				at = &d
 			}
 		}
-		t.set(at, o.key, strconv.Itoa(firstV), "!!int")
+		t.set(at, o.key, strconv.Itoa(firstV), config.KindInt)
 	}
 	// max_connections: "Default is -1, which means unlimited".
 	for _, l := range active {
@@ -354,7 +356,7 @@ func (t *translator) resolvePerListener(active []*mlistener) {
 		} else if len(active) > 1 {
 			t.unsupported(d, "Shoal bounds the connections of the whole broker, and there is more than one listener")
 		} else {
-			t.set(&d, "max_connections", strconv.Itoa(v), "!!int")
+			t.set(&d, "max_connections", strconv.Itoa(v), config.KindInt)
 		}
 	}
 }
@@ -374,32 +376,32 @@ func (t *translator) resolveSecurity(active []*mlistener, local bool) error {
 		}
 	}
 	if d := s.passwordFile; d != nil {
-		t.set(d, "password_file", d.rest, "!!str")
+		t.set(d, "password_file", d.rest, config.KindString)
 	}
 	if d := s.aclFile; d != nil {
-		t.set(d, "acl_file", d.rest, "!!str")
-		t.set(d, "acl_format", "mosquitto", "!!str")
+		t.set(d, "acl_file", d.rest, config.KindString)
+		t.set(d, "acl_format", "mosquitto", config.KindString)
 	}
 	switch d := s.allowAnonymous; {
 	case d != nil:
 		v, _ := d.boolean()
-		t.set(d, "allow_anonymous", strconv.FormatBool(v), "!!bool")
+		t.set(d, "allow_anonymous", strconv.FormatBool(v), config.KindBool)
 	case local:
 		// "Defaults to false, unless no listeners are defined in the
 		// configuration file, in which case it set to true, but
 		// connections are only allowed from the local machine."
-		t.set(nil, "allow_anonymous", "true", "!!bool")
+		t.set(nil, "allow_anonymous", "true", config.KindBool)
 	default:
-		t.set(nil, "allow_anonymous", "false", "!!bool")
+		t.set(nil, "allow_anonymous", "false", config.KindBool)
 	}
 	if d := s.allowZeroLength; d != nil {
 		v, _ := d.boolean()
-		t.set(d, "assign_client_ids", strconv.FormatBool(v), "!!bool")
+		t.set(d, "assign_client_ids", strconv.FormatBool(v), config.KindBool)
 	}
 	if d := s.autoIDPrefix; d != nil {
-		t.set(d, "assigned_id_prefix", d.rest, "!!str")
+		t.set(d, "assigned_id_prefix", d.rest, config.KindString)
 	} else {
-		t.set(nil, "assigned_id_prefix", "auto-", "!!str") // "Defaults to auto-"
+		t.set(nil, "assigned_id_prefix", "auto-", config.KindString) // "Defaults to auto-"
 	}
 	return nil
 }
@@ -442,7 +444,7 @@ func (t *translator) resolvePersistence() {
 	if t.persistence == nil {
 		return // Mosquitto's default, false, is among the defaults
 	}
-	t.set(t.persistence, "persistence", strconv.FormatBool(t.persist), "!!bool")
+	t.set(t.persistence, "persistence", strconv.FormatBool(t.persist), config.KindBool)
 	if !t.persist {
 		return
 	}
@@ -455,6 +457,6 @@ func (t *translator) resolvePersistence() {
 		file = t.dbFile.rest
 	}
 	db := filepath.Join(loc, file)
-	t.set(at, "data_dir", strings.TrimSuffix(db, filepath.Ext(db))+".shoal", "!!str")
-	t.set(at, "import_mosquitto_db", db, "!!str")
+	t.set(at, "data_dir", strings.TrimSuffix(db, filepath.Ext(db))+".shoal", config.KindString)
+	t.set(at, "import_mosquitto_db", db, config.KindString)
 }

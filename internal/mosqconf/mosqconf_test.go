@@ -1,4 +1,4 @@
-package config
+package mosqconf
 
 import (
 	"errors"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/broker"
+	"github.com/shoalmq/shoal/config"
 	"github.com/shoalmq/shoal/transport"
 )
 
@@ -30,17 +31,17 @@ func packaged(t *testing.T, path string) string {
 }
 
 // mosq parses conf as a mosquitto.conf named m.conf in a new directory.
-func mosq(t *testing.T, conf string, o Options) (File, error) {
+func mosq(t *testing.T, conf string, o Options) (config.File, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return LoadOptions(path, o)
+	return Load(path, o)
 }
 
 // mustMosq is mosq failing the test on an error.
-func mustMosq(t *testing.T, conf string) File {
+func mustMosq(t *testing.T, conf string) config.File {
 	t.Helper()
 	f, err := mosq(t, conf, Options{})
 	if err != nil {
@@ -54,7 +55,7 @@ func mustMosq(t *testing.T, conf string) File {
 // local-only on 127.0.0.1:1883 with anonymous clients, and Mosquitto's
 // defaults where they differ from Shoal's.
 func TestMosquittoPackagedExample(t *testing.T) {
-	f, err := LoadOptions(packaged(t, filepath.Join(mosquittoExamples, "mosquitto.conf")), Options{})
+	f, err := Load(packaged(t, filepath.Join(mosquittoExamples, "mosquitto.conf")), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestMosquittoPackagedExample(t *testing.T) {
 		what      string
 		got, want any
 	}{
-		{"format", f.Format, FormatMosquitto},
+		{"format", f.Format, config.FormatMosquitto},
 		{"listen", b.Listen, "127.0.0.1:1883"},
 		{"allow_anonymous", b.AllowAnonymous, broker.AnonymousAllow},
 		{"persistence", f.Persistence, false},
@@ -97,7 +98,7 @@ func TestMosquittoPackagedExample(t *testing.T) {
 // installs it: a pid file, persistence in /var/lib/mosquitto, a log file
 // and the conf.d directory.
 func TestMosquittoPackagedConf(t *testing.T) {
-	f, err := LoadOptions(packaged(t, "/etc/mosquitto/mosquitto.conf"), Options{})
+	f, err := Load(packaged(t, "/etc/mosquitto/mosquitto.conf"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,80 +116,80 @@ func TestMosquittoDirectives(t *testing.T) {
 	acl := packaged(t, filepath.Join(mosquittoExamples, "aclfile.example"))
 	tests := []struct {
 		conf  string
-		check func(f *File) bool
+		check func(f *config.File) bool
 	}{
-		{"max_inflight_messages 5", func(f *File) bool { return f.Broker.MaxInflight == 5 }},
-		{"max_inflight_messages 0", func(f *File) bool { return f.Broker.MaxInflight == 65535 }},
-		{"max_queued_messages 0", func(f *File) bool { return f.Broker.MaxQueued == 1<<31-1 }},
-		{"max_queued_messages 7 # a comment", func(f *File) bool { return f.Broker.MaxQueued == 7 }},
-		{"\t# indented\r\n  max_queued_messages 8\r\n", func(f *File) bool { return f.Broker.MaxQueued == 8 }},
-		{"max_queued_bytes 0", func(f *File) bool { return f.Broker.MaxQueuedBytes == 0 }},
-		{"max_queued_bytes 4096", func(f *File) bool { return f.Broker.MaxQueuedBytes == 4096 }},
-		{"message_size_limit 1000", func(f *File) bool { return f.Broker.MaxMessageSize == 1000 }},
-		{"max_packet_size 1000", func(f *File) bool { return f.Broker.MaxPacketSize == 1000 }},
-		{"max_keepalive 60", func(f *File) bool { return f.Broker.MaxKeepAlive == 60 }},
-		{"sys_interval 0", func(f *File) bool { return f.Broker.SysInterval == 0 }},
-		{"persistent_client_expiration 2w", func(f *File) bool { return f.Broker.MaxSessionExpiry == 14*24*time.Hour }},
-		{"persistent_client_expiration 1m", func(f *File) bool { return f.Broker.MaxSessionExpiry == 30*24*time.Hour }},
-		{"retain_available false", func(f *File) bool { return !f.Broker.RetainAvailable }},
-		{"connection_messages false", func(f *File) bool { return !f.Broker.LogConnections }},
-		{"set_tcp_nodelay false", func(f *File) bool { return !f.Broker.TCPNoDelay }},
-		{"set_tcp_nodelay true", func(f *File) bool { return f.Broker.TCPNoDelay }},
-		{"retain_available true", func(f *File) bool { return f.Broker.TCPNoDelay }}, // Shoal's default when the file is silent
-		{"allow_zero_length_clientid false", func(f *File) bool { return !f.Broker.AssignClientIDs }},
-		{"auto_id_prefix dev-", func(f *File) bool { return f.Broker.AssignedIDPrefix == "dev-" }},
-		{"persistence true", func(f *File) bool {
+		{"max_inflight_messages 5", func(f *config.File) bool { return f.Broker.MaxInflight == 5 }},
+		{"max_inflight_messages 0", func(f *config.File) bool { return f.Broker.MaxInflight == 65535 }},
+		{"max_queued_messages 0", func(f *config.File) bool { return f.Broker.MaxQueued == 1<<31-1 }},
+		{"max_queued_messages 7 # a comment", func(f *config.File) bool { return f.Broker.MaxQueued == 7 }},
+		{"\t# indented\r\n  max_queued_messages 8\r\n", func(f *config.File) bool { return f.Broker.MaxQueued == 8 }},
+		{"max_queued_bytes 0", func(f *config.File) bool { return f.Broker.MaxQueuedBytes == 0 }},
+		{"max_queued_bytes 4096", func(f *config.File) bool { return f.Broker.MaxQueuedBytes == 4096 }},
+		{"message_size_limit 1000", func(f *config.File) bool { return f.Broker.MaxMessageSize == 1000 }},
+		{"max_packet_size 1000", func(f *config.File) bool { return f.Broker.MaxPacketSize == 1000 }},
+		{"max_keepalive 60", func(f *config.File) bool { return f.Broker.MaxKeepAlive == 60 }},
+		{"sys_interval 0", func(f *config.File) bool { return f.Broker.SysInterval == 0 }},
+		{"persistent_client_expiration 2w", func(f *config.File) bool { return f.Broker.MaxSessionExpiry == 14*24*time.Hour }},
+		{"persistent_client_expiration 1m", func(f *config.File) bool { return f.Broker.MaxSessionExpiry == 30*24*time.Hour }},
+		{"retain_available false", func(f *config.File) bool { return !f.Broker.RetainAvailable }},
+		{"connection_messages false", func(f *config.File) bool { return !f.Broker.LogConnections }},
+		{"set_tcp_nodelay false", func(f *config.File) bool { return !f.Broker.TCPNoDelay }},
+		{"set_tcp_nodelay true", func(f *config.File) bool { return f.Broker.TCPNoDelay }},
+		{"retain_available true", func(f *config.File) bool { return f.Broker.TCPNoDelay }}, // Shoal's default when the file is silent
+		{"allow_zero_length_clientid false", func(f *config.File) bool { return !f.Broker.AssignClientIDs }},
+		{"auto_id_prefix dev-", func(f *config.File) bool { return f.Broker.AssignedIDPrefix == "dev-" }},
+		{"persistence true", func(f *config.File) bool {
 			return f.Persistence && f.Broker.DataDir == "mosquitto.shoal" && f.ImportMosquittoDB == "mosquitto.db"
 		}},
-		{"persistence_location /var/lib/x/\npersistence_file broker.db\npersistence true", func(f *File) bool {
+		{"persistence_location /var/lib/x/\npersistence_file broker.db\npersistence true", func(f *config.File) bool {
 			return f.Persistence && f.Broker.DataDir == "/var/lib/x/broker.shoal" && f.ImportMosquittoDB == "/var/lib/x/broker.db"
 		}},
-		{"persistence_location /var/lib/x", func(f *File) bool {
+		{"persistence_location /var/lib/x", func(f *config.File) bool {
 			return !f.Persistence && f.Broker.DataDir == "" && f.ImportMosquittoDB == ""
 		}},
-		{"pid_file /run/m.pid", func(f *File) bool { return f.PIDFile == "/run/m.pid" }},
-		{"log_dest stdout\nlog_dest file /var/log/my log.txt", func(f *File) bool {
+		{"pid_file /run/m.pid", func(f *config.File) bool { return f.PIDFile == "/run/m.pid" }},
+		{"log_dest stdout\nlog_dest file /var/log/my log.txt", func(f *config.File) bool {
 			return strings.Join(f.LogDest, ",") == "stdout,file /var/log/my log.txt"
 		}},
-		{"log_dest none", func(f *File) bool { return strings.Join(f.LogDest, ",") == "none" }},
-		{"log_type error", func(f *File) bool { return f.LogLevel == zerolog.ErrorLevel }},
-		{"log_type warning\nlog_type error", func(f *File) bool { return f.LogLevel == zerolog.WarnLevel }},
-		{"log_type all", func(f *File) bool { return f.LogLevel == zerolog.DebugLevel }},
-		{"log_type none", func(f *File) bool { return f.LogLevel == zerolog.Disabled }},
-		{"log_timestamp true", func(f *File) bool { return true }},
-		{"user nobody", func(f *File) bool { return f.User == "nobody" }},
-		{"user root", func(f *File) bool { return f.User == "" && f.AllowRoot }},
-		{"listener 1883", func(f *File) bool {
+		{"log_dest none", func(f *config.File) bool { return strings.Join(f.LogDest, ",") == "none" }},
+		{"log_type error", func(f *config.File) bool { return f.LogLevel == zerolog.ErrorLevel }},
+		{"log_type warning\nlog_type error", func(f *config.File) bool { return f.LogLevel == zerolog.WarnLevel }},
+		{"log_type all", func(f *config.File) bool { return f.LogLevel == zerolog.DebugLevel }},
+		{"log_type none", func(f *config.File) bool { return f.LogLevel == zerolog.Disabled }},
+		{"log_timestamp true", func(f *config.File) bool { return true }},
+		{"user nobody", func(f *config.File) bool { return f.User == "nobody" }},
+		{"user root", func(f *config.File) bool { return f.User == "" && f.AllowRoot }},
+		{"listener 1883", func(f *config.File) bool {
 			return f.Broker.Listen == ":1883" && f.Broker.AllowAnonymous == broker.AnonymousDeny
 		}},
-		{"listener 1883\nallow_anonymous true", func(f *File) bool { return f.Broker.AllowAnonymous == broker.AnonymousAllow }},
-		{"allow_anonymous false", func(f *File) bool {
+		{"listener 1883\nallow_anonymous true", func(f *config.File) bool { return f.Broker.AllowAnonymous == broker.AnonymousAllow }},
+		{"allow_anonymous false", func(f *config.File) bool {
 			return f.Broker.Listen == "127.0.0.1:1883" && f.Broker.AllowAnonymous == broker.AnonymousDeny
 		}},
-		{"listener 1883 127.0.0.1\nsocket_domain ipv4", func(f *File) bool { return f.Broker.Listen == "127.0.0.1:1883" }},
-		{"listener 1883\nsocket_domain ipv4", func(f *File) bool { return f.Broker.Listen == "0.0.0.0:1883" }},
-		{"port 1884", func(f *File) bool {
+		{"listener 1883 127.0.0.1\nsocket_domain ipv4", func(f *config.File) bool { return f.Broker.Listen == "127.0.0.1:1883" }},
+		{"listener 1883\nsocket_domain ipv4", func(f *config.File) bool { return f.Broker.Listen == "0.0.0.0:1883" }},
+		{"port 1884", func(f *config.File) bool {
 			return f.Broker.Listen == ":1884" && f.Broker.AllowAnonymous == broker.AnonymousDeny
 		}},
-		{"bind_address 127.0.0.1", func(f *File) bool { return f.Broker.Listen == "127.0.0.1:1883" }},
-		{"listener 1883\nmax_qos 1", func(f *File) bool { return f.Broker.MaxQoS == 1 }},
-		{"maximum_qos 1", func(f *File) bool { return f.Broker.MaxQoS == 1 }},
-		{"listener 1883\nmax_topic_alias 5", func(f *File) bool { return f.Broker.TopicAliasMaximum == 5 }},
-		{"listener 1883\nmax_connections 50", func(f *File) bool { return f.Broker.MaxConnections == 50 }},
-		{"listener 1883\nmax_connections -1", func(f *File) bool { return f.Broker.MaxConnections == 0 }},
-		{"listener 9001\nprotocol websockets", func(f *File) bool {
+		{"bind_address 127.0.0.1", func(f *config.File) bool { return f.Broker.Listen == "127.0.0.1:1883" }},
+		{"listener 1883\nmax_qos 1", func(f *config.File) bool { return f.Broker.MaxQoS == 1 }},
+		{"maximum_qos 1", func(f *config.File) bool { return f.Broker.MaxQoS == 1 }},
+		{"listener 1883\nmax_topic_alias 5", func(f *config.File) bool { return f.Broker.TopicAliasMaximum == 5 }},
+		{"listener 1883\nmax_connections 50", func(f *config.File) bool { return f.Broker.MaxConnections == 50 }},
+		{"listener 1883\nmax_connections -1", func(f *config.File) bool { return f.Broker.MaxConnections == 0 }},
+		{"listener 9001\nprotocol websockets", func(f *config.File) bool {
 			return f.Broker.Transports.WSListen == ":9001" && f.Broker.Transports.WSPath == "*" &&
 				f.Broker.Listen == "127.0.0.1:0" && len(f.Warnings) == 1
 		}},
-		{"password_file " + pw + "\nacl_file " + acl, func(f *File) bool {
+		{"password_file " + pw + "\nacl_file " + acl, func(f *config.File) bool {
 			a, ok := f.Broker.Authorizer.(*auth.ACL)
 			return f.PasswordFile == pw && f.ACLFile == acl && f.ACLFormat == auth.ACLMosquitto && ok && a.Format() == auth.ACLMosquitto
 		}},
 		// Nothing to do: Shoal does what they ask for anyway.
 		{"autosave_interval 60\nautosave_on_changes false\nallow_duplicate_messages true\n" +
 			"check_retain_source false\nqueue_qos0_messages false\nupgrade_outgoing_qos false\nmax_inflight_bytes 0\n" +
-			"websockets_log_level 0\nwebsockets_headers_size 4096", func(f *File) bool { return len(f.Warnings) == 0 }},
-		{"retry_interval 20", func(f *File) bool { return f.Broker.RetryInterval == 0 && len(f.Warnings) == 1 }},
+			"websockets_log_level 0\nwebsockets_headers_size 4096", func(f *config.File) bool { return len(f.Warnings) == 0 }},
+		{"retry_interval 20", func(f *config.File) bool { return f.Broker.RetryInterval == 0 && len(f.Warnings) == 1 }},
 	}
 	for _, tc := range tests {
 		f := mustMosq(t, tc.conf)
@@ -281,15 +282,15 @@ start_type lazy
 		{10, "queue_qos0_messages", "QoS 1 and 2"},
 		{11, "start_type", "always connects again"}, // still the bridge's: other directives do not end it
 	}
-	var errs []*Error
+	var errs []*config.Error
 	for _, e := range unjoin(err) {
-		var ce *Error
+		var ce *config.Error
 		if !errors.As(e, &ce) {
 			t.Fatalf("%v: not an *Error", e)
 		}
 		errs = append(errs, ce)
 	}
-	got := map[int]*Error{}
+	got := map[int]*config.Error{}
 	for _, e := range errs {
 		got[e.Line] = e
 	}
@@ -357,7 +358,7 @@ func TestMosquittoErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		_, err := mosq(t, tc.conf, Options{})
-		var e *Error
+		var e *config.Error
 		if !errors.As(err, &e) || e.Line != tc.line || e.Key != tc.key || !strings.Contains(e.Error(), tc.msg) ||
 			!strings.HasSuffix(e.File, "m.conf") {
 			t.Errorf("%q: %v, want m.conf line %d, %s: ...%s...", tc.conf, err, tc.line, tc.key, tc.msg)
@@ -374,7 +375,7 @@ func TestMosquittoPerListener(t *testing.T) {
 		t.Errorf("allow_anonymous %v", f.Broker.AllowAnonymous)
 	}
 	_, err := mosq(t, "per_listener_settings true\nlistener 1883\nallow_anonymous true\nlistener 1884\nprotocol websockets\n", Options{})
-	var e *Error
+	var e *config.Error
 	if !errors.As(err, &e) || e.Line != 1 || !strings.Contains(e.Error(), "differ in allow_anonymous") {
 		t.Errorf("different settings: %v", err)
 	}
@@ -399,7 +400,7 @@ func TestMosquittoIncludeDir(t *testing.T) {
 	if err := os.WriteFile(main, []byte("max_inflight_messages 9\ninclude_dir "+inc+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := LoadOptions(main, Options{})
+	f, err := Load(main, Options{})
 	if err != nil || f.Broker.MaxInflight != 4 {
 		t.Fatalf("max_inflight %d, %v; want 4 (b.conf read last)", f.Broker.MaxInflight, err)
 	}
@@ -415,8 +416,8 @@ func TestMosquittoIncludeDir(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("\nmax_qos 7\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = LoadOptions(main, Options{})
-	var e *Error
+	_, err = Load(main, Options{})
+	var e *config.Error
 	if !errors.As(err, &e) || e.File != bad || e.Line != 2 || e.Key != "max_qos" {
 		t.Errorf("error in an included file: %v", err)
 	}
@@ -436,17 +437,17 @@ func sortStrings(s []string) {
 func TestDetectFormat(t *testing.T) {
 	tests := []struct {
 		name, data string
-		want       Format
+		want       config.Format
 	}{
-		{"shoal.yaml", "listener 1883\n", FormatYAML},
-		{"x.yml", "", FormatYAML},
-		{"broker.conf", "listen: 1\n", FormatMosquitto},
-		{"/etc/mosquitto/site", "", FormatMosquitto},
-		{"cfg", "# c\n\nlistener 1883\n", FormatMosquitto},
-		{"cfg", "# c\nlisten: 127.0.0.1:1883\n", FormatYAML},
-		{"cfg", "---\nloops: 2\n", FormatYAML},
-		{"cfg", "\tpid_file /run/m.pid\n", FormatMosquitto},
-		{"cfg", "# only comments\n", FormatYAML},
+		{"shoal.yaml", "listener 1883\n", config.FormatYAML},
+		{"x.yml", "", config.FormatYAML},
+		{"broker.conf", "listen: 1\n", config.FormatMosquitto},
+		{"/etc/mosquitto/site", "", config.FormatMosquitto},
+		{"cfg", "# c\n\nlistener 1883\n", config.FormatMosquitto},
+		{"cfg", "# c\nlisten: 127.0.0.1:1883\n", config.FormatYAML},
+		{"cfg", "---\nloops: 2\n", config.FormatYAML},
+		{"cfg", "\tpid_file /run/m.pid\n", config.FormatMosquitto},
+		{"cfg", "# only comments\n", config.FormatYAML},
 	}
 	for _, tc := range tests {
 		if got := DetectFormat(tc.name, []byte(tc.data)); got != tc.want {
@@ -454,7 +455,7 @@ func TestDetectFormat(t *testing.T) {
 		}
 	}
 	// Named, the format is not told: a YAML file read as Mosquitto's.
-	if _, err := ParseOptions([]byte("listen: x\n"), "s.yaml", Options{Format: FormatMosquitto}); err == nil ||
+	if _, err := Parse([]byte("listen: x\n"), "s.yaml", Options{Format: config.FormatMosquitto}); err == nil ||
 		!strings.Contains(err.Error(), `listen:: unknown directive`) {
 		t.Errorf("YAML read as Mosquitto's: %v", err)
 	}
@@ -464,26 +465,26 @@ func TestDetectFormat(t *testing.T) {
 // listener, and is passed over with a warning when it does, in either
 // format.
 func TestPortFlag(t *testing.T) {
-	p := Override{Flag: "-p", Key: "listen", Value: "127.0.0.1:1884", IfUnset: true}
+	p := config.Override{Flag: "-p", Key: "listen", Value: "127.0.0.1:1884", IfUnset: true}
 	for _, tc := range []struct {
 		name, data string
-		format     Format
+		format     config.Format
 		listen     string
 		warn       string
 	}{
-		{"yaml without listen", "loops: 1\n", FormatYAML, "127.0.0.1:1884", ""},
-		{"yaml with listen", "listen: 0.0.0.0:1883\n", FormatYAML, "0.0.0.0:1883", "-p 127.0.0.1:1884 ignored: the file sets listen (line 1)"},
-		{"mosquitto local-only", "# nothing\n", FormatMosquitto, "127.0.0.1:1884", ""},
-		{"mosquitto with a listener", "\nlistener 1883\n", FormatMosquitto, ":1883", "-p 127.0.0.1:1884 ignored: the file sets listen (listener, line 2)"},
+		{"yaml without listen", "loops: 1\n", config.FormatYAML, "127.0.0.1:1884", ""},
+		{"yaml with listen", "listen: 0.0.0.0:1883\n", config.FormatYAML, "0.0.0.0:1883", "-p 127.0.0.1:1884 ignored: the file sets listen (line 1)"},
+		{"mosquitto local-only", "# nothing\n", config.FormatMosquitto, "127.0.0.1:1884", ""},
+		{"mosquitto with a listener", "\nlistener 1883\n", config.FormatMosquitto, ":1883", "-p 127.0.0.1:1884 ignored: the file sets listen (listener, line 2)"},
 	} {
-		f, err := ParseOptions([]byte(tc.data), "f", Options{Format: tc.format, Overrides: []Override{p}})
+		f, err := Parse([]byte(tc.data), "f", Options{Format: tc.format, Overrides: []config.Override{p}})
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 		if f.Broker.Listen != tc.listen || strings.Join(f.Warnings, "") != tc.warn {
 			t.Errorf("%s: listen %q, warnings %q; want %q, %q", tc.name, f.Broker.Listen, f.Warnings, tc.listen, tc.warn)
 		}
-		if tc.format == FormatMosquitto && tc.listen == "127.0.0.1:1884" && f.Broker.AllowAnonymous != broker.AnonymousAllow {
+		if tc.format == config.FormatMosquitto && tc.listen == "127.0.0.1:1884" && f.Broker.AllowAnonymous != broker.AnonymousAllow {
 			t.Errorf("%s: -p in local-only mode: anonymous %v", tc.name, f.Broker.AllowAnonymous)
 		}
 	}

@@ -1,4 +1,4 @@
-package config
+package mosqconf
 
 import (
 	"errors"
@@ -343,27 +343,10 @@ func (b *mbridge) line(ce *bridge.ConfigError) mline {
 	if ce.Directive == "topic" && ce.Topic >= 0 && ce.Topic < len(b.topics) {
 		return b.topics[ce.Topic]
 	}
-	for _, name := range append([]string{ce.Directive}, bridgeRelated(ce.Directive)...) {
+	for _, name := range ce.Directives() {
 		if d, ok := b.lines[name]; ok {
 			return d
 		}
 	}
 	return b.at
-}
-
-// bridgeRelated returns, for a directive an error names, the directives
-// whose lines (or YAML keys) the error is about when that one is not
-// given:
-// bridge_certfile and bridge_keyfile go together; TLS needs bridge_cafile;
-// the default local_clientid is made from remote_clientid.
-func bridgeRelated(directive string) []string {
-	switch directive {
-	case "bridge_certfile":
-		return []string{"bridge_keyfile"}
-	case "bridge_cafile":
-		return []string{"bridge_certfile", "bridge_keyfile", "bridge_insecure"}
-	case "local_clientid":
-		return []string{"remote_clientid"}
-	}
-	return nil
 }

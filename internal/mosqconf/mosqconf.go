@@ -1,4 +1,4 @@
-package config
+package mosqconf
 
 import (
 	"bytes"
@@ -12,15 +12,16 @@ import (
 	"unicode"
 
 	"github.com/rs/zerolog"
-	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/bridge"
+	"github.com/shoalmq/shoal/config"
+	"github.com/shoalmq/shoal/internal/suggest"
 )
 
 // A mosquitto.conf is read as Mosquitto 2.0 reads it (mosquitto.conf(5),
 // and its src/conf.c), and translated into Shoal's settings: each
 // directive becomes zero or more (setting, value) entries, applied with
-// the settings' own set functions, so that a value out of range is
+// the settings' own checks (config.Translation.Set), so that a value out of range is
 // refused by the same check as in a YAML file — at the mosquitto.conf
 // line, naming the Mosquitto directive. What Mosquitto does when a
 // directive is left out is written as entries of its own (mosquittoDefaults),
@@ -47,10 +48,16 @@ type mline struct {
 	rest string // what follows it, blanks trimmed
 }
 
-func (d mline) place() place { return place{file: d.file, line: d.n, name: d.name} }
+// source is where a setting translated from d came from.
+func (d mline) source() config.Source { return config.Source{File: d.file, Line: d.n, Name: d.name} }
+
+// error places err at d's line, naming the directive.
+func (d mline) error(err error) *config.Error {
+	return &config.Error{File: d.file, Line: d.n, Key: d.name, Err: err}
+}
 
 func (d mline) errorf(format string, args ...any) error {
-	return d.place().error(fmt.Errorf(format, args...))
+	return d.error(fmt.Errorf(format, args...))
 }
 
 // word returns the directive's one-word value: a number, a boolean, a
@@ -107,8 +114,8 @@ func (d mline) str() (string, error) {
 type entry struct {
 	key    string
 	values []string // one scalar, or a list
-	tag    string   // the scalar's YAML tag: !!str, !!int or !!bool
-	at     *mline   // nil for one of Mosquitto's defaults
+	kind   config.Kind
+	at     *mline // nil for one of Mosquitto's defaults
 }
 
 // translator holds the state of one reading of a mosquitto.conf and the
@@ -172,30 +179,32 @@ func newListener() *mlistener { return &mlistener{opts: map[string]mline{}} }
 // mosquitto.conf(5) of 2.0.11 and the example mosquitto.conf it ships;
 // quoted there as "Defaults to ..."). The listeners, authentication,
 // persistence and logging defaults depend on the whole file and are
-// resolved with it (mosquitto_resolve.go).
+// resolved with it (resolve.go).
 func mosquittoDefaults() []entry {
-	e := func(key, value, tag string) entry { return entry{key: key, values: []string{value}, tag: tag} }
+	e := func(key, value string, kind config.Kind) entry {
+		return entry{key: key, values: []string{value}, kind: kind}
+	}
 	return []entry{
 		// max_inflight_messages: "Defaults to 20."
-		e("max_inflight", "20", "!!int"),
+		e("max_inflight", "20", config.KindInt),
 		// max_queued_messages: "Defaults to 1000." (Shoal's too.)
-		e("max_queued", "1000", "!!int"),
+		e("max_queued", "1000", config.KindInt),
 		// message_size_limit and max_packet_size: "The default value is
 		// 0, which means that all valid MQTT messages are accepted", and
 		// "Defaults to no limit": the protocol's maximum packet.
-		e("max_packet_size", strconv.Itoa(maxPacket), "!!int"),
+		e("max_packet_size", strconv.Itoa(maxPacket), config.KindInt),
 		// max_keepalive: "The maximum value allowable, and default value,
 		// is 65535."
-		e("max_keepalive", "65535", "!!int"),
+		e("max_keepalive", "65535", config.KindInt),
 		// sys_interval: "If unset, defaults to 10 seconds." (Shoal's too.)
-		e("sys_interval", "10", "!!int"),
+		e("sys_interval", "10", config.KindInt),
 		// max_queued_messages: "Once this limit has been reached,
 		// subsequent messages will be silently dropped" — the newest, and
 		// a connected client is not disconnected for it.
-		e("queue_policy", "drop-newest", "!!str"),
-		e("slow_consumer", "drop", "!!str"),
+		e("queue_policy", "drop-newest", config.KindString),
+		e("slow_consumer", "drop", config.KindString),
 		// persistence: "Defaults to false."
-		e("persistence", "false", "!!bool"),
+		e("persistence", "false", config.KindBool),
 		// Deliberately Shoal's: max_queued_bytes stays 64 MiB where
 		// Mosquitto has no bound ("Defaults to 0. (No maximum)"): with
 		// messages up to 256 MiB, a thousand queued for one offline client
@@ -208,48 +217,35 @@ func mosquittoDefaults() []entry {
 // length and its 5-byte fixed header.
 const maxPacket = 268435455 + 5
 
-// translateMosquitto reads a mosquitto.conf into a File, and where each
-// setting came from.
-func translateMosquitto(data []byte, name string, policy Unsupported) (File, map[string]place, error) {
+// translate reads a mosquitto.conf into a File, with overrides
+// applied before it is validated.
+func translate(data []byte, name string, policy Unsupported, overrides []config.Override) (config.File, error) {
 	t := &translator{main: name, table: mosquittoTable(), policy: policy, once: map[string]mline{}, logLevel: zerolog.InfoLevel, runAs: "mosquitto"}
 	t.listeners = []*mlistener{newListener()}
 	t.entries = mosquittoDefaults()
 	if err := t.read(data, name, 0); err != nil {
-		return File{}, nil, err
+		return config.File{}, err
 	}
 	if err := t.resolve(); err != nil {
-		return File{}, nil, err
+		return config.File{}, err
 	}
 	if len(t.refused) > 0 {
-		return File{}, nil, errors.Join(t.refused...)
+		return config.File{}, errors.Join(t.refused...)
 	}
-	f := defaults()
-	places := map[string]place{}
-	table := settings()
+	tr := config.NewTranslation(name, config.FormatMosquitto)
 	for _, e := range t.entries {
-		s, ok := lookup(table, e.key)
-		if !ok {
-			panic("config: Mosquitto translation to unknown key " + e.key)
-		}
-		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: e.tag, Value: e.values[0]}
-		if len(e.values) > 1 {
-			n = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-			for _, v := range e.values {
-				n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: e.tag, Value: v})
-			}
-		}
-		if err := s.set(&f, n); err != nil {
-			if e.at == nil {
-				return File{}, nil, &Error{File: name, Key: e.key, Err: fmt.Errorf("Mosquitto's default: %w", err)}
-			}
-			return File{}, nil, e.at.place().error(err)
-		}
+		var at config.Source
 		if e.at != nil {
-			places[e.key] = e.at.place()
-		} else {
-			delete(places, e.key)
+			at = e.at.source()
+		}
+		if err := tr.Set(e.key, e.kind, at, e.values...); err != nil {
+			if e.at == nil {
+				return config.File{}, &config.Error{File: name, Key: e.key, Err: fmt.Errorf("Mosquitto's default: %w", err)}
+			}
+			return config.File{}, e.at.error(err)
 		}
 	}
+	f := tr.File()
 	f.Broker.Bridges = t.bridgeConfig
 	if t.logOff {
 		f.LogLevel = zerolog.Disabled
@@ -263,12 +259,12 @@ func translateMosquitto(data []byte, name string, policy Unsupported) (File, map
 		f.User = t.runAs
 	}
 	f.Warnings = t.warnings
-	return f, places, nil
+	return tr.Finish(overrides)
 }
 
 // set records entry key = value for directive d (nil: a default).
-func (t *translator) set(d *mline, key, value, tag string) {
-	t.entries = append(t.entries, entry{key: key, values: []string{value}, tag: tag, at: d})
+func (t *translator) set(d *mline, key, value string, kind config.Kind) {
+	t.entries = append(t.entries, entry{key: key, values: []string{value}, kind: kind, at: d})
 }
 
 // unsupported refuses directive d for reason, or warns, by the policy.
@@ -398,7 +394,7 @@ func mosquittoOrder(a, b string) int {
 
 // suggestDirective returns " (did you mean ...?)" for a likely typo.
 func suggestDirective(name string) string {
-	if s := suggest(name, mosquittoNames()); s != "" {
+	if s := suggest.Closest(name, mosquittoNames()); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""
