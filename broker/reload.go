@@ -2,48 +2,25 @@ package broker
 
 import (
 	"reflect"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/shoalmq/shoal/internal/limit"
 )
 
-// Limits are the settings a running broker can change (Reload): each is
+// limits returns c's settings that a running broker can change (Reload),
+// as the connections and the router read them (package limit): each is
 // read afresh when it applies, so a new value holds for what comes after —
 // a new connection's keep-alive cap and window, a message queued from now
 // on — and what was decided stays.
-type Limits struct {
-	ConnectTimeout   time.Duration
-	MaxKeepAlive     uint16
-	MaxInflight      int
-	MaxQueued        int
-	QueuePolicy      QueuePolicy
-	SlowConsumer     SlowConsumerPolicy
-	RetryInterval    time.Duration
-	MaxSessionExpiry time.Duration
-
-	MaxConnections    int // resolved: never 0
-	ConnectRate       float64
-	ConnectBurst      int
-	PublishRate       float64
-	PublishBurst      int
-	MaxSubscriptions  int
-	MaxTopicLength    int
-	MaxTopicLevels    int
-	MaxQueuedBytes    int
-	MaxClientIDLength int
-}
-
-// reloadLimits returns c's Limits.
-func (c *Config) reloadLimits() *Limits {
-	return &Limits{
+func (c *Config) limits() *limit.Limits {
+	return &limit.Limits{
 		ConnectTimeout:   c.ConnectTimeout,
 		MaxKeepAlive:     c.MaxKeepAlive,
 		MaxInflight:      c.MaxInflight,
 		MaxQueued:        c.MaxQueued,
-		QueuePolicy:      c.QueuePolicy,
-		SlowConsumer:     c.SlowConsumer,
+		DropOldest:       c.QueuePolicy == DropOldest,
+		DisconnectSlow:   c.SlowConsumer == DisconnectSlow,
 		RetryInterval:    c.RetryInterval,
 		MaxSessionExpiry: c.MaxSessionExpiry,
 
@@ -60,37 +37,8 @@ func (c *Config) reloadLimits() *Limits {
 	}
 }
 
-// limits returns c's Limits as the connections and the router read them
-// (package limit).
-func (c *Config) limits() *limit.Limits { return c.reloadLimits().internal() }
-
-// internal is l as package limit has it: the policies as booleans.
-func (l *Limits) internal() *limit.Limits {
-	return &limit.Limits{
-		ConnectTimeout:   l.ConnectTimeout,
-		MaxKeepAlive:     l.MaxKeepAlive,
-		MaxInflight:      l.MaxInflight,
-		MaxQueued:        l.MaxQueued,
-		DropOldest:       l.QueuePolicy == DropOldest,
-		DisconnectSlow:   l.SlowConsumer == DisconnectSlow,
-		RetryInterval:    l.RetryInterval,
-		MaxSessionExpiry: l.MaxSessionExpiry,
-
-		MaxConnections:    l.MaxConnections,
-		ConnectRate:       l.ConnectRate,
-		ConnectBurst:      l.ConnectBurst,
-		PublishRate:       l.PublishRate,
-		PublishBurst:      l.PublishBurst,
-		MaxSubscriptions:  l.MaxSubscriptions,
-		MaxTopicLength:    l.MaxTopicLength,
-		MaxTopicLevels:    l.MaxTopicLevels,
-		MaxQueuedBytes:    l.MaxQueuedBytes,
-		MaxClientIDLength: l.MaxClientIDLength,
-	}
-}
-
-// reloadable are the Config fields Reload applies: the Limits, and the
-// Logger (its level).
+// reloadable are the Config fields Reload applies: those of limits, and
+// the Logger (its level).
 var reloadable = map[string]bool{
 	"ConnectTimeout": true, "MaxKeepAlive": true, "MaxInflight": true, "MaxQueued": true,
 	"QueuePolicy": true, "SlowConsumer": true, "RetryInterval": true, "MaxSessionExpiry": true,
@@ -113,7 +61,7 @@ func (b *Broker) lg() *zerolog.Logger { return b.logp.Load() }
 // limits are the broker's Limits as of now. Safe for concurrent use.
 func (b *Broker) limits() *limit.Limits { return b.limp.Load() }
 
-// Reload applies cfg's reloadable settings — the Limits and the Logger —
+// Reload applies cfg's reloadable settings — the limits and the Logger —
 // to the running broker, without touching a connection. It also reads the
 // TLS certificate files again (Transports). A cfg that does not validate,
 // or whose certificates do not load, changes nothing. It returns the names
