@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
 // Options configure a whole benchmark.
@@ -91,7 +93,7 @@ func Bench(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	procs := &Procs{LogDir: filepath.Join(work, "logs"), NoFile: noFileLimit()}
+	procs := &proc.Procs{LogDir: filepath.Join(work, "logs"), NoFile: noFileLimit()}
 	if err := os.MkdirAll(procs.LogDir, 0o755); err != nil {
 		return err
 	}
@@ -129,7 +131,7 @@ func Bench(ctx context.Context, o Options) (err error) {
 		rawFiles[sc] = f
 	}
 
-	if o.Perf && !PerfWorks(ctx) {
+	if o.Perf && !proc.PerfWorks(ctx) {
 		return errors.New("harness: -perf: perf stat cannot count syscall tracepoints here (perf missing, or not root and perf_event_paranoid too high)")
 	}
 	r := &Runner{Bins: bins, Procs: procs, Work: work, Perf: o.Perf, Log: o.Log}

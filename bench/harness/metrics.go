@@ -3,6 +3,8 @@ package harness
 import (
 	"math"
 	"slices"
+
+	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
 // Metric is one figure of a run, computed from its Record.
@@ -112,14 +114,14 @@ func messageMetrics() []Metric {
 		}},
 		{Key: "peak_rss", Title: "peak RSS MiB", Better: -1, Decimals: 1, Value: peakMiB},
 		// Why one broker costs more than another, per delivery over the
-		// window (Counters): TCP segments its sockets sent (data and
+		// window (proc.Counters): TCP segments its sockets sent (data and
 		// ACKs), read and write calls, context switches, and with -perf
 		// every system call.
-		{Key: "segs_per_deliv", Title: "segments/deliv", Better: -1, Decimals: 2, Value: perDelivery(func(c Counters) int64 { return c.Segs })},
-		{Key: "rw_per_deliv", Title: "read+write calls/deliv", Better: -1, Decimals: 2, Value: perDelivery(func(c Counters) int64 { return c.Reads + c.Writes })},
-		{Key: "switches_per_deliv", Title: "ctx switches/deliv", Better: -1, Decimals: 3, Value: perDelivery(func(c Counters) int64 { return c.Switches })},
+		{Key: "segs_per_deliv", Title: "segments/deliv", Better: -1, Decimals: 2, Value: perDelivery(func(c proc.Counters) int64 { return c.Segs })},
+		{Key: "rw_per_deliv", Title: "read+write calls/deliv", Better: -1, Decimals: 2, Value: perDelivery(func(c proc.Counters) int64 { return c.Reads + c.Writes })},
+		{Key: "switches_per_deliv", Title: "ctx switches/deliv", Better: -1, Decimals: 3, Value: perDelivery(func(c proc.Counters) int64 { return c.Switches })},
 		{Key: "syscalls_per_deliv", Title: "syscalls/deliv", Better: -1, Decimals: 2, Value: func(r Record, _ Variant) float64 {
-			n, ok := r.Perf[PerfSyscalls]
+			n, ok := r.Perf[proc.PerfSyscalls]
 			if !ok {
 				return math.NaN()
 			}
@@ -151,7 +153,7 @@ func messageMetrics() []Metric {
 // perDelivery returns a metric of one of the window's counters per
 // message received: NaN when the record has no counters or that one was
 // not read (-1).
-func perDelivery(f func(Counters) int64) func(Record, Variant) float64 {
+func perDelivery(f func(proc.Counters) int64) func(Record, Variant) float64 {
 	return func(r Record, _ Variant) float64 {
 		if r.Counters == nil {
 			return math.NaN()

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
 // The CPUs of a pinned run: the broker has one to itself, the load
@@ -62,9 +64,9 @@ type Record struct {
 	// a connection storm leaves behind.
 	RSSQuiet int64 `json:"rss_quiet,omitempty"`
 	// Counters are the broker's kernel counters over the window of a
-	// message run (Counters.Sub); nil for idle runs and older records.
-	Counters *Counters `json:"counters,omitempty"`
-	// Perf is perf stat's count of each of PerfEvents over the window,
+	// message run (proc.Counters.Sub); nil for idle runs and older records.
+	Counters *proc.Counters `json:"counters,omitempty"`
+	// Perf is perf stat's count of each of proc.PerfEvents over the window,
 	// when the harness ran with -perf.
 	Perf    map[string]float64 `json:"perf,omitempty"`
 	Subs    []GenResult        `json:"subs"`
@@ -77,10 +79,10 @@ type Record struct {
 // Runner runs variants against brokers, one at a time.
 type Runner struct {
 	Bins  Bins
-	Procs *Procs
+	Procs *proc.Procs
 	Work  string // scratch directory: configs, signal files, logs
 	// Perf counts system calls by name over each window with perf stat
-	// (PerfEvents). Tracing costs the broker CPU per system call (about
+	// (proc.PerfEvents). Tracing costs the broker CPU per system call (about
 	// 1-3% of Shoal's at the fixed rates here), so it is off unless asked.
 	Perf bool
 	Log  func(format string, args ...any)
@@ -116,7 +118,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	if err != nil {
 		return err
 	}
-	bp, err := r.Procs.Start(Spec{Name: broker, Argv: argv, CPU: BrokerCPU})
+	bp, err := r.Procs.Start(proc.Spec{Name: broker, Argv: argv, CPU: BrokerCPU})
 	if err != nil {
 		return err
 	}
@@ -125,23 +127,23 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	if err := waitListening(ctx, port, bp); err != nil {
 		return err
 	}
-	mem, err := ReadMem(bp.Pid())
+	mem, err := proc.ReadMem(bp.Pid())
 	if err != nil {
 		return err
 	}
 	rec.RSSBefore = mem.RSS
 
 	subs, pubs := v.For(broker)
-	var gens []*Proc
+	var gens []*proc.Proc
 	defer func() {
 		for _, g := range gens {
 			g.Kill()
 		}
 	}()
-	start := func(name string, g Gen, idx int, ready, startAt string) (*Proc, error) {
+	start := func(name string, g Gen, idx int, ready, startAt string) (*proc.Proc, error) {
 		// shoalbench names clients PREFIX-MODE-SEQ: g0-sub-17.
 		prefix := fmt.Sprintf("g%d", idx)
-		p, err := r.Procs.Start(Spec{Name: name, CPU: GenCPU,
+		p, err := r.Procs.Start(proc.Spec{Name: name, CPU: GenCPU,
 			Argv: append([]string{r.Bins.Shoalbench}, g.Args("127.0.0.1", port, prefix, ready, startAt)...)})
 		if err != nil {
 			return nil, err
@@ -151,12 +153,12 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		return p, nil
 	}
 
-	cpu0, err := ReadCPU(bp.Pid())
+	cpu0, err := proc.ReadCPU(bp.Pid())
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
-	var subProcs []*Proc
+	var subProcs []*proc.Proc
 	for i, g := range subs {
 		ready := filepath.Join(dir, fmt.Sprintf("sub%d.ready", i))
 		p, err := start("sub", g, i, ready, "")
@@ -173,7 +175,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		}
 	}
 	// Stalled subscribers, once every reading one is in place.
-	var stallProcs []*Proc
+	var stallProcs []*proc.Proc
 	for i, g := range v.Stalled {
 		ready := filepath.Join(dir, fmt.Sprintf("stall%d.ready", i))
 		p, err := start("stall", g, 100+i, ready, "")
@@ -189,7 +191,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	var stopPerf, endCounters func() error
 	if v.Idle {
 		for i, p := range subProcs {
-			if err := waitFile(ctx, filepath.Join(dir, fmt.Sprintf("sub%d.ready", i)), readyTimeout, append([]*Proc{bp}, subProcs...)...); err != nil {
+			if err := waitFile(ctx, filepath.Join(dir, fmt.Sprintf("sub%d.ready", i)), readyTimeout, append([]*proc.Proc{bp}, subProcs...)...); err != nil {
 				return fmt.Errorf("%s: %w", p.Name, err)
 			}
 		}
@@ -198,7 +200,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		}
 	} else {
 		startAt := filepath.Join(dir, "start")
-		var pubProcs []*Proc
+		var pubProcs []*proc.Proc
 		for i, g := range pubs {
 			ready := filepath.Join(dir, fmt.Sprintf("pub%d.ready", i))
 			p, err := start("pub", g, i, ready, startAt)
@@ -206,34 +208,34 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 				return err
 			}
 			pubProcs = append(pubProcs, p)
-			if err := waitFile(ctx, ready, readyTimeout, append([]*Proc{bp}, subProcs...)...); err != nil {
+			if err := waitFile(ctx, ready, readyTimeout, append([]*proc.Proc{bp}, subProcs...)...); err != nil {
 				return err
 			}
 		}
 		// The window starts when the publishers are told to go.
-		cnt0, err := ReadCounters(ctx, bp.Pid(), port)
+		cnt0, err := proc.ReadCounters(ctx, bp.Pid(), port)
 		if err != nil {
 			return err
 		}
 		if r.Perf {
-			perf, err := startPerf(bp.Pid(), filepath.Join(dir, "perf.txt"))
+			perf, err := proc.StartPerf(bp.Pid(), filepath.Join(dir, "perf.txt"))
 			if err != nil {
 				return err
 			}
 			defer func() {
 				if perf != nil {
-					_, _ = perf.stop()
+					_, _ = perf.Stop()
 				}
 			}()
 			stopPerf = func() error {
-				m, err := perf.stop()
+				m, err := perf.Stop()
 				perf = nil
 				rec.Perf = m
 				return err
 			}
 		}
 		endCounters = func() error {
-			cnt1, err := ReadCounters(ctx, bp.Pid(), port)
+			cnt1, err := proc.ReadCounters(ctx, bp.Pid(), port)
 			if err != nil {
 				return err
 			}
@@ -241,7 +243,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			rec.Counters = &d
 			return nil
 		}
-		if cpu0, err = ReadCPU(bp.Pid()); err != nil {
+		if cpu0, err = proc.ReadCPU(bp.Pid()); err != nil {
 			return err
 		}
 		t0 = time.Now()
@@ -263,11 +265,11 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		}
 	}
 	// Figures for the window, read before the subscribers disconnect.
-	cpu1, err := ReadCPU(bp.Pid())
+	cpu1, err := proc.ReadCPU(bp.Pid())
 	if err != nil {
 		return err
 	}
-	if mem, err = ReadMem(bp.Pid()); err != nil {
+	if mem, err = proc.ReadMem(bp.Pid()); err != nil {
 		return err
 	}
 	rec.WindowS = time.Since(t0).Seconds()
@@ -306,7 +308,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		if err := sleep(ctx, v.Quiet); err != nil {
 			return err
 		}
-		if mem, err = ReadMem(bp.Pid()); err != nil {
+		if mem, err = proc.ReadMem(bp.Pid()); err != nil {
 			return err
 		}
 		rec.RSSQuiet = mem.RSS
@@ -336,7 +338,7 @@ func freePort() (int, error) {
 
 // waitListening waits until something accepts connections on port, or p
 // exits, or listenTimeout passes.
-func waitListening(ctx context.Context, port int, p *Proc) error {
+func waitListening(ctx context.Context, port int, p *proc.Proc) error {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(listenTimeout)
 	for {
@@ -360,7 +362,7 @@ func waitListening(ctx context.Context, port int, p *Proc) error {
 // waitFile waits until path exists. It fails when any of watch exits
 // first (a generator that gave up, a broker that crashed), when timeout
 // passes, or when ctx ends.
-func waitFile(ctx context.Context, path string, timeout time.Duration, watch ...*Proc) error {
+func waitFile(ctx context.Context, path string, timeout time.Duration, watch ...*proc.Proc) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		if _, err := os.Stat(path); err == nil {

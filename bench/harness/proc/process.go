@@ -1,4 +1,4 @@
-package harness
+package proc
 
 import (
 	"bytes"
@@ -100,7 +100,7 @@ func (ps *Procs) Start(s Spec) (*Proc, error) {
 		cmd.Stderr = f
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("harness: start %s: %w", s.Name, err)
+		return nil, fmt.Errorf("proc: start %s: %w", s.Name, err)
 	}
 	p.cmd = cmd
 	ps.mu.Lock()
@@ -179,7 +179,7 @@ func (p *Proc) Kill() {
 // status 0), and an error saying it still runs otherwise.
 func (p *Proc) Result() error {
 	if !p.Exited() {
-		return fmt.Errorf("harness: %s still running", p.Name)
+		return fmt.Errorf("proc: %s still running", p.Name)
 	}
 	if p.err != nil {
 		return fmt.Errorf("%w%s", p.err, p.logTail())
@@ -195,7 +195,7 @@ func (p *Proc) Wait(timeout time.Duration, ok ...int) error {
 	case <-p.done:
 	case <-time.After(timeout):
 		p.Kill()
-		return fmt.Errorf("harness: %s did not exit within %v; killed", p.Name, timeout)
+		return fmt.Errorf("proc: %s did not exit within %v; killed", p.Name, timeout)
 	}
 	if p.err == nil {
 		return nil
@@ -208,7 +208,7 @@ func (p *Proc) Wait(timeout time.Duration, ok ...int) error {
 			}
 		}
 	}
-	return fmt.Errorf("harness: %s: %w%s", p.Name, p.err, p.logTail())
+	return fmt.Errorf("proc: %s: %w%s", p.Name, p.err, p.logTail())
 }
 
 // logTail returns the last lines of the process's stderr, for errors.

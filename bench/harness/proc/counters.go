@@ -1,4 +1,4 @@
-package harness
+package proc
 
 import (
 	"bufio"
@@ -65,7 +65,7 @@ func ReadCounters(ctx context.Context, pid, port int) (Counters, error) {
 		// broker's side of each client connection.
 		out, err := exec.CommandContext(ctx, "ss", "-tinH", "state", "established", fmt.Sprintf("( sport = :%d )", port)).Output()
 		if err != nil {
-			return c, fmt.Errorf("harness: ss: %w", err)
+			return c, fmt.Errorf("proc: ss: %w", err)
 		}
 		c.Segs = ParseSegsOut(out)
 	}
@@ -82,7 +82,7 @@ func ParseIO(text string) (reads, writes int64, err error) {
 		}
 		n, perr := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
 		if perr != nil {
-			return 0, 0, fmt.Errorf("harness: /proc io %s: %w", key, perr)
+			return 0, 0, fmt.Errorf("proc: /proc io %s: %w", key, perr)
 		}
 		if key == "syscr" {
 			reads = n
@@ -92,7 +92,7 @@ func ParseIO(text string) (reads, writes int64, err error) {
 		seen++
 	}
 	if seen < 2 {
-		return 0, 0, errors.New("harness: /proc io has no syscr or syscw")
+		return 0, 0, errors.New("proc: /proc io has no syscr or syscw")
 	}
 	return reads, writes, nil
 }
@@ -109,13 +109,13 @@ func ParseSwitches(text string) (int64, error) {
 		}
 		v, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("harness: /proc status %s: %w", key, err)
+			return 0, fmt.Errorf("proc: /proc status %s: %w", key, err)
 		}
 		n += v
 		seen++
 	}
 	if seen < 2 {
-		return 0, errors.New("harness: /proc status has no ctxt_switches")
+		return 0, errors.New("proc: /proc status has no ctxt_switches")
 	}
 	return n, nil
 }
@@ -123,7 +123,7 @@ func ParseSwitches(text string) (int64, error) {
 func readSwitches(pid int) (int64, error) {
 	tasks, err := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/status")
 	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("harness: no threads of %d: %v", pid, err)
+		return 0, fmt.Errorf("proc: no threads of %d: %v", pid, err)
 	}
 	var total int64
 	for _, t := range tasks {

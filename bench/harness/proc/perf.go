@@ -1,4 +1,4 @@
-package harness
+package proc
 
 import (
 	"context"
@@ -40,25 +40,25 @@ func PerfWorks(ctx context.Context) bool {
 	return exec.CommandContext(ctx, "perf", "stat", "-x,", "-e", strings.Join(PerfEvents, ","), "true").Run() == nil
 }
 
-// perfStat is a `perf stat` attached to a process for a window.
-type perfStat struct {
+// PerfStat is a `perf stat` attached to a process for a window.
+type PerfStat struct {
 	cmd *exec.Cmd
 	out string
 }
 
-// startPerf attaches perf stat to pid (its threads, and those they start),
+// StartPerf attaches perf stat to pid (its threads, and those they start),
 // writing its counts to file out when stopped.
-func startPerf(pid int, out string) (*perfStat, error) {
+func StartPerf(pid int, out string) (*PerfStat, error) {
 	cmd := exec.Command("perf", "stat", "-x,", "-e", strings.Join(PerfEvents, ","), "-p", strconv.Itoa(pid), "-o", out)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("harness: perf stat: %w", err)
+		return nil, fmt.Errorf("proc: perf stat: %w", err)
 	}
-	return &perfStat{cmd: cmd, out: out}, nil
+	return &PerfStat{cmd: cmd, out: out}, nil
 }
 
-// stop ends the count (SIGINT makes perf stat print it) and returns it.
-func (p *perfStat) stop() (map[string]float64, error) {
+// Stop ends the count (SIGINT makes perf stat print it) and returns it.
+func (p *PerfStat) Stop() (map[string]float64, error) {
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()
@@ -67,7 +67,7 @@ func (p *perfStat) stop() (map[string]float64, error) {
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-done
-		return nil, fmt.Errorf("harness: perf stat did not stop")
+		return nil, fmt.Errorf("proc: perf stat did not stop")
 	}
 	b, err := os.ReadFile(p.out)
 	if err != nil {

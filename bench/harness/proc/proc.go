@@ -1,4 +1,4 @@
-package harness
+package proc
 
 import (
 	"errors"
@@ -39,13 +39,13 @@ func ParseStatus(text string) (Mem, error) {
 		}
 		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(val), "kB")), 10, 64)
 		if err != nil {
-			return m, fmt.Errorf("harness: /proc status %s: %w", key, err)
+			return m, fmt.Errorf("proc: /proc status %s: %w", key, err)
 		}
 		*dst = kb * 1024
 		seen++
 	}
 	if seen < 2 {
-		return m, errors.New("harness: /proc status has no VmRSS or VmHWM (kernel thread or zombie?)")
+		return m, errors.New("proc: /proc status has no VmRSS or VmHWM (kernel thread or zombie?)")
 	}
 	return m, nil
 }
@@ -57,17 +57,17 @@ func ParseStat(text string) (float64, error) {
 	// parentheses itself: count fields from the last ')'.
 	i := strings.LastIndexByte(text, ')')
 	if i < 0 {
-		return 0, errors.New("harness: /proc stat has no command name")
+		return 0, errors.New("proc: /proc stat has no command name")
 	}
 	f := strings.Fields(text[i+1:])
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
 	if len(f) < 13 {
-		return 0, errors.New("harness: /proc stat is too short")
+		return 0, errors.New("proc: /proc stat is too short")
 	}
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("harness: /proc stat utime/stime: %w", err)
+		return 0, fmt.Errorf("proc: /proc stat utime/stime: %w", err)
 	}
 	return float64(ut+st) / clockTicks, nil
 }

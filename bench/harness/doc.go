@@ -1,0 +1,16 @@
+// Package harness runs Shoal's whole-system benchmark: it builds the
+// brokers (peers.go), picks the scenarios and their variants at a scale
+// (scenario.go), runs each variant against each broker with load
+// generators (runner.go, gen.go), computes each run's metrics
+// (metrics.go), takes medians over rounds (summary.go, stats.go) and
+// writes the reports and chart specs (report.go). Bench (bench.go) is the
+// whole run that cmd/harness calls. Starting processes and reading /proc
+// and perf stat about them is package proc's.
+//
+// # Ownership
+//
+// Bench and Runner run on the caller's goroutine, one run at a time; the
+// processes they start belong to a proc.Procs, which the command's signal
+// handler may also kill. Records, Summaries and Metrics are values, not
+// shared once built.
+package harness
