@@ -52,17 +52,27 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 		c.enqueueLocked(ls, d)
 		return
 	}
+	c.sendInflightLocked(ls, d, now)
+}
+
+// sendInflightLocked writes a QoS 1/2 delivery with a free packet id and
+// records it in flight; with no id free it queues d, and it reports
+// false. A delivery too large for the client is dropped as if delivered
+// [MQTT-3.1.2-25]. It takes over d's reference. c.sess.mu must be held.
+func (c *client) sendInflightLocked(ls *loopState, d session.Delivery, now int64) bool {
+	s := c.sess
 	id, ok := s.NextIDLocked()
 	if !ok {
 		c.enqueueLocked(ls, d)
-		return
+		return false
 	}
 	if !c.writePublish(ls, &d, id, false, now) {
 		persist.Forget(ls.persist.W, s, d.Seq)
-		d.Release() // too large for the client: dropped as if delivered [MQTT-3.1.2-25]
-		return
+		d.Release()
+		return true
 	}
 	c.pushInflightLocked(ls, d, id, now)
+	return true
 }
 
 // pushInflightLocked records d as sent with packet id id, in the session
@@ -163,17 +173,9 @@ func (c *client) drainQueueLocked(ls *loopState, now int64) {
 			d.Release()
 			continue
 		}
-		id, ok := s.NextIDLocked()
-		if !ok {
-			c.enqueueLocked(ls, d)
+		if !c.sendInflightLocked(ls, d, now) {
 			return
 		}
-		if !c.writePublish(ls, &d, id, false, now) {
-			persist.Forget(ls.persist.W, s, d.Seq)
-			d.Release()
-			continue
-		}
-		c.pushInflightLocked(ls, d, id, now)
 	}
 }
 
