@@ -250,7 +250,11 @@ func TestConcurrentPublish(t *testing.T) {
 	for _, tc := range versions {
 		t.Run(tc.name, func(t *testing.T) {
 			const writers, each = 8, 500
-			_, addr := testutil.StartBroker(t, nil)
+			// Room for every message in the subscriber's queue: on a busy
+			// machine it falls behind the 8 writers, and a full queue
+			// would disconnect it as a slow consumer (by design) and lose
+			// the rest.
+			_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.MaxQueued = 2 * writers * each })
 			e := newEngine(t, 2)
 			ctx := ctxT(t)
 			var mu sync.Mutex
