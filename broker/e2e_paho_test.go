@@ -299,7 +299,7 @@ func TestPahoPersistentSession(t *testing.T) {
 	sub := pahoConnect(t, addr, "keeper", persistent)
 	must(t, sub.Subscribe("p/#", 2, nil))
 	sub.Disconnect(50)
-	testutil.Eventually(t, waitFor, "offline", func() bool { return b.SessionCount() == 1 })
+	testutil.Eventually(t, waitFor, "offline", func() bool { return b.SessionCount() == 1 && b.Stats().ClientsConnected == 0 })
 
 	pub := pahoConnect(t, addr, "pub")
 	for i := 0; i < 5; i++ {
@@ -307,8 +307,12 @@ func TestPahoPersistentSession(t *testing.T) {
 	}
 	must(t, pub.Publish("p/x", 0, false, "qos0-not-kept"))
 	// QoS 0 has no acknowledgement; a QoS 1 marker from the same publisher
-	// does, and the broker acknowledges only after routing, in order: once
-	// it is acknowledged, the QoS 0 message has met the offline session.
+	// does, and the broker acknowledges only after routing, in order. With
+	// router workers, routed means handed to the session's loop: the
+	// QoS 0 message may still wait in that loop's inbox when the session
+	// resumes there, and then goes to the new connection after the queued
+	// ones. MQTT lets a broker keep QoS 0 messages for an offline session
+	// (3.1.1 section 4.1), so that one may come last; no other may.
 	must(t, pub.Publish("marker", 1, false, "routed"))
 
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("keeper").
@@ -321,13 +325,22 @@ func TestPahoPersistentSession(t *testing.T) {
 	if !tok.(*mqtt.ConnectToken).SessionPresent() {
 		t.Fatal("session present = 0 on resume")
 	}
-	got := in.wait(t, 5)
+	in.wait(t, 5)
+	time.Sleep(200 * time.Millisecond) // what else comes
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	got := in.msgs
+	if len(got) == 6 && got[5].payload == "qos0-not-kept" && got[5].qos == 0 {
+		got = got[:5]
+	}
+	if len(got) != 5 {
+		t.Fatalf("got %d messages, want the 5 QoS 1/2 ones: %+v", len(in.msgs), in.msgs)
+	}
 	for i, m := range got {
 		if m.payload != fmt.Sprint(i) {
 			t.Fatalf("message %d = %+v", i, m)
 		}
 	}
-	in.quiet(t, 5, 200*time.Millisecond)
 }
 
 // TestPahoTakeover: a second connection with the same client id closes
