@@ -71,12 +71,9 @@ func (c *Client) Final(serverFirst []byte) ([]byte, error) {
 		return nil, ErrTooLong
 	}
 	msg := string(serverFirst)
-	attrs := strings.Split(msg, ",")
-	if strings.HasPrefix(attrs[0], "m=") { // reserved-mext [RFC 5802 section 5.1]
-		return nil, ErrExtension
-	}
-	if len(attrs) < 3 {
-		return nil, ErrMalformed
+	attrs, err := firstAttrs(msg, 3)
+	if err != nil {
+		return nil, err
 	}
 	nonce, ok1 := attr(attrs[0], 'r')
 	saltB64, ok2 := attr(attrs[1], 's')

@@ -45,6 +45,21 @@ func decodeB64(s string) ([]byte, error) {
 	return b, nil
 }
 
+// firstAttrs splits a first message (client-first's bare part or
+// server-first) into its attributes: ErrExtension when it starts with a
+// mandatory extension, reserved-mext [RFC 5802 section 5.1], ErrMalformed
+// when it has fewer than n.
+func firstAttrs(msg string, n int) ([]string, error) {
+	attrs := strings.Split(msg, ",")
+	if strings.HasPrefix(attrs[0], "m=") {
+		return nil, ErrExtension
+	}
+	if len(attrs) < n {
+		return nil, ErrMalformed
+	}
+	return attrs, nil
+}
+
 // attr returns the value of s if s is the attribute "<name>=<value>".
 func attr(s string, name byte) (string, bool) {
 	if len(s) < 2 || s[0] != name || s[1] != '=' {

@@ -266,12 +266,9 @@ func (x *exchange) clientFirst(msg string) ([]byte, error) {
 	}
 	x.gs2, msg = msg[:3], msg[3:]
 
-	attrs := strings.Split(msg, ",")
-	if strings.HasPrefix(attrs[0], "m=") { // reserved-mext [RFC 5802 section 5.1]
-		return nil, ErrExtension
-	}
-	if len(attrs) < 2 {
-		return nil, ErrMalformed
+	attrs, err := firstAttrs(msg, 2)
+	if err != nil {
+		return nil, err
 	}
 	name, ok1 := attr(attrs[0], 'n')
 	cnonce, ok2 := attr(attrs[1], 'r')
