@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,16 +13,6 @@ import (
 	"github.com/shoalmq/shoal/internal/testutil"
 )
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func bindOnly(t *testing.T, cfg broker.Config) (*broker.Broker, error) {
 	t.Helper()
@@ -40,8 +29,8 @@ func bindOnly(t *testing.T, cfg broker.Config) (*broker.Broker, error) {
 // (cmd/broker).
 func TestBindThenStart(t *testing.T) {
 	cfg := broker.DefaultConfig()
-	cfg.Listen = freeAddr(t)
-	cfg.Transports.WSListen = freeAddr(t)
+	cfg.Listen = testutil.FreeAddr(t)
+	cfg.Transports.WSListen = testutil.FreeAddr(t)
 	cfg.DataDir = filepath.Join(t.TempDir(), "store")
 	cfg.SysInterval = 0
 	b, err := bindOnly(t, cfg)
@@ -58,7 +47,7 @@ func TestBindThenStart(t *testing.T) {
 	// does not keep another reservation out: a second broker finds it in
 	// use when its loops listen (cmd/broker's TestSecondBrokerTouchesNothing).
 	other := broker.DefaultConfig()
-	other.Listen = freeAddr(t)
+	other.Listen = testutil.FreeAddr(t)
 	other.Transports.WSListen = cfg.Transports.WSListen
 	if _, err := bindOnly(t, other); err == nil || !strings.Contains(err.Error(), "ws_listen") ||
 		!strings.Contains(err.Error(), "address already in use") {
@@ -84,8 +73,8 @@ func TestBindThenStart(t *testing.T) {
 // on Close, so the next one can bind them.
 func TestCloseAfterBind(t *testing.T) {
 	cfg := broker.DefaultConfig()
-	cfg.Listen = freeAddr(t)
-	cfg.Transports.WSListen = freeAddr(t)
+	cfg.Listen = testutil.FreeAddr(t)
+	cfg.Transports.WSListen = testutil.FreeAddr(t)
 	cfg.SysInterval = 0
 	for i := range 2 {
 		b, err := bindOnly(t, cfg)
