@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
 
@@ -223,6 +225,27 @@ func TestConfigValidate(t *testing.T) {
 		tc.edit(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error naming %s", c, err, tc.want)
+		}
+	}
+}
+
+// TestNoPeersYet: OpenOwners retries JetStream's "no suitable peers for
+// placement" (nodes started together, not yet peers), wrapped or not, and
+// nothing else.
+func TestNoPeersYet(t *testing.T) {
+	noPeers := &jetstream.APIError{Code: 400, ErrorCode: 10005, Description: "no suitable peers for placement"}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{noPeers, true},
+		{fmt.Errorf("creating: %w", noPeers), true},
+		{&jetstream.APIError{Code: 400, ErrorCode: jetstream.JSErrCodeBadRequest}, false},
+		{errors.New("no suitable peers for placement"), false},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := noPeersYet(tc.err); got != tc.want {
+			t.Errorf("noPeersYet(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

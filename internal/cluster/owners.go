@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -47,16 +49,36 @@ func ownerKey(clientID string) string { return string(appendLevel([]byte("c."), 
 
 // OpenOwners opens the bucket of session owners, creating it when this is
 // the cluster's first node to ask.
+//
+// Nodes started together may answer JetStream before they know each other
+// as peers: a replicated bucket then has "no suitable peers for placement"
+// for a moment, and OpenOwners tries again until ctx ends.
 func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
-	kv, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   ownersBucket,
-		History:  1,
-		Replicas: n.cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: the session owners' bucket: %w", err)
+	for {
+		kv, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   ownersBucket,
+			History:  1,
+			Replicas: n.cfg.Replicas,
+		})
+		if err == nil {
+			return &Owners{kv: kv, node: n.cfg.Node}, nil
+		}
+		if !noPeersYet(err) {
+			return nil, fmt.Errorf("cluster: the session owners' bucket: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: the session owners' bucket: %w (last: %v)", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return &Owners{kv: kv, node: n.cfg.Node}, nil
+}
+
+// noPeersYet reports whether err is JetStream's "no suitable peers for
+// placement": fewer peers known than the replicas asked for.
+func noPeersYet(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && uint16(api.ErrorCode) == uint16(server.JSClusterNoPeersErrF)
 }
 
 // Claim makes this node the owner of clientID's session, whoever owned it
