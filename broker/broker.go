@@ -104,8 +104,7 @@ func New(cfg Config) (*Broker, error) {
 		b.ploops[i] = &persist.Loop{}
 	}
 	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
-		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
-		Remote: dispatch.NoRemote{}})
+		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops})
 	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
 		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
 	b.conns = conn.New(cfg.connConfig(), conn.Parts{

@@ -17,8 +17,8 @@
 //	internal/conn      each connection's MQTT: CONNECT and login, PUBLISH in
 //	                   and out, SUBSCRIBE, retained messages, wills, limits
 //	internal/dispatch  routing: the loops' inboxes, the router workers, the
-//	                   fan-out, shared subscriptions, and Remote, the seam
-//	                   for messages that go elsewhere (none on one node)
+//	                   fan-out, shared subscriptions, and Peer, the seam
+//	                   for messages that go to other nodes (none on one node)
 //	internal/persist   what is committed to the store when, the
 //	                   group-commit hold of a loop's output, and the
 //	                   one-time import (Config.Import) into a new store
@@ -31,7 +31,7 @@
 // Sessions, subscriptions and retained messages are reached through
 // interfaces (session.Store and session.Owner, router.Subscriptions,
 // router.Retained, store.Store), and messages leave the node through
-// dispatch.Remote, so that a cluster can put them elsewhere without
+// dispatch.Peer, so that a cluster can put them elsewhere without
 // touching the connections.
 //
 // # Flow of a PUBLISH

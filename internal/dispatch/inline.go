@@ -62,7 +62,7 @@ func (d *Dispatcher) inlineRoom() bool {
 func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 	l := d.loops[el.Index()]
 	f := &l.fan
-	stored = f.route(d, j.Msg, j.Local)
+	stored = f.routeJob(d, &j)
 	j.Msg.Release()
 	if stored && j.Ack != nil {
 		l.persist.NeedSync() // the store has it before the acknowledgement goes out
