@@ -49,26 +49,37 @@ func ownerKey(clientID string) string { return string(appendLevel([]byte("c."), 
 
 // OpenOwners opens the bucket of session owners, creating it when this is
 // the cluster's first node to ask.
+func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
+	kv, err := n.openBucket(ctx, ownersBucket)
+	if err != nil {
+		return nil, err
+	}
+	return &Owners{kv: kv, node: n.cfg.Node}, nil
+}
+
+// openBucket opens the key-value bucket name (keeping the last value of
+// each key, replicated as configured), creating it when this is the
+// cluster's first node to ask.
 //
 // Nodes started together may answer JetStream before they know each other
 // as peers: a replicated bucket then has "no suitable peers for placement"
-// for a moment, and OpenOwners tries again until ctx ends.
-func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
+// for a moment, and openBucket tries again until ctx ends.
+func (n *Node) openBucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	for {
 		kv, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:   ownersBucket,
+			Bucket:   name,
 			History:  1,
 			Replicas: n.cfg.Replicas,
 		})
 		if err == nil {
-			return &Owners{kv: kv, node: n.cfg.Node}, nil
+			return kv, nil
 		}
 		if !noPeersYet(err) {
-			return nil, fmt.Errorf("cluster: the session owners' bucket: %w", err)
+			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("cluster: the session owners' bucket: %w (last: %v)", ctx.Err(), err)
+			return nil, fmt.Errorf("cluster: bucket %s: %w (last: %v)", name, ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -77,22 +77,47 @@ func prefix(dst []byte, root string, dollar bool) []byte {
 // root, or fails with ErrTopicTooLong. It allocates only to grow dst.
 func Subject(dst []byte, root, topic string) ([]byte, error) {
 	start := len(dst)
-	dst = prefix(dst, root, topic != "" && topic[0] == '$')
+	dst = appendLevels(prefix(dst, root, topic != "" && topic[0] == '$'), topic)
+	if len(dst)-start > maxSubject {
+		return dst[:start], ErrTopicTooLong
+	}
+	return dst, nil
+}
+
+// appendLevels appends the tokens of s's levels, joined by '.'. Every byte
+// but those appendLevel keeps is escaped, '+' and '#' too: a filter's
+// levels make a key that no wildcard reads into.
+func appendLevels(dst []byte, s string) []byte {
 	for first := true; ; first = false {
-		level, rest, more := strings.Cut(topic, "/")
+		level, rest, more := strings.Cut(s, "/")
 		if !first {
 			dst = append(dst, '.')
 		}
 		dst = appendLevel(dst, level)
 		if !more {
-			break
+			return dst
 		}
-		topic = rest
+		s = rest
 	}
-	if len(dst)-start > maxSubject {
-		return dst[:start], ErrTopicTooLong
+}
+
+// levelsOf is appendLevels' inverse; false for tokens it cannot have made.
+func levelsOf(tokens string) (string, bool) {
+	var b strings.Builder
+	b.Grow(len(tokens))
+	for first := true; ; first = false {
+		token, tail, more := strings.Cut(tokens, ".")
+		if !first {
+			b.WriteByte('/')
+		}
+		if !appendUnescaped(&b, token) {
+			return "", false
+		}
+		if !more {
+			return b.String(), true
+		}
+		tokens = tail
 	}
-	return dst, nil
 }
 
 // Filter returns the subjects a subscriber to filter (a valid, non-shared
@@ -137,23 +162,11 @@ func Topic(root, subject string) (topic string, ok bool) {
 	if !found || len(rest) < 2 || rest[1] != '.' || (rest[0] != 'm' && rest[0] != 's') {
 		return "", false
 	}
-	dollar, rest := rest[0] == 's', rest[2:]
-	var b strings.Builder
-	b.Grow(len(rest))
-	for first := true; ; first = false {
-		token, tail, more := strings.Cut(rest, ".")
-		if !first {
-			b.WriteByte('/')
-		}
-		if !appendUnescaped(&b, token) {
-			return "", false
-		}
-		if !more {
-			break
-		}
-		rest = tail
+	dollar := rest[0] == 's'
+	topic, ok = levelsOf(rest[2:])
+	if !ok {
+		return "", false
 	}
-	topic = b.String()
 	if (topic != "" && topic[0] == '$') != dollar {
 		return "", false
 	}
