@@ -56,8 +56,8 @@ func appendBytes(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
-// decodeFrame returns the message a frame carries, as of now, with the
-// shared group it is for; m is nil for a message that expired on the way.
+// decodeFrame returns the message a frame carries, its time left counted
+// from now (Unix nanoseconds), with the shared group it is for.
 func decodeFrame(b []byte, now int64) (m *router.Message, group string, err error) {
 	if len(b) < 2 || b[0] != frameVersion || b[1]&3 == 3 || b[1]>>3 != 0 {
 		return nil, "", errFrame

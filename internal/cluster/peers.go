@@ -215,9 +215,6 @@ func (ps *Peers) receive(msg *nats.Msg) {
 		ps.log.Warn().Err(err).Msg("cluster: a malformed message from another node")
 		return
 	}
-	if m == nil {
-		return // expired on the way
-	}
 	ps.Received.Add(1)
 	if !ps.disp.SubmitWait(dispatch.Job{Msg: m, Local: true, Group: group}, ps.stop) {
 		m.Release()

@@ -28,13 +28,19 @@ import (
 // matches "a" itself [MQTT-4.7.1-1]: Filter returns that parent subject
 // too, and a subscriber takes both.
 
-// maxSubject bounds a subject's length: NATS refuses a PUB line past its
-// max_control_line, 4 KiB by default, which holds the subject, a reply
-// subject and the size. 2 KiB leaves room for the rest; a topic whose
-// subject is longer is refused (ErrTopicTooLong): at most 3 bytes per
-// topic byte, so Shoal's default max_topic_length (1,024) fits when most
-// of a topic's bytes need no escape.
-const maxSubject = 2048
+// maxSubject bounds a subject's (or key's) length: NATS refuses a PUB line
+// past its max_control_line, 4 KiB by default, which holds the subject
+// behind the bucket's prefix ("$KV.shoal_retained."), a reply subject
+// (about 40 bytes) and the size. A topic's escape takes at most 3 bytes
+// per topic byte, so MaxTopicLength, Shoal's default max_topic_length,
+// fits whatever its bytes, and leaves about 800 bytes for the rest; a
+// longer subject is refused (ErrTopicTooLong).
+const maxSubject = 3300
+
+// MaxTopicLength is the longest topic or filter a cluster takes: its
+// longest escape fits maxSubject with a node's name and a key's prefix.
+// A cluster's max_topic_length is at most this.
+const MaxTopicLength = 1024
 
 // ErrTopicTooLong says a topic or filter is too long once escaped for the
 // cluster: the broker refuses it as it refuses a topic over
