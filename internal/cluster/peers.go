@@ -58,25 +58,14 @@ type Peers struct {
 	node  *Node
 	self  string
 	kv    jetstream.KeyValue
-	table *router.Table // this node's table, as Table wraps it
+	table *Table
 	disp  Submitter
 	log   zerolog.Logger
-
-	// local counts this node's subscriptions per distinct filter (a
-	// shared one whole, "$share/g/f"); dirty are the filters whose key
-	// must be written again. Guarded by mu.
-	mu    sync.Mutex
-	local map[string]int
-	dirty map[string]struct{}
-	wake  chan struct{} // has room for one: a write is due
 
 	// remotes are the other nodes as the table holds them; watch
 	// goroutine only.
 	remotes map[string]*remote
-	// peerSubs counts the table's subscriptions that are Peers, for
-	// Table.Count.
-	peerSubs atomic.Int64
-	ready    chan struct{} // closed once the bucket's keys at start are in the table
+	ready   chan struct{} // closed once the bucket's keys at start are in the table
 
 	sub  *nats.Subscription
 	stop chan struct{}
@@ -128,18 +117,17 @@ func (p *peer) Forward(m *router.Message, mt *router.Match) {
 }
 
 // NewPeers opens the interest bucket, clears what this node published
-// there before it last stopped, and returns the Peers for table, which
-// the broker must use through Table from now on. Start makes it route.
-func (n *Node) NewPeers(ctx context.Context, table *router.Table, log zerolog.Logger) (*Peers, error) {
+// there before it last stopped, and returns the Peers of table. Start
+// makes it route.
+func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (*Peers, error) {
 	kv, err := n.openBucket(ctx, interestBucket)
 	if err != nil {
 		return nil, err
 	}
 	ps := &Peers{node: n, self: n.cfg.Node, kv: kv, table: table, log: log,
-		local: map[string]int{}, dirty: map[string]struct{}{}, wake: make(chan struct{}, 1),
 		remotes: map[string]*remote{}, ready: make(chan struct{}), stop: make(chan struct{})}
-	// What this node left behind: sessions resubscribe as they are
-	// restored, and write their keys again.
+	// What this node left behind; the table's subscriptions now (restored
+	// sessions') are written again by Start.
 	keys, err := kv.ListKeysFiltered(ctx, "i."+ps.self+".>", "g."+ps.self+".>")
 	if err != nil {
 		return nil, fmt.Errorf("cluster: listing this node's old interest: %w", err)
@@ -159,8 +147,8 @@ type Submitter interface {
 }
 
 // Start begins routing: messages for this node go to d, the other nodes'
-// interest comes into the table and this node's goes out. It returns once
-// the interest the bucket held is in the table.
+// interest comes into the table and this node's goes out, all of it
+// first. It returns once the interest the bucket held is in the table.
 func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	ps.disp = d
 	sub, err := ps.node.nc.Subscribe(nodeSubject(ps.self), ps.receive)
@@ -175,6 +163,7 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	if err != nil {
 		return fmt.Errorf("cluster: watching interest: %w", err)
 	}
+	ps.table.markAll()
 	ps.done.Add(2)
 	go ps.watch(w)
 	go ps.publish()
@@ -221,30 +210,6 @@ func (ps *Peers) receive(msg *nats.Msg) {
 	}
 }
 
-// interest is called by Table when this node's subscriptions to filter
-// change by delta (+1 or -1): the filter's key is due for a write when it
-// gains its first subscriber or loses its last, and for a shared group
-// whenever its count of members changes.
-func (ps *Peers) interest(filter string, delta int) {
-	ps.mu.Lock()
-	before := ps.local[filter]
-	after := before + delta
-	if after <= 0 {
-		delete(ps.local, filter)
-	} else {
-		ps.local[filter] = after
-	}
-	_, _, shared := router.ParseShared(filter)
-	if shared || (before == 0) != (after <= 0) {
-		ps.dirty[filter] = struct{}{}
-		select {
-		case ps.wake <- struct{}{}:
-		default:
-		}
-	}
-	ps.mu.Unlock()
-}
-
 // publish writes the keys of the filters whose interest changed, until
 // Close. A write that fails is tried again a little later.
 func (ps *Peers) publish() {
@@ -255,23 +220,14 @@ func (ps *Peers) publish() {
 		select {
 		case <-ps.stop:
 			return
-		case <-ps.wake:
+		case <-ps.table.wake:
 		case <-retry.C:
 		}
-		ps.mu.Lock()
-		due := make(map[string]int, len(ps.dirty))
-		for f := range ps.dirty {
-			due[f] = ps.local[f]
-		}
-		clear(ps.dirty)
-		ps.mu.Unlock()
 		failed := false
-		for f, n := range due {
+		for f, n := range ps.table.takeDirty() {
 			if err := ps.write(f, n); err != nil {
 				ps.log.Warn().Err(err).Str("filter", f).Msg("cluster: publishing interest failed; will try again")
-				ps.mu.Lock()
-				ps.dirty[f] = struct{}{}
-				ps.mu.Unlock()
+				ps.table.markDirty(f)
 				failed = true
 			}
 		}
@@ -379,12 +335,12 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 		switch {
 		case put && !had:
 			r.filters[filter] = struct{}{}
-			ps.table.Subscribe(ps.member(node, r, 0), filter, router.Options{QoS: 2, RetainAsPublished: true})
-			ps.peerSubs.Add(1)
+			ps.table.Table.Subscribe(ps.member(node, r, 0), filter, router.Options{QoS: 2, RetainAsPublished: true})
+			ps.table.peerSubs.Add(1)
 		case !put && had:
 			delete(r.filters, filter)
-			ps.table.Unsubscribe(r.members[0], filter)
-			ps.peerSubs.Add(-1)
+			ps.table.Table.Unsubscribe(r.members[0], filter)
+			ps.table.peerSubs.Add(-1)
 		}
 		return
 	}
@@ -399,12 +355,12 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 	}
 	had := r.groups[filter]
 	for i := had; i < n; i++ {
-		ps.table.Subscribe(ps.member(node, r, i), filter, router.Options{QoS: 2})
+		ps.table.Table.Subscribe(ps.member(node, r, i), filter, router.Options{QoS: 2})
 	}
 	for i := n; i < had; i++ {
-		ps.table.Unsubscribe(r.members[i], filter)
+		ps.table.Table.Unsubscribe(r.members[i], filter)
 	}
-	ps.peerSubs.Add(int64(n - had))
+	ps.table.peerSubs.Add(int64(n - had))
 	if n == 0 {
 		delete(r.groups, filter)
 	} else {
@@ -421,16 +377,29 @@ func (ps *Peers) member(node string, r *remote, i int) *peer {
 	return r.members[i]
 }
 
-// Table is this node's subscription table in a cluster: the router.Table,
-// with the other nodes in it as Peers, and this node's subscriptions
-// published to them as they change. Safe for concurrent use.
+// Table is this node's subscription table in a cluster: a router.Table,
+// with the other nodes in it as Peers (put there by Peers), that keeps
+// count of this node's own subscriptions per distinct filter for Peers to
+// publish. Safe for concurrent use.
 type Table struct {
 	*router.Table
-	ps *Peers
+
+	// local counts this node's subscriptions per distinct filter (a
+	// shared one whole, "$share/g/f"); dirty are the filters whose key
+	// is due for a write. Guarded by mu.
+	mu    sync.Mutex
+	local map[string]int
+	dirty map[string]struct{}
+	wake  chan struct{} // has room for one: a write is due
+
+	// peerSubs counts the subscriptions that are Peers, for Count.
+	peerSubs atomic.Int64
 }
 
-// Table returns the subscription table the broker uses with ps.
-func (ps *Peers) Table() *Table { return &Table{Table: ps.table, ps: ps} }
+// NewTable returns t as a cluster's table.
+func NewTable(t *router.Table) *Table {
+	return &Table{Table: t, local: map[string]int{}, dirty: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
 
 var _ router.Subscriptions = (*Table)(nil)
 
@@ -438,7 +407,7 @@ var _ router.Subscriptions = (*Table)(nil)
 func (t *Table) Subscribe(s router.Subscriber, filter string, o router.Options) bool {
 	existed := t.Table.Subscribe(s, filter, o)
 	if !existed {
-		t.ps.interest(filter, 1)
+		t.interest(filter, 1)
 	}
 	return existed
 }
@@ -447,11 +416,69 @@ func (t *Table) Subscribe(s router.Subscriber, filter string, o router.Options) 
 func (t *Table) Unsubscribe(s router.Subscriber, filter string) bool {
 	existed := t.Table.Unsubscribe(s, filter)
 	if existed {
-		t.ps.interest(filter, -1)
+		t.interest(filter, -1)
 	}
 	return existed
 }
 
 // Count implements router.Subscriptions: this node's subscriptions,
 // without the Peers.
-func (t *Table) Count() int { return t.Table.Count() - int(t.ps.peerSubs.Load()) }
+func (t *Table) Count() int { return t.Table.Count() - int(t.peerSubs.Load()) }
+
+// interest records that this node's subscriptions to filter changed by
+// delta (+1 or -1): the filter's key is due for a write when it gains its
+// first subscriber or loses its last, and for a shared group whenever its
+// count of members changes.
+func (t *Table) interest(filter string, delta int) {
+	t.mu.Lock()
+	before := t.local[filter]
+	after := before + delta
+	if after <= 0 {
+		delete(t.local, filter)
+	} else {
+		t.local[filter] = after
+	}
+	_, _, shared := router.ParseShared(filter)
+	if shared || (before == 0) != (after <= 0) {
+		t.markDirtyLocked(filter)
+	}
+	t.mu.Unlock()
+}
+
+// markDirty makes filter's key due for a write again.
+func (t *Table) markDirty(filter string) {
+	t.mu.Lock()
+	t.markDirtyLocked(filter)
+	t.mu.Unlock()
+}
+
+func (t *Table) markDirtyLocked(filter string) {
+	t.dirty[filter] = struct{}{}
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeDirty returns the filters whose keys are due, with their counts of
+// subscriptions now (0: delete the key), and clears them.
+func (t *Table) takeDirty() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	due := make(map[string]int, len(t.dirty))
+	for f := range t.dirty {
+		due[f] = t.local[f]
+	}
+	clear(t.dirty)
+	return due
+}
+
+// markAll makes every filter with subscriptions due: what NewPeers
+// cleared from the bucket is written again.
+func (t *Table) markAll() {
+	t.mu.Lock()
+	for f := range t.local {
+		t.markDirtyLocked(f)
+	}
+	t.mu.Unlock()
+}

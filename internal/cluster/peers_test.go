@@ -42,7 +42,8 @@ func startPeers(t *testing.T, nodes []*Node) []routed {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i, n := range nodes {
-		ps, err := n.NewPeers(ctx, router.NewTable(0, router.RoundRobin), zerolog.New(zerolog.NewTestWriter(t)))
+		table := NewTable(router.NewTable(0, router.RoundRobin))
+		ps, err := n.NewPeers(ctx, table, zerolog.New(zerolog.NewTestWriter(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +52,7 @@ func startPeers(t *testing.T, nodes []*Node) []routed {
 			t.Fatal(err)
 		}
 		t.Cleanup(ps.Close)
-		out[i] = routed{ps: ps, table: ps.Table(), in: in}
+		out[i] = routed{ps: ps, table: table, in: in}
 	}
 	return out
 }
@@ -149,7 +150,7 @@ func TestPeersRouteOncePerNode(t *testing.T) {
 		t.Fatal("node 0 lost node 1's x/+ with a's unsubscribe")
 	}
 	rs[1].table.Unsubscribe(b, "x/+")
-	waitFor(t, "node 0 to see x/+ go", func() bool { return rs[0].ps.peerSubs.Load() == 0 })
+	waitFor(t, "node 0 to see x/+ go", func() bool { return rs[0].table.peerSubs.Load() == 0 })
 }
 
 // TestPeersSharedGroupByMembers: a shared group with two members on one
@@ -162,7 +163,7 @@ func TestPeersSharedGroupByMembers(t *testing.T) {
 	rs[1].table.Subscribe(client("m2"), g, router.Options{QoS: 1})
 	rs[2].table.Subscribe(client("m3"), g, router.Options{QoS: 1})
 	waitFor(t, "node 0 to see 3 members", func() bool {
-		return rs[0].ps.peerSubs.Load() == 3
+		return rs[0].table.peerSubs.Load() == 3
 	})
 	for range 30 {
 		if n := forward(t, rs[0], "s/1", 1); n != 1 {
@@ -199,7 +200,7 @@ func TestPeersClearOldInterest(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := nodes[0].NewPeers(ctx, router.NewTable(0, router.RoundRobin), zerolog.Nop()); err != nil {
+	if _, err := nodes[0].NewPeers(ctx, NewTable(router.NewTable(0, router.RoundRobin)), zerolog.Nop()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rs[0].ps.kv.Get(ctx, key); err == nil {

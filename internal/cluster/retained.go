@@ -56,28 +56,34 @@ type Retained struct {
 	Failed atomic.Int64
 }
 
-// NewRetained opens the bucket of retained messages and starts mirroring
-// it; it returns once the mirror has what the bucket held.
-func (n *Node) NewRetained(ctx context.Context, log zerolog.Logger) (*Retained, error) {
+// NewRetained returns the retained messages of a node that is not yet in
+// its cluster: Open brings them in.
+func NewRetained() *Retained {
+	return &Retained{MemRetained: router.NewRetained(), moved: make(chan struct{}), stop: make(chan struct{})}
+}
+
+// Open opens the bucket of retained messages on n and starts mirroring
+// it; it returns once the mirror has what the bucket held. Call it once,
+// before anything is Set.
+func (r *Retained) Open(ctx context.Context, n *Node, log zerolog.Logger) error {
 	kv, err := n.openBucket(ctx, retainedBucket)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	r := &Retained{MemRetained: router.NewRetained(), node: n, kv: kv, log: log,
-		moved: make(chan struct{}), stop: make(chan struct{})}
+	r.node, r.kv, r.log = n, kv, log
 	w, err := kv.WatchAll(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("cluster: watching retained messages: %w", err)
+		return fmt.Errorf("cluster: watching retained messages: %w", err)
 	}
 	ready := make(chan struct{})
 	r.done.Add(1)
 	go r.watch(w, ready)
 	select {
 	case <-ready:
-		return r, nil
+		return nil
 	case <-ctx.Done():
 		r.Close()
-		return nil, fmt.Errorf("cluster: reading retained messages: %w", ctx.Err())
+		return fmt.Errorf("cluster: reading retained messages: %w", ctx.Err())
 	}
 }
 

@@ -17,8 +17,8 @@ func startRetained(t *testing.T, nodes []*Node) []*Retained {
 	defer cancel()
 	out := make([]*Retained, len(nodes))
 	for i, n := range nodes {
-		r, err := n.NewRetained(ctx, zerolog.New(zerolog.NewTestWriter(t)))
-		if err != nil {
+		r := NewRetained()
+		if err := r.Open(ctx, n, zerolog.New(zerolog.NewTestWriter(t))); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(r.Close)
