@@ -118,6 +118,10 @@ type Config struct {
 	Limits *atomic.Pointer[limit.Limits]
 	// PersistLoops are the loops' parts in persistence, by loop index.
 	PersistLoops []*persist.Loop
+	// RetainedBlocks says Retained.Set may block (a cluster's writes its
+	// replicas first): retained messages are routed by the workers only,
+	// never on a loop.
+	RetainedBlocks bool
 }
 
 // Dispatcher routes messages: it owns the loops' inboxes, the router
@@ -128,7 +132,9 @@ type Dispatcher struct {
 	retained router.Retained
 	persist  *persist.Keeper
 	limits   *atomic.Pointer[limit.Limits]
-	engine   *eventloop.Engine
+	// retainedBlocks is Config.RetainedBlocks.
+	retainedBlocks bool
+	engine         *eventloop.Engine
 
 	loops   []*Loop   // by eventloop.Loop.Index; built once
 	workers []*Worker // built once
@@ -142,7 +148,8 @@ type Dispatcher struct {
 // New builds a Dispatcher from cfg. It routes nothing until SetEngine and
 // the workers run (Worker.Run).
 func New(cfg Config) *Dispatcher {
-	d := &Dispatcher{subs: cfg.Subs, retained: cfg.Retained, persist: cfg.Persist, limits: cfg.Limits}
+	d := &Dispatcher{subs: cfg.Subs, retained: cfg.Retained, persist: cfg.Persist, limits: cfg.Limits,
+		retainedBlocks: cfg.RetainedBlocks}
 	d.loops = make([]*Loop, cfg.Loops)
 	for i := range d.loops {
 		l := &Loop{index: i, fan: newFanout(cfg.Loops), persist: cfg.PersistLoops[i]}

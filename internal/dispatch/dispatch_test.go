@@ -103,12 +103,12 @@ func TestSubmitCountsPublisher(t *testing.T) {
 	if got := p.routing.Load(); got != 1 {
 		t.Fatalf("routing count %d after a refused submit, want 1", got)
 	}
-	if d.MayRouteInline(&p) {
+	if d.MayRouteInline(&p, false) {
 		t.Fatal("inline allowed while a message is with the worker")
 	}
 	w.do(<-w.ch)
 	w.Post()
-	if p.Busy() || !d.MayRouteInline(&p) {
+	if p.Busy() || !d.MayRouteInline(&p, false) {
 		t.Fatal("still busy after the worker posted")
 	}
 }
@@ -143,5 +143,19 @@ func TestEnqueuePolicy(t *testing.T) {
 	s.Unlock()
 	if !dropped || n != 2 {
 		t.Errorf("bytes limit: dropped %v, %d queued; want true, 2", dropped, n)
+	}
+}
+
+// TestRetainedBlocksGoesToWorkers: where setting a retained message may
+// block, a retained message is never routed on a loop; others still are.
+func TestRetainedBlocksGoesToWorkers(t *testing.T) {
+	d := newDispatcher(t, limit.Limits{})
+	var p Publisher
+	if !d.MayRouteInline(&p, true) {
+		t.Fatal("a retained message kept off the loop on a single node")
+	}
+	d.retainedBlocks = true
+	if d.MayRouteInline(&p, true) || !d.MayRouteInline(&p, false) {
+		t.Fatal("RetainedBlocks: retained inline, or plain messages kept off the loop")
 	}
 }
