@@ -43,7 +43,7 @@ type Config struct {
 }
 
 // Validate reports the first setting that cannot work, naming its key
-// under "cluster".
+// under "cluster". The config file's cluster section is checked by it.
 func (c *Config) Validate() error {
 	switch {
 	case c.Name == "" || !tokenSafe(c.Name):
@@ -52,6 +52,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster.node: %q must be letters, digits, - and _", c.Node)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("cluster.replicas: %d is outside 1..5", c.Replicas)
+	case c.NATSURL != "" && (c.Listen != "" || len(c.Routes) > 0):
+		return errors.New("cluster.nats_url: an external NATS cluster excludes listen and routes, which embed one: set one or the other")
 	case c.NATSURL != "":
 		return nil
 	case c.DataDir == "":
@@ -64,8 +66,28 @@ func (c *Config) Validate() error {
 		if _, err := hostPort("cluster.routes", r); err != nil {
 			return err
 		}
+		if r == c.Listen {
+			return fmt.Errorf("cluster.routes: %q is this node's own listen address; list the other nodes", r)
+		}
+	}
+	if nodes := len(c.Routes) + 1; c.Replicas > nodes {
+		// JetStream cannot place more copies than there are servers: the
+		// owners' bucket would wait for peers that never come.
+		return fmt.Errorf("cluster.replicas: %d is more than the %d node(s) of the cluster: routes and this one", c.Replicas, nodes)
 	}
 	return nil
+}
+
+// DefaultReplicas is the Replicas of a config that does not say: with an
+// embedded server, every node the config names (routes and this one), at
+// most 3 — so three nodes each routing to the other two keep 3 copies and
+// a node without routes keeps 1; with an external NATS cluster, whose size
+// the config does not tell, 3.
+func DefaultReplicas(routes int, external bool) int {
+	if external {
+		return 3
+	}
+	return min(3, routes+1)
 }
 
 func tokenSafe(s string) bool {

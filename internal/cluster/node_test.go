@@ -206,7 +206,7 @@ func TestOneNode(t *testing.T) {
 
 // TestConfigValidate: bad cluster settings name their key.
 func TestConfigValidate(t *testing.T) {
-	good := Config{Name: "c", Node: "a", Listen: "127.0.0.1:7422", Routes: []string{"127.0.0.1:7423"}, Replicas: 3, DataDir: "d"}
+	good := Config{Name: "c", Node: "a", Listen: "127.0.0.1:7422", Routes: []string{"127.0.0.1:7423"}, Replicas: 2, DataDir: "d"}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -220,11 +220,28 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Listen = "7422" }, "cluster.listen"},
 		{func(c *Config) { c.Routes = []string{"h:99999"} }, "cluster.routes"},
 		{func(c *Config) { c.DataDir = "" }, "data_dir"},
+		{func(c *Config) { c.NATSURL = "nats://h:4222" }, "cluster.nats_url"},
+		{func(c *Config) { c.Routes = []string{c.Listen} }, "cluster.routes"},
+		{func(c *Config) { c.Routes = nil }, "cluster.replicas: 2 is more than the 1 node"},
 	} {
 		c := good
 		tc.edit(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error naming %s", c, err, tc.want)
+		}
+	}
+}
+
+// TestDefaultReplicas: three nodes routing to each other replicate 3
+// ways, a lone node 1, and neither is more than Validate allows.
+func TestDefaultReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		routes   int
+		external bool
+		want     int
+	}{{0, false, 1}, {1, false, 2}, {2, false, 3}, {4, false, 3}, {0, true, 3}} {
+		if got := DefaultReplicas(tc.routes, tc.external); got != tc.want {
+			t.Errorf("DefaultReplicas(%d, %v) = %d, want %d", tc.routes, tc.external, got, tc.want)
 		}
 	}
 }
