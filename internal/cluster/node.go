@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/store"
 )
 
 // Config says how a node joins its cluster.
@@ -186,7 +188,7 @@ func (n *Node) startServer() (*server.Server, error) {
 		Authorization: token,
 		NoSigs:        true,
 		JetStream:     true,
-		StoreDir:      filepath.Join(c.DataDir, "cluster"),
+		StoreDir:      filepath.Join(c.DataDir, store.ClusterDir), // beside the broker's store, which leaves it alone
 	}
 	if len(c.Routes) > 0 {
 		// A one-node cluster without routes runs JetStream on its own:
