@@ -179,6 +179,31 @@ func TestOwnersRace(t *testing.T) {
 	}
 }
 
+// TestOwnersOpenTogether: three nodes open the owners' bucket at the
+// same moment, as brokers started together do, and each gets it within
+// the bounded time (each waited out its whole context when an attempt
+// that got no answer was not tried again).
+func TestOwnersOpenTogether(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, nd := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = nd.OpenOwners(ctx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("node %d: %v", i, err)
+		}
+	}
+}
+
 // TestOneNode: a node without routes runs JetStream on its own
 // (replicas 1), as a one-node cluster does, and claims sessions.
 func TestOneNode(t *testing.T) {
