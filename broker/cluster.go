@@ -12,29 +12,10 @@ import (
 // ClusterConfig makes the broker one node of a cluster (the config file's
 // cluster section): it starts an embedded NATS server with JetStream —
 // routes to the other nodes, its state in DataDir/cluster — or connects
-// to an external NATS cluster (NATSURL). Package internal/cluster checks
-// the settings (cluster.Config.Validate, through Config.Validate) and runs
-// the node.
-type ClusterConfig struct {
-	// Name is the cluster's name (cluster.name); nodes of a cluster with
-	// another name are refused. Letters, digits, - and _.
-	Name string
-	// Node is this node's name, unique in the cluster (cluster.node).
-	Node string
-	// Listen is where the other nodes' routes connect (cluster.listen),
-	// host:port.
-	Listen string
-	// Routes are the other nodes' Listen addresses (cluster.routes).
-	Routes []string
-	// Replicas is how many copies JetStream keeps of the cluster's state
-	// (cluster.replicas), 1..5 and, embedded, at most the nodes Routes
-	// names with this one. The config file's default is
-	// cluster.DefaultReplicas: min(3, len(Routes)+1), or 3 with NATSURL.
-	Replicas int
-	// NATSURL connects to an external NATS cluster instead of embedding
-	// a server (cluster.nats_url); Listen and Routes are then left empty.
-	NATSURL string
-}
+// to an external NATS cluster (NATSURL). Its fields are documented on
+// package internal/cluster's Settings, which it is; cluster.Config.Validate
+// checks them, through Config.Validate, with the broker's DataDir.
+type ClusterConfig = cluster.Settings
 
 // clusterStartTimeout bounds Start's wait for the cluster: nodes started
 // together find each other and elect JetStream's meta leader within a few
@@ -45,12 +26,9 @@ const clusterStartTimeout = 30 * time.Second
 // clusterConfig is c's cluster section as package cluster takes it: the
 // broker's logger and data_dir.
 func (c *Config) clusterConfig() cluster.Config {
-	cc := c.Cluster
-	return cluster.Config{
-		Name: cc.Name, Node: cc.Node, Listen: cc.Listen, Routes: slices.Clone(cc.Routes),
-		Replicas: cc.Replicas, NATSURL: cc.NATSURL,
-		DataDir: c.DataDir, Logger: c.Logger,
-	}
+	cc := cluster.Config{Settings: *c.Cluster, DataDir: c.DataDir, Logger: c.Logger}
+	cc.Routes = slices.Clone(cc.Routes) // the node's own: nothing the caller keeps
+	return cc
 }
 
 // startCluster starts the cluster node, when Config.Cluster asks for one,

@@ -31,15 +31,11 @@ func clusterBroker(t *testing.T, name, dataDir string, cc broker.ClusterConfig) 
 	return cfg
 }
 
-// closeBroker closes b within 10s, twice: the second Close does nothing.
+// closeBroker closes b (stop), then again: the second Close does nothing.
 func closeBroker(t *testing.T, b *broker.Broker) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Close(ctx); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-	if err := b.Close(ctx); err != nil {
+	stop(t, b)
+	if err := b.Close(context.Background()); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
 }

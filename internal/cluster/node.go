@@ -20,25 +20,38 @@ import (
 	"github.com/shoalmq/shoal/store"
 )
 
-// Config says how a node joins its cluster.
-type Config struct {
-	// Name is the cluster's name; routes from a cluster of another name
-	// are refused.
+// Settings are what the config file's cluster section says of a node
+// (broker.ClusterConfig is this type): names and addresses.
+type Settings struct {
+	// Name is the cluster's name (cluster.name); routes from a cluster of
+	// another name are refused. Letters, digits, - and _.
 	Name string
-	// Node is this node's name, unique in the cluster.
+	// Node is this node's name, unique in the cluster (cluster.node).
 	Node string
 	// Listen is where the embedded NATS server takes the other nodes'
-	// routes ("host:port").
+	// routes (cluster.listen, "host:port").
 	Listen string
-	// Routes are the other nodes' Listen addresses, to connect to.
+	// Routes are the other nodes' Listen addresses, to connect to
+	// (cluster.routes).
 	Routes []string
 	// Replicas is how many copies JetStream keeps of the cluster's
-	// durable state: 3 survives one node's loss; 1 for a one-node cluster.
+	// durable state (cluster.replicas): 3 survives one node's loss; 1 for
+	// a one-node cluster. 1..5, and with an embedded server no more than
+	// the nodes Routes names with this one. The config file's default is
+	// DefaultReplicas.
 	Replicas int
 	// NATSURL, when set, connects to an external NATS cluster instead of
-	// embedding a server; Listen and Routes are then not used.
+	// embedding a server (cluster.nats_url); Listen and Routes must then
+	// be empty.
 	NATSURL string
-	// DataDir is where the embedded server keeps its JetStream state.
+}
+
+// Config says how a node joins its cluster: its Settings, and what the
+// broker gives it.
+type Config struct {
+	Settings
+	// DataDir is where the embedded server keeps its JetStream state, in
+	// DataDir/cluster (the broker's data_dir).
 	DataDir string
 	// Logger gets the embedded server's lines (its chatter at debug).
 	Logger zerolog.Logger

@@ -45,8 +45,8 @@ func startCluster(t *testing.T, n int) []*Node {
 				routes = append(routes, a)
 			}
 		}
-		cfg := Config{Name: "test", Node: fmt.Sprintf("n%d", i), Listen: addrs[i], Routes: routes,
-			Replicas: min(3, n), DataDir: t.TempDir(), Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", fmt.Sprint(i)).Logger()}
+		cfg := Config{Settings: Settings{Name: "test", Node: fmt.Sprintf("n%d", i), Listen: addrs[i], Routes: routes,
+			Replicas: min(3, n)}, DataDir: t.TempDir(), Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", fmt.Sprint(i)).Logger()}
 		wg.Add(1)
 		go func() { // a clustered JetStream needs its peers up to elect a leader
 			defer wg.Done()
@@ -209,7 +209,7 @@ func TestOwnersOpenTogether(t *testing.T) {
 func TestOneNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := Start(ctx, Config{Name: "t", Node: "solo", Listen: freeAddr(t), Replicas: 1, DataDir: t.TempDir(),
+	n, err := Start(ctx, Config{Settings: Settings{Name: "t", Node: "solo", Listen: freeAddr(t), Replicas: 1}, DataDir: t.TempDir(),
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestOneNode(t *testing.T) {
 
 // TestConfigValidate: bad cluster settings name their key.
 func TestConfigValidate(t *testing.T) {
-	good := Config{Name: "c", Node: "a", Listen: "127.0.0.1:7422", Routes: []string{"127.0.0.1:7423"}, Replicas: 2, DataDir: "d"}
+	good := Config{Settings: Settings{Name: "c", Node: "a", Listen: "127.0.0.1:7422", Routes: []string{"127.0.0.1:7423"}, Replicas: 2}, DataDir: "d"}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
