@@ -289,8 +289,8 @@ func (b *Broker) Addr() net.Addr { return b.engine.Addr() }
 
 // Close shuts the broker down: MQTT 5 clients are told 0x8B (server
 // shutting down), every connection is closed, the router drains, and the
-// broker leaves its cluster. Wills
-// are not published for connections the broker itself closes on shutdown.
+// broker leaves its cluster. Wills are not published for connections the
+// broker itself closes on shutdown.
 func (b *Broker) Close(ctx context.Context) error {
 	if !b.started.Load() {
 		if p := b.takeBound(); p != nil {
