@@ -52,18 +52,26 @@ func ownerKey(clientID string) string { return string(appendLevel([]byte("c."), 
 //
 // Nodes started together may answer JetStream before they know each other
 // as peers: a replicated bucket then has "no suitable peers for placement"
-// for a moment, and OpenOwners tries again until ctx ends.
+// for a moment, and OpenOwners tries again until ctx ends. Nodes that ask
+// at the same moment — three brokers started together each open it as
+// they start — may get no answer at all while the bucket they raced to
+// create has no leader yet (measured: all three requests waited out a 30s
+// context); so each attempt has openAttempt of ctx's time, and one that
+// gets no answer is tried again.
 func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
 	for {
-		kv, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		actx, cancel := context.WithTimeout(ctx, openAttempt)
+		kv, err := n.js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
 			Bucket:   ownersBucket,
 			History:  1,
 			Replicas: n.cfg.Replicas,
 		})
+		cancel()
 		if err == nil {
 			return &Owners{kv: kv, node: n.cfg.Node}, nil
 		}
-		if !noPeersYet(err) {
+		noAnswer := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		if !noPeersYet(err) && !noAnswer {
 			return nil, fmt.Errorf("cluster: the session owners' bucket: %w", err)
 		}
 		select {
@@ -73,6 +81,11 @@ func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
 		}
 	}
 }
+
+// openAttempt is how long one attempt of OpenOwners waits for JetStream's
+// answer: a bucket's creation is answered in milliseconds once its
+// replicas have a leader; a few seconds leaves room for a loaded machine.
+const openAttempt = 3 * time.Second
 
 // noPeersYet reports whether err is JetStream's "no suitable peers for
 // placement": fewer peers known than the replicas asked for.
