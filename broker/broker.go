@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/cluster"
 	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/dispatch"
@@ -53,6 +54,12 @@ type Broker struct {
 	// else the system's); expiry ends sessions and runs those deadlines.
 	clock  deadline.Clock
 	expiry *expiry.Sessions
+
+	// cluster is this broker's node of its cluster and owners the
+	// session owners' bucket on it; both nil without Config.Cluster. Set
+	// by Start before it serves, closed by Close after the listeners.
+	cluster *cluster.Node
+	owners  *cluster.Owners
 
 	// Persistence (package persist, opened by persist.go); ploops are the
 	// loops' parts in it, by loop index.
@@ -162,9 +169,11 @@ func (b *Broker) takeBound() *boundPorts {
 }
 
 // Start begins accepting connections. It binds the listeners first (unless
-// Bind did), then opens the store and loads it, then serves: a port in use
-// stops it before the store is touched, and no client is served before
-// the state is loaded. It returns once every listener accepts
+// Bind did), then opens the store and loads it, then joins the cluster
+// (Config.Cluster: the node started, its session owners' bucket open,
+// within 30s), then serves: a port in use stops it before the store is
+// touched, and no client is served before the state is loaded and the
+// node is in its cluster. It returns once every listener accepts
 // connections.
 func (b *Broker) Start() error {
 	if !b.started.CompareAndSwap(false, true) {
@@ -190,6 +199,13 @@ func (b *Broker) Start() error {
 	if err := b.restore(); err != nil {
 		ports.release()
 		b.expiry.Clear() // what restore armed before it failed
+		return errors.Join(err, b.closeStore())
+	}
+	// After restore: a salvage there renames data_dir, which the
+	// cluster's JetStream state is in.
+	if err := b.startCluster(); err != nil {
+		ports.release()
+		b.expiry.Clear()
 		return errors.Join(err, b.closeStore())
 	}
 	b.makeWriters()
@@ -220,6 +236,7 @@ func (b *Broker) Start() error {
 	if err != nil {
 		ports.release()
 		b.stopBackground()
+		b.closeCluster()
 		return errors.Join(fmt.Errorf("listen: %w", err), b.closeStore())
 	}
 	b.serveTransports(ports.transports)
@@ -270,8 +287,9 @@ func (b *Broker) Ready() bool { return b.ready.Load() }
 func (b *Broker) Addr() net.Addr { return b.engine.Addr() }
 
 // Close shuts the broker down: MQTT 5 clients are told 0x8B (server
-// shutting down), every connection is closed, and the router drains. Wills
-// are not published for connections the broker itself closes on shutdown.
+// shutting down), every connection is closed, the router drains, and the
+// broker leaves its cluster. Wills are not published for connections the
+// broker itself closes on shutdown.
 func (b *Broker) Close(ctx context.Context) error {
 	if !b.started.Load() {
 		if p := b.takeBound(); p != nil {
@@ -294,6 +312,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	b.engine.WaitLingering(ctx) // clients read their 0x8B before the sockets close
 	err := b.engine.Stop(ctx)
 	b.stopBackground()
+	b.closeCluster() // after the listeners and the workers: nothing routes through it any more
 	if err != nil {
 		// Loops may still run and use their writers: leave the store as
 		// it is; what it has committed is there.

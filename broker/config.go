@@ -350,6 +350,13 @@ type Config struct {
 	// Default: none. Changes need a restart.
 	Bridges bridge.Config
 
+	// Cluster, when set, makes the broker a node of a cluster (the config
+	// file's cluster section; see ClusterConfig): Start starts the node
+	// before it serves, Close stops it after the listeners. An embedded
+	// node keeps its JetStream state in DataDir/cluster. Default nil: no
+	// cluster, the broker alone. Changes need a restart.
+	Cluster *ClusterConfig
+
 	// Logger receives the broker's logs. Default: zerolog.Nop().
 	Logger zerolog.Logger
 
@@ -479,6 +486,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Bridges.Validate(); err != nil {
 		return err
+	}
+	if c.Cluster != nil {
+		cc := c.clusterConfig()
+		if err := cc.Validate(); err != nil {
+			return err
+		}
 	}
 	return c.Transports.Validate()
 }

@@ -27,6 +27,9 @@
 //	internal/sys       the $SYS topics
 //	router, session    the subscription table and retained messages; the
 //	store              per-client state; what survives a restart
+//	internal/cluster   the node of a cluster (Config.Cluster, cluster.go):
+//	                   NATS with JetStream, the session owners' bucket;
+//	                   started by Start, closed by Close
 //
 // Sessions, subscriptions and retained messages are reached through
 // interfaces (session.Store and session.Owner, router.Subscriptions,

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shoalmq/shoal/internal/cluster"
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
@@ -99,3 +100,7 @@ func (b *Broker) RetainedExtraRefs(filter string) int {
 // commit would: the timer goroutine stops where it fires its deadlines
 // (withBG), having taken them off its queue. Call release to let go.
 func (b *Broker) HoldBackground() (release func()) { return b.persist.HoldBackground() }
+
+// ClusterNode is the broker's cluster node and the session owners' bucket
+// on it: both nil without Config.Cluster.
+func (b *Broker) ClusterNode() (*cluster.Node, *cluster.Owners) { return b.cluster, b.owners }

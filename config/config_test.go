@@ -196,6 +196,8 @@ func TestEveryKey(t *testing.T) {
 				cn.RemoteClientID, cn.CleanSession = "site7", true
 				return cn
 			}()}},
+			Cluster: &broker.ClusterConfig{Name: "shoal", Node: "a", Listen: "127.0.0.1:7422",
+				Routes: []string{"127.0.0.1:7423", "127.0.0.1:7424"}, Replicas: 3}, // replicas: the nodes named
 		},
 		PasswordFile:      got.PasswordFile, // a file everyKeyFile made
 		ACLFile:           got.ACLFile,
@@ -687,6 +689,11 @@ bridges:
       - {pattern: cmd/#, direction: in, qos: 2, local_prefix: here/}
     remote_client_id: site7
     clean_session: true
+cluster:
+  name: shoal
+  node: a
+  listen: 127.0.0.1:7422
+  routes: [127.0.0.1:7423, 127.0.0.1:7424]
 `
 
 // everyKeyFile returns everyKeyYAML with a password file and an ACL file

@@ -29,6 +29,13 @@
 // The bridges key is a list of mappings, one per bridge (bridges.go); an
 // error about one of its keys is placed at that key, inside the list.
 //
+// The cluster key is a mapping (cluster.go) that makes the broker a node
+// of a cluster; {} (the default) is none. Its settings are checked by
+// package internal/cluster's Config.Validate, through
+// broker.Config.Validate, and an error names the key inside the section:
+//
+//	shoal.yaml:9:11: cluster.listen: "nowhere" is not host:port
+//
 // Mosquitto's mosquitto.conf is read by package internal/mosqconf, which
 // imports this one: it builds a File through Translation, setting each
 // value by key with the mosquitto.conf line it came from, so that the

@@ -49,10 +49,12 @@ func (p place) error(err error) *Error {
 
 // nodeError is a setter's error about a node inside the setting's value
 // (a key of one of the bridges), which the error is placed at rather than
-// at the value.
+// at the value. key, when set, is the key the error names instead of the
+// setting's ("cluster.name").
 type nodeError struct {
 	n   *yaml.Node
 	err error
+	key string
 }
 
 func (e *nodeError) Error() string { return e.err.Error() }
@@ -104,14 +106,25 @@ func parseYAML(data []byte, name string) (File, map[string]place, error) {
 			return File{}, nil, at(k, "", unknownKey(k.Value, table))
 		}
 		if err := s.set(&f, resolveAlias(v)); err != nil {
-			where := v
+			where, key := v, k.Value
 			var ne *nodeError
 			if errors.As(err, &ne) {
 				where = ne.n // inside the value: a bridge's key
+				if ne.key != "" {
+					key, err = ne.key, ne.err
+				}
 			}
-			return File{}, nil, at(where, k.Value, err)
+			return File{}, nil, at(where, key, err)
 		}
 		places[k.Value] = place{file: name, line: v.Line, column: v.Column, name: k.Value}
+		// A section's keys too, as "cluster.name": Validate's errors
+		// about them are placed there.
+		if m := resolveAlias(v); m.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				sub, sv := k.Value+"."+m.Content[j].Value, m.Content[j+1]
+				places[sub] = place{file: name, line: sv.Line, column: sv.Column, name: sub}
+			}
+		}
 	}
 	return f, places, nil
 }
@@ -141,6 +154,9 @@ func (f *File) finish(name string, places map[string]place, overrides []Override
 		f.Broker.DataDir = ""
 		if p, set := places["import_mosquitto_db"]; set && f.ImportMosquittoDB != "" {
 			return p.error(errors.New("needs persistence: true: the import goes into data_dir's store"))
+		}
+		if p, set := places["cluster"]; set && f.Broker.Cluster != nil && f.Broker.Cluster.NATSURL == "" {
+			return p.error(errors.New("an embedded node needs persistence: true: it keeps its JetStream state in data_dir"))
 		}
 	}
 	if err := f.loadAuth(name, places); err != nil {
@@ -291,6 +307,12 @@ func validateError(err error, name string, places map[string]place) error {
 	}
 	if p, ok := places[key]; ok {
 		return p.error(errors.New(problem))
+	}
+	if section, _, ok := strings.Cut(key, "."); ok {
+		if p, ok := places[section]; ok { // a key the section leaves out: at the section
+			p.name = key
+			return p.error(errors.New(problem))
+		}
 	}
 	return &Error{File: name, Key: key, Err: errors.New(problem)}
 }

@@ -246,6 +246,11 @@ func settings() []setting {
 				f.Broker.Bridges, err = bridgesValue(v)
 				return err
 			}},
+		{key: "cluster", field: "Broker.Cluster", doc: "this broker as a node of a cluster: name, node, listen, routes, replicas, nats_url (see [Cluster](#cluster)); {}: none",
+			set: func(f *File, v *yaml.Node) (err error) {
+				f.Broker.Cluster, err = clusterValue(v)
+				return err
+			}},
 	}
 }
 
@@ -398,6 +403,11 @@ func (s setting) value(f *File) string {
 		return scramShown(x)
 	case []string:
 		return "[" + strings.Join(x, ", ") + "]"
+	case *broker.ClusterConfig:
+		if x == nil {
+			return "{}"
+		}
+		return fmt.Sprintf("%+v", *x)
 	case bridge.Config: // every field: a change is a change, passwords included (never shown: Changed gives keys)
 		if len(x.Connections) == 0 {
 			return "[]"

@@ -83,6 +83,8 @@ var reloadSamples = map[string]string{
 	// A bridge to a port where nothing listens: the broker starts, and a
 	// reload names it for a restart.
 	"bridges": `[{name: b, addresses: ["127.0.0.1:1"], topics: [{pattern: a/#}], remote_client_id: b-1}]`,
+	// A cluster of one: parsed and reloaded, never started.
+	"cluster": `{name: c, node: a, listen: "127.0.0.1:1", replicas: 1}`,
 }
 
 // TestReloadMatchesBroker holds the reload column of the settings list to

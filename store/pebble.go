@@ -213,6 +213,9 @@ func (p *Pebble) salvage(skipKeys [][]byte) error {
 	if err := os.Rename(tmp, p.dir); err != nil {
 		return fmt.Errorf("store: salvage: %w (the damaged store is in %s, the salvaged copy in %s)", err, aside, tmp)
 	}
+	if err := returnClusterDir(aside, p.dir); err != nil {
+		return fmt.Errorf("store: salvage: %w (the damaged store is in %s)", err, aside)
+	}
 	_ = p.lock.Close()
 	p.lock = nil
 	p.log.Error().Str("dir", p.dir).Str("damaged_kept_as", aside).Int("records_kept", copied).

@@ -212,7 +212,7 @@ func lockHolder(file string) int {
 
 // checkStoreDir returns a *ForeignError unless every entry of dir is one a
 // store has: Pebble's files and the marker. lost+found is allowed, for a
-// data directory that is a file system of its own.
+// data directory that is a file system of its own, and so is ClusterDir.
 func checkStoreDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -254,11 +254,17 @@ func checkNoCutSalvage(dir string) error {
 	return fmt.Errorf("store: %s is missing or empty, and %s is beside it: a salvage may have been cut short. Move the store to keep back to %s (or the others out of the way) and start again", dir, strings.Join(kept, ", "), dir)
 }
 
+// ClusterDir is the directory of a store's directory (data_dir) where a
+// cluster node keeps its JetStream state (package internal/cluster). It is
+// not the store's: OpenPebble accepts it, and a salvage leaves it in
+// place rather than setting it aside with the damaged store.
+const ClusterDir = "cluster"
+
 // storeFile reports whether name is a file Pebble or the store makes in a
-// store's directory.
+// store's directory, or ClusterDir.
 func storeFile(name string, isDir bool) bool {
 	if isDir {
-		return name == "lost+found"
+		return name == "lost+found" || name == ClusterDir
 	}
 	switch {
 	case name == markerFile, name == "LOCK", name == "CURRENT":
@@ -302,7 +308,9 @@ func stamp(t time.Time) string { return t.UTC().Format("20060102T150405.000Z") }
 
 // setAside renames dir, whole, to dir.damaged-<time> and returns the new
 // name, absolute if it can be: it goes into the log for an operator who
-// may not know the broker's working directory.
+// may not know the broker's working directory. The caller puts a
+// directory back in dir's place, then gives ClusterDir back to it
+// (returnClusterDir).
 func setAside(dir string) (string, error) {
 	aside := dir + ".damaged-" + stamp(time.Now())
 	if err := os.Rename(dir, aside); err != nil {
@@ -312,6 +320,17 @@ func setAside(dir string) (string, error) {
 		aside = abs
 	}
 	return aside, nil
+}
+
+// returnClusterDir moves ClusterDir, if the damaged store set aside in
+// aside has one, back into dir, the fresh store: the cluster's state is
+// not the store's, nor damaged with it.
+func returnClusterDir(aside, dir string) error {
+	err := os.Rename(filepath.Join(aside, ClusterDir), filepath.Join(dir, ClusterDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // salvageOpen deals with a directory Pebble cannot open (cause): the
@@ -331,6 +350,9 @@ func (p *Pebble) salvageOpen(cause error) error {
 	p.lock = nil
 	keptIn := fmt.Sprintf(" (the damaged store is kept in %s)", aside)
 	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Errorf("store: salvage: %w%s", err, keptIn)
+	}
+	if err := returnClusterDir(aside, dir); err != nil {
 		return fmt.Errorf("store: salvage: %w%s", err, keptIn)
 	}
 	if p.lock, err = lockStore(dir); err != nil {

@@ -422,3 +422,45 @@ func TestPebbleCutSalvageRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestPebbleClusterDir: a store's directory may hold a cluster node's
+// JetStream state in ClusterDir: the store opens beside it, and a salvage
+// leaves it in place rather than set aside with the damaged store.
+func TestPebbleClusterDir(t *testing.T) {
+	put := func(dir string) string {
+		t.Helper()
+		f := filepath.Join(dir, ClusterDir, "jetstream")
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("state"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	healthy := filepath.Join(t.TempDir(), "data")
+	for range 2 { // made, then opened again beside the cluster's state
+		p, err := OpenPebble(healthy, PebbleOptions{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		put(healthy)
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	dir := damagedStore(t)
+	state := put(dir)
+	_ = openTestPebble(t, dir) // salvages
+	if b, err := os.ReadFile(state); err != nil || string(b) != "state" {
+		t.Errorf("after salvage, %s: %q, %v; want the cluster's state in place", state, b, err)
+	}
+	aside, _ := filepath.Glob(dir + ".damaged-*")
+	if len(aside) != 1 {
+		t.Fatalf("beside the store: %v, want one dir.damaged-<time>", aside)
+	}
+	if _, err := os.Stat(filepath.Join(aside[0], ClusterDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the cluster's state went aside with the damaged store (%v)", err)
+	}
+}

@@ -92,6 +92,7 @@ func TestBadConfig(t *testing.T) {
 	}
 	bad := write("shoal.yaml", "listen: \"127.0.0.1:0\"\nmax_inflight: 0\n")
 	typo := write("typo.yaml", "# listener\nlistne: \":0\"\n")
+	cluster := write("cluster.yaml", "listen: \"127.0.0.1:0\"\ncluster:\n  name: shoal\n  node: a\n  listen: nowhere\n")
 	missing := filepath.Join(dir, "missing.yaml")
 	tests := []struct {
 		name string
@@ -103,6 +104,7 @@ func TestBadConfig(t *testing.T) {
 		{name: "listen flag does not hide file errors", args: []string{"--listen", "127.0.0.1:0", "-c", bad}, want: bad + ":2:15: max_inflight"},
 		{name: "unknown key", args: []string{"-c", typo}, want: typo + `:2:1: unknown key "listne" (did you mean "listen"?)`},
 		{name: "missing file", args: []string{"-c", missing}, want: missing},
+		{name: "cluster key", args: []string{"-c", cluster}, want: cluster + `:5:11: cluster.listen: "nowhere" is not host:port`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

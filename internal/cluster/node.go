@@ -16,34 +16,49 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/store"
 )
 
-// Config says how a node joins its cluster.
-type Config struct {
-	// Name is the cluster's name; routes from a cluster of another name
-	// are refused.
+// Settings are what the config file's cluster section says of a node
+// (broker.ClusterConfig is this type): names and addresses.
+type Settings struct {
+	// Name is the cluster's name (cluster.name); routes from a cluster of
+	// another name are refused. Letters, digits, - and _.
 	Name string
-	// Node is this node's name, unique in the cluster.
+	// Node is this node's name, unique in the cluster (cluster.node).
 	Node string
 	// Listen is where the embedded NATS server takes the other nodes'
-	// routes ("host:port").
+	// routes (cluster.listen, "host:port").
 	Listen string
-	// Routes are the other nodes' Listen addresses, to connect to.
+	// Routes are the other nodes' Listen addresses, to connect to
+	// (cluster.routes).
 	Routes []string
 	// Replicas is how many copies JetStream keeps of the cluster's
-	// durable state: 3 survives one node's loss; 1 for a one-node cluster.
+	// durable state (cluster.replicas): 3 survives one node's loss; 1 for
+	// a one-node cluster. 1..5, and with an embedded server no more than
+	// the nodes Routes names with this one. The config file's default is
+	// DefaultReplicas.
 	Replicas int
 	// NATSURL, when set, connects to an external NATS cluster instead of
-	// embedding a server; Listen and Routes are then not used.
+	// embedding a server (cluster.nats_url); Listen and Routes must then
+	// be empty.
 	NATSURL string
-	// DataDir is where the embedded server keeps its JetStream state.
+}
+
+// Config says how a node joins its cluster: its Settings, and what the
+// broker gives it.
+type Config struct {
+	Settings
+	// DataDir is where the embedded server keeps its JetStream state, in
+	// DataDir/cluster (the broker's data_dir).
 	DataDir string
 	// Logger gets the embedded server's lines (its chatter at debug).
 	Logger zerolog.Logger
 }
 
 // Validate reports the first setting that cannot work, naming its key
-// under "cluster".
+// under "cluster". The config file's cluster section is checked by it.
 func (c *Config) Validate() error {
 	switch {
 	case c.Name == "" || !tokenSafe(c.Name):
@@ -52,6 +67,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster.node: %q must be letters, digits, - and _", c.Node)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("cluster.replicas: %d is outside 1..5", c.Replicas)
+	case c.NATSURL != "" && (c.Listen != "" || len(c.Routes) > 0):
+		return errors.New("cluster.nats_url: an external NATS cluster excludes listen and routes, which embed one: set one or the other")
 	case c.NATSURL != "":
 		return nil
 	case c.DataDir == "":
@@ -64,8 +81,28 @@ func (c *Config) Validate() error {
 		if _, err := hostPort("cluster.routes", r); err != nil {
 			return err
 		}
+		if r == c.Listen {
+			return fmt.Errorf("cluster.routes: %q is this node's own listen address; list the other nodes", r)
+		}
+	}
+	if nodes := len(c.Routes) + 1; c.Replicas > nodes {
+		// JetStream cannot place more copies than there are servers: the
+		// owners' bucket would wait for peers that never come.
+		return fmt.Errorf("cluster.replicas: %d is more than the %d node(s) of the cluster: routes and this one", c.Replicas, nodes)
 	}
 	return nil
+}
+
+// DefaultReplicas is the Replicas of a config that does not say: with an
+// embedded server, every node the config names (routes and this one), at
+// most 3 — so three nodes each routing to the other two keep 3 copies and
+// a node without routes keeps 1; with an external NATS cluster, whose size
+// the config does not tell, 3.
+func DefaultReplicas(routes int, external bool) int {
+	if external {
+		return 3
+	}
+	return min(3, routes+1)
 }
 
 func tokenSafe(s string) bool {
@@ -164,7 +201,7 @@ func (n *Node) startServer() (*server.Server, error) {
 		Authorization: token,
 		NoSigs:        true,
 		JetStream:     true,
-		StoreDir:      filepath.Join(c.DataDir, "cluster"),
+		StoreDir:      filepath.Join(c.DataDir, store.ClusterDir), // beside the broker's store, which leaves it alone
 		// A message between nodes is a PUBLISH and its frame
 		// (MaxPacket): room for a max_packet_size of 8 MiB, where NATS
 		// starts to warn, rather than NATS's default of 1 MiB, which

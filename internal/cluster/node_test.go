@@ -45,8 +45,8 @@ func startCluster(t *testing.T, n int) []*Node {
 				routes = append(routes, a)
 			}
 		}
-		cfg := Config{Name: "test", Node: fmt.Sprintf("n%d", i), Listen: addrs[i], Routes: routes,
-			Replicas: min(3, n), DataDir: t.TempDir(), Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", fmt.Sprint(i)).Logger()}
+		cfg := Config{Settings: Settings{Name: "test", Node: fmt.Sprintf("n%d", i), Listen: addrs[i], Routes: routes,
+			Replicas: min(3, n)}, DataDir: t.TempDir(), Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("node", fmt.Sprint(i)).Logger()}
 		wg.Add(1)
 		go func() { // a clustered JetStream needs its peers up to elect a leader
 			defer wg.Done()
@@ -179,12 +179,37 @@ func TestOwnersRace(t *testing.T) {
 	}
 }
 
+// TestOwnersOpenTogether: three nodes open the owners' bucket at the
+// same moment, as brokers started together do, and each gets it within
+// the bounded time (each waited out its whole context when an attempt
+// that got no answer was not tried again).
+func TestOwnersOpenTogether(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, nd := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = nd.OpenOwners(ctx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("node %d: %v", i, err)
+		}
+	}
+}
+
 // TestOneNode: a node without routes runs JetStream on its own
 // (replicas 1), as a one-node cluster does, and claims sessions.
 func TestOneNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := Start(ctx, Config{Name: "t", Node: "solo", Listen: freeAddr(t), Replicas: 1, DataDir: t.TempDir(),
+	n, err := Start(ctx, Config{Settings: Settings{Name: "t", Node: "solo", Listen: freeAddr(t), Replicas: 1}, DataDir: t.TempDir(),
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +231,7 @@ func TestOneNode(t *testing.T) {
 
 // TestConfigValidate: bad cluster settings name their key.
 func TestConfigValidate(t *testing.T) {
-	good := Config{Name: "c", Node: "a", Listen: "127.0.0.1:7422", Routes: []string{"127.0.0.1:7423"}, Replicas: 3, DataDir: "d"}
+	good := Config{Settings: Settings{Name: "c", Node: "a", Listen: "127.0.0.1:7422", Routes: []string{"127.0.0.1:7423"}, Replicas: 2}, DataDir: "d"}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -220,11 +245,28 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Listen = "7422" }, "cluster.listen"},
 		{func(c *Config) { c.Routes = []string{"h:99999"} }, "cluster.routes"},
 		{func(c *Config) { c.DataDir = "" }, "data_dir"},
+		{func(c *Config) { c.NATSURL = "nats://h:4222" }, "cluster.nats_url"},
+		{func(c *Config) { c.Routes = []string{c.Listen} }, "cluster.routes"},
+		{func(c *Config) { c.Routes = nil }, "cluster.replicas: 2 is more than the 1 node"},
 	} {
 		c := good
 		tc.edit(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error naming %s", c, err, tc.want)
+		}
+	}
+}
+
+// TestDefaultReplicas: three nodes routing to each other replicate 3
+// ways, a lone node 1, and neither is more than Validate allows.
+func TestDefaultReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		routes   int
+		external bool
+		want     int
+	}{{0, false, 1}, {1, false, 2}, {2, false, 3}, {4, false, 3}, {0, true, 3}} {
+		if got := DefaultReplicas(tc.routes, tc.external); got != tc.want {
+			t.Errorf("DefaultReplicas(%d, %v) = %d, want %d", tc.routes, tc.external, got, tc.want)
 		}
 	}
 }

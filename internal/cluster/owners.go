@@ -63,18 +63,26 @@ func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
 //
 // Nodes started together may answer JetStream before they know each other
 // as peers: a replicated bucket then has "no suitable peers for placement"
-// for a moment, and openBucket tries again until ctx ends.
+// for a moment, and openBucket tries again until ctx ends. Nodes that ask
+// at the same moment — three brokers started together each open their
+// buckets as they start — may get no answer at all while the bucket they
+// raced to create has no leader yet (measured: all three requests waited
+// out a 30s context); so each attempt has openAttempt of ctx's time, and
+// one that gets no answer is tried again.
 func (n *Node) openBucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
 	for {
-		kv, err := n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		actx, cancel := context.WithTimeout(ctx, openAttempt)
+		kv, err := n.js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
 			Bucket:   name,
 			History:  1,
 			Replicas: n.cfg.Replicas,
 		})
+		cancel()
 		if err == nil {
 			return kv, nil
 		}
-		if !noPeersYet(err) {
+		noAnswer := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		if !noPeersYet(err) && !noAnswer {
 			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
 		}
 		select {
@@ -84,6 +92,11 @@ func (n *Node) openBucket(ctx context.Context, name string) (jetstream.KeyValue,
 		}
 	}
 }
+
+// openAttempt is how long one attempt of openBucket waits for JetStream's
+// answer: a bucket's creation is answered in milliseconds once its
+// replicas have a leader; a few seconds leaves room for a loaded machine.
+const openAttempt = 3 * time.Second
 
 // noPeersYet reports whether err is JetStream's "no suitable peers for
 // placement": fewer peers known than the replicas asked for.
