@@ -60,6 +60,12 @@ type Broker struct {
 	// by Start before it serves, closed by Close after the listeners.
 	cluster *cluster.Node
 	owners  *cluster.Owners
+	// In a cluster the subscription table and the retained messages are
+	// the cluster's (built by New, joined to the node by Start), and
+	// peers carries messages between the nodes (set by Start).
+	clusterTable    *cluster.Table
+	clusterRetained *cluster.Retained
+	peers           *cluster.Peers
 
 	// Persistence (package persist, opened by persist.go); ploops are the
 	// loops' parts in it, by loop index.
@@ -101,6 +107,11 @@ func New(cfg Config) (*Broker, error) {
 	if b.clock == nil {
 		b.clock = deadline.Real()
 	}
+	if cfg.Cluster != nil {
+		b.clusterTable = cluster.NewTable(router.NewTable(0, cfg.SharedStrategy))
+		b.clusterRetained = cluster.NewRetained()
+		b.subs, b.retained = b.clusterTable, b.clusterRetained
+	}
 	b.logp.Store(&cfg.Logger)
 	b.limp.Store(cfg.limits())
 	b.ctx, b.cancelCtx = context.WithCancel(context.Background())
@@ -111,7 +122,8 @@ func New(cfg Config) (*Broker, error) {
 		b.ploops[i] = &persist.Loop{}
 	}
 	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
-		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops})
+		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
+		RetainedBlocks: cfg.Cluster != nil})
 	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
 		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
 	b.conns = conn.New(cfg.connConfig(), conn.Parts{

@@ -104,3 +104,31 @@ func (b *Broker) HoldBackground() (release func()) { return b.persist.HoldBackgr
 // ClusterNode is the broker's cluster node and the session owners' bucket
 // on it: both nil without Config.Cluster.
 func (b *Broker) ClusterNode() (*cluster.Node, *cluster.Owners) { return b.cluster, b.owners }
+
+// ClusterPeersFor is the number of other nodes a message on topic goes
+// to from this broker (0 without a cluster): each node's interest arrives
+// through a watch, and a test waits for it to be here.
+func (b *Broker) ClusterPeersFor(topic string) int {
+	if b.clusterTable == nil {
+		return 0
+	}
+	var m router.Matches
+	b.clusterTable.Match([]byte(topic), nil, nil, &m)
+	n := 0
+	for _, mt := range m.List {
+		if _, ok := mt.Sub.(dispatch.Peer); ok {
+			n++
+		}
+	}
+	return n
+}
+
+// ClusterPeerSubscriptions is the number of subscriptions that stand for
+// other nodes in this broker's table: one per distinct filter of theirs,
+// one per member of theirs in a shared group.
+func (b *Broker) ClusterPeerSubscriptions() int {
+	if b.clusterTable == nil {
+		return 0
+	}
+	return b.clusterTable.Table.Count() - b.clusterTable.Count()
+}

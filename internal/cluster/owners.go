@@ -65,13 +65,14 @@ func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
 // as peers: a replicated bucket then has "no suitable peers for placement"
 // for a moment, and openBucket tries again until ctx ends. Nodes that ask
 // at the same moment — three brokers started together each open their
-// buckets as they start — may get no answer at all while the bucket they
-// raced to create has no leader yet (measured: all three requests waited
-// out a 30s context); so each attempt has openAttempt of ctx's time, and
-// one that gets no answer is tried again.
+// buckets as they start — get no answer at all to the first request, the
+// one that raced to create the bucket (measured: it waited out a 20s
+// attempt, while the next request, on the bucket then made, was answered
+// at once); so an attempt waits openAttempt at first, doubling to
+// openAttemptMax, and one that gets no answer is tried again.
 func (n *Node) openBucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, openAttempt)
+	for attempt := openAttempt; ; attempt = min(2*attempt, openAttemptMax) {
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		kv, err := n.js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
 			Bucket:   name,
 			History:  1,
@@ -93,10 +94,14 @@ func (n *Node) openBucket(ctx context.Context, name string) (jetstream.KeyValue,
 	}
 }
 
-// openAttempt is how long one attempt of openBucket waits for JetStream's
-// answer: a bucket's creation is answered in milliseconds once its
-// replicas have a leader; a few seconds leaves room for a loaded machine.
-const openAttempt = 3 * time.Second
+// openAttempt is how long openBucket's first attempt waits for JetStream's
+// answer, and openAttemptMax how long its later ones do: a bucket's
+// creation is answered in milliseconds once its replicas have a leader;
+// seconds leave room for a loaded machine.
+const (
+	openAttempt    = 500 * time.Millisecond
+	openAttemptMax = 3 * time.Second
+)
 
 // noPeersYet reports whether err is JetStream's "no suitable peers for
 // placement": fewer peers known than the replicas asked for.

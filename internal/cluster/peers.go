@@ -292,7 +292,10 @@ func parseKey(key string) (node, filter string, shared, ok bool) {
 // Close: the keys at start, then each change.
 func (ps *Peers) watch(w jetstream.KeyWatcher) {
 	defer ps.done.Done()
-	defer func() { _ = w.Stop() }()
+	// Not w.Stop: it deletes the watch's consumer, a request that waits
+	// out its timeout (5s) when the stream has lost its quorum — the last
+	// node of a cluster shutting down. The node's connection closes next,
+	// and the server drops the consumer with it.
 	ready := false
 	for {
 		select {

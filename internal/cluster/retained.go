@@ -166,7 +166,10 @@ func (r *Retained) Barrier(ctx context.Context) error {
 // closed once the bucket's contents at start are in.
 func (r *Retained) watch(w jetstream.KeyWatcher, ready chan struct{}) {
 	defer r.done.Done()
-	defer func() { _ = w.Stop() }()
+	// Not w.Stop: it deletes the watch's consumer, a request that waits
+	// out its timeout (5s) when the stream has lost its quorum — the last
+	// node of a cluster shutting down. The node's connection closes next,
+	// and the server drops the consumer with it.
 	for {
 		select {
 		case <-r.stop:
