@@ -1,12 +1,14 @@
 package conn
 
 import (
+	"errors"
 	"time"
 	"unsafe"
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/router"
@@ -48,7 +50,7 @@ type client struct {
 	pub dispatch.Publisher
 	// why is the reason the connection ends, for the close counters; set
 	// where the end is decided, network (0) otherwise.
-	why CloseReason
+	why counters.CloseReason
 }
 
 // clientExt holds what a minority of clients need: a will, MQTT 5 limits,
@@ -207,6 +209,21 @@ var (
 	errTopicLimit         = &Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
 )
 
+// reasonOf classifies the error a connection is closed with.
+func reasonOf(err error) counters.CloseReason {
+	switch {
+	case errors.Is(err, errKeepAlive):
+		return counters.CloseKeepAlive
+	case errors.Is(err, errSuperseded):
+		return counters.CloseTakeover
+	case errors.Is(err, errSlowConsumer), errors.Is(err, errOutputBacklog):
+		return counters.CloseSlowConsumer
+	case errors.Is(err, errAdminKick):
+		return counters.CloseAdmin
+	}
+	return counters.CloseProtocol
+}
+
 // fail closes the connection for a protocol or resource error in what the
 // client sent; in is the packet at fault (0: none, as for a framing
 // error).
@@ -224,7 +241,7 @@ func (c *client) fail(in codec.Type, err error) {
 // here (logRefusal), a disconnect when the connection leaves (endFields).
 func (c *client) closeWith(in codec.Type, err error) {
 	code := codeOf(err)
-	if c.state == stateConnected && c.why == closeNetwork {
+	if c.state == stateConnected && c.why == counters.CloseNetwork {
 		c.why = reasonOf(err)
 		e := c.extra()
 		e.endErr, e.endIn = err, in
@@ -284,7 +301,7 @@ func (c *client) shutdown() {
 	if c.state != stateConnected {
 		return
 	}
-	c.why = closeShutdown
+	c.why = counters.CloseShutdown
 	c.sendDisconnect(codec.ServerShuttingDown, "server shutting down")
 	if c.ext != nil && c.ext.will != nil {
 		c.ext.will.Release()

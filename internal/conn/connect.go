@@ -6,6 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
@@ -316,7 +317,7 @@ func (c *client) takeOver(newClean bool) {
 			c.dropWill = true
 		}
 	}
-	c.why = closeTakeover
+	c.why = counters.CloseTakeover
 	if ev := c.h.lifecycle(c.h.loops[c.LoopIndex()], c.conn.Loop().Now()); ev != nil {
 		ev.Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).Bool("clean", newClean).Msg("session taken over")
 	}
@@ -354,9 +355,9 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 	} else {
 		c.dropWill = true // [MQTT-3.14.4-3]
 	}
-	c.why = closeNormal
+	c.why = counters.CloseNormal
 	if !c.dropWill {
-		c.why = closeWithWill
+		c.why = counters.CloseWithWill
 	}
 	c.leave()
 	c.conn.Close()

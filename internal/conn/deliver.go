@@ -157,7 +157,7 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 	// little to go out with the next ones (coalesce).
 	buf := c.conn.PushBuffer()
 	buf.B = o.Append(buf.B, c.version)
-	ls.ctr.pubOut[d.QoS]++
+	ls.ctr.PubOut[d.QoS]++
 	return true
 }
 

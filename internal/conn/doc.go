@@ -7,9 +7,9 @@
 // (retained.go) —, SUBSCRIBE and UNSUBSCRIBE (subscribe.go), the
 // connection's will (taken at CONNECT, published or handed to package
 // expiry to wait for its delay as the connection leaves), the connection
-// limits' checks,
-// the lifecycle log lines (lifecycle.go) and the counters the broker's
-// Stats sums (counters.go).
+// limits' checks and
+// the lifecycle log lines (lifecycle.go). What it does is counted in
+// package counters, which the broker's Stats sums.
 //
 // A message leaves this package as a dispatch.Job (routed inline on the
 // publisher's loop or by a router worker: package dispatch) and comes back

@@ -11,6 +11,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/expiry"
 	"github.com/shoalmq/shoal/internal/limit"
@@ -95,7 +96,7 @@ type Handler struct {
 	// connection's will waits there for its delay.
 	expiry *expiry.Sessions
 
-	stats Counters
+	stats counters.Conns
 }
 
 // New builds the Handler of the broker's connections, with one loop's
@@ -132,10 +133,10 @@ func (h *Handler) SetEngine(e *eventloop.Engine) { h.engine = e }
 func (h *Handler) SetAccess(a Access) { h.access.Store(&a) }
 
 // Counters are the connections' counters.
-func (h *Handler) Counters() *Counters { return &h.stats }
+func (h *Handler) Counters() *counters.Conns { return &h.stats }
 
 // LoopCounters are loop i's counters.
-func (h *Handler) LoopCounters(i int) *LoopCounters { return &h.loops[i].ctr }
+func (h *Handler) LoopCounters(i int) *counters.Loop { return &h.loops[i].ctr }
 
 // lg is the broker's logger as of now.
 func (h *Handler) lg() *zerolog.Logger { return h.log.Load() }
@@ -219,7 +220,7 @@ func (h *Handler) OnWake(l *eventloop.Loop) {
 // persist, Keeper.BeforeFlush).
 func (h *Handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	ls := h.loops[l.Index()]
-	ls.ctr.publishCounters()
+	ls.ctr.Publish()
 	h.disp.FlushFan(ls.d)
 	return h.persist.BeforeFlush(ls.persist, l.Now(), mayHold)
 }

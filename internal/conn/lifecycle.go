@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/limit"
 )
 
@@ -128,11 +129,11 @@ func (c *client) claimed(ls *loopState) (id, user string, hasUser bool) {
 func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
 	var sent codec.ReasonCode
 	switch c.why {
-	case closeTakeover:
+	case counters.CloseTakeover:
 		sent = codec.SessionTakenOver
-	case closeShutdown:
+	case counters.CloseShutdown:
 		sent = codec.ServerShuttingDown
-	case closeNormal:
+	case counters.CloseNormal:
 		// leave runs within onDisconnect: ls.disconnect is this client's.
 		if d := &ls.disconnect; c.version == codec.V5 && d.Code.IsError() {
 			detail := "client sent DISCONNECT " + d.Code.String() + " (" + d.Code.Name() + ")"

@@ -2,6 +2,7 @@ package conn
 
 import (
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
@@ -33,6 +34,6 @@ type loopState struct {
 	retainedFor []retainedReq
 	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
 
-	ctr  LoopCounters // counters.go
+	ctr  counters.Loop
 	life lifecycleLog // lifecycle.go
 }

@@ -37,7 +37,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 		return err
 	}
-	ls.ctr.pubIn[p.QoS]++
+	ls.ctr.PubIn[p.QoS]++
 	if p.QoS > h.cfg.MaxQoS {
 		return errQoSNotSupported // MQTT 5 section 3.2.2.3.4
 	}
