@@ -119,7 +119,8 @@ func New(cfg Config, p Parts) *Handler {
 	h.access.Store(&p.Access)
 	h.loops = make([]*loopState, len(p.PersistLoops))
 	for i := range h.loops {
-		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i]}
+		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i],
+			life: limit.Lines{Rate: lifecycleRate, Burst: lifecycleBurst}}
 	}
 	return h
 }

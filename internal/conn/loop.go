@@ -4,6 +4,7 @@ import (
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
 )
@@ -35,5 +36,5 @@ type loopState struct {
 	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
 
 	ctr  counters.Loop
-	life lifecycleLog // lifecycle.go
+	life limit.Lines // lifecycle lines (lifecycle.go)
 }
