@@ -15,6 +15,7 @@
 //
 // Limits values are immutable once published: readers on any goroutine
 // load the pointer and never write. A Bucket belongs to one goroutine (a
-// client's, on its event loop), and so does a Lines (a loop's). A PerAddr is safe for concurrent use: its
-// shards have their own mutexes, leaves in the lock order (LOCKORDER.md).
+// client's, on its event loop), and so does a Lines (a loop's). A PerAddr
+// is safe for concurrent use: its shards have their own mutexes, leaves in
+// the lock order (LOCKORDER.md).
 package limit
