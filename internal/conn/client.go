@@ -8,6 +8,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/alias"
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
@@ -59,12 +60,10 @@ type clientExt struct {
 	will      *router.Message // published on abnormal close
 	willDelay uint32          // Will Delay Interval, seconds
 	maxOut    uint32          // client's Maximum Packet Size; 0: protocol maximum
-	aliases   []string        // inbound topic aliases (MQTT 5), by alias
-
-	// Outbound topic aliases (MQTT 5): topic -> alias, assigned until
-	// outMax are in use; later topics go out in full.
-	outAliases map[string]uint16
-	outMax     uint16
+	// Topic aliases (MQTT 5): those the client sets, those the broker
+	// assigns.
+	aliasIn  alias.In
+	aliasOut alias.Out
 
 	// Enhanced authentication (MQTT 5): the method named in CONNECT, the
 	// exchange in progress, and the CONNECT waiting for it to succeed.

@@ -118,7 +118,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			c.extra().maxOut = p.Props.MaximumPacketSize // [MQTT-3.1.2-24]
 		}
 		if n := min(h.cfg.OutboundTopicAliases, p.Props.TopicAliasMaximum); n > 0 {
-			c.extra().outMax = n // never above the client's maximum [MQTT-3.3.2-10]
+			c.extra().aliasOut.Max = n // never above the client's maximum [MQTT-3.3.2-10]
 		}
 		cp.responseInfo = p.Props.RequestResponseInfo == 1
 	}

@@ -2,7 +2,6 @@ package conn
 
 import (
 	"time"
-	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
@@ -231,26 +230,20 @@ func (c *client) ackRefused(p *codec.Publish, code codec.ReasonCode) {
 
 // resolveAlias applies an MQTT 5 Topic Alias [MQTT-3.3.2.3.4]: a topic with
 // an alias sets it, an empty topic uses it.
-func (c *client) resolveAlias(alias uint16, topic []byte) ([]byte, error) {
+func (c *client) resolveAlias(a uint16, topic []byte) ([]byte, error) {
 	max := c.h.cfg.TopicAliasMaximum
-	if alias == 0 || alias > max {
+	if a == 0 || a > max {
 		return nil, errAliasInvalid // [MQTT-3.3.2-9]
 	}
 	e := c.extra()
 	if len(topic) > 0 {
-		if e.aliases == nil {
-			e.aliases = make([]string, int(max)+1) // int: max may be 65535
-		}
-		if e.aliases[alias] != string(topic) {
-			e.aliases[alias] = string(topic)
-		}
+		e.aliasIn.Set(a, max, topic)
 		return topic, nil
 	}
-	if e.aliases == nil || e.aliases[alias] == "" {
-		return nil, errAliasUnknown
+	if t, ok := e.aliasIn.Topic(a); ok {
+		return t, nil
 	}
-	t := e.aliases[alias]
-	return unsafe.Slice(unsafe.StringData(t), len(t)), nil
+	return nil, errAliasUnknown
 }
 
 // onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.
