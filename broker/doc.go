@@ -68,7 +68,7 @@
 //
 // Retained messages matched by a SUBSCRIBE are not routed: the client's
 // loop takes a snapshot of them and sends it at the client's pace, as its
-// in-flight window and its socket allow (internal/conn/retained.go).
+// in-flight window and its socket allow (internal/retained).
 //
 // # Two paths, one order
 //

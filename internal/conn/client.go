@@ -12,6 +12,7 @@ import (
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/retained"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -87,7 +88,7 @@ type clientExt struct {
 
 	// retained are the retained messages its SUBSCRIBEs matched that are
 	// still to send (retained.go).
-	retained retainedQueue
+	retained retained.Queue
 
 	// endErr is the error the broker closed the connected client with,
 	// and endIn the packet that broke the rule (0: none), for the

@@ -4,7 +4,7 @@
 // auth.go), ingress — PUBLISH and the acknowledgements that come in
 // (publish.go) —, egress — PUBLISH to the client under its in-flight
 // window and queue (deliver.go) and retained messages at its pace
-// (retained.go) —, SUBSCRIBE and UNSUBSCRIBE (subscribe.go), the
+// (retained.go, from its queue in package retained) —, SUBSCRIBE and UNSUBSCRIBE (subscribe.go), the
 // connection's will (taken at CONNECT, published or handed to package
 // expiry to wait for its delay as the connection leaves), the connection
 // limits' checks and

@@ -248,7 +248,7 @@ func (h *Handler) OnDrained(ec *eventloop.Conn) {
 	if c == nil || c.ext == nil {
 		return
 	}
-	c.ext.retained.watching = false
+	c.ext.retained.Watching = false
 	if c.hasRetained() {
 		c.pumpRetained(h.loops[ec.Loop().Index()])
 	}
