@@ -3,6 +3,7 @@ package conn
 import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/reason"
 )
 
 // Enhanced authentication (MQTT 5 section 4.12). The method logic lives in
@@ -17,11 +18,11 @@ import (
 
 // Errors of the AUTH exchange found by the broker rather than the method.
 var (
-	errAuthMethodUnknown   = &Error{Code: codec.BadAuthenticationMethod, Msg: "authentication method not supported"}
-	errAuthMethodChanged   = &Error{Code: codec.ProtocolError, Msg: "AUTH with a different authentication method"} // [MQTT-4.12.0-5]
-	errAuthUnexpected      = &Error{Code: codec.ProtocolError, Msg: "AUTH without enhanced authentication"}        // [MQTT-4.12.0-7]
-	errAuthReason          = &Error{Code: codec.ProtocolError, Msg: "AUTH reason code not valid here"}
-	errAuthIdentityChanged = &Error{Code: codec.NotAuthorized, Msg: "re-authentication as another user"}
+	errAuthMethodUnknown   = &reason.Error{Code: codec.BadAuthenticationMethod, Msg: "authentication method not supported"}
+	errAuthMethodChanged   = &reason.Error{Code: codec.ProtocolError, Msg: "AUTH with a different authentication method"} // [MQTT-4.12.0-5]
+	errAuthUnexpected      = &reason.Error{Code: codec.ProtocolError, Msg: "AUTH without enhanced authentication"}        // [MQTT-4.12.0-7]
+	errAuthReason          = &reason.Error{Code: codec.ProtocolError, Msg: "AUTH reason code not valid here"}
+	errAuthIdentityChanged = &reason.Error{Code: codec.NotAuthorized, Msg: "re-authentication as another user"}
 )
 
 // authFailure turns a method's refusal into the broker's error, keeping
@@ -32,7 +33,7 @@ func authFailure(method string, err error) error {
 	if ae, ok := err.(*auth.Error); ok {
 		code = codec.ReasonCode(ae.Code)
 	}
-	return &Error{Code: code, Msg: "authentication failed", detail: "authentication failed (method " + method + "): " + err.Error()}
+	return &reason.Error{Code: code, Msg: "authentication failed", Detail: "authentication failed (method " + method + "): " + err.Error()}
 }
 
 // startAuth begins the exchange named in CONNECT. cp waits in clientExt
@@ -40,7 +41,7 @@ func authFailure(method string, err error) error {
 func (c *client) startAuth(ls *loopState, cp connectParams, method string, data []byte) error {
 	m, ok := c.h.auth.Lookup(method)
 	if !ok {
-		return errAuthMethodUnknown.because("authentication method %q not supported", clip(method)) // [MQTT-4.12.0-1]
+		return errAuthMethodUnknown.Because("authentication method %q not supported", reason.Clip(method)) // [MQTT-4.12.0-1]
 	}
 	e := c.extra()
 	e.authMethod = method

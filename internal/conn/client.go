@@ -12,6 +12,7 @@ import (
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/reason"
 	"github.com/shoalmq/shoal/internal/retained"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -188,25 +189,25 @@ func (c *client) handle(h codec.Header, body []byte) error {
 
 // Protocol and policy errors found above the codec.
 var (
-	errNotConnected       = &Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
-	errSecondConnect      = &Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
-	errUnexpectedPacket   = &Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
-	errAuthUnsupported    = &Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
-	errClosed             = &Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
-	errAuthPending        = &Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
-	errClientID           = &Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
-	errAliasInvalid       = &Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
-	errAliasUnknown       = &Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
-	errSharedNoLocal      = &Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
-	errReceiveMaximum     = &Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
-	errKeepAlive          = &Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
-	errQoSNotSupported    = &Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
-	errSuperseded         = &Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
-	errOutputBacklog      = &Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
-	errSlowConsumer       = &Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
-	errAdminKick          = &Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
-	errRetainNotSupported = &Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
-	errTopicLimit         = &Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
+	errNotConnected       = &reason.Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
+	errSecondConnect      = &reason.Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
+	errUnexpectedPacket   = &reason.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
+	errAuthUnsupported    = &reason.Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
+	errClosed             = &reason.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
+	errAuthPending        = &reason.Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
+	errClientID           = &reason.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
+	errAliasInvalid       = &reason.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
+	errAliasUnknown       = &reason.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
+	errSharedNoLocal      = &reason.Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
+	errReceiveMaximum     = &reason.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
+	errKeepAlive          = &reason.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
+	errQoSNotSupported    = &reason.Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
+	errSuperseded         = &reason.Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
+	errOutputBacklog      = &reason.Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
+	errSlowConsumer       = &reason.Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
+	errAdminKick          = &reason.Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
+	errRetainNotSupported = &reason.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
+	errTopicLimit         = &reason.Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
 )
 
 // reasonOf classifies the error a connection is closed with.
@@ -240,7 +241,7 @@ func (c *client) fail(in codec.Type, err error) {
 // in is the packet that broke the rule (0: none). A refusal is logged
 // here (logRefusal), a disconnect when the connection leaves (endFields).
 func (c *client) closeWith(in codec.Type, err error) {
-	code := codeOf(err)
+	code := reason.Code(err)
 	if c.state == stateConnected && c.why == counters.CloseNetwork {
 		c.why = reasonOf(err)
 		e := c.extra()
@@ -254,8 +255,8 @@ func (c *client) closeWith(in codec.Type, err error) {
 	case c.state < stateConnected && (c.version == codec.V5 || connackRefusal(code)):
 		c.refuse(code)
 	case c.state == stateConnected && c.version == codec.V5:
-		_, reason := describe(err) // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
-		c.sendDisconnect(code, reason)
+		_, why := reason.Describe(err) // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
+		c.sendDisconnect(code, why)
 	default:
 		connack = false
 	}
@@ -283,14 +284,14 @@ func (c *client) refuse(code codec.ReasonCode) {
 
 // sendDisconnect writes an MQTT 5 DISCONNECT with code and, when not
 // empty, a reason string saying why.
-func (c *client) sendDisconnect(code codec.ReasonCode, reason string) {
+func (c *client) sendDisconnect(code codec.ReasonCode, why string) {
 	if c.version != codec.V5 {
 		return
 	}
 	d := codec.Disconnect{Code: code}
-	if reason != "" {
+	if why != "" {
 		d.Props.Set(codec.PropReasonString)
-		d.Props.ReasonString = []byte(reason)
+		d.Props.ReasonString = []byte(why)
 	}
 	buf := c.conn.Buffer()
 	buf.B = d.Append(buf.B, codec.V5)

@@ -8,6 +8,7 @@ import (
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/reason"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -77,11 +78,11 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	if cp.id == "" {
 		switch {
 		case c.version == codec.V31:
-			return errClientID.because("empty client id: MQTT 3.1 needs one")
+			return errClientID.Because("empty client id: MQTT 3.1 needs one")
 		case c.version == codec.V311 && !p.CleanStart:
-			return errClientID.because("empty client id with clean session 0") // [MQTT-3.1.3-8]
+			return errClientID.Because("empty client id with clean session 0") // [MQTT-3.1.3-8]
 		case !h.cfg.AssignClientIDs:
-			return errClientID.because("empty client id, and assign_client_ids is off") // [MQTT-3.1.3-9]
+			return errClientID.Because("empty client id, and assign_client_ids is off") // [MQTT-3.1.3-9]
 		}
 		cp.id = h.cfg.AssignedIDPrefix + strconv.FormatUint(h.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
@@ -125,19 +126,19 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 
 	// A will the broker could not publish as asked is refused up front.
 	if p.WillFlag && p.WillQoS > h.cfg.MaxQoS {
-		return errQoSNotSupported.because("will QoS %d above max_qos (%d)", p.WillQoS, h.cfg.MaxQoS) // [MQTT-3.2.2-12]
+		return errQoSNotSupported.Because("will QoS %d above max_qos (%d)", p.WillQoS, h.cfg.MaxQoS) // [MQTT-3.2.2-12]
 	}
 	if p.WillFlag && p.WillRetain && !h.cfg.RetainAvailable {
-		return errRetainNotSupported.because("will retain flag set while retain_available is false") // [MQTT-3.2.2-13]
+		return errRetainNotSupported.Because("will retain flag set while retain_available is false") // [MQTT-3.2.2-13]
 	}
 	// A will is a PUBLISH made later: the same topics are closed to it.
 	if p.WillFlag && sys.Own(p.WillTopic) {
 		h.stats.RefusedLogin.Add(1)
-		return errWillDenied.because("will topic %q is under $SYS, the broker's own", clip(string(p.WillTopic)))
+		return errWillDenied.Because("will topic %q is under $SYS, the broker's own", reason.Clip(string(p.WillTopic)))
 	}
 	if p.WillFlag && limit.TopicOver(p.WillTopic, lim) {
 		h.stats.DropsTopicLimit.Add(1)
-		return errWillTopicLimit.because("%s", limit.TopicRule("will topic", p.WillTopic, lim))
+		return errWillTopicLimit.Because("%s", limit.TopicRule("will topic", p.WillTopic, lim))
 	}
 
 	// The will, copied out of the frame now: it outlives it.
@@ -341,7 +342,7 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 			}
 			if s.Expiry == 0 && d.Props.SessionExpiry != 0 {
 				s.Unlock()
-				return &Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
+				return &reason.Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
 			}
 			exp := d.Props.SessionExpiry
 			if max := c.h.limits().MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {

@@ -37,8 +37,8 @@
 // client.closeWith (through client.fail): CONNACK with a reason code
 // before the session exists, DISCONNECT with a reason code for MQTT 5
 // after, and a plain close for MQTT 3.x, which has no way to say why. The
-// broker's own errors are *Error values ("broker: ..."), each with its
-// reason code.
+// broker's own errors are *reason.Error values ("broker: ..."), each with
+// its reason code (package reason).
 //
 // # Buffers
 //

@@ -10,6 +10,7 @@ import (
 	"github.com/shoalmq/shoal/eventloop"
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/reason"
 )
 
 // Connection lifecycle log lines — connected, refused (with the rule),
@@ -44,23 +45,10 @@ func (h *Handler) reportSuppressed(ls *loopState) {
 // Closes before CONNACK that answer nothing: the connect timeout. Code 0:
 // no reason code is sent or logged.
 var (
-	errNoConnect   = &Error{Msg: "no CONNECT within connect_timeout"}
-	errNoVerdict   = &Error{Msg: "the authenticator did not answer within connect_timeout"}
-	errAuthTooSlow = &Error{Msg: "authentication exchange not complete within connect_timeout"}
+	errNoConnect   = &reason.Error{Msg: "no CONNECT within connect_timeout"}
+	errNoVerdict   = &reason.Error{Msg: "the authenticator did not answer within connect_timeout"}
+	errAuthTooSlow = &reason.Error{Msg: "authentication exchange not complete within connect_timeout"}
 )
-
-// logClip bounds what a client chose that a line repeats — its client
-// id, its user name, a topic — so that a refused client cannot write
-// lines of 64 KiB: longer ones keep their first logClip bytes and say
-// their length.
-const logClip = 256
-
-func clip(s string) string {
-	if len(s) <= logClip {
-		return s
-	}
-	return fmt.Sprintf("%s... (%d bytes)", s[:logClip], len(s))
-}
 
 // logRefusal writes the line for a connection refused before CONNACK:
 // who it claimed to be, and which rule refused it. err is the rule, in
@@ -73,15 +61,15 @@ func (c *client) logRefusal(ls *loopState, in codec.Type, err error, connack boo
 		return
 	}
 	id, user, hasUser := c.claimed(ls)
-	ev.Str("client", clip(id))
+	ev.Str("client", reason.Clip(id))
 	if hasUser {
-		ev.Str("username", clip(user)) // never the password
+		ev.Str("username", reason.Clip(user)) // never the password
 	}
 	ev.Str("remote", c.conn.RemoteAddr().String())
 	if p, ok := protocolNames[c.version]; ok {
 		ev.Str("protocol", p)
 	}
-	if code := codeOf(err); code.IsError() {
+	if code := reason.Code(err); code.IsError() {
 		ev.Str("reason_code", code.String()).Str("reason_name", code.Name())
 	}
 	ev.Str("reason", c.rule(ls, in, err)).Bool("connack", connack).Msg("connection refused")
@@ -120,13 +108,13 @@ func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
 		if d := &ls.disconnect; c.version == codec.V5 && d.Code.IsError() {
 			detail := "client sent DISCONNECT " + d.Code.String() + " (" + d.Code.Name() + ")"
 			if d.Props.Has(codec.PropReasonString) {
-				detail += ": " + clip(string(d.Props.ReasonString))
+				detail += ": " + reason.Clip(string(d.Props.ReasonString))
 			}
 			ev.Str("detail", detail)
 		}
 	}
 	if e := c.ext; e != nil && e.endErr != nil {
-		sent = codeOf(e.endErr)
+		sent = reason.Code(e.endErr)
 		ev.Str("detail", c.rule(ls, e.endIn, e.endErr))
 	}
 	if c.version == codec.V5 && sent.IsError() {
@@ -141,9 +129,9 @@ func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
 func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	h := c.h
 	lim := h.limits()
-	var be *Error
-	if errors.As(err, &be) && be.detail != "" {
-		return be.detail
+	var be *reason.Error
+	if errors.As(err, &be) && be.Detail != "" {
+		return be.Detail
 	}
 	switch err {
 	case errTooManyConns:
@@ -157,7 +145,7 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	case errLoginBusy:
 		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", cap(h.logins))
 	case errNoConnect, errNoVerdict, errAuthTooSlow:
-		return fmt.Sprintf("%s (%v)", err.(*Error).Msg, lim.ConnectTimeout)
+		return fmt.Sprintf("%s (%v)", err.(*reason.Error).Msg, lim.ConnectTimeout)
 	case errKeepAlive:
 		return fmt.Sprintf("no packet within 1.5 times keep_alive (%d s)", c.keepAlive)
 	case errReceiveMaximum:
@@ -180,7 +168,7 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	case codec.ErrProtocolVersion:
 		return fmt.Sprintf("unsupported protocol version (level %d)", c.version)
 	}
-	code, msg := describe(err)
+	code, msg := reason.Describe(err)
 	var ce *codec.Error
 	if errors.As(err, &ce) && in != 0 {
 		if code == codec.MalformedPacket {

@@ -7,6 +7,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/reason"
 )
 
 // Login: who a client is, whether it may connect, and what it may do.
@@ -38,14 +39,14 @@ type Access struct {
 // Refusals of a CONNECT, answered with a CONNACK in every protocol
 // version (closeWith).
 var (
-	errAnonymous      = &Error{Code: codec.NotAuthorized, Msg: "anonymous clients are not allowed"}
-	errNoAuthn        = &Error{Code: codec.BadUsernameOrPassword, Msg: "no authenticator configured to check the user name"}
-	errLoginBusy      = &Error{Code: codec.ServerBusy, Msg: "too many logins waiting"}
-	errWillDenied     = &Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
-	errWillTopicLimit = &Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
-	errTooManyConns   = &Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
-	errConnectRate    = &Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
-	errClientIDLength = &Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
+	errAnonymous      = &reason.Error{Code: codec.NotAuthorized, Msg: "anonymous clients are not allowed"}
+	errNoAuthn        = &reason.Error{Code: codec.BadUsernameOrPassword, Msg: "no authenticator configured to check the user name"}
+	errLoginBusy      = &reason.Error{Code: codec.ServerBusy, Msg: "too many logins waiting"}
+	errWillDenied     = &reason.Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
+	errWillTopicLimit = &reason.Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
+	errTooManyConns   = &reason.Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
+	errConnectRate    = &reason.Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
+	errClientIDLength = &reason.Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
 )
 
 // loginJob is one CONNECT whose credentials an AuthWorker checks. The
@@ -178,7 +179,7 @@ func (c *client) loginDone(ls *loopState, j *loginJob) {
 // Authenticator's reason code, or server unavailable for an error of its
 // own (its fault, not the client's). What the Authenticator said stays in
 // the log: telling a prober which check failed helps it.
-func loginRefusal(err error) *Error {
+func loginRefusal(err error) *reason.Error {
 	code := codec.ServerUnavailable
 	why := "authenticator error: " + err.Error()
 	var ae *auth.Error
@@ -191,7 +192,7 @@ func loginRefusal(err error) *Error {
 			why = "not authorized by the authenticator (" + err.Error() + ")"
 		}
 	}
-	return &Error{Code: code, Msg: "login refused", detail: why}
+	return &reason.Error{Code: code, Msg: "login refused", Detail: why}
 }
 
 // admit gives an authenticated client its permissions and connects it.
@@ -201,7 +202,7 @@ func (c *client) admit(ls *loopState, cp connectParams, identity string, authDat
 		perms := as.Authz.For(identity, cp.id)
 		if w, _ := c.will(); w != nil && !perms.CanPublish(w.Topic) {
 			c.h.stats.RefusedLogin.Add(1)
-			return errWillDenied.because("will topic %q not allowed by the ACL", clip(string(w.Topic)))
+			return errWillDenied.Because("will topic %q not allowed by the ACL", reason.Clip(string(w.Topic)))
 		}
 		c.extra().perms = perms
 	}

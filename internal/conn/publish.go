@@ -61,7 +61,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if limit.TopicOver(topic, lim) {
 		h.stats.DropsTopicLimit.Add(1)
 		if c.version < codec.V5 {
-			return errTopicLimit.because("%s", limit.TopicRule("topic", topic, lim)) // 3.x has no way to refuse one message
+			return errTopicLimit.Because("%s", limit.TopicRule("topic", topic, lim)) // 3.x has no way to refuse one message
 		}
 		c.ackRefused(p, codec.TopicNameInvalid)
 		return nil
