@@ -8,6 +8,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/admit"
 	"github.com/shoalmq/shoal/internal/alias"
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
@@ -67,15 +68,11 @@ type clientExt struct {
 	aliasIn  alias.In
 	aliasOut alias.Out
 
-	// Enhanced authentication (MQTT 5): the method named in CONNECT, the
-	// exchange in progress, and the CONNECT waiting for it to succeed.
-	authMethod string
-	identity   string // who the first exchange authenticated
-	exchange   auth.Exchange
-	pending    *connectParams
-
-	// login is the CONNECT out with the login pool (login.go).
-	login *loginJob
+	// adm is the client's admission (package admit): an enhanced
+	// authentication exchange, a login out with the login pool. pending
+	// is the CONNECT waiting for either (admit.go).
+	adm     admit.State
+	pending *connectParams
 	// perms are the client's topic rights (nil: no Authorizer);
 	// checkRead says a subscription was granted that covers topics the
 	// client may not read, so each message to it is checked.
@@ -192,7 +189,6 @@ var (
 	errNotConnected       = &reason.Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
 	errSecondConnect      = &reason.Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
 	errUnexpectedPacket   = &reason.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
-	errAuthUnsupported    = &reason.Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
 	errClosed             = &reason.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
 	errAuthPending        = &reason.Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
 	errClientID           = &reason.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
@@ -330,7 +326,7 @@ func (c *client) tick(h *Handler, now int64) {
 	case stateNew, stateAuth:
 		if now-c.lastRecv > int64(h.limits().ConnectTimeout) {
 			why := errNoConnect
-			if e := c.ext; e != nil && e.login != nil {
+			if c.waitingLogin() {
 				why = errNoVerdict
 			} else if c.state == stateAuth {
 				why = errAuthTooSlow
@@ -463,8 +459,19 @@ func (c *client) Notify(n dispatch.Note) {
 			c.closeWith(0, errAdminKick)
 		}
 	case noteLogin:
-		if e := c.ext; e != nil && e.login != nil {
-			c.loginDone(c.h.loops[c.LoopIndex()], e.login)
-		}
+		c.verdict()
 	}
+}
+
+// connackRefusal reports whether code refuses a CONNECT with a CONNACK in
+// MQTT 3.x too: those with a 3.1.1 return code of their own, and the
+// server-side ones that 3.1.1 calls "server unavailable".
+func connackRefusal(code codec.ReasonCode) bool {
+	switch code {
+	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized, codec.TopicNameInvalid,
+		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
+		codec.ConnectionRateExceeded, codec.Banned:
+		return true
+	}
+	return false
 }

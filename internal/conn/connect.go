@@ -162,7 +162,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			Str("remote", c.conn.RemoteAddr().String()).Msg("connecting")
 	}
 	// Who it is and what it may do; the CONNACK waits for the answer
-	// (login.go).
+	// (package admit, through admit.go).
 	return c.login(ls, p, cp)
 }
 
@@ -281,9 +281,9 @@ func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData [
 		pr.Set(codec.PropResponseInfo)
 		pr.ResponseInfo = []byte(h.cfg.ResponseInformation)
 	}
-	if e := c.ext; e != nil && e.authMethod != "" {
+	if e := c.ext; e != nil && e.adm.Method() != "" {
 		pr.Set(codec.PropAuthMethod) // the CONNACK names the method it completes (MQTT 5 section 4.12)
-		pr.AuthMethod = []byte(e.authMethod)
+		pr.AuthMethod = []byte(e.adm.Method())
 		if len(authData) > 0 {
 			pr.Set(codec.PropAuthData)
 			pr.AuthData = authData

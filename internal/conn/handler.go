@@ -11,6 +11,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/admit"
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/expiry"
@@ -47,7 +48,7 @@ type Parts struct {
 	Limits *atomic.Pointer[limit.Limits]
 	// Access says who may connect and what they may do (SetAccess swaps
 	// it on reload).
-	Access Access
+	Access admit.Access
 
 	Sessions session.Store
 	Subs     router.Subscriptions
@@ -64,17 +65,16 @@ type Parts struct {
 }
 
 // Handler is the broker's side of every client connection: the event
-// loops' eventloop.Handler. It also runs the login pool (RunLogins). Its
+// loops' eventloop.Handler. Its admission gate runs the login pool
+// (RunLogins). Its
 // exported methods are safe for concurrent use unless they say otherwise;
 // the eventloop.Handler methods run on the loop that owns the connection.
 type Handler struct {
-	cfg    Config
-	log    *atomic.Pointer[zerolog.Logger]
-	limp   *atomic.Pointer[limit.Limits]
-	access atomic.Pointer[Access] // who may connect (login.go)
-
-	// logins are CONNECTs waiting for the Authenticator (login.go).
-	logins chan *loginJob
+	cfg  Config
+	log  *atomic.Pointer[zerolog.Logger]
+	limp *atomic.Pointer[limit.Limits]
+	// gate decides who may connect and what they may do (package admit).
+	gate *admit.Gate
 	// open counts open client connections, for MaxConnections.
 	open atomic.Int64
 	// connRate limits connections per source address.
@@ -88,7 +88,6 @@ type Handler struct {
 	subs     router.Subscriptions
 	retained router.Retained
 	sessions session.Store
-	auth     *auth.Registry // enhanced authentication methods
 
 	loops []*loopState // indexed by eventloop.Loop.Index
 
@@ -107,16 +106,14 @@ func New(cfg Config, p Parts) *Handler {
 		cfg:      cfg,
 		log:      p.Log,
 		limp:     p.Limits,
-		logins:   make(chan *loginJob, cfg.AuthQueue),
 		disp:     p.Dispatch,
 		persist:  p.Persist,
 		subs:     p.Subs,
 		retained: p.Retained,
 		sessions: p.Sessions,
-		auth:     auth.NewRegistry(cfg.AuthMethods...),
 		expiry:   p.Expiry,
 	}
-	h.access.Store(&p.Access)
+	h.gate = admit.NewGate(p.Access, cfg.AuthMethods, cfg.AuthQueue, p.Limits, &h.stats)
 	h.loops = make([]*loopState, len(p.PersistLoops))
 	for i := range h.loops {
 		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i],
@@ -131,7 +128,12 @@ func (h *Handler) SetEngine(e *eventloop.Engine) { h.engine = e }
 
 // SetAccess makes a the rules for connections from now on (Reload);
 // connected clients keep what they were granted.
-func (h *Handler) SetAccess(a Access) { h.access.Store(&a) }
+func (h *Handler) SetAccess(a admit.Access) { h.gate.SetAccess(a) }
+
+// RunLogins runs one worker of the login pool until ctx ends
+// (admit.Gate.RunLogins). Safe for concurrent use: each worker is a
+// goroutine running it.
+func (h *Handler) RunLogins(ctx context.Context) { h.gate.RunLogins(ctx) }
 
 // Counters are the connections' counters.
 func (h *Handler) Counters() *counters.Conns { return &h.stats }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/admit"
 	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/reason"
@@ -142,8 +143,8 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	case errClientIDLength:
 		id, _, _ := c.claimed(ls)
 		return fmt.Sprintf("client id of %d bytes longer than max_client_id_length (%d)", len(id), lim.MaxClientIDLength)
-	case errLoginBusy:
-		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", cap(h.logins))
+	case admit.ErrLoginBusy:
+		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", h.gate.Queue())
 	case errNoConnect, errNoVerdict, errAuthTooSlow:
 		return fmt.Sprintf("%s (%v)", err.(*reason.Error).Msg, lim.ConnectTimeout)
 	case errKeepAlive:
