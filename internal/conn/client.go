@@ -79,10 +79,8 @@ type clientExt struct {
 	perms     auth.Permissions
 	checkRead bool
 
-	// pub is the client's publish rate limit (Limits.PublishRate);
-	// pubTimer wakes the loop when it has a token again.
-	pub      limit.Bucket
-	pubTimer *time.Timer
+	// pub is the client's publish rate limit (Limits.PublishRate).
+	pub limit.Throttle
 
 	// retained are the retained messages its SUBSCRIBEs matched that are
 	// still to send (retained.go).
@@ -351,8 +349,8 @@ func (c *client) tick(h *Handler, now int64) {
 // closed runs when the connection is gone: detach or end the session and
 // publish the will if the close was abnormal.
 func (c *client) closed() {
-	if e := c.ext; e != nil && e.pubTimer != nil {
-		e.pubTimer.Stop()
+	if e := c.ext; e != nil {
+		e.pub.Stop()
 	}
 	c.leave()
 }

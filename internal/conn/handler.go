@@ -158,6 +158,20 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	})
 }
 
+// refusalHeadroom is how many connections past MaxConnections are still
+// accepted, to be told CONNACK 0x97 rather than cut without a word; past
+// it a new connection is closed at accept, so a flood cannot use up the
+// file descriptors the refusals need.
+const refusalHeadroom = 1024
+
+// overConnections reports whether a CONNECT must be refused because the
+// broker already holds MaxConnections connections (this one included),
+// counting those closed but still lingering (eventloop.Conn.Close): they
+// hold descriptors too.
+func (h *Handler) overConnections(lim *limit.Limits) bool {
+	return h.open.Load()+h.engine.Lingering() > int64(lim.MaxConnections)
+}
+
 // OnOpen implements eventloop.Handler.
 func (h *Handler) OnOpen(c *eventloop.Conn) error {
 	n := h.open.Add(1) + h.engine.Lingering()

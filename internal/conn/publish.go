@@ -18,11 +18,10 @@ import (
 func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	h := c.h
 	lim := h.limits()
-	if lim.PublishRate > 0 && !c.extra().pub.Take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst) {
+	if lim.PublishRate > 0 && !c.extra().pub.Take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst, c.conn.Loop()) {
 		// Over its rate: the client is not read until it has a token
 		// again, so TCP slows it down and nothing is lost.
 		h.stats.PublishThrottled.Add(1)
-		c.ext.wakeForToken(c.conn.Loop(), lim.PublishRate)
 		return eventloop.ErrPause
 	}
 	p := &ls.publish
