@@ -13,16 +13,6 @@ import (
 // file is the connection's side of that seam: client implements
 // admit.Conn.
 
-// Refusals of a CONNECT found here, answered with a CONNACK in every
-// protocol version (closeWith).
-var (
-	errWillDenied     = &reason.Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
-	errWillTopicLimit = &reason.Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
-	errTooManyConns   = &reason.Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
-	errConnectRate    = &reason.Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
-	errClientIDLength = &reason.Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
-)
-
 // login hands the CONNECT onConnect validated to package admit; p is the
 // decoded CONNECT, valid only during the call. A CONNECT that waits — for
 // an enhanced authentication exchange or for the login pool — keeps cp in

@@ -202,6 +202,14 @@ var (
 	errAdminKick          = &reason.Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
 	errRetainNotSupported = &reason.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
 	errTopicLimit         = &reason.Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
+
+	// Refusals of a CONNECT, answered with a CONNACK in every protocol
+	// version (closeWith).
+	errWillDenied     = &reason.Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
+	errWillTopicLimit = &reason.Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
+	errTooManyConns   = &reason.Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
+	errConnectRate    = &reason.Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
+	errClientIDLength = &reason.Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
 )
 
 // reasonOf classifies the error a connection is closed with.
