@@ -284,6 +284,19 @@ func (c *client) refuse(code codec.ReasonCode) {
 	buf.B = ack.Append(buf.B, v)
 }
 
+// connackRefusal reports whether code refuses a CONNECT with a CONNACK in
+// MQTT 3.x too: those with a 3.1.1 return code of their own, and the
+// server-side ones that 3.1.1 calls "server unavailable".
+func connackRefusal(code codec.ReasonCode) bool {
+	switch code {
+	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized, codec.TopicNameInvalid,
+		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
+		codec.ConnectionRateExceeded, codec.Banned:
+		return true
+	}
+	return false
+}
+
 // sendDisconnect writes an MQTT 5 DISCONNECT with code and, when not
 // empty, a reason string saying why.
 func (c *client) sendDisconnect(code codec.ReasonCode, why string) {
@@ -467,17 +480,4 @@ func (c *client) Notify(n dispatch.Note) {
 	case noteLogin:
 		c.verdict()
 	}
-}
-
-// connackRefusal reports whether code refuses a CONNECT with a CONNACK in
-// MQTT 3.x too: those with a 3.1.1 return code of their own, and the
-// server-side ones that 3.1.1 calls "server unavailable".
-func connackRefusal(code codec.ReasonCode) bool {
-	switch code {
-	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized, codec.TopicNameInvalid,
-		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
-		codec.ConnectionRateExceeded, codec.Banned:
-		return true
-	}
-	return false
 }
