@@ -10,17 +10,18 @@
 // socket would hold, and none of those limits is a sign of a slow client
 // here — the broker made the burst, not the publishers.
 //
-// So SUBSCRIBE takes a snapshot of the matching messages (Retained.Collect:
-// one reference each, no copies; 8 bytes a message, as retained messages
-// are in memory anyway) into a cursor of the client's Queue, and the cursor is drained
-// like the session queue is (package conn):
+// So SUBSCRIBE takes a snapshot of the matching messages
+// (router.Retained.Collect: one reference each, no copies; 8 bytes a
+// message, as retained messages are in memory anyway) into a cursor of
+// the client's Queue, and package conn drains the cursor like it drains
+// the session queue:
 //
 //   - QoS 1/2 messages take free in-flight slots only, and only when no
 //     live message waits in the session queue; a PUBACK, PUBCOMP or
-//     refusing PUBREC that frees a slot sends the next (conn's slotFreedLocked).
+//     refusing PUBREC that frees a slot sends the next (slotFreedLocked).
 //   - Every message waits while the connection's unsent output is at
-//     Backlog or more; the loop calls OnDrained once it has gone
-//     down (eventloop.Conn.NotifyDrained).
+//     Backlog or more; the loop calls OnDrained once it has gone down
+//     (eventloop.Conn.NotifyDrained).
 //
 // Nothing from a cursor is queued in the session, counted against
 // max_queued, dropped as a slow client's QoS 0 or taken for a slow
@@ -28,11 +29,13 @@
 // per message matched, until its cursor is done; a "#" over a million
 // retained messages is 8 MB), a reference to each message not yet sent
 // (so a message the store replaces meanwhile lives on until the cursor
-// passes it), and at most about Backlog bytes of their output.
-// Taking the snapshot walks the trie under its read lock on the loop, as
-// sending all at once did.
+// passes it), and at most about Backlog bytes of their output. Taking
+// the snapshot walks the trie under its read lock on the loop, as sending
+// all at once did.
 //
-// Ordering. The messages of one SUBSCRIBE follow its SUBACK, filter by
+// # Ordering
+//
+// The messages of one SUBSCRIBE follow its SUBACK, filter by
 // filter, each filter's in the store's order. Live messages routed to the
 // client meanwhile go out as they come (MQTT only orders retained messages
 // after the SUBACK): a live QoS 0 message at once, a live QoS 1/2 message
