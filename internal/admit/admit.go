@@ -88,7 +88,7 @@ type Grant struct {
 type Request struct {
 	ClientID string // as CONNECT decided it (assigned when the client sent none)
 	Connect  *codec.Connect
-	Conn     *eventloop.Conn // where it came from: its origin and address
+	Net      *eventloop.Conn // the network connection: its origin and address
 }
 
 // Refusals of a CONNECT, answered with a CONNACK in every protocol
@@ -139,7 +139,7 @@ func (g *Gate) Login(c Conn, r Request) (Grant, Outcome, error) {
 		return g.startAuth(c, r.ClientID, string(p.Props.AuthMethod))
 	}
 	var certID string
-	if o := r.Conn.Origin(); o != nil {
+	if o := r.Net.Origin(); o != nil {
 		if o.Internal {
 			// The embedding program itself: nothing to prove, every right.
 			return Grant{}, Admit, nil

@@ -56,16 +56,16 @@ func newGate(a Access) (*Gate, *counters.Conns) {
 func TestLoginAnonymous(t *testing.T) {
 	ec := &eventloop.Conn{}
 	g, st := newGate(Access{Anonymous: false})
-	_, _, err := g.Login(&fakeConn{}, Request{ClientID: "c", Connect: &codec.Connect{Version: codec.V311}, Conn: ec})
+	_, _, err := g.Login(&fakeConn{}, Request{ClientID: "c", Connect: &codec.Connect{Version: codec.V311}, Net: ec})
 	if !errors.Is(err, errAnonymous) || st.RefusedLogin.Load() != 1 {
 		t.Fatalf("anonymous refused: err %v, refusals %d", err, st.RefusedLogin.Load())
 	}
-	_, _, err = g.Login(&fakeConn{}, Request{ClientID: "c", Connect: &codec.Connect{Version: codec.V311, UsernameFlag: true}, Conn: ec})
+	_, _, err = g.Login(&fakeConn{}, Request{ClientID: "c", Connect: &codec.Connect{Version: codec.V311, UsernameFlag: true}, Net: ec})
 	if !errors.Is(err, errNoAuthn) {
 		t.Fatalf("user name and no authenticator: err %v", err)
 	}
 	g.SetAccess(Access{Anonymous: true})
-	if _, out, err := g.Login(&fakeConn{}, Request{ClientID: "c", Connect: &codec.Connect{Version: codec.V311, UsernameFlag: true}, Conn: ec}); err != nil || out != Admit {
+	if _, out, err := g.Login(&fakeConn{}, Request{ClientID: "c", Connect: &codec.Connect{Version: codec.V311, UsernameFlag: true}, Net: ec}); err != nil || out != Admit {
 		t.Fatalf("anonymous allowed: %v, %v", out, err)
 	}
 }
@@ -79,7 +79,7 @@ func TestExchange(t *testing.T) {
 	p := &codec.Connect{Version: codec.V5}
 	p.Props.Set(codec.PropAuthMethod)
 	p.Props.AuthMethod = []byte("TWO")
-	if _, out, err := g.Login(c, Request{ClientID: "c", Connect: p, Conn: &eventloop.Conn{}}); err != nil || out != Exchange {
+	if _, out, err := g.Login(c, Request{ClientID: "c", Connect: p, Net: &eventloop.Conn{}}); err != nil || out != Exchange {
 		t.Fatalf("Login: %v, %v", out, err)
 	}
 	if _, out, err := g.Step(c, "c", nil); err != nil || out != Wait || len(c.sent) != 1 || c.sent[0] != codec.ContinueAuthentication {

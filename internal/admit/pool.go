@@ -30,8 +30,8 @@ func (g *Gate) checkLogin(c Conn, authn auth.Authenticator, r Request) (Grant, O
 		Password:    append([]byte(nil), p.Password...),
 		HasUsername: p.UsernameFlag,
 		HasPassword: p.PasswordFlag,
-		Remote:      r.Conn.RemoteAddr().String(),
-		Listener:    listenerOf(r.Conn),
+		Remote:      r.Net.RemoteAddr().String(),
+		Listener:    listenerOf(r.Net),
 	}}
 	select {
 	case g.logins <- j:

@@ -18,7 +18,7 @@ import (
 // an enhanced authentication exchange or for the login pool — keeps cp in
 // clientExt, where it also names the client in a refusal line.
 func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error {
-	gr, out, err := c.h.gate.Login(c, admit.Request{ClientID: cp.id, Connect: p, Conn: c.conn})
+	gr, out, err := c.h.gate.Login(c, admit.Request{ClientID: cp.id, Connect: p, Net: c.conn})
 	if err != nil {
 		return err
 	}
