@@ -20,6 +20,7 @@ import (
 	"github.com/shoalmq/shoal/internal/expiry"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
+	"github.com/shoalmq/shoal/internal/reason"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/transport"
@@ -363,6 +364,6 @@ func (b *Broker) RetainedCount() int {
 // second CONNECT, a full queue, a limit), with the MQTT reason code it is
 // answered with; its text starts "broker: ". Match it with errors.As. The
 // connections make them and turn each into its wire response in one place
-// (package conn, where the type is declared: an alias keeps it the same
-// type here).
-type Error = conn.Error
+// (package conn; the type is declared in internal/reason: an alias keeps
+// it the same type here).
+type Error = reason.Error

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/bridge"
+	"github.com/shoalmq/shoal/internal/admit"
 	"github.com/shoalmq/shoal/internal/cluster"
 	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/deadline"
@@ -548,6 +549,6 @@ func (c *Config) connConfig() conn.Config {
 
 // access is who may connect under c and what they may do: what Reload
 // swaps.
-func (c *Config) access() conn.Access {
-	return conn.Access{Anonymous: c.anonymousAllowed(), Authn: c.Authenticator, Authz: c.Authorizer}
+func (c *Config) access() admit.Access {
+	return admit.Access{Anonymous: c.anonymousAllowed(), Authn: c.Authenticator, Authz: c.Authorizer}
 }

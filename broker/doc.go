@@ -14,8 +14,14 @@
 // by packages that each own one stage of a message's path:
 //
 //	eventloop          the gnet loops: frames in, batched writes out
-//	internal/conn      each connection's MQTT: CONNECT and login, PUBLISH in
-//	                   and out, SUBSCRIBE, retained messages, wills, limits
+//	internal/conn      each connection's MQTT: CONNECT, PUBLISH in and out,
+//	                   SUBSCRIBE, retained messages, wills, limits
+//	internal/admit     who may connect and what it may do: login, the login
+//	                   pool, enhanced authentication (for internal/conn)
+//	internal/alias,    a connection's topic aliases; the retained messages
+//	internal/retained  a SUBSCRIBE still owes, sent at the client's pace
+//	internal/reason    the broker's own errors and their reason codes
+//	internal/counters  what the connections count, summed by Stats
 //	internal/dispatch  routing: the loops' inboxes, the router workers, the
 //	                   fan-out, shared subscriptions, and Peer, the seam
 //	                   for messages that go to other nodes (none on one node)
@@ -71,7 +77,7 @@
 //
 // Retained messages matched by a SUBSCRIBE are not routed: the client's
 // loop takes a snapshot of them and sends it at the client's pace, as its
-// in-flight window and its socket allow (internal/conn/retained.go).
+// in-flight window and its socket allow (internal/retained).
 //
 // # Two paths, one order
 //
@@ -90,7 +96,7 @@
 //
 // A Broker's exported methods are safe for concurrent use. Start runs the
 // goroutines that are not event loops — the router workers, the login
-// pool, the timer goroutine of package expiry, the relaxed-durability
+// pool (package admit), the timer goroutine of package expiry, the relaxed-durability
 // syncer, the $SYS publisher — and Close waits for every one of them. A
 // client (one connection) belongs to its loop: only that goroutine reads
 // or writes its fields (package conn). A session.Session is shared — the

@@ -20,7 +20,7 @@ import (
 )
 
 // Retained messages on SUBSCRIBE go out at the pace the client takes them
-// (broker/retained.go): never through the session queue, never counted as
+// (package internal/retained): never through the session queue, never counted as
 // a slow consumer, never dropped as a slow client, with a bounded amount of
 // the broker's memory however many there are.
 
@@ -423,7 +423,7 @@ func TestRetainedDeliveryInterrupted(t *testing.T) {
 // TestRetainedNotAfterNewer: a retained message published while a
 // client's retained messages are still going out reaches it live; the
 // older retained message of the same topic, still in the client's
-// snapshot, is not sent after it (retained.go, "Ordering").
+// snapshot, is not sent after it (internal/retained/doc.go, "Ordering").
 func TestRetainedNotAfterNewer(t *testing.T) {
 	t.Parallel()
 	b, addr := testutil.StartBroker(t, nil)

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/eventloop"
-	"github.com/shoalmq/shoal/internal/conn"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
@@ -92,7 +92,7 @@ func (b *Broker) Stats() Stats {
 		Started:        b.startedAt,
 		MaxConnections: b.limits().MaxConnections,
 		Subscriptions:  b.subs.Count(),
-		Disconnects:    make(map[string]int64, conn.CloseReasons),
+		Disconnects:    make(map[string]int64, counters.CloseReasons),
 		Drops: map[string]int64{
 			"queue_full":  b.disp.QueueFull.Load(),
 			"expired":     cs.DropsExpired.Load(),
@@ -121,7 +121,7 @@ func (b *Broker) Stats() Stats {
 	if !b.startedAt.IsZero() {
 		st.Uptime = time.Since(b.startedAt)
 	}
-	for r := conn.CloseReason(0); r < conn.CloseReasons; r++ {
+	for r := counters.CloseReason(0); r < counters.CloseReasons; r++ {
 		st.Disconnects[r.String()] = 0
 	}
 	var els []*eventloop.Loop
@@ -136,7 +136,7 @@ func (b *Broker) Stats() Stats {
 		}
 		st.ClientsConnected += lc.Connected.Load()
 		st.Connects += lc.Connects.Load()
-		for r := conn.CloseReason(0); r < conn.CloseReasons; r++ {
+		for r := counters.CloseReason(0); r < counters.CloseReasons; r++ {
 			st.Disconnects[r.String()] += lc.Closes[r].Load()
 		}
 		l := LoopStats{Connections: int(lc.Connected.Load())}

@@ -1,14 +1,20 @@
 package conn
 
 import (
+	"errors"
 	"time"
 	"unsafe"
 
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/admit"
+	"github.com/shoalmq/shoal/internal/alias"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/reason"
+	"github.com/shoalmq/shoal/internal/retained"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -48,7 +54,7 @@ type client struct {
 	pub dispatch.Publisher
 	// why is the reason the connection ends, for the close counters; set
 	// where the end is decided, network (0) otherwise.
-	why CloseReason
+	why counters.CloseReason
 }
 
 // clientExt holds what a minority of clients need: a will, MQTT 5 limits,
@@ -57,36 +63,28 @@ type clientExt struct {
 	will      *router.Message // published on abnormal close
 	willDelay uint32          // Will Delay Interval, seconds
 	maxOut    uint32          // client's Maximum Packet Size; 0: protocol maximum
-	aliases   []string        // inbound topic aliases (MQTT 5), by alias
+	// Topic aliases (MQTT 5): those the client sets, those the broker
+	// assigns.
+	aliasIn  alias.In
+	aliasOut alias.Out
 
-	// Outbound topic aliases (MQTT 5): topic -> alias, assigned until
-	// outMax are in use; later topics go out in full.
-	outAliases map[string]uint16
-	outMax     uint16
-
-	// Enhanced authentication (MQTT 5): the method named in CONNECT, the
-	// exchange in progress, and the CONNECT waiting for it to succeed.
-	authMethod string
-	identity   string // who the first exchange authenticated
-	exchange   auth.Exchange
-	pending    *connectParams
-
-	// login is the CONNECT out with the login pool (login.go).
-	login *loginJob
+	// adm is the client's admission (package admit): an enhanced
+	// authentication exchange, a login out with the login pool. pending
+	// is the CONNECT waiting for either (admit.go).
+	adm     admit.State
+	pending *connectParams
 	// perms are the client's topic rights (nil: no Authorizer);
 	// checkRead says a subscription was granted that covers topics the
 	// client may not read, so each message to it is checked.
 	perms     auth.Permissions
 	checkRead bool
 
-	// pub is the client's publish rate limit (Limits.PublishRate);
-	// pubTimer wakes the loop when it has a token again.
-	pub      limit.Bucket
-	pubTimer *time.Timer
+	// pub is the client's publish rate limit (Limits.PublishRate).
+	pub limit.Throttle
 
 	// retained are the retained messages its SUBSCRIBEs matched that are
 	// still to send (retained.go).
-	retained retainedQueue
+	retained retained.Queue
 
 	// endErr is the error the broker closed the connected client with,
 	// and endIn the packet that broke the rule (0: none), for the
@@ -186,26 +184,48 @@ func (c *client) handle(h codec.Header, body []byte) error {
 
 // Protocol and policy errors found above the codec.
 var (
-	errNotConnected       = &Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
-	errSecondConnect      = &Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
-	errUnexpectedPacket   = &Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
-	errAuthUnsupported    = &Error{Code: codec.BadAuthenticationMethod, Msg: "no authentication method configured"}
-	errClosed             = &Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
-	errAuthPending        = &Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
-	errClientID           = &Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
-	errAliasInvalid       = &Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
-	errAliasUnknown       = &Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
-	errSharedNoLocal      = &Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
-	errReceiveMaximum     = &Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
-	errKeepAlive          = &Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
-	errQoSNotSupported    = &Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
-	errSuperseded         = &Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
-	errOutputBacklog      = &Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
-	errSlowConsumer       = &Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
-	errAdminKick          = &Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
-	errRetainNotSupported = &Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
-	errTopicLimit         = &Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
+	errNotConnected       = &reason.Error{Code: codec.ProtocolError, Msg: "first packet is not CONNECT"}
+	errSecondConnect      = &reason.Error{Code: codec.ProtocolError, Msg: "second CONNECT"}
+	errUnexpectedPacket   = &reason.Error{Code: codec.ProtocolError, Msg: "packet type not sent by clients"}
+	errClosed             = &reason.Error{Code: codec.ProtocolError, Msg: "packet after DISCONNECT"}
+	errAuthPending        = &reason.Error{Code: codec.ProtocolError, Msg: "packet other than AUTH or DISCONNECT during authentication"}
+	errClientID           = &reason.Error{Code: codec.ClientIDNotValid, Msg: "client identifier not allowed"}
+	errAliasInvalid       = &reason.Error{Code: codec.TopicAliasInvalid, Msg: "topic alias out of range"}
+	errAliasUnknown       = &reason.Error{Code: codec.ProtocolError, Msg: "topic alias not set"}
+	errSharedNoLocal      = &reason.Error{Code: codec.ProtocolError, Msg: "No Local on a shared subscription"}
+	errReceiveMaximum     = &reason.Error{Code: codec.ReceiveMaximumExceeded, Msg: "too many QoS 2 messages awaiting PUBREL"}
+	errKeepAlive          = &reason.Error{Code: codec.KeepAliveTimeout, Msg: "keep-alive timeout"}
+	errQoSNotSupported    = &reason.Error{Code: codec.QoSNotSupported, Msg: "QoS above the server's Maximum QoS"}
+	errSuperseded         = &reason.Error{Code: codec.SessionTakenOver, Msg: "another connection took the session over"}
+	errOutputBacklog      = &reason.Error{Code: codec.QuotaExceeded, Msg: "client does not read its replies"}
+	errSlowConsumer       = &reason.Error{Code: codec.QuotaExceeded, Msg: "client takes messages slower than they come: its queue is full"}
+	errAdminKick          = &reason.Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
+	errRetainNotSupported = &reason.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
+	errTopicLimit         = &reason.Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
+
+	// Refusals of a CONNECT, answered with a CONNACK in every protocol
+	// version (closeWith).
+	errWillDenied     = &reason.Error{Code: codec.NotAuthorized, Msg: "will topic not allowed"}
+	errWillTopicLimit = &reason.Error{Code: codec.TopicNameInvalid, Msg: "will topic longer than max_topic_length or max_topic_levels"}
+	errTooManyConns   = &reason.Error{Code: codec.QuotaExceeded, Msg: "max_connections reached"}
+	errConnectRate    = &reason.Error{Code: codec.ConnectionRateExceeded, Msg: "too many connections from this address"}
+	errClientIDLength = &reason.Error{Code: codec.ClientIDNotValid, Msg: "client identifier longer than max_client_id_length"}
 )
+
+// reasonOf classifies the error a connection is closed with.
+func reasonOf(err error) counters.CloseReason {
+	switch {
+	case errors.Is(err, errKeepAlive):
+		return counters.CloseKeepAlive
+	case errors.Is(err, errSuperseded):
+		return counters.CloseTakeover
+	case errors.Is(err, errSlowConsumer), errors.Is(err, errOutputBacklog):
+		return counters.CloseSlowConsumer
+	case errors.Is(err, errAdminKick):
+		return counters.CloseAdmin
+	}
+	return counters.CloseProtocol
+}
 
 // fail closes the connection for a protocol or resource error in what the
 // client sent; in is the packet at fault (0: none, as for a framing
@@ -223,8 +243,8 @@ func (c *client) fail(in codec.Type, err error) {
 // in is the packet that broke the rule (0: none). A refusal is logged
 // here (logRefusal), a disconnect when the connection leaves (endFields).
 func (c *client) closeWith(in codec.Type, err error) {
-	code := codeOf(err)
-	if c.state == stateConnected && c.why == closeNetwork {
+	code := reason.Code(err)
+	if c.state == stateConnected && c.why == counters.CloseNetwork {
 		c.why = reasonOf(err)
 		e := c.extra()
 		e.endErr, e.endIn = err, in
@@ -237,8 +257,8 @@ func (c *client) closeWith(in codec.Type, err error) {
 	case c.state < stateConnected && (c.version == codec.V5 || connackRefusal(code)):
 		c.refuse(code)
 	case c.state == stateConnected && c.version == codec.V5:
-		_, reason := describe(err) // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
-		c.sendDisconnect(code, reason)
+		_, why := reason.Describe(err) // allowed even with Request Problem Information 0 [MQTT-3.1.2-29]
+		c.sendDisconnect(code, why)
 	default:
 		connack = false
 	}
@@ -264,16 +284,29 @@ func (c *client) refuse(code codec.ReasonCode) {
 	buf.B = ack.Append(buf.B, v)
 }
 
+// connackRefusal reports whether code refuses a CONNECT with a CONNACK in
+// MQTT 3.x too: those with a 3.1.1 return code of their own, and the
+// server-side ones that 3.1.1 calls "server unavailable".
+func connackRefusal(code codec.ReasonCode) bool {
+	switch code {
+	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized, codec.TopicNameInvalid,
+		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
+		codec.ConnectionRateExceeded, codec.Banned:
+		return true
+	}
+	return false
+}
+
 // sendDisconnect writes an MQTT 5 DISCONNECT with code and, when not
 // empty, a reason string saying why.
-func (c *client) sendDisconnect(code codec.ReasonCode, reason string) {
+func (c *client) sendDisconnect(code codec.ReasonCode, why string) {
 	if c.version != codec.V5 {
 		return
 	}
 	d := codec.Disconnect{Code: code}
-	if reason != "" {
+	if why != "" {
 		d.Props.Set(codec.PropReasonString)
-		d.Props.ReasonString = []byte(reason)
+		d.Props.ReasonString = []byte(why)
 	}
 	buf := c.conn.Buffer()
 	buf.B = d.Append(buf.B, codec.V5)
@@ -284,7 +317,7 @@ func (c *client) shutdown() {
 	if c.state != stateConnected {
 		return
 	}
-	c.why = closeShutdown
+	c.why = counters.CloseShutdown
 	c.sendDisconnect(codec.ServerShuttingDown, "server shutting down")
 	if c.ext != nil && c.ext.will != nil {
 		c.ext.will.Release()
@@ -312,7 +345,7 @@ func (c *client) tick(h *Handler, now int64) {
 	case stateNew, stateAuth:
 		if now-c.lastRecv > int64(h.limits().ConnectTimeout) {
 			why := errNoConnect
-			if e := c.ext; e != nil && e.login != nil {
+			if c.waitingLogin() {
 				why = errNoVerdict
 			} else if c.state == stateAuth {
 				why = errAuthTooSlow
@@ -337,8 +370,8 @@ func (c *client) tick(h *Handler, now int64) {
 // closed runs when the connection is gone: detach or end the session and
 // publish the will if the close was abnormal.
 func (c *client) closed() {
-	if e := c.ext; e != nil && e.pubTimer != nil {
-		e.pubTimer.Stop()
+	if e := c.ext; e != nil {
+		e.pub.Stop()
 	}
 	c.leave()
 }
@@ -445,8 +478,6 @@ func (c *client) Notify(n dispatch.Note) {
 			c.closeWith(0, errAdminKick)
 		}
 	case noteLogin:
-		if e := c.ext; e != nil && e.login != nil {
-			c.loginDone(c.h.loops[c.LoopIndex()], e.login)
-		}
+		c.verdict()
 	}
 }

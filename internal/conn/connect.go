@@ -6,7 +6,9 @@ import (
 	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/reason"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -76,11 +78,11 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 	if cp.id == "" {
 		switch {
 		case c.version == codec.V31:
-			return errClientID.because("empty client id: MQTT 3.1 needs one")
+			return errClientID.Because("empty client id: MQTT 3.1 needs one")
 		case c.version == codec.V311 && !p.CleanStart:
-			return errClientID.because("empty client id with clean session 0") // [MQTT-3.1.3-8]
+			return errClientID.Because("empty client id with clean session 0") // [MQTT-3.1.3-8]
 		case !h.cfg.AssignClientIDs:
-			return errClientID.because("empty client id, and assign_client_ids is off") // [MQTT-3.1.3-9]
+			return errClientID.Because("empty client id, and assign_client_ids is off") // [MQTT-3.1.3-9]
 		}
 		cp.id = h.cfg.AssignedIDPrefix + strconv.FormatUint(h.clientID.Add(1), 36) + "-" +
 			strconv.FormatInt(time.Now().UnixNano()&0xffffff, 36)
@@ -117,26 +119,26 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			c.extra().maxOut = p.Props.MaximumPacketSize // [MQTT-3.1.2-24]
 		}
 		if n := min(h.cfg.OutboundTopicAliases, p.Props.TopicAliasMaximum); n > 0 {
-			c.extra().outMax = n // never above the client's maximum [MQTT-3.3.2-10]
+			c.extra().aliasOut.Max = n // never above the client's maximum [MQTT-3.3.2-10]
 		}
 		cp.responseInfo = p.Props.RequestResponseInfo == 1
 	}
 
 	// A will the broker could not publish as asked is refused up front.
 	if p.WillFlag && p.WillQoS > h.cfg.MaxQoS {
-		return errQoSNotSupported.because("will QoS %d above max_qos (%d)", p.WillQoS, h.cfg.MaxQoS) // [MQTT-3.2.2-12]
+		return errQoSNotSupported.Because("will QoS %d above max_qos (%d)", p.WillQoS, h.cfg.MaxQoS) // [MQTT-3.2.2-12]
 	}
 	if p.WillFlag && p.WillRetain && !h.cfg.RetainAvailable {
-		return errRetainNotSupported.because("will retain flag set while retain_available is false") // [MQTT-3.2.2-13]
+		return errRetainNotSupported.Because("will retain flag set while retain_available is false") // [MQTT-3.2.2-13]
 	}
 	// A will is a PUBLISH made later: the same topics are closed to it.
 	if p.WillFlag && sys.Own(p.WillTopic) {
 		h.stats.RefusedLogin.Add(1)
-		return errWillDenied.because("will topic %q is under $SYS, the broker's own", clip(string(p.WillTopic)))
+		return errWillDenied.Because("will topic %q is under $SYS, the broker's own", reason.Clip(string(p.WillTopic)))
 	}
 	if p.WillFlag && limit.TopicOver(p.WillTopic, lim) {
 		h.stats.DropsTopicLimit.Add(1)
-		return errWillTopicLimit.because("%s", limit.TopicRule("will topic", p.WillTopic, lim))
+		return errWillTopicLimit.Because("%s", limit.TopicRule("will topic", p.WillTopic, lim))
 	}
 
 	// The will, copied out of the frame now: it outlives it.
@@ -160,7 +162,7 @@ func (c *client) onConnect(ls *loopState, body []byte) error {
 			Str("remote", c.conn.RemoteAddr().String()).Msg("connecting")
 	}
 	// Who it is and what it may do; the CONNACK waits for the answer
-	// (login.go).
+	// (package admit, through admit.go).
 	return c.login(ls, p, cp)
 }
 
@@ -279,9 +281,9 @@ func (c *client) connackProps(pr *codec.Properties, cp connectParams, authData [
 		pr.Set(codec.PropResponseInfo)
 		pr.ResponseInfo = []byte(h.cfg.ResponseInformation)
 	}
-	if e := c.ext; e != nil && e.authMethod != "" {
+	if e := c.ext; e != nil && e.adm.Method() != "" {
 		pr.Set(codec.PropAuthMethod) // the CONNACK names the method it completes (MQTT 5 section 4.12)
-		pr.AuthMethod = []byte(e.authMethod)
+		pr.AuthMethod = []byte(e.adm.Method())
 		if len(authData) > 0 {
 			pr.Set(codec.PropAuthData)
 			pr.AuthData = authData
@@ -316,7 +318,7 @@ func (c *client) takeOver(newClean bool) {
 			c.dropWill = true
 		}
 	}
-	c.why = closeTakeover
+	c.why = counters.CloseTakeover
 	if ev := c.h.lifecycle(c.h.loops[c.LoopIndex()], c.conn.Loop().Now()); ev != nil {
 		ev.Bytes("client", c.id()).Str("remote", c.conn.RemoteAddr().String()).Bool("clean", newClean).Msg("session taken over")
 	}
@@ -340,7 +342,7 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 			}
 			if s.Expiry == 0 && d.Props.SessionExpiry != 0 {
 				s.Unlock()
-				return &Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
+				return &reason.Error{Code: codec.ProtocolError, Msg: "session expiry set at DISCONNECT after 0 at CONNECT"} // [MQTT-3.14.2-2]
 			}
 			exp := d.Props.SessionExpiry
 			if max := c.h.limits().MaxSessionExpiry; max > 0 && exp > 0 && time.Duration(exp)*time.Second > max {
@@ -354,9 +356,9 @@ func (c *client) onDisconnect(ls *loopState, body []byte) error {
 	} else {
 		c.dropWill = true // [MQTT-3.14.4-3]
 	}
-	c.why = closeNormal
+	c.why = counters.CloseNormal
 	if !c.dropWill {
-		c.why = closeWithWill
+		c.why = counters.CloseWithWill
 	}
 	c.leave()
 	c.conn.Close()

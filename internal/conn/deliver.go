@@ -149,15 +149,15 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 			c.h.stats.DropsTooLarge.Add(1)
 			return false
 		}
-		if c.ext != nil && c.ext.outMax > 0 {
-			c.ext.aliasTopic(o)
+		if c.ext != nil && c.ext.aliasOut.Max > 0 {
+			c.ext.aliasOut.Apply(o)
 		}
 	}
 	// A delivery, which the client did not just ask for: it may wait a
 	// little to go out with the next ones (coalesce).
 	buf := c.conn.PushBuffer()
 	buf.B = o.Append(buf.B, c.version)
-	ls.ctr.pubOut[d.QoS]++
+	ls.ctr.PubOut[d.QoS]++
 	return true
 }
 
@@ -219,24 +219,4 @@ func (c *client) retry(now int64) {
 		}
 	}
 	s.Unlock()
-}
-
-// aliasTopic replaces o's topic with an outbound Topic Alias when it has
-// one, or assigns one while fewer than outMax are in use; the first PUBLISH
-// with a new alias carries both [MQTT-3.3.2-12]. Aliases last as long as
-// the connection [MQTT-3.3.2-11].
-func (e *clientExt) aliasTopic(o *codec.Outgoing) {
-	if a, ok := e.outAliases[string(o.Topic)]; ok {
-		o.TopicAlias, o.Topic = a, nil
-		return
-	}
-	if len(e.outAliases) >= int(e.outMax) {
-		return
-	}
-	if e.outAliases == nil {
-		e.outAliases = make(map[string]uint16)
-	}
-	a := uint16(len(e.outAliases) + 1)
-	e.outAliases[string(o.Topic)] = a
-	o.TopicAlias = a
 }

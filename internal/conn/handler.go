@@ -11,6 +11,8 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/admit"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/expiry"
 	"github.com/shoalmq/shoal/internal/limit"
@@ -46,7 +48,7 @@ type Parts struct {
 	Limits *atomic.Pointer[limit.Limits]
 	// Access says who may connect and what they may do (SetAccess swaps
 	// it on reload).
-	Access Access
+	Access admit.Access
 
 	Sessions session.Store
 	Subs     router.Subscriptions
@@ -63,17 +65,16 @@ type Parts struct {
 }
 
 // Handler is the broker's side of every client connection: the event
-// loops' eventloop.Handler. It also runs the login pool (RunLogins). Its
+// loops' eventloop.Handler. Its admission gate runs the login pool
+// (RunLogins). Its
 // exported methods are safe for concurrent use unless they say otherwise;
 // the eventloop.Handler methods run on the loop that owns the connection.
 type Handler struct {
-	cfg    Config
-	log    *atomic.Pointer[zerolog.Logger]
-	limp   *atomic.Pointer[limit.Limits]
-	access atomic.Pointer[Access] // who may connect (login.go)
-
-	// logins are CONNECTs waiting for the Authenticator (login.go).
-	logins chan *loginJob
+	cfg  Config
+	log  *atomic.Pointer[zerolog.Logger]
+	limp *atomic.Pointer[limit.Limits]
+	// gate decides who may connect and what they may do (package admit).
+	gate *admit.Gate
 	// open counts open client connections, for MaxConnections.
 	open atomic.Int64
 	// connRate limits connections per source address.
@@ -87,7 +88,6 @@ type Handler struct {
 	subs     router.Subscriptions
 	retained router.Retained
 	sessions session.Store
-	auth     *auth.Registry // enhanced authentication methods
 
 	loops []*loopState // indexed by eventloop.Loop.Index
 
@@ -95,7 +95,7 @@ type Handler struct {
 	// connection's will waits there for its delay.
 	expiry *expiry.Sessions
 
-	stats Counters
+	stats counters.Conns
 }
 
 // New builds the Handler of the broker's connections, with one loop's
@@ -106,19 +106,18 @@ func New(cfg Config, p Parts) *Handler {
 		cfg:      cfg,
 		log:      p.Log,
 		limp:     p.Limits,
-		logins:   make(chan *loginJob, cfg.AuthQueue),
 		disp:     p.Dispatch,
 		persist:  p.Persist,
 		subs:     p.Subs,
 		retained: p.Retained,
 		sessions: p.Sessions,
-		auth:     auth.NewRegistry(cfg.AuthMethods...),
 		expiry:   p.Expiry,
 	}
-	h.access.Store(&p.Access)
+	h.gate = admit.NewGate(p.Access, cfg.AuthMethods, cfg.AuthQueue, p.Limits, &h.stats)
 	h.loops = make([]*loopState, len(p.PersistLoops))
 	for i := range h.loops {
-		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i]}
+		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i],
+			life: limit.Lines{Rate: lifecycleRate, Burst: lifecycleBurst}}
 	}
 	return h
 }
@@ -129,13 +128,18 @@ func (h *Handler) SetEngine(e *eventloop.Engine) { h.engine = e }
 
 // SetAccess makes a the rules for connections from now on (Reload);
 // connected clients keep what they were granted.
-func (h *Handler) SetAccess(a Access) { h.access.Store(&a) }
+func (h *Handler) SetAccess(a admit.Access) { h.gate.SetAccess(a) }
+
+// RunLogins runs one worker of the login pool until ctx ends
+// (admit.Gate.RunLogins). Safe for concurrent use: each worker is a
+// goroutine running it.
+func (h *Handler) RunLogins(ctx context.Context) { h.gate.RunLogins(ctx) }
 
 // Counters are the connections' counters.
-func (h *Handler) Counters() *Counters { return &h.stats }
+func (h *Handler) Counters() *counters.Conns { return &h.stats }
 
 // LoopCounters are loop i's counters.
-func (h *Handler) LoopCounters(i int) *LoopCounters { return &h.loops[i].ctr }
+func (h *Handler) LoopCounters(i int) *counters.Loop { return &h.loops[i].ctr }
 
 // lg is the broker's logger as of now.
 func (h *Handler) lg() *zerolog.Logger { return h.log.Load() }
@@ -152,6 +156,20 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			cl.shutdown()
 		}
 	})
+}
+
+// refusalHeadroom is how many connections past MaxConnections are still
+// accepted, to be told CONNACK 0x97 rather than cut without a word; past
+// it a new connection is closed at accept, so a flood cannot use up the
+// file descriptors the refusals need.
+const refusalHeadroom = 1024
+
+// overConnections reports whether a CONNECT must be refused because the
+// broker already holds MaxConnections connections (this one included),
+// counting those closed but still lingering (eventloop.Conn.Close): they
+// hold descriptors too.
+func (h *Handler) overConnections(lim *limit.Limits) bool {
+	return h.open.Load()+h.engine.Lingering() > int64(lim.MaxConnections)
 }
 
 // OnOpen implements eventloop.Handler.
@@ -219,7 +237,7 @@ func (h *Handler) OnWake(l *eventloop.Loop) {
 // persist, Keeper.BeforeFlush).
 func (h *Handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	ls := h.loops[l.Index()]
-	ls.ctr.publishCounters()
+	ls.ctr.Publish()
 	h.disp.FlushFan(ls.d)
 	return h.persist.BeforeFlush(ls.persist, l.Now(), mayHold)
 }
@@ -246,7 +264,7 @@ func (h *Handler) OnDrained(ec *eventloop.Conn) {
 	if c == nil || c.ext == nil {
 		return
 	}
-	c.ext.retained.watching = false
+	c.ext.retained.Watching = false
 	if c.hasRetained() {
 		c.pumpRetained(h.loops[ec.Loop().Index()])
 	}

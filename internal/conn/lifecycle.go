@@ -8,52 +8,37 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
+	"github.com/shoalmq/shoal/internal/admit"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/reason"
 )
 
 // Connection lifecycle log lines — connected, refused (with the rule),
 // disconnected (with the reason and the rule), taken over — at info
 // level, rate-limited per loop so that a reconnect storm cannot flood the
 // log (and none at all when LogConnections is off): a burst of
-// lifecycleBurst lines, then lifecycleRate a second; what is held back is
-// counted and reported once a tick. Loop goroutine only: no locks.
+// lifecycleBurst lines, then lifecycleRate a second (limit.Lines); what is
+// held back is counted and reported once a tick. Loop goroutine only: no
+// locks.
 const (
 	lifecycleBurst = 100
 	lifecycleRate  = 20 // lines per second, per loop
 )
 
-type lifecycleLog struct {
-	tokens     float64
-	last       int64 // Unix ns of the last refill
-	suppressed int
-}
-
-// event returns a log event for one lifecycle line at now, or nil when the
-// line is not logged (level above info, or over the rate).
+// lifecycle returns a log event for one lifecycle line at now, or nil when
+// the line is not logged (level above info, or over the rate).
 func (h *Handler) lifecycle(ls *loopState, now int64) *zerolog.Event {
-	if !h.cfg.LogConnections || !h.lg().Info().Enabled() {
+	if !h.cfg.LogConnections || !h.lg().Info().Enabled() || !ls.life.Allow(now) {
 		return nil
 	}
-	ll := &ls.life
-	if ll.last == 0 {
-		ll.tokens = lifecycleBurst
-	} else {
-		ll.tokens = min(lifecycleBurst, ll.tokens+float64(now-ll.last)/1e9*lifecycleRate)
-	}
-	ll.last = now
-	if ll.tokens < 1 {
-		ll.suppressed++
-		return nil
-	}
-	ll.tokens--
 	return h.lg().Info()
 }
 
 // reportSuppressed logs how many lifecycle lines loop ls held back since
 // the last report. Called on the loop's tick.
 func (h *Handler) reportSuppressed(ls *loopState) {
-	if n := ls.life.suppressed; n > 0 {
-		ls.life.suppressed = 0
+	if n := ls.life.Held(); n > 0 {
 		h.lg().Warn().Int("lines", n).Msg("connection events not logged: over the rate limit")
 	}
 }
@@ -61,23 +46,10 @@ func (h *Handler) reportSuppressed(ls *loopState) {
 // Closes before CONNACK that answer nothing: the connect timeout. Code 0:
 // no reason code is sent or logged.
 var (
-	errNoConnect   = &Error{Msg: "no CONNECT within connect_timeout"}
-	errNoVerdict   = &Error{Msg: "the authenticator did not answer within connect_timeout"}
-	errAuthTooSlow = &Error{Msg: "authentication exchange not complete within connect_timeout"}
+	errNoConnect   = &reason.Error{Msg: "no CONNECT within connect_timeout"}
+	errNoVerdict   = &reason.Error{Msg: "the authenticator did not answer within connect_timeout"}
+	errAuthTooSlow = &reason.Error{Msg: "authentication exchange not complete within connect_timeout"}
 )
-
-// logClip bounds what a client chose that a line repeats — its client
-// id, its user name, a topic — so that a refused client cannot write
-// lines of 64 KiB: longer ones keep their first logClip bytes and say
-// their length.
-const logClip = 256
-
-func clip(s string) string {
-	if len(s) <= logClip {
-		return s
-	}
-	return fmt.Sprintf("%s... (%d bytes)", s[:logClip], len(s))
-}
 
 // logRefusal writes the line for a connection refused before CONNACK:
 // who it claimed to be, and which rule refused it. err is the rule, in
@@ -90,15 +62,15 @@ func (c *client) logRefusal(ls *loopState, in codec.Type, err error, connack boo
 		return
 	}
 	id, user, hasUser := c.claimed(ls)
-	ev.Str("client", clip(id))
+	ev.Str("client", reason.Clip(id))
 	if hasUser {
-		ev.Str("username", clip(user)) // never the password
+		ev.Str("username", reason.Clip(user)) // never the password
 	}
 	ev.Str("remote", c.conn.RemoteAddr().String())
 	if p, ok := protocolNames[c.version]; ok {
 		ev.Str("protocol", p)
 	}
-	if code := codeOf(err); code.IsError() {
+	if code := reason.Code(err); code.IsError() {
 		ev.Str("reason_code", code.String()).Str("reason_name", code.Name())
 	}
 	ev.Str("reason", c.rule(ls, in, err)).Bool("connack", connack).Msg("connection refused")
@@ -128,22 +100,22 @@ func (c *client) claimed(ls *loopState) (id, user string, hasUser bool) {
 func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
 	var sent codec.ReasonCode
 	switch c.why {
-	case closeTakeover:
+	case counters.CloseTakeover:
 		sent = codec.SessionTakenOver
-	case closeShutdown:
+	case counters.CloseShutdown:
 		sent = codec.ServerShuttingDown
-	case closeNormal:
+	case counters.CloseNormal:
 		// leave runs within onDisconnect: ls.disconnect is this client's.
 		if d := &ls.disconnect; c.version == codec.V5 && d.Code.IsError() {
 			detail := "client sent DISCONNECT " + d.Code.String() + " (" + d.Code.Name() + ")"
 			if d.Props.Has(codec.PropReasonString) {
-				detail += ": " + clip(string(d.Props.ReasonString))
+				detail += ": " + reason.Clip(string(d.Props.ReasonString))
 			}
 			ev.Str("detail", detail)
 		}
 	}
 	if e := c.ext; e != nil && e.endErr != nil {
-		sent = codeOf(e.endErr)
+		sent = reason.Code(e.endErr)
 		ev.Str("detail", c.rule(ls, e.endIn, e.endErr))
 	}
 	if c.version == codec.V5 && sent.IsError() {
@@ -158,9 +130,9 @@ func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
 func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	h := c.h
 	lim := h.limits()
-	var be *Error
-	if errors.As(err, &be) && be.detail != "" {
-		return be.detail
+	var be *reason.Error
+	if errors.As(err, &be) && be.Detail != "" {
+		return be.Detail
 	}
 	switch err {
 	case errTooManyConns:
@@ -171,10 +143,10 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	case errClientIDLength:
 		id, _, _ := c.claimed(ls)
 		return fmt.Sprintf("client id of %d bytes longer than max_client_id_length (%d)", len(id), lim.MaxClientIDLength)
-	case errLoginBusy:
-		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", cap(h.logins))
+	case admit.ErrLoginBusy:
+		return fmt.Sprintf("auth_queue full: %d logins waiting for the authenticator", h.gate.Queue())
 	case errNoConnect, errNoVerdict, errAuthTooSlow:
-		return fmt.Sprintf("%s (%v)", err.(*Error).Msg, lim.ConnectTimeout)
+		return fmt.Sprintf("%s (%v)", err.(*reason.Error).Msg, lim.ConnectTimeout)
 	case errKeepAlive:
 		return fmt.Sprintf("no packet within 1.5 times keep_alive (%d s)", c.keepAlive)
 	case errReceiveMaximum:
@@ -197,7 +169,7 @@ func (c *client) rule(ls *loopState, in codec.Type, err error) string {
 	case codec.ErrProtocolVersion:
 		return fmt.Sprintf("unsupported protocol version (level %d)", c.version)
 	}
-	code, msg := describe(err)
+	code, msg := reason.Describe(err)
 	var ce *codec.Error
 	if errors.As(err, &ce) && in != 0 {
 		if code == codec.MalformedPacket {

@@ -2,9 +2,11 @@ package conn
 
 import (
 	"github.com/shoalmq/shoal/codec"
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
-	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/internal/retained"
 )
 
 // loopState is the connections' per-loop state: the loop's dispatch and
@@ -31,8 +33,8 @@ type loopState struct {
 	ids         [1]uint32 // out's Subscription Identifier (session.Delivery.IDs)
 	props       []byte
 	retainedFor []retainedReq
-	snapshots   [][]*router.Message // retained snapshot lists for reuse (retained.go)
+	snapshots   retained.Pool // retained snapshot lists for reuse
 
-	ctr  LoopCounters // counters.go
-	life lifecycleLog // lifecycle.go
+	ctr  counters.Loop
+	life limit.Lines // lifecycle lines (lifecycle.go)
 }

@@ -2,7 +2,6 @@ package conn
 
 import (
 	"time"
-	"unsafe"
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/eventloop"
@@ -19,11 +18,10 @@ import (
 func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	h := c.h
 	lim := h.limits()
-	if lim.PublishRate > 0 && !c.extra().pub.Take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst) {
+	if lim.PublishRate > 0 && !c.extra().pub.Take(c.conn.Loop().Now(), lim.PublishRate, lim.PublishBurst, c.conn.Loop()) {
 		// Over its rate: the client is not read until it has a token
 		// again, so TCP slows it down and nothing is lost.
 		h.stats.PublishThrottled.Add(1)
-		c.ext.wakeForToken(c.conn.Loop(), lim.PublishRate)
 		return eventloop.ErrPause
 	}
 	p := &ls.publish
@@ -37,7 +35,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 		}
 		return err
 	}
-	ls.ctr.pubIn[p.QoS]++
+	ls.ctr.PubIn[p.QoS]++
 	if p.QoS > h.cfg.MaxQoS {
 		return errQoSNotSupported // MQTT 5 section 3.2.2.3.4
 	}
@@ -62,7 +60,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	if limit.TopicOver(topic, lim) {
 		h.stats.DropsTopicLimit.Add(1)
 		if c.version < codec.V5 {
-			return errTopicLimit.because("%s", limit.TopicRule("topic", topic, lim)) // 3.x has no way to refuse one message
+			return errTopicLimit.Because("%s", limit.TopicRule("topic", topic, lim)) // 3.x has no way to refuse one message
 		}
 		c.ackRefused(p, codec.TopicNameInvalid)
 		return nil
@@ -231,26 +229,20 @@ func (c *client) ackRefused(p *codec.Publish, code codec.ReasonCode) {
 
 // resolveAlias applies an MQTT 5 Topic Alias [MQTT-3.3.2.3.4]: a topic with
 // an alias sets it, an empty topic uses it.
-func (c *client) resolveAlias(alias uint16, topic []byte) ([]byte, error) {
+func (c *client) resolveAlias(a uint16, topic []byte) ([]byte, error) {
 	max := c.h.cfg.TopicAliasMaximum
-	if alias == 0 || alias > max {
+	if a == 0 || a > max {
 		return nil, errAliasInvalid // [MQTT-3.3.2-9]
 	}
 	e := c.extra()
 	if len(topic) > 0 {
-		if e.aliases == nil {
-			e.aliases = make([]string, int(max)+1) // int: max may be 65535
-		}
-		if e.aliases[alias] != string(topic) {
-			e.aliases[alias] = string(topic)
-		}
+		e.aliasIn.Set(a, max, topic)
 		return topic, nil
 	}
-	if e.aliases == nil || e.aliases[alias] == "" {
-		return nil, errAliasUnknown
+	if t, ok := e.aliasIn.Topic(a); ok {
+		return t, nil
 	}
-	t := e.aliases[alias]
-	return unsafe.Slice(unsafe.StringData(t), len(t)), nil
+	return nil, errAliasUnknown
 }
 
 // onAck handles PUBACK, PUBREC, PUBREL and PUBCOMP from the client.

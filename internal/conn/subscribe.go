@@ -75,7 +75,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		if !shared && (o.RetainHandling == 0 || (o.RetainHandling == 1 && !existed)) {
 			retainedFor = append(retainedFor, retainedReq{filter: filter, opts: o})
 		} else if existed && c.hasRetained() {
-			c.resubscribed(filter, o)
+			c.ext.retained.Resubscribed(filter, o)
 		}
 	}
 	ls.retainedFor = retainedFor

@@ -62,3 +62,24 @@ func TestAddrOf(t *testing.T) {
 		t.Errorf("an address with no IP: %v", got)
 	}
 }
+
+// TestLinesHoldBackPastTheBurst: a burst goes through, the rest is held
+// back and counted once, and the rate refills it.
+func TestLinesHoldBackPastTheBurst(t *testing.T) {
+	l := Lines{Rate: 20, Burst: 3}
+	now := int64(1e9)
+	for i := range 5 {
+		if got := l.Allow(now); got != (i < 3) {
+			t.Fatalf("line %d: Allow = %v", i, got)
+		}
+	}
+	if n := l.Held(); n != 2 {
+		t.Fatalf("Held = %d, want 2", n)
+	}
+	if n := l.Held(); n != 0 {
+		t.Fatalf("Held again = %d, want 0", n)
+	}
+	if !l.Allow(now + 1e9/20) {
+		t.Fatal("no line after 1/Rate seconds")
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"time"
 )
 
 // Bucket is a rate limit: rate tokens a second, at most burst saved.
@@ -112,4 +114,38 @@ func AddrOf(a net.Addr) netip.Addr {
 		return ap.Addr()
 	}
 	return netip.Addr{}
+}
+
+// Throttle is a client's publish rate limit (Limits.PublishRate): a
+// Bucket, and the timer that wakes the client's loop once the bucket holds
+// a token again, to offer it its paused frames — waiting for the loop's
+// next tick would let through only a burst a second. The zero value is
+// ready to use. One goroutine uses it (the client's loop); the timer
+// calls Wake on a goroutine of its own.
+type Throttle struct {
+	Bucket
+	timer *time.Timer
+}
+
+// Take takes a token, or, when there is none, has l woken once there is
+// one again and reports false.
+func (t *Throttle) Take(now int64, rate float64, burst int, l interface{ Wake() }) bool {
+	if t.Bucket.Take(now, rate, burst) {
+		return true
+	}
+	wait := time.Duration((1 - t.Tokens()) / rate * 1e9)
+	wait = max(wait, time.Millisecond)
+	if t.timer == nil {
+		t.timer = time.AfterFunc(wait, l.Wake)
+		return false
+	}
+	t.timer.Reset(wait)
+	return false
+}
+
+// Stop stops the timer: the client is gone.
+func (t *Throttle) Stop() {
+	if t.timer != nil {
+		t.timer.Stop()
+	}
 }
