@@ -127,12 +127,16 @@ func New(cfg Config) (*Broker, error) {
 		RetainedBlocks: cfg.Cluster != nil})
 	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
 		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
-	b.conns = conn.New(cfg.connConfig(), conn.Parts{
+	parts := conn.Parts{
 		Log: &b.logp, Limits: &b.limp, Access: cfg.access(),
 		Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
 		Dispatch: b.disp, Persist: b.persist, PersistLoops: b.ploops,
 		Expiry: b.expiry,
-	})
+	}
+	if b.clusterRetained != nil {
+		parts.Barrier = b.clusterRetained // read-your-write from any node
+	}
+	b.conns = conn.New(cfg.connConfig(), parts)
 	b.engine = eventloop.New(eventloop.Config{
 		Addr:          cfg.Listen,
 		Loops:         n,

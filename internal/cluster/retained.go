@@ -48,8 +48,17 @@ type Retained struct {
 	applied uint64        // the bucket's last sequence in the mirror; guarded by mu
 	moved   chan struct{} // closed and replaced when applied moves; guarded by mu
 
+	// waiting are the readers After holds until the next Barrier;
+	// guarded by mu. wake has room for one: a reader waits.
+	waiting []func()
+	wake    chan struct{}
+
 	stop chan struct{}
 	done sync.WaitGroup
+
+	// applying is held while the watch applies a change: a test holds
+	// it to keep the mirror behind.
+	applying sync.Mutex
 
 	// Failed counts writes the bucket refused: those messages are not
 	// retained.
@@ -59,7 +68,8 @@ type Retained struct {
 // NewRetained returns the retained messages of a node that is not yet in
 // its cluster: Open brings them in.
 func NewRetained() *Retained {
-	return &Retained{MemRetained: router.NewRetained(), moved: make(chan struct{}), stop: make(chan struct{})}
+	return &Retained{MemRetained: router.NewRetained(), moved: make(chan struct{}),
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // Open opens the bucket of retained messages on n and starts mirroring
@@ -76,8 +86,9 @@ func (r *Retained) Open(ctx context.Context, n *Node, log zerolog.Logger) error 
 		return fmt.Errorf("cluster: watching retained messages: %w", err)
 	}
 	ready := make(chan struct{})
-	r.done.Add(1)
+	r.done.Add(2)
 	go r.watch(w, ready)
+	go r.barriers()
 	select {
 	case <-ready:
 		return nil
@@ -138,15 +149,11 @@ func (r *Retained) fail(m *router.Message, err error) {
 // Barrier waits until the mirror has every write the bucket took before
 // the call, or ctx ends.
 func (r *Retained) Barrier(ctx context.Context) error {
-	s, err := r.node.js.Stream(ctx, "KV_"+retainedBucket)
+	s, err := r.node.js.Stream(ctx, "KV_"+retainedBucket) // its info, fresh
 	if err != nil {
 		return fmt.Errorf("cluster: retained messages: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("cluster: retained messages: %w", err)
-	}
-	want := info.State.LastSeq
+	want := s.CachedInfo().State.LastSeq
 	for {
 		r.mu.Lock()
 		applied, moved := r.applied, r.moved
@@ -158,6 +165,47 @@ func (r *Retained) Barrier(ctx context.Context) error {
 		case <-moved:
 		case <-ctx.Done():
 			return fmt.Errorf("cluster: retained messages: mirror at %d of %d: %w", applied, want, ctx.Err())
+		}
+	}
+}
+
+// After implements conn.Barrier: fn runs once the mirror has every write
+// the bucket took before the call. The readers that come while one
+// Barrier is under way share the next: one request to JetStream serves a
+// whole SUBSCRIBE storm. Should the Barrier fail (the bucket has lost its
+// quorum), fn runs anyway, with what the mirror has, and the failure is
+// logged.
+func (r *Retained) After(fn func()) {
+	r.mu.Lock()
+	r.waiting = append(r.waiting, fn)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// barriers runs the readers After holds, a Barrier for each batch, until
+// Close.
+func (r *Retained) barriers() {
+	defer r.done.Done()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		batch := r.waiting
+		r.waiting = nil
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.Barrier(ctx); err != nil {
+			r.log.Warn().Err(err).Int("readers", len(batch)).Msg("cluster: retained messages read without the latest writes")
+		}
+		cancel()
+		for _, fn := range batch {
+			fn()
 		}
 	}
 }
@@ -192,6 +240,8 @@ func (r *Retained) watch(w jetstream.KeyWatcher, ready chan struct{}) {
 
 // apply brings one change of the bucket into the mirror.
 func (r *Retained) apply(e jetstream.KeyValueEntry) {
+	r.applying.Lock()
+	defer r.applying.Unlock()
 	defer r.advance(e.Revision())
 	topic, ok := Topic(retainedRoot, e.Key())
 	if !ok {

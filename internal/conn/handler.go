@@ -62,6 +62,19 @@ type Parts struct {
 	// Expiry ends sessions and keeps the offline ones' deadlines, its
 	// clock the time of session expiry and will delays.
 	Expiry *expiry.Sessions
+
+	// Barrier, when not nil, is what a SUBSCRIBE waits on before it reads
+	// the retained messages: a cluster's, whose retained store is a copy
+	// of the cluster's that may not yet have what another node set.
+	Barrier Barrier
+}
+
+// Barrier makes a reader of retained messages wait for the writes that
+// came before it.
+type Barrier interface {
+	// After calls fn, on a goroutine of its own, once every retained
+	// message set anywhere before the call can be read here.
+	After(fn func())
 }
 
 // Handler is the broker's side of every client connection: the event
@@ -87,6 +100,7 @@ type Handler struct {
 	persist  *persist.Keeper
 	subs     router.Subscriptions
 	retained router.Retained
+	barrier  Barrier // nil: reads need no wait
 	sessions session.Store
 
 	loops []*loopState // indexed by eventloop.Loop.Index
@@ -110,6 +124,7 @@ func New(cfg Config, p Parts) *Handler {
 		persist:  p.Persist,
 		subs:     p.Subs,
 		retained: p.Retained,
+		barrier:  p.Barrier,
 		sessions: p.Sessions,
 		expiry:   p.Expiry,
 	}

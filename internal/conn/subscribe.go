@@ -80,6 +80,13 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 	}
 	ls.retainedFor = retainedFor
 	c.storeSubscriptions(ls)
+	if len(retainedFor) > 0 && h.barrier != nil {
+		buf := c.conn.Buffer()
+		buf.B = ack.Append(buf.B, c.version)
+		c.awaitRetained(retainedFor)
+		clear(ls.retainedFor)
+		return nil
+	}
 	if len(retainedFor) > 0 {
 		// Messages already routed to this loop (their publishers may hold
 		// PUBACKs for them) go out before the retained ones this SUBSCRIBE
