@@ -66,6 +66,7 @@ type Broker struct {
 	// peers carries messages between the nodes (set by Start).
 	clusterTable    *cluster.Table
 	clusterRetained *cluster.Retained
+	clusterSessions *cluster.Sessions // decides where each session is
 	peers           *cluster.Peers
 
 	// Persistence (package persist, opened by persist.go); ploops are the
@@ -111,6 +112,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Cluster != nil {
 		b.clusterTable = cluster.NewTable(router.NewTable(0, cfg.SharedStrategy))
 		b.clusterRetained = cluster.NewRetained()
+		b.clusterSessions = cluster.NewSessions()
 		b.subs, b.retained = b.clusterTable, b.clusterRetained
 	}
 	b.logp.Store(&cfg.Logger)
@@ -135,6 +137,7 @@ func New(cfg Config) (*Broker, error) {
 	}
 	if b.clusterRetained != nil {
 		parts.Barrier = b.clusterRetained // read-your-write from any node
+		parts.Owners = b.clusterSessions  // a CONNECT claims its session for this node
 	}
 	b.conns = conn.New(cfg.connConfig(), parts)
 	b.engine = eventloop.New(eventloop.Config{

@@ -86,7 +86,7 @@ type clientExt struct {
 	// still to send (retained.go); behind are the SUBSCRIBEs still
 	// waiting on the Barrier to read theirs, oldest first.
 	retained retained.Queue
-	behind   []*barrierWait
+	behind   retained.Waits
 
 	// endErr is the error the broker closed the connected client with,
 	// and endIn the packet that broke the rule (0: none), for the

@@ -17,6 +17,7 @@ import (
 	"github.com/shoalmq/shoal/internal/expiry"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
+	"github.com/shoalmq/shoal/internal/retained"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -63,18 +64,13 @@ type Parts struct {
 	// clock the time of session expiry and will delays.
 	Expiry *expiry.Sessions
 
-	// Barrier, when not nil, is what a SUBSCRIBE waits on before it reads
-	// the retained messages: a cluster's, whose retained store is a copy
-	// of the cluster's that may not yet have what another node set.
-	Barrier Barrier
-}
+	// Owners, when not nil, decides which node of a cluster owns each
+	// session: a CONNECT waits for this node's claim (package admit).
+	Owners admit.Owners
 
-// Barrier makes a reader of retained messages wait for the writes that
-// came before it.
-type Barrier interface {
-	// After calls fn, on a goroutine of its own, once every retained
-	// message set anywhere before the call can be read here.
-	After(fn func())
+	// Barrier, when not nil, is what a SUBSCRIBE waits on before it reads
+	// the retained messages (a cluster's).
+	Barrier retained.Barrier
 }
 
 // Handler is the broker's side of every client connection: the event
@@ -100,7 +96,7 @@ type Handler struct {
 	persist  *persist.Keeper
 	subs     router.Subscriptions
 	retained router.Retained
-	barrier  Barrier // nil: reads need no wait
+	barrier  retained.Barrier // nil: reads need no wait
 	sessions session.Store
 
 	loops []*loopState // indexed by eventloop.Loop.Index
@@ -128,7 +124,7 @@ func New(cfg Config, p Parts) *Handler {
 		sessions: p.Sessions,
 		expiry:   p.Expiry,
 	}
-	h.gate = admit.NewGate(p.Access, cfg.AuthMethods, cfg.AuthQueue, p.Limits, &h.stats)
+	h.gate = admit.NewGate(p.Access, cfg.AuthMethods, cfg.AuthQueue, p.Limits, &h.stats, p.Owners)
 	h.loops = make([]*loopState, len(p.PersistLoops))
 	for i := range h.loops {
 		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i],

@@ -1,9 +1,6 @@
 package conn
 
 import (
-	"slices"
-	"sync/atomic"
-
 	"github.com/shoalmq/shoal/internal/retained"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
@@ -28,22 +25,13 @@ func (c *client) startRetained(ls *loopState, filter string, o router.Options) b
 	return c.extra().retained.Replace(&ls.snapshots, filter, list, o)
 }
 
-// barrierWait is one SUBSCRIBE's filters whose retained messages wait on
-// the Barrier; ready is set by the Barrier's goroutine.
-type barrierWait struct {
-	reqs  []retainedReq
-	ready atomic.Bool
-}
-
-// awaitRetained holds reqs (copied) until the Barrier lets them read the
-// retained messages: a note brings the client back to retainedReady.
-func (c *client) awaitRetained(reqs []retainedReq) {
-	w := &barrierWait{reqs: slices.Clone(reqs)}
-	x := c.extra()
-	x.behind = append(x.behind, w)
+// awaitRetained holds reqs until the Barrier lets them read the retained
+// messages: a note brings the client back to retainedReady.
+func (c *client) awaitRetained(reqs []retained.Req) {
+	w := c.extra().behind.Add(reqs)
 	h := c.h
 	h.barrier.After(func() {
-		w.ready.Store(true)
+		w.Done()
 		h.disp.Notify(c, noteRetained)
 	})
 }
@@ -52,26 +40,15 @@ func (c *client) awaitRetained(reqs []retainedReq) {
 // is over, in the order they came, as a SUBSCRIBE without a wait does.
 // On the client's loop.
 func (c *client) retainedReady() {
-	x := c.ext
-	if x == nil {
+	if c.ext == nil {
 		return
 	}
 	ls := c.h.loops[c.conn.Loop().Index()]
+	live := c.state == stateConnected && !c.conn.Closing() // owed to this connection only
 	started := false
-	for len(x.behind) > 0 && x.behind[0].ready.Load() {
-		w := x.behind[0]
-		x.behind[0] = nil
-		x.behind = x.behind[1:]
-		if c.state != stateConnected || c.conn.Closing() {
-			continue // owed to this connection only
-		}
-		for _, r := range w.reqs {
-			started = c.startRetained(ls, r.filter, r.opts) || started
-		}
-	}
-	if len(x.behind) == 0 {
-		x.behind = nil
-	}
+	c.ext.behind.Ready(func(r retained.Req) {
+		started = live && c.startRetained(ls, r.Filter, r.Opts) || started
+	})
 	if started {
 		c.pumpRetained(ls)
 	}
