@@ -171,7 +171,8 @@ func (s *Sessions) give(m *nats.Msg) {
 		_ = m.Respond(nil)
 		return
 	}
-	if !s.learn(clientID, epoch) {
+	// The watch may have brought this very claim first.
+	if !s.learn(clientID, epoch) && !s.Holds(clientID, epoch) {
 		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
 		return
 	}
