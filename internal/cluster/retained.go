@@ -87,7 +87,10 @@ func (r *Retained) Open(ctx context.Context, n *Node, log zerolog.Logger) error 
 	}
 	ready := make(chan struct{})
 	r.done.Add(2)
-	go r.watch(w, ready)
+	go func() {
+		defer r.done.Done()
+		watchBucket(w, r.stop, ready, r.apply)
+	}()
 	go r.barriers()
 	select {
 	case <-ready:
@@ -206,34 +209,6 @@ func (r *Retained) barriers() {
 		cancel()
 		for _, fn := range batch {
 			fn()
-		}
-	}
-}
-
-// watch applies the bucket's changes to the mirror until Close; ready is
-// closed once the bucket's contents at start are in.
-func (r *Retained) watch(w jetstream.KeyWatcher, ready chan struct{}) {
-	defer r.done.Done()
-	// Not w.Stop: it deletes the watch's consumer, a request that waits
-	// out its timeout (5s) when the stream has lost its quorum — the last
-	// node of a cluster shutting down. The node's connection closes next,
-	// and the server drops the consumer with it.
-	for {
-		select {
-		case <-r.stop:
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				if ready != nil {
-					close(ready)
-					ready = nil
-				}
-				continue
-			}
-			r.apply(e)
 		}
 	}
 }

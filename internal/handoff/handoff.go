@@ -3,7 +3,6 @@ package handoff
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/shoalmq/shoal/internal/dispatch"
@@ -158,28 +157,14 @@ func (x *Sessions) Adopt(clientID string, bundle []byte) error {
 		var ids [1]uint32
 		for i := range b.Deliveries {
 			rec := &b.Deliveries[i]
-			m := rec.Msg
-			d := session.Delivery{
-				Msg:    router.NewMessage(m.Topic, m.Payload, m.Props, m.From, m.QoS, m.Retain, m.Expiry, nil),
-				QoS:    rec.QoS,
-				Retain: rec.Retain,
-				Group:  rec.Group,
-			}
-			d.SetIDs(append([]uint32(nil), rec.SubIDs...))
+			d := persist.Owed(rec)
 			if w != nil && s.Expiry != 0 {
 				x.Persist.PutDelivery(w, s, &d, &ids)
 				if rec.State != 0 {
 					w.MarkSent(clientID, d.Seq, rec.PacketID, rec.State)
 				}
 			}
-			if rec.State != 0 {
-				s.PushInflightLocked(d, rec.PacketID, now) // resent with its id [MQTT-4.4.0-1]
-				if rec.State == session.AwaitPubcomp {
-					s.PubrecLocked(rec.PacketID, false, now)
-				}
-				continue
-			}
-			s.EnqueueLocked(d, math.MaxInt32, false) // what was kept there stays
+			persist.OweLocked(s, d, rec, now)
 		}
 		for _, id := range b.AwaitRel {
 			s.AddAwaitRelLocked(id)
