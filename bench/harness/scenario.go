@@ -80,7 +80,7 @@ func Quick() Scale {
 		P2PRate: 5000, FanoutRate: 20, FaninRate: 2000, MeshRate: 500,
 		FanoutWide: []FanoutLoad{{Subs: 100, Rate: 200}, {Subs: 1000, Rate: 20}},
 		// Cross-node QoS 1 at the fixed rate: that the nodes route, and
-		// what it costs, in about 20 s.
+		// what it costs, in about 10 s.
 		ClusterOnly: "p2p-q1-rate",
 	}
 }

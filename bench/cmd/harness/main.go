@@ -49,7 +49,7 @@ func run(args []string) int {
 		return 2
 	}
 	scale := harness.Full()
-	// 16 minutes of single-node scenarios and 8 of the cluster's
+	// 16 minutes of single-node scenarios and 4 of the cluster's
 	// (three nodes started per run), with room for a loaded machine.
 	limit := 45 * time.Minute
 	if *quick {
