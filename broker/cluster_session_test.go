@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,18 +43,16 @@ func TestClusterSessionMoves(t *testing.T) {
 		t.Fatalf("node 0 still has the session (%d subscriptions)", bs[0].SubscriptionCount())
 	}
 	// Node 2 sends to node 1 now: node 0's interest went with the session.
-	testutil.Eventually(t, waitFor, "node 2 to see the session's filter on node 1 only", func() bool {
-		return bs[2].ClusterPeerSubscriptions() == 1 && bs[1].SubscriptionCount() == 1
-	})
+	awaitNodes(t, bs[2], "m/x", "n1")
 	pub.say(t, "m/x", "after", 1)
 	c.expect(t, "m/x", "after")
 }
 
 // TestClusterSessionTakeover: a client connected to node 0 that connects
 // again to node 1 takes its session over: the connection on node 0 gets
-// DISCONNECT 0x8E (session taken over), the one on node 1 Session Present,
-// and the messages published on node 2 meanwhile arrive, in order, on one
-// connection or the other.
+// DISCONNECT 0x8E (session taken over), the one on node 1 Session Present
+// and what was still in flight, and the messages published on node 2
+// after arrive there.
 func TestClusterSessionTakeover(t *testing.T) {
 	bs := startClusterBrokers(t, 3)
 	old, _ := p5Dial(t, bs[0].Addr().String(), p5Expiry("t", true, 300), nil)
@@ -73,16 +72,25 @@ func TestClusterSessionTakeover(t *testing.T) {
 	if !ack.SessionPresent {
 		t.Fatal("CONNACK on node 1: Session Present 0, want 1")
 	}
-	testutil.Eventually(t, waitFor, "node 2 to send to node 1", func() bool {
-		return bs[2].ClusterPeerSubscriptions() == 1 && bs[1].SubscriptionCount() == 1 && bs[0].SubscriptionCount() == 0
-	})
+	awaitNodes(t, bs[2], "t/x", "n1")
 	pub.say(t, "t/x", "new", 1)
-	c.expect(t, "t/x", "new")
+	// Before it, the new connection may get again what the old one had
+	// not yet acknowledged when it was taken over: in flight, the session
+	// took them along [MQTT-4.4.0-1].
+	for {
+		m := c.next(t)
+		if p := string(m.Payload); p == "new" {
+			break
+		} else if len(p) != 2 || p[0] != 'm' || p[1] < '0' || p[1] > '4' {
+			t.Fatalf("after the takeover: %q, want a resend of m0..m4, then \"new\"", p)
+		}
+	}
 }
 
 // TestClusterSessionOneOwner: twenty connects with one client id to three
 // nodes at once leave exactly one connection: the others are taken over
-// (0x8E), and the owners' bucket names the node of the one left.
+// (0x8E) or, superseded before they attached, refused (0x9C), and the
+// owners' bucket names the node of the one left.
 func TestClusterSessionOneOwner(t *testing.T) {
 	bs := startClusterBrokers(t, 3)
 	const n = 20
@@ -92,9 +100,16 @@ func TestClusterSessionOneOwner(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, _, err := p5Connect(t, bs[i%3].Addr().String(), p5CP("same"), nil)
-			if err == nil {
+			// One whose claim a newer one superseded before it could
+			// attach is refused (0x9C, use another server).
+			// Twenty claims of one key contend for its compare-and-set:
+			// on a loaded machine that takes more than p5Wait.
+			c, ack, err := p5ConnectWithin(t, bs[i%3].Addr().String(), p5CP("same"), nil, 20*time.Second)
+			switch {
+			case err == nil:
 				clients[i] = c
+			case ack == nil || ack.ReasonCode != 0x9C:
+				t.Errorf("connect %d: %v (CONNACK %+v)", i, err, ack)
 			}
 		}()
 	}
@@ -116,10 +131,19 @@ func TestClusterSessionOneOwner(t *testing.T) {
 		}
 		return n, at
 	}
-	testutil.Eventually(t, 10*time.Second, "one connection left", func() bool {
-		n, _ := alive()
-		return n == 1
-	})
+	deadline := time.Now().Add(15 * time.Second)
+	for n, _ := alive(); n != 1; n, _ = alive() {
+		if time.Now().After(deadline) {
+			var left []int
+			for i, c := range clients {
+				if c != nil {
+					left = append(left, i)
+				}
+			}
+			t.Fatalf("%d connections left, want 1: %v (client i connected to node i%%3)", n, left)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	_, at := alive()
 	_, owners := bs[0].ClusterNode()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -141,4 +165,14 @@ func TestClusterSessionOneOwner(t *testing.T) {
 	if attached != 1 {
 		t.Fatalf("%d nodes have the session attached, want 1", attached)
 	}
+}
+
+// awaitNodes waits until b sends a message on topic to exactly the nodes
+// named.
+func awaitNodes(t *testing.T, b *broker.Broker, topic string, nodes ...string) {
+	t.Helper()
+	want := strings.Join(nodes, " ")
+	testutil.Eventually(t, waitFor, fmt.Sprintf("messages on %s to go to [%s]", topic, want), func() bool {
+		return strings.Join(b.ClusterNodesFor(topic), " ") == want
+	})
 }

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoalmq/shoal/internal/cluster"
@@ -108,19 +110,25 @@ func (b *Broker) ClusterNode() (*cluster.Node, *cluster.Owners) { return b.clust
 // ClusterPeersFor is the number of other nodes a message on topic goes
 // to from this broker (0 without a cluster): each node's interest arrives
 // through a watch, and a test waits for it to be here.
-func (b *Broker) ClusterPeersFor(topic string) int {
+func (b *Broker) ClusterPeersFor(topic string) int { return len(b.ClusterNodesFor(topic)) }
+
+// ClusterNodesFor names the other nodes a message on topic goes to from
+// this broker, sorted.
+func (b *Broker) ClusterNodesFor(topic string) []string {
 	if b.clusterTable == nil {
-		return 0
+		return nil
 	}
 	var m router.Matches
 	b.clusterTable.Match([]byte(topic), nil, nil, &m)
-	n := 0
+	var nodes []string
 	for _, mt := range m.List {
 		if _, ok := mt.Sub.(dispatch.Peer); ok {
-			n++
+			node, _, _ := strings.Cut(strings.TrimPrefix(mt.Sub.ClientID(), "\x00peer "), " ")
+			nodes = append(nodes, node)
 		}
 	}
-	return n
+	sort.Strings(nodes)
+	return nodes
 }
 
 // ClusterPeerSubscriptions is the number of subscriptions that stand for

@@ -20,6 +20,12 @@ type Owners interface {
 	Holds(clientID string, epoch uint64) bool
 }
 
+// ErrNewerClaim refuses a CONNECT whose claim of its session a newer one
+// superseded before its client could attach (another connection of the
+// same client id, here or on another node, has the session): it must not
+// take the session over from that one.
+var ErrNewerClaim = &reason.Error{Code: codec.UseAnotherServer, Msg: "a newer connection of this client id has the session"}
+
 // claim is one CONNECT's claim out with Owners; its owner's goroutine
 // sets epoch and err before it posts the verdict.
 type claim struct {

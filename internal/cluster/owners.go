@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -117,7 +118,19 @@ func noPeersYet(err error) bool {
 // one with the highest is the owner.
 func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner, err error) {
 	key := ownerKey(clientID)
-	for {
+	for tries := 0; ; tries++ {
+		if tries > 0 {
+			// Another node claimed it between the read and the write:
+			// read again and go one above its epoch, after a random pause
+			// that grows with the tries, so that many claims at once
+			// (a client reconnecting in a loop to several nodes) do not
+			// all read and fail together again.
+			select {
+			case <-time.After(time.Duration(rand.Int64N(int64(min(tries, 8)) * int64(5*time.Millisecond)))):
+			case <-ctx.Done():
+				return Owner{}, Owner{}, ctx.Err()
+			}
+		}
 		e, err := o.kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -142,11 +155,6 @@ func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner,
 				return Owner{}, Owner{}, fmt.Errorf("cluster: claiming %q: %w", clientID, err)
 			}
 		}
-		if ctx.Err() != nil {
-			return Owner{}, Owner{}, ctx.Err()
-		}
-		// Another node claimed it between the read and the write: read
-		// again and go one above its epoch.
 	}
 }
 

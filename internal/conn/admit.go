@@ -98,10 +98,13 @@ func (c *client) admitted(ls *loopState, cp connectParams, gr admit.Grant) error
 		}
 		c.extra().perms = gr.Perms
 	}
+	if !c.h.gate.Holds(cp.id, gr.Epoch) {
+		return admit.ErrNewerClaim // it may be attached here: leave it be
+	}
 	c.finishConnect(ls, cp, gr.AuthData)
 	if !c.h.gate.Holds(cp.id, gr.Epoch) {
-		// Another node claimed the session after this one did, and may
-		// have found nothing here to take over: it is the owner.
+		// Another node claimed the session since, and may have found
+		// nothing here to take over: it is the owner.
 		c.h.kick(c, false)
 	}
 	return nil

@@ -292,7 +292,7 @@ func (c *client) refuse(code codec.ReasonCode) {
 func connackRefusal(code codec.ReasonCode) bool {
 	switch code {
 	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized, codec.TopicNameInvalid,
-		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
+		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded, codec.UseAnotherServer,
 		codec.ConnectionRateExceeded, codec.Banned:
 		return true
 	}
