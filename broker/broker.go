@@ -67,6 +67,9 @@ type Broker struct {
 	clusterTable    *cluster.Table
 	clusterRetained *cluster.Retained
 	peers           *cluster.Peers
+	// ownerCounts is the last count of sessions by owner node
+	// (cluster_status.go).
+	ownerCounts ownerCounts
 
 	// Persistence (package persist, opened by persist.go); ploops are the
 	// loops' parts in it, by loop index.

@@ -157,3 +157,8 @@ func (o *Owners) CountByNode(ctx context.Context, limit int) (counts map[string]
 		}
 	}
 }
+
+// PeerSubscriptions is the number of subscriptions in the table that
+// stand for other nodes: one per distinct filter of each, one per member
+// of each shared group. Safe for concurrent use.
+func (t *Table) PeerSubscriptions() int { return int(t.peerSubs.Load()) }
