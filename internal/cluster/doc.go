@@ -17,6 +17,10 @@
 //   - Owners (owners.go) says which node owns each client id's session: a
 //     replicated key-value bucket, claimed by compare-and-set with an
 //     epoch, watched so that a node lets go of what another claimed.
+//   - Status (status.go) is the cluster as this node's NATS sees it: the
+//     nodes up or down, JetStream's meta leader; Owners.CountByNode counts
+//     the owners' records by node, up to a bound. Retained and Peers time
+//     their buckets' replicated writes (Writes) for the metrics.
 //
 // # Concurrency
 //
