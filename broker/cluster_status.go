@@ -128,18 +128,22 @@ type ownerCounts struct {
 func (oc *ownerCounts) get(ctx context.Context, b *Broker) (map[string]int, OwnerCount, error) {
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
-	if now := time.Now(); oc.at.IsZero() || now.Sub(oc.at) > ownersCountAge {
-		ctx, cancel := context.WithTimeout(ctx, ownersCountTimeout)
-		defer cancel()
-		counts, complete, err := b.owners.CountByNode(ctx, ownersCountLimit)
-		n := 0
-		for _, c := range counts {
-			n += c
-		}
-		oc.at, oc.counts, oc.err = now, counts, err
-		oc.count = OwnerCount{Counted: n, Complete: complete, At: now}
+	now := time.Now()
+	if !oc.at.IsZero() && now.Sub(oc.at) <= ownersCountAge {
+		return oc.counts, oc.count, oc.err
 	}
-	return oc.counts, oc.count, oc.err
+	cctx, cancel := context.WithTimeout(ctx, ownersCountTimeout)
+	defer cancel()
+	counts, complete, err := b.owners.CountByNode(cctx, ownersCountLimit)
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	count := OwnerCount{Counted: n, Complete: complete, At: now}
+	if ctx.Err() == nil { // a count the caller gave up on is not the next caller's
+		oc.at, oc.counts, oc.count, oc.err = now, counts, count, err
+	}
+	return counts, count, err
 }
 
 // forget drops the last count: the next get counts.

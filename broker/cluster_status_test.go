@@ -13,34 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/shoalmq/shoal/admin"
 	"github.com/shoalmq/shoal/broker"
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/testutil"
 )
-
-// startAdminOn starts an admin server without a token (loopback) for b,
-// closed when the test ends, and returns its base URL.
-func startAdminOn(t *testing.T, b *broker.Broker) string {
-	t.Helper()
-	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("admin Close: %v", err)
-		}
-	})
-	return "http://" + s.Addr().String()
-}
 
 // httpGet returns url's body; it fails the test unless the answer is 200.
 func httpGet(t *testing.T, url string) string {
@@ -83,7 +60,7 @@ func metric(body, sample string) (v float64, ok bool) {
 // cluster topics.
 func TestClusterStatusSingleNode(t *testing.T) {
 	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.SysInterval = 50 * time.Millisecond })
-	base := startAdminOn(t, b)
+	base := testutil.StartAdmin(t, b, admin.Config{}, nil)
 	if body := strings.Join(strings.Fields(httpGet(t, base+"/api/cluster")), ""); body != `{"enabled":false}` {
 		t.Errorf("/api/cluster on a single node: %s, want {\"enabled\": false}", body)
 	}
@@ -188,7 +165,7 @@ func TestClusterStatus(t *testing.T) {
 	}
 
 	// The admin API and the metrics say the same.
-	base := startAdminOn(t, bs[0])
+	base := testutil.StartAdmin(t, bs[0], admin.Config{}, nil)
 	bs[0].RecountOwners()
 	api := apiCluster(t, base)
 	if api.Name != "test" || api.Node != "n0" || states(api) != "n0:up n1:up n2:up" || api.Traffic == nil || api.Traffic.MessagesSent != n {

@@ -145,12 +145,15 @@ func round(loads []*sysLoad, dt time.Duration, read func() Figures, publish func
 		if c.Leader != "" { // an empty retained message would clear the topic
 			publish("cluster/leader", c.Leader)
 		}
-		publish("cluster/nodes", itoa(c.NodesUp))
-		publish("cluster/messages/sent", itoa(c.Sent))
-		publish("cluster/messages/received", itoa(c.Received))
-		publish("cluster/messages/dropped", itoa(c.Dropped))
-		publish("cluster/retained/failures", itoa(c.Failed))
-		publish("cluster/subscriptions/remote", itoa(c.PeerSubs))
+		for _, n := range [...]struct {
+			topic string
+			value int64
+		}{
+			{"nodes", c.NodesUp}, {"messages/sent", c.Sent}, {"messages/received", c.Received},
+			{"messages/dropped", c.Dropped}, {"retained/failures", c.Failed}, {"subscriptions/remote", c.PeerSubs},
+		} {
+			publish("cluster/"+n.topic, itoa(n.value))
+		}
 	}
 	for _, l := range loads {
 		v := l.value(&f)
