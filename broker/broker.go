@@ -66,6 +66,7 @@ type Broker struct {
 	// peers carries messages between the nodes (set by Start).
 	clusterTable    *cluster.Table
 	clusterRetained *cluster.Retained
+	clusterSessions *cluster.Sessions // decides where each session is
 	peers           *cluster.Peers
 	// ownerCounts is the last count of sessions by owner node
 	// (cluster_status.go).
@@ -114,6 +115,7 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Cluster != nil {
 		b.clusterTable = cluster.NewTable(router.NewTable(0, cfg.SharedStrategy))
 		b.clusterRetained = cluster.NewRetained()
+		b.clusterSessions = cluster.NewSessions()
 		b.subs, b.retained = b.clusterTable, b.clusterRetained
 	}
 	b.logp.Store(&cfg.Logger)
@@ -130,12 +132,17 @@ func New(cfg Config) (*Broker, error) {
 		RetainedBlocks: cfg.Cluster != nil})
 	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
 		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
-	b.conns = conn.New(cfg.connConfig(), conn.Parts{
+	parts := conn.Parts{
 		Log: &b.logp, Limits: &b.limp, Access: cfg.access(),
 		Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
 		Dispatch: b.disp, Persist: b.persist, PersistLoops: b.ploops,
 		Expiry: b.expiry,
-	})
+	}
+	if b.clusterRetained != nil {
+		parts.Barrier = b.clusterRetained // read-your-write from any node
+		parts.Owners = b.clusterSessions  // a CONNECT claims its session for this node
+	}
+	b.conns = conn.New(cfg.connConfig(), parts)
 	b.engine = eventloop.New(eventloop.Config{
 		Addr:          cfg.Listen,
 		Loops:         n,

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/internal/cluster"
+	"github.com/shoalmq/shoal/internal/conn"
+	"github.com/shoalmq/shoal/internal/handoff"
 )
 
 // ClusterConfig makes the broker one node of a cluster (the config file's
@@ -69,6 +71,12 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 	}
 	b.owners = owners
 	log := b.lg().With().Str("component", "cluster").Logger()
+	local := clusterLocal{Sessions: &handoff.Sessions{Store: b.sessions, Subs: b.subs, Expiry: b.expiry,
+		Persist: b.persist, Dispatch: b.disp, Clock: func() int64 { return time.Now().UnixNano() }}, Handler: b.conns}
+	local.Sessions.Conns = b.conns
+	if err := b.clusterSessions.Open(node, owners, local, log); err != nil {
+		return err
+	}
 	if err := b.clusterRetained.Open(ctx, node, log); err != nil {
 		return err
 	}
@@ -83,6 +91,9 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 // closeCluster leaves the cluster, if the broker is in one: routing
 // between the nodes stops, then the node.
 func (b *Broker) closeCluster() {
+	if b.clusterSessions != nil {
+		b.clusterSessions.Close()
+	}
 	if b.peers != nil {
 		b.peers.Close()
 	}
@@ -92,4 +103,11 @@ func (b *Broker) closeCluster() {
 	if b.cluster != nil {
 		b.cluster.Close()
 	}
+}
+
+// clusterLocal is this node's side of moving sessions between nodes
+// (cluster.Local): package handoff's, with the connections' TakeOver.
+type clusterLocal struct {
+	*handoff.Sessions
+	*conn.Handler
 }

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,41 @@ func TestClusterRouteWill(t *testing.T) {
 	d.drop()
 	if m := in.wait(t, 1)[0]; m.topic != "will/dies" || m.payload != "gone" || m.qos != 1 {
 		t.Fatalf("will = %+v", m)
+	}
+}
+
+// TestClusterRouteRetainedReadYourWrite: a SUBSCRIBE on one node right
+// after a retained PUBLISH was acknowledged on another gets the message,
+// every time (mosquitto_pub, then mosquitto_sub at once); a delete on a
+// third node is seen by the next SUBSCRIBE anywhere.
+func TestClusterRouteRetainedReadYourWrite(t *testing.T) {
+	bs := startClusterBrokers(t, 3)
+	host := func(i int) []string {
+		h, p := testutil.HostPort(t, bs[i].Addr().String())
+		return []string{"-h", h, "-p", p}
+	}
+	sub := func(i int, args ...string) string {
+		t.Helper()
+		out, err := testutil.Mosquitto(t, 10*time.Second, "mosquitto_sub", append(host(i), args...)...)
+		if err != nil {
+			t.Fatalf("mosquitto_sub %v: %v: %s", args, err, out)
+		}
+		return out
+	}
+	for i := range 10 {
+		topic := fmt.Sprintf("state/%d", i)
+		pub(t, bs[0].Addr().String(), "-q", "1", "-r", "-t", topic, "-m", "v"+strconv.Itoa(i))
+		if got := sub(1+i%2, "-C", "1", "-W", "5", "-t", topic); got != "v"+strconv.Itoa(i)+"\n" {
+			t.Fatalf("node %d read %q for %s right after node 0 acknowledged it", 1+i%2, got, topic)
+		}
+	}
+	pub(t, bs[2].Addr().String(), "-q", "1", "-r", "-n", "-t", "state/3")
+	// -W ends it ("Timed out") after the retained ones: 9 are left,
+	// wherever one reads.
+	for i := range bs {
+		out, _ := testutil.Mosquitto(t, 10*time.Second, "mosquitto_sub", append(host(i), "-W", "1", "-t", "state/#", "-v")...)
+		if n := strings.Count(out, "state/"); n != 9 || strings.Contains(out, "state/3 ") {
+			t.Fatalf("node %d has %d retained messages after the delete: %q", i, n, out)
+		}
 	}
 }

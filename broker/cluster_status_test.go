@@ -82,8 +82,8 @@ func TestClusterStatusSingleNode(t *testing.T) {
 // TestClusterStatus: three nodes each report the three up under one meta
 // leader — in ClusterStatus, /api/cluster, /metrics and $SYS — count the
 // messages that cross between them on both ends, time the replicated
-// writes, count each node's sessions by the owners' bucket, and report a
-// node that leaves as down.
+// writes, count each node's sessions by the owners' bucket as clients
+// connect and move, and report a node that leaves as down.
 func TestClusterStatus(t *testing.T) {
 	bs := startClusterBrokersWith(t, 3, func(c *broker.Config) { c.SysInterval = 100 * time.Millisecond })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -144,15 +144,14 @@ func TestClusterStatus(t *testing.T) {
 		t.Errorf("n1's interest writes timed: %+v, want its x/#", r)
 	}
 
-	// Sessions by owner: two claimed on n0, one on n1.
+	// Sessions by owner: a CONNECT makes its node the session's owner.
+	// With p0 on n0 and s1 on n1: a and b connect to n0, c to n1, then b
+	// again to n2, which takes it over.
 	for _, c := range []struct {
 		b  *broker.Broker
 		id string
-	}{{bs[0], "a"}, {bs[0], "b"}, {bs[1], "c"}} {
-		_, owners := c.b.ClusterNode()
-		if _, _, err := owners.Claim(ctx, c.id); err != nil {
-			t.Fatal(err)
-		}
+	}{{bs[0], "a"}, {bs[0], "b"}, {bs[1], "c"}, {bs[2], "b"}} {
+		testutil.DialConnect(t, c.b.Addr().String(), codec.V311, codec.Connect{ClientID: []byte(c.id), KeepAlive: 60})
 	}
 	bs[2].RecountOwners()
 	cs := bs[2].ClusterStatus(ctx)
@@ -160,8 +159,8 @@ func TestClusterStatus(t *testing.T) {
 	for _, nd := range cs.Nodes {
 		sessions[nd.Name] = nd.Sessions
 	}
-	if cs.Owners == nil || cs.Owners.Counted != 3 || !cs.Owners.Complete || sessions["n0"] != 2 || sessions["n1"] != 1 || sessions["n2"] != 0 {
-		t.Errorf("n2 counts sessions %v (%+v), want n0 2, n1 1, n2 0 of 3", sessions, cs.Owners)
+	if want := map[string]int{"n0": 2, "n1": 2, "n2": 1}; cs.Owners == nil || cs.Owners.Counted != 5 || !cs.Owners.Complete || !maps.Equal(sessions, want) {
+		t.Errorf("n2 counts sessions %v (%+v), want %v", sessions, cs.Owners, want)
 	}
 
 	// The admin API and the metrics say the same.
@@ -180,7 +179,8 @@ func TestClusterStatus(t *testing.T) {
 		"shoal_cluster_nodes_up":                                                3,
 		`shoal_cluster_node_up{node="n2"}`:                                      1,
 		`shoal_cluster_node_sessions{node="n0"}`:                                2,
-		`shoal_cluster_node_sessions{node="n1"}`:                                1,
+		`shoal_cluster_node_sessions{node="n1"}`:                                2,
+		`shoal_cluster_node_sessions{node="n2"}`:                                1,
 		"shoal_cluster_peer_subscriptions":                                      1,
 		`shoal_cluster_replication_seconds_count{bucket="retained"}`:            1,
 		`shoal_cluster_replication_seconds_bucket{bucket="retained",le="+Inf"}`: 1,

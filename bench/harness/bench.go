@@ -59,7 +59,7 @@ func Bench(ctx context.Context, o Options) (err error) {
 	if len(o.Brokers) == 0 {
 		o.Brokers = Brokers()
 	}
-	o.Brokers = withBefore(o.Brokers, o.Before)
+	o.Brokers = withCluster(withBefore(o.Brokers, o.Before), o.Scenarios)
 	if slices.Contains(o.Brokers, ShoalBefore) && o.Before == "" {
 		return fmt.Errorf("harness: broker %s needs a revision (-before)", ShoalBefore)
 	}
@@ -167,7 +167,9 @@ func Bench(ctx context.Context, o Options) (err error) {
 	}
 	var sums []*Summary
 	for _, sc := range o.Scenarios {
-		s := Summarize(sc, variants, o.Brokers, recs)
+		brokers, notes := ranIn(sc, o.Brokers, recs)
+		s := Summarize(sc, variants, brokers, recs)
+		s.Notes = append(notes, s.Notes...)
 		sums = append(sums, s)
 		meta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl"), Note: o.Note, Perf: o.Perf}
 		base := o.Date + "-" + sc
@@ -186,7 +188,10 @@ func Bench(ctx context.Context, o Options) (err error) {
 		}
 	}
 	ratesMeta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: rawRel, Note: o.Note, Perf: o.Perf}
-	if rates := RenderRates(sums, ratesMeta); rates != "" {
+	// The rates report sets Shoal against Mosquitto at equal work; the
+	// cluster scenario, Shoal only, has its own report.
+	rateSums := slices.DeleteFunc(slices.Clone(sums), func(s *Summary) bool { return s.Scenario == "cluster" })
+	if rates := RenderRates(rateSums, ratesMeta); rates != "" {
 		base := o.Date + "-rates"
 		if o.Scale.Name != "full" {
 			base += "-" + o.Scale.Name
@@ -205,14 +210,60 @@ func Bench(ctx context.Context, o Options) (err error) {
 // before names a revision and brokers lack it: -before asks for it, with
 // or without -brokers.
 func withBefore(brokers []string, before string) []string {
-	if before == "" || slices.Contains(brokers, ShoalBefore) {
+	if before == "" {
+		return brokers
+	}
+	return afterShoal(brokers, ShoalBefore)
+}
+
+// withCluster returns brokers with ShoalCluster after Shoal (or first)
+// when the cluster scenario is among scenarios and brokers lack it: the
+// scenario is Shoal on one node beside Shoal on three.
+func withCluster(brokers, scenarios []string) []string {
+	if !slices.Contains(scenarios, "cluster") {
+		return brokers
+	}
+	return afterShoal(brokers, ShoalCluster)
+}
+
+// afterShoal returns brokers with name after Shoal (or first), unless
+// they hold it already.
+func afterShoal(brokers []string, name string) []string {
+	if slices.Contains(brokers, name) {
 		return brokers
 	}
 	at := 0
 	if i := slices.Index(brokers, Shoal); i >= 0 {
 		at = i + 1
 	}
-	return slices.Insert(slices.Clone(brokers), at, ShoalBefore)
+	return slices.Insert(slices.Clone(brokers), at, name)
+}
+
+// ranIn returns the brokers that ran at least one variant of scenario
+// (failed runs count), and a note for each of the others: a broker that
+// skipped every variant gets no column in the report, only its reason.
+func ranIn(scenario string, brokers []string, recs []Record) (ran []string, notes []string) {
+	for _, b := range brokers {
+		var why string
+		run := false
+		for _, r := range recs {
+			if r.Scenario != scenario || r.Broker != b {
+				continue
+			}
+			if r.Skipped == "" {
+				run = true
+				break
+			}
+			why = r.Skipped
+		}
+		switch {
+		case run:
+			ran = append(ran, b)
+		case why != "":
+			notes = append(notes, fmt.Sprintf("%s skipped every variant: %s.", b, why))
+		}
+	}
+	return ran, notes
 }
 
 // FilterVariants keeps the variants whose name matches one of patterns

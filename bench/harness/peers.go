@@ -20,6 +20,9 @@ const (
 	// delivery written at once: beside Shoal, what the coalescing window
 	// buys in CPU and costs in latency. Only when named in -brokers.
 	ShoalNoCoalesce = "shoal-coalesce0"
+	// ShoalCluster is three Shoal processes as one cluster (ClusterNodes,
+	// nodes.go), in the cluster scenario only.
+	ShoalCluster = "shoal-3nodes"
 	// Mosquitto runs as users run it: Nagle's algorithm on, its default
 	// (set_tcp_nodelay false).
 	Mosquitto = "mosquitto"

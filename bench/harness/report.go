@@ -47,6 +47,9 @@ func RenderMarkdown(s *Summary, m Meta) string {
 	p("| Mosquitto | %s |\n", m.Machine.Mosquitto)
 	p("| mochi-mqtt | %s |\n", m.Machine.Mochi)
 	p("| floor | gnet %s, bench/peers/floor |\n", m.Machine.Gnet)
+	if slices.Contains(s.Brokers, ShoalCluster) {
+		p("| %s | %d Shoal processes as one cluster (embedded NATS, routes to each other, replicas %d), pinned like one broker; CPU, RSS, calls and switches summed over the nodes, segments of their MQTT sockets only |\n", ShoalCluster, ClusterNodes, ClusterNodes)
+	}
 	if m.Pinned {
 		p("| Pinning | broker on CPU %d, load generators on CPU %d (taskset) |\n", BrokerCPU, GenCPU)
 	} else {

@@ -169,7 +169,10 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	}
 	ps.table.markAll()
 	ps.done.Add(2)
-	go ps.watch(w)
+	go func() {
+		defer ps.done.Done()
+		watchBucket(w, ps.stop, ps.ready, ps.apply)
+	}()
 	go ps.publish()
 	select {
 	case <-ps.ready:
@@ -295,31 +298,30 @@ func parseKey(key string) (node, filter string, shared, ok bool) {
 	return "", "", false, false
 }
 
-// watch keeps the table's Peers in step with the interest bucket until
-// Close: the keys at start, then each change.
-func (ps *Peers) watch(w jetstream.KeyWatcher) {
-	defer ps.done.Done()
+// watchBucket hands each entry w brings to apply, on the calling
+// goroutine, until stop is closed or w ends, and closes ready once the
+// bucket's entries at the start are in.
+func watchBucket(w jetstream.KeyWatcher, stop <-chan struct{}, ready chan<- struct{}, apply func(jetstream.KeyValueEntry)) {
 	// Not w.Stop: it deletes the watch's consumer, a request that waits
 	// out its timeout (5s) when the stream has lost its quorum — the last
 	// node of a cluster shutting down. The node's connection closes next,
 	// and the server drops the consumer with it.
-	ready := false
 	for {
 		select {
-		case <-ps.stop:
+		case <-stop:
 			return
 		case e, ok := <-w.Updates():
-			if !ok {
+			switch {
+			case !ok:
 				return
-			}
-			if e == nil { // the keys at start are all in
-				if !ready {
-					ready = true
-					close(ps.ready)
+			case e == nil: // the entries at the start are all in
+				if ready != nil {
+					close(ready)
+					ready = nil
 				}
-				continue
+			default:
+				apply(e)
 			}
-			ps.apply(e)
 		}
 	}
 }

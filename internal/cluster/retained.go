@@ -49,8 +49,17 @@ type Retained struct {
 	applied uint64        // the bucket's last sequence in the mirror; guarded by mu
 	moved   chan struct{} // closed and replaced when applied moves; guarded by mu
 
+	// waiting are the readers After holds until the next Barrier;
+	// guarded by mu. wake has room for one: a reader waits.
+	waiting []func()
+	wake    chan struct{}
+
 	stop chan struct{}
 	done sync.WaitGroup
+
+	// applying is held while the watch applies a change: a test holds
+	// it to keep the mirror behind.
+	applying sync.Mutex
 
 	// Failed counts writes the bucket refused: those messages are not
 	// retained.
@@ -63,7 +72,8 @@ type Retained struct {
 // NewRetained returns the retained messages of a node that is not yet in
 // its cluster: Open brings them in.
 func NewRetained() *Retained {
-	return &Retained{MemRetained: router.NewRetained(), moved: make(chan struct{}), stop: make(chan struct{})}
+	return &Retained{MemRetained: router.NewRetained(), moved: make(chan struct{}),
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // Open opens the bucket of retained messages on n and starts mirroring
@@ -80,8 +90,12 @@ func (r *Retained) Open(ctx context.Context, n *Node, log zerolog.Logger) error 
 		return fmt.Errorf("cluster: watching retained messages: %w", err)
 	}
 	ready := make(chan struct{})
-	r.done.Add(1)
-	go r.watch(w, ready)
+	r.done.Add(2)
+	go func() {
+		defer r.done.Done()
+		watchBucket(w, r.stop, ready, r.apply)
+	}()
+	go r.barriers()
 	select {
 	case <-ready:
 		return nil
@@ -145,15 +159,11 @@ func (r *Retained) fail(m *router.Message, err error) {
 // Barrier waits until the mirror has every write the bucket took before
 // the call, or ctx ends.
 func (r *Retained) Barrier(ctx context.Context) error {
-	s, err := r.node.js.Stream(ctx, "KV_"+retainedBucket)
+	s, err := r.node.js.Stream(ctx, "KV_"+retainedBucket) // its info, fresh
 	if err != nil {
 		return fmt.Errorf("cluster: retained messages: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("cluster: retained messages: %w", err)
-	}
-	want := info.State.LastSeq
+	want := s.CachedInfo().State.LastSeq
 	for {
 		r.mu.Lock()
 		applied, moved := r.applied, r.moved
@@ -169,36 +179,51 @@ func (r *Retained) Barrier(ctx context.Context) error {
 	}
 }
 
-// watch applies the bucket's changes to the mirror until Close; ready is
-// closed once the bucket's contents at start are in.
-func (r *Retained) watch(w jetstream.KeyWatcher, ready chan struct{}) {
+// After implements conn.Barrier: fn runs once the mirror has every write
+// the bucket took before the call. The readers that come while one
+// Barrier is under way share the next: one request to JetStream serves a
+// whole SUBSCRIBE storm. Should the Barrier fail (the bucket has lost its
+// quorum), fn runs anyway, with what the mirror has, and the failure is
+// logged.
+func (r *Retained) After(fn func()) {
+	r.mu.Lock()
+	r.waiting = append(r.waiting, fn)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// barriers runs the readers After holds, a Barrier for each batch, until
+// Close.
+func (r *Retained) barriers() {
 	defer r.done.Done()
-	// Not w.Stop: it deletes the watch's consumer, a request that waits
-	// out its timeout (5s) when the stream has lost its quorum — the last
-	// node of a cluster shutting down. The node's connection closes next,
-	// and the server drops the consumer with it.
 	for {
 		select {
 		case <-r.stop:
 			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				if ready != nil {
-					close(ready)
-					ready = nil
-				}
-				continue
-			}
-			r.apply(e)
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		batch := r.waiting
+		r.waiting = nil
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.Barrier(ctx); err != nil {
+			r.log.Warn().Err(err).Int("readers", len(batch)).Msg("cluster: retained messages read without the latest writes")
+		}
+		cancel()
+		for _, fn := range batch {
+			fn()
 		}
 	}
 }
 
 // apply brings one change of the bucket into the mirror.
 func (r *Retained) apply(e jetstream.KeyValueEntry) {
+	r.applying.Lock()
+	defer r.applying.Unlock()
 	defer r.advance(e.Revision())
 	topic, ok := Topic(retainedRoot, e.Key())
 	if !ok {

@@ -97,3 +97,34 @@ func TestRetainedTooLong(t *testing.T) {
 		t.Fatalf("failed %d: the longest topic allowed was refused", rs[0].Failed.Load())
 	}
 }
+
+// TestRetainedBarrierWaitsForMirror: a reader on a node whose mirror is
+// behind waits (After) until the mirror has the write another node's Set
+// returned from, and then reads it.
+func TestRetainedBarrierWaitsForMirror(t *testing.T) {
+	rs := startRetained(t, startCluster(t, 2))
+	rs[1].applying.Lock() // node 1's mirror falls behind
+	retain(rs[0], "late/t", "v", 0)
+	read := make(chan int, 1)
+	rs[1].After(func() {
+		list := rs[1].Collect("late/#", nil)
+		for _, m := range list {
+			m.Release()
+		}
+		read <- len(list)
+	})
+	select {
+	case n := <-read:
+		t.Fatalf("the reader went ahead of the mirror (read %d)", n)
+	case <-time.After(300 * time.Millisecond):
+	}
+	rs[1].applying.Unlock()
+	select {
+	case n := <-read:
+		if n != 1 {
+			t.Fatalf("read %d messages after the wait, want the one set", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader never went on")
+	}
+}

@@ -36,7 +36,7 @@ func run(args []string) int {
 	results := fs.String("results", "", "directory for reports (default: bench/results)")
 	date := fs.String("date", time.Now().Format("2006-01-02"), "date that names the reports")
 	shoalbench := fs.String("shoalbench", "", "prebuilt load generator (default: build bench/cmd/shoalbench)")
-	timeout := fs.Duration("timeout", 0, "stop everything after this long (default: 30m, or 5m with -quick)")
+	timeout := fs.Duration("timeout", 0, "stop everything after this long (default: 45m, or 5m with -quick)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs, process logs)")
 	variants := fs.String("variants", "", "comma-separated patterns of variant names to run (path.Match: '*-rate' runs the fixed rates; default: all)")
 	before := fs.String("before", "", "also build Shoal at this git revision and run it as "+harness.ShoalBefore+", beside the working tree's")
@@ -49,7 +49,9 @@ func run(args []string) int {
 		return 2
 	}
 	scale := harness.Full()
-	limit := 30 * time.Minute
+	// 16 minutes of single-node scenarios and 4 of the cluster's
+	// (three nodes started per run), with room for a loaded machine.
+	limit := 45 * time.Minute
 	if *quick {
 		scale, limit = harness.Quick(), 5*time.Minute
 	}

@@ -1,0 +1,198 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shoalmq/shoal/bench/harness/proc"
+	"github.com/shoalmq/shoal/config"
+)
+
+// TestShoalClusterConfigs: the three configurations parse as Shoal reads
+// them, and each node has its own MQTT port, route port and data
+// directory, and routes to the other two nodes and to nothing else.
+func TestShoalClusterConfigs(t *testing.T) {
+	dir := t.TempDir()
+	nodes, err := clusterNodes(ClusterNodes, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confs := ShoalClusterConfigs(nodes, ClusterNodes)
+	if len(confs) != 3 {
+		t.Fatalf("%d configs; want 3", len(confs))
+	}
+	ports := make(map[int]bool)
+	names, dirs := make(map[string]bool), make(map[string]bool)
+	for i, conf := range confs {
+		n := nodes[i]
+		f, err := config.Parse([]byte(conf), "shoal-"+n.Name+".yaml")
+		if err != nil {
+			t.Fatalf("node %s: %v\n%s", n.Name, err, conf)
+		}
+		c := f.Broker
+		if c.Listen != "127.0.0.1:"+strconv.Itoa(n.Port) || c.DataDir != n.DataDir || !f.Persistence {
+			t.Errorf("node %s: listen %q data_dir %q persistence %v; want port %d, %s, true", n.Name, c.Listen, c.DataDir, f.Persistence, n.Port, n.DataDir)
+		}
+		cl := c.Cluster
+		if cl == nil {
+			t.Fatalf("node %s: no cluster section:\n%s", n.Name, conf)
+		}
+		if cl.Node != n.Name || cl.Name != "shoal-bench" || cl.Replicas != 3 || cl.Listen != "127.0.0.1:"+strconv.Itoa(n.ClusterPort) {
+			t.Errorf("node %s: cluster %+v", n.Name, *cl)
+		}
+		var want []string
+		for j, o := range nodes {
+			if j != i {
+				want = append(want, "127.0.0.1:"+strconv.Itoa(o.ClusterPort))
+			}
+		}
+		if !slices.Equal(cl.Routes, want) {
+			t.Errorf("node %s: routes %q; want %q", n.Name, cl.Routes, want)
+		}
+		for _, p := range []int{n.Port, n.ClusterPort} {
+			if ports[p] {
+				t.Errorf("port %d twice", p)
+			}
+			ports[p] = true
+		}
+		if names[n.Name] || dirs[n.DataDir] {
+			t.Errorf("node %s: name or data directory %s twice", n.Name, n.DataDir)
+		}
+		names[n.Name], dirs[n.DataDir] = true, true
+	}
+}
+
+// TestClusterVariants: the generators of a cluster variant connect
+// publishers to node A and subscribers elsewhere; on a single broker all
+// to it. Only Shoal, on one node and on three, runs them, and the three
+// nodes run nothing else.
+func TestClusterVariants(t *testing.T) {
+	vs, err := Variants(Full(), []string{"cluster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 6 {
+		t.Errorf("%d cluster variants; want 6", len(vs))
+	}
+	three := nodes{{port: 1}, {port: 2}, {port: 3}}
+	one := nodes{{port: 9}}
+	for _, v := range vs {
+		subs, pubs := v.For(ShoalCluster)
+		for _, g := range pubs {
+			if three.port(g.Node) != 1 {
+				t.Errorf("%s: a publisher on port %d", v.Name, three.port(g.Node))
+			}
+		}
+		total := 0
+		for _, g := range subs {
+			if p := three.port(g.Node); p == 1 {
+				t.Errorf("%s: a subscriber on the publishers' node", v.Name)
+			}
+			if one.port(g.Node) != 9 {
+				t.Errorf("%s: a single broker's subscriber on port %d", v.Name, one.port(g.Node))
+			}
+			total += g.Count
+		}
+		if total != v.Fanout && v.Fanout != 1 {
+			t.Errorf("%s: %d subscribers; fan-out %d", v.Name, total, v.Fanout)
+		}
+		for _, b := range []string{Shoal, ShoalCluster} {
+			if why := v.Skip(b); why != "" {
+				t.Errorf("%s: %s skipped: %s", v.Name, b, why)
+			}
+		}
+		for _, b := range []string{Mosquitto, Mochi, Floor} {
+			if v.Skip(b) == "" {
+				t.Errorf("%s: %s runs it", v.Name, b)
+			}
+		}
+	}
+	others, _ := Variants(Quick(), []string{"p2p"})
+	if others[0].Skip(ShoalCluster) == "" {
+		t.Error("three nodes run p2p")
+	}
+	if q, _ := Variants(Quick(), []string{"cluster"}); len(q) != 1 {
+		t.Errorf("quick: %d cluster variants; want 1", len(q))
+	}
+	if got := withCluster([]string{Mosquitto, Shoal}, []string{"p2p", "cluster"}); !slices.Equal(got, []string{Mosquitto, Shoal, ShoalCluster}) {
+		t.Errorf("withCluster = %q", got)
+	}
+	if got := withCluster([]string{Shoal}, []string{"p2p"}); !slices.Equal(got, []string{Shoal}) {
+		t.Errorf("withCluster without the scenario = %q", got)
+	}
+}
+
+// TestRanIn: a broker that skipped every variant of a scenario has no
+// column, only a note.
+func TestRanIn(t *testing.T) {
+	recs := []Record{
+		{Scenario: "cluster", Variant: "a", Broker: Shoal},
+		{Scenario: "cluster", Variant: "a", Broker: Mosquitto, Skipped: "no cluster"},
+		{Scenario: "cluster", Variant: "a", Broker: ShoalCluster, Error: "boom"},
+		{Scenario: "p2p", Variant: "a", Broker: Mosquitto},
+	}
+	ran, notes := ranIn("cluster", []string{Shoal, ShoalCluster, Mosquitto, Mochi}, recs)
+	if !slices.Equal(ran, []string{Shoal, ShoalCluster}) || !slices.Equal(notes, []string{"mosquitto skipped every variant: no cluster."}) {
+		t.Errorf("ranIn = %q, %q", ran, notes)
+	}
+}
+
+// TestClusterSmoke runs cross-node p2p QoS 1 on three real nodes for one
+// second: the probe fails the run unless messages published on node A
+// reach subscribers on node B, and every message sent must arrive.
+func TestClusterSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts three brokers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	work := t.TempDir()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bins := Bins{Shoal: filepath.Join(work, "shoal"), Shoalbench: filepath.Join(work, "shoalbench")}
+	for pkg, out := range map[string]string{"./cmd/broker": bins.Shoal, "./bench/cmd/shoalbench": bins.Shoalbench} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+		cmd.Dir = root
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+		}
+	}
+	procs := &proc.Procs{LogDir: filepath.Join(work, "logs")}
+	if err := os.MkdirAll(procs.LogDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer procs.KillAll()
+	s := Quick()
+	s.Duration, s.P2P, s.P2PRate = time.Second, 5, 500
+	vs, err := Variants(s, []string{"cluster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{Bins: bins, Procs: procs, Work: work, Log: t.Logf}
+	start := time.Now()
+	rec := r.Run(ctx, vs[0], ShoalCluster, 1)
+	t.Logf("%s on %s in %v", vs[0].Name, ShoalCluster, time.Since(start).Round(time.Millisecond))
+	if rec.Error != "" {
+		logs, _ := filepath.Glob(filepath.Join(procs.LogDir, "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", filepath.Base(l), b)
+		}
+		t.Fatal(rec.Error)
+	}
+	if len(rec.Subs) != 1 || len(rec.Pubs) != 1 {
+		t.Fatalf("%d subscriber and %d publisher results", len(rec.Subs), len(rec.Pubs))
+	}
+	sent, got := rec.Pubs[0].Sent, rec.Subs[0].Received
+	if sent == 0 || got != sent || rec.Subs[0].Lost != 0 {
+		t.Errorf("sent %d on node A, received %d on node B (lost %d)", sent, got, rec.Subs[0].Lost)
+	}
+}
