@@ -68,6 +68,9 @@ type Broker struct {
 	clusterRetained *cluster.Retained
 	clusterSessions *cluster.Sessions // decides where each session is
 	peers           *cluster.Peers
+	// ownerCounts is the last count of sessions by owner node
+	// (cluster_status.go).
+	ownerCounts ownerCounts
 
 	// Persistence (package persist, opened by persist.go); ploops are the
 	// loops' parts in it, by loop index.

@@ -45,6 +45,13 @@ func closeBroker(t *testing.T, b *broker.Broker) {
 // (testutil.RouteEnv), and closes them when the test ends.
 func startClusterBrokers(t *testing.T, n int) []*broker.Broker {
 	t.Helper()
+	return startClusterBrokersWith(t, n, nil)
+}
+
+// startClusterBrokersWith is startClusterBrokers, with edit (when not nil)
+// changing each broker's config further.
+func startClusterBrokersWith(t *testing.T, n int, edit func(*broker.Config)) []*broker.Broker {
+	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
 		addrs[i] = testutil.FreeAddr(t)
@@ -61,6 +68,9 @@ func startClusterBrokers(t *testing.T, n int) []*broker.Broker {
 		}
 		cfg := clusterBroker(t, fmt.Sprintf("n%d", i), t.TempDir(),
 			broker.ClusterConfig{Name: "test", Listen: addrs[i], Routes: routes, Replicas: min(n, 3)})
+		if edit != nil {
+			edit(&cfg)
+		}
 		b, err := broker.New(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -35,7 +35,8 @@
 //	store              per-client state; what survives a restart
 //	internal/cluster   the node of a cluster (Config.Cluster, cluster.go):
 //	                   NATS with JetStream, the session owners' bucket;
-//	                   started by Start, closed by Close
+//	                   started by Start, closed by Close; its status for
+//	                   the admin API, metrics and $SYS (cluster_status.go)
 //
 // Sessions, subscriptions and retained messages are reached through
 // interfaces (session.Store and session.Owner, router.Subscriptions,

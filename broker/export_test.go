@@ -140,3 +140,7 @@ func (b *Broker) ClusterPeerSubscriptions() int {
 	}
 	return b.clusterTable.Table.Count() - b.clusterTable.Count()
 }
+
+// RecountOwners makes the next ClusterStatus count the sessions' owners
+// again, however recent its last count.
+func (b *Broker) RecountOwners() { b.ownerCounts.forget() }

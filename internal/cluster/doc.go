@@ -29,6 +29,10 @@
 //     connects to: the claim, the old node's handoff (package handoff
 //     builds and adopts the session), and the takeover of connections
 //     whose claim another node superseded.
+//   - Status (status.go) is the cluster as this node's NATS sees it: the
+//     nodes up or down, JetStream's meta leader; Owners.CountByNode counts
+//     the owners' records by node, up to a bound. Retained and Peers time
+//     their buckets' replicated writes (Writes) for the metrics.
 //
 // # Concurrency
 //

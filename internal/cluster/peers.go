@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
 )
@@ -73,6 +74,9 @@ type Peers struct {
 
 	// Counters, for $SYS and metrics.
 	Sent, Received, Dropped atomic.Int64
+	// Writes times the interest bucket's writes, from the request to its
+	// acknowledgement: the replicas' round trip (replication latency).
+	Writes counters.Durations
 }
 
 // remote is another node: its Peers (members[0] also stands for its
@@ -228,10 +232,13 @@ func (ps *Peers) publish() {
 		}
 		failed := false
 		for f, n := range ps.table.takeDirty() {
+			start := time.Now()
 			if err := ps.write(f, n); err != nil {
 				ps.log.Warn().Err(err).Str("filter", f).Msg("cluster: publishing interest failed; will try again")
 				ps.table.markDirty(f)
 				failed = true
+			} else {
+				ps.Writes.Observe(time.Since(start))
 			}
 		}
 		if failed {

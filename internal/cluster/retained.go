@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/shoalmq/shoal/internal/counters"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
 )
@@ -63,6 +64,9 @@ type Retained struct {
 	// Failed counts writes the bucket refused: those messages are not
 	// retained.
 	Failed atomic.Int64
+	// Writes times the writes the bucket took, from the request to its
+	// acknowledgement: the replicas' round trip (replication latency).
+	Writes counters.Durations
 }
 
 // NewRetained returns the retained messages of a node that is not yet in
@@ -128,6 +132,7 @@ func (r *Retained) Set(m *router.Message) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	start := time.Now()
 	if len(m.Payload) == 0 {
 		err = r.kv.Delete(ctx, string(key))
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -141,7 +146,9 @@ func (r *Retained) Set(m *router.Message) {
 	}
 	if err != nil {
 		r.fail(m, err)
+		return
 	}
+	r.Writes.Observe(time.Since(start))
 }
 
 func (r *Retained) fail(m *router.Message, err error) {
