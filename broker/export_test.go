@@ -138,7 +138,7 @@ func (b *Broker) ClusterPeerSubscriptions() int {
 	if b.clusterTable == nil {
 		return 0
 	}
-	return b.clusterTable.Table.Count() - b.clusterTable.Count()
+	return b.clusterTable.PeerSubscriptions()
 }
 
 // RecountOwners makes the next ClusterStatus count the sessions' owners
