@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/shoalmq/shoal/bench/harness/proc"
@@ -93,7 +92,7 @@ func Bench(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
-	procs := &proc.Procs{LogDir: filepath.Join(work, "logs"), NoFile: noFileLimit()}
+	procs := &proc.Procs{LogDir: filepath.Join(work, "logs"), NoFile: proc.NoFileLimit()}
 	if err := os.MkdirAll(procs.LogDir, 0o755); err != nil {
 		return err
 	}
@@ -337,15 +336,4 @@ func drawChart(ctx context.Context, bin, specPath, png string, c ChartSpec) erro
 		return errors.Join(err, errors.New(string(out)))
 	}
 	return nil
-}
-
-// noFileLimit is the descriptor limit to give brokers and generators: the
-// hard limit this process may raise its children to. Idle runs need about
-// 19,000 for the broker and 9,500 for each generator.
-func noFileLimit() uint64 {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Max == ^uint64(0) {
-		return 65536
-	}
-	return rl.Max
 }

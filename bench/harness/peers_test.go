@@ -6,8 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
 func TestMosquittoConfig(t *testing.T) {
@@ -116,19 +114,6 @@ func TestCommand(t *testing.T) {
 	}
 	if _, err := b.Command("nats", 1999, dir, false); err == nil {
 		t.Error("Command of an unknown broker: no error")
-	}
-}
-
-func TestWrap(t *testing.T) {
-	argv := []string{"/b/shoal", "-c", "x"}
-	ps := &proc.Procs{Pin: true, NoFile: 20000}
-	want := []string{"taskset", "-c", "0", "prlimit", "--nofile=20000:20000", "--", "/b/shoal", "-c", "x"}
-	if got := ps.Wrap(argv, 0); !slices.Equal(got, want) {
-		t.Errorf("Wrap = %q; want %q", got, want)
-	}
-	ps = &proc.Procs{}
-	if got := ps.Wrap(argv, 1); !slices.Equal(got, argv) {
-		t.Errorf("Wrap unpinned = %q; want %q", got, argv)
 	}
 }
 
