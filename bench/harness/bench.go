@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/shoalmq/shoal/bench/harness/machine"
 	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
@@ -160,17 +160,14 @@ func Bench(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
-	machine := Probe(ctx, o.Root, bins.Mosquitto)
-	if o.Before != "" {
-		machine.ShoalBefore = describeRevision(ctx, o.Root, o.Before)
-	}
+	host := machine.Probe(ctx, o.Root, bins.Mosquitto, o.Before)
 	var sums []*Summary
 	for _, sc := range o.Scenarios {
 		brokers, notes := ranIn(sc, o.Brokers, recs)
 		s := Summarize(sc, variants, brokers, recs)
 		s.Notes = append(notes, s.Notes...)
 		sums = append(sums, s)
-		meta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl"), Note: o.Note, Perf: o.Perf}
+		meta := Meta{Date: o.Date, Machine: host, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl"), Note: o.Note, Perf: o.Perf}
 		base := o.Date + "-" + sc
 		if o.Scale.Name != "full" {
 			base += "-" + o.Scale.Name
@@ -186,7 +183,7 @@ func Bench(ctx context.Context, o Options) (err error) {
 			return err
 		}
 	}
-	ratesMeta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: rawRel, Note: o.Note, Perf: o.Perf}
+	ratesMeta := Meta{Date: o.Date, Machine: host, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: rawRel, Note: o.Note, Perf: o.Perf}
 	// The rates report sets Shoal against Mosquitto at equal work; the
 	// cluster scenario, Shoal only, has its own report.
 	rateSums := slices.DeleteFunc(slices.Clone(sums), func(s *Summary) bool { return s.Scenario == "cluster" })
@@ -295,15 +292,6 @@ func FilterVariants(vs []Variant, patterns []string) ([]Variant, error) {
 		}
 	}
 	return out, nil
-}
-
-// describeRevision names rev as `git describe` would, or returns rev.
-func describeRevision(ctx context.Context, root, rev string) string {
-	out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--tags", "--always", rev).Output()
-	if err != nil {
-		return rev
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // brief is a run's progress line: its headline figures or its failure.

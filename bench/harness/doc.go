@@ -4,8 +4,9 @@
 // generators (runner.go, gen.go), computes each run's metrics
 // (metrics.go), takes medians over rounds (summary.go, stats.go) and
 // writes the reports and chart specs (report.go). Bench (bench.go) is the
-// whole run that cmd/harness calls. Starting processes and reading /proc
-// and perf stat about them is package proc's.
+// whole run that cmd/harness calls. What the machine is, is package
+// machine's; starting processes and reading /proc and perf stat about
+// them, package proc's.
 //
 // # Ownership
 //

@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/shoalmq/shoal/bench/harness/machine"
 )
 
 // Meta is what a report says about how its numbers were made.
 type Meta struct {
 	Date    string // YYYY-MM-DD
-	Machine Machine
+	Machine machine.Machine
 	Command string // the harness command line
 	Scale   Scale
 	Pinned  bool   // brokers on CPU 0, generators on CPU 1

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalmq/shoal/bench/harness/machine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden reports in testdata")
@@ -28,7 +30,7 @@ func fixtureMeta() Meta {
 	return Meta{
 		Date: "2026-01-02", Command: "go run ./bench/cmd/harness -quick", Scale: Scale{Name: "quick", Rounds: 3, Duration: time.Second},
 		Pinned: true, RawDir: "bench/results/raw/2026-01-02/x.jsonl", Chart: "2026-01-02-x.png",
-		Machine: Machine{CPUs: 2, Model: "AMD EPYC", MemBytes: 24 << 30, Kernel: "6.1.0", Go: "go1.26.0",
+		Machine: machine.Machine{CPUs: 2, Model: "AMD EPYC", MemBytes: 24 << 30, Kernel: "6.1.0", Go: "go1.26.0",
 			Shoal: "v0.1.0", Mosquitto: "2.0.11", Mochi: "v2.7.9", Gnet: "v2.10.0"},
 	}
 }
