@@ -4,86 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 	"github.com/shoalmq/shoal/bench/harness/proc"
 )
-
-// ClusterNodes is how many Shoal processes ShoalCluster runs.
-const ClusterNodes = 3
 
 // clusterListenTimeout bounds a cluster node's start: a node serves
 // clients only once its embedded NATS has joined the others and
 // JetStream answers (it gives up after 30 s itself).
 const clusterListenTimeout = 45 * time.Second
-
-// ClusterNode is one node of a cluster the harness runs: its MQTT port,
-// the port its NATS routes listen on, and its data directory.
-type ClusterNode struct {
-	Name        string // a, b, c
-	Port        int    // MQTT
-	ClusterPort int    // NATS routes
-	DataDir     string
-}
-
-// ShoalClusterConfigs returns each node's configuration: ShoalConfig with
-// its data directory (a cluster node needs one; JetStream keeps its state
-// in data_dir/cluster), and a cluster section that routes to every other
-// node and keeps replicas copies of the cluster's state.
-func ShoalClusterConfigs(nodes []ClusterNode, replicas int) []string {
-	out := make([]string, len(nodes))
-	for i, n := range nodes {
-		var routes []string
-		for j, o := range nodes {
-			if j != i {
-				routes = append(routes, strconv.Quote("127.0.0.1:"+strconv.Itoa(o.ClusterPort)))
-			}
-		}
-		out[i] = ShoalConfig(n.Port, n.DataDir) + fmt.Sprintf(`cluster:
-  name: shoal-bench
-  node: %s
-  listen: "127.0.0.1:%d"
-  routes: [%s]
-  replicas: %d
-`, n.Name, n.ClusterPort, strings.Join(routes, ", "), replicas)
-	}
-	return out
-}
-
-// clusterNodes returns n nodes named a, b, c… with distinct free ports
-// and data directories under dir.
-func clusterNodes(n int, dir string) ([]ClusterNode, error) {
-	ports, err := freePorts(2 * n)
-	if err != nil {
-		return nil, err
-	}
-	nodes := make([]ClusterNode, n)
-	for i := range nodes {
-		name := string(rune('a' + i))
-		nodes[i] = ClusterNode{Name: name, Port: ports[2*i], ClusterPort: ports[2*i+1], DataDir: filepath.Join(dir, "data-"+name)}
-	}
-	return nodes, nil
-}
-
-// freePorts returns n distinct loopback TCP ports that were free a moment
-// ago: every listener stays open until all n are taken, so none repeats.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
 
 // node is one broker process of a run and its MQTT port.
 type node struct {
@@ -109,12 +41,12 @@ func (r *Runner) startBrokers(ctx context.Context, v Variant, broker, dir string
 		return nil
 	}
 	timeout := listenTimeout
-	if broker == ShoalCluster {
-		cns, err := clusterNodes(ClusterNodes, dir)
+	if broker == brokers.ShoalCluster {
+		cns, err := brokers.Cluster(brokers.ClusterNodes, dir)
 		if err != nil {
 			return nil, err
 		}
-		for i, conf := range ShoalClusterConfigs(cns, ClusterNodes) {
+		for i, conf := range brokers.ShoalClusterConfigs(cns, brokers.ClusterNodes) {
 			n := cns[i]
 			if err := os.MkdirAll(n.DataDir, 0o755); err != nil {
 				return ns, err
@@ -129,7 +61,7 @@ func (r *Runner) startBrokers(ctx context.Context, v Variant, broker, dir string
 		}
 		timeout = clusterListenTimeout
 	} else {
-		ports, err := freePorts(1)
+		ports, err := brokers.FreePorts(1)
 		if err != nil {
 			return nil, err
 		}

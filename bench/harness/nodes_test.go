@@ -6,67 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 	"github.com/shoalmq/shoal/bench/harness/proc"
-	"github.com/shoalmq/shoal/config"
 )
-
-// TestShoalClusterConfigs: the three configurations parse as Shoal reads
-// them, and each node has its own MQTT port, route port and data
-// directory, and routes to the other two nodes and to nothing else.
-func TestShoalClusterConfigs(t *testing.T) {
-	dir := t.TempDir()
-	nodes, err := clusterNodes(ClusterNodes, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	confs := ShoalClusterConfigs(nodes, ClusterNodes)
-	if len(confs) != 3 {
-		t.Fatalf("%d configs; want 3", len(confs))
-	}
-	ports := make(map[int]bool)
-	names, dirs := make(map[string]bool), make(map[string]bool)
-	for i, conf := range confs {
-		n := nodes[i]
-		f, err := config.Parse([]byte(conf), "shoal-"+n.Name+".yaml")
-		if err != nil {
-			t.Fatalf("node %s: %v\n%s", n.Name, err, conf)
-		}
-		c := f.Broker
-		if c.Listen != "127.0.0.1:"+strconv.Itoa(n.Port) || c.DataDir != n.DataDir || !f.Persistence {
-			t.Errorf("node %s: listen %q data_dir %q persistence %v; want port %d, %s, true", n.Name, c.Listen, c.DataDir, f.Persistence, n.Port, n.DataDir)
-		}
-		cl := c.Cluster
-		if cl == nil {
-			t.Fatalf("node %s: no cluster section:\n%s", n.Name, conf)
-		}
-		if cl.Node != n.Name || cl.Name != "shoal-bench" || cl.Replicas != 3 || cl.Listen != "127.0.0.1:"+strconv.Itoa(n.ClusterPort) {
-			t.Errorf("node %s: cluster %+v", n.Name, *cl)
-		}
-		var want []string
-		for j, o := range nodes {
-			if j != i {
-				want = append(want, "127.0.0.1:"+strconv.Itoa(o.ClusterPort))
-			}
-		}
-		if !slices.Equal(cl.Routes, want) {
-			t.Errorf("node %s: routes %q; want %q", n.Name, cl.Routes, want)
-		}
-		for _, p := range []int{n.Port, n.ClusterPort} {
-			if ports[p] {
-				t.Errorf("port %d twice", p)
-			}
-			ports[p] = true
-		}
-		if names[n.Name] || dirs[n.DataDir] {
-			t.Errorf("node %s: name or data directory %s twice", n.Name, n.DataDir)
-		}
-		names[n.Name], dirs[n.DataDir] = true, true
-	}
-}
 
 // TestClusterVariants: the generators of a cluster variant connect
 // publishers to node A and subscribers elsewhere; on a single broker all
@@ -83,7 +28,7 @@ func TestClusterVariants(t *testing.T) {
 	three := nodes{{port: 1}, {port: 2}, {port: 3}}
 	one := nodes{{port: 9}}
 	for _, v := range vs {
-		subs, pubs := v.For(ShoalCluster)
+		subs, pubs := v.For(brokers.ShoalCluster)
 		for _, g := range pubs {
 			if three.port(g.Node) != 1 {
 				t.Errorf("%s: a publisher on port %d", v.Name, three.port(g.Node))
@@ -102,44 +47,29 @@ func TestClusterVariants(t *testing.T) {
 		if total != v.Fanout && v.Fanout != 1 {
 			t.Errorf("%s: %d subscribers; fan-out %d", v.Name, total, v.Fanout)
 		}
-		for _, b := range []string{Shoal, ShoalCluster} {
+		for _, b := range []string{brokers.Shoal, brokers.ShoalCluster} {
 			if why := v.Skip(b); why != "" {
 				t.Errorf("%s: %s skipped: %s", v.Name, b, why)
 			}
 		}
-		for _, b := range []string{Mosquitto, Mochi, Floor} {
+		for _, b := range []string{brokers.Mosquitto, brokers.Mochi, brokers.Floor} {
 			if v.Skip(b) == "" {
 				t.Errorf("%s: %s runs it", v.Name, b)
 			}
 		}
 	}
 	others, _ := Variants(Quick(), []string{"p2p"})
-	if others[0].Skip(ShoalCluster) == "" {
+	if others[0].Skip(brokers.ShoalCluster) == "" {
 		t.Error("three nodes run p2p")
 	}
 	if q, _ := Variants(Quick(), []string{"cluster"}); len(q) != 1 {
 		t.Errorf("quick: %d cluster variants; want 1", len(q))
 	}
-	if got := withCluster([]string{Mosquitto, Shoal}, []string{"p2p", "cluster"}); !slices.Equal(got, []string{Mosquitto, Shoal, ShoalCluster}) {
+	if got := withCluster([]string{brokers.Mosquitto, brokers.Shoal}, []string{"p2p", "cluster"}); !slices.Equal(got, []string{brokers.Mosquitto, brokers.Shoal, brokers.ShoalCluster}) {
 		t.Errorf("withCluster = %q", got)
 	}
-	if got := withCluster([]string{Shoal}, []string{"p2p"}); !slices.Equal(got, []string{Shoal}) {
+	if got := withCluster([]string{brokers.Shoal}, []string{"p2p"}); !slices.Equal(got, []string{brokers.Shoal}) {
 		t.Errorf("withCluster without the scenario = %q", got)
-	}
-}
-
-// TestRanIn: a broker that skipped every variant of a scenario has no
-// column, only a note.
-func TestRanIn(t *testing.T) {
-	recs := []Record{
-		{Scenario: "cluster", Variant: "a", Broker: Shoal},
-		{Scenario: "cluster", Variant: "a", Broker: Mosquitto, Skipped: "no cluster"},
-		{Scenario: "cluster", Variant: "a", Broker: ShoalCluster, Error: "boom"},
-		{Scenario: "p2p", Variant: "a", Broker: Mosquitto},
-	}
-	ran, notes := ranIn("cluster", []string{Shoal, ShoalCluster, Mosquitto, Mochi}, recs)
-	if !slices.Equal(ran, []string{Shoal, ShoalCluster}) || !slices.Equal(notes, []string{"mosquitto skipped every variant: no cluster."}) {
-		t.Errorf("ranIn = %q, %q", ran, notes)
 	}
 }
 
@@ -157,7 +87,7 @@ func TestClusterSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bins := Bins{Shoal: filepath.Join(work, "shoal"), Shoalbench: filepath.Join(work, "shoalbench")}
+	bins := brokers.Bins{Shoal: filepath.Join(work, "shoal"), Shoalbench: filepath.Join(work, "shoalbench")}
 	for pkg, out := range map[string]string{"./cmd/broker": bins.Shoal, "./bench/cmd/shoalbench": bins.Shoalbench} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 		cmd.Dir = root
@@ -178,8 +108,8 @@ func TestClusterSmoke(t *testing.T) {
 	}
 	r := &Runner{Bins: bins, Procs: procs, Work: work, Log: t.Logf}
 	start := time.Now()
-	rec := r.Run(ctx, vs[0], ShoalCluster, 1)
-	t.Logf("%s on %s in %v", vs[0].Name, ShoalCluster, time.Since(start).Round(time.Millisecond))
+	rec := r.Run(ctx, vs[0], brokers.ShoalCluster, 1)
+	t.Logf("%s on %s in %v", vs[0].Name, brokers.ShoalCluster, time.Since(start).Round(time.Millisecond))
 	if rec.Error != "" {
 		logs, _ := filepath.Glob(filepath.Join(procs.LogDir, "*.log"))
 		for _, l := range logs {

@@ -82,7 +82,7 @@ func probeFilters(g Gen) []string {
 // publisher to pubNode, and publishes rounds until one has reached every
 // filter. It returns a function that disconnects the probe clients, to be
 // called once the load's subscribers hold the filters.
-func probe(ctx context.Context, brokers nodes, subs []Gen, pubNode int) (leave func(), err error) {
+func probe(ctx context.Context, servers nodes, subs []Gen, pubNode int) (leave func(), err error) {
 	e, err := client.NewEngine(1)
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func probe(ctx context.Context, brokers nodes, subs []Gen, pubNode int) (leave f
 	var topics []string
 	for i, g := range subs {
 		set := &probeSet{seen: make(map[string]int)}
-		o := opts(fmt.Sprintf("probe-sub-%d", i), brokers.port(g.Node))
+		o := opts(fmt.Sprintf("probe-sub-%d", i), servers.port(g.Node))
 		o.OnMessage = set.on
 		c, err := e.Connect(ctx, o)
 		if err != nil {
@@ -117,7 +117,7 @@ func probe(ctx context.Context, brokers nodes, subs []Gen, pubNode int) (leave f
 		}
 		sets = append(sets, set)
 	}
-	pub, err := e.Connect(ctx, opts("probe-pub", brokers.port(pubNode)))
+	pub, err := e.Connect(ctx, opts("probe-pub", servers.port(pubNode)))
 	if err != nil {
 		return leave, fmt.Errorf("probe: publisher on node %d: %w", pubNode, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
@@ -78,7 +79,7 @@ type Record struct {
 
 // Runner runs variants against brokers, one at a time.
 type Runner struct {
-	Bins  Bins
+	Bins  brokers.Bins
 	Procs *proc.Procs
 	Work  string // scratch directory: configs, signal files, logs
 	// Perf counts system calls by name over each window with perf stat
@@ -110,13 +111,13 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	brokers, err := r.startBrokers(ctx, v, broker, dir, rec)
-	defer brokers.kill()
+	servers, err := r.startBrokers(ctx, v, broker, dir, rec)
+	defer servers.kill()
 	if err != nil {
 		return err
 	}
-	bps := brokers.procs()
-	mem, err := brokers.mem()
+	bps := servers.procs()
+	mem, err := servers.mem()
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		// shoalbench names clients PREFIX-MODE-SEQ: g0-sub-17.
 		prefix := fmt.Sprintf("g%d", idx)
 		p, err := r.Procs.Start(proc.Spec{Name: name, CPU: GenCPU,
-			Argv: append([]string{r.Bins.Shoalbench}, g.Args("127.0.0.1", brokers.port(g.Node), prefix, ready, startAt)...)})
+			Argv: append([]string{r.Bins.Shoalbench}, g.Args("127.0.0.1", servers.port(g.Node), prefix, ready, startAt)...)})
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +143,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		return p, nil
 	}
 
-	cpu0, err := brokers.cpu()
+	cpu0, err := servers.cpu()
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	// (probe.go).
 	leaveProbe := func() {}
 	if v.Cluster {
-		if leaveProbe, err = probe(ctx, brokers, subs, pubs[0].Node); err != nil {
+		if leaveProbe, err = probe(ctx, servers, subs, pubs[0].Node); err != nil {
 			return err
 		}
 		defer leaveProbe()
@@ -213,12 +214,12 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			}
 		}
 		// The window starts when the publishers are told to go.
-		cnt0, err := brokers.counters(ctx)
+		cnt0, err := servers.counters(ctx)
 		if err != nil {
 			return err
 		}
 		if r.Perf {
-			stop, err := brokers.startPerf(dir)
+			stop, err := servers.startPerf(dir)
 			if err != nil {
 				return err
 			}
@@ -235,7 +236,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			}
 		}
 		endCounters = func() error {
-			cnt1, err := brokers.counters(ctx)
+			cnt1, err := servers.counters(ctx)
 			if err != nil {
 				return err
 			}
@@ -243,7 +244,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			rec.Counters = &d
 			return nil
 		}
-		if cpu0, err = brokers.cpu(); err != nil {
+		if cpu0, err = servers.cpu(); err != nil {
 			return err
 		}
 		t0 = time.Now()
@@ -265,11 +266,11 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		}
 	}
 	// Figures for the window, read before the subscribers disconnect.
-	cpu1, err := brokers.cpu()
+	cpu1, err := servers.cpu()
 	if err != nil {
 		return err
 	}
-	if mem, err = brokers.mem(); err != nil {
+	if mem, err = servers.mem(); err != nil {
 		return err
 	}
 	rec.WindowS = time.Since(t0).Seconds()
@@ -285,7 +286,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			return err
 		}
 	}
-	if err := brokers.exited(); err != nil {
+	if err := servers.exited(); err != nil {
 		return err
 	}
 	// Subscribers run until told to stop: SIGINT makes shoalbench print its
@@ -308,7 +309,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		if err := sleep(ctx, v.Quiet); err != nil {
 			return err
 		}
-		if mem, err = brokers.mem(); err != nil {
+		if mem, err = servers.mem(); err != nil {
 			return err
 		}
 		rec.RSSQuiet = mem.RSS

@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 )
 
 // Scale sizes a benchmark: `make bench` runs Full, `make bench-quick`
@@ -119,28 +121,28 @@ type Variant struct {
 	// floor, which matches topics exactly (no wildcards), and
 	// FloorPubTopic the publishers' topic, for the same delivery pattern.
 	FloorSubTopic, FloorPubTopic string
-	// Cluster runs against Shoal on one node and on ClusterNodes
-	// (ShoalCluster) only: the generators' Node says which node each
-	// connects to, and the run probes the routes before the load starts
-	// (probe.go).
+	// Cluster runs against Shoal on one node and on brokers.ClusterNodes
+	// (brokers.ShoalCluster) only: the generators' Node says which node
+	// each connects to, and the run probes the routes before the load
+	// starts (probe.go).
 	Cluster bool
 }
 
 // Skip returns why broker does not run v, or "".
 func (v Variant) Skip(broker string) string {
-	if broker == Floor && v.Shared {
+	if broker == brokers.Floor && v.Shared {
 		return "the floor has no shared subscriptions"
 	}
-	if broker == Floor && v.NoFloor != "" {
+	if broker == brokers.Floor && v.NoFloor != "" {
 		return v.NoFloor
 	}
-	if broker == ShoalCluster && !v.Cluster {
+	if broker == brokers.ShoalCluster && !v.Cluster {
 		return "three nodes run the cluster scenario only"
 	}
-	if v.Cluster && !isShoal(broker) && broker != ShoalCluster {
+	if v.Cluster && !brokers.IsShoal(broker) && broker != brokers.ShoalCluster {
 		return "no cluster: the cluster scenario runs Shoal only, on one node and on three"
 	}
-	if broker == Mochi && v.Persist {
+	if broker == brokers.Mochi && v.Persist {
 		return "mochi-mqtt persists only through a storage hook, which the harness does not load"
 	}
 	return ""
@@ -150,7 +152,7 @@ func (v Variant) Skip(broker string) string {
 func (v Variant) For(broker string) (subs, pubs []Gen) {
 	subs = append([]Gen(nil), v.Subs...)
 	pubs = append([]Gen(nil), v.Pubs...)
-	if broker == Floor {
+	if broker == brokers.Floor {
 		for i := range subs {
 			if v.FloorSubTopic != "" {
 				subs[i].Topic = v.FloorSubTopic

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 )
 
 func TestVariants(t *testing.T) {
@@ -63,10 +65,10 @@ func TestInterval(t *testing.T) {
 func TestFloorVariants(t *testing.T) {
 	vs, _ := Variants(Quick(), []string{"fanin", "mesh"})
 	for _, v := range vs {
-		subs, pubs := v.For(Floor)
+		subs, pubs := v.For(brokers.Floor)
 		switch {
 		case v.Shared:
-			if v.Skip(Floor) == "" {
+			if v.Skip(brokers.Floor) == "" {
 				t.Errorf("%s/%s: the floor runs a shared subscription", v.Scenario, v.Name)
 			}
 		case v.Scenario == "mesh":
@@ -78,7 +80,7 @@ func TestFloorVariants(t *testing.T) {
 				t.Errorf("%s/%s: the floor gets wildcard filter %q", v.Scenario, v.Name, subs[0].Topic)
 			}
 		}
-		if v.Skip(Shoal) != "" {
+		if v.Skip(brokers.Shoal) != "" {
 			t.Errorf("%s/%s: Shoal skipped", v.Scenario, v.Name)
 		}
 	}
@@ -103,8 +105,8 @@ func TestSlowsubVariants(t *testing.T) {
 		t.Error("the stalled variant's load differs from its baseline's")
 	}
 	for _, v := range vs {
-		if v.Skip(Floor) == "" || v.Skip(Shoal) != "" || v.Skip(Mosquitto) != "" {
-			t.Errorf("%s: skips floor %q shoal %q mosquitto %q", v.Name, v.Skip(Floor), v.Skip(Shoal), v.Skip(Mosquitto))
+		if v.Skip(brokers.Floor) == "" || v.Skip(brokers.Shoal) != "" || v.Skip(brokers.Mosquitto) != "" {
+			t.Errorf("%s: skips floor %q shoal %q mosquitto %q", v.Name, v.Skip(brokers.Floor), v.Skip(brokers.Shoal), v.Skip(brokers.Mosquitto))
 		}
 	}
 	args := strings.Join(stalled.Stalled[0].Args("127.0.0.1", 1883, "g9", "r", ""), " ")
