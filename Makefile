@@ -84,7 +84,7 @@ fuzz: ## fuzz each fuzz target of the decoders and matchers for 60s
 # Extra harness flags, e.g. make bench BENCH_ARGS='-scenarios p2p,idle -rounds 5'.
 BENCH_ARGS ?=
 
-bench: ## Shoal vs Mosquitto, mochi-mqtt and the floor, every scenario, 3 rounds (~15 min); reports in bench/results
+bench: ## Shoal vs Mosquitto, mochi-mqtt and the floor, every scenario, and Shoal on one node vs three (cluster), 3 rounds (~20 min); reports in bench/results
 	$(GO) run ./bench/cmd/harness $(BENCH_ARGS)
 
 bench-quick: ## the same at small scale, 1 round (~2 min); reports named *-quick

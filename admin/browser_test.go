@@ -70,7 +70,53 @@ type pagePhase struct {
 		URL     string
 		Samples int
 	}
-	Errors []string
+	Errors  []string
+	Cluster pageCluster
+}
+
+// pageCluster is what dashboard.mjs reads of the cluster panel.
+type pageCluster struct {
+	Visible bool
+	Answer  *struct{ Enabled bool }
+	Note    string
+	Traffic string
+	Rows    [][]string
+}
+
+// runPage runs dashboard.mjs in dir with args (after its path), calls
+// onPhase (when not nil) with each line it prints as it comes, and
+// returns every phase by name once it has ended.
+func runPage(t *testing.T, ctx context.Context, node, dir string, args []string, onPhase func(pagePhase)) map[string]pagePhase {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(dir, "dashboard.mjs")}, args...)...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	phases := map[string]pagePhase{}
+	lines := bufio.NewScanner(stdout)
+	lines.Buffer(nil, 1<<20)
+	for lines.Scan() {
+		var p pagePhase
+		if err := json.Unmarshal(lines.Bytes(), &p); err != nil {
+			t.Errorf("dashboard.mjs printed %q: %v", lines.Text(), err)
+			continue
+		}
+		phases[p.Phase] = p
+		if onPhase != nil {
+			onPhase(p)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("dashboard.mjs: %v\n%s", err, stderr.String())
+	}
+	return phases
 }
 
 // TestDashboardInBrowser loads /dashboard in headless Chromium (Debian's
@@ -118,29 +164,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(dir, "dashboard.mjs"), base, token, shot)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	live := make(chan struct{}) // closed when the live ticks stop
 	liveCtx, stopLive := context.WithCancel(ctx)
-	phases := map[string]pagePhase{}
-	lines := bufio.NewScanner(stdout)
-	lines.Buffer(nil, 1<<20)
-	for lines.Scan() {
-		var p pagePhase
-		if err := json.Unmarshal(lines.Bytes(), &p); err != nil {
-			t.Errorf("dashboard.mjs printed %q: %v", lines.Text(), err)
-			continue
-		}
-		phases[p.Phase] = p
+	phases := runPage(t, ctx, node, dir, []string{base, token, shot}, func(p pagePhase) {
 		if p.Phase == "loaded" { // the first answer is drawn: new samples may come
 			go func() {
 				defer close(live)
@@ -160,14 +186,13 @@ func TestDashboardInBrowser(t *testing.T) {
 				}
 			}()
 		}
-	}
-	err = cmd.Wait()
+	})
 	stopLive()
 	if _, ok := phases["loaded"]; ok {
 		<-live
 	}
-	if err != nil {
-		t.Fatalf("dashboard.mjs: %v\n%s", err, stderr.String())
+	if t.Failed() {
+		t.FailNow()
 	}
 	loaded, done := phases["loaded"], phases["done"]
 	t.Logf("loaded: first %+v, tiles %v", loaded.First, loaded.Tiles)
@@ -241,6 +266,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	if len(done.Errors) > 0 {
 		t.Errorf("the pages logged errors: %q", done.Errors)
 	}
+	if c := done.Cluster; c.Visible || c.Answer == nil || c.Answer.Enabled || len(c.Rows) > 0 {
+		t.Errorf("a single node's cluster panel: %+v, want hidden after /api/cluster said not enabled", c)
+	}
+	checkScreenshot(t, shot)
+}
+
+// checkScreenshot fails the test unless shot is a PNG of some size.
+func checkScreenshot(t *testing.T, shot string) {
+	t.Helper()
 	png, err := os.ReadFile(shot)
 	if err != nil || len(png) < 10_000 || !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Errorf("screenshot: %d bytes, %v", len(png), err)

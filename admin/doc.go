@@ -7,8 +7,9 @@
 //   - /healthz (the process answers) and /readyz (the broker accepts MQTT
 //     connections);
 //   - /api/...: JSON for scripts — stats, history, clients (list, look up,
-//     kick), subscriptions, retained messages (list, delete) — behind a
-//     bearer token, which may be left out only on a loopback address;
+//     kick), subscriptions, retained messages (list, delete), the cluster's
+//     nodes — behind a bearer token, which may be left out only on a
+//     loopback address;
 //   - /dashboard: a page of charts and figures over the last ten minutes.
 //
 // A Server belongs to one broker.Broker; cmd/broker starts it after the

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,7 +11,9 @@ import (
 // collector turns one broker.Stats snapshot per scrape into Prometheus
 // metrics. The broker's counters live per loop and are summed by Stats: a
 // scrape costs one pass over the loops and one over the sessions (for the
-// in-flight and queue gauges), nothing per packet.
+// in-flight and queue gauges), nothing per packet; on a cluster node, its
+// broker.ClusterStatus too (which counts the sessions' owners at most
+// every 10 s).
 type collector struct {
 	b *broker.Broker
 
@@ -18,6 +21,9 @@ type collector struct {
 	connects, disconnects, messages, bytes, drops, refused, uptime           *prometheus.Desc
 	loopEvents, loopConns, loopBytes, storeUnreadable, storeSync             *prometheus.Desc
 	bridgeUp, bridgeMessages, bridgeHeld, bridgeDropped                      *prometheus.Desc
+	clusterSent, clusterReceived, clusterDropped, clusterRetainedFailures    *prometheus.Desc
+	clusterNodesUp, clusterNodeUp, clusterSessions, clusterPeerSubs          *prometheus.Desc
+	clusterReplication                                                       *prometheus.Desc
 }
 
 func newCollector(b *broker.Broker) *collector {
@@ -49,6 +55,16 @@ func newCollector(b *broker.Broker) *collector {
 		bridgeMessages:  d("bridge_messages_total", "Messages a bridge delivered, by direction (out: to the remote broker).", "bridge", "direction"),
 		bridgeHeld:      d("bridge_waiting_messages", "QoS 1/2 messages waiting to cross a bridge, by where (bridge: held by it; queue: its local session queue).", "bridge", "where"),
 		bridgeDropped:   d("bridge_dropped_messages_total", "Messages a bridge lost: QoS 0 while down, too large, or dropped by its full local session queue.", "bridge"),
+
+		clusterSent:             d("cluster_messages_sent_total", "Messages sent to other nodes of the cluster: one per node a message went to."),
+		clusterReceived:         d("cluster_messages_received_total", "Messages received from other nodes of the cluster."),
+		clusterDropped:          d("cluster_messages_dropped_total", "Messages between nodes lost: not sent (NATS refused them) or not readable when received."),
+		clusterRetainedFailures: d("cluster_retained_failures_total", "Retained messages the cluster's bucket refused: not retained."),
+		clusterNodesUp:          d("cluster_nodes_up", "Nodes of the cluster up as this node's NATS sees them, this one included."),
+		clusterNodeUp:           d("cluster_node_up", "1 while the node is up as this node's NATS sees it, 0 when down (not listed when unknown: an external NATS does not know Shoal's nodes).", "node"),
+		clusterSessions:         d("cluster_node_sessions", "Sessions the node owns, by the cluster's owners' bucket (counted at most every 10 s).", "node"),
+		clusterPeerSubs:         d("cluster_peer_subscriptions", "Other nodes' subscriptions in this node's table: one per distinct filter of each node, one per member of each shared group."),
+		clusterReplication:      d("cluster_replication_seconds", "Time a write to a replicated bucket of the cluster took, from the request to JetStream's acknowledgement (a majority of the replicas has it), by bucket: retained (retained messages), interest (the nodes' subscriptions).", "bucket"),
 	}
 }
 
@@ -56,7 +72,9 @@ func newCollector(b *broker.Broker) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.maxConns, c.sessions, c.subscriptions, c.retained, c.inflight,
 		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
-		c.loopBytes, c.storeUnreadable, c.storeSync, c.bridgeUp, c.bridgeMessages, c.bridgeHeld, c.bridgeDropped} {
+		c.loopBytes, c.storeUnreadable, c.storeSync, c.bridgeUp, c.bridgeMessages, c.bridgeHeld, c.bridgeDropped,
+		c.clusterSent, c.clusterReceived, c.clusterDropped, c.clusterRetainedFailures, c.clusterNodesUp, c.clusterNodeUp,
+		c.clusterSessions, c.clusterPeerSubs, c.clusterReplication} {
 		ch <- d
 	}
 }
@@ -106,13 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.storeUnreadable, float64(n))
 	}
 	if s := st.StoreSync; s != nil {
-		buckets := make(map[float64]uint64, len(s.Buckets))
-		for _, b := range s.Buckets {
-			if b.Le > 0 { // the last, +Inf, is the count
-				buckets[b.Le.Seconds()] = uint64(b.Count)
-			}
-		}
-		ch <- prometheus.MustNewConstHistogram(c.storeSync, uint64(s.Count), s.Sum.Seconds(), buckets)
+		ch <- histogram(c.storeSync, s)
 	}
 	for _, br := range c.b.Bridges() {
 		up := 0.0
@@ -126,4 +138,44 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.bridgeHeld, float64(br.Queued), br.Name, "queue")
 		counter(c.bridgeDropped, float64(br.Dropped), br.Name)
 	}
+	c.collectCluster(gauge, counter, ch)
+}
+
+// collectCluster adds a cluster node's metrics; a single node has none.
+func (c *collector) collectCluster(gauge, counter func(*prometheus.Desc, float64, ...string), ch chan<- prometheus.Metric) {
+	cs := c.b.ClusterStatus(context.Background()) // bounded by its own timeouts
+	if cs.Traffic == nil {
+		return
+	}
+	counter(c.clusterSent, float64(cs.Traffic.MessagesSent))
+	counter(c.clusterReceived, float64(cs.Traffic.MessagesReceived))
+	counter(c.clusterDropped, float64(cs.Traffic.MessagesDropped))
+	counter(c.clusterRetainedFailures, float64(cs.Traffic.RetainedFailures))
+	gauge(c.clusterPeerSubs, float64(cs.Traffic.PeerSubscriptions))
+	gauge(c.clusterNodesUp, float64(cs.NodesUp()))
+	for _, nd := range cs.Nodes {
+		switch nd.State {
+		case "up":
+			gauge(c.clusterNodeUp, 1, nd.Name)
+		case "down":
+			gauge(c.clusterNodeUp, 0, nd.Name)
+		}
+		if cs.Owners != nil {
+			gauge(c.clusterSessions, float64(nd.Sessions), nd.Name)
+		}
+	}
+	for bucket, s := range cs.Replication {
+		ch <- histogram(c.clusterReplication, s, bucket)
+	}
+}
+
+// histogram is s as a Prometheus histogram.
+func histogram(d *prometheus.Desc, s *broker.SyncStats, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(s.Buckets))
+	for _, b := range s.Buckets {
+		if b.Le > 0 { // the last, +Inf, is the count
+			buckets[b.Le.Seconds()] = uint64(b.Count)
+		}
+	}
+	return prometheus.MustNewConstHistogram(d, uint64(s.Count), s.Sum.Seconds(), buckets, labels...)
 }

@@ -123,6 +123,9 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	api("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, b.ClusterStatus(r.Context()))
+	})
 	api("GET /api/subscriptions", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, b.Subscriptions()) })
 	api("GET /api/retained", func(w http.ResponseWriter, r *http.Request) {
 		filter := r.URL.Query().Get("filter")

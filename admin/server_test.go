@@ -48,24 +48,12 @@ func startAdminWith(t *testing.T, o adminOpts) (*broker.Broker, string, string) 
 			o.edit(c)
 		}
 	})
-	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Token: o.token, Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.ticks != nil {
-		s.SetHistoryTicks(o.ticks)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("admin Close: %v", err)
+	base := testutil.StartAdmin(t, b, admin.Config{Token: o.token}, func(s *admin.Server) {
+		if o.ticks != nil {
+			s.SetHistoryTicks(o.ticks)
 		}
 	})
-	return b, addr, "http://" + s.Addr().String()
+	return b, addr, base
 }
 
 // call makes a request and returns the status and body.

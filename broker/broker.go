@@ -61,6 +61,16 @@ type Broker struct {
 	// by Start before it serves, closed by Close after the listeners.
 	cluster *cluster.Node
 	owners  *cluster.Owners
+	// In a cluster the subscription table and the retained messages are
+	// the cluster's (built by New, joined to the node by Start), and
+	// peers carries messages between the nodes (set by Start).
+	clusterTable    *cluster.Table
+	clusterRetained *cluster.Retained
+	clusterSessions *cluster.Sessions // decides where each session is
+	peers           *cluster.Peers
+	// ownerCounts is the last count of sessions by owner node
+	// (cluster_status.go).
+	ownerCounts ownerCounts
 
 	// Persistence (package persist, opened by persist.go); ploops are the
 	// loops' parts in it, by loop index.
@@ -102,6 +112,12 @@ func New(cfg Config) (*Broker, error) {
 	if b.clock == nil {
 		b.clock = deadline.Real()
 	}
+	if cfg.Cluster != nil {
+		b.clusterTable = cluster.NewTable(router.NewTable(0, cfg.SharedStrategy))
+		b.clusterRetained = cluster.NewRetained()
+		b.clusterSessions = cluster.NewSessions()
+		b.subs, b.retained = b.clusterTable, b.clusterRetained
+	}
 	b.logp.Store(&cfg.Logger)
 	b.limp.Store(cfg.limits())
 	b.ctx, b.cancelCtx = context.WithCancel(context.Background())
@@ -113,15 +129,20 @@ func New(cfg Config) (*Broker, error) {
 	}
 	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
 		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
-		Remote: dispatch.NoRemote{}})
+		RetainedBlocks: cfg.Cluster != nil})
 	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
 		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
-	b.conns = conn.New(cfg.connConfig(), conn.Parts{
+	parts := conn.Parts{
 		Log: &b.logp, Limits: &b.limp, Access: cfg.access(),
 		Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
 		Dispatch: b.disp, Persist: b.persist, PersistLoops: b.ploops,
 		Expiry: b.expiry,
-	})
+	}
+	if b.clusterRetained != nil {
+		parts.Barrier = b.clusterRetained // read-your-write from any node
+		parts.Owners = b.clusterSessions  // a CONNECT claims its session for this node
+	}
+	b.conns = conn.New(cfg.connConfig(), parts)
 	b.engine = eventloop.New(eventloop.Config{
 		Addr:          cfg.Listen,
 		Loops:         n,

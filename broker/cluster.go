@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/internal/cluster"
+	"github.com/shoalmq/shoal/internal/conn"
+	"github.com/shoalmq/shoal/internal/handoff"
 )
 
 // ClusterConfig makes the broker one node of a cluster (the config file's
@@ -43,20 +45,69 @@ func (b *Broker) startCluster() error {
 	if err != nil {
 		return fmt.Errorf("cluster node %q: %w", b.cfg.Cluster.Node, err)
 	}
-	owners, err := node.OpenOwners(ctx)
-	if err != nil {
-		node.Close()
+	b.cluster = node
+	if err := b.joinCluster(ctx); err != nil {
+		b.closeCluster()
 		return fmt.Errorf("cluster node %q: %w", b.cfg.Cluster.Node, err)
 	}
-	b.cluster, b.owners = node, owners
 	b.lg().Info().Str("cluster", b.cfg.Cluster.Name).Str("node", node.Name()).Int("replicas", b.cfg.Cluster.Replicas).
 		Msg("joined the cluster")
 	return nil
 }
 
-// closeCluster leaves the cluster, if the broker is in one.
+// joinCluster puts the broker's state on its node: the session owners'
+// bucket, the retained messages (read in whole before it returns), and
+// the Peers, which publish this node's subscriptions (those restored
+// too) and route between the nodes, into the router workers.
+func (b *Broker) joinCluster(ctx context.Context) error {
+	node := b.cluster
+	if max := node.MaxPacket(); b.cfg.MaxPacketSize > max {
+		return fmt.Errorf("max_packet_size: %d is more than the cluster's NATS carries (%d, its max_payload less a message's frame)",
+			b.cfg.MaxPacketSize, max)
+	}
+	owners, err := node.OpenOwners(ctx)
+	if err != nil {
+		return err
+	}
+	b.owners = owners
+	log := b.lg().With().Str("component", "cluster").Logger()
+	local := clusterLocal{Sessions: &handoff.Sessions{Store: b.sessions, Subs: b.subs, Expiry: b.expiry,
+		Persist: b.persist, Dispatch: b.disp, Clock: func() int64 { return time.Now().UnixNano() }}, Handler: b.conns}
+	local.Sessions.Conns = b.conns
+	if err := b.clusterSessions.Open(node, owners, local, log); err != nil {
+		return err
+	}
+	if err := b.clusterRetained.Open(ctx, node, log); err != nil {
+		return err
+	}
+	peers, err := node.NewPeers(ctx, b.clusterTable, log)
+	if err != nil {
+		return err
+	}
+	b.peers = peers
+	return peers.Start(ctx, b.disp)
+}
+
+// closeCluster leaves the cluster, if the broker is in one: routing
+// between the nodes stops, then the node.
 func (b *Broker) closeCluster() {
+	if b.clusterSessions != nil {
+		b.clusterSessions.Close()
+	}
+	if b.peers != nil {
+		b.peers.Close()
+	}
+	if b.clusterRetained != nil {
+		b.clusterRetained.Close()
+	}
 	if b.cluster != nil {
 		b.cluster.Close()
 	}
+}
+
+// clusterLocal is this node's side of moving sessions between nodes
+// (cluster.Local): package handoff's, with the connections' TakeOver.
+type clusterLocal struct {
+	*handoff.Sessions
+	*conn.Handler
 }

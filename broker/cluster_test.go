@@ -40,14 +40,24 @@ func closeBroker(t *testing.T, b *broker.Broker) {
 	}
 }
 
-// TestClusterThreeNodes: three brokers, each with a cluster section
-// routing to the other two, started together in one process, form one
-// cluster: each Start returns with its owners' bucket open, and a claim
-// made on one node is what the others read. Then they all close.
-func TestClusterThreeNodes(t *testing.T) {
-	addrs := []string{testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)}
-	brokers := make([]*broker.Broker, len(addrs))
-	errs := make([]error, len(addrs))
+// startClusterBrokers starts n brokers together, each with a cluster
+// section routing to the others, on the routing path the test run forces
+// (testutil.RouteEnv), and closes them when the test ends.
+func startClusterBrokers(t *testing.T, n int) []*broker.Broker {
+	t.Helper()
+	return startClusterBrokersWith(t, n, nil)
+}
+
+// startClusterBrokersWith is startClusterBrokers, with edit (when not nil)
+// changing each broker's config further.
+func startClusterBrokersWith(t *testing.T, n int, edit func(*broker.Config)) []*broker.Broker {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = testutil.FreeAddr(t)
+	}
+	brokers := make([]*broker.Broker, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range addrs {
 		var routes []string
@@ -57,10 +67,18 @@ func TestClusterThreeNodes(t *testing.T) {
 			}
 		}
 		cfg := clusterBroker(t, fmt.Sprintf("n%d", i), t.TempDir(),
-			broker.ClusterConfig{Name: "test", Listen: addrs[i], Routes: routes, Replicas: 3})
+			broker.ClusterConfig{Name: "test", Listen: addrs[i], Routes: routes, Replicas: min(n, 3)})
+		if edit != nil {
+			edit(&cfg)
+		}
 		b, err := broker.New(cfg)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if mode := os.Getenv(testutil.RouteEnv); mode != "" {
+			if err := b.ForceRouting(mode); err != nil {
+				t.Fatal(err)
+			}
 		}
 		brokers[i] = b
 		wg.Add(1)
@@ -70,18 +88,27 @@ func TestClusterThreeNodes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	defer func() {
+	t.Cleanup(func() {
 		for i, b := range brokers {
 			if errs[i] == nil { // a failed Start has let go of what it took
 				closeBroker(t, b)
 			}
 		}
-	}()
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("node %d: Start: %v", i, err)
 		}
 	}
+	return brokers
+}
+
+// TestClusterThreeNodes: three brokers, each with a cluster section
+// routing to the other two, started together in one process, form one
+// cluster: each Start returns with its owners' bucket open, and a claim
+// made on one node is what the others read. Then they all close.
+func TestClusterThreeNodes(t *testing.T) {
+	brokers := startClusterBrokers(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i, b := range brokers {

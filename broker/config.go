@@ -11,6 +11,7 @@ import (
 	"github.com/shoalmq/shoal/auth"
 	"github.com/shoalmq/shoal/bridge"
 	"github.com/shoalmq/shoal/internal/admit"
+	"github.com/shoalmq/shoal/internal/cluster"
 	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/enum"
@@ -492,6 +493,10 @@ func (c *Config) Validate() error {
 		cc := c.clusterConfig()
 		if err := cc.Validate(); err != nil {
 			return err
+		}
+		if c.MaxTopicLength > cluster.MaxTopicLength {
+			return fmt.Errorf("max_topic_length: %d is more than a cluster takes (%d): a longer topic's key does not fit NATS's subjects",
+				c.MaxTopicLength, cluster.MaxTopicLength)
 		}
 	}
 	return c.Transports.Validate()

@@ -23,8 +23,8 @@
 //	internal/reason    the broker's own errors and their reason codes
 //	internal/counters  what the connections count, summed by Stats
 //	internal/dispatch  routing: the loops' inboxes, the router workers, the
-//	                   fan-out, shared subscriptions, and Remote, the seam
-//	                   for messages that go elsewhere (none on one node)
+//	                   fan-out, shared subscriptions, and Peer, the seam
+//	                   for messages that go to other nodes (none on one node)
 //	internal/persist   what is committed to the store when, the
 //	                   group-commit hold of a loop's output, and the
 //	                   one-time import (Config.Import) into a new store
@@ -35,12 +35,13 @@
 //	store              per-client state; what survives a restart
 //	internal/cluster   the node of a cluster (Config.Cluster, cluster.go):
 //	                   NATS with JetStream, the session owners' bucket;
-//	                   started by Start, closed by Close
+//	                   started by Start, closed by Close; its status for
+//	                   the admin API, metrics and $SYS (cluster_status.go)
 //
 // Sessions, subscriptions and retained messages are reached through
 // interfaces (session.Store and session.Owner, router.Subscriptions,
 // router.Retained, store.Store), and messages leave the node through
-// dispatch.Remote, so that a cluster can put them elsewhere without
+// dispatch.Peer, so that a cluster can put them elsewhere without
 // touching the connections.
 //
 // # Flow of a PUBLISH

@@ -149,6 +149,12 @@ func p5Expiry(id string, clean bool, expiry uint32) *paho.Connect {
 // the test ends.
 func p5Connect(t *testing.T, addr string, cp *paho.Connect, edit func(*paho.ClientConfig)) (*p5Client, *paho.Connack, error) {
 	t.Helper()
+	return p5ConnectWithin(t, addr, cp, edit, p5Wait)
+}
+
+// p5ConnectWithin is p5Connect waiting up to wait for the CONNACK.
+func p5ConnectWithin(t *testing.T, addr string, cp *paho.Connect, edit func(*paho.ClientConfig), wait time.Duration) (*p5Client, *paho.Connack, error) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, p5Wait)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
@@ -183,7 +189,7 @@ func p5Connect(t *testing.T, addr string, cp *paho.Connect, edit func(*paho.Clie
 		edit(&cfg)
 	}
 	c.Client = paho.NewClient(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), p5Wait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	ack, err := c.Connect(ctx, cp)
 	if err != nil {

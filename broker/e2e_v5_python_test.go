@@ -26,9 +26,10 @@ import (
 // line format.
 
 // pyTimeout is the hard limit on one script. The scripts bound every wait
-// themselves (3 s per acknowledgement) and the longest scenario takes about
-// 4 s; this only catches a wedged interpreter.
-const pyTimeout = 20 * time.Second
+// themselves (10 s per acknowledgement, which only a failure waits out)
+// and the longest scenario takes about 4 s; this only catches a wedged
+// interpreter.
+const pyTimeout = 40 * time.Second
 
 // pyProps are MQTT 5 properties as paho names them. Every property a paho
 // client can report has a field, so comparing String forms also catches a

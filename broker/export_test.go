@@ -2,7 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shoalmq/shoal/internal/cluster"
@@ -104,3 +106,41 @@ func (b *Broker) HoldBackground() (release func()) { return b.persist.HoldBackgr
 // ClusterNode is the broker's cluster node and the session owners' bucket
 // on it: both nil without Config.Cluster.
 func (b *Broker) ClusterNode() (*cluster.Node, *cluster.Owners) { return b.cluster, b.owners }
+
+// ClusterPeersFor is the number of other nodes a message on topic goes
+// to from this broker (0 without a cluster): each node's interest arrives
+// through a watch, and a test waits for it to be here.
+func (b *Broker) ClusterPeersFor(topic string) int { return len(b.ClusterNodesFor(topic)) }
+
+// ClusterNodesFor names the other nodes a message on topic goes to from
+// this broker, sorted.
+func (b *Broker) ClusterNodesFor(topic string) []string {
+	if b.clusterTable == nil {
+		return nil
+	}
+	var m router.Matches
+	b.clusterTable.Match([]byte(topic), nil, nil, &m)
+	var nodes []string
+	for _, mt := range m.List {
+		if _, ok := mt.Sub.(dispatch.Peer); ok {
+			node, _, _ := strings.Cut(strings.TrimPrefix(mt.Sub.ClientID(), "\x00peer "), " ")
+			nodes = append(nodes, node)
+		}
+	}
+	sort.Strings(nodes)
+	return nodes
+}
+
+// ClusterPeerSubscriptions is the number of subscriptions that stand for
+// other nodes in this broker's table: one per distinct filter of theirs,
+// one per member of theirs in a shared group.
+func (b *Broker) ClusterPeerSubscriptions() int {
+	if b.clusterTable == nil {
+		return 0
+	}
+	return b.clusterTable.PeerSubscriptions()
+}
+
+// RecountOwners makes the next ClusterStatus count the sessions' owners
+// again, however recent its last count.
+func (b *Broker) RecountOwners() { b.ownerCounts.forget() }

@@ -20,7 +20,7 @@ import (
 // broker routes a PUBLISH on the publisher's loop below saturation and
 // through the router workers under pressure (doc.go, "Two paths, one
 // order"), so a suite run once would test one path (STYLE item 26).
-const routedSuites = `^(TestProtocol|TestV5|TestMosquitto|TestPaho|TestWebSocket|TestLargeMessage|TestRetained|TestPersist|TestSlowConsumer|TestShared|TestACL|TestReceiveMaximum|TestRefusing)`
+const routedSuites = `^(TestClusterRoute|TestProtocol|TestV5|TestMosquitto|TestPaho|TestWebSocket|TestLargeMessage|TestRetained|TestPersist|TestSlowConsumer|TestShared|TestACL|TestReceiveMaximum|TestRefusing)`
 
 // TestMain runs the package's tests as they are (the broker picks its
 // path), then runs them again in a child process per forced path — the

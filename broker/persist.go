@@ -3,6 +3,7 @@ package broker
 import (
 	"github.com/shoalmq/shoal/internal/enum"
 	"github.com/shoalmq/shoal/internal/persist"
+	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/store"
 )
 
@@ -73,6 +74,12 @@ func (b *Broker) closeStore() error { return b.persist.Close(b.ownStore) }
 // restore loads the stored state before the listener opens (package
 // persist).
 func (b *Broker) restore() error {
-	return b.persist.Load(persist.Target{Sessions: b.sessions, Subs: b.subs, Retained: b.retained,
+	retained := b.retained
+	if b.clusterRetained != nil {
+		// The cluster's bucket has the retained messages: what this
+		// node stored of them may be stale, and must not be written back.
+		retained = router.NewRetained()
+	}
+	return b.persist.Load(persist.Target{Sessions: b.sessions, Subs: b.subs, Retained: retained,
 		Clock: b.clock.Now(), ArmLocked: b.expiry.ArmLocked})
 }

@@ -183,10 +183,11 @@ func (b *Broker) sysLoop() {
 	})
 }
 
-// sysFigures are the Stats a $SYS round publishes.
+// sysFigures are the Stats a $SYS round publishes, and on a cluster node
+// its ClusterStatus (without the owners' count).
 func (b *Broker) sysFigures() sys.Figures {
 	st := b.Stats()
-	return sys.Figures{
+	f := sys.Figures{
 		Version:          st.Version,
 		Uptime:           st.Uptime,
 		ClientsConnected: st.ClientsConnected,
@@ -201,4 +202,10 @@ func (b *Broker) sysFigures() sys.Figures {
 		Retained:         int64(st.Retained),
 		Connects:         st.Connects,
 	}
+	if cs := b.clusterStatus(b.ctx, false); cs.Traffic != nil {
+		f.Cluster = &sys.ClusterFigures{Name: cs.Name, Node: cs.Node, Leader: cs.MetaLeader, NodesUp: int64(cs.NodesUp()),
+			Sent: cs.Traffic.MessagesSent, Received: cs.Traffic.MessagesReceived, Dropped: cs.Traffic.MessagesDropped,
+			Failed: cs.Traffic.RetainedFailures, PeerSubs: int64(cs.Traffic.PeerSubscriptions)}
+	}
+	return f
 }

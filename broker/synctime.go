@@ -3,15 +3,16 @@ package broker
 import (
 	"time"
 
-	"github.com/shoalmq/shoal/internal/persist"
+	"github.com/shoalmq/shoal/internal/counters"
 )
 
-// SyncStats is the histogram of the store's sync durations since Start
-// (package persist times them).
+// SyncStats is a histogram of durations since Start: the store's syncs
+// (package persist times them), the cluster's replicated writes (package
+// cluster).
 type SyncStats struct {
 	Count int64         `json:"count"`
 	Sum   time.Duration `json:"sum_ns"`
-	// Buckets are cumulative, Prometheus-style: Count syncs took at most
+	// Buckets are cumulative, Prometheus-style: Count of them took at most
 	// Le. The last bucket's Le is 0 and means +Inf (equal to Count).
 	Buckets []SyncBucket `json:"buckets"`
 }
@@ -23,7 +24,7 @@ type SyncBucket struct {
 }
 
 // add adds h's counts to s, whose Buckets are already laid out.
-func (s *SyncStats) add(h *persist.SyncHistogram) {
+func (s *SyncStats) add(h *counters.Durations) {
 	counts, sum := h.Read()
 	var cum int64
 	for i, n := range counts {
@@ -36,9 +37,9 @@ func (s *SyncStats) add(h *persist.SyncHistogram) {
 
 // newSyncStats returns an empty SyncStats with its buckets laid out.
 func newSyncStats() *SyncStats {
-	s := &SyncStats{Buckets: make([]SyncBucket, persist.SyncBuckets+1)}
-	for i := range persist.SyncBuckets {
-		s.Buckets[i].Le = persist.SyncBound(i)
+	s := &SyncStats{Buckets: make([]SyncBucket, counters.DurationBuckets+1)}
+	for i := range counters.DurationBuckets {
+		s.Buckets[i].Le = counters.DurationBound(i)
 	}
 	return s
 }

@@ -7,7 +7,6 @@ package deploy_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoalmq/shoal/admin"
@@ -39,25 +37,14 @@ type exported map[string]map[string]map[string]bool
 func scrape(t *testing.T) exported {
 	t.Helper()
 	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.DataDir = filepath.Join(t.TempDir(), "data") })
-	s, err := admin.New(b, admin.Config{Listen: "127.0.0.1:0", Logger: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Close(ctx)
-	})
+	base := testutil.StartAdmin(t, b, admin.Config{}, nil)
 	sub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("keeper")})
 	sub.Subscribe(1, "t", 1)
 	pub, _ := testutil.DialConnect(t, addr, codec.V311, codec.Connect{ClientID: []byte("p"), CleanStart: true})
 	pub.SendPublish(codec.Publish{Topic: []byte("t"), QoS: 1, PacketID: 1, Payload: []byte("x")})
 	pub.ExpectAck(codec.PUBACK, 1, testutil.Wait)
 
-	resp, err := http.Get("http://" + s.Addr().String() + "/metrics")
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

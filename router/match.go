@@ -38,6 +38,10 @@ type Matches struct {
 	// can take a message now; see Table.pick. It is called with a shard
 	// read-locked and must not call back into the Table.
 	Usable func(Subscriber) bool
+	// NoShared leaves shared groups out of the matches: the message was
+	// already given to one member of each (by another node of a cluster,
+	// which picked the member for the whole group).
+	NoShared bool
 
 	start   int                  // first entry of the current Match call
 	nodes   int                  // trie nodes that contributed non-shared entries this call
@@ -155,7 +159,7 @@ func (t *Table) collect(n *node, m *Matches) {
 	if len(n.subs) > 0 {
 		m.addSubs(n.subs)
 	}
-	if n.ext != nil {
+	if n.ext != nil && !m.NoShared {
 		for _, g := range n.ext.groups {
 			m.push(&g.members[t.pick(g, m)], g)
 		}

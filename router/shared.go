@@ -70,38 +70,53 @@ type group struct {
 
 // pick returns the index of the member of g that receives the message m is
 // matching. The shard holding g must be read-locked. The strategy proposes a
-// member; if m.Usable says it can't take messages now (offline, stalled),
-// the next usable member in subscription order gets it instead, so one
-// member that left or stalls doesn't black-hole the group's messages
-// (MQTT 5 section 4.8.2). With no usable member the proposal stands.
+// member; if m.Usable says it can't take messages now (offline, stalled, or
+// on another node when a node picks among its own), another usable member
+// gets it instead, so one member that left or stalls doesn't black-hole the
+// group's messages (MQTT 5 section 4.8.2): round robin and random draw
+// again, so that the usable members still share evenly, and the hashes,
+// which would propose the same member again, take the next usable one in
+// subscription order. With no usable member the proposal stands.
 func (t *Table) pick(g *group, m *Matches) int {
 	n := uint64(len(g.members))
 	if n == 1 {
 		return 0
 	}
-	var i uint64
-	switch t.strategy {
-	case Random:
-		// math/rand/v2's top-level source is per-thread runtime state: no
-		// lock and no shared cache line between router workers, which a
-		// per-Table generator would need.
-		i = rand.Uint64N(n)
-	case HashClient:
-		i = uint64(fnv32(m.fromID)) % n
-	case HashTopic:
-		i = uint64(fnv32(m.topic)) % n
-	default:
-		i = (g.next.Add(1) - 1) % n
-	}
-	if m.Usable == nil {
+	i := t.propose(g, m, n)
+	if m.Usable == nil || m.Usable(g.members[i].s) {
 		return int(i)
 	}
-	for k := uint64(0); k < n; k++ {
+	if t.strategy == RoundRobin || t.strategy == Random {
+		// n-1 more turns of round robin visit every other member.
+		for k := uint64(1); k < n; k++ {
+			if j := t.propose(g, m, n); m.Usable(g.members[j].s) {
+				return int(j)
+			}
+		}
+	}
+	for k := uint64(1); k < n; k++ {
 		if j := (i + k) % n; m.Usable(g.members[j].s) {
 			return int(j)
 		}
 	}
 	return int(i)
+}
+
+// propose returns the member of g's n that t's strategy proposes for the
+// message m is matching.
+func (t *Table) propose(g *group, m *Matches, n uint64) uint64 {
+	switch t.strategy {
+	case Random:
+		// math/rand/v2's top-level source is per-thread runtime state: no
+		// lock and no shared cache line between router workers, which a
+		// per-Table generator would need.
+		return rand.Uint64N(n)
+	case HashClient:
+		return uint64(fnv32(m.fromID)) % n
+	case HashTopic:
+		return uint64(fnv32(m.topic)) % n
+	}
+	return (g.next.Add(1) - 1) % n
 }
 
 // PickShared chooses a member of the shared group named by filter, a whole

@@ -237,6 +237,11 @@ func TestSharedSkipsUnusable(t *testing.T) {
 			if got[subs[1].ClientID()] != 0 {
 				t.Fatalf("unusable member got %d of 300: %v", got[subs[1].ClientID()], got)
 			}
+			// Round robin draws again past an unusable member: the usable
+			// ones share evenly (the next one in line would get two turns).
+			if a, c := got[subs[0].ClientID()], got[subs[2].ClientID()]; st == RoundRobin && a != c {
+				t.Fatalf("round robin gave the usable members %d and %d of 300, want 150 each", a, c)
+			}
 			down[subs[0]], down[subs[2]] = true, true
 			m.Reset()
 			tb.Match([]byte("s/x"), nil, []byte("x"), &m)

@@ -549,6 +549,15 @@ func (s *Session) AwaitRelCountLocked() int {
 	return len(s.fl.awaitRel)
 }
 
+// AwaitRelLocked returns the inbound QoS 2 packet ids awaiting PUBREL,
+// in the order they came: the session's storage, valid until it changes.
+func (s *Session) AwaitRelLocked() []uint16 {
+	if s.fl == nil {
+		return nil
+	}
+	return s.fl.awaitRel
+}
+
 // AddAwaitRelLocked records inbound QoS 2 packet id as received.
 func (s *Session) AddAwaitRelLocked(id uint16) {
 	f := s.flight()

@@ -13,10 +13,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/shoalmq/shoal/bench/harness/brokers"
+	"github.com/shoalmq/shoal/bench/harness/machine"
 	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
@@ -57,11 +57,11 @@ func Bench(ctx context.Context, o Options) (err error) {
 		o.Scenarios = Scenarios()
 	}
 	if len(o.Brokers) == 0 {
-		o.Brokers = Brokers()
+		o.Brokers = brokers.All()
 	}
-	o.Brokers = withBefore(o.Brokers, o.Before)
-	if slices.Contains(o.Brokers, ShoalBefore) && o.Before == "" {
-		return fmt.Errorf("harness: broker %s needs a revision (-before)", ShoalBefore)
+	o.Brokers = withCluster(withBefore(o.Brokers, o.Before), o.Scenarios)
+	if slices.Contains(o.Brokers, brokers.ShoalBefore) && o.Before == "" {
+		return fmt.Errorf("harness: broker %s needs a revision (-before)", brokers.ShoalBefore)
 	}
 	if o.Results == "" {
 		o.Results = filepath.Join(o.Root, "bench", "results")
@@ -89,11 +89,11 @@ func Bench(ctx context.Context, o Options) (err error) {
 		_ = os.RemoveAll(work)
 	}()
 
-	bins, err := Builder{Root: o.Root, Out: filepath.Join(work, "bin"), Shoalbench: o.Shoalbench, Before: o.Before, Log: o.Log}.Build(ctx)
+	bins, err := brokers.Builder{Root: o.Root, Out: filepath.Join(work, "bin"), Shoalbench: o.Shoalbench, Before: o.Before, Log: o.Log}.Build(ctx)
 	if err != nil {
 		return err
 	}
-	procs := &proc.Procs{LogDir: filepath.Join(work, "logs"), NoFile: noFileLimit()}
+	procs := &proc.Procs{LogDir: filepath.Join(work, "logs"), NoFile: proc.NoFileLimit()}
 	if err := os.MkdirAll(procs.LogDir, 0o755); err != nil {
 		return err
 	}
@@ -161,15 +161,14 @@ func Bench(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
-	machine := Probe(ctx, o.Root, bins.Mosquitto)
-	if o.Before != "" {
-		machine.ShoalBefore = describeRevision(ctx, o.Root, o.Before)
-	}
+	host := machine.Probe(ctx, o.Root, bins.Mosquitto, o.Before)
 	var sums []*Summary
 	for _, sc := range o.Scenarios {
-		s := Summarize(sc, variants, o.Brokers, recs)
+		ran, notes := ranIn(sc, o.Brokers, recs)
+		s := Summarize(sc, variants, ran, recs)
+		s.Notes = append(notes, s.Notes...)
 		sums = append(sums, s)
-		meta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl"), Note: o.Note, Perf: o.Perf}
+		meta := Meta{Date: o.Date, Machine: host, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: filepath.Join(rawRel, sc+".jsonl"), Note: o.Note, Perf: o.Perf}
 		base := o.Date + "-" + sc
 		if o.Scale.Name != "full" {
 			base += "-" + o.Scale.Name
@@ -185,8 +184,11 @@ func Bench(ctx context.Context, o Options) (err error) {
 			return err
 		}
 	}
-	ratesMeta := Meta{Date: o.Date, Machine: machine, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: rawRel, Note: o.Note, Perf: o.Perf}
-	if rates := RenderRates(sums, ratesMeta); rates != "" {
+	ratesMeta := Meta{Date: o.Date, Machine: host, Command: o.Command, Scale: o.Scale, Pinned: procs.Pin, RawDir: rawRel, Note: o.Note, Perf: o.Perf}
+	// The rates report sets Shoal against Mosquitto at equal work; the
+	// cluster scenario, Shoal only, has its own report.
+	rateSums := slices.DeleteFunc(slices.Clone(sums), func(s *Summary) bool { return s.Scenario == "cluster" })
+	if rates := RenderRates(rateSums, ratesMeta); rates != "" {
 		base := o.Date + "-rates"
 		if o.Scale.Name != "full" {
 			base += "-" + o.Scale.Name
@@ -201,18 +203,65 @@ func Bench(ctx context.Context, o Options) (err error) {
 	return w.Flush()
 }
 
-// withBefore returns brokers with ShoalBefore after Shoal (or first) when
-// before names a revision and brokers lack it: -before asks for it, with
-// or without -brokers.
-func withBefore(brokers []string, before string) []string {
-	if before == "" || slices.Contains(brokers, ShoalBefore) {
-		return brokers
+// withBefore returns the broker names with ShoalBefore after Shoal (or
+// first) when before names a revision and names lack it: -before asks for
+// it, with or without -brokers.
+func withBefore(names []string, before string) []string {
+	if before == "" {
+		return names
+	}
+	return afterShoal(names, brokers.ShoalBefore)
+}
+
+// withCluster returns the broker names with ShoalCluster after Shoal (or
+// first) when the cluster scenario is among scenarios and names lack it:
+// the scenario is Shoal on one node beside Shoal on three.
+func withCluster(names, scenarios []string) []string {
+	if !slices.Contains(scenarios, "cluster") {
+		return names
+	}
+	return afterShoal(names, brokers.ShoalCluster)
+}
+
+// afterShoal returns names with name after Shoal (or first), unless they
+// hold it already.
+func afterShoal(names []string, name string) []string {
+	if slices.Contains(names, name) {
+		return names
 	}
 	at := 0
-	if i := slices.Index(brokers, Shoal); i >= 0 {
+	if i := slices.Index(names, brokers.Shoal); i >= 0 {
 		at = i + 1
 	}
-	return slices.Insert(slices.Clone(brokers), at, ShoalBefore)
+	return slices.Insert(slices.Clone(names), at, name)
+}
+
+// ranIn returns the brokers of names that ran at least one variant of
+// scenario (failed runs count), and a note for each of the others: a
+// broker that skipped every variant gets no column in the report, only its
+// reason.
+func ranIn(scenario string, names []string, recs []Record) (ran []string, notes []string) {
+	for _, b := range names {
+		var why string
+		run := false
+		for _, r := range recs {
+			if r.Scenario != scenario || r.Broker != b {
+				continue
+			}
+			if r.Skipped == "" {
+				run = true
+				break
+			}
+			why = r.Skipped
+		}
+		switch {
+		case run:
+			ran = append(ran, b)
+		case why != "":
+			notes = append(notes, fmt.Sprintf("%s skipped every variant: %s.", b, why))
+		}
+	}
+	return ran, notes
 }
 
 // FilterVariants keeps the variants whose name matches one of patterns
@@ -247,15 +296,6 @@ func FilterVariants(vs []Variant, patterns []string) ([]Variant, error) {
 	return out, nil
 }
 
-// describeRevision names rev as `git describe` would, or returns rev.
-func describeRevision(ctx context.Context, root, rev string) string {
-	out, err := exec.CommandContext(ctx, "git", "-C", root, "describe", "--tags", "--always", rev).Output()
-	if err != nil {
-		return rev
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // brief is a run's progress line: its headline figures or its failure.
 func brief(r Record, v Variant) string {
 	switch {
@@ -286,15 +326,4 @@ func drawChart(ctx context.Context, bin, specPath, png string, c ChartSpec) erro
 		return errors.Join(err, errors.New(string(out)))
 	}
 	return nil
-}
-
-// noFileLimit is the descriptor limit to give brokers and generators: the
-// hard limit this process may raise its children to. Idle runs need about
-// 19,000 for the broker and 9,500 for each generator.
-func noFileLimit() uint64 {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Max == ^uint64(0) {
-		return 65536
-	}
-	return rl.Max
 }

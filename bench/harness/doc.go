@@ -1,11 +1,14 @@
-// Package harness runs Shoal's whole-system benchmark: it builds the
-// brokers (peers.go), picks the scenarios and their variants at a scale
-// (scenario.go), runs each variant against each broker with load
-// generators (runner.go, gen.go), computes each run's metrics
+// Package harness runs Shoal's whole-system benchmark: it picks the
+// scenarios and their variants at a scale (scenario.go), starts the
+// brokers of each run, one process or a cluster's (nodes.go), runs each
+// variant against each broker with load generators (runner.go, gen.go;
+// probe.go checks a cluster's routes first), computes each run's metrics
 // (metrics.go), takes medians over rounds (summary.go, stats.go) and
 // writes the reports and chart specs (report.go). Bench (bench.go) is the
-// whole run that cmd/harness calls. Starting processes and reading /proc
-// and perf stat about them is package proc's.
+// whole run that cmd/harness calls. The brokers under test — their names,
+// configuration files and binaries — are package brokers'; what the
+// machine is, package machine's; starting processes and reading /proc and
+// perf stat about them, package proc's.
 //
 // # Ownership
 //

@@ -31,6 +31,9 @@ type Gen struct {
 	Expect int
 	// Persistent clients connect with clean session 0 (-C=false).
 	Persistent bool
+	// Node is the broker node the clients connect to, counted modulo the
+	// run's nodes: on a single broker every generator connects to it.
+	Node int
 }
 
 // Protocol settings every generator shares.

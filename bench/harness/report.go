@@ -9,12 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/shoalmq/shoal/bench/harness/brokers"
+	"github.com/shoalmq/shoal/bench/harness/machine"
 )
 
 // Meta is what a report says about how its numbers were made.
 type Meta struct {
 	Date    string // YYYY-MM-DD
-	Machine Machine
+	Machine machine.Machine
 	Command string // the harness command line
 	Scale   Scale
 	Pinned  bool   // brokers on CPU 0, generators on CPU 1
@@ -47,6 +50,9 @@ func RenderMarkdown(s *Summary, m Meta) string {
 	p("| Mosquitto | %s |\n", m.Machine.Mosquitto)
 	p("| mochi-mqtt | %s |\n", m.Machine.Mochi)
 	p("| floor | gnet %s, bench/peers/floor |\n", m.Machine.Gnet)
+	if slices.Contains(s.Brokers, brokers.ShoalCluster) {
+		p("| %s | %d Shoal processes as one cluster (embedded NATS, routes to each other, replicas %d), pinned like one broker; CPU, RSS, calls and switches summed over the nodes, segments of their MQTT sockets only |\n", brokers.ShoalCluster, brokers.ClusterNodes, brokers.ClusterNodes)
+	}
 	if m.Pinned {
 		p("| Pinning | broker on CPU %d, load generators on CPU %d (taskset) |\n", BrokerCPU, GenCPU)
 	} else {
@@ -144,13 +150,13 @@ func PrintComparison(w io.Writer, sums []*Summary) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	brokers := sums[0].Brokers
+	names := sums[0].Brokers
 	fmt.Fprint(tw, "scenario\tvariant\tmetric\t")
-	for _, b := range brokers {
+	for _, b := range names {
 		fmt.Fprintf(tw, "%s\t", b)
 	}
-	for _, b := range brokers[1:] {
-		fmt.Fprintf(tw, "%s/%s\t", brokers[0], b)
+	for _, b := range names[1:] {
+		fmt.Fprintf(tw, "%s/%s\t", names[0], b)
 	}
 	fmt.Fprintln(tw)
 	for _, s := range sums {
@@ -161,11 +167,11 @@ func PrintComparison(w io.Writer, sums []*Summary) {
 					continue
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t", s.Scenario, v.Name, mt.Title)
-				for _, b := range brokers {
+				for _, b := range names {
 					fmt.Fprintf(tw, "%s\t", FormatValue(s.Median(v.Name, b, key), mt.Decimals))
 				}
-				for _, b := range brokers[1:] {
-					fmt.Fprintf(tw, "%s\t", FormatRatio(s.Ratio(v.Name, brokers[0], b, key)))
+				for _, b := range names[1:] {
+					fmt.Fprintf(tw, "%s\t", FormatRatio(s.Ratio(v.Name, names[0], b, key)))
 				}
 				fmt.Fprintln(tw)
 			}
@@ -422,11 +428,11 @@ func RenderRates(sums []*Summary, m Meta) string {
 
 	var others []string
 	for _, br := range first.Brokers {
-		if br == ShoalBefore || isMosquitto(br) {
+		if br == brokers.ShoalBefore || brokers.IsMosquitto(br) {
 			others = append(others, br)
 		}
 	}
-	if len(others) == 0 || !slices.Contains(first.Brokers, Shoal) {
+	if len(others) == 0 || !slices.Contains(first.Brokers, brokers.Shoal) {
 		return b.String()
 	}
 	p("## Shoal against Mosquitto\n\n")
@@ -434,12 +440,12 @@ func RenderRates(sums []*Summary, m Meta) string {
 	p("| scenario | variant | against | CPU/deliv | p99 | segments/deliv | target |\n|---|---|---|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		for _, o := range others {
-			cpu := r.s.Ratio(r.v.Name, Shoal, o, "cpu_per_m")
-			p99 := r.s.Ratio(r.v.Name, Shoal, o, "lat_p99")
-			segs := r.s.Ratio(r.v.Name, Shoal, o, "segs_per_deliv")
+			cpu := r.s.Ratio(r.v.Name, brokers.Shoal, o, "cpu_per_m")
+			p99 := r.s.Ratio(r.v.Name, brokers.Shoal, o, "lat_p99")
+			segs := r.s.Ratio(r.v.Name, brokers.Shoal, o, "segs_per_deliv")
 			verdict := "—"
 			switch {
-			case o == ShoalBefore || math.IsNaN(cpu) || math.IsNaN(p99):
+			case o == brokers.ShoalBefore || math.IsNaN(cpu) || math.IsNaN(p99):
 			case cpu <= RateCPUTarget && p99 <= RateP99Target:
 				verdict = "met"
 			default:

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalmq/shoal/bench/harness/brokers"
+	"github.com/shoalmq/shoal/bench/harness/machine"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden reports in testdata")
@@ -28,7 +31,7 @@ func fixtureMeta() Meta {
 	return Meta{
 		Date: "2026-01-02", Command: "go run ./bench/cmd/harness -quick", Scale: Scale{Name: "quick", Rounds: 3, Duration: time.Second},
 		Pinned: true, RawDir: "bench/results/raw/2026-01-02/x.jsonl", Chart: "2026-01-02-x.png",
-		Machine: Machine{CPUs: 2, Model: "AMD EPYC", MemBytes: 24 << 30, Kernel: "6.1.0", Go: "go1.26.0",
+		Machine: machine.Machine{CPUs: 2, Model: "AMD EPYC", MemBytes: 24 << 30, Kernel: "6.1.0", Go: "go1.26.0",
 			Shoal: "v0.1.0", Mosquitto: "2.0.11", Mochi: "v2.7.9", Gnet: "v2.10.0"},
 	}
 }
@@ -53,30 +56,30 @@ func loadRecords(t *testing.T, name string) []Record {
 }
 
 func TestSummarize(t *testing.T) {
-	brokers := []string{Shoal, Mosquitto, Floor}
-	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	names := []string{brokers.Shoal, brokers.Mosquitto, brokers.Floor}
+	s := Summarize("p2p", fixtureVariants(), names, loadRecords(t, "p2p.jsonl"))
 	if len(s.Variants) != 2 {
 		t.Fatalf("%d variants; want the 2 of p2p", len(s.Variants))
 	}
 	// Shoal q0-sat sent 100k, 120k, 110k msg/s: median 110k.
-	if got := s.Median("q0-sat", Shoal, "sent_rate"); got != 110000 {
+	if got := s.Median("q0-sat", brokers.Shoal, "sent_rate"); got != 110000 {
 		t.Errorf("shoal q0-sat sent/s = %v; want 110000", got)
 	}
 	// Mosquitto's third round failed: the median is of the other two.
-	if got := s.Median("q0-sat", Mosquitto, "lat_p99"); got != 2.25 {
+	if got := s.Median("q0-sat", brokers.Mosquitto, "lat_p99"); got != 2.25 {
 		t.Errorf("mosquitto q0-sat p99 = %v; want 2.25", got)
 	}
-	if ok, total := s.Runs("q0-sat", Mosquitto); ok != 2 || total != 3 {
+	if ok, total := s.Runs("q0-sat", brokers.Mosquitto); ok != 2 || total != 3 {
 		t.Errorf("mosquitto q0-sat runs = %d/%d; want 2/3", ok, total)
 	}
-	if got := s.Ratio("q0-sat", Shoal, Mosquitto, "sent_rate"); math.Abs(got-110000.0/52500) > 1e-9 {
+	if got := s.Ratio("q0-sat", brokers.Shoal, brokers.Mosquitto, "sent_rate"); math.Abs(got-110000.0/52500) > 1e-9 {
 		t.Errorf("ratio = %v", got)
 	}
-	if got := s.Median("q0-sat", Floor, "sent_rate"); !math.IsNaN(got) {
+	if got := s.Median("q0-sat", brokers.Floor, "sent_rate"); !math.IsNaN(got) {
 		t.Errorf("skipped floor has a median: %v", got)
 	}
 	// delivered % = received / (sent × fanout): the fixture delivers all.
-	if got := s.Median("q0-rate", Shoal, "delivered_pct"); got != 100 {
+	if got := s.Median("q0-rate", brokers.Shoal, "delivered_pct"); got != 100 {
 		t.Errorf("delivered %% = %v; want 100", got)
 	}
 	var failed, skipped int
@@ -88,23 +91,23 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("notes = %q; want 1 failure and 2 skips (one per variant)", s.Notes)
 	}
 
-	idle := Summarize("idle", fixtureVariants(), brokers, loadRecords(t, "idle.jsonl"))
-	if got := idle.Median("idle", Shoal, "rss_per_conn"); got != 3000 {
+	idle := Summarize("idle", fixtureVariants(), names, loadRecords(t, "idle.jsonl"))
+	if got := idle.Median("idle", brokers.Shoal, "rss_per_conn"); got != 3000 {
 		t.Errorf("idle RSS/conn = %v; want 3000", got)
 	}
-	if got := idle.Median("idle", Shoal, "connect_rate"); got != 20000 {
+	if got := idle.Median("idle", brokers.Shoal, "connect_rate"); got != 20000 {
 		t.Errorf("idle connects/s = %v; want the two generators' sum, 20000", got)
 	}
 	// The worse of the two generators' p99 per round: 2.5, 3.5, 4.5.
-	if got := idle.Median("idle", Shoal, "connack_p99"); got != 3.5 {
+	if got := idle.Median("idle", brokers.Shoal, "connack_p99"); got != 3.5 {
 		t.Errorf("idle CONNACK p99 = %v; want 3.5", got)
 	}
 }
 
 func TestRenderMarkdown(t *testing.T) {
-	brokers := []string{Shoal, Mosquitto, Floor}
+	names := []string{brokers.Shoal, brokers.Mosquitto, brokers.Floor}
 	for _, sc := range []string{"p2p", "idle"} {
-		s := Summarize(sc, fixtureVariants(), brokers, loadRecords(t, sc+".jsonl"))
+		s := Summarize(sc, fixtureVariants(), names, loadRecords(t, sc+".jsonl"))
 		got := RenderMarkdown(s, fixtureMeta())
 		golden := filepath.Join("testdata", sc+".golden.md")
 		if *update {
@@ -123,8 +126,8 @@ func TestRenderMarkdown(t *testing.T) {
 }
 
 func TestPrintComparison(t *testing.T) {
-	brokers := []string{Shoal, Mosquitto, Floor}
-	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	names := []string{brokers.Shoal, brokers.Mosquitto, brokers.Floor}
+	s := Summarize("p2p", fixtureVariants(), names, loadRecords(t, "p2p.jsonl"))
 	var b bytes.Buffer
 	PrintComparison(&b, []*Summary{s})
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
@@ -139,8 +142,8 @@ func TestPrintComparison(t *testing.T) {
 }
 
 func TestChart(t *testing.T) {
-	brokers := []string{Shoal, Mosquitto, Floor}
-	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	names := []string{brokers.Shoal, brokers.Mosquitto, brokers.Floor}
+	s := Summarize("p2p", fixtureVariants(), names, loadRecords(t, "p2p.jsonl"))
 	c := Chart(s, fixtureMeta())
 	// Saturation and fixed rate each get a row: throughput, p99, CPU.
 	if len(c.Panels) != 6 || len(c.Series) != 3 || c.Columns != 3 {
@@ -180,11 +183,11 @@ func TestRenderBaselines(t *testing.T) {
 			Pubs: []GenResult{{Sent: 1000, DurationS: 1}}}
 	}
 	recs := []Record{
-		rec(base.Name, Shoal, 2), rec(stalled.Name, Shoal, 3),
-		rec(base.Name, Mosquitto, 4), rec(stalled.Name, Mosquitto, 40),
-		{Scenario: "slowsub", Variant: stalled.Name, Broker: Floor, Skipped: "no"},
+		rec(base.Name, brokers.Shoal, 2), rec(stalled.Name, brokers.Shoal, 3),
+		rec(base.Name, brokers.Mosquitto, 4), rec(stalled.Name, brokers.Mosquitto, 40),
+		{Scenario: "slowsub", Variant: stalled.Name, Broker: brokers.Floor, Skipped: "no"},
 	}
-	s := Summarize("slowsub", []Variant{base, stalled}, []string{Shoal, Mosquitto, Floor}, recs)
+	s := Summarize("slowsub", []Variant{base, stalled}, []string{brokers.Shoal, brokers.Mosquitto, brokers.Floor}, recs)
 	out := RenderMarkdown(s, fixtureMeta())
 	_, sec, ok := strings.Cut(out, "## Against the baseline")
 	if !ok {
@@ -207,8 +210,8 @@ func TestRenderBaselines(t *testing.T) {
 // TestRenderRates: the fixed-rate report lists each broker's figures per
 // delivery and Shoal's ratios against Mosquitto with the verdict.
 func TestRenderRates(t *testing.T) {
-	brokers := []string{Shoal, Mosquitto, Floor}
-	s := Summarize("p2p", fixtureVariants(), brokers, loadRecords(t, "p2p.jsonl"))
+	names := []string{brokers.Shoal, brokers.Mosquitto, brokers.Floor}
+	s := Summarize("p2p", fixtureVariants(), names, loadRecords(t, "p2p.jsonl"))
 	out := RenderRates([]*Summary{s}, fixtureMeta())
 	for _, want := range []string{
 		// Shoal: 0.1, 0.1, 0.125 s over 50,000 deliveries; segments and

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 	"github.com/shoalmq/shoal/bench/harness/proc"
 )
 
@@ -78,7 +79,7 @@ type Record struct {
 
 // Runner runs variants against brokers, one at a time.
 type Runner struct {
-	Bins  Bins
+	Bins  brokers.Bins
 	Procs *proc.Procs
 	Work  string // scratch directory: configs, signal files, logs
 	// Perf counts system calls by name over each window with perf stat
@@ -110,24 +111,13 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	port, err := freePort()
+	servers, err := r.startBrokers(ctx, v, broker, dir, rec)
+	defer servers.kill()
 	if err != nil {
 		return err
 	}
-	argv, err := r.Bins.Command(broker, port, dir, v.Persist)
-	if err != nil {
-		return err
-	}
-	bp, err := r.Procs.Start(proc.Spec{Name: broker, Argv: argv, CPU: BrokerCPU})
-	if err != nil {
-		return err
-	}
-	rec.Commands = append(rec.Commands, r.record(bp.Argv))
-	defer bp.Kill()
-	if err := waitListening(ctx, port, bp); err != nil {
-		return err
-	}
-	mem, err := proc.ReadMem(bp.Pid())
+	bps := servers.procs()
+	mem, err := servers.mem()
 	if err != nil {
 		return err
 	}
@@ -144,7 +134,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		// shoalbench names clients PREFIX-MODE-SEQ: g0-sub-17.
 		prefix := fmt.Sprintf("g%d", idx)
 		p, err := r.Procs.Start(proc.Spec{Name: name, CPU: GenCPU,
-			Argv: append([]string{r.Bins.Shoalbench}, g.Args("127.0.0.1", port, prefix, ready, startAt)...)})
+			Argv: append([]string{r.Bins.Shoalbench}, g.Args("127.0.0.1", servers.port(g.Node), prefix, ready, startAt)...)})
 		if err != nil {
 			return nil, err
 		}
@@ -153,11 +143,21 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		return p, nil
 	}
 
-	cpu0, err := proc.ReadCPU(bp.Pid())
+	cpu0, err := servers.cpu()
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
+	// On a cluster, the interest of the subscribers' nodes must have
+	// reached the publishers' node before the first measured message
+	// (probe.go).
+	leaveProbe := func() {}
+	if v.Cluster {
+		if leaveProbe, err = probe(ctx, servers, subs, pubs[0].Node); err != nil {
+			return err
+		}
+		defer leaveProbe()
+	}
 	var subProcs []*proc.Proc
 	for i, g := range subs {
 		ready := filepath.Join(dir, fmt.Sprintf("sub%d.ready", i))
@@ -169,11 +169,12 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		// Idle generators connect side by side; message subscribers are
 		// all in place before the first publisher starts.
 		if !v.Idle {
-			if err := waitFile(ctx, ready, readyTimeout, bp, p); err != nil {
+			if err := waitFile(ctx, ready, readyTimeout, append(bps, p)...); err != nil {
 				return err
 			}
 		}
 	}
+	leaveProbe()
 	// Stalled subscribers, once every reading one is in place.
 	var stallProcs []*proc.Proc
 	for i, g := range v.Stalled {
@@ -183,7 +184,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			return err
 		}
 		stallProcs = append(stallProcs, p)
-		if err := waitFile(ctx, ready, readyTimeout, bp, p); err != nil {
+		if err := waitFile(ctx, ready, readyTimeout, append(bps, p)...); err != nil {
 			return err
 		}
 	}
@@ -191,7 +192,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	var stopPerf, endCounters func() error
 	if v.Idle {
 		for i, p := range subProcs {
-			if err := waitFile(ctx, filepath.Join(dir, fmt.Sprintf("sub%d.ready", i)), readyTimeout, append([]*proc.Proc{bp}, subProcs...)...); err != nil {
+			if err := waitFile(ctx, filepath.Join(dir, fmt.Sprintf("sub%d.ready", i)), readyTimeout, append(bps, subProcs...)...); err != nil {
 				return fmt.Errorf("%s: %w", p.Name, err)
 			}
 		}
@@ -208,34 +209,34 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 				return err
 			}
 			pubProcs = append(pubProcs, p)
-			if err := waitFile(ctx, ready, readyTimeout, append([]*proc.Proc{bp}, subProcs...)...); err != nil {
+			if err := waitFile(ctx, ready, readyTimeout, append(bps, subProcs...)...); err != nil {
 				return err
 			}
 		}
 		// The window starts when the publishers are told to go.
-		cnt0, err := proc.ReadCounters(ctx, bp.Pid(), port)
+		cnt0, err := servers.counters(ctx)
 		if err != nil {
 			return err
 		}
 		if r.Perf {
-			perf, err := proc.StartPerf(bp.Pid(), filepath.Join(dir, "perf.txt"))
+			stop, err := servers.startPerf(dir)
 			if err != nil {
 				return err
 			}
 			defer func() {
-				if perf != nil {
-					_, _ = perf.Stop()
+				if stop != nil {
+					_, _ = stop()
 				}
 			}()
 			stopPerf = func() error {
-				m, err := perf.Stop()
-				perf = nil
+				m, err := stop()
+				stop = nil
 				rec.Perf = m
 				return err
 			}
 		}
 		endCounters = func() error {
-			cnt1, err := proc.ReadCounters(ctx, bp.Pid(), port)
+			cnt1, err := servers.counters(ctx)
 			if err != nil {
 				return err
 			}
@@ -243,7 +244,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			rec.Counters = &d
 			return nil
 		}
-		if cpu0, err = proc.ReadCPU(bp.Pid()); err != nil {
+		if cpu0, err = servers.cpu(); err != nil {
 			return err
 		}
 		t0 = time.Now()
@@ -265,11 +266,11 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		}
 	}
 	// Figures for the window, read before the subscribers disconnect.
-	cpu1, err := proc.ReadCPU(bp.Pid())
+	cpu1, err := servers.cpu()
 	if err != nil {
 		return err
 	}
-	if mem, err = proc.ReadMem(bp.Pid()); err != nil {
+	if mem, err = servers.mem(); err != nil {
 		return err
 	}
 	rec.WindowS = time.Since(t0).Seconds()
@@ -285,8 +286,8 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 			return err
 		}
 	}
-	if bp.Exited() {
-		return fmt.Errorf("%s exited during the run", broker)
+	if err := servers.exited(); err != nil {
+		return err
 	}
 	// Subscribers run until told to stop: SIGINT makes shoalbench print its
 	// figures and exit.
@@ -308,7 +309,7 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 		if err := sleep(ctx, v.Quiet); err != nil {
 			return err
 		}
-		if mem, err = proc.ReadMem(bp.Pid()); err != nil {
+		if mem, err = servers.mem(); err != nil {
 			return err
 		}
 		rec.RSSQuiet = mem.RSS
@@ -326,21 +327,11 @@ func (r *Runner) run(ctx context.Context, v Variant, broker string, rec *Record)
 	return nil
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // waitListening waits until something accepts connections on port, or p
-// exits, or listenTimeout passes.
-func waitListening(ctx context.Context, port int, p *proc.Proc) error {
+// exits, or timeout passes.
+func waitListening(ctx context.Context, port int, p *proc.Proc, timeout time.Duration) error {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(listenTimeout)
+	deadline := time.Now().Add(timeout)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -351,7 +342,7 @@ func waitListening(ctx context.Context, port int, p *proc.Proc) error {
 			return fmt.Errorf("%s exited before listening: %w", p.Name, p.Result())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not listening on %s after %v", p.Name, addr, listenTimeout)
+			return fmt.Errorf("%s not listening on %s after %v", p.Name, addr, timeout)
 		}
 		if err := sleep(ctx, 20*time.Millisecond); err != nil {
 			return err

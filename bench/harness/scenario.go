@@ -3,7 +3,10 @@ package harness
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
+
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 )
 
 // Scale sizes a benchmark: `make bench` runs Full, `make bench-quick`
@@ -41,6 +44,10 @@ type Scale struct {
 	// variant each: where the cost of each write to a socket, not of
 	// routing, is the whole of a broker's work.
 	FanoutWide []FanoutLoad
+	// ClusterOnly, when set, is the one variant of the cluster scenario
+	// the scale runs: starting three nodes per run makes the whole
+	// scenario too long for a quick check.
+	ClusterOnly string
 }
 
 // FanoutLoad is one fixed-rate fan-out: Subs subscribers of one
@@ -74,6 +81,9 @@ func Quick() Scale {
 		P2P: 20, FanoutSubs: 200, FaninPubs: 200, FaninSubs: 5, Mesh: 10, Stalled: 2,
 		P2PRate: 5000, FanoutRate: 20, FaninRate: 2000, MeshRate: 500,
 		FanoutWide: []FanoutLoad{{Subs: 100, Rate: 200}, {Subs: 1000, Rate: 20}},
+		// Cross-node QoS 1 at the fixed rate: that the nodes route, and
+		// what it costs, in about 10 s.
+		ClusterOnly: "p2p-q1-rate",
 	}
 }
 
@@ -111,17 +121,28 @@ type Variant struct {
 	// floor, which matches topics exactly (no wildcards), and
 	// FloorPubTopic the publishers' topic, for the same delivery pattern.
 	FloorSubTopic, FloorPubTopic string
+	// Cluster runs against Shoal on one node and on brokers.ClusterNodes
+	// (brokers.ShoalCluster) only: the generators' Node says which node
+	// each connects to, and the run probes the routes before the load
+	// starts (probe.go).
+	Cluster bool
 }
 
 // Skip returns why broker does not run v, or "".
 func (v Variant) Skip(broker string) string {
-	if broker == Floor && v.Shared {
+	if broker == brokers.Floor && v.Shared {
 		return "the floor has no shared subscriptions"
 	}
-	if broker == Floor && v.NoFloor != "" {
+	if broker == brokers.Floor && v.NoFloor != "" {
 		return v.NoFloor
 	}
-	if broker == Mochi && v.Persist {
+	if broker == brokers.ShoalCluster && !v.Cluster {
+		return "three nodes run the cluster scenario only"
+	}
+	if v.Cluster && !brokers.IsShoal(broker) && broker != brokers.ShoalCluster {
+		return "no cluster: the cluster scenario runs Shoal only, on one node and on three"
+	}
+	if broker == brokers.Mochi && v.Persist {
 		return "mochi-mqtt persists only through a storage hook, which the harness does not load"
 	}
 	return ""
@@ -131,7 +152,7 @@ func (v Variant) Skip(broker string) string {
 func (v Variant) For(broker string) (subs, pubs []Gen) {
 	subs = append([]Gen(nil), v.Subs...)
 	pubs = append([]Gen(nil), v.Pubs...)
-	if broker == Floor {
+	if broker == brokers.Floor {
 		for i := range subs {
 			if v.FloorSubTopic != "" {
 				subs[i].Topic = v.FloorSubTopic
@@ -148,7 +169,7 @@ func (v Variant) For(broker string) (subs, pubs []Gen) {
 
 // Scenarios returns the scenario names in the order they run.
 func Scenarios() []string {
-	return []string{"idle", "p2p", "fanout", "fanin", "mesh", "slowsub", "persist"}
+	return []string{"idle", "p2p", "fanout", "fanin", "mesh", "slowsub", "persist", "cluster"}
 }
 
 // Variants returns the variants of the named scenarios at scale s, in
@@ -184,8 +205,7 @@ func variants(s Scale, name string) ([]Variant, error) {
 		return Gen{Mode: "pub", Count: n, Topic: topic, QoS: qos, Size: s.Payload, Interval: iv, Duration: d}
 	}
 	// sat and rate give a variant at saturation and at a fixed offered rate.
-	type mk func(iv int, suffix string) Variant
-	both := func(rate, pubs int, f mk) []Variant {
+	both := func(rate, pubs int, f mkVariant) []Variant {
 		return []Variant{f(0, "sat"), f(interval(pubs, rate), "rate")}
 	}
 	switch name {
@@ -301,8 +321,51 @@ func variants(s Scale, name string) ([]Variant, error) {
 		diskRate := mk("q1-disk-rate", true, interval(n, s.P2PRate), "persistence on")
 		diskRate.Baseline = memRate.Name
 		return []Variant{mem, disk, memRate, diskRate}, nil
+	case "cluster":
+		return clusterVariants(s, both, sub, pub), nil
 	}
 	return nil, fmt.Errorf("harness: unknown scenario %q (have %v)", name, Scenarios())
+}
+
+// mkVariant makes a variant at -I iv, named with suffix ("sat", "rate").
+type mkVariant func(iv int, suffix string) Variant
+
+// clusterVariants are the cluster scenario's: p2p QoS 0 and 1 from
+// publishers on node A to subscribers on node B, and a fan-out from one
+// publisher on A to subscribers spread over B and C, each at saturation and
+// at the p2p and fan-out scenarios' fixed rates. Against a single node
+// (Shoal) every client connects to it: the same load, the same config
+// (a data directory, as a cluster node needs), without the cluster.
+func clusterVariants(s Scale, both func(rate, pubs int, f mkVariant) []Variant, sub func(n int, topic string, qos int) Gen, pub func(n int, topic string, qos, iv int) Gen) []Variant {
+	const a, b, c = 0, 1, 2
+	at := func(g Gen, node int) Gen { g.Node = node; return g }
+	var out []Variant
+	n := s.P2P
+	for _, q := range []int{0, 1} {
+		out = append(out, both(s.P2PRate, n, func(iv int, suffix string) Variant {
+			return Variant{
+				Scenario: "cluster", Name: fmt.Sprintf("p2p-q%d-%s", q, suffix), Fanout: 1, Cluster: true, Persist: true,
+				Desc: fmt.Sprintf("%d publishers on node A to %d subscribers on node B, bench/%%i, QoS %d, %s", n, n, q, offered(iv, n, s.P2PRate)),
+				Subs: []Gen{at(sub(n, "bench/%i", q), b)},
+				Pubs: []Gen{at(pub(n, "bench/%i", q, iv), a)},
+			}
+		})...)
+	}
+	f := s.FanoutSubs
+	out = append(out, both(s.FanoutRate, 1, func(iv int, suffix string) Variant {
+		onB, onC := at(sub(f/2, "fanout/t", 0), b), at(sub(f-f/2, "fanout/t", 0), c)
+		onC.Start = f / 2
+		return Variant{
+			Scenario: "cluster", Name: "fanout-q0-" + suffix, Fanout: f, Cluster: true, Persist: true,
+			Desc: fmt.Sprintf("1 publisher on node A to %d subscribers of fanout/t, %d on node B and %d on node C, QoS 0, %s", f, onB.Count, onC.Count, offered(iv, 1, s.FanoutRate)),
+			Subs: []Gen{onB, onC},
+			Pubs: []Gen{at(pub(1, "fanout/t", 0, iv), a)},
+		}
+	})...)
+	if s.ClusterOnly != "" {
+		out = slices.DeleteFunc(out, func(v Variant) bool { return v.Name != s.ClusterOnly })
+	}
+	return out
 }
 
 // offered describes a variant's publishing rate.

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 )
 
 func TestVariants(t *testing.T) {
@@ -41,8 +43,10 @@ func TestVariants(t *testing.T) {
 				t.Errorf("%s: %s: a saturation variant has -I %d", s.Name, key, v.Pubs[0].Interval)
 			}
 		}
-		if len(vs) != 21 {
-			t.Errorf("%s: %d variants; want 21", s.Name, len(vs))
+		// The quick scale runs one cluster variant of six.
+		want := map[string]int{"full": 27, "quick": 22}[s.Name]
+		if len(vs) != want {
+			t.Errorf("%s: %d variants; want %d", s.Name, len(vs), want)
 		}
 	}
 	if _, err := Variants(Quick(), []string{"nope"}); err == nil {
@@ -61,10 +65,10 @@ func TestInterval(t *testing.T) {
 func TestFloorVariants(t *testing.T) {
 	vs, _ := Variants(Quick(), []string{"fanin", "mesh"})
 	for _, v := range vs {
-		subs, pubs := v.For(Floor)
+		subs, pubs := v.For(brokers.Floor)
 		switch {
 		case v.Shared:
-			if v.Skip(Floor) == "" {
+			if v.Skip(brokers.Floor) == "" {
 				t.Errorf("%s/%s: the floor runs a shared subscription", v.Scenario, v.Name)
 			}
 		case v.Scenario == "mesh":
@@ -76,7 +80,7 @@ func TestFloorVariants(t *testing.T) {
 				t.Errorf("%s/%s: the floor gets wildcard filter %q", v.Scenario, v.Name, subs[0].Topic)
 			}
 		}
-		if v.Skip(Shoal) != "" {
+		if v.Skip(brokers.Shoal) != "" {
 			t.Errorf("%s/%s: Shoal skipped", v.Scenario, v.Name)
 		}
 	}
@@ -101,8 +105,8 @@ func TestSlowsubVariants(t *testing.T) {
 		t.Error("the stalled variant's load differs from its baseline's")
 	}
 	for _, v := range vs {
-		if v.Skip(Floor) == "" || v.Skip(Shoal) != "" || v.Skip(Mosquitto) != "" {
-			t.Errorf("%s: skips floor %q shoal %q mosquitto %q", v.Name, v.Skip(Floor), v.Skip(Shoal), v.Skip(Mosquitto))
+		if v.Skip(brokers.Floor) == "" || v.Skip(brokers.Shoal) != "" || v.Skip(brokers.Mosquitto) != "" {
+			t.Errorf("%s: skips floor %q shoal %q mosquitto %q", v.Name, v.Skip(brokers.Floor), v.Skip(brokers.Shoal), v.Skip(brokers.Mosquitto))
 		}
 	}
 	args := strings.Join(stalled.Stalled[0].Args("127.0.0.1", 1883, "g9", "r", ""), " ")

@@ -47,15 +47,16 @@ type State struct {
 	exchange   auth.Exchange
 	connecting bool   // the exchange is the CONNECT's, not a re-authentication
 	login      *login // the CONNECT out with the login pool (pool.go)
+	claim      *claim // the CONNECT's session claim out with Owners (claim.go)
 }
 
 // Method is the enhanced authentication method named in CONNECT; "" when
 // there is none.
 func (s *State) Method() string { return s.method }
 
-// Waiting reports whether the CONNECT is with the login pool: the
-// client's further packets wait.
-func (s *State) Waiting() bool { return s.login != nil }
+// Waiting reports whether the CONNECT is with the login pool, or its
+// session's claim with the cluster: the client's further packets wait.
+func (s *State) Waiting() bool { return s.login != nil || s.claim != nil }
 
 // Outcome is what became of a CONNECT, an AUTH packet or a login's
 // verdict that was not refused.
@@ -81,6 +82,9 @@ type Grant struct {
 	// AuthData is the last Authentication Data of the CONNECT's exchange,
 	// for the CONNACK.
 	AuthData []byte
+	// Epoch is the epoch of this node's claim of the client's session, in
+	// a cluster (Claim); 0: not claimed (a single node).
+	Epoch uint64
 }
 
 // Request is what a CONNECT says about who the client is. Connect is the
@@ -110,14 +114,15 @@ type Gate struct {
 	logins  chan *login    // CONNECTs waiting for the Authenticator
 	limits  *atomic.Pointer[limit.Limits]
 	stats   *counters.Conns
+	owners  Owners // nil: a single node
 }
 
 // NewGate returns a Gate admitting clients by a, with the enhanced
 // authentication methods given, queue logins waiting for the login pool,
 // the limits in force (a login may take ConnectTimeout) and the counters
 // of refusals.
-func NewGate(a Access, methods []auth.Method, queue int, limits *atomic.Pointer[limit.Limits], stats *counters.Conns) *Gate {
-	g := &Gate{methods: auth.NewRegistry(methods...), logins: make(chan *login, queue), limits: limits, stats: stats}
+func NewGate(a Access, methods []auth.Method, queue int, limits *atomic.Pointer[limit.Limits], stats *counters.Conns, owners Owners) *Gate {
+	g := &Gate{methods: auth.NewRegistry(methods...), logins: make(chan *login, queue), limits: limits, stats: stats, owners: owners}
 	g.access.Store(&a)
 	return g
 }

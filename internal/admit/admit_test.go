@@ -50,7 +50,7 @@ func newGate(a Access) (*Gate, *counters.Conns) {
 	var lim atomic.Pointer[limit.Limits]
 	lim.Store(&limit.Limits{})
 	st := &counters.Conns{}
-	return NewGate(a, []auth.Method{twoSteps{}}, 1, &lim, st), st
+	return NewGate(a, []auth.Method{twoSteps{}}, 1, &lim, st, nil), st
 }
 
 func TestLoginAnonymous(t *testing.T) {

@@ -76,6 +76,10 @@ func (g *Gate) RunLogins(ctx context.Context) {
 // clientID, or refuses it.
 func (g *Gate) Verdict(c Conn, clientID string) (Grant, Outcome, error) {
 	st := c.Admission()
+	if cl := st.claim; cl != nil {
+		st.claim = nil
+		return g.claimed(cl)
+	}
 	j := st.login
 	st.login = nil
 	if j.err != nil {

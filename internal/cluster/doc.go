@@ -17,9 +17,29 @@
 //   - Owners (owners.go) says which node owns each client id's session: a
 //     replicated key-value bucket, claimed by compare-and-set with an
 //     epoch, watched so that a node lets go of what another claimed.
+//   - Peers and Table (peers.go) route between the nodes: each node's
+//     interest, per distinct filter and per shared group's member count,
+//     in a replicated bucket; the other nodes in this node's subscription
+//     table as dispatch.Peers; a matching message once to each interested
+//     node's subject, in a frame (frame.go).
+//   - Retained (retained.go) is the cluster's retained messages: a
+//     replicated bucket and this node's copy of it, with a barrier that
+//     makes a SUBSCRIBE read every write acknowledged before it.
+//   - Sessions (sessions.go) moves a session to the node its client
+//     connects to: the claim, the old node's handoff (package handoff
+//     builds and adopts the session), and the takeover of connections
+//     whose claim another node superseded.
+//   - Status (status.go) is the cluster as this node's NATS sees it: the
+//     nodes up or down, JetStream's meta leader; Owners.CountByNode counts
+//     the owners' records by node, up to a bound. Retained and Peers time
+//     their buckets' replicated writes (Writes) for the metrics.
 //
 // # Concurrency
 //
-// Node, Owners and the mapping functions are safe for concurrent use. An
-// Owners watcher calls its function on one goroutine of its own.
+// Node, Owners, Peers, Table, Retained, Sessions and the mapping functions
+// are safe for concurrent use. Each watch (Owners.Watch, the Peers' and
+// Retained's watches of their buckets) runs on a goroutine of its own; a
+// node's messages from the others arrive on its NATS subscription's
+// goroutine, which hands them to the router workers; handoff requests
+// each get a goroutine.
 package cluster

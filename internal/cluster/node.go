@@ -202,6 +202,11 @@ func (n *Node) startServer() (*server.Server, error) {
 		NoSigs:        true,
 		JetStream:     true,
 		StoreDir:      filepath.Join(c.DataDir, store.ClusterDir), // beside the broker's store, which leaves it alone
+		// A message between nodes is a PUBLISH and its frame
+		// (MaxPacket): room for a max_packet_size of 8 MiB, where NATS
+		// starts to warn, rather than NATS's default of 1 MiB, which
+		// Shoal's default max_packet_size (1 MiB) would fill.
+		MaxPayload: maxPayload,
 	}
 	if len(c.Routes) > 0 {
 		// A one-node cluster without routes runs JetStream on its own:
@@ -223,6 +228,20 @@ func (n *Node) startServer() (*server.Server, error) {
 	}
 	return srv, nil
 }
+
+// maxPayload is the embedded server's largest message.
+const maxPayload = 8 << 20
+
+// frameRoom is what a message's frame adds to its MQTT PUBLISH, at most:
+// the PUBLISH's fixed header and packet id, which the frame does not
+// carry, more than pay for the frame's own header and its shared group's
+// name, which a filter bounds (MaxTopicLength).
+const frameRoom = 2 * MaxTopicLength
+
+// MaxPacket is the largest MQTT packet whose message the cluster can carry
+// between nodes (and keep retained): NATS's max_payload, less room for
+// the frame. A broker's max_packet_size in a cluster is at most this.
+func (n *Node) MaxPacket() int { return int(n.nc.MaxPayload()) - frameRoom }
 
 // Conn is the node's NATS connection.
 func (n *Node) Conn() *nats.Conn { return n.nc }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -49,43 +50,59 @@ func ownerKey(clientID string) string { return string(appendLevel([]byte("c."), 
 
 // OpenOwners opens the bucket of session owners, creating it when this is
 // the cluster's first node to ask.
+func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
+	kv, err := n.openBucket(ctx, ownersBucket)
+	if err != nil {
+		return nil, err
+	}
+	return &Owners{kv: kv, node: n.cfg.Node}, nil
+}
+
+// openBucket opens the key-value bucket name (keeping the last value of
+// each key, replicated as configured), creating it when this is the
+// cluster's first node to ask.
 //
 // Nodes started together may answer JetStream before they know each other
 // as peers: a replicated bucket then has "no suitable peers for placement"
-// for a moment, and OpenOwners tries again until ctx ends. Nodes that ask
-// at the same moment — three brokers started together each open it as
-// they start — may get no answer at all while the bucket they raced to
-// create has no leader yet (measured: all three requests waited out a 30s
-// context); so each attempt has openAttempt of ctx's time, and one that
-// gets no answer is tried again.
-func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
-	for {
-		actx, cancel := context.WithTimeout(ctx, openAttempt)
+// for a moment, and openBucket tries again until ctx ends. Nodes that ask
+// at the same moment — three brokers started together each open their
+// buckets as they start — get no answer at all to the first request, the
+// one that raced to create the bucket (measured: it waited out a 20s
+// attempt, while the next request, on the bucket then made, was answered
+// at once); so an attempt waits openAttempt at first, doubling to
+// openAttemptMax, and one that gets no answer is tried again.
+func (n *Node) openBucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	for attempt := openAttempt; ; attempt = min(2*attempt, openAttemptMax) {
+		actx, cancel := context.WithTimeout(ctx, attempt)
 		kv, err := n.js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
-			Bucket:   ownersBucket,
+			Bucket:   name,
 			History:  1,
 			Replicas: n.cfg.Replicas,
 		})
 		cancel()
 		if err == nil {
-			return &Owners{kv: kv, node: n.cfg.Node}, nil
+			return kv, nil
 		}
 		noAnswer := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 		if !noPeersYet(err) && !noAnswer {
-			return nil, fmt.Errorf("cluster: the session owners' bucket: %w", err)
+			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("cluster: the session owners' bucket: %w (last: %v)", ctx.Err(), err)
+			return nil, fmt.Errorf("cluster: bucket %s: %w (last: %v)", name, ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// openAttempt is how long one attempt of OpenOwners waits for JetStream's
-// answer: a bucket's creation is answered in milliseconds once its
-// replicas have a leader; a few seconds leaves room for a loaded machine.
-const openAttempt = 3 * time.Second
+// openAttempt is how long openBucket's first attempt waits for JetStream's
+// answer, and openAttemptMax how long its later ones do: a bucket's
+// creation is answered in milliseconds once its replicas have a leader;
+// seconds leave room for a loaded machine.
+const (
+	openAttempt    = 500 * time.Millisecond
+	openAttemptMax = 3 * time.Second
+)
 
 // noPeersYet reports whether err is JetStream's "no suitable peers for
 // placement": fewer peers known than the replicas asked for.
@@ -101,7 +118,19 @@ func noPeersYet(err error) bool {
 // one with the highest is the owner.
 func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner, err error) {
 	key := ownerKey(clientID)
-	for {
+	for tries := 0; ; tries++ {
+		if tries > 0 {
+			// Another node claimed it between the read and the write:
+			// read again and go one above its epoch, after a random pause
+			// that grows with the tries, so that many claims at once
+			// (a client reconnecting in a loop to several nodes) do not
+			// all read and fail together again.
+			select {
+			case <-time.After(time.Duration(rand.Int64N(int64(min(tries, 8)) * int64(5*time.Millisecond)))):
+			case <-ctx.Done():
+				return Owner{}, Owner{}, ctx.Err()
+			}
+		}
 		e, err := o.kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -126,11 +155,6 @@ func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner,
 				return Owner{}, Owner{}, fmt.Errorf("cluster: claiming %q: %w", clientID, err)
 			}
 		}
-		if ctx.Err() != nil {
-			return Owner{}, Owner{}, ctx.Err()
-		}
-		// Another node claimed it between the read and the write: read
-		// again and go one above its epoch.
 	}
 }
 

@@ -28,13 +28,19 @@ import (
 // matches "a" itself [MQTT-4.7.1-1]: Filter returns that parent subject
 // too, and a subscriber takes both.
 
-// maxSubject bounds a subject's length: NATS refuses a PUB line past its
-// max_control_line, 4 KiB by default, which holds the subject, a reply
-// subject and the size. 2 KiB leaves room for the rest; a topic whose
-// subject is longer is refused (ErrTopicTooLong): at most 3 bytes per
-// topic byte, so Shoal's default max_topic_length (1,024) fits when most
-// of a topic's bytes need no escape.
-const maxSubject = 2048
+// maxSubject bounds a subject's (or key's) length: NATS refuses a PUB line
+// past its max_control_line, 4 KiB by default, which holds the subject
+// behind the bucket's prefix ("$KV.shoal_retained."), a reply subject
+// (about 40 bytes) and the size. A topic's escape takes at most 3 bytes
+// per topic byte, so MaxTopicLength, Shoal's default max_topic_length,
+// fits whatever its bytes, and leaves about 800 bytes for the rest; a
+// longer subject is refused (ErrTopicTooLong).
+const maxSubject = 3300
+
+// MaxTopicLength is the longest topic or filter a cluster takes: its
+// longest escape fits maxSubject with a node's name and a key's prefix.
+// A cluster's max_topic_length is at most this.
+const MaxTopicLength = 1024
 
 // ErrTopicTooLong says a topic or filter is too long once escaped for the
 // cluster: the broker refuses it as it refuses a topic over
@@ -77,22 +83,47 @@ func prefix(dst []byte, root string, dollar bool) []byte {
 // root, or fails with ErrTopicTooLong. It allocates only to grow dst.
 func Subject(dst []byte, root, topic string) ([]byte, error) {
 	start := len(dst)
-	dst = prefix(dst, root, topic != "" && topic[0] == '$')
+	dst = appendLevels(prefix(dst, root, topic != "" && topic[0] == '$'), topic)
+	if len(dst)-start > maxSubject {
+		return dst[:start], ErrTopicTooLong
+	}
+	return dst, nil
+}
+
+// appendLevels appends the tokens of s's levels, joined by '.'. Every byte
+// but those appendLevel keeps is escaped, '+' and '#' too: a filter's
+// levels make a key that no wildcard reads into.
+func appendLevels(dst []byte, s string) []byte {
 	for first := true; ; first = false {
-		level, rest, more := strings.Cut(topic, "/")
+		level, rest, more := strings.Cut(s, "/")
 		if !first {
 			dst = append(dst, '.')
 		}
 		dst = appendLevel(dst, level)
 		if !more {
-			break
+			return dst
 		}
-		topic = rest
+		s = rest
 	}
-	if len(dst)-start > maxSubject {
-		return dst[:start], ErrTopicTooLong
+}
+
+// levelsOf is appendLevels' inverse; false for tokens it cannot have made.
+func levelsOf(tokens string) (string, bool) {
+	var b strings.Builder
+	b.Grow(len(tokens))
+	for first := true; ; first = false {
+		token, tail, more := strings.Cut(tokens, ".")
+		if !first {
+			b.WriteByte('/')
+		}
+		if !appendUnescaped(&b, token) {
+			return "", false
+		}
+		if !more {
+			return b.String(), true
+		}
+		tokens = tail
 	}
-	return dst, nil
 }
 
 // Filter returns the subjects a subscriber to filter (a valid, non-shared
@@ -137,23 +168,11 @@ func Topic(root, subject string) (topic string, ok bool) {
 	if !found || len(rest) < 2 || rest[1] != '.' || (rest[0] != 'm' && rest[0] != 's') {
 		return "", false
 	}
-	dollar, rest := rest[0] == 's', rest[2:]
-	var b strings.Builder
-	b.Grow(len(rest))
-	for first := true; ; first = false {
-		token, tail, more := strings.Cut(rest, ".")
-		if !first {
-			b.WriteByte('/')
-		}
-		if !appendUnescaped(&b, token) {
-			return "", false
-		}
-		if !more {
-			break
-		}
-		rest = tail
+	dollar := rest[0] == 's'
+	topic, ok = levelsOf(rest[2:])
+	if !ok {
+		return "", false
 	}
-	topic = b.String()
 	if (topic != "" && topic[0] == '$') != dollar {
 		return "", false
 	}

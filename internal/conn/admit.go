@@ -19,6 +19,11 @@ import (
 // clientExt, where it also names the client in a refusal line.
 func (c *client) login(ls *loopState, p *codec.Connect, cp connectParams) error {
 	gr, out, err := c.h.gate.Login(c, admit.Request{ClientID: cp.id, Connect: p, Net: c.conn})
+	if o := c.conn.Origin(); err == nil && out == admit.Admit && (o == nil || !o.Internal) {
+		// A cluster's node takes the session; the embedding program's own
+		// clients (bridges, $SYS) are each node's.
+		gr, out, err = c.h.gate.Claim(c, cp.id, cp.clean, gr)
+	}
 	if err != nil {
 		return err
 	}
@@ -69,10 +74,13 @@ func (c *client) verdict() {
 // so, and returns admit's refusal otherwise. A refusal leaves e.pending
 // set: it names the client in the log.
 func (c *client) admittedIf(gr admit.Grant, out admit.Outcome, err error) error {
+	e := c.ext
+	if err == nil && out == admit.Admit {
+		gr, out, err = c.h.gate.Claim(c, e.pending.id, e.pending.clean, gr)
+	}
 	if err != nil || out != admit.Admit {
 		return err
 	}
-	e := c.ext
 	if err := c.admitted(c.h.loops[c.LoopIndex()], *e.pending, gr); err != nil {
 		return err
 	}
@@ -90,7 +98,15 @@ func (c *client) admitted(ls *loopState, cp connectParams, gr admit.Grant) error
 		}
 		c.extra().perms = gr.Perms
 	}
+	if !c.h.gate.Holds(cp.id, gr.Epoch) {
+		return admit.ErrNewerClaim // it may be attached here: leave it be
+	}
 	c.finishConnect(ls, cp, gr.AuthData)
+	if !c.h.gate.Holds(cp.id, gr.Epoch) {
+		// Another node claimed the session since, and may have found
+		// nothing here to take over: it is the owner.
+		c.h.kick(c, false)
+	}
 	return nil
 }
 

@@ -83,8 +83,10 @@ type clientExt struct {
 	pub limit.Throttle
 
 	// retained are the retained messages its SUBSCRIBEs matched that are
-	// still to send (retained.go).
+	// still to send (retained.go); behind are the SUBSCRIBEs still
+	// waiting on the Barrier to read theirs, oldest first.
 	retained retained.Queue
+	behind   retained.Waits
 
 	// endErr is the error the broker closed the connected client with,
 	// and endIn the packet that broke the rule (0: none), for the
@@ -290,7 +292,7 @@ func (c *client) refuse(code codec.ReasonCode) {
 func connackRefusal(code codec.ReasonCode) bool {
 	switch code {
 	case codec.ClientIDNotValid, codec.BadUsernameOrPassword, codec.NotAuthorized, codec.TopicNameInvalid,
-		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded,
+		codec.ServerUnavailable, codec.ServerBusy, codec.QuotaExceeded, codec.UseAnotherServer,
 		codec.ConnectionRateExceeded, codec.Banned:
 		return true
 	}
@@ -465,6 +467,7 @@ const (
 	noteTakeoverClean                          // the same, with Clean Start
 	noteAdminKick                              // the admin API disconnects it
 	noteLogin                                  // the login pool's verdict is in
+	noteRetained                               // retained messages may be read (Barrier)
 )
 
 // Notify implements dispatch.Conn: a note posted for the client, on its
@@ -479,5 +482,7 @@ func (c *client) Notify(n dispatch.Note) {
 		}
 	case noteLogin:
 		c.verdict()
+	case noteRetained:
+		c.retainedReady()
 	}
 }

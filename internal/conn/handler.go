@@ -17,6 +17,7 @@ import (
 	"github.com/shoalmq/shoal/internal/expiry"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
+	"github.com/shoalmq/shoal/internal/retained"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -62,6 +63,14 @@ type Parts struct {
 	// Expiry ends sessions and keeps the offline ones' deadlines, its
 	// clock the time of session expiry and will delays.
 	Expiry *expiry.Sessions
+
+	// Owners, when not nil, decides which node of a cluster owns each
+	// session: a CONNECT waits for this node's claim (package admit).
+	Owners admit.Owners
+
+	// Barrier, when not nil, is what a SUBSCRIBE waits on before it reads
+	// the retained messages (a cluster's).
+	Barrier retained.Barrier
 }
 
 // Handler is the broker's side of every client connection: the event
@@ -87,6 +96,7 @@ type Handler struct {
 	persist  *persist.Keeper
 	subs     router.Subscriptions
 	retained router.Retained
+	barrier  retained.Barrier // nil: reads need no wait
 	sessions session.Store
 
 	loops []*loopState // indexed by eventloop.Loop.Index
@@ -110,10 +120,11 @@ func New(cfg Config, p Parts) *Handler {
 		persist:  p.Persist,
 		subs:     p.Subs,
 		retained: p.Retained,
+		barrier:  p.Barrier,
 		sessions: p.Sessions,
 		expiry:   p.Expiry,
 	}
-	h.gate = admit.NewGate(p.Access, cfg.AuthMethods, cfg.AuthQueue, p.Limits, &h.stats)
+	h.gate = admit.NewGate(p.Access, cfg.AuthMethods, cfg.AuthQueue, p.Limits, &h.stats, p.Owners)
 	h.loops = make([]*loopState, len(p.PersistLoops))
 	for i := range h.loops {
 		h.loops[i] = &loopState{d: h.disp.Loop(i), persist: p.PersistLoops[i],

@@ -32,7 +32,7 @@ type loopState struct {
 	out         codec.Outgoing
 	ids         [1]uint32 // out's Subscription Identifier (session.Delivery.IDs)
 	props       []byte
-	retainedFor []retainedReq
+	retainedFor []retained.Req
 	snapshots   retained.Pool // retained snapshot lists for reuse
 
 	ctr  counters.Loop

@@ -105,7 +105,7 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 	// Inline when the publisher's order allows it (package dispatch, "Two
 	// paths, one order"); the worker, picked by a hash of the client id,
 	// only when not.
-	inline := h.disp.MayRouteInline(&c.pub)
+	inline := h.disp.MayRouteInline(&c.pub, p.Retain)
 	var w *dispatch.Worker
 	if !inline {
 		w = h.disp.Worker(c.id()) // by client id: one publisher's messages stay in order

@@ -25,6 +25,35 @@ func (c *client) startRetained(ls *loopState, filter string, o router.Options) b
 	return c.extra().retained.Replace(&ls.snapshots, filter, list, o)
 }
 
+// awaitRetained holds reqs until the Barrier lets them read the retained
+// messages: a note brings the client back to retainedReady.
+func (c *client) awaitRetained(reqs []retained.Req) {
+	w := c.extra().behind.Add(reqs)
+	h := c.h
+	h.barrier.After(func() {
+		w.Done()
+		h.disp.Notify(c, noteRetained)
+	})
+}
+
+// retainedReady starts the retained messages of the SUBSCRIBEs whose wait
+// is over, in the order they came, as a SUBSCRIBE without a wait does.
+// On the client's loop.
+func (c *client) retainedReady() {
+	if c.ext == nil {
+		return
+	}
+	ls := c.h.loops[c.conn.Loop().Index()]
+	live := c.state == stateConnected && !c.conn.Closing() // owed to this connection only
+	started := false
+	c.ext.behind.Ready(func(r retained.Req) {
+		started = live && c.startRetained(ls, r.Filter, r.Opts) || started
+	})
+	if started {
+		c.pumpRetained(ls)
+	}
+}
+
 // dropRetained drops the cursors of filter, or every cursor when filter
 // is "" (retained.Queue.Drop).
 func (c *client) dropRetained(ls *loopState, filter string) {

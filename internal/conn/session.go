@@ -9,18 +9,35 @@ import (
 // Administrative action) on its loop; its session stays as its expiry
 // says. It reports whether the client was connected.
 func (h *Handler) Kick(id string) bool {
+	c := h.attached(id)
+	if c != nil {
+		h.disp.Notify(c, noteAdminKick)
+	}
+	return c != nil
+}
+
+// attached returns the client attached to id's session, or nil.
+func (h *Handler) attached(id string) *client {
 	s := h.sessions.Get(id)
 	if s == nil {
-		return false
+		return nil
 	}
 	s.Lock()
+	defer s.Unlock()
 	c, _ := s.OwnerLocked().(*client)
-	s.Unlock()
-	if c == nil {
-		return false
+	return c
+}
+
+// TakeOver closes the connection attached to id's session, if there is
+// one, as a takeover by a new connection does (MQTT 5: DISCONNECT 0x8E):
+// its client connected to another node of the cluster. clean says the new
+// connection starts afresh. It reports whether there was one.
+func (h *Handler) TakeOver(id string, clean bool) bool {
+	c := h.attached(id)
+	if c != nil {
+		h.kick(c, clean)
 	}
-	h.disp.Notify(c, noteAdminKick)
-	return true
+	return c != nil
 }
 
 // Peer describes the connection a session is attached to.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/limit"
+	"github.com/shoalmq/shoal/internal/retained"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
@@ -73,13 +74,20 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 		// Retained messages: not for shared subscriptions (MQTT 5 section 4.8.2),
 		// and per Retain Handling in MQTT 5 [MQTT-3.3.1-9], [MQTT-3.3.1-10].
 		if !shared && (o.RetainHandling == 0 || (o.RetainHandling == 1 && !existed)) {
-			retainedFor = append(retainedFor, retainedReq{filter: filter, opts: o})
+			retainedFor = append(retainedFor, retained.Req{Filter: filter, Opts: o})
 		} else if existed && c.hasRetained() {
 			c.ext.retained.Resubscribed(filter, o)
 		}
 	}
 	ls.retainedFor = retainedFor
 	c.storeSubscriptions(ls)
+	if len(retainedFor) > 0 && h.barrier != nil {
+		buf := c.conn.Buffer()
+		buf.B = ack.Append(buf.B, c.version)
+		c.awaitRetained(retainedFor)
+		clear(ls.retainedFor)
+		return nil
+	}
 	if len(retainedFor) > 0 {
 		// Messages already routed to this loop (their publishers may hold
 		// PUBACKs for them) go out before the retained ones this SUBSCRIBE
@@ -90,7 +98,7 @@ func (c *client) onSubscribe(ls *loopState, body []byte) error {
 	buf.B = ack.Append(buf.B, c.version)
 	started := false
 	for _, r := range retainedFor {
-		started = c.startRetained(ls, r.filter, r.opts) || started
+		started = c.startRetained(ls, r.Filter, r.Opts) || started
 	}
 	clear(ls.retainedFor) // drop filter strings
 	if started {
@@ -159,11 +167,6 @@ func hasSub(subs []session.Sub, filter string) bool {
 		}
 	}
 	return false
-}
-
-type retainedReq struct {
-	filter string
-	opts   router.Options
 }
 
 // subFailure is the SUBACK code for a refused filter: the MQTT 5 reason,

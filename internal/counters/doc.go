@@ -12,4 +12,8 @@
 // sits in its loop's own state (package conn's loopState), apart from the
 // other loops'. Conns is shared: every field is an atomic, safe for
 // concurrent use, bumped on connects, refusals and drops only.
+//
+// Durations is a histogram of how long things took (the store's syncs,
+// the cluster's replicated writes): atomics, observed by any goroutine,
+// read by any.
 package counters

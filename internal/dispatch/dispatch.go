@@ -31,26 +31,24 @@ type Conn interface {
 // (a takeover, an administrator's kick, a login's verdict). 0 is no note.
 type Note uint8
 
-// Remote is where messages go beyond this node's sessions: the other nodes
-// of a cluster. A single node has none (NoRemote).
+// Peer is another node of a cluster as this node's subscription table
+// holds it: a subscriber that stands for the other node's sessions, once
+// for every distinct filter they have there and once for every member
+// they have in a shared group. A single node has none.
 //
-// Route is called once for every message routed here — clients' PUBLISH,
-// wills, $SYS (sys.Own tells those apart) — except those that came from
-// Remote itself (Job.Local), by whoever routes it (a router worker or the
-// publisher's loop), in each publisher's order, before its local
-// deliveries are handed on. It must not block, and it must take its own
-// reference (m.Ref) to keep m past the call. Messages from elsewhere come
-// in as Jobs with Local set, through Submit: they are routed to this
-// node's sessions and not sent back.
-type Remote interface {
-	Route(m *router.Message)
+// The fan-out hands a message to each matching Peer once, whatever the
+// number of its filters that match (the table merges them as for a
+// session), after picking the member of each shared group among the
+// members of every node; a message that came from a Peer (Job.Local) is
+// routed to this node's sessions only. Forward is called by whoever routes
+// the message (a router worker or the publisher's loop) in each
+// publisher's order, must not block, and must copy what it keeps of m.
+type Peer interface {
+	router.Subscriber
+	// Forward sends m to the node the Peer stands for, for the member of
+	// mt.Group when mt.Shared, else for every matching session there.
+	Forward(m *router.Message, mt *router.Match)
 }
-
-// NoRemote is the Remote of a single node: nothing is elsewhere.
-type NoRemote struct{}
-
-// Route implements Remote: it does nothing.
-func (NoRemote) Route(*router.Message) {}
 
 // Job is one message for a router worker, with the acknowledgement to send
 // its publisher once it is routed (Ack nil: none, as for QoS 0 and wills).
@@ -62,8 +60,12 @@ type Job struct {
 	Ack     Conn
 	AckID   uint16
 	AckType codec.Type // PUBACK or PUBREC
-	// Local routes Msg to this node's sessions only: it came from Remote.
+	// Local routes Msg to this node's sessions only: it came from a Peer.
 	Local bool
+	// Group, with Local, is the shared group ("$share/g/f") whose member
+	// on this node another node picked for Msg: Msg goes to one of this
+	// node's members of that group and to nobody else.
+	Group string
 }
 
 // Publisher is the routing state of one publishing connection, part of
@@ -116,8 +118,10 @@ type Config struct {
 	Limits *atomic.Pointer[limit.Limits]
 	// PersistLoops are the loops' parts in persistence, by loop index.
 	PersistLoops []*persist.Loop
-	// Remote is where messages go beyond this node; nil: NoRemote.
-	Remote Remote
+	// RetainedBlocks says Retained.Set may block (a cluster's writes its
+	// replicas first): retained messages are routed by the workers only,
+	// never on a loop.
+	RetainedBlocks bool
 }
 
 // Dispatcher routes messages: it owns the loops' inboxes, the router
@@ -128,8 +132,9 @@ type Dispatcher struct {
 	retained router.Retained
 	persist  *persist.Keeper
 	limits   *atomic.Pointer[limit.Limits]
-	remote   Remote
-	engine   *eventloop.Engine
+	// retainedBlocks is Config.RetainedBlocks.
+	retainedBlocks bool
+	engine         *eventloop.Engine
 
 	loops   []*Loop   // by eventloop.Loop.Index; built once
 	workers []*Worker // built once
@@ -143,10 +148,8 @@ type Dispatcher struct {
 // New builds a Dispatcher from cfg. It routes nothing until SetEngine and
 // the workers run (Worker.Run).
 func New(cfg Config) *Dispatcher {
-	d := &Dispatcher{subs: cfg.Subs, retained: cfg.Retained, persist: cfg.Persist, limits: cfg.Limits, remote: cfg.Remote}
-	if d.remote == nil {
-		d.remote = NoRemote{}
-	}
+	d := &Dispatcher{subs: cfg.Subs, retained: cfg.Retained, persist: cfg.Persist, limits: cfg.Limits,
+		retainedBlocks: cfg.RetainedBlocks}
 	d.loops = make([]*Loop, cfg.Loops)
 	for i := range d.loops {
 		l := &Loop{index: i, fan: newFanout(cfg.Loops), persist: cfg.PersistLoops[i]}
@@ -191,14 +194,47 @@ func (d *Dispatcher) Worker(id []byte) *Worker {
 // was not taken; the caller still owns j.Msg.
 func (d *Dispatcher) Submit(j Job) bool { return d.Worker(j.Msg.FromID).Submit(j) }
 
+// SubmitWait hands j to the router worker of its message's publisher,
+// waiting for room in its queue until stop is closed; false means stop
+// came first and the caller still owns j.Msg. For messages from other
+// nodes, whose receiver may wait: it slows what the engine sends it.
+func (d *Dispatcher) SubmitWait(j Job, stop <-chan struct{}) bool {
+	select {
+	case d.Worker(j.Msg.FromID).ch <- j:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
 // Notify posts note n for connection c to c's loop, which hands it to
 // c.Notify in order with what was posted there before.
 func (d *Dispatcher) Notify(c Conn, n Note) { d.post(c.LoopIndex(), item{to: c, note: n}) }
 
 // usableMember tells shared-subscription picks to pass over a member that
 // is offline or has messages queued, so that the group's messages go to
-// members that take them now (MQTT 5 section 4.8.2).
+// members that take them now (MQTT 5 section 4.8.2). A member on another
+// node (a Peer) is usable: that node passes over its own.
 func usableMember(s router.Subscriber) bool {
+	if ss, ok := s.(*session.Session); ok {
+		return usableSession(ss)
+	}
+	_, peer := s.(Peer)
+	return peer
+}
+
+// usableLocal is usableMember for this node's members only: the pick of a
+// member here for a message another node gave this node's members.
+func usableLocal(s router.Subscriber) bool {
 	ss, ok := s.(*session.Session)
-	return ok && ss.LoopHint() >= 0 && !ss.Busy()
+	return ok && usableSession(ss)
+}
+
+func usableSession(s *session.Session) bool { return s.LoopHint() >= 0 && !s.Busy() }
+
+// anyLocal accepts any member of this node, online or not: the fallback
+// when none is usable now.
+func anyLocal(s router.Subscriber) bool {
+	_, ok := s.(*session.Session)
+	return ok
 }

@@ -12,12 +12,23 @@ import (
 	"github.com/shoalmq/shoal/session"
 )
 
-// remoteLog records what Remote was handed.
-type remoteLog struct{ topics []string }
+// peerLog is a Peer that records what it was handed.
+type peerLog struct {
+	name   string
+	topics []string
+	groups []string
+}
 
-func (r *remoteLog) Route(m *router.Message) { r.topics = append(r.topics, string(m.Topic)) }
+func (p *peerLog) ClientID() string { return "\x00peer " + p.name }
 
-func newDispatcher(t *testing.T, lim limit.Limits, remote Remote) *Dispatcher {
+func (p *peerLog) Forward(m *router.Message, mt *router.Match) {
+	p.topics = append(p.topics, string(m.Topic))
+	if mt.Shared {
+		p.groups = append(p.groups, mt.Group)
+	}
+}
+
+func newDispatcher(t *testing.T, lim limit.Limits) *Dispatcher {
 	t.Helper()
 	var log atomic.Pointer[zerolog.Logger]
 	nop := zerolog.Nop()
@@ -26,24 +37,51 @@ func newDispatcher(t *testing.T, lim limit.Limits, remote Remote) *Dispatcher {
 	lp.Store(&lim)
 	return New(Config{Loops: 1, Workers: 1, WorkerQueue: 1, Subs: router.NewTable(0, router.RoundRobin),
 		Retained: router.NewRetained(), Persist: persist.New(&log), Limits: &lp,
-		PersistLoops: []*persist.Loop{{}}, Remote: remote})
+		PersistLoops: []*persist.Loop{{}}})
 }
 
 func message(topic string, qos byte) *router.Message {
 	return router.NewMessage([]byte(topic), []byte("payload"), nil, []byte("pub"), qos, false, 0, nil)
 }
 
-// TestRemoteSeesEachMessageOnce: every message routed here goes to Remote
-// once, except one that came from there (Local).
-func TestRemoteSeesEachMessageOnce(t *testing.T) {
-	r := &remoteLog{}
-	d := newDispatcher(t, limit.Limits{}, r)
+// TestPeerGetsEachMessageOnce: a Peer whose filters overlap gets a
+// matching message once; not one that came from a Peer (Local), nor this
+// node's $SYS.
+func TestPeerGetsEachMessageOnce(t *testing.T) {
+	d := newDispatcher(t, limit.Limits{})
+	p := &peerLog{name: "b"}
+	for _, f := range []string{"a/+", "a/#", "b", "$SYS/#"} {
+		d.subs.Subscribe(p, f, router.Options{QoS: 2})
+	}
 	w := d.Workers()[0]
-	for _, j := range []Job{{Msg: message("a", 0)}, {Msg: message("from/elsewhere", 0), Local: true}, {Msg: message("b", 1)}} {
+	for _, j := range []Job{{Msg: message("a/x", 0)}, {Msg: message("a/y", 1), Local: true},
+		{Msg: message("b", 1)}, {Msg: message("$SYS/broker/uptime", 0)}, {Msg: message("c", 0)}} {
 		w.do(j)
 	}
-	if len(r.topics) != 2 || r.topics[0] != "a" || r.topics[1] != "b" {
-		t.Fatalf("Remote got %q, want [a b]", r.topics)
+	if len(p.topics) != 2 || p.topics[0] != "a/x" || p.topics[1] != "b" {
+		t.Fatalf("the peer got %q, want [a/x b]", p.topics)
+	}
+}
+
+// TestSharedGroupSpansPeers: members on other nodes take their turns in a
+// shared group, one message each; a message from another node for the
+// group (Job.Group) does not go back out, nor does one routed Local.
+func TestSharedGroupSpansPeers(t *testing.T) {
+	d := newDispatcher(t, limit.Limits{})
+	p1, p2 := &peerLog{name: "b"}, &peerLog{name: "c"}
+	d.subs.Subscribe(p1, "$share/g/t/+", router.Options{QoS: 1})
+	d.subs.Subscribe(p2, "$share/g/t/+", router.Options{QoS: 1})
+	w := d.Workers()[0]
+	for range 4 {
+		w.do(Job{Msg: message("t/x", 1)})
+	}
+	if len(p1.groups) != 2 || len(p2.groups) != 2 || p1.groups[0] != "$share/g/t/+" {
+		t.Fatalf("members got %q and %q, want two each of $share/g/t/+", p1.groups, p2.groups)
+	}
+	w.do(Job{Msg: message("t/y", 1), Local: true})
+	w.do(Job{Msg: message("t/z", 1), Local: true, Group: "$share/g/t/+"})
+	if len(p1.topics)+len(p2.topics) != 4 {
+		t.Fatalf("messages from another node went out again: %q %q", p1.topics, p2.topics)
 	}
 }
 
@@ -51,7 +89,7 @@ func TestRemoteSeesEachMessageOnce(t *testing.T) {
 // with a worker until its deliveries are posted; a full queue takes
 // nothing and counts nothing.
 func TestSubmitCountsPublisher(t *testing.T) {
-	d := newDispatcher(t, limit.Limits{}, nil)
+	d := newDispatcher(t, limit.Limits{})
 	w := d.Workers()[0]
 	var p Publisher
 	if !w.Submit(Job{Msg: message("a", 1), From: &p}) || !p.Busy() {
@@ -65,12 +103,12 @@ func TestSubmitCountsPublisher(t *testing.T) {
 	if got := p.routing.Load(); got != 1 {
 		t.Fatalf("routing count %d after a refused submit, want 1", got)
 	}
-	if d.MayRouteInline(&p) {
+	if d.MayRouteInline(&p, false) {
 		t.Fatal("inline allowed while a message is with the worker")
 	}
 	w.do(<-w.ch)
 	w.Post()
-	if p.Busy() || !d.MayRouteInline(&p) {
+	if p.Busy() || !d.MayRouteInline(&p, false) {
 		t.Fatal("still busy after the worker posted")
 	}
 }
@@ -79,7 +117,7 @@ func TestSubmitCountsPublisher(t *testing.T) {
 // message, by count and by bytes, and counts each drop.
 func TestEnqueuePolicy(t *testing.T) {
 	for _, oldest := range []bool{true, false} {
-		d := newDispatcher(t, limit.Limits{MaxQueued: 2, MaxQueuedBytes: 1 << 20, DropOldest: oldest}, nil)
+		d := newDispatcher(t, limit.Limits{MaxQueued: 2, MaxQueuedBytes: 1 << 20, DropOldest: oldest})
 		s := session.New("c")
 		s.Lock()
 		for _, topic := range []string{"1", "2", "3"} {
@@ -95,7 +133,7 @@ func TestEnqueuePolicy(t *testing.T) {
 			t.Errorf("DropOldest %v: head %q, %d drops; want %q, 1", oldest, first.Msg.Topic, d.QueueFull.Load(), want)
 		}
 	}
-	d := newDispatcher(t, limit.Limits{MaxQueued: 100, MaxQueuedBytes: 20, DropOldest: true}, nil)
+	d := newDispatcher(t, limit.Limits{MaxQueued: 100, MaxQueuedBytes: 20, DropOldest: true})
 	s := session.New("c")
 	s.Lock()
 	d.EnqueueLocked(nil, s, session.Delivery{Msg: message("aa", 1), QoS: 1})            // 9 bytes
@@ -105,5 +143,19 @@ func TestEnqueuePolicy(t *testing.T) {
 	s.Unlock()
 	if !dropped || n != 2 {
 		t.Errorf("bytes limit: dropped %v, %d queued; want true, 2", dropped, n)
+	}
+}
+
+// TestRetainedBlocksGoesToWorkers: where setting a retained message may
+// block, a retained message is never routed on a loop; others still are.
+func TestRetainedBlocksGoesToWorkers(t *testing.T) {
+	d := newDispatcher(t, limit.Limits{})
+	var p Publisher
+	if !d.MayRouteInline(&p, true) {
+		t.Fatal("a retained message kept off the loop on a single node")
+	}
+	d.retainedBlocks = true
+	if d.MayRouteInline(&p, true) || !d.MayRouteInline(&p, false) {
+		t.Fatal("RetainedBlocks: retained inline, or plain messages kept off the loop")
 	}
 }

@@ -13,9 +13,14 @@
 // that, here is a note. Sessions are session.Session values reached
 // through their owner (session.Owner, which Conn extends); subscriptions
 // and retained messages through router.Subscriptions and router.Retained.
-// Messages go beyond this node through Remote, which a single node wires
-// to NoRemote; the cluster will plug in there, and submit the messages
-// that come from elsewhere as Jobs with Local set.
+// Messages go beyond this node to the other nodes of a cluster through
+// Peer: the cluster subscribes one Peer per node in the subscription table
+// for each distinct filter the node's sessions have, and one per member
+// they have in a shared group, so that matching, de-duplication and the
+// choice of a group's member treat other nodes' sessions as this node's.
+// Messages that come from a Peer are submitted as Jobs with Local set (and
+// Group, for a member picked here by the sending node). A single node has
+// no Peers.
 //
 // # Two paths, one order
 //

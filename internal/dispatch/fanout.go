@@ -50,14 +50,12 @@ func (f *fanout) handOffline(d *Dispatcher) {
 }
 
 // route gathers m's deliveries to every matching subscriber [MQTT-3.3.4]
-// into f.perLoop, for the caller to hand on, after handing m to d's Remote
-// (unless local: m came from there). It reports whether it stored
+// into f.perLoop, for the caller to hand on, and forwards m to the other
+// nodes with matching sessions (Peers) — unless local: m came from one,
+// and goes to this node's sessions only. It reports whether it stored
 // anything: a retained message, or a delivery to a persistent session.
 func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored bool) {
-	if !local {
-		d.remote.Route(m)
-	}
-	if m.Retain {
+	if m.Retain && !local { // the node m came from kept it
 		d.retained.Set(m)                     // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
 		if f.sw != nil && !sys.Own(m.Topic) { // $SYS is republished, not restored
 			if len(m.Payload) == 0 {
@@ -70,6 +68,8 @@ func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored boo
 		}
 	}
 	f.matches.Reset()
+	// Another node picked the member of each shared group already.
+	f.matches.NoShared = local
 	d.subs.Match(m.Topic, m.From, m.FromID, &f.matches)
 	// Deliveries handed to loops share m; their references are taken in
 	// one atomic add after the loop below (the caller's own reference
@@ -80,53 +80,98 @@ func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored boo
 		mt := &f.matches.List[i]
 		s, ok := mt.Sub.(*session.Session)
 		if !ok {
+			// Each node reports its own $SYS; a message from a Peer has
+			// been to the others already.
+			if p, ok := mt.Sub.(Peer); ok && !local && !sys.Own(m.Topic) {
+				p.Forward(m, mt)
+			}
 			continue
 		}
-		dv := session.Delivery{
-			QoS: min(m.QoS, mt.QoS), // [MQTT-3.8.4-8]
-			// Retain is cleared on normal delivery unless Retain As
-			// Published [MQTT-3.3.1-12], [MQTT-3.3.1-13].
-			Retain: m.Retain && mt.RetainAsPublished,
-		}
-		dv.SetIDs(mt.SubIDs) // one identifier, the common case, costs no allocation
-		if mt.Shared && dv.QoS > 0 {
-			dv.Group = mt.Group // for Reroute, should the member's session end
-		}
-		dv.Msg = m
-		if dv.QoS > 0 && f.sw != nil && s.Persistent() {
-			d.persist.PutDelivery(f.sw, s, &dv, &f.ids)
-			stored = true
-		}
-		if li := s.LoopHint(); li >= 0 {
+		toLoop, st := f.deliver(d, m, mt, s)
+		if toLoop {
 			refs++
-			f.perLoop[li] = append(f.perLoop[li], item{sess: s, d: dv})
-			continue
 		}
-		if dv.QoS == 0 {
-			continue // offline: QoS 0 is not kept
-		}
-		if dv.Seq != 0 {
-			// Stored: into the session only once the store has it, or the
-			// session's own loop could complete and delete it first and the
-			// late commit would bring it back (handOffline).
-			m.Ref()
-			f.offline = append(f.offline, item{sess: s, d: dv})
-			continue
-		}
-		s.Lock()
-		if o := s.OwnerLocked(); o != nil {
-			// Came online since the hint: deliver through its loop.
-			li := o.LoopIndex()
-			refs++
-			f.perLoop[li] = append(f.perLoop[li], item{sess: s, d: dv})
-		} else {
-			m.Ref() // the queue may release it at once (drop policy)
-			d.queueOfflineLocked(f.sw, s, dv)
-		}
-		s.Unlock()
+		stored = stored || st
 	}
 	m.RefN(refs)
 	return stored
+}
+
+// routeJob routes j's message: see route and routeShared.
+func (f *fanout) routeJob(d *Dispatcher, j *Job) (stored bool) {
+	if j.Group != "" {
+		return f.routeShared(d, j.Msg, j.Group)
+	}
+	return f.route(d, j.Msg, j.Local)
+}
+
+// routeShared gives m to one of this node's members of the shared group
+// named by group ("$share/g/f"), which another node picked among the
+// group's members on every node: a usable one if there is one (see
+// usableMember), else any. With no member left here, m is dropped. It
+// reports whether it stored anything, as route does.
+func (f *fanout) routeShared(d *Dispatcher, m *router.Message, group string) (stored bool) {
+	mt, ok := d.subs.PickShared(group, usableLocal)
+	s, _ := mt.Sub.(*session.Session)
+	if ok && s == nil {
+		mt, ok = d.subs.PickShared(group, anyLocal)
+		s, _ = mt.Sub.(*session.Session)
+	}
+	if !ok || s == nil {
+		return false
+	}
+	toLoop, stored := f.deliver(d, m, &mt, s)
+	if toLoop {
+		m.Ref()
+	}
+	return stored
+}
+
+// deliver gathers m's delivery to s, which mt matched: into f.perLoop when
+// s is online (toLoop: the caller takes the reference it holds), into
+// f.offline when it must be stored first, else into s's queue. It reports
+// whether the delivery was stored for a persistent session.
+func (f *fanout) deliver(d *Dispatcher, m *router.Message, mt *router.Match, s *session.Session) (toLoop, stored bool) {
+	dv := session.Delivery{
+		QoS: min(m.QoS, mt.QoS), // [MQTT-3.8.4-8]
+		// Retain is cleared on normal delivery unless Retain As
+		// Published [MQTT-3.3.1-12], [MQTT-3.3.1-13].
+		Retain: m.Retain && mt.RetainAsPublished,
+	}
+	dv.SetIDs(mt.SubIDs) // one identifier, the common case, costs no allocation
+	if mt.Shared && dv.QoS > 0 {
+		dv.Group = mt.Group // for Reroute, should the member's session end
+	}
+	dv.Msg = m
+	if dv.QoS > 0 && f.sw != nil && s.Persistent() {
+		d.persist.PutDelivery(f.sw, s, &dv, &f.ids)
+		stored = true
+	}
+	if li := s.LoopHint(); li >= 0 {
+		f.perLoop[li] = append(f.perLoop[li], item{sess: s, d: dv})
+		return true, stored
+	}
+	if dv.QoS == 0 {
+		return false, stored // offline: QoS 0 is not kept
+	}
+	if dv.Seq != 0 {
+		// Stored: into the session only once the store has it, or the
+		// session's own loop could complete and delete it first and the
+		// late commit would bring it back (handOffline).
+		m.Ref()
+		f.offline = append(f.offline, item{sess: s, d: dv})
+		return false, stored
+	}
+	s.Lock()
+	defer s.Unlock()
+	if o := s.OwnerLocked(); o != nil {
+		// Came online since the hint: deliver through its loop.
+		f.perLoop[o.LoopIndex()] = append(f.perLoop[o.LoopIndex()], item{sess: s, d: dv})
+		return true, stored
+	}
+	m.Ref() // the queue may release it at once (drop policy)
+	d.queueOfflineLocked(f.sw, s, dv)
+	return false, stored
 }
 
 // Reroute gives the shared-subscription deliveries of a session that ended
@@ -141,6 +186,11 @@ func (d *Dispatcher) Reroute(w store.Writer, orphans []session.Delivery) {
 	}
 	for _, dv := range orphans {
 		mt, ok := d.subs.PickShared(dv.Group, usableMember)
+		if p, isPeer := mt.Sub.(Peer); ok && isPeer {
+			p.Forward(dv.Msg, &mt) // a member on another node
+			dv.Release()
+			continue
+		}
 		s, _ := mt.Sub.(*session.Session)
 		if !ok || s == nil {
 			dv.Release()

@@ -11,10 +11,11 @@ const inlineInboxMax = 4096
 // MayRouteInline reports whether p's next message may be routed by its
 // loop itself (RouteInline) rather than through its worker: none of p's
 // earlier messages is still with a worker, p has not been sent to the
-// workers for good (Publisher.viaWorkers), and the routing mode allows it.
-// Call it on p's loop.
-func (d *Dispatcher) MayRouteInline(p *Publisher) bool {
-	return !p.viaWorkers && p.routing.Load() == 0 && d.inlineAllowed()
+// workers for good (Publisher.viaWorkers), the routing mode allows it,
+// and the message is not retained where setting a retained message may
+// block (Config.RetainedBlocks). Call it on p's loop.
+func (d *Dispatcher) MayRouteInline(p *Publisher, retain bool) bool {
+	return !p.viaWorkers && p.routing.Load() == 0 && !(retain && d.retainedBlocks) && d.inlineAllowed()
 }
 
 // inlineAllowed reports whether the routing mode lets a loop route a
@@ -62,7 +63,7 @@ func (d *Dispatcher) inlineRoom() bool {
 func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 	l := d.loops[el.Index()]
 	f := &l.fan
-	stored = f.route(d, j.Msg, j.Local)
+	stored = f.routeJob(d, &j)
 	j.Msg.Release()
 	if stored && j.Ack != nil {
 		l.persist.NeedSync() // the store has it before the acknowledgement goes out

@@ -75,7 +75,7 @@ func (w *Worker) Run(stop <-chan struct{}) {
 func (w *Worker) do(j Job) {
 	stored := w.sw != nil // an acknowledgement alone: of a stored message
 	if j.Msg != nil {
-		stored = w.route(w.d, j.Msg, j.Local)
+		stored = w.routeJob(w.d, &j)
 		j.Msg.Release()
 	}
 	if j.From != nil {

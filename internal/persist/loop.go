@@ -83,5 +83,5 @@ func (k *Keeper) commitLoop(l *Loop) {
 	if err := l.W.Commit(true); err != nil {
 		k.Failed(err)
 	}
-	l.Syncs.observe(time.Since(start))
+	l.Syncs.Observe(time.Since(start))
 }

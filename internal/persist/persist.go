@@ -147,7 +147,7 @@ func (k *Keeper) RunRelaxedSync(stop <-chan struct{}) {
 			if err := k.st.Sync(); err != nil {
 				k.Failed(err)
 			}
-			k.Relaxed.observe(time.Since(start))
+			k.Relaxed.Observe(time.Since(start))
 		}
 	}
 }

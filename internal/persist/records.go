@@ -1,6 +1,8 @@
 package persist
 
 import (
+	"math"
+
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/store"
@@ -20,6 +22,34 @@ func (k *Keeper) PutDelivery(w store.Writer, s *session.Session, d *session.Deli
 	rec := store.Delivery{Seq: d.Seq, Msg: Message(d.Msg), QoS: d.QoS, Retain: d.Retain,
 		SubIDs: d.IDs(ids), Group: d.Group}
 	w.PutDelivery(s.ClientID(), rec)
+}
+
+// Owed is the session delivery a stored (or handed over) one stands for,
+// with a message of its own; its Seq is the caller's to set.
+func Owed(rec *store.Delivery) session.Delivery {
+	m := rec.Msg
+	d := session.Delivery{
+		Msg:    router.NewMessage(m.Topic, m.Payload, m.Props, m.From, m.QoS, m.Retain, m.Expiry, nil),
+		QoS:    rec.QoS,
+		Retain: rec.Retain,
+		Group:  rec.Group,
+	}
+	d.SetIDs(rec.SubIDs)
+	return d
+}
+
+// OweLocked gives s d, which rec says is in flight — resent with its
+// packet id when the client resumes [MQTT-4.4.0-1] — or queued, behind
+// what s has kept (no limit: what was owed stays). s.mu must be held.
+func OweLocked(s *session.Session, d session.Delivery, rec *store.Delivery, now int64) {
+	if rec.State == 0 {
+		s.EnqueueLocked(d, math.MaxInt32, false)
+		return
+	}
+	s.PushInflightLocked(d, rec.PacketID, now)
+	if rec.State == session.AwaitPubcomp {
+		s.PubrecLocked(rec.PacketID, false, now)
+	}
 }
 
 // Forget removes a stored delivery that will not be delivered. w may be

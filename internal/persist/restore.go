@@ -2,7 +2,6 @@ package persist
 
 import (
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/shoalmq/shoal/router"
@@ -102,26 +101,11 @@ func (r *restorer) Delivery(clientID string, rec *store.Delivery) bool {
 		// on its way and finishes [MQTT-3.3.2-5].
 		return false
 	}
-	m := rec.Msg
-	d := session.Delivery{
-		Msg:    router.NewMessage(m.Topic, m.Payload, m.Props, m.From, m.QoS, m.Retain, m.Expiry, nil),
-		QoS:    rec.QoS,
-		Retain: rec.Retain,
-		Group:  rec.Group,
-		Seq:    rec.Seq,
-	}
-	d.SetIDs(rec.SubIDs)
+	d := Owed(rec)
+	d.Seq = rec.Seq
 	s.Lock()
-	defer s.Unlock()
-	if rec.State != 0 {
-		// Resent with its packet id when the client resumes [MQTT-4.4.0-1].
-		s.PushInflightLocked(d, rec.PacketID, r.now)
-		if rec.State == session.AwaitPubcomp {
-			s.PubrecLocked(rec.PacketID, false, r.now)
-		}
-		return true
-	}
-	s.EnqueueLocked(d, math.MaxInt32, false) // what was kept before stays
+	OweLocked(s, d, rec, r.now)
+	s.Unlock()
 	return true
 }
 

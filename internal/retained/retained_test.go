@@ -55,3 +55,24 @@ func TestQueueOrderAndReferences(t *testing.T) {
 		t.Fatal("Replace with an empty list reported messages")
 	}
 }
+
+// TestWaitsInOrder: a SUBSCRIBE's retained messages are read only when it
+// and every SUBSCRIBE before it passed the barrier, in the order they
+// came.
+func TestWaitsInOrder(t *testing.T) {
+	var ws Waits
+	a := ws.Add([]Req{{Filter: "a"}})
+	b := ws.Add([]Req{{Filter: "b1"}, {Filter: "b2"}})
+	var got []string
+	read := func(r Req) { got = append(got, r.Filter) }
+	b.Done()
+	ws.Ready(read)
+	if len(got) != 0 {
+		t.Fatalf("read %q before the first SUBSCRIBE's barrier", got)
+	}
+	a.Done()
+	ws.Ready(read)
+	if len(got) != 3 || got[0] != "a" || got[1] != "b1" || got[2] != "b2" {
+		t.Fatalf("read %q, want [a b1 b2]", got)
+	}
+}

@@ -42,6 +42,23 @@ type Figures struct {
 	Subscriptions    int64
 	Retained         int64
 	Connects         int64
+	// Cluster are a cluster node's figures; nil on a single node, which
+	// publishes no cluster/ topics.
+	Cluster *ClusterFigures
+}
+
+// ClusterFigures are what a cluster node publishes under cluster/: its
+// view of the cluster, and what crossed to and from the other nodes.
+type ClusterFigures struct {
+	Name     string // cluster.name
+	Node     string // this node's cluster.node
+	Leader   string // JetStream's meta leader; "" with an external NATS
+	NodesUp  int64  // the nodes up, this one included
+	Sent     int64  // messages sent to other nodes
+	Received int64  // messages received from other nodes
+	Dropped  int64  // messages not sent, or not readable when received
+	Failed   int64  // retained messages the cluster's bucket refused
+	PeerSubs int64  // the other nodes' subscriptions in this node's table
 }
 
 // loadAvg is an exponentially weighted moving average of a counter's rate
@@ -122,6 +139,22 @@ func round(loads []*sysLoad, dt time.Duration, read func() Figures, publish func
 	publish("bytes/sent", itoa(f.BytesSent))
 	publish("subscriptions/count", itoa(f.Subscriptions))
 	publish("retained messages/count", itoa(f.Retained))
+	if c := f.Cluster; c != nil {
+		publish("cluster/name", c.Name)
+		publish("cluster/node", c.Node)
+		if c.Leader != "" { // an empty retained message would clear the topic
+			publish("cluster/leader", c.Leader)
+		}
+		for _, n := range [...]struct {
+			topic string
+			value int64
+		}{
+			{"nodes", c.NodesUp}, {"messages/sent", c.Sent}, {"messages/received", c.Received},
+			{"messages/dropped", c.Dropped}, {"retained/failures", c.Failed}, {"subscriptions/remote", c.PeerSubs},
+		} {
+			publish("cluster/"+n.topic, itoa(n.value))
+		}
+	}
 	for _, l := range loads {
 		v := l.value(&f)
 		if dt > 0 {

@@ -1,6 +1,7 @@
 package sys
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,5 +45,30 @@ func TestRound(t *testing.T) {
 	round(loads, time.Minute, func() Figures { return f }, publish)
 	if v := got["load/connections/1min"]; v == "0.00" || v == "" {
 		t.Errorf("load/connections/1min = %q after 60 connects in a minute", v)
+	}
+}
+
+// TestRoundCluster: a cluster node's round publishes its cluster/ topics;
+// a single node's publishes none.
+func TestRoundCluster(t *testing.T) {
+	got := map[string]string{}
+	publish := func(topic, value string) { got[topic] = value }
+	round(nil, 0, func() Figures { return Figures{} }, publish)
+	for topic := range got {
+		if strings.HasPrefix(topic, "cluster/") {
+			t.Errorf("a single node published %s", topic)
+		}
+	}
+	f := Figures{Cluster: &ClusterFigures{Name: "c", Node: "n1", Leader: "n0", NodesUp: 3, Sent: 5, Received: 7,
+		Dropped: 1, Failed: 2, PeerSubs: 4}}
+	round(nil, 0, func() Figures { return f }, publish)
+	for topic, want := range map[string]string{
+		"cluster/name": "c", "cluster/node": "n1", "cluster/leader": "n0", "cluster/nodes": "3",
+		"cluster/messages/sent": "5", "cluster/messages/received": "7", "cluster/messages/dropped": "1",
+		"cluster/retained/failures": "2", "cluster/subscriptions/remote": "4",
+	} {
+		if got[topic] != want {
+			t.Errorf("%s = %q, want %q", topic, got[topic], want)
+		}
 	}
 }

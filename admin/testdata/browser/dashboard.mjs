@@ -1,7 +1,7 @@
 // Loads the Shoal admin dashboard in headless Chromium and reports what it
 // shows, for admin.TestDashboardInBrowser:
 //
-//   node dashboard.mjs BASE_URL TOKEN SCREENSHOT
+//   node dashboard.mjs BASE_URL TOKEN SCREENSHOT [cluster]
 //
 // It prints one JSON line per phase, for the test to read as it goes:
 //
@@ -14,13 +14,22 @@
 //   {"phase":"done", ...}    the charts once a new sample was appended, how
 //                            much of each chart is inked, whether an old
 //                            /dashboard#token=... address still signs in,
-//                            and any errors the pages logged.
+//                            any errors the pages logged, and the cluster
+//                            panel (hidden on a single node).
+//
+// With "cluster" (admin.TestDashboardClusterInBrowser) it stops after
+// "loaded": once the page has the cluster's nodes it prints
+//
+//   {"phase":"cluster", ...} the cluster panel and any errors the page
+//                            logged,
+//
+// and saves its screenshot at SCREENSHOT.
 //
 // It saves a screenshot of the dashboard at SCREENSHOT and one of the 401
 // page beside it (-401.png).
 import { chromium } from 'playwright-core';
 
-const [base, token, shot] = process.argv.slice(2);
+const [base, token, shot, mode] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-dev-shm-usage'],
@@ -44,6 +53,16 @@ const charts = (page) => page.evaluate(() => Object.fromEntries(Object.entries(w
   legend: [...u.root.querySelectorAll('.u-legend .u-label')].map((e) => e.textContent),
   last: u.data.slice(1).map((col) => col[col.length - 1]),
 }])));
+
+// cluster reads the cluster panel: whether it shows, its rows, and the
+// last /api/cluster answer the page had.
+const cluster = (page) => page.evaluate(() => ({
+  visible: !document.getElementById('cluster').hidden,
+  answer: window.shoal.cluster,
+  note: document.getElementById('cluster-note').textContent,
+  traffic: document.getElementById('cluster-traffic').textContent,
+  rows: [...document.querySelectorAll('#cluster-nodes tr')].map((tr) => [...tr.cells].map((td) => td.textContent)),
+}));
 
 const tiles = async (page) => {
   const out = {};
@@ -72,7 +91,20 @@ try {
   const first = await page.evaluate(() => window.shoal.first);
   const initial = await charts(page);
   console.log(JSON.stringify({ phase: 'loaded', unauthorized, first, charts: initial, tiles: await tiles(page) }));
+  if (mode === 'cluster') {
+    await page.waitForFunction(() => document.querySelectorAll('#cluster-nodes tr').length > 0, null, { timeout: 15000 });
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log(JSON.stringify({ phase: 'cluster', cluster: await cluster(page), errors }));
+  } else {
+    await live(page, initial);
+  }
+} finally {
+  await browser.close();
+}
 
+// live reads the page as new samples come, then an old address's sign-in,
+// and prints the "done" line.
+async function live(page, initial) {
   // The test now sends samples: one more is appended without a reload.
   await page.waitForFunction((n) => window.shoal.charts.msgs.data[0].length > n, initial.msgs.samples, { timeout: 20000 });
   await page.waitForTimeout(300); // let the canvas paint
@@ -101,7 +133,5 @@ try {
   const fragment = { url: old.url(), samples: await old.evaluate(() => window.shoal.charts.msgs.data[0].length) };
   await ctx.close();
 
-  console.log(JSON.stringify({ phase: 'done', charts: after, tiles: afterTiles, inked, fragment, errors }));
-} finally {
-  await browser.close();
+  console.log(JSON.stringify({ phase: 'done', charts: after, tiles: afterTiles, inked, fragment, errors, cluster: await cluster(page) }));
 }

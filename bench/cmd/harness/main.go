@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/bench/harness"
+	"github.com/shoalmq/shoal/bench/harness/brokers"
 )
 
 func main() {
@@ -32,14 +33,14 @@ func run(args []string) int {
 	rounds := fs.Int("rounds", 0, "rounds (default: 3, or 1 with -quick)")
 	duration := fs.Duration("duration", 0, "publishing time per run (default: 3s, or 1s with -quick)")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios (default: "+strings.Join(harness.Scenarios(), ",")+")")
-	brokers := fs.String("brokers", "", "comma-separated brokers, the first is the one ratios are of (default: "+strings.Join(harness.Brokers(), ",")+")")
+	brokerNames := fs.String("brokers", "", "comma-separated brokers, the first is the one ratios are of (default: "+strings.Join(brokers.All(), ",")+")")
 	results := fs.String("results", "", "directory for reports (default: bench/results)")
 	date := fs.String("date", time.Now().Format("2006-01-02"), "date that names the reports")
 	shoalbench := fs.String("shoalbench", "", "prebuilt load generator (default: build bench/cmd/shoalbench)")
-	timeout := fs.Duration("timeout", 0, "stop everything after this long (default: 30m, or 5m with -quick)")
+	timeout := fs.Duration("timeout", 0, "stop everything after this long (default: 45m, or 5m with -quick)")
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs, process logs)")
 	variants := fs.String("variants", "", "comma-separated patterns of variant names to run (path.Match: '*-rate' runs the fixed rates; default: all)")
-	before := fs.String("before", "", "also build Shoal at this git revision and run it as "+harness.ShoalBefore+", beside the working tree's")
+	before := fs.String("before", "", "also build Shoal at this git revision and run it as "+brokers.ShoalBefore+", beside the working tree's")
 	perf := fs.Bool("perf", false, "count system calls per delivery with perf stat (costs the brokers CPU per call)")
 	note := fs.String("note", "", "a line for every report on how the run was made (a shared machine, say)")
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +50,9 @@ func run(args []string) int {
 		return 2
 	}
 	scale := harness.Full()
-	limit := 30 * time.Minute
+	// 16 minutes of single-node scenarios and 4 of the cluster's
+	// (three nodes started per run), with room for a loaded machine.
+	limit := 45 * time.Minute
 	if *quick {
 		scale, limit = harness.Quick(), 5*time.Minute
 	}
@@ -83,7 +86,7 @@ func run(args []string) int {
 
 	o := harness.Options{
 		Root: root, Results: *results, Date: *date, Scale: scale,
-		Scenarios: split(*scenarios), Brokers: split(*brokers), Variants: split(*variants),
+		Scenarios: split(*scenarios), Brokers: split(*brokerNames), Variants: split(*variants),
 		Shoalbench: *shoalbench, Before: *before, Perf: *perf, Note: *note, KeepWork: *keep, Stdout: os.Stdout,
 		Command: strings.TrimSpace("go run ./bench/cmd/harness " + strings.Join(args, " ")),
 		Log: func(format string, a ...any) {

@@ -45,6 +45,16 @@ func (c Counters) Sub(o Counters) Counters {
 	return d
 }
 
+// Add returns c + o, field by field (the counters of several processes);
+// a -1 on either side stays -1.
+func (c Counters) Add(o Counters) Counters {
+	d := Counters{Reads: c.Reads + o.Reads, Writes: c.Writes + o.Writes, Switches: c.Switches + o.Switches, Segs: -1}
+	if c.Segs >= 0 && o.Segs >= 0 {
+		d.Segs = c.Segs + o.Segs
+	}
+	return d
+}
+
 // ReadCounters reads pid's counters and the segments sent by sockets
 // bound to port.
 func ReadCounters(ctx context.Context, pid, port int) (Counters, error) {

@@ -1,9 +1,10 @@
 // Package proc runs the benchmark's child processes and reads what the
 // kernel says about them. It owns starting and killing processes
-// (process.go: Procs, Proc, the taskset and prlimit wrappers), their
-// memory and CPU time from /proc/PID/status and /proc/PID/stat (proc.go),
-// the kernel-side counters of a window — system calls, context switches,
-// TCP segments — (counters.go), and perf stat attached to a process
+// (process.go: Procs, Proc, the taskset and prlimit wrappers, and
+// NoFileLimit, the descriptor limit prlimit gives them), their memory and
+// CPU time from /proc/PID/status and /proc/PID/stat (proc.go), the
+// kernel-side counters of a window — system calls, context switches, TCP
+// segments — (counters.go), and perf stat attached to a process
 // (perf.go). It knows nothing of scenarios, brokers or reports: package
 // harness decides what to run and what the figures mean.
 //

@@ -10,7 +10,7 @@ their properties, DISCONNECT reason codes). The scripts drive clients and
 report; the Go tests assert. The last line is {"step": "done"}; on an
 exception the script prints {"step": "error", ...} and exits 1.
 
-Every wait is bounded: STEP seconds for an acknowledgement (missing one
+Every wait is bounded: ACK seconds for an acknowledgement (missing one
 raises) and whatever the scenario passes for messages (missing ones are just
 not reported). The Go side also kills the process after a hard timeout.
 
@@ -31,7 +31,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCodes
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-STEP = 3.0  # seconds any one acknowledgement may take
+STEP = 3.0  # seconds a message may take where the script also waits for none
+ACK = 10.0  # seconds any one acknowledgement may take: only a failure waits it out
 START = time.monotonic()
 
 
@@ -166,7 +167,7 @@ class Client:
 
     # Blocking helpers, on the script's thread.
 
-    def _wait(self, pred, what, timeout=STEP):
+    def _wait(self, pred, what, timeout=ACK):
         with self.cv:
             if not self.cv.wait_for(pred, timeout):
                 raise TimeoutError("%s: no %s within %.1fs" % (self.id, what, timeout))

@@ -1,4 +1,4 @@
-package harness
+package machine
 
 import (
 	"context"
@@ -88,8 +88,10 @@ func MosquittoVersion(out string) string {
 	return ""
 }
 
-// Probe describes this machine and the programs of bins.
-func Probe(ctx context.Context, root, mosquitto string) Machine {
+// Probe describes this machine and the programs the benchmark runs: the
+// repository at root, Mosquitto at the path mosquitto, and, when before
+// names a revision (-before), that revision as `git describe` names it.
+func Probe(ctx context.Context, root, mosquitto, before string) Machine {
 	read := func(p string) string {
 		b, _ := os.ReadFile(p)
 		return string(b)
@@ -106,12 +108,25 @@ func Probe(ctx context.Context, root, mosquitto string) Machine {
 	// mosquitto -h exits with status 3 after printing its usage.
 	out, _ := exec.CommandContext(ctx, mosquitto, "-h").CombinedOutput()
 	m.Mosquitto = MosquittoVersion(string(out))
-	cmd := exec.CommandContext(ctx, "git", "describe", "--tags", "--always", "--dirty")
-	cmd.Dir = root
-	if out, err := cmd.Output(); err == nil {
-		m.Shoal = strings.TrimSpace(string(out))
-	} else {
+	var err error
+	if m.Shoal, err = describe(ctx, root, "--dirty"); err != nil {
 		m.Shoal = "unknown (no git)"
 	}
+	if before != "" {
+		if m.ShoalBefore, err = describe(ctx, root, before); err != nil {
+			m.ShoalBefore = before
+		}
+	}
 	return m
+}
+
+// describe names a revision of the repository at root as `git describe
+// --tags --always` does, with args after those (a revision, --dirty).
+func describe(ctx context.Context, root string, args ...string) (string, error) {
+	argv := append([]string{"-C", root, "describe", "--tags", "--always"}, args...)
+	out, err := exec.CommandContext(ctx, "git", argv...).Output()
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
 }

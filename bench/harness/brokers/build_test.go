@@ -1,4 +1,4 @@
-package harness
+package brokers
 
 import (
 	"os"
@@ -6,53 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/shoalmq/shoal/bench/harness/proc"
 )
-
-func TestMosquittoConfig(t *testing.T) {
-	got := MosquittoConfig(18830, "", true)
-	// Each directive the comparison depends on, exactly as Mosquitto
-	// reads it: one per line, name then value.
-	for _, want := range []string{
-		"listener 18830 127.0.0.1",
-		"allow_anonymous true",
-		"max_connections -1",
-		"persistence false",
-		"max_queued_messages 10000",
-		"log_type error",
-	} {
-		if !slices.Contains(strings.Split(got, "\n"), want) {
-			t.Errorf("mosquitto.conf lacks the line %q:\n%s", want, got)
-		}
-	}
-	for _, line := range strings.Split(got, "\n") {
-		if line != "" && !strings.HasPrefix(line, "#") && len(strings.Fields(line)) < 2 {
-			t.Errorf("mosquitto.conf line %q has no value", line)
-		}
-	}
-	// As users run it, Nagle's algorithm stays on: no set_tcp_nodelay
-	// line, since Mosquitto's default is false.
-	lines := func(conf string) []string { return strings.Split(conf, "\n") }
-	if !slices.Contains(lines(got), "set_tcp_nodelay true") {
-		t.Errorf("nodelay config lacks set_tcp_nodelay true:\n%s", got)
-	}
-	def := MosquittoConfig(18830, "", false)
-	for _, line := range lines(def) {
-		if strings.HasPrefix(line, "set_tcp_nodelay") {
-			t.Errorf("default config sets %q:\n%s", line, def)
-		}
-	}
-}
-
-func TestShoalConfig(t *testing.T) {
-	got := ShoalConfig(18831, "")
-	for _, want := range []string{`listen: "127.0.0.1:18831"`, "log_level: warn", "max_queued: 10000"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("shoal.yaml lacks %q:\n%s", want, got)
-		}
-	}
-}
 
 func TestCommand(t *testing.T) {
 	dir := t.TempDir()
@@ -116,37 +70,5 @@ func TestCommand(t *testing.T) {
 	}
 	if _, err := b.Command("nats", 1999, dir, false); err == nil {
 		t.Error("Command of an unknown broker: no error")
-	}
-}
-
-func TestWrap(t *testing.T) {
-	argv := []string{"/b/shoal", "-c", "x"}
-	ps := &proc.Procs{Pin: true, NoFile: 20000}
-	want := []string{"taskset", "-c", "0", "prlimit", "--nofile=20000:20000", "--", "/b/shoal", "-c", "x"}
-	if got := ps.Wrap(argv, 0); !slices.Equal(got, want) {
-		t.Errorf("Wrap = %q; want %q", got, want)
-	}
-	ps = &proc.Procs{}
-	if got := ps.Wrap(argv, 1); !slices.Equal(got, argv) {
-		t.Errorf("Wrap unpinned = %q; want %q", got, argv)
-	}
-}
-
-func TestWithBefore(t *testing.T) {
-	tests := []struct {
-		brokers []string
-		before  string
-		want    []string
-	}{
-		{[]string{Shoal, Mosquitto}, "", []string{Shoal, Mosquitto}},
-		{[]string{Shoal, Mosquitto}, "abc", []string{Shoal, ShoalBefore, Mosquitto}},
-		{[]string{Mosquitto, Shoal}, "abc", []string{Mosquitto, Shoal, ShoalBefore}},
-		{[]string{Mosquitto}, "abc", []string{ShoalBefore, Mosquitto}},
-		{[]string{ShoalBefore, Shoal}, "abc", []string{ShoalBefore, Shoal}},
-	}
-	for _, tt := range tests {
-		if got := withBefore(tt.brokers, tt.before); !slices.Equal(got, tt.want) {
-			t.Errorf("withBefore(%q, %q) = %q; want %q", tt.brokers, tt.before, got, tt.want)
-		}
 	}
 }

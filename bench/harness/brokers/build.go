@@ -1,4 +1,4 @@
-package harness
+package brokers
 
 import (
 	"context"
@@ -9,97 +9,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// The brokers, by the names reports use.
-const (
-	Shoal = "shoal"
-	// ShoalBefore is Shoal built at an earlier revision (-before REV):
-	// the same run then says what a change did, side by side.
-	ShoalBefore = "shoal-before"
-	// ShoalNoCoalesce is the working tree's Shoal with coalesce: 0s, every
-	// delivery written at once: beside Shoal, what the coalescing window
-	// buys in CPU and costs in latency. Only when named in -brokers.
-	ShoalNoCoalesce = "shoal-coalesce0"
-	// Mosquitto runs as users run it: Nagle's algorithm on, its default
-	// (set_tcp_nodelay false).
-	Mosquitto = "mosquitto"
-	// MosquittoNoDelay is Mosquitto with set_tcp_nodelay true, like every
-	// other peer: the two together say what is the TCP stack's choice and
-	// what is the broker.
-	MosquittoNoDelay = "mosquitto-nodelay"
-	Mochi            = "mochi"
-	Floor            = "floor"
-)
-
-// Brokers returns every broker name but ShoalBefore (which needs a
-// revision to build), in the order reports list them.
-func Brokers() []string { return []string{Shoal, Mosquitto, MosquittoNoDelay, Mochi, Floor} }
-
-// isMosquitto reports whether broker is one of the Mosquitto configurations.
-func isMosquitto(broker string) bool { return broker == Mosquitto || broker == MosquittoNoDelay }
-
-// isShoal reports whether broker is Shoal, as it is, as it was, or
-// without coalescing.
-func isShoal(broker string) bool {
-	return broker == Shoal || broker == ShoalBefore || broker == ShoalNoCoalesce
-}
-
-// QueueLimit is how many QoS 1/2 messages Shoal and Mosquitto keep for one
-// client beyond its in-flight window. Both get the same value so neither
-// drops sooner than the other; 10,000 keeps the worst case (1,000
-// subscribers, each queue full of 64-byte messages) near 1 GiB.
-// mochi-mqtt runs with its defaults.
-const QueueLimit = 10000
-
-// MosquittoConfig returns the mosquitto.conf the harness runs Mosquitto
-// with, listening on 127.0.0.1:port; with dataDir set, with persistence
-// there (Mosquitto saves a snapshot every autosave_interval, 1800 s by
-// default, and at shutdown: nothing per message); with noDelay, with
-// Nagle's algorithm off.
-func MosquittoConfig(port int, dataDir string, noDelay bool) string {
-	persist := "persistence false"
-	if dataDir != "" {
-		persist = fmt.Sprintf("persistence true\npersistence_location %s/", dataDir)
-	}
-	// Mosquitto leaves Nagle's algorithm on unless told: fewer TCP
-	// segments, but a small message may wait for the ACK of the one
-	// before (tens of milliseconds at low rates).
-	nagle := "# set_tcp_nodelay false: Mosquitto's default, as users run it"
-	if noDelay {
-		nagle = "# Nagle's algorithm off, as Shoal, mochi-mqtt and the floor run\nset_tcp_nodelay true"
-	}
-	return fmt.Sprintf(`# Written by the Shoal benchmark harness (bench/harness).
-listener %d 127.0.0.1
-allow_anonymous true
-max_connections -1
-%s
-max_queued_messages %d
-%s
-log_type error
-log_dest stderr
-`, port, persist, QueueLimit, nagle)
-}
-
-// ShoalConfig returns the YAML configuration the harness runs Shoal with,
-// listening on 127.0.0.1:port; with dataDir set, with its persistent store
-// there (durability strict, the default), otherwise in memory only. Keys
-// not named keep their defaults.
-func ShoalConfig(port int, dataDir string) string {
-	persist := "persistence: false"
-	if dataDir != "" {
-		persist = fmt.Sprintf("data_dir: %q", dataDir)
-	}
-	return fmt.Sprintf(`# Written by the Shoal benchmark harness (bench/harness).
-listen: "127.0.0.1:%d"
-log_level: warn
-log_format: json
-max_queued: %d
-admin_listen: ""
-# Load generators on loopback connect without credentials.
-allow_anonymous: true
-%s
-`, port, QueueLimit, persist)
-}
 
 // Bins are the programs a benchmark runs.
 type Bins struct {
@@ -126,7 +35,7 @@ func (b Bins) Command(name string, port int, dir string, persist bool) ([]string
 		bin := b.Shoal
 		if name == ShoalBefore {
 			if bin = b.ShoalBefore; bin == "" {
-				return nil, fmt.Errorf("harness: %s needs -before REV", name)
+				return nil, fmt.Errorf("brokers: %s needs -before REV", name)
 			}
 		}
 		conf := ShoalConfig(port, dataDir)
@@ -149,7 +58,7 @@ func (b Bins) Command(name string, port int, dir string, persist bool) ([]string
 	case Floor:
 		return []string{b.Floor, "-addr", addr}, nil
 	}
-	return nil, fmt.Errorf("harness: unknown broker %q", name)
+	return nil, fmt.Errorf("brokers: unknown broker %q", name)
 }
 
 // Builder builds the Go programs a benchmark runs and finds Mosquitto.
@@ -200,7 +109,7 @@ func (b Builder) Build(ctx context.Context) (Bins, error) {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", out, s.pkg)
 		cmd.Dir = s.dir
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			return bins, fmt.Errorf("harness: go build %s in %s: %w\n%s", s.pkg, s.dir, err, msg)
+			return bins, fmt.Errorf("brokers: go build %s in %s: %w\n%s", s.pkg, s.dir, err, msg)
 		}
 		*s.dst = out
 	}
@@ -232,10 +141,10 @@ func exportRevision(ctx context.Context, root, rev, dir string) error {
 	}
 	if out, err := untar.CombinedOutput(); err != nil {
 		_ = archive.Wait()
-		return fmt.Errorf("harness: tar -x of %s: %w\n%s", rev, err, out)
+		return fmt.Errorf("brokers: tar -x of %s: %w\n%s", rev, err, out)
 	}
 	if err := archive.Wait(); err != nil {
-		return fmt.Errorf("harness: git archive %s: %w\n%s", rev, err, stderr.String())
+		return fmt.Errorf("brokers: git archive %s: %w\n%s", rev, err, stderr.String())
 	}
 	return nil
 }
@@ -272,10 +181,10 @@ func FindMosquitto(ctx context.Context, log func(string, ...any)) (string, error
 	log("mosquitto is missing: apt-get install -y mosquitto")
 	if err := run("apt-get", "install", "-y", "mosquitto"); err != nil {
 		if err := run("apt-get", "update"); err != nil {
-			return "", fmt.Errorf("harness: cannot install mosquitto: %w", err)
+			return "", fmt.Errorf("brokers: cannot install mosquitto: %w", err)
 		}
 		if err := run("apt-get", "install", "-y", "mosquitto"); err != nil {
-			return "", fmt.Errorf("harness: cannot install mosquitto: %w", err)
+			return "", fmt.Errorf("brokers: cannot install mosquitto: %w", err)
 		}
 	}
 	// The package may start a system service on port 1883; it would only
@@ -286,5 +195,5 @@ func FindMosquitto(ctx context.Context, log func(string, ...any)) (string, error
 	if p := find(); p != "" {
 		return p, nil
 	}
-	return "", fmt.Errorf("harness: mosquitto still missing after apt-get install")
+	return "", fmt.Errorf("brokers: mosquitto still missing after apt-get install")
 }

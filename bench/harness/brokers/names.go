@@ -1,0 +1,41 @@
+package brokers
+
+// The brokers, by the names reports use.
+const (
+	Shoal = "shoal"
+	// ShoalBefore is Shoal built at an earlier revision (-before REV):
+	// the same run then says what a change did, side by side.
+	ShoalBefore = "shoal-before"
+	// ShoalNoCoalesce is the working tree's Shoal with coalesce: 0s, every
+	// delivery written at once: beside Shoal, what the coalescing window
+	// buys in CPU and costs in latency. Only when named in -brokers.
+	ShoalNoCoalesce = "shoal-coalesce0"
+	// ShoalCluster is three Shoal processes as one cluster (ClusterNodes,
+	// ShoalClusterConfigs), in the cluster scenario only.
+	ShoalCluster = "shoal-3nodes"
+	// Mosquitto runs as users run it: Nagle's algorithm on, its default
+	// (set_tcp_nodelay false).
+	Mosquitto = "mosquitto"
+	// MosquittoNoDelay is Mosquitto with set_tcp_nodelay true, like every
+	// other peer: the two together say what is the TCP stack's choice and
+	// what is the broker.
+	MosquittoNoDelay = "mosquitto-nodelay"
+	Mochi            = "mochi"
+	Floor            = "floor"
+)
+
+// All returns every broker name but ShoalBefore (which needs a revision
+// to build), in the order reports list them.
+func All() []string { return []string{Shoal, Mosquitto, MosquittoNoDelay, Mochi, Floor} }
+
+// IsMosquitto reports whether broker is one of the Mosquitto configurations.
+func IsMosquitto(broker string) bool { return broker == Mosquitto || broker == MosquittoNoDelay }
+
+// IsShoal reports whether broker is Shoal, as it is, as it was, or
+// without coalescing.
+func IsShoal(broker string) bool {
+	return broker == Shoal || broker == ShoalBefore || broker == ShoalNoCoalesce
+}
+
+// ClusterNodes is how many Shoal processes ShoalCluster runs.
+const ClusterNodes = 3

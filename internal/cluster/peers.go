@@ -1,0 +1,496 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/internal/counters"
+	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/router"
+)
+
+// How messages cross nodes.
+//
+// Each node publishes its interest to the interest bucket, one key per
+// distinct filter its sessions subscribe to ("i.{node}.{filter}") and one
+// per shared group they are members of ("g.{node}.{group}.{filter}", the
+// value the number of members), and watches everyone else's. For each
+// other node it puts a Peer into its own subscription table under each of
+// that node's filters, and as many Peers as that node has members into
+// each shared group. Matching a PUBLISH then names, among this node's
+// sessions, each other node with interest once however many of its filters
+// match (the table merges a subscriber's filters), and picks one member of
+// each shared group among all nodes' members with the configured strategy
+// (weighted by members, not nodes). The message goes once to each such
+// node's subject ("shoal.node.{node}"), from one connection: NATS keeps the
+// order of what one connection publishes to one subject, so each
+// publisher's order holds per subscriber. The receiving node routes it to
+// its own sessions only (dispatch.Job Local, and Group for the member the
+// sender picked), at the QoS its subscriptions grant.
+//
+// Interest is per distinct filter: a thousand sessions subscribed to
+// "a/+" on one node are one key, written when the first subscribes and
+// deleted when the last goes. The writes are asynchronous: a SUBSCRIBE is
+// not held until every node has seen it, so a message published elsewhere
+// right after a SUBACK may miss the new subscriber, as a message in flight
+// on one node may miss a subscription made meanwhile.
+
+// interestBucket is the key-value bucket of the nodes' interest.
+const interestBucket = "shoal_interest"
+
+// nodeSubject is the subject node receives messages on.
+func nodeSubject(node string) string { return "shoal.node." + node }
+
+// Peers is the cluster's part in routing: the other nodes' interest in
+// this node's subscription table, this node's interest published for
+// them, and the messages between them. Its methods are safe for
+// concurrent use.
+type Peers struct {
+	node  *Node
+	self  string
+	kv    jetstream.KeyValue
+	table *Table
+	disp  Submitter
+	log   zerolog.Logger
+
+	// remotes are the other nodes as the table holds them; watch
+	// goroutine only.
+	remotes map[string]*remote
+	ready   chan struct{} // closed once the bucket's keys at start are in the table
+
+	sub  *nats.Subscription
+	stop chan struct{}
+	done sync.WaitGroup
+
+	// Counters, for $SYS and metrics.
+	Sent, Received, Dropped atomic.Int64
+	// Writes times the interest bucket's writes, from the request to its
+	// acknowledgement: the replicas' round trip (replication latency).
+	Writes counters.Durations
+}
+
+// remote is another node: its Peers (members[0] also stands for its
+// non-shared filters), its filters and its members per shared group, as
+// the table has them.
+type remote struct {
+	members []*peer
+	filters map[string]struct{}
+	groups  map[string]int
+}
+
+// peer is a dispatch.Peer: a node, or one of its members of shared
+// groups.
+type peer struct {
+	ps      *Peers
+	id      string // the subscriber's ClientID: no client's id has a NUL
+	subject string
+}
+
+func (p *peer) ClientID() string { return p.id }
+
+// Forward implements dispatch.Peer: it publishes m to p's node. A message
+// past its expiry is not sent; one NATS will not take (the connection is
+// closed) is counted as dropped.
+func (p *peer) Forward(m *router.Message, mt *router.Match) {
+	now := time.Now().UnixNano()
+	if m.Expired(now) {
+		return
+	}
+	group := ""
+	if mt.Shared {
+		group = mt.Group
+	}
+	buf := framePool.Get()
+	buf.B = appendFrame(buf.B[:0], m, group, now)
+	if err := p.ps.node.nc.Publish(p.subject, buf.B); err != nil {
+		p.ps.Dropped.Add(1)
+	} else {
+		p.ps.Sent.Add(1)
+	}
+	framePool.Put(buf)
+}
+
+// NewPeers opens the interest bucket, clears what this node published
+// there before it last stopped, and returns the Peers of table. Start
+// makes it route.
+func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (*Peers, error) {
+	kv, err := n.openBucket(ctx, interestBucket)
+	if err != nil {
+		return nil, err
+	}
+	ps := &Peers{node: n, self: n.cfg.Node, kv: kv, table: table, log: log,
+		remotes: map[string]*remote{}, ready: make(chan struct{}), stop: make(chan struct{})}
+	// What this node left behind; the table's subscriptions now (restored
+	// sessions') are written again by Start.
+	keys, err := kv.ListKeysFiltered(ctx, "i."+ps.self+".>", "g."+ps.self+".>")
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listing this node's old interest: %w", err)
+	}
+	for k := range keys.Keys() {
+		if err := kv.Delete(ctx, k); err != nil {
+			return nil, fmt.Errorf("cluster: clearing this node's old interest: %w", err)
+		}
+	}
+	return ps, nil
+}
+
+// Submitter takes the messages other nodes send this node: the
+// dispatch.Dispatcher.
+type Submitter interface {
+	SubmitWait(j dispatch.Job, stop <-chan struct{}) bool
+}
+
+// Start begins routing: messages for this node go to d, the other nodes'
+// interest comes into the table and this node's goes out, all of it
+// first. It returns once the interest the bucket held is in the table.
+func (ps *Peers) Start(ctx context.Context, d Submitter) error {
+	ps.disp = d
+	sub, err := ps.node.nc.Subscribe(nodeSubject(ps.self), ps.receive)
+	if err != nil {
+		return fmt.Errorf("cluster: subscribing to this node's messages: %w", err)
+	}
+	// Room for bursts: a full pending queue drops (counted by NATS as a
+	// slow consumer), as a full session queue does.
+	_ = sub.SetPendingLimits(1<<20, 256<<20)
+	ps.sub = sub
+	w, err := ps.kv.WatchAll(context.Background())
+	if err != nil {
+		return fmt.Errorf("cluster: watching interest: %w", err)
+	}
+	ps.table.markAll()
+	ps.done.Add(2)
+	go func() {
+		defer ps.done.Done()
+		watchBucket(w, ps.stop, ps.ready, ps.apply)
+	}()
+	go ps.publish()
+	select {
+	case <-ps.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: reading the nodes' interest: %w", ctx.Err())
+	}
+}
+
+// Close stops routing between nodes; call it before the node closes.
+func (ps *Peers) Close() {
+	select {
+	case <-ps.stop:
+		return
+	default:
+	}
+	close(ps.stop)
+	if ps.sub != nil {
+		_ = ps.sub.Unsubscribe()
+	}
+	ps.done.Wait()
+}
+
+// Ready reports whether the interest the bucket held at Start is in the
+// table.
+func (ps *Peers) Ready() <-chan struct{} { return ps.ready }
+
+// receive routes a message from another node to this node's sessions. It
+// runs on the subscription's goroutine, and waits for room with the router
+// workers: what NATS holds for this node meanwhile is bounded by the
+// pending limits.
+func (ps *Peers) receive(msg *nats.Msg) {
+	m, group, err := decodeFrame(msg.Data, time.Now().UnixNano())
+	if err != nil {
+		ps.Dropped.Add(1)
+		ps.log.Warn().Err(err).Msg("cluster: a malformed message from another node")
+		return
+	}
+	ps.Received.Add(1)
+	if !ps.disp.SubmitWait(dispatch.Job{Msg: m, Local: true, Group: group}, ps.stop) {
+		m.Release()
+	}
+}
+
+// publish writes the keys of the filters whose interest changed, until
+// Close. A write that fails is tried again a little later.
+func (ps *Peers) publish() {
+	defer ps.done.Done()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		select {
+		case <-ps.stop:
+			return
+		case <-ps.table.wake:
+		case <-retry.C:
+		}
+		failed := false
+		for f, n := range ps.table.takeDirty() {
+			start := time.Now()
+			if err := ps.write(f, n); err != nil {
+				ps.log.Warn().Err(err).Str("filter", f).Msg("cluster: publishing interest failed; will try again")
+				ps.table.markDirty(f)
+				failed = true
+			} else {
+				ps.Writes.Observe(time.Since(start))
+			}
+		}
+		if failed {
+			retry.Reset(time.Second)
+		}
+	}
+}
+
+// write puts filter's key with n subscriptions (deletes it at 0).
+func (ps *Peers) write(filter string, n int) error {
+	key, value := ps.key(filter, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n <= 0 {
+		err := ps.kv.Delete(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	}
+	_, err := ps.kv.Put(ctx, key, value)
+	return err
+}
+
+// key returns filter's key in the interest bucket, and its value for n
+// subscriptions.
+func (ps *Peers) key(filter string, n int) (string, []byte) {
+	if group, inner, ok := router.ParseShared(filter); ok {
+		b := appendLevel([]byte("g."+ps.self+"."), group)
+		b = appendLevels(append(b, '.'), inner)
+		return string(b), strconv.AppendInt(nil, int64(n), 10)
+	}
+	return string(appendLevels([]byte("i."+ps.self+"."), filter)), nil
+}
+
+// parseKey is key's inverse: the node, the filter (whole, "$share/g/f",
+// for a group) and whether it is a group's.
+func parseKey(key string) (node, filter string, shared, ok bool) {
+	kind, rest, _ := strings.Cut(key, ".")
+	node, rest, ok = strings.Cut(rest, ".")
+	if !ok || node == "" {
+		return "", "", false, false
+	}
+	switch kind {
+	case "i":
+		filter, ok = levelsOf(rest)
+		return node, filter, false, ok
+	case "g":
+		gtoken, levels, found := strings.Cut(rest, ".")
+		group, gok := levelsOf(gtoken)
+		inner, iok := levelsOf(levels)
+		if !found || !gok || !iok || group == "" || strings.Contains(group, "/") {
+			return "", "", false, false
+		}
+		return node, "$share/" + group + "/" + inner, true, true
+	}
+	return "", "", false, false
+}
+
+// watchBucket hands each entry w brings to apply, on the calling
+// goroutine, until stop is closed or w ends, and closes ready once the
+// bucket's entries at the start are in.
+func watchBucket(w jetstream.KeyWatcher, stop <-chan struct{}, ready chan<- struct{}, apply func(jetstream.KeyValueEntry)) {
+	// Not w.Stop: it deletes the watch's consumer, a request that waits
+	// out its timeout (5s) when the stream has lost its quorum — the last
+	// node of a cluster shutting down. The node's connection closes next,
+	// and the server drops the consumer with it.
+	for {
+		select {
+		case <-stop:
+			return
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return
+			case e == nil: // the entries at the start are all in
+				if ready != nil {
+					close(ready)
+					ready = nil
+				}
+			default:
+				apply(e)
+			}
+		}
+	}
+}
+
+// apply brings one key's change into the table. Watch goroutine only.
+func (ps *Peers) apply(e jetstream.KeyValueEntry) {
+	node, filter, shared, ok := parseKey(e.Key())
+	if !ok {
+		ps.log.Warn().Str("key", e.Key()).Msg("cluster: an interest key of no known form")
+		return
+	}
+	if node == ps.self {
+		return
+	}
+	r := ps.remotes[node]
+	if r == nil {
+		r = &remote{filters: map[string]struct{}{}, groups: map[string]int{}}
+		ps.remotes[node] = r
+	}
+	put := e.Operation() == jetstream.KeyValuePut
+	if !shared {
+		_, had := r.filters[filter]
+		switch {
+		case put && !had:
+			r.filters[filter] = struct{}{}
+			ps.table.Table.Subscribe(ps.member(node, r, 0), filter, router.Options{QoS: 2, RetainAsPublished: true})
+			ps.table.peerSubs.Add(1)
+		case !put && had:
+			delete(r.filters, filter)
+			ps.table.Table.Unsubscribe(r.members[0], filter)
+			ps.table.peerSubs.Add(-1)
+		}
+		return
+	}
+	n := 0
+	if put {
+		v, err := strconv.Atoi(string(e.Value()))
+		if err != nil || v < 0 {
+			ps.log.Warn().Str("key", e.Key()).Msg("cluster: a shared group's member count is not a number")
+			return
+		}
+		n = min(v, 1<<16) // a bound on what a bad value can cost
+	}
+	had := r.groups[filter]
+	for i := had; i < n; i++ {
+		ps.table.Table.Subscribe(ps.member(node, r, i), filter, router.Options{QoS: 2})
+	}
+	for i := n; i < had; i++ {
+		ps.table.Table.Unsubscribe(r.members[i], filter)
+	}
+	ps.table.peerSubs.Add(int64(n - had))
+	if n == 0 {
+		delete(r.groups, filter)
+	} else {
+		r.groups[filter] = n
+	}
+}
+
+// member returns node's i-th Peer, making it when it is new.
+func (ps *Peers) member(node string, r *remote, i int) *peer {
+	for len(r.members) <= i {
+		r.members = append(r.members, &peer{ps: ps, subject: nodeSubject(node),
+			id: "\x00peer " + node + " " + strconv.Itoa(len(r.members))})
+	}
+	return r.members[i]
+}
+
+// Table is this node's subscription table in a cluster: a router.Table,
+// with the other nodes in it as Peers (put there by Peers), that keeps
+// count of this node's own subscriptions per distinct filter for Peers to
+// publish. Safe for concurrent use.
+type Table struct {
+	*router.Table
+
+	// local counts this node's subscriptions per distinct filter (a
+	// shared one whole, "$share/g/f"); dirty are the filters whose key
+	// is due for a write. Guarded by mu.
+	mu    sync.Mutex
+	local map[string]int
+	dirty map[string]struct{}
+	wake  chan struct{} // has room for one: a write is due
+
+	// peerSubs counts the subscriptions that are Peers, for Count.
+	peerSubs atomic.Int64
+}
+
+// NewTable returns t as a cluster's table.
+func NewTable(t *router.Table) *Table {
+	return &Table{Table: t, local: map[string]int{}, dirty: map[string]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+var _ router.Subscriptions = (*Table)(nil)
+
+// Subscribe implements router.Subscriptions.
+func (t *Table) Subscribe(s router.Subscriber, filter string, o router.Options) bool {
+	existed := t.Table.Subscribe(s, filter, o)
+	if !existed {
+		t.interest(filter, 1)
+	}
+	return existed
+}
+
+// Unsubscribe implements router.Subscriptions.
+func (t *Table) Unsubscribe(s router.Subscriber, filter string) bool {
+	existed := t.Table.Unsubscribe(s, filter)
+	if existed {
+		t.interest(filter, -1)
+	}
+	return existed
+}
+
+// Count implements router.Subscriptions: this node's subscriptions,
+// without the Peers.
+func (t *Table) Count() int { return t.Table.Count() - int(t.peerSubs.Load()) }
+
+// interest records that this node's subscriptions to filter changed by
+// delta (+1 or -1): the filter's key is due for a write when it gains its
+// first subscriber or loses its last, and for a shared group whenever its
+// count of members changes.
+func (t *Table) interest(filter string, delta int) {
+	t.mu.Lock()
+	before := t.local[filter]
+	after := before + delta
+	if after <= 0 {
+		delete(t.local, filter)
+	} else {
+		t.local[filter] = after
+	}
+	_, _, shared := router.ParseShared(filter)
+	if shared || (before == 0) != (after <= 0) {
+		t.markDirtyLocked(filter)
+	}
+	t.mu.Unlock()
+}
+
+// markDirty makes filter's key due for a write again.
+func (t *Table) markDirty(filter string) {
+	t.mu.Lock()
+	t.markDirtyLocked(filter)
+	t.mu.Unlock()
+}
+
+func (t *Table) markDirtyLocked(filter string) {
+	t.dirty[filter] = struct{}{}
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeDirty returns the filters whose keys are due, with their counts of
+// subscriptions now (0: delete the key), and clears them.
+func (t *Table) takeDirty() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	due := make(map[string]int, len(t.dirty))
+	for f := range t.dirty {
+		due[f] = t.local[f]
+	}
+	clear(t.dirty)
+	return due
+}
+
+// markAll makes every filter with subscriptions due: what NewPeers
+// cleared from the bucket is written again.
+func (t *Table) markAll() {
+	t.mu.Lock()
+	for f := range t.local {
+		t.markDirtyLocked(f)
+	}
+	t.mu.Unlock()
+}

@@ -1,0 +1,253 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/router"
+)
+
+// jobs is a Submitter that hands on what it is given.
+type jobs chan dispatch.Job
+
+func (c jobs) SubmitWait(j dispatch.Job, stop <-chan struct{}) bool {
+	select {
+	case c <- j:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+// client is a subscriber of this node.
+type client string
+
+func (c client) ClientID() string { return string(c) }
+
+// routed is one node's routing in a test: its table with Peers, and the
+// jobs other nodes sent it.
+type routed struct {
+	ps    *Peers
+	table *Table
+	in    jobs
+}
+
+func startPeers(t *testing.T, nodes []*Node) []routed {
+	t.Helper()
+	out := make([]routed, len(nodes))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, n := range nodes {
+		table := NewTable(router.NewTable(0, router.RoundRobin))
+		ps, err := n.NewPeers(ctx, table, zerolog.New(zerolog.NewTestWriter(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := make(jobs, 1024)
+		if err := ps.Start(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ps.Close)
+		out[i] = routed{ps: ps, table: table, in: in}
+	}
+	return out
+}
+
+// peersFor matches topic in r's table and returns the Peers it names.
+func (r routed) peersFor(topic string) []router.Match {
+	var m router.Matches
+	r.table.Match([]byte(topic), nil, nil, &m)
+	var out []router.Match
+	for _, mt := range m.List {
+		if _, ok := mt.Sub.(dispatch.Peer); ok {
+			out = append(out, mt)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, or fails the test after 15 s: the
+// other nodes' interest arrives through a watch, with no event of its own
+// to wait on.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func forward(t *testing.T, r routed, topic string, qos byte) int {
+	t.Helper()
+	m := router.NewMessage([]byte(topic), []byte("p"), []byte{0x03, 0, 1, 'x'}, []byte("pub"), qos, true, time.Now().Add(time.Hour).UnixNano(), nil)
+	defer m.Release()
+	mts := r.peersFor(topic)
+	for i := range mts {
+		mts[i].Sub.(dispatch.Peer).Forward(m, &mts[i])
+	}
+	return len(mts)
+}
+
+func receive(t *testing.T, r routed) dispatch.Job {
+	t.Helper()
+	select {
+	case j := <-r.in:
+		return j
+	case <-time.After(15 * time.Second):
+		t.Fatal("no message from another node")
+	}
+	panic("unreachable")
+}
+
+// TestPeersRouteOncePerNode: a node whose sessions have overlapping
+// filters gets a matching message once, with its topic, QoS, retain flag,
+// properties, publisher and expiry; when the last of its sessions
+// unsubscribes, the other nodes stop sending.
+func TestPeersRouteOncePerNode(t *testing.T) {
+	rs := startPeers(t, startCluster(t, 3))
+	a, b := client("a"), client("b")
+	rs[1].table.Subscribe(a, "x/+", router.Options{QoS: 1})
+	rs[1].table.Subscribe(b, "x/#", router.Options{QoS: 1})
+	rs[1].table.Subscribe(b, "x/+", router.Options{QoS: 1})
+	if got := rs[1].table.Count(); got != 3 {
+		t.Fatalf("node 1 counts %d subscriptions, want its own 3", got)
+	}
+	waitFor(t, "node 0 to see node 1's interest in x/y", func() bool { return len(rs[0].peersFor("x/y")) == 1 })
+	waitFor(t, "node 2 to see node 1's interest in x/#", func() bool { return len(rs[2].peersFor("x")) == 1 })
+	if n := rs[0].table.Count(); n != 0 {
+		t.Fatalf("node 0 counts %d subscriptions, want 0: Peers are not its own", n)
+	}
+
+	if n := forward(t, rs[0], "x/y", 2); n != 1 {
+		t.Fatalf("node 0 forwarded to %d Peers, want 1", n)
+	}
+	j := receive(t, rs[1])
+	m := j.Msg
+	left := time.Until(time.Unix(0, m.Expiry))
+	if !j.Local || j.Group != "" || string(m.Topic) != "x/y" || m.QoS != 2 || !m.Retain ||
+		string(m.Payload) != "p" || string(m.FromID) != "pub" || string(m.Props) != "\x03\x00\x01x" ||
+		left < 59*time.Minute || left > time.Hour {
+		t.Fatalf("node 1 got %+v (topic %q, payload %q, expiry in %v)", j, m.Topic, m.Payload, left)
+	}
+	m.Release()
+	select {
+	case j := <-rs[1].in:
+		t.Fatalf("a second copy: %q", j.Msg.Topic)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	rs[1].table.Unsubscribe(a, "x/+") // b still has it
+	rs[1].table.Unsubscribe(b, "x/#")
+	waitFor(t, "node 0 to see x/# go", func() bool { return len(rs[0].peersFor("x")) == 0 })
+	if len(rs[0].peersFor("x/y")) != 1 {
+		t.Fatal("node 0 lost node 1's x/+ with a's unsubscribe")
+	}
+	rs[1].table.Unsubscribe(b, "x/+")
+	waitFor(t, "node 0 to see x/+ go", func() bool { return rs[0].table.peerSubs.Load() == 0 })
+}
+
+// TestPeersSharedGroupByMembers: a shared group with two members on one
+// node and one on another is one group of three: round robin on a third
+// node gives each member one message in three.
+func TestPeersSharedGroupByMembers(t *testing.T) {
+	rs := startPeers(t, startCluster(t, 3))
+	const g = "$share/g/s/+"
+	rs[1].table.Subscribe(client("m1"), g, router.Options{QoS: 1})
+	rs[1].table.Subscribe(client("m2"), g, router.Options{QoS: 1})
+	rs[2].table.Subscribe(client("m3"), g, router.Options{QoS: 1})
+	waitFor(t, "node 0 to see 3 members", func() bool {
+		return rs[0].table.peerSubs.Load() == 3
+	})
+	for range 30 {
+		if n := forward(t, rs[0], "s/1", 1); n != 1 {
+			t.Fatalf("a group message went to %d members", n)
+		}
+	}
+	count := func(r routed, n int) {
+		t.Helper()
+		for range n {
+			if j := receive(t, r); j.Group != g || !j.Local {
+				t.Fatalf("got group %q local %v, want %q", j.Group, j.Local, g)
+			}
+		}
+		select {
+		case j := <-r.in:
+			t.Fatalf("more than %d for this node: %q", n, j.Msg.Topic)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	count(rs[1], 20)
+	count(rs[2], 10)
+}
+
+// TestPeersClearOldInterest: a node starting again deletes the interest it
+// published before, which its sessions write again as they resubscribe.
+func TestPeersClearOldInterest(t *testing.T) {
+	nodes := startCluster(t, 1)
+	rs := startPeers(t, nodes)
+	rs[0].table.Subscribe(client("a"), "old/#", router.Options{})
+	key, _ := rs[0].ps.key("old/#", 1)
+	waitFor(t, "the key to be written", func() bool {
+		_, err := rs[0].ps.kv.Get(context.Background(), key)
+		return err == nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := nodes[0].NewPeers(ctx, NewTable(router.NewTable(0, router.RoundRobin)), zerolog.Nop()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs[0].ps.kv.Get(ctx, key); err == nil {
+		t.Fatal("the old key is still there")
+	}
+}
+
+// TestInterestKeys: every filter, shared or not, survives its key.
+func TestInterestKeys(t *testing.T) {
+	ps := &Peers{self: "n-1"}
+	for _, f := range []string{"a", "a/+/#", "#", "+", "/", "//", "$SYS/#", "a.b/*/>", "sp ace/=/%",
+		"$share/g/a/+", "$share/g.h/#", "$share/=/x//y", "ünï/cödé"} {
+		for _, n := range []int{1, 7} {
+			key, _ := ps.key(f, n)
+			node, filter, shared, ok := parseKey(key)
+			_, _, wantShared := router.ParseShared(f)
+			if !ok || node != "n-1" || filter != f || shared != wantShared {
+				t.Errorf("%q: key %q gives %q %q %v %v", f, key, node, filter, shared, ok)
+			}
+		}
+	}
+	for _, bad := range []string{"", "i", "i.n", "x.n.a", "i.n.a..b", "g.n.g", "i.n.=G0"} {
+		if _, _, _, ok := parseKey(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// TestFrames: a message survives its frame; a damaged frame is refused.
+func TestFrames(t *testing.T) {
+	now := time.Now().UnixNano()
+	m := router.NewMessage([]byte("t/1"), []byte("payload"), []byte{1, 2}, []byte("id"), 1, false, 0, nil)
+	defer m.Release()
+	b := appendFrame(nil, m, "$share/g/t/+", now)
+	got, group, err := decodeFrame(b, now)
+	if err != nil || group != "$share/g/t/+" || string(got.Topic) != "t/1" || string(got.Payload) != "payload" ||
+		got.QoS != 1 || got.Retain || got.Expiry != 0 || string(got.FromID) != "id" || string(got.Props) != "\x01\x02" {
+		t.Fatalf("decoded %+v %q %v", got, group, err)
+	}
+	got.Release()
+	for i := range len(b) - len("payload") {
+		if m, _, err := decodeFrame(b[:i], now); err == nil {
+			m.Release()
+			t.Fatalf("a frame cut at %d decoded", i)
+		}
+	}
+	if _, _, err := decodeFrame(append([]byte{9}, b[1:]...), now); err == nil {
+		t.Fatal("another version decoded")
+	}
+}

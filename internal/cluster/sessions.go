@@ -1,0 +1,219 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// Sessions belong to the cluster, not to a node. A client that connects to
+// a node makes that node its session's owner (Owners.Claim: a
+// compare-and-set with an epoch one above the last), and the node that
+// owned it before hands the session over: asked on its handoff subject
+// ("shoal.handoff.{node}") with the new claim's epoch, it takes its
+// connection over (MQTT 5: DISCONNECT 0x8E), ends the session there and
+// answers with it (subscriptions, messages in flight both ways, the queue:
+// a store.Bundle, package handoff), which the claiming node adopts before
+// its client gets CONNACK, Session Present and all.
+//
+// Of several connects with one client id on several nodes at once, each
+// claim gets its own epoch and the highest one wins: every node watches
+// the owners' bucket, and one that holds a claim of a lower epoch takes
+// its connection over when it sees the newer one; one whose client
+// attaches after that sees it has lost (Holds) and does the same. So
+// exactly one connection stays, on the owner.
+//
+// Not yet (cluster, part 2): a session whose node is down when its client
+// connects elsewhere starts empty there (the handoff gets no answer);
+// sessions are not replicated.
+
+// handoffSubject is where node answers for the sessions it owns.
+func handoffSubject(node string) string { return "shoal.handoff." + node }
+
+// handoffWait bounds a handoff: the old node takes its connection over,
+// waits for it to let go (handoff.detachWait, 5s) and answers.
+const handoffWait = 8 * time.Second
+
+// Local is this node's side of moving sessions: package handoff's
+// Sessions, with the connections' TakeOver.
+type Local interface {
+	// Give ends this node's session of clientID, its connection taken
+	// over, and returns it encoded (nil: none here, or clean).
+	Give(clientID string, clean bool) ([]byte, error)
+	// Adopt makes a session another node gave this node's.
+	Adopt(clientID string, bundle []byte) error
+	// TakeOver closes the connection attached to clientID's session
+	// here, if any, as a takeover.
+	TakeOver(clientID string, clean bool) bool
+}
+
+// Sessions decides, with the other nodes, which node owns each session,
+// and moves sessions to where their clients connect. It is the broker's
+// admit.Owners. Safe for concurrent use.
+type Sessions struct {
+	node   *Node
+	owners *Owners
+	local  Local
+	log    zerolog.Logger
+
+	// newest is the newest epoch this node knows of a claim of each
+	// client id it claimed: its own, until another node's newer claim
+	// comes (watched, or asking for the session). This node holds a claim
+	// while its epoch is the newest. An entry stays as long as the node
+	// runs (a few dozen bytes per client id that connected here). Guarded
+	// by mu.
+	mu     sync.Mutex
+	newest map[string]uint64
+
+	sub    *nats.Subscription
+	cancel context.CancelFunc
+}
+
+// NewSessions returns the Sessions of a node that is not yet in its
+// cluster: Open brings them in. Until then a claim fails.
+func NewSessions() *Sessions { return &Sessions{newest: map[string]uint64{}} }
+
+// Open joins s to its cluster on n: claims go through owners, sessions to
+// and from local.
+func (s *Sessions) Open(n *Node, owners *Owners, local Local, log zerolog.Logger) error {
+	s.mu.Lock()
+	s.node, s.owners, s.local, s.log = n, owners, local, log
+	s.mu.Unlock()
+	sub, err := n.nc.Subscribe(handoffSubject(n.cfg.Node), func(m *nats.Msg) { go s.give(m) })
+	if err != nil {
+		return fmt.Errorf("cluster: subscribing to handoffs: %w", err)
+	}
+	s.sub = sub
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if err := owners.Watch(ctx, s.claimedElsewhere); err != nil {
+		cancel()
+		_ = sub.Unsubscribe()
+		return err
+	}
+	return nil
+}
+
+// Close stops answering handoffs and watching claims.
+func (s *Sessions) Close() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.sub != nil {
+		_ = s.sub.Unsubscribe()
+	}
+}
+
+// errNotJoined refuses a claim before the node is in its cluster.
+var errNotJoined = errors.New("cluster: this node has not joined its cluster")
+
+// Claim implements admit.Owners: this node claims clientID's session,
+// then the node that owned it hands it over (or, clean, ends it), and done
+// gets the claim's epoch. A previous owner that does not answer (down, or
+// gone from the cluster) leaves the session to start afresh here.
+func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, err error)) {
+	s.mu.Lock()
+	owners := s.owners
+	s.mu.Unlock()
+	if owners == nil {
+		done(0, errNotJoined)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), handoffWait+2*time.Second)
+		defer cancel()
+		now, before, err := owners.Claim(ctx, clientID)
+		if err != nil {
+			done(0, err)
+			return
+		}
+		// A newer claim known already (its node asked this one for the
+		// session) has the session: this connection will not keep it.
+		if s.learn(clientID, now.Epoch) && before.Node != "" && before.Node != s.node.cfg.Node {
+			s.take(clientID, clean, now.Epoch, before.Node)
+		}
+		done(now.Epoch, nil)
+	}()
+}
+
+// take asks node for clientID's session, as the claim of epoch, and adopts
+// what it gives.
+func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) {
+	req := strconv.FormatUint(epoch, 10) + " " + strconv.FormatBool(clean) + " " + clientID
+	reply, err := s.node.nc.Request(handoffSubject(node), []byte(req), handoffWait)
+	switch {
+	case err != nil:
+		s.log.Warn().Err(err).Str("client", clientID).Str("from", node).
+			Msg("cluster: the session's last node did not hand it over; it starts afresh here")
+	case len(reply.Data) > 0 && !clean:
+		if err := s.local.Adopt(clientID, reply.Data); err != nil {
+			s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
+		}
+	}
+}
+
+// give answers a handoff request: the session goes to the node that
+// claimed it, if that claim is newer than this node's.
+func (s *Sessions) give(m *nats.Msg) {
+	epochS, rest, _ := strings.Cut(string(m.Data), " ")
+	cleanS, clientID, _ := strings.Cut(rest, " ")
+	epoch, err1 := strconv.ParseUint(epochS, 10, 64)
+	clean, err2 := strconv.ParseBool(cleanS)
+	if err1 != nil || err2 != nil {
+		s.log.Warn().Str("request", string(m.Data)).Msg("cluster: a malformed handoff request")
+		_ = m.Respond(nil)
+		return
+	}
+	// The watch may have brought this very claim first.
+	if !s.learn(clientID, epoch) && !s.Holds(clientID, epoch) {
+		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
+		return
+	}
+	bundle, err := s.local.Give(clientID, clean)
+	if err != nil {
+		s.log.Warn().Err(err).Str("client", clientID).Msg("cluster: a session could not be handed over")
+	}
+	_ = m.Respond(bundle)
+}
+
+// claimedElsewhere runs for every claim the owners' bucket takes: a claim
+// by another node newer than this node's takes this node's connection
+// over.
+func (s *Sessions) claimedElsewhere(clientID string, o Owner) {
+	if o.Node == s.node.cfg.Node {
+		return
+	}
+	s.mu.Lock()
+	_, claimed := s.newest[clientID]
+	s.mu.Unlock()
+	if claimed && s.learn(clientID, o.Epoch) {
+		s.local.TakeOver(clientID, false)
+	}
+}
+
+// learn records a claim of clientID with epoch, and reports whether it is
+// the newest this node knows of.
+func (s *Sessions) learn(clientID string, epoch uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if epoch <= s.newest[clientID] {
+		return false
+	}
+	s.newest[clientID] = epoch
+	return true
+}
+
+// Holds implements admit.Owners: whether this node still holds its claim
+// of clientID with epoch.
+func (s *Sessions) Holds(clientID string, epoch uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newest[clientID] == epoch
+}

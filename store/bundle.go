@@ -1,0 +1,70 @@
+package store
+
+// Bundle is one session with everything owed to it, as one value: how a
+// session moves from one node of a cluster to another when its client
+// connects elsewhere. Its encoding is the store's records', one after the
+// other, so that what a node keeps and what it hands on cannot drift.
+type Bundle struct {
+	Session Session
+	// Deliveries are in the order the session owes them: the ones in
+	// flight first (PacketID and State set), then the queued ones.
+	Deliveries []Delivery
+	// AwaitRel are the packet ids of QoS 2 messages from the client whose
+	// PUBREL has not come [MQTT-4.3.3-12].
+	AwaitRel []uint16
+}
+
+// AppendBundle appends b's encoding to dst.
+func AppendBundle(dst []byte, b *Bundle) []byte {
+	e := enc(dst).u8(recordVersion).str(b.Session.ClientID).bytes(encodeSession(nil, &b.Session))
+	e = e.uv(uint64(len(b.Deliveries)))
+	for i := range b.Deliveries {
+		dl := &b.Deliveries[i]
+		e = e.bytes(encodeDelivery(nil, dl)).u16(dl.PacketID).u8(dl.State)
+	}
+	e = e.uv(uint64(len(b.AwaitRel)))
+	for _, id := range b.AwaitRel {
+		e = e.u16(id)
+	}
+	return e
+}
+
+// DecodeBundle decodes v, which AppendBundle made, into b. b's messages
+// alias v.
+func DecodeBundle(v []byte, b *Bundle) error {
+	d := dec{b: v}
+	d.version()
+	b.Session.ClientID = d.str()
+	if err := decodeSession(d.bytes(), &b.Session); err != nil && d.err == nil {
+		return err
+	}
+	n := d.uv()
+	if n > uint64(len(d.b)) {
+		d.fail()
+	}
+	b.Deliveries = make([]Delivery, 0, min(n, 1024))
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var dl Delivery
+		if err := decodeDelivery(d.bytes(), &dl); err != nil && d.err == nil {
+			return err
+		}
+		dl.PacketID, dl.State = d.u16(), d.u8()
+		if dl.State > 3 || (dl.State != 0) != (dl.PacketID != 0) {
+			d.fail()
+		}
+		b.Deliveries = append(b.Deliveries, dl)
+	}
+	n = d.uv()
+	if n > uint64(len(d.b)) {
+		d.fail()
+	}
+	b.AwaitRel = b.AwaitRel[:0]
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		if id := d.u16(); id != 0 {
+			b.AwaitRel = append(b.AwaitRel, id)
+		} else {
+			d.fail()
+		}
+	}
+	return d.end()
+}
