@@ -76,7 +76,8 @@ type ClusterTraffic struct {
 	MessagesSent     int64 `json:"messages_sent"`     // to other nodes, one per node a message went to
 	MessagesReceived int64 `json:"messages_received"` // from other nodes
 	// MessagesDropped were not sent (NATS refused: the connection is
-	// closed) or not readable when received.
+	// closed), not readable when received, or dropped by NATS before this
+	// node took them (cluster.Peers.Drops).
 	MessagesDropped int64 `json:"messages_dropped"`
 	// RetainedFailures are retained messages the bucket refused: not
 	// retained.
@@ -179,7 +180,7 @@ func (b *Broker) clusterStatus(ctx context.Context, owners bool) ClusterStatus {
 	cs.Traffic = &ClusterTraffic{
 		MessagesSent:      b.peers.Sent.Load(),
 		MessagesReceived:  b.peers.Received.Load(),
-		MessagesDropped:   b.peers.Dropped.Load(),
+		MessagesDropped:   b.peers.Drops(),
 		RetainedFailures:  b.clusterRetained.Failed.Load(),
 		PeerSubscriptions: b.clusterTable.PeerSubscriptions(),
 	}

@@ -48,6 +48,10 @@ import (
 // interestBucket is the key-value bucket of the nodes' interest.
 const interestBucket = "shoal_interest"
 
+// pendingLimits is how much NATS holds for a node, in messages and bytes,
+// that its router workers have not yet taken.
+var pendingLimits = [2]int{1 << 20, 256 << 20}
+
 // nodeSubject is the subject node receives messages on.
 func nodeSubject(node string) string { return "shoal.node." + node }
 
@@ -67,6 +71,9 @@ type Peers struct {
 	// goroutine only.
 	remotes map[string]*remote
 	ready   chan struct{} // closed once the bucket's keys at start are in the table
+	// pending bounds what NATS holds for this node, in messages and
+	// bytes, before it drops (Drops): pendingLimits, or a test's.
+	pending [2]int
 
 	sub  *nats.Subscription
 	stop chan struct{}
@@ -129,7 +136,8 @@ func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (
 		return nil, err
 	}
 	ps := &Peers{node: n, self: n.cfg.Node, kv: kv, table: table, log: log,
-		remotes: map[string]*remote{}, ready: make(chan struct{}), stop: make(chan struct{})}
+		remotes: map[string]*remote{}, ready: make(chan struct{}), stop: make(chan struct{}),
+		pending: pendingLimits}
 	// What this node left behind; the table's subscriptions now (restored
 	// sessions') are written again by Start.
 	keys, err := kv.ListKeysFiltered(ctx, "i."+ps.self+".>", "g."+ps.self+".>")
@@ -160,8 +168,8 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 		return fmt.Errorf("cluster: subscribing to this node's messages: %w", err)
 	}
 	// Room for bursts: a full pending queue drops (counted by NATS as a
-	// slow consumer), as a full session queue does.
-	_ = sub.SetPendingLimits(1<<20, 256<<20)
+	// slow consumer, and in Drops), as a full session queue does.
+	_ = sub.SetPendingLimits(ps.pending[0], ps.pending[1])
 	ps.sub = sub
 	w, err := ps.kv.WatchAll(context.Background())
 	if err != nil {
@@ -194,6 +202,21 @@ func (ps *Peers) Close() {
 		_ = ps.sub.Unsubscribe()
 	}
 	ps.done.Wait()
+}
+
+// Drops counts the messages lost between this node and the others: those
+// NATS would not take from Forward (its connection closed), those that
+// came malformed, and those NATS dropped before this node could take
+// them (its pending limit for this node's subject overflowed: the other
+// nodes sent faster than the router workers here took them).
+func (ps *Peers) Drops() int64 {
+	n := ps.Dropped.Load()
+	if ps.sub != nil {
+		if d, err := ps.sub.Dropped(); err == nil {
+			n += int64(d)
+		}
+	}
+	return n
 }
 
 // Ready reports whether the interest the bucket held at Start is in the

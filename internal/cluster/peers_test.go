@@ -251,3 +251,34 @@ func TestFrames(t *testing.T) {
 		t.Fatal("another version decoded")
 	}
 }
+
+// TestPeersCountDrops: messages NATS drops because this node does not take
+// them fast enough (its pending limit overflowed) are counted in Drops.
+func TestPeersCountDrops(t *testing.T) {
+	nodes := startCluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var rs []routed
+	for i, n := range nodes {
+		table := NewTable(router.NewTable(0, router.RoundRobin))
+		ps, err := n.NewPeers(ctx, table, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			ps.pending = [2]int{4, 1 << 20} // node 1 holds 4 messages at most
+		}
+		in := make(jobs) // nobody takes them: node 1's workers are stuck
+		if err := ps.Start(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ps.Close)
+		rs = append(rs, routed{ps: ps, table: table, in: in})
+	}
+	rs[1].table.Subscribe(client("a"), "d/#", router.Options{QoS: 1})
+	waitFor(t, "node 0 to see node 1's interest", func() bool { return len(rs[0].peersFor("d/x")) == 1 })
+	for range 100 {
+		forward(t, rs[0], "d/x", 1)
+	}
+	waitFor(t, "node 1 to count what NATS dropped", func() bool { return rs[1].ps.Drops() >= 90 })
+}
