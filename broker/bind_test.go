@@ -13,7 +13,6 @@ import (
 	"github.com/shoalmq/shoal/internal/testutil"
 )
 
-
 func bindOnly(t *testing.T, cfg broker.Config) (*broker.Broker, error) {
 	t.Helper()
 	b, err := broker.New(cfg)

@@ -78,7 +78,9 @@ func TestClusterVariants(t *testing.T) {
 // reach subscribers on node B, and every message sent must arrive.
 func TestClusterSmoke(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and starts three brokers")
+		// -short is for a quick look at the harness alone; make test and
+		// CI run without it, so this smoke run is part of every test run.
+		t.Skip("-short: builds Shoal and shoalbench and starts three brokers (about 10 s); make test runs it")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
