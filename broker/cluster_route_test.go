@@ -109,7 +109,7 @@ func TestClusterRouteSharedAcrossNodes(t *testing.T) {
 // TestClusterRouteWill: a will published because a client on one node
 // went away reaches a subscriber on another.
 func TestClusterRouteWill(t *testing.T) {
-	bs := startClusterBrokers(t, 2)
+	bs := startClusterBrokers(t, 3) // two JetStream peers need each other to elect a leader: slow under load
 	in := newInbox()
 	subscribe(t, pahoConnect(t, bs[1].Addr().String(), "watcher"), "will/#", 1, in)
 	awaitInterest(t, "will/dies", map[*broker.Broker]int{bs[0]: 1})

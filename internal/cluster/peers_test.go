@@ -255,7 +255,7 @@ func TestFrames(t *testing.T) {
 // TestPeersCountDrops: messages NATS drops because this node does not take
 // them fast enough (its pending limit overflowed) are counted in Drops.
 func TestPeersCountDrops(t *testing.T) {
-	nodes := startCluster(t, 2)
+	nodes := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rs []routed

@@ -102,7 +102,7 @@ func TestRetainedTooLong(t *testing.T) {
 // behind waits (After) until the mirror has the write another node's Set
 // returned from, and then reads it.
 func TestRetainedBarrierWaitsForMirror(t *testing.T) {
-	rs := startRetained(t, startCluster(t, 2))
+	rs := startRetained(t, startCluster(t, 3))
 	rs[1].applying.Lock() // node 1's mirror falls behind
 	retain(rs[0], "late/t", "v", 0)
 	read := make(chan int, 1)
