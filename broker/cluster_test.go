@@ -54,7 +54,7 @@ func startClusterBrokersWith(t *testing.T, n int, edit func(*broker.Config)) []*
 	t.Helper()
 	addrs := make([]string, n)
 	for i := range addrs {
-		addrs[i] = testutil.FreeAddr(t)
+		addrs[i] = testutil.RouteAddr(t)
 	}
 	brokers := make([]*broker.Broker, n)
 	errs := make([]error, n)

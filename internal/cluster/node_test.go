@@ -17,7 +17,10 @@ import (
 // freeAddr returns a loopback address whose port was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Not 127.0.0.1, where the nodes' client listeners take ports of
+	// the kernel's choosing (see testutil.RouteAddr, which this package
+	// cannot import).
+	l, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
 		t.Fatal(err)
 	}
