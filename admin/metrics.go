@@ -22,6 +22,7 @@ type collector struct {
 	loopEvents, loopConns, loopBytes, storeUnreadable, storeSync             *prometheus.Desc
 	bridgeUp, bridgeMessages, bridgeHeld, bridgeDropped                      *prometheus.Desc
 	clusterSent, clusterReceived, clusterDropped, clusterRetainedFailures    *prometheus.Desc
+	clusterNotStored                                                         *prometheus.Desc
 	clusterNodesUp, clusterNodeUp, clusterSessions, clusterPeerSubs          *prometheus.Desc
 	clusterReplication                                                       *prometheus.Desc
 }
@@ -60,11 +61,12 @@ func newCollector(b *broker.Broker) *collector {
 		clusterReceived:         d("cluster_messages_received_total", "Messages received from other nodes of the cluster."),
 		clusterDropped:          d("cluster_messages_dropped_total", "Messages between nodes lost: not sent (NATS refused them) or not readable when received."),
 		clusterRetainedFailures: d("cluster_retained_failures_total", "Retained messages the cluster's bucket refused: not retained."),
+		clusterNotStored:        d("cluster_messages_not_stored_total", "QoS 1 and 2 messages for other nodes that the cluster's forward stream did not take: their publishers were refused, not acknowledged."),
 		clusterNodesUp:          d("cluster_nodes_up", "Nodes of the cluster up as this node's NATS sees them, this one included."),
 		clusterNodeUp:           d("cluster_node_up", "1 while the node is up as this node's NATS sees it, 0 when down (not listed when unknown: an external NATS does not know Shoal's nodes).", "node"),
 		clusterSessions:         d("cluster_node_sessions", "Sessions the node owns, by the cluster's owners' bucket (counted at most every 10 s).", "node"),
 		clusterPeerSubs:         d("cluster_peer_subscriptions", "Other nodes' subscriptions in this node's table: one per distinct filter of each node, one per member of each shared group."),
-		clusterReplication:      d("cluster_replication_seconds", "Time a write to a replicated bucket of the cluster took, from the request to JetStream's acknowledgement (a majority of the replicas has it), by bucket: retained (retained messages), interest (the nodes' subscriptions).", "bucket"),
+		clusterReplication:      d("cluster_replication_seconds", "Time a write to a replicated bucket of the cluster took, from the request to JetStream's acknowledgement (a majority of the replicas has it), by bucket: retained (retained messages), interest (the nodes' subscriptions), forward (QoS 1 and 2 messages on their way to other nodes).", "bucket"),
 	}
 }
 
@@ -74,7 +76,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
 		c.loopBytes, c.storeUnreadable, c.storeSync, c.bridgeUp, c.bridgeMessages, c.bridgeHeld, c.bridgeDropped,
 		c.clusterSent, c.clusterReceived, c.clusterDropped, c.clusterRetainedFailures, c.clusterNodesUp, c.clusterNodeUp,
-		c.clusterSessions, c.clusterPeerSubs, c.clusterReplication} {
+		c.clusterSessions, c.clusterPeerSubs, c.clusterReplication, c.clusterNotStored} {
 		ch <- d
 	}
 }
@@ -151,6 +153,7 @@ func (c *collector) collectCluster(gauge, counter func(*prometheus.Desc, float64
 	counter(c.clusterReceived, float64(cs.Traffic.MessagesReceived))
 	counter(c.clusterDropped, float64(cs.Traffic.MessagesDropped))
 	counter(c.clusterRetainedFailures, float64(cs.Traffic.RetainedFailures))
+	counter(c.clusterNotStored, float64(cs.Traffic.MessagesNotStored))
 	gauge(c.clusterPeerSubs, float64(cs.Traffic.PeerSubscriptions))
 	gauge(c.clusterNodesUp, float64(cs.NodesUp()))
 	for _, nd := range cs.Nodes {

@@ -79,6 +79,9 @@ type ClusterTraffic struct {
 	// closed), not readable when received, or dropped by NATS before this
 	// node took them (cluster.Peers.Drops).
 	MessagesDropped int64 `json:"messages_dropped"`
+	// MessagesNotStored are QoS 1 and 2 messages the forward stream did
+	// not take: their publishers were refused, not acknowledged.
+	MessagesNotStored int64 `json:"messages_not_stored"`
 	// RetainedFailures are retained messages the bucket refused: not
 	// retained.
 	RetainedFailures int64 `json:"retained_failures"`
@@ -181,12 +184,14 @@ func (b *Broker) clusterStatus(ctx context.Context, owners bool) ClusterStatus {
 		MessagesSent:      b.peers.Sent.Load(),
 		MessagesReceived:  b.peers.Received.Load(),
 		MessagesDropped:   b.peers.Drops(),
+		MessagesNotStored: b.peers.NotStored.Load(),
 		RetainedFailures:  b.clusterRetained.Failed.Load(),
 		PeerSubscriptions: b.clusterTable.PeerSubscriptions(),
 	}
-	cs.Replication = map[string]*SyncStats{"retained": newSyncStats(), "interest": newSyncStats()}
+	cs.Replication = map[string]*SyncStats{"retained": newSyncStats(), "interest": newSyncStats(), "forward": newSyncStats()}
 	cs.Replication["retained"].add(&b.clusterRetained.Writes)
 	cs.Replication["interest"].add(&b.peers.Writes)
+	cs.Replication["forward"].add(&b.peers.Forwards)
 
 	var errs []error
 	sctx, cancel := context.WithTimeout(ctx, clusterStatusTimeout)

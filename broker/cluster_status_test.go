@@ -143,6 +143,9 @@ func TestClusterStatus(t *testing.T) {
 	if r := t1.Replication["interest"]; r == nil || r.Count < 1 {
 		t.Errorf("n1's interest writes timed: %+v, want its x/#", r)
 	}
+	if r := t0.Replication["forward"]; r == nil || r.Count != n {
+		t.Errorf("n0's QoS 1 forwards timed: %+v, want %d", r, n)
+	}
 
 	// Sessions by owner: a CONNECT makes its node the session's owner.
 	// With p0 on n0 and s1 on n1: a and b connect to n0, c to n1, then b
@@ -175,6 +178,7 @@ func TestClusterStatus(t *testing.T) {
 		"shoal_cluster_messages_sent_total":                                     n,
 		"shoal_cluster_messages_received_total":                                 0,
 		"shoal_cluster_messages_dropped_total":                                  0,
+		"shoal_cluster_messages_not_stored_total":                               0,
 		"shoal_cluster_retained_failures_total":                                 0,
 		"shoal_cluster_nodes_up":                                                3,
 		`shoal_cluster_node_up{node="n2"}`:                                      1,
@@ -197,7 +201,7 @@ func TestClusterStatus(t *testing.T) {
 	sys, _ := testutil.DialConnect(t, bs[0].Addr().String(), codec.V311, codec.Connect{ClientID: []byte("sys"), CleanStart: true})
 	sys.Subscribe(1, "$SYS/broker/cluster/#", 0)
 	want := map[string]string{"name": "test", "node": "n0", "leader": leader, "nodes": "3", "messages/sent": strconv.Itoa(n),
-		"messages/received": "0", "messages/dropped": "0", "retained/failures": "0", "subscriptions/remote": "1"}
+		"messages/received": "0", "messages/dropped": "0", "messages/not_stored": "0", "retained/failures": "0", "subscriptions/remote": "1"}
 	got := map[string]string{}
 	for deadline := time.Now().Add(10 * time.Second); len(got) < len(want) || !maps.Equal(got, want); {
 		if time.Now().After(deadline) {

@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoalmq/shoal/internal/cluster"
@@ -144,3 +146,29 @@ func (b *Broker) ClusterPeerSubscriptions() int {
 // RecountOwners makes the next ClusterStatus count the sessions' owners
 // again, however recent its last count.
 func (b *Broker) RecountOwners() { b.ownerCounts.forget() }
+
+// failingPeer stands for another node that stores nothing it is sent: its
+// receipts fail, as when the cluster's stream has no majority.
+type failingPeer struct{ sent atomic.Int64 }
+
+func (p *failingPeer) ClientID() string { return "\x00peer failing" }
+
+func (p *failingPeer) Forward(m *router.Message, _ *router.Match) dispatch.Receipt {
+	p.sent.Add(1)
+	if m.QoS == 0 {
+		return nil
+	}
+	return notStored{}
+}
+
+type notStored struct{}
+
+func (notStored) Wait(<-chan struct{}) error { return errors.New("no majority") }
+
+// AddFailingPeer subscribes to filter a stand-in for another node that
+// stores nothing it is sent, and returns how many messages it was sent.
+func (b *Broker) AddFailingPeer(filter string) (sent func() int64) {
+	p := &failingPeer{}
+	b.subs.Subscribe(p, filter, router.Options{QoS: 2})
+	return p.sent.Load
+}

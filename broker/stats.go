@@ -97,6 +97,7 @@ func (b *Broker) Stats() Stats {
 			"queue_full":  b.disp.QueueFull.Load(),
 			"expired":     cs.DropsExpired.Load(),
 			"too_large":   cs.DropsTooLarge.Load(),
+			"not_stored":  cs.DropsNotStored.Load(),
 			"slow_client": cs.DropsSlowClient.Load(),
 			"router_full": cs.DropsWorkerFull.Load() + b.expiry.RouterFull.Load(),
 			// Refused publishes: today those to $SYS/broker/...
@@ -204,7 +205,7 @@ func (b *Broker) sysFigures() sys.Figures {
 	}
 	if cs := b.clusterStatus(b.ctx, false); cs.Traffic != nil {
 		f.Cluster = &sys.ClusterFigures{Name: cs.Name, Node: cs.Node, Leader: cs.MetaLeader, NodesUp: int64(cs.NodesUp()),
-			Sent: cs.Traffic.MessagesSent, Received: cs.Traffic.MessagesReceived, Dropped: cs.Traffic.MessagesDropped,
+			Sent: cs.Traffic.MessagesSent, Received: cs.Traffic.MessagesReceived, Dropped: cs.Traffic.MessagesDropped, NotStored: cs.Traffic.MessagesNotStored,
 			Failed: cs.Traffic.RetainedFailures, PeerSubs: int64(cs.Traffic.PeerSubscriptions)}
 	}
 	return f

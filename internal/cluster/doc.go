@@ -21,7 +21,10 @@
 //     interest, per distinct filter and per shared group's member count,
 //     in a replicated bucket; the other nodes in this node's subscription
 //     table as dispatch.Peers; a matching message once to each interested
-//     node's subject, in a frame (frame.go).
+//     node, in a frame (frame.go): QoS 0 on the node's core NATS subject,
+//     QoS 1 and 2 into the replicated forward stream (forward.go), whose
+//     acknowledgement the publisher's PUBACK or PUBREC waits for, read by
+//     one durable consumer per node.
 //   - Retained (retained.go) is the cluster's retained messages: a
 //     replicated bucket and this node's copy of it, with a barrier that
 //     makes a SUBSCRIBE read every write acknowledged before it.
@@ -40,6 +43,8 @@
 // are safe for concurrent use. Each watch (Owners.Watch, the Peers' and
 // Retained's watches of their buckets) runs on a goroutine of its own; a
 // node's messages from the others arrive on its NATS subscription's
-// goroutine, which hands them to the router workers; handoff requests
-// each get a goroutine.
+// goroutine and its stream consumer's, which hand them to the router
+// workers; handoff requests each get a goroutine. A receipt
+// (dispatch.Receipt) is waited for by the router worker or loop that
+// forwarded its message.
 package cluster

@@ -71,25 +71,37 @@ func (n *Node) OpenOwners(ctx context.Context) (*Owners, error) {
 // attempt, while the next request, on the bucket then made, was answered
 // at once); so an attempt waits openAttempt at first, doubling to
 // openAttemptMax, and one that gets no answer is tried again.
-func (n *Node) openBucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
-	for attempt := openAttempt; ; attempt = min(2*attempt, openAttemptMax) {
-		actx, cancel := context.WithTimeout(ctx, attempt)
-		kv, err := n.js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
+func (n *Node) openBucket(ctx context.Context, name string) (kv jetstream.KeyValue, err error) {
+	err = n.retryOpen(ctx, "bucket "+name, func(actx context.Context) (err error) {
+		kv, err = n.js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
 			Bucket:   name,
 			History:  1,
 			Replicas: n.cfg.Replicas,
 		})
+		return err
+	})
+	return kv, err
+}
+
+// retryOpen runs create, which creates or finds what (a bucket, a stream),
+// until it succeeds, ctx ends, or it fails for a reason waiting would not
+// cure: JetStream answers a creation only once its replicas have a leader,
+// and refuses it while it knows fewer peers than the replicas asked for.
+func (n *Node) retryOpen(ctx context.Context, what string, create func(actx context.Context) error) error {
+	for attempt := openAttempt; ; attempt = min(2*attempt, openAttemptMax) {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := create(actx)
 		cancel()
 		if err == nil {
-			return kv, nil
+			return nil
 		}
 		noAnswer := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 		if !noPeersYet(err) && !noAnswer {
-			return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)
+			return fmt.Errorf("cluster: %s: %w", what, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("cluster: bucket %s: %w (last: %v)", name, ctx.Err(), err)
+			return fmt.Errorf("cluster: %s: %w (last: %v)", what, ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

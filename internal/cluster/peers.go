@@ -74,16 +74,28 @@ type Peers struct {
 	// pending bounds what NATS holds for this node, in messages and
 	// bytes, before it drops (Drops): pendingLimits, or a test's.
 	pending [2]int
+	// ackWait is how long the forward stream waits for this node to
+	// acknowledge a message before it sends it again: forwardAckWait,
+	// or a test's.
+	ackWait time.Duration
 
 	sub  *nats.Subscription
+	fwd  *forwarder // the forward stream (forward.go)
 	stop chan struct{}
 	done sync.WaitGroup
 
 	// Counters, for $SYS and metrics.
 	Sent, Received, Dropped atomic.Int64
+	// NotStored counts QoS 1 and 2 messages the forward stream did not
+	// take: their publishers were refused (dispatch.Receipt).
+	NotStored atomic.Int64
 	// Writes times the interest bucket's writes, from the request to its
 	// acknowledgement: the replicas' round trip (replication latency).
 	Writes counters.Durations
+	// Forwards times the forward stream's acknowledgements of QoS 1 and
+	// 2 messages, from the publish to a majority of the replicas having
+	// it.
+	Forwards counters.Durations
 }
 
 // remote is another node: its Peers (members[0] also stands for its
@@ -100,18 +112,23 @@ type remote struct {
 type peer struct {
 	ps      *Peers
 	id      string // the subscriber's ClientID: no client's id has a NUL
-	subject string
+	subject string // core NATS, for QoS 0
+	stored  string // the forward stream's, for QoS 1 and 2
 }
+
+var _ dispatch.Peer = (*peer)(nil)
 
 func (p *peer) ClientID() string { return p.id }
 
-// Forward implements dispatch.Peer: it publishes m to p's node. A message
-// past its expiry is not sent; one NATS will not take (the connection is
-// closed) is counted as dropped.
-func (p *peer) Forward(m *router.Message, mt *router.Match) {
+// Forward implements dispatch.Peer: it publishes m to p's node, a QoS 0
+// message on core NATS, a QoS 1 or 2 one into the forward stream, whose
+// receipt the publisher's acknowledgement waits for (forward.go). A
+// message past its expiry is not sent; a QoS 0 one NATS will not take (the
+// connection is closed) is counted as dropped.
+func (p *peer) Forward(m *router.Message, mt *router.Match) dispatch.Receipt {
 	now := time.Now().UnixNano()
 	if m.Expired(now) {
-		return
+		return nil
 	}
 	group := ""
 	if mt.Shared {
@@ -119,12 +136,16 @@ func (p *peer) Forward(m *router.Message, mt *router.Match) {
 	}
 	buf := framePool.Get()
 	buf.B = appendFrame(buf.B[:0], m, group, now)
+	if m.QoS > 0 {
+		return p.ps.forwardStored(p.stored, buf)
+	}
 	if err := p.ps.node.nc.Publish(p.subject, buf.B); err != nil {
 		p.ps.Dropped.Add(1)
 	} else {
 		p.ps.Sent.Add(1)
 	}
 	framePool.Put(buf)
+	return nil
 }
 
 // NewPeers opens the interest bucket, clears what this node published
@@ -137,7 +158,7 @@ func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (
 	}
 	ps := &Peers{node: n, self: n.cfg.Node, kv: kv, table: table, log: log,
 		remotes: map[string]*remote{}, ready: make(chan struct{}), stop: make(chan struct{}),
-		pending: pendingLimits}
+		pending: pendingLimits, ackWait: forwardAckWait}
 	// What this node left behind; the table's subscriptions now (restored
 	// sessions') are written again by Start.
 	keys, err := kv.ListKeysFiltered(ctx, "i."+ps.self+".>", "g."+ps.self+".>")
@@ -171,6 +192,12 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	// slow consumer, and in Drops), as a full session queue does.
 	_ = sub.SetPendingLimits(ps.pending[0], ps.pending[1])
 	ps.sub = sub
+	if err := ps.openForward(ctx); err != nil {
+		return err
+	}
+	if err := ps.consume(); err != nil {
+		return err
+	}
 	w, err := ps.kv.WatchAll(context.Background())
 	if err != nil {
 		return fmt.Errorf("cluster: watching interest: %w", err)
@@ -201,6 +228,7 @@ func (ps *Peers) Close() {
 	if ps.sub != nil {
 		_ = ps.sub.Unsubscribe()
 	}
+	ps.closeForward()
 	ps.done.Wait()
 }
 
@@ -406,7 +434,7 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 // member returns node's i-th Peer, making it when it is new.
 func (ps *Peers) member(node string, r *remote, i int) *peer {
 	for len(r.members) <= i {
-		r.members = append(r.members, &peer{ps: ps, subject: nodeSubject(node),
+		r.members = append(r.members, &peer{ps: ps, subject: nodeSubject(node), stored: forwardSubject(node),
 			id: "\x00peer " + node + " " + strconv.Itoa(len(r.members))})
 	}
 	return r.members[i]

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -90,7 +91,11 @@ func forward(t *testing.T, r routed, topic string, qos byte) int {
 	defer m.Release()
 	mts := r.peersFor(topic)
 	for i := range mts {
-		mts[i].Sub.(dispatch.Peer).Forward(m, &mts[i])
+		if rc := mts[i].Sub.(dispatch.Peer).Forward(m, &mts[i]); rc != nil {
+			if err := rc.Wait(nil); err != nil {
+				t.Fatalf("forwarding %s: %v", topic, err)
+			}
+		}
 	}
 	return len(mts)
 }
@@ -252,8 +257,9 @@ func TestFrames(t *testing.T) {
 	}
 }
 
-// TestPeersCountDrops: messages NATS drops because this node does not take
-// them fast enough (its pending limit overflowed) are counted in Drops.
+// TestPeersCountDrops: QoS 0 messages NATS drops because this node does
+// not take them fast enough (its pending limit overflowed) are counted in
+// Drops.
 func TestPeersCountDrops(t *testing.T) {
 	nodes := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -278,7 +284,77 @@ func TestPeersCountDrops(t *testing.T) {
 	rs[1].table.Subscribe(client("a"), "d/#", router.Options{QoS: 1})
 	waitFor(t, "node 0 to see node 1's interest", func() bool { return len(rs[0].peersFor("d/x")) == 1 })
 	for range 100 {
-		forward(t, rs[0], "d/x", 1)
+		forward(t, rs[0], "d/x", 0)
 	}
 	waitFor(t, "node 1 to count what NATS dropped", func() bool { return rs[1].ps.Drops() >= 90 })
+}
+
+// TestPeersForwardStored: QoS 1 messages for a node that takes nothing for
+// a while wait in the forward stream, each confirmed to its sender, where
+// QoS 0 ones would be dropped (TestPeersCountDrops); once the node takes
+// them it gets every one, in order, and one it did not acknowledge comes
+// again after it restarts its routing.
+func TestPeersForwardStored(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var rs []routed
+	for i, n := range nodes {
+		table := NewTable(router.NewTable(0, router.RoundRobin))
+		ps, err := n.NewPeers(ctx, table, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			ps.pending = [2]int{4, 1 << 20} // as in TestPeersCountDrops
+			ps.ackWait = time.Second        // what is not acknowledged comes again soon
+		}
+		in := make(jobs) // unbuffered: node 1 takes one when the test reads
+		if err := ps.Start(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(ps.Close)
+		rs = append(rs, routed{ps: ps, table: table, in: in})
+	}
+	rs[1].table.Subscribe(client("a"), "d/#", router.Options{QoS: 1})
+	waitFor(t, "node 0 to see node 1's interest", func() bool { return len(rs[0].peersFor("d/x")) == 1 })
+	const n = 100
+	for i := range n {
+		forward(t, rs[0], "d/"+strconv.Itoa(i), 1) // fails the test unless confirmed
+	}
+	if d := rs[1].ps.Drops(); d != 0 {
+		t.Fatalf("%d QoS 1 messages dropped", d)
+	}
+	for i := range n {
+		j := receive(t, rs[1])
+		if got, want := string(j.Msg.Topic), "d/"+strconv.Itoa(i); got != want || j.Done == nil {
+			t.Fatalf("message %d: %q (Done %v), want %q from the stream", i, got, j.Done != nil, want)
+		}
+		if i < n-1 {
+			if err := j.Done.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		j.Msg.Release()
+	}
+	// The last one was not acknowledged: a new consumer gets it again.
+	rs[1].ps.Close()
+	table := NewTable(router.NewTable(0, router.RoundRobin))
+	ps, err := nodes[1].NewPeers(ctx, table, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.ackWait = time.Second
+	in := make(jobs, 1)
+	if err := ps.Start(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ps.Close)
+	j := receive(t, routed{in: in})
+	if got, want := string(j.Msg.Topic), "d/"+strconv.Itoa(n-1); got != want {
+		t.Fatalf("after a restart: %q, want the unacknowledged %q", got, want)
+	}
+	if err := j.Done.Ack(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -204,6 +204,7 @@ var (
 	errAdminKick          = &reason.Error{Code: codec.AdministrativeAction, Msg: "disconnected by the administrator"}
 	errRetainNotSupported = &reason.Error{Code: codec.RetainNotSupported, Msg: "retained messages are not available"}
 	errTopicLimit         = &reason.Error{Code: codec.TopicNameInvalid, Msg: "topic longer than max_topic_length or max_topic_levels"}
+	errNotStored          = &reason.Error{Code: codec.UnspecifiedError, Msg: "a message could not be stored with the cluster's replication"}
 
 	// Refusals of a CONNECT, answered with a CONNACK in every protocol
 	// version (closeWith).

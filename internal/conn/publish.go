@@ -213,6 +213,36 @@ func (c *client) Acknowledge(t codec.Type, id uint16) {
 	buf.B = codec.AppendAck(buf.B, t, id, codec.Success, c.version)
 }
 
+// NotStored implements dispatch.Conn: a message the client published
+// could not be stored with the cluster's replication, so it is not
+// acknowledged as taken. A QoS 2 packet id is forgotten first, so that the
+// message sent again is taken as a new one, not as a resend of one taken
+// [MQTT-4.3.3-10]. An MQTT 5 client hears 0x80 (Unspecified error) in its
+// PUBACK or PUBREC, which ends the exchange and leaves it to the client to
+// publish again; MQTT 3.x has no failure code for one message, so the
+// connection is closed and the client sends the message again when it
+// reconnects [MQTT-4.4.0-1].
+func (c *client) NotStored(t codec.Type, id uint16) {
+	if c.state != stateConnected || c.conn.Closing() {
+		return
+	}
+	c.h.stats.DropsNotStored.Add(1)
+	if t == codec.PUBREC {
+		ls := c.h.loops[c.LoopIndex()]
+		s := c.sess
+		s.Lock()
+		if c.ownsLocked() && s.ReleaseLocked(id) && ls.persist.W != nil && s.Persistent() {
+			ls.persist.W.DeleteAwaitRel(s.ClientID(), id)
+		}
+		s.Unlock()
+	}
+	if c.version == codec.V5 {
+		c.writeAck(t, id, codec.UnspecifiedError)
+		return
+	}
+	c.closeWith(0, errNotStored)
+}
+
 // ackRefused answers a PUBLISH the broker won't take with a failure reason
 // code in PUBACK or PUBREC (QoS 1/2); a QoS 0 message is dropped.
 func (c *client) ackRefused(p *codec.Publish, code codec.ReasonCode) {

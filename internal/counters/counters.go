@@ -61,6 +61,7 @@ type Conns struct {
 	DropsSlowClient   atomic.Int64
 	DropsExpired      atomic.Int64
 	DropsTooLarge     atomic.Int64
+	DropsNotStored    atomic.Int64 // refused: the cluster could not store them (dispatch.Receipt)
 	ProtocolFailures  atomic.Int64
 	SlowConsumerKicks atomic.Int64
 	DropsUnauthorized atomic.Int64

@@ -21,6 +21,11 @@ type Conn interface {
 	// message the connection published, now that it is routed, if the
 	// connection is still there.
 	Acknowledge(t codec.Type, id uint16)
+	// NotStored tells the connection that a message it published (the
+	// acknowledgement it awaits: t, id) could not be stored as the
+	// cluster's durability contract asks (Receipt): it must not be
+	// acknowledged as taken.
+	NotStored(t codec.Type, id uint16)
 	// Notify hands the connection a note posted for it (Dispatcher.Notify),
 	// in order with the deliveries posted to its loop.
 	Notify(n Note)
@@ -42,12 +47,39 @@ type Note uint8
 // members of every node; a message that came from a Peer (Job.Local) is
 // routed to this node's sessions only. Forward is called by whoever routes
 // the message (a router worker or the publisher's loop) in each
-// publisher's order, must not block, and must copy what it keeps of m.
+// publisher's order, must not block for long (it may wait while the
+// cluster holds as many unconfirmed messages as it allows), and must copy
+// what it keeps of m.
+//
+// A message the other node must not lose (QoS 1 or 2) comes with a
+// Receipt: the publisher's PUBACK or PUBREC waits for it, so that what a
+// publisher was told is taken is stored with the cluster's replication
+// whichever node its subscribers are on. A worker waits for its batch's
+// receipts before it posts the batch's acknowledgements (one round trip
+// per batch, not per message); a loop that routed such a message itself
+// waits for it and sends the publisher through the workers from then on.
 type Peer interface {
 	router.Subscriber
 	// Forward sends m to the node the Peer stands for, for the member of
-	// mt.Group when mt.Shared, else for every matching session there.
-	Forward(m *router.Message, mt *router.Match)
+	// mt.Group when mt.Shared, else for every matching session there. It
+	// returns nil when there is nothing to wait for (QoS 0, or m not sent
+	// at all: expired).
+	Forward(m *router.Message, mt *router.Match) Receipt
+}
+
+// Receipt is a forwarded message's confirmation that the cluster stored
+// it. Wait blocks until it did (nil), could not (the error), or stop
+// closes; it is called once.
+type Receipt interface {
+	Wait(stop <-chan struct{}) error
+}
+
+// Acker is the stream's hold on a message another node sent: Ack lets it
+// go once the message is routed here and what it left in persistent
+// sessions is on disk. Not acknowledged (this node stopped first), the
+// stream sends it again.
+type Acker interface {
+	Ack() error
 }
 
 // Job is one message for a router worker, with the acknowledgement to send
@@ -66,6 +98,9 @@ type Job struct {
 	// on this node another node picked for Msg: Msg goes to one of this
 	// node's members of that group and to nobody else.
 	Group string
+	// Done, with Local, is the cluster stream's hold on Msg, acknowledged
+	// once Msg is routed and stored here (Acker).
+	Done Acker
 }
 
 // Publisher is the routing state of one publishing connection, part of

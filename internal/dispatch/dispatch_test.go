@@ -1,31 +1,68 @@
 package dispatch
 
 import (
+	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
 
+	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 )
 
-// peerLog is a Peer that records what it was handed.
+// peerLog is a Peer that records what it was handed. It gives QoS 1 and 2
+// messages a receipt that fails with fail (nil: stored).
 type peerLog struct {
 	name   string
 	topics []string
 	groups []string
+	fail   error
+	waited int // receipts waited for
 }
+
+var _ Peer = (*peerLog)(nil)
 
 func (p *peerLog) ClientID() string { return "\x00peer " + p.name }
 
-func (p *peerLog) Forward(m *router.Message, mt *router.Match) {
+func (p *peerLog) Forward(m *router.Message, mt *router.Match) Receipt {
 	p.topics = append(p.topics, string(m.Topic))
 	if mt.Shared {
 		p.groups = append(p.groups, mt.Group)
 	}
+	if m.QoS == 0 {
+		return nil
+	}
+	return receiptOf{p}
+}
+
+type receiptOf struct{ p *peerLog }
+
+func (r receiptOf) Wait(<-chan struct{}) error {
+	r.p.waited++
+	return r.p.fail
+}
+
+// publisher is a Conn that publishes; its acknowledgements are read from
+// the worker's batch (perLoop), as nothing here runs the loops.
+type publisher struct{}
+
+func (publisher) LoopIndex() int                             { return 0 }
+func (publisher) DeliverLocked(session.Delivery, int64) bool { return true }
+func (publisher) Acknowledge(codec.Type, uint16)             {}
+func (publisher) NotStored(codec.Type, uint16)               {}
+func (publisher) Notify(Note)                                {}
+
+// acker is a message from the cluster's stream (Job.Done).
+type acker struct{ acked *int }
+
+func (a acker) Ack() error {
+	*a.acked++
+	return nil
 }
 
 func newDispatcher(t *testing.T, lim limit.Limits) *Dispatcher {
@@ -157,5 +194,60 @@ func TestRetainedBlocksGoesToWorkers(t *testing.T) {
 	d.retainedBlocks = true
 	if d.MayRouteInline(&p, true) || !d.MayRouteInline(&p, false) {
 		t.Fatal("RetainedBlocks: retained inline, or plain messages kept off the loop")
+	}
+}
+
+// TestReceiptsHoldAcknowledgements: the acknowledgement of a message
+// forwarded to another node waits for its receipt, once per batch, and
+// becomes a refusal (ackFail) when the other node could not store it;
+// QoS 0 messages and messages the peer does not get are acknowledged as
+// before.
+func TestReceiptsHoldAcknowledgements(t *testing.T) {
+	for _, fail := range []error{nil, errors.New("no quorum")} {
+		d := newDispatcher(t, limit.Limits{})
+		p := &peerLog{name: "b", fail: fail}
+		d.subs.Subscribe(p, "t/#", router.Options{QoS: 1})
+		w := d.Workers()[0]
+		for i, topic := range []string{"t/1", "t/2", "u/3"} {
+			w.do(Job{Msg: message(topic, 1), Ack: publisher{}, AckID: uint16(i + 1), AckType: codec.PUBACK})
+		}
+		w.do(Job{Msg: message("t/4", 0)}) // no receipt, no acknowledgement
+		if p.waited != 0 {
+			t.Fatal("a receipt was waited for before the batch ended")
+		}
+		w.confirmHeld()
+		if p.waited != 2 {
+			t.Fatalf("%d receipts waited for, want 2 (t/1, t/2)", p.waited)
+		}
+		var failed []uint16
+		for _, it := range w.perLoop[0] {
+			if it.ackFail {
+				failed = append(failed, it.ackID)
+			}
+		}
+		want := []uint16(nil)
+		if fail != nil {
+			want = []uint16{1, 2}
+		}
+		if !slices.Equal(failed, want) {
+			t.Errorf("receipts failing with %v: refused %v, want %v", fail, failed, want)
+		}
+	}
+}
+
+// TestStreamMessagesAckedAfterPost: a message from the cluster's stream is
+// acknowledged to it once its batch is posted, not when it is routed.
+func TestStreamMessagesAckedAfterPost(t *testing.T) {
+	d := newDispatcher(t, limit.Limits{})
+	w := d.Workers()[0]
+	acked := 0
+	w.do(Job{Msg: message("a", 1), Local: true, Done: acker{&acked}})
+	w.do(Job{Msg: message("b", 1), Local: true, Done: acker{&acked}})
+	if acked != 0 {
+		t.Fatal("acknowledged to the stream before the batch was posted")
+	}
+	w.Post()
+	if acked != 2 {
+		t.Fatalf("%d acknowledged to the stream after Post, want 2", acked)
 	}
 }

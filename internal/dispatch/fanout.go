@@ -19,6 +19,10 @@ type fanout struct {
 	// handOffline once sw is committed.
 	offline []item
 	ids     [1]uint32 // PutDelivery's scratch
+	// receipts are the confirmations of what was forwarded to other
+	// nodes (Peer.Forward) since they were last waited for (confirm).
+	receipts []Receipt
+	failed   []bool // confirm's verdicts, by receipt
 }
 
 func newFanout(loops int) fanout {
@@ -83,7 +87,9 @@ func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored boo
 			// Each node reports its own $SYS; a message from a Peer has
 			// been to the others already.
 			if p, ok := mt.Sub.(Peer); ok && !local && !sys.Own(m.Topic) {
-				p.Forward(m, mt)
+				if r := p.Forward(m, mt); r != nil {
+					f.receipts = append(f.receipts, r)
+				}
 			}
 			continue
 		}
@@ -95,6 +101,21 @@ func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored boo
 	}
 	m.RefN(refs)
 	return stored
+}
+
+// confirm waits for the receipts gathered since its last call, until stop
+// closes (nil: as long as they take; the cluster bounds it), and records
+// which failed in f.failed, by receipt. It reports whether any did.
+func (f *fanout) confirm(stop <-chan struct{}) (anyFailed bool) {
+	f.failed = f.failed[:0]
+	for i, r := range f.receipts {
+		bad := r.Wait(stop) != nil
+		f.failed = append(f.failed, bad)
+		anyFailed = anyFailed || bad
+		f.receipts[i] = nil
+	}
+	f.receipts = f.receipts[:0]
+	return anyFailed
 }
 
 // routeJob routes j's message: see route and routeShared.
@@ -187,7 +208,9 @@ func (d *Dispatcher) Reroute(w store.Writer, orphans []session.Delivery) {
 	for _, dv := range orphans {
 		mt, ok := d.subs.PickShared(dv.Group, usableMember)
 		if p, isPeer := mt.Sub.(Peer); ok && isPeer {
-			p.Forward(dv.Msg, &mt) // a member on another node
+			// A member on another node. The message was acknowledged
+			// long ago: nobody waits for its receipt.
+			p.Forward(dv.Msg, &mt)
 			dv.Release()
 			continue
 		}

@@ -84,6 +84,7 @@ type item struct {
 	ackID   uint16
 	ackT    codec.Type
 	ackSync bool // the message was stored: sync before the ack goes out
+	ackFail bool // the cluster could not store it: to.NotStored, no ack
 	note    Note
 }
 
@@ -164,6 +165,8 @@ func (d *Dispatcher) Drain(el *eventloop.Loop) {
 		switch {
 		case p.note != 0:
 			p.to.Notify(p.note)
+		case p.ackFail:
+			p.to.NotStored(p.ackT, p.ackID)
 		case p.to != nil:
 			if p.ackSync {
 				l.persist.NeedSync()

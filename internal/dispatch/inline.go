@@ -56,8 +56,8 @@ func (d *Dispatcher) inlineRoom() bool {
 // nothing of its overtakes anything; the loop's own inbox is delivered
 // first for the same reason. The acknowledgement is written after the
 // deliveries, and leaves with the event's output, after FlushFan. A
-// message that had to be stored sends its publisher through the workers
-// from then on (Publisher.viaWorkers).
+// message that had to be stored, here or by the cluster (Receipt), sends
+// its publisher through the workers from then on (Publisher.viaWorkers).
 //
 // It reports whether it stored anything. Loop goroutine only.
 func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
@@ -68,7 +68,12 @@ func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 	if stored && j.Ack != nil {
 		l.persist.NeedSync() // the store has it before the acknowledgement goes out
 	}
-	if stored && j.From != nil {
+	// Forwarded to another node that must store it first (Receipt): the
+	// loop waits for it, once — the publisher goes through the workers
+	// from then on, where a batch shares the wait.
+	waited := len(f.receipts) > 0
+	notStored := waited && f.confirm(nil)
+	if (stored || waited) && j.From != nil {
 		j.From.viaWorkers = true
 	}
 	own := l.index
@@ -93,7 +98,11 @@ func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 		l.FlushReleases()
 		f.perLoop[own] = mine[:0]
 	}
-	if j.Ack != nil {
+	switch {
+	case j.Ack == nil:
+	case notStored:
+		j.Ack.NotStored(j.AckType, j.AckID)
+	default:
 		j.Ack.Acknowledge(j.AckType, j.AckID)
 	}
 	return stored

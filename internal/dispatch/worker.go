@@ -1,6 +1,10 @@
 package dispatch
 
-import "github.com/shoalmq/shoal/router"
+import (
+	"slices"
+
+	"github.com/shoalmq/shoal/router"
+)
 
 // Worker routes messages: retained store, subscription match, fan-out to
 // loops. Its queue is safe for concurrent use; the rest belongs to the
@@ -12,6 +16,21 @@ type Worker struct {
 	// done are the publishers of the jobs routed since the last post:
 	// their routing counts drop once the deliveries are posted.
 	done []*Publisher
+	// held are the acknowledgements of the batch that wait for receipts
+	// (Peer.Forward): Post marks those whose receipts failed.
+	held []heldAck
+	// streamAcks are the batch's messages from the cluster's stream
+	// (Job.Done), acknowledged once the batch is routed and on disk;
+	// streamStored says whether any of them left something in the store.
+	streamAcks   []Acker
+	streamStored bool
+	stop         <-chan struct{} // Run's
+}
+
+// heldAck is an acknowledgement in perLoop[loop][at] waiting for the
+// receipts [from, to) of the worker's batch.
+type heldAck struct {
+	loop, at, from, to int
 }
 
 // Full reports whether w's queue has no room now. Safe for concurrent use.
@@ -45,6 +64,7 @@ const workerBatch = 256
 // loop still running (the engine's Stop may time out) may submit, and a
 // send on a closed channel panics.
 func (w *Worker) Run(stop <-chan struct{}) {
+	w.stop = stop
 	for {
 		select {
 		case <-stop:
@@ -72,8 +92,14 @@ func (w *Worker) Run(stop <-chan struct{}) {
 // the publisher hears PUBACK or PUBREC only once the message is in every
 // subscriber's hands or queue, so its in-flight window bounds what it has
 // in the router [MQTT-4.3.2-2], [MQTT-4.3.3-2].
+//
+// A message forwarded to other nodes that must store it first (Receipt)
+// has its acknowledgement held until Post has the receipts; one that came
+// from the cluster's stream (Done) is acknowledged to the stream by Post,
+// once routed and on disk.
 func (w *Worker) do(j Job) {
 	stored := w.sw != nil // an acknowledgement alone: of a stored message
+	from := len(w.receipts)
 	if j.Msg != nil {
 		stored = w.routeJob(w.d, &j)
 		j.Msg.Release()
@@ -81,8 +107,15 @@ func (w *Worker) do(j Job) {
 	if j.From != nil {
 		w.done = append(w.done, j.From)
 	}
+	if j.Done != nil {
+		w.streamAcks = append(w.streamAcks, j.Done)
+		w.streamStored = w.streamStored || stored
+	}
 	if j.Ack != nil {
 		li := j.Ack.LoopIndex()
+		if to := len(w.receipts); to > from {
+			w.held = append(w.held, heldAck{loop: li, at: len(w.perLoop[li]), from: from, to: to})
+		}
 		w.perLoop[li] = append(w.perLoop[li], item{to: j.Ack, ackID: j.AckID, ackT: j.AckType, ackSync: stored})
 	}
 }
@@ -98,6 +131,7 @@ func (w *Worker) Route(m *router.Message) { w.route(w.d, m, false) }
 // first, so that the loops' syncs and deletes come after it. Worker
 // goroutine only (tests: see Route).
 func (w *Worker) Post() {
+	w.confirmHeld()
 	if w.sw != nil && w.sw.Dirty() {
 		w.d.persist.Commit(w.sw)
 	}
@@ -116,4 +150,44 @@ func (w *Worker) Post() {
 		w.done[i] = nil
 	}
 	w.done = w.done[:0]
+	w.ackStream()
+}
+
+// confirmHeld waits for the batch's receipts — one wait per batch, while
+// the next batch gathers in the queue — and turns each held
+// acknowledgement whose message some node could not store into a refusal
+// (Conn.NotStored).
+func (w *Worker) confirmHeld() {
+	if len(w.receipts) == 0 {
+		return
+	}
+	if !w.confirm(w.stop) {
+		w.held = w.held[:0]
+		return
+	}
+	for _, h := range w.held {
+		if slices.Contains(w.failed[h.from:h.to], true) {
+			w.perLoop[h.loop][h.at].ackFail = true
+		}
+	}
+	w.held = w.held[:0]
+}
+
+// ackStream acknowledges the batch's messages from the cluster's stream,
+// now routed, once what they left in persistent sessions is on disk: the
+// stream keeps each until then, and sends it again if this node stops
+// first.
+func (w *Worker) ackStream() {
+	if len(w.streamAcks) == 0 {
+		return
+	}
+	if w.streamStored && w.sw != nil {
+		w.d.persist.CommitSync(w.sw)
+	}
+	for i, a := range w.streamAcks {
+		_ = a.Ack() // lost, the message comes again: at least once
+		w.streamAcks[i] = nil
+	}
+	w.streamAcks = w.streamAcks[:0]
+	w.streamStored = false
 }

@@ -105,6 +105,15 @@ func (k *Keeper) Commit(w store.Writer) {
 	}
 }
 
+// CommitSync commits w and, under strict durability, syncs it: for what
+// a goroutine other than a loop acknowledges itself (a router worker, for
+// the messages of the cluster's stream).
+func (k *Keeper) CommitSync(w store.Writer) {
+	if err := w.Commit(k.strict); err != nil {
+		k.Failed(err)
+	}
+}
+
 // WithBG runs fn with the background writer and commits what fn wrote.
 // For goroutines that are neither a loop nor a worker. With persistence
 // off, or once the store is closed, fn gets nil.

@@ -50,15 +50,16 @@ type Figures struct {
 // ClusterFigures are what a cluster node publishes under cluster/: its
 // view of the cluster, and what crossed to and from the other nodes.
 type ClusterFigures struct {
-	Name     string // cluster.name
-	Node     string // this node's cluster.node
-	Leader   string // JetStream's meta leader; "" with an external NATS
-	NodesUp  int64  // the nodes up, this one included
-	Sent     int64  // messages sent to other nodes
-	Received int64  // messages received from other nodes
-	Dropped  int64  // messages not sent, or not readable when received
-	Failed   int64  // retained messages the cluster's bucket refused
-	PeerSubs int64  // the other nodes' subscriptions in this node's table
+	Name      string // cluster.name
+	Node      string // this node's cluster.node
+	Leader    string // JetStream's meta leader; "" with an external NATS
+	NodesUp   int64  // the nodes up, this one included
+	Sent      int64  // messages sent to other nodes
+	Received  int64  // messages received from other nodes
+	Dropped   int64  // messages not sent, or not readable when received
+	NotStored int64  // QoS 1/2 messages the forward stream refused: publishers refused
+	Failed    int64  // retained messages the cluster's bucket refused
+	PeerSubs  int64  // the other nodes' subscriptions in this node's table
 }
 
 // loadAvg is an exponentially weighted moving average of a counter's rate
@@ -150,7 +151,7 @@ func round(loads []*sysLoad, dt time.Duration, read func() Figures, publish func
 			value int64
 		}{
 			{"nodes", c.NodesUp}, {"messages/sent", c.Sent}, {"messages/received", c.Received},
-			{"messages/dropped", c.Dropped}, {"retained/failures", c.Failed}, {"subscriptions/remote", c.PeerSubs},
+			{"messages/dropped", c.Dropped}, {"messages/not_stored", c.NotStored}, {"retained/failures", c.Failed}, {"subscriptions/remote", c.PeerSubs},
 		} {
 			publish("cluster/"+n.topic, itoa(n.value))
 		}

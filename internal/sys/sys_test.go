@@ -60,11 +60,11 @@ func TestRoundCluster(t *testing.T) {
 		}
 	}
 	f := Figures{Cluster: &ClusterFigures{Name: "c", Node: "n1", Leader: "n0", NodesUp: 3, Sent: 5, Received: 7,
-		Dropped: 1, Failed: 2, PeerSubs: 4}}
+		Dropped: 1, NotStored: 6, Failed: 2, PeerSubs: 4}}
 	round(nil, 0, func() Figures { return f }, publish)
 	for topic, want := range map[string]string{
 		"cluster/name": "c", "cluster/node": "n1", "cluster/leader": "n0", "cluster/nodes": "3",
-		"cluster/messages/sent": "5", "cluster/messages/received": "7", "cluster/messages/dropped": "1",
+		"cluster/messages/sent": "5", "cluster/messages/received": "7", "cluster/messages/dropped": "1", "cluster/messages/not_stored": "6",
 		"cluster/retained/failures": "2", "cluster/subscriptions/remote": "4",
 	} {
 		if got[topic] != want {
