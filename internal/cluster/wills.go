@@ -359,20 +359,29 @@ func (w *Wills) remove(ctx context.Context, key string, rec *willRecord) bool {
 		err := w.kv.Delete(ctx, key, jetstream.LastRevision(rec.rev))
 		switch {
 		case isWrongRevision(err):
-			return false // another node's write came first
+			// Another node's write came first: rec is stale, whatever
+			// the watch (which may lag: it is moved to another server
+			// when the stream's leader goes) brings next.
+			w.forget(key, rec)
+			return false
 		case err != nil:
 			w.Failed.Add(1)
 			w.log.Warn().Err(err).Str("key", key).Msg("cluster: a delayed will could not be removed")
 			return false
 		}
 	}
+	w.forget(key, rec)
+	return true
+}
+
+// forget drops key's record rec and its timer, unless a newer record came.
+func (w *Wills) forget(key string, rec *willRecord) {
 	w.mu.Lock()
 	if w.known[key] == rec {
 		delete(w.known, key)
 		w.timers.Cancel(key)
 	}
 	w.mu.Unlock()
-	return true
 }
 
 // apply brings one change of the bucket into known and the timers. Watch
