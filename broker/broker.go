@@ -67,6 +67,7 @@ type Broker struct {
 	clusterTable    *cluster.Table
 	clusterRetained *cluster.Retained
 	clusterSessions *cluster.Sessions // decides where each session is
+	clusterWills    *cluster.Wills    // delayed wills, published once cluster-wide
 	peers           *cluster.Peers
 	// ownerCounts is the last count of sessions by owner node
 	// (cluster_status.go).
@@ -116,6 +117,7 @@ func New(cfg Config) (*Broker, error) {
 		b.clusterTable = cluster.NewTable(router.NewTable(0, cfg.SharedStrategy))
 		b.clusterRetained = cluster.NewRetained()
 		b.clusterSessions = cluster.NewSessions()
+		b.clusterWills = cluster.NewWills()
 		b.subs, b.retained = b.clusterTable, b.clusterRetained
 	}
 	b.logp.Store(&cfg.Logger)
@@ -130,8 +132,12 @@ func New(cfg Config) (*Broker, error) {
 	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
 		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
 		RetainedBlocks: cfg.Cluster != nil})
-	b.expiry = expiry.New(expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
-		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed})
+	xp := expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
+		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed}
+	if b.clusterWills != nil {
+		xp.Wills = b.clusterWills // not a nil *Wills in the interface
+	}
+	b.expiry = expiry.New(xp)
 	parts := conn.Parts{
 		Log: &b.logp, Limits: &b.limp, Access: cfg.access(),
 		Sessions: b.sessions, Subs: b.subs, Retained: b.retained,

@@ -56,8 +56,8 @@ func (b *Broker) startCluster() error {
 }
 
 // joinCluster puts the broker's state on its node: the session owners'
-// bucket, the retained messages (read in whole before it returns), and
-// the Peers, which publish this node's subscriptions (those restored
+// bucket, the retained messages (read in whole before it returns), the
+// delayed wills (published through the expiry's SendWill), and the Peers, which publish this node's subscriptions (those restored
 // too) and route between the nodes, into the router workers.
 func (b *Broker) joinCluster(ctx context.Context) error {
 	node := b.cluster
@@ -80,6 +80,9 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 	if err := b.clusterRetained.Open(ctx, node, log); err != nil {
 		return err
 	}
+	if err := b.clusterWills.Open(ctx, node, b.expiry, log); err != nil {
+		return err
+	}
 	peers, err := node.NewPeers(ctx, b.clusterTable, log)
 	if err != nil {
 		return err
@@ -99,6 +102,9 @@ func (b *Broker) closeCluster() {
 	}
 	if b.clusterRetained != nil {
 		b.clusterRetained.Close()
+	}
+	if b.clusterWills != nil {
+		b.clusterWills.Close() // the wills it put stay, for the others
 	}
 	if b.cluster != nil {
 		b.cluster.Close()

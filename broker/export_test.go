@@ -109,6 +109,15 @@ func (b *Broker) HoldBackground() (release func()) { return b.persist.HoldBackgr
 // on it: both nil without Config.Cluster.
 func (b *Broker) ClusterNode() (*cluster.Node, *cluster.Owners) { return b.cluster, b.owners }
 
+// ClusterWills is the number of delayed wills this node knows are waiting
+// in the cluster's bucket (-1: not in a cluster).
+func (b *Broker) ClusterWills() int {
+	if b.clusterWills == nil {
+		return -1
+	}
+	return b.clusterWills.Len()
+}
+
 // ClusterPeersFor is the number of other nodes a message on topic goes
 // to from this broker (0 without a cluster): each node's interest arrives
 // through a watch, and a test waits for it to be here.

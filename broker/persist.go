@@ -81,5 +81,5 @@ func (b *Broker) restore() error {
 		retained = router.NewRetained()
 	}
 	return b.persist.Load(persist.Target{Sessions: b.sessions, Subs: b.subs, Retained: retained,
-		Clock: b.clock.Now(), ArmLocked: b.expiry.ArmLocked})
+		Clock: b.clock.Now(), ArmLocked: b.expiry.RestoreLocked})
 }

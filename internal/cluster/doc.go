@@ -32,6 +32,12 @@
 //     connects to: the claim, the old node's handoff (package handoff
 //     builds and adopts the session), and the takeover of connections
 //     whose claim another node superseded.
+//   - Wills (wills.go) is the cluster's delayed wills: a replicated
+//     bucket (shoal_wills) of the wills waiting for their Will Delay
+//     Interval, keyed by client id, each with its due time and the node
+//     that put it; that node publishes it when due, any node the grace
+//     after, and a revision-conditional delete makes exactly one of them
+//     publish it. Package expiry's WillStore.
 //   - Status (status.go) is the cluster as this node's NATS sees it: the
 //     nodes up or down, JetStream's meta leader; Owners.CountByNode counts
 //     the owners' records by node, up to a bound. Retained and Peers time
@@ -39,9 +45,11 @@
 //
 // # Concurrency
 //
-// Node, Owners, Peers, Table, Retained, Sessions and the mapping functions
-// are safe for concurrent use. Each watch (Owners.Watch, the Peers' and
-// Retained's watches of their buckets) runs on a goroutine of its own; a
+// Node, Owners, Peers, Table, Retained, Sessions, Wills and the mapping
+// functions are safe for concurrent use. Each watch (Owners.Watch, the
+// Peers', Retained's and Wills' watches of their buckets) runs on a
+// goroutine of its own; Wills also has one goroutine for its timers and
+// one that makes its writes, in order, for callers that must not block; a
 // node's messages from the others arrive on its NATS subscription's
 // goroutine and its stream consumer's, which hand them to the router
 // workers; handoff requests each get a goroutine. A receipt

@@ -13,6 +13,13 @@
 // The deadlines sit in one internal/deadline Queue keyed by session, on an
 // injectable clock, so tests move time themselves.
 //
+// In a cluster a delayed will is also kept where every node sees it
+// (Parts.Wills, a WillStore: package cluster's Wills), put as its
+// connection leaves; when its delay passes, this node claims it there and
+// publishes it only if it wins, and a client that comes back, here or on
+// another node, cancels it (wills.go). On a single node there is no
+// WillStore and a delayed will is this node's alone.
+//
 // # Ownership
 //
 // Sessions is safe for concurrent use. Its queue has its own mutex, a

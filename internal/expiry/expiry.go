@@ -22,6 +22,9 @@ type Parts struct {
 	// Closing is set when the broker begins to close: deadlines that come
 	// then neither end sessions nor publish wills.
 	Closing *atomic.Bool
+	// Wills keeps delayed wills for a cluster (wills.go); nil on a single
+	// node.
+	Wills WillStore
 }
 
 // Sessions ends sessions and runs the offline ones' deadlines. An offline
@@ -40,8 +43,9 @@ type Sessions struct {
 	persist  *persist.Keeper
 	disp     *dispatch.Dispatcher
 	closing  *atomic.Bool
+	wills    WillStore // nil: a single node
 	// dueWills is the timer goroutine's scratch: wills to publish.
-	dueWills []*router.Message
+	dueWills []dueWill
 
 	// Visits counts the sessions the timer goroutine locked: one per
 	// deadline that came, none for the sessions still waiting.
@@ -62,7 +66,7 @@ type pendingWill struct {
 // New returns the Sessions of p. Its deadlines fire once Run runs.
 func New(p Parts) *Sessions {
 	x := &Sessions{clock: p.Clock, sessions: p.Sessions, subs: p.Subs, persist: p.Persist,
-		disp: p.Dispatch, closing: p.Closing}
+		disp: p.Dispatch, closing: p.Closing, wills: p.Wills}
 	x.timers = deadline.New(x.clock, x.fire)
 	return x
 }
@@ -76,11 +80,15 @@ func secs(n uint32) int64 { return int64(n) * int64(time.Second) }
 // ArmLocked gives offline session s its deadline: the sooner of its expiry
 // (s.ExpireAt, 0: none) and, with a will (nil: none), the will's, due at
 // willAt on the clock; the will's reference goes with it, and it belongs
-// to s's current attachment (s.Gen). s.mu must be held.
+// to s's current attachment (s.Gen). In a cluster the will is also put
+// where every node sees it (WillStore). s.mu must be held.
 func (x *Sessions) ArmLocked(s *session.Session, will *router.Message, willAt int64) {
 	var pw *pendingWill
 	if will != nil {
 		pw = &pendingWill{msg: will, at: willAt, gen: s.Gen}
+		if x.wills != nil {
+			x.wills.Put(s.ClientID(), will, x.wall(willAt))
+		}
 	}
 	x.armLocked(s, pw)
 }
@@ -105,9 +113,16 @@ func (x *Sessions) armLocked(s *session.Session, pw *pendingWill) {
 // the connection cleans the session (it ends), or when the will's delay
 // had passed before the connection came, the timer goroutine not having
 // got to it yet. A will whose delay has not passed is released: the
-// client came back in time [MQTT-3.1.3-9]. s.mu must be held.
+// client came back in time [MQTT-3.1.3-9]. In a cluster the will is
+// never returned: the WillStore publishes it, or drops it, and the will
+// another node put for this client id with it (disarmCluster). s.mu must
+// be held.
 func (x *Sessions) DisarmLocked(s *session.Session, clean bool) *router.Message {
 	pw, _ := x.timers.Cancel(s)
+	if x.wills != nil {
+		x.disarmCluster(s.ClientID(), pw, clean)
+		return nil
+	}
 	switch {
 	case pw == nil:
 		return nil
@@ -159,13 +174,13 @@ func (x *Sessions) fire(now int64, due []deadline.Item[*session.Session, *pendin
 	x.persist.WithBG(func(w store.Writer) {
 		for _, it := range due {
 			if m := x.fireSession(w, it.Key, it.Value, now); m != nil {
-				wills = append(wills, m)
+				wills = append(wills, dueWill{id: it.Key.ClientID(), msg: m})
 			}
 		}
 	})
-	for i, m := range wills {
-		x.SendWill(m)
-		wills[i] = nil
+	for i, dw := range wills {
+		x.sendDelayed(dw.id, dw.msg)
+		wills[i] = dueWill{}
 	}
 	x.dueWills = wills[:0]
 }

@@ -82,7 +82,7 @@ func (x *Sessions) Give(clientID string, clean bool) ([]byte, error) {
 				d.Release()
 			}
 		}
-		x.Expiry.DisarmLocked(s, true)
+		x.Expiry.HandOffLocked(s, clean)
 		orphans = x.Expiry.EndLocked(w, s)
 	})
 	if clean {
