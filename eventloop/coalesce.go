@@ -15,10 +15,13 @@ import (
 // (Conn.PushBuffer: deliveries, which it did not ask for just now) waits
 // while the loop has more work already on its way — and only then:
 //
-//   - at the end of a read burst, until the loop's other events of the
-//     same poll are in: the loop wakes itself (Loop.Wake), and gnet runs
-//     the wake-up after the connections that are ready now, so that what
-//     their bursts deliver to the same client goes in the same write;
+//   - at the end of a read burst, until the loop's other ready events
+//     are in: the loop wakes itself (Loop.Wake). gnet runs queued tasks
+//     after a poll's events and sees the wake-up at its next poll, which
+//     it makes without waiting, so the wake-up runs after the rest of
+//     this poll's read bursts and those ready at the next: what they
+//     deliver to the same client goes in the same write. It costs an
+//     eventfd write when no wake-up was pending;
 //   - at the end of a wake-up or tick, while another wake-up is pending:
 //     another goroutine has posted more since this one began (router
 //     workers and other loops post deliveries, then wake the loop).
