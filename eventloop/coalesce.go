@@ -47,9 +47,10 @@ import (
 // Coalesce after each write, which cut CPU per delivery but added up to
 // Coalesce of latency to a steady stream: make bench's fan-in at 4,000
 // msg/s went from a p99 of 3.0 ms to 0.62 ms (0.61 shared) at 0.96×
-// (0.93×) the CPU per delivery, though with 4.5× (2.1×) the segments —
-// the fixed hold's timer woke the loop once per window
-// (bench/results/2026-12-07-coalesce.md).
+// (0.93×) the CPU per delivery, though with 4.5× (2.1×) the segments;
+// context switches per delivery halved, so the fixed hold's timer
+// wake-ups probably cost about what the extra writes do (counters, not
+// a profile: bench/results/2026-12-07-coalesce.md).
 //
 // Invariant: while l.held is not empty a wake-up of the loop is pending
 // (Loop.wakePending), and its flush writes what is held unless yet
