@@ -85,9 +85,11 @@ type Config struct {
 	Workers int
 
 	// Coalesce lets a message to a client that was written to less than
-	// this ago wait until this long after that write, to go out with the
-	// messages that follow in one system call and fewer TCP segments
-	// (coalesce). The first message after a quiet spell goes out at once;
+	// this ago wait while more work for its loop is already on the way
+	// (the rest of a poll, deliveries posted meanwhile), to go out with
+	// the messages that follow in one system call and fewer TCP segments
+	// (coalesce); never longer than this after that write. An idle loop
+	// writes at once, as does the first message after a quiet spell;
 	// answers (CONNACK, acknowledgements, PINGRESP) are never held.
 	// Default 2ms; 0 turns it off.
 	Coalesce time.Duration

@@ -57,7 +57,7 @@ func settings() []setting {
 			set: integer(func(f *File) *int { return &f.Broker.Workers })},
 		{key: "worker_queue", field: "Broker.WorkerQueue", doc: "messages each router worker may hold; past it QoS 0 is dropped and a QoS 1/2 publisher is paused",
 			set: integer(func(f *File) *int { return &f.Broker.WorkerQueue })},
-		{key: "coalesce", field: "Broker.Coalesce", doc: "a message to a client written to less than this ago waits until this after that write, to go out with the next in one write; 0s: off",
+		{key: "coalesce", field: "Broker.Coalesce", doc: "the longest a message to a client written to less than this ago may wait while more work for its loop is already on the way, to go out with the next in one write; 0s: off",
 			set: duration(func(f *File) *time.Duration { return &f.Broker.Coalesce })},
 		{key: "tcp_nodelay", field: "Broker.TCPNoDelay", doc: "TCP_NODELAY on MQTT connections: each write sent at once; false: Nagle's algorithm",
 			set: boolean(func(f *File) *bool { return &f.Broker.TCPNoDelay })},

@@ -63,50 +63,172 @@ func startPusher(t *testing.T, coalesce time.Duration) (*pusher, *engine, *recor
 	return p, e, r
 }
 
-// TestCoalesceBound: a lone delivery goes out at once; the next, pushed
-// less than the window after the first went out, waits, and goes out at
-// most the window after it; an answer written meanwhile (Write) takes
-// what waits with it, at once, in order.
-func TestCoalesceBound(t *testing.T) {
+// TestCoalesceIdleLoop: a delivery pushed right after the connection's
+// previous write, when the loop has nothing else on its way, goes out at
+// once: coalescing waits for work the loop already has, never for a
+// timer. (A fixed hold of the window after each write failed this.)
+func TestCoalesceIdleLoop(t *testing.T) {
 	p, e, r := startPusher(t, window)
 	nc, a := dial(t, e, r)
 	p.conn = r.connOf(a)
+	for i, b := range [][]byte{ack1, ack2, ack1} {
+		start := time.Now()
+		p.push(b)
+		if got := readN(t, nc, len(b)); !bytes.Equal(got, b) {
+			t.Fatalf("delivery %d: read % x; want % x", i, got, b)
+		}
+		if d := time.Since(start); d >= window/2 {
+			t.Fatalf("delivery %d, the loop idle, took %v; want it at once (window %v)", i, d, window)
+		}
+	}
+}
 
+// TestCoalesceWhilePending: a delivery pushed while more work for the
+// loop is already posted waits for it, and both go out in one write,
+// at once, when the loop has nothing more to do.
+func TestCoalesceWhilePending(t *testing.T) {
+	p, e, r := startPusher(t, window)
+	nc, a := dial(t, e, r)
+	p.conn = r.connOf(a)
+	p.push(ack1) // the connection's previous write
+	readN(t, nc, len(ack1))
+
+	// Bytes the loop had handed to the kernel after pushing ack2, and
+	// when the work posted meanwhile ran.
+	out := make(chan int64, 2)
 	start := time.Now()
-	p.push(ack1)
-	if got := readN(t, nc, len(ack1)); !bytes.Equal(got, ack1) {
-		t.Fatalf("read % x; want % x", got, ack1)
+	p.do(func(c *eventloop.Conn) {
+		b := c.PushBuffer()
+		b.B = append(b.B, ack2...)
+		p.do(func(c *eventloop.Conn) { // posted: the loop is woken again
+			held := c.Loop().BytesOut()
+			b := c.PushBuffer()
+			b.B = append(b.B, ack1...)
+			out <- held
+		})
+		out <- c.Loop().BytesOut()
+	})
+	before, during := <-out, <-out
+	if during != before {
+		t.Errorf("%d bytes went out while more work was posted; want ack2 held", during-before)
 	}
-	first := time.Now()
-	if d := first.Sub(start); d >= window/2 {
-		t.Fatalf("a lone delivery took %v; want it at once (window %v)", d, window)
+	want := append(append([]byte{}, ack2...), ack1...)
+	if got := readN(t, nc, len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("read % x; want both deliveries in order: % x", got, want)
+	}
+	if d := time.Since(start); d >= window/2 {
+		t.Errorf("held deliveries took %v; want them once the loop was idle", d)
 	}
 
-	p.push(ack2)
-	if got := readN(t, nc, len(ack2)); !bytes.Equal(got, ack2) {
-		t.Fatalf("read % x; want % x", got, ack2)
-	}
-	// Held until the window after the first write — or up to a quarter
-	// earlier, when another flush of the loop (a tick) passes by then.
-	held := time.Since(first)
-	if held < window/2 {
-		t.Errorf("the second delivery came %v after the first; want it held about %v", held, window)
-	}
-	// The bound, with a second's slack for a loaded machine.
-	if held > window+time.Second {
-		t.Errorf("the second delivery came %v after the first; the window is %v", held, window)
-	}
-
-	// Held (the last write was just now), then an answer: both at once.
-	p.push(ack1)
-	p.do(func(c *eventloop.Conn) { c.Write(pingresp) })
-	start = time.Now()
-	want := append(append([]byte{}, ack1...), pingresp...)
+	// Held, then an answer: both at once, in order.
+	p.do(func(c *eventloop.Conn) {
+		b := c.PushBuffer()
+		b.B = append(b.B, ack2...)
+		p.do(func(c *eventloop.Conn) { c.Write(pingresp) })
+	})
+	want = append(append([]byte{}, ack2...), pingresp...)
 	if got := readN(t, nc, len(want)); !bytes.Equal(got, want) {
 		t.Fatalf("read % x; want the held delivery, then the answer: % x", got, want)
 	}
+}
+
+// TestCoalesceReadBurst: a delivery that one connection's read burst
+// produces for another waits for the rest of the poll — the loop wakes
+// itself, and the wake-up finds it still held — then goes out at once,
+// not a window later.
+func TestCoalesceReadBurst(t *testing.T) {
+	r := newRecorder()
+	p := &pusher{}
+	// BytesOut at each wake-up after the burst, on the loop.
+	woke := make(chan int64, 16)
+	burst := make(chan int64, 1)
+	armed := false // loop goroutine only, once the burst ran
+	r.onWake = func(l *eventloop.Loop) {
+		if armed {
+			select {
+			case woke <- l.BytesOut():
+			default:
+			}
+		}
+		p.onWake(l)
+	}
+	e := startConfig(t, r, func(c *eventloop.Config) { c.Coalesce = window; c.Loops = 1 })
+	sub, sa := dial(t, e, r)
+	p.conn = r.connOf(sa)
+	pub, _ := dial(t, e, r)
+	p.push(ack1) // the subscriber's previous write
+	readN(t, sub, len(ack1))
+
+	installed := make(chan struct{})
+	p.do(func(*eventloop.Conn) { // on the loop, which reads it
+		r.onFrame = func(c *eventloop.Conn, h codec.Header, _ []byte) error {
+			if h.Type == codec.PINGREQ && c != p.conn {
+				b := p.conn.PushBuffer()
+				b.B = append(b.B, ack2...)
+				armed = true
+				burst <- c.Loop().BytesOut()
+			}
+			return nil
+		}
+		close(installed)
+	})
+	<-installed
+	start := time.Now()
+	send(t, pub, pingreq)
+	if got := readN(t, sub, len(ack2)); !bytes.Equal(got, ack2) {
+		t.Fatalf("read % x; want % x", got, ack2)
+	}
 	if d := time.Since(start); d >= window/2 {
-		t.Errorf("held output and an answer took %v; want them at once", d)
+		t.Errorf("a delivery from another connection's read burst took %v; want it at the end of the poll", d)
+	}
+	before := <-burst
+	select {
+	case at := <-woke:
+		if at != before {
+			t.Errorf("%d bytes went out before the loop's wake-up after the burst; want the delivery held until it", at-before)
+		}
+	case <-time.After(wait):
+		t.Fatal("the loop did not wake itself after a read burst that held output")
+	}
+}
+
+// TestCoalesceBound: held output goes out Coalesce after the connection's
+// previous write at the latest, even while the loop is never idle.
+func TestCoalesceBound(t *testing.T) {
+	const bound = 100 * time.Millisecond
+	p, e, r := startPusher(t, bound)
+	nc, a := dial(t, e, r)
+	p.conn = r.connOf(a)
+	p.push(ack1)
+	readN(t, nc, len(ack1))
+
+	// Keep the loop busy: each wake-up posts another until the test ends.
+	var spin func(c *eventloop.Conn)
+	stop := make(chan struct{})
+	spin = func(c *eventloop.Conn) {
+		select {
+		case <-stop:
+		default:
+			p.do(spin)
+		}
+	}
+	defer close(stop)
+	start := time.Now()
+	p.do(func(c *eventloop.Conn) {
+		b := c.PushBuffer()
+		b.B = append(b.B, ack2...)
+		p.do(spin)
+	})
+	if got := readN(t, nc, len(ack2)); !bytes.Equal(got, ack2) {
+		t.Fatalf("read % x; want % x", got, ack2)
+	}
+	d := time.Since(start)
+	if d < bound/2 {
+		t.Errorf("held output came after %v with the loop busy; want it held about %v", d, bound)
+	}
+	// With a second's slack for a loaded machine.
+	if d > bound+time.Second {
+		t.Errorf("held output came after %v; the bound is %v", d, bound)
 	}
 }
 
@@ -157,8 +279,11 @@ func TestCoalesceClose(t *testing.T) {
 	p.conn = r.connOf(a)
 	p.push(ack1)
 	readN(t, nc, len(ack1))
-	p.push(ack2) // held
-	p.do(func(c *eventloop.Conn) { c.Close() })
+	p.do(func(c *eventloop.Conn) {
+		b := c.PushBuffer()
+		b.B = append(b.B, ack2...)
+		p.do(func(c *eventloop.Conn) { c.Close() }) // pending: ack2 is held
+	})
 	start := time.Now()
 	if got := readUntilEOF(t, nc); !bytes.Equal(got, ack2) {
 		t.Fatalf("read % x before the close; want the held % x", got, ack2)

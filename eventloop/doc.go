@@ -28,11 +28,15 @@
 // connection holds no output buffer.
 //
 // Output written with Conn.PushBuffer (deliveries, as opposed to answers)
-// may instead wait, at most Config.Coalesce, when the connection's
-// previous write went out less than that ago: a client receiving many
-// messages a second gets them in fewer writes and TCP segments, while a
-// lone message, an answer, or what a connection's own read burst produced
-// for it goes out at once (coalesce.go).
+// to a connection whose previous write went out less than
+// Config.Coalesce ago may instead wait while the loop has more work
+// already on its way — the rest of the poll after a read burst (the loop
+// wakes itself to flush after it), or deliveries posted during a wake-up
+// — and goes with the first flush that finds none, at most Coalesce after
+// that write: a client receiving many messages a second gets them in
+// fewer writes and TCP segments, while output on an idle loop, an answer,
+// or what a connection's own read burst produced for it goes out at once
+// (coalesce.go).
 //
 // gnet takes what the kernel refuses into its own buffer and writes it on
 // its own, saying nothing when the socket drains. A producer that must

@@ -99,8 +99,9 @@ type Config struct {
 	Linger time.Duration
 	// Coalesce bounds how long output pushed to a connection
 	// (Conn.PushBuffer) may wait to go out with what follows, when the
-	// connection's previous write was less than this ago (coalesce.go).
-	// 0: every flush writes everything.
+	// connection's previous write was less than this ago; it waits only
+	// while the loop has more work on its way (coalesce.go). 0: every
+	// flush writes everything.
 	Coalesce time.Duration
 	// Nagle leaves Nagle's algorithm on for accepted TCP connections; by
 	// default TCP_NODELAY is set on each, so that the kernel sends a small
@@ -313,8 +314,6 @@ func (e *Engine) loopOf(el gnet.EventLoop) *Loop {
 	l.wakeFn = gnet.RunnableFunc(l.runWake)
 	l.drainTimer = time.AfterFunc(time.Hour, l.drainFired)
 	l.drainTimer.Stop() // armed by checkDrained
-	l.holdTimer = time.AfterFunc(time.Hour, l.holdFired)
-	l.holdTimer.Stop() // armed by hold
 	e.loops = append(e.loops, l)
 	view := append([]*Loop(nil), e.loops...)
 	e.view.Store(&view)
@@ -503,7 +502,6 @@ func (e *Engine) Stop(ctx context.Context) error {
 	for _, l := range e.Loops() {
 		// One that fires now wakes a loop that is gone: harmless.
 		l.drainTimer.Stop()
-		l.holdTimer.Stop()
 	}
 	// Every connection got OnClose, which bounds its pump by the drain
 	// grace; this goroutine ends with the last of them.

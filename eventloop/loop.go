@@ -57,12 +57,11 @@ type Loop struct {
 
 	// Output held back to go out with what follows (coalesce.go): held
 	// lists the connections (an entry counts while its Conn.held is set),
-	// heldUntil is the earliest time one must go (Unix ns; 0: none), and
-	// holdTimer wakes the loop then. source is the connection whose read
-	// burst the loop is handling: its output is never held.
+	// heldUntil is the earliest time one must go (Unix ns; 0: none); a
+	// wake-up is pending while any is held. source is the connection
+	// whose read burst the loop is handling: its output is never held.
 	held      []*Conn
 	heldUntil int64
-	holdTimer *time.Timer
 	source    *Conn
 
 	// Counters, bumped once per event by the loop and read by anyone:
@@ -251,16 +250,15 @@ func (l *Loop) reap(now time.Time) {
 // returns the buffers to the pool, after the Flusher has run — unless it
 // holds the output back (mayHold: after a read burst), which then waits
 // for the wake-up it asks for. Output that may wait (coalesce.go) is held
-// instead; held output whose time has come, or nearly (a quarter of
-// Config.Coalesce: not worth a timer wake-up), goes with this flush.
+// instead while the loop has more work on its way; held output goes with
+// the first flush that finds none, or once its time has come.
 func (l *Loop) flush(mayHold bool) {
 	if f := l.engine.flusher; f != nil && f.BeforeFlush(l, mayHold) {
 		l.Wake()
 		return
 	}
 	var out, now int64
-	coalesce := l.engine.cfg.Coalesce
-	if coalesce > 0 && (len(l.dirty) > 0 || len(l.held) > 0) {
+	if l.engine.cfg.Coalesce > 0 && (len(l.dirty) > 0 || len(l.held) > 0) {
 		now = time.Now().UnixNano()
 	}
 	for i, c := range l.dirty {
@@ -270,15 +268,15 @@ func (l *Loop) flush(mayHold bool) {
 			continue
 		}
 		if !c.closed {
-			if until, ok := l.mayHold(c, now); ok {
-				l.hold(c, until, now)
+			if until, ok := l.mayHold(c, now, mayHold); ok {
+				l.hold(c, until)
 				continue
 			}
 		}
 		out += l.write(c, now)
 	}
 	l.dirty = l.dirty[:0]
-	if len(l.held) > 0 && now >= l.heldUntil-int64(coalesce/4) {
+	if len(l.held) > 0 && (!l.wakePending.Load() || now >= l.heldUntil) {
 		out += l.flushHeld(now)
 	}
 	if out > 0 {
