@@ -69,7 +69,9 @@ type Peer interface {
 
 // Receipt is a forwarded message's confirmation that the cluster stored
 // it. Wait blocks until it did (nil), could not (the error), or stop
-// closes; it is called once.
+// closes. Every receipt must be waited for: a Peer may gather messages
+// and send them only then (one receipt can stand for several messages,
+// and be waited for by several goroutines).
 type Receipt interface {
 	Wait(stop <-chan struct{}) error
 }
