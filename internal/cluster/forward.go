@@ -172,7 +172,14 @@ func (ps *Peers) consume() error {
 // carries many MQTT messages when the rate is high, and one when it is
 // low: a batch goes when the first receipt of it is waited for (the end of
 // a router worker's batch, or the message a loop routed itself), or when
-// it is full.
+// it is full — but while the node's previous batch is still on its way,
+// the open one waits for it and gathers what comes meanwhile (group
+// commit): at a low rate a message goes at once, at a higher one each
+// replication round trip carries what came during the last. Measured with
+// make bench's cluster scenario (p2p QoS 1, node A to node B): one stream
+// message per MQTT message held the cluster to 17k msg/s at saturation,
+// with p99 92 ms at 10,000 msg/s, the three nodes' CPU spent on
+// JetStream's per-message work.
 
 // The forward stream's batches' bounds: a batch is sent once it holds
 // either. A frame larger than forwardBatchBytes goes alone.
@@ -188,6 +195,7 @@ type nodeOut struct {
 	subject string // the node's subject in the forward stream
 	mu      sync.Mutex
 	cur     *batch // open: frames go in until it is sent; nil: none open
+	flying  *batch // the last batch sent, until resolved
 }
 
 // batch is frames for one node in one stream message, and the receipt of
@@ -201,6 +209,7 @@ type batch struct {
 	err    error                  // once resolved (or failed to send)
 	start  time.Time
 	once   sync.Once
+	done   atomic.Bool // resolved
 }
 
 // add puts m's frame, for group ("" for none), into the node's open batch
@@ -239,6 +248,7 @@ func (o *nodeOut) add(m *router.Message, group string, now int64) dispatch.Recei
 // them, the publishers. o.mu must be held.
 func (o *nodeOut) sendLocked(b *batch) {
 	o.cur = nil
+	o.flying = b
 	ps := o.ps
 	b.start = time.Now()
 	f, err := ps.fwd.js.PublishMsgAsync(&nats.Msg{Subject: o.subject, Data: b.buf.B}, ps.fwd.stallOpt...)
@@ -250,16 +260,28 @@ func (o *nodeOut) sendLocked(b *batch) {
 	ps.Sent.Add(int64(b.frames))
 }
 
-// Wait implements dispatch.Receipt: it sends b if it is still open, and
-// waits until the stream took it (nil) or did not. The stream answers
-// within forwardAckTimeout, whatever happens to it; stop is not needed.
+// Wait implements dispatch.Receipt: it sends b if it is still open — once
+// the batch before it is resolved, waiting for it if need be, so that b
+// gathers what comes meanwhile — and waits until the stream took b (nil)
+// or did not. The stream answers within forwardAckTimeout, whatever
+// happens to it; stop is not needed.
 func (b *batch) Wait(<-chan struct{}) error {
 	o := b.out
-	o.mu.Lock()
-	if o.cur == b {
-		o.sendLocked(b)
+	for {
+		o.mu.Lock()
+		if o.cur != b { // sent, by this or another waiter, or full
+			o.mu.Unlock()
+			break
+		}
+		prev := o.flying
+		if prev == nil || prev.done.Load() {
+			o.sendLocked(b)
+			o.mu.Unlock()
+			break
+		}
+		o.mu.Unlock()
+		prev.once.Do(prev.resolve) // whoever waits first resolves it
 	}
-	o.mu.Unlock()
 	b.once.Do(b.resolve)
 	return b.err
 }
@@ -267,6 +289,7 @@ func (b *batch) Wait(<-chan struct{}) error {
 // resolve waits for the stream's answer to b, once for all its waiters,
 // and gives back b's buffer: NATS is done with it.
 func (b *batch) resolve() {
+	defer b.done.Store(true)
 	ps := b.out.ps
 	if b.f != nil {
 		select {
