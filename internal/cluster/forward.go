@@ -70,11 +70,14 @@ const (
 	// its router workers have not acknowledged; forwardAckWait is how
 	// long the stream waits for an acknowledgement before it sends a
 	// batch again.
-	forwardReadAhead = 256
+	forwardReadAhead = 16
 	forwardAckWait   = 30 * time.Second // Peers.ackWait: a test's may be shorter
-	// forwardPullBytes bounds what the consumer asks for at once: 32
-	// full batches.
-	forwardPullBytes = 32 * forwardBatchBytes
+	// forwardPullBytes bounds what the consumer asks for at once: 8 full
+	// batches. With forwardReadAhead, it keeps what a node holds unrouted
+	// (16 batches, 16k messages at most) far from what its workers clear
+	// in forwardAckWait, so that the stream does not send again what the
+	// node is still routing.
+	forwardPullBytes = 8 * forwardBatchBytes
 )
 
 // errForwardStopped is a receipt given up on because the node is stopping.
@@ -165,8 +168,8 @@ func (ps *Peers) consume() error {
 	return nil
 }
 
-// A stream message carries a batch of frames (batch.go's framing: each a
-// 4-byte big-endian length, then the frame), all for one node: the frames
+// A stream message carries a batch of frames (each a 4-byte big-endian
+// length, then the frame), all for one node: the frames
 // that node got from this one's router workers while the previous batch
 // was on its way. One JetStream message, replicated and acknowledged, then
 // carries many MQTT messages when the rate is high, and one when it is
@@ -200,16 +203,16 @@ type nodeOut struct {
 
 // batch is frames for one node in one stream message, and the receipt of
 // each of them (dispatch.Receipt): the stream takes the batch whole or
-// not at all.
+// not at all. Once sent, a goroutine of the Peers (resolve) waits for the
+// stream's answer, which comes within forwardAckTimeout, and closes done.
 type batch struct {
 	out    *nodeOut
 	buf    *bytebufferpool.ByteBuffer
 	frames int
 	f      jetstream.PubAckFuture // once sent
-	err    error                  // once resolved (or failed to send)
+	err    error                  // read once done is closed
 	start  time.Time
-	once   sync.Once
-	done   atomic.Bool // resolved
+	done   chan struct{}
 }
 
 // add puts m's frame, for group ("" for none), into the node's open batch
@@ -220,7 +223,7 @@ func (o *nodeOut) add(m *router.Message, group string, now int64) dispatch.Recei
 	for {
 		b := o.cur
 		if b == nil {
-			b = &batch{out: o, buf: framePool.Get()}
+			b = &batch{out: o, buf: framePool.Get(), done: make(chan struct{})}
 			b.buf.B = b.buf.B[:0]
 			o.cur = b
 		}
@@ -242,10 +245,11 @@ func (o *nodeOut) add(m *router.Message, group string, now int64) dispatch.Recei
 	}
 }
 
-// sendLocked publishes b, the open batch, into the stream: it waits while
-// the stream has forwardMaxPending batches of this node's unconfirmed
-// (forwardStall at most), which holds the router workers and, behind
-// them, the publishers. o.mu must be held.
+// sendLocked publishes b, the open batch, into the stream, and starts the
+// goroutine that waits for its answer. Publishing waits while this node
+// has forwardMaxPending batches unconfirmed (forwardStall at most), which
+// holds whoever forwards — the router workers and, behind them, the
+// publishers. o.mu must be held: it orders the batches of a node.
 func (o *nodeOut) sendLocked(b *batch) {
 	o.cur = nil
 	o.flying = b
@@ -254,18 +258,24 @@ func (o *nodeOut) sendLocked(b *batch) {
 	f, err := ps.fwd.js.PublishMsgAsync(&nats.Msg{Subject: o.subject, Data: b.buf.B}, ps.fwd.stallOpt...)
 	if err != nil {
 		b.err = fmt.Errorf("cluster: forwarding: %w", err)
+		ps.NotStored.Add(int64(b.frames))
+		framePool.Put(b.buf)
+		close(b.done)
 		return
 	}
 	b.f = f
 	ps.Sent.Add(int64(b.frames))
+	// Not counted in ps.done: a router worker may still send while the
+	// Peers close; each of these ends within forwardAckTimeout, or at
+	// once when the Peers stop.
+	go b.resolve()
 }
 
 // Wait implements dispatch.Receipt: it sends b if it is still open — once
-// the batch before it is resolved, waiting for it if need be, so that b
-// gathers what comes meanwhile — and waits until the stream took b (nil)
-// or did not. The stream answers within forwardAckTimeout, whatever
-// happens to it; stop is not needed.
-func (b *batch) Wait(<-chan struct{}) error {
+// the batch before it is answered, waiting for that if need be, so that b
+// gathers what comes meanwhile — and waits until the stream took b (nil),
+// did not, or stop closes.
+func (b *batch) Wait(stop <-chan struct{}) error {
 	o := b.out
 	for {
 		o.mu.Lock()
@@ -274,38 +284,55 @@ func (b *batch) Wait(<-chan struct{}) error {
 			break
 		}
 		prev := o.flying
-		if prev == nil || prev.done.Load() {
+		if prev == nil || closed(prev.done) {
 			o.sendLocked(b)
 			o.mu.Unlock()
 			break
 		}
 		o.mu.Unlock()
-		prev.once.Do(prev.resolve) // whoever waits first resolves it
+		select {
+		case <-prev.done:
+		case <-stop:
+			return errForwardStopped
+		}
 	}
-	b.once.Do(b.resolve)
-	return b.err
+	select {
+	case <-b.done:
+		return b.err
+	case <-stop:
+		return errForwardStopped
+	}
 }
 
-// resolve waits for the stream's answer to b, once for all its waiters,
-// and gives back b's buffer: NATS is done with it.
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// resolve waits for the stream's answer to b and gives back b's buffer,
+// which NATS is done with; when the node stops first, b counts as not
+// stored (it may have been) and its buffer is left to the collector, as
+// NATS may still send it again.
 func (b *batch) resolve() {
-	defer b.done.Store(true)
 	ps := b.out.ps
-	if b.f != nil {
-		select {
-		case <-b.f.Ok():
-			ps.Forwards.Observe(time.Since(b.start))
-		case err := <-b.f.Err():
-			b.err = fmt.Errorf("cluster: the forward stream did not take a message: %w", err)
-		case <-ps.stop:
-			b.err = errForwardStopped
-			return // NATS may still send the buffer again: not pooled
-		}
+	select {
+	case <-b.f.Ok():
+		ps.Forwards.Observe(time.Since(b.start))
+		framePool.Put(b.buf)
+	case err := <-b.f.Err():
+		b.err = fmt.Errorf("cluster: the forward stream did not take a message: %w", err)
+		framePool.Put(b.buf)
+	case <-ps.stop:
+		b.err = errForwardStopped
 	}
 	if b.err != nil {
 		ps.NotStored.Add(int64(b.frames))
 	}
-	framePool.Put(b.buf)
+	close(b.done)
 }
 
 // receiveStored routes a batch from the forward stream to this node's

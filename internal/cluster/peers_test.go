@@ -178,8 +178,12 @@ func TestPeersSharedGroupByMembers(t *testing.T) {
 	count := func(r routed, n int) {
 		t.Helper()
 		for range n {
-			if j := receive(t, r); j.Group != g || !j.Local {
+			j := receive(t, r)
+			if j.Group != g || !j.Local {
 				t.Fatalf("got group %q local %v, want %q", j.Group, j.Local, g)
+			}
+			if err := j.Done.Ack(); err != nil { // the stream holds 16 batches unacknowledged
+				t.Fatal(err)
 			}
 		}
 		select {

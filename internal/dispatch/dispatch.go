@@ -103,6 +103,10 @@ type Job struct {
 	// Done, with Local, is the cluster stream's hold on Msg, acknowledged
 	// once Msg is routed and stored here (Acker).
 	Done Acker
+	// Receipts, on a Job without a message, are those of a message its
+	// publisher's loop routed itself: its acknowledgement waits for them
+	// in the worker, as it would have had the worker routed it.
+	Receipts []Receipt
 }
 
 // Publisher is the routing state of one publishing connection, part of
@@ -195,7 +199,8 @@ func New(cfg Config) *Dispatcher {
 	}
 	d.workers = make([]*Worker, cfg.Workers)
 	for i := range d.workers {
-		d.workers[i] = &Worker{fanout: newFanout(cfg.Loops), d: d, ch: make(chan Job, cfg.WorkerQueue)}
+		d.workers[i] = &Worker{fanout: newFanout(cfg.Loops), d: d, ch: make(chan Job, cfg.WorkerQueue),
+			acks: make([][]item, cfg.Loops)}
 	}
 	return d
 }
