@@ -156,9 +156,13 @@ func (b *Broker) ClusterPeerSubscriptions() int {
 // again, however recent its last count.
 func (b *Broker) RecountOwners() { b.ownerCounts.forget() }
 
-// failingPeer stands for another node that stores nothing it is sent: its
-// receipts fail, as when the cluster's stream has no majority.
-type failingPeer struct{ sent atomic.Int64 }
+// failingPeer stands for another node that stores nothing it is sent
+// while failing is set: its receipts fail, as when the cluster's stream
+// has no majority.
+type failingPeer struct {
+	sent    atomic.Int64
+	failing atomic.Bool
+}
 
 func (p *failingPeer) ClientID() string { return "\x00peer failing" }
 
@@ -167,17 +171,24 @@ func (p *failingPeer) Forward(m *router.Message, _ *router.Match) dispatch.Recei
 	if m.QoS == 0 {
 		return nil
 	}
-	return notStored{}
+	return receipt{p.failing.Load()}
 }
 
-type notStored struct{}
+type receipt struct{ fail bool }
 
-func (notStored) Wait(<-chan struct{}) error { return errors.New("no majority") }
+func (r receipt) Wait(<-chan struct{}) error {
+	if r.fail {
+		return errors.New("no majority")
+	}
+	return nil
+}
 
 // AddFailingPeer subscribes to filter a stand-in for another node that
-// stores nothing it is sent, and returns how many messages it was sent.
-func (b *Broker) AddFailingPeer(filter string) (sent func() int64) {
+// stores nothing it is sent until fail(false), and returns how many
+// messages it was sent.
+func (b *Broker) AddFailingPeer(filter string) (sent func() int64, fail func(bool)) {
 	p := &failingPeer{}
+	p.failing.Store(true)
 	b.subs.Subscribe(p, filter, router.Options{QoS: 2})
-	return p.sent.Load
+	return p.sent.Load, p.failing.Store
 }

@@ -16,7 +16,7 @@ import (
 // the acknowledgement, to send it again. QoS 0 is not held.
 func TestRefusingNotStored(t *testing.T) {
 	b, addr := testutil.StartBroker(t, nil)
-	sent := b.AddFailingPeer("x/#")
+	sent, _ := b.AddFailingPeer("x/#")
 
 	v5, _ := testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("p5"), CleanStart: true})
 	v5.SendPublish(codec.Publish{Topic: []byte("x/1"), QoS: 1, PacketID: 1, Payload: []byte("a")})
@@ -45,5 +45,39 @@ func TestRefusingNotStored(t *testing.T) {
 	}
 	if got := b.Stats().Drops["not_stored"]; got != 4 {
 		t.Fatalf("drops not_stored = %d, want 4", got)
+	}
+}
+
+// TestRefusingNotStoredQoS2Resent: an MQTT 3.1.1 client whose two QoS 2
+// messages are refused together is disconnected at the first refusal; the
+// second's packet id is forgotten all the same, so both messages sent
+// again on the next connection are routed as new ones, not answered as
+// resends of messages taken.
+func TestRefusingNotStoredQoS2Resent(t *testing.T) {
+	b, addr := testutil.StartBroker(t, nil)
+	sent, fail := b.AddFailingPeer("q/#")
+	connect := codec.Connect{ClientID: []byte("q2"), KeepAlive: 60} // a session that outlives the connection
+	c, _ := testutil.DialConnect(t, addr, codec.V311, connect)
+	var both []byte
+	for id := uint16(1); id <= 2; id++ {
+		p := codec.Publish{Topic: []byte("q/x"), QoS: 2, PacketID: id, Payload: []byte("m")}
+		both = p.Append(both, codec.V311)
+	}
+	c.Send(both) // one write: both are taken before the first refusal closes the connection
+	if !c.Closed(testutil.Wait) {
+		t.Fatal("still connected after refusals")
+	}
+	testutil.Eventually(t, testutil.Wait, "both refusals", func() bool { return b.Stats().Drops["not_stored"] == 2 })
+	fail(false)
+	c, ack := testutil.DialConnect(t, addr, codec.V311, connect)
+	if !ack.SessionPresent {
+		t.Fatal("the session did not outlive the connection")
+	}
+	for id := uint16(1); id <= 2; id++ {
+		c.SendPublish(codec.Publish{Topic: []byte("q/x"), QoS: 2, PacketID: id, Dup: true, Payload: []byte("m")})
+		c.ExpectAck(codec.PUBREC, id, testutil.Wait)
+	}
+	if n := sent(); n != 4 {
+		t.Fatalf("the peer was sent %d messages, want 4: a refused id answered as a resend, its message lost", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -276,12 +277,24 @@ func randomToken() (string, error) {
 
 // natsLogger sends the embedded server's lines to zerolog: notices at
 // debug (routes come and go, leaders change: chatter), warnings and
-// errors as such.
+// errors as such — but a route that cannot connect yet, which NATS calls
+// an error at its first attempt and then hourly, is a warning: nodes
+// started together each try the others before they listen, and a node
+// down shows in the cluster's status (nodes up).
 type natsLogger struct{ log zerolog.Logger }
+
+// routeRetry begins NATS's report of a failed attempt to connect a route.
+const routeRetry = "Error trying to connect to route"
 
 func (l natsLogger) Noticef(f string, a ...any) { l.log.Debug().Str("component", "nats").Msgf(f, a...) }
 func (l natsLogger) Warnf(f string, a ...any)   { l.log.Warn().Str("component", "nats").Msgf(f, a...) }
 func (l natsLogger) Fatalf(f string, a ...any)  { l.log.Error().Str("component", "nats").Msgf(f, a...) }
-func (l natsLogger) Errorf(f string, a ...any)  { l.log.Error().Str("component", "nats").Msgf(f, a...) }
-func (l natsLogger) Debugf(f string, a ...any)  { l.log.Trace().Str("component", "nats").Msgf(f, a...) }
-func (l natsLogger) Tracef(f string, a ...any)  { l.log.Trace().Str("component", "nats").Msgf(f, a...) }
+func (l natsLogger) Errorf(f string, a ...any) {
+	if strings.HasPrefix(f, routeRetry) {
+		l.Warnf(f, a...)
+		return
+	}
+	l.log.Error().Str("component", "nats").Msgf(f, a...)
+}
+func (l natsLogger) Debugf(f string, a ...any) { l.log.Trace().Str("component", "nats").Msgf(f, a...) }
+func (l natsLogger) Tracef(f string, a ...any) { l.log.Trace().Str("component", "nats").Msgf(f, a...) }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -292,5 +293,18 @@ func TestNoPeersYet(t *testing.T) {
 		if got := noPeersYet(tc.err); got != tc.want {
 			t.Errorf("noPeersYet(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestNATSLoggerRouteRetry: NATS's report that a route could not connect
+// yet is a warning, other errors stay errors.
+func TestNATSLoggerRouteRetry(t *testing.T) {
+	var out bytes.Buffer
+	l := natsLogger{zerolog.New(&out)}
+	l.Errorf("Error trying to connect to route (attempt %v): %v", 1, "connection refused")
+	l.Errorf("Error listening on router port: %d", 7422)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"level":"warn"`) || !strings.Contains(lines[1], `"level":"error"`) {
+		t.Fatalf("logged:\n%s\nwant the route retry at warn, the listener failure at error", out.String())
 	}
 }

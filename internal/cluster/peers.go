@@ -102,6 +102,7 @@ type Peers struct {
 // non-shared filters), its filters and its members per shared group, as
 // the table has them.
 type remote struct {
+	out     *nodeOut // its batch in the forward stream
 	members []*peer
 	filters map[string]struct{}
 	groups  map[string]int
@@ -111,9 +112,9 @@ type remote struct {
 // groups.
 type peer struct {
 	ps      *Peers
-	id      string // the subscriber's ClientID: no client's id has a NUL
-	subject string // core NATS, for QoS 0
-	stored  string // the forward stream's, for QoS 1 and 2
+	id      string   // the subscriber's ClientID: no client's id has a NUL
+	subject string   // core NATS, for QoS 0
+	out     *nodeOut // the forward stream, for QoS 1 and 2: the node's
 }
 
 var _ dispatch.Peer = (*peer)(nil)
@@ -134,11 +135,11 @@ func (p *peer) Forward(m *router.Message, mt *router.Match) dispatch.Receipt {
 	if mt.Shared {
 		group = mt.Group
 	}
+	if m.QoS > 0 {
+		return p.out.add(m, group, now)
+	}
 	buf := framePool.Get()
 	buf.B = appendFrame(buf.B[:0], m, group, now)
-	if m.QoS > 0 {
-		return p.ps.forwardStored(p.stored, buf)
-	}
 	if err := p.ps.node.nc.Publish(p.subject, buf.B); err != nil {
 		p.ps.Dropped.Add(1)
 	} else {
@@ -434,7 +435,10 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 // member returns node's i-th Peer, making it when it is new.
 func (ps *Peers) member(node string, r *remote, i int) *peer {
 	for len(r.members) <= i {
-		r.members = append(r.members, &peer{ps: ps, subject: nodeSubject(node), stored: forwardSubject(node),
+		if r.out == nil {
+			r.out = &nodeOut{ps: ps, subject: forwardSubject(node)}
+		}
+		r.members = append(r.members, &peer{ps: ps, subject: nodeSubject(node), out: r.out,
 			id: "\x00peer " + node + " " + strconv.Itoa(len(r.members))})
 	}
 	return r.members[i]

@@ -178,8 +178,12 @@ func TestPeersSharedGroupByMembers(t *testing.T) {
 	count := func(r routed, n int) {
 		t.Helper()
 		for range n {
-			if j := receive(t, r); j.Group != g || !j.Local {
+			j := receive(t, r)
+			if j.Group != g || !j.Local {
 				t.Fatalf("got group %q local %v, want %q", j.Group, j.Local, g)
+			}
+			if err := j.Done.Ack(); err != nil { // the stream holds 16 batches unacknowledged
+				t.Fatal(err)
 			}
 		}
 		select {
@@ -357,4 +361,90 @@ func TestPeersForwardStored(t *testing.T) {
 	if err := j.Done.Ack(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestPeersForwardBatches: QoS 1 messages for one node forwarded before
+// any receipt is waited for go as one stream message, up to
+// forwardBatchFrames; the node gets each of them, in order, and the
+// stream lets the batch go once the last of them is acknowledged.
+func TestPeersForwardBatches(t *testing.T) {
+	rs := startPeers(t, startCluster(t, 3))
+	rs[1].table.Subscribe(client("a"), "b/#", router.Options{QoS: 1})
+	waitFor(t, "node 0 to see node 1's interest", func() bool { return len(rs[0].peersFor("b/x")) == 1 })
+	const n = forwardBatchFrames + 10 // a full batch, and the rest
+	var receipts []dispatch.Receipt
+	for i := range n {
+		m := router.NewMessage([]byte("b/"+strconv.Itoa(i)), []byte("p"), nil, []byte("pub"), 1, false, 0, nil)
+		mts := rs[0].peersFor("b/x")
+		receipts = append(receipts, mts[0].Sub.(dispatch.Peer).Forward(m, &mts[0]))
+		m.Release()
+	}
+	for _, rc := range receipts {
+		if err := rc.Wait(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	counts, _ := rs[0].ps.Forwards.Read()
+	if got := sumCounts(counts[:]); got != 2 {
+		t.Fatalf("%d stream messages confirmed, want 2: a full batch and the rest", got)
+	}
+	var acks []dispatch.Acker
+	for i := range n {
+		j := receive(t, rs[1])
+		if got, want := string(j.Msg.Topic), "b/"+strconv.Itoa(i); got != want {
+			t.Fatalf("message %d: %q, want %q", i, got, want)
+		}
+		j.Msg.Release()
+		acks = append(acks, j.Done)
+	}
+	if acks[0] != acks[forwardBatchFrames-1] || acks[0] == acks[forwardBatchFrames] {
+		t.Fatal("the messages of one batch do not share its acknowledgement")
+	}
+	stream, err := rs[0].ps.node.js.Stream(context.Background(), forwardStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := func() uint64 {
+		info, err := stream.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	for _, a := range acks[:n-1] {
+		if err := a.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the stream to let the full batch go", func() bool { return left() == 1 })
+	if err := acks[n-1].Ack(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stream to let the last batch go", func() bool { return left() == 0 })
+}
+
+// TestCountFrames: a batch's framing is checked before its frames are
+// read.
+func TestCountFrames(t *testing.T) {
+	for _, c := range []struct {
+		data []byte
+		n    int
+		ok   bool
+	}{
+		{nil, 0, true},
+		{[]byte{0, 0, 0, 1, 'x', 0, 0, 0, 0}, 2, true},
+		{[]byte{0, 0, 0, 2, 'x'}, 0, false},
+		{[]byte{0, 0, 0}, 0, false},
+	} {
+		if n, ok := countFrames(c.data); n != c.n || ok != c.ok {
+			t.Errorf("countFrames(% x) = %d, %v; want %d, %v", c.data, n, ok, c.n, c.ok)
+		}
+	}
+}
+
+func sumCounts(counts []int64) (n int64) {
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }

@@ -221,20 +221,23 @@ func (c *client) Acknowledge(t codec.Type, id uint16) {
 // PUBACK or PUBREC, which ends the exchange and leaves it to the client to
 // publish again; MQTT 3.x has no failure code for one message, so the
 // connection is closed and the client sends the message again when it
-// reconnects [MQTT-4.4.0-1].
+// reconnects [MQTT-4.4.0-1]. The id is forgotten even when the
+// connection is gone or going — closed for an earlier refusal of the same
+// batch, say — as the client sends the message again on its next one.
+// (A new connection that sends it again before the refusal came is still
+// answered as for a message taken: that window stays open.)
 func (c *client) NotStored(t codec.Type, id uint16) {
-	if c.state != stateConnected || c.conn.Closing() {
-		return
-	}
 	c.h.stats.DropsNotStored.Add(1)
-	if t == codec.PUBREC {
+	if s := c.sess; t == codec.PUBREC && s != nil {
 		ls := c.h.loops[c.LoopIndex()]
-		s := c.sess
 		s.Lock()
-		if c.ownsLocked() && s.ReleaseLocked(id) && ls.persist.W != nil && s.Persistent() {
+		if s.ReleaseLocked(id) && ls.persist.W != nil && s.Persistent() {
 			ls.persist.W.DeleteAwaitRel(s.ClientID(), id)
 		}
 		s.Unlock()
+	}
+	if c.state != stateConnected || c.conn.Closing() {
+		return
 	}
 	if c.version == codec.V5 {
 		c.writeAck(t, id, codec.UnspecifiedError)

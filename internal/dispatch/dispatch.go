@@ -69,7 +69,9 @@ type Peer interface {
 
 // Receipt is a forwarded message's confirmation that the cluster stored
 // it. Wait blocks until it did (nil), could not (the error), or stop
-// closes; it is called once.
+// closes. Every receipt must be waited for: a Peer may gather messages
+// and send them only then (one receipt can stand for several messages,
+// and be waited for by several goroutines).
 type Receipt interface {
 	Wait(stop <-chan struct{}) error
 }
@@ -101,6 +103,10 @@ type Job struct {
 	// Done, with Local, is the cluster stream's hold on Msg, acknowledged
 	// once Msg is routed and stored here (Acker).
 	Done Acker
+	// Receipts, on a Job without a message, are those of a message its
+	// publisher's loop routed itself: its acknowledgement waits for them
+	// in the worker, as it would have had the worker routed it.
+	Receipts []Receipt
 }
 
 // Publisher is the routing state of one publishing connection, part of
@@ -193,7 +199,8 @@ func New(cfg Config) *Dispatcher {
 	}
 	d.workers = make([]*Worker, cfg.Workers)
 	for i := range d.workers {
-		d.workers[i] = &Worker{fanout: newFanout(cfg.Loops), d: d, ch: make(chan Job, cfg.WorkerQueue)}
+		d.workers[i] = &Worker{fanout: newFanout(cfg.Loops), d: d, ch: make(chan Job, cfg.WorkerQueue),
+			acks: make([][]item, cfg.Loops)}
 	}
 	return d
 }

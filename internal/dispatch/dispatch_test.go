@@ -220,7 +220,7 @@ func TestReceiptsHoldAcknowledgements(t *testing.T) {
 			t.Fatalf("%d receipts waited for, want 2 (t/1, t/2)", p.waited)
 		}
 		var failed []uint16
-		for _, it := range w.perLoop[0] {
+		for _, it := range w.acks[0] {
 			if it.ackFail {
 				failed = append(failed, it.ackID)
 			}

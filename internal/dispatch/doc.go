@@ -46,10 +46,14 @@
 // A worker routes a batch of jobs, then posts the deliveries grouped by
 // loop: one inbox append and one wake-up per loop per batch, not per
 // subscriber. The publisher's PUBACK or PUBREC rides in its loop's inbox
-// behind them: a message is acknowledged once it is routed, so a
-// publisher's in-flight window bounds what it has inside the broker. A
-// worker waits while a loop's inbox is full (inboxLimit); loops never
-// wait. Whoever routes a message stores its deliveries to persistent
+// behind them: a message is acknowledged once it is routed — and, in a
+// cluster, once the other nodes it went to have it stored (Receipt: the
+// worker posts the batch's deliveries, waits for its receipts, then posts
+// its acknowledgements) — so a publisher's in-flight window bounds what it
+// has inside the broker. A worker waits while a loop's inbox is full
+// (inboxLimit) and for its receipts; loops never wait (one that routed a
+// message with receipts hands them and the acknowledgement to the
+// publisher's worker). Whoever routes a message stores its deliveries to persistent
 // sessions and commits before posting them (persist's durability
 // contract).
 //

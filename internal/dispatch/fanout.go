@@ -209,8 +209,11 @@ func (d *Dispatcher) Reroute(w store.Writer, orphans []session.Delivery) {
 		mt, ok := d.subs.PickShared(dv.Group, usableMember)
 		if p, isPeer := mt.Sub.(Peer); ok && isPeer {
 			// A member on another node. The message was acknowledged
-			// long ago: nobody waits for its receipt.
-			p.Forward(dv.Msg, &mt)
+			// long ago, so nobody needs its receipt; but a Peer may hold
+			// a message until its receipt is waited for.
+			if r := p.Forward(dv.Msg, &mt); r != nil {
+				go func() { _ = r.Wait(nil) }() // a failure is the Peer's to count
+			}
 			dv.Release()
 			continue
 		}

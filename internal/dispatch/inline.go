@@ -1,6 +1,10 @@
 package dispatch
 
-import "github.com/shoalmq/shoal/eventloop"
+import (
+	"slices"
+
+	"github.com/shoalmq/shoal/eventloop"
+)
 
 // inlineInboxMax is how full any loop's inbox may be for a loop to route
 // a message itself (RouteInline): routing on the loop posts to the other
@@ -64,16 +68,19 @@ func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 	l := d.loops[el.Index()]
 	f := &l.fan
 	stored = f.routeJob(d, &j)
+	// Forwarded to another node that must store it first (Receipt): a
+	// loop never waits for that. The acknowledgement goes to the
+	// publisher's worker with the receipts, where a batch shares the
+	// wait, and the publisher's next messages follow it there.
+	forwarded := len(f.receipts) > 0
+	if forwarded {
+		d.handReceipts(l, &j)
+	}
 	j.Msg.Release()
 	if stored && j.Ack != nil {
 		l.persist.NeedSync() // the store has it before the acknowledgement goes out
 	}
-	// Forwarded to another node that must store it first (Receipt): the
-	// loop waits for it, once — the publisher goes through the workers
-	// from then on, where a batch shares the wait.
-	waited := len(f.receipts) > 0
-	notStored := waited && f.confirm(nil)
-	if (stored || waited) && j.From != nil {
+	if (stored || forwarded) && j.From != nil {
 		j.From.viaWorkers = true
 	}
 	own := l.index
@@ -98,14 +105,39 @@ func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 		l.FlushReleases()
 		f.perLoop[own] = mine[:0]
 	}
-	switch {
-	case j.Ack == nil:
-	case notStored:
-		j.Ack.NotStored(j.AckType, j.AckID)
-	default:
+	if j.Ack != nil {
+		// The acknowledgement of the publisher's previous message, which
+		// a worker routed, may still be in the inbox: it goes first
+		// [MQTT-4.6.0-2].
+		if l.queued.Load() > 0 {
+			d.Drain(el)
+		}
 		j.Ack.Acknowledge(j.AckType, j.AckID)
 	}
 	return stored
+}
+
+// handReceipts hands the receipts of j's message, which loop l routed,
+// to its publisher's worker with j's acknowledgement (then taken from j),
+// after what l routed so far is posted, as before any hand-off to a
+// worker. A full worker queue leaves them to the loop, which then waits
+// for them itself: rare, and bounded by the cluster's own time-outs.
+func (d *Dispatcher) handReceipts(l *Loop, j *Job) {
+	f := &l.fan
+	rs := slices.Clone(f.receipts)
+	clear(f.receipts)
+	f.receipts = f.receipts[:0]
+	l.fanPending = true // this message's deliveries to other loops, at least
+	d.FlushFan(l)
+	if d.Worker(j.Msg.FromID).Submit(Job{From: j.From, Ack: j.Ack, AckID: j.AckID, AckType: j.AckType, Receipts: rs}) {
+		j.Ack = nil
+		return
+	}
+	f.receipts = append(f.receipts, rs...)
+	if f.confirm(nil) && j.Ack != nil {
+		j.Ack.NotStored(j.AckType, j.AckID)
+		j.Ack = nil
+	}
 }
 
 // FlushFan hands on what RouteInline left for other loops and offline

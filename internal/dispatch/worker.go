@@ -16,7 +16,11 @@ type Worker struct {
 	// done are the publishers of the jobs routed since the last post:
 	// their routing counts drop once the deliveries are posted.
 	done []*Publisher
-	// held are the acknowledgements of the batch that wait for receipts
+	// acks are the batch's acknowledgements, by loop: posted behind the
+	// deliveries, and, when the batch forwarded messages to other nodes,
+	// only once their receipts are in (Post).
+	acks [][]item
+	// held are the acknowledgements that wait for receipts
 	// (Peer.Forward): Post marks those whose receipts failed.
 	held []heldAck
 	// streamAcks are the batch's messages from the cluster's stream
@@ -27,7 +31,7 @@ type Worker struct {
 	stop         <-chan struct{} // Run's
 }
 
-// heldAck is an acknowledgement in perLoop[loop][at] waiting for the
+// heldAck is an acknowledgement in acks[loop][at] waiting for the
 // receipts [from, to) of the worker's batch.
 type heldAck struct {
 	loop, at, from, to int
@@ -111,12 +115,13 @@ func (w *Worker) do(j Job) {
 		w.streamAcks = append(w.streamAcks, j.Done)
 		w.streamStored = w.streamStored || stored
 	}
+	w.receipts = append(w.receipts, j.Receipts...)
 	if j.Ack != nil {
 		li := j.Ack.LoopIndex()
 		if to := len(w.receipts); to > from {
-			w.held = append(w.held, heldAck{loop: li, at: len(w.perLoop[li]), from: from, to: to})
+			w.held = append(w.held, heldAck{loop: li, at: len(w.acks[li]), from: from, to: to})
 		}
-		w.perLoop[li] = append(w.perLoop[li], item{to: j.Ack, ackID: j.AckID, ackT: j.AckType, ackSync: stored})
+		w.acks[li] = append(w.acks[li], item{to: j.Ack, ackID: j.AckID, ackT: j.AckType, ackSync: stored})
 	}
 }
 
@@ -130,8 +135,23 @@ func (w *Worker) Route(m *router.Message) { w.route(w.d, m, false) }
 // append and one wake-up per loop. What the worker stored is committed
 // first, so that the loops' syncs and deletes come after it. Worker
 // goroutine only (tests: see Route).
+//
+// When the batch forwarded messages that other nodes must store
+// (Receipt), its deliveries here go out first, and its acknowledgements —
+// all of them, so that each publisher's stay in order [MQTT-4.6.0-2] —
+// once the receipts are in: a stream that is slow to answer holds the
+// publishers, not the subscribers.
 func (w *Worker) Post() {
-	w.confirmHeld()
+	waiting := len(w.receipts) > 0
+	if !waiting { // the common case: behind the deliveries, in the same post
+		for i, acks := range w.acks {
+			if len(acks) > 0 {
+				w.perLoop[i] = append(w.perLoop[i], acks...)
+				clear(acks)
+				w.acks[i] = acks[:0]
+			}
+		}
+	}
 	if w.sw != nil && w.sw.Dirty() {
 		w.d.persist.Commit(w.sw)
 	}
@@ -145,6 +165,17 @@ func (w *Worker) Post() {
 	if w.sw != nil && w.sw.Dirty() { // what the queues dropped
 		w.d.persist.Commit(w.sw)
 	}
+	if waiting {
+		w.confirmHeld()
+		for i, acks := range w.acks {
+			if len(acks) > 0 {
+				w.d.postBatch(i, acks)
+				w.acks[i] = acks[:0]
+			}
+		}
+	}
+	// Only now may a publisher's next message be routed inline: its
+	// acknowledgement must not overtake these.
 	for i, p := range w.done {
 		p.routing.Add(-1) // its deliveries are in the inboxes now
 		w.done[i] = nil
@@ -167,7 +198,7 @@ func (w *Worker) confirmHeld() {
 	}
 	for _, h := range w.held {
 		if slices.Contains(w.failed[h.from:h.to], true) {
-			w.perLoop[h.loop][h.at].ackFail = true
+			w.acks[h.loop][h.at].ackFail = true
 		}
 	}
 	w.held = w.held[:0]
