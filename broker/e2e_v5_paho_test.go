@@ -35,7 +35,12 @@ import (
 // authentication and mixed versions in e2e_v5_paho_session_test.go.
 
 const (
-	p5Wait  = 3 * time.Second        // the longest wait for one thing the broker owes
+	// p5Wait is the longest wait for one thing the broker owes. Seconds,
+	// not milliseconds: in a cluster a message to another node crosses a
+	// replicated stream, which on a loaded 2-core machine, or while
+	// JetStream moves a leader just after the nodes start, can take
+	// seconds. Only a failing test waits it out.
+	p5Wait  = 10 * time.Second
 	p5Quiet = 300 * time.Millisecond // how long "nothing arrives" is watched
 )
 
