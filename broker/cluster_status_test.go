@@ -122,10 +122,10 @@ func TestClusterStatus(t *testing.T) {
 	const n = 5
 	for i := range n {
 		pub.SendPublish(codec.Publish{Topic: []byte("x/y"), QoS: 1, PacketID: uint16(i + 1), Retain: i == n-1, Payload: []byte("m")})
-		pub.ExpectAck(codec.PUBACK, uint16(i+1), testutil.Wait)
+		pub.ExpectAck(codec.PUBACK, uint16(i+1), p5Wait)
 	}
 	for range n {
-		p, _ := sub.ExpectPublish(testutil.Wait)
+		p, _ := sub.ExpectPublish(p5Wait)
 		if p.QoS > 0 {
 			sub.SendAck(codec.PUBACK, p.PacketID)
 		}
