@@ -52,10 +52,7 @@ func startClusterBrokers(t *testing.T, n int) []*broker.Broker {
 // changing each broker's config further.
 func startClusterBrokersWith(t *testing.T, n int, edit func(*broker.Config)) []*broker.Broker {
 	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = testutil.RouteAddr(t)
-	}
+	addrs := testutil.RouteAddrs(t, n)
 	brokers := make([]*broker.Broker, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup

@@ -15,28 +15,30 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct loopback addresses whose ports were free a
+// moment ago: on 127.0.0.2, not 127.0.0.1, where the nodes' client
+// listeners take ports of the kernel's choosing, and held together until
+// all are picked (see testutil.RouteAddrs, which this package cannot
+// import).
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	// Not 127.0.0.1, where the nodes' client listeners take ports of
-	// the kernel's choosing (see testutil.RouteAddr, which this package
-	// cannot import).
-	l, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // startCluster starts n embedded nodes, each routing to the others, and
 // closes them when the test ends.
 func startCluster(t *testing.T, n int) []*Node {
 	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = freeAddr(t)
-	}
+	addrs := freeAddrs(t, n)
 	nodes := make([]*Node, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -213,7 +215,7 @@ func TestOwnersOpenTogether(t *testing.T) {
 func TestOneNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := Start(ctx, Config{Settings: Settings{Name: "t", Node: "solo", Listen: freeAddr(t), Replicas: 1}, DataDir: t.TempDir(),
+	n, err := Start(ctx, Config{Settings: Settings{Name: "t", Node: "solo", Listen: freeAddrs(t, 1)[0], Replicas: 1}, DataDir: t.TempDir(),
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
 	if err != nil {
 		t.Fatal(err)

@@ -96,7 +96,10 @@ func (n *Node) retryOpen(ctx context.Context, what string, create func(actx cont
 			return nil
 		}
 		noAnswer := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
-		if !noPeersYet(err) && !noAnswer {
+		// A bucket just made may not be known yet to the server asked
+		// next (seen under load: its listing found "stream not found").
+		notYet := errors.Is(err, jetstream.ErrStreamNotFound)
+		if !noPeersYet(err) && !noAnswer && !notYet {
 			return fmt.Errorf("cluster: %s: %w", what, err)
 		}
 		select {

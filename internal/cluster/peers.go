@@ -162,9 +162,15 @@ func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (
 		pending: pendingLimits, ackWait: forwardAckWait}
 	// What this node left behind; the table's subscriptions now (restored
 	// sessions') are written again by Start.
-	keys, err := kv.ListKeysFiltered(ctx, "i."+ps.self+".>", "g."+ps.self+".>")
+	var keys jetstream.KeyLister
+	err = n.retryOpen(ctx, "listing this node's old interest", func(context.Context) (err error) {
+		// Under ctx, not the attempt's context: the lister reads the keys
+		// after this returns.
+		keys, err = kv.ListKeysFiltered(ctx, "i."+ps.self+".>", "g."+ps.self+".>")
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("cluster: listing this node's old interest: %w", err)
+		return nil, err
 	}
 	for k := range keys.Keys() {
 		if err := kv.Delete(ctx, k); err != nil {

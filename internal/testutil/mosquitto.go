@@ -144,18 +144,24 @@ func FreeAddr(t testing.TB) string {
 	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 }
 
-// RouteAddr returns an address on 127.0.0.2 that was free a moment ago,
-// for a listener bound only later, such as a cluster node's routes, which
-// its peers must know before it starts. Everything else in the tests binds
-// 127.0.0.1, where a port the kernel picks for one of them (a node's
-// client listener, a broker's) could otherwise take a reserved port
-// meanwhile: a node then failed to start, one run in thirty.
-func RouteAddr(t testing.TB) string {
+// RouteAddrs returns n distinct addresses on 127.0.0.2 that were free a
+// moment ago, for listeners bound only later, such as cluster nodes'
+// routes, which their peers must know before they start. Everything else
+// in the tests binds 127.0.0.1, where a port the kernel picks for one of
+// them (a node's client listener, a broker's) could otherwise take a
+// reserved port meanwhile: a node then failed to start, one run in
+// thirty. The n are held together until all are picked: picked one by one,
+// two nodes were once given the same.
+func RouteAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
