@@ -356,6 +356,28 @@ func parseKey(key string) (node, filter string, shared, ok bool) {
 	return "", "", false, false
 }
 
+// startWatch watches every key of kv (what it holds, for errors) on a
+// goroutine counted in done, applying each change until stop closes, and
+// returns once the keys the bucket held are applied — or ctx ends first.
+func startWatch(ctx context.Context, kv jetstream.KeyValue, what string, stop <-chan struct{}, done *sync.WaitGroup, apply func(jetstream.KeyValueEntry)) error {
+	w, err := kv.WatchAll(context.Background())
+	if err != nil {
+		return fmt.Errorf("cluster: watching %s: %w", what, err)
+	}
+	ready := make(chan struct{})
+	done.Add(1)
+	go func() {
+		defer done.Done()
+		watchBucket(w, stop, ready, apply)
+	}()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cluster: reading %s: %w", what, ctx.Err())
+	}
+}
+
 // watchBucket hands each entry w brings to apply, on the calling
 // goroutine, until stop is closed or w ends, and closes ready once the
 // bucket's entries at the start are in.

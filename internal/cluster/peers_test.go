@@ -39,8 +39,16 @@ type routed struct {
 
 func startPeers(t *testing.T, nodes []*Node) []routed {
 	t.Helper()
+	return startPeersWith(t, nodes, 1024, nil)
+}
+
+// startPeersWith is startPeers with each node's jobs holding queue of them
+// (0: a node takes one only when the test reads it), and edit, when not
+// nil, changing node i's Peers before they start.
+func startPeersWith(t *testing.T, nodes []*Node, queue int, edit func(i int, ps *Peers)) []routed {
+	t.Helper()
 	out := make([]routed, len(nodes))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i, n := range nodes {
 		table := NewTable(router.NewTable(0, router.RoundRobin))
@@ -48,7 +56,10 @@ func startPeers(t *testing.T, nodes []*Node) []routed {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := make(jobs, 1024)
+		if edit != nil {
+			edit(i, ps)
+		}
+		in := make(jobs, queue)
 		if err := ps.Start(ctx, in); err != nil {
 			t.Fatal(err)
 		}
@@ -265,26 +276,13 @@ func TestFrames(t *testing.T) {
 // not take them fast enough (its pending limit overflowed) are counted in
 // Drops.
 func TestPeersCountDrops(t *testing.T) {
-	nodes := startCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var rs []routed
-	for i, n := range nodes {
-		table := NewTable(router.NewTable(0, router.RoundRobin))
-		ps, err := n.NewPeers(ctx, table, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
+	// Nobody takes node 1's messages (its workers are stuck), and it
+	// holds 4 at most.
+	rs := startPeersWith(t, startCluster(t, 3), 0, func(i int, ps *Peers) {
 		if i == 1 {
-			ps.pending = [2]int{4, 1 << 20} // node 1 holds 4 messages at most
+			ps.pending = [2]int{4, 1 << 20}
 		}
-		in := make(jobs) // nobody takes them: node 1's workers are stuck
-		if err := ps.Start(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(ps.Close)
-		rs = append(rs, routed{ps: ps, table: table, in: in})
-	}
+	})
 	rs[1].table.Subscribe(client("a"), "d/#", router.Options{QoS: 1})
 	waitFor(t, "node 0 to see node 1's interest", func() bool { return len(rs[0].peersFor("d/x")) == 1 })
 	for range 100 {
@@ -302,24 +300,15 @@ func TestPeersForwardStored(t *testing.T) {
 	nodes := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var rs []routed
-	for i, n := range nodes {
-		table := NewTable(router.NewTable(0, router.RoundRobin))
-		ps, err := n.NewPeers(ctx, table, zerolog.Nop())
-		if err != nil {
-			t.Fatal(err)
-		}
+	// Node 1 takes one when the test reads it, holds as few as in
+	// TestPeersCountDrops, and gets again soon what it did not
+	// acknowledge.
+	rs := startPeersWith(t, nodes, 0, func(i int, ps *Peers) {
 		if i == 1 {
-			ps.pending = [2]int{4, 1 << 20} // as in TestPeersCountDrops
-			ps.ackWait = time.Second        // what is not acknowledged comes again soon
+			ps.pending = [2]int{4, 1 << 20}
+			ps.ackWait = time.Second
 		}
-		in := make(jobs) // unbuffered: node 1 takes one when the test reads
-		if err := ps.Start(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(ps.Close)
-		rs = append(rs, routed{ps: ps, table: table, in: in})
-	}
+	})
 	rs[1].table.Subscribe(client("a"), "d/#", router.Options{QoS: 1})
 	waitFor(t, "node 0 to see node 1's interest", func() bool { return len(rs[0].peersFor("d/x")) == 1 })
 	const n = 100

@@ -85,24 +85,13 @@ func (r *Retained) Open(ctx context.Context, n *Node, log zerolog.Logger) error 
 		return err
 	}
 	r.node, r.kv, r.log = n, kv, log
-	w, err := kv.WatchAll(context.Background())
-	if err != nil {
-		return fmt.Errorf("cluster: watching retained messages: %w", err)
-	}
-	ready := make(chan struct{})
-	r.done.Add(2)
-	go func() {
-		defer r.done.Done()
-		watchBucket(w, r.stop, ready, r.apply)
-	}()
+	r.done.Add(1)
 	go r.barriers()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
+	if err := startWatch(ctx, kv, "retained messages", r.stop, &r.done, r.apply); err != nil {
 		r.Close()
-		return fmt.Errorf("cluster: reading retained messages: %w", ctx.Err())
+		return err
 	}
+	return nil
 }
 
 // Close stops the mirror.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -143,28 +142,17 @@ func (w *Wills) Open(ctx context.Context, n *Node, send WillSender, log zerolog.
 		return err
 	}
 	w.kv, w.self, w.send, w.log = kv, n.cfg.Node, send, log
-	watch, err := kv.WatchAll(context.Background())
-	if err != nil {
-		return fmt.Errorf("cluster: watching wills: %w", err)
-	}
-	ready := make(chan struct{})
-	w.done.Add(3)
-	go func() {
-		defer w.done.Done()
-		watchBucket(watch, w.stop, ready, w.apply)
-	}()
+	w.done.Add(2)
 	go func() {
 		defer w.done.Done()
 		w.timers.Run(w.stop)
 	}()
 	go w.write()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
+	if err := startWatch(ctx, kv, "wills", w.stop, &w.done, w.apply); err != nil {
 		w.Close()
-		return fmt.Errorf("cluster: reading wills: %w", ctx.Err())
+		return err
 	}
+	return nil
 }
 
 // Close stops the watch and the timers, and writes what is queued (a
