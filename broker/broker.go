@@ -21,6 +21,7 @@ import (
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/internal/reason"
+	"github.com/shoalmq/shoal/internal/replica"
 	"github.com/shoalmq/shoal/router"
 	"github.com/shoalmq/shoal/session"
 	"github.com/shoalmq/shoal/transport"
@@ -69,6 +70,9 @@ type Broker struct {
 	clusterSessions *cluster.Sessions // decides where each session is
 	clusterWills    *cluster.Wills    // delayed wills, published once cluster-wide
 	peers           *cluster.Peers
+	// replicas copies the persistent sessions into the cluster's state
+	// (set by Start, with persistence on): the store the writers write.
+	replicas *replica.Store
 	// ownerCounts is the last count of sessions by owner node
 	// (cluster_status.go).
 	ownerCounts ownerCounts

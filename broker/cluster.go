@@ -9,6 +9,7 @@ import (
 	"github.com/shoalmq/shoal/internal/cluster"
 	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/handoff"
+	"github.com/shoalmq/shoal/internal/replica"
 )
 
 // ClusterConfig makes the broker one node of a cluster (the config file's
@@ -74,7 +75,18 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 	local := clusterLocal{Sessions: &handoff.Sessions{Store: b.sessions, Subs: b.subs, Expiry: b.expiry,
 		Persist: b.persist, Dispatch: b.disp, Clock: func() int64 { return time.Now().UnixNano() }}, Handler: b.conns}
 	local.Sessions.Conns = b.conns
-	if err := b.clusterSessions.Open(node, owners, local, log); err != nil {
+	var replicas cluster.Replicas
+	if st := b.persist.Store(); st != nil {
+		// The writers, made after this, copy the sessions this node
+		// holds into the cluster's stream.
+		rs, err := replica.Open(ctx, node, st, b.clusterSessions, log)
+		if err != nil {
+			return err
+		}
+		b.replicas, replicas = rs, rs
+		b.persist.Layer(rs)
+	}
+	if err := b.clusterSessions.Open(node, owners, local, replicas, log); err != nil {
 		return err
 	}
 	if err := b.clusterRetained.Open(ctx, node, log); err != nil {
@@ -105,6 +117,14 @@ func (b *Broker) closeCluster() {
 	}
 	if b.clusterWills != nil {
 		b.clusterWills.Close() // the wills it put stay, for the others
+	}
+	if b.replicas != nil {
+		// What the loops and workers left uncommitted is copied too,
+		// while the node is up.
+		if err := b.persist.CommitAll(); err != nil {
+			b.lg().Error().Err(err).Msg("committing the store before leaving the cluster")
+		}
+		b.replicas.Detach()
 	}
 	if b.cluster != nil {
 		b.cluster.Close()

@@ -176,3 +176,46 @@ func awaitNodes(t *testing.T, b *broker.Broker, topic string, nodes ...string) {
 		return strings.Join(b.ClusterNodesFor(topic), " ") == want
 	})
 }
+
+// TestClusterSessionFromReplica: a persistent session whose node is gone
+// when its client connects elsewhere is read from the cluster's replicated
+// copy (package replica): Session Present, the messages queued for it and
+// its subscriptions, which bring the next messages to the new node.
+// Without the copy the session would start afresh (the handoff request
+// has no one to answer it).
+func TestClusterSessionFromReplica(t *testing.T) {
+	bs := startClusterBrokers(t, 3)
+	addr := func(i int) string { return bs[i].Addr().String() }
+	c, _ := p5Dial(t, addr(1), p5Expiry("orphan", true, 300), nil)
+	c.sub(t, "o/#", 1)
+	c.bye(t)
+	pub, _ := p5Dial(t, addr(1), p5CP("pub1"), nil) // on the session's node: stored there, and copied
+	for i := range 5 {
+		pub.say(t, "o/x", fmt.Sprint("q", i), 1)
+	}
+	n, _, ok := bs[1].SessionQueue("orphan")
+	if !ok || n != 5 {
+		t.Fatalf("node 1 queued %d for the session (found %v), want 5", n, ok)
+	}
+	pub.bye(t)
+	stop(t, bs[1])
+
+	c, ack := p5Dial(t, addr(0), p5Expiry("orphan", false, 300), nil)
+	if !ack.SessionPresent {
+		t.Fatal("CONNACK on node 0: Session Present 0, want 1")
+	}
+	for i := range 5 {
+		c.expect(t, "o/x", fmt.Sprint("q", i))
+	}
+	// Node 1's interest stays while it is away; node 0's is added.
+	// A node's leaving costs JetStream an election of the leaders it
+	// had, which writes of the interest bucket wait for: seconds.
+	start := time.Now()
+	testutil.Eventually(t, 30*time.Second, "node 2 to send o/x to node 0 too", func() bool {
+		return strings.Join(bs[2].ClusterNodesFor("o/x"), " ") == "n0 n1"
+	})
+	t.Logf("node 0's interest reached node 2 %v after the session was adopted", time.Since(start))
+	pub, _ = p5Dial(t, addr(2), p5CP("pub2"), nil)
+	pub.say(t, "o/x", "after", 1)
+	c.expect(t, "o/x", "after")
+}

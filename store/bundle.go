@@ -68,3 +68,30 @@ func DecodeBundle(v []byte, b *Bundle) error {
 	}
 	return d.end()
 }
+
+// A session's records one by one, as package replica copies them into the
+// cluster's replicated state while the session changes: the same encodings
+// the store keeps, so that a session read back from either is the same.
+
+// AppendSession appends s's record (its client id is not in it) to dst.
+func AppendSession(dst []byte, s *Session) []byte { return encodeSession(dst, s) }
+
+// DecodeSession decodes a record AppendSession made into s; s's slices
+// alias v.
+func DecodeSession(v []byte, s *Session) error { return decodeSession(v, s) }
+
+// AppendDelivery appends dl's record to dst: the message owed, without
+// its Seq, PacketID and State (AppendSent).
+func AppendDelivery(dst []byte, dl *Delivery) []byte { return encodeDelivery(dst, dl) }
+
+// DecodeDelivery decodes a record AppendDelivery made into dl; dl's
+// message aliases v.
+func DecodeDelivery(v []byte, dl *Delivery) error { return decodeDelivery(v, dl) }
+
+// AppendSent appends the record of a delivery gone out (Writer.MarkSent).
+func AppendSent(dst []byte, packetID uint16, state uint8) []byte {
+	return encodeSent(dst, packetID, state)
+}
+
+// DecodeSent decodes a record AppendSent made.
+func DecodeSent(v []byte) (packetID uint16, state uint8, err error) { return decodeSent(v) }

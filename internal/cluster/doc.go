@@ -30,8 +30,9 @@
 //     makes a SUBSCRIBE read every write acknowledged before it.
 //   - Sessions (sessions.go) moves a session to the node its client
 //     connects to: the claim, the old node's handoff (package handoff
-//     builds and adopts the session), and the takeover of connections
-//     whose claim another node superseded.
+//     builds and adopts the session) or, when that node does not answer,
+//     the session's replicated copy (package replica), and the takeover
+//     of connections whose claim another node superseded.
 //   - Wills (wills.go) is the cluster's delayed wills: a replicated
 //     bucket (shoal_wills) of the wills waiting for their Will Delay
 //     Interval, keyed by client id, each with its due time and the node

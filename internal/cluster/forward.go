@@ -102,20 +102,15 @@ func (ps *Peers) openForward(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	var stream jetstream.Stream
-	err = n.retryOpen(ctx, forwardStream, func(actx context.Context) (err error) {
-		stream, err = n.js.CreateOrUpdateStream(actx, jetstream.StreamConfig{
-			Name:        forwardStream,
-			Description: "Shoal: QoS 1 and 2 messages on their way between nodes",
-			Subjects:    []string{forwardSubject("*")},
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    n.cfg.Replicas,
-			MaxBytes:    forwardMaxBytes,
-			Discard:     jetstream.DiscardNew,
-			MaxMsgSize:  maxPayload,
-		})
-		return err
+	stream, err := n.OpenStream(ctx, jetstream.StreamConfig{
+		Name:        forwardStream,
+		Description: "Shoal: QoS 1 and 2 messages on their way between nodes",
+		Subjects:    []string{forwardSubject("*")},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		MaxBytes:    forwardMaxBytes,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgSize:  maxPayload,
 	})
 	if err != nil {
 		return err

@@ -83,6 +83,18 @@ func (n *Node) openBucket(ctx context.Context, name string) (kv jetstream.KeyVal
 	return kv, err
 }
 
+// OpenStream creates the stream cfg describes, or finds it and updates
+// its configuration, replicated as the cluster's state is, retrying as
+// openBucket does.
+func (n *Node) OpenStream(ctx context.Context, cfg jetstream.StreamConfig) (s jetstream.Stream, err error) {
+	cfg.Replicas = n.cfg.Replicas
+	err = n.retryOpen(ctx, "stream "+cfg.Name, func(actx context.Context) (err error) {
+		s, err = n.js.CreateOrUpdateStream(actx, cfg)
+		return err
+	})
+	return s, err
+}
+
 // retryOpen runs create, which creates or finds what (a bucket, a stream),
 // until it succeeds, ctx ends, or it fails for a reason waiting would not
 // cure: JetStream answers a creation only once its replicas have a leader,

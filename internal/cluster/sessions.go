@@ -30,9 +30,10 @@ import (
 // attaches after that sees it has lost (Holds) and does the same. So
 // exactly one connection stays, on the owner.
 //
-// Not yet (cluster, part 2): a session whose node is down when its client
-// connects elsewhere starts empty there (the handoff gets no answer);
-// sessions are not replicated.
+// A persistent session is also kept in the cluster's replicated state as
+// it changes (Replicas, package replica): a session whose node does not
+// answer — down, or cut off — is read from there instead, so that it needs
+// no node to outlive one.
 
 // handoffSubject is where node answers for the sessions it owns.
 func handoffSubject(node string) string { return "shoal.handoff." + node }
@@ -54,23 +55,33 @@ type Local interface {
 	TakeOver(clientID string, clean bool) bool
 }
 
+// Replicas is the cluster's replicated copy of the persistent sessions
+// (package replica's Store).
+type Replicas interface {
+	// Bundle returns clientID's session as the copy has it, encoded as a
+	// store.Bundle; nil when it has none.
+	Bundle(ctx context.Context, clientID string) ([]byte, error)
+	// Flush waits until every change made to the copy so far is stored.
+	Flush()
+}
+
 // Sessions decides, with the other nodes, which node owns each session,
 // and moves sessions to where their clients connect. It is the broker's
 // admit.Owners. Safe for concurrent use.
 type Sessions struct {
-	node   *Node
-	owners *Owners
-	local  Local
-	log    zerolog.Logger
+	node     *Node
+	owners   *Owners
+	local    Local
+	replicas Replicas // nil: sessions are not replicated
+	log      zerolog.Logger
 
-	// newest is the newest epoch this node knows of a claim of each
-	// client id it claimed: its own, until another node's newer claim
-	// comes (watched, or asking for the session). This node holds a claim
-	// while its epoch is the newest. An entry stays as long as the node
-	// runs (a few dozen bytes per client id that connected here). Guarded
-	// by mu.
+	// newest is the newest claim this node knows of each client id it
+	// claimed: its own, until another node's newer claim comes (watched,
+	// or asking for the session). This node holds a claim while its epoch
+	// is the newest. An entry stays as long as the node runs (a few dozen
+	// bytes per client id that connected here). Guarded by mu.
 	mu     sync.Mutex
-	newest map[string]uint64
+	newest map[string]claim
 
 	sub    *nats.Subscription
 	cancel context.CancelFunc
@@ -78,13 +89,20 @@ type Sessions struct {
 
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
-func NewSessions() *Sessions { return &Sessions{newest: map[string]uint64{}} }
+func NewSessions() *Sessions { return &Sessions{newest: map[string]claim{}} }
+
+// claim is a claim of a session this node knows of.
+type claim struct {
+	epoch uint64
+	mine  bool // this node's
+}
 
 // Open joins s to its cluster on n: claims go through owners, sessions to
-// and from local.
-func (s *Sessions) Open(n *Node, owners *Owners, local Local, log zerolog.Logger) error {
+// and from local, and from replicas (if not nil) when the node that had
+// one does not answer.
+func (s *Sessions) Open(n *Node, owners *Owners, local Local, replicas Replicas, log zerolog.Logger) error {
 	s.mu.Lock()
-	s.node, s.owners, s.local, s.log = n, owners, local, log
+	s.node, s.owners, s.local, s.replicas, s.log = n, owners, local, replicas, log
 	s.mu.Unlock()
 	sub, err := n.nc.Subscribe(handoffSubject(n.cfg.Node), func(m *nats.Msg) { go s.give(m) })
 	if err != nil {
@@ -116,8 +134,8 @@ var errNotJoined = errors.New("cluster: this node has not joined its cluster")
 
 // Claim implements admit.Owners: this node claims clientID's session,
 // then the node that owned it hands it over (or, clean, ends it), and done
-// gets the claim's epoch. A previous owner that does not answer (down, or
-// gone from the cluster) leaves the session to start afresh here.
+// gets the claim's epoch. Of a previous owner that does not answer (down,
+// or cut off), the session is taken from the replicated copy.
 func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, err error)) {
 	s.mu.Lock()
 	owners := s.owners
@@ -136,7 +154,7 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 		}
 		// A newer claim known already (its node asked this one for the
 		// session) has the session: this connection will not keep it.
-		if s.learn(clientID, now.Epoch) && before.Node != "" && before.Node != s.node.cfg.Node {
+		if s.learn(clientID, now.Epoch, true) && before.Node != "" && before.Node != s.node.cfg.Node {
 			s.take(clientID, clean, now.Epoch, before.Node)
 		}
 		done(now.Epoch, nil)
@@ -148,12 +166,28 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) {
 	req := strconv.FormatUint(epoch, 10) + " " + strconv.FormatBool(clean) + " " + clientID
 	reply, err := s.node.nc.Request(handoffSubject(node), []byte(req), handoffWait)
+	var bundle []byte
 	switch {
-	case err != nil:
+	case err == nil:
+		bundle = reply.Data
+	case clean:
+	case s.replicas == nil:
 		s.log.Warn().Err(err).Str("client", clientID).Str("from", node).
 			Msg("cluster: the session's last node did not hand it over; it starts afresh here")
-	case len(reply.Data) > 0 && !clean:
-		if err := s.local.Adopt(clientID, reply.Data); err != nil {
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), handoffWait)
+		bundle, err = s.replicas.Bundle(ctx, clientID)
+		cancel()
+		if err != nil {
+			s.log.Error().Err(err).Str("client", clientID).Str("from", node).
+				Msg("cluster: the session's last node did not hand it over, and its replicated copy could not be read; it starts afresh here")
+			return
+		}
+		s.log.Info().Str("client", clientID).Str("from", node).Bool("found", bundle != nil).
+			Msg("cluster: the session's last node did not hand it over; taken from its replicated copy")
+	}
+	if len(bundle) > 0 && !clean {
+		if err := s.local.Adopt(clientID, bundle); err != nil {
 			s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
 		}
 	}
@@ -172,13 +206,18 @@ func (s *Sessions) give(m *nats.Msg) {
 		return
 	}
 	// The watch may have brought this very claim first.
-	if !s.learn(clientID, epoch) && !s.Holds(clientID, epoch) {
+	if !s.learn(clientID, epoch, false) && !s.Holds(clientID, epoch) {
 		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
 		return
 	}
 	bundle, err := s.local.Give(clientID, clean)
 	if err != nil {
 		s.log.Warn().Err(err).Str("client", clientID).Msg("cluster: a session could not be handed over")
+	}
+	if s.replicas != nil {
+		// What this node wrote of the session is in the copy before the
+		// new owner writes over it.
+		s.replicas.Flush()
 	}
 	_ = m.Respond(bundle)
 }
@@ -193,20 +232,20 @@ func (s *Sessions) claimedElsewhere(clientID string, o Owner) {
 	s.mu.Lock()
 	_, claimed := s.newest[clientID]
 	s.mu.Unlock()
-	if claimed && s.learn(clientID, o.Epoch) {
+	if claimed && s.learn(clientID, o.Epoch, false) {
 		s.local.TakeOver(clientID, false)
 	}
 }
 
-// learn records a claim of clientID with epoch, and reports whether it is
-// the newest this node knows of.
-func (s *Sessions) learn(clientID string, epoch uint64) bool {
+// learn records a claim of clientID with epoch, this node's if mine, and
+// reports whether it is the newest this node knows of.
+func (s *Sessions) learn(clientID string, epoch uint64, mine bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if epoch <= s.newest[clientID] {
+	if epoch <= s.newest[clientID].epoch {
 		return false
 	}
-	s.newest[clientID] = epoch
+	s.newest[clientID] = claim{epoch: epoch, mine: mine}
 	return true
 }
 
@@ -215,5 +254,15 @@ func (s *Sessions) learn(clientID string, epoch uint64) bool {
 func (s *Sessions) Holds(clientID string, epoch uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.newest[clientID] == epoch
+	return s.newest[clientID].epoch == epoch
+}
+
+// Mine returns the epoch of this node's claim of clientID's session, if
+// that is the newest claim the node knows of: whether what the node
+// writes of the session is the session's (package replica).
+func (s *Sessions) Mine(clientID string) (epoch uint64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.newest[clientID]
+	return c.epoch, c.mine
 }

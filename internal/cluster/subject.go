@@ -54,6 +54,10 @@ func safe(b byte) bool {
 	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_'
 }
 
+// AppendToken appends s as one subject token to dst, escaped as a topic
+// level is: for keys of other state kept per client id (package replica).
+func AppendToken(dst []byte, s string) []byte { return appendLevel(dst, s) }
+
 // appendLevel appends level's token to dst.
 func appendLevel(dst []byte, level string) []byte {
 	if level == "" {

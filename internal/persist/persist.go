@@ -41,6 +41,14 @@ func New(log *atomic.Pointer[zerolog.Logger]) *Keeper { return &Keeper{log: log}
 // at most once, before Load and before any writer is made.
 func (k *Keeper) Use(st store.Store, strict bool) { k.st, k.strict = st, strict }
 
+// Layer replaces the store with one layered over it (package replica's,
+// which also copies the sessions to the cluster): after Load, before any
+// writer is made.
+func (k *Keeper) Layer(st store.Store) { k.st = st }
+
+// Store returns the store; nil with persistence off.
+func (k *Keeper) Store() store.Store { return k.st }
+
 // On reports whether there is a store.
 func (k *Keeper) On() bool { return k.st != nil }
 
@@ -65,6 +73,30 @@ func (k *Keeper) Writer() store.Writer {
 	return w
 }
 
+// CommitAll commits every writer, as Close does, and leaves the store
+// open: for a layered store whose other side goes before the store does
+// (the cluster's copy of the sessions). Loops and workers have stopped.
+func (k *Keeper) CommitAll() error {
+	if k.st == nil {
+		return nil
+	}
+	k.bgMu.Lock()
+	defer k.bgMu.Unlock()
+	return k.commitAllLocked()
+}
+
+// commitAllLocked commits every writer. k.bgMu must be held.
+func (k *Keeper) commitAllLocked() error {
+	var errs []error
+	if k.bgw != nil { // writers exist once Load is done
+		for _, w := range k.writers {
+			errs = append(errs, w.Commit(false))
+		}
+		errs = append(errs, k.bgw.Commit(false))
+	}
+	return errors.Join(errs...)
+}
+
 // Close commits every writer and then closes the store if own (the broker
 // opened it), else syncs it. Loops and workers have stopped, and so has
 // the timer goroutine; anything that still calls WithBG finds the store
@@ -76,13 +108,7 @@ func (k *Keeper) Close(own bool) error {
 	k.bgMu.Lock()
 	defer k.bgMu.Unlock()
 	k.closed = true
-	var errs []error
-	if k.bgw != nil { // writers exist once Load is done
-		for _, w := range k.writers {
-			errs = append(errs, w.Commit(false))
-		}
-		errs = append(errs, k.bgw.Commit(false))
-	}
+	errs := []error{k.commitAllLocked()}
 	if own {
 		errs = append(errs, k.st.Close())
 	} else {

@@ -1,0 +1,47 @@
+// Package replica keeps the cluster's copy of the persistent sessions: every
+// change a node's store writers make to a session it owns goes, besides its
+// own disk, into a JetStream stream replicated as the cluster's state is
+// (shoal_sessions), so that a session outlives its node. When the node that
+// had a session does not answer its handoff — killed, or cut off — the node
+// its client connects to reads the session from the stream instead
+// (Store.Bundle) and adopts it, queued messages and messages in flight
+// included.
+//
+// Store wraps the node's store.Store. Its writers commit locally first, then
+// publish their changes to the stream in commit order; a syncing Commit, or
+// Sync, returns once the stream has confirmed everything published before
+// it, so that an acknowledgement that waits for a sync (durability: strict)
+// waits for the replicated write too: the durability contract of the
+// cluster (README "Cluster").
+//
+// # The stream
+//
+// One subject per record, keeping only its last message; a client id is one
+// escaped token (cluster.AppendToken):
+//
+//	shoal.ss.{client}.s              the session: its generation and record
+//	shoal.ss.{client}.{gen}.d.{seq}  a delivery owed (store.AppendDelivery)
+//	shoal.ss.{client}.{gen}.m.{seq}  that it went out (store.AppendSent)
+//	shoal.ss.{client}.{gen}.r.{id}   an inbound QoS 2 id awaiting PUBREL
+//
+// A record is removed by an empty message on its subject that expires
+// (a per-message TTL), so that nothing of it is left after a while.
+//
+// The generation is the epoch of the claim (package cluster's Owners) under
+// which a node began to write the session: a node that adopts a session
+// writes it whole under its own, newer generation, and then purges the
+// records of older ones. Only the node that holds the newest claim of a
+// session writes it (Holder): a node that handed a session over, or lost
+// it to a newer claim, writes nothing more of it, and the new owner's
+// generation is above anything it wrote.
+//
+// Not replicated: retained messages (package cluster's Retained has them)
+// and the store's marks.
+//
+// # Concurrency
+//
+// Store is safe for concurrent use; a Writer belongs to one goroutine, as
+// the store's do. Publishes are made under Store.mu, in the order the
+// writers commit; one goroutine waits for the stream's confirmations in
+// that order, another purges what adoptions and ended sessions left.
+package replica

@@ -1,0 +1,327 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/internal/cluster"
+	"github.com/shoalmq/shoal/store"
+)
+
+// streamName is the stream of the replicated sessions, and root its
+// subjects' prefix.
+const (
+	streamName = "shoal_sessions"
+	root       = "shoal.ss."
+)
+
+const (
+	// maxPending is how many publishes may wait for the stream's
+	// confirmation; a writer's Commit waits for room past that, up to
+	// stallWait, after which the change counts as not replicated.
+	maxPending = 4096
+	stallWait  = 5 * time.Second
+	// ackTimeout bounds the wait for one confirmation.
+	ackTimeout = 10 * time.Second
+	// tombstoneTTL is how long the empty message that removes a record
+	// stays: a reader meanwhile sees the record removed, and after it
+	// nothing is left of the record.
+	tombstoneTTL = time.Second
+	// purgeQueue bounds the purges waiting for the janitor; past it a
+	// purge is dropped (counted: the records stay, unread, until the
+	// session's next adoption purges them).
+	purgeQueue = 4096
+)
+
+// Holder says which sessions this node may write: package cluster's
+// Sessions.
+type Holder interface {
+	// Mine returns the epoch of this node's claim of clientID's session
+	// if that is the newest claim the node knows of.
+	Mine(clientID string) (epoch uint64, ok bool)
+}
+
+// Store is a store.Store whose writers also copy every change to a
+// session this node holds into the cluster's stream. Safe for concurrent
+// use.
+type Store struct {
+	store.Store // this node's own
+
+	js     jetstream.JetStream // publishing side, with its own bounds
+	stream jetstream.Stream
+	holder Holder
+	log    zerolog.Logger
+
+	// mu orders the writers' publishes, which is the order the stream
+	// takes them in, and guards gens and published (LOCKORDER: a
+	// writer's Commit takes it after its local commit, and holds no
+	// other lock of this package).
+	mu sync.Mutex
+	// gens is the generation of each session this node writes.
+	gens      map[string]uint64
+	published uint64 // publishes made, each a confirmation to wait for
+	detached  bool   // Detach ran: nothing more is published
+
+	// confirms carries the publishes, in order, to the goroutine that
+	// waits for their confirmations (confirm).
+	confirms chan inFlight
+
+	// cmu guards confirmed, which counts the confirmations in; cond
+	// wakes the writers waiting for them.
+	cmu       sync.Mutex
+	cond      *sync.Cond
+	confirmed uint64
+	closed    bool
+
+	purges chan purgeReq
+	stop   chan struct{}
+	done   sync.WaitGroup
+
+	// Failures counts changes the stream did not confirm: not
+	// replicated, only on this node's disk. PurgesDropped counts purges
+	// dropped because the janitor's queue was full.
+	Failures      atomic.Int64
+	PurgesDropped atomic.Int64
+	lastLog       atomic.Int64 // Unix ns of the last failure logged
+}
+
+// inFlight is one publish on its way: its confirmation, or the error
+// that kept it from being sent; and what to purge once it is confirmed.
+type inFlight struct {
+	f     jetstream.PubAckFuture
+	err   error
+	purge purge
+}
+
+// purge, if subject is not "", removes the records matching subject once
+// the publish it came with is confirmed: only those older than that
+// publish when below.
+type purge struct {
+	subject string
+	below   bool
+}
+
+// Open makes st the local side of a Store on node n's cluster, writing
+// the sessions holder says this node holds: it creates the stream, or
+// finds it, and starts the goroutines that wait for confirmations and
+// purge.
+func Open(ctx context.Context, n *cluster.Node, st store.Store, holder Holder, log zerolog.Logger) (*Store, error) {
+	js, err := jetstream.New(n.Conn(),
+		jetstream.WithPublishAsyncMaxPending(maxPending),
+		jetstream.WithPublishAsyncTimeout(ackTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	stream, err := n.OpenStream(ctx, jetstream.StreamConfig{
+		Name:              streamName,
+		Description:       "Shoal: the persistent sessions, as they change",
+		Subjects:          []string{root + ">"},
+		Storage:           jetstream.FileStorage,
+		MaxMsgsPerSubject: 1,
+		AllowMsgTTL:       true,
+		MaxMsgSize:        int32(n.Conn().MaxPayload()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &Store{Store: st, js: js, stream: stream, holder: holder, log: log,
+		gens: map[string]uint64{}, confirms: make(chan inFlight, maxPending),
+		purges: make(chan purgeReq, purgeQueue), stop: make(chan struct{})}
+	r.cond = sync.NewCond(&r.cmu)
+	r.done.Add(2)
+	go r.confirm()
+	go r.janitor()
+	return r, nil
+}
+
+// NewWriter returns a writer of the local store that copies the
+// sessions' changes into the stream as it commits.
+func (r *Store) NewWriter() store.Writer { return &writer{Writer: r.Store.NewWriter(), r: r} }
+
+// Sync syncs the local store and waits for every publish made so far.
+func (r *Store) Sync() error {
+	err := r.Store.Sync()
+	r.Flush()
+	return err
+}
+
+// Flush waits until the stream has confirmed (or failed) every publish
+// made so far.
+func (r *Store) Flush() {
+	r.mu.Lock()
+	n := r.published
+	r.mu.Unlock()
+	r.wait(n)
+}
+
+// Detach waits for what was published and stops copying: from now on
+// the writers write the local store only. Before the cluster's node
+// closes.
+func (r *Store) Detach() {
+	r.mu.Lock()
+	if r.detached {
+		r.mu.Unlock()
+		return
+	}
+	r.detached = true
+	n := r.published
+	r.mu.Unlock()
+	r.wait(n)
+	r.cmu.Lock()
+	r.closed = true
+	r.cond.Broadcast()
+	r.cmu.Unlock()
+	close(r.stop)
+	r.done.Wait()
+}
+
+// Close detaches r and closes the local store.
+func (r *Store) Close() error {
+	r.Detach()
+	return r.Store.Close()
+}
+
+// wait blocks until n publishes are confirmed or failed, or r closed.
+func (r *Store) wait(n uint64) {
+	r.cmu.Lock()
+	for r.confirmed < n && !r.closed {
+		r.cond.Wait()
+	}
+	r.cmu.Unlock()
+}
+
+// confirm waits for each publish's confirmation, in order, and counts it
+// in; a failed one is counted in Failures and logged.
+func (r *Store) confirm() {
+	defer r.done.Done()
+	for {
+		var p inFlight
+		select {
+		case p = <-r.confirms:
+		case <-r.stop:
+			return
+		}
+		var seq uint64
+		err := p.err
+		if err == nil {
+			select {
+			case ack := <-p.f.Ok():
+				seq = ack.Sequence
+			case err = <-p.f.Err():
+			}
+		}
+		if err != nil {
+			r.failed(err)
+		} else if p.purge.subject != "" {
+			if !p.purge.below {
+				seq = 0
+			}
+			r.queuePurge(purgeReq{subject: p.purge.subject, seq: seq})
+		}
+		r.cmu.Lock()
+		r.confirmed++
+		r.cond.Broadcast()
+		r.cmu.Unlock()
+	}
+}
+
+// failed counts and logs (at most once a second) a change not replicated.
+func (r *Store) failed(err error) {
+	r.Failures.Add(1)
+	now := time.Now().UnixNano()
+	if last := r.lastLog.Load(); now-last > int64(time.Second) && r.lastLog.CompareAndSwap(last, now) {
+		r.log.Error().Err(err).Int64("failures", r.Failures.Load()).
+			Msg("replica: a session's change was not replicated (it is on this node's disk only)")
+	}
+}
+
+// purgeReq is a purge the janitor makes: of the records matching
+// subject, only those below stream sequence seq if it is not 0.
+type purgeReq struct {
+	subject string
+	seq     uint64
+}
+
+// queuePurge hands p to the janitor, or drops it if its queue is full.
+func (r *Store) queuePurge(p purgeReq) {
+	select {
+	case r.purges <- p:
+	default:
+		r.PurgesDropped.Add(1)
+	}
+}
+
+// janitor purges what adoptions and ended sessions left in the stream.
+func (r *Store) janitor() {
+	defer r.done.Done()
+	for {
+		var p purgeReq
+		select {
+		case p = <-r.purges:
+		case <-r.stop:
+			return
+		}
+		opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(p.subject)}
+		if p.seq != 0 {
+			opts = append(opts, jetstream.WithPurgeSequence(p.seq))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+		err := r.stream.Purge(ctx, opts...)
+		cancel()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			r.log.Warn().Err(err).Str("subject", p.subject).Msg("replica: purging a session's old records failed; they stay, unread")
+		}
+	}
+}
+
+// publishLocked publishes one record, data nil for a tombstone; p's purge
+// is made once it is confirmed. r.mu must be held.
+func (r *Store) publishLocked(subject []byte, data []byte, p purge) {
+	if r.detached {
+		return
+	}
+	m := &nats.Msg{Subject: string(subject), Data: data}
+	var f jetstream.PubAckFuture
+	var err error
+	if data == nil {
+		f, err = r.js.PublishMsgAsync(m, jetstream.WithMsgTTL(tombstoneTTL), jetstream.WithStallWait(stallWait))
+	} else {
+		f, err = r.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait))
+	}
+	r.published++
+	select {
+	case r.confirms <- inFlight{f: f, err: err, purge: p}:
+	case <-r.stop: // closing: nobody waits for it
+	}
+}
+
+// subjectOf appends the subject of a record of clientID's session to dst:
+// gen 0 for the session record itself.
+func subjectOf(dst []byte, clientID string, gen uint64, kind byte, n uint64) []byte {
+	dst = cluster.AppendToken(append(dst, root...), clientID)
+	if gen == 0 {
+		return append(dst, ".s"...)
+	}
+	dst = strconv.AppendUint(append(dst, '.'), gen, 10)
+	dst = append(dst, '.', kind, '.')
+	return strconv.AppendUint(dst, n, 10)
+}
+
+// genPrefix is the subject filter of every record of clientID's
+// generation gen, or of every generation when gen is 0.
+func genPrefix(clientID string, gen uint64) string {
+	dst := cluster.AppendToken([]byte(root), clientID)
+	if gen == 0 {
+		return string(append(dst, ".*.>"...))
+	}
+	return string(strconv.AppendUint(append(dst, '.'), gen, 10)) + ".>"
+}

@@ -1,0 +1,233 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/internal/cluster"
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/store"
+)
+
+// holder is a Holder whose claims a test sets.
+type holder struct {
+	mu     sync.Mutex
+	epochs map[string]uint64 // absent: not this node's
+}
+
+func (h *holder) Mine(id string) (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.epochs[id]
+	return e, ok
+}
+
+func (h *holder) set(id string, epoch uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if epoch == 0 {
+		delete(h.epochs, id)
+	} else {
+		h.epochs[id] = epoch
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago
+// (package testutil's FreeAddr, which imports the broker, which imports
+// this package).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startNode starts a cluster of one node.
+func startNode(t *testing.T) *cluster.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n, err := cluster.Start(ctx, cluster.Config{
+		Settings: cluster.Settings{Name: "test", Node: "a", Listen: freeAddr(t), Replicas: 1},
+		DataDir:  t.TempDir(), Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
+}
+
+func open(t *testing.T, n *cluster.Node, h Holder) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := Open(ctx, n, store.NewMem(), h, zerolog.New(zerolog.NewTestWriter(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+func bundle(t *testing.T, r *Store, id string) *store.Bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v, err := r.Bundle(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v == nil {
+		return nil
+	}
+	var b store.Bundle
+	if err := store.DecodeBundle(v, &b); err != nil {
+		t.Fatal(err)
+	}
+	return &b
+}
+
+func msg(payload string) store.Message {
+	return store.Message{Topic: []byte("t/" + payload), Payload: []byte(payload), From: []byte("p"), QoS: 2}
+}
+
+// payloads lists b's deliveries as "payload/state".
+func payloads(b *store.Bundle) string {
+	var s []string
+	for _, d := range b.Deliveries {
+		s = append(s, fmt.Sprintf("%s/%d", d.Msg.Payload, d.State))
+	}
+	return strings.Join(s, " ")
+}
+
+// TestCopyAndRead: what a writer commits with sync of a session the node
+// holds is in the stream when Commit returns — session, deliveries queued
+// and in flight, awaited QoS 2 ids — and a removed record is gone from
+// what Bundle reads.
+func TestCopyAndRead(t *testing.T) {
+	n := startNode(t)
+	h := &holder{epochs: map[string]uint64{"c": 3}}
+	r := open(t, n, h)
+	w := r.NewWriter()
+	w.PutSession(&store.Session{ClientID: "c", Expiry: 300,
+		Subs: []store.Sub{{Filter: "t/#", Opts: router.Options{QoS: 2, SubID: 7}}}})
+	for i, p := range []string{"a", "b", "c", "d"} {
+		w.PutDelivery("c", store.Delivery{Seq: uint64(10 + i), Msg: msg(p), QoS: 2, SubIDs: []uint32{7}})
+	}
+	w.MarkSent("c", 11, 5, 2)
+	w.PutAwaitRel("c", 9)
+	w.PutAwaitRel("c", 4)
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b := bundle(t, r, "c")
+	if b == nil {
+		t.Fatal("no session in the stream after a syncing commit")
+	}
+	if b.Session.Expiry != 300 || len(b.Session.Subs) != 1 || b.Session.Subs[0].Filter != "t/#" || b.Session.Subs[0].Opts.SubID != 7 {
+		t.Fatalf("session %+v", b.Session)
+	}
+	if got, want := payloads(b), "b/2 a/0 c/0 d/0"; got != want {
+		t.Fatalf("deliveries %q, want %q (in flight first, then by Seq)", got, want)
+	}
+	if b.Deliveries[0].PacketID != 5 || fmt.Sprint(b.AwaitRel) != "[4 9]" {
+		t.Fatalf("packet id %d, awaiting PUBREL %v", b.Deliveries[0].PacketID, b.AwaitRel)
+	}
+
+	w.DeleteDelivery("c", 11)
+	w.DeleteDelivery("c", 12)
+	w.DeleteAwaitRel("c", 9)
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b = bundle(t, r, "c")
+	if got, want := payloads(b), "a/0 d/0"; got != want || fmt.Sprint(b.AwaitRel) != "[4]" {
+		t.Fatalf("after removals: deliveries %q (want %q), awaiting PUBREL %v (want [4])", got, want, b.AwaitRel)
+	}
+
+	w.DeleteSession("c")
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if b := bundle(t, r, "c"); b != nil {
+		t.Fatalf("an ended session read back: %+v", b)
+	}
+	if r.Failures.Load() != 0 {
+		t.Fatalf("%d changes not replicated", r.Failures.Load())
+	}
+}
+
+// TestOnlyHeldSessions: a session this node does not hold — never
+// claimed here, or handed over — is not written, and its end here does
+// not remove the new owner's copy.
+func TestOnlyHeldSessions(t *testing.T) {
+	n := startNode(t)
+	h := &holder{epochs: map[string]uint64{"mine": 1}}
+	r := open(t, n, h)
+	w := r.NewWriter()
+	w.PutSession(&store.Session{ClientID: "other", Expiry: 60})
+	w.PutSession(&store.Session{ClientID: "mine", Expiry: 60})
+	w.PutDelivery("mine", store.Delivery{Seq: 1, Msg: msg("x"), QoS: 1})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if b := bundle(t, r, "other"); b != nil {
+		t.Fatalf("a session not held was written: %+v", b)
+	}
+	h.set("mine", 0) // another node claimed it
+	w.DeleteSession("mine")
+	w.PutDelivery("mine", store.Delivery{Seq: 2, Msg: msg("y"), QoS: 1})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if b := bundle(t, r, "mine"); b == nil || payloads(b) != "x/0" {
+		t.Fatalf("after the session moved away, the copy reads %v, want its last state (x/0)", b)
+	}
+}
+
+// TestNewGenerationPurgesOld: a node that begins to write a session under a
+// newer claim (it adopted it) writes it whole under its generation; the
+// records of the older one are purged, and never read.
+func TestNewGenerationPurgesOld(t *testing.T) {
+	n := startNode(t)
+	old := open(t, n, &holder{epochs: map[string]uint64{"c": 1}})
+	w := old.NewWriter()
+	w.PutSession(&store.Session{ClientID: "c", Expiry: 60})
+	w.PutDelivery("c", store.Delivery{Seq: 1, Msg: msg("old1"), QoS: 1})
+	w.PutDelivery("c", store.Delivery{Seq: 2, Msg: msg("old2"), QoS: 1})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+
+	next := open(t, n, &holder{epochs: map[string]uint64{"c": 2}})
+	w2 := next.NewWriter()
+	w2.PutSession(&store.Session{ClientID: "c", Expiry: 60})
+	w2.PutDelivery("c", store.Delivery{Seq: 1, Msg: msg("new1"), QoS: 1})
+	if err := w2.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if b := bundle(t, next, "c"); b == nil || payloads(b) != "new1/0" {
+		t.Fatalf("read %v, want the new generation's only (new1/0)", b)
+	}
+	oldGen := genPrefix("c", 1)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := next.stream.Info(context.Background(), jetstream.WithSubjectFilter(oldGen))
+		if err == nil && len(info.State.Subjects) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old generation's records are still there: %v (%v)", info, err)
+		}
+	}
+}

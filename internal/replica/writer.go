@@ -1,0 +1,174 @@
+package replica
+
+import (
+	"encoding/binary"
+
+	"github.com/shoalmq/shoal/store"
+)
+
+// What a writer gathers for the stream, besides its local writer's batch.
+const (
+	opPutSession = iota
+	opDeleteSession
+	opPutDelivery
+	opMarkSent
+	opDeleteDelivery
+	opPutAwaitRel
+	opDeleteAwaitRel
+)
+
+// op is one change to a session: kind, the client id, the record's number
+// (a delivery's Seq, an awaited packet id) and its encoding, data[from:to]
+// of the writer's buffer.
+type op struct {
+	kind     uint8
+	clientID string
+	n        uint64
+	from, to int
+}
+
+// writer is a Store's writer: the local store's, and the changes to copy,
+// published when it commits. One goroutine's, as the local writer is.
+type writer struct {
+	store.Writer
+	r    *Store
+	ops  []op
+	data []byte
+	subj []byte // scratch
+}
+
+func (w *writer) add(kind uint8, clientID string, n uint64, from int) {
+	w.ops = append(w.ops, op{kind: kind, clientID: clientID, n: n, from: from, to: len(w.data)})
+}
+
+func (w *writer) PutSession(s *store.Session) {
+	w.Writer.PutSession(s)
+	from := len(w.data)
+	w.data = store.AppendSession(w.data, s)
+	w.add(opPutSession, s.ClientID, 0, from)
+}
+
+func (w *writer) DeleteSession(clientID string) {
+	w.Writer.DeleteSession(clientID)
+	w.add(opDeleteSession, clientID, 0, len(w.data))
+}
+
+func (w *writer) PutDelivery(clientID string, d store.Delivery) {
+	w.Writer.PutDelivery(clientID, d)
+	from := len(w.data)
+	w.data = store.AppendDelivery(w.data, &d)
+	w.add(opPutDelivery, clientID, d.Seq, from)
+	if d.State != 0 {
+		from = len(w.data)
+		w.data = store.AppendSent(w.data, d.PacketID, d.State)
+		w.add(opMarkSent, clientID, d.Seq, from)
+	}
+}
+
+func (w *writer) MarkSent(clientID string, seq uint64, packetID uint16, state uint8) {
+	w.Writer.MarkSent(clientID, seq, packetID, state)
+	from := len(w.data)
+	w.data = store.AppendSent(w.data, packetID, state)
+	w.add(opMarkSent, clientID, seq, from)
+}
+
+func (w *writer) DeleteDelivery(clientID string, seq uint64) {
+	w.Writer.DeleteDelivery(clientID, seq)
+	w.add(opDeleteDelivery, clientID, seq, len(w.data))
+}
+
+func (w *writer) PutAwaitRel(clientID string, id uint16) {
+	w.Writer.PutAwaitRel(clientID, id)
+	w.add(opPutAwaitRel, clientID, uint64(id), len(w.data))
+}
+
+func (w *writer) DeleteAwaitRel(clientID string, id uint16) {
+	w.Writer.DeleteAwaitRel(clientID, id)
+	w.add(opDeleteAwaitRel, clientID, uint64(id), len(w.data))
+}
+
+func (w *writer) Dirty() bool { return len(w.ops) > 0 || w.Writer.Dirty() }
+
+// Commit commits the local changes, then publishes the changes to the
+// sessions this node holds; with sync, it returns once the stream has
+// confirmed them and every change published before (a change it could
+// not confirm is counted in Store.Failures: on this node's disk only).
+func (w *writer) Commit(sync bool) error {
+	if err := w.Writer.Commit(sync); err != nil {
+		return err
+	}
+	r := w.r
+	r.mu.Lock()
+	for i := range w.ops {
+		w.publishLocked(&w.ops[i])
+	}
+	clear(w.ops) // the client ids
+	w.ops, w.data = w.ops[:0], w.data[:0]
+	n := r.published
+	r.mu.Unlock()
+	if sync {
+		r.wait(n)
+	}
+	return nil
+}
+
+// publishLocked publishes o, if its session is this node's to write.
+// w.r.mu must be held.
+func (w *writer) publishLocked(o *op) {
+	r := w.r
+	epoch, mine := r.holder.Mine(o.clientID)
+	gen, ok := r.gens[o.clientID]
+	switch o.kind {
+	case opPutSession:
+		if !mine {
+			return
+		}
+		fresh := !ok
+		if fresh { // begun here: every older generation is another node's, or gone
+			gen = epoch
+			r.gens[o.clientID] = gen
+		}
+		rec := binary.AppendUvarint(make([]byte, 0, 10+o.to-o.from), gen)
+		rec = append(rec, w.data[o.from:o.to]...)
+		var p purge
+		if fresh {
+			p = purge{subject: genPrefix(o.clientID, 0), below: true}
+		}
+		w.subj = subjectOf(w.subj[:0], o.clientID, 0, 0, 0)
+		r.publishLocked(w.subj, rec, p)
+		return
+	case opDeleteSession:
+		delete(r.gens, o.clientID)
+		if !ok || !mine {
+			return // handed over: the session goes on elsewhere
+		}
+		w.subj = subjectOf(w.subj[:0], o.clientID, 0, 0, 0)
+		r.publishLocked(w.subj, nil, purge{subject: genPrefix(o.clientID, gen)})
+		return
+	}
+	if !ok || !mine {
+		return
+	}
+	var kind byte
+	switch o.kind {
+	case opPutDelivery, opDeleteDelivery:
+		kind = 'd'
+	case opMarkSent:
+		kind = 'm'
+	default:
+		kind = 'r'
+	}
+	w.subj = subjectOf(w.subj[:0], o.clientID, gen, kind, o.n)
+	switch o.kind {
+	case opPutDelivery, opMarkSent:
+		r.publishLocked(w.subj, append([]byte(nil), w.data[o.from:o.to]...), purge{})
+	case opPutAwaitRel:
+		r.publishLocked(w.subj, []byte{1}, purge{})
+	case opDeleteDelivery:
+		r.publishLocked(w.subj, nil, purge{})
+		w.subj = subjectOf(w.subj[:0], o.clientID, gen, 'm', o.n)
+		r.publishLocked(w.subj, nil, purge{})
+	default:
+		r.publishLocked(w.subj, nil, purge{})
+	}
+}
