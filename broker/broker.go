@@ -18,6 +18,7 @@ import (
 	"github.com/shoalmq/shoal/internal/deadline"
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/internal/expiry"
+	"github.com/shoalmq/shoal/internal/handoff"
 	"github.com/shoalmq/shoal/internal/limit"
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/internal/reason"
@@ -73,6 +74,12 @@ type Broker struct {
 	// replicas copies the persistent sessions into the cluster's state
 	// (set by Start, with persistence on): the store the writers write.
 	replicas *replica.Store
+	// rescuer rescues the nodes that are gone (set by Start, with
+	// replicas).
+	rescuer *cluster.Rescuer
+	// handoff moves this node's sessions to and from the others (set by
+	// Start).
+	handoff *handoff.Sessions
 	// ownerCounts is the last count of sessions by owner node
 	// (cluster_status.go).
 	ownerCounts ownerCounts
@@ -248,6 +255,13 @@ func (b *Broker) Start() error {
 			defer b.bgDone.Done()
 			w.Run(b.stop)
 		}()
+	}
+	if err := b.startRouting(); err != nil {
+		ports.release()
+		b.expiry.Clear()
+		b.stopBackground()
+		b.closeCluster()
+		return errors.Join(err, b.closeStore())
 	}
 	if b.persist.On() && !b.persist.Strict() {
 		b.bgDone.Add(1)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoalmq/shoal/internal/cluster"
 	"github.com/shoalmq/shoal/internal/conn"
 	"github.com/shoalmq/shoal/internal/handoff"
 	"github.com/shoalmq/shoal/internal/replica"
+	"github.com/shoalmq/shoal/session"
 )
 
 // ClusterConfig makes the broker one node of a cluster (the config file's
@@ -72,9 +75,9 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 	}
 	b.owners = owners
 	log := b.lg().With().Str("component", "cluster").Logger()
-	local := clusterLocal{Sessions: &handoff.Sessions{Store: b.sessions, Subs: b.subs, Expiry: b.expiry,
-		Persist: b.persist, Dispatch: b.disp, Clock: func() int64 { return time.Now().UnixNano() }}, Handler: b.conns}
-	local.Sessions.Conns = b.conns
+	b.handoff = &handoff.Sessions{Store: b.sessions, Subs: b.subs, Expiry: b.expiry, Persist: b.persist,
+		Dispatch: b.disp, Conns: b.conns, Clock: func() int64 { return time.Now().UnixNano() }}
+	local := clusterLocal{Sessions: b.handoff, Handler: b.conns, b: b}
 	var replicas cluster.Replicas
 	if st := b.persist.Store(); st != nil {
 		// The writers, made after this, copy the sessions this node
@@ -100,12 +103,111 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 		return err
 	}
 	b.peers = peers
-	return peers.Start(ctx, b.disp)
+	if b.replicas != nil {
+		// Before this node reads its subject of the forward stream: a
+		// rescue of it, while it was gone, ends first.
+		b.rescuer = cluster.NewRescuer()
+		if err := b.rescuer.Open(ctx, node, owners, b.clusterSessions, b.replicas, peers, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startRouting settles the sessions this node loaded from its store with
+// the cluster (settleSessions), then starts routing between the nodes:
+// after the store writers are made and the router workers run, before the
+// listeners open.
+func (b *Broker) startRouting() error {
+	if b.cluster == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, clusterStartTimeout)
+	defer cancel()
+	if b.rescuer != nil {
+		b.settleSessions(ctx)
+	}
+	if err := b.peers.Start(ctx, b.disp); err != nil {
+		return fmt.Errorf("cluster node %q: %w", b.cfg.Cluster.Node, err)
+	}
+	return nil
+}
+
+// settleWorkers bounds the claims settleSessions makes at once.
+const settleWorkers = 16
+
+// settleSessions settles each persistent session this node loaded from
+// its store with the cluster, by its owner's record: one this node still
+// owns it claims again and writes whole into the replicated copy (which
+// a node that restarts writes anew); one a rescuer took while this node
+// was gone it claims back, from the copy, which has what came for it
+// meanwhile; one that a client took elsewhere is not this node's to keep,
+// and ends here (not in the copy: that is the new owner's).
+func (b *Broker) settleSessions(ctx context.Context) {
+	var ids []string
+	b.sessions.Range(func(s *session.Session) bool {
+		if s.Persistent() {
+			ids = append(ids, s.ClientID())
+		}
+		return true
+	})
+	if len(ids) == 0 {
+		return
+	}
+	local := b.handoff
+	self := b.cluster.Name()
+	var kept, reclaimed, ended atomic.Int64
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(settleWorkers, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				ow, ok, err := b.owners.Get(ctx, id)
+				if err != nil {
+					b.lg().Warn().Err(err).Str("client", id).Msg("cluster: a stored session's owner could not be read; kept as it is")
+					continue
+				}
+				if ok && ow.Node != self && !ow.Rescue {
+					_, _ = local.Give(id, false) // another node's now
+					ended.Add(1)
+					continue
+				}
+				done := make(chan error, 1)
+				b.clusterSessions.Claim(id, false, func(_ uint64, err error) { done <- err })
+				if err := <-done; err != nil {
+					b.lg().Warn().Err(err).Str("client", id).Msg("cluster: a stored session could not be claimed again")
+					continue
+				}
+				if ok && ow.Rescue {
+					reclaimed.Add(1)
+					continue // adopted from the copy
+				}
+				w := b.replicas.CopyWriter()
+				if local.Rewrite(id, w) {
+					_ = w.Commit(false)
+				}
+				kept.Add(1)
+			}
+		}()
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	b.replicas.Flush()
+	b.lg().Info().Int64("kept", kept.Load()).Int64("reclaimed", reclaimed.Load()).Int64("ended", ended.Load()).
+		Msg("cluster: the stored sessions are settled with the cluster")
 }
 
 // closeCluster leaves the cluster, if the broker is in one: routing
 // between the nodes stops, then the node.
 func (b *Broker) closeCluster() {
+	if b.rescuer != nil {
+		b.rescuer.Close()
+	}
 	if b.clusterSessions != nil {
 		b.clusterSessions.Close()
 	}
@@ -136,4 +238,28 @@ func (b *Broker) closeCluster() {
 type clusterLocal struct {
 	*handoff.Sessions
 	*conn.Handler
+	b *Broker
+}
+
+// adoptedInterestWait bounds Adopt's wait for the adopted session's
+// interest to be in the bucket.
+const adoptedInterestWait = 10 * time.Second
+
+// Adopt adopts a session another node gave, or the replicated copy had,
+// and waits until its subscriptions' interest is in the bucket, before
+// its client hears CONNACK: what is published after reaches this node,
+// not only the one the session left (a node gone, whose subject its
+// rescuer reads for the sessions it keeps, not for this one).
+func (l clusterLocal) Adopt(clientID string, bundle []byte) error {
+	if err := l.Sessions.Adopt(clientID, bundle); err != nil {
+		return err
+	}
+	if p := l.b.peers; p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), adoptedInterestWait)
+		defer cancel()
+		if !p.Sync(ctx) {
+			l.b.lg().Warn().Str("client", clientID).Msg("cluster: an adopted session's interest was not written in time")
+		}
+	}
+	return nil
 }

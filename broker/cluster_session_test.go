@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -218,4 +219,112 @@ func TestClusterSessionFromReplica(t *testing.T) {
 	pub, _ = p5Dial(t, addr(2), p5CP("pub2"), nil)
 	pub.say(t, "o/x", "after", 1)
 	c.expect(t, "o/x", "after")
+}
+
+// TestClusterRescue: node 1 goes, leaving an offline persistent session
+// and its interest, so that QoS 1 and 2 messages published on node 0 for
+// it wait in node 1's subject of the forward stream. A survivor rescues
+// node 1 (rescue_after 1s): it takes the session from the replicated
+// copy and adds those messages to it. The client, connecting to node 2,
+// gets them all, once each, in order.
+func TestClusterRescue(t *testing.T) {
+	bs := startClusterBrokersWith(t, 3, func(c *broker.Config) { c.Cluster.RescueAfter = time.Second })
+	addr := func(i int) string { return bs[i].Addr().String() }
+	c, _ := p5Dial(t, addr(1), p5Expiry("left", true, 300), nil)
+	c.sub(t, "r/#", 2)
+	c.bye(t)
+	awaitInterest(t, "r/x", map[*broker.Broker]int{bs[0]: 1})
+	pub, _ := p5Dial(t, addr(0), p5CP("pub"), nil)
+	var want []string
+	for i := range 3 { // stored on node 1 for the session, and in the copy
+		p := fmt.Sprint("before", i)
+		pub.say(t, "r/x", p, byte(1+i%2))
+		want = append(want, p)
+	}
+	testutil.Eventually(t, waitFor, "node 1 to queue 3 for the session", func() bool {
+		n, _, ok := bs[1].SessionQueue("left")
+		return ok && n == 3
+	})
+	stop(t, bs[1])
+
+	for i := range 6 {
+		p := fmt.Sprint("m", i)
+		pub.say(t, "r/x", p, byte(1+i%2)) // PUBACK or PUBCOMP: in the forward stream
+		want = append(want, p)
+	}
+	start := time.Now()
+	testutil.Eventually(t, 60*time.Second, "a survivor to rescue the 6 messages", func() bool {
+		return bs[0].RescueDelivered()+bs[2].RescueDelivered() == 6
+	})
+	t.Logf("rescued %v after the last PUBACK", time.Since(start))
+
+	c, ack := p5Dial(t, addr(2), p5Expiry("left", false, 300), nil)
+	if !ack.SessionPresent {
+		t.Fatal("CONNACK on node 2: Session Present 0, want 1")
+	}
+	for _, p := range want {
+		c.expect(t, "r/x", p)
+	}
+	c.quiet(t)
+}
+
+// TestClusterRescueThenBack: node 1 goes and is rescued (as in
+// TestClusterRescue), then comes back on its data directory: its rescue
+// ends, it takes back the session the rescuer kept with the messages that
+// came meanwhile, and serves it, with what comes after, once each and in
+// order.
+func TestClusterRescueThenBack(t *testing.T) {
+	var cfgs []broker.Config
+	bs := startClusterBrokersWith(t, 3, func(c *broker.Config) {
+		c.Cluster.RescueAfter = time.Second
+		cfgs = append(cfgs, *c)
+	})
+	c, _ := p5Dial(t, bs[1].Addr().String(), p5Expiry("back", true, 300), nil)
+	c.sub(t, "r/#", 2)
+	c.bye(t)
+	awaitInterest(t, "r/x", map[*broker.Broker]int{bs[0]: 1})
+	stop(t, bs[1])
+
+	pub, _ := p5Dial(t, bs[0].Addr().String(), p5CP("pub"), nil)
+	var want []string
+	say := func(p string, qos byte) {
+		pub.say(t, "r/x", p, qos)
+		want = append(want, p)
+	}
+	for i := range 4 {
+		say(fmt.Sprint("gone", i), byte(1+i%2))
+	}
+	testutil.Eventually(t, 60*time.Second, "a survivor to rescue the 4 messages", func() bool {
+		return bs[0].RescueDelivered()+bs[2].RescueDelivered() == 4
+	})
+
+	back, err := broker.New(cfgs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := os.Getenv(testutil.RouteEnv); mode != "" {
+		if err := back.ForceRouting(mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := back.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeBroker(t, back) })
+	if n, _, ok := back.SessionQueue("back"); !ok || n != 4 {
+		t.Fatalf("node 1, back, has %d messages queued for the session (found %v), want the 4 rescued", n, ok)
+	}
+	awaitNodes(t, bs[0], "r/x", "n1")
+	for i := range 2 {
+		say(fmt.Sprint("back", i), byte(1+i%2))
+	}
+
+	c, ack := p5Dial(t, back.Addr().String(), p5Expiry("back", false, 300), nil)
+	if !ack.SessionPresent {
+		t.Fatal("CONNACK on node 1, back: Session Present 0, want 1")
+	}
+	for _, p := range want {
+		c.expect(t, "r/x", p)
+	}
+	c.quiet(t)
 }

@@ -192,3 +192,12 @@ func (b *Broker) AddFailingPeer(filter string) (sent func() int64, fail func(boo
 	b.subs.Subscribe(p, filter, router.Options{QoS: 2})
 	return p.sent.Load, p.failing.Store
 }
+
+// RescueDelivered is how many messages this node added to the sessions it
+// rescued from gone nodes; 0 outside a cluster.
+func (b *Broker) RescueDelivered() int64 {
+	if b.rescuer == nil {
+		return 0
+	}
+	return b.rescuer.Delivered.Load()
+}

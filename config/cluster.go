@@ -46,6 +46,10 @@ func clusterKeys() []struct {
 			return err
 		}},
 		{"nats_url", str(func(c *broker.ClusterConfig) *string { return &c.NATSURL })},
+		{"rescue_after", func(c *broker.ClusterConfig, v *yaml.Node) (err error) {
+			c.RescueAfter, err = durationValue(v)
+			return err
+		}},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoalmq/shoal/broker"
 )
@@ -31,6 +32,8 @@ func TestClusterSection(t *testing.T) {
 			Routes: []string{"127.0.0.1:7423", "127.0.0.1:7424"}, Replicas: 3}},
 		{clusterYAML + "  replicas: 2\n", &broker.ClusterConfig{Name: "shoal", Node: "a", Listen: "127.0.0.1:7422",
 			Routes: []string{"127.0.0.1:7423", "127.0.0.1:7424"}, Replicas: 2}},
+		{clusterYAML + "  rescue_after: 10s\n", &broker.ClusterConfig{Name: "shoal", Node: "a", Listen: "127.0.0.1:7422",
+			Routes: []string{"127.0.0.1:7423", "127.0.0.1:7424"}, Replicas: 3, RescueAfter: 10 * time.Second}},
 		{"cluster: {name: solo, node: only-1, listen: \"127.0.0.1:7422\"}\n",
 			&broker.ClusterConfig{Name: "solo", Node: "only-1", Listen: "127.0.0.1:7422", Replicas: 1}},
 		{"cluster: {name: c, node: n_2, nats_url: \"nats://h1:4222,nats://h2:4222\"}\npersistence: false\n",
@@ -84,6 +87,8 @@ func TestClusterErrors(t *testing.T) {
 		{with(3, "routes: [127.0.0.1:7423]\n  replicas: 3"), 7, "cluster.replicas", "3 is more than the 2 node(s)"},
 		{section(append(good, "nats_url: nats://h1:4222")...), 7, "cluster.nats_url", "excludes listen and routes"},
 		{section(append(good, "replica: 3")...), 7, "cluster", `unknown key "replica" (did you mean "replicas"?)`},
+		{section(append(good, "rescue_after: 500ms")...), 7, "cluster.rescue_after", "less than 1s"},
+		{section(append(good, "rescue_after: soon")...), 7, "cluster.rescue_after", "soon"},
 		{section(append(good, "name: again")...), 7, "cluster", "name: set again"},
 		{"cluster: [a, b]\n", 1, "cluster", "want a mapping"},
 		{"persistence: false\n" + section(good...), 4, "cluster", "an embedded node needs persistence: true"},

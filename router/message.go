@@ -46,6 +46,13 @@ type Message struct {
 	From Subscriber
 	// FromID is the publisher's client identifier, aliasing buf.
 	FromID []byte
+	// Origin, when not 0, identifies a message that came from another
+	// node through the cluster's forward stream (its batch and place in
+	// it): the same number however often the stream sends it, so that
+	// a node that rescues a dead one's messages can tell those the dead
+	// node kept already. Kept with a delivery in the cluster's copy of
+	// the sessions only.
+	Origin uint64
 
 	buf *bytebufferpool.ByteBuffer
 }

@@ -504,6 +504,18 @@ func (f *flight) grow(limit int) {
 	f.queue, f.qhead = q, 0
 }
 
+// RangeQueuedLocked calls fn with each queued delivery, oldest first,
+// leaving it queued. s.mu must be held.
+func (s *Session) RangeQueuedLocked(fn func(d *Delivery)) {
+	f := s.fl
+	if f == nil {
+		return
+	}
+	for i := 0; i < int(f.qlen); i++ {
+		fn(&f.queue[(int(f.qhead)+i)%len(f.queue)])
+	}
+}
+
 // DequeueLocked takes the oldest queued delivery; the caller owns its
 // reference.
 func (s *Session) DequeueLocked() (Delivery, bool) {

@@ -115,6 +115,10 @@ type Message struct {
 	QoS     byte
 	Retain  bool
 	Expiry  int64 // Unix ns; 0 never. A will's is relative until published.
+	// Origin is router.Message.Origin. Not in the store's records: the
+	// cluster's copy of the sessions keeps it beside them (package
+	// replica).
+	Origin uint64
 }
 
 // Delivery is a message owed to a session: queued, or sent and awaiting

@@ -200,6 +200,15 @@ func tree(t *testing.T, dir string) string {
 // ends.
 func startBrokerIn(t *testing.T, bin, dir, addr string, args ...string) *brokerProc {
 	t.Helper()
+	p := spawnBroker(t, bin, dir, args...)
+	p.waitListening(t, addr)
+	return p
+}
+
+// spawnBroker starts the broker in dir ("": this one) with args, without
+// waiting for it; it is killed when the test ends.
+func spawnBroker(t *testing.T, bin, dir string, args ...string) *brokerProc {
+	t.Helper()
 	p := &brokerProc{cmd: exec.Command(bin, args...), stderr: new(testutil.SyncBuffer), done: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
@@ -208,7 +217,6 @@ func startBrokerIn(t *testing.T, bin, dir, addr string, args ...string) *brokerP
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.kill)
-	p.waitListening(t, addr)
 	return p
 }
 

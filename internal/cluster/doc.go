@@ -33,6 +33,10 @@
 //     builds and adopts the session) or, when that node does not answer,
 //     the session's replicated copy (package replica), and the takeover
 //     of connections whose claim another node superseded.
+//   - Rescuer (rescue.go) rescues a node that is gone: one survivor
+//     claims its sessions, keeps them in the replicated copy, and adds to
+//     them what other nodes sent the gone node through the forward
+//     stream, until their clients connect or the node comes back.
 //   - Wills (wills.go) is the cluster's delayed wills: a replicated
 //     bucket (shoal_wills) of the wills waiting for their Will Delay
 //     Interval, keyed by client id, each with its due time and the node

@@ -345,12 +345,13 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 		return
 	}
 	sent := time.Now().UnixNano()
+	var seq uint64
 	if meta, err := msg.Metadata(); err == nil {
-		sent = meta.Timestamp.UnixNano()
+		sent, seq = meta.Timestamp.UnixNano(), meta.Sequence.Stream
 	}
 	a := &batchAck{msg: msg}
 	a.left.Store(int32(n))
-	for len(data) > 0 {
+	for i := uint64(0); len(data) > 0; i++ {
 		size := binary.BigEndian.Uint32(data)
 		frame := data[4 : 4+size]
 		data = data[4+size:]
@@ -361,6 +362,9 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 			_ = a.Ack()
 			continue
 		}
+		if seq != 0 {
+			m.Origin = origin(seq, i)
+		}
 		ps.Received.Add(1)
 		if !ps.disp.SubmitWait(dispatch.Job{Msg: m, Local: true, Group: group, Done: a}, ps.stop) {
 			m.Release() // stopping: the stream sends the batch again
@@ -368,6 +372,11 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 		}
 	}
 }
+
+// origin is the identity of frame i of the forward stream's batch seq
+// (router.Message.Origin): batches hold at most forwardBatchFrames frames,
+// and stream sequences are the stream's, across all nodes' subjects.
+func origin(seq, i uint64) uint64 { return seq*forwardBatchFrames + i + 1 }
 
 // countFrames counts the frames of a batch, checking its framing.
 func countFrames(data []byte) (n int, ok bool) {

@@ -45,6 +45,10 @@ type Settings struct {
 	// embedding a server (cluster.nats_url); Listen and Routes must then
 	// be empty.
 	NATSURL string
+	// RescueAfter is how long a node may not answer the others' pings
+	// before one of them rescues its sessions and the messages sent to it
+	// (cluster.rescue_after, rescue.go): 0 is 5s; 1s at least.
+	RescueAfter time.Duration
 }
 
 // Config says how a node joins its cluster: its Settings, and what the
@@ -68,6 +72,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster.node: %q must be letters, digits, - and _", c.Node)
 	case c.Replicas < 1 || c.Replicas > 5:
 		return fmt.Errorf("cluster.replicas: %d is outside 1..5", c.Replicas)
+	case c.RescueAfter != 0 && c.RescueAfter < time.Second:
+		return fmt.Errorf("cluster.rescue_after: %v is less than 1s (a node's pings are a second apart)", c.RescueAfter)
 	case c.NATSURL != "" && (c.Listen != "" || len(c.Routes) > 0):
 		return errors.New("cluster.nats_url: an external NATS cluster excludes listen and routes, which embed one: set one or the other")
 	case c.NATSURL != "":

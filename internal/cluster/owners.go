@@ -32,17 +32,28 @@ const ownersBucket = "shoal_owners"
 type Owner struct {
 	Node  string
 	Epoch uint64
+	// Rescue marks a claim a node made of a session of a node that was
+	// gone (rescue.go): the session is in the replicated copy, not in
+	// that node's memory.
+	Rescue bool
 }
 
-func (o Owner) encode() []byte { return []byte(o.Node + " " + strconv.FormatUint(o.Epoch, 10)) }
+func (o Owner) encode() []byte {
+	b := []byte(o.Node + " " + strconv.FormatUint(o.Epoch, 10))
+	if o.Rescue {
+		b = append(b, " rescue"...)
+	}
+	return b
+}
 
 func decodeOwner(b []byte) (Owner, error) {
-	node, epoch, ok := strings.Cut(string(b), " ")
+	node, rest, ok := strings.Cut(string(b), " ")
+	epoch, flag, _ := strings.Cut(rest, " ")
 	e, err := strconv.ParseUint(epoch, 10, 64)
-	if !ok || err != nil || node == "" {
+	if !ok || err != nil || node == "" || (flag != "" && flag != "rescue") {
 		return Owner{}, fmt.Errorf("cluster: malformed owner record %q", b)
 	}
-	return Owner{Node: node, Epoch: e}, nil
+	return Owner{Node: node, Epoch: e, Rescue: flag != ""}, nil
 }
 
 // ownerKey is clientID's key: its escape (subject.go) behind "c.".
@@ -183,6 +194,44 @@ func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner,
 			}
 		}
 	}
+}
+
+// ClaimFrom makes this node the owner of clientID's session if node owns
+// it now, with a rescue claim (Owner.Rescue); ok is false when another
+// node owns it by then.
+func (o *Owners) ClaimFrom(ctx context.Context, clientID, node string) (now Owner, ok bool, err error) {
+	key := ownerKey(clientID)
+	e, err := o.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Owner{}, false, nil
+	}
+	if err != nil {
+		return Owner{}, false, err
+	}
+	before, err := decodeOwner(e.Value())
+	if err != nil || before.Node != node {
+		return Owner{}, false, err
+	}
+	now = Owner{Node: o.node, Epoch: before.Epoch + 1, Rescue: true}
+	if _, err = o.kv.Update(ctx, key, now.encode(), e.Revision()); err != nil {
+		if isWrongRevision(err) {
+			return Owner{}, false, nil
+		}
+		return Owner{}, false, err
+	}
+	return now, true, nil
+}
+
+// Select returns the owners keep says to, by client id, reading the
+// bucket's last record of every key, as CountByNode does, until ctx ends.
+func (o *Owners) Select(ctx context.Context, keep func(Owner) bool) (map[string]Owner, error) {
+	owned := map[string]Owner{}
+	err := o.scan(ctx, 0, func(id string, ow Owner) {
+		if keep(ow) {
+			owned[id] = ow
+		}
+	})
+	return owned, err
 }
 
 // isWrongRevision reports whether err is a compare-and-set's failure: the

@@ -70,7 +70,16 @@ type Peers struct {
 	// remotes are the other nodes as the table holds them; watch
 	// goroutine only.
 	remotes map[string]*remote
-	ready   chan struct{} // closed once the bucket's keys at start are in the table
+	// stale are the filters of this node's keys in the bucket when it
+	// started, for Start.
+	stale []string
+	// rounds counts the publish goroutine's rounds of interest writes
+	// that ended with none failed (Sync).
+	rounds atomic.Uint64
+	// nodes lists the other nodes that have had interest, for Nodes:
+	// written by the watch goroutine, read by anyone.
+	nodes atomic.Pointer[[]string]
+	ready chan struct{} // closed once the bucket's keys at start are in the table
 	// pending bounds what NATS holds for this node, in messages and
 	// bytes, before it drops (Drops): pendingLimits, or a test's.
 	pending [2]int
@@ -149,9 +158,11 @@ func (p *peer) Forward(m *router.Message, mt *router.Match) dispatch.Receipt {
 	return nil
 }
 
-// NewPeers opens the interest bucket, clears what this node published
+// NewPeers opens the interest bucket, notes what this node published
 // there before it last stopped, and returns the Peers of table. Start
-// makes it route.
+// makes it route, and writes this node's interest over the old: a key
+// whose filter the table still has is put again, the others deleted, so
+// that no moment of the restart leaves a filter without its key.
 func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (*Peers, error) {
 	kv, err := n.openBucket(ctx, interestBucket)
 	if err != nil {
@@ -160,8 +171,8 @@ func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (
 	ps := &Peers{node: n, self: n.cfg.Node, kv: kv, table: table, log: log,
 		remotes: map[string]*remote{}, ready: make(chan struct{}), stop: make(chan struct{}),
 		pending: pendingLimits, ackWait: forwardAckWait}
-	// What this node left behind; the table's subscriptions now (restored
-	// sessions') are written again by Start.
+	// What this node left behind; Start writes the table's
+	// subscriptions now (restored sessions') over it.
 	var keys jetstream.KeyLister
 	err = n.retryOpen(ctx, "listing this node's old interest", func(context.Context) (err error) {
 		// Under ctx, not the attempt's context: the lister reads the keys
@@ -173,7 +184,9 @@ func (n *Node) NewPeers(ctx context.Context, table *Table, log zerolog.Logger) (
 		return nil, err
 	}
 	for k := range keys.Keys() {
-		if err := kv.Delete(ctx, k); err != nil {
+		if _, filter, _, ok := parseKey(k); ok {
+			ps.stale = append(ps.stale, filter)
+		} else if err := kv.Delete(ctx, k); err != nil {
 			return nil, fmt.Errorf("cluster: clearing this node's old interest: %w", err)
 		}
 	}
@@ -210,6 +223,10 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 		return fmt.Errorf("cluster: watching interest: %w", err)
 	}
 	ps.table.markAll()
+	for _, f := range ps.stale { // deleted unless the table has it
+		ps.table.markDirty(f)
+	}
+	ps.stale = nil
 	ps.done.Add(2)
 	go func() {
 		defer ps.done.Done()
@@ -289,6 +306,7 @@ func (ps *Peers) publish() {
 		case <-retry.C:
 		}
 		failed := false
+		round := ps.rounds.Load() + 1 // the round a Sync begun before now waits for
 		for f, n := range ps.table.takeDirty() {
 			start := time.Now()
 			if err := ps.write(f, n); err != nil {
@@ -301,8 +319,28 @@ func (ps *Peers) publish() {
 		}
 		if failed {
 			retry.Reset(time.Second)
+		} else {
+			ps.rounds.Store(round)
 		}
 	}
+}
+
+// Sync waits until the interest this node's table has now is in the
+// bucket: a round of writes begun after it was called ended with none
+// failed. Until ctx ends: it reports whether it got there.
+func (ps *Peers) Sync(ctx context.Context) bool {
+	want := ps.rounds.Load() + 2 // the round under way may have begun before
+	for ps.rounds.Load() < want {
+		ps.table.poke() // a round now, even with nothing due
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ps.stop:
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 // write puts filter's key with n subscriptions (deletes it at 0).
@@ -420,6 +458,8 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 	if r == nil {
 		r = &remote{filters: map[string]struct{}{}, groups: map[string]int{}}
 		ps.remotes[node] = r
+		nodes := append(ps.Nodes(), node)
+		ps.nodes.Store(&nodes)
 	}
 	put := e.Operation() == jetstream.KeyValuePut
 	if !shared {
@@ -458,6 +498,16 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 	} else {
 		r.groups[filter] = n
 	}
+}
+
+// Nodes returns the other nodes that have had interest since this node
+// started: those whose messages may wait in the forward stream. The
+// caller may keep the slice, not change it.
+func (ps *Peers) Nodes() []string {
+	if p := ps.nodes.Load(); p != nil {
+		return (*p)[:len(*p):len(*p)]
+	}
+	return nil
 }
 
 // member returns node's i-th Peer, making it when it is new.
@@ -541,6 +591,14 @@ func (t *Table) interest(filter string, delta int) {
 }
 
 // markDirty makes filter's key due for a write again.
+// poke wakes the publish goroutine for a round of writes.
+func (t *Table) poke() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (t *Table) markDirty(filter string) {
 	t.mu.Lock()
 	t.markDirtyLocked(filter)
@@ -568,8 +626,8 @@ func (t *Table) takeDirty() map[string]int {
 	return due
 }
 
-// markAll makes every filter with subscriptions due: what NewPeers
-// cleared from the bucket is written again.
+// markAll makes every filter with subscriptions due: written over what
+// the bucket had of this node.
 func (t *Table) markAll() {
 	t.mu.Lock()
 	for f := range t.local {

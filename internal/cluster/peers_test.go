@@ -207,24 +207,43 @@ func TestPeersSharedGroupByMembers(t *testing.T) {
 	count(rs[2], 10)
 }
 
-// TestPeersClearOldInterest: a node starting again deletes the interest it
-// published before, which its sessions write again as they resubscribe.
+// TestPeersClearOldInterest: a node starting again writes its interest
+// over what it published before: the key of a filter its sessions still
+// have (restored) stays all along, the key of one they no longer have is
+// deleted once it starts routing.
 func TestPeersClearOldInterest(t *testing.T) {
 	nodes := startCluster(t, 1)
 	rs := startPeers(t, nodes)
 	rs[0].table.Subscribe(client("a"), "old/#", router.Options{})
-	key, _ := rs[0].ps.key("old/#", 1)
-	waitFor(t, "the key to be written", func() bool {
-		_, err := rs[0].ps.kv.Get(context.Background(), key)
+	rs[0].table.Subscribe(client("a"), "kept/#", router.Options{})
+	oldKey, _ := rs[0].ps.key("old/#", 1)
+	keptKey, _ := rs[0].ps.key("kept/#", 1)
+	kv := rs[0].ps.kv
+	has := func(key string) bool {
+		_, err := kv.Get(context.Background(), key)
 		return err == nil
-	})
+	}
+	waitFor(t, "the keys to be written", func() bool { return has(oldKey) && has(keptKey) })
+	rs[0].ps.Close()
+
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := nodes[0].NewPeers(ctx, NewTable(router.NewTable(0, router.RoundRobin)), zerolog.Nop()); err != nil {
+	table := NewTable(router.NewTable(0, router.RoundRobin))
+	table.Subscribe(client("a"), "kept/#", router.Options{}) // restored
+	ps, err := nodes[0].NewPeers(ctx, table, zerolog.Nop())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rs[0].ps.kv.Get(ctx, key); err == nil {
-		t.Fatal("the old key is still there")
+	if !has(oldKey) || !has(keptKey) {
+		t.Fatal("a key was deleted before the node routes again")
+	}
+	if err := ps.Start(ctx, make(jobs, 16)); err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	waitFor(t, "the old key to be deleted", func() bool { return !has(oldKey) })
+	if !has(keptKey) {
+		t.Fatal("the key of a filter the node still has was deleted")
 	}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,8 +84,19 @@ type Sessions struct {
 	mu     sync.Mutex
 	newest map[string]claim
 
+	// shelf is this node's rescuer (rescue.go): the sessions it keeps in
+	// the replicated copy alone, handed over as shelfReply. Set by Open.
+	shelf *Rescuer
+
 	sub    *nats.Subscription
 	cancel context.CancelFunc
+}
+
+// setShelf makes r the keeper of the sessions this node rescued.
+func (s *Sessions) setShelf(r *Rescuer) {
+	s.mu.Lock()
+	s.shelf = r
+	s.mu.Unlock()
 }
 
 // NewSessions returns the Sessions of a node that is not yet in its
@@ -145,8 +157,11 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 		return
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), handoffWait+2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), handoffWait+rescueClaimWait+2*time.Second)
 		defer cancel()
+		if shelf := s.shelfOf(); shelf != nil && !clean {
+			shelf.beforeClaim(ctx, clientID)
+		}
 		now, before, err := owners.Claim(ctx, clientID)
 		if err != nil {
 			done(0, err)
@@ -154,43 +169,66 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 		}
 		// A newer claim known already (its node asked this one for the
 		// session) has the session: this connection will not keep it.
-		if s.learn(clientID, now.Epoch, true) && before.Node != "" && before.Node != s.node.cfg.Node {
-			s.take(clientID, clean, now.Epoch, before.Node)
+		if s.learn(clientID, now.Epoch, true) && before.Node != "" {
+			if before.Node != s.node.cfg.Node {
+				s.take(clientID, clean, now.Epoch, before.Node)
+			} else if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID) && !clean {
+				s.adoptCopy(clientID, before.Node) // rescued here
+			}
 		}
 		done(now.Epoch, nil)
 	}()
 }
 
 // take asks node for clientID's session, as the claim of epoch, and adopts
-// what it gives.
+// what it gives — or, when node does not answer or keeps the session in
+// the replicated copy (a rescuer's shelf), what the copy has.
 func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) {
 	req := strconv.FormatUint(epoch, 10) + " " + strconv.FormatBool(clean) + " " + clientID
 	reply, err := s.node.nc.Request(handoffSubject(node), []byte(req), handoffWait)
-	var bundle []byte
 	switch {
-	case err == nil:
-		bundle = reply.Data
+	case err == nil && !bytes.Equal(reply.Data, shelfReply):
+		if len(reply.Data) > 0 && !clean {
+			s.adopt(clientID, node, reply.Data)
+		}
 	case clean:
 	case s.replicas == nil:
 		s.log.Warn().Err(err).Str("client", clientID).Str("from", node).
 			Msg("cluster: the session's last node did not hand it over; it starts afresh here")
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), handoffWait)
-		bundle, err = s.replicas.Bundle(ctx, clientID)
-		cancel()
-		if err != nil {
-			s.log.Error().Err(err).Str("client", clientID).Str("from", node).
-				Msg("cluster: the session's last node did not hand it over, and its replicated copy could not be read; it starts afresh here")
-			return
-		}
-		s.log.Info().Str("client", clientID).Str("from", node).Bool("found", bundle != nil).
-			Msg("cluster: the session's last node did not hand it over; taken from its replicated copy")
+		s.adoptCopy(clientID, node)
 	}
-	if len(bundle) > 0 && !clean {
-		if err := s.local.Adopt(clientID, bundle); err != nil {
-			s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
-		}
+}
+
+// adoptCopy adopts clientID's session as the replicated copy has it.
+func (s *Sessions) adoptCopy(clientID, node string) {
+	ctx, cancel := context.WithTimeout(context.Background(), handoffWait)
+	bundle, err := s.replicas.Bundle(ctx, clientID)
+	cancel()
+	if err != nil {
+		s.log.Error().Err(err).Str("client", clientID).Str("from", node).
+			Msg("cluster: the session's replicated copy could not be read; it starts afresh here")
+		return
 	}
+	s.log.Info().Str("client", clientID).Str("from", node).Bool("found", bundle != nil).
+		Msg("cluster: the session is taken from its replicated copy")
+	if bundle != nil {
+		s.adopt(clientID, node, bundle)
+	}
+}
+
+// adopt makes bundle, clientID's session from node, this node's.
+func (s *Sessions) adopt(clientID, node string, bundle []byte) {
+	if err := s.local.Adopt(clientID, bundle); err != nil {
+		s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
+	}
+}
+
+// shelfOf returns this node's rescuer, if it has one.
+func (s *Sessions) shelfOf() *Rescuer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shelf
 }
 
 // give answers a handoff request: the session goes to the node that
@@ -208,6 +246,10 @@ func (s *Sessions) give(m *nats.Msg) {
 	// The watch may have brought this very claim first.
 	if !s.learn(clientID, epoch, false) && !s.Holds(clientID, epoch) {
 		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
+		return
+	}
+	if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID) {
+		_ = m.Respond(shelfReply)
 		return
 	}
 	bundle, err := s.local.Give(clientID, clean)

@@ -132,27 +132,42 @@ func (n *Node) externalStatus(ctx context.Context) (Status, error) {
 // limit records, or when ctx ends: complete is false then, and counts are
 // those read so far.
 func (o *Owners) CountByNode(ctx context.Context, limit int) (counts map[string]int, complete bool, err error) {
+	counts = map[string]int{}
+	err = o.scan(ctx, limit, func(_ string, ow Owner) { counts[ow.Node]++ })
+	if errors.Is(err, errScanLimit) {
+		return counts, false, nil
+	}
+	return counts, err == nil, err
+}
+
+// errScanLimit ends a scan that read its limit.
+var errScanLimit = errors.New("cluster: the scan's limit")
+
+// scan calls fn with the last record of every key of the owners' bucket
+// (one ordered stream of them, not a request per key), up to limit
+// records (0: all), until ctx ends.
+func (o *Owners) scan(ctx context.Context, limit int, fn func(clientID string, ow Owner)) error {
 	w, err := o.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, false, fmt.Errorf("cluster: counting session owners: %w", err)
+		return fmt.Errorf("cluster: reading session owners: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	counts = map[string]int{}
 	for read := 0; ; read++ {
 		select {
 		case <-ctx.Done():
-			return counts, false, fmt.Errorf("cluster: counting session owners: %w", ctx.Err())
+			return fmt.Errorf("cluster: reading session owners: %w", ctx.Err())
 		case e, ok := <-w.Updates():
 			switch {
 			case !ok:
-				return counts, false, errors.New("cluster: counting session owners: the watch ended")
+				return errors.New("cluster: reading session owners: the watch ended")
 			case e == nil: // every key's last record is in
-				return counts, true, nil
-			case read == limit:
-				return counts, false, nil
+				return nil
+			case read == limit && limit > 0:
+				return errScanLimit
 			}
-			if ow, err := decodeOwner(e.Value()); err == nil {
-				counts[ow.Node]++
+			id, idOK := clientIDOf(e.Key())
+			if ow, err := decodeOwner(e.Value()); err == nil && idOK {
+				fn(id, ow)
 			}
 		}
 	}

@@ -181,3 +181,45 @@ func (x *Sessions) Adopt(clientID string, bundle []byte) error {
 	}
 	return nil
 }
+
+// Rewrite writes clientID's session whole into w — its record (without
+// its will), its deliveries in flight and queued under the Seq they have
+// here, its QoS 2 ids awaiting PUBREL — and reports whether it had one
+// to write: for the cluster's replicated copy, which a node that
+// restarted writes anew under its new claim (package replica's
+// CopyWriter). The caller commits w.
+func (x *Sessions) Rewrite(clientID string, w store.Writer) bool {
+	s := x.Store.Get(clientID)
+	if s == nil {
+		return false
+	}
+	s.Lock()
+	defer s.Unlock()
+	if s.Expiry == 0 || s.EndedLocked() {
+		return false
+	}
+	rec := store.Session{ClientID: clientID, Expiry: s.Expiry, ExpireAt: s.ExpireAt}
+	for _, sub := range s.SubsLocked() {
+		rec.Subs = append(rec.Subs, store.Sub{Filter: sub.Filter, Opts: sub.Opts})
+	}
+	w.PutSession(&rec)
+	var ids [1]uint32
+	for _, f := range s.InflightLocked() {
+		if f.Seq != 0 {
+			d := delivery(&f.Delivery, &ids, f.ID, f.State)
+			d.Seq = f.Seq
+			w.PutDelivery(clientID, d)
+		}
+	}
+	s.RangeQueuedLocked(func(q *session.Delivery) {
+		if q.Seq != 0 {
+			d := delivery(q, &ids, 0, 0)
+			d.Seq = q.Seq
+			w.PutDelivery(clientID, d)
+		}
+	})
+	for _, id := range s.AwaitRelLocked() {
+		w.PutAwaitRel(clientID, id)
+	}
+	return true
+}

@@ -11,7 +11,7 @@ import (
 // Message views m as a store record, aliasing its bytes: valid while m is.
 func Message(m *router.Message) store.Message {
 	return store.Message{Topic: m.Topic, Payload: m.Payload, Props: m.Props, From: m.FromID,
-		QoS: m.QoS, Retain: m.Retain, Expiry: m.Expiry}
+		QoS: m.QoS, Retain: m.Retain, Expiry: m.Expiry, Origin: m.Origin}
 }
 
 // PutDelivery stores d (QoS 1/2) for persistent session s through w and

@@ -20,7 +20,8 @@
 // escaped token (cluster.AppendToken):
 //
 //	shoal.ss.{client}.s              the session: its generation and record
-//	shoal.ss.{client}.{gen}.d.{seq}  a delivery owed (store.AppendDelivery)
+//	shoal.ss.{client}.{gen}.d.{seq}  a delivery owed: its message's Origin
+//	                                 (uvarint), then store.AppendDelivery
 //	shoal.ss.{client}.{gen}.m.{seq}  that it went out (store.AppendSent)
 //	shoal.ss.{client}.{gen}.r.{id}   an inbound QoS 2 id awaiting PUBREL
 //

@@ -9,104 +9,71 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/shoalmq/shoal/store"
 )
 
-// readBatch is how many records one fetch of Bundle asks for.
-const readBatch = 256
-
 // Bundle reads clientID's session from the stream, as the last node that
 // held it wrote it, and returns it encoded as a store.Bundle (package
 // handoff adopts it); nil when the stream has no session of clientID.
 func (r *Store) Bundle(ctx context.Context, clientID string) ([]byte, error) {
-	recs, err := r.read(ctx, clientID)
-	if err != nil {
-		return nil, fmt.Errorf("replica: reading %q's session: %w", clientID, err)
-	}
-	b, err := assemble(clientID, recs)
+	b, _, err := r.Read(ctx, clientID)
 	if err != nil || b == nil {
 		return nil, err
 	}
 	return store.AppendBundle(nil, b), nil
 }
 
+// Read reads clientID's session from the stream, with the generation its
+// records are under; nil when the stream has none.
+func (r *Store) Read(ctx context.Context, clientID string) (*store.Bundle, uint64, error) {
+	recs, err := r.read(ctx, clientID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("replica: reading %q's session: %w", clientID, err)
+	}
+	return assemble(clientID, recs)
+}
+
 // read returns the last record of each subject of clientID's session,
-// by subject.
+// by subject, as the stream's leader has them: one request per record
+// ("the next message on these subjects from this sequence on"), which
+// only the leader answers. A consumer would be quicker, but one placed on
+// a replica that is catching up — a node just back — reads a past state.
 func (r *Store) read(ctx context.Context, clientID string) (map[string][]byte, error) {
 	prefix := string(subjectOf(nil, clientID, 0, 0, 0))
 	prefix = prefix[:len(prefix)-1] // "shoal.ss.{client}."
-	cons, err := r.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     prefix + ">",
-		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-		Replicas:          1,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
-		_ = r.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
-		cancel()
-	}()
 	recs := map[string][]byte{}
-	if cons.CachedInfo().NumPending == 0 {
-		return recs, nil
-	}
-	for {
-		wait := time.Until(deadlineOf(ctx))
-		batch, err := cons.Fetch(readBatch, jetstream.FetchMaxWait(wait))
+	for seq := uint64(1); ; {
+		m, err := r.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(prefix+">"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return recs, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			recs[strings.TrimPrefix(m.Subject(), prefix)] = m.Data()
-			if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
-				// The last: the fetch would wait out its time for more.
-				return recs, nil
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, err
-		}
-		if got == 0 {
-			return nil, fmt.Errorf("the stream stopped short of the session's last record: %w", context.DeadlineExceeded)
-		}
+		recs[strings.TrimPrefix(m.Subject, prefix)] = m.Data
+		seq = m.Sequence + 1
 	}
-}
-
-// deadlineOf is ctx's deadline, or ackTimeout from now.
-func deadlineOf(ctx context.Context) time.Time {
-	if d, ok := ctx.Deadline(); ok {
-		return d
-	}
-	return time.Now().Add(ackTimeout)
 }
 
 // assemble makes the session of clientID out of its records, keyed by
 // their subjects after "shoal.ss.{client}.": the records of the
 // generation the session record names, tombstones (empty) left out. Nil
 // when there is no session record.
-func assemble(clientID string, recs map[string][]byte) (*store.Bundle, error) {
+func assemble(clientID string, recs map[string][]byte) (*store.Bundle, uint64, error) {
 	srec := recs["s"]
 	if len(srec) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	gen, n := binary.Uvarint(srec)
 	if n <= 0 {
-		return nil, fmt.Errorf("replica: %q's session record is malformed", clientID)
+		return nil, 0, fmt.Errorf("replica: %q's session record is malformed", clientID)
 	}
 	b := &store.Bundle{Session: store.Session{ClientID: clientID}}
 	if err := store.DecodeSession(srec[n:], &b.Session); err != nil {
-		return nil, fmt.Errorf("replica: %q's session record: %w", clientID, err)
+		return nil, 0, fmt.Errorf("replica: %q's session record: %w", clientID, err)
 	}
 	b.Session.ClientID = clientID
 	genTok := strconv.FormatUint(gen, 10) + "."
@@ -141,13 +108,18 @@ func assemble(clientID string, recs map[string][]byte) (*store.Bundle, error) {
 	var queued []store.Delivery
 	for _, o := range deliveries {
 		d := store.Delivery{Seq: o.seq}
-		if err := store.DecodeDelivery(o.rec, &d); err != nil {
-			return nil, fmt.Errorf("replica: %q's delivery %d: %w", clientID, o.seq, err)
+		origin, n := binary.Uvarint(o.rec)
+		if n <= 0 {
+			return nil, 0, fmt.Errorf("replica: %q's delivery %d is malformed", clientID, o.seq)
 		}
+		if err := store.DecodeDelivery(o.rec[n:], &d); err != nil {
+			return nil, 0, fmt.Errorf("replica: %q's delivery %d: %w", clientID, o.seq, err)
+		}
+		d.Msg.Origin = origin
 		if s, ok := sent[o.seq]; ok {
 			pid, state, err := store.DecodeSent(s)
 			if err != nil {
-				return nil, fmt.Errorf("replica: %q's delivery %d: %w", clientID, o.seq, err)
+				return nil, 0, fmt.Errorf("replica: %q's delivery %d: %w", clientID, o.seq, err)
 			}
 			d.PacketID, d.State = pid, state
 			b.Deliveries = append(b.Deliveries, d) // in flight: first
@@ -156,5 +128,5 @@ func assemble(clientID string, recs map[string][]byte) (*store.Bundle, error) {
 		queued = append(queued, d)
 	}
 	b.Deliveries = append(b.Deliveries, queued...)
-	return b, nil
+	return b, gen, nil
 }

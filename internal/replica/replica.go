@@ -30,8 +30,10 @@ const (
 	// stallWait, after which the change counts as not replicated.
 	maxPending = 4096
 	stallWait  = 5 * time.Second
-	// ackTimeout bounds the wait for one confirmation.
+	// ackTimeout bounds the wait for one confirmation; detachWait
+	// Detach's for all of them.
 	ackTimeout = 10 * time.Second
+	detachWait = 2 * time.Second
 	// tombstoneTTL is how long the empty message that removes a record
 	// stays: a reader meanwhile sees the record removed, and after it
 	// nothing is left of the record.
@@ -175,7 +177,17 @@ func (r *Store) Detach() {
 	r.detached = true
 	n := r.published
 	r.mu.Unlock()
-	r.wait(n)
+	waited := make(chan struct{})
+	go func() {
+		r.wait(n)
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(detachWait):
+		r.log.Warn().Uint64("unconfirmed", n-r.confirmedNow()).
+			Msg("replica: leaving with changes the stream has not confirmed (they are on this node's disk)")
+	}
 	r.cmu.Lock()
 	r.closed = true
 	r.cond.Broadcast()
@@ -188,6 +200,13 @@ func (r *Store) Detach() {
 func (r *Store) Close() error {
 	r.Detach()
 	return r.Store.Close()
+}
+
+// confirmedNow is how many publishes are confirmed or failed so far.
+func (r *Store) confirmedNow() uint64 {
+	r.cmu.Lock()
+	defer r.cmu.Unlock()
+	return r.confirmed
 }
 
 // wait blocks until n publishes are confirmed or failed, or r closed.

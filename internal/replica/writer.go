@@ -2,6 +2,7 @@ package replica
 
 import (
 	"encoding/binary"
+	"errors"
 
 	"github.com/shoalmq/shoal/store"
 )
@@ -35,6 +36,11 @@ type writer struct {
 	ops  []op
 	data []byte
 	subj []byte // scratch
+	// strict: a syncing Commit fails when the stream did not confirm a
+	// change (CopyWriter's: the stream is all it writes).
+	strict bool
+	// shelf: ShelfWriter's.
+	shelf bool
 }
 
 func (w *writer) add(kind uint8, clientID string, n uint64, from int) {
@@ -56,6 +62,7 @@ func (w *writer) DeleteSession(clientID string) {
 func (w *writer) PutDelivery(clientID string, d store.Delivery) {
 	w.Writer.PutDelivery(clientID, d)
 	from := len(w.data)
+	w.data = binary.AppendUvarint(w.data, d.Msg.Origin) // the copy's own, before the record
 	w.data = store.AppendDelivery(w.data, &d)
 	w.add(opPutDelivery, clientID, d.Seq, from)
 	if d.State != 0 {
@@ -107,10 +114,18 @@ func (w *writer) Commit(sync bool) error {
 	n := r.published
 	r.mu.Unlock()
 	if sync {
+		failed := r.Failures.Load()
 		r.wait(n)
+		if w.strict && r.Failures.Load() != failed {
+			return errNotReplicated
+		}
 	}
 	return nil
 }
+
+// errNotReplicated fails a strict writer's syncing Commit: some change
+// since the last one may not be in the stream.
+var errNotReplicated = errors.New("replica: the stream did not confirm every change")
 
 // publishLocked publishes o, if its session is this node's to write.
 // w.r.mu must be held.
@@ -118,6 +133,11 @@ func (w *writer) publishLocked(o *op) {
 	r := w.r
 	epoch, mine := r.holder.Mine(o.clientID)
 	gen, ok := r.gens[o.clientID]
+	if w.shelf {
+		// A rescuer's: it writes the sessions it took on (Continue)
+		// until it hands them over (Forget), whatever claim came since.
+		mine = ok
+	}
 	switch o.kind {
 	case opPutSession:
 		if !mine {
@@ -172,3 +192,53 @@ func (w *writer) publishLocked(o *op) {
 		r.publishLocked(w.subj, nil, purge{})
 	}
 }
+
+// Continue makes this node write clientID's session on under generation
+// gen, the one its records in the stream are under (Read): a node that
+// took a session over without adopting it (package cluster's rescue)
+// adds to what the last owner wrote.
+func (r *Store) Continue(clientID string, gen uint64) {
+	r.mu.Lock()
+	r.gens[clientID] = gen
+	r.mu.Unlock()
+}
+
+// Forget drops what this node knows of clientID's session's generation,
+// as a session handed over does, without writing anything.
+func (r *Store) Forget(clientID string) {
+	r.mu.Lock()
+	delete(r.gens, clientID)
+	r.mu.Unlock()
+}
+
+// CopyWriter returns a writer that writes the stream only, not the local
+// store: for sessions this node keeps in the stream alone (Continue).
+// A syncing Commit of it fails when the stream did not confirm a change
+// (this one's, or another writer's meanwhile: the caller keeps what it
+// has and tries again).
+func (r *Store) CopyWriter() store.Writer { return &writer{Writer: noLocal{}, r: r, strict: true} }
+
+// ShelfWriter returns a CopyWriter for the sessions this node continues
+// (Continue) until it forgets them (Forget), whether or not it holds the
+// newest claim of them: a rescuer's, which keeps adding to a session
+// while the node its client connected to waits for it (package cluster's
+// rescue).
+func (r *Store) ShelfWriter() store.Writer {
+	return &writer{Writer: noLocal{}, r: r, strict: true, shelf: true}
+}
+
+// noLocal is a store.Writer that writes nothing.
+type noLocal struct{}
+
+func (noLocal) PutSession(*store.Session)              {}
+func (noLocal) DeleteSession(string)                   {}
+func (noLocal) PutDelivery(string, store.Delivery)     {}
+func (noLocal) MarkSent(string, uint64, uint16, uint8) {}
+func (noLocal) DeleteDelivery(string, uint64)          {}
+func (noLocal) PutAwaitRel(string, uint16)             {}
+func (noLocal) DeleteAwaitRel(string, uint16)          {}
+func (noLocal) PutRetained(store.Message)              {}
+func (noLocal) DeleteRetained([]byte)                  {}
+func (noLocal) PutMark(string, []byte)                 {}
+func (noLocal) Dirty() bool                            { return false }
+func (noLocal) Commit(bool) error                      { return nil }

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoalmq/shoal/internal/testutil"
+)
+
+// TestClusterNodeKill: three broker processes form a cluster; a persistent
+// subscriber's session is on node 1, offline, when node 1 is killed with
+// SIGKILL in the middle of QoS 1 and QoS 2 traffic published on node 0.
+// Every message node 0 acknowledged — those node 1 had stored for the
+// session before it died, and those that went on to node 1's subject of
+// the forward stream after — reaches the subscriber when it comes back on
+// node 2, QoS 2 ones once each: the session is in the replicated copy,
+// and a survivor rescues what was sent to the dead node (rescue_after
+// 1s).
+//
+// The clients are paho.golang's, as in TestCrashKeepsAcknowledged, whose
+// subscriber and publisher this test shares.
+//
+// It runs in make stress (SHOAL_CLUSTER_KILL=1), not in make test: on a
+// loaded two-core machine it still fails about one run in three (issue
+// 16's closing work: the moments right after a node's death, while
+// JetStream elects new leaders for what it led, in which a rescue try
+// fails half way or a node's watch of the interest bucket lags).
+func TestClusterNodeKill(t *testing.T) {
+	if os.Getenv("SHOAL_CLUSTER_KILL") == "" {
+		t.Skip("make stress runs it (SHOAL_CLUSTER_KILL=1): not yet reliable enough for make test")
+	}
+	bin := buildBroker(t)
+	dir := t.TempDir()
+	routes := testutil.RouteAddrs(t, 3)
+	addrs := make([]string, 3)
+	procs := make([]*brokerProc, 3)
+	for i := range addrs {
+		addrs[i] = testutil.FreeAddr(t)
+	}
+	for i := range addrs {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, fmt.Sprintf("%q", r))
+			}
+		}
+		cfg := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i))
+		conf := fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_level: warn\nlog_format: json\nadmin_listen: \"\"\nallow_anonymous: true\nmax_queued: 1000000\n"+
+			"cluster:\n  name: kill\n  node: n%d\n  listen: %q\n  routes: [%s]\n  rescue_after: 1s\n",
+			addrs[i], filepath.Join(dir, fmt.Sprintf("data%d", i)), i, routes[i], strings.Join(others, ", "))
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		procs[i] = spawnBroker(t, bin, "", "-c", cfg) // together: each waits for the others
+	}
+	for i, p := range procs {
+		p.waitListening(t, addrs[i])
+	}
+
+	sub := newCrashSub()
+	if err := sub.connect(addrs[1], true); err != nil {
+		t.Fatalf("subscriber on node 1: %v", err)
+	}
+	// Node 0 must know node 1's interest before the test counts on it: a
+	// message published before matches no one (no loss). Probe until one
+	// arrives.
+	for i := 0; ; i++ {
+		probe := fmt.Sprintf("probe-q1-%d", i)
+		if err := publishEnds(addrs[0], []string{probe}); err != nil {
+			t.Fatal(err)
+		}
+		if len(sub.await([]string{probe}, 200*time.Millisecond)) == 0 {
+			break
+		}
+		if i == 100 {
+			t.Fatal("node 1 never got a message published on node 0")
+		}
+	}
+	if err := sub.close(); err != nil { // offline from now on: node 1 keeps its queue
+		t.Fatal(err)
+	}
+
+	pub, err := startPublisher(addrs[0], "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.awaitAcked(300, crashDrain) {
+		t.Fatalf("only %d acknowledged in %v", pub.ackedCount(), crashDrain)
+	}
+	logs := func() {
+		for i, p := range procs {
+			t.Logf("node %d's log:\n%s", i, p.stderr.String())
+		}
+	}
+	procs[1].kill()
+	killedAt := pub.ackedCount()
+	if !pub.awaitAcked(killedAt+300, crashDrain) { // on, with node 1 dead
+		logs()
+		t.Fatalf("%d acknowledged in %v after the kill (%d before, %d refused)", pub.ackedCount()-killedAt, crashDrain, killedAt, pub.refused)
+	}
+	pub.stop()
+	var acked []string
+	for p := range pub.acked {
+		acked = append(acked, p)
+	}
+
+	start := time.Now()
+	// As a client would, it tries again: the CONNECT waits for node 1's
+	// rescue, which waits for JetStream to elect new leaders for what node
+	// 1 led (seconds); meanwhile a claim may be refused (0x88, server
+	// unavailable).
+	for try := 1; ; try++ {
+		prev := sub.c
+		err := sub.connect(addrs[2], false)
+		if err == nil {
+			break
+		}
+		if try == 30 || sub.c != prev { // connected, without its session: no use trying again
+			logs()
+			t.Fatalf("subscriber on node 2: %v", err)
+		}
+		t.Logf("subscriber on node 2, try %d: %v", try, err)
+		time.Sleep(time.Second)
+	}
+	// Node 0 sends what is published from now on to node 2 once its watch
+	// of the interest bucket says so; until then, to node 1's subject,
+	// where the rescuer no longer keeps the session (README, "What it
+	// does not do yet"). Probe until one arrives, then the ends.
+	for i := 0; ; i++ {
+		probe := fmt.Sprintf("again-q1-%d", i)
+		if err := publishEnds(addrs[0], []string{probe}); err != nil {
+			t.Fatal(err)
+		}
+		if len(sub.await([]string{probe}, 200*time.Millisecond)) == 0 {
+			break
+		}
+		if i == 150 {
+			logs()
+			t.Fatal("node 0 never sent to the subscriber on node 2")
+		}
+	}
+	ends := []string{"end-q1", "end-q2"}
+	if err := publishEnds(addrs[0], ends); err != nil {
+		t.Fatal(err)
+	}
+	sub.await(append(acked, ends...), 60*time.Second)
+	lost := sub.missing(acked)
+	got := sub.snapshot()
+	dup2 := 0
+	for p, n := range got {
+		if n > 1 && strings.Contains(p, "-q2-") {
+			dup2++
+		}
+	}
+	t.Logf("%d published, %d acknowledged (%d before the kill), %d lost, QoS 2 duplicates %d; all in %v after the subscriber came back on node 2",
+		pub.sent.Load(), len(acked), killedAt, len(lost), dup2, time.Since(start).Round(time.Millisecond))
+	if len(lost) > 0 {
+		t.Errorf("%d acknowledged messages lost, e.g. %v", len(lost), lost[:min(5, len(lost))])
+		logs()
+	}
+	if dup2 > 0 {
+		t.Errorf("%d QoS 2 messages delivered more than once", dup2)
+	}
+	for _, e := range ends {
+		if got[e] == 0 {
+			t.Errorf("%s, published on node 0 after the subscriber came back on node 2, never arrived", e)
+			logs()
+		}
+	}
+	if err := sub.err(); err != nil {
+		t.Error(err)
+	}
+	_ = sub.close()
+}

@@ -1,0 +1,715 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/store"
+)
+
+// A node that is gone leaves two things behind that its clients' sessions
+// need: its offline sessions, which nobody serves until their clients
+// connect elsewhere, and the QoS 1 and 2 messages the other nodes keep
+// forwarding to it (its interest stays in the bucket), which wait in its
+// subject of the forward stream. One surviving node rescues it:
+//
+//   - Every node pings the others it knows ("shoal.ping.{node}", a NATS
+//     request: no subscriber, or no answer, is no node). A node that has
+//     not answered for rescueAfter is gone.
+//   - The survivors compete for the gone node's key in the rescue bucket
+//     (shoal_rescue: compare-and-set, as for session owners); the winner,
+//     the rescuer, claims every session the gone node owns (Owner.Rescue,
+//     conditional on that node still owning it), reads each from the
+//     replicated copy (package replica) and shelves it: its subscriptions
+//     go into a table of the rescuer's own, not into its routing, so the
+//     gone node's interest keeps bringing their messages where they were
+//     going — the gone node's subject of the forward stream — and no
+//     message reaches a session twice.
+//   - The rescuer reads that subject through the gone node's own durable
+//     consumer and adds each message to the shelved sessions it matches,
+//     in the replicated copy, before acknowledging it to the stream.
+//   - A shelved session's client that connects anywhere claims its session
+//     from the rescuer, which answers "read the copy" (shelfReply) once
+//     what it wrote is confirmed.
+//   - When the gone node answers again, its rescuer stops reading its
+//     subject and marks the rescue done; the node, starting, waits for
+//     that before it reads its subject, and takes back the sessions
+//     rescued from it that nobody claimed since (Rescued).
+//
+// A rescuer that goes too leaves its key to another survivor: a key whose
+// rescuer does not answer its ping is taken over the same way.
+
+// rescueBucket holds, per gone node, who rescues it and whether it is done.
+const rescueBucket = "shoal_rescue"
+
+// The rescue's timing: how often a node pings the others, how long one
+// waits for an answer, how long a node may not answer before it is gone.
+const (
+	rescueCheck = time.Second
+	pingWait    = 500 * time.Millisecond
+	rescueAfter = 5 * time.Second
+	// rescueWait bounds a starting node's wait for its rescue to end;
+	// rescueTimeout a rescue's start: the claims and reads of the gone
+	// node's sessions, a few milliseconds each; rescueStep each request
+	// of it.
+	rescueWait    = 30 * time.Second
+	rescueTimeout = 2 * time.Minute
+	rescueStep    = 5 * time.Second
+)
+
+func pingSubject(node string) string { return "shoal.ping." + node }
+
+// shelfReply answers a handoff request for a shelved session: the session
+// is in the replicated copy. A store.Bundle never starts with byte 0.
+var shelfReply = []byte{0}
+
+// Copies is the replicated copy of the sessions, as the rescue uses it:
+// package replica's Store.
+type Copies interface {
+	Replicas
+	// Read reads a session from the copy, with the generation its
+	// records are under; nil when there is none.
+	Read(ctx context.Context, clientID string) (*store.Bundle, uint64, error)
+	// Continue makes this node write clientID's session under gen.
+	Continue(clientID string, gen uint64)
+	// Forget drops what this node knows of clientID's generation.
+	Forget(clientID string)
+	// ShelfWriter returns a writer of the copy alone, for the sessions
+	// continued.
+	ShelfWriter() store.Writer
+}
+
+// Rescuer is a node's part in rescuing the nodes that are gone. Safe for
+// concurrent use.
+type Rescuer struct {
+	node     *Node
+	owners   *Owners
+	sessions *Sessions
+	copies   Copies
+	peers    *Peers
+	log      zerolog.Logger
+	kv       jetstream.KeyValue
+	after    time.Duration // rescueAfter; a test's may be shorter
+
+	// mu guards the shelf: the sessions this node rescued and keeps in
+	// the copy alone, their table, the writer of the copy, and the runs.
+	mu    sync.Mutex
+	shelf map[string]*shelved
+	table *router.Table
+	w     store.Writer
+	match router.Matches
+	runs  map[string]*rescueRun
+	// tries serializes rescues: the watch's, and those a claim asks for
+	// (beforeClaim).
+	tries sync.Mutex
+
+	ping *nats.Subscription
+	stop chan struct{}
+	done sync.WaitGroup
+
+	// Rescued counts the sessions this node shelved; Delivered the
+	// messages it added to them from gone nodes' subjects.
+	Rescued   atomic.Int64
+	Delivered atomic.Int64
+}
+
+// shelved is a session on the shelf: its client id, and the Seq its next
+// delivery gets (above those of the deliveries it had).
+type shelved struct {
+	id      string
+	from    string // the gone node it was rescued from
+	next    uint64
+	filters []string
+	// read is closed once the session is read from the copy, or the
+	// read failed: a handover waits for it. loaded says it was read
+	// (its filters and next set); a read that failed is made again by
+	// the rescue's next try.
+	read   chan struct{}
+	loaded bool
+	// kept are the Origins of the messages from other nodes the session
+	// has (router.Message.Origin): one the rescue reads again is not
+	// added twice.
+	kept map[uint64]struct{}
+}
+
+func (s *shelved) ClientID() string { return s.id }
+
+// rescueRun is the rescue of one gone node: the reading of its subject.
+type rescueRun struct {
+	gone string
+	// ready is closed once the reading has started, or the rescue
+	// failed.
+	ready chan struct{}
+	// passes counts the reads that found the gone node's subject empty
+	// (awaitDrained).
+	passes atomic.Uint64
+	stop   chan struct{}
+	done   chan struct{} // closed when the reading ends
+}
+
+// NewRescuer returns the Rescuer of node n. Open answers pings and starts
+// the checks.
+func NewRescuer() *Rescuer {
+	return &Rescuer{after: rescueAfter, shelf: map[string]*shelved{},
+		table: router.NewTable(1, router.RoundRobin), runs: map[string]*rescueRun{},
+		stop: make(chan struct{})}
+}
+
+// Open answers this node's pings, waits until no rescue of this node is
+// under way (a node that starts after it was gone), and starts checking
+// the others. Call it before the node reads its own subject of the
+// forward stream (Peers.Start).
+func (r *Rescuer) Open(ctx context.Context, n *Node, owners *Owners, sessions *Sessions, copies Copies, peers *Peers, log zerolog.Logger) error {
+	r.node, r.owners, r.sessions, r.copies, r.peers, r.log = n, owners, sessions, copies, peers, log
+	if n.cfg.RescueAfter > 0 {
+		r.after = n.cfg.RescueAfter
+	}
+	r.w = copies.ShelfWriter()
+	kv, err := n.openBucket(ctx, rescueBucket)
+	if err != nil {
+		return err
+	}
+	r.kv = kv
+	sub, err := n.nc.Subscribe(pingSubject(n.cfg.Node), func(m *nats.Msg) { _ = m.Respond(nil) })
+	if err != nil {
+		return fmt.Errorf("cluster: answering pings: %w", err)
+	}
+	r.ping = sub
+	sessions.setShelf(r)
+	if err := r.awaitOwnRescue(ctx); err != nil {
+		return err
+	}
+	r.done.Add(1)
+	go r.watch()
+	return nil
+}
+
+// Close stops checking and rescuing; a rescue under way is left to
+// another node (its key names this one, which no longer answers).
+func (r *Rescuer) Close() {
+	if r.ping == nil {
+		return
+	}
+	close(r.stop)
+	r.done.Wait()
+	_ = r.ping.Unsubscribe()
+	r.tries.Lock()
+	defer r.tries.Unlock()
+	r.mu.Lock()
+	runs := r.runs
+	r.runs = map[string]*rescueRun{}
+	r.mu.Unlock()
+	for _, run := range runs { // not under mu: their reading takes it
+		run.halt()
+	}
+}
+
+// A rescue key's value: the rescuer and the rescue's state.
+const (
+	rescueActive = "active" // taking the gone node's sessions
+	rescueReady  = "ready"  // they are on the shelf, its subject being read
+	rescueDone   = "done"   // the node is back
+)
+
+func rescueRecord(rescuer, state string) []byte { return []byte(rescuer + " " + state) }
+
+func parseRescue(v []byte) (rescuer, state string) {
+	rescuer, state, _ = strings.Cut(string(v), " ")
+	return rescuer, state
+}
+
+// alive reports whether node answers its ping.
+func (r *Rescuer) alive(node string) bool {
+	_, err := r.node.nc.Request(pingSubject(node), nil, pingWait)
+	return err == nil
+}
+
+// awaitOwnRescue waits, up to rescueWait, until the rescue of this node
+// (if one is under way) is done, then removes its key.
+func (r *Rescuer) awaitOwnRescue(ctx context.Context) error {
+	self := r.node.cfg.Node
+	ctx, cancel := context.WithTimeout(ctx, rescueWait)
+	defer cancel()
+	for {
+		e, err := r.kv.Get(ctx, self)
+		var rescuer string
+		var done bool
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return nil
+		case err != nil:
+			// A bucket just made may not answer at once (no responders,
+			// a leader being elected): try again.
+			if ctx.Err() != nil {
+				return fmt.Errorf("cluster: reading this node's rescue: %w", err)
+			}
+		default:
+			var state string
+			rescuer, state = parseRescue(e.Value())
+			done = state == rescueDone
+		}
+		if err == nil && (done || rescuer == self || !r.alive(rescuer)) {
+			err := r.kv.Delete(ctx, self, jetstream.LastRevision(e.Revision()))
+			if err == nil {
+				r.log.Info().Str("rescuer", rescuer).Bool("done", done).Msg("cluster: this node was rescued while it was gone")
+				return nil
+			}
+			if isWrongRevision(err) {
+				continue // changed meanwhile: read it again
+			}
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Warn().Str("rescuer", rescuer).Msg("cluster: the rescue of this node did not end in time; going on")
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// watch pings the known nodes every rescueCheck, rescues those gone for
+// r.after, and ends the rescues of those back.
+func (r *Rescuer) watch() {
+	defer r.done.Done()
+	gone := map[string]time.Time{}
+	t := time.NewTicker(rescueCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		for _, node := range r.peers.Nodes() {
+			if r.alive(node) {
+				delete(gone, node)
+				r.end(node)
+				continue
+			}
+			since, ok := gone[node]
+			if !ok {
+				gone[node] = time.Now()
+				continue
+			}
+			if time.Since(since) >= r.after {
+				r.tryRescue(node)
+			}
+		}
+	}
+}
+
+// tryRescue makes this node gone's rescuer, unless a live node is, and
+// rescues it.
+func (r *Rescuer) tryRescue(gone string) {
+	r.tries.Lock()
+	defer r.tries.Unlock()
+	r.tryRescueLocked(gone)
+}
+
+// tryRescueLocked is tryRescue; r.tries must be held.
+func (r *Rescuer) tryRescueLocked(gone string) {
+	r.mu.Lock()
+	_, running := r.runs[gone]
+	r.mu.Unlock()
+	if running {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rescueTimeout)
+	defer cancel()
+	self := r.node.cfg.Node
+	e, err := r.kv.Get(ctx, gone)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		_, err = r.kv.Create(ctx, gone, rescueRecord(self, rescueActive))
+	case err != nil:
+	default:
+		if rescuer, state := parseRescue(e.Value()); state != rescueDone && rescuer != self && r.alive(rescuer) {
+			return // another node rescues it
+		}
+		_, err = r.kv.Update(ctx, gone, rescueRecord(self, rescueActive), e.Revision())
+	}
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRevision(err) {
+			r.log.Warn().Err(err).Str("gone", gone).Msg("cluster: could not take up a gone node's rescue")
+		}
+		return
+	}
+	r.log.Warn().Str("gone", gone).Msg("cluster: a node is gone; this node rescues its sessions and the messages sent to it")
+	err = r.rescue(ctx, gone)
+	if err == nil {
+		// Claims waiting for it (beforeClaim) go on.
+		_, err = r.kv.Put(ctx, gone, rescueRecord(self, rescueReady))
+	}
+	if err != nil {
+		r.log.Error().Err(err).Str("gone", gone).Msg("cluster: rescuing a gone node failed; another try follows")
+		r.endLocked(gone, false)
+		dctx, cancel := context.WithTimeout(context.Background(), pingWait*4)
+		_ = r.kv.Delete(dctx, gone)
+		cancel()
+	}
+}
+
+// rescue shelves the sessions gone owns and starts reading its subject.
+func (r *Rescuer) rescue(ctx context.Context, gone string) (err error) {
+	// gone's sessions, and those this node claimed from a gone node but
+	// could not read yet (a try that failed half way).
+	// Each step is bounded on its own: right after a node dies, the
+	// streams it led elect new leaders, and a request meanwhile gets no
+	// answer; the next try (a second later) finds them.
+	self := r.node.cfg.Node
+	run := &rescueRun{gone: gone, ready: make(chan struct{})}
+	r.mu.Lock()
+	r.runs[gone] = run
+	r.mu.Unlock()
+	defer close(run.ready)
+	defer func() {
+		if err != nil {
+			r.mu.Lock()
+			delete(r.runs, gone)
+			r.mu.Unlock()
+		}
+	}()
+	sctx, cancel := context.WithTimeout(ctx, rescueStep)
+	owned, err := r.owners.Select(sctx, func(o Owner) bool { return o.Node == gone || o.Node == self && o.Rescue })
+	cancel()
+	if err != nil {
+		return err
+	}
+	for id, o := range owned {
+		sctx, cancel := context.WithTimeout(ctx, rescueStep)
+		err = r.shelve(sctx, id, o.Node, gone)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	sctx, cancel = context.WithTimeout(ctx, rescueStep)
+	defer cancel()
+	stream, err := r.node.js.Stream(sctx, forwardStream)
+	if err != nil {
+		return err
+	}
+	run.stop, run.done = make(chan struct{}), make(chan struct{})
+	go r.drain(run, stream)
+	r.log.Warn().Str("gone", gone).Int("sessions", len(owned)).Msg("cluster: a gone node's sessions are shelved here")
+	return nil
+}
+
+// shelve claims id's session from owner, the node that owns it (gone, or
+// this one, which claimed it before it last started or in a try that
+// failed half way) — unless this node holds the claim already — and puts
+// it on the shelf.
+func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
+	r.mu.Lock()
+	had := r.shelf[id]
+	r.mu.Unlock()
+	if had != nil && had.loaded {
+		return nil
+	}
+	if _, mine := r.sessions.Mine(id); !mine {
+		now, ok, err := r.owners.ClaimFrom(ctx, id, owner)
+		if err != nil || !ok {
+			return err // !ok: claimed elsewhere meanwhile
+		}
+		r.sessions.learn(id, now.Epoch, true)
+	}
+	// On the shelf at once, being read: a client that claims it from
+	// this node meanwhile waits for it (unshelve).
+	sh := &shelved{id: id, from: gone, read: make(chan struct{})}
+	r.mu.Lock()
+	r.shelf[id] = sh
+	r.mu.Unlock()
+	defer close(sh.read)
+	b, gen, err := r.copies.Read(ctx, id)
+	if err != nil {
+		return err // shelved unread: a claim reads the copy itself
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b == nil { // not persistent, or ended: nothing to keep
+		if r.shelf[id] == sh {
+			delete(r.shelf, id)
+		}
+		return nil
+	}
+	if r.shelf[id] != sh {
+		return nil // handed over meanwhile: it reads the copy
+	}
+	sh.loaded = true
+	sh.kept = map[uint64]struct{}{}
+	for _, d := range b.Deliveries {
+		sh.next = max(sh.next, d.Seq+1)
+		if d.Msg.Origin != 0 {
+			sh.kept[d.Msg.Origin] = struct{}{}
+		}
+	}
+	r.copies.Continue(id, gen)
+	for _, s := range b.Session.Subs {
+		r.table.Subscribe(sh, s.Filter, s.Opts)
+		sh.filters = append(sh.filters, s.Filter)
+	}
+	r.Rescued.Add(1)
+	return nil
+}
+
+// unshelve takes id's session off the shelf, if it is there, once what
+// this node wrote of it is confirmed: the node id's client connects to
+// reads it from the copy (shelfReply).
+func (r *Rescuer) unshelve(id string) bool {
+	r.mu.Lock()
+	sh := r.shelf[id]
+	var run *rescueRun
+	if sh != nil {
+		run = r.runs[sh.from]
+	}
+	r.mu.Unlock()
+	if sh != nil {
+		timeout := time.After(drainWait)
+		select {
+		case <-sh.read:
+		case <-timeout:
+		}
+		if run != nil {
+			select {
+			case <-run.ready:
+				r.awaitDrained(run)
+			case <-timeout:
+			}
+		}
+	}
+	r.mu.Lock()
+	sh = r.shelf[id]
+	if sh != nil {
+		delete(r.shelf, id)
+		for _, f := range sh.filters {
+			r.table.Unsubscribe(sh, f)
+		}
+		r.copies.Forget(id)
+	}
+	r.mu.Unlock()
+	if sh != nil {
+		r.copies.Flush()
+	}
+	return sh != nil
+}
+
+// drain reads what waits for run's gone node in the forward stream —
+// the batches its consumer never acknowledged too: the dead node may have
+// taken them — adds each message to the shelved sessions it matches, in
+// the copy, and deletes the batch from the stream once the copy has it;
+// then it looks again every drainPoll, until the rescue ends. It reads
+// from the stream's leader ("the next message on this subject"), not
+// through the gone node's consumer, whose unacknowledged batches would
+// come again only after the consumer's ack wait.
+func (r *Rescuer) drain(run *rescueRun, stream jetstream.Stream) {
+	defer close(run.done)
+	subject := forwardSubject(run.gone)
+	for seq := uint64(1); ; {
+		select {
+		case <-run.stop:
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
+		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if err == nil {
+			if err = r.keep(m.Data, m.Sequence, m.Time.UnixNano()); err == nil {
+				err = stream.DeleteMsg(ctx, m.Sequence)
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					err = nil
+				}
+				if err == nil {
+					seq = m.Sequence + 1
+				}
+			}
+		}
+		cancel()
+		wait := time.Duration(0)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			run.passes.Add(1)
+			wait = drainPoll
+		case err != nil:
+			r.log.Debug().Err(err).Str("gone", run.gone).Msg("cluster: reading a gone node's messages; trying again")
+			wait = drainPoll
+		}
+		if wait > 0 {
+			select {
+			case <-run.stop:
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
+}
+
+// drainPoll is how often a rescue looks for more in the gone node's
+// subject once it has read all there was.
+const drainPoll = 100 * time.Millisecond
+
+// halt stops run's reading and waits for it.
+func (run *rescueRun) halt() {
+	if run.stop != nil {
+		close(run.stop)
+		<-run.done
+		run.stop = nil
+	}
+}
+
+// keep adds a batch from a gone node's subject, which the stream took at
+// sent (Unix ns), to the shelved sessions its messages match, in the
+// copy; it returns once the copy has them, or fails.
+func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
+	if n, ok := countFrames(data); !ok || n == 0 {
+		r.log.Warn().Msg("cluster: a malformed batch in a gone node's subject; dropped")
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := uint64(0); len(data) > 0; i++ {
+		size := binary.BigEndian.Uint32(data)
+		frame := data[4 : 4+size]
+		data = data[4+size:]
+		m, group, err := decodeFrame(frame, sent)
+		if err != nil {
+			continue
+		}
+		m.Origin = origin(seq, i)
+		r.deliverLocked(m, group)
+		m.Release()
+	}
+	return r.w.Commit(true)
+}
+
+// deliverLocked adds m to the shelved sessions it is for: those whose
+// subscriptions match it or, for group, one member of that group. r.mu
+// must be held.
+func (r *Rescuer) deliverLocked(m *router.Message, group string) {
+	if m.QoS == 0 {
+		return
+	}
+	r.match.Reset()
+	if group != "" {
+		mt, ok := r.table.PickShared(group, func(router.Subscriber) bool { return true })
+		if !ok {
+			return
+		}
+		r.match.List = append(r.match.List, mt)
+	} else {
+		r.match.NoShared = true
+		r.table.Match(m.Topic, nil, m.FromID, &r.match)
+	}
+	for _, mt := range r.match.List {
+		sh := mt.Sub.(*shelved)
+		if _, kept := sh.kept[m.Origin]; kept {
+			// The gone node kept it before it died, its acknowledgement
+			// lost with it; or a read of the batch before this one.
+			continue
+		}
+		sh.kept[m.Origin] = struct{}{}
+		d := store.Delivery{Seq: sh.next, QoS: min(m.QoS, mt.QoS), Retain: m.Retain && mt.RetainAsPublished,
+			SubIDs: mt.SubIDs, Msg: store.Message{Topic: m.Topic, Payload: m.Payload, Props: m.Props,
+				From: m.FromID, QoS: m.QoS, Retain: m.Retain, Expiry: m.Expiry, Origin: m.Origin}}
+		if mt.Shared {
+			d.Group = mt.Group
+		}
+		sh.next++
+		r.w.PutDelivery(sh.id, d)
+		r.Delivered.Add(1)
+	}
+}
+
+// end ends the rescue of node, back: this node stops reading its subject
+// and marks the rescue done. The sessions stay on the shelf until their
+// clients connect, or the node takes them back.
+func (r *Rescuer) end(node string) {
+	r.tries.Lock() // not while a rescue of it starts
+	defer r.tries.Unlock()
+	r.endLocked(node, true)
+}
+
+// endLocked stops the rescue of node and, if back, marks it done.
+// r.tries must be held.
+func (r *Rescuer) endLocked(node string, back bool) {
+	r.mu.Lock()
+	run := r.runs[node]
+	delete(r.runs, node)
+	r.mu.Unlock()
+	if run == nil {
+		return
+	}
+	run.halt()
+	r.copies.Flush()
+	if !back {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := r.kv.Put(ctx, node, rescueRecord(r.node.cfg.Node, rescueDone)); err != nil {
+		r.log.Warn().Err(err).Str("node", node).Msg("cluster: could not mark a rescue done; the node waits out its start")
+	}
+	r.log.Info().Str("node", node).Msg("cluster: a rescued node is back; its rescue is done")
+}
+
+// drainWait bounds how long a shelved session's handover waits for the
+// rescue to read what waits in the gone node's subject.
+const drainWait = 5 * time.Second
+
+// awaitDrained waits, up to drainWait, until run has read and kept
+// everything in its gone node's subject: a pass of its reading that
+// began after this call found the subject empty. A session taken off the
+// shelf then has what the gone node was sent for it until now.
+func (r *Rescuer) awaitDrained(run *rescueRun) {
+	p0 := run.passes.Load()
+	deadline := time.Now().Add(drainWait)
+	for run.passes.Load() < p0+2 { // the pass under way may have begun before
+		if time.Now().After(deadline) {
+			r.log.Warn().Str("gone", run.gone).Msg("cluster: a shelved session is handed over before its gone node's messages are all read")
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// rescueClaimWait bounds beforeClaim's wait for a rescuer to take the
+// session.
+const rescueClaimWait = 10 * time.Second
+
+// beforeClaim runs before this node claims clientID's session for a
+// client that connects: if another node owns it and is gone — it does not
+// answer its ping — that node's rescue is made now, rather than
+// rescue_after later, and the claim waits (up to rescueClaimWait) until a
+// rescuer holds the session. The claim then takes it from the rescuer,
+// with what the gone node's subject of the forward stream held for it,
+// instead of from the copy as it was when the node died.
+func (r *Rescuer) beforeClaim(ctx context.Context, clientID string) {
+	o, ok, err := r.owners.Get(ctx, clientID)
+	if err != nil || !ok || o.Node == r.node.cfg.Node || o.Rescue || r.alive(o.Node) {
+		return
+	}
+	if r.tries.TryLock() { // else a rescue is under way: wait for it
+		r.tryRescueLocked(o.Node)
+		r.tries.Unlock()
+	}
+	deadline := time.Now().Add(rescueClaimWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if e, err := r.kv.Get(ctx, o.Node); err == nil {
+			if _, state := parseRescue(e.Value()); state == rescueReady || state == rescueDone {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.log.Warn().Str("client", clientID).Str("gone", o.Node).Msg("cluster: no rescuer took a gone node's session in time; it is taken from its replicated copy")
+}
