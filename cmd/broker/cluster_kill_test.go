@@ -68,17 +68,8 @@ func TestClusterNodeKill(t *testing.T) {
 	// Node 0 must know node 1's interest before the test counts on it: a
 	// message published before matches no one (no loss). Probe until one
 	// arrives.
-	for i := 0; ; i++ {
-		probe := fmt.Sprintf("probe-q1-%d", i)
-		if err := publishEnds(addrs[0], []string{probe}); err != nil {
-			t.Fatal(err)
-		}
-		if len(sub.await([]string{probe}, 200*time.Millisecond)) == 0 {
-			break
-		}
-		if i == 100 {
-			t.Fatal("node 1 never got a message published on node 0")
-		}
+	if !probe(t, sub, addrs[0], "probe") {
+		t.Fatal("node 1 never got a message published on node 0")
 	}
 	if err := sub.close(); err != nil { // offline from now on: node 1 keeps its queue
 		t.Fatal(err)
@@ -130,18 +121,9 @@ func TestClusterNodeKill(t *testing.T) {
 	// of the interest bucket says so; until then, to node 1's subject,
 	// where the rescuer no longer keeps the session (README, "What it
 	// does not do yet"). Probe until one arrives, then the ends.
-	for i := 0; ; i++ {
-		probe := fmt.Sprintf("again-q1-%d", i)
-		if err := publishEnds(addrs[0], []string{probe}); err != nil {
-			t.Fatal(err)
-		}
-		if len(sub.await([]string{probe}, 200*time.Millisecond)) == 0 {
-			break
-		}
-		if i == 150 {
-			logs()
-			t.Fatal("node 0 never sent to the subscriber on node 2")
-		}
+	if !probe(t, sub, addrs[0], "again") {
+		logs()
+		t.Fatal("node 0 never sent to the subscriber on node 2")
 	}
 	ends := []string{"end-q1", "end-q2"}
 	if err := publishEnds(addrs[0], ends); err != nil {
@@ -175,4 +157,20 @@ func TestClusterNodeKill(t *testing.T) {
 		t.Error(err)
 	}
 	_ = sub.close()
+}
+
+// probe publishes QoS 1 messages on addr, a fifth of a second apart, until
+// sub receives one; false if none arrives in 30s.
+func probe(t *testing.T, sub *crashSub, addr, prefix string) bool {
+	t.Helper()
+	for i := range 150 {
+		p := fmt.Sprintf("%s-q1-%d", prefix, i)
+		if err := publishEnds(addr, []string{p}); err != nil {
+			t.Fatal(err)
+		}
+		if len(sub.await([]string{p}, 200*time.Millisecond)) == 0 {
+			return true
+		}
+	}
+	return false
 }

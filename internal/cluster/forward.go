@@ -351,23 +351,36 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 	}
 	a := &batchAck{msg: msg}
 	a.left.Store(int32(n))
+	eachFrame(data, seq, sent, func(m *router.Message, group string, err error) bool {
+		if err != nil {
+			ps.Dropped.Add(1)
+			ps.log.Warn().Err(err).Msg("cluster: a malformed message in the forward stream")
+			_ = a.Ack()
+			return true
+		}
+		ps.Received.Add(1)
+		if !ps.disp.SubmitWait(dispatch.Job{Msg: m, Local: true, Group: group, Done: a}, ps.stop) {
+			m.Release() // stopping: the stream sends the batch again
+			return false
+		}
+		return true
+	})
+}
+
+// eachFrame calls fn with the message of each frame of data, a batch the
+// stream took as its message seq (0: unknown) at sent (Unix ns), its
+// Origin set — or with the error that kept a frame from decoding — until
+// fn returns false. data's framing must be checked (countFrames).
+func eachFrame(data []byte, seq uint64, sent int64, fn func(m *router.Message, group string, err error) bool) {
 	for i := uint64(0); len(data) > 0; i++ {
 		size := binary.BigEndian.Uint32(data)
 		frame := data[4 : 4+size]
 		data = data[4+size:]
 		m, group, err := decodeFrame(frame, sent)
-		if err != nil {
-			ps.Dropped.Add(1)
-			ps.log.Warn().Err(err).Msg("cluster: a malformed message in the forward stream")
-			_ = a.Ack()
-			continue
-		}
-		if seq != 0 {
+		if err == nil && seq != 0 {
 			m.Origin = origin(seq, i)
 		}
-		ps.Received.Add(1)
-		if !ps.disp.SubmitWait(dispatch.Job{Msg: m, Local: true, Group: group, Done: a}, ps.stop) {
-			m.Release() // stopping: the stream sends the batch again
+		if !fn(m, group, err) {
 			return
 		}
 	}

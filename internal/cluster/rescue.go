@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -577,18 +576,13 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := uint64(0); len(data) > 0; i++ {
-		size := binary.BigEndian.Uint32(data)
-		frame := data[4 : 4+size]
-		data = data[4+size:]
-		m, group, err := decodeFrame(frame, sent)
-		if err != nil {
-			continue
+	eachFrame(data, seq, sent, func(m *router.Message, group string, err error) bool {
+		if err == nil {
+			r.deliverLocked(m, group)
+			m.Release()
 		}
-		m.Origin = origin(seq, i)
-		r.deliverLocked(m, group)
-		m.Release()
-	}
+		return true
+	})
 	return r.w.Commit(true)
 }
 
