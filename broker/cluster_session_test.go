@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoalmq/shoal/broker"
+	"github.com/shoalmq/shoal/codec"
 	"github.com/shoalmq/shoal/internal/testutil"
 )
 
@@ -327,4 +328,36 @@ func TestClusterRescueThenBack(t *testing.T) {
 		c.expect(t, "r/x", p)
 	}
 	c.quiet(t)
+}
+
+// TestClusterSessionMovesMidQoS2: a QoS 2 message's PUBREL went out, its
+// PUBCOMP never came, when the client reconnects to another node: the
+// session moves with that packet id alone (the message itself is done
+// with), and the new node sends the PUBREL again [MQTT-4.4.0-1].
+func TestClusterSessionMovesMidQoS2(t *testing.T) {
+	bs := startClusterBrokers(t, 3)
+	addr := func(i int) string { return bs[i].Addr().String() }
+	connect := codec.Connect{ClientID: []byte("mid-q2"), KeepAlive: 30}
+	connect.Props.Set(codec.PropSessionExpiry)
+	connect.Props.SessionExpiry = 300
+	connect.CleanStart = true
+	sub, _ := testutil.DialConnect(t, addr(0), codec.V5, connect)
+	if codes := sub.Subscribe(1, "q2/#", 2); len(codes) != 1 || codes[0] != 2 {
+		t.Fatalf("SUBACK %v, want [2]", codes)
+	}
+	pub, _ := p5Dial(t, addr(0), p5CP("mid-q2-pub"), nil)
+	pub.say(t, "q2/x", "once", 2)
+	p, _ := sub.ExpectPublish(waitFor)
+	sub.SendAck(codec.PUBREC, p.PacketID)
+	sub.ExpectAck(codec.PUBREL, p.PacketID, waitFor)
+	sub.Drop() // no PUBCOMP
+
+	connect.CleanStart = false
+	again, ack := testutil.DialConnect(t, addr(1), codec.V5, connect)
+	if !ack.SessionPresent {
+		t.Fatal("CONNACK on node 1: Session Present 0, want 1")
+	}
+	again.ExpectAck(codec.PUBREL, p.PacketID, waitFor)
+	again.SendAck(codec.PUBCOMP, p.PacketID)
+	again.ExpectSilence(p5Quiet)
 }

@@ -120,8 +120,15 @@ func bundleLocked(s *session.Session) (*store.Bundle, []session.Delivery) {
 	return b, queued
 }
 
+// delivery is d as a store record, in flight with packetID in state (0:
+// queued). A QoS 2 delivery whose PUBREL went out has let go of its
+// message (session.AwaitPubcomp): only its packet id is left to give.
 func delivery(d *session.Delivery, ids *[1]uint32, packetID uint16, state uint8) store.Delivery {
-	return store.Delivery{Msg: persist.Message(d.Msg), QoS: d.QoS, Retain: d.Retain,
+	var m store.Message
+	if d.Msg != nil {
+		m = persist.Message(d.Msg)
+	}
+	return store.Delivery{Msg: m, QoS: d.QoS, Retain: d.Retain,
 		SubIDs: append([]uint32(nil), d.IDs(ids)...), Group: d.Group, PacketID: packetID, State: state}
 }
 
