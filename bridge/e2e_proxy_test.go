@@ -30,40 +30,33 @@ func newProxy(t *testing.T, target string) *proxy {
 		t.Fatal(err)
 	}
 	p := &proxy{ln: ln, target: target}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			if p.isDown {
-				p.mu.Unlock()
-				_ = c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				p.mu.Unlock()
-				_ = c.Close()
-				continue
-			}
-			p.conns = append(p.conns, c, s)
+	testutil.Serve(t, ln, p.down, func(c net.Conn) {
+		p.mu.Lock()
+		if p.isDown {
 			p.mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(s, c); _ = s.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, s); _ = c.Close() }()
+			_ = c.Close()
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.down()
-		wg.Wait()
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			p.mu.Unlock()
+			_ = c.Close()
+			return
+		}
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		pipe(c, s)
 	})
 	return p
+}
+
+// pipe copies between c and s, both ways, until either closes.
+func pipe(c, s net.Conn) {
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(s, c); _ = s.Close(); close(done) }()
+	_, _ = io.Copy(c, s)
+	_ = c.Close()
+	<-done
 }
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
@@ -181,39 +174,27 @@ func TestTryPrivateRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	levels := make(chan byte, 16)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			// CONNECT: header (2 bytes, short), name "MQTT" (6), level.
-			head := make([]byte, 9)
-			if _, err := io.ReadFull(c, head); err != nil {
-				_ = c.Close()
-				continue
-			}
-			levels <- head[8]
-			if head[8]&0x80 != 0 {
-				_, _ = c.Write([]byte{0x20, 0x02, 0x00, 0x01})
-				_ = c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", central)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			_, _ = s.Write(head)
-			wg.Add(2)
-			go func() { defer wg.Done(); _, _ = io.Copy(s, c); _ = s.Close() }()
-			go func() { defer wg.Done(); _, _ = io.Copy(c, s); _ = c.Close() }()
+	testutil.Serve(t, ln, func() {}, func(c net.Conn) {
+		// CONNECT: header (2 bytes, short), name "MQTT" (6), level.
+		head := make([]byte, 9)
+		if _, err := io.ReadFull(c, head); err != nil {
+			_ = c.Close()
+			return
 		}
-	}()
+		levels <- head[8]
+		if head[8]&0x80 != 0 {
+			_, _ = c.Write([]byte{0x20, 0x02, 0x00, 0x01})
+			_ = c.Close()
+			return
+		}
+		s, err := net.Dial("tcp", central)
+		if err != nil {
+			_ = c.Close()
+			return
+		}
+		_, _ = s.Write(head)
+		pipe(c, s)
+	})
 	b, _ := testutil.StartBroker(t, edge(ln.Addr().String(), []bridge.Topic{{Pattern: "a/#", QoS: 1}}, nil))
 	waitState(t, b, "up")
 	if first, second := <-levels, <-levels; first != 0x84 || second != 0x04 {
