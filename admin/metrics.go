@@ -22,7 +22,7 @@ type collector struct {
 	loopEvents, loopConns, loopBytes, storeUnreadable, storeSync             *prometheus.Desc
 	bridgeUp, bridgeMessages, bridgeHeld, bridgeDropped                      *prometheus.Desc
 	clusterSent, clusterReceived, clusterDropped, clusterRetainedFailures    *prometheus.Desc
-	clusterNotStored                                                         *prometheus.Desc
+	clusterNotStored, clusterCutOff                                          *prometheus.Desc
 	clusterNodesUp, clusterNodeUp, clusterSessions, clusterPeerSubs          *prometheus.Desc
 	clusterReplication                                                       *prometheus.Desc
 }
@@ -62,6 +62,7 @@ func newCollector(b *broker.Broker) *collector {
 		clusterDropped:          d("cluster_messages_dropped_total", "Messages between nodes lost: not sent (NATS refused them) or not readable when received."),
 		clusterRetainedFailures: d("cluster_retained_failures_total", "Retained messages the cluster's bucket refused: not retained."),
 		clusterNotStored:        d("cluster_messages_not_stored_total", "QoS 1 and 2 messages for other nodes that the cluster's forward stream did not take: their publishers were refused, not acknowledged."),
+		clusterCutOff:           d("cluster_cut_off", "1 while this node is cut off from the cluster's majority (or back and settling its sessions): it refuses new connections and QoS 1 and 2 messages."),
 		clusterNodesUp:          d("cluster_nodes_up", "Nodes of the cluster up as this node's NATS sees them, this one included."),
 		clusterNodeUp:           d("cluster_node_up", "1 while the node is up as this node's NATS sees it, 0 when down (not listed when unknown: an external NATS does not know Shoal's nodes).", "node"),
 		clusterSessions:         d("cluster_node_sessions", "Sessions the node owns, by the cluster's owners' bucket (counted at most every 10 s).", "node"),
@@ -76,7 +77,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
 		c.loopBytes, c.storeUnreadable, c.storeSync, c.bridgeUp, c.bridgeMessages, c.bridgeHeld, c.bridgeDropped,
 		c.clusterSent, c.clusterReceived, c.clusterDropped, c.clusterRetainedFailures, c.clusterNodesUp, c.clusterNodeUp,
-		c.clusterSessions, c.clusterPeerSubs, c.clusterReplication, c.clusterNotStored} {
+		c.clusterSessions, c.clusterPeerSubs, c.clusterReplication, c.clusterNotStored, c.clusterCutOff} {
 		ch <- d
 	}
 }
@@ -156,6 +157,11 @@ func (c *collector) collectCluster(gauge, counter func(*prometheus.Desc, float64
 	counter(c.clusterNotStored, float64(cs.Traffic.MessagesNotStored))
 	gauge(c.clusterPeerSubs, float64(cs.Traffic.PeerSubscriptions))
 	gauge(c.clusterNodesUp, float64(cs.NodesUp()))
+	cutOff := 0.0
+	if cs.CutOff {
+		cutOff = 1
+	}
+	gauge(c.clusterCutOff, cutOff)
 	for _, nd := range cs.Nodes {
 		switch nd.State {
 		case "up":

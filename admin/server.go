@@ -269,8 +269,8 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 
 // ready answers 200 once the broker accepts MQTT connections.
 func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
-	if !s.b.Ready() {
-		writeError(w, http.StatusServiceUnavailable, "not ready")
+	if ok, why := s.b.Readiness(); !ok {
+		writeError(w, http.StatusServiceUnavailable, "not ready: "+why)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))

@@ -77,6 +77,9 @@ type Broker struct {
 	// rescuer rescues the nodes that are gone (set by Start, with
 	// replicas).
 	rescuer *cluster.Rescuer
+	// health says whether this node serves: it does not while cut off
+	// from its cluster's majority (set by Start).
+	health *cluster.Health
 	// handoff moves this node's sessions to and from the others (set by
 	// Start).
 	handoff *handoff.Sessions
@@ -327,8 +330,23 @@ func (b *Broker) Bridges() []bridge.Stats {
 }
 
 // Ready reports whether the broker accepts MQTT connections: Start has
-// returned and Close has not begun. Safe for concurrent use.
-func (b *Broker) Ready() bool { return b.ready.Load() }
+// returned, Close has not begun, and the node is not cut off from its
+// cluster's majority (Readiness). Safe for concurrent use.
+func (b *Broker) Ready() bool {
+	ok, _ := b.Readiness()
+	return ok
+}
+
+// Readiness is Ready, and why not when not. Safe for concurrent use.
+func (b *Broker) Readiness() (ready bool, why string) {
+	switch {
+	case !b.ready.Load():
+		return false, "not started, or stopping"
+	case b.health != nil && b.health.CutOff():
+		return false, "cut off from the cluster's majority: new connections and QoS 1 and 2 messages are refused"
+	}
+	return true, ""
+}
 
 // Addr is the listener's address, useful with Listen ":0".
 func (b *Broker) Addr() net.Addr { return b.engine.Addr() }

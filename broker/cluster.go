@@ -127,6 +127,8 @@ func (b *Broker) startRouting() error {
 	if b.rescuer != nil {
 		b.settleSessions(ctx)
 	}
+	b.health = cluster.NewHealth()
+	b.health.Open(b.cluster, b.peers, b.clusterSessions, b.rescuer, clusterMember{b}, b.lg().With().Str("component", "cluster").Logger())
 	if err := b.peers.Start(ctx, b.disp); err != nil {
 		return fmt.Errorf("cluster node %q: %w", b.cfg.Cluster.Node, err)
 	}
@@ -202,9 +204,63 @@ func (b *Broker) settleSessions(ctx context.Context) {
 		Msg("cluster: the stored sessions are settled with the cluster")
 }
 
+// retireWait bounds Retire's wait for the clients to leave.
+const retireWait = 10 * time.Second
+
+// clusterMember is the broker's side of its node's Health
+// (cluster.Member).
+type clusterMember struct{ b *Broker }
+
+// Retire closes the clients' connections: the node is cut off, or was
+// rescued while away.
+func (m clusterMember) Retire() {
+	ctx, cancel := context.WithTimeout(m.b.ctx, retireWait)
+	defer cancel()
+	if err := m.b.conns.Retire(ctx); err != nil {
+		m.b.lg().Warn().Err(err).Msg("cluster: not every client left in time")
+	}
+}
+
+// Rejoin reads the cluster's interest, retained messages and wills anew
+// (their watches may have missed what changed while the node was cut
+// off) and, if settle, settles the node's sessions with the cluster once
+// the rescue of it, if any, is done, as a node that starts does
+// (settleSessions).
+func (m clusterMember) Rejoin(ctx context.Context, settle bool) error {
+	b := m.b
+	if err := b.peers.Rewatch(ctx); err != nil {
+		return err
+	}
+	if err := b.clusterRetained.Rewatch(ctx); err != nil {
+		return err
+	}
+	if err := b.clusterWills.Rewatch(ctx); err != nil {
+		return err
+	}
+	if b.rescuer == nil || !settle {
+		return nil
+	}
+	if err := b.rescuer.AwaitOwnRescue(ctx); err != nil {
+		return err
+	}
+	b.settleSessions(ctx)
+	return nil
+}
+
+// Hold stops, or starts again, the writers' waits for the replicated
+// copy of the sessions (replica.Store.Hold).
+func (m clusterMember) Hold(on bool) {
+	if r := m.b.replicas; r != nil {
+		r.Hold(on)
+	}
+}
+
 // closeCluster leaves the cluster, if the broker is in one: routing
 // between the nodes stops, then the node.
 func (b *Broker) closeCluster() {
+	if b.health != nil {
+		b.health.Close()
+	}
 	if b.rescuer != nil {
 		b.rescuer.Close()
 	}

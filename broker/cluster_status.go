@@ -20,6 +20,10 @@ type ClusterStatus struct {
 	// NATS is "embedded" (each node runs its NATS server) or "external"
 	// (cluster.nats_url).
 	NATS string `json:"nats,omitempty"`
+	// CutOff: this node is cut off from the cluster's majority (or back,
+	// settling its sessions), and refuses new connections and QoS 1 and
+	// 2 messages.
+	CutOff bool `json:"cut_off,omitempty"`
 	// MetaLeader is JetStream's meta leader, the node that places the
 	// buckets' replicas; empty with an external NATS.
 	MetaLeader string `json:"meta_leader,omitempty"`
@@ -172,7 +176,7 @@ func (b *Broker) clusterStatus(ctx context.Context, owners bool) ClusterStatus {
 	if cc == nil {
 		return ClusterStatus{}
 	}
-	cs := ClusterStatus{Enabled: true, Name: cc.Name, Node: cc.Node, NATS: "embedded"}
+	cs := ClusterStatus{Enabled: true, Name: cc.Name, Node: cc.Node, NATS: "embedded", CutOff: b.health != nil && b.health.CutOff()}
 	if cc.NATSURL != "" {
 		cs.NATS = "external"
 	}

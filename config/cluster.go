@@ -37,6 +37,7 @@ func clusterKeys() []struct {
 		{"name", str(func(c *broker.ClusterConfig) *string { return &c.Name })},
 		{"node", str(func(c *broker.ClusterConfig) *string { return &c.Node })},
 		{"listen", str(func(c *broker.ClusterConfig) *string { return &c.Listen })},
+		{"advertise", str(func(c *broker.ClusterConfig) *string { return &c.Advertise })},
 		{"routes", func(c *broker.ClusterConfig, v *yaml.Node) (err error) {
 			c.Routes, err = stringList(v)
 			return err

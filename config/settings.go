@@ -246,7 +246,7 @@ func settings() []setting {
 				f.Broker.Bridges, err = bridgesValue(v)
 				return err
 			}},
-		{key: "cluster", field: "Broker.Cluster", doc: "this broker as a node of a cluster: name, node, listen, routes, replicas, nats_url, rescue_after (see [Cluster](#cluster)); {}: none",
+		{key: "cluster", field: "Broker.Cluster", doc: "this broker as a node of a cluster: name, node, listen, advertise, routes, replicas, nats_url, rescue_after (see [Cluster](#cluster)); {}: none",
 			set: func(f *File, v *yaml.Node) (err error) {
 				f.Broker.Cluster, err = clusterValue(v)
 				return err

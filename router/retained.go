@@ -170,6 +170,16 @@ func (r *MemRetained) Match(filter string, fn func(m *Message) bool) {
 	}
 }
 
+// All appends every retained message, on '$' topics too, each with a
+// reference taken that the caller gives back, and returns the extended
+// slice.
+func (r *MemRetained) All(out []*Message) []*Message {
+	r.mu.RLock()
+	out = r.root.all(out)
+	r.mu.RUnlock()
+	return out
+}
+
 // Collect implements Retained. It holds the read lock while it walks the
 // trie, and allocates only to grow out.
 func (r *MemRetained) Collect(filter string, out []*Message) []*Message {

@@ -18,7 +18,15 @@ type Owners interface {
 	// with epoch: a newer claim, made on another node meanwhile, takes the
 	// session there. Loop goroutine.
 	Holds(clientID string, epoch uint64) bool
+	// Serving reports whether this node may take clients and QoS 1 and 2
+	// messages now: not while it is cut off from its cluster's majority,
+	// which alone can store them with their replication.
+	Serving() bool
 }
+
+// ErrCutOff refuses a CONNECT on a node cut off from its cluster's
+// majority: the client may connect to another node.
+var ErrCutOff = &reason.Error{Code: codec.ServerUnavailable, Msg: "this node is cut off from its cluster's majority"}
 
 // ErrNewerClaim refuses a CONNECT whose claim of its session a newer one
 // superseded before its client could attach (another connection of the
@@ -43,6 +51,9 @@ func (g *Gate) Claim(c Conn, clientID string, clean bool, gr Grant) (Grant, Outc
 	if g.owners == nil || gr.Epoch != 0 {
 		return gr, Admit, nil
 	}
+	if !g.owners.Serving() {
+		return Grant{}, Wait, ErrCutOff
+	}
 	cl := &claim{grant: gr}
 	c.Admission().claim = cl
 	g.owners.Claim(clientID, clean, func(epoch uint64, err error) {
@@ -56,6 +67,12 @@ func (g *Gate) Claim(c Conn, clientID string, clean bool, gr Grant) (Grant, Outc
 // claimed with epoch (always, on a single node). Loop goroutine.
 func (g *Gate) Holds(clientID string, epoch uint64) bool {
 	return g.owners == nil || g.owners.Holds(clientID, epoch)
+}
+
+// Serving reports whether this node takes QoS 1 and 2 messages now
+// (Owners.Serving; always, on a single node). Loop goroutine.
+func (g *Gate) Serving() bool {
+	return g.owners == nil || g.owners.Serving()
 }
 
 // claimed is Verdict for a claim: the client is admitted with its grant

@@ -37,6 +37,13 @@
 //     claims its sessions, keeps them in the replicated copy, and adds to
 //     them what other nodes sent the gone node through the forward
 //     stream, until their clients connect or the node comes back.
+//   - Health (health.go) decides whether this node serves: a round of
+//     pings every second tells whether it is with a majority of the nodes
+//     it knows; a node cut off refuses what needs JetStream's replication
+//     and, after rescue_after, closes its clients' connections; back, it
+//     reads the buckets anew (bucketWatch, watch.go) and settles its
+//     sessions if the cluster may have moved them. The rounds also drive
+//     the Rescuer, and notice a node that was frozen.
 //   - Wills (wills.go) is the cluster's delayed wills: a replicated
 //     bucket (shoal_wills) of the wills waiting for their Will Delay
 //     Interval, keyed by client id, each with its due time and the node
@@ -50,8 +57,9 @@
 //
 // # Concurrency
 //
-// Node, Owners, Peers, Table, Retained, Sessions, Wills and the mapping
-// functions are safe for concurrent use. Each watch (Owners.Watch, the
+// Node, Owners, Peers, Table, Retained, Sessions, Wills, Health and the
+// mapping functions are safe for concurrent use. Health's rounds run on a
+// goroutine of its own, the Rescuer's work on another, fed by them. Each watch (Owners.Watch, the
 // Peers', Retained's and Wills' watches of their buckets) runs on a
 // goroutine of its own; Wills also has one goroutine for its timers and
 // one that makes its writes, in order, for callers that must not block; a

@@ -78,6 +78,10 @@ const (
 	// in forwardAckWait, so that the stream does not send again what the
 	// node is still routing.
 	forwardPullBytes = 8 * forwardBatchBytes
+	// forwardPullExpiry and forwardPullHeartbeat are the consumer's pulls'
+	// life and the heartbeats it expects meanwhile.
+	forwardPullExpiry    = 5 * time.Second
+	forwardPullHeartbeat = time.Second
 )
 
 // errForwardStopped is a receipt given up on because the node is stopping.
@@ -153,6 +157,12 @@ func (ps *Peers) openForward(ctx context.Context) error {
 func (ps *Peers) consume() error {
 	cc, err := ps.fwd.cons.Consume(ps.receiveStored,
 		jetstream.PullMaxBytes(forwardPullBytes),
+		// A pull lost to a change of the consumer's leader (a node died,
+		// or the network split) is made again once two heartbeats are
+		// missed: with NATS's defaults (30s pulls, 15s heartbeats) a
+		// node went half a minute without its messages.
+		jetstream.PullExpiry(forwardPullExpiry),
+		jetstream.PullHeartbeat(forwardPullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			ps.log.Debug().Err(err).Msg("cluster: reading the forward stream")
 		}))
@@ -331,11 +341,15 @@ func (b *batch) resolve() {
 }
 
 // receiveStored routes a batch from the forward stream to this node's
-// sessions; the router workers acknowledge it to the stream once all its
+// sessions — once the node serves (Health): one cut off, or back and not
+// yet settled, may hold sessions the cluster moved; the router workers acknowledge it to the stream once all its
 // messages are routed and stored (dispatch.Job.Done). It waits for room
 // with the workers: the rest waits in the stream. A message's expiry
 // counts from the time the stream took the batch, not from now.
 func (ps *Peers) receiveStored(msg jetstream.Msg) {
+	if g := ps.gate; g != nil && !g.Await(ps.stop) {
+		return // stopping: the stream sends it again
+	}
 	data := msg.Data()
 	n, ok := countFrames(data)
 	if !ok || n == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -32,6 +33,11 @@ type Settings struct {
 	// Listen is where the embedded NATS server takes the other nodes'
 	// routes (cluster.listen, "host:port").
 	Listen string
+	// Advertise, when set, is where the other nodes reach Listen
+	// (cluster.advertise, "host:port"): behind NAT, a container's port
+	// mapping or a proxy. NATS tells the nodes it routes to, which pass
+	// it on; by default they reach Listen itself.
+	Advertise string
 	// Routes are the other nodes' Listen addresses, to connect to
 	// (cluster.routes).
 	Routes []string
@@ -74,8 +80,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("cluster.replicas: %d is outside 1..5", c.Replicas)
 	case c.RescueAfter != 0 && c.RescueAfter < time.Second:
 		return fmt.Errorf("cluster.rescue_after: %v is less than 1s (a node's pings are a second apart)", c.RescueAfter)
-	case c.NATSURL != "" && (c.Listen != "" || len(c.Routes) > 0):
-		return errors.New("cluster.nats_url: an external NATS cluster excludes listen and routes, which embed one: set one or the other")
+	case c.NATSURL != "" && (c.Listen != "" || c.Advertise != "" || len(c.Routes) > 0):
+		return errors.New("cluster.nats_url: an external NATS cluster excludes listen, advertise and routes, which embed one: set one or the other")
 	case c.NATSURL != "":
 		return nil
 	case c.DataDir == "":
@@ -83,6 +89,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := hostPort("cluster.listen", c.Listen); err != nil {
 		return err
+	}
+	if c.Advertise != "" {
+		if _, err := hostPort("cluster.advertise", c.Advertise); err != nil {
+			return err
+		}
 	}
 	for _, r := range c.Routes {
 		if _, err := hostPort("cluster.routes", r); err != nil {
@@ -143,6 +154,7 @@ type Node struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	log   zerolog.Logger
+	pong  *nats.Subscription // answers this node's pings (Health)
 }
 
 // Start starts the embedded server (or connects to NATSURL) and waits,
@@ -168,6 +180,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	// The others know this node is up by its answers (Health, Rescuer).
+	if n.pong, err = n.nc.Subscribe(pingSubject(cfg.Node), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("cluster: answering pings: %w", err)
 	}
 	for {
 		actx, cancel := context.WithTimeout(ctx, time.Second)
@@ -218,7 +235,7 @@ func (n *Node) startServer() (*server.Server, error) {
 	if len(c.Routes) > 0 {
 		// A one-node cluster without routes runs JetStream on its own:
 		// a clustered JetStream refuses to start without them.
-		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: p}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: p, Advertise: c.Advertise}
 		for _, r := range c.Routes {
 			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r})
 		}
@@ -258,6 +275,55 @@ func (n *Node) JetStream() jetstream.JetStream { return n.js }
 
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Node }
+
+// lastOnLeader reads the last message on subject of stream from the
+// stream's leader — not from a replica, which a direct get (what a
+// bucket's Get makes) may ask and which may lag — and reports whether
+// there is one, with its headers and revision.
+func (n *Node) lastOnLeader(ctx context.Context, stream, subject string) (data []byte, hdr nats.Header, rev uint64, found bool, err error) {
+	req, _ := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{subject})
+	reply, err := n.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return nil, nil, 0, false, err
+	}
+	var resp struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return nil, nil, 0, false, fmt.Errorf("cluster: reading %s: %w", stream, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return nil, nil, 0, false, nil
+	case resp.Error != nil:
+		return nil, nil, 0, false, fmt.Errorf("cluster: reading %s: %s", stream, resp.Error.Description)
+	case resp.Message == nil:
+		return nil, nil, 0, false, fmt.Errorf("cluster: reading %s: an empty answer", stream)
+	}
+	m := resp.Message
+	if len(m.Hdrs) > 0 {
+		if hdr, err = nats.DecodeHeadersMsg(m.Hdrs); err != nil {
+			return nil, nil, 0, false, fmt.Errorf("cluster: reading %s: %w", stream, err)
+		}
+	}
+	return m.Data, hdr, m.Seq, true, nil
+}
+
+// answers reports whether node answers its ping within pingWait.
+func (n *Node) answers(node string) bool {
+	_, err := n.nc.Request(pingSubject(node), nil, pingWait)
+	return err == nil
+}
 
 // Close leaves the cluster: the connection drains, then the embedded
 // server shuts down.

@@ -66,6 +66,11 @@ type Peers struct {
 	table *Table
 	disp  Submitter
 	log   zerolog.Logger
+	// gate, when set (before Start), holds the reading of the forward
+	// stream while this node does not serve (Health).
+	gate interface {
+		Await(stop <-chan struct{}) bool
+	}
 
 	// remotes are the other nodes as the table holds them; watch
 	// goroutine only.
@@ -92,6 +97,8 @@ type Peers struct {
 	fwd  *forwarder // the forward stream (forward.go)
 	stop chan struct{}
 	done sync.WaitGroup
+
+	watch *bucketWatch // the interest bucket's, set by Start
 
 	// Counters, for $SYS and metrics.
 	Sent, Received, Dropped atomic.Int64
@@ -199,6 +206,13 @@ type Submitter interface {
 	SubmitWait(j dispatch.Job, stop <-chan struct{}) bool
 }
 
+// setGate makes g hold the reading of the forward stream. Before Start.
+func (ps *Peers) setGate(g interface {
+	Await(stop <-chan struct{}) bool
+}) {
+	ps.gate = g
+}
+
 // Start begins routing: messages for this node go to d, the other nodes'
 // interest comes into the table and this node's goes out, all of it
 // first. It returns once the interest the bucket held is in the table.
@@ -218,20 +232,16 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	if err := ps.consume(); err != nil {
 		return err
 	}
-	w, err := ps.kv.WatchAll(context.Background())
-	if err != nil {
-		return fmt.Errorf("cluster: watching interest: %w", err)
+	ps.watch = &bucketWatch{kv: ps.kv, what: "interest", apply: ps.apply, forget: ps.forgetUnseen}
+	if err := ps.watch.start(ps.ready); err != nil {
+		return err
 	}
 	ps.table.markAll()
 	for _, f := range ps.stale { // deleted unless the table has it
 		ps.table.markDirty(f)
 	}
 	ps.stale = nil
-	ps.done.Add(2)
-	go func() {
-		defer ps.done.Done()
-		watchBucket(w, ps.stop, ps.ready, ps.apply)
-	}()
+	ps.done.Add(1)
 	go ps.publish()
 	select {
 	case <-ps.ready:
@@ -253,7 +263,39 @@ func (ps *Peers) Close() {
 		_ = ps.sub.Unsubscribe()
 	}
 	ps.closeForward()
+	if ps.watch != nil {
+		ps.watch.Close()
+	}
 	ps.done.Wait()
+}
+
+// Rewatch watches the interest bucket anew, and returns once the table
+// has what the bucket holds, or ctx ends: for a node back from a
+// partition, whose watch may have stopped bringing changes.
+func (ps *Peers) Rewatch(ctx context.Context) error { return ps.watch.Anew(ctx) }
+
+// forgetUnseen takes out of the table the other nodes' filters and groups
+// whose keys a watch anew did not bring (bucketWatch.forget). Watch
+// goroutine only.
+func (ps *Peers) forgetUnseen(keys map[string]bool) {
+	seen := make(map[string]bool, len(keys))
+	for k := range keys {
+		if node, filter, _, ok := parseKey(k); ok {
+			seen[node+"\x00"+filter] = true
+		}
+	}
+	for node, r := range ps.remotes {
+		for f := range r.filters {
+			if !seen[node+"\x00"+f] {
+				ps.setFilter(node, r, f, false)
+			}
+		}
+		for g := range r.groups {
+			if !seen[node+"\x00"+g] {
+				ps.setGroup(node, r, g, 0)
+			}
+		}
+	}
 }
 
 // Drops counts the messages lost between this node and the others: those
@@ -394,56 +436,6 @@ func parseKey(key string) (node, filter string, shared, ok bool) {
 	return "", "", false, false
 }
 
-// startWatch watches every key of kv (what it holds, for errors) on a
-// goroutine counted in done, applying each change until stop closes, and
-// returns once the keys the bucket held are applied — or ctx ends first.
-func startWatch(ctx context.Context, kv jetstream.KeyValue, what string, stop <-chan struct{}, done *sync.WaitGroup, apply func(jetstream.KeyValueEntry)) error {
-	w, err := kv.WatchAll(context.Background())
-	if err != nil {
-		return fmt.Errorf("cluster: watching %s: %w", what, err)
-	}
-	ready := make(chan struct{})
-	done.Add(1)
-	go func() {
-		defer done.Done()
-		watchBucket(w, stop, ready, apply)
-	}()
-	select {
-	case <-ready:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("cluster: reading %s: %w", what, ctx.Err())
-	}
-}
-
-// watchBucket hands each entry w brings to apply, on the calling
-// goroutine, until stop is closed or w ends, and closes ready once the
-// bucket's entries at the start are in.
-func watchBucket(w jetstream.KeyWatcher, stop <-chan struct{}, ready chan<- struct{}, apply func(jetstream.KeyValueEntry)) {
-	// Not w.Stop: it deletes the watch's consumer, a request that waits
-	// out its timeout (5s) when the stream has lost its quorum — the last
-	// node of a cluster shutting down. The node's connection closes next,
-	// and the server drops the consumer with it.
-	for {
-		select {
-		case <-stop:
-			return
-		case e, ok := <-w.Updates():
-			switch {
-			case !ok:
-				return
-			case e == nil: // the entries at the start are all in
-				if ready != nil {
-					close(ready)
-					ready = nil
-				}
-			default:
-				apply(e)
-			}
-		}
-	}
-}
-
 // apply brings one key's change into the table. Watch goroutine only.
 func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 	node, filter, shared, ok := parseKey(e.Key())
@@ -463,17 +455,7 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 	}
 	put := e.Operation() == jetstream.KeyValuePut
 	if !shared {
-		_, had := r.filters[filter]
-		switch {
-		case put && !had:
-			r.filters[filter] = struct{}{}
-			ps.table.Table.Subscribe(ps.member(node, r, 0), filter, router.Options{QoS: 2, RetainAsPublished: true})
-			ps.table.peerSubs.Add(1)
-		case !put && had:
-			delete(r.filters, filter)
-			ps.table.Table.Unsubscribe(r.members[0], filter)
-			ps.table.peerSubs.Add(-1)
-		}
+		ps.setFilter(node, r, filter, put)
 		return
 	}
 	n := 0
@@ -485,6 +467,28 @@ func (ps *Peers) apply(e jetstream.KeyValueEntry) {
 		}
 		n = min(v, 1<<16) // a bound on what a bad value can cost
 	}
+	ps.setGroup(node, r, filter, n)
+}
+
+// setFilter puts node's interest in filter into the table, or takes it
+// out. Watch goroutine only.
+func (ps *Peers) setFilter(node string, r *remote, filter string, put bool) {
+	_, had := r.filters[filter]
+	switch {
+	case put && !had:
+		r.filters[filter] = struct{}{}
+		ps.table.Table.Subscribe(ps.member(node, r, 0), filter, router.Options{QoS: 2, RetainAsPublished: true})
+		ps.table.peerSubs.Add(1)
+	case !put && had:
+		delete(r.filters, filter)
+		ps.table.Table.Unsubscribe(r.members[0], filter)
+		ps.table.peerSubs.Add(-1)
+	}
+}
+
+// setGroup makes node's members of shared group filter ("group/filter")
+// n in the table. Watch goroutine only.
+func (ps *Peers) setGroup(node string, r *remote, filter string, n int) {
 	had := r.groups[filter]
 	for i := had; i < n; i++ {
 		ps.table.Table.Subscribe(ps.member(node, r, i), filter, router.Options{QoS: 2})

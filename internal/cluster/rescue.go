@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -73,6 +73,13 @@ func pingSubject(node string) string { return "shoal.ping." + node }
 // is in the replicated copy. A store.Bundle never starts with byte 0.
 var shelfReply = []byte{0}
 
+// A settle request asks a rescuer whether a shelved session has all that
+// was sent for it (Rescuer.settled), without handing it over: a handoff
+// request of epoch 0, which no claim has. notSettledReply answers no.
+var notSettledReply = []byte{1}
+
+func settleRequest(clientID string) []byte { return []byte("0 false " + clientID) }
+
 // Copies is the replicated copy of the sessions, as the rescue uses it:
 // package replica's Store.
 type Copies interface {
@@ -113,9 +120,19 @@ type Rescuer struct {
 	// (beforeClaim).
 	tries sync.Mutex
 
-	ping *nats.Subscription
-	stop chan struct{}
-	done sync.WaitGroup
+	// gone is when each node that does not answer stopped: round's.
+	gone map[string]time.Time
+	// unmarked are the rescues of nodes back whose keys could not be
+	// marked done yet, with their revisions: end tries again; taken the
+	// nodes whose keys this node took, until it marks them done. Guarded
+	// by tries.
+	unmarked map[string]uint64
+	taken    map[string]bool
+	// rounds carries Health's rounds to watch, until stop closes;
+	// watched, made when watch starts, closes when it ends.
+	rounds  chan map[string]bool
+	stop    chan struct{}
+	watched chan struct{}
 
 	// Rescued counts the sessions this node shelved; Delivered the
 	// messages it added to them from gone nodes' subjects.
@@ -153,22 +170,26 @@ type rescueRun struct {
 	// passes counts the reads that found the gone node's subject empty
 	// (awaitDrained).
 	passes atomic.Uint64
-	stop   chan struct{}
-	done   chan struct{} // closed when the reading ends
+	// rev is the revision of the rescue's key once it said ready: the
+	// record end writes over, if it is still there.
+	rev  uint64
+	stop chan struct{}
+	done chan struct{} // closed when the reading ends
 }
 
-// NewRescuer returns the Rescuer of node n. Open answers pings and starts
-// the checks.
+// NewRescuer returns a Rescuer. Open answers pings; the node's Health
+// makes the checks (check).
 func NewRescuer() *Rescuer {
 	return &Rescuer{after: rescueAfter, shelf: map[string]*shelved{},
 		table: router.NewTable(1, router.RoundRobin), runs: map[string]*rescueRun{},
-		stop: make(chan struct{})}
+		gone: map[string]time.Time{}, unmarked: map[string]uint64{}, taken: map[string]bool{}, rounds: make(chan map[string]bool, 1), stop: make(chan struct{})}
 }
 
-// Open answers this node's pings, waits until no rescue of this node is
-// under way (a node that starts after it was gone), and starts checking
-// the others. Call it before the node reads its own subject of the
-// forward stream (Peers.Start).
+// Open waits until no rescue of this node is under way (a node that
+// starts after it was gone: the node answers its pings from Start, so its
+// rescuer sees it back). The node's Health then checks the others with it.
+// Call it before the node reads its own subject of the forward stream
+// (Peers.Start).
 func (r *Rescuer) Open(ctx context.Context, n *Node, owners *Owners, sessions *Sessions, copies Copies, peers *Peers, log zerolog.Logger) error {
 	r.node, r.owners, r.sessions, r.copies, r.peers, r.log = n, owners, sessions, copies, peers, log
 	if n.cfg.RescueAfter > 0 {
@@ -180,16 +201,11 @@ func (r *Rescuer) Open(ctx context.Context, n *Node, owners *Owners, sessions *S
 		return err
 	}
 	r.kv = kv
-	sub, err := n.nc.Subscribe(pingSubject(n.cfg.Node), func(m *nats.Msg) { _ = m.Respond(nil) })
-	if err != nil {
-		return fmt.Errorf("cluster: answering pings: %w", err)
-	}
-	r.ping = sub
 	sessions.setShelf(r)
-	if err := r.awaitOwnRescue(ctx); err != nil {
+	if err := r.AwaitOwnRescue(ctx); err != nil {
 		return err
 	}
-	r.done.Add(1)
+	r.watched = make(chan struct{})
 	go r.watch()
 	return nil
 }
@@ -197,12 +213,18 @@ func (r *Rescuer) Open(ctx context.Context, n *Node, owners *Owners, sessions *S
 // Close stops checking and rescuing; a rescue under way is left to
 // another node (its key names this one, which no longer answers).
 func (r *Rescuer) Close() {
-	if r.ping == nil {
+	if r.kv == nil {
 		return
 	}
+	select {
+	case <-r.stop:
+		return
+	default:
+	}
 	close(r.stop)
-	r.done.Wait()
-	_ = r.ping.Unsubscribe()
+	if r.watched != nil {
+		<-r.watched
+	}
 	r.tries.Lock()
 	defer r.tries.Unlock()
 	r.mu.Lock()
@@ -228,24 +250,24 @@ func parseRescue(v []byte) (rescuer, state string) {
 	return rescuer, state
 }
 
-// alive reports whether node answers its ping.
-func (r *Rescuer) alive(node string) bool {
-	_, err := r.node.nc.Request(pingSubject(node), nil, pingWait)
-	return err == nil
-}
+// rescuerGone is how long a rescuer may not answer before the node it
+// rescued takes it for gone: a ping lost while routes come back is not.
+const rescuerGone = 2 * time.Second
 
-// awaitOwnRescue waits, up to rescueWait, until the rescue of this node
-// (if one is under way) is done, then removes its key.
-func (r *Rescuer) awaitOwnRescue(ctx context.Context) error {
+// AwaitOwnRescue waits, up to rescueWait, until the rescue of this node
+// (if one is under way) is done, then removes its key: a node that starts,
+// or rejoins its cluster (Health), then takes back its sessions.
+func (r *Rescuer) AwaitOwnRescue(ctx context.Context) error {
 	self := r.node.cfg.Node
 	ctx, cancel := context.WithTimeout(ctx, rescueWait)
 	defer cancel()
+	var silent time.Time // since when the rescuer has not answered
 	for {
-		e, err := r.kv.Get(ctx, self)
+		value, rev, found, err := r.readOwn(ctx)
 		var rescuer string
 		var done bool
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err == nil && !found:
 			return nil
 		case err != nil:
 			// A bucket just made may not answer at once (no responders,
@@ -255,11 +277,25 @@ func (r *Rescuer) awaitOwnRescue(ctx context.Context) error {
 			}
 		default:
 			var state string
-			rescuer, state = parseRescue(e.Value())
+			rescuer, state = parseRescue(value)
 			done = state == rescueDone
 		}
-		if err == nil && (done || rescuer == self || !r.alive(rescuer)) {
-			err := r.kv.Delete(ctx, self, jetstream.LastRevision(e.Revision()))
+		// A rescuer that still reads this node's subject must stop first
+		// (it sees this node back); one that does not answer for
+		// rescuerGone is gone, and its reading with it.
+		gone := false
+		if err == nil && !done && rescuer != self {
+			switch {
+			case r.node.answers(rescuer):
+				silent = time.Time{}
+			case silent.IsZero():
+				silent = time.Now()
+			default:
+				gone = time.Since(silent) >= rescuerGone
+			}
+		}
+		if err == nil && (done || rescuer == self || gone) {
+			err := r.kv.Delete(ctx, self, jetstream.LastRevision(rev))
 			if err == nil {
 				r.log.Info().Str("rescuer", rescuer).Bool("done", done).Msg("cluster: this node was rescued while it was gone")
 				return nil
@@ -277,35 +313,84 @@ func (r *Rescuer) awaitOwnRescue(ctx context.Context) error {
 	}
 }
 
-// watch pings the known nodes every rescueCheck, rescues those gone for
-// r.after, and ends the rescues of those back.
+// check hands the rescuer a round of pings (Health: alive says which
+// nodes answered), without waiting: a rescue takes seconds, the rounds
+// must not. A round the rescuer has not taken yet is replaced.
+func (r *Rescuer) check(alive map[string]bool) {
+	for {
+		select {
+		case r.rounds <- alive:
+			return
+		default:
+		}
+		select {
+		case <-r.rounds: // stale: make room
+		default:
+		}
+	}
+}
+
+// watch takes the rounds of pings check hands it until Close.
 func (r *Rescuer) watch() {
-	defer r.done.Done()
-	gone := map[string]time.Time{}
-	t := time.NewTicker(rescueCheck)
-	defer t.Stop()
+	defer close(r.watched)
 	for {
 		select {
 		case <-r.stop:
 			return
-		case <-t.C:
-		}
-		for _, node := range r.peers.Nodes() {
-			if r.alive(node) {
-				delete(gone, node)
-				r.end(node)
-				continue
-			}
-			since, ok := gone[node]
-			if !ok {
-				gone[node] = time.Now()
-				continue
-			}
-			if time.Since(since) >= r.after {
-				r.tryRescue(node)
-			}
+		case alive := <-r.rounds:
+			r.round(alive)
 		}
 	}
+}
+
+// round rescues the nodes gone for r.after, and ends the rescues of those
+// back. The watch goroutine's.
+func (r *Rescuer) round(alive map[string]bool) {
+	now := time.Now()
+	for _, node := range r.peers.Nodes() {
+		if alive[node] {
+			delete(r.gone, node)
+			r.end(node)
+			continue
+		}
+		since, ok := r.gone[node]
+		if !ok {
+			r.gone[node] = now
+			continue
+		}
+		if now.Sub(since) >= r.after {
+			r.tryRescue(node)
+		}
+	}
+}
+
+// readOwnWait bounds one read of this node's rescue key.
+const readOwnWait = time.Second
+
+// rescuedNow reports whether another node rescues this one, or did and
+// this one has not yet rejoined: the rescue bucket has its key.
+func (r *Rescuer) rescuedNow(ctx context.Context) (bool, error) {
+	_, _, found, err := r.readOwn(ctx)
+	return found, err
+}
+
+// readOwn reads this node's key in the rescue bucket from its stream's
+// leader: a replica, this node's own among them, may lag — not see a
+// rescue yet, or still see one ended. It returns the key's value and
+// revision; found is false when the bucket has none (or a delete).
+func (r *Rescuer) readOwn(ctx context.Context) (value []byte, rev uint64, found bool, err error) {
+	// A stream without a leader yet does not answer: one attempt waits
+	// no longer than this, the caller tries again.
+	ctx, cancel := context.WithTimeout(ctx, readOwnWait)
+	defer cancel()
+	data, hdr, rev, found, err := r.node.lastOnLeader(ctx, "KV_"+rescueBucket, "$KV."+rescueBucket+"."+r.node.cfg.Node)
+	if err != nil || !found {
+		return nil, 0, false, err
+	}
+	if op := hdr.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+		return nil, 0, false, nil
+	}
+	return data, rev, true, nil
 }
 
 // tryRescue makes this node gone's rescuer, unless a live node is, and
@@ -333,7 +418,7 @@ func (r *Rescuer) tryRescueLocked(gone string) {
 		_, err = r.kv.Create(ctx, gone, rescueRecord(self, rescueActive))
 	case err != nil:
 	default:
-		if rescuer, state := parseRescue(e.Value()); state != rescueDone && rescuer != self && r.alive(rescuer) {
+		if rescuer, state := parseRescue(e.Value()); state != rescueDone && rescuer != self && r.node.answers(rescuer) {
 			return // another node rescues it
 		}
 		_, err = r.kv.Update(ctx, gone, rescueRecord(self, rescueActive), e.Revision())
@@ -344,18 +429,26 @@ func (r *Rescuer) tryRescueLocked(gone string) {
 		}
 		return
 	}
+	r.taken[gone] = true
 	r.log.Warn().Str("gone", gone).Msg("cluster: a node is gone; this node rescues its sessions and the messages sent to it")
 	err = r.rescue(ctx, gone)
 	if err == nil {
 		// Claims waiting for it (beforeClaim) go on.
-		_, err = r.kv.Put(ctx, gone, rescueRecord(self, rescueReady))
+		var rev uint64
+		rev, err = r.kv.Put(ctx, gone, rescueRecord(self, rescueReady))
+		r.mu.Lock()
+		if run := r.runs[gone]; run != nil {
+			run.rev = rev
+		}
+		r.mu.Unlock()
 	}
 	if err != nil {
-		r.log.Error().Err(err).Str("gone", gone).Msg("cluster: rescuing a gone node failed; another try follows")
+		// The key stays this node's: what this try claimed, its next
+		// try (the next round) takes up (rescue: this node's own claims
+		// with Rescue). Another node takes the key over only if this one
+		// goes too.
+		r.log.Error().Err(err).Str("gone", gone).Msg("cluster: rescuing a gone node failed; this node tries again")
 		r.endLocked(gone, false)
-		dctx, cancel := context.WithTimeout(context.Background(), pingWait*4)
-		_ = r.kv.Delete(dctx, gone)
-		cancel()
 	}
 }
 
@@ -462,10 +555,10 @@ func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
 	return nil
 }
 
-// unshelve takes id's session off the shelf, if it is there, once what
-// this node wrote of it is confirmed: the node id's client connects to
-// reads it from the copy (shelfReply).
-func (r *Rescuer) unshelve(id string) bool {
+// settled waits, up to drainWait, until id's session, if it is on the
+// shelf, is read from the copy and has what waited for it in its gone
+// node's subject (awaitDrained); it reports whether it got there.
+func (r *Rescuer) settled(id, claimer string) bool {
 	r.mu.Lock()
 	sh := r.shelf[id]
 	var run *rescueRun
@@ -473,19 +566,41 @@ func (r *Rescuer) unshelve(id string) bool {
 		run = r.runs[sh.from]
 	}
 	r.mu.Unlock()
-	if sh != nil {
-		timeout := time.After(drainWait)
-		select {
-		case <-sh.read:
-		case <-timeout:
-		}
-		if run != nil {
-			select {
-			case <-run.ready:
-				r.awaitDrained(run)
-			case <-timeout:
-			}
-		}
+	if sh == nil || claimer == sh.from {
+		// The gone node itself, back, reads its subject next: what the
+		// rescue has not read yet comes to it there.
+		return true
+	}
+	timeout := time.After(drainWait)
+	select {
+	case <-sh.read:
+	case <-timeout:
+		return false
+	}
+	if run == nil {
+		return true
+	}
+	select {
+	case <-run.ready:
+		return r.awaitDrained(run, drainWait)
+	case <-timeout:
+		return false
+	}
+}
+
+// unshelve takes id's session off the shelf, if it is there, once what
+// this node wrote of it is confirmed: the node id's client connects to
+// (claimer) reads it from the copy (shelfReply).
+func (r *Rescuer) unshelve(id, claimer string) bool {
+	r.settled(id, claimer)
+	r.mu.Lock()
+	sh := r.shelf[id]
+	r.mu.Unlock()
+	if sh != nil && claimer == sh.from {
+		// The gone node is back and takes its session: the rescue
+		// stops reading its subject first, lest it drop what comes for
+		// the session now that it is off the shelf.
+		r.end(sh.from)
 	}
 	r.mu.Lock()
 	sh = r.shelf[id]
@@ -640,45 +755,111 @@ func (r *Rescuer) endLocked(node string, back bool) {
 	run := r.runs[node]
 	delete(r.runs, node)
 	r.mu.Unlock()
-	if run == nil {
-		return
+	if run != nil {
+		if back {
+			// What the rescue has not read yet the node would read, for
+			// sessions it may no longer hold: read it all first (the
+			// node does not read its subject until the rescue is done).
+			r.awaitDrained(run, endDrainWait)
+		}
+		run.halt()
+		r.copies.Flush()
 	}
-	run.halt()
-	r.copies.Flush()
 	if !back {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := r.kv.Put(ctx, node, rescueRecord(r.node.cfg.Node, rescueDone)); err != nil {
-		r.log.Warn().Err(err).Str("node", node).Msg("cluster: could not mark a rescue done; the node waits out its start")
+	if run == nil {
+		rev, unmarked := r.unmarked[node]
+		if !unmarked {
+			if !r.taken[node] {
+				return
+			}
+			if rev, unmarked = r.ownKey(node); !unmarked {
+				delete(r.taken, node)
+				return
+			}
+		}
+		run = &rescueRun{gone: node, rev: rev}
 	}
+	if err := r.markDone(run); err != nil {
+		// The next round tries again: the node waits for it.
+		r.unmarked[node] = run.rev
+		r.log.Warn().Err(err).Str("node", node).Msg("cluster: could not mark a rescue done yet")
+		return
+	}
+	delete(r.unmarked, node)
+	delete(r.taken, node)
 	r.log.Info().Str("node", node).Msg("cluster: a rescued node is back; its rescue is done")
 }
 
-// drainWait bounds how long a shelved session's handover waits for the
-// rescue to read what waits in the gone node's subject.
-const drainWait = 5 * time.Second
+// ownKey reports whether node's rescue key names this node, not done — a
+// rescue that failed, or was under way, when node came back — and its
+// revision.
+func (r *Rescuer) ownKey(node string) (rev uint64, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
+	defer cancel()
+	e, err := r.kv.Get(ctx, node)
+	if err != nil {
+		return 0, false
+	}
+	rescuer, state := parseRescue(e.Value())
+	return e.Revision(), rescuer == r.node.cfg.Node && state != rescueDone
+}
 
-// awaitDrained waits, up to drainWait, until run has read and kept
+// markDone marks run's rescue done — over its own record, if it said
+// ready: a node that took its rescuer for gone, and deleted the key, does
+// not find it again.
+func (r *Rescuer) markDone(run *rescueRun) error {
+	ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
+	defer cancel()
+	var err error
+	if run.rev != 0 {
+		_, err = r.kv.Update(ctx, run.gone, rescueRecord(r.node.cfg.Node, rescueDone), run.rev)
+	} else { // ended before it was ready
+		_, err = r.kv.Put(ctx, run.gone, rescueRecord(r.node.cfg.Node, rescueDone))
+	}
+	if isWrongRevision(err) {
+		return nil
+	}
+	return err
+}
+
+// drainWait bounds how long a shelved session's handover waits for the
+// rescue to read what waits in the gone node's subject; endDrainWait how
+// long the end of a rescue does, within the wait of the node back for it
+// (rescueWait).
+const (
+	drainWait    = 5 * time.Second
+	endDrainWait = 6 * time.Second // below handoffWait: a claim back waits for it
+)
+
+// awaitDrained waits, up to wait, until run has read and kept
 // everything in its gone node's subject: a pass of its reading that
 // began after this call found the subject empty. A session taken off the
-// shelf then has what the gone node was sent for it until now.
-func (r *Rescuer) awaitDrained(run *rescueRun) {
+// shelf then has what the gone node was sent for it until now. It reports
+// whether it got there.
+func (r *Rescuer) awaitDrained(run *rescueRun, wait time.Duration) bool {
 	p0 := run.passes.Load()
-	deadline := time.Now().Add(drainWait)
+	deadline := time.Now().Add(wait)
 	for run.passes.Load() < p0+2 { // the pass under way may have begun before
 		if time.Now().After(deadline) {
-			r.log.Warn().Str("gone", run.gone).Msg("cluster: a shelved session is handed over before its gone node's messages are all read")
-			return
+			r.log.Warn().Str("gone", run.gone).Msg("cluster: a gone node's messages are not all read yet")
+			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return true
 }
 
 // rescueClaimWait bounds beforeClaim's wait for a rescuer to take the
 // session.
 const rescueClaimWait = 10 * time.Second
+
+// errNotSettled refuses a claim of a session its rescuer holds but has
+// not yet settled: what waited for it in its gone node's subject is not
+// all read (the stream may be electing a leader). The client, refused
+// with CONNACK 0x88, connects again.
+var errNotSettled = errors.New("cluster: the session's rescuer has not yet read all that was sent for it")
 
 // beforeClaim runs before this node claims clientID's session for a
 // client that connects: if another node owns it and is gone — it does not
@@ -686,24 +867,52 @@ const rescueClaimWait = 10 * time.Second
 // rescue_after later, and the claim waits (up to rescueClaimWait) until a
 // rescuer holds the session. The claim then takes it from the rescuer,
 // with what the gone node's subject of the forward stream held for it,
-// instead of from the copy as it was when the node died.
-func (r *Rescuer) beforeClaim(ctx context.Context, clientID string) {
+// instead of from the copy as it was when the node died. Of a session a
+// rescuer holds, the rescuer is asked first whether it has all that was
+// sent for it (settleRequest): a claim that went on without would leave
+// the rest in the subject, for no one.
+func (r *Rescuer) beforeClaim(ctx context.Context, clientID string) error {
 	o, ok, err := r.owners.Get(ctx, clientID)
-	if err != nil || !ok || o.Node == r.node.cfg.Node || o.Rescue || r.alive(o.Node) {
-		return
+	self := r.node.cfg.Node
+	switch {
+	case err != nil || !ok:
+		return nil
+	case o.Node == self && o.Rescue && !r.settled(clientID, self):
+		return errNotSettled // on this node's own shelf
+	case o.Node == self:
+		return nil
 	}
+	if !o.Rescue {
+		if r.node.answers(o.Node) {
+			return nil
+		}
+		r.awaitRescue(ctx, clientID, o.Node)
+		if o, ok, err = r.owners.Get(ctx, clientID); err != nil || !ok || o.Node == self || !o.Rescue {
+			return nil
+		}
+	}
+	reply, err := r.node.nc.RequestMsgWithContext(ctx, r.sessions.handoffRequest(o.Node, settleRequest(clientID)))
+	if err == nil && bytes.Equal(reply.Data, notSettledReply) {
+		return errNotSettled
+	}
+	return nil // settled, or the rescuer is gone too: the copy has it
+}
+
+// awaitRescue has gone's rescue made, if no node makes it yet, and waits
+// (up to rescueClaimWait) until its rescuer holds gone's sessions.
+func (r *Rescuer) awaitRescue(ctx context.Context, clientID, gone string) {
 	if r.tries.TryLock() { // else a rescue is under way: wait for it
-		r.tryRescueLocked(o.Node)
+		r.tryRescueLocked(gone)
 		r.tries.Unlock()
 	}
 	deadline := time.Now().Add(rescueClaimWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if e, err := r.kv.Get(ctx, o.Node); err == nil {
+		if e, err := r.kv.Get(ctx, gone); err == nil {
 			if _, state := parseRescue(e.Value()); state == rescueReady || state == rescueDone {
 				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.log.Warn().Str("client", clientID).Str("gone", o.Node).Msg("cluster: no rescuer took a gone node's session in time; it is taken from its replicated copy")
+	r.log.Warn().Str("client", clientID).Str("gone", gone).Msg("cluster: no rescuer took a gone node's session in time; it is taken from its replicated copy")
 }

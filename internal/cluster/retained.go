@@ -54,8 +54,9 @@ type Retained struct {
 	waiting []func()
 	wake    chan struct{}
 
-	stop chan struct{}
-	done sync.WaitGroup
+	watch *bucketWatch // the bucket's, into the mirror
+	stop  chan struct{}
+	done  sync.WaitGroup
 
 	// applying is held while the watch applies a change: a test holds
 	// it to keep the mirror behind.
@@ -87,11 +88,34 @@ func (r *Retained) Open(ctx context.Context, n *Node, log zerolog.Logger) error 
 	r.node, r.kv, r.log = n, kv, log
 	r.done.Add(1)
 	go r.barriers()
-	if err := startWatch(ctx, kv, "retained messages", r.stop, &r.done, r.apply); err != nil {
+	r.watch = &bucketWatch{kv: kv, what: "retained messages", apply: r.apply, forget: r.forgetUnseen}
+	if err := r.watch.Start(ctx); err != nil {
 		r.Close()
 		return err
 	}
 	return nil
+}
+
+// Rewatch mirrors the bucket anew, and returns once the mirror has what
+// the bucket holds, or ctx ends: for a node back from a partition, whose
+// watch may have stopped bringing changes.
+func (r *Retained) Rewatch(ctx context.Context) error { return r.watch.Anew(ctx) }
+
+// forgetUnseen clears the mirror's messages whose keys a watch anew did
+// not bring (bucketWatch.forget), but this node's own $SYS ones.
+func (r *Retained) forgetUnseen(keys map[string]bool) {
+	var key []byte
+	for _, m := range r.MemRetained.All(nil) {
+		if !sys.Own(m.Topic) {
+			var err error
+			if key, err = Subject(key[:0], retainedRoot, string(m.Topic)); err == nil && !keys[string(key)] {
+				clear := router.NewMessage(m.Topic, nil, nil, nil, 0, true, 0, nil)
+				r.MemRetained.Set(clear)
+				clear.Release()
+			}
+		}
+		m.Release()
+	}
 }
 
 // Close stops the mirror.
@@ -102,6 +126,9 @@ func (r *Retained) Close() {
 	default:
 	}
 	close(r.stop)
+	if r.watch != nil {
+		r.watch.Close()
+	}
 	r.done.Wait()
 }
 

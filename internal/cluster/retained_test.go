@@ -128,3 +128,56 @@ func TestRetainedBarrierWaitsForMirror(t *testing.T) {
 		t.Fatal("the reader never went on")
 	}
 }
+
+// TestRetainedRewatch: a mirror that missed changes — a message the
+// bucket no longer has, one the bucket got while its watch was silent —
+// has exactly what the bucket holds after Rewatch, and the watch made anew
+// brings what comes after. This node's $SYS messages stay.
+func TestRetainedRewatch(t *testing.T) {
+	r := startRetained(t, startCluster(t, 1))[0]
+	retain(r, "kept", "k", 0)
+	sys := router.NewMessage([]byte("$SYS/broker/x"), []byte("s"), nil, nil, 0, true, 0, nil)
+	r.Set(sys)
+	sys.Release()
+	// What a silent watch leaves behind: a message in the mirror alone,
+	// and one in the bucket alone (written around the mirror).
+	stale := router.NewMessage([]byte("gone"), []byte("g"), nil, nil, 1, true, 0, nil)
+	r.MemRetained.Set(stale)
+	stale.Release()
+	missed := router.NewMessage([]byte("missed"), []byte("m"), nil, []byte("pub"), 1, true, 0, nil)
+	key, err := Subject(nil, retainedRoot, "missed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r.watch.mu.Lock()
+	r.watch.stopLocked() // silent from now on
+	r.watch.mu.Unlock()
+	if _, err := r.kv.Put(ctx, string(key), appendFrame(nil, missed, "", time.Now().UnixNano())); err != nil {
+		t.Fatal(err)
+	}
+	missed.Release()
+	if err := r.Rewatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, r, "#")
+	if len(got) != 2 || got["kept"] == nil || got["missed"] == nil {
+		t.Fatalf("after Rewatch the mirror has %v, want kept and missed", keys(got))
+	}
+	if len(collect(t, r, "$SYS/#")) != 1 {
+		t.Fatal("Rewatch dropped this node's $SYS message")
+	}
+	retain(r, "after", "a", 0)
+	if collect(t, r, "after")["after"] == nil {
+		t.Fatal("the watch made anew did not bring a message set after it")
+	}
+}
+
+func keys(m map[string]*router.Message) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

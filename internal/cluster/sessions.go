@@ -83,10 +83,17 @@ type Sessions struct {
 	// bytes per client id that connected here). Guarded by mu.
 	mu     sync.Mutex
 	newest map[string]claim
+	// unread are the sessions this node claimed and could not yet read
+	// from the replicated copy, by client id, with the node each came
+	// from (adoptCopy). Guarded by mu.
+	unread map[string]string
 
 	// shelf is this node's rescuer (rescue.go): the sessions it keeps in
 	// the replicated copy alone, handed over as shelfReply. Set by Open.
 	shelf *Rescuer
+	// health says whether this node serves (nil: it does). Set by
+	// Health.Open.
+	health *Health
 
 	sub    *nats.Subscription
 	cancel context.CancelFunc
@@ -99,9 +106,27 @@ func (s *Sessions) setShelf(r *Rescuer) {
 	s.mu.Unlock()
 }
 
+// setHealth makes h the judge of whether this node serves.
+func (s *Sessions) setHealth(h *Health) {
+	s.mu.Lock()
+	s.health = h
+	s.mu.Unlock()
+}
+
+// Serving implements admit.Owners: whether this node may take clients and
+// QoS 1 and 2 messages now (Health.Serving).
+func (s *Sessions) Serving() bool {
+	s.mu.Lock()
+	h := s.health
+	s.mu.Unlock()
+	return h == nil || h.Serving()
+}
+
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
-func NewSessions() *Sessions { return &Sessions{newest: map[string]claim{}} }
+func NewSessions() *Sessions {
+	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}}
+}
 
 // claim is a claim of a session this node knows of.
 type claim struct {
@@ -160,7 +185,10 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 		ctx, cancel := context.WithTimeout(context.Background(), handoffWait+rescueClaimWait+2*time.Second)
 		defer cancel()
 		if shelf := s.shelfOf(); shelf != nil && !clean {
-			shelf.beforeClaim(ctx, clientID)
+			if err := shelf.beforeClaim(ctx, clientID); err != nil {
+				done(0, err)
+				return
+			}
 		}
 		now, before, err := owners.Claim(ctx, clientID)
 		if err != nil {
@@ -170,22 +198,28 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 		// A newer claim known already (its node asked this one for the
 		// session) has the session: this connection will not keep it.
 		if s.learn(clientID, now.Epoch, true) && before.Node != "" {
-			if before.Node != s.node.cfg.Node {
-				s.take(clientID, clean, now.Epoch, before.Node)
-			} else if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID) && !clean {
-				s.adoptCopy(clientID, before.Node) // rescued here
+			self := s.node.cfg.Node
+			switch from, unread := s.unreadOf(clientID, clean); {
+			case before.Node != self:
+				err = s.take(clientID, clean, now.Epoch, before.Node)
+			case unread && !clean:
+				err = s.adoptCopy(clientID, from) // its last claim could not read it
+			default:
+				if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID, self) && !clean {
+					err = s.adoptCopy(clientID, before.Node) // rescued here
+				}
 			}
 		}
-		done(now.Epoch, nil)
+		done(now.Epoch, err)
 	}()
 }
 
 // take asks node for clientID's session, as the claim of epoch, and adopts
 // what it gives — or, when node does not answer or keeps the session in
 // the replicated copy (a rescuer's shelf), what the copy has.
-func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) {
+func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) error {
 	req := strconv.FormatUint(epoch, 10) + " " + strconv.FormatBool(clean) + " " + clientID
-	reply, err := s.node.nc.Request(handoffSubject(node), []byte(req), handoffWait)
+	reply, err := s.node.nc.RequestMsg(s.handoffRequest(node, []byte(req)), handoffWait)
 	switch {
 	case err == nil && !bytes.Equal(reply.Data, shelfReply):
 		if len(reply.Data) > 0 && !clean {
@@ -196,25 +230,50 @@ func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) 
 		s.log.Warn().Err(err).Str("client", clientID).Str("from", node).
 			Msg("cluster: the session's last node did not hand it over; it starts afresh here")
 	default:
-		s.adoptCopy(clientID, node)
+		return s.adoptCopy(clientID, node)
 	}
+	return nil
 }
 
-// adoptCopy adopts clientID's session as the replicated copy has it.
-func (s *Sessions) adoptCopy(clientID, node string) {
+// unreadOf reports whether this node claimed clientID's session and could
+// not read it from the copy (adoptCopy), and from which node it came; a
+// clean claim forgets that.
+func (s *Sessions) unreadOf(clientID string, clean bool) (from string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from, ok = s.unread[clientID]
+	if clean {
+		delete(s.unread, clientID)
+	}
+	return from, ok
+}
+
+// adoptCopy adopts clientID's session, from node, as the replicated copy
+// has it; an error when the copy could not be read (the claim must then
+// refuse its client: the session is not lost, only not here yet).
+func (s *Sessions) adoptCopy(clientID, node string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), handoffWait)
 	bundle, err := s.replicas.Bundle(ctx, clientID)
 	cancel()
 	if err != nil {
-		s.log.Error().Err(err).Str("client", clientID).Str("from", node).
-			Msg("cluster: the session's replicated copy could not be read; it starts afresh here")
-		return
+		// The claim is this node's, the session not yet: the client is
+		// refused, and its next claim here reads the copy again.
+		s.mu.Lock()
+		s.unread[clientID] = node
+		s.mu.Unlock()
+		s.log.Warn().Err(err).Str("client", clientID).Str("from", node).
+			Msg("cluster: the session's replicated copy could not be read yet; the client is refused until it can")
+		return fmt.Errorf("cluster: reading the session's replicated copy: %w", err)
 	}
+	s.mu.Lock()
+	delete(s.unread, clientID)
+	s.mu.Unlock()
 	s.log.Info().Str("client", clientID).Str("from", node).Bool("found", bundle != nil).
 		Msg("cluster: the session is taken from its replicated copy")
 	if bundle != nil {
 		s.adopt(clientID, node, bundle)
 	}
+	return nil
 }
 
 // adopt makes bundle, clientID's session from node, this node's.
@@ -231,6 +290,17 @@ func (s *Sessions) shelfOf() *Rescuer {
 	return s.shelf
 }
 
+// claimerHeader names the node a handoff request comes from.
+const claimerHeader = "Shoal-Claimer"
+
+// handoffRequest is a handoff request with data to node, from this one.
+func (s *Sessions) handoffRequest(node string, data []byte) *nats.Msg {
+	m := nats.NewMsg(handoffSubject(node))
+	m.Data = data
+	m.Header.Set(claimerHeader, s.node.cfg.Node)
+	return m
+}
+
 // give answers a handoff request: the session goes to the node that
 // claimed it, if that claim is newer than this node's.
 func (s *Sessions) give(m *nats.Msg) {
@@ -243,12 +313,20 @@ func (s *Sessions) give(m *nats.Msg) {
 		_ = m.Respond(nil)
 		return
 	}
+	if epoch == 0 { // a settle request (rescue.go): no claim
+		reply := shelfReply
+		if shelf := s.shelfOf(); shelf != nil && !shelf.settled(clientID, m.Header.Get(claimerHeader)) {
+			reply = notSettledReply
+		}
+		_ = m.Respond(reply)
+		return
+	}
 	// The watch may have brought this very claim first.
 	if !s.learn(clientID, epoch, false) && !s.Holds(clientID, epoch) {
 		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
 		return
 	}
-	if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID) {
+	if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID, m.Header.Get(claimerHeader)) {
 		_ = m.Respond(shelfReply)
 		return
 	}

@@ -86,8 +86,9 @@ type Wills struct {
 	// was set for.
 	timers *deadline.Queue[string, uint64]
 
-	stop chan struct{}
-	done sync.WaitGroup
+	watch *bucketWatch // the bucket's, into known
+	stop  chan struct{}
+	done  sync.WaitGroup
 
 	// Published counts the wills this node published after winning
 	// them; Failed the writes the bucket refused or that were dropped.
@@ -148,11 +149,30 @@ func (w *Wills) Open(ctx context.Context, n *Node, send WillSender, log zerolog.
 		w.timers.Run(w.stop)
 	}()
 	go w.write()
-	if err := startWatch(ctx, kv, "wills", w.stop, &w.done, w.apply); err != nil {
+	w.watch = &bucketWatch{kv: kv, what: "wills", apply: w.apply, forget: w.forgetUnseen}
+	if err := w.watch.Start(ctx); err != nil {
 		w.Close()
 		return err
 	}
 	return nil
+}
+
+// Rewatch watches the bucket anew, and returns once known has what the
+// bucket holds, or ctx ends: for a node back from a partition, whose
+// watch may have stopped bringing changes.
+func (w *Wills) Rewatch(ctx context.Context) error { return w.watch.Anew(ctx) }
+
+// forgetUnseen forgets the wills whose keys a watch anew did not bring
+// (bucketWatch.forget): published, or ended, meanwhile.
+func (w *Wills) forgetUnseen(keys map[string]bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for key := range w.known {
+		if !keys[key] {
+			delete(w.known, key)
+			w.timers.Cancel(key)
+		}
+	}
 }
 
 // Close stops the watch and the timers, and writes what is queued (a
@@ -165,6 +185,9 @@ func (w *Wills) Close() {
 	default:
 	}
 	close(w.stop)
+	if w.watch != nil {
+		w.watch.Close()
+	}
 	w.done.Wait()
 	w.timers.Clear(func(string, uint64) {})
 }

@@ -315,6 +315,23 @@ func (c *client) sendDisconnect(code codec.ReasonCode, why string) {
 	buf.B = d.Append(buf.B, codec.V5)
 }
 
+// retire closes a client's connection on a node cut off from its cluster's
+// majority: MQTT 5 clients hear 0x9C (use another server). The embedding
+// program's own clients stay: they are this node's. No will: the client
+// did nothing wrong, and its session lives on in the cluster.
+func (c *client) retire() {
+	if c.state != stateConnected {
+		return
+	}
+	if o := c.conn.Origin(); o != nil && o.Internal {
+		return
+	}
+	c.why = counters.CloseCutOff
+	c.sendDisconnect(codec.UseAnotherServer, "this node is cut off from its cluster's majority")
+	c.forgetWill()
+	c.conn.Close()
+}
+
 // shutdown is the broker closing: tell MQTT 5 clients why and skip wills.
 func (c *client) shutdown() {
 	if c.state != stateConnected {
@@ -322,11 +339,16 @@ func (c *client) shutdown() {
 	}
 	c.why = counters.CloseShutdown
 	c.sendDisconnect(codec.ServerShuttingDown, "server shutting down")
+	c.forgetWill()
+	c.conn.Close()
+}
+
+// forgetWill forgets the client's will: its connection ends without it.
+func (c *client) forgetWill() {
 	if c.ext != nil && c.ext.will != nil {
 		c.ext.will.Release()
 		c.ext.will = nil
 	}
-	c.conn.Close()
 }
 
 // will returns the connection's will and its Will Delay Interval; nil if

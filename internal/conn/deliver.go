@@ -48,7 +48,9 @@ func (c *client) sendLocked(ls *loopState, d session.Delivery, now int64) {
 		ls.d.Release(m)
 		return
 	}
-	if s.QueueLen() > 0 || s.InflightLen() >= int(c.window) {
+	if s.QueueLen() > 0 || s.InflightLen() >= int(c.window) || !h.gate.Serving() {
+		// Behind the window — or held on a node that does not serve,
+		// which may hold a session the cluster moved (drainQueueLocked).
 		c.enqueueLocked(ls, d)
 		return
 	}
@@ -162,8 +164,14 @@ func (c *client) writePublish(ls *loopState, d *session.Delivery, id uint16, dup
 }
 
 // drainQueueLocked sends queued messages while the in-flight window has
-// room. c.sess.mu must be held.
+// room, on a node that serves (admit.Gate.Serving). c.sess.mu must be
+// held.
 func (c *client) drainQueueLocked(ls *loopState, now int64) {
+	if !c.h.gate.Serving() {
+		// A node cut off from its cluster, or back and not yet settled,
+		// may hold a session the cluster moved: what is queued waits.
+		return
+	}
 	s := c.sess
 	for s.QueueLen() > 0 && s.InflightLen() < int(c.window) {
 		d, _ := s.DequeueLocked()

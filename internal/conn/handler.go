@@ -169,6 +169,29 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	})
 }
 
+// Retire closes every client connection but the embedding program's own,
+// on a node cut off from its cluster's majority (MQTT 5: DISCONNECT 0x9C,
+// use another server), and waits, within ctx, until the last has left its
+// session.
+func (h *Handler) Retire(ctx context.Context) error {
+	err := h.engine.OnEach(ctx, func(c *eventloop.Conn) {
+		if cl, _ := c.Data.(*client); cl != nil {
+			cl.retire()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for h.attachedClients() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // refusalHeadroom is how many connections past MaxConnections are still
 // accepted, to be told CONNACK 0x97 rather than cut without a word; past
 // it a new connection is closed at accept, so a flood cannot use up the

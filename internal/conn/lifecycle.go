@@ -104,6 +104,8 @@ func (c *client) endFields(ls *loopState, ev *zerolog.Event) {
 		sent = codec.SessionTakenOver
 	case counters.CloseShutdown:
 		sent = codec.ServerShuttingDown
+	case counters.CloseCutOff:
+		sent = codec.UseAnotherServer
 	case counters.CloseNormal:
 		// leave runs within onDisconnect: ls.disconnect is this client's.
 		if d := &ls.disconnect; c.version == codec.V5 && d.Code.IsError() {

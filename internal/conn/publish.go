@@ -101,6 +101,17 @@ func (c *client) onPublish(ls *loopState, flags byte, body []byte) error {
 			return errReceiveMaximum
 		}
 	}
+	if p.QoS > 0 && !h.gate.Serving() {
+		// Cut off from the cluster's majority, which alone can store it
+		// with its replication: refused as a message the cluster did not
+		// store (NotStored) is.
+		h.stats.DropsNotStored.Add(1)
+		if c.version < codec.V5 {
+			return errNotStored
+		}
+		c.ackRefused(p, codec.UnspecifiedError)
+		return nil
+	}
 
 	// Inline when the publisher's order allows it (package dispatch, "Two
 	// paths, one order"); the worker, picked by a hash of the client id,

@@ -65,3 +65,21 @@ func PeerOf(o session.Owner) (Peer, bool) {
 }
 
 var protocolNames = map[byte]string{codec.V31: "3.1", codec.V311: "3.1.1", codec.V5: "5.0"}
+
+// attachedClients counts the sessions a client connection is attached to,
+// but the embedding program's own.
+func (h *Handler) attachedClients() int {
+	n := 0
+	h.sessions.Range(func(s *session.Session) bool {
+		s.Lock()
+		c, _ := s.OwnerLocked().(*client)
+		s.Unlock()
+		if c != nil {
+			if o := c.conn.Origin(); o == nil || !o.Internal {
+				n++
+			}
+		}
+		return true
+	})
+	return n
+}

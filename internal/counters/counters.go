@@ -15,13 +15,14 @@ const (
 	CloseProtocol                        // malformed packet or protocol violation
 	CloseShutdown                        // the broker is stopping
 	CloseAdmin                           // kicked through the admin API
+	CloseCutOff                          // the node was cut off from its cluster's majority
 	CloseReasons
 )
 
 // String is the reason's label in metrics and the admin API.
 func (r CloseReason) String() string {
 	return [...]string{"network", "normal", "disconnect_with_will", "takeover", "keepalive",
-		"slow_consumer", "protocol_error", "shutdown", "admin"}[r]
+		"slow_consumer", "protocol_error", "shutdown", "admin", "cut_off"}[r]
 }
 
 // Loop are one event loop's counters.

@@ -83,6 +83,9 @@ type Store struct {
 	cond      *sync.Cond
 	confirmed uint64
 	closed    bool
+	// held: the node is cut off from its cluster (Hold), and the
+	// writers' syncing commits do not wait for what cannot come.
+	held bool
 
 	purges chan purgeReq
 	stop   chan struct{}
@@ -162,7 +165,7 @@ func (r *Store) Flush() {
 	r.mu.Lock()
 	n := r.published
 	r.mu.Unlock()
-	r.wait(n)
+	r.wait(n, true)
 }
 
 // Detach waits for what was published and stops copying: from now on
@@ -179,7 +182,7 @@ func (r *Store) Detach() {
 	r.mu.Unlock()
 	waited := make(chan struct{})
 	go func() {
-		r.wait(n)
+		r.wait(n, true)
 		close(waited)
 	}()
 	select {
@@ -209,12 +212,26 @@ func (r *Store) confirmedNow() uint64 {
 	return r.confirmed
 }
 
-// wait blocks until n publishes are confirmed or failed, or r closed.
-func (r *Store) wait(n uint64) {
+// wait blocks until n publishes are confirmed or failed, or r closed —
+// or, unless strict, r held.
+func (r *Store) wait(n uint64, strict bool) {
 	r.cmu.Lock()
-	for r.confirmed < n && !r.closed {
+	for r.confirmed < n && !r.closed && (strict || !r.held) {
 		r.cond.Wait()
 	}
+	r.cmu.Unlock()
+}
+
+// Hold, on, ends the waits of the writers' syncing commits (but for the
+// strict writers', CopyWriter and ShelfWriter) at once, and makes those to
+// come not wait, until Hold(false): for a node cut off from its cluster's
+// majority, whose publishes the stream cannot confirm, and whose event
+// loops would otherwise stall for ackTimeout on each syncing commit. What
+// is published meanwhile is still confirmed or counted in Failures.
+func (r *Store) Hold(on bool) {
+	r.cmu.Lock()
+	r.held = on
+	r.cond.Broadcast()
 	r.cmu.Unlock()
 }
 

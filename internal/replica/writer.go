@@ -115,7 +115,7 @@ func (w *writer) Commit(sync bool) error {
 	r.mu.Unlock()
 	if sync {
 		failed := r.Failures.Load()
-		r.wait(n)
+		r.wait(n, w.strict)
 		if w.strict && r.Failures.Load() != failed {
 			return errNotReplicated
 		}
