@@ -33,44 +33,9 @@ func TestClusterNodeKill(t *testing.T) {
 	if os.Getenv("SHOAL_CLUSTER_KILL") == "" {
 		t.Skip("make stress runs it (SHOAL_CLUSTER_KILL=1): not yet reliable enough for make test")
 	}
-	bin := buildBroker(t)
-	dir := t.TempDir()
-	routes := testutil.RouteAddrs(t, 3)
-	addrs := make([]string, 3)
-	procs := make([]*brokerProc, 3)
-	for i := range addrs {
-		addrs[i] = testutil.FreeAddr(t)
-	}
-	for i := range addrs {
-		var others []string
-		for j, r := range routes {
-			if j != i {
-				others = append(others, fmt.Sprintf("%q", r))
-			}
-		}
-		cfg := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i))
-		conf := fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_level: warn\nlog_format: json\nadmin_listen: \"\"\nallow_anonymous: true\nmax_queued: 1000000\n"+
-			"cluster:\n  name: kill\n  node: n%d\n  listen: %q\n  routes: [%s]\n  rescue_after: 1s\n",
-			addrs[i], filepath.Join(dir, fmt.Sprintf("data%d", i)), i, routes[i], strings.Join(others, ", "))
-		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		procs[i] = spawnBroker(t, bin, "", "-c", cfg) // together: each waits for the others
-	}
-	for i, p := range procs {
-		p.waitListening(t, addrs[i])
-	}
+	procs, addrs := startClusterProcs(t, "kill", "1s")
 
-	sub := newCrashSub()
-	if err := sub.connect(addrs[1], true); err != nil {
-		t.Fatalf("subscriber on node 1: %v", err)
-	}
-	// Node 0 must know node 1's interest before the test counts on it: a
-	// message published before matches no one (no loss). Probe until one
-	// arrives.
-	if !probe(t, sub, addrs[0], "probe") {
-		t.Fatal("node 1 never got a message published on node 0")
-	}
+	sub := subscribedOn(t, addrs, 1, 0)
 	if err := sub.close(); err != nil { // offline from now on: node 1 keeps its queue
 		t.Fatal(err)
 	}
@@ -82,11 +47,7 @@ func TestClusterNodeKill(t *testing.T) {
 	if !pub.awaitAcked(300, crashDrain) {
 		t.Fatalf("only %d acknowledged in %v", pub.ackedCount(), crashDrain)
 	}
-	logs := func() {
-		for i, p := range procs {
-			t.Logf("node %d's log:\n%s", i, p.stderr.String())
-		}
-	}
+	logs := func() { logAll(t, procs) }
 	procs[1].kill()
 	killedAt := pub.ackedCount()
 	if !pub.awaitAcked(killedAt+300, crashDrain) { // on, with node 1 dead
@@ -94,10 +55,7 @@ func TestClusterNodeKill(t *testing.T) {
 		t.Fatalf("%d acknowledged in %v after the kill (%d before, %d refused)", pub.ackedCount()-killedAt, crashDrain, killedAt, pub.refused)
 	}
 	pub.stop()
-	var acked []string
-	for p := range pub.acked {
-		acked = append(acked, p)
-	}
+	acked := pub.ackedList()
 
 	start := time.Now()
 	// As a client would, it tries again: the CONNECT waits for node 1's
@@ -157,6 +115,66 @@ func TestClusterNodeKill(t *testing.T) {
 		t.Error(err)
 	}
 	_ = sub.close()
+}
+
+// startClusterProcs starts three broker processes as one cluster (named
+// name, rescue_after after), each routing to the other two, and returns
+// them once they listen, with their MQTT addresses.
+func startClusterProcs(t *testing.T, name, after string) ([]*brokerProc, []string) {
+	t.Helper()
+	bin := buildBroker(t)
+	dir := t.TempDir()
+	routes := testutil.RouteAddrs(t, 3)
+	addrs := make([]string, 3)
+	procs := make([]*brokerProc, 3)
+	for i := range addrs {
+		addrs[i] = testutil.FreeAddr(t)
+	}
+	for i := range addrs {
+		var others []string
+		for j, r := range routes {
+			if j != i {
+				others = append(others, fmt.Sprintf("%q", r))
+			}
+		}
+		cfg := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i))
+		conf := fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_level: warn\nlog_format: json\nadmin_listen: \"\"\nallow_anonymous: true\nmax_queued: 1000000\n"+
+			"cluster:\n  name: %s\n  node: n%d\n  listen: %q\n  routes: [%s]\n  rescue_after: %s\n",
+			addrs[i], filepath.Join(dir, fmt.Sprintf("data%d", i)), name, i, routes[i], strings.Join(others, ", "), after)
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		procs[i] = spawnBroker(t, bin, "", "-c", cfg) // together: each waits for the others
+	}
+	for i, p := range procs {
+		p.waitListening(t, addrs[i])
+	}
+	return procs, addrs
+}
+
+// subscribedOn connects a crashSub, with a new session, to node on of
+// addrs, and returns it once node from routes to it: a message published
+// there before would match no one (no loss, but nothing to count on), so
+// it probes until one arrives. expect are the DISCONNECT reason codes the
+// test expects from the broker.
+func subscribedOn(t *testing.T, addrs []string, on, from int, expect ...byte) *crashSub {
+	t.Helper()
+	sub := newCrashSub()
+	sub.expect = expect
+	if err := sub.connect(addrs[on], true); err != nil {
+		t.Fatalf("subscriber on node %d: %v", on, err)
+	}
+	if !probe(t, sub, addrs[from], "probe") {
+		t.Fatalf("node %d never got a message published on node %d", on, from)
+	}
+	return sub
+}
+
+// logAll logs each process's log.
+func logAll(t *testing.T, procs []*brokerProc) {
+	for i, p := range procs {
+		t.Logf("node %d's log:\n%s", i, p.stderr.String())
+	}
 }
 
 // probe publishes QoS 1 messages on addr, a fifth of a second apart, until

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -248,6 +249,10 @@ type crashSub struct {
 	got     map[string]int // payload -> times delivered
 	readErr error
 	news    chan struct{} // a message arrived; capacity 1
+	// expect are the DISCONNECT reason codes the test expects from the
+	// broker; told records that one came.
+	expect []byte
+	told   bool
 }
 
 func newCrashSub() *crashSub {
@@ -303,10 +308,15 @@ func (s *crashSub) receive(r paho.PublishReceived) (bool, error) {
 }
 
 // disconnected records a DISCONNECT from the broker: nothing in this test
-// should earn one (a slow consumer's 0x97 is kept off by max_queued).
+// should earn one (a slow consumer's 0x97 is kept off by max_queued) but
+// the one it expects.
 func (s *crashSub) disconnected(d *paho.Disconnect) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if slices.Contains(s.expect, d.ReasonCode) {
+		s.told = true
+		return
+	}
 	if s.readErr == nil {
 		s.readErr = fmt.Errorf("the broker sent DISCONNECT %#x", d.ReasonCode)
 	}
@@ -443,6 +453,20 @@ func (p *crashPub) run(ctx context.Context) {
 			return // the connection is gone, or stop
 		}
 	}
+}
+
+// ackedList lists the payloads acknowledged. After stop.
+func (p *crashPub) ackedList() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Collect(maps.Keys(p.acked))
+}
+
+// ackedNow is a copy of the payloads acknowledged so far.
+func (p *crashPub) ackedNow() map[string]bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.acked)
 }
 
 func (p *crashPub) ackedCount() int {
