@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -92,8 +93,8 @@ type Sessions struct {
 	// the replicated copy alone, handed over as shelfReply. Set by Open.
 	shelf *Rescuer
 	// health says whether this node serves (nil: it does). Set by
-	// Health.Open.
-	health *Health
+	// Health.Open; read without mu: every QoS 1 and 2 delivery asks.
+	health atomic.Pointer[Health]
 
 	sub    *nats.Subscription
 	cancel context.CancelFunc
@@ -107,18 +108,12 @@ func (s *Sessions) setShelf(r *Rescuer) {
 }
 
 // setHealth makes h the judge of whether this node serves.
-func (s *Sessions) setHealth(h *Health) {
-	s.mu.Lock()
-	s.health = h
-	s.mu.Unlock()
-}
+func (s *Sessions) setHealth(h *Health) { s.health.Store(h) }
 
 // Serving implements admit.Owners: whether this node may take clients and
 // QoS 1 and 2 messages now (Health.Serving).
 func (s *Sessions) Serving() bool {
-	s.mu.Lock()
-	h := s.health
-	s.mu.Unlock()
+	h := s.health.Load()
 	return h == nil || h.Serving()
 }
 
