@@ -37,17 +37,20 @@ import (
 // is done, settles its sessions with the cluster as a node that restarts
 // does (Member.Rejoin: its own claimed again, those rescued from it taken
 // back from the copy, those taken elsewhere ended here), and serves
-// again. A node whose rounds stop for staleAfter (frozen, or starved)
-// does not serve until its next round: what it holds may be stale.
+// again. A node whose rounds stop for rescue_after (frozen, or starved;
+// staleAfter at least) does not serve until its next round: what it holds
+// may be stale.
 //
 // With an external NATS cluster the Shoal nodes are no quorum of their
 // own: a node serves while its connection to NATS is up, and what NATS
 // cannot store with its replication is refused as it comes
 // (Conn.NotStored).
 
-// staleAfter is how long a node serves after its last round: past it, it
-// waits for the next one. Rounds are rescueCheck apart, each at most
-// pingWait long.
+// staleAfter is how long a node serves after its last round, at least:
+// past it, it waits for the next one. Rounds are rescueCheck apart, each
+// about pingWait long. A node is stale after rescue_after if that is
+// longer: the others rescue no node that did not answer them for that
+// long, so a shorter pause (a loaded machine) costs nothing.
 const staleAfter = 2*rescueCheck + pingWait
 
 // cutOffRounds is how many rounds in a row without a majority cut a
@@ -89,6 +92,7 @@ type Health struct {
 	member  Member
 	log     zerolog.Logger
 	after   time.Duration
+	stale   int64 // ns: staleAfter, or after if longer
 
 	state atomic.Int32
 	last  atomic.Int64 // when the last round ended, Unix ns
@@ -127,6 +131,7 @@ func (h *Health) Open(n *Node, peers *Peers, sessions *Sessions, rescuer *Rescue
 	if n.cfg.RescueAfter > 0 {
 		h.after = n.cfg.RescueAfter
 	}
+	h.stale = int64(max(staleAfter, h.after))
 	sessions.setHealth(h)
 	peers.setGate(h)
 	h.done.Add(1)
@@ -151,7 +156,7 @@ func (h *Health) Close() {
 // and 2 messages now: it is with the cluster's majority, settled, and its
 // last round is recent.
 func (h *Health) Serving() bool {
-	return h.state.Load() == serving && time.Now().UnixNano()-h.last.Load() < int64(staleAfter)
+	return h.state.Load() == serving && time.Now().UnixNano()-h.last.Load() < h.stale
 }
 
 // CutOff reports whether this node is cut off from the cluster's
@@ -185,7 +190,7 @@ func (h *Health) run() {
 			return
 		case <-t.C:
 		}
-		frozen := time.Now().UnixNano()-h.last.Load() >= int64(staleAfter)
+		frozen := time.Now().UnixNano()-h.last.Load() >= h.stale
 		if frozen {
 			h.member.Hold(true) // until this round knows better
 		}
@@ -250,7 +255,7 @@ func (h *Health) ping() (alive map[string]bool, majority bool) {
 }
 
 // step moves the state on by a round's finding and returns the new one.
-// frozen: the round came staleAfter or more after the last.
+// frozen: the round came h.stale or more after the last.
 func (h *Health) step(majority, frozen bool) int32 {
 	state := h.state.Load()
 	if !majority {
