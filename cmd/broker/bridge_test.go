@@ -61,7 +61,7 @@ func bridgeForwards(t *testing.T, remote *testutil.MosquittoBroker, conf, format
 		t.Fatalf("mosquitto_sub -E on Mosquitto: %v: %s", err, out)
 	}
 	addr, logs, _ := runWith(t, conf, "--config-format", format, "--admin-listen", "")
-	logs.WaitLine(t, 15*time.Second, "bridge: link to the remote broker up", map[string]any{"address": remote.Addr})
+	logs.WaitLine(t, 30*time.Second, "bridge: link to the remote broker up", map[string]any{"address": remote.Addr})
 	host, lport := testutil.HostPort(t, addr)
 	// The bridge's "1", retained on Shoal (after a "0" while the remote
 	// was not up yet), comes after its subscription there on the same

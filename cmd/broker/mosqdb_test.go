@@ -86,7 +86,7 @@ func TestMosquittoDBImported(t *testing.T) {
 	}
 	conf = asRootInProcess(t, conf)
 	logs, stop := runStoppable(t, conf, "--admin-listen", "")
-	logs.WaitLine(t, 5*time.Second, "imported into the store", map[string]any{
+	logs.WaitLine(t, 30*time.Second, "imported into the store", map[string]any{
 		"import": "mosquitto.db", "from": db, "db_version": 6,
 		"sessions": 2, "subscriptions": 2, "retained": 2, "queued": 4, "in_flight": 0, "skipped": 0,
 	})
@@ -111,7 +111,7 @@ func TestMosquittoDBImported(t *testing.T) {
 	}
 
 	logs, stop = runStoppable(t, conf, "--admin-listen", "")
-	logs.WaitLine(t, 5*time.Second, "imported into this store before: not again", map[string]any{"import": "mosquitto.db"})
+	logs.WaitLine(t, 30*time.Second, "imported into this store before: not again", map[string]any{"import": "mosquitto.db"})
 	if n := len(logs.Lines(t, "imported into the store")); n != 0 {
 		t.Errorf("imported again on the second start")
 	}
