@@ -255,6 +255,16 @@ func (m clusterMember) Hold(on bool) {
 	}
 }
 
+// Resume sends what the connected clients' sessions queued while the node
+// did not serve.
+func (m clusterMember) Resume() {
+	ctx, cancel := context.WithTimeout(m.b.ctx, retireWait)
+	defer cancel()
+	if err := m.b.conns.Resume(ctx); err != nil {
+		m.b.lg().Warn().Err(err).Msg("cluster: not every client's queue was sent again in time")
+	}
+}
+
 // closeCluster leaves the cluster, if the broker is in one: routing
 // between the nodes stops, then the node.
 func (b *Broker) closeCluster() {

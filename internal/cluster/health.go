@@ -74,6 +74,9 @@ type Member interface {
 	// (the stream cannot confirm what it cannot store): while it does
 	// not serve, its event loops must not stall on them.
 	Hold(on bool)
+	// Resume sends what the sessions of connected clients queued while
+	// the node did not serve.
+	Resume()
 }
 
 // The states of a node's Health.
@@ -195,6 +198,7 @@ func (h *Health) run() {
 			h.member.Hold(true) // until this round knows better
 		}
 		alive, majority := h.ping()
+		was := h.state.Load()
 		state := h.step(majority, frozen)
 		if state == serving {
 			h.member.Hold(false)
@@ -205,6 +209,9 @@ func (h *Health) run() {
 		close(h.round)
 		h.round = make(chan struct{})
 		h.mu.Unlock()
+		if state == serving && (was != serving || frozen) {
+			h.member.Resume()
+		}
 		if state == serving && h.rescuer != nil {
 			h.rescuer.check(alive)
 		}

@@ -192,6 +192,25 @@ func (h *Handler) Retire(ctx context.Context) error {
 	return nil
 }
 
+// Resume sends what the sessions of the connected clients queued while
+// the node did not serve (cluster.Health): their deliveries waited in the
+// queue (drainQueueLocked), and a client with nothing in flight sends no
+// PUBACK that would drain it.
+func (h *Handler) Resume(ctx context.Context) error {
+	return h.engine.OnEach(ctx, func(c *eventloop.Conn) {
+		cl, _ := c.Data.(*client)
+		if cl == nil || cl.state != stateConnected || cl.sess == nil {
+			return
+		}
+		s := cl.sess
+		s.Lock()
+		if cl.ownsLocked() {
+			cl.drainQueueLocked(h.loops[cl.LoopIndex()], c.Loop().Now())
+		}
+		s.Unlock()
+	})
+}
+
 // refusalHeadroom is how many connections past MaxConnections are still
 // accepted, to be told CONNACK 0x97 rather than cut without a word; past
 // it a new connection is closed at accept, so a flood cannot use up the
