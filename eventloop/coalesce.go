@@ -21,7 +21,9 @@ import (
 //     it makes without waiting, so the wake-up runs after the rest of
 //     this poll's read bursts and those ready at the next: what they
 //     deliver to the same client goes in the same write. It costs an
-//     eventfd write when no wake-up was pending;
+//     eventfd write when no wake-up was pending, and is not asked for
+//     while such wake-ups have lately gathered less than one more write
+//     each on this loop (wakeGate, below);
 //   - at the end of a wake-up or tick, while another wake-up is pending:
 //     another goroutine has posted more since this one began (router
 //     workers and other loops post deliveries, then wake the loop).
@@ -102,13 +104,14 @@ func (l *Loop) mayHold(c *Conn, now int64, burst bool) (until int64, ok bool) {
 		return 0, false
 	}
 	if !l.wakePending.Load() {
-		if !burst {
-			return 0, false // nothing more is coming now
+		if !burst || !l.gate.allow() {
+			return 0, false // nothing more is coming now, or holding has not paid
 		}
 		l.Wake()
 		if !l.wakePending.Load() { // the engine is stopping
 			return 0, false
 		}
+		l.gate.woke()
 	}
 	return now + int64(w-since), true
 }
@@ -159,4 +162,84 @@ func (l *Loop) write(c *Conn, now int64) int64 {
 	c.urgent, c.held = false, false
 	c.dropOut()
 	return int64(n)
+}
+
+// wakeGate decides whether a read burst's held output may still ask for
+// the wake-up that holding it needs (mayHold), from what such wake-ups
+// have bought on this loop. A wake-up costs the loop an eventfd write and
+// one more pass through gnet's poll; it buys nothing when no other event
+// of the poll writes to the held connection before the wake-up sends it.
+// That is the case where each client gets messages faster than Coalesce
+// but each message arrives alone: make bench's shared fan-in at 4,000
+// msg/s (each of 5 group members gets one every 1.25 ms, each
+// publisher's message in its own poll). There holding saved no segments
+// (0.82 per delivery either way) and cost 0.27 more read and write calls
+// per delivery (the eventfd) and 8-22% more CPU per delivery than
+// coalesce: 0s in three runs of 3-7 rounds, 1% in a fourth. In plain
+// fan-in and mesh, where the same wake-up gathers several messages per
+// client, holding saved a third and a sixth of the CPU. With the gate,
+// shared fan-in makes coalesce: 0s's 2.19 calls per delivery and used
+// 0.89× the CPU per delivery of the same tree without it (paired medians
+// of 15 rounds; 0.98× in a 7-round run), mesh and plain fan-in 1.00×
+// (bench/results/2026-12-07-gate.md).
+//
+// The gate counts, over windows of gateWindow wake-ups, the joins: output
+// written to a connection while it was held, a write saved. A window with
+// fewer than one join per gateRatio wake-ups closes the gate for the
+// next gateSkip read bursts that would hold output (their output goes at
+// once, as with coalesce: 0s); then a new window measures again. By the
+// figures above a wake-up costs about what a saved write does (4.4 µs per
+// lone delivery in shared fan-in; 2.7 µs saved per delivery in plain
+// fan-in, where about half the writes went), so holding breaks even near
+// one join per wake-up. The gate closes well below that, only where
+// holding clearly buys nothing, because a saved write also saves a
+// segment that the client's CPU and the network pay for, which the
+// broker's CPU does not show. The workloads measured sit far on either
+// side (inferred from their segment counts: shared fan-in about 0.02
+// joins per wake-up, plain fan-in about 2.5, mesh about 5). Output held
+// while a wake-up is pending anyway (posted work) is unaffected: it costs
+// nothing to hold. Loop goroutine only.
+type wakeGate struct {
+	wakes, joins uint32 // this window's
+	skip         uint32 // burst holds left before the next window
+}
+
+const (
+	gateWindow = 64
+	gateRatio  = 4
+	// gateSkip is about a second of lone deliveries in that shared
+	// fan-in: measuring again then costs 1.5% of what holding them all did.
+	gateSkip = 4096
+)
+
+// allow reports whether a read burst may hold output and wake the loop
+// for it.
+func (g *wakeGate) allow() bool {
+	if g.skip == 0 {
+		return true
+	}
+	g.skip--
+	g.joins = 0 // the next window counts its own
+	return false
+}
+
+// woke counts a wake-up asked for held output and, at the end of a
+// window, closes the gate if the window's joins did not pay for it.
+func (g *wakeGate) woke() {
+	g.wakes++
+	if g.wakes < gateWindow {
+		return
+	}
+	if g.joins*gateRatio < g.wakes {
+		g.skip = gateSkip
+	}
+	g.wakes, g.joins = 0, 0
+}
+
+// joined counts output written to a connection while its earlier output
+// was held.
+func (g *wakeGate) joined() {
+	if g.joins < gateWindow {
+		g.joins++
+	}
 }

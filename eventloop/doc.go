@@ -31,7 +31,8 @@
 // to a connection whose previous write went out less than
 // Config.Coalesce ago may instead wait while the loop has more work
 // already on its way — the rest of the poll after a read burst (the loop
-// wakes itself to flush after it), or deliveries posted during a wake-up
+// wakes itself to flush after it, while such wake-ups gather enough to
+// pay for themselves), or deliveries posted during a wake-up
 // — and goes with the first flush that finds none, at most Coalesce after
 // that write: a client receiving many messages a second gets them in
 // fewer writes and TCP segments, while output on an idle loop, an answer,

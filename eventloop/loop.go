@@ -63,6 +63,7 @@ type Loop struct {
 	held      []*Conn
 	heldUntil int64
 	source    *Conn
+	gate      wakeGate // whether read bursts' holds have paid for their wake-ups
 
 	// Counters, bumped once per event by the loop and read by anyone:
 	// bytes of complete frames read, bytes handed to the kernel, events
@@ -266,6 +267,9 @@ func (l *Loop) flush(mayHold bool) {
 		c.dirty = false
 		if c.out == nil {
 			continue
+		}
+		if c.held {
+			l.gate.joined()
 		}
 		if !c.closed {
 			if until, ok := l.mayHold(c, now, mayHold); ok {
