@@ -228,6 +228,26 @@ func TestRenderRates(t *testing.T) {
 	if strings.Contains(out, "q0-sat") {
 		t.Errorf("rates report has a saturation row:\n%s", out)
 	}
+
+	// Shoal's own variants get a ratio but no verdict: the target is
+	// against Mosquitto. Here shoal-nagle ran as Mosquitto did.
+	recs := loadRecords(t, "p2p.jsonl")
+	for _, r := range recs {
+		if r.Broker == brokers.Mosquitto {
+			r.Broker = brokers.ShoalNagle
+			recs = append(recs, r)
+		}
+	}
+	names = []string{brokers.Shoal, brokers.ShoalNagle, brokers.Mosquitto}
+	out = RenderRates([]*Summary{Summarize("p2p", fixtureVariants(), names, recs)}, fixtureMeta())
+	for _, want := range []string{
+		"| p2p | q0-rate | shoal-nagle | 0.67× | 0.64× | 1.33× | — |",
+		"| p2p | q0-rate | mosquitto | 0.67× | 0.64× | 1.33× | met |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("rates report with shoal-nagle lacks %q:\n%s", want, out)
+		}
+	}
 	if RenderRates(nil, fixtureMeta()) != "" {
 		t.Error("rates report of nothing is not empty")
 	}

@@ -31,7 +31,7 @@ func (b Bins) Command(name string, port int, dir string, persist bool) ([]string
 		}
 	}
 	switch name {
-	case Shoal, ShoalBefore, ShoalNoCoalesce:
+	case Shoal, ShoalBefore, ShoalNoCoalesce, ShoalNagle:
 		bin := b.Shoal
 		if name == ShoalBefore {
 			if bin = b.ShoalBefore; bin == "" {
@@ -39,8 +39,11 @@ func (b Bins) Command(name string, port int, dir string, persist bool) ([]string
 			}
 		}
 		conf := ShoalConfig(port, dataDir)
-		if name == ShoalNoCoalesce {
+		switch name {
+		case ShoalNoCoalesce:
 			conf += "coalesce: 0s\n"
+		case ShoalNagle:
+			conf += "tcp_nodelay: false\n"
 		}
 		cfg := filepath.Join(dir, "shoal.yaml")
 		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {

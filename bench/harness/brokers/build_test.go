@@ -40,6 +40,13 @@ func TestCommand(t *testing.T) {
 	if c, _ := os.ReadFile(filepath.Join(dir, "shoal.yaml")); !strings.HasSuffix(string(c), "coalesce: 0s\n") {
 		t.Errorf("shoal.yaml for %s:\n%s", ShoalNoCoalesce, c)
 	}
+	// shoal-nagle is the working tree's Shoal with tcp_nodelay: false.
+	if got, err := b.Command(ShoalNagle, 1999, dir, false); err != nil || got[0] != "/b/shoal" {
+		t.Errorf("Command(%s) = %q, %v", ShoalNagle, got, err)
+	}
+	if c, _ := os.ReadFile(filepath.Join(dir, "shoal.yaml")); !strings.HasSuffix(string(c), "tcp_nodelay: false\n") || strings.Contains(string(c), "coalesce: 0s") {
+		t.Errorf("shoal.yaml for %s:\n%s", ShoalNagle, c)
+	}
 	if _, err := b.Command(Shoal, 1999, dir, false); err != nil {
 		t.Fatal(err)
 	}

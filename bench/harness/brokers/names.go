@@ -10,6 +10,11 @@ const (
 	// delivery written at once: beside Shoal, what the coalescing window
 	// buys in CPU and costs in latency. Only when named in -brokers.
 	ShoalNoCoalesce = "shoal-coalesce0"
+	// ShoalNagle is the working tree's Shoal with tcp_nodelay: false,
+	// Nagle's algorithm on as Mosquitto runs by default: beside Shoal,
+	// what the kernel's holding of small writes would buy and cost in
+	// place of the broker's own coalescing. Only when named in -brokers.
+	ShoalNagle = "shoal-nagle"
 	// ShoalCluster is three Shoal processes as one cluster (ClusterNodes,
 	// ShoalClusterConfigs), in the cluster scenario only.
 	ShoalCluster = "shoal-3nodes"
@@ -31,10 +36,10 @@ func All() []string { return []string{Shoal, Mosquitto, MosquittoNoDelay, Mochi,
 // IsMosquitto reports whether broker is one of the Mosquitto configurations.
 func IsMosquitto(broker string) bool { return broker == Mosquitto || broker == MosquittoNoDelay }
 
-// IsShoal reports whether broker is Shoal, as it is, as it was, or
-// without coalescing.
+// IsShoal reports whether broker is Shoal, as it is, as it was, without
+// coalescing or with Nagle's algorithm.
 func IsShoal(broker string) bool {
-	return broker == Shoal || broker == ShoalBefore || broker == ShoalNoCoalesce
+	return broker == Shoal || broker == ShoalBefore || broker == ShoalNoCoalesce || broker == ShoalNagle
 }
 
 // ClusterNodes is how many Shoal processes ShoalCluster runs.
