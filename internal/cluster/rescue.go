@@ -167,9 +167,12 @@ type rescueRun struct {
 	// ready is closed once the reading has started, or the rescue
 	// failed.
 	ready chan struct{}
-	// passes counts the reads that found the gone node's subject empty
-	// (awaitDrained).
+	// passes counts the reads that found the gone node's subject empty;
+	// next is the stream sequence the reading is at: every batch of the
+	// subject below it is kept (awaitDrained).
 	passes atomic.Uint64
+	next   atomic.Uint64
+	stream jetstream.Stream // the forward stream, once the reading starts
 	// rev is the revision of the rescue's key once it said ready: the
 	// record end writes over, if it is still there.
 	rev  uint64
@@ -492,7 +495,7 @@ func (r *Rescuer) rescue(ctx context.Context, gone string) (err error) {
 	if err != nil {
 		return err
 	}
-	run.stop, run.done = make(chan struct{}), make(chan struct{})
+	run.stop, run.done, run.stream = make(chan struct{}), make(chan struct{}), stream
 	go r.drain(run, stream)
 	r.log.Warn().Str("gone", gone).Int("sessions", len(owned)).Msg("cluster: a gone node's sessions are shelved here")
 	return nil
@@ -555,9 +558,10 @@ func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
 	return nil
 }
 
-// settled waits, up to drainWait, until id's session, if it is on the
-// shelf, is read from the copy and has what waited for it in its gone
-// node's subject (awaitDrained); it reports whether it got there.
+// settled waits, up to drainWait in all, until id's session, if it is on
+// the shelf, is read from the copy and has what waited for it in its gone
+// node's subject until now (awaitDrained); it reports whether it got
+// there.
 func (r *Rescuer) settled(id, claimer string) bool {
 	r.mu.Lock()
 	sh := r.shelf[id]
@@ -571,6 +575,7 @@ func (r *Rescuer) settled(id, claimer string) bool {
 		// rescue has not read yet comes to it there.
 		return true
 	}
+	deadline := time.Now().Add(drainWait)
 	timeout := time.After(drainWait)
 	select {
 	case <-sh.read:
@@ -582,17 +587,32 @@ func (r *Rescuer) settled(id, claimer string) bool {
 	}
 	select {
 	case <-run.ready:
-		return r.awaitDrained(run, drainWait)
+		return r.awaitDrained(run, time.Until(deadline))
 	case <-timeout:
 		return false
 	}
 }
 
 // unshelve takes id's session off the shelf, if it is there, once what
-// this node wrote of it is confirmed: the node id's client connects to
-// (claimer) reads it from the copy (shelfReply).
-func (r *Rescuer) unshelve(id, claimer string) bool {
-	r.settled(id, claimer)
+// this node wrote of it is confirmed, and what waited for it in its gone
+// node's subject is in it (settled): the node id's client connects to
+// (claimer) reads it from the copy (shelfReply). It reports whether the
+// session was on the shelf. Strict, it fails with errNotSettled when the
+// rescue has not read all that waited for the session yet, and the
+// session stays on the shelf: for a claim made on this node, which is
+// refused and whose client's next try, here or anywhere, finds the
+// session here still. Another node's claim has asked whether the session
+// is settled before it claimed (beforeClaim); it gets the session anyway,
+// as its claim is already the newest.
+func (r *Rescuer) unshelve(id, claimer string, strict bool) (bool, error) {
+	if !r.settled(id, claimer) && strict {
+		r.mu.Lock()
+		_, there := r.shelf[id]
+		r.mu.Unlock()
+		if there {
+			return true, errNotSettled
+		}
+	}
 	r.mu.Lock()
 	sh := r.shelf[id]
 	r.mu.Unlock()
@@ -615,7 +635,7 @@ func (r *Rescuer) unshelve(id, claimer string) bool {
 	if sh != nil {
 		r.copies.Flush()
 	}
-	return sh != nil
+	return sh != nil, nil
 }
 
 // drain reads what waits for run's gone node in the forward stream —
@@ -645,6 +665,7 @@ func (r *Rescuer) drain(run *rescueRun, stream jetstream.Stream) {
 				}
 				if err == nil {
 					seq = m.Sequence + 1
+					run.next.Store(seq)
 				}
 			}
 		}
@@ -833,15 +854,26 @@ const (
 	endDrainWait = 6 * time.Second // below handoffWait: a claim back waits for it
 )
 
-// awaitDrained waits, up to wait, until run has read and kept
-// everything in its gone node's subject: a pass of its reading that
-// began after this call found the subject empty. A session taken off the
-// shelf then has what the gone node was sent for it until now. It reports
-// whether it got there.
+// awaitDrained waits, up to wait, until run has read and kept what was
+// in its gone node's subject when it was called: up to the subject's
+// last batch then, or until a pass of its reading that began after the
+// call found the subject empty. A session taken off the shelf then has
+// what the gone node was sent for it until now — while publishers go on
+// sending to the subject, its end moves on, and only a bound of this kind
+// is ever reached. It reports whether it got there.
 func (r *Rescuer) awaitDrained(run *rescueRun, wait time.Duration) bool {
 	p0 := run.passes.Load()
 	deadline := time.Now().Add(wait)
-	for run.passes.Load() < p0+2 { // the pass under way may have begun before
+	var last uint64 // 0: unknown, or the subject was empty
+	if run.stream != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if m, err := run.stream.GetLastMsgForSubject(ctx, forwardSubject(run.gone)); err == nil {
+			last = m.Sequence
+		}
+		cancel()
+	}
+	// The pass under way may have begun before the call: two passes.
+	for run.passes.Load() < p0+2 && (last == 0 || run.next.Load() <= last) {
 		if time.Now().After(deadline) {
 			r.log.Warn().Str("gone", run.gone).Msg("cluster: a gone node's messages are not all read yet")
 			return false
@@ -873,23 +905,27 @@ var errNotSettled = errors.New("cluster: the session's rescuer has not yet read 
 // the rest in the subject, for no one.
 func (r *Rescuer) beforeClaim(ctx context.Context, clientID string) error {
 	o, ok, err := r.owners.Get(ctx, clientID)
-	self := r.node.cfg.Node
-	switch {
-	case err != nil || !ok:
-		return nil
-	case o.Node == self && o.Rescue && !r.settled(clientID, self):
-		return errNotSettled // on this node's own shelf
-	case o.Node == self:
+	if err != nil || !ok {
 		return nil
 	}
-	if !o.Rescue {
+	self := r.node.cfg.Node
+	if o.Node != self && !o.Rescue {
 		if r.node.answers(o.Node) {
 			return nil
 		}
 		r.awaitRescue(ctx, clientID, o.Node)
-		if o, ok, err = r.owners.Get(ctx, clientID); err != nil || !ok || o.Node == self || !o.Rescue {
+		if o, ok, err = r.owners.Get(ctx, clientID); err != nil || !ok {
 			return nil
 		}
+	}
+	switch {
+	case !o.Rescue:
+		return nil
+	case o.Node == self: // on this node's own shelf
+		if !r.settled(clientID, self) {
+			return errNotSettled
+		}
+		return nil
 	}
 	reply, err := r.node.nc.RequestMsgWithContext(ctx, r.sessions.handoffRequest(o.Node, settleRequest(clientID)))
 	if err == nil && bytes.Equal(reply.Data, notSettledReply) {

@@ -88,6 +88,11 @@ type Sessions struct {
 	// from the replicated copy, by client id, with the node each came
 	// from (adoptCopy). Guarded by mu.
 	unread map[string]string
+	// claiming has an entry for each client id a claim of this node is
+	// under way for, closed when it ends: a client that gives up on its
+	// CONNECT and tries again here waits for its first claim to end,
+	// which may be moving the session here (turn). Guarded by mu.
+	claiming map[string]chan struct{}
 
 	// shelf is this node's rescuer (rescue.go): the sessions it keeps in
 	// the replicated copy alone, handed over as shelfReply. Set by Open.
@@ -120,7 +125,7 @@ func (s *Sessions) Serving() bool {
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
 func NewSessions() *Sessions {
-	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}}
+	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, claiming: map[string]chan struct{}{}}
 }
 
 // claim is a claim of a session this node knows of.
@@ -179,6 +184,12 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), handoffWait+rescueClaimWait+2*time.Second)
 		defer cancel()
+		end, err := s.turn(ctx, clientID)
+		if err != nil {
+			done(0, err)
+			return
+		}
+		defer end()
 		if shelf := s.shelfOf(); shelf != nil && !clean {
 			if err := shelf.beforeClaim(ctx, clientID); err != nil {
 				done(0, err)
@@ -200,13 +211,45 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 			case unread && !clean:
 				err = s.adoptCopy(clientID, from) // its last claim could not read it
 			default:
-				if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID, self) && !clean {
-					err = s.adoptCopy(clientID, before.Node) // rescued here
+				if shelf := s.shelfOf(); shelf != nil {
+					var shelved bool
+					if shelved, err = shelf.unshelve(clientID, self, !clean); shelved && err == nil && !clean {
+						err = s.adoptCopy(clientID, before.Node) // rescued here
+					}
 				}
 			}
 		}
 		done(now.Epoch, err)
 	}()
+}
+
+// turn waits until no other claim of clientID is under way on this node,
+// or ctx ends, and makes the caller's the one under way until it calls
+// end. Two claims of one session at once on one node would each see the
+// session where it was before either: the second, finding it gone from
+// there (the first took it), would start the client afresh.
+func (s *Sessions) turn(ctx context.Context, clientID string) (end func(), err error) {
+	for {
+		s.mu.Lock()
+		busy, ok := s.claiming[clientID]
+		if !ok {
+			mine := make(chan struct{})
+			s.claiming[clientID] = mine
+			s.mu.Unlock()
+			return func() {
+				s.mu.Lock()
+				delete(s.claiming, clientID)
+				s.mu.Unlock()
+				close(mine)
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cluster: waiting for another claim of the session here: %w", ctx.Err())
+		}
+	}
 }
 
 // take asks node for clientID's session, as the claim of epoch, and adopts
@@ -321,9 +364,11 @@ func (s *Sessions) give(m *nats.Msg) {
 		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
 		return
 	}
-	if shelf := s.shelfOf(); shelf != nil && shelf.unshelve(clientID, m.Header.Get(claimerHeader)) {
-		_ = m.Respond(shelfReply)
-		return
+	if shelf := s.shelfOf(); shelf != nil {
+		if shelved, _ := shelf.unshelve(clientID, m.Header.Get(claimerHeader), false); shelved {
+			_ = m.Respond(shelfReply)
+			return
+		}
 	}
 	bundle, err := s.local.Give(clientID, clean)
 	if err != nil {
