@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,6 +243,7 @@ func awaitGone(c *paho.Client) error {
 // TestCrashKeepsAcknowledged). connect, gone and close are called from
 // the test goroutine only; the rest is safe for concurrent use.
 type crashSub struct {
+	id    string // the client id: crash-sub unless newCrashSubID's
 	state *state.State
 	c     *paho.Client
 
@@ -255,14 +257,18 @@ type crashSub struct {
 	told   bool
 }
 
-func newCrashSub() *crashSub {
-	return &crashSub{state: state.NewInMemory(), got: make(map[string]int), news: make(chan struct{}, 1)}
+func newCrashSub() *crashSub { return newCrashSubID("crash-sub") }
+
+// newCrashSubID is a crashSub with client id id, for tests with more
+// than one.
+func newCrashSubID(id string) *crashSub {
+	return &crashSub{id: id, state: state.NewInMemory(), got: make(map[string]int), news: make(chan struct{}, 1)}
 }
 
 // connect connects the subscriber; on first, with a new session and its
 // subscriptions, otherwise resuming the session, which must be present.
 func (s *crashSub) connect(addr string, first bool) error {
-	cp := &paho.Connect{ClientID: "crash-sub", KeepAlive: 60, CleanStart: first,
+	cp := &paho.Connect{ClientID: s.id, KeepAlive: 60, CleanStart: first,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(3600), ReceiveMaximum: paho.Uint16(crashSubWindow)}}
 	c, ack, err := dialPaho(addr, paho.ClientConfig{Session: s.state,
 		OnPublishReceived:  []func(paho.PublishReceived) (bool, error){s.receive},
@@ -386,7 +392,12 @@ func (s *crashSub) snapshot() map[string]int {
 // connectWiller connects a client whose will (QoS 1, delay 1 s, session
 // expiry 60 s) carries payload.
 func connectWiller(addr, payload string) (*paho.Client, error) {
-	c, _, err := dialPaho(addr, paho.ClientConfig{}, &paho.Connect{ClientID: "crash-willer", KeepAlive: 60,
+	return connectWillerID(addr, payload, "crash-willer")
+}
+
+// connectWillerID is connectWiller with client id id.
+func connectWillerID(addr, payload, id string) (*paho.Client, error) {
+	c, _, err := dialPaho(addr, paho.ClientConfig{}, &paho.Connect{ClientID: id, KeepAlive: 60,
 		Properties:     &paho.ConnectProperties{SessionExpiryInterval: paho.Uint32(60)},
 		WillMessage:    &paho.WillMessage{Topic: "crash/will", QoS: 1, Payload: []byte(payload)},
 		WillProperties: &paho.WillProperties{WillDelayInterval: paho.Uint32(1)}})
@@ -404,19 +415,40 @@ type crashPub struct {
 	seq    atomic.Int64
 	sent   atomic.Int64 // PUBLISH packets handed to paho
 
-	mu       sync.Mutex
-	acked    map[string]bool
-	refused  int           // answered with a failure reason code
-	progress chan struct{} // an acknowledgement came; capacity 1
+	mu      sync.Mutex
+	acked   map[string]bool
+	refused int // answered with a failure reason code
+	// unanswered timed out in paho waiting for their answer.
+	unanswered int
+	pace       *time.Ticker  // nil: unpaced
+	progress   chan struct{} // an acknowledgement came; capacity 1
+	// ended says why the connection ended, if it did: paho's error, the
+	// broker's DISCONNECT, or a Publish's error.
+	ended string
 }
 
 func startPublisher(addr, prefix string) (*crashPub, error) {
-	c, _, err := dialPaho(addr, paho.ClientConfig{}, &paho.Connect{ClientID: "crash-pub-" + prefix, CleanStart: true, KeepAlive: 60})
+	return startPacedPublisher(addr, prefix, 0)
+}
+
+// startPacedPublisher is startPublisher sending at most perSecond
+// messages a second (0: as fast as the broker acknowledges): a rate the
+// subscribers keep up with, so that what they are owed does not grow
+// into a backlog that delays everything after it.
+func startPacedPublisher(addr, prefix string, perSecond int) (*crashPub, error) {
+	p := &crashPub{prefix: prefix, acked: make(map[string]bool), progress: make(chan struct{}, 1)}
+	if perSecond > 0 {
+		p.pace = time.NewTicker(time.Second / time.Duration(perSecond))
+	}
+	c, _, err := dialPaho(addr, paho.ClientConfig{
+		OnClientError:      func(err error) { p.end("paho: " + err.Error()) },
+		OnServerDisconnect: func(d *paho.Disconnect) { p.end(fmt.Sprintf("DISCONNECT %#x from the broker", d.ReasonCode)) },
+	}, &paho.Connect{ClientID: "crash-pub-" + prefix, CleanStart: true, KeepAlive: 60})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &crashPub{c: c, prefix: prefix, cancel: cancel, acked: make(map[string]bool), progress: make(chan struct{}, 1)}
+	p.c, p.cancel = c, cancel
 	p.wg.Add(crashWindow)
 	for range crashWindow {
 		go p.run(ctx)
@@ -428,6 +460,13 @@ func startPublisher(addr, prefix string) (*crashPub, error) {
 func (p *crashPub) run(ctx context.Context) {
 	defer p.wg.Done()
 	for ctx.Err() == nil {
+		if p.pace != nil {
+			select {
+			case <-p.pace.C:
+			case <-ctx.Done():
+				return
+			}
+		}
 		seq := p.seq.Add(1)
 		qos := byte(1 + seq%2)
 		payload := fmt.Sprintf("%s-q%d-%d", p.prefix, qos, seq)
@@ -446,9 +485,20 @@ func (p *crashPub) run(ctx context.Context) {
 			p.mu.Lock()
 			p.refused++
 			p.mu.Unlock()
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			// No answer in paho's PacketTimeout (10 s): a cluster whose
+			// stream elects a new leader takes that long. Not
+			// acknowledged; as a client would, it goes on (the message
+			// stays in flight in paho's session until an answer comes).
+			p.mu.Lock()
+			p.unanswered++
+			p.mu.Unlock()
 		default:
 			if errors.Is(err, session.ErrNoConnection) {
 				p.sent.Add(-1) // refused by paho before it was sent
+			}
+			if ctx.Err() == nil {
+				p.end("Publish: " + err.Error())
 			}
 			return // the connection is gone, or stop
 		}
@@ -456,6 +506,22 @@ func (p *crashPub) run(ctx context.Context) {
 }
 
 // ackedList lists the payloads acknowledged. After stop.
+// end records why the connection ended, the first time.
+func (p *crashPub) end(why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ended == "" {
+		p.ended = why
+	}
+}
+
+// endedWhy says why the connection ended, "" if it did not.
+func (p *crashPub) endedWhy() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
+}
+
 func (p *crashPub) ackedList() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -499,6 +565,9 @@ func (p *crashPub) awaitAcked(n int, d time.Duration) bool {
 func (p *crashPub) stop() {
 	p.cancel()
 	p.wg.Wait()
+	if p.pace != nil {
+		p.pace.Stop()
+	}
 }
 
 // publishEnds publishes each of payloads to crash/q1 or crash/q2 (as its
@@ -543,6 +612,10 @@ type brokerProc struct {
 	cmd    *exec.Cmd
 	stderr *testutil.SyncBuffer // the process writes it while tests read it
 	done   chan struct{}
+	// How it was started (spawnBroker), to start it again.
+	bin, dir string
+	args     []string
+	admin    string // its admin listener's address, if it has one
 }
 
 // startBroker starts the broker with config file cfg and waits until it
@@ -557,6 +630,18 @@ func startBroker(t *testing.T, bin, cfg, addr string) *brokerProc {
 func (p *brokerProc) kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
+}
+
+// dumpStacks ends the process with SIGQUIT, which makes the Go runtime
+// write every goroutine's stack to its stderr (logged after), so that a
+// test that saw it stall can say where: the process is gone after.
+func (p *brokerProc) dumpStacks() {
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.kill()
+	}
 }
 
 // TestDamagedDataDirStarts: the broker starts and serves on a data

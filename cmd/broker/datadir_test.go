@@ -209,7 +209,8 @@ func startBrokerIn(t *testing.T, bin, dir, addr string, args ...string) *brokerP
 // waiting for it; it is killed when the test ends.
 func spawnBroker(t *testing.T, bin, dir string, args ...string) *brokerProc {
 	t.Helper()
-	p := &brokerProc{cmd: exec.Command(bin, args...), stderr: new(testutil.SyncBuffer), done: make(chan struct{})}
+	p := &brokerProc{cmd: exec.Command(bin, args...), stderr: new(testutil.SyncBuffer), done: make(chan struct{}),
+		bin: bin, dir: dir, args: args}
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -218,6 +219,16 @@ func spawnBroker(t *testing.T, bin, dir string, args ...string) *brokerProc {
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.kill)
 	return p
+}
+
+// again starts the broker again as p was started, once p has ended:
+// same binary, directory and arguments.
+func (p *brokerProc) again(t *testing.T) *brokerProc {
+	t.Helper()
+	<-p.done
+	q := spawnBroker(t, p.bin, p.dir, p.args...)
+	q.admin = p.admin
+	return q
 }
 
 // stop ends the broker with SIGTERM and waits for a clean exit.

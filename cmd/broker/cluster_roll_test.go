@@ -1,0 +1,182 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClusterRollingRestart: three broker processes form a cluster, and a
+// release rolls out: node 0, then 1, then 2 is stopped with SIGTERM and
+// started again on its data directory, while a publisher on a node that
+// stays up sends QoS 1 and QoS 2 messages. A persistent subscriber is
+// connected to each node, and one more is offline, its session on node 1.
+// A subscriber whose node stops (DISCONNECT 0x8B, server shutting down)
+// resumes its session on the next node; the offline one comes back at
+// the end. Each of them gets every message a publisher had acknowledged,
+// QoS 2 ones once each.
+//
+// The clients are paho.golang's, as in TestClusterNodeKill.
+//
+// It does not pass yet, and runs only when asked (SHOAL_CLUSTER_ROLL=1;
+// not in make test or make stress): each subscriber that moves misses
+// some of the messages published while it moves — what the other nodes
+// sent the stopped node's subject after its rescuer handed the session
+// over, and what reached the new node before the session was there
+// (README, "What it does not do yet"). One run at 300 messages a second:
+// 659, 358 and 106 of 8,449 lost by the three that moved, none by the
+// offline one, no QoS 2 duplicates.
+func TestClusterRollingRestart(t *testing.T) {
+	if os.Getenv("SHOAL_CLUSTER_ROLL") == "" {
+		t.Skip("does not pass yet: run with SHOAL_CLUSTER_ROLL=1")
+	}
+	procs, addrs := startClusterProcs(t, "roll", "1s")
+	logs := func() { logAll(t, procs) }
+
+	subs := make([]*crashSub, 3)
+	for i := range subs {
+		subs[i] = newCrashSubID(fmt.Sprintf("roll-sub-%d", i))
+		subs[i].expect = []byte{0x8B} // its node stops
+		if err := subs[i].connect(addrs[i], true); err != nil {
+			t.Fatalf("subscriber on node %d: %v", i, err)
+		}
+	}
+	offline := newCrashSubID("roll-offline")
+	if err := offline.connect(addrs[1], true); err != nil {
+		t.Fatal(err)
+	}
+	all := append(subs[:3:3], offline)
+	// Every node routes to every subscriber before the count starts.
+	for from := range addrs {
+		for i, s := range all {
+			if !probe(t, s, addrs[from], fmt.Sprintf("probe%d", from)) {
+				t.Fatalf("subscriber %d never got a message published on node %d", i, from)
+			}
+		}
+	}
+	if err := offline.close(); err != nil {
+		t.Fatal(err)
+	}
+
+	on := make([]int, len(subs)) // the node each subscriber is connected to
+	for i := range on {
+		on[i] = i
+	}
+	var acked []string
+	var published int64
+	start := time.Now()
+	for x := range procs {
+		// The publisher is on a node that stays up while x restarts: the
+		// one restarted last, or, first, the last one.
+		from := (x + 2) % 3
+		pub, err := startPacedPublisher(addrs[from], fmt.Sprintf("r%d", x), rollRate)
+		if err != nil {
+			logs()
+			t.Fatalf("publisher on node %d: %v", from, err)
+		}
+		if !pub.awaitAcked(200, crashDrain) {
+			logs()
+			t.Fatalf("node %d: only %d acknowledged in %v", from, pub.ackedCount(), crashDrain)
+		}
+		stopped := time.Now()
+		procs[x].stop(t)
+		before := pub.ackedCount()
+		if !pub.awaitAcked(before+200, failoverDrain) {
+			logs()
+			t.Fatalf("node %d stopped: %d acknowledged on node %d in %v (%d refused, %d unanswered); publisher's connection: %q",
+				x, pub.ackedCount()-before, from, failoverDrain, pub.refused, pub.unanswered, pub.endedWhy())
+		}
+		for i, s := range subs {
+			if on[i] != x {
+				continue
+			}
+			if err := s.gone(); err != nil {
+				t.Fatal(err)
+			}
+			on[i] = (x + 1) % 3
+			resume(t, s, addrs[on[i]], logs)
+		}
+		procs[x] = procs[x].again(t)
+		procs[x].waitListening(t, addrs[x])
+		t.Logf("node %d stopped and serving again in %v", x, time.Since(stopped).Round(time.Millisecond))
+		// Node x is back: a message published there reaches everyone
+		// connected.
+		for i, s := range subs {
+			if !probe(t, s, addrs[x], fmt.Sprintf("back%d", x)) {
+				logs()
+				t.Fatalf("subscriber %d (node %d) never got a message published on node %d after it restarted", i, on[i], x)
+			}
+		}
+		before = pub.ackedCount()
+		if !pub.awaitAcked(before+200, failoverDrain) {
+			logs()
+			t.Fatalf("node %d restarted: %d acknowledged on node %d in %v (%d refused, %d unanswered); publisher's connection: %q",
+				x, pub.ackedCount()-before, from, failoverDrain, pub.refused, pub.unanswered, pub.endedWhy())
+		}
+		pub.stop()
+		acked = append(acked, pub.ackedList()...)
+		published += pub.sent.Load()
+	}
+	resume(t, offline, addrs[2], logs)
+	ends := []string{"end-q1", "end-q2"}
+	if err := publishEnds(addrs[0], ends); err != nil {
+		t.Fatal(err)
+	}
+	want := append(acked, ends...)
+	for i, s := range all {
+		s.await(want, 60*time.Second)
+		lost := s.missing(want)
+		dup2 := 0
+		for p, n := range s.snapshot() {
+			if n > 1 && strings.Contains(p, "-q2-") {
+				dup2++
+			}
+		}
+		t.Logf("subscriber %s: %d published, %d acknowledged, %d lost, QoS 2 duplicates %d",
+			s.id, published, len(acked), len(lost), dup2)
+		if len(lost) > 0 {
+			t.Errorf("subscriber %d: %d acknowledged messages lost, e.g. %v", i, len(lost), lost[:min(5, len(lost))])
+		}
+		if dup2 > 0 {
+			t.Errorf("subscriber %d: %d QoS 2 messages delivered more than once", i, dup2)
+		}
+		if err := s.err(); err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		logs()
+	}
+	t.Logf("rolled in %v", time.Since(start).Round(time.Millisecond))
+	for _, s := range all {
+		_ = s.close()
+	}
+}
+
+// rollRate is the rolling restart's publishing rate, messages a second:
+// one the subscribers (Receive Maximum crashSubWindow) keep up with, so
+// that a message published once a node is back does not wait behind a
+// backlog of thousands.
+const rollRate = 300
+
+// resume reconnects s to addr, resuming its session, trying again for
+// 30 s while the cluster refuses (0x88: the session's last owner has not
+// answered yet, or its rescue is under way).
+func resume(t *testing.T, s *crashSub, addr string, logs func()) {
+	t.Helper()
+	for try := 1; ; try++ {
+		prev := s.c
+		err := s.connect(addr, false)
+		if err == nil {
+			return
+		}
+		if try == 30 || s.c != prev { // connected, without its session: no use trying again
+			logs()
+			t.Fatalf("%s on %s: %v", s.id, addr, err)
+		}
+		t.Logf("%s on %s, try %d: %v", s.id, addr, try, err)
+		time.Sleep(time.Second)
+	}
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// TestClusterKillRounds is make stress's randomized cluster test: each of
+// SHOAL_CLUSTER_ROUNDS rounds starts three broker processes as a cluster,
+// with a persistent subscriber connected to each node, one more offline
+// (its session on a node at random) and a client with a delayed will
+// (1 s) on each node; a publisher on a node at random sends QoS 1 and 2
+// messages; at a point chosen at random (after 50 to 600 acknowledgements)
+// a node chosen at random — the publisher's own, a third of the time — is
+// killed with SIGKILL. Publishing goes on from a survivor; the dead
+// node's subscriber resumes its session on a survivor; the dead node
+// starts again; the offline subscriber comes back. Every subscriber must
+// get every acknowledged message, QoS 2 ones once each, and the dead
+// node's will. The counts over all rounds are printed at the end, with the
+// time from the kill to the dead node's subscriber being served elsewhere.
+//
+// The clients are paho.golang's (crashSub, crashPub). The publisher stops
+// before the dead node's subscriber resumes: a message published while a
+// session moves can miss it (README, "What it does not do yet";
+// TestClusterRollingRestart shows it).
+func TestClusterKillRounds(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv("SHOAL_CLUSTER_ROUNDS"))
+	if rounds <= 0 {
+		t.Skip("make stress runs it (SHOAL_CLUSTER_ROUNDS=20): a few minutes")
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("SHOAL_CLUSTER_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	t.Logf("seed %d (SHOAL_CLUSTER_SEED to run the same rounds again)", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	var total roundCounts
+	for r := range rounds {
+		var c roundCounts
+		ok := t.Run(fmt.Sprintf("round%d", r), func(t *testing.T) { c = killRound(t, rng) })
+		total.add(c)
+		if !ok {
+			break
+		}
+	}
+	slices.Sort(total.takeovers)
+	med, worst := time.Duration(0), time.Duration(0)
+	if n := len(total.takeovers); n > 0 {
+		med, worst = total.takeovers[n/2], total.takeovers[n-1]
+	}
+	t.Logf("%d rounds: %d published, %d acknowledged, %d refused, %d unanswered; %d lost, %d QoS 2 duplicates (over %d subscribers each); wills %d of %d; dead node's sessions served elsewhere after median %v, at most %v",
+		total.rounds, total.published, total.acked, total.refused, total.unanswered, total.lost, total.dup2,
+		4, total.wills, total.rounds*4, med.Round(time.Millisecond), worst.Round(time.Millisecond))
+}
+
+// roundCounts are one round's counts, or all rounds'.
+type roundCounts struct {
+	rounds, published, acked, refused, unanswered, lost, dup2, wills int
+	takeovers                                                        []time.Duration
+}
+
+func (c *roundCounts) add(o roundCounts) {
+	c.rounds += o.rounds
+	c.published += o.published
+	c.acked += o.acked
+	c.refused += o.refused
+	c.unanswered += o.unanswered
+	c.lost += o.lost
+	c.dup2 += o.dup2
+	c.wills += o.wills
+	c.takeovers = append(c.takeovers, o.takeovers...)
+}
+
+// killRound is one round of TestClusterKillRounds.
+func killRound(t *testing.T, rng *rand.Rand) roundCounts {
+	procs, addrs := startClusterProcs(t, "rounds", "1s")
+	logs := func() { logAll(t, procs) }
+	from, victim := rng.IntN(3), rng.IntN(3)
+	if rng.IntN(3) != 0 { // a third of the time, the publisher's own node
+		victim = (from + 1 + rng.IntN(2)) % 3
+	}
+	killAfter := 50 + rng.IntN(551)
+	offlineOn := rng.IntN(3)
+	t.Logf("publisher on node %d, node %d killed after %d acknowledgements, offline session on node %d", from, victim, killAfter, offlineOn)
+
+	subs := make([]*crashSub, 3)
+	for i := range subs {
+		subs[i] = newCrashSubID(fmt.Sprintf("rounds-sub-%d", i))
+		if err := subs[i].connect(addrs[i], true); err != nil {
+			logs()
+			t.Fatalf("subscriber on node %d: %v", i, err)
+		}
+	}
+	offline := newCrashSubID("rounds-offline")
+	if err := offline.connect(addrs[offlineOn], true); err != nil {
+		logs()
+		t.Fatal(err)
+	}
+	all := append(subs[:3:3], offline)
+	for n := range addrs {
+		for i, s := range all {
+			if !probe(t, s, addrs[n], fmt.Sprintf("probe%d", n)) {
+				logs()
+				t.Fatalf("subscriber %d never got a message published on node %d", i, n)
+			}
+		}
+	}
+	if err := offline.close(); err != nil {
+		t.Fatal(err)
+	}
+	wills := make([]string, 3)
+	for i := range addrs {
+		wills[i] = fmt.Sprintf("will-%d-q1", i)
+		w, err := connectWillerID(addrs[i], wills[i], fmt.Sprintf("rounds-willer-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i != victim {
+			defer func() { _ = w.Disconnect(&paho.Disconnect{ReasonCode: 0}) }() // normal: no will
+		}
+	}
+
+	var c roundCounts
+	c.rounds = 1
+	var acked []string
+	pub, err := startPacedPublisher(addrs[from], "p", rollRate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.awaitAcked(killAfter, crashDrain) {
+		logs()
+		t.Fatalf("only %d acknowledged in %v", pub.ackedCount(), crashDrain)
+	}
+	procs[victim].kill()
+	killed := time.Now()
+	if victim == from { // its publisher's connection is gone: on from a survivor
+		pub.stop()
+		acked = append(acked, pub.ackedList()...)
+		c.published += int(pub.sent.Load())
+		from = (victim + 1) % 3
+		if pub, err = startPacedPublisher(addrs[from], "s", rollRate); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := pub.ackedCount()
+	if !pub.awaitAcked(before+200, failoverDrain) {
+		logs()
+		t.Fatalf("node %d killed: %d acknowledged on node %d in %v (%d refused, %d unanswered); publisher's connection: %q",
+			victim, pub.ackedCount()-before, from, failoverDrain, pub.refused, pub.unanswered, pub.endedWhy())
+	}
+	pub.stop()
+	acked = append(acked, pub.ackedList()...)
+	c.published += int(pub.sent.Load())
+	c.refused, c.unanswered = pub.refused, pub.unanswered
+
+	moved := subs[victim]
+	if err := moved.gone(); err != nil {
+		t.Fatal(err)
+	}
+	resume(t, moved, addrs[(victim+1+rng.IntN(2))%3], logs)
+	c.takeovers = append(c.takeovers, time.Since(killed))
+
+	procs[victim] = procs[victim].again(t)
+	procs[victim].waitListening(t, addrs[victim])
+	resume(t, offline, addrs[(victim+1+rng.IntN(2))%3], logs)
+	ends := []string{"end-q1", "end-q2"}
+	if err := publishEnds(addrs[from], ends); err != nil {
+		logs()
+		t.Fatal(err)
+	}
+	want := append(acked, ends...)
+	c.acked = len(acked)
+	for i, s := range all {
+		s.await(append(want, wills[victim]), 60*time.Second)
+		lost := s.missing(want)
+		dup2 := 0
+		for p, n := range s.snapshot() {
+			if n > 1 && strings.Contains(p, "-q2-") {
+				dup2++
+			}
+		}
+		c.lost += len(lost)
+		c.dup2 += dup2
+		if len(lost) > 0 {
+			t.Errorf("subscriber %s: %d acknowledged messages lost, e.g. %v", s.id, len(lost), lost[:min(5, len(lost))])
+		}
+		if dup2 > 0 {
+			t.Errorf("subscriber %s: %d QoS 2 messages delivered more than once", s.id, dup2)
+		}
+		if len(s.missing([]string{wills[victim]})) == 0 {
+			c.wills++
+		} else {
+			t.Errorf("subscriber %d never got the killed node's will", i)
+		}
+		if err := s.err(); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Logf("%d published, %d acknowledged, %d lost, QoS 2 duplicates %d; the dead node's subscriber served elsewhere %v after the kill",
+		c.published, c.acked, c.lost, c.dup2, c.takeovers[0].Round(time.Millisecond))
+	if t.Failed() {
+		logs()
+	}
+	for _, s := range all {
+		_ = s.close()
+	}
+	return c
+}
