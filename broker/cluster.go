@@ -107,6 +107,9 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 		// Before this node reads its subject of the forward stream: a
 		// rescue of it, while it was gone, ends first.
 		b.rescuer = cluster.NewRescuer()
+		// The wills of a gone node's connections: every node's rescuer
+		// tells its Wills, whichever rescues the node.
+		b.rescuer.Gone = b.clusterWills.NodeGone
 		if err := b.rescuer.Open(ctx, node, owners, b.clusterSessions, b.replicas, peers, log); err != nil {
 			return err
 		}

@@ -21,7 +21,8 @@ import (
 // the forward stream after — reaches the subscriber when it comes back on
 // node 2, QoS 2 ones once each: the session is in the replicated copy,
 // and a survivor rescues what was sent to the dead node (rescue_after
-// 1s).
+// 1s). So does the will of a client that was connected to node 1, which
+// a survivor publishes.
 //
 // The clients are paho.golang's, as in TestCrashKeepsAcknowledged, whose
 // subscriber and publisher this test shares.
@@ -40,6 +41,12 @@ func TestClusterNodeKill(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A client with a delayed will (1 s) is connected to node 1 when it
+	// dies: a survivor publishes the will.
+	const will = "will-k-q1"
+	if _, err := connectWillerID(addrs[1], will, "kill-willer"); err != nil {
+		t.Fatal(err)
+	}
 	pub, err := startPublisher(addrs[0], "k")
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +96,7 @@ func TestClusterNodeKill(t *testing.T) {
 	if err := publishEnds(addrs[0], ends); err != nil {
 		t.Fatal(err)
 	}
-	sub.await(append(acked, ends...), 60*time.Second)
+	sub.await(append(acked, append(ends, will)...), 60*time.Second)
 	lost := sub.missing(acked)
 	got := sub.snapshot()
 	dup2 := 0
@@ -106,6 +113,9 @@ func TestClusterNodeKill(t *testing.T) {
 	}
 	if dup2 > 0 {
 		t.Errorf("%d QoS 2 messages delivered more than once", dup2)
+	}
+	if got[will] == 0 {
+		t.Error("the will of a client connected to node 1 when it died was never published")
 	}
 	for _, e := range ends {
 		if got[e] == 0 {

@@ -120,8 +120,14 @@ type Rescuer struct {
 	// (beforeClaim).
 	tries sync.Mutex
 
-	// gone is when each node that does not answer stopped: round's.
+	// gone is when each node that does not answer stopped, and told the
+	// nodes Gone was told of: round's.
 	gone map[string]time.Time
+	told map[string]bool
+	// Gone, if set before Open, is told of each node found gone (it has
+	// not answered for rescue_after) and of its coming back, on every
+	// node, whichever rescues it: the cluster's Wills (NodeGone).
+	Gone func(node string, gone bool)
 	// unmarked are the rescues of nodes back whose keys could not be
 	// marked done yet, with their revisions: end tries again; taken the
 	// nodes whose keys this node took, until it marks them done. Guarded
@@ -185,7 +191,7 @@ type rescueRun struct {
 func NewRescuer() *Rescuer {
 	return &Rescuer{after: rescueAfter, shelf: map[string]*shelved{},
 		table: router.NewTable(1, router.RoundRobin), runs: map[string]*rescueRun{},
-		gone: map[string]time.Time{}, unmarked: map[string]uint64{}, taken: map[string]bool{}, rounds: make(chan map[string]bool, 1), stop: make(chan struct{})}
+		gone: map[string]time.Time{}, told: map[string]bool{}, unmarked: map[string]uint64{}, taken: map[string]bool{}, rounds: make(chan map[string]bool, 1), stop: make(chan struct{})}
 }
 
 // Open waits until no rescue of this node is under way (a node that
@@ -353,6 +359,7 @@ func (r *Rescuer) round(alive map[string]bool) {
 	for _, node := range r.peers.Nodes() {
 		if alive[node] {
 			delete(r.gone, node)
+			r.tell(node, false)
 			r.end(node)
 			continue
 		}
@@ -362,9 +369,24 @@ func (r *Rescuer) round(alive map[string]bool) {
 			continue
 		}
 		if now.Sub(since) >= r.after {
+			r.tell(node, true)
 			r.tryRescue(node)
 		}
 	}
+}
+
+// tell tells Gone, if set, that node is gone, or back, once each time it
+// changes. The watch goroutine's.
+func (r *Rescuer) tell(node string, gone bool) {
+	if r.Gone == nil || r.told[node] == gone {
+		return
+	}
+	if gone {
+		r.told[node] = true
+	} else {
+		delete(r.told, node)
+	}
+	r.Gone(node, gone)
 }
 
 // readOwnWait bounds one read of this node's rescue key.

@@ -27,6 +27,16 @@ import (
 //     key, so that the will of a node that died or left is published on
 //     time by the survivors (Grace late).
 //
+// A connection with a will also puts a standing record as it connects:
+// its will and its delay, no due time (Stand). The record is replaced by
+// the due one as the connection leaves, or removed when it leaves without
+// a will to wait for. It is there for a node that dies with its clients
+// connected: every node, once it finds that node gone (its Rescuer's
+// rounds of pings, past rescue_after: NodeGone), sets a timer per
+// standing record of that node at that time plus the will's delay; and a
+// node that starts does the same with its own (its connections ended
+// when it stopped).
+//
 // Whoever fires first deletes the key on the condition that it is still
 // the revision it knows (jetstream.LastRevision), and publishes only if
 // that delete succeeded: of any number of nodes firing at once, one wins.
@@ -85,6 +95,12 @@ type Wills struct {
 	// timers holds each key's due time plus Grace, with the revision it
 	// was set for.
 	timers *deadline.Queue[string, uint64]
+	// gone are the nodes found gone (NodeGone): their standing records
+	// are due. opened is set once Open has read the bucket: until then, a
+	// standing record of this node's own is one its last run left.
+	// Guarded by mu.
+	gone   map[string]bool
+	opened bool
 
 	watch *bucketWatch // the bucket's, into known
 	stop  chan struct{}
@@ -100,20 +116,23 @@ type Wills struct {
 type willRecord struct {
 	rev   uint64
 	node  string
-	due   int64
+	due   int64  // standing: the will's delay, ns
 	value []byte // the encoded will
+	// standing: its connection is still on node (Stand).
+	standing bool
 }
 
 // willOp is a write for the worker.
 type willOp struct {
-	kind  willOpKind
-	key   string
-	value []byte          // put: the will's frame
-	due   int64           // put: when it is due
-	will  *router.Message // claim: this node's copy (nil: the bucket's)
-	rev   uint64          // claim from a timer: the revision it was set for
-	mine  bool            // cancel, claim: only a record this node put
-	done  chan struct{}   // sync: closed when the worker gets to it
+	kind     willOpKind
+	key      string
+	value    []byte          // put: the will's frame
+	due      int64           // put: when it is due; standing, its delay
+	standing bool            // put: a standing record (Stand)
+	will     *router.Message // claim: this node's copy (nil: the bucket's)
+	rev      uint64          // claim from a timer: the revision it was set for
+	mine     bool            // cancel, claim: only a record this node put
+	done     chan struct{}   // sync: closed when the worker gets to it
 }
 
 type willOpKind uint8
@@ -128,8 +147,8 @@ const (
 // NewWills returns the delayed wills of a node that is not yet in its
 // cluster: writes queue until Open.
 func NewWills() *Wills {
-	w := &Wills{Grace: DefaultWillGrace, known: map[string]*willRecord{}, wake: make(chan struct{}, 1),
-		stop: make(chan struct{})}
+	w := &Wills{Grace: DefaultWillGrace, known: map[string]*willRecord{}, gone: map[string]bool{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	w.timers = deadline.New(deadline.Real(), w.fire)
 	return w
 }
@@ -154,6 +173,9 @@ func (w *Wills) Open(ctx context.Context, n *Node, send WillSender, log zerolog.
 		w.Close()
 		return err
 	}
+	w.mu.Lock()
+	w.opened = true
+	w.mu.Unlock()
 	return nil
 }
 
@@ -206,6 +228,40 @@ func (w *Wills) Put(clientID string, will *router.Message, at int64) {
 	w.queue(willOp{kind: willPut, key: willKey(clientID), value: frame, due: at})
 }
 
+// Stand keeps will, of clientID, for the cluster while its connection is
+// on this node, with its delay: published by the others, delay after they
+// find this node gone, should it die with the connection on it. will
+// stays the caller's. It does not block.
+func (w *Wills) Stand(clientID string, will *router.Message, delay time.Duration) {
+	frame := appendFrame(nil, will, "", 0)
+	w.queue(willOp{kind: willPut, key: willKey(clientID), value: frame, due: int64(delay), standing: true})
+}
+
+// NodeGone tells w that node is gone (the Rescuer found it so), or back:
+// the standing records of a gone node are due its wills' delays from now.
+func (w *Wills) NodeGone(node string, gone bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if gone == w.gone[node] {
+		return
+	}
+	if gone {
+		w.gone[node] = true
+	} else {
+		delete(w.gone, node)
+	}
+	now := time.Now().UnixNano()
+	for key, rec := range w.known {
+		switch {
+		case !rec.standing || rec.node != node:
+		case gone:
+			w.timers.Set(key, now+rec.due, rec.rev)
+		default:
+			w.timers.Cancel(key) // back: its connections are its own again
+		}
+	}
+}
+
 // Cancel drops clientID's will from the cluster, as this node knows it
 // when the write is made: its client came back in time [MQTT-3.1.3-9].
 // mine: only if this node put it (a session leaving this node: a will
@@ -239,7 +295,8 @@ func (w *Wills) queue(op willOp) {
 	if !full {
 		w.ops = append(w.ops, op)
 	} else if op.kind == willPut {
-		w.known[op.key] = &willRecord{node: w.self, due: op.due, value: appendWill(nil, w.self, op.due, op.value)}
+		w.known[op.key] = &willRecord{node: w.self, due: op.due, standing: op.standing,
+			value: appendWill(nil, w.self, op.due, op.standing, op.value)}
 	}
 	w.mu.Unlock()
 	if full {
@@ -302,9 +359,9 @@ func (w *Wills) run(ctx context.Context, op willOp) {
 	case willSync:
 		close(op.done)
 	case willPut:
-		value := appendWill(nil, w.self, op.due, op.value)
+		value := appendWill(nil, w.self, op.due, op.standing, op.value)
 		rev, err := w.kv.Put(ctx, op.key, value)
-		rec := &willRecord{rev: rev, node: w.self, due: op.due, value: value}
+		rec := &willRecord{rev: rev, node: w.self, due: op.due, value: value, standing: op.standing}
 		if err != nil {
 			w.Failed.Add(1)
 			w.log.Warn().Err(err).Str("key", op.key).Msg("cluster: a delayed will was not stored; only this node will publish it")
@@ -337,7 +394,7 @@ func (w *Wills) run(ctx context.Context, op willOp) {
 		m := op.will
 		if m == nil {
 			var err error
-			if _, _, m, err = decodeWill(rec.value); err != nil {
+			if _, _, _, m, err = decodeWill(rec.value); err != nil {
 				w.log.Warn().Err(err).Str("key", op.key).Msg("cluster: a malformed will")
 				return
 			}
@@ -410,14 +467,23 @@ func (w *Wills) apply(e jetstream.KeyValueEntry) {
 		w.timers.Cancel(key)
 		return
 	}
-	node, due, m, err := decodeWill(e.Value())
+	node, due, standing, m, err := decodeWill(e.Value())
 	if err != nil {
 		w.log.Warn().Err(err).Str("key", key).Msg("cluster: a malformed will")
 		return
 	}
 	m.Release() // decoded again by the node that wins it
-	w.known[key] = &willRecord{rev: rev, node: node, due: due, value: e.Value()}
-	w.timers.Set(key, due+int64(w.Grace), rev)
+	w.known[key] = &willRecord{rev: rev, node: node, due: due, value: e.Value(), standing: standing}
+	switch {
+	case !standing:
+		w.timers.Set(key, due+int64(w.Grace), rev)
+	case w.gone[node] || node == w.self && !w.opened:
+		// Its node died, or is this one, starting: the connection is
+		// gone, and the delay counts from now.
+		w.timers.Set(key, time.Now().UnixNano()+due, rev)
+	default:
+		w.timers.Cancel(key) // standing again: a connection came back
+	}
 }
 
 // fire claims the wills whose due time plus Grace has come, if their
@@ -438,41 +504,50 @@ func (w *Wills) Len() int {
 
 // A will's record in the bucket:
 //
-//	version   1 byte, willVersion
-//	due       8 bytes, big-endian: when it is due, Unix ns
+//	version   1 byte, willVersion, or willStanding for a standing record
+//	due       8 bytes, big-endian: when it is due, Unix ns; standing, the
+//	          will's delay, ns
 //	node      uvarint length, bytes: the node that put it
 //	frame     the message's frame (frame.go), its Message Expiry Interval
 //	          relative (as a will keeps it until it is published)
-const willVersion = 1
+const (
+	willVersion  = 1
+	willStanding = 2
+)
 
 var errWill = errors.New("cluster: malformed will record")
 
 // appendWill appends the record of a will due at, put by node, whose
-// frame is frame.
-func appendWill(dst []byte, node string, due int64, frame []byte) []byte {
-	dst = append(dst, willVersion)
+// frame is frame; standing, due is its delay.
+func appendWill(dst []byte, node string, due int64, standing bool, frame []byte) []byte {
+	version := byte(willVersion)
+	if standing {
+		version = willStanding
+	}
+	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(due))
 	dst = appendBytes(dst, []byte(node))
 	return append(dst, frame...)
 }
 
 // decodeWill is appendWill's inverse; m is the caller's to release.
-func decodeWill(b []byte) (node string, due int64, m *router.Message, err error) {
-	if len(b) < 9 || b[0] != willVersion {
-		return "", 0, nil, errWill
+func decodeWill(b []byte) (node string, due int64, standing bool, m *router.Message, err error) {
+	if len(b) < 9 || b[0] != willVersion && b[0] != willStanding {
+		return "", 0, false, nil, errWill
 	}
+	standing = b[0] == willStanding
 	due = int64(binary.BigEndian.Uint64(b[1:9]))
 	b = b[9:]
 	l, n := binary.Uvarint(b)
 	if n <= 0 || uint64(len(b)-n) < l {
-		return "", 0, nil, errWill
+		return "", 0, false, nil, errWill
 	}
 	node, b = string(b[n:n+int(l)]), b[n+int(l):]
 	m, _, err = decodeFrame(b, 0)
 	if err != nil {
-		return "", 0, nil, errWill
+		return "", 0, false, nil, errWill
 	}
-	return node, due, m, nil
+	return node, due, standing, m, nil
 }
 
 // sync waits until the worker has made every write queued before it, or

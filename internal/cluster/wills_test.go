@@ -120,6 +120,52 @@ func TestWills(t *testing.T) {
 		}
 	})
 
+	// A standing will — its connection still on node 0 — is published
+	// by nobody until node 0 is found gone; then once, by a survivor,
+	// after its delay. One cancelled first (its connection left without
+	// a will), or whose node comes back first, is not published.
+	t.Run("StandingWhenGone", func(t *testing.T) {
+		ws, ss := startWills(t, nodes, time.Minute)
+		const delay = 300 * time.Millisecond
+		ws[0].Stand("st", willOf("st"), delay)
+		ws[0].Stand("left", willOf("left"), delay)
+		ws[0].Stand("back", willOf("back"), time.Minute) // its node is back before
+		waitFor(t, "every node to know the standing wills", func() bool {
+			return ws[1].has("st") && ws[2].has("st") && ws[1].has("left") && ws[2].has("back")
+		})
+		ws[0].Cancel("left", true)
+		waitFor(t, "the cancelled will to be gone", func() bool { return !ws[1].has("left") && !ws[2].has("left") })
+		if n := total(ss); n != 0 {
+			t.Fatalf("%d wills published while their connections were up", n)
+		}
+		gone := time.Now()
+		for _, w := range ws[1:] {
+			w.NodeGone("n0", true)
+		}
+		waitSent(t, ss[1:])
+		at := time.Now()
+		for _, w := range ws[1:] {
+			w.NodeGone("n0", false) // back: "back" stands again
+		}
+		settle(t, ws, "st")
+		if n := total(ss); n != 1 || ss[0].count() != 0 {
+			t.Fatalf("%d wills published (%d by node 0), want 1 by a survivor", n, ss[0].count())
+		}
+		for _, s := range ss[1:] {
+			for _, m := range s.msgs {
+				if string(m.Topic) != "will/st" {
+					t.Fatalf("published %s", m.Topic)
+				}
+			}
+		}
+		if at.Sub(gone) < delay {
+			t.Errorf("published %v after the node was found gone, before its delay (%v)", at.Sub(gone), delay)
+		}
+		if !ws[1].has("back") || !ws[2].has("back") {
+			t.Error("the will of a node back in time was dropped")
+		}
+	})
+
 	// A node that did not put it publishes the bucket's copy, decoded
 	// whole.
 	t.Run("ClaimElsewhere", func(t *testing.T) {
@@ -220,20 +266,23 @@ func TestWills(t *testing.T) {
 	})
 }
 
-// TestWillRecord: a will's record decodes to what was put.
+// TestWillRecord: a will's record, due or standing, decodes to what was
+// put.
 func TestWillRecord(t *testing.T) {
 	m := willOf("x")
 	defer m.Release()
-	b := appendWill(nil, "n1", 12345, appendFrame(nil, m, "", 0))
-	node, due, got, err := decodeWill(b)
-	if err != nil || node != "n1" || due != 12345 || string(got.Topic) != "will/x" || got.Expiry != m.Expiry {
-		t.Fatalf("decoded %q %d %+v %v", node, due, got, err)
-	}
-	got.Release()
-	for i := range len(b) - len(m.Payload) { // cut in the payload, it is a shorter one
-		if _, _, m, err := decodeWill(b[:i]); err == nil {
-			m.Release()
-			t.Fatalf("a record cut at %d decoded", i)
+	for _, standing := range []bool{false, true} {
+		b := appendWill(nil, "n1", 12345, standing, appendFrame(nil, m, "", 0))
+		node, due, st, got, err := decodeWill(b)
+		if err != nil || node != "n1" || due != 12345 || st != standing || string(got.Topic) != "will/x" || got.Expiry != m.Expiry {
+			t.Fatalf("decoded %q %d %v %+v %v", node, due, st, got, err)
+		}
+		got.Release()
+		for i := range len(b) - len(m.Payload) { // cut in the payload, it is a shorter one
+			if _, _, _, m, err := decodeWill(b[:i]); err == nil {
+				m.Release()
+				t.Fatalf("a record cut at %d decoded", i)
+			}
 		}
 	}
 }

@@ -62,7 +62,10 @@ type client struct {
 type clientExt struct {
 	will      *router.Message // published on abnormal close
 	willDelay uint32          // Will Delay Interval, seconds
-	maxOut    uint32          // client's Maximum Packet Size; 0: protocol maximum
+	// stood: the will stands in the cluster while the connection is on
+	// this node (expiry.StandWill); leave replaces or drops it.
+	stood  bool
+	maxOut uint32 // client's Maximum Packet Size; 0: protocol maximum
 	// Topic aliases (MQTT 5): those the client sets, those the broker
 	// assigns.
 	aliasIn  alias.In
@@ -473,6 +476,12 @@ func (c *client) leave() {
 	}
 	if detached && s.Expiry != 0 {
 		h.expiry.ArmLocked(s, delayed, delayedAt)
+	}
+	if c.ext != nil && c.ext.stood && delayed == nil && c.gen == s.Gen {
+		// Published below, or none: the will that stood goes. (One
+		// put to wait replaces it; a connection that took the session
+		// over meanwhile dropped it.)
+		h.expiry.UnstandWill(s.ClientID())
 	}
 	s.Unlock()
 	h.disp.Reroute(sw, orphans)

@@ -198,6 +198,10 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	}
 	s.SetExpiryLocked(cp.expiry)
 	s.ExpireAt = 0
+	if will, delay := c.will(); will != nil && h.expiry.Clustered() {
+		h.expiry.StandWill(cp.id, will, min(delay, s.Expiry))
+		c.ext.stood = true
+	}
 	if ls.persist.W != nil && (s.StoredLocked() || s.Expiry != 0) {
 		will, delay := c.will()
 		h.persist.StoreSessionLocked(ls.persist.W, s, will, delay)

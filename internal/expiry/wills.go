@@ -26,7 +26,34 @@ type WillStore interface {
 	// it from the others: will is this node's copy (its reference taken
 	// over), nil the store's.
 	Claim(clientID string, will *router.Message)
+	// Stand keeps will of clientID, its connection on this node, for the
+	// other nodes to publish delay after they find this node gone. will
+	// stays the caller's.
+	Stand(clientID string, will *router.Message, delay time.Duration)
 }
+
+// StandWill keeps, in a cluster, the will of a connection that attached
+// here, to be published after wait seconds (the shorter of its Will Delay
+// Interval and its session's expiry) by another node should this one die
+// with the connection on it (WillStore.Stand). A will that stands must be
+// replaced as the connection leaves — by the will put to wait (ArmLocked)
+// — or dropped (UnstandWill). Nothing on a single node.
+func (x *Sessions) StandWill(clientID string, will *router.Message, wait uint32) {
+	if x.wills != nil {
+		x.wills.Stand(clientID, will, time.Duration(secs(wait)))
+	}
+}
+
+// UnstandWill drops the will StandWill kept for clientID: its connection
+// left without a will to wait for (published at once, or none).
+func (x *Sessions) UnstandWill(clientID string) {
+	if x.wills != nil {
+		x.wills.Cancel(clientID, true)
+	}
+}
+
+// Clustered reports whether wills are kept for a cluster (StandWill).
+func (x *Sessions) Clustered() bool { return x.wills != nil }
 
 // dueWill is a will the timer goroutine publishes, with its client id.
 type dueWill struct {

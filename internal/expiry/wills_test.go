@@ -1,6 +1,7 @@
 package expiry
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,6 +43,10 @@ func (l *willLog) Cancel(id string, mine bool) {
 	} else {
 		l.add("cancel " + id)
 	}
+}
+
+func (l *willLog) Stand(id string, will *router.Message, delay time.Duration) {
+	l.add(fmt.Sprintf("stand %s %s %v", id, will.Topic, delay))
 }
 
 func (l *willLog) Claim(id string, will *router.Message) {
