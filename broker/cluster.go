@@ -135,6 +135,9 @@ func (b *Broker) startRouting() error {
 	if err := b.peers.Start(ctx, b.disp); err != nil {
 		return fmt.Errorf("cluster node %q: %w", b.cfg.Cluster.Node, err)
 	}
+	// The wills of the connections the last run had: due now that their
+	// messages can reach every node.
+	b.clusterWills.Restarted()
 	return nil
 }
 

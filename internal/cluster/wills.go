@@ -96,11 +96,8 @@ type Wills struct {
 	// was set for.
 	timers *deadline.Queue[string, uint64]
 	// gone are the nodes found gone (NodeGone): their standing records
-	// are due. opened is set once Open has read the bucket: until then, a
-	// standing record of this node's own is one its last run left.
-	// Guarded by mu.
-	gone   map[string]bool
-	opened bool
+	// are due. Guarded by mu.
+	gone map[string]bool
 
 	watch *bucketWatch // the bucket's, into known
 	stop  chan struct{}
@@ -173,10 +170,21 @@ func (w *Wills) Open(ctx context.Context, n *Node, send WillSender, log zerolog.
 		w.Close()
 		return err
 	}
-	w.mu.Lock()
-	w.opened = true
-	w.mu.Unlock()
 	return nil
+}
+
+// Restarted makes the standing records this node's last run left due,
+// their delays from now: their connections ended when it stopped. Call
+// it once the node routes messages, before its clients connect.
+func (w *Wills) Restarted() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now().UnixNano()
+	for key, rec := range w.known {
+		if rec.standing && rec.node == w.self {
+			w.timers.Set(key, now+rec.due, rec.rev)
+		}
+	}
 }
 
 // Rewatch watches the bucket anew, and returns once known has what the
@@ -251,15 +259,19 @@ func (w *Wills) NodeGone(node string, gone bool) {
 		delete(w.gone, node)
 	}
 	now := time.Now().UnixNano()
+	n := 0
 	for key, rec := range w.known {
 		switch {
 		case !rec.standing || rec.node != node:
+			continue
 		case gone:
 			w.timers.Set(key, now+rec.due, rec.rev)
 		default:
 			w.timers.Cancel(key) // back: its connections are its own again
 		}
+		n++
 	}
+	w.log.Debug().Str("node", node).Bool("gone", gone).Int("standing", n).Msg("cluster: a node's standing wills")
 }
 
 // Cancel drops clientID's will from the cluster, as this node knows it
@@ -386,6 +398,9 @@ func (w *Wills) run(ctx context.Context, op willOp) {
 			return
 		}
 		if rec.rev != 0 && !w.remove(ctx, op.key, rec) {
+			if op.rev != 0 {
+				w.retry(op.key, rec)
+			}
 			if op.will != nil {
 				op.will.Release()
 			}
@@ -417,6 +432,20 @@ func (w *Wills) record(op willOp) *willRecord {
 		return nil
 	}
 	return rec
+}
+
+// willRetry is how soon a timer's claim that the bucket did not answer
+// (its stream electing a leader: a node died) is made again.
+const willRetry = time.Second
+
+// retry sets key's timer again, willRetry from now, if rec is still its
+// record: a claim whose delete failed, but not for another node's write.
+func (w *Wills) retry(key string, rec *willRecord) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.known[key] == rec {
+		w.timers.Set(key, time.Now().Add(willRetry).UnixNano(), rec.rev)
+	}
 }
 
 // remove deletes key's record rec, on the condition that the bucket still
@@ -477,9 +506,7 @@ func (w *Wills) apply(e jetstream.KeyValueEntry) {
 	switch {
 	case !standing:
 		w.timers.Set(key, due+int64(w.Grace), rev)
-	case w.gone[node] || node == w.self && !w.opened:
-		// Its node died, or is this one, starting: the connection is
-		// gone, and the delay counts from now.
+	case w.gone[node]: // the connection died with it: due its delay from now
 		w.timers.Set(key, time.Now().UnixNano()+due, rev)
 	default:
 		w.timers.Cancel(key) // standing again: a connection came back

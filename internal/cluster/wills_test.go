@@ -166,6 +166,22 @@ func TestWills(t *testing.T) {
 		}
 	})
 
+	// A node that starts again publishes the wills its last run left
+	// standing: their connections ended when it stopped.
+	t.Run("StandingRestarted", func(t *testing.T) {
+		ws, ss := startWills(t, nodes, time.Minute)
+		ws[0].Stand("rs", willOf("rs"), 100*time.Millisecond)
+		waitFor(t, "every node to know the standing will", func() bool { return ws[1].has("rs") && ws[2].has("rs") })
+		ws[1].Restarted() // not its own: nothing
+		ws[1].sync()
+		ws[0].Restarted()
+		waitSent(t, ss)
+		settle(t, ws, "rs")
+		if n := total(ss); n != 1 || ss[0].count() != 1 {
+			t.Fatalf("%d wills published (%d by node 0), want 1 by node 0", n, ss[0].count())
+		}
+	})
+
 	// A node that did not put it publishes the bucket's copy, decoded
 	// whole.
 	t.Run("ClaimElsewhere", func(t *testing.T) {
