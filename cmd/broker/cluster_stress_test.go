@@ -156,8 +156,19 @@ func killRound(t *testing.T, rng *rand.Rand) roundCounts {
 		acked = append(acked, pub.ackedList()...)
 		c.published += int(pub.sent.Load())
 		from = (victim + 1) % 3
-		if pub, err = startPacedPublisher(addrs[from], "s", rollRate); err != nil {
-			t.Fatal(err)
+		// Its claim of the client id may be refused (0x88) while the
+		// owners' bucket elects a leader, if the dead node led it: as a
+		// client would, it tries again.
+		for try := 1; ; try++ {
+			if pub, err = startPacedPublisher(addrs[from], "s", rollRate); err == nil {
+				break
+			}
+			if try == 30 {
+				logs()
+				t.Fatal(err)
+			}
+			t.Logf("publisher on node %d, try %d: %v", from, try, err)
+			time.Sleep(time.Second)
 		}
 	}
 	before := pub.ackedCount()

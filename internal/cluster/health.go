@@ -290,7 +290,14 @@ func (h *Health) step(majority, frozen bool) int32 {
 		rescued, err = h.rescuer.rescuedNow(ctx)
 		cancel()
 		if err != nil && (state != serving || frozen) {
-			return state // not known: this node may have been rescued
+			// Not known whether the cluster rescued this node while it
+			// was away: it may not serve, nor let a stale connection
+			// deliver, until a round knows (after a freeze the reads
+			// fail for seconds, while JetStream elects leaders anew).
+			if state == serving {
+				return rejoining
+			}
+			return state
 		}
 	}
 	if state == serving && !frozen && !rescued {

@@ -321,18 +321,20 @@ func (c *client) sendDisconnect(code codec.ReasonCode, why string) {
 // retire closes a client's connection on a node cut off from its cluster's
 // majority: MQTT 5 clients hear 0x9C (use another server). The embedding
 // program's own clients stay: they are this node's. No will: the client
-// did nothing wrong, and its session lives on in the cluster.
-func (c *client) retire() {
+// did nothing wrong, and its session lives on in the cluster. It reports
+// whether it closed the connection.
+func (c *client) retire() bool {
 	if c.state != stateConnected {
-		return
+		return false
 	}
 	if o := c.conn.Origin(); o != nil && o.Internal {
-		return
+		return false
 	}
 	c.why = counters.CloseCutOff
 	c.sendDisconnect(codec.UseAnotherServer, "this node is cut off from its cluster's majority")
 	c.forgetWill()
 	c.conn.Close()
+	return true
 }
 
 // shutdown is the broker closing: tell MQTT 5 clients why and skip wills.

@@ -302,6 +302,16 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 	if !c.ownsLocked() {
 		return errSuperseded
 	}
+	if (t == codec.PUBREC || t == codec.PUBREL) && !c.h.gate.Serving() && c.retire() {
+		// A node that does not serve (cut off, or back and not yet
+		// settled) cannot make its replicated copy of the session confirm
+		// the step; were it to answer, and the cluster to have moved the
+		// session meanwhile, the session's new owner would go by a copy
+		// that lacks it: send the PUBLISH again (a second delivery) or
+		// take a new message under the id for the old one (a loss). The
+		// client says it again on its next connection.
+		return nil
+	}
 	switch t {
 	case codec.PUBACK:
 		// An unknown id is ignored: it may be a late answer to a message
