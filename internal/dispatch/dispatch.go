@@ -107,6 +107,12 @@ type Job struct {
 	// publisher's loop routed itself: its acknowledgement waits for them
 	// in the worker, as it would have had the worker routed it.
 	Receipts []Receipt
+	// Routed, if set, is told on the worker goroutine, once Msg is
+	// routed and the cluster's stream has answered for every node it
+	// went to, whether the stream failed to take it for any (failed): a
+	// message no publisher sends again, a will, is sent again by its
+	// sender. It must not block.
+	Routed func(failed bool)
 }
 
 // Publisher is the routing state of one publishing connection, part of

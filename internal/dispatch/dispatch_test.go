@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -231,6 +232,32 @@ func TestReceiptsHoldAcknowledgements(t *testing.T) {
 		}
 		if !slices.Equal(failed, want) {
 			t.Errorf("receipts failing with %v: refused %v, want %v", fail, failed, want)
+		}
+	}
+}
+
+// TestRoutedTold: a job's Routed hears, once its batch's receipts are
+// in, whether the stream failed to take its message for some node; at
+// once when it went to no other node.
+func TestRoutedTold(t *testing.T) {
+	for _, fail := range []error{nil, errors.New("no quorum")} {
+		d := newDispatcher(t, limit.Limits{})
+		p := &peerLog{name: "b", fail: fail}
+		d.subs.Subscribe(p, "t/#", router.Options{QoS: 1})
+		w := d.Workers()[0]
+		var told []string
+		tell := func(topic string) func(bool) {
+			return func(failed bool) { told = append(told, fmt.Sprintf("%s %v", topic, failed)) }
+		}
+		w.do(Job{Msg: message("u/1", 1), Routed: tell("u/1")}) // no other node: told at once
+		w.do(Job{Msg: message("t/2", 1), Routed: tell("t/2")})
+		if !slices.Equal(told, []string{"u/1 false"}) {
+			t.Fatalf("told %q before the batch's receipts were in", told)
+		}
+		w.confirmHeld()
+		want := []string{"u/1 false", fmt.Sprintf("t/2 %v", fail != nil)}
+		if !slices.Equal(told, want) {
+			t.Errorf("receipts failing with %v: told %q, want %q", fail, told, want)
 		}
 	}
 }

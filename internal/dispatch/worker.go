@@ -23,6 +23,9 @@ type Worker struct {
 	// held are the acknowledgements that wait for receipts
 	// (Peer.Forward): Post marks those whose receipts failed.
 	held []heldAck
+	// routed are the jobs that want to know how their receipts went
+	// (Job.Routed), told by Post.
+	routed []routedJob
 	// streamAcks are the batch's messages from the cluster's stream
 	// (Job.Done), acknowledged once the batch is routed and on disk;
 	// streamStored says whether any of them left something in the store.
@@ -35,6 +38,13 @@ type Worker struct {
 // receipts [from, to) of the worker's batch.
 type heldAck struct {
 	loop, at, from, to int
+}
+
+// routedJob is a Job's Routed, told whether any of the receipts [from,
+// to) of the worker's batch failed.
+type routedJob struct {
+	from, to int
+	fn       func(failed bool)
 }
 
 // Full reports whether w's queue has no room now. Safe for concurrent use.
@@ -116,6 +126,13 @@ func (w *Worker) do(j Job) {
 		w.streamStored = w.streamStored || stored
 	}
 	w.receipts = append(w.receipts, j.Receipts...)
+	if j.Routed != nil {
+		if to := len(w.receipts); to > from {
+			w.routed = append(w.routed, routedJob{from: from, to: to, fn: j.Routed})
+		} else {
+			j.Routed(false) // for this node alone, or QoS 0: nothing to wait for
+		}
+	}
 	if j.Ack != nil {
 		li := j.Ack.LoopIndex()
 		if to := len(w.receipts); to > from {
@@ -192,7 +209,13 @@ func (w *Worker) confirmHeld() {
 	if len(w.receipts) == 0 {
 		return
 	}
-	if !w.confirm(w.stop) {
+	anyFailed := w.confirm(w.stop)
+	for i, r := range w.routed {
+		r.fn(anyFailed && slices.Contains(w.failed[r.from:r.to], true))
+		w.routed[i] = routedJob{}
+	}
+	w.routed = w.routed[:0]
+	if !anyFailed {
 		w.held = w.held[:0]
 		return
 	}

@@ -53,6 +53,9 @@ type Sessions struct {
 	// RouterFull counts wills dropped because their router worker's
 	// queue was full.
 	RouterFull atomic.Int64
+	// WillsResent counts the sends of wills made again because the
+	// cluster's forward stream did not take them for some node.
+	WillsResent atomic.Int64
 }
 
 // pendingWill is a will waiting for its Will Delay Interval: the value of
@@ -232,9 +235,40 @@ func (x *Sessions) SendWill(will *router.Message) {
 	if will.Expiry != 0 {
 		will.Expiry += time.Now().UnixNano()
 	}
-	if !x.disp.Submit(dispatch.Job{Msg: will}) {
+	x.sendWill(will, willSends)
+}
+
+// willSends bounds the sends of one will, and willResend is the wait
+// before the next: in a cluster, a will the forward stream did not take
+// for some node (the stream electing a leader: a node died, maybe the
+// will's own) is sent again, whole, a few times over some seconds. A
+// subscriber the first send reached gets it again: a will is at least
+// once where its stream fails.
+const (
+	willSends  = 5
+	willResend = 2 * time.Second
+)
+
+// sendWill routes will with tries sends left (the first included).
+func (x *Sessions) sendWill(will *router.Message, tries int) {
+	j := dispatch.Job{Msg: will}
+	if tries > 1 && will.QoS > 0 && x.wills != nil {
+		again := will.Ref() // for the next send, if there is one
+		j.Routed = func(failed bool) {
+			if !failed || x.closing.Load() {
+				again.Release()
+				return
+			}
+			x.WillsResent.Add(1)
+			time.AfterFunc(willResend, func() { x.sendWill(again, tries-1) })
+		}
+	}
+	if !x.disp.Submit(j) {
 		x.RouterFull.Add(1)
 		will.Release()
+		if j.Routed != nil {
+			will.Release() // again: no send to come
+		}
 	}
 }
 
