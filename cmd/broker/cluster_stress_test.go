@@ -115,14 +115,7 @@ func killRound(t *testing.T, rng *rand.Rand) roundCounts {
 		t.Fatal(err)
 	}
 	all := append(subs[:3:3], offline)
-	for n := range addrs {
-		for i, s := range all {
-			if !probe(t, s, addrs[n], fmt.Sprintf("probe%d", n)) {
-				logs()
-				t.Fatalf("subscriber %d never got a message published on node %d", i, n)
-			}
-		}
-	}
+	probeAll(t, all, addrs, logs)
 	if err := offline.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +138,7 @@ func killRound(t *testing.T, rng *rand.Rand) roundCounts {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !pub.awaitAcked(killAfter, crashDrain) {
-		logs()
-		t.Fatalf("only %d acknowledged in %v", pub.ackedCount(), crashDrain)
-	}
+	pub.awaitMore(t, killAfter, crashDrain, logs, "before the kill")
 	procs[victim].kill()
 	killed := time.Now()
 	if victim == from { // its publisher's connection is gone: on from a survivor
@@ -171,12 +161,7 @@ func killRound(t *testing.T, rng *rand.Rand) roundCounts {
 			time.Sleep(time.Second)
 		}
 	}
-	before := pub.ackedCount()
-	if !pub.awaitAcked(before+200, failoverDrain) {
-		logs()
-		t.Fatalf("node %d killed: %d acknowledged on node %d in %v (%d refused, %d unanswered); publisher's connection: %q",
-			victim, pub.ackedCount()-before, from, failoverDrain, pub.refused, pub.unanswered, pub.endedWhy())
-	}
+	pub.awaitMore(t, 200, failoverDrain, logs, fmt.Sprintf("node %d killed, publisher on node %d", victim, from))
 	pub.stop()
 	acked = append(acked, pub.ackedList()...)
 	c.published += int(pub.sent.Load())

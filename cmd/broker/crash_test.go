@@ -506,6 +506,23 @@ func (p *crashPub) run(ctx context.Context) {
 }
 
 // ackedList lists the payloads acknowledged. After stop.
+// awaitMore waits until n more messages are acknowledged, failing the
+// test, after logs, with what the publisher heard if d passes first; what
+// says when.
+func (p *crashPub) awaitMore(t *testing.T, n int, d time.Duration, logs func(), what string) {
+	t.Helper()
+	before := p.ackedCount()
+	if p.awaitAcked(before+n, d) {
+		return
+	}
+	logs()
+	p.mu.Lock()
+	refused, unanswered, ended := p.refused, p.unanswered, p.ended
+	p.mu.Unlock()
+	t.Fatalf("%s: %d acknowledged in %v (%d before, %d refused, %d unanswered); publisher's connection: %q",
+		what, p.ackedCount()-before, d, before, refused, unanswered, ended)
+}
+
 // end records why the connection ended, the first time.
 func (p *crashPub) end(why string) {
 	p.mu.Lock()
@@ -513,13 +530,6 @@ func (p *crashPub) end(why string) {
 	if p.ended == "" {
 		p.ended = why
 	}
-}
-
-// endedWhy says why the connection ended, "" if it did not.
-func (p *crashPub) endedWhy() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ended
 }
 
 func (p *crashPub) ackedList() []string {
