@@ -100,6 +100,10 @@ type Job struct {
 	// on this node another node picked for Msg: Msg goes to one of this
 	// node's members of that group and to nobody else.
 	Group string
+	// To, with Local, is the client id of the one session Msg is for: a
+	// session that moved here, to which the node it left passes on what
+	// still came for it there (a handover, package cluster).
+	To string
 	// Done, with Local, is the cluster stream's hold on Msg, acknowledged
 	// once Msg is routed and stored here (Acker).
 	Done Acker
@@ -169,6 +173,19 @@ type Config struct {
 	// replicas first): retained messages are routed by the workers only,
 	// never on a loop.
 	RetainedBlocks bool
+	// Once, in a cluster, keeps a QoS 2 message from reaching a session
+	// that moved lately twice; nil: no session moves.
+	Once Once
+}
+
+// Once is asked, while any session moved between nodes lately (Active),
+// whether a QoS 2 delivery to one of them is the first of its message
+// (by router.Message.Origin): the message may come by two ways while a
+// session moves, from the node it left and straight from the publisher's.
+// Package cluster's Sessions.
+type Once interface {
+	Active() bool
+	First(clientID string, origin uint64) bool
 }
 
 // Dispatcher routes messages: it owns the loops' inboxes, the router
@@ -181,6 +198,7 @@ type Dispatcher struct {
 	limits   *atomic.Pointer[limit.Limits]
 	// retainedBlocks is Config.RetainedBlocks.
 	retainedBlocks bool
+	once           Once
 	engine         *eventloop.Engine
 
 	loops   []*Loop   // by eventloop.Loop.Index; built once
@@ -196,7 +214,7 @@ type Dispatcher struct {
 // the workers run (Worker.Run).
 func New(cfg Config) *Dispatcher {
 	d := &Dispatcher{subs: cfg.Subs, retained: cfg.Retained, persist: cfg.Persist, limits: cfg.Limits,
-		retainedBlocks: cfg.RetainedBlocks}
+		retainedBlocks: cfg.RetainedBlocks, once: cfg.Once}
 	d.loops = make([]*Loop, cfg.Loops)
 	for i := range d.loops {
 		l := &Loop{index: i, fan: newFanout(cfg.Loops), persist: cfg.PersistLoops[i]}

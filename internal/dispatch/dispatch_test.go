@@ -278,3 +278,81 @@ func TestStreamMessagesAckedAfterPost(t *testing.T) {
 		t.Fatalf("%d acknowledged to the stream after Post, want 2", acked)
 	}
 }
+
+// seenOnce is a Once that remembers every origin it was asked about.
+type seenOnce map[string]map[uint64]bool
+
+func (o seenOnce) Active() bool { return true }
+
+func (o seenOnce) First(clientID string, origin uint64) bool {
+	if o[clientID] == nil {
+		o[clientID] = map[uint64]bool{}
+	}
+	first := !o[clientID][origin]
+	o[clientID][origin] = true
+	return first
+}
+
+// offlineSession is a persistent session with no connection, subscribed
+// to filter with QoS 2: what reaches it waits in its queue.
+func offlineSession(d *Dispatcher, id, filter string) *session.Session {
+	s := session.New(id)
+	s.Lock()
+	s.SetExpiryLocked(3600)
+	s.AddSubLocked(filter, router.Options{QoS: 2})
+	s.Unlock()
+	d.subs.Subscribe(s, filter, router.Options{QoS: 2})
+	return s
+}
+
+// TestJobToOneSession: a message from another node addressed to one
+// session (Job.To: passed on by the node the session left) reaches that
+// session alone, not the others it matches.
+func TestJobToOneSession(t *testing.T) {
+	d := newDispatcher(t, limit.Limits{MaxQueued: 100, MaxQueuedBytes: 1 << 20})
+	a, b := offlineSession(d, "a", "t/#"), offlineSession(d, "b", "t/#")
+	w := d.Workers()[0]
+	w.do(Job{Msg: message("t/x", 1), Local: true, To: "b"})
+	if a.QueueLen() != 0 || b.QueueLen() != 1 {
+		t.Fatalf("queued a %d, b %d; want 0, 1", a.QueueLen(), b.QueueLen())
+	}
+	w.do(Job{Msg: message("t/y", 1), Local: true})
+	if a.QueueLen() != 1 || b.QueueLen() != 2 {
+		t.Fatalf("a message for every session: queued a %d, b %d; want 1, 2", a.QueueLen(), b.QueueLen())
+	}
+}
+
+// TestOnceKeepsQoS2Single: a message this node routes first gets an
+// Origin of its own; while sessions move (Once), a QoS 2 message that
+// comes again by another way, with the same Origin, is not delivered
+// again, and a QoS 1 one is (MQTT allows it; Once is not asked).
+func TestOnceKeepsQoS2Single(t *testing.T) {
+	d := newDispatcher(t, limit.Limits{MaxQueued: 100, MaxQueuedBytes: 1 << 20})
+	once := seenOnce{}
+	d.once = once
+	s := offlineSession(d, "moved", "t/#")
+	w := d.Workers()[0]
+	first, other := message("t/x", 2), message("t/x", 2)
+	first.Ref() // the test reads its Origin after the worker is done
+	w.do(Job{Msg: first})
+	w.do(Job{Msg: other})
+	if first.Origin == 0 || first.Origin == other.Origin {
+		t.Fatalf("origins %d and %d: want two, not 0", first.Origin, other.Origin)
+	}
+	again := message("t/x", 2)
+	again.Origin = first.Origin
+	w.do(Job{Msg: again, Local: true})
+	if n := s.QueueLen(); n != 2 {
+		t.Fatalf("queued %d, want 2: the QoS 2 message that came again was delivered", n)
+	}
+	q1 := message("t/x", 1)
+	q1.Origin = first.Origin
+	w.do(Job{Msg: q1, Local: true})
+	if n := s.QueueLen(); n != 3 {
+		t.Fatalf("queued %d, want 3: a QoS 1 message kept out", n)
+	}
+	first.Release()
+	if len(once["moved"]) != 2 {
+		t.Fatalf("Once asked about %d origins, want 2", len(once["moved"]))
+	}
+}

@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"math/rand/v2"
+
 	"github.com/shoalmq/shoal/internal/persist"
 	"github.com/shoalmq/shoal/internal/sys"
 	"github.com/shoalmq/shoal/router"
@@ -23,12 +25,26 @@ type fanout struct {
 	// nodes (Peer.Forward) since they were last waited for (confirm).
 	receipts []Receipt
 	failed   []bool // confirm's verdicts, by receipt
+	// origin is the Origin of the last message this fanout gave one
+	// (newOrigin): from a random start, so that the fanouts of every
+	// node, and of every run of it, give numbers of their own.
+	origin uint64
 }
 
 func newFanout(loops int) fanout {
-	f := fanout{perLoop: make([][]item, loops)}
+	f := fanout{perLoop: make([][]item, loops), origin: rand.Uint64()}
 	f.matches.Usable = usableMember
 	return f
+}
+
+// newOrigin returns an identity for a message this node routes first
+// (router.Message.Origin), which goes with it to the other nodes.
+func (f *fanout) newOrigin() uint64 {
+	f.origin++
+	if f.origin == 0 {
+		f.origin++
+	}
+	return f.origin
 }
 
 // SetWriter gives the worker its store writer. Call it before Run.
@@ -56,9 +72,13 @@ func (f *fanout) handOffline(d *Dispatcher) {
 // route gathers m's deliveries to every matching subscriber [MQTT-3.3.4]
 // into f.perLoop, for the caller to hand on, and forwards m to the other
 // nodes with matching sessions (Peers) — unless local: m came from one,
-// and goes to this node's sessions only. It reports whether it stored
-// anything: a retained message, or a delivery to a persistent session.
-func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored bool) {
+// and goes to this node's sessions only, or, to not "", to the session
+// of that client id only. It reports whether it stored anything: a
+// retained message, or a delivery to a persistent session.
+func (f *fanout) route(d *Dispatcher, m *router.Message, local bool, to string) (stored bool) {
+	if !local && m.Origin == 0 {
+		m.Origin = f.newOrigin()
+	}
 	if m.Retain && !local { // the node m came from kept it
 		d.retained.Set(m)                     // empty payload clears [MQTT-3.3.1-6], [MQTT-3.3.1-7]
 		if f.sw != nil && !sys.Own(m.Topic) { // $SYS is republished, not restored
@@ -93,6 +113,9 @@ func (f *fanout) route(d *Dispatcher, m *router.Message, local bool) (stored boo
 			}
 			continue
 		}
+		if to != "" && s.ClientID() != to {
+			continue
+		}
 		toLoop, st := f.deliver(d, m, mt, s)
 		if toLoop {
 			refs++
@@ -123,7 +146,7 @@ func (f *fanout) routeJob(d *Dispatcher, j *Job) (stored bool) {
 	if j.Group != "" {
 		return f.routeShared(d, j.Msg, j.Group)
 	}
-	return f.route(d, j.Msg, j.Local)
+	return f.route(d, j.Msg, j.Local, j.To)
 }
 
 // routeShared gives m to one of this node's members of the shared group
@@ -158,6 +181,9 @@ func (f *fanout) deliver(d *Dispatcher, m *router.Message, mt *router.Match, s *
 		// Retain is cleared on normal delivery unless Retain As
 		// Published [MQTT-3.3.1-12], [MQTT-3.3.1-13].
 		Retain: m.Retain && mt.RetainAsPublished,
+	}
+	if dv.QoS == 2 && d.once != nil && d.once.Active() && !d.once.First(s.ClientID(), m.Origin) {
+		return false, false // it came by another way already, while s moved here
 	}
 	dv.SetIDs(mt.SubIDs) // one identifier, the common case, costs no allocation
 	if mt.Shared && dv.QoS > 0 {

@@ -146,7 +146,7 @@ func (w *Worker) do(j Job) {
 // does in the middle of a batch: nothing committed, nothing posted (Post
 // ends the batch). For tests, on a worker nobody else uses meanwhile; the
 // caller keeps its reference to m.
-func (w *Worker) Route(m *router.Message) { w.route(w.d, m, false) }
+func (w *Worker) Route(m *router.Message) { w.route(w.d, m, false, "") }
 
 // Post hands the deliveries gathered so far to their loops: one inbox
 // append and one wake-up per loop. What the worker stored is committed
