@@ -143,9 +143,13 @@ func New(cfg Config) (*Broker, error) {
 	for i := range b.ploops {
 		b.ploops[i] = &persist.Loop{}
 	}
-	b.disp = dispatch.New(dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
+	dc := dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
 		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
-		RetainedBlocks: cfg.Cluster != nil})
+		RetainedBlocks: cfg.Cluster != nil}
+	if b.clusterSessions != nil {
+		dc.Once = b.clusterSessions // sessions move between nodes
+	}
+	b.disp = dispatch.New(dc)
 	xp := expiry.Parts{Clock: b.clock, Sessions: b.sessions, Subs: b.subs,
 		Persist: b.persist, Dispatch: b.disp, Closing: &b.closed}
 	if b.clusterWills != nil {

@@ -103,6 +103,7 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 		return err
 	}
 	b.peers = peers
+	peers.Handover(b.clusterSessions)
 	if b.replicas != nil {
 		// Before this node reads its subject of the forward stream: a
 		// rescue of it, while it was gone, ends first.

@@ -365,7 +365,7 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 	}
 	a := &batchAck{msg: msg}
 	a.left.Store(int32(n))
-	eachFrame(data, seq, sent, func(m *router.Message, group string, err error) bool {
+	eachFrame(data, seq, sent, func(m *router.Message, group, to string, err error) bool {
 		if err != nil {
 			ps.Dropped.Add(1)
 			ps.log.Warn().Err(err).Msg("cluster: a malformed message in the forward stream")
@@ -373,7 +373,11 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 			return true
 		}
 		ps.Received.Add(1)
-		if !ps.disp.SubmitWait(dispatch.Job{Msg: m, Local: true, Group: group, Done: a}, ps.stop) {
+		j := dispatch.Job{Msg: m, Local: true, Group: group, To: to, Done: a}
+		if to != "" && ps.sessions != nil && ps.sessions.park(j) {
+			return true // routed when the claim of its session ends
+		}
+		if !ps.disp.SubmitWait(j, ps.stop) {
 			m.Release() // stopping: the stream sends the batch again
 			return false
 		}
@@ -383,18 +387,20 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 
 // eachFrame calls fn with the message of each frame of data, a batch the
 // stream took as its message seq (0: unknown) at sent (Unix ns), its
-// Origin set — or with the error that kept a frame from decoding — until
-// fn returns false. data's framing must be checked (countFrames).
-func eachFrame(data []byte, seq uint64, sent int64, fn func(m *router.Message, group string, err error) bool) {
+// Origin set (a frame of version 1 has none: its place in the stream is
+// its identity), the shared group and the session it is for — or with
+// the error that kept a frame from decoding — until fn returns false.
+// data's framing must be checked (countFrames).
+func eachFrame(data []byte, seq uint64, sent int64, fn func(m *router.Message, group, to string, err error) bool) {
 	for i := uint64(0); len(data) > 0; i++ {
 		size := binary.BigEndian.Uint32(data)
 		frame := data[4 : 4+size]
 		data = data[4+size:]
-		m, group, err := decodeFrame(frame, sent)
-		if err == nil && seq != 0 {
+		m, group, to, err := decodeFrameTo(frame, sent)
+		if err == nil && m.Origin == 0 && seq != 0 {
 			m.Origin = origin(seq, i)
 		}
-		if !fn(m, group, err) {
+		if !fn(m, group, to, err) {
 			return
 		}
 	}

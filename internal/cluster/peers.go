@@ -99,6 +99,9 @@ type Peers struct {
 	done sync.WaitGroup
 
 	watch *bucketWatch // the interest bucket's, set by Start
+	// sessions hold the messages addressed to a session being claimed
+	// here (Handover); nil: none are held.
+	sessions *Sessions
 
 	// Counters, for $SYS and metrics.
 	Sent, Received, Dropped atomic.Int64

@@ -289,6 +289,24 @@ func TestFrames(t *testing.T) {
 	if _, _, err := decodeFrame(append([]byte{9}, b[1:]...), now); err == nil {
 		t.Fatal("another version decoded")
 	}
+
+	// The message's identity, and the session a frame is for alone.
+	m.Origin = 1<<63 + 5
+	b = appendFrameTo(nil, m, "", "moved", now)
+	got, _, to, err := decodeFrameTo(b, now)
+	if err != nil || got.Origin != m.Origin || to != "moved" || string(got.Payload) != "payload" {
+		t.Fatalf("decoded origin %d, to %q, %v; want %d, moved", got.Origin, to, err, m.Origin)
+	}
+	got.Release()
+
+	// Version 1, as the buckets may keep it: no origin, no to.
+	v1 := []byte{1, 1, 0, 3, 't', '/', '1', 2, 'i', 'd', 0, 0, 'p'}
+	got, group, to, err = decodeFrameTo(v1, now)
+	if err != nil || string(got.Topic) != "t/1" || string(got.FromID) != "id" || string(got.Payload) != "p" ||
+		group != "" || to != "" || got.Origin != 0 {
+		t.Fatalf("version 1 decoded as %+v %q %q %v", got, group, to, err)
+	}
+	got.Release()
 }
 
 // TestPeersCountDrops: QoS 0 messages NATS drops because this node does

@@ -112,10 +112,17 @@ type Rescuer struct {
 	// the copy alone, their table, the writer of the copy, and the runs.
 	mu    sync.Mutex
 	shelf map[string]*shelved
+	// moved are the sessions handed over from the shelf lately, in the
+	// table for movedLinger: what they match goes on to their new node
+	// (handover.go).
+	moved map[string]*moved
 	table *router.Table
 	w     store.Writer
 	match router.Matches
-	runs  map[string]*rescueRun
+	// out are the frames for the moved sessions' new nodes that keep
+	// gathers, by node.
+	out  map[string][]byte
+	runs map[string]*rescueRun
 	// tries serializes rescues: the watch's, and those a claim asks for
 	// (beforeClaim).
 	tries sync.Mutex
@@ -144,6 +151,9 @@ type Rescuer struct {
 	// messages it added to them from gone nodes' subjects.
 	Rescued   atomic.Int64
 	Delivered atomic.Int64
+	// PassedOn counts the messages it sent on to the new nodes of
+	// sessions handed over from the shelf (handover.go).
+	PassedOn atomic.Int64
 }
 
 // shelved is a session on the shelf: its client id, and the Seq its next
@@ -189,7 +199,7 @@ type rescueRun struct {
 // NewRescuer returns a Rescuer. Open answers pings; the node's Health
 // makes the checks (check).
 func NewRescuer() *Rescuer {
-	return &Rescuer{after: rescueAfter, shelf: map[string]*shelved{},
+	return &Rescuer{after: rescueAfter, shelf: map[string]*shelved{}, moved: map[string]*moved{},
 		table: router.NewTable(1, router.RoundRobin), runs: map[string]*rescueRun{},
 		gone: map[string]time.Time{}, told: map[string]bool{}, unmarked: map[string]uint64{}, taken: map[string]bool{}, rounds: make(chan map[string]bool, 1), stop: make(chan struct{})}
 }
@@ -546,6 +556,7 @@ func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
 	sh := &shelved{id: id, from: gone, read: make(chan struct{})}
 	r.mu.Lock()
 	r.shelf[id] = sh
+	r.pruneMovedLocked(time.Now(), id) // back on the shelf: no longer passed on
 	r.mu.Unlock()
 	defer close(sh.read)
 	b, gen, err := r.copies.Read(ctx, id)
@@ -648,7 +659,18 @@ func (r *Rescuer) unshelve(id, claimer string, strict bool) (bool, error) {
 	sh = r.shelf[id]
 	if sh != nil {
 		delete(r.shelf, id)
+		r.pruneMovedLocked(time.Now(), id)
+		var mv *moved
+		if claimer != sh.from && sh.loaded {
+			// What the other nodes send the gone node for the session
+			// until they know where it is goes on to the claimer.
+			mv = &moved{id: id, to: claimer, until: time.Now().Add(movedLinger), filters: sh.filters}
+			r.moved[id] = mv
+		}
 		for _, f := range sh.filters {
+			if mv != nil {
+				r.table.Subscribe(mv, f, router.Options{QoS: 2, RetainAsPublished: true})
+			}
 			r.table.Unsubscribe(sh, f)
 		}
 		r.copies.Forget(id)
@@ -733,21 +755,55 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 		return nil
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	eachFrame(data, seq, sent, func(m *router.Message, group string, err error) bool {
+	r.pruneMovedLocked(time.Now(), "")
+	now := time.Now().UnixNano()
+	eachFrame(data, seq, sent, func(m *router.Message, group, _ string, err error) bool {
 		if err == nil {
-			r.deliverLocked(m, group)
+			r.deliverLocked(m, group, now)
 			m.Release()
 		}
 		return true
 	})
-	return r.w.Commit(true)
+	err := r.w.Commit(true)
+	out := r.out
+	r.out = nil
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for node, frames := range out {
+		ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
+		err = r.peers.passOn(ctx, node, frames)
+		cancel()
+		if err != nil {
+			return err // the batch is read again; its shelved sessions have it (kept)
+		}
+		n, _ := countFrames(frames)
+		r.PassedOn.Add(int64(n))
+	}
+	return nil
+}
+
+// pruneMovedLocked takes out of the table the moved sessions whose time
+// is up, and id's (a session of that id back on the shelf or moving
+// again) at once. r.mu must be held.
+func (r *Rescuer) pruneMovedLocked(now time.Time, id string) {
+	for mid, mv := range r.moved {
+		if mid != id && now.Before(mv.until) {
+			continue
+		}
+		delete(r.moved, mid)
+		for _, f := range mv.filters {
+			r.table.Unsubscribe(mv, f)
+		}
+	}
 }
 
 // deliverLocked adds m to the shelved sessions it is for: those whose
-// subscriptions match it or, for group, one member of that group. r.mu
-// must be held.
-func (r *Rescuer) deliverLocked(m *router.Message, group string) {
+// subscriptions match it or, for group, one member of that group; for a
+// session that moved lately, it adds m's frame to what goes on to its
+// new node (r.out), as of now (Unix ns). r.mu must be held.
+func (r *Rescuer) deliverLocked(m *router.Message, group string, now int64) {
 	if m.QoS == 0 {
 		return
 	}
@@ -763,6 +819,17 @@ func (r *Rescuer) deliverLocked(m *router.Message, group string) {
 		r.table.Match(m.Topic, nil, m.FromID, &r.match)
 	}
 	for _, mt := range r.match.List {
+		if mv, ok := mt.Sub.(*moved); ok {
+			to := mv.id
+			if group != "" {
+				to = "" // any member of the group there
+			}
+			if r.out == nil {
+				r.out = map[string][]byte{}
+			}
+			r.out[mv.to] = appendBatchFrame(r.out[mv.to], m, group, to, now)
+			continue
+		}
 		sh := mt.Sub.(*shelved)
 		if _, kept := sh.kept[m.Origin]; kept {
 			// The gone node kept it before it died, its acknowledgement

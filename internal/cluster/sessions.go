@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+
+	"github.com/shoalmq/shoal/internal/dispatch"
 )
 
 // Sessions belong to the cluster, not to a node. A client that connects to
@@ -93,6 +95,13 @@ type Sessions struct {
 	// CONNECT and tries again here waits for its first claim to end,
 	// which may be moving the session here (turn). Guarded by mu.
 	claiming map[string]chan struct{}
+	// parked are the messages addressed to a session being claimed here,
+	// held until the claim ends (park). Guarded by mu.
+	parked map[string][]dispatch.Job
+	// route routes what was parked: the Peers' (Handover).
+	route atomic.Pointer[func(dispatch.Job) bool]
+	// arrivals are the sessions that moved here lately (handover.go).
+	arrivals arrivals
 
 	// shelf is this node's rescuer (rescue.go): the sessions it keeps in
 	// the replicated copy alone, handed over as shelfReply. Set by Open.
@@ -125,7 +134,8 @@ func (s *Sessions) Serving() bool {
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
 func NewSessions() *Sessions {
-	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, claiming: map[string]chan struct{}{}}
+	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, claiming: map[string]chan struct{}{},
+		parked: map[string][]dispatch.Job{}}
 }
 
 // claim is a claim of a session this node knows of.
@@ -239,8 +249,11 @@ func (s *Sessions) turn(ctx context.Context, clientID string) (end func(), err e
 			return func() {
 				s.mu.Lock()
 				delete(s.claiming, clientID)
+				parked := s.parked[clientID]
+				delete(s.parked, clientID)
 				s.mu.Unlock()
 				close(mine)
+				s.unpark(parked)
 			}, nil
 		}
 		s.mu.Unlock()
@@ -318,7 +331,9 @@ func (s *Sessions) adoptCopy(clientID, node string) error {
 func (s *Sessions) adopt(clientID, node string, bundle []byte) {
 	if err := s.local.Adopt(clientID, bundle); err != nil {
 		s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
+		return
 	}
+	s.arrivals.arrived(clientID, time.Now())
 }
 
 // shelfOf returns this node's rescuer, if it has one.

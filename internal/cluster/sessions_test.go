@@ -5,6 +5,9 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/shoalmq/shoal/internal/dispatch"
+	"github.com/shoalmq/shoal/router"
 )
 
 // TestClaimTurns: claims of one client id on one node take turns — the
@@ -58,5 +61,119 @@ func TestClaimTurns(t *testing.T) {
 	s.mu.Unlock()
 	if left != 0 {
 		t.Errorf("%d claims still marked under way after all ended", left)
+	}
+}
+
+// TestHandoverPark: a message addressed to a session that a claim on this
+// node is moving here waits until the claim ends, then is routed; one for
+// a session no claim moves is not held.
+func TestHandoverPark(t *testing.T) {
+	s := NewSessions()
+	var routed []string
+	route := func(j dispatch.Job) bool {
+		routed = append(routed, string(j.Msg.Topic))
+		j.Msg.Release()
+		return true
+	}
+	s.route.Store(&route)
+	msg := func(topic string) *router.Message {
+		return router.NewMessage([]byte(topic), nil, nil, nil, 1, false, 0, nil)
+	}
+	end, err := s.turn(context.Background(), "moving")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.park(dispatch.Job{Msg: msg("a"), Local: true, To: "moving"}) {
+		t.Fatal("a message for the session being claimed was not held")
+	}
+	other := msg("b")
+	defer other.Release()
+	if s.park(dispatch.Job{Msg: other, Local: true, To: "another"}) {
+		t.Fatal("a message for a session no claim moves was held")
+	}
+	if len(routed) != 0 {
+		t.Fatalf("routed %q while the claim was under way", routed)
+	}
+	end()
+	if len(routed) != 1 || routed[0] != "a" {
+		t.Fatalf("routed %q once the claim ended, want [a]", routed)
+	}
+}
+
+// TestHandoverFirst: in a session's handover window, a QoS 2 message of
+// one origin is delivered once; other sessions, and messages of no known
+// origin, are not held back.
+func TestHandoverFirst(t *testing.T) {
+	s := NewSessions()
+	if s.Active() {
+		t.Fatal("active with no session moved")
+	}
+	s.arrivals.arrived("moved", time.Now())
+	if !s.Active() {
+		t.Fatal("not active once a session moved")
+	}
+	if !s.First("moved", 7) || s.First("moved", 7) {
+		t.Fatal("origin 7: want first, then not")
+	}
+	if !s.First("moved", 8) || !s.First("stayed", 7) || !s.First("moved", 0) || !s.First("moved", 0) {
+		t.Fatal("another origin, another session, or no origin was held back")
+	}
+	s.arrivals.arrived("old", time.Now().Add(-2*handoverWindow)) // its window is over
+	s.arrivals.pruned = time.Time{}
+	if !s.First("old", 1) || !s.First("old", 1) {
+		t.Fatal("a session whose window ended was held back")
+	}
+	if s.arrivals.active.Load() != 1 {
+		t.Fatalf("%d windows open, want 1", s.arrivals.active.Load())
+	}
+}
+
+// TestRescuerPassesOn: what a rescuer reads for a session it handed over
+// lately goes on to the session's new node, addressed to the session (a
+// shared group's message to any member of the group there), with its
+// Origin; QoS 0 does not; once the linger is over, nothing does.
+func TestRescuerPassesOn(t *testing.T) {
+	r := NewRescuer()
+	mv := &moved{id: "x", to: "n2", until: time.Now().Add(movedLinger), filters: []string{"r/#", "$share/g/s/#"}}
+	r.moved[mv.id] = mv
+	for _, f := range mv.filters {
+		r.table.Subscribe(mv, f, router.Options{QoS: 2})
+	}
+	now := time.Now().UnixNano()
+	deliver := func(topic string, qos byte, group string) {
+		m := router.NewMessage([]byte(topic), []byte("p"), nil, []byte("pub"), qos, false, 0, nil)
+		m.Origin = 42
+		r.mu.Lock()
+		r.deliverLocked(m, group, now)
+		r.mu.Unlock()
+		m.Release()
+	}
+	deliver("r/a", 1, "")
+	deliver("r/b", 0, "")
+	deliver("s/c", 2, "$share/g/s/#")
+	var got []string
+	frames := r.out["n2"]
+	if n, ok := countFrames(frames); !ok || n != 2 || len(r.out) != 1 {
+		t.Fatalf("%d frames for n2 (framing %v), %d nodes; want 2 for n2 alone", n, ok, len(r.out))
+	}
+	eachFrame(frames, 0, now, func(m *router.Message, group, to string, err error) bool {
+		if err != nil || m.Origin != 42 {
+			t.Fatalf("frame: %v, origin %d", err, m.Origin)
+		}
+		got = append(got, string(m.Topic)+" "+group+" "+to)
+		m.Release()
+		return true
+	})
+	if want := []string{"r/a  x", "s/c $share/g/s/# "}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("passed on %q, want %q", got, want)
+	}
+
+	r.out = nil
+	r.mu.Lock()
+	r.pruneMovedLocked(mv.until.Add(time.Second), "")
+	r.mu.Unlock()
+	deliver("r/a", 1, "")
+	if len(r.out) != 0 || len(r.moved) != 0 {
+		t.Fatalf("after the linger: %d nodes to pass on to, %d moved", len(r.out), len(r.moved))
 	}
 }
