@@ -26,6 +26,12 @@ func AppendBundle(dst []byte, b *Bundle) []byte {
 	for _, id := range b.AwaitRel {
 		e = e.u16(id)
 	}
+	// Last, the deliveries' messages' Origins, which the store's records
+	// do not keep: a bundle without them (an older node's) still decodes.
+	e = e.uv(uint64(len(b.Deliveries)))
+	for i := range b.Deliveries {
+		e = e.uv(b.Deliveries[i].Msg.Origin)
+	}
 	return e
 }
 
@@ -64,6 +70,17 @@ func DecodeBundle(v []byte, b *Bundle) error {
 			b.AwaitRel = append(b.AwaitRel, id)
 		} else {
 			d.fail()
+		}
+	}
+	if len(d.b) > 0 && d.err == nil {
+		if n := d.uv(); n != uint64(len(b.Deliveries)) {
+			d.fail()
+		}
+		for i := range b.Deliveries {
+			if d.err != nil {
+				break
+			}
+			b.Deliveries[i].Msg.Origin = d.uv()
 		}
 	}
 	return d.end()

@@ -8,15 +8,17 @@ import (
 )
 
 // TestBundleRoundTrip: a session with subscriptions, a will, deliveries in
-// flight and queued, and QoS 2 ids awaiting PUBREL survives its encoding;
-// every cut of it is refused.
+// flight and queued (their messages' Origins too), and QoS 2 ids awaiting
+// PUBREL survives its encoding; every cut of it is refused, but for the
+// bundle without the Origins, as an older node made it, which decodes
+// without them.
 func TestBundleRoundTrip(t *testing.T) {
 	b := Bundle{
 		Session: Session{ClientID: "c1", Expiry: 60, ExpireAt: 0,
 			Subs: []Sub{{Filter: "a/#", Opts: router.Options{QoS: 1, SubID: 7, RetainAsPublished: true}}},
 			Will: &Message{Topic: []byte("w"), Payload: []byte("bye"), QoS: 1}, WillDelay: 5},
 		Deliveries: []Delivery{
-			{Msg: Message{Topic: []byte("a/1"), Payload: []byte("p1"), From: []byte("x"), QoS: 2}, QoS: 2, PacketID: 3, State: 1, SubIDs: []uint32{7}},
+			{Msg: Message{Topic: []byte("a/1"), Payload: []byte("p1"), From: []byte("x"), QoS: 2, Origin: 1<<40 + 3}, QoS: 2, PacketID: 3, State: 1, SubIDs: []uint32{7}},
 			{Msg: Message{Topic: []byte("a/2"), Payload: []byte("p2"), QoS: 1, Expiry: 99}, QoS: 1, Group: "$share/g/a/#"},
 		},
 		AwaitRel: []uint16{9, 10},
@@ -29,9 +31,16 @@ func TestBundleRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(normal(got), normal(b)) {
 		t.Fatalf("got %+v\nwant %+v", got, b)
 	}
+	older := len(v) - 1 - 6 - 1 // less the count of Origins, one of 6 bytes, one of 1
 	for i := range len(v) {
 		var cut Bundle
-		if err := DecodeBundle(v[:i], &cut); err == nil {
+		err := DecodeBundle(v[:i], &cut)
+		switch {
+		case i == older:
+			if err != nil || len(cut.Deliveries) != 2 || cut.Deliveries[0].Msg.Origin != 0 {
+				t.Fatalf("the bundle without its Origins: %v, %+v", err, cut.Deliveries)
+			}
+		case err == nil:
 			t.Fatalf("a bundle cut at %d of %d decoded", i, len(v))
 		}
 	}

@@ -117,7 +117,7 @@ type Message struct {
 	Expiry  int64 // Unix ns; 0 never. A will's is relative until published.
 	// Origin is router.Message.Origin. Not in the store's records: the
 	// cluster's copy of the sessions keeps it beside them (package
-	// replica).
+	// replica), and a Bundle after them.
 	Origin uint64
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/store"
 )
 
 // A session that moves from one node to another (its client connects
@@ -64,16 +65,38 @@ type arrivals struct {
 	pruned time.Time
 }
 
-// arrived opens clientID's handover window, now.
-func (a *arrivals) arrived(clientID string, now time.Time) {
+// arrived opens clientID's handover window, now, with the Origins of the
+// QoS 2 messages the session brought (its bundle's): those may come
+// again, straight from the publisher's node.
+func (a *arrivals) arrived(clientID string, now time.Time, brought []uint64) {
+	seen := make(map[uint64]struct{}, len(brought))
+	for _, o := range brought[:min(len(brought), handoverSeenMax)] {
+		seen[o] = struct{}{}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.m == nil {
 		a.m = map[string]*arrival{}
 	}
 	a.pruneLocked(now)
-	a.m[clientID] = &arrival{until: now.Add(handoverWindow), seen: map[uint64]struct{}{}}
+	a.m[clientID] = &arrival{until: now.Add(handoverWindow), seen: seen}
 	a.active.Store(int32(len(a.m)))
+}
+
+// qos2Origins returns the Origins of the QoS 2 deliveries of bundle, an
+// encoded store.Bundle.
+func qos2Origins(bundle []byte) []uint64 {
+	var b store.Bundle
+	if store.DecodeBundle(bundle, &b) != nil {
+		return nil
+	}
+	var out []uint64
+	for i := range b.Deliveries {
+		if d := &b.Deliveries[i]; d.QoS == 2 && d.Msg.Origin != 0 {
+			out = append(out, d.Msg.Origin)
+		}
+	}
+	return out
 }
 
 // pruneLocked forgets the windows that ended, at most once a second.

@@ -333,7 +333,7 @@ func (s *Sessions) adopt(clientID, node string, bundle []byte) {
 		s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
 		return
 	}
-	s.arrivals.arrived(clientID, time.Now())
+	s.arrivals.arrived(clientID, time.Now(), qos2Origins(bundle))
 }
 
 // shelfOf returns this node's rescuer, if it has one.

@@ -108,17 +108,20 @@ func TestHandoverFirst(t *testing.T) {
 	if s.Active() {
 		t.Fatal("active with no session moved")
 	}
-	s.arrivals.arrived("moved", time.Now())
+	s.arrivals.arrived("moved", time.Now(), []uint64{3}) // its bundle had 3
 	if !s.Active() {
 		t.Fatal("not active once a session moved")
 	}
 	if !s.First("moved", 7) || s.First("moved", 7) {
 		t.Fatal("origin 7: want first, then not")
 	}
+	if s.First("moved", 3) {
+		t.Fatal("origin 3, which the session brought, delivered again")
+	}
 	if !s.First("moved", 8) || !s.First("stayed", 7) || !s.First("moved", 0) || !s.First("moved", 0) {
 		t.Fatal("another origin, another session, or no origin was held back")
 	}
-	s.arrivals.arrived("old", time.Now().Add(-2*handoverWindow)) // its window is over
+	s.arrivals.arrived("old", time.Now().Add(-2*handoverWindow), nil) // its window is over
 	s.arrivals.pruned = time.Time{}
 	if !s.First("old", 1) || !s.First("old", 1) {
 		t.Fatal("a session whose window ended was held back")

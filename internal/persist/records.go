@@ -34,6 +34,7 @@ func Owed(rec *store.Delivery) session.Delivery {
 		Retain: rec.Retain,
 		Group:  rec.Group,
 	}
+	d.Msg.Origin = m.Origin
 	d.SetIDs(rec.SubIDs)
 	return d
 }
