@@ -24,7 +24,7 @@ type collector struct {
 	clusterSent, clusterReceived, clusterDropped, clusterRetainedFailures    *prometheus.Desc
 	clusterNotStored, clusterCutOff                                          *prometheus.Desc
 	clusterNodesUp, clusterNodeUp, clusterSessions, clusterPeerSubs          *prometheus.Desc
-	clusterReplication                                                       *prometheus.Desc
+	clusterReplication, clusterRescued, clusterPassedOn                      *prometheus.Desc
 }
 
 func newCollector(b *broker.Broker) *collector {
@@ -66,6 +66,8 @@ func newCollector(b *broker.Broker) *collector {
 		clusterNodesUp:          d("cluster_nodes_up", "Nodes of the cluster up as this node's NATS sees them, this one included."),
 		clusterNodeUp:           d("cluster_node_up", "1 while the node is up as this node's NATS sees it, 0 when down (not listed when unknown: an external NATS does not know Shoal's nodes).", "node"),
 		clusterSessions:         d("cluster_node_sessions", "Sessions the node owns, by the cluster's owners' bucket (counted at most every 10 s).", "node"),
+		clusterRescued:          d("cluster_rescued_messages_total", "Messages this node, rescuing a gone node, added to the sessions it keeps for it."),
+		clusterPassedOn:         d("cluster_passed_on_messages_total", "Messages this node, rescuing a gone node, sent on to the new node of a session it handed over: what the others still sent the gone node for it."),
 		clusterPeerSubs:         d("cluster_peer_subscriptions", "Other nodes' subscriptions in this node's table: one per distinct filter of each node, one per member of each shared group."),
 		clusterReplication:      d("cluster_replication_seconds", "Time a write to a replicated bucket of the cluster took, from the request to JetStream's acknowledgement (a majority of the replicas has it), by bucket: retained (retained messages), interest (the nodes' subscriptions), forward (QoS 1 and 2 messages on their way to other nodes).", "bucket"),
 	}
@@ -77,7 +79,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.queued, c.uptime, c.connects, c.disconnects, c.messages, c.bytes, c.drops, c.refused, c.loopEvents, c.loopConns,
 		c.loopBytes, c.storeUnreadable, c.storeSync, c.bridgeUp, c.bridgeMessages, c.bridgeHeld, c.bridgeDropped,
 		c.clusterSent, c.clusterReceived, c.clusterDropped, c.clusterRetainedFailures, c.clusterNodesUp, c.clusterNodeUp,
-		c.clusterSessions, c.clusterPeerSubs, c.clusterReplication, c.clusterNotStored, c.clusterCutOff} {
+		c.clusterSessions, c.clusterPeerSubs, c.clusterReplication, c.clusterNotStored, c.clusterCutOff,
+		c.clusterRescued, c.clusterPassedOn} {
 		ch <- d
 	}
 }
@@ -155,6 +158,8 @@ func (c *collector) collectCluster(gauge, counter func(*prometheus.Desc, float64
 	counter(c.clusterDropped, float64(cs.Traffic.MessagesDropped))
 	counter(c.clusterRetainedFailures, float64(cs.Traffic.RetainedFailures))
 	counter(c.clusterNotStored, float64(cs.Traffic.MessagesNotStored))
+	counter(c.clusterRescued, float64(cs.Traffic.Rescued))
+	counter(c.clusterPassedOn, float64(cs.Traffic.PassedOn))
 	gauge(c.clusterPeerSubs, float64(cs.Traffic.PeerSubscriptions))
 	gauge(c.clusterNodesUp, float64(cs.NodesUp()))
 	cutOff := 0.0

@@ -93,6 +93,11 @@ type ClusterTraffic struct {
 	// table: one per distinct filter of each node, one per member of
 	// each shared group.
 	PeerSubscriptions int `json:"peer_subscriptions"`
+	// Rescued are the messages this node, rescuing gone nodes, added to
+	// their sessions; PassedOn those it sent on to the new nodes of the
+	// sessions it handed over (cluster.Rescuer).
+	Rescued  int64 `json:"rescued"`
+	PassedOn int64 `json:"passed_on"`
 }
 
 // NodesUp is how many of Nodes are up.
@@ -191,6 +196,9 @@ func (b *Broker) clusterStatus(ctx context.Context, owners bool) ClusterStatus {
 		MessagesNotStored: b.peers.NotStored.Load(),
 		RetainedFailures:  b.clusterRetained.Failed.Load(),
 		PeerSubscriptions: b.clusterTable.PeerSubscriptions(),
+	}
+	if r := b.rescuer; r != nil {
+		cs.Traffic.Rescued, cs.Traffic.PassedOn = r.Delivered.Load(), r.PassedOn.Load()
 	}
 	cs.Replication = map[string]*SyncStats{"retained": newSyncStats(), "interest": newSyncStats(), "forward": newSyncStats()}
 	cs.Replication["retained"].add(&b.clusterRetained.Writes)

@@ -180,6 +180,8 @@ func TestClusterStatus(t *testing.T) {
 		"shoal_cluster_messages_dropped_total":                                  0,
 		"shoal_cluster_messages_not_stored_total":                               0,
 		"shoal_cluster_retained_failures_total":                                 0,
+		"shoal_cluster_rescued_messages_total":                                  0,
+		"shoal_cluster_passed_on_messages_total":                                0,
 		"shoal_cluster_nodes_up":                                                3,
 		"shoal_cluster_cut_off":                                                 0,
 		`shoal_cluster_node_up{node="n2"}`:                                      1,
