@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +34,13 @@ func TestClusterRollingRestart(t *testing.T) {
 		t.Skip("does not pass yet: run with SHOAL_CLUSTER_ROLL=1")
 	}
 	procs, addrs := startClusterProcs(t, "roll", "1s")
-	logs := func() { logAll(t, procs) }
+	var earlier []string // the logs of the runs that were stopped
+	logs := func() {
+		for _, l := range earlier {
+			t.Log(l)
+		}
+		logAll(t, procs)
+	}
 
 	subs := make([]*crashSub, 3)
 	for i := range subs {
@@ -83,6 +90,8 @@ func TestClusterRollingRestart(t *testing.T) {
 			on[i] = (x + 1) % 3
 			resume(t, s, addrs[on[i]], logs)
 		}
+		<-procs[x].done
+		earlier = append(earlier, fmt.Sprintf("node %d's log before its restart:\n%s", x, procs[x].stderr.String()))
 		procs[x] = procs[x].again(t)
 		procs[x].waitListening(t, addrs[x])
 		t.Logf("node %d stopped and serving again in %v", x, time.Since(stopped).Round(time.Millisecond))
@@ -117,7 +126,8 @@ func TestClusterRollingRestart(t *testing.T) {
 		t.Logf("subscriber %s: %d published, %d acknowledged, %d lost, QoS 2 duplicates %d",
 			s.id, published, len(acked), len(lost), dup2)
 		if len(lost) > 0 {
-			t.Errorf("subscriber %d: %d acknowledged messages lost, e.g. %v", i, len(lost), lost[:min(5, len(lost))])
+			slices.Sort(lost)
+			t.Errorf("subscriber %d: %d acknowledged messages lost: %v", i, len(lost), lost[:min(200, len(lost))])
 		}
 		if dup2 > 0 {
 			t.Errorf("subscriber %d: %d QoS 2 messages delivered more than once", i, dup2)
