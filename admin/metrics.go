@@ -67,7 +67,7 @@ func newCollector(b *broker.Broker) *collector {
 		clusterNodeUp:           d("cluster_node_up", "1 while the node is up as this node's NATS sees it, 0 when down (not listed when unknown: an external NATS does not know Shoal's nodes).", "node"),
 		clusterSessions:         d("cluster_node_sessions", "Sessions the node owns, by the cluster's owners' bucket (counted at most every 10 s).", "node"),
 		clusterRescued:          d("cluster_rescued_messages_total", "Messages this node, rescuing a gone node, added to the sessions it keeps for it."),
-		clusterPassedOn:         d("cluster_passed_on_messages_total", "Messages this node, rescuing a gone node, sent on to the new node of a session it handed over: what the others still sent the gone node for it."),
+		clusterPassedOn:         d("cluster_passed_on_messages_total", "Messages this node sent on to the new node of a session it handed over lately, its own or one it kept for a gone node: what still came for the session where it was."),
 		clusterPeerSubs:         d("cluster_peer_subscriptions", "Other nodes' subscriptions in this node's table: one per distinct filter of each node, one per member of each shared group."),
 		clusterReplication:      d("cluster_replication_seconds", "Time a write to a replicated bucket of the cluster took, from the request to JetStream's acknowledgement (a majority of the replicas has it), by bucket: retained (retained messages), interest (the nodes' subscriptions), forward (QoS 1 and 2 messages on their way to other nodes).", "bucket"),
 	}

@@ -94,8 +94,9 @@ type ClusterTraffic struct {
 	// each shared group.
 	PeerSubscriptions int `json:"peer_subscriptions"`
 	// Rescued are the messages this node, rescuing gone nodes, added to
-	// their sessions; PassedOn those it sent on to the new nodes of the
-	// sessions it handed over (cluster.Rescuer).
+	// their sessions (cluster.Rescuer); PassedOn those it sent on to the
+	// new nodes of the sessions it handed over, from its rescues or its
+	// own (cluster's handover).
 	Rescued  int64 `json:"rescued"`
 	PassedOn int64 `json:"passed_on"`
 }
@@ -200,6 +201,7 @@ func (b *Broker) clusterStatus(ctx context.Context, owners bool) ClusterStatus {
 	if r := b.rescuer; r != nil {
 		cs.Traffic.Rescued, cs.Traffic.PassedOn = r.Delivered.Load(), r.PassedOn.Load()
 	}
+	cs.Traffic.PassedOn += b.peers.PassedOn.Load()
 	cs.Replication = map[string]*SyncStats{"retained": newSyncStats(), "interest": newSyncStats(), "forward": newSyncStats()}
 	cs.Replication["retained"].add(&b.clusterRetained.Writes)
 	cs.Replication["interest"].add(&b.peers.Writes)

@@ -220,9 +220,10 @@ type batch struct {
 	done   chan struct{}
 }
 
-// add puts m's frame, for group ("" for none), into the node's open batch
-// and returns the batch as m's receipt. A full batch is sent first.
-func (o *nodeOut) add(m *router.Message, group string, now int64) dispatch.Receipt {
+// add puts m's frame, for group ("" for none) or for the session of
+// client id to alone (not ""), into the node's open batch and returns the
+// batch as m's receipt. A full batch is sent first.
+func (o *nodeOut) add(m *router.Message, group, to string, now int64) dispatch.Receipt {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for {
@@ -234,7 +235,7 @@ func (o *nodeOut) add(m *router.Message, group string, now int64) dispatch.Recei
 		}
 		at := len(b.buf.B)
 		b.buf.B = append(b.buf.B, 0, 0, 0, 0)
-		b.buf.B = appendFrame(b.buf.B, m, group, now)
+		b.buf.B = appendFrameTo(b.buf.B, m, group, to, now)
 		size := len(b.buf.B) - at - 4
 		if b.frames > 0 && len(b.buf.B) > forwardBatchBytes {
 			b.buf.B = b.buf.B[:at] // not with these: send them, then try again

@@ -21,11 +21,13 @@ import (
 // node it left, or both. A handover is the window in which both keep it
 // whole:
 //
-//   - The node the session left passes on what still comes for it there:
-//     a rescuer keeps a moved session's subscriptions in its table
-//     (movedLinger), and sends the messages they match to the new node
-//     in the forward stream, in frames addressed to the session alone
-//     (the frame's "to", dispatch.Job.To).
+//   - The node the session left passes on what still comes for it there,
+//     for movedLinger: the session's own node, handing it over, leaves a
+//     stand-in in its table (leaving, a dispatch.Mover); a rescuer keeps
+//     the subscriptions of a session it kept for a gone node in its own
+//     table (moved). Each sends what they match to the new node in the
+//     forward stream, in frames addressed to the session alone (the
+//     frame's "to", dispatch.Job.To).
 //   - The new node holds what is addressed to a session while a claim of
 //     it is under way here (Sessions.park), and routes it once the claim
 //     ends, the session adopted.
@@ -158,6 +160,9 @@ func (s *Sessions) park(j dispatch.Job) bool {
 	return true
 }
 
+// peersOf returns the node's Peers, if Handover gave them.
+func (s *Sessions) peersOf() *Peers { return s.peers.Load() }
+
 // unpark routes jobs, held while their session was claimed here (park);
 // what the node, stopping, does not take, the stream sends again.
 func (s *Sessions) unpark(jobs []dispatch.Job) {
@@ -177,6 +182,7 @@ func (s *Sessions) unpark(jobs []dispatch.Job) {
 // Start.
 func (ps *Peers) Handover(s *Sessions) {
 	ps.sessions = s
+	s.peers.Store(ps)
 	route := func(j dispatch.Job) bool { return ps.disp.SubmitWait(j, ps.stop) }
 	s.route.Store(&route)
 }
@@ -213,4 +219,91 @@ func appendBatchFrame(dst []byte, m *router.Message, group, to string, now int64
 	dst = appendFrameTo(dst, m, group, to, now)
 	binary.BigEndian.PutUint32(dst[at:], uint32(len(dst)-at-4))
 	return dst
+}
+
+// leaving is a session this node handed to another node (Sessions.give),
+// in this node's table for movedLinger with its subscriptions: what they
+// match here — from this node's publishers, or sent here by the nodes
+// that do not know yet — goes on to the new node (a dispatch.Mover).
+type leaving struct {
+	ps      *Peers
+	id      string
+	out     *nodeOut // the new node's subject of the forward stream
+	filters []string
+	timer   *time.Timer
+}
+
+var _ dispatch.Mover = (*leaving)(nil)
+
+func (l *leaving) ClientID() string { return l.id }
+
+// PassOn implements dispatch.Mover: a QoS 1 or 2 message goes to the new
+// node, addressed to the session.
+func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
+	now := time.Now().UnixNano()
+	if m.QoS == 0 || m.Expired(now) {
+		return nil
+	}
+	l.ps.PassedOn.Add(1)
+	return l.out.add(m, "", l.id, now)
+}
+
+// leave puts a stand-in for clientID's session, which node is taking,
+// into the table with the session's filters (not its shared groups': the
+// other members take the group's turns), until movedLinger is over
+// or stay takes it out. It is there before the session ends here, so
+// that no message falls between the two: one the session got here too
+// comes to the new node in its bundle, and that node delivers a QoS 2
+// one once (Sessions.First).
+func (ps *Peers) leave(clientID, node string, filters []string) *leaving {
+	l := &leaving{ps: ps, id: clientID, out: &nodeOut{ps: ps, subject: forwardSubject(node)}}
+	ps.leavingMu.Lock()
+	if old := ps.leaving[clientID]; old != nil {
+		ps.stayLocked(old)
+	}
+	if ps.leaving == nil {
+		ps.leaving = map[string]*leaving{}
+	}
+	ps.leaving[clientID] = l
+	for _, f := range filters {
+		if _, _, shared := router.ParseShared(f); shared {
+			continue // the group's other members take its turns
+		}
+		ps.table.Subscribe(l, f, router.Options{QoS: 2, RetainAsPublished: true})
+		ps.table.leavingSubs.Add(1)
+		l.filters = append(l.filters, f)
+	}
+	l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
+	ps.leavingMu.Unlock()
+	return l
+}
+
+// stay takes l out of the table, if it is still there: its time is up,
+// the session did not leave after all, or it came back.
+func (ps *Peers) stay(l *leaving) {
+	ps.leavingMu.Lock()
+	ps.stayLocked(l)
+	ps.leavingMu.Unlock()
+}
+
+// stayBack takes clientID's stand-in, if any, out of the table: the
+// session is here again.
+func (ps *Peers) stayBack(clientID string) {
+	ps.leavingMu.Lock()
+	if l := ps.leaving[clientID]; l != nil {
+		ps.stayLocked(l)
+	}
+	ps.leavingMu.Unlock()
+}
+
+func (ps *Peers) stayLocked(l *leaving) {
+	if ps.leaving[l.id] != l {
+		return
+	}
+	delete(ps.leaving, l.id)
+	l.timer.Stop()
+	for _, f := range l.filters {
+		ps.table.Unsubscribe(l, f)
+		ps.table.leavingSubs.Add(-1)
+	}
 }

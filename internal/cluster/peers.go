@@ -102,12 +102,19 @@ type Peers struct {
 	// sessions hold the messages addressed to a session being claimed
 	// here (Handover); nil: none are held.
 	sessions *Sessions
+	// leaving are the sessions this node handed over lately, by client
+	// id (handover.go). Guarded by leavingMu.
+	leavingMu sync.Mutex
+	leaving   map[string]*leaving
 
 	// Counters, for $SYS and metrics.
 	Sent, Received, Dropped atomic.Int64
 	// NotStored counts QoS 1 and 2 messages the forward stream did not
 	// take: their publishers were refused (dispatch.Receipt).
 	NotStored atomic.Int64
+	// PassedOn counts the messages sent on to the new nodes of sessions
+	// this node handed over lately (handover.go).
+	PassedOn atomic.Int64
 	// Writes times the interest bucket's writes, from the request to its
 	// acknowledgement: the replicas' round trip (replication latency).
 	Writes counters.Durations
@@ -155,7 +162,7 @@ func (p *peer) Forward(m *router.Message, mt *router.Match) dispatch.Receipt {
 		group = mt.Group
 	}
 	if m.QoS > 0 {
-		return p.out.add(m, group, now)
+		return p.out.add(m, group, "", now)
 	}
 	buf := framePool.Get()
 	buf.B = appendFrame(buf.B[:0], m, group, now)
@@ -544,8 +551,9 @@ type Table struct {
 	dirty map[string]struct{}
 	wake  chan struct{} // has room for one: a write is due
 
-	// peerSubs counts the subscriptions that are Peers, for Count.
-	peerSubs atomic.Int64
+	// peerSubs counts the subscriptions that are Peers, for Count;
+	// leavingSubs those of the sessions that left (handover.go).
+	peerSubs, leavingSubs atomic.Int64
 }
 
 // NewTable returns t as a cluster's table.
@@ -575,7 +583,9 @@ func (t *Table) Unsubscribe(s router.Subscriber, filter string) bool {
 
 // Count implements router.Subscriptions: this node's subscriptions,
 // without the Peers.
-func (t *Table) Count() int { return t.Table.Count() - int(t.peerSubs.Load()) }
+func (t *Table) Count() int {
+	return t.Table.Count() - int(t.peerSubs.Load()) - int(t.leavingSubs.Load())
+}
 
 // interest records that this node's subscriptions to filter changed by
 // delta (+1 or -1): the filter's key is due for a write when it gains its

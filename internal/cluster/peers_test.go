@@ -474,3 +474,55 @@ func sumCounts(counts []int64) (n int64) {
 	}
 	return n
 }
+
+// TestPeersPassOn: a session this node hands over leaves a stand-in in
+// its table (Peers.leave) that keeps this node's interest in its filters
+// and sends what they match on to the new node, addressed to the session,
+// with its Origin (QoS 0 is not passed on, a shared group is left to its
+// other members); when the session is back, the stand-in goes, and with
+// it the interest.
+func TestPeersPassOn(t *testing.T) {
+	rs := startPeers(t, startCluster(t, 3))
+	l := rs[0].ps.leave("x", "n1", []string{"t/#", "$share/g/s"})
+	if n := rs[0].table.Count(); n != 0 {
+		t.Fatalf("the stand-in counts as %d subscriptions of the node", n)
+	}
+	waitFor(t, "node 1 to see node 0's interest in t/#", func() bool { return len(rs[1].peersFor("t/a")) == 1 })
+	if len(rs[1].peersFor("s")) != 0 {
+		t.Fatal("the stand-in joined a shared group")
+	}
+
+	var ms router.Matches
+	rs[0].table.Match([]byte("t/a"), nil, nil, &ms)
+	if len(ms.List) != 1 || ms.List[0].Sub != l {
+		t.Fatalf("node 0 matches %+v, want the stand-in", ms.List)
+	}
+	q0 := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 0, false, 0, nil)
+	defer q0.Release()
+	if l.PassOn(q0, &ms.List[0]) != nil {
+		t.Fatal("a QoS 0 message passed on")
+	}
+	m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+	defer m.Release()
+	m.Origin = 99
+	if err := l.PassOn(m, &ms.List[0]).Wait(nil); err != nil {
+		t.Fatal(err)
+	}
+	j := receive(t, rs[1])
+	if string(j.Msg.Topic) != "t/a" || j.To != "x" || !j.Local || j.Msg.Origin != 99 || j.Msg.QoS != 2 {
+		t.Fatalf("node 1 got %q for %q (local %v), origin %d, QoS %d; want t/a for x, origin 99, QoS 2",
+			j.Msg.Topic, j.To, j.Local, j.Msg.Origin, j.Msg.QoS)
+	}
+	j.Msg.Release()
+	if rs[0].ps.PassedOn.Load() != 1 {
+		t.Fatalf("PassedOn %d, want 1", rs[0].ps.PassedOn.Load())
+	}
+
+	rs[0].ps.stayBack("x")
+	ms.Reset()
+	rs[0].table.Match([]byte("t/a"), nil, nil, &ms)
+	if len(ms.List) != 0 {
+		t.Fatalf("node 0 still matches %+v once the session is back", ms.List)
+	}
+	waitFor(t, "node 1 to see node 0's interest go", func() bool { return len(rs[1].peersFor("t/a")) == 0 })
+}

@@ -54,6 +54,9 @@ type Local interface {
 	Give(clientID string, clean bool) ([]byte, error)
 	// Adopt makes a session another node gave this node's.
 	Adopt(clientID string, bundle []byte) error
+	// Filters returns the filters of clientID's session here (none: no
+	// session).
+	Filters(clientID string) []string
 	// TakeOver closes the connection attached to clientID's session
 	// here, if any, as a takeover.
 	TakeOver(clientID string, clean bool) bool
@@ -100,6 +103,8 @@ type Sessions struct {
 	parked map[string][]dispatch.Job
 	// route routes what was parked: the Peers' (Handover).
 	route atomic.Pointer[func(dispatch.Job) bool]
+	// peers are the node's Peers, once Handover (nil before).
+	peers atomic.Pointer[Peers]
 	// arrivals are the sessions that moved here lately (handover.go).
 	arrivals arrivals
 
@@ -333,6 +338,9 @@ func (s *Sessions) adopt(clientID, node string, bundle []byte) {
 		s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
 		return
 	}
+	if ps := s.peersOf(); ps != nil {
+		ps.stayBack(clientID) // it left this node lately, and is back
+	}
 	s.arrivals.arrived(clientID, time.Now(), qos2Origins(bundle))
 }
 
@@ -385,9 +393,20 @@ func (s *Sessions) give(m *nats.Msg) {
 			return
 		}
 	}
+	var l *leaving
+	if ps := s.peersOf(); ps != nil && !clean {
+		// What comes here for the session until the others know where
+		// it went goes on there (handover.go).
+		if filters := s.local.Filters(clientID); len(filters) > 0 {
+			l = ps.leave(clientID, m.Header.Get(claimerHeader), filters)
+		}
+	}
 	bundle, err := s.local.Give(clientID, clean)
 	if err != nil {
 		s.log.Warn().Err(err).Str("client", clientID).Msg("cluster: a session could not be handed over")
+	}
+	if l != nil && len(bundle) == 0 {
+		l.ps.stay(l) // it did not leave
 	}
 	if s.replicas != nil {
 		// What this node wrote of the session is in the copy before the

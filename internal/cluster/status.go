@@ -147,23 +147,44 @@ var errScanLimit = errors.New("cluster: the scan's limit")
 // (one ordered stream of them, not a request per key), up to limit
 // records (0: all), until ctx ends.
 func (o *Owners) scan(ctx context.Context, limit int, fn func(clientID string, ow Owner)) error {
+	for try := 1; ; try++ {
+		empty, err := o.scanOnce(ctx, limit, fn)
+		if err != nil || !empty || try == scanTries {
+			return err
+		}
+		// A watch made while the stream's replicas settle (a node
+		// loaded) may say at once that it has brought every key, before
+		// any: when the bucket holds records, look again.
+		st, err := o.kv.Status(ctx)
+		if err != nil || st.Values() == 0 {
+			return nil
+		}
+	}
+}
+
+// scanTries bounds the scans of a bucket that look empty but hold records
+// (deletes only, then).
+const scanTries = 3
+
+// scanOnce is one scan's try; it reports whether it found no record.
+func (o *Owners) scanOnce(ctx context.Context, limit int, fn func(clientID string, ow Owner)) (empty bool, err error) {
 	w, err := o.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return fmt.Errorf("cluster: reading session owners: %w", err)
+		return false, fmt.Errorf("cluster: reading session owners: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
 	for read := 0; ; read++ {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: reading session owners: %w", ctx.Err())
+			return false, fmt.Errorf("cluster: reading session owners: %w", ctx.Err())
 		case e, ok := <-w.Updates():
 			switch {
 			case !ok:
-				return errors.New("cluster: reading session owners: the watch ended")
+				return false, errors.New("cluster: reading session owners: the watch ended")
 			case e == nil: // every key's last record is in
-				return nil
+				return read == 0, nil
 			case read == limit && limit > 0:
-				return errScanLimit
+				return false, errScanLimit
 			}
 			id, idOK := clientIDOf(e.Key())
 			if ow, err := decodeOwner(e.Value()); err == nil && idOK {

@@ -67,6 +67,16 @@ type Peer interface {
 	Forward(m *router.Message, mt *router.Match) Receipt
 }
 
+// Mover stands, in this node's table, for a session that moved to another
+// node lately (package cluster's handover): every message its
+// subscriptions match — from this node's publishers or another node's —
+// goes on to the session's new node, which the other nodes may not know
+// of yet. PassOn returns nil when there is nothing to wait for (QoS 0).
+type Mover interface {
+	router.Subscriber
+	PassOn(m *router.Message, mt *router.Match) Receipt
+}
+
 // Receipt is a forwarded message's confirmation that the cluster stored
 // it. Wait blocks until it did (nil), could not (the error), or stop
 // closes. Every receipt must be waited for: a Peer may gather messages

@@ -25,6 +25,9 @@ type fanout struct {
 	// nodes (Peer.Forward) since they were last waited for (confirm).
 	receipts []Receipt
 	failed   []bool // confirm's verdicts, by receipt
+	// passFailed says a message passed on to a moved session's node
+	// (Mover) was not taken since the last ackStream.
+	passFailed bool
 	// origin is the Origin of the last message this fanout gave one
 	// (newOrigin): from a random start, so that the fanouts of every
 	// node, and of every run of it, give numbers of their own.
@@ -110,6 +113,10 @@ func (f *fanout) route(d *Dispatcher, m *router.Message, local bool, to string) 
 				if r := p.Forward(m, mt); r != nil {
 					f.receipts = append(f.receipts, r)
 				}
+			} else if mv, ok := mt.Sub.(Mover); ok && (to == "" || to == mv.ClientID()) && !sys.Own(m.Topic) {
+				if r := mv.PassOn(m, mt); r != nil {
+					f.receipts = append(f.receipts, passed{r})
+				}
 			}
 			continue
 		}
@@ -126,6 +133,9 @@ func (f *fanout) route(d *Dispatcher, m *router.Message, local bool, to string) 
 	return stored
 }
 
+// passed is the receipt of a message passed on (Mover.PassOn).
+type passed struct{ Receipt }
+
 // confirm waits for the receipts gathered since its last call, until stop
 // closes (nil: as long as they take; the cluster bounds it), and records
 // which failed in f.failed, by receipt. It reports whether any did.
@@ -133,6 +143,9 @@ func (f *fanout) confirm(stop <-chan struct{}) (anyFailed bool) {
 	f.failed = f.failed[:0]
 	for i, r := range f.receipts {
 		bad := r.Wait(stop) != nil
+		if _, ok := r.(passed); ok && bad {
+			f.passFailed = true
+		}
 		f.failed = append(f.failed, bad)
 		anyFailed = anyFailed || bad
 		f.receipts[i] = nil

@@ -95,6 +95,22 @@ func (x *Sessions) Give(clientID string, clean bool) ([]byte, error) {
 	return out, nil
 }
 
+// Filters returns the filters of clientID's session here; none when there
+// is no session.
+func (x *Sessions) Filters(clientID string) []string {
+	s := x.Store.Get(clientID)
+	if s == nil {
+		return nil
+	}
+	s.Lock()
+	defer s.Unlock()
+	var out []string
+	for _, sub := range s.SubsLocked() {
+		out = append(out, sub.Filter)
+	}
+	return out
+}
+
 // bundleLocked is s as a store.Bundle, aliasing its messages, and the
 // deliveries it took from s's queue for it: encode the bundle, then
 // release them. s.mu must be held.
