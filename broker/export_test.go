@@ -201,3 +201,16 @@ func (b *Broker) RescueDelivered() int64 {
 	}
 	return b.rescuer.Delivered.Load()
 }
+
+// PassedOn is how many messages this node sent on to the new nodes of
+// sessions it handed over lately; 0 outside a cluster.
+func (b *Broker) PassedOn() int64 {
+	if b.peers == nil {
+		return 0
+	}
+	n := b.peers.PassedOn.Load()
+	if b.rescuer != nil {
+		n += b.rescuer.PassedOn.Load()
+	}
+	return n
+}

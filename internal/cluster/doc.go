@@ -40,8 +40,8 @@
 //   - A handover (handover.go) keeps a session's messages whole while it
 //     moves and the other nodes do not know yet: the node it left passes
 //     on what still comes for it there, addressed to it; the new node
-//     holds that until the session is adopted, and delivers a QoS 2
-//     message that came by both ways once (by its Origin).
+//     holds that until the session is adopted, and delivers a message
+//     that came by both ways once (by its Origin).
 //   - Health (health.go) decides whether this node serves: a round of
 //     pings every second tells whether it is with a majority of the nodes
 //     it knows; a node cut off refuses what needs JetStream's replication

@@ -35,16 +35,20 @@ import (
 //     the publisher's node. Every message has an identity from the node
 //     that routed it first (router.Message.Origin, which the frames
 //     carry); for handoverWindow after a session arrives, the new node
-//     remembers the Origins of the QoS 2 messages it delivered to it
-//     (Sessions.First, dispatch.Once) and does not deliver one twice.
-//     QoS 1 may come twice, as MQTT allows.
+//     remembers the Origins of the QoS 1 and 2 messages it delivered to
+//     it, and those its bundle brought (Sessions.First, dispatch.Once),
+//     and does not deliver one twice.
 
 // The handover's bounds: how long a rescuer passes on a moved session's
 // messages, how long the new node remembers what it delivered to it, and
 // how much.
 const (
-	movedLinger     = 30 * time.Second
-	handoverWindow  = 2 * movedLinger
+	// movedLinger is long beside the time the other nodes take to apply
+	// the new node's interest (milliseconds) and to route what they had
+	// in hand; a node that applies it later (cut off meanwhile) may still
+	// send the old one what nobody passes on.
+	movedLinger     = 10 * time.Second
+	handoverWindow  = 3 * movedLinger
 	handoverSeenMax = 1 << 16
 	// parkMax bounds the messages held for one session being claimed;
 	// past it they are routed at once (and miss the session if it is
@@ -53,7 +57,7 @@ const (
 )
 
 // arrival is a session that moved to this node lately: the Origins of
-// the QoS 2 messages delivered to it since, until the window ends.
+// the QoS 1 and 2 messages delivered to it since, until the window ends.
 type arrival struct {
 	until time.Time
 	seen  map[uint64]struct{}
@@ -68,7 +72,7 @@ type arrivals struct {
 }
 
 // arrived opens clientID's handover window, now, with the Origins of the
-// QoS 2 messages the session brought (its bundle's): those may come
+// messages the session brought (its bundle's): those may come
 // again, straight from the publisher's node.
 func (a *arrivals) arrived(clientID string, now time.Time, brought []uint64) {
 	seen := make(map[uint64]struct{}, len(brought))
@@ -85,16 +89,16 @@ func (a *arrivals) arrived(clientID string, now time.Time, brought []uint64) {
 	a.active.Store(int32(len(a.m)))
 }
 
-// qos2Origins returns the Origins of the QoS 2 deliveries of bundle, an
+// broughtOrigins returns the Origins of the deliveries of bundle, an
 // encoded store.Bundle.
-func qos2Origins(bundle []byte) []uint64 {
+func broughtOrigins(bundle []byte) []uint64 {
 	var b store.Bundle
 	if store.DecodeBundle(bundle, &b) != nil {
 		return nil
 	}
 	var out []uint64
 	for i := range b.Deliveries {
-		if d := &b.Deliveries[i]; d.QoS == 2 && d.Msg.Origin != 0 {
+		if d := &b.Deliveries[i]; d.QoS > 0 && d.Msg.Origin != 0 {
 			out = append(out, d.Msg.Origin)
 		}
 	}
@@ -119,7 +123,7 @@ func (a *arrivals) pruneLocked(now time.Time) {
 // window here.
 func (s *Sessions) Active() bool { return s.arrivals.active.Load() > 0 }
 
-// First implements dispatch.Once: whether the QoS 2 message of origin is
+// First implements dispatch.Once: whether the message of origin is
 // delivered to clientID's session for the first time in its handover
 // window (always, outside one, or for a message of no known origin).
 func (s *Sessions) First(clientID string, origin uint64) bool {
@@ -253,8 +257,8 @@ func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
 // other members take the group's turns), until movedLinger is over
 // or stay takes it out. It is there before the session ends here, so
 // that no message falls between the two: one the session got here too
-// comes to the new node in its bundle, and that node delivers a QoS 2
-// one once (Sessions.First).
+// comes to the new node in its bundle, and that node delivers it once
+// (Sessions.First).
 func (ps *Peers) leave(clientID, node string, filters []string) *leaving {
 	l := &leaving{ps: ps, id: clientID, out: &nodeOut{ps: ps, subject: forwardSubject(node)}}
 	ps.leavingMu.Lock()

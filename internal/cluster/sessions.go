@@ -341,7 +341,7 @@ func (s *Sessions) adopt(clientID, node string, bundle []byte) {
 	if ps := s.peersOf(); ps != nil {
 		ps.stayBack(clientID) // it left this node lately, and is back
 	}
-	s.arrivals.arrived(clientID, time.Now(), qos2Origins(bundle))
+	s.arrivals.arrived(clientID, time.Now(), broughtOrigins(bundle))
 }
 
 // shelfOf returns this node's rescuer, if it has one.

@@ -100,9 +100,9 @@ func TestHandoverPark(t *testing.T) {
 	}
 }
 
-// TestHandoverFirst: in a session's handover window, a QoS 2 message of
-// one origin is delivered once; other sessions, and messages of no known
-// origin, are not held back.
+// TestHandoverFirst: in a session's handover window, a message of one
+// origin is delivered once, one its bundle brought not at all; other
+// sessions, and messages of no known origin, are not held back.
 func TestHandoverFirst(t *testing.T) {
 	s := NewSessions()
 	if s.Active() {

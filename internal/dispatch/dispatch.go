@@ -183,16 +183,16 @@ type Config struct {
 	// replicas first): retained messages are routed by the workers only,
 	// never on a loop.
 	RetainedBlocks bool
-	// Once, in a cluster, keeps a QoS 2 message from reaching a session
-	// that moved lately twice; nil: no session moves.
+	// Once, in a cluster, keeps a QoS 1 or 2 message from reaching a
+	// session that moved lately twice; nil: no session moves.
 	Once Once
 }
 
 // Once is asked, while any session moved between nodes lately (Active),
-// whether a QoS 2 delivery to one of them is the first of its message
-// (by router.Message.Origin): the message may come by two ways while a
-// session moves, from the node it left and straight from the publisher's.
-// Package cluster's Sessions.
+// whether a QoS 1 or 2 delivery to one of them is the first of its
+// message (by router.Message.Origin): the message may come by two ways
+// while a session moves, from the node it left and straight from the
+// publisher's. Package cluster's Sessions.
 type Once interface {
 	Active() bool
 	First(clientID string, origin uint64) bool

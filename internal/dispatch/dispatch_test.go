@@ -322,11 +322,11 @@ func TestJobToOneSession(t *testing.T) {
 	}
 }
 
-// TestOnceKeepsQoS2Single: a message this node routes first gets an
-// Origin of its own; while sessions move (Once), a QoS 2 message that
-// comes again by another way, with the same Origin, is not delivered
-// again, and a QoS 1 one is (MQTT allows it; Once is not asked).
-func TestOnceKeepsQoS2Single(t *testing.T) {
+// TestOnceKeepsMessagesSingle: a message this node routes first gets an
+// Origin of its own; while sessions move (Once), a QoS 1 or 2 message
+// that comes again by another way, with the same Origin, is not delivered
+// again; QoS 0 is not asked about.
+func TestOnceKeepsMessagesSingle(t *testing.T) {
 	d := newDispatcher(t, limit.Limits{MaxQueued: 100, MaxQueuedBytes: 1 << 20})
 	once := seenOnce{}
 	d.once = once
@@ -345,14 +345,18 @@ func TestOnceKeepsQoS2Single(t *testing.T) {
 	if n := s.QueueLen(); n != 2 {
 		t.Fatalf("queued %d, want 2: the QoS 2 message that came again was delivered", n)
 	}
-	q1 := message("t/x", 1)
-	q1.Origin = first.Origin
+	q1, q1again := message("t/y", 1), message("t/y", 1)
+	q1.Origin, q1again.Origin = 7, 7
 	w.do(Job{Msg: q1, Local: true})
+	w.do(Job{Msg: q1again, Local: true})
 	if n := s.QueueLen(); n != 3 {
-		t.Fatalf("queued %d, want 3: a QoS 1 message kept out", n)
+		t.Fatalf("queued %d, want 3: a QoS 1 message that came again was delivered", n)
 	}
+	q0 := message("t/z", 0)
+	q0.Origin = 8
+	w.do(Job{Msg: q0, Local: true})
 	first.Release()
-	if len(once["moved"]) != 2 {
-		t.Fatalf("Once asked about %d origins, want 2", len(once["moved"]))
+	if len(once["moved"]) != 3 || once["moved"][8] {
+		t.Fatalf("Once asked about %v, want 3 origins, not QoS 0's", once["moved"])
 	}
 }

@@ -195,7 +195,7 @@ func (f *fanout) deliver(d *Dispatcher, m *router.Message, mt *router.Match, s *
 		// Published [MQTT-3.3.1-12], [MQTT-3.3.1-13].
 		Retain: m.Retain && mt.RetainAsPublished,
 	}
-	if dv.QoS == 2 && d.once != nil && d.once.Active() && !d.once.First(s.ClientID(), m.Origin) {
+	if dv.QoS > 0 && d.once != nil && d.once.Active() && !d.once.First(s.ClientID(), m.Origin) {
 		return false, false // it came by another way already, while s moved here
 	}
 	dv.SetIDs(mt.SubIDs) // one identifier, the common case, costs no allocation
