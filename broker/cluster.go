@@ -142,8 +142,12 @@ func (b *Broker) startRouting() error {
 	return nil
 }
 
-// settleWorkers bounds the claims settleSessions makes at once.
-const settleWorkers = 16
+// settleWorkers bounds the claims settleSessions makes at once;
+// settleTries the claims of one session.
+const (
+	settleWorkers = 16
+	settleTries   = 3
+)
 
 // settleSessions settles each persistent session this node loaded from
 // its store with the cluster, by its owner's record: one this node still
@@ -183,9 +187,17 @@ func (b *Broker) settleSessions(ctx context.Context) {
 					ended.Add(1)
 					continue
 				}
-				done := make(chan error, 1)
-				b.clusterSessions.Claim(id, false, func(_ uint64, err error) { done <- err })
-				if err := <-done; err != nil {
+				err = ctx.Err()
+				for try := 1; try <= settleTries && ctx.Err() == nil; try++ {
+					// A claim that could not read the session's copy (its
+					// rescuer kept it there) reads it again on the next.
+					done := make(chan error, 1)
+					b.clusterSessions.Claim(id, false, func(_ uint64, err error) { done <- err })
+					if err = <-done; err == nil {
+						break
+					}
+				}
+				if err != nil {
 					b.lg().Warn().Err(err).Str("client", id).Msg("cluster: a stored session could not be claimed again")
 					continue
 				}

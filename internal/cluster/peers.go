@@ -79,8 +79,10 @@ type Peers struct {
 	// started, for Start.
 	stale []string
 	// rounds counts the publish goroutine's rounds of interest writes
-	// that ended with none failed (Sync).
-	rounds atomic.Uint64
+	// that ended with none failed (Sync); publishing says that goroutine
+	// runs.
+	rounds     atomic.Uint64
+	publishing atomic.Bool
 	// nodes lists the other nodes that have had interest, for Nodes:
 	// written by the watch goroutine, read by anyone.
 	nodes atomic.Pointer[[]string]
@@ -252,6 +254,7 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	}
 	ps.stale = nil
 	ps.done.Add(1)
+	ps.publishing.Store(true)
 	go ps.publish()
 	select {
 	case <-ps.ready:
@@ -379,8 +382,13 @@ func (ps *Peers) publish() {
 
 // Sync waits until the interest this node's table has now is in the
 // bucket: a round of writes begun after it was called ended with none
-// failed. Until ctx ends: it reports whether it got there.
+// failed. Until ctx ends: it reports whether it got there. Before Start
+// it returns at once: Start writes the whole table (a node that settles
+// the sessions it loaded, before it routes).
 func (ps *Peers) Sync(ctx context.Context) bool {
+	if !ps.publishing.Load() {
+		return true
+	}
 	want := ps.rounds.Load() + 2 // the round under way may have begun before
 	for ps.rounds.Load() < want {
 		ps.table.poke() // a round now, even with nothing due

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,15 +38,58 @@ func (r *Store) Read(ctx context.Context, clientID string) (*store.Bundle, uint6
 }
 
 // read returns the last record of each subject of clientID's session,
-// by subject, as the stream's leader has them: one request per record
-// ("the next message on these subjects from this sequence on"), which
-// only the leader answers. A consumer would be quicker, but one placed on
-// a replica that is catching up — a node just back — reads a past state.
+// by subject, as the stream's leader has them. The leader lists the
+// subjects (stream info, filtered), then readers ask it for the last
+// message of each, readParallel at once; then, one request per record
+// ("the next message on these subjects from this sequence on"), what was
+// written since the list. A consumer would be quicker still, but one
+// placed on a replica that is catching up — a node just back — reads a
+// past state; one request per record alone took seconds for a session
+// with thousands of messages queued, longer than a claim waits.
 func (r *Store) read(ctx context.Context, clientID string) (map[string][]byte, error) {
 	prefix := string(subjectOf(nil, clientID, 0, 0, 0))
 	prefix = prefix[:len(prefix)-1] // "shoal.ss.{client}."
+	info, err := r.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		return nil, err
+	}
 	recs := map[string][]byte{}
-	for seq := uint64(1); ; {
+	var mu sync.Mutex
+	subjects := make(chan string)
+	errs := make(chan error, readParallel)
+	var wg sync.WaitGroup
+	for range min(readParallel, len(info.State.Subjects)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for subject := range subjects {
+				m, err := r.stream.GetLastMsgForSubject(ctx, subject)
+				if errors.Is(err, jetstream.ErrMsgNotFound) {
+					continue // removed since the list
+				}
+				if err != nil {
+					errs <- err
+					for range subjects { // let the sender finish
+					}
+					return
+				}
+				mu.Lock()
+				recs[strings.TrimPrefix(m.Subject, prefix)] = m.Data
+				mu.Unlock()
+			}
+		}()
+	}
+	for subject := range info.State.Subjects {
+		subjects <- subject
+	}
+	close(subjects)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return nil, err
+	default:
+	}
+	for seq := info.State.LastSeq + 1; ; {
 		m, err := r.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(prefix+">"))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return recs, nil
@@ -57,6 +101,9 @@ func (r *Store) read(ctx context.Context, clientID string) (map[string][]byte, e
 		seq = m.Sequence + 1
 	}
 }
+
+// readParallel bounds the requests a read of one session has under way.
+const readParallel = 32
 
 // assemble makes the session of clientID out of its records, keyed by
 // their subjects after "shoal.ss.{client}.": the records of the

@@ -231,3 +231,33 @@ func TestNewGenerationPurgesOld(t *testing.T) {
 		}
 	}
 }
+
+// TestReadManyRecords: a session with thousands of messages queued (an
+// offline subscriber's, kept while its node was gone) is read whole, each
+// message once, in order, with its Origin.
+func TestReadManyRecords(t *testing.T) {
+	n := startNode(t)
+	r := open(t, n, &holder{epochs: map[string]uint64{"big": 1}})
+	w := r.NewWriter()
+	w.PutSession(&store.Session{ClientID: "big", Expiry: 300, Subs: []store.Sub{{Filter: "t/#", Opts: router.Options{QoS: 1}}}})
+	const total = 3000
+	for i := range total {
+		m := msg(fmt.Sprint(i))
+		m.Origin = uint64(1000 + i)
+		w.PutDelivery("big", store.Delivery{Seq: uint64(i + 1), Msg: m, QoS: 1})
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	b := bundle(t, r, "big")
+	t.Logf("read %d records in %v", total+1, time.Since(start))
+	if b == nil || len(b.Deliveries) != total {
+		t.Fatalf("read %v deliveries, want %d", b, total)
+	}
+	for i, d := range b.Deliveries {
+		if string(d.Msg.Payload) != fmt.Sprint(i) || d.Msg.Origin != uint64(1000+i) {
+			t.Fatalf("delivery %d: %q, origin %d", i, d.Msg.Payload, d.Msg.Origin)
+		}
+	}
+}
