@@ -119,19 +119,20 @@ func TestClusterRollingRestart(t *testing.T) {
 	for i, s := range all {
 		s.await(want, 60*time.Second)
 		lost := s.missing(want)
-		dup2 := 0
+		var dups []string
 		for p, n := range s.snapshot() {
 			if n > 1 && strings.Contains(p, "-q2-") {
-				dup2++
+				dups = append(dups, p)
 			}
 		}
+		dup2 := len(dups)
 		t.Logf("subscriber %s: %d published, %d acknowledged, %d lost, QoS 2 duplicates %d",
 			s.id, published, len(acked), len(lost), dup2)
 		if len(lost) > 0 {
 			t.Errorf("subscriber %d: %d acknowledged messages lost: %s", i, len(lost), spans(lost))
 		}
 		if dup2 > 0 {
-			t.Errorf("subscriber %d: %d QoS 2 messages delivered more than once", i, dup2)
+			t.Errorf("subscriber %d: %d QoS 2 messages delivered more than once: %s", i, dup2, spans(dups))
 		}
 		if err := s.err(); err != nil {
 			t.Error(err)
