@@ -133,6 +133,9 @@ func TestClusterRollingRestart(t *testing.T) {
 		}
 		if dup2 > 0 {
 			t.Errorf("subscriber %d: %d QoS 2 messages delivered more than once: %s", i, dup2, spans(dups))
+			for _, p := range dups {
+				t.Logf("%s: %q", p, s.receipts(p))
+			}
 		}
 		if err := s.err(); err != nil {
 			t.Error(err)

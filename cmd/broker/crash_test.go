@@ -249,6 +249,11 @@ type crashSub struct {
 
 	mu      sync.Mutex
 	got     map[string]int // payload -> times delivered
+	// how are the first receipts of each QoS 2 payload: the connection
+	// (counted from 1), packet id and DUP flag, to tell a resend from a
+	// second delivery.
+	how     map[string][]string
+	conns   int
 	readErr error
 	news    chan struct{} // a message arrived; capacity 1
 	// expect are the DISCONNECT reason codes the test expects from the
@@ -262,7 +267,7 @@ func newCrashSub() *crashSub { return newCrashSubID("crash-sub") }
 // newCrashSubID is a crashSub with client id id, for tests with more
 // than one.
 func newCrashSubID(id string) *crashSub {
-	return &crashSub{id: id, state: state.NewInMemory(), got: make(map[string]int), news: make(chan struct{}, 1)}
+	return &crashSub{id: id, state: state.NewInMemory(), got: make(map[string]int), how: make(map[string][]string), news: make(chan struct{}, 1)}
 }
 
 // connect connects the subscriber; on first, with a new session and its
@@ -277,6 +282,9 @@ func (s *crashSub) connect(addr string, first bool) error {
 		return err
 	}
 	s.c = c
+	s.mu.Lock()
+	s.conns++
+	s.mu.Unlock()
 	if !first && !ack.SessionPresent {
 		return errors.New("Session Present 0 after a restart: the session was lost")
 	}
@@ -302,6 +310,9 @@ func (s *crashSub) receive(r paho.PublishReceived) (bool, error) {
 	}
 	s.mu.Lock()
 	s.got[p]++
+	if want == 2 && len(s.how[p]) < 3 {
+		s.how[p] = append(s.how[p], fmt.Sprintf("conn %d id %d dup %v", s.conns, r.Packet.PacketID, r.Packet.Duplicate()))
+	}
 	if r.Packet.QoS != want && s.readErr == nil {
 		s.readErr = fmt.Errorf("%s delivered at QoS %d, want %d", p, r.Packet.QoS, want)
 	}
@@ -377,6 +388,13 @@ func (s *crashSub) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.got)
+}
+
+// receipts says how payload p was received, each time (QoS 2 ones).
+func (s *crashSub) receipts(p string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.how[p]
 }
 
 func (s *crashSub) snapshot() map[string]int {

@@ -333,15 +333,17 @@ func (s *Sessions) adoptCopy(clientID, node string) error {
 }
 
 // adopt makes bundle, clientID's session from node, this node's.
+// Its handover window opens first: from the moment the session is in the
+// table, a message that comes by two ways (and one it brought) reaches
+// it once.
 func (s *Sessions) adopt(clientID, node string, bundle []byte) {
-	if err := s.local.Adopt(clientID, bundle); err != nil {
-		s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
-		return
-	}
+	s.arrivals.arrived(clientID, time.Now(), broughtOrigins(bundle))
 	if ps := s.peersOf(); ps != nil {
 		ps.stayBack(clientID) // it left this node lately, and is back
 	}
-	s.arrivals.arrived(clientID, time.Now(), broughtOrigins(bundle))
+	if err := s.local.Adopt(clientID, bundle); err != nil {
+		s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
+	}
 }
 
 // shelfOf returns this node's rescuer, if it has one.
