@@ -155,7 +155,8 @@ const (
 // a node that restarts writes anew); one a rescuer took while this node
 // was gone it claims back, from the copy, which has what came for it
 // meanwhile; one that a client took elsewhere is not this node's to keep,
-// and ends here (not in the copy: that is the new owner's).
+// and ends here (not in the copy: that is the new owner's), passing on
+// for a while what still comes for it here (cluster's handover).
 func (b *Broker) settleSessions(ctx context.Context) {
 	var ids []string
 	b.sessions.Range(func(s *session.Session) bool {
@@ -183,7 +184,11 @@ func (b *Broker) settleSessions(ctx context.Context) {
 					continue
 				}
 				if ok && ow.Node != self && !ow.Rescue {
-					_, _ = local.Give(id, false) // another node's now
+					// Another node's now: what the others sent here for
+					// it while this node was gone, and its rescuer had
+					// not read yet, goes on there.
+					b.peers.LeaveFor(id, ow.Node, local.Filters(id))
+					_, _ = local.Give(id, false)
 					ended.Add(1)
 					continue
 				}

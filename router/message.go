@@ -46,12 +46,13 @@ type Message struct {
 	From Subscriber
 	// FromID is the publisher's client identifier, aliasing buf.
 	FromID []byte
-	// Origin, when not 0, identifies a message that came from another
-	// node through the cluster's forward stream (its batch and place in
-	// it): the same number however often the stream sends it, so that
-	// a node that rescues a dead one's messages can tell those the dead
-	// node kept already. Kept with a delivery in the cluster's copy of
-	// the sessions only.
+	// Origin, when not 0, identifies the message in a cluster: the node
+	// that routes it first gives it one (package dispatch), and it goes
+	// with the message to the other nodes, so that a node can tell a
+	// message it has seen — one a rescuer finds the dead node kept
+	// already, or one that reaches a moving session by two ways. Kept
+	// with a delivery in the cluster's copy of the sessions, and in a
+	// session's bundle, not in the store's records.
 	Origin uint64
 
 	buf *bytebufferpool.ByteBuffer

@@ -261,6 +261,13 @@ func (o *nodeOut) sendLocked(b *batch) {
 	o.flying = b
 	ps := o.ps
 	b.start = time.Now()
+	if ps.fwd == nil { // not started: a stand-in's message routed before Start
+		b.err = errForwardStopped
+		ps.NotStored.Add(int64(b.frames))
+		framePool.Put(b.buf)
+		close(b.done)
+		return
+	}
 	f, err := ps.fwd.js.PublishMsgAsync(&nats.Msg{Subject: o.subject, Data: b.buf.B}, ps.fwd.stallOpt...)
 	if err != nil {
 		b.err = fmt.Errorf("cluster: forwarding: %w", err)

@@ -282,6 +282,17 @@ func (ps *Peers) leave(clientID, node string, filters []string) *leaving {
 	return l
 }
 
+// LeaveFor puts a stand-in for clientID's session, which node has now,
+// into the table with filters (Peers.leave), if there are any: for a
+// node that finds, starting, that a session it stored was taken
+// elsewhere while it was gone — what its subject still holds for the
+// session goes on there.
+func (ps *Peers) LeaveFor(clientID, node string, filters []string) {
+	if len(filters) > 0 {
+		ps.leave(clientID, node, filters)
+	}
+}
+
 // stay takes l out of the table, if it is still there: its time is up,
 // the session did not leave after all, or it came back.
 func (ps *Peers) stay(l *leaving) {
