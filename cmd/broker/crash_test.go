@@ -247,8 +247,8 @@ type crashSub struct {
 	state *state.State
 	c     *paho.Client
 
-	mu      sync.Mutex
-	got     map[string]int // payload -> times delivered
+	mu  sync.Mutex
+	got map[string]int // payload -> times delivered
 	// how are the first receipts of each QoS 2 payload: the connection
 	// (counted from 1), packet id and DUP flag, to tell a resend from a
 	// second delivery.
