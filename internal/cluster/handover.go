@@ -235,6 +235,9 @@ type leaving struct {
 	out     *nodeOut // the new node's subject of the forward stream
 	filters []string
 	timer   *time.Timer
+	// subs is where it is subscribed: the Table, whose interest it
+	// keeps for the other nodes, or the router table under it alone.
+	subs router.Subscriptions
 }
 
 var _ dispatch.Mover = (*leaving)(nil)
@@ -259,8 +262,17 @@ func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
 // that no message falls between the two: one the session got here too
 // comes to the new node in its bundle, and that node delivers it once
 // (Sessions.First).
-func (ps *Peers) leave(clientID, node string, filters []string) *leaving {
-	l := &leaving{ps: ps, id: clientID, out: &nodeOut{ps: ps, subject: forwardSubject(node)}}
+//
+// With interest, the stand-in keeps this node's interest in the filters,
+// so that a node that does not know the session's new node yet still
+// sends here; without (a session taken elsewhere while this node was
+// gone, long known where it is), it passes on only what this node's
+// subject holds already.
+func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *leaving {
+	l := &leaving{ps: ps, id: clientID, out: &nodeOut{ps: ps, subject: forwardSubject(node)}, subs: ps.table.Table}
+	if interest {
+		l.subs = ps.table
+	}
 	ps.leavingMu.Lock()
 	if old := ps.leaving[clientID]; old != nil {
 		ps.stayLocked(old)
@@ -273,7 +285,7 @@ func (ps *Peers) leave(clientID, node string, filters []string) *leaving {
 		if _, _, shared := router.ParseShared(f); shared {
 			continue // the group's other members take its turns
 		}
-		ps.table.Subscribe(l, f, router.Options{QoS: 2, RetainAsPublished: true})
+		l.subs.Subscribe(l, f, router.Options{QoS: 2, RetainAsPublished: true})
 		ps.table.leavingSubs.Add(1)
 		l.filters = append(l.filters, f)
 	}
@@ -289,7 +301,7 @@ func (ps *Peers) leave(clientID, node string, filters []string) *leaving {
 // session goes on there.
 func (ps *Peers) LeaveFor(clientID, node string, filters []string) {
 	if len(filters) > 0 {
-		ps.leave(clientID, node, filters)
+		ps.leave(clientID, node, filters, false)
 	}
 }
 
@@ -318,7 +330,7 @@ func (ps *Peers) stayLocked(l *leaving) {
 	delete(ps.leaving, l.id)
 	l.timer.Stop()
 	for _, f := range l.filters {
-		ps.table.Unsubscribe(l, f)
+		l.subs.Unsubscribe(l, f)
 		ps.table.leavingSubs.Add(-1)
 	}
 }

@@ -483,7 +483,7 @@ func sumCounts(counts []int64) (n int64) {
 // it the interest.
 func TestPeersPassOn(t *testing.T) {
 	rs := startPeers(t, startCluster(t, 3))
-	l := rs[0].ps.leave("x", "n1", []string{"t/#", "$share/g/s"})
+	l := rs[0].ps.leave("x", "n1", []string{"t/#", "$share/g/s"}, true)
 	if n := rs[0].table.Count(); n != 0 {
 		t.Fatalf("the stand-in counts as %d subscriptions of the node", n)
 	}

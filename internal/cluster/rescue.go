@@ -757,9 +757,9 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 	r.mu.Lock()
 	r.pruneMovedLocked(time.Now(), "")
 	now := time.Now().UnixNano()
-	eachFrame(data, seq, sent, func(m *router.Message, group, _ string, err error) bool {
+	eachFrame(data, seq, sent, func(m *router.Message, group, to string, err error) bool {
 		if err == nil {
-			r.deliverLocked(m, group, now)
+			r.deliverLocked(m, group, to, now)
 			m.Release()
 		}
 		return true
@@ -800,10 +800,11 @@ func (r *Rescuer) pruneMovedLocked(now time.Time, id string) {
 }
 
 // deliverLocked adds m to the shelved sessions it is for: those whose
-// subscriptions match it or, for group, one member of that group; for a
-// session that moved lately, it adds m's frame to what goes on to its
-// new node (r.out), as of now (Unix ns). r.mu must be held.
-func (r *Rescuer) deliverLocked(m *router.Message, group string, now int64) {
+// subscriptions match it or, for group, one member of that group, or, to
+// not "", the session of that client id alone (one passed on to the gone
+// node); for a session that moved lately, it adds m's frame to what goes
+// on to its new node (r.out), as of now (Unix ns). r.mu must be held.
+func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) {
 	if m.QoS == 0 {
 		return
 	}
@@ -819,6 +820,9 @@ func (r *Rescuer) deliverLocked(m *router.Message, group string, now int64) {
 		r.table.Match(m.Topic, nil, m.FromID, &r.match)
 	}
 	for _, mt := range r.match.List {
+		if to != "" && mt.Sub.ClientID() != to {
+			continue
+		}
 		if mv, ok := mt.Sub.(*moved); ok {
 			to := mv.id
 			if group != "" {

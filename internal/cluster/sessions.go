@@ -400,7 +400,7 @@ func (s *Sessions) give(m *nats.Msg) {
 		// What comes here for the session until the others know where
 		// it went goes on there (handover.go).
 		if filters := s.local.Filters(clientID); len(filters) > 0 {
-			l = ps.leave(clientID, m.Header.Get(claimerHeader), filters)
+			l = ps.leave(clientID, m.Header.Get(claimerHeader), filters, true)
 		}
 	}
 	bundle, err := s.local.Give(clientID, clean)

@@ -134,7 +134,8 @@ func TestHandoverFirst(t *testing.T) {
 // TestRescuerPassesOn: what a rescuer reads for a session it handed over
 // lately goes on to the session's new node, addressed to the session (a
 // shared group's message to any member of the group there), with its
-// Origin; QoS 0 does not; once the linger is over, nothing does.
+// Origin; QoS 0 does not, nor one addressed to another session; once the
+// linger is over, nothing does.
 func TestRescuerPassesOn(t *testing.T) {
 	r := NewRescuer()
 	mv := &moved{id: "x", to: "n2", until: time.Now().Add(movedLinger), filters: []string{"r/#", "$share/g/s/#"}}
@@ -147,13 +148,18 @@ func TestRescuerPassesOn(t *testing.T) {
 		m := router.NewMessage([]byte(topic), []byte("p"), nil, []byte("pub"), qos, false, 0, nil)
 		m.Origin = 42
 		r.mu.Lock()
-		r.deliverLocked(m, group, now)
+		r.deliverLocked(m, group, "", now)
 		r.mu.Unlock()
 		m.Release()
 	}
 	deliver("r/a", 1, "")
 	deliver("r/b", 0, "")
 	deliver("s/c", 2, "$share/g/s/#")
+	other := router.NewMessage([]byte("r/d"), []byte("p"), nil, []byte("pub"), 1, false, 0, nil)
+	r.mu.Lock()
+	r.deliverLocked(other, "", "y", now) // passed on to the gone node for another session
+	r.mu.Unlock()
+	other.Release()
 	var got []string
 	frames := r.out["n2"]
 	if n, ok := countFrames(frames); !ok || n != 2 || len(r.out) != 1 {
