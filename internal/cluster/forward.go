@@ -148,14 +148,15 @@ func (ps *Peers) openForward(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ps.fwd = &forwarder{js: js, cons: cons,
-		stallOpt: []jetstream.PublishOpt{jetstream.WithStallWait(forwardStall)}}
+	ps.fwd.Store(&forwarder{js: js, cons: cons,
+		stallOpt: []jetstream.PublishOpt{jetstream.WithStallWait(forwardStall)}})
 	return nil
 }
 
 // consume starts reading this node's messages from the forward stream.
 func (ps *Peers) consume() error {
-	cc, err := ps.fwd.cons.Consume(ps.receiveStored,
+	fwd := ps.fwd.Load()
+	cc, err := fwd.cons.Consume(ps.receiveStored,
 		jetstream.PullMaxBytes(forwardPullBytes),
 		// A pull lost to a change of the consumer's leader (a node died,
 		// or the network split) is made again once two heartbeats are
@@ -169,7 +170,7 @@ func (ps *Peers) consume() error {
 	if err != nil {
 		return fmt.Errorf("cluster: reading the forward stream: %w", err)
 	}
-	ps.fwd.cc = cc
+	fwd.cc = cc
 	return nil
 }
 
@@ -261,14 +262,15 @@ func (o *nodeOut) sendLocked(b *batch) {
 	o.flying = b
 	ps := o.ps
 	b.start = time.Now()
-	if ps.fwd == nil { // not started: a stand-in's message routed before Start
+	fwd := ps.fwd.Load()
+	if fwd == nil { // not started: a stand-in's message routed before Start
 		b.err = errForwardStopped
 		ps.NotStored.Add(int64(b.frames))
 		framePool.Put(b.buf)
 		close(b.done)
 		return
 	}
-	f, err := ps.fwd.js.PublishMsgAsync(&nats.Msg{Subject: o.subject, Data: b.buf.B}, ps.fwd.stallOpt...)
+	f, err := fwd.js.PublishMsgAsync(&nats.Msg{Subject: o.subject, Data: b.buf.B}, fwd.stallOpt...)
 	if err != nil {
 		b.err = fmt.Errorf("cluster: forwarding: %w", err)
 		ps.NotStored.Add(int64(b.frames))
@@ -452,7 +454,7 @@ func (a *batchAck) Ack() error {
 
 // closeForward stops reading the forward stream.
 func (ps *Peers) closeForward() {
-	if ps.fwd != nil && ps.fwd.cc != nil {
-		ps.fwd.cc.Stop()
+	if fwd := ps.fwd.Load(); fwd != nil && fwd.cc != nil {
+		fwd.cc.Stop()
 	}
 }

@@ -63,12 +63,29 @@ type arrival struct {
 	seen  map[uint64]struct{}
 }
 
-// arrivals are the sessions in their handover window on this node.
+// arrivals are the sessions in their handover window on this node, in
+// shards by client id: every QoS 1 and 2 delivery asks while any window
+// is open (First), on every router worker and loop at once.
 type arrivals struct {
+	shards [arrivalShards]arrivalShard
+	active atomic.Int32 // windows open, in all shards
+}
+
+const arrivalShards = 16
+
+type arrivalShard struct {
 	mu     sync.Mutex
 	m      map[string]*arrival
-	active atomic.Int32 // len(m), read without mu
 	pruned time.Time
+}
+
+// shard returns clientID's shard (FNV-1a of its bytes).
+func (a *arrivals) shard(clientID string) *arrivalShard {
+	h := uint32(2166136261)
+	for i := 0; i < len(clientID); i++ {
+		h = (h ^ uint32(clientID[i])) * 16777619
+	}
+	return &a.shards[h%arrivalShards]
 }
 
 // arrived opens clientID's handover window, now, with the Origins of the
@@ -79,14 +96,17 @@ func (a *arrivals) arrived(clientID string, now time.Time, brought []uint64) {
 	for _, o := range brought[:min(len(brought), handoverSeenMax)] {
 		seen[o] = struct{}{}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.m == nil {
-		a.m = map[string]*arrival{}
+	sh := a.shard(clientID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		sh.m = map[string]*arrival{}
 	}
-	a.pruneLocked(now)
-	a.m[clientID] = &arrival{until: now.Add(handoverWindow), seen: seen}
-	a.active.Store(int32(len(a.m)))
+	a.pruneLocked(sh, now)
+	if _, open := sh.m[clientID]; !open {
+		a.active.Add(1)
+	}
+	sh.m[clientID] = &arrival{until: now.Add(handoverWindow), seen: seen}
 }
 
 // broughtOrigins returns the Origins of the deliveries of bundle, an
@@ -105,18 +125,19 @@ func broughtOrigins(bundle []byte) []uint64 {
 	return out
 }
 
-// pruneLocked forgets the windows that ended, at most once a second.
-func (a *arrivals) pruneLocked(now time.Time) {
-	if now.Sub(a.pruned) < time.Second {
+// pruneLocked forgets sh's windows that ended, at most once a second.
+// sh.mu must be held.
+func (a *arrivals) pruneLocked(sh *arrivalShard, now time.Time) {
+	if now.Sub(sh.pruned) < time.Second {
 		return
 	}
-	a.pruned = now
-	for id, ar := range a.m {
+	sh.pruned = now
+	for id, ar := range sh.m {
 		if now.After(ar.until) {
-			delete(a.m, id)
+			delete(sh.m, id)
+			a.active.Add(-1)
 		}
 	}
-	a.active.Store(int32(len(a.m)))
 }
 
 // Active implements dispatch.Once: whether a session is in its handover
@@ -131,11 +152,12 @@ func (s *Sessions) First(clientID string, origin uint64) bool {
 		return true
 	}
 	a := &s.arrivals
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	sh := a.shard(clientID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	now := time.Now()
-	a.pruneLocked(now)
-	ar := a.m[clientID]
+	a.pruneLocked(sh, now)
+	ar := sh.m[clientID]
 	if ar == nil || now.After(ar.until) {
 		return true
 	}
@@ -206,10 +228,11 @@ func (mv *moved) ClientID() string { return mv.id }
 // passOn sends frames, a batch of frames for node, into node's subject of
 // the forward stream, and waits for the stream to take it.
 func (ps *Peers) passOn(ctx context.Context, node string, frames []byte) error {
-	if ps.fwd == nil {
+	fwd := ps.fwd.Load()
+	if fwd == nil {
 		return fmt.Errorf("cluster: passing messages on to %s: not reading the forward stream", node)
 	}
-	if _, err := ps.fwd.js.Publish(ctx, forwardSubject(node), frames); err != nil {
+	if _, err := fwd.js.Publish(ctx, forwardSubject(node), frames); err != nil {
 		return fmt.Errorf("cluster: passing messages on to %s: %w", node, err)
 	}
 	return nil
@@ -289,9 +312,22 @@ func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *
 		ps.table.leavingSubs.Add(1)
 		l.filters = append(l.filters, f)
 	}
-	l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
+	if ps.publishing.Load() {
+		l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
+	} // else Start starts it: the linger counts once this node routes
 	ps.leavingMu.Unlock()
 	return l
+}
+
+// startLeaving starts the lingers of the stand-ins put before Start.
+func (ps *Peers) startLeaving() {
+	ps.leavingMu.Lock()
+	defer ps.leavingMu.Unlock()
+	for _, l := range ps.leaving {
+		if l.timer == nil {
+			l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
+		}
+	}
 }
 
 // LeaveFor puts a stand-in for clientID's session, which node has now,
@@ -328,7 +364,9 @@ func (ps *Peers) stayLocked(l *leaving) {
 		return
 	}
 	delete(ps.leaving, l.id)
-	l.timer.Stop()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
 	for _, f := range l.filters {
 		l.subs.Unsubscribe(l, f)
 		ps.table.leavingSubs.Add(-1)

@@ -96,7 +96,7 @@ type Peers struct {
 	ackWait time.Duration
 
 	sub  *nats.Subscription
-	fwd  *forwarder // the forward stream (forward.go)
+	fwd  atomic.Pointer[forwarder] // the forward stream (forward.go), once Start opened it
 	stop chan struct{}
 	done sync.WaitGroup
 
@@ -255,6 +255,7 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	ps.stale = nil
 	ps.done.Add(1)
 	ps.publishing.Store(true)
+	ps.startLeaving()
 	go ps.publish()
 	select {
 	case <-ps.ready:

@@ -120,8 +120,8 @@ type Rescuer struct {
 	w     store.Writer
 	match router.Matches
 	// out are the frames for the moved sessions' new nodes that keep
-	// gathers, by node.
-	out  map[string][]byte
+	// gathers, by node, in batches of about forwardBatchBytes.
+	out  map[string][][]byte
 	runs map[string]*rescueRun
 	// tries serializes rescues: the watch's, and those a claim asks for
 	// (beforeClaim).
@@ -771,15 +771,17 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 	if err != nil {
 		return err
 	}
-	for node, frames := range out {
-		ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
-		err = r.peers.passOn(ctx, node, frames)
-		cancel()
-		if err != nil {
-			return err // the batch is read again; its shelved sessions have it (kept)
+	for node, chunks := range out {
+		for _, frames := range chunks {
+			ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
+			err = r.peers.passOn(ctx, node, frames)
+			cancel()
+			if err != nil {
+				return err // the batch is read again; its shelved sessions have it (kept)
+			}
+			n, _ := countFrames(frames)
+			r.PassedOn.Add(int64(n))
 		}
-		n, _ := countFrames(frames)
-		r.PassedOn.Add(int64(n))
 	}
 	return nil
 }
@@ -829,9 +831,14 @@ func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) 
 				to = "" // any member of the group there
 			}
 			if r.out == nil {
-				r.out = map[string][]byte{}
+				r.out = map[string][][]byte{}
 			}
-			r.out[mv.to] = appendBatchFrame(r.out[mv.to], m, group, to, now)
+			chunks := r.out[mv.to]
+			if n := len(chunks); n == 0 || len(chunks[n-1]) >= forwardBatchBytes {
+				chunks = append(chunks, nil) // one stream message each, as a batch is
+			}
+			chunks[len(chunks)-1] = appendBatchFrame(chunks[len(chunks)-1], m, group, to, now)
+			r.out[mv.to] = chunks
 			continue
 		}
 		sh := mt.Sub.(*shelved)

@@ -204,7 +204,13 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 			done(0, err)
 			return
 		}
-		defer end()
+		// The claim ends before its client hears: what was addressed to
+		// the session meanwhile (parked) is routed ahead of what comes
+		// once it is attached.
+		done := func(epoch uint64, err error) {
+			end()
+			done(epoch, err)
+		}
 		if shelf := s.shelfOf(); shelf != nil && !clean {
 			if err := shelf.beforeClaim(ctx, clientID); err != nil {
 				done(0, err)

@@ -122,7 +122,9 @@ func TestHandoverFirst(t *testing.T) {
 		t.Fatal("another origin, another session, or no origin was held back")
 	}
 	s.arrivals.arrived("old", time.Now().Add(-2*handoverWindow), nil) // its window is over
-	s.arrivals.pruned = time.Time{}
+	for i := range s.arrivals.shards {
+		s.arrivals.shards[i].pruned = time.Time{}
+	}
 	if !s.First("old", 1) || !s.First("old", 1) {
 		t.Fatal("a session whose window ended was held back")
 	}
@@ -161,7 +163,10 @@ func TestRescuerPassesOn(t *testing.T) {
 	r.mu.Unlock()
 	other.Release()
 	var got []string
-	frames := r.out["n2"]
+	if len(r.out["n2"]) != 1 {
+		t.Fatalf("%d batches for n2, want 1", len(r.out["n2"]))
+	}
+	frames := r.out["n2"][0]
 	if n, ok := countFrames(frames); !ok || n != 2 || len(r.out) != 1 {
 		t.Fatalf("%d frames for n2 (framing %v), %d nodes; want 2 for n2 alone", n, ok, len(r.out))
 	}

@@ -25,9 +25,6 @@ type fanout struct {
 	// nodes (Peer.Forward) since they were last waited for (confirm).
 	receipts []Receipt
 	failed   []bool // confirm's verdicts, by receipt
-	// passFailed says a message passed on to a moved session's node
-	// (Mover) was not taken since the last ackStream.
-	passFailed bool
 	// origin is the Origin of the last message this fanout gave one
 	// (newOrigin): from a random start, so that the fanouts of every
 	// node, and of every run of it, give numbers of their own.
@@ -143,8 +140,12 @@ func (f *fanout) confirm(stop <-chan struct{}) (anyFailed bool) {
 	f.failed = f.failed[:0]
 	for i, r := range f.receipts {
 		bad := r.Wait(stop) != nil
-		if _, ok := r.(passed); ok && bad {
-			f.passFailed = true
+		if _, ok := r.(passed); ok {
+			// The message reached its subscribers here and the other
+			// nodes; only a moved session's second way failed (counted
+			// by the cluster): nobody is refused for it, nor is it sent
+			// again, which would repeat it to all the others.
+			bad = false
 		}
 		f.failed = append(f.failed, bad)
 		anyFailed = anyFailed || bad

@@ -232,8 +232,6 @@ func (w *Worker) confirmHeld() {
 // stream keeps each until then, and sends it again if this node stops
 // first.
 func (w *Worker) ackStream() {
-	failed := w.passFailed
-	w.passFailed = false
 	if len(w.streamAcks) == 0 {
 		return
 	}
@@ -241,12 +239,7 @@ func (w *Worker) ackStream() {
 		w.d.persist.CommitSync(w.sw)
 	}
 	for i, a := range w.streamAcks {
-		if !failed {
-			// Lost, the message comes again: at least once. Not
-			// acknowledged when what the batch passed on to a moved
-			// session's node was not taken: the stream sends it again.
-			_ = a.Ack()
-		}
+		_ = a.Ack() // lost, the message comes again: at least once
 		w.streamAcks[i] = nil
 	}
 	w.streamAcks = w.streamAcks[:0]
