@@ -235,16 +235,7 @@ func (n *Node) startServer() (*server.Server, error) {
 	if len(c.Routes) > 0 {
 		// A one-node cluster without routes runs JetStream on its own:
 		// a clustered JetStream refuses to start without them.
-		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: p, Advertise: c.Advertise,
-			// A route to a node that stops reading (frozen: SIGSTOP, a
-			// paused VM) is closed once a write to it waits
-			// routeWriteDeadline, or routeMaxPingsOut pings go
-			// unanswered. NATS's default for routes retries the write:
-			// a survivor's routing stalled behind it for a minute
-			// ("Readloop processing time: 1m0s"), and the frozen node
-			// was not rescued.
-			WriteDeadline: routeWriteDeadline, WriteTimeout: server.WriteTimeoutPolicyClose,
-			PingInterval: routePingInterval, MaxPingsOut: routeMaxPingsOut}
+		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: p, Advertise: c.Advertise}
 		for _, r := range c.Routes {
 			opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: r})
 		}
@@ -261,15 +252,6 @@ func (n *Node) startServer() (*server.Server, error) {
 	}
 	return srv, nil
 }
-
-// The embedded server's routes to the other nodes (Node.startServer): a
-// loaded machine's healthy route answers well within these; one to a
-// node that stops reading goes within about 10 s.
-const (
-	routeWriteDeadline = 10 * time.Second
-	routePingInterval  = 2 * time.Second
-	routeMaxPingsOut   = 3
-)
 
 // maxPayload is the embedded server's largest message.
 const maxPayload = 8 << 20
