@@ -28,9 +28,11 @@ import (
 // time from the kill to the dead node's subscriber being served elsewhere.
 //
 // The clients are paho.golang's (crashSub, crashPub). The publisher stops
-// before the dead node's subscriber resumes: a message published while a
-// session moves can miss it (README, "What it does not do yet";
-// TestClusterRollingRestart shows it).
+// before the dead node's subscriber resumes, so that the rounds count
+// the kill alone; TestClusterRollingRestart moves sessions under traffic.
+//
+// Twenty rounds take about eight minutes, so make test leaves them to
+// make stress and kills one node once instead (TestClusterNodeKill).
 func TestClusterKillRounds(t *testing.T) {
 	rounds, _ := strconv.Atoi(os.Getenv("SHOAL_CLUSTER_ROUNDS"))
 	if rounds <= 0 {
