@@ -189,12 +189,13 @@ func (s *Sessions) park(j dispatch.Job) bool {
 // peersOf returns the node's Peers, if Handover gave them.
 func (s *Sessions) peersOf() *Peers { return s.peers.Load() }
 
-// unpark routes jobs, held while their session was claimed here (park);
-// what the node, stopping, does not take, the stream sends again.
+// unpark routes jobs, held while their session was claimed here (park),
+// through the Peers' router workers; what the node, stopping, does not
+// take, the stream sends again.
 func (s *Sessions) unpark(jobs []dispatch.Job) {
-	route := s.route.Load()
+	ps := s.peersOf()
 	for i, j := range jobs {
-		if route == nil || !(*route)(j) {
+		if ps == nil || !ps.disp.SubmitWait(j, ps.stop) {
 			for _, k := range jobs[i:] {
 				k.Msg.Release()
 			}
@@ -209,8 +210,6 @@ func (s *Sessions) unpark(jobs []dispatch.Job) {
 func (ps *Peers) Handover(s *Sessions) {
 	ps.sessions = s
 	s.peers.Store(ps)
-	route := func(j dispatch.Job) bool { return ps.disp.SubmitWait(j, ps.stop) }
-	s.route.Store(&route)
 }
 
 // moved is a session a rescuer handed over, in its table for

@@ -101,9 +101,8 @@ type Sessions struct {
 	// parked are the messages addressed to a session being claimed here,
 	// held until the claim ends (park). Guarded by mu.
 	parked map[string][]dispatch.Job
-	// route routes what was parked: the Peers' (Handover).
-	route atomic.Pointer[func(dispatch.Job) bool]
-	// peers are the node's Peers, once Handover (nil before).
+	// peers are the node's Peers, once Handover (nil before): they route
+	// what was parked, and keep the stand-ins of sessions that left.
 	peers atomic.Pointer[Peers]
 	// arrivals are the sessions that moved here lately (handover.go).
 	arrivals arrivals

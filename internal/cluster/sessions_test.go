@@ -69,13 +69,17 @@ func TestClaimTurns(t *testing.T) {
 // a session no claim moves is not held.
 func TestHandoverPark(t *testing.T) {
 	s := NewSessions()
-	var routed []string
-	route := func(j dispatch.Job) bool {
-		routed = append(routed, string(j.Msg.Topic))
-		j.Msg.Release()
-		return true
+	in := make(jobs, 4)
+	(&Peers{disp: in, stop: make(chan struct{})}).Handover(s)
+	routed := func() []string {
+		var out []string
+		for len(in) > 0 {
+			j := <-in
+			out = append(out, string(j.Msg.Topic))
+			j.Msg.Release()
+		}
+		return out
 	}
-	s.route.Store(&route)
 	msg := func(topic string) *router.Message {
 		return router.NewMessage([]byte(topic), nil, nil, nil, 1, false, 0, nil)
 	}
@@ -91,12 +95,12 @@ func TestHandoverPark(t *testing.T) {
 	if s.park(dispatch.Job{Msg: other, Local: true, To: "another"}) {
 		t.Fatal("a message for a session no claim moves was held")
 	}
-	if len(routed) != 0 {
-		t.Fatalf("routed %q while the claim was under way", routed)
+	if got := routed(); len(got) != 0 {
+		t.Fatalf("routed %q while the claim was under way", got)
 	}
 	end()
-	if len(routed) != 1 || routed[0] != "a" {
-		t.Fatalf("routed %q once the claim ended, want [a]", routed)
+	if got := routed(); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("routed %q once the claim ended, want [a]", got)
 	}
 }
 
