@@ -379,3 +379,31 @@ func TestClusterSessionMovesMidQoS2(t *testing.T) {
 	again.SendAck(codec.PUBCOMP, p.PacketID)
 	again.ExpectSilence(p5Quiet)
 }
+
+// TestClusterReceiptInCopy: once a client has received a QoS 2 message
+// (its PUBREC came), the cluster's copy of its session keeps a receipt of
+// the message after the delivery itself is gone (PUBCOMP), and a QoS 1
+// message leaves none: the session's next node, or a rescuer, reading the
+// copy, knows that message, should it come again, was delivered
+// (TestRescuerSkipsReceived, package cluster).
+func TestClusterReceiptInCopy(t *testing.T) {
+	bs := startClusterBrokers(t, 3)
+	addr := func(i int) string { return bs[i].Addr().String() }
+	c, _ := p5Dial(t, addr(1), p5Expiry("receipts", true, 300), nil)
+	c.sub(t, "rc/#", 2)
+	pub, _ := p5Dial(t, addr(1), p5CP("receipts-pub"), nil)
+	pub.say(t, "rc/x", "one", 1)
+	pub.say(t, "rc/x", "two", 2)
+	c.expect(t, "rc/x", "one")
+	c.expect(t, "rc/x", "two")
+	testutil.Eventually(t, waitFor, "the copy to have a receipt of the QoS 2 message", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		got, err := bs[1].CopyReceived(ctx, "receipts")
+		return err == nil && len(got) == 1 && got[0] != 0
+	})
+	n, _, ok := bs[1].SessionQueue("receipts")
+	if !ok || n != 0 {
+		t.Fatalf("%d queued (found %v), want none", n, ok)
+	}
+}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -213,4 +214,14 @@ func (b *Broker) PassedOn() int64 {
 		n += b.rescuer.PassedOn.Load()
 	}
 	return n
+}
+
+// CopyReceived returns the Origins the cluster's copy of id's session
+// has receipts of (store.Bundle.Received).
+func (b *Broker) CopyReceived(ctx context.Context, id string) ([]uint64, error) {
+	bd, _, err := b.replicas.Read(ctx, id)
+	if err != nil || bd == nil {
+		return nil, err
+	}
+	return bd.Received, nil
 }

@@ -425,6 +425,17 @@ func (s *Session) PubackLocked(id uint16) (seq uint64, ok bool) {
 	return seq, true
 }
 
+// OriginLocked returns the Origin (router.Message.Origin) of the message
+// in flight under id, 0 when there is none or its message is already
+// released (past PUBREC). s.mu must be held.
+func (s *Session) OriginLocked(id uint16) uint64 {
+	f, i := s.lookup(id)
+	if i < 0 || f.inflight[i].Msg == nil {
+		return 0
+	}
+	return f.inflight[i].Msg.Origin
+}
+
 // PubrecLocked moves a QoS 2 delivery to awaiting PUBCOMP and releases its
 // message: from now on only PUBREL is resent [MQTT-4.3.3]. A PUBREC with a
 // failure code (failed, MQTT 5 only) ends the delivery instead. It reports

@@ -12,6 +12,10 @@ type Bundle struct {
 	// AwaitRel are the packet ids of QoS 2 messages from the client whose
 	// PUBREL has not come [MQTT-4.3.3-12].
 	AwaitRel []uint16
+	// Received are the Origins of QoS 2 messages the client received
+	// lately and no longer owed (ReceiptWriter): a node the session comes
+	// to does not deliver them again.
+	Received []uint64
 }
 
 // AppendBundle appends b's encoding to dst.
@@ -31,6 +35,14 @@ func AppendBundle(dst []byte, b *Bundle) []byte {
 	e = e.uv(uint64(len(b.Deliveries)))
 	for i := range b.Deliveries {
 		e = e.uv(b.Deliveries[i].Msg.Origin)
+	}
+	// Then, if any, the Origins received lately: a bundle without them
+	// still decodes.
+	if len(b.Received) > 0 {
+		e = e.uv(uint64(len(b.Received)))
+		for _, o := range b.Received {
+			e = e.uv(o)
+		}
 	}
 	return e
 }
@@ -81,6 +93,16 @@ func DecodeBundle(v []byte, b *Bundle) error {
 				break
 			}
 			b.Deliveries[i].Msg.Origin = d.uv()
+		}
+	}
+	b.Received = b.Received[:0]
+	if len(d.b) > 0 && d.err == nil {
+		n = d.uv()
+		if n > uint64(len(d.b)) {
+			d.fail()
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			b.Received = append(b.Received, d.uv())
 		}
 	}
 	return d.end()

@@ -8,9 +8,10 @@ import (
 )
 
 // TestBundleRoundTrip: a session with subscriptions, a will, deliveries in
-// flight and queued (their messages' Origins too), and QoS 2 ids awaiting
-// PUBREL survives its encoding; every cut of it is refused, but for the
-// bundle without the Origins, as an older node made it, which decodes
+// flight and queued (their messages' Origins too), QoS 2 ids awaiting
+// PUBREL and the Origins its client received lately survives its
+// encoding; every cut of it is refused, but for the bundles an older node
+// made — without the Origins, or without the received ones — which decode
 // without them.
 func TestBundleRoundTrip(t *testing.T) {
 	b := Bundle{
@@ -22,6 +23,7 @@ func TestBundleRoundTrip(t *testing.T) {
 			{Msg: Message{Topic: []byte("a/2"), Payload: []byte("p2"), QoS: 1, Expiry: 99}, QoS: 1, Group: "$share/g/a/#"},
 		},
 		AwaitRel: []uint16{9, 10},
+		Received: []uint64{5, 1 << 40},
 	}
 	v := AppendBundle(nil, &b)
 	var got Bundle
@@ -31,11 +33,16 @@ func TestBundleRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(normal(got), normal(b)) {
 		t.Fatalf("got %+v\nwant %+v", got, b)
 	}
-	older := len(v) - 1 - 6 - 1 // less the count of Origins, one of 6 bytes, one of 1
+	noReceived := len(v) - 1 - 1 - 6 // less their count, one of 1 byte, one of 6
+	older := noReceived - 1 - 6 - 1  // less the count of Origins, one of 6 bytes, one of 1
 	for i := range len(v) {
 		var cut Bundle
 		err := DecodeBundle(v[:i], &cut)
 		switch {
+		case i == noReceived:
+			if err != nil || len(cut.Received) != 0 || cut.Deliveries[0].Msg.Origin != 1<<40+3 {
+				t.Fatalf("the bundle without received Origins: %v, %+v", err, cut)
+			}
 		case i == older:
 			if err != nil || len(cut.Deliveries) != 2 || cut.Deliveries[0].Msg.Origin != 0 {
 				t.Fatalf("the bundle without its Origins: %v, %+v", err, cut.Deliveries)

@@ -68,6 +68,19 @@ type Writer interface {
 	Commit(sync bool) error
 }
 
+// ReceiptWriter is a Writer that also keeps, for a while, which QoS 2
+// messages a session's client has received (its PUBREC came): package
+// replica's, whose copy of the session tells the session's next node
+// that such a message, should it come to the session again — a stream
+// whose acknowledgement was lost sends it anew — was delivered already.
+// A node's own store has no use for it.
+type ReceiptWriter interface {
+	Writer
+	// Received records that clientID's client received the message of
+	// Origin origin (router.Message.Origin; 0 is none, and ignored).
+	Received(clientID string, origin uint64)
+}
+
 // Loader receives the stored state from Store.Load. The records and their
 // byte slices are valid only during the call. Each method returns whether
 // to keep the record: false deletes it (an expired session or message, a

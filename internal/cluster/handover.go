@@ -110,7 +110,8 @@ func (a *arrivals) arrived(clientID string, now time.Time, brought []uint64) {
 }
 
 // broughtOrigins returns the Origins of the deliveries of bundle, an
-// encoded store.Bundle.
+// encoded store.Bundle, and of the messages its client received lately
+// (Bundle.Received).
 func broughtOrigins(bundle []byte) []uint64 {
 	var b store.Bundle
 	if store.DecodeBundle(bundle, &b) != nil {
@@ -122,7 +123,7 @@ func broughtOrigins(bundle []byte) []uint64 {
 			out = append(out, d.Msg.Origin)
 		}
 	}
-	return out
+	return append(out, b.Received...)
 }
 
 // pruneLocked forgets sh's windows that ended, at most once a second.

@@ -170,8 +170,8 @@ type shelved struct {
 	read   chan struct{}
 	loaded bool
 	// kept are the Origins of the messages from other nodes the session
-	// has (router.Message.Origin): one the rescue reads again is not
-	// added twice.
+	// has (router.Message.Origin), or its client received lately (the
+	// copy's receipts): one the rescue reads again is not added twice.
 	kept map[uint64]struct{}
 }
 
@@ -574,6 +574,16 @@ func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
 	if r.shelf[id] != sh {
 		return nil // handed over meanwhile: it reads the copy
 	}
+	r.copies.Continue(id, gen)
+	r.loadLocked(sh, b)
+	r.Rescued.Add(1)
+	return nil
+}
+
+// loadLocked fills sh in from b, its session as the copy has it: its
+// subscriptions in the rescuer's table, and what it has, or its client
+// received lately, kept. r.mu must be held.
+func (r *Rescuer) loadLocked(sh *shelved, b *store.Bundle) {
 	sh.loaded = true
 	sh.kept = map[uint64]struct{}{}
 	for _, d := range b.Deliveries {
@@ -582,13 +592,13 @@ func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
 			sh.kept[d.Msg.Origin] = struct{}{}
 		}
 	}
-	r.copies.Continue(id, gen)
+	for _, o := range b.Received { // delivered, and maybe read again
+		sh.kept[o] = struct{}{}
+	}
 	for _, s := range b.Session.Subs {
 		r.table.Subscribe(sh, s.Filter, s.Opts)
 		sh.filters = append(sh.filters, s.Filter)
 	}
-	r.Rescued.Add(1)
-	return nil
 }
 
 // settled waits, up to drainWait in all, until id's session, if it is on

@@ -321,12 +321,16 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 			c.slotFreedLocked(ls, now)
 		}
 	case codec.PUBREC:
+		origin := s.OriginLocked(a.PacketID) // PubrecLocked releases the message
 		if seq, ok := s.PubrecLocked(a.PacketID, a.Code.IsError(), now); ok {
 			if !a.Code.IsError() {
 				if seq != 0 && ls.persist.W != nil {
 					// Once PUBREL is out, resending the PUBLISH would be a
-					// second delivery: the store must know first.
+					// second delivery: the store must know first. So must
+					// the session's next node, should the message come
+					// to it again once the record is gone (PUBCOMP).
 					ls.persist.W.MarkSent(s.ClientID(), seq, a.PacketID, session.AwaitPubcomp)
+					persist.Received(ls.persist.W, s, origin)
 					ls.persist.NeedSync()
 				}
 				c.writeAck(codec.PUBREL, a.PacketID, codec.Success) // [MQTT-4.3.3-4]

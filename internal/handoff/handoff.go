@@ -195,6 +195,13 @@ func (x *Sessions) Adopt(clientID string, bundle []byte) error {
 				w.PutAwaitRel(clientID, id)
 			}
 		}
+		if w != nil && s.Expiry != 0 {
+			// The receipts the session brought, under this node's claim
+			// now: storing the session purges the older ones.
+			for _, o := range b.Received {
+				persist.Received(w, s, o)
+			}
+		}
 		if s.OwnerLocked() == nil && s.Expiry != 0 {
 			x.Expiry.ArmLocked(s, nil, 0) // offline until its client attaches
 		}

@@ -61,6 +61,15 @@ func Forget(w store.Writer, s *session.Session, seq uint64) {
 	}
 }
 
+// Received tells w, if it keeps receipts (store.ReceiptWriter: the
+// cluster's copy of the sessions), that s's client received the message
+// of Origin origin. w may be nil (persistence off).
+func Received(w store.Writer, s *session.Session, origin uint64) {
+	if rw, ok := w.(store.ReceiptWriter); ok && origin != 0 {
+		rw.Received(s.ClientID(), origin)
+	}
+}
+
 // StoreSessionLocked writes s's record if it outlives its connection, or
 // removes it if it no longer does. will is the will to keep with it (nil:
 // none). w nil (persistence off) does nothing. s.mu must be held.

@@ -24,6 +24,9 @@
 //	                                 (uvarint), then store.AppendDelivery
 //	shoal.ss.{client}.{gen}.m.{seq}  that it went out (store.AppendSent)
 //	shoal.ss.{client}.{gen}.r.{id}   an inbound QoS 2 id awaiting PUBREL
+//	shoal.ss.{client}.{gen}.o.{orig} a receipt: the client received the
+//	                                 QoS 2 message of that Origin (empty,
+//	                                 kept a minute: receivedTTL)
 //
 // A record is removed by an empty message on its subject that expires
 // (a per-message TTL), so that nothing of it is left after a while.

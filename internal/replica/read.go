@@ -80,6 +80,10 @@ func (r *Store) read(ctx context.Context, clientID string) (map[string][]byte, e
 		}()
 	}
 	for subject := range info.State.Subjects {
+		if key := strings.TrimPrefix(subject, prefix); isReceipt(key) {
+			recs[key] = nil // all it says is in its subject
+			continue
+		}
 		subjects <- subject
 	}
 	close(subjects)
@@ -100,6 +104,13 @@ func (r *Store) read(ctx context.Context, clientID string) (map[string][]byte, e
 		recs[strings.TrimPrefix(m.Subject, prefix)] = m.Data
 		seq = m.Sequence + 1
 	}
+}
+
+// isReceipt reports whether key, a subject after "shoal.ss.{client}.",
+// is a receipt's: "{gen}.o.{origin}".
+func isReceipt(key string) bool {
+	_, rest, ok := strings.Cut(key, ".")
+	return ok && strings.HasPrefix(rest, "o.")
 }
 
 // readParallel bounds the requests a read of one session has under way.
@@ -131,6 +142,14 @@ func assemble(clientID string, recs map[string][]byte) (*store.Bundle, uint64, e
 	}
 	var deliveries []owed
 	for subj, v := range recs {
+		if isReceipt(subj) {
+			// A receipt of any generation: one adoption purges them
+			// with the rest, and the node that adopted has read them.
+			if o, err := strconv.ParseUint(subj[strings.LastIndexByte(subj, '.')+1:], 10, 64); err == nil && o != 0 {
+				b.Received = append(b.Received, o)
+			}
+			continue
+		}
 		rest, ok := strings.CutPrefix(subj, genTok)
 		if !ok || len(v) == 0 || len(rest) < 3 || rest[1] != '.' {
 			continue // another generation's, or removed
@@ -152,6 +171,7 @@ func assemble(clientID string, recs map[string][]byte) (*store.Bundle, uint64, e
 	}
 	slices.SortFunc(deliveries, func(a, b owed) int { return cmp.Compare(a.seq, b.seq) })
 	slices.Sort(b.AwaitRel)
+	slices.Sort(b.Received)
 	var queued []store.Delivery
 	for _, o := range deliveries {
 		d := store.Delivery{Seq: o.seq}

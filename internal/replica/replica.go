@@ -38,6 +38,12 @@ const (
 	// stays: a reader meanwhile sees the record removed, and after it
 	// nothing is left of the record.
 	tombstoneTTL = time.Second
+	// receivedTTL is how long the copy keeps a receipt (Received): longer
+	// than a message another node forwarded can wait to come again — the
+	// forward stream's ack wait (30 s, package cluster), then the rescue
+	// of a node gone meanwhile — so that the session's next node, or a
+	// rescuer, can tell it was delivered.
+	receivedTTL = time.Minute
 	// purgeQueue bounds the purges waiting for the janitor; past it a
 	// purge is dropped (counted: the records stay, unread, until the
 	// session's next adoption purges them).
@@ -319,17 +325,18 @@ func (r *Store) janitor() {
 	}
 }
 
-// publishLocked publishes one record, data nil for a tombstone; p's purge
-// is made once it is confirmed. r.mu must be held.
-func (r *Store) publishLocked(subject []byte, data []byte, p purge) {
+// publishLocked publishes one record that lasts ttl (0: until replaced),
+// data nil for a tombstone or a receipt; p's purge is made once it is
+// confirmed. r.mu must be held.
+func (r *Store) publishLocked(subject []byte, data []byte, ttl time.Duration, p purge) {
 	if r.detached {
 		return
 	}
 	m := &nats.Msg{Subject: string(subject), Data: data}
 	var f jetstream.PubAckFuture
 	var err error
-	if data == nil {
-		f, err = r.js.PublishMsgAsync(m, jetstream.WithMsgTTL(tombstoneTTL), jetstream.WithStallWait(stallWait))
+	if ttl > 0 {
+		f, err = r.js.PublishMsgAsync(m, jetstream.WithMsgTTL(ttl), jetstream.WithStallWait(stallWait))
 	} else {
 		f, err = r.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait))
 	}

@@ -261,3 +261,65 @@ func TestReadManyRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestReceipts: a receipt (Received) outlives the delivery it was for —
+// the session's next reader learns that its client had that message —
+// lasts receivedTTL, not forever, is read from its subject alone, and a
+// node that adopts the session writes the receipts it brought anew under
+// its own generation, as the older one's are purged.
+func TestReceipts(t *testing.T) {
+	n := startNode(t)
+	r := open(t, n, &holder{epochs: map[string]uint64{"c": 1}})
+	w := r.NewWriter()
+	w.PutSession(&store.Session{ClientID: "c", Expiry: 60})
+	m := msg("x")
+	m.Origin = 77
+	w.PutDelivery("c", store.Delivery{Seq: 1, Msg: m, QoS: 2})
+	w.MarkSent("c", 1, 5, 3)
+	w.(store.ReceiptWriter).Received("c", 77)
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	w.DeleteDelivery("c", 1)
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	b := bundle(t, r, "c")
+	if b == nil || len(b.Deliveries) != 0 || fmt.Sprint(b.Received) != "[77]" {
+		t.Fatalf("read %+v, want no delivery and the receipt of 77", b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rm, err := r.stream.GetLastMsgForSubject(ctx, string(subjectOf(nil, "c", 1, 'o', 77)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl := rm.Header.Get(jetstream.MsgTTLHeader); ttl != receivedTTL.String() && ttl != fmt.Sprint(int(receivedTTL.Seconds())) {
+		t.Fatalf("the receipt lasts %q, want %v", ttl, receivedTTL)
+	}
+
+	// Adopted by another node, under claim 2: the receipt comes with the
+	// session, and is written again under generation 2 (package
+	// handoff's Adopt, here by hand).
+	next := open(t, n, &holder{epochs: map[string]uint64{"c": 2}})
+	w2 := next.NewWriter()
+	w2.PutSession(&store.Session{ClientID: "c", Expiry: 60})
+	for _, o := range b.Received {
+		w2.(store.ReceiptWriter).Received("c", o)
+	}
+	if err := w2.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := next.stream.Info(ctx, jetstream.WithSubjectFilter(genPrefix("c", 1)))
+		if err == nil && len(info.State.Subjects) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old generation's receipt is still there: %v (%v)", info, err)
+		}
+	}
+	if b := bundle(t, next, "c"); b == nil || fmt.Sprint(b.Received) != "[77]" {
+		t.Fatalf("after the adoption, read %+v, want the receipt of 77", b)
+	}
+}

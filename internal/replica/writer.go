@@ -16,6 +16,7 @@ const (
 	opDeleteDelivery
 	opPutAwaitRel
 	opDeleteAwaitRel
+	opReceived
 )
 
 // op is one change to a session: kind, the client id, the record's number
@@ -94,6 +95,12 @@ func (w *writer) DeleteAwaitRel(clientID string, id uint16) {
 	w.add(opDeleteAwaitRel, clientID, uint64(id), len(w.data))
 }
 
+// Received implements store.ReceiptWriter: the copy keeps origin for
+// receivedTTL, under the session's generation.
+func (w *writer) Received(clientID string, origin uint64) {
+	w.add(opReceived, clientID, origin, len(w.data))
+}
+
 func (w *writer) Dirty() bool { return len(w.ops) > 0 || w.Writer.Dirty() }
 
 // Commit commits the local changes, then publishes the changes to the
@@ -155,7 +162,7 @@ func (w *writer) publishLocked(o *op) {
 			p = purge{subject: genPrefix(o.clientID, 0), below: true}
 		}
 		w.subj = subjectOf(w.subj[:0], o.clientID, 0, 0, 0)
-		r.publishLocked(w.subj, rec, p)
+		r.publishLocked(w.subj, rec, 0, p)
 		return
 	case opDeleteSession:
 		delete(r.gens, o.clientID)
@@ -163,7 +170,7 @@ func (w *writer) publishLocked(o *op) {
 			return // handed over: the session goes on elsewhere
 		}
 		w.subj = subjectOf(w.subj[:0], o.clientID, 0, 0, 0)
-		r.publishLocked(w.subj, nil, purge{subject: genPrefix(o.clientID, gen)})
+		r.publishLocked(w.subj, nil, tombstoneTTL, purge{subject: genPrefix(o.clientID, gen)})
 		return
 	}
 	if !ok || !mine {
@@ -175,21 +182,25 @@ func (w *writer) publishLocked(o *op) {
 		kind = 'd'
 	case opMarkSent:
 		kind = 'm'
+	case opReceived:
+		kind = 'o'
 	default:
 		kind = 'r'
 	}
 	w.subj = subjectOf(w.subj[:0], o.clientID, gen, kind, o.n)
 	switch o.kind {
 	case opPutDelivery, opMarkSent:
-		r.publishLocked(w.subj, append([]byte(nil), w.data[o.from:o.to]...), purge{})
+		r.publishLocked(w.subj, append([]byte(nil), w.data[o.from:o.to]...), 0, purge{})
 	case opPutAwaitRel:
-		r.publishLocked(w.subj, []byte{1}, purge{})
+		r.publishLocked(w.subj, []byte{1}, 0, purge{})
+	case opReceived:
+		r.publishLocked(w.subj, nil, receivedTTL, purge{})
 	case opDeleteDelivery:
-		r.publishLocked(w.subj, nil, purge{})
+		r.publishLocked(w.subj, nil, tombstoneTTL, purge{})
 		w.subj = subjectOf(w.subj[:0], o.clientID, gen, 'm', o.n)
-		r.publishLocked(w.subj, nil, purge{})
+		r.publishLocked(w.subj, nil, tombstoneTTL, purge{})
 	default:
-		r.publishLocked(w.subj, nil, purge{})
+		r.publishLocked(w.subj, nil, tombstoneTTL, purge{})
 	}
 }
 
