@@ -88,6 +88,7 @@ func (b *Broker) joinCluster(ctx context.Context) error {
 		}
 		b.replicas, replicas = rs, rs
 		b.persist.Layer(rs)
+		rs.RepairWith(b.handoff.Rewrite)
 	}
 	if err := b.clusterSessions.Open(node, owners, local, replicas, log); err != nil {
 		return err
@@ -210,10 +211,7 @@ func (b *Broker) settleSessions(ctx context.Context) {
 					reclaimed.Add(1)
 					continue // adopted from the copy
 				}
-				w := b.replicas.CopyWriter()
-				if local.Rewrite(id, w) {
-					_ = w.Commit(false)
-				}
+				local.Rewrite(id, b.replicas.CopyWriter())
 				kept.Add(1)
 			}
 		}()

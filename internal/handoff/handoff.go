@@ -195,13 +195,6 @@ func (x *Sessions) Adopt(clientID string, bundle []byte) error {
 				w.PutAwaitRel(clientID, id)
 			}
 		}
-		if w != nil && s.Expiry != 0 {
-			// The receipts the session brought, under this node's claim
-			// now: storing the session purges the older ones.
-			for _, o := range b.Received {
-				persist.Received(w, s, o)
-			}
-		}
 		if s.OwnerLocked() == nil && s.Expiry != 0 {
 			x.Expiry.ArmLocked(s, nil, 0) // offline until its client attaches
 		}
@@ -214,10 +207,13 @@ func (x *Sessions) Adopt(clientID string, bundle []byte) error {
 
 // Rewrite writes clientID's session whole into w — its record (without
 // its will), its deliveries in flight and queued under the Seq they have
-// here, its QoS 2 ids awaiting PUBREL — and reports whether it had one
-// to write: for the cluster's replicated copy, which a node that
-// restarted writes anew under its new claim (package replica's
-// CopyWriter). The caller commits w.
+// here, its QoS 2 ids awaiting PUBREL — and commits w, without sync,
+// before the session can change again; it reports whether it had one to
+// write. For the cluster's replicated copy, which a node that restarted
+// writes anew under its new claim (package replica's CopyWriter), and
+// which a node repairs after the stream missed a change (RepairWith).
+// Committed later, the copy could get a record after the change that
+// removed it.
 func (x *Sessions) Rewrite(clientID string, w store.Writer) bool {
 	s := x.Store.Get(clientID)
 	if s == nil {
@@ -251,5 +247,6 @@ func (x *Sessions) Rewrite(clientID string, w store.Writer) bool {
 	for _, id := range s.AwaitRelLocked() {
 		w.PutAwaitRel(clientID, id)
 	}
+	_ = w.Commit(false) // a failure is the copy's to count and repair
 	return true
 }

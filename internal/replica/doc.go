@@ -29,12 +29,22 @@
 //	                                 kept a minute: receivedTTL)
 //
 // A record is removed by an empty message on its subject that expires
-// (a per-message TTL), so that nothing of it is left after a while.
+// (a per-message TTL), so that nothing of it is left after a while. A
+// receipt is such a message too, on a subject of its own, and lasts a
+// minute: a message a node forwarded may come to the session again (the
+// stream lost an acknowledgement, or a rescuer reads it), and the node
+// the session is on by then must know it was delivered (QoS 2 is
+// exactly once: MQTT 5.0 section 4.3.3).
+//
+// A change the stream does not confirm (a publish that timed out while
+// it elected a leader) leaves the copy unsure: it may lack the change or
+// have it. The session is then written anew, whole, as this node has it,
+// once the stream confirms a publish again (Store.RepairWith).
 //
 // The generation is the epoch of the claim (package cluster's Owners) under
 // which a node began to write the session: a node that adopts a session
 // writes it whole under its own, newer generation, and then purges the
-// records of older ones. Only the node that holds the newest claim of a
+// records of older ones, but for their receipts. Only the node that holds the newest claim of a
 // session writes it (Holder): a node that handed a session over, or lost
 // it to a newer claim, writes nothing more of it, and the new owner's
 // generation is above anything it wrote.

@@ -81,7 +81,9 @@ func (r *Store) read(ctx context.Context, clientID string) (map[string][]byte, e
 	}
 	for subject := range info.State.Subjects {
 		if key := strings.TrimPrefix(subject, prefix); isReceipt(key) {
+			mu.Lock()
 			recs[key] = nil // all it says is in its subject
+			mu.Unlock()
 			continue
 		}
 		subjects <- subject

@@ -92,6 +92,11 @@ type Store struct {
 	// held: the node is cut off from its cluster (Hold), and the
 	// writers' syncing commits do not wait for what cannot come.
 	held bool
+	// stale are the sessions a change of which the stream did not
+	// confirm: their copy may lack it, or have it; repair writes them
+	// anew once the stream confirms a publish again (repairs).
+	stale   map[string]struct{}
+	repairs chan struct{}
 
 	purges chan purgeReq
 	stop   chan struct{}
@@ -102,23 +107,31 @@ type Store struct {
 	// dropped because the janitor's queue was full.
 	Failures      atomic.Int64
 	PurgesDropped atomic.Int64
-	lastLog       atomic.Int64 // Unix ns of the last failure logged
+	// Repaired counts sessions written anew after such a failure
+	// (RepairWith).
+	Repaired atomic.Int64
+	lastLog  atomic.Int64 // Unix ns of the last failure logged
 }
 
 // inFlight is one publish on its way: its confirmation, or the error
-// that kept it from being sent; and what to purge once it is confirmed.
+// that kept it from being sent; the session it is of; and what to purge
+// once it is confirmed.
 type inFlight struct {
-	f     jetstream.PubAckFuture
-	err   error
-	purge purge
+	f      jetstream.PubAckFuture
+	err    error
+	client string
+	purge  purge
 }
 
-// purge, if subject is not "", removes the records matching subject once
-// the publish it came with is confirmed: only those older than that
-// publish when below.
+// purge says what to remove of a session's records once the publish it
+// came with is confirmed: with gen 0, the records older than that
+// publish of every generation (a session written anew: adopted here, or
+// repaired) but the receipts, which expire by themselves and still hold;
+// else every record of generation gen (the session ended). Nothing when
+// client is "".
 type purge struct {
-	subject string
-	below   bool
+	client string
+	gen    uint64
 }
 
 // Open makes st the local side of a Store on node n's cluster, writing
@@ -146,7 +159,7 @@ func Open(ctx context.Context, n *cluster.Node, st store.Store, holder Holder, l
 	}
 	r := &Store{Store: st, js: js, stream: stream, holder: holder, log: log,
 		gens: map[string]uint64{}, confirms: make(chan inFlight, maxPending),
-		purges: make(chan purgeReq, purgeQueue), stop: make(chan struct{})}
+		purges: make(chan purgeReq, purgeQueue), repairs: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.cond = sync.NewCond(&r.cmu)
 	r.done.Add(2)
 	go r.confirm()
@@ -228,6 +241,51 @@ func (r *Store) wait(n uint64, strict bool) {
 	r.cmu.Unlock()
 }
 
+// RepairWith has r write anew, whole, each session a change of which the
+// stream did not confirm — a publish that timed out while the stream
+// elected a leader, say: the copy may lack the change, or have it — once
+// the stream confirms a publish again. rewrite (package handoff's
+// Rewrite) writes the session as this node has it into the writer it is
+// given and commits it, without sync, before the session can change
+// again; it reports whether there was one to write. Without the repair,
+// the session's next node, reading the copy, would send a message
+// completed here again, or miss one owed. Call once, before the writers
+// write.
+func (r *Store) RepairWith(rewrite func(clientID string, w store.Writer) bool) {
+	r.done.Add(1)
+	go r.repair(rewrite)
+}
+
+// repairPause spaces repairs: one whose own publishes the stream did not
+// confirm either is tried again after it, at the next confirmation.
+const repairPause = time.Second
+
+// repair writes the stale sessions anew (RepairWith).
+func (r *Store) repair(rewrite func(clientID string, w store.Writer) bool) {
+	defer r.done.Done()
+	for {
+		select {
+		case <-r.repairs:
+		case <-r.stop:
+			return
+		}
+		r.cmu.Lock()
+		ids := r.stale
+		r.stale = nil
+		r.cmu.Unlock()
+		for id := range ids {
+			if rewrite(id, &writer{Writer: noLocal{}, r: r, anew: true}) {
+				r.Repaired.Add(1)
+			}
+		}
+		select {
+		case <-time.After(repairPause):
+		case <-r.stop:
+			return
+		}
+	}
+}
+
 // Hold, on, ends the waits of the writers' syncing commits (but for the
 // strict writers', CopyWriter and ShelfWriter) at once, and makes those to
 // come not wait, until Hold(false): for a node cut off from its cluster's
@@ -261,28 +319,45 @@ func (r *Store) confirm() {
 			case err = <-p.f.Err():
 			}
 		}
-		if err != nil {
-			r.failed(err)
-		} else if p.purge.subject != "" {
-			if !p.purge.below {
-				seq = 0
+		switch {
+		case err != nil:
+			r.failed(err, p.client)
+		case p.purge.client != "" && p.purge.gen != 0:
+			r.queuePurge(purgeReq{subject: genPrefix(p.purge.client, p.purge.gen)})
+		case p.purge.client != "":
+			for _, kind := range []byte{'d', 'm', 'r'} {
+				r.queuePurge(purgeReq{subject: kindPrefix(p.purge.client, kind), seq: seq})
 			}
-			r.queuePurge(purgeReq{subject: p.purge.subject, seq: seq})
 		}
 		r.cmu.Lock()
 		r.confirmed++
+		if err == nil && len(r.stale) > 0 {
+			select { // the stream answers again: repair what it missed
+			case r.repairs <- struct{}{}:
+			default:
+			}
+		}
 		r.cond.Broadcast()
 		r.cmu.Unlock()
 	}
 }
 
-// failed counts and logs (at most once a second) a change not replicated.
-func (r *Store) failed(err error) {
+// failed counts and logs (at most once a second) a change to client's
+// session not replicated, and marks the session for repair.
+func (r *Store) failed(err error, client string) {
 	r.Failures.Add(1)
+	if client != "" {
+		r.cmu.Lock()
+		if r.stale == nil {
+			r.stale = map[string]struct{}{}
+		}
+		r.stale[client] = struct{}{}
+		r.cmu.Unlock()
+	}
 	now := time.Now().UnixNano()
 	if last := r.lastLog.Load(); now-last > int64(time.Second) && r.lastLog.CompareAndSwap(last, now) {
 		r.log.Error().Err(err).Int64("failures", r.Failures.Load()).
-			Msg("replica: a session's change was not replicated (it is on this node's disk only)")
+			Msg("replica: a session's change was not replicated (it is on this node's disk; the session is copied anew once the stream answers)")
 	}
 }
 
@@ -325,10 +400,10 @@ func (r *Store) janitor() {
 	}
 }
 
-// publishLocked publishes one record that lasts ttl (0: until replaced),
-// data nil for a tombstone or a receipt; p's purge is made once it is
-// confirmed. r.mu must be held.
-func (r *Store) publishLocked(subject []byte, data []byte, ttl time.Duration, p purge) {
+// publishLocked publishes one record of client's session that lasts ttl
+// (0: until replaced), data nil for a tombstone or a receipt; p's purge
+// is made once it is confirmed. r.mu must be held.
+func (r *Store) publishLocked(client string, subject []byte, data []byte, ttl time.Duration, p purge) {
 	if r.detached {
 		return
 	}
@@ -342,7 +417,7 @@ func (r *Store) publishLocked(subject []byte, data []byte, ttl time.Duration, p 
 	}
 	r.published++
 	select {
-	case r.confirms <- inFlight{f: f, err: err, purge: p}:
+	case r.confirms <- inFlight{f: f, err: err, client: client, purge: p}:
 	case <-r.stop: // closing: nobody waits for it
 	}
 }
@@ -357,6 +432,13 @@ func subjectOf(dst []byte, clientID string, gen uint64, kind byte, n uint64) []b
 	dst = strconv.AppendUint(append(dst, '.'), gen, 10)
 	dst = append(dst, '.', kind, '.')
 	return strconv.AppendUint(dst, n, 10)
+}
+
+// kindPrefix is the subject filter of clientID's records of one kind
+// ('d', 'm', 'r' or 'o'), of every generation.
+func kindPrefix(clientID string, kind byte) string {
+	dst := cluster.AppendToken([]byte(root), clientID)
+	return string(append(dst, '.', '*', '.', kind, '.', '>'))
 }
 
 // genPrefix is the subject filter of every record of clientID's

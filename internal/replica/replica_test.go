@@ -233,8 +233,9 @@ func TestNewGenerationPurgesOld(t *testing.T) {
 }
 
 // TestReadManyRecords: a session with thousands of messages queued (an
-// offline subscriber's, kept while its node was gone) is read whole, each
-// message once, in order, with its Origin.
+// offline subscriber's, kept while its node was gone) and hundreds of
+// receipts is read whole, each message once, in order, with its Origin,
+// and every receipt.
 func TestReadManyRecords(t *testing.T) {
 	n := startNode(t)
 	r := open(t, n, &holder{epochs: map[string]uint64{"big": 1}})
@@ -245,6 +246,9 @@ func TestReadManyRecords(t *testing.T) {
 		m := msg(fmt.Sprint(i))
 		m.Origin = uint64(1000 + i)
 		w.PutDelivery("big", store.Delivery{Seq: uint64(i + 1), Msg: m, QoS: 1})
+		if i%10 == 0 {
+			w.(store.ReceiptWriter).Received("big", uint64(i+1))
+		}
 	}
 	if err := w.Commit(true); err != nil {
 		t.Fatal(err)
@@ -252,8 +256,8 @@ func TestReadManyRecords(t *testing.T) {
 	start := time.Now()
 	b := bundle(t, r, "big")
 	t.Logf("read %d records in %v", total+1, time.Since(start))
-	if b == nil || len(b.Deliveries) != total {
-		t.Fatalf("read %v deliveries, want %d", b, total)
+	if b == nil || len(b.Deliveries) != total || len(b.Received) != total/10 {
+		t.Fatalf("read %v deliveries and %d receipts, want %d and %d", b, len(b.Received), total, total/10)
 	}
 	for i, d := range b.Deliveries {
 		if string(d.Msg.Payload) != fmt.Sprint(i) || d.Msg.Origin != uint64(1000+i) {
@@ -264,9 +268,9 @@ func TestReadManyRecords(t *testing.T) {
 
 // TestReceipts: a receipt (Received) outlives the delivery it was for —
 // the session's next reader learns that its client had that message —
-// lasts receivedTTL, not forever, is read from its subject alone, and a
-// node that adopts the session writes the receipts it brought anew under
-// its own generation, as the older one's are purged.
+// lasts receivedTTL, not forever, is read from its subject alone, and
+// outlives the purge of the older generations' records when another node
+// adopts the session.
 func TestReceipts(t *testing.T) {
 	n := startNode(t)
 	r := open(t, n, &holder{epochs: map[string]uint64{"c": 1}})
@@ -275,6 +279,7 @@ func TestReceipts(t *testing.T) {
 	m := msg("x")
 	m.Origin = 77
 	w.PutDelivery("c", store.Delivery{Seq: 1, Msg: m, QoS: 2})
+	w.PutDelivery("c", store.Delivery{Seq: 2, Msg: msg("y"), QoS: 2})
 	w.MarkSent("c", 1, 5, 3)
 	w.(store.ReceiptWriter).Received("c", 77)
 	if err := w.Commit(true); err != nil {
@@ -285,8 +290,8 @@ func TestReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := bundle(t, r, "c")
-	if b == nil || len(b.Deliveries) != 0 || fmt.Sprint(b.Received) != "[77]" {
-		t.Fatalf("read %+v, want no delivery and the receipt of 77", b)
+	if b == nil || payloads(b) != "y/0" || fmt.Sprint(b.Received) != "[77]" {
+		t.Fatalf("read %+v, want y/0 owed and the receipt of 77", b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -298,28 +303,84 @@ func TestReceipts(t *testing.T) {
 		t.Fatalf("the receipt lasts %q, want %v", ttl, receivedTTL)
 	}
 
-	// Adopted by another node, under claim 2: the receipt comes with the
-	// session, and is written again under generation 2 (package
-	// handoff's Adopt, here by hand).
+	// Adopted by another node, under claim 2, which writes the session
+	// anew: generation 1's records go, its receipt stays.
 	next := open(t, n, &holder{epochs: map[string]uint64{"c": 2}})
 	w2 := next.NewWriter()
 	w2.PutSession(&store.Session{ClientID: "c", Expiry: 60})
-	for _, o := range b.Received {
-		w2.(store.ReceiptWriter).Received("c", o)
-	}
 	if err := w2.Commit(true); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		info, err := next.stream.Info(ctx, jetstream.WithSubjectFilter(genPrefix("c", 1)))
-		if err == nil && len(info.State.Subjects) == 0 {
+		if err == nil && len(info.State.Subjects) == 1 {
+			if _, ok := info.State.Subjects[string(subjectOf(nil, "c", 1, 'o', 77))]; ok {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("generation 1 has %v (%v), want its receipt alone", info.State.Subjects, err)
+		}
+	}
+	if b := bundle(t, next, "c"); b == nil || len(b.Deliveries) != 0 || fmt.Sprint(b.Received) != "[77]" {
+		t.Fatalf("after the adoption, read %+v, want no delivery and the receipt of 77", b)
+	}
+}
+
+// TestRepairAfterFailure: a session a change of which the stream did not
+// take (here, a message too large for it) is written anew, whole, once
+// the stream confirms a publish again: the records the copy had of it
+// before are replaced by what the node has now. Without the repair, the
+// copy would keep a delivery completed here (sent again by the session's
+// next node) and lack one owed (lost).
+func TestRepairAfterFailure(t *testing.T) {
+	n := startNode(t)
+	r := open(t, n, &holder{epochs: map[string]uint64{"c": 1, "other": 1}})
+	repaired := make(chan string, 4)
+	r.RepairWith(func(id string, w store.Writer) bool {
+		w.PutSession(&store.Session{ClientID: id, Expiry: 60})
+		w.PutDelivery(id, store.Delivery{Seq: 3, Msg: msg("now"), QoS: 1})
+		_ = w.Commit(false)
+		repaired <- id
+		return true
+	})
+	w := r.NewWriter()
+	w.PutSession(&store.Session{ClientID: "c", Expiry: 60})
+	w.PutDelivery("c", store.Delivery{Seq: 1, Msg: msg("done-here"), QoS: 1})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	big := msg("big")
+	big.Payload = make([]byte, n.Conn().MaxPayload()+1)
+	w.PutDelivery("c", store.Delivery{Seq: 2, Msg: big, QoS: 1})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if r.Failures.Load() != 1 {
+		t.Fatalf("%d failures, want 1", r.Failures.Load())
+	}
+	w.PutSession(&store.Session{ClientID: "other", Expiry: 60}) // confirmed: the stream answers
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-repaired:
+		if id != "c" {
+			t.Fatalf("repaired %q, want c", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no repair after the stream confirmed again")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		b := bundle(t, r, "c")
+		if b != nil && payloads(b) == "now/0" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the old generation's receipt is still there: %v (%v)", info, err)
+			t.Fatalf("after the repair the copy reads %v, want the session as rewritten (now/0)", b)
 		}
 	}
-	if b := bundle(t, next, "c"); b == nil || fmt.Sprint(b.Received) != "[77]" {
-		t.Fatalf("after the adoption, read %+v, want the receipt of 77", b)
+	if r.Repaired.Load() != 1 {
+		t.Fatalf("%d repaired, want 1", r.Repaired.Load())
 	}
 }

@@ -42,6 +42,9 @@ type writer struct {
 	strict bool
 	// shelf: ShelfWriter's.
 	shelf bool
+	// anew: a repair's (RepairWith). The session it writes replaces
+	// every older record, as a session adopted here does.
+	anew bool
 }
 
 func (w *writer) add(kind uint8, clientID string, n uint64, from int) {
@@ -158,11 +161,11 @@ func (w *writer) publishLocked(o *op) {
 		rec := binary.AppendUvarint(make([]byte, 0, 10+o.to-o.from), gen)
 		rec = append(rec, w.data[o.from:o.to]...)
 		var p purge
-		if fresh {
-			p = purge{subject: genPrefix(o.clientID, 0), below: true}
+		if fresh || w.anew {
+			p = purge{client: o.clientID}
 		}
 		w.subj = subjectOf(w.subj[:0], o.clientID, 0, 0, 0)
-		r.publishLocked(w.subj, rec, 0, p)
+		r.publishLocked(o.clientID, w.subj, rec, 0, p)
 		return
 	case opDeleteSession:
 		delete(r.gens, o.clientID)
@@ -170,7 +173,7 @@ func (w *writer) publishLocked(o *op) {
 			return // handed over: the session goes on elsewhere
 		}
 		w.subj = subjectOf(w.subj[:0], o.clientID, 0, 0, 0)
-		r.publishLocked(w.subj, nil, tombstoneTTL, purge{subject: genPrefix(o.clientID, gen)})
+		r.publishLocked(o.clientID, w.subj, nil, tombstoneTTL, purge{client: o.clientID, gen: gen})
 		return
 	}
 	if !ok || !mine {
@@ -190,17 +193,17 @@ func (w *writer) publishLocked(o *op) {
 	w.subj = subjectOf(w.subj[:0], o.clientID, gen, kind, o.n)
 	switch o.kind {
 	case opPutDelivery, opMarkSent:
-		r.publishLocked(w.subj, append([]byte(nil), w.data[o.from:o.to]...), 0, purge{})
+		r.publishLocked(o.clientID, w.subj, append([]byte(nil), w.data[o.from:o.to]...), 0, purge{})
 	case opPutAwaitRel:
-		r.publishLocked(w.subj, []byte{1}, 0, purge{})
+		r.publishLocked(o.clientID, w.subj, []byte{1}, 0, purge{})
 	case opReceived:
-		r.publishLocked(w.subj, nil, receivedTTL, purge{})
+		r.publishLocked(o.clientID, w.subj, nil, receivedTTL, purge{})
 	case opDeleteDelivery:
-		r.publishLocked(w.subj, nil, tombstoneTTL, purge{})
+		r.publishLocked(o.clientID, w.subj, nil, tombstoneTTL, purge{})
 		w.subj = subjectOf(w.subj[:0], o.clientID, gen, 'm', o.n)
-		r.publishLocked(w.subj, nil, tombstoneTTL, purge{})
+		r.publishLocked(o.clientID, w.subj, nil, tombstoneTTL, purge{})
 	default:
-		r.publishLocked(w.subj, nil, tombstoneTTL, purge{})
+		r.publishLocked(o.clientID, w.subj, nil, tombstoneTTL, purge{})
 	}
 }
 
