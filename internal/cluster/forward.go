@@ -148,6 +148,22 @@ func (ps *Peers) openForward(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What waits for this node already: the stand-ins of the sessions
+	// taken elsewhere while it was gone pass it on (Peers.LeaveFor)
+	// until this node has read it, however long that takes.
+	err = n.retryOpen(ctx, "this node's backlog in "+forwardStream, func(actx context.Context) error {
+		m, err := stream.GetLastMsgForSubject(actx, forwardSubject(ps.self))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil // none
+		}
+		if err == nil {
+			ps.backlog.Store(m.Sequence)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	ps.fwd.Store(&forwarder{js: js, cons: cons,
 		stallOpt: []jetstream.PublishOpt{jetstream.WithStallWait(forwardStall)}})
 	return nil
@@ -372,6 +388,9 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 	var seq uint64
 	if meta, err := msg.Metadata(); err == nil {
 		sent, seq = meta.Timestamp.UnixNano(), meta.Sequence.Stream
+	}
+	if b := ps.backlog.Load(); b != 0 && seq >= b {
+		defer ps.caughtUp() // once its messages are on their way
 	}
 	a := &batchAck{msg: msg}
 	a.left.Store(int32(n))

@@ -312,11 +312,23 @@ func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *
 		ps.table.leavingSubs.Add(1)
 		l.filters = append(l.filters, f)
 	}
-	if ps.publishing.Load() {
+	if ps.publishing.Load() && ps.backlog.Load() == 0 {
 		l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
-	} // else Start starts it: the linger counts once this node routes
+	} // else its linger counts once this node routes and has read its backlog (caughtUp)
 	ps.leavingMu.Unlock()
 	return l
+}
+
+// backlogWait bounds how long the stand-ins put before Start wait for
+// this node to read what its subject held (caughtUp).
+const backlogWait = 2 * time.Minute
+
+// caughtUp starts the lingers of the stand-ins put before Start, once:
+// this node has read what its subject held when it started.
+func (ps *Peers) caughtUp() {
+	if ps.backlog.Swap(0) != 0 {
+		ps.startLeaving()
+	}
 }
 
 // startLeaving starts the lingers of the stand-ins put before Start.

@@ -108,6 +108,11 @@ type Peers struct {
 	// id (handover.go). Guarded by leavingMu.
 	leavingMu sync.Mutex
 	leaving   map[string]*leaving
+	// backlog is the stream sequence of the last batch this node's
+	// subject of the forward stream held when it started, until this
+	// node has read it (0: read, or there was none): the lingers of the
+	// stand-ins put before Start begin then (caughtUp).
+	backlog atomic.Uint64
 
 	// Counters, for $SYS and metrics.
 	Sent, Received, Dropped atomic.Int64
@@ -255,7 +260,11 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	ps.stale = nil
 	ps.done.Add(1)
 	ps.publishing.Store(true)
-	ps.startLeaving()
+	if ps.backlog.Load() == 0 {
+		ps.startLeaving()
+	} else {
+		time.AfterFunc(backlogWait, ps.caughtUp) // should the batch not come
+	}
 	go ps.publish()
 	select {
 	case <-ps.ready:

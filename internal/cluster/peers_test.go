@@ -526,3 +526,44 @@ func TestPeersPassOn(t *testing.T) {
 	}
 	waitFor(t, "node 1 to see node 0's interest go", func() bool { return len(rs[1].peersFor("t/a")) == 0 })
 }
+
+// TestStandInWaitsForBacklog: a node that starts with batches waiting in
+// its subject of the forward stream, and stand-ins for sessions taken
+// elsewhere while it was gone (Peers.LeaveFor), starts their lingers only
+// once it has read those batches: reading a backlog of thousands can take
+// longer than the linger, and what the stand-ins no longer pass on is
+// lost (242 and 426 messages for two subscribers in a rolling restart).
+func TestStandInWaitsForBacklog(t *testing.T) {
+	nodes := startCluster(t, 3)
+	rs := startPeers(t, nodes[1:])
+	// Node 1 sends node 0, not started yet, a batch.
+	send := rs[0].ps.leave("z", "n0", []string{"v/#"}, false)
+	m := router.NewMessage([]byte("v/a"), []byte("p"), nil, []byte("pub"), 1, false, 0, nil)
+	defer m.Release()
+	if err := send.PassOn(m, nil).Wait(nil); err != nil {
+		t.Fatal(err)
+	}
+	var l *leaving // node 0 takes the batch only when the test reads it
+	n0 := startPeersWith(t, nodes[:1], 0, func(_ int, ps *Peers) {
+		l = ps.leave("y", "n2", []string{"u/#"}, false)
+	})[0]
+	if got := n0.ps.backlog.Load(); got == 0 {
+		t.Fatal("node 0 started with a batch in its subject, and no backlog")
+	}
+	n0.ps.leavingMu.Lock()
+	early := l.timer != nil
+	n0.ps.leavingMu.Unlock()
+	if early {
+		t.Fatal("the stand-in's linger started before node 0 read its backlog")
+	}
+	j := receive(t, n0)
+	j.Msg.Release()
+	if j.Done != nil {
+		_ = j.Done.Ack()
+	}
+	waitFor(t, "the stand-in's linger to start once the backlog is read", func() bool {
+		n0.ps.leavingMu.Lock()
+		defer n0.ps.leavingMu.Unlock()
+		return l.timer != nil
+	})
+}

@@ -556,7 +556,7 @@ func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
 	sh := &shelved{id: id, from: gone, read: make(chan struct{})}
 	r.mu.Lock()
 	r.shelf[id] = sh
-	r.pruneMovedLocked(time.Now(), id) // back on the shelf: no longer passed on
+	r.pruneMovedLocked(time.Time{}, id) // back on the shelf: no longer passed on
 	r.mu.Unlock()
 	defer close(sh.read)
 	b, gen, err := r.copies.Read(ctx, id)
@@ -669,7 +669,7 @@ func (r *Rescuer) unshelve(id, claimer string, strict bool) (bool, error) {
 	sh = r.shelf[id]
 	if sh != nil {
 		delete(r.shelf, id)
-		r.pruneMovedLocked(time.Now(), id)
+		r.pruneMovedLocked(time.Time{}, id)
 		var mv *moved
 		if claimer != sh.from && sh.loaded {
 			// What the other nodes send the gone node for the session
@@ -765,7 +765,7 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 		return nil
 	}
 	r.mu.Lock()
-	r.pruneMovedLocked(time.Now(), "")
+	r.pruneMovedLocked(time.Unix(0, sent), "")
 	now := time.Now().UnixNano()
 	eachFrame(data, seq, sent, func(m *router.Message, group, to string, err error) bool {
 		if err == nil {
@@ -796,12 +796,21 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 	return nil
 }
 
+// movedMaxLag bounds how long a moved session stays in the rescuer's
+// table past its linger, by the clock, should no batch come to end it.
+const movedMaxLag = 5 * time.Minute
+
 // pruneMovedLocked takes out of the table the moved sessions whose time
-// is up, and id's (a session of that id back on the shelf or moving
-// again) at once. r.mu must be held.
-func (r *Rescuer) pruneMovedLocked(now time.Time, id string) {
+// was up when the stream took the batch read now (asOf; zero: none), and
+// id's (a session of that id back on the shelf or moving again) at once.
+// The batch's time, not the clock's: a rescue reading far behind what
+// the others send still passes on what they sent the gone node while
+// they did not know where the session went (in one rolling restart, 426
+// messages were lost to a linger by the clock). r.mu must be held.
+func (r *Rescuer) pruneMovedLocked(asOf time.Time, id string) {
 	for mid, mv := range r.moved {
-		if mid != id && now.Before(mv.until) {
+		over := !asOf.IsZero() && !asOf.Before(mv.until) || time.Since(mv.until) > movedMaxLag
+		if mid != id && !over {
 			continue
 		}
 		delete(r.moved, mid)

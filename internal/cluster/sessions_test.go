@@ -142,7 +142,8 @@ func TestHandoverFirst(t *testing.T) {
 // lately goes on to the session's new node, addressed to the session (a
 // shared group's message to any member of the group there), with its
 // Origin; QoS 0 does not, nor one addressed to another session; once the
-// linger is over, nothing does.
+// linger is over — by the time the stream took the batch, not by when the
+// rescue reads it — nothing does.
 func TestRescuerPassesOn(t *testing.T) {
 	r := NewRescuer()
 	mv := &moved{id: "x", to: "n2", until: time.Now().Add(movedLinger), filters: []string{"r/#", "$share/g/s/#"}}
@@ -189,6 +190,14 @@ func TestRescuerPassesOn(t *testing.T) {
 
 	r.out = nil
 	r.mu.Lock()
+	// Read late: a batch the stream took before the linger ended still
+	// goes on, whatever the clock says now.
+	mv.until = time.Now().Add(-time.Second)
+	r.pruneMovedLocked(mv.until.Add(-time.Millisecond), "")
+	if len(r.moved) != 1 {
+		r.mu.Unlock()
+		t.Fatal("a moved session pruned for a batch the stream took before its linger ended")
+	}
 	r.pruneMovedLocked(mv.until.Add(time.Second), "")
 	r.mu.Unlock()
 	deliver("r/a", 1, "")
