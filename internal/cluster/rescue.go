@@ -447,16 +447,22 @@ func (r *Rescuer) tryRescueLocked(gone string) {
 	ctx, cancel := context.WithTimeout(context.Background(), rescueTimeout)
 	defer cancel()
 	self := r.node.cfg.Node
-	e, err := r.kv.Get(ctx, gone)
+	// Each request is bounded on its own (rescueStep), as the rescue's
+	// steps are: one sent to a stream's leader that froze gets no answer,
+	// while the others elect a new one within seconds. Bounded by the
+	// whole rescue's time, a try waited minutes for a frozen node.
+	sctx, scancel := context.WithTimeout(ctx, rescueStep)
+	defer scancel()
+	e, err := r.kv.Get(sctx, gone)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		_, err = r.kv.Create(ctx, gone, rescueRecord(self, rescueActive))
+		_, err = r.kv.Create(sctx, gone, rescueRecord(self, rescueActive))
 	case err != nil:
 	default:
 		if rescuer, state := parseRescue(e.Value()); state != rescueDone && rescuer != self && r.node.answers(rescuer) {
 			return // another node rescues it
 		}
-		_, err = r.kv.Update(ctx, gone, rescueRecord(self, rescueActive), e.Revision())
+		_, err = r.kv.Update(sctx, gone, rescueRecord(self, rescueActive), e.Revision())
 	}
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongRevision(err) {
@@ -470,7 +476,9 @@ func (r *Rescuer) tryRescueLocked(gone string) {
 	if err == nil {
 		// Claims waiting for it (beforeClaim) go on.
 		var rev uint64
-		rev, err = r.kv.Put(ctx, gone, rescueRecord(self, rescueReady))
+		pctx, pcancel := context.WithTimeout(ctx, rescueStep)
+		rev, err = r.kv.Put(pctx, gone, rescueRecord(self, rescueReady))
+		pcancel()
 		r.mu.Lock()
 		if run := r.runs[gone]; run != nil {
 			run.rev = rev
