@@ -110,12 +110,13 @@ func TestClusterNodeFreeze(t *testing.T) {
 	}
 	sub.await(acked, 60*time.Second)
 	lost := sub.missing(acked)
-	dup2 := 0
+	var dups []string
 	for p, n := range sub.snapshot() {
 		if n > 1 && strings.Contains(p, "-q2-") {
-			dup2++
+			dups = append(dups, p)
 		}
 	}
+	dup2 := len(dups)
 	t.Logf("%d published, %d acknowledged (%d before the freeze), %d lost, QoS 2 duplicates %d",
 		pub.sent.Load(), len(acked), frozenAt, len(lost), dup2)
 	if len(lost) > 0 {
@@ -123,7 +124,11 @@ func TestClusterNodeFreeze(t *testing.T) {
 		logs()
 	}
 	if dup2 > 0 {
-		t.Errorf("%d QoS 2 messages delivered more than once", dup2)
+		t.Errorf("%d QoS 2 messages delivered more than once: %s", dup2, spans(dups))
+		for _, p := range dups {
+			t.Logf("%s: %q", p, sub.receipts(p))
+		}
+		logs()
 	}
 	sub.mu.Lock()
 	told := sub.told

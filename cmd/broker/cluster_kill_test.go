@@ -153,11 +153,15 @@ func startClusterProcs(t *testing.T, name, after string) ([]*brokerProc, []strin
 				others = append(others, fmt.Sprintf("%q", r))
 			}
 		}
+		logLevel := "info"
+		if l := os.Getenv("SHOAL_CLUSTER_LOG"); l != "" {
+			logLevel = l // to see a failing run closer
+		}
 		cfg := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i))
 		admins[i] = testutil.FreeAddr(t)
-		conf := fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_level: info\nlog_format: json\nadmin_listen: %q\nallow_anonymous: true\nmax_queued: 1000000\n"+
+		conf := fmt.Sprintf("listen: %q\ndata_dir: %q\nlog_level: %s\nlog_format: json\nadmin_listen: %q\nallow_anonymous: true\nmax_queued: 1000000\n"+
 			"cluster:\n  name: %s\n  node: n%d\n  listen: %q\n  routes: [%s]\n  rescue_after: %s\n",
-			addrs[i], filepath.Join(dir, fmt.Sprintf("data%d", i)), admins[i], name, i, routes[i], strings.Join(others, ", "), after)
+			addrs[i], filepath.Join(dir, fmt.Sprintf("data%d", i)), logLevel, admins[i], name, i, routes[i], strings.Join(others, ", "), after)
 		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}

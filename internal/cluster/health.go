@@ -193,13 +193,27 @@ func (h *Health) run() {
 			return
 		case <-t.C:
 		}
-		frozen := time.Now().UnixNano()-h.last.Load() >= h.stale
+		start := time.Now().UnixNano()
+		frozen := start-h.last.Load() >= h.stale // since the last round
 		if frozen {
 			h.member.Hold(true) // until this round knows better
 		}
 		alive, majority := h.ping()
 		was := h.state.Load()
 		state := h.step(majority, frozen)
+		if was == serving && state == serving && !frozen && time.Now().UnixNano()-start >= h.stale {
+			// Frozen during the round: its answers came once the node
+			// ran again, and say nothing of what the cluster did
+			// meanwhile. Taken for a round like the others, it let the
+			// node serve on the moment it thawed: its loops answered the
+			// PUBRECs that waited in their sockets and sent on from the
+			// queues, while a rescuer had the sessions already (QoS 2
+			// messages delivered twice, in 2 of 8 freeze runs). Not
+			// counted, the node does not serve, and the next round finds
+			// it frozen.
+			h.member.Hold(true)
+			continue
+		}
 		if state == serving {
 			h.member.Hold(false)
 		}

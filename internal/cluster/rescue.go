@@ -584,6 +584,8 @@ func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
 	}
 	r.copies.Continue(id, gen)
 	r.loadLocked(sh, b)
+	r.log.Debug().Str("client", id).Str("gone", gone).Int("deliveries", len(b.Deliveries)).
+		Int("received", len(b.Received)).Msg("cluster: a gone node's session is read from the copy")
 	r.Rescued.Add(1)
 	return nil
 }
@@ -872,8 +874,10 @@ func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) 
 		if _, kept := sh.kept[m.Origin]; kept {
 			// The gone node kept it before it died, its acknowledgement
 			// lost with it; or a read of the batch before this one.
+			r.log.Debug().Str("client", sh.id).Uint64("origin", m.Origin).Msg("cluster: a rescued message the session has")
 			continue
 		}
+		r.log.Debug().Str("client", sh.id).Uint64("origin", m.Origin).Uint64("seq", sh.next).Msg("cluster: a rescued message added to the session")
 		sh.kept[m.Origin] = struct{}{}
 		d := store.Delivery{Seq: sh.next, QoS: min(m.QoS, mt.QoS), Retain: m.Retain && mt.RetainAsPublished,
 			SubIDs: mt.SubIDs, Msg: store.Message{Topic: m.Topic, Payload: m.Payload, Props: m.Props,

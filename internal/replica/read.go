@@ -49,6 +49,16 @@ func (r *Store) Read(ctx context.Context, clientID string) (*store.Bundle, uint6
 func (r *Store) read(ctx context.Context, clientID string) (map[string][]byte, error) {
 	prefix := string(subjectOf(nil, clientID, 0, 0, 0))
 	prefix = prefix[:len(prefix)-1] // "shoal.ss.{client}."
+	// A barrier first. The stream's leader may be new — the node that led
+	// it froze or died, and that is why the session is read — and a new
+	// leader answers reads before it has applied all that its log has
+	// committed: a read then missed the last changes the old leader had
+	// confirmed (in a freeze run: 32 messages owed, and two QoS 2
+	// messages' progress, so sent again). The leader confirms a write
+	// made now only once it has applied everything before it.
+	if _, err := r.js.Publish(ctx, prefix+"b", nil, jetstream.WithMsgTTL(tombstoneTTL)); err != nil {
+		return nil, err
+	}
 	info, err := r.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
 	if err != nil {
 		return nil, err
