@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -197,11 +198,27 @@ func (b *Broker) settleSessions(ctx context.Context) {
 				for try := 1; try <= settleTries && ctx.Err() == nil; try++ {
 					// A claim that could not read the session's copy (its
 					// rescuer kept it there) reads it again on the next.
+					// It is made on the owner read above: a client that
+					// claimed the session elsewhere meanwhile keeps it.
 					done := make(chan error, 1)
-					b.clusterSessions.Claim(id, false, func(_ uint64, err error) { done <- err })
-					if err = <-done; err == nil {
+					claimed := func(_ uint64, err error) { done <- err }
+					if ok {
+						b.clusterSessions.Reclaim(id, ow, claimed)
+					} else {
+						b.clusterSessions.Claim(id, false, claimed)
+					}
+					if err = <-done; err == nil || errors.Is(err, cluster.ErrOwnerChanged) {
 						break
 					}
+				}
+				if errors.Is(err, cluster.ErrOwnerChanged) {
+					// Taken elsewhere since it was read: as above.
+					if now, found, gerr := b.owners.Get(ctx, id); gerr == nil && found && now.Node != self {
+						b.peers.LeaveFor(id, now.Node, local.Filters(id))
+					}
+					_, _ = local.Give(id, false)
+					ended.Add(1)
+					continue
 				}
 				if err != nil {
 					b.lg().Warn().Err(err).Str("client", id).Msg("cluster: a stored session could not be claimed again")

@@ -185,6 +185,43 @@ func TestOwnersRace(t *testing.T) {
 	}
 }
 
+// TestOwnersClaimOnCondition: a claim made on the owner a node read
+// (Sessions.Reclaim, for a node settling its stored sessions) takes the
+// session only while that is still its owner; one that a client claimed
+// elsewhere since, or that has no owner any more, stays as it is. Without
+// the condition, a node back from a freeze took a session its client had
+// just claimed on another node, and the client's connection was taken
+// over (380 messages lost in a freeze run).
+func TestOwnersClaimOnCondition(t *testing.T) {
+	nodes := startCluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var owners [2]*Owners
+	for i, nd := range nodes {
+		o, err := nd.OpenOwners(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners[i] = o
+	}
+	read, _, err := owners[0].Claim(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := owners[1].claim(ctx, "c", &read); err != nil {
+		t.Fatalf("a claim on the owner as read: %v", err)
+	}
+	if _, _, err := owners[0].claim(ctx, "c", &read); !errors.Is(err, ErrOwnerChanged) {
+		t.Fatalf("a claim on an owner that changed since: %v, want ErrOwnerChanged", err)
+	}
+	if got, ok, err := owners[0].Get(ctx, "c"); err != nil || !ok || got.Node != "n1" || got.Epoch != 2 {
+		t.Fatalf("owner %+v (%v, %v), want n1's claim, epoch 2", got, ok, err)
+	}
+	if _, _, err := owners[0].claim(ctx, "none", &read); !errors.Is(err, ErrOwnerChanged) {
+		t.Fatalf("a claim on an owner of a session that has none: %v, want ErrOwnerChanged", err)
+	}
+}
+
 // TestOwnersOpenTogether: three nodes open the owners' bucket at the
 // same moment, as brokers started together do, and each gets it within
 // the bounded time (each waited out its whole context when an attempt

@@ -155,6 +155,16 @@ func noPeersYet(err error) bool {
 // any number made at once, on any nodes, each gets its own epoch, and the
 // one with the highest is the owner.
 func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner, err error) {
+	return o.claim(ctx, clientID, nil)
+}
+
+// ErrOwnerChanged fails a claim made on condition (Sessions.Reclaim): the
+// session's owner is no longer the one it was made on.
+var ErrOwnerChanged = errors.New("cluster: the session's owner changed since it was read")
+
+// claim is Claim, made only while the session's owner is still expect
+// (its node and epoch), if expect is not nil; else ErrOwnerChanged.
+func (o *Owners) claim(ctx context.Context, clientID string, expect *Owner) (now, before Owner, err error) {
 	key := ownerKey(clientID)
 	for tries := 0; ; tries++ {
 		if tries > 0 {
@@ -171,6 +181,8 @@ func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner,
 		}
 		e, err := o.kv.Get(ctx, key)
 		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) && expect != nil:
+			return Owner{}, Owner{}, ErrOwnerChanged
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			now = Owner{Node: o.node, Epoch: 1}
 			if _, err = o.kv.Create(ctx, key, now.encode()); err == nil {
@@ -184,6 +196,9 @@ func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner,
 		default:
 			if before, err = decodeOwner(e.Value()); err != nil {
 				return Owner{}, Owner{}, err
+			}
+			if expect != nil && (before.Node != expect.Node || before.Epoch != expect.Epoch) {
+				return Owner{}, Owner{}, ErrOwnerChanged
 			}
 			now = Owner{Node: o.node, Epoch: before.Epoch + 1}
 			if _, err = o.kv.Update(ctx, key, now.encode(), e.Revision()); err == nil {

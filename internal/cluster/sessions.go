@@ -188,6 +188,22 @@ var errNotJoined = errors.New("cluster: this node has not joined its cluster")
 // gets the claim's epoch. Of a previous owner that does not answer (down,
 // or cut off), the session is taken from the replicated copy.
 func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, err error)) {
+	s.claim(clientID, clean, nil, done)
+}
+
+// Reclaim is Claim (not clean) made only while the session's owner is
+// still was, as this node read it: for a node that settles the sessions
+// it stored with the cluster (rescued from it, or its own), which must
+// not take one that a client claimed elsewhere meanwhile — that client's
+// connection would be taken over, its session moved to a node it is not
+// connected to. done gets ErrOwnerChanged then.
+func (s *Sessions) Reclaim(clientID string, was Owner, done func(epoch uint64, err error)) {
+	s.claim(clientID, false, &was, done)
+}
+
+// claim is Claim, on condition that the owner is still expect if it is
+// not nil (Reclaim).
+func (s *Sessions) claim(clientID string, clean bool, expect *Owner, done func(epoch uint64, err error)) {
 	s.mu.Lock()
 	owners := s.owners
 	s.mu.Unlock()
@@ -216,7 +232,7 @@ func (s *Sessions) Claim(clientID string, clean bool, done func(epoch uint64, er
 				return
 			}
 		}
-		now, before, err := owners.Claim(ctx, clientID)
+		now, before, err := owners.claim(ctx, clientID, expect)
 		if err != nil {
 			done(0, err)
 			return
