@@ -314,7 +314,9 @@ func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *
 	}
 	if ps.publishing.Load() && ps.backlog.Load() == 0 {
 		l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
-	} // else its linger counts once this node routes and has read its backlog (caughtUp)
+	} // else its linger counts once this node routes and has read what its
+	// subject held when it started (caughtUp): a stand-in put meanwhile,
+	// for a session that moves while the node reads that, waits too.
 	ps.leavingMu.Unlock()
 	return l
 }

@@ -112,7 +112,8 @@ type Peers struct {
 	// subject of the forward stream held when it started, until this
 	// node has read it (0: read, or there was none): the lingers of the
 	// stand-ins put before Start begin then (caughtUp).
-	backlog atomic.Uint64
+	backlog      atomic.Uint64
+	backlogTimer *time.Timer // Start's; stopped by Close
 
 	// Counters, for $SYS and metrics.
 	Sent, Received, Dropped atomic.Int64
@@ -263,7 +264,7 @@ func (ps *Peers) Start(ctx context.Context, d Submitter) error {
 	if ps.backlog.Load() == 0 {
 		ps.startLeaving()
 	} else {
-		time.AfterFunc(backlogWait, ps.caughtUp) // should the batch not come
+		ps.backlogTimer = time.AfterFunc(backlogWait, ps.caughtUp) // should the batch not come
 	}
 	go ps.publish()
 	select {
@@ -282,6 +283,9 @@ func (ps *Peers) Close() {
 	default:
 	}
 	close(ps.stop)
+	if ps.backlogTimer != nil {
+		ps.backlogTimer.Stop()
+	}
 	if ps.sub != nil {
 		_ = ps.sub.Unsubscribe()
 	}

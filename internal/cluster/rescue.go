@@ -121,8 +121,11 @@ type Rescuer struct {
 	match router.Matches
 	// out are the frames for the moved sessions' new nodes that keep
 	// gathers, by node, in batches of about forwardBatchBytes.
-	out  map[string][][]byte
-	runs map[string]*rescueRun
+	out map[string][][]byte
+	// added are what keep added to the shelved sessions from its batch:
+	// taken back if the copy does not confirm them.
+	added []added
+	runs  map[string]*rescueRun
 	// tries serializes rescues: the watch's, and those a claim asks for
 	// (beforeClaim).
 	tries sync.Mutex
@@ -447,10 +450,11 @@ func (r *Rescuer) tryRescueLocked(gone string) {
 	ctx, cancel := context.WithTimeout(context.Background(), rescueTimeout)
 	defer cancel()
 	self := r.node.cfg.Node
-	// Each request is bounded on its own (rescueStep), as the rescue's
-	// steps are: one sent to a stream's leader that froze gets no answer,
-	// while the others elect a new one within seconds. Bounded by the
-	// whole rescue's time, a try waited minutes for a frozen node.
+	// The claim of the key is bounded on its own (rescueStep), as the
+	// rescue's steps are: a request sent to a stream's leader that froze
+	// gets no answer, while the others elect a new one within seconds;
+	// the next round tries again. Bounded by the whole rescue's time, a
+	// try waited minutes for a frozen node.
 	sctx, scancel := context.WithTimeout(ctx, rescueStep)
 	defer scancel()
 	e, err := r.kv.Get(sctx, gone)
@@ -785,6 +789,16 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 		return true
 	})
 	err := r.w.Commit(true)
+	if err != nil {
+		// The copy may not have them: the batch is read again, and
+		// they are added again (same Seq, same records).
+		for i := len(r.added) - 1; i >= 0; i-- {
+			a := r.added[i]
+			delete(a.sh.kept, a.origin)
+			a.sh.next = a.next
+		}
+	}
+	r.added = r.added[:0]
 	out := r.out
 	r.out = nil
 	r.mu.Unlock()
@@ -809,6 +823,14 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 // movedMaxLag bounds how long a moved session stays in the rescuer's
 // table past its linger, by the clock, should no batch come to end it.
 const movedMaxLag = 5 * time.Minute
+
+// added is a message the rescue added to a shelved session, until the
+// copy confirms it: its Origin, and the session's next Seq before it.
+type added struct {
+	sh     *shelved
+	origin uint64
+	next   uint64
+}
 
 // pruneMovedLocked takes out of the table the moved sessions whose time
 // was up when the stream took the batch read now (asOf; zero: none), and
@@ -879,6 +901,7 @@ func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) 
 		}
 		r.log.Debug().Str("client", sh.id).Uint64("origin", m.Origin).Uint64("seq", sh.next).Msg("cluster: a rescued message added to the session")
 		sh.kept[m.Origin] = struct{}{}
+		r.added = append(r.added, added{sh: sh, origin: m.Origin, next: sh.next})
 		d := store.Delivery{Seq: sh.next, QoS: min(m.QoS, mt.QoS), Retain: m.Retain && mt.RetainAsPublished,
 			SubIDs: mt.SubIDs, Msg: store.Message{Topic: m.Topic, Payload: m.Payload, Props: m.Props,
 				From: m.FromID, QoS: m.QoS, Retain: m.Retain, Expiry: m.Expiry, Origin: m.Origin}}

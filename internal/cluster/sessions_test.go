@@ -261,3 +261,50 @@ func TestBroughtOrigins(t *testing.T) {
 		t.Fatalf("brought %v, want [3 9]", got)
 	}
 }
+
+// failingOrigins is origins whose Commit fails while fail is set.
+type failingOrigins struct {
+	origins
+	fail bool
+}
+
+func (f *failingOrigins) Commit(bool) error {
+	if f.fail {
+		return errors.New("not confirmed")
+	}
+	return nil
+}
+
+// TestRescuerTakesBackUnconfirmed: a batch whose additions the copy did
+// not confirm is read again, and its messages are added again, under the
+// same Seq: not skipped as kept. Without taking them back, a rescue that
+// met a stream electing a leader lost what it had read.
+func TestRescuerTakesBackUnconfirmed(t *testing.T) {
+	r := NewRescuer()
+	w := &failingOrigins{fail: true}
+	r.w = w
+	sh := &shelved{id: "c", from: "n1", read: make(chan struct{})}
+	r.mu.Lock()
+	r.shelf["c"] = sh
+	r.loadLocked(sh, &store.Bundle{Session: store.Session{ClientID: "c",
+		Subs: []store.Sub{{Filter: "t/#", Opts: router.Options{QoS: 2}}}}})
+	r.mu.Unlock()
+	m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+	defer m.Release()
+	m.Origin = 5
+	now := time.Now().UnixNano()
+	batch := appendBatchFrame(nil, m, "", "", now)
+	if err := r.keep(batch, 9, now); err == nil {
+		t.Fatal("keep succeeded while the copy did not confirm")
+	}
+	w.fail = false
+	if err := r.keep(batch, 9, now); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.got) != 2 || w.got[0] != 5 || w.got[1] != 5 || sh.next != 1 {
+		t.Fatalf("put %v, next Seq %d; want origin 5 put again on the second read, next Seq 1", w.got, sh.next)
+	}
+	if _, kept := sh.kept[5]; !kept {
+		t.Fatal("origin 5 not kept once the copy confirmed it")
+	}
+}

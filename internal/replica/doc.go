@@ -27,6 +27,7 @@
 //	shoal.ss.{client}.{gen}.o.{orig} a receipt: the client received the
 //	                                 QoS 2 message of that Origin (empty,
 //	                                 kept a minute: receivedTTL)
+//	shoal.ss.{client}.b              a reader's barrier (empty, 1 s)
 //
 // A record is removed by an empty message on its subject that expires
 // (a per-message TTL), so that nothing of it is left after a while. A
@@ -39,15 +40,21 @@
 // A change the stream does not confirm (a publish that timed out while
 // it elected a leader) leaves the copy unsure: it may lack the change or
 // have it. The session is then written anew, whole, as this node has it,
-// once the stream confirms a publish again (Store.RepairWith).
+// under its generation, once the stream confirms a publish again and the
+// node serves (Store.RepairWith) — unless the copy's session record is
+// another node's by then.
+//
+// A read publishes a barrier first: a stream's new leader answers reads
+// before it has applied all that its log committed, and it confirms a
+// write only once it has.
 //
 // The generation is the epoch of the claim (package cluster's Owners) under
 // which a node began to write the session: a node that adopts a session
 // writes it whole under its own, newer generation, and then purges the
-// records of older ones, but for their receipts. Only the node that holds the newest claim of a
-// session writes it (Holder): a node that handed a session over, or lost
-// it to a newer claim, writes nothing more of it, and the new owner's
-// generation is above anything it wrote.
+// records of older ones, but for their receipts. Only the node that holds
+// the newest claim of a session writes it (Holder): a node that handed a
+// session over, or lost it to a newer claim, writes nothing more of it,
+// and the new owner's generation is above anything it wrote.
 //
 // Not replicated: retained messages (package cluster's Retained has them)
 // and the store's marks.

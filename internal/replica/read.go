@@ -155,8 +155,8 @@ func assemble(clientID string, recs map[string][]byte) (*store.Bundle, uint64, e
 	var deliveries []owed
 	for subj, v := range recs {
 		if isReceipt(subj) {
-			// A receipt of any generation: one adoption purges them
-			// with the rest, and the node that adopted has read them.
+			// A receipt of any generation: adoptions and repairs leave
+			// them, and they expire by themselves.
 			if o, err := strconv.ParseUint(subj[strings.LastIndexByte(subj, '.')+1:], 10, 64); err == nil && o != 0 {
 				b.Received = append(b.Received, o)
 			}

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -45,8 +46,9 @@ const (
 	// rescuer, can tell it was delivered.
 	receivedTTL = time.Minute
 	// purgeQueue bounds the purges waiting for the janitor; past it a
-	// purge is dropped (counted: the records stay, unread, until the
-	// session's next adoption purges them).
+	// purge is dropped (counted): an adoption's leaves records of older
+	// generations, unread, until the session's next adoption purges
+	// them; a repair's is made again (its session marked stale).
 	purgeQueue = 4096
 )
 
@@ -56,6 +58,11 @@ type Holder interface {
 	// Mine returns the epoch of this node's claim of clientID's session
 	// if that is the newest claim the node knows of.
 	Mine(clientID string) (epoch uint64, ok bool)
+	// Serving reports whether this node serves: with its cluster's
+	// majority, and not back from a cut or a freeze it has not settled
+	// yet. A repair waits for it: a node just back may not know yet
+	// that its sessions moved.
+	Serving() bool
 }
 
 // Store is a store.Store whose writers also copy every change to a
@@ -108,9 +115,11 @@ type Store struct {
 	Failures      atomic.Int64
 	PurgesDropped atomic.Int64
 	// Repaired counts sessions written anew after such a failure
-	// (RepairWith).
-	Repaired atomic.Int64
-	lastLog  atomic.Int64 // Unix ns of the last failure logged
+	// (RepairWith); RepairsSkipped those not, as the copy's session
+	// record was no longer this node's generation.
+	Repaired       atomic.Int64
+	RepairsSkipped atomic.Int64
+	lastLog        atomic.Int64 // Unix ns of the last failure logged
 }
 
 // inFlight is one publish on its way: its confirmation, or the error
@@ -123,15 +132,20 @@ type inFlight struct {
 	purge  purge
 }
 
-// purge says what to remove of a session's records once the publish it
-// came with is confirmed: with gen 0, the records older than that
-// publish of every generation (a session written anew: adopted here, or
-// repaired) but the receipts, which expire by themselves and still hold;
-// else every record of generation gen (the session ended). Nothing when
-// client is "".
+// purge says what to remove of client's records once the publish it
+// came with is confirmed (nothing when client is ""):
+//   - below, gen 0: those older than the publish, of every generation (a
+//     session adopted here, written anew under this node's claim);
+//   - below, gen not 0: those older than the publish, of generation gen
+//     alone (a session repaired: written anew under its generation — a
+//     newer one is another node's);
+//   - not below: every record of generation gen (the session ended).
+//
+// Below, the receipts stay: they expire by themselves, and still hold.
 type purge struct {
 	client string
 	gen    uint64
+	below  bool
 }
 
 // Open makes st the local side of a Store on node n's cluster, writing
@@ -256,6 +270,32 @@ func (r *Store) RepairWith(rewrite func(clientID string, w store.Writer) bool) {
 	go r.repair(rewrite)
 }
 
+// ownRecord reads clientID's session record in the stream and reports
+// whether it is still under the generation this node writes, and its
+// stream sequence: the repair's own record replaces it on condition that
+// no other node wrote one since. A node whose claim moved while the
+// stream did not answer (cut off, frozen) learns it a little later; its
+// repair would otherwise put back its older generation over the new
+// owner's, and readers would read that.
+func (r *Store) ownRecord(clientID string) (seq uint64, ours bool) {
+	r.mu.Lock()
+	gen, ok := r.gens[clientID]
+	r.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+	defer cancel()
+	m, err := r.stream.GetLastMsgForSubject(ctx, string(subjectOf(nil, clientID, 0, 0, 0)))
+	if err != nil || len(m.Data) == 0 {
+		return 0, false // unreadable now (marked again by the next failure), or ended
+	}
+	if g, n := binary.Uvarint(m.Data); n <= 0 || g != gen {
+		return 0, false
+	}
+	return m.Sequence, true
+}
+
 // repairPause spaces repairs: one whose own publishes the stream did not
 // confirm either is tried again after it, at the next confirmation.
 const repairPause = time.Second
@@ -269,12 +309,24 @@ func (r *Store) repair(rewrite func(clientID string, w store.Writer) bool) {
 		case <-r.stop:
 			return
 		}
+		for !r.holder.Serving() {
+			select {
+			case <-time.After(repairPause):
+			case <-r.stop:
+				return
+			}
+		}
 		r.cmu.Lock()
 		ids := r.stale
 		r.stale = nil
 		r.cmu.Unlock()
 		for id := range ids {
-			if rewrite(id, &writer{Writer: noLocal{}, r: r, anew: true}) {
+			at, ours := r.ownRecord(id)
+			if !ours {
+				r.RepairsSkipped.Add(1) // another node's now, or ended
+				continue
+			}
+			if rewrite(id, &writer{Writer: noLocal{}, r: r, anew: true, expect: at}) {
 				r.Repaired.Add(1)
 			}
 		}
@@ -319,14 +371,23 @@ func (r *Store) confirm() {
 			case err = <-p.f.Err():
 			}
 		}
-		switch {
+		var api *jetstream.APIError
+		switch pg := p.purge; {
+		case errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+			// A repair's session record, refused: another node wrote the
+			// session since the repair read it. It is that node's now.
+			r.log.Debug().Str("client", p.client).Msg("replica: a repair found the session written by another node; left to it")
 		case err != nil:
 			r.failed(err, p.client)
-		case p.purge.client != "" && p.purge.gen != 0:
-			r.queuePurge(purgeReq{subject: genPrefix(p.purge.client, p.purge.gen)})
-		case p.purge.client != "":
+		case pg.client != "" && !pg.below:
+			r.queuePurge(purgeReq{subject: genPrefix(pg.client, pg.gen)})
+		case pg.client != "":
 			for _, kind := range []byte{'d', 'm', 'r'} {
-				r.queuePurge(purgeReq{subject: kindPrefix(p.purge.client, kind), seq: seq})
+				// A repair's purge that does not happen leaves records
+				// the repair replaced readable: it is made again.
+				r.queuePurge(purgeReq{subject: kindPrefix(pg.client, pg.gen, kind), seq: seq,
+					client: pg.client, repair: pg.gen != 0})
 			}
 		}
 		r.cmu.Lock()
@@ -346,14 +407,7 @@ func (r *Store) confirm() {
 // session not replicated, and marks the session for repair.
 func (r *Store) failed(err error, client string) {
 	r.Failures.Add(1)
-	if client != "" {
-		r.cmu.Lock()
-		if r.stale == nil {
-			r.stale = map[string]struct{}{}
-		}
-		r.stale[client] = struct{}{}
-		r.cmu.Unlock()
-	}
+	r.markStale(client)
 	now := time.Now().UnixNano()
 	if last := r.lastLog.Load(); now-last > int64(time.Second) && r.lastLog.CompareAndSwap(last, now) {
 		r.log.Error().Err(err).Int64("failures", r.Failures.Load()).
@@ -361,11 +415,27 @@ func (r *Store) failed(err error, client string) {
 	}
 }
 
+// markStale marks client's session (none if "") for repair.
+func (r *Store) markStale(client string) {
+	if client == "" {
+		return
+	}
+	r.cmu.Lock()
+	if r.stale == nil {
+		r.stale = map[string]struct{}{}
+	}
+	r.stale[client] = struct{}{}
+	r.cmu.Unlock()
+}
+
 // purgeReq is a purge the janitor makes: of the records matching
-// subject, only those below stream sequence seq if it is not 0.
+// subject, only those below stream sequence seq if it is not 0; for a
+// repair of client's session, when repair.
 type purgeReq struct {
 	subject string
 	seq     uint64
+	client  string
+	repair  bool
 }
 
 // queuePurge hands p to the janitor, or drops it if its queue is full.
@@ -374,6 +444,9 @@ func (r *Store) queuePurge(p purgeReq) {
 	case r.purges <- p:
 	default:
 		r.PurgesDropped.Add(1)
+		if p.repair {
+			r.markStale(p.client)
+		}
 	}
 }
 
@@ -395,7 +468,10 @@ func (r *Store) janitor() {
 		err := r.stream.Purge(ctx, opts...)
 		cancel()
 		if err != nil && !errors.Is(err, context.Canceled) {
-			r.log.Warn().Err(err).Str("subject", p.subject).Msg("replica: purging a session's old records failed; they stay, unread")
+			if p.repair {
+				r.markStale(p.client)
+			}
+			r.log.Warn().Err(err).Str("subject", p.subject).Msg("replica: purging a session's old records failed")
 		}
 	}
 }
@@ -404,15 +480,25 @@ func (r *Store) janitor() {
 // (0: until replaced), data nil for a tombstone or a receipt; p's purge
 // is made once it is confirmed. r.mu must be held.
 func (r *Store) publishLocked(client string, subject []byte, data []byte, ttl time.Duration, p purge) {
+	r.publishIfLocked(client, subject, data, ttl, p, 0)
+}
+
+// publishIfLocked is publishLocked, on condition that the subject's last
+// record is still stream sequence expect, if it is not 0 (a repair's
+// session record). r.mu must be held.
+func (r *Store) publishIfLocked(client string, subject []byte, data []byte, ttl time.Duration, p purge, expect uint64) {
 	if r.detached {
 		return
 	}
 	m := &nats.Msg{Subject: string(subject), Data: data}
 	var f jetstream.PubAckFuture
 	var err error
-	if ttl > 0 {
+	switch {
+	case ttl > 0:
 		f, err = r.js.PublishMsgAsync(m, jetstream.WithMsgTTL(ttl), jetstream.WithStallWait(stallWait))
-	} else {
+	case expect != 0:
+		f, err = r.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithStallWait(stallWait))
+	default:
 		f, err = r.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait))
 	}
 	r.published++
@@ -435,10 +521,16 @@ func subjectOf(dst []byte, clientID string, gen uint64, kind byte, n uint64) []b
 }
 
 // kindPrefix is the subject filter of clientID's records of one kind
-// ('d', 'm', 'r' or 'o'), of every generation.
-func kindPrefix(clientID string, kind byte) string {
-	dst := cluster.AppendToken([]byte(root), clientID)
-	return string(append(dst, '.', '*', '.', kind, '.', '>'))
+// ('d', 'm', 'r' or 'o') of generation gen, or of every generation when
+// gen is 0.
+func kindPrefix(clientID string, gen uint64, kind byte) string {
+	dst := append(cluster.AppendToken([]byte(root), clientID), '.')
+	if gen == 0 {
+		dst = append(dst, '*')
+	} else {
+		dst = strconv.AppendUint(dst, gen, 10)
+	}
+	return string(append(dst, '.', kind, '.', '>'))
 }
 
 // genPrefix is the subject filter of every record of clientID's

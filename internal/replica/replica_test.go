@@ -30,6 +30,8 @@ func (h *holder) Mine(id string) (uint64, bool) {
 	return e, ok
 }
 
+func (h *holder) Serving() bool { return true }
+
 func (h *holder) set(id string, epoch uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -382,5 +384,62 @@ func TestRepairAfterFailure(t *testing.T) {
 	}
 	if r.Repaired.Load() != 1 {
 		t.Fatalf("%d repaired, want 1", r.Repaired.Load())
+	}
+}
+
+// TestRepairLeavesNewerOwner: a node whose change the stream did not
+// confirm, and whose claim moved meanwhile (it was cut off, or frozen,
+// and does not know yet), does not repair the session over its new
+// owner's copy: the session record it would replace is another
+// generation's. A repair that put back its older generation hid the new
+// owner's records from readers (and, purging every generation, removed
+// them).
+func TestRepairLeavesNewerOwner(t *testing.T) {
+	n := startNode(t)
+	a := open(t, n, &holder{epochs: map[string]uint64{"c": 1, "other": 1}})
+	rewrote := make(chan string, 4)
+	a.RepairWith(func(id string, w store.Writer) bool {
+		w.PutSession(&store.Session{ClientID: id, Expiry: 60})
+		w.PutDelivery(id, store.Delivery{Seq: 7, Msg: msg("stale-a"), QoS: 1})
+		_ = w.Commit(false)
+		rewrote <- id
+		return true
+	})
+	wa := a.NewWriter()
+	wa.PutSession(&store.Session{ClientID: "c", Expiry: 60})
+	if err := wa.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+
+	b := open(t, n, &holder{epochs: map[string]uint64{"c": 2}}) // adopted it, claim 2
+	wb := b.NewWriter()
+	wb.PutSession(&store.Session{ClientID: "c", Expiry: 60})
+	wb.PutDelivery("c", store.Delivery{Seq: 1, Msg: msg("owed-by-b"), QoS: 1})
+	if err := wb.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+
+	big := msg("big") // a's change the stream does not take
+	big.Payload = make([]byte, n.Conn().MaxPayload()+1)
+	wa.PutDelivery("c", store.Delivery{Seq: 2, Msg: big, QoS: 1})
+	if err := wa.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	wa.PutSession(&store.Session{ClientID: "other", Expiry: 60}) // the stream answers: a repair runs
+	if err := wa.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); a.RepairsSkipped.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no repair round after the stream confirmed again (repaired %d)", a.Repaired.Load())
+		}
+	}
+	select {
+	case id := <-rewrote:
+		t.Fatalf("a rewrote %q over its new owner's copy", id)
+	default:
+	}
+	if got := bundle(t, b, "c"); got == nil || payloads(got) != "owed-by-b/0" {
+		t.Fatalf("b's copy reads %v, want owed-by-b/0 alone", got)
 	}
 }

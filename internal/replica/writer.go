@@ -43,8 +43,10 @@ type writer struct {
 	// shelf: ShelfWriter's.
 	shelf bool
 	// anew: a repair's (RepairWith). The session it writes replaces
-	// every older record, as a session adopted here does.
-	anew bool
+	// the older records of its generation, on condition (expect) that
+	// the session record is still the one the repair read.
+	anew   bool
+	expect uint64
 }
 
 func (w *writer) add(kind uint8, clientID string, n uint64, from int) {
@@ -161,11 +163,18 @@ func (w *writer) publishLocked(o *op) {
 		rec := binary.AppendUvarint(make([]byte, 0, 10+o.to-o.from), gen)
 		rec = append(rec, w.data[o.from:o.to]...)
 		var p purge
-		if fresh || w.anew {
-			p = purge{client: o.clientID}
+		switch {
+		case fresh: // every older generation is another node's, or gone
+			p = purge{client: o.clientID, below: true}
+		case w.anew: // a repair: this generation's older records
+			p = purge{client: o.clientID, gen: gen, below: true}
 		}
 		w.subj = subjectOf(w.subj[:0], o.clientID, 0, 0, 0)
-		r.publishLocked(o.clientID, w.subj, rec, 0, p)
+		var expect uint64
+		if w.anew && !fresh {
+			expect = w.expect
+		}
+		r.publishIfLocked(o.clientID, w.subj, rec, 0, p, expect)
 		return
 	case opDeleteSession:
 		delete(r.gens, o.clientID)
