@@ -189,8 +189,7 @@ func (b *Broker) settleSessions(ctx context.Context) {
 					// Another node's now: what the others sent here for
 					// it while this node was gone, and its rescuer had
 					// not read yet, goes on there.
-					b.peers.LeaveFor(id, ow.Node, local.Filters(id))
-					_, _ = local.Give(id, false)
+					b.leaveSettled(id, ow.Node)
 					ended.Add(1)
 					continue
 				}
@@ -213,10 +212,11 @@ func (b *Broker) settleSessions(ctx context.Context) {
 				}
 				if errors.Is(err, cluster.ErrOwnerChanged) {
 					// Taken elsewhere since it was read: as above.
+					to := ""
 					if now, found, gerr := b.owners.Get(ctx, id); gerr == nil && found && now.Node != self {
-						b.peers.LeaveFor(id, now.Node, local.Filters(id))
+						to = now.Node
 					}
-					_, _ = local.Give(id, false)
+					b.leaveSettled(id, to)
 					ended.Add(1)
 					continue
 				}
@@ -241,6 +241,21 @@ func (b *Broker) settleSessions(ctx context.Context) {
 	b.replicas.Flush()
 	b.lg().Info().Int64("kept", kept.Load()).Int64("reclaimed", reclaimed.Load()).Int64("ended", ended.Load()).
 		Msg("cluster: the stored sessions are settled with the cluster")
+}
+
+// leaveSettled ends here the stored session of clientID, which another
+// node (to; "" if not known) has now: what still comes for it here goes
+// on there for a while (cluster's handover). The copy is not written:
+// the session there is the other node's. (A node back from a freeze
+// still takes its own claim for the newest; ending the session would
+// remove the new owner's copy — the client, reconnecting, started
+// afresh, 470 messages lost in a freeze run.)
+func (b *Broker) leaveSettled(clientID, to string) {
+	b.replicas.Forget(clientID)
+	if to != "" {
+		b.peers.LeaveFor(clientID, to, b.handoff.Filters(clientID))
+	}
+	_, _ = b.handoff.Give(clientID, false)
 }
 
 // retireWait bounds Retire's wait for the clients to leave.
