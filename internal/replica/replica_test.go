@@ -329,6 +329,37 @@ func TestReceipts(t *testing.T) {
 	}
 }
 
+// repairWith has r repair sessions by writing each with one delivery, of
+// Seq seq and payload p, and says which it rewrote.
+func repairWith(r *Store, seq uint64, p string) <-chan string {
+	rewrote := make(chan string, 4)
+	r.RepairWith(func(id string, w store.Writer) bool {
+		w.PutSession(&store.Session{ClientID: id, Expiry: 60})
+		w.PutDelivery(id, store.Delivery{Seq: seq, Msg: msg(p), QoS: 1})
+		_ = w.Commit(false)
+		rewrote <- id
+		return true
+	})
+	return rewrote
+}
+
+// failThenConfirm commits through w a change of id's session the stream
+// does not take (a message too large for it), then one of session
+// "other" that it confirms: what a repair waits for.
+func failThenConfirm(t *testing.T, n *cluster.Node, w store.Writer, id string) {
+	t.Helper()
+	big := msg("big")
+	big.Payload = make([]byte, n.Conn().MaxPayload()+1)
+	w.PutDelivery(id, store.Delivery{Seq: 2, Msg: big, QoS: 1})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	w.PutSession(&store.Session{ClientID: "other", Expiry: 60})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRepairAfterFailure: a session a change of which the stream did not
 // take (here, a message too large for it) is written anew, whole, once
 // the stream confirms a publish again: the records the copy had of it
@@ -338,32 +369,16 @@ func TestReceipts(t *testing.T) {
 func TestRepairAfterFailure(t *testing.T) {
 	n := startNode(t)
 	r := open(t, n, &holder{epochs: map[string]uint64{"c": 1, "other": 1}})
-	repaired := make(chan string, 4)
-	r.RepairWith(func(id string, w store.Writer) bool {
-		w.PutSession(&store.Session{ClientID: id, Expiry: 60})
-		w.PutDelivery(id, store.Delivery{Seq: 3, Msg: msg("now"), QoS: 1})
-		_ = w.Commit(false)
-		repaired <- id
-		return true
-	})
+	repaired := repairWith(r, 3, "now")
 	w := r.NewWriter()
 	w.PutSession(&store.Session{ClientID: "c", Expiry: 60})
 	w.PutDelivery("c", store.Delivery{Seq: 1, Msg: msg("done-here"), QoS: 1})
 	if err := w.Commit(true); err != nil {
 		t.Fatal(err)
 	}
-	big := msg("big")
-	big.Payload = make([]byte, n.Conn().MaxPayload()+1)
-	w.PutDelivery("c", store.Delivery{Seq: 2, Msg: big, QoS: 1})
-	if err := w.Commit(true); err != nil {
-		t.Fatal(err)
-	}
+	failThenConfirm(t, n, w, "c")
 	if r.Failures.Load() != 1 {
 		t.Fatalf("%d failures, want 1", r.Failures.Load())
-	}
-	w.PutSession(&store.Session{ClientID: "other", Expiry: 60}) // confirmed: the stream answers
-	if err := w.Commit(true); err != nil {
-		t.Fatal(err)
 	}
 	select {
 	case id := <-repaired:
@@ -397,14 +412,7 @@ func TestRepairAfterFailure(t *testing.T) {
 func TestRepairLeavesNewerOwner(t *testing.T) {
 	n := startNode(t)
 	a := open(t, n, &holder{epochs: map[string]uint64{"c": 1, "other": 1}})
-	rewrote := make(chan string, 4)
-	a.RepairWith(func(id string, w store.Writer) bool {
-		w.PutSession(&store.Session{ClientID: id, Expiry: 60})
-		w.PutDelivery(id, store.Delivery{Seq: 7, Msg: msg("stale-a"), QoS: 1})
-		_ = w.Commit(false)
-		rewrote <- id
-		return true
-	})
+	rewrote := repairWith(a, 7, "stale-a")
 	wa := a.NewWriter()
 	wa.PutSession(&store.Session{ClientID: "c", Expiry: 60})
 	if err := wa.Commit(true); err != nil {
@@ -419,16 +427,7 @@ func TestRepairLeavesNewerOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	big := msg("big") // a's change the stream does not take
-	big.Payload = make([]byte, n.Conn().MaxPayload()+1)
-	wa.PutDelivery("c", store.Delivery{Seq: 2, Msg: big, QoS: 1})
-	if err := wa.Commit(true); err != nil {
-		t.Fatal(err)
-	}
-	wa.PutSession(&store.Session{ClientID: "other", Expiry: 60}) // the stream answers: a repair runs
-	if err := wa.Commit(true); err != nil {
-		t.Fatal(err)
-	}
+	failThenConfirm(t, n, wa, "c") // a's change the stream does not take; then a repair runs
 	for deadline := time.Now().Add(10 * time.Second); a.RepairsSkipped.Load() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no repair round after the stream confirmed again (repaired %d)", a.Repaired.Load())
