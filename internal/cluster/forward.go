@@ -403,8 +403,11 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 		}
 		ps.Received.Add(1)
 		j := dispatch.Job{Msg: m, Local: true, Group: group, To: to, Done: a}
-		if to != "" && ps.sessions != nil && ps.sessions.park(j) {
-			return true // routed when the claim of its session ends
+		if to != "" && ps.sessions != nil {
+			ps.sessions.arrivals.extend(to, time.Now())
+			if ps.sessions.park(j) {
+				return true // routed when the claim of its session ends
+			}
 		}
 		if !ps.disp.SubmitWait(j, ps.stop) {
 			m.Release() // stopping: the stream sends the batch again

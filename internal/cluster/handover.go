@@ -126,6 +126,21 @@ func broughtOrigins(bundle []byte) []uint64 {
 	return append(out, b.Received...)
 }
 
+// extend keeps clientID's window, if it is open, open for handoverWindow
+// from now: a message passed on to the session came (a frame addressed to
+// it), and more may come while the node it left, or that node's rescuer,
+// reads what waited for it there — however long that takes. (A node back
+// after 37 s passed on hundreds of messages the session had had straight
+// from the publisher's node, past its window: 475 delivered twice.)
+func (a *arrivals) extend(clientID string, now time.Time) {
+	sh := a.shard(clientID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ar := sh.m[clientID]; ar != nil && !now.After(ar.until) {
+		ar.until = now.Add(handoverWindow)
+	}
+}
+
 // pruneLocked forgets sh's windows that ended, at most once a second.
 // sh.mu must be held.
 func (a *arrivals) pruneLocked(sh *arrivalShard, now time.Time) {

@@ -126,6 +126,23 @@ func TestHandoverFirst(t *testing.T) {
 	if !s.First("moved", 8) || !s.First("stayed", 7) || !s.First("moved", 0) || !s.First("moved", 0) {
 		t.Fatal("another origin, another session, or no origin was held back")
 	}
+	// A message passed on to a session keeps its window open: what the
+	// node it left reads late may still have come straight already.
+	s.arrivals.arrived("passed", time.Now().Add(-handoverWindow+time.Second), nil)
+	if !s.First("passed", 9) {
+		t.Fatal("origin 9 held back on its first delivery")
+	}
+	s.arrivals.extend("passed", time.Now())
+	sh := s.arrivals.shard("passed")
+	sh.mu.Lock()
+	until := sh.m["passed"].until
+	sh.mu.Unlock()
+	if until.Before(time.Now().Add(handoverWindow - time.Second)) {
+		t.Fatal("a message passed on did not keep the session's window open")
+	}
+	if s.First("passed", 9) {
+		t.Fatal("origin 9 delivered again in the extended window")
+	}
 	s.arrivals.arrived("old", time.Now().Add(-2*handoverWindow), nil) // its window is over
 	for i := range s.arrivals.shards {
 		s.arrivals.shards[i].pruned = time.Time{}
@@ -133,8 +150,8 @@ func TestHandoverFirst(t *testing.T) {
 	if !s.First("old", 1) || !s.First("old", 1) {
 		t.Fatal("a session whose window ended was held back")
 	}
-	if s.arrivals.active.Load() != 1 {
-		t.Fatalf("%d windows open, want 1", s.arrivals.active.Load())
+	if s.arrivals.active.Load() != 2 {
+		t.Fatalf("%d windows open, want 2", s.arrivals.active.Load())
 	}
 }
 
