@@ -43,7 +43,10 @@ import (
 // lost in two of those runs) and the movers' (426 in one later run).
 //
 // It runs in make stress (SHOAL_CLUSTER_ROLL=1), not in make test: it
-// takes a minute or two.
+// takes a minute or two, and does not pass every run yet. Of the last
+// five, one delivered seven QoS 2 messages twice to the offline session,
+// and in one a rescue read its gone node's subject slower than the
+// publisher filled it (README, "What it does not do yet").
 func TestClusterRollingRestart(t *testing.T) {
 	if os.Getenv("SHOAL_CLUSTER_ROLL") == "" {
 		t.Skip("in make stress: run with SHOAL_CLUSTER_ROLL=1")
