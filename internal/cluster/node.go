@@ -276,6 +276,15 @@ func (n *Node) JetStream() jetstream.JetStream { return n.js }
 // Name is the node's name.
 func (n *Node) Name() string { return n.cfg.Node }
 
+// RescueAfter is how long a node may not answer before the others rescue
+// it: its config's rescue_after, or the default.
+func (n *Node) RescueAfter() time.Duration {
+	if n.cfg.RescueAfter > 0 {
+		return n.cfg.RescueAfter
+	}
+	return rescueAfter
+}
+
 // lastOnLeader reads the last message on subject of stream from the
 // stream's leader — not from a replica, which a direct get (what a
 // bucket's Get makes) may ask and which may lag — and reports whether

@@ -26,16 +26,16 @@
 //	shoal.ss.{client}.{gen}.r.{id}   an inbound QoS 2 id awaiting PUBREL
 //	shoal.ss.{client}.{gen}.o.{orig} a receipt: the client received the
 //	                                 QoS 2 message of that Origin (empty,
-//	                                 kept a minute: receivedTTL)
+//	                                 kept a minute past rescue_after)
 //	shoal.ss.{client}.b              a reader's barrier (empty, 1 s)
 //
 // A record is removed by an empty message on its subject that expires
 // (a per-message TTL), so that nothing of it is left after a while. A
 // receipt is such a message too, on a subject of its own, and lasts a
-// minute: a message a node forwarded may come to the session again (the
-// stream lost an acknowledgement, or a rescuer reads it), and the node
-// the session is on by then must know it was delivered (QoS 2 is
-// exactly once: MQTT 5.0 section 4.3.3).
+// minute past rescue_after: a message a node forwarded may come to the
+// session again (the stream lost an acknowledgement, or a rescuer reads
+// it), and the node the session is on by then must know it was
+// delivered (QoS 2 is exactly once: MQTT 5.0 section 4.3.3).
 //
 // A change the stream does not confirm (a publish that timed out while
 // it elected a leader) leaves the copy unsure: it may lack the change or

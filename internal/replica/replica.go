@@ -39,11 +39,12 @@ const (
 	// stays: a reader meanwhile sees the record removed, and after it
 	// nothing is left of the record.
 	tombstoneTTL = time.Second
-	// receivedTTL is how long the copy keeps a receipt (Received): longer
-	// than a message another node forwarded can wait to come again — the
-	// forward stream's ack wait (30 s, package cluster), then the rescue
-	// of a node gone meanwhile — so that the session's next node, or a
-	// rescuer, can tell it was delivered.
+	// receivedTTL is how long the copy keeps a receipt (Received) past
+	// the cluster's rescue_after: longer than a message another node
+	// forwarded can wait to come again — the forward stream's ack wait
+	// (30 s, package cluster), or the rescue of a node gone meanwhile,
+	// which begins rescue_after after it went — so that the session's
+	// next node, or a rescuer, can tell it was delivered.
 	receivedTTL = time.Minute
 	// purgeQueue bounds the purges waiting for the janitor; past it a
 	// purge is dropped (counted): an adoption's leaves records of older
@@ -73,8 +74,11 @@ type Store struct {
 
 	js     jetstream.JetStream // publishing side, with its own bounds
 	stream jetstream.Stream
-	holder Holder
-	log    zerolog.Logger
+	// receipts is how long a receipt lasts: receivedTTL past the
+	// cluster's rescue_after.
+	receipts time.Duration
+	holder   Holder
+	log      zerolog.Logger
 
 	// mu orders the writers' publishes, which is the order the stream
 	// takes them in, and guards gens and published (LOCKORDER: a
@@ -171,7 +175,7 @@ func Open(ctx context.Context, n *cluster.Node, st store.Store, holder Holder, l
 	if err != nil {
 		return nil, err
 	}
-	r := &Store{Store: st, js: js, stream: stream, holder: holder, log: log,
+	r := &Store{Store: st, js: js, stream: stream, holder: holder, log: log, receipts: receivedTTL + n.RescueAfter(),
 		gens: map[string]uint64{}, confirms: make(chan inFlight, maxPending),
 		purges: make(chan purgeReq, purgeQueue), repairs: make(chan struct{}, 1), stop: make(chan struct{})}
 	r.cond = sync.NewCond(&r.cmu)

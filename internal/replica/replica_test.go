@@ -270,9 +270,9 @@ func TestReadManyRecords(t *testing.T) {
 
 // TestReceipts: a receipt (Received) outlives the delivery it was for —
 // the session's next reader learns that its client had that message —
-// lasts receivedTTL, not forever, is read from its subject alone, and
-// outlives the purge of the older generations' records when another node
-// adopts the session.
+// lasts a minute past rescue_after, not forever, is read from its
+// subject alone, and outlives the purge of the older generations'
+// records when another node adopts the session.
 func TestReceipts(t *testing.T) {
 	n := startNode(t)
 	r := open(t, n, &holder{epochs: map[string]uint64{"c": 1}})
@@ -301,8 +301,9 @@ func TestReceipts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ttl := rm.Header.Get(jetstream.MsgTTLHeader); ttl != receivedTTL.String() && ttl != fmt.Sprint(int(receivedTTL.Seconds())) {
-		t.Fatalf("the receipt lasts %q, want %v", ttl, receivedTTL)
+	want := receivedTTL + n.RescueAfter() // a minute past rescue_after
+	if ttl := rm.Header.Get(jetstream.MsgTTLHeader); ttl != want.String() && ttl != fmt.Sprint(int(want.Seconds())) {
+		t.Fatalf("the receipt lasts %q, want %v", ttl, want)
 	}
 
 	// Adopted by another node, under claim 2, which writes the session

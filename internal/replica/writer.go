@@ -101,7 +101,8 @@ func (w *writer) DeleteAwaitRel(clientID string, id uint16) {
 }
 
 // Received implements store.ReceiptWriter: the copy keeps origin for
-// receivedTTL, under the session's generation.
+// receivedTTL past rescue_after (Store.receipts), under the session's
+// generation.
 func (w *writer) Received(clientID string, origin uint64) {
 	w.add(opReceived, clientID, origin, len(w.data))
 }
@@ -206,7 +207,7 @@ func (w *writer) publishLocked(o *op) {
 	case opPutAwaitRel:
 		r.publishLocked(o.clientID, w.subj, []byte{1}, 0, purge{})
 	case opReceived:
-		r.publishLocked(o.clientID, w.subj, nil, receivedTTL, purge{})
+		r.publishLocked(o.clientID, w.subj, nil, r.receipts, purge{})
 	case opDeleteDelivery:
 		r.publishLocked(o.clientID, w.subj, nil, tombstoneTTL, purge{})
 		w.subj = subjectOf(w.subj[:0], o.clientID, gen, 'm', o.n)
