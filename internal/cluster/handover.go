@@ -273,6 +273,12 @@ type leaving struct {
 	out     *nodeOut // the new node's subject of the forward stream
 	filters []string
 	timer   *time.Timer
+	// interest: the stand-in keeps this node's interest (leave). One
+	// without passes on only what other nodes sent here, not what this
+	// node's own publishers send: those reach the session's node by its
+	// interest, long known (a second copy, after the session's window,
+	// was delivered twice: TestClusterPartition in a fresh-clone run).
+	interest bool
 	// subs is where it is subscribed: the Table, whose interest it
 	// keeps for the other nodes, or the router table under it alone.
 	subs router.Subscriptions
@@ -286,7 +292,7 @@ func (l *leaving) ClientID() string { return l.id }
 // node, addressed to the session.
 func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
 	now := time.Now().UnixNano()
-	if m.QoS == 0 || m.Expired(now) {
+	if m.QoS == 0 || m.Expired(now) || !l.interest && m.From != nil {
 		return nil
 	}
 	l.ps.PassedOn.Add(1)
@@ -307,7 +313,8 @@ func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
 // gone, long known where it is), it passes on only what this node's
 // subject holds already.
 func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *leaving {
-	l := &leaving{ps: ps, id: clientID, out: &nodeOut{ps: ps, subject: forwardSubject(node)}, subs: ps.table.Table}
+	l := &leaving{ps: ps, id: clientID, out: &nodeOut{ps: ps, subject: forwardSubject(node)}, subs: ps.table.Table,
+		interest: interest}
 	if interest {
 		l.subs = ps.table
 	}

@@ -325,3 +325,17 @@ func TestRescuerTakesBackUnconfirmed(t *testing.T) {
 		t.Fatal("origin 5 not kept once the copy confirmed it")
 	}
 }
+
+// TestStandInWithoutInterest: a stand-in for a session taken elsewhere
+// while this node was gone (no interest kept) does not pass on what this
+// node's own publishers send: that reaches the session's node by its
+// interest already, and a second copy after the session's window is a
+// second delivery.
+func TestStandInWithoutInterest(t *testing.T) {
+	l := &leaving{id: "x"}
+	local := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 1, false, 0, l)
+	defer local.Release()
+	if l.PassOn(local, nil) != nil {
+		t.Fatal("a stand-in without interest passed on a local publisher's message")
+	}
+}
