@@ -321,7 +321,10 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 			c.slotFreedLocked(ls, now)
 		}
 	case codec.PUBREC:
-		origin := s.OriginLocked(a.PacketID) // PubrecLocked releases the message
+		var origin uint64
+		if persist.KeepsReceipts(ls.persist.W) {
+			origin = s.OriginLocked(a.PacketID) // PubrecLocked releases the message
+		}
 		if seq, ok := s.PubrecLocked(a.PacketID, a.Code.IsError(), now); ok {
 			if !a.Code.IsError() {
 				if seq != 0 && ls.persist.W != nil {

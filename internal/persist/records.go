@@ -61,6 +61,13 @@ func Forget(w store.Writer, s *session.Session, seq uint64) {
 	}
 }
 
+// KeepsReceipts reports whether w keeps receipts (store.ReceiptWriter):
+// only then does a PUBREC need its message's Origin (Received).
+func KeepsReceipts(w store.Writer) bool {
+	_, ok := w.(store.ReceiptWriter)
+	return ok
+}
+
 // Received tells w, if it keeps receipts (store.ReceiptWriter: the
 // cluster's copy of the sessions), that s's client received the message
 // of Origin origin. w may be nil (persistence off).
