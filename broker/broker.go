@@ -144,7 +144,7 @@ func New(cfg Config) (*Broker, error) {
 		b.ploops[i] = &persist.Loop{}
 	}
 	dc := dispatch.Config{Loops: n, Workers: cfg.workers(), WorkerQueue: cfg.WorkerQueue,
-		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp, PersistLoops: b.ploops,
+		Subs: b.subs, Retained: b.retained, Persist: b.persist, Limits: &b.limp,
 		RetainedBlocks: cfg.Cluster != nil}
 	if b.clusterSessions != nil {
 		dc.Once = b.clusterSessions // sessions move between nodes

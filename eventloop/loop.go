@@ -37,6 +37,10 @@ type Loop struct {
 	ending  []*Conn
 	endErrs []error
 
+	// flushing is set while the Flusher runs: a connection it closes
+	// (Conn.Close) does not run it again.
+	flushing bool
+
 	// sink takes writes to connections that are closing: they are dropped,
 	// so nothing follows a final DISCONNECT.
 	sink bytebufferpool.ByteBuffer
@@ -254,7 +258,7 @@ func (l *Loop) reap(now time.Time) {
 // instead while the loop has more work on its way; held output goes with
 // the first flush that finds none, or once its time has come.
 func (l *Loop) flush(mayHold bool) {
-	if f := l.engine.flusher; f != nil && f.BeforeFlush(l, mayHold) {
+	if l.beforeFlush(mayHold) {
 		l.Wake()
 		return
 	}
@@ -289,6 +293,19 @@ func (l *Loop) flush(mayHold bool) {
 	if len(l.watch) > 0 {
 		l.checkDrained()
 	}
+}
+
+// beforeFlush runs the Flusher, if any, and reports whether it holds the
+// output back.
+func (l *Loop) beforeFlush(mayHold bool) (hold bool) {
+	f := l.engine.flusher
+	if f == nil || l.flushing {
+		return false
+	}
+	l.flushing = true
+	hold = f.BeforeFlush(l, mayHold)
+	l.flushing = false
+	return hold
 }
 
 // outPool calibrates itself to the sizes written per flush.
@@ -407,8 +424,9 @@ func (c *Conn) Close() {
 	}
 	now := time.Now()
 	if c.out != nil {
-		if f := c.loop.engine.flusher; f != nil {
-			f.BeforeFlush(c.loop, false)
+		c.loop.beforeFlush(false)
+		if c.closed || c.closing { // the Flusher closed it (Discard)
+			return
 		}
 		// Held or not, it goes now; a failed write closes c at once.
 		c.loop.bytesOut.Add(c.loop.write(c, now.UnixNano()))
@@ -449,6 +467,15 @@ func (c *Conn) shutWrite(now time.Time) bool {
 // Closing reports whether the connection is closing or closed.
 // Handler.OnClose sees it true.
 func (c *Conn) Closing() bool { return c.closing || c.closed }
+
+// Discard drops the connection's pending output unsent: what it says
+// must not reach the client after all (a Flusher's commit did not hold).
+// What is written after it goes as usual. For a Flusher, which may then
+// write a last packet and Close the connection.
+func (c *Conn) Discard() {
+	c.urgent, c.held = false, false // a held entry no longer counts
+	c.dropOut()
+}
 
 func (c *Conn) dropOut() {
 	if c.out != nil {

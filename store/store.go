@@ -1,6 +1,19 @@
 package store
 
-import "github.com/shoalmq/shoal/router"
+import (
+	"errors"
+
+	"github.com/shoalmq/shoal/router"
+)
+
+// ErrUnvouched is a syncing Commit's answer when the changes are on this
+// node's disk but the node cannot vouch that its cluster's copy of the
+// sessions holds them before another node may have taken the sessions
+// on — it was frozen, or cut off from its cluster's majority, while it
+// waited. What the changes acknowledge (a QoS 2 PUBLISH sent, a PUBREL,
+// a PUBACK) must not reach the clients: the sessions' next node would
+// not know it was sent.
+var ErrUnvouched = errors.New("store: committed on this node, but not vouched for by its cluster")
 
 // Store keeps the broker's durable state: persistent sessions, the QoS 1/2
 // messages owed to them, inbound QoS 2 packet ids awaiting PUBREL, and
@@ -65,6 +78,9 @@ type Writer interface {
 	// Commit applies the changes made since the last Commit. With sync,
 	// they — and every change any writer committed before — are durable
 	// when it returns; concurrent syncing commits share one disk sync.
+	// A syncing commit of a cluster's copy (package replica) may return
+	// ErrUnvouched: the changes are committed, but what waited for
+	// them must not go out.
 	Commit(sync bool) error
 }
 

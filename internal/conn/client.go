@@ -318,6 +318,36 @@ func (c *client) sendDisconnect(code codec.ReasonCode, why string) {
 	buf.B = d.Append(buf.B, codec.V5)
 }
 
+// needSync asks the loop's next commit to sync before c's output goes:
+// it acknowledges what the store must have (persist.Loop.NeedSync).
+func (c *client) needSync(ls *loopState) {
+	ls.persist.NeedSync()
+	if n := len(ls.syncing); n == 0 || ls.syncing[n-1] != c {
+		ls.syncing = append(ls.syncing, c)
+	}
+}
+
+// unvouched drops c's pending output, which waited for a syncing commit
+// that came back store.ErrUnvouched (its node frozen, or cut off, while
+// it waited), and closes the connection as retire does: MQTT 5 clients
+// hear 0x9C (use another server). A QoS 2 PUBLISH or PUBREL in it would
+// have been a second delivery once the session's next node sends the
+// message again; a PUBACK, an acknowledgement of a message the session's
+// next node may not have. The client sends and gets them again where it
+// reconnects.
+func (c *client) unvouched() {
+	if c.conn.Closing() {
+		return
+	}
+	c.conn.Discard()
+	if c.state == stateConnected {
+		c.why = counters.CloseCutOff
+		c.sendDisconnect(codec.UseAnotherServer, "this node cannot vouch that its cluster has the session as this connection would see it")
+		c.forgetWill()
+	}
+	c.conn.Close()
+}
+
 // retire closes a client's connection on a node cut off from its cluster's
 // majority: MQTT 5 clients hear 0x9C (use another server). The embedding
 // program's own clients stay: they are this node's. No will: the client

@@ -205,7 +205,7 @@ func (c *client) finishConnect(ls *loopState, cp connectParams, authData []byte)
 	if ls.persist.W != nil && (s.StoredLocked() || s.Expiry != 0) {
 		will, delay := c.will()
 		h.persist.StoreSessionLocked(ls.persist.W, s, will, delay)
-		ls.persist.NeedSync() // before CONNACK: a session present is a session kept
+		c.needSync(ls) // before CONNACK: a session present is a session kept
 	}
 	c.sess = s
 	c.gen = s.Gen

@@ -86,7 +86,7 @@ func (c *client) pushInflightLocked(ls *loopState, d session.Delivery, id uint16
 		st := session.AwaitPuback
 		if d.QoS == 2 {
 			st = session.AwaitPubrec
-			ls.persist.NeedSync() // before the PUBLISH goes out
+			c.needSync(ls) // before the PUBLISH goes out
 		}
 		ls.persist.W.MarkSent(c.sess.ClientID(), d.Seq, id, st)
 	}

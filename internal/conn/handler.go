@@ -288,11 +288,31 @@ func (h *Handler) OnWake(l *eventloop.Loop) {
 // loop did before the clients hear about it, and the output may be held
 // for the rest of the poll so that one sync covers it all (package
 // persist, Keeper.BeforeFlush).
+//
+// A syncing commit that comes back unvouched (store.ErrUnvouched: the
+// node was frozen or cut off from its cluster while it waited) drops the
+// output of the clients that waited for it, and closes their connections
+// (client.unvouched).
 func (h *Handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	ls := h.loops[l.Index()]
 	ls.ctr.Publish()
 	h.disp.FlushFan(ls.d)
-	return h.persist.BeforeFlush(ls.persist, l.Now(), mayHold)
+	if h.persist.BeforeFlush(ls.persist, l.Now(), mayHold) {
+		return true // the commit is to come: syncing waits for it
+	}
+	unvouched := ls.persist.Unvouched()
+	if len(ls.syncing) == 0 {
+		return false
+	}
+	syncing := ls.syncing
+	if unvouched {
+		for _, c := range syncing {
+			c.unvouched()
+		}
+	}
+	clear(syncing)
+	ls.syncing = syncing[:0]
+	return false
 }
 
 // OnTick implements eventloop.Handler: timers of the loop's connections.

@@ -19,6 +19,10 @@ type loopState struct {
 	// persist is the loop's store writer (nil: persistence off),
 	// committed before each flush, syncing when asked (NeedSync).
 	persist *persist.Loop
+	// syncing are the clients whose output waits for the loop's next
+	// syncing commit (needSync): dropped, with their connections, when
+	// the commit comes back unvouched (Handler.BeforeFlush).
+	syncing []*client
 
 	// Scratch.
 	connect     codec.Connect

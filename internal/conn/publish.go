@@ -180,7 +180,7 @@ func (c *client) awaitRel(ls *loopState, id uint16) {
 		s.AddAwaitRelLocked(id)
 		if ls.persist.W != nil && s.Persistent() {
 			ls.persist.W.PutAwaitRel(s.ClientID(), id)
-			ls.persist.NeedSync()
+			c.needSync(ls)
 		}
 	}
 	s.Unlock()
@@ -200,7 +200,7 @@ func (c *client) pubrecAgain(ls *loopState, id uint16) error {
 		return nil
 	}
 	if ls.persist.W != nil {
-		ls.persist.NeedSync()
+		c.needSync(ls)
 	}
 	buf := c.conn.Buffer()
 	buf.B = codec.AppendAck(buf.B, codec.PUBREC, id, codec.Success, c.version)
@@ -216,9 +216,12 @@ func (c *client) writeAck(t codec.Type, id uint16, code codec.ReasonCode) {
 // Acknowledge implements dispatch.Conn: it acknowledges a routed PUBLISH,
 // if the connection it came on is still there; otherwise the client sends
 // it again after reconnecting.
-func (c *client) Acknowledge(t codec.Type, id uint16) {
+func (c *client) Acknowledge(t codec.Type, id uint16, sync bool) {
 	if c.state != stateConnected || c.conn.Closing() {
 		return
+	}
+	if sync {
+		c.needSync(c.h.loops[c.LoopIndex()])
 	}
 	buf := c.conn.Buffer()
 	buf.B = codec.AppendAck(buf.B, t, id, codec.Success, c.version)
@@ -334,7 +337,7 @@ func (c *client) onAck(ls *loopState, t codec.Type, body []byte) error {
 					// to it again once the record is gone (PUBCOMP).
 					ls.persist.W.MarkSent(s.ClientID(), seq, a.PacketID, session.AwaitPubcomp)
 					persist.Received(ls.persist.W, s, origin)
-					ls.persist.NeedSync()
+					c.needSync(ls)
 				}
 				c.writeAck(codec.PUBREL, a.PacketID, codec.Success) // [MQTT-4.3.3-4]
 			} else {

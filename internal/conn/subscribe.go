@@ -226,7 +226,7 @@ func (c *client) storeSubscriptions(ls *loopState) {
 	if c.ownsLocked() && s.Expiry != 0 {
 		will, delay := c.will()
 		c.h.persist.StoreSessionLocked(ls.persist.W, s, will, delay)
-		ls.persist.NeedSync()
+		c.needSync(ls)
 	}
 	s.Unlock()
 }

@@ -19,8 +19,10 @@ type Conn interface {
 	session.Owner // LoopIndex and DeliverLocked
 	// Acknowledge writes the acknowledgement (PUBACK or PUBREC) of a
 	// message the connection published, now that it is routed, if the
-	// connection is still there.
-	Acknowledge(t codec.Type, id uint16)
+	// connection is still there; with sync, the message left something
+	// in the store, and the acknowledgement waits for the loop's syncing
+	// commit (persist.Loop.NeedSync).
+	Acknowledge(t codec.Type, id uint16, sync bool)
 	// NotStored tells the connection that a message it published (the
 	// acknowledgement it awaits: t, id) could not be stored as the
 	// cluster's durability contract asks (Receipt): it must not be
@@ -177,8 +179,6 @@ type Config struct {
 	// Limits are the queue limits in force (MaxQueued, MaxQueuedBytes,
 	// DropOldest), as Reload swaps them.
 	Limits *atomic.Pointer[limit.Limits]
-	// PersistLoops are the loops' parts in persistence, by loop index.
-	PersistLoops []*persist.Loop
 	// RetainedBlocks says Retained.Set may block (a cluster's writes its
 	// replicas first): retained messages are routed by the workers only,
 	// never on a loop.
@@ -227,7 +227,7 @@ func New(cfg Config) *Dispatcher {
 		retainedBlocks: cfg.RetainedBlocks, once: cfg.Once}
 	d.loops = make([]*Loop, cfg.Loops)
 	for i := range d.loops {
-		l := &Loop{index: i, fan: newFanout(cfg.Loops), persist: cfg.PersistLoops[i]}
+		l := &Loop{index: i, fan: newFanout(cfg.Loops)}
 		l.room.L = &l.mu
 		d.loops[i] = l
 	}

@@ -54,7 +54,7 @@ type publisher struct{}
 
 func (publisher) LoopIndex() int                             { return 0 }
 func (publisher) DeliverLocked(session.Delivery, int64) bool { return true }
-func (publisher) Acknowledge(codec.Type, uint16)             {}
+func (publisher) Acknowledge(codec.Type, uint16, bool)       {}
 func (publisher) NotStored(codec.Type, uint16)               {}
 func (publisher) Notify(Note)                                {}
 
@@ -74,8 +74,7 @@ func newDispatcher(t *testing.T, lim limit.Limits) *Dispatcher {
 	var lp atomic.Pointer[limit.Limits]
 	lp.Store(&lim)
 	return New(Config{Loops: 1, Workers: 1, WorkerQueue: 1, Subs: router.NewTable(0, router.RoundRobin),
-		Retained: router.NewRetained(), Persist: persist.New(&log), Limits: &lp,
-		PersistLoops: []*persist.Loop{{}}})
+		Retained: router.NewRetained(), Persist: persist.New(&log), Limits: &lp})
 }
 
 func message(topic string, qos byte) *router.Message {

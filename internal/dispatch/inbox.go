@@ -25,9 +25,6 @@ type Loop struct {
 	closed bool   // the broker is stopping: nobody waits for room
 	spare  []item // the slice being processed; loop goroutine only
 
-	// persist is the loop's store writer and sync request.
-	persist *persist.Loop
-
 	// fan is the scratch of messages the loop routes itself (RouteInline);
 	// its sw is the loop's writer. Deliveries it holds for other loops
 	// (and offline sessions) wait for FlushFan at the end of the event;
@@ -168,10 +165,7 @@ func (d *Dispatcher) Drain(el *eventloop.Loop) {
 		case p.ackFail:
 			p.to.NotStored(p.ackT, p.ackID)
 		case p.to != nil:
-			if p.ackSync {
-				l.persist.NeedSync()
-			}
-			p.to.Acknowledge(p.ackT, p.ackID)
+			p.to.Acknowledge(p.ackT, p.ackID, p.ackSync)
 		default:
 			d.deliverOnLoop(l, p.sess, p.d, now)
 		}

@@ -77,9 +77,6 @@ func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 		d.handReceipts(l, &j)
 	}
 	j.Msg.Release()
-	if stored && j.Ack != nil {
-		l.persist.NeedSync() // the store has it before the acknowledgement goes out
-	}
 	if (stored || forwarded) && j.From != nil {
 		j.From.viaWorkers = true
 	}
@@ -112,7 +109,7 @@ func (d *Dispatcher) RouteInline(el *eventloop.Loop, j Job) (stored bool) {
 		if l.queued.Load() > 0 {
 			d.Drain(el)
 		}
-		j.Ack.Acknowledge(j.AckType, j.AckID)
+		j.Ack.Acknowledge(j.AckType, j.AckID, stored) // synced first: the store has it
 	}
 	return stored
 }

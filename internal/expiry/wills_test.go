@@ -77,7 +77,7 @@ func newClusterFixture(t *testing.T, wills WillStore) *fixture {
 		subs: router.NewTable(0, router.RoundRobin), stop: make(chan struct{})}
 	keeper := persist.New(&log)
 	d := dispatch.New(dispatch.Config{Loops: 1, Workers: 1, WorkerQueue: 1, Subs: f.subs,
-		Retained: router.NewRetained(), Persist: keeper, Limits: &lim, PersistLoops: []*persist.Loop{{}}})
+		Retained: router.NewRetained(), Persist: keeper, Limits: &lim})
 	f.worker = d.Workers()[0]
 	f.x = New(Parts{Clock: f.clock, Sessions: f.sessions, Subs: f.subs, Persist: keeper, Dispatch: d,
 		Closing: new(atomic.Bool), Wills: wills})

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"errors"
 	"time"
 
 	"github.com/shoalmq/shoal/store"
@@ -17,6 +18,9 @@ type Loop struct {
 	Syncs SyncHistogram
 
 	needSync bool
+	// unvouched: the last syncing commit returned store.ErrUnvouched
+	// (Unvouched).
+	unvouched bool
 	// Group commit across a poll (Keeper.BeforeFlush): whether holding
 	// output pays now, read bursts held since the last sync, and when the
 	// loop last synced after a read burst (Unix ns).
@@ -80,8 +84,21 @@ func (k *Keeper) commitLoop(l *Loop) {
 		return
 	}
 	start := time.Now()
-	if err := l.W.Commit(true); err != nil {
+	switch err := l.W.Commit(true); {
+	case errors.Is(err, store.ErrUnvouched):
+		l.unvouched = true
+	case err != nil:
 		k.Failed(err)
 	}
 	l.Syncs.Observe(time.Since(start))
+}
+
+// Unvouched reports whether the loop's last syncing commit came back
+// store.ErrUnvouched, and forgets it: the output that waited for it must
+// not go out (package conn drops it, and closes the connections it was
+// for).
+func (l *Loop) Unvouched() bool {
+	u := l.unvouched
+	l.unvouched = false
+	return u
 }

@@ -133,9 +133,12 @@ func (k *Keeper) Commit(w store.Writer) {
 
 // CommitSync commits w and, under strict durability, syncs it: for what
 // a goroutine other than a loop acknowledges itself (a router worker, for
-// the messages of the cluster's stream).
+// the messages of the cluster's stream). store.ErrUnvouched is no failure
+// here: the messages are in the sessions on this node's disk, and the
+// stream is acknowledged as before (not acknowledging it would bring them
+// again to this node, a second copy, should it still hold the sessions).
 func (k *Keeper) CommitSync(w store.Writer) {
-	if err := w.Commit(k.strict); err != nil {
+	if err := w.Commit(k.strict); err != nil && !errors.Is(err, store.ErrUnvouched) {
 		k.Failed(err)
 	}
 }

@@ -2,10 +2,12 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 type holder struct {
 	mu     sync.Mutex
 	epochs map[string]uint64 // absent: not this node's
+	away   atomic.Bool       // not serving: frozen, or cut off
 }
 
 func (h *holder) Mine(id string) (uint64, bool) {
@@ -30,7 +33,7 @@ func (h *holder) Mine(id string) (uint64, bool) {
 	return e, ok
 }
 
-func (h *holder) Serving() bool { return true }
+func (h *holder) Serving() bool { return !h.away.Load() }
 
 func (h *holder) set(id string, epoch uint64) {
 	h.mu.Lock()
@@ -441,5 +444,55 @@ func TestRepairLeavesNewerOwner(t *testing.T) {
 	}
 	if got := bundle(t, b, "c"); got == nil || payloads(got) != "owed-by-b/0" {
 		t.Fatalf("b's copy reads %v, want owed-by-b/0 alone", got)
+	}
+}
+
+// TestUnvouched: a writer's syncing Commit that ends on a node that does
+// not serve (frozen or cut off while it waited) returns
+// store.ErrUnvouched when changes were published since the writer's
+// last syncing Commit — the output that waited for them must not go —
+// and nil when none were, or once the node serves again. A strict
+// writer's answer is the stream's alone.
+func TestUnvouched(t *testing.T) {
+	n := startNode(t)
+	h := &holder{epochs: map[string]uint64{"c": 1}}
+	r := open(t, n, h)
+	w := r.NewWriter()
+	w.PutSession(&store.Session{ClientID: "c", Expiry: 300})
+	w.PutDelivery("c", store.Delivery{Seq: 1, Msg: msg("a"), QoS: 2})
+	if err := w.Commit(true); err != nil {
+		t.Fatalf("serving: %v", err)
+	}
+	h.away.Store(true)
+	w.MarkSent("c", 1, 1, 2)
+	if err := w.Commit(true); !errors.Is(err, store.ErrUnvouched) {
+		t.Fatalf("away, a change published: %v, want store.ErrUnvouched", err)
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatalf("away, nothing published since: %v", err)
+	}
+	// Another writer's publish counts too: the output of this one's
+	// loop may acknowledge it (a router worker stored the message, the
+	// loop sends the PUBACK).
+	other := r.NewWriter()
+	other.PutDelivery("c", store.Delivery{Seq: 2, Msg: msg("b"), QoS: 1})
+	if err := other.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(true); !errors.Is(err, store.ErrUnvouched) {
+		t.Fatalf("away, another writer's change published: %v, want store.ErrUnvouched", err)
+	}
+	cw := r.CopyWriter()
+	cw.PutDelivery("c", store.Delivery{Seq: 3, Msg: msg("c"), QoS: 1})
+	if err := cw.Commit(true); err != nil {
+		t.Fatalf("a strict writer, away, the stream confirmed: %v", err)
+	}
+	h.away.Store(false)
+	w.DeleteDelivery("c", 1)
+	if err := w.Commit(true); err != nil {
+		t.Fatalf("serving again: %v", err)
+	}
+	if got := payloads(bundle(t, r, "c")); got != "b/0 c/0" {
+		t.Errorf("copy holds %q, want the changes committed away too: \"b/0 c/0\"", got)
 	}
 }

@@ -47,6 +47,10 @@ type writer struct {
 	// the session record is still the one the repair read.
 	anew   bool
 	expect uint64
+	// synced is how many publishes the stream had been given (Store.
+	// published) at this writer's last syncing Commit: one that finds
+	// none since has nothing to vouch for.
+	synced uint64
 }
 
 func (w *writer) add(kind uint8, clientID string, n uint64, from int) {
@@ -112,7 +116,12 @@ func (w *writer) Dirty() bool { return len(w.ops) > 0 || w.Writer.Dirty() }
 // Commit commits the local changes, then publishes the changes to the
 // sessions this node holds; with sync, it returns once the stream has
 // confirmed them and every change published before (a change it could
-// not confirm is counted in Store.Failures: on this node's disk only).
+// not confirm is counted in Store.Failures: on this node's disk only,
+// until the repair). A syncing Commit returns store.ErrUnvouched when
+// changes were published since this writer's last one and the node does
+// not serve as the wait ends (Holder.Serving): frozen or cut off
+// meanwhile, it cannot tell whether another node took the sessions on
+// without them.
 func (w *writer) Commit(sync bool) error {
 	if err := w.Writer.Commit(sync); err != nil {
 		return err
@@ -126,12 +135,26 @@ func (w *writer) Commit(sync bool) error {
 	w.ops, w.data = w.ops[:0], w.data[:0]
 	n := r.published
 	r.mu.Unlock()
-	if sync {
-		failed := r.Failures.Load()
-		r.wait(n, w.strict)
-		if w.strict && r.Failures.Load() != failed {
+	if !sync {
+		return nil
+	}
+	failed := r.Failures.Load()
+	r.wait(n, w.strict)
+	if w.strict {
+		if r.Failures.Load() != failed {
 			return errNotReplicated
 		}
+		return nil
+	}
+	since := w.synced
+	w.synced = n
+	if n > since && !r.holder.Serving() {
+		// The wait ended on a node frozen meanwhile (SIGSTOP: the
+		// confirmations came, or failed, as it thawed), or cut off
+		// (Hold): a rescuer may have read the copy before these
+		// publishes landed in it, or without them. What waited for
+		// them must not go out (persist drops it).
+		return store.ErrUnvouched
 	}
 	return nil
 }
