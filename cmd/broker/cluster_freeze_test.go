@@ -122,7 +122,7 @@ func TestClusterNodeFreeze(t *testing.T) {
 	t.Logf("%d published, %d acknowledged (%d before the freeze), %d lost, QoS 2 duplicates %d",
 		pub.sent.Load(), len(acked), frozenAt, len(lost), dup2)
 	if len(lost) > 0 {
-		t.Errorf("%d acknowledged messages lost, e.g. %v", len(lost), lost[:min(5, len(lost))])
+		t.Errorf("%d acknowledged messages lost: %s", len(lost), spans(lost))
 		logs()
 	}
 	if dup2 > 0 {

@@ -25,7 +25,10 @@ import (
 //     client publishes again where it reconnects); /readyz says so, and
 //     the log once;
 //   - it stops reading its subject of the forward stream, and its writers
-//     stop waiting for the stream of replicated sessions (Member.Hold);
+//     stop waiting for the stream of replicated sessions (Member.Hold):
+//     a connection whose output waited for such a write is closed
+//     without it (store.ErrUnvouched, as for any syncing commit that
+//     ends while the node does not serve);
 //   - once it has been cut off for rescue_after, when the others may have
 //     rescued its sessions, it closes its clients' connections (MQTT 5:
 //     DISCONNECT 0x9C, Use another server) so that they reconnect to a

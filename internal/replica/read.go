@@ -20,10 +20,12 @@ import (
 // held it wrote it, and returns it encoded as a store.Bundle (package
 // handoff adopts it); nil when the stream has no session of clientID.
 func (r *Store) Bundle(ctx context.Context, clientID string) ([]byte, error) {
-	b, _, err := r.Read(ctx, clientID)
+	b, gen, err := r.Read(ctx, clientID)
 	if err != nil || b == nil {
 		return nil, err
 	}
+	r.log.Debug().Str("client", clientID).Uint64("gen", gen).Int("deliveries", len(b.Deliveries)).
+		Int("received", len(b.Received)).Msg("replica: a session read from the copy")
 	return store.AppendBundle(nil, b), nil
 }
 

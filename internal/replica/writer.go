@@ -190,6 +190,8 @@ func (w *writer) publishLocked(o *op) {
 		switch {
 		case fresh: // every older generation is another node's, or gone
 			p = purge{client: o.clientID, below: true}
+			r.log.Debug().Str("client", o.clientID).Uint64("gen", gen).
+				Msg("replica: a session begun here; its older records go")
 		case w.anew: // a repair: this generation's older records
 			p = purge{client: o.clientID, gen: gen, below: true}
 		}
