@@ -392,7 +392,7 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 	if b := ps.backlog.Load(); b != 0 && seq >= b {
 		defer ps.caughtUp() // once its messages are on their way
 	}
-	a := &batchAck{msg: msg}
+	a := &batchAck{msg: msg, ps: ps}
 	a.left.Store(int32(n))
 	eachFrame(data, seq, sent, func(m *router.Message, group, to string, err error) bool {
 		if err != nil {
@@ -463,15 +463,37 @@ func countFrames(data []byte) (n int, ok bool) {
 // is routed and stored: the last of their acknowledgements does.
 type batchAck struct {
 	msg  jetstream.Msg
+	ps   *Peers
 	left atomic.Int32
 }
 
-// Ack implements dispatch.Acker.
+// Ack implements dispatch.Acker. The batch goes from the stream once this
+// node serves: stored while it did not — frozen, or cut off, as the
+// worker waited for the copy — its messages may be missing from the
+// copy of their sessions, which a rescuer may have read already. Left
+// in the stream until the node serves again, the batch is there for the
+// rescuer to read (it reads the gone node's subject, not through the
+// node's consumer) until its rescue ends, which the node waits for
+// before it serves; a node that was not rescued keeps what it stored.
+// Acknowledged at once, it was gone: a freeze run lost the 32 messages
+// of one batch.
 func (a *batchAck) Ack() error {
-	if a.left.Add(-1) == 0 {
-		return a.msg.Ack()
+	if a.left.Add(-1) != 0 {
+		return nil
 	}
-	return nil
+	if g := a.ps.gate; g != nil && !g.Serving() {
+		go a.ackServing(g)
+		return nil
+	}
+	return a.msg.Ack()
+}
+
+// ackServing acknowledges the batch once this node serves, unless it
+// stops first: the stream then sends the batch again.
+func (a *batchAck) ackServing(g gate) {
+	if g.Await(a.ps.stop) {
+		_ = a.msg.Ack()
+	}
 }
 
 // closeForward stops reading the forward stream.

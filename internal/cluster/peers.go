@@ -67,10 +67,9 @@ type Peers struct {
 	disp  Submitter
 	log   zerolog.Logger
 	// gate, when set (before Start), holds the reading of the forward
-	// stream while this node does not serve (Health).
-	gate interface {
-		Await(stop <-chan struct{}) bool
-	}
+	// stream, and its acknowledgements, while this node does not serve
+	// (Health).
+	gate gate
 
 	// remotes are the other nodes as the table holds them; watch
 	// goroutine only.
@@ -224,12 +223,15 @@ type Submitter interface {
 	SubmitWait(j dispatch.Job, stop <-chan struct{}) bool
 }
 
-// setGate makes g hold the reading of the forward stream. Before Start.
-func (ps *Peers) setGate(g interface {
+// gate is what Peers asks of Health.
+type gate interface {
+	Serving() bool
 	Await(stop <-chan struct{}) bool
-}) {
-	ps.gate = g
 }
+
+// setGate makes g hold the reading of the forward stream, and its
+// acknowledgements. Before Start.
+func (ps *Peers) setGate(g gate) { ps.gate = g }
 
 // Start begins routing: messages for this node go to d, the other nodes'
 // interest comes into the table and this node's goes out, all of it

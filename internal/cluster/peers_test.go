@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/shoalmq/shoal/internal/dispatch"
@@ -566,4 +568,67 @@ func TestStandInWaitsForBacklog(t *testing.T) {
 		defer n0.ps.leavingMu.Unlock()
 		return l.timer != nil
 	})
+}
+
+// ackMsg is a stream message that records its acknowledgement.
+type ackMsg struct {
+	jetstream.Msg
+	acked chan struct{}
+}
+
+func (m *ackMsg) Ack() error { close(m.acked); return nil }
+
+// openGate is a gate a test opens.
+type openGate struct {
+	on    atomic.Bool
+	round chan struct{} // closed when on is set
+}
+
+func (g *openGate) Serving() bool { return g.on.Load() }
+
+func (g *openGate) Await(stop <-chan struct{}) bool {
+	for !g.on.Load() {
+		select {
+		case <-g.round:
+		case <-stop:
+			return false
+		}
+	}
+	return true
+}
+
+// TestBatchAckWaitsForServing: a batch from the forward stream whose
+// messages were stored while the node did not serve (frozen, or cut off)
+// is acknowledged only once it serves again — meanwhile it stays in the
+// stream for a rescuer to read — and at once by a node that serves.
+func TestBatchAckWaitsForServing(t *testing.T) {
+	g := &openGate{round: make(chan struct{})}
+	ps := &Peers{gate: g, stop: make(chan struct{})}
+	m := &ackMsg{acked: make(chan struct{})}
+	a := &batchAck{msg: m, ps: ps}
+	a.left.Store(2)
+	_ = a.Ack()
+	_ = a.Ack() // the last: the batch is done, while the node does not serve
+	select {
+	case <-m.acked:
+		t.Fatal("acknowledged while the node does not serve")
+	default:
+	}
+	g.on.Store(true)
+	close(g.round)
+	select {
+	case <-m.acked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not acknowledged once the node serves")
+	}
+
+	now := &ackMsg{acked: make(chan struct{})}
+	b := &batchAck{msg: now, ps: ps}
+	b.left.Store(1)
+	_ = b.Ack()
+	select {
+	case <-now.acked:
+	default:
+		t.Fatal("a node that serves did not acknowledge at once")
+	}
 }
