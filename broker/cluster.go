@@ -252,8 +252,11 @@ func (b *Broker) settleSessions(ctx context.Context) {
 // afresh, 470 messages lost in a freeze run.)
 func (b *Broker) leaveSettled(clientID, to string) {
 	b.replicas.Forget(clientID)
+	filters := b.handoff.Filters(clientID)
+	b.lg().Debug().Str("client", clientID).Str("to", to).Int("filters", len(filters)).
+		Msg("cluster: a stored session is another node's; what comes for it here goes on there")
 	if to != "" {
-		b.peers.LeaveFor(clientID, to, b.handoff.Filters(clientID))
+		b.peers.LeaveFor(clientID, to, filters)
 	}
 	_, _ = b.handoff.Give(clientID, false)
 }
