@@ -682,3 +682,72 @@ func TestFlusherHolds(t *testing.T) {
 		t.Errorf("%d wake-ups, want one per held burst", wakes)
 	}
 }
+
+// discarder is a recorder that is also a Flusher: as a commit that did
+// not hold would have it, it drops the pending output of the connections
+// marked for it, writes them a last packet and closes them — from inside
+// BeforeFlush.
+type discarder struct {
+	*recorder
+	mu     sync.Mutex
+	marked []*eventloop.Conn
+	inside bool
+	nested int // BeforeFlush calls made while one ran
+}
+
+var lastPacket = codec.AppendAck(nil, codec.PUBACK, 0xFFFF, codec.Success, codec.V311)
+
+func (d *discarder) BeforeFlush(*eventloop.Loop, bool) bool {
+	d.mu.Lock()
+	if d.inside {
+		d.nested++
+	}
+	d.inside = true
+	marked := d.marked
+	d.marked = nil
+	d.mu.Unlock()
+	for _, c := range marked {
+		c.Discard()
+		c.Write(lastPacket)
+		c.Close()
+	}
+	d.mu.Lock()
+	d.inside = false
+	d.mu.Unlock()
+	return false
+}
+
+// TestFlusherDiscards: output a Flusher discards never reaches the
+// client — what it writes after does, then the connection closes — and
+// the Flusher closing a connection does not run it again inside itself.
+// A connection it leaves alone gets its output.
+func TestFlusherDiscards(t *testing.T) {
+	r := newRecorder()
+	d := &discarder{recorder: r}
+	r.onFrame = func(c *eventloop.Conn, hd codec.Header, body []byte) error {
+		id := uint16(body[0])<<8 | uint16(body[1])
+		c.Write(codec.AppendAck(nil, codec.PUBACK, id, codec.Success, codec.V311))
+		if id == 2 {
+			d.mu.Lock()
+			d.marked = append(d.marked, c)
+			d.mu.Unlock()
+		}
+		return nil
+	}
+	e := startHandler(t, d)
+	kept, _ := dial(t, e, r)
+	send(t, kept, codec.AppendAck(nil, codec.PUBREL, 1, codec.Success, codec.V311))
+	if got, want := readN(t, kept, 4), codec.AppendAck(nil, codec.PUBACK, 1, codec.Success, codec.V311); !bytes.Equal(got, want) {
+		t.Fatalf("kept connection read % x, want % x", got, want)
+	}
+	dropped, _ := dial(t, e, r)
+	send(t, dropped, codec.AppendAck(nil, codec.PUBREL, 2, codec.Success, codec.V311))
+	if got := readUntilEOF(t, dropped); !bytes.Equal(got, lastPacket) {
+		t.Fatalf("discarded connection read % x before EOF, want only the last packet % x", got, lastPacket)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.nested != 0 {
+		t.Errorf("BeforeFlush ran %d times inside itself", d.nested)
+	}
+}
