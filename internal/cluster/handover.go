@@ -270,14 +270,18 @@ func appendBatchFrame(dst []byte, m *router.Message, group, to string, now int64
 type leaving struct {
 	ps      *Peers
 	id      string
-	out     *nodeOut // the new node's subject of the forward stream
+	node    string   // the new node
+	out     *nodeOut // its subject of the forward stream
 	filters []string
 	timer   *time.Timer
 	// interest: the stand-in keeps this node's interest (leave). One
-	// without passes on only what other nodes sent here, not what this
-	// node's own publishers send: those reach the session's node by its
-	// interest, long known (a second copy, after the session's window,
-	// was delivered twice: TestClusterPartition in a fresh-clone run).
+	// without passes on what other nodes sent here, and what this node's
+	// own publishers send only while this node does not send it to the
+	// session's node by that node's interest: once it does, a second copy,
+	// after the session's window, was delivered twice; before (a node
+	// that has just rejoined, whose watch of the interest has not caught
+	// up), nothing else takes it there (TestClusterPartition, fresh-clone
+	// runs: "healed" came twice, then not at all).
 	interest bool
 	// subs is where it is subscribed: the Table, whose interest it
 	// keeps for the other nodes, or the router table under it alone.
@@ -292,8 +296,11 @@ func (l *leaving) ClientID() string { return l.id }
 // node, addressed to the session.
 func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
 	now := time.Now().UnixNano()
-	if m.QoS == 0 || m.Expired(now) || !l.interest && m.From != nil {
+	if m.QoS == 0 || m.Expired(now) {
 		return nil
+	}
+	if !l.interest && m.From != nil && l.ps.sendsTo(l.node, m.Topic) {
+		return nil // this node's publisher's: it goes there by the interest
 	}
 	l.ps.PassedOn.Add(1)
 	return l.out.add(m, "", l.id, now)
@@ -313,7 +320,7 @@ func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
 // gone, long known where it is), it passes on only what this node's
 // subject holds already.
 func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *leaving {
-	l := &leaving{ps: ps, id: clientID, out: &nodeOut{ps: ps, subject: forwardSubject(node)}, subs: ps.table.Table,
+	l := &leaving{ps: ps, id: clientID, node: node, out: &nodeOut{ps: ps, subject: forwardSubject(node)}, subs: ps.table.Table,
 		interest: interest}
 	if interest {
 		l.subs = ps.table

@@ -555,9 +555,30 @@ func (ps *Peers) member(node string, r *remote, i int) *peer {
 			r.out = &nodeOut{ps: ps, subject: forwardSubject(node)}
 		}
 		r.members = append(r.members, &peer{ps: ps, subject: nodeSubject(node), out: r.out,
-			id: "\x00peer " + node + " " + strconv.Itoa(len(r.members))})
+			id: peerID(node, len(r.members))})
 	}
 	return r.members[i]
+}
+
+// peerID is the subscriber id of node's i-th Peer: no client's id has a
+// NUL. The 0th stands for node's plain filters.
+func peerID(node string, i int) string { return "\x00peer " + node + " " + strconv.Itoa(i) }
+
+// sendsTo reports whether this node's table sends a message on topic to
+// node by that node's interest in a plain filter.
+func (ps *Peers) sendsTo(node string, topic []byte) bool {
+	if ps.table == nil {
+		return false
+	}
+	ms := router.Matches{NoShared: true}
+	ps.table.Table.Match(topic, nil, nil, &ms)
+	id := peerID(node, 0)
+	for i := range ms.List {
+		if ms.List[i].Sub.ClientID() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Table is this node's subscription table in a cluster: a router.Table,

@@ -327,15 +327,40 @@ func TestRescuerTakesBackUnconfirmed(t *testing.T) {
 }
 
 // TestStandInWithoutInterest: a stand-in for a session taken elsewhere
-// while this node was gone (no interest kept) does not pass on what this
-// node's own publishers send: that reaches the session's node by its
-// interest already, and a second copy after the session's window is a
-// second delivery.
+// while this node was gone (no interest kept) passes on what this node's
+// own publishers send only while this node's table does not send it to
+// the session's node by that node's interest: once it does, a second copy
+// after the session's window is a second delivery; before (a node just
+// back, its watch of the interest behind), nothing else takes it there.
+// What other nodes sent here it passes on either way.
 func TestStandInWithoutInterest(t *testing.T) {
-	l := &leaving{id: "x"}
-	local := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 1, false, 0, l)
+	rs := startPeers(t, startCluster(t, 2))
+	l := rs[0].ps.leave("x", "n1", []string{"t/#"}, false)
+	local := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 1, false, 0, client("pub"))
 	defer local.Release()
+	rc := l.PassOn(local, nil)
+	if rc == nil {
+		t.Fatal("a local publisher's message not passed on while node 0 does not know node 1's interest")
+	}
+	if err := rc.Wait(nil); err != nil {
+		t.Fatal(err)
+	}
+	if j := receive(t, rs[1]); j.To != "x" {
+		t.Fatalf("node 1 got a message for %q, want x", j.To)
+	} else {
+		j.Msg.Release()
+	}
+
+	rs[1].table.Subscribe(client("x"), "t/#", router.Options{QoS: 1})
+	waitFor(t, "node 0 to see node 1's interest in t/#", func() bool { return len(rs[0].peersFor("t/a")) == 1 })
 	if l.PassOn(local, nil) != nil {
-		t.Fatal("a stand-in without interest passed on a local publisher's message")
+		t.Fatal("a local publisher's message passed on while it goes to node 1 by its interest")
+	}
+	remote := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 1, false, 0, nil)
+	defer remote.Release()
+	if rc := l.PassOn(remote, nil); rc == nil {
+		t.Fatal("another node's message not passed on")
+	} else if err := rc.Wait(nil); err != nil {
+		t.Fatal(err)
 	}
 }
