@@ -186,10 +186,8 @@ type rescueRun struct {
 	// ready is closed once the reading has started, or the rescue
 	// failed.
 	ready chan struct{}
-	// passes counts the reads that found the gone node's subject empty;
 	// next is the stream sequence the reading is at: every batch of the
 	// subject below it is kept (awaitDrained).
-	passes atomic.Uint64
 	next   atomic.Uint64
 	stream jetstream.Stream // the forward stream, once the reading starts
 	// rev is the revision of the rescue's key once it said ready: the
@@ -741,7 +739,6 @@ func (r *Rescuer) drain(run *rescueRun, stream jetstream.Stream) {
 		wait := time.Duration(0)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
-			run.passes.Add(1)
 			wait = drainPoll
 		case err != nil:
 			r.log.Debug().Err(err).Str("gone", run.gone).Msg("cluster: reading a gone node's messages; trying again")
@@ -1010,31 +1007,76 @@ const (
 
 // awaitDrained waits, up to wait, until run has read and kept what was
 // in its gone node's subject when it was called: up to the subject's
-// last batch then, or until a pass of its reading that began after the
-// call found the subject empty. A session taken off the shelf then has
-// what the gone node was sent for it until now — while publishers go on
-// sending to the subject, its end moves on, and only a bound of this kind
-// is ever reached. It reports whether it got there.
+// last batch then (none: it was empty). A session taken off the shelf
+// then has what the gone node was sent for it until now — while
+// publishers go on sending to the subject, its end moves on, and only a
+// bound of this kind is ever reached. It reports whether it got there.
+//
+// The subject's last batch is read behind a fence: a stream leader just
+// elected answers before it has applied all it took. Before the fence,
+// the end of a rescue that a node back from a freeze waited for came
+// within the second the rescue began, as JetStream elected leaders, and
+// the last 24 messages published for the node were lost (one freeze run;
+// an empty answer from such a leader is the likely cause).
 func (r *Rescuer) awaitDrained(run *rescueRun, wait time.Duration) bool {
-	p0 := run.passes.Load()
-	deadline := time.Now().Add(wait)
-	var last uint64 // 0: unknown, or the subject was empty
-	if run.stream != nil {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		if m, err := run.stream.GetLastMsgForSubject(ctx, forwardSubject(run.gone)); err == nil {
-			last = m.Sequence
-		}
-		cancel()
+	if run.stream == nil {
+		return false // the reading never started
 	}
-	// The pass under way may have begun before the call: two passes.
-	for run.passes.Load() < p0+2 && (last == 0 || run.next.Load() <= last) {
+	deadline := time.Now().Add(wait)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	last, err := r.lastBatch(ctx, run)
+	for err != nil && ctx.Err() == nil {
+		select {
+		case <-time.After(drainPoll):
+		case <-ctx.Done():
+		}
+		last, err = r.lastBatch(ctx, run)
+	}
+	for err == nil && last != 0 && run.next.Load() <= last {
 		if time.Now().After(deadline) {
-			r.log.Warn().Str("gone", run.gone).Msg("cluster: a gone node's messages are not all read yet")
-			return false
+			err = context.DeadlineExceeded
+			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if err != nil {
+		r.log.Warn().Err(err).Str("gone", run.gone).Msg("cluster: a gone node's messages are not all read yet")
+		return false
+	}
 	return true
+}
+
+// lastBatch returns the stream sequence of the last batch in run's gone
+// node's subject, behind a fence; 0 when the subject is empty.
+func (r *Rescuer) lastBatch(ctx context.Context, run *rescueRun) (uint64, error) {
+	if err := r.fence(ctx, run.stream); err != nil {
+		return 0, err
+	}
+	m, err := run.stream.GetLastMsgForSubject(ctx, forwardSubject(run.gone))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
+// fenceSubject is a subject of the forward stream that no node reads (no
+// node's name has a "~").
+var fenceSubject = forwardSubject("~fence")
+
+// fence returns once the forward stream's leader has applied every batch
+// the stream took before the call: it publishes a barrier, which the
+// leader confirms only then, and purges it (the work queue would keep
+// it, unread).
+func (r *Rescuer) fence(ctx context.Context, stream jetstream.Stream) error {
+	if _, err := r.node.js.Publish(ctx, fenceSubject, nil); err != nil {
+		return err
+	}
+	_ = stream.Purge(ctx, jetstream.WithPurgeSubject(fenceSubject)) // what is left goes with the next
+	return nil
 }
 
 // rescueClaimWait bounds beforeClaim's wait for a rescuer to take the
