@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -170,7 +171,9 @@ func (b *Broker) DeleteRetained(topic string) bool {
 	b.persist.WithBG(func(w store.Writer) {
 		if w != nil {
 			w.DeleteRetained([]byte(topic))
-			if err := w.Commit(true); err != nil {
+			// Unvouched (a node that does not serve): it is on this
+			// node's disk, and nothing waits for it but the API's answer.
+			if err := w.Commit(true); err != nil && !errors.Is(err, store.ErrUnvouched) {
 				b.persist.Failed(err)
 			}
 		}

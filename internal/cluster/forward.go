@@ -489,11 +489,29 @@ func (a *batchAck) Ack() error {
 }
 
 // ackServing acknowledges the batch once this node serves, unless it
-// stops first: the stream then sends the batch again.
+// stops first: the stream then sends the batch again. Meanwhile it tells
+// the stream, every half ack wait, that the batch is still in hand: sent
+// again, it would be stored here twice.
 func (a *batchAck) ackServing(g gate) {
-	if g.Await(a.ps.stop) {
-		_ = a.msg.Ack()
+	half := a.ps.ackWait / 2
+	if half <= 0 {
+		half = forwardAckWait / 2
 	}
+	poll := time.NewTicker(min(time.Second, half))
+	defer poll.Stop()
+	held := time.Now()
+	for !g.Serving() {
+		select {
+		case <-a.ps.stop:
+			return
+		case now := <-poll.C:
+			if now.Sub(held) >= half {
+				_ = a.msg.InProgress()
+				held = now
+			}
+		}
+	}
+	_ = a.msg.Ack()
 }
 
 // closeForward stops reading the forward stream.

@@ -90,6 +90,12 @@ type Store struct {
 	published uint64 // publishes made, each a confirmation to wait for
 	detached  bool   // Detach ran: nothing more is published
 
+	// vouched is the count of publishes (published) up to which a
+	// syncing commit's wait ended while the node served: the copy had
+	// them, or their failures are counted, before any other node could
+	// take the sessions on (writer.Commit).
+	vouched atomic.Uint64
+
 	// confirms carries the publishes, in order, to the goroutine that
 	// waits for their confirmations (confirm).
 	confirms chan inFlight
@@ -240,6 +246,12 @@ func (r *Store) Detach() {
 func (r *Store) Close() error {
 	r.Detach()
 	return r.Store.Close()
+}
+
+// vouch raises vouched to n.
+func (r *Store) vouch(n uint64) {
+	for v := r.vouched.Load(); n > v && !r.vouched.CompareAndSwap(v, n); v = r.vouched.Load() {
+	}
 }
 
 // confirmedNow is how many publishes are confirmed or failed so far.

@@ -449,10 +449,11 @@ func TestRepairLeavesNewerOwner(t *testing.T) {
 
 // TestUnvouched: a writer's syncing Commit that ends on a node that does
 // not serve (frozen or cut off while it waited) returns
-// store.ErrUnvouched when changes were published since the writer's
-// last syncing Commit — the output that waited for them must not go —
-// and nil when none were, or once the node serves again. A strict
-// writer's answer is the stream's alone.
+// store.ErrUnvouched while any publish, its own or another writer's,
+// came after the last one a wait ended on while the node served — the
+// output that waited for them must not go — and nil when none did, or
+// once the node serves again. A strict writer's answer is the stream's
+// alone.
 func TestUnvouched(t *testing.T) {
 	n := startNode(t)
 	h := &holder{epochs: map[string]uint64{"c": 1}}
@@ -468,19 +469,24 @@ func TestUnvouched(t *testing.T) {
 	if err := w.Commit(true); !errors.Is(err, store.ErrUnvouched) {
 		t.Fatalf("away, a change published: %v, want store.ErrUnvouched", err)
 	}
-	if err := w.Commit(true); err != nil {
-		t.Fatalf("away, nothing published since: %v", err)
+	if err := w.Commit(true); !errors.Is(err, store.ErrUnvouched) {
+		t.Fatalf("away, nothing new, the last change still unvouched: %v, want store.ErrUnvouched", err)
 	}
 	// Another writer's publish counts too: the output of this one's
 	// loop may acknowledge it (a router worker stored the message, the
-	// loop sends the PUBACK).
+	// loop sends the PUBACK), even after that other writer's syncing
+	// commit found the node away.
 	other := r.NewWriter()
 	other.PutDelivery("c", store.Delivery{Seq: 2, Msg: msg("b"), QoS: 1})
 	if err := other.Commit(false); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Commit(true); !errors.Is(err, store.ErrUnvouched) {
+	third := r.NewWriter()
+	if err := third.Commit(true); !errors.Is(err, store.ErrUnvouched) {
 		t.Fatalf("away, another writer's change published: %v, want store.ErrUnvouched", err)
+	}
+	if err := w.Commit(true); !errors.Is(err, store.ErrUnvouched) {
+		t.Fatalf("away, after another writer's unvouched commit: %v, want store.ErrUnvouched", err)
 	}
 	cw := r.CopyWriter()
 	cw.PutDelivery("c", store.Delivery{Seq: 3, Msg: msg("c"), QoS: 1})
@@ -491,6 +497,10 @@ func TestUnvouched(t *testing.T) {
 	w.DeleteDelivery("c", 1)
 	if err := w.Commit(true); err != nil {
 		t.Fatalf("serving again: %v", err)
+	}
+	h.away.Store(true)
+	if err := third.Commit(true); err != nil {
+		t.Fatalf("away again, nothing published since a wait ended serving: %v", err)
 	}
 	if got := payloads(bundle(t, r, "c")); got != "b/0 c/0" {
 		t.Errorf("copy holds %q, want the changes committed away too: \"b/0 c/0\"", got)

@@ -47,10 +47,6 @@ type writer struct {
 	// the session record is still the one the repair read.
 	anew   bool
 	expect uint64
-	// synced is how many publishes the stream had been given (Store.
-	// published) at this writer's last syncing Commit: one that finds
-	// none since has nothing to vouch for.
-	synced uint64
 }
 
 func (w *writer) add(kind uint8, clientID string, n uint64, from int) {
@@ -118,10 +114,10 @@ func (w *writer) Dirty() bool { return len(w.ops) > 0 || w.Writer.Dirty() }
 // confirmed them and every change published before (a change it could
 // not confirm is counted in Store.Failures: on this node's disk only,
 // until the repair). A syncing Commit returns store.ErrUnvouched when
-// changes were published since this writer's last one and the node does
-// not serve as the wait ends (Holder.Serving): frozen or cut off
-// meanwhile, it cannot tell whether another node took the sessions on
-// without them.
+// the node does not serve as the wait ends (Holder.Serving) and some
+// publish, this writer's or another's, came after the last one a wait
+// ended on while it served (Store.vouched): frozen or cut off meanwhile,
+// it cannot tell whether another node took the sessions on without them.
 func (w *writer) Commit(sync bool) error {
 	if err := w.Writer.Commit(sync); err != nil {
 		return err
@@ -146,9 +142,11 @@ func (w *writer) Commit(sync bool) error {
 		}
 		return nil
 	}
-	since := w.synced
-	w.synced = n
-	if n > since && !r.holder.Serving() {
+	if r.holder.Serving() {
+		r.vouch(n)
+		return nil
+	}
+	if n > r.vouched.Load() {
 		// The wait ended on a node frozen meanwhile (SIGSTOP: the
 		// confirmations came, or failed, as it thawed), or cut off
 		// (Hold): a rescuer may have read the copy before these
