@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -173,9 +172,7 @@ func (b *Broker) DeleteRetained(topic string) bool {
 			w.DeleteRetained([]byte(topic))
 			// Unvouched (a node that does not serve): it is on this
 			// node's disk, and nothing waits for it but the API's answer.
-			if err := w.Commit(true); err != nil && !errors.Is(err, store.ErrUnvouched) {
-				b.persist.Failed(err)
-			}
+			b.persist.CommitSync(w)
 		}
 	})
 	return true

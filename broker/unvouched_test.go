@@ -99,3 +99,23 @@ func TestUnvouchedOutputDropped(t *testing.T) {
 	last, _ := testutil.DialConnect(t, addr, codec.V5, persistent("sub"))
 	last.ExpectAck(codec.PUBREL, p.PacketID, testutil.Wait) // not the PUBLISH again
 }
+
+// TestUnvouchedRetainedDelete: the admin API's delete of a retained
+// message on a node whose store cannot vouch for it (one that does not
+// serve) is made on the node's disk, not taken for a store failure that
+// stops the broker.
+func TestUnvouchedRetainedDelete(t *testing.T) {
+	st := &vouching{Store: store.NewMem()}
+	b, addr := testutil.StartBroker(t, func(c *broker.Config) { c.Store = st })
+	pub, _ := testutil.DialConnect(t, addr, codec.V5, codec.Connect{ClientID: []byte("pub")})
+	pub.SendPublish(codec.Publish{Topic: []byte("r"), Payload: []byte("kept"), QoS: 1, PacketID: 1, Retain: true})
+	pub.ExpectAck(codec.PUBACK, 1, testutil.Wait)
+	st.away.Store(true)
+	if !b.DeleteRetained("r") {
+		t.Fatal("the retained message was not found")
+	}
+	st.away.Store(false)
+	if got := b.RetainedMessages("#"); len(got) != 0 {
+		t.Fatalf("retained after the delete: %v", got)
+	}
+}

@@ -1,7 +1,6 @@
 package persist
 
 import (
-	"errors"
 	"time"
 
 	"github.com/shoalmq/shoal/store"
@@ -84,11 +83,8 @@ func (k *Keeper) commitLoop(l *Loop) {
 		return
 	}
 	start := time.Now()
-	switch err := l.W.Commit(true); {
-	case errors.Is(err, store.ErrUnvouched):
+	if k.CommitSync(l.W) {
 		l.unvouched = true
-	case err != nil:
-		k.Failed(err)
 	}
 	l.Syncs.Observe(time.Since(start))
 }

@@ -131,16 +131,22 @@ func (k *Keeper) Commit(w store.Writer) {
 	}
 }
 
-// CommitSync commits w and, under strict durability, syncs it: for what
-// a goroutine other than a loop acknowledges itself (a router worker, for
-// the messages of the cluster's stream). store.ErrUnvouched is no failure
-// here: the messages are in the sessions on this node's disk, and the
-// stream is acknowledged as before (not acknowledging it would bring them
-// again to this node, a second copy, should it still hold the sessions).
-func (k *Keeper) CommitSync(w store.Writer) {
-	if err := w.Commit(k.strict); err != nil && !errors.Is(err, store.ErrUnvouched) {
+// CommitSync commits w and, under strict durability, syncs it; it
+// reports whether the cluster's copy left the commit unvouched
+// (store.ErrUnvouched: committed on this node's disk, but what waited for
+// it must not go out). Any other failure stops the broker (Failed). For
+// a loop's syncing commit, and for what another goroutine acknowledges
+// itself (a router worker, for the messages of the cluster's stream: its
+// batch's acknowledgement decides on its own whether the node serves).
+func (k *Keeper) CommitSync(w store.Writer) (unvouched bool) {
+	err := w.Commit(k.strict)
+	if errors.Is(err, store.ErrUnvouched) {
+		return true
+	}
+	if err != nil {
 		k.Failed(err)
 	}
+	return false
 }
 
 // WithBG runs fn with the background writer and commits what fn wrote.
