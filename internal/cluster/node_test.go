@@ -208,17 +208,25 @@ func TestOwnersClaimOnCondition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := owners[1].claim(ctx, "c", &read); err != nil {
+	if _, _, err := owners[1].claim(ctx, "c", &read, false); err != nil {
 		t.Fatalf("a claim on the owner as read: %v", err)
 	}
-	if _, _, err := owners[0].claim(ctx, "c", &read); !errors.Is(err, ErrOwnerChanged) {
+	if _, _, err := owners[0].claim(ctx, "c", &read, false); !errors.Is(err, ErrOwnerChanged) {
 		t.Fatalf("a claim on an owner that changed since: %v, want ErrOwnerChanged", err)
 	}
 	if got, ok, err := owners[0].Get(ctx, "c"); err != nil || !ok || got.Node != "n1" || got.Epoch != 2 {
 		t.Fatalf("owner %+v (%v, %v), want n1's claim, epoch 2", got, ok, err)
 	}
-	if _, _, err := owners[0].claim(ctx, "none", &read); !errors.Is(err, ErrOwnerChanged) {
+	if _, _, err := owners[0].claim(ctx, "none", &read, false); !errors.Is(err, ErrOwnerChanged) {
 		t.Fatalf("a claim on an owner of a session that has none: %v, want ErrOwnerChanged", err)
+	}
+	// A rescue claim, from n1's claim as read.
+	n1 := Owner{Node: "n1", Epoch: 2}
+	if now, ok, err := owners[0].ClaimFrom(ctx, "c", n1); err != nil || !ok || now != (Owner{Node: "n0", Epoch: 3, Rescue: true}) {
+		t.Fatalf("a rescue claim from %+v: %+v (%v, %v), want n0's rescue claim, epoch 3", n1, now, ok, err)
+	}
+	if now, ok, err := owners[1].ClaimFrom(ctx, "c", n1); err != nil || ok {
+		t.Fatalf("a second rescue claim from %+v: %+v (%v, %v), want none", n1, now, ok, err)
 	}
 }
 

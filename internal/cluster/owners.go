@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -155,7 +156,7 @@ func noPeersYet(err error) bool {
 // any number made at once, on any nodes, each gets its own epoch, and the
 // one with the highest is the owner.
 func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner, err error) {
-	return o.claim(ctx, clientID, nil)
+	return o.claim(ctx, clientID, nil, false)
 }
 
 // ErrOwnerChanged fails a claim made on condition (Sessions.Reclaim): the
@@ -163,9 +164,16 @@ func (o *Owners) Claim(ctx context.Context, clientID string) (now, before Owner,
 var ErrOwnerChanged = errors.New("cluster: the session's owner changed since it was read")
 
 // claim is Claim, made only while the session's owner is still expect
-// (its node and epoch), if expect is not nil; else ErrOwnerChanged.
-func (o *Owners) claim(ctx context.Context, clientID string, expect *Owner) (now, before Owner, err error) {
+// (its node and epoch), if expect is not nil; else ErrOwnerChanged. The
+// claim is a rescue claim (Owner.Rescue) if rescue is true.
+//
+// A read may be answered by a replica of the bucket that is behind: a
+// compare-and-set on what it read fails, and the claim reads again. With
+// expect, a read below expect's epoch (or without the key, never
+// deleted) is such a past value too: read again, up to staleReads times.
+func (o *Owners) claim(ctx context.Context, clientID string, expect *Owner, rescue bool) (now, before Owner, err error) {
 	key := ownerKey(clientID)
+	stale := 0
 	for tries := 0; ; tries++ {
 		if tries > 0 {
 			// Another node claimed it between the read and the write:
@@ -182,9 +190,12 @@ func (o *Owners) claim(ctx context.Context, clientID string, expect *Owner) (now
 		e, err := o.kv.Get(ctx, key)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound) && expect != nil:
+			if stale++; stale < staleReads {
+				continue
+			}
 			return Owner{}, Owner{}, ErrOwnerChanged
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			now = Owner{Node: o.node, Epoch: 1}
+			now = Owner{Node: o.node, Epoch: 1, Rescue: rescue}
 			if _, err = o.kv.Create(ctx, key, now.encode()); err == nil {
 				return now, Owner{}, nil
 			}
@@ -197,10 +208,15 @@ func (o *Owners) claim(ctx context.Context, clientID string, expect *Owner) (now
 			if before, err = decodeOwner(e.Value()); err != nil {
 				return Owner{}, Owner{}, err
 			}
+			if expect != nil && before.Epoch < expect.Epoch {
+				if stale++; stale < staleReads {
+					continue
+				}
+			}
 			if expect != nil && (before.Node != expect.Node || before.Epoch != expect.Epoch) {
 				return Owner{}, Owner{}, ErrOwnerChanged
 			}
-			now = Owner{Node: o.node, Epoch: before.Epoch + 1}
+			now = Owner{Node: o.node, Epoch: before.Epoch + 1, Rescue: rescue}
 			if _, err = o.kv.Update(ctx, key, now.encode(), e.Revision()); err == nil {
 				return now, before, nil
 			}
@@ -211,42 +227,30 @@ func (o *Owners) claim(ctx context.Context, clientID string, expect *Owner) (now
 	}
 }
 
-// ClaimFrom makes this node the owner of clientID's session if node owns
-// it now, with a rescue claim (Owner.Rescue); ok is false when another
-// node owns it by then.
-func (o *Owners) ClaimFrom(ctx context.Context, clientID, node string) (now Owner, ok bool, err error) {
-	key := ownerKey(clientID)
-	e, err := o.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+// staleReads bounds the reads of a conditional claim that find a past
+// value: a replica catches up in milliseconds.
+const staleReads = 20
+
+// ClaimFrom makes this node the owner of clientID's session if from (a
+// node and epoch, read by Select) owns it still, with a rescue claim
+// (Owner.Rescue); ok is false when another claim came first.
+func (o *Owners) ClaimFrom(ctx context.Context, clientID string, from Owner) (now Owner, ok bool, err error) {
+	now, _, err = o.claim(ctx, clientID, &from, true)
+	if errors.Is(err, ErrOwnerChanged) {
 		return Owner{}, false, nil
 	}
-	if err != nil {
-		return Owner{}, false, err
-	}
-	before, err := decodeOwner(e.Value())
-	if err != nil || before.Node != node {
-		return Owner{}, false, err
-	}
-	now = Owner{Node: o.node, Epoch: before.Epoch + 1, Rescue: true}
-	if _, err = o.kv.Update(ctx, key, now.encode(), e.Revision()); err != nil {
-		if isWrongRevision(err) {
-			return Owner{}, false, nil
-		}
-		return Owner{}, false, err
-	}
-	return now, true, nil
+	return now, err == nil, err
 }
 
-// Select returns the owners keep says to, by client id, reading the
-// bucket's last record of every key, as CountByNode does, until ctx ends.
+// Select returns the owners keep says to, by client id, as of the
+// moment it is called (scan), until ctx ends.
 func (o *Owners) Select(ctx context.Context, keep func(Owner) bool) (map[string]Owner, error) {
-	owned := map[string]Owner{}
-	err := o.scan(ctx, 0, func(id string, ow Owner) {
-		if keep(ow) {
-			owned[id] = ow
-		}
-	})
-	return owned, err
+	owners, err := o.scan(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	maps.DeleteFunc(owners, func(_ string, ow Owner) bool { return !keep(ow) })
+	return owners, nil
 }
 
 // isWrongRevision reports whether err is a compare-and-set's failure: the

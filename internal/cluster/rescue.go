@@ -525,7 +525,7 @@ func (r *Rescuer) rescue(ctx context.Context, gone string) (err error) {
 	}
 	for id, o := range owned {
 		sctx, cancel := context.WithTimeout(ctx, rescueStep)
-		err = r.shelve(sctx, id, o.Node, gone)
+		err = r.shelve(sctx, id, o, gone)
 		cancel()
 		if err != nil {
 			return err
@@ -543,11 +543,11 @@ func (r *Rescuer) rescue(ctx context.Context, gone string) (err error) {
 	return nil
 }
 
-// shelve claims id's session from owner, the node that owns it (gone, or
-// this one, which claimed it before it last started or in a try that
-// failed half way) — unless this node holds the claim already — and puts
-// it on the shelf.
-func (r *Rescuer) shelve(ctx context.Context, id, owner, gone string) error {
+// shelve claims id's session from owner, the claim Select read (gone's,
+// or this node's, which claimed it before it last started or in a try
+// that failed half way) — unless this node holds the claim already — and
+// puts it on the shelf.
+func (r *Rescuer) shelve(ctx context.Context, id string, owner Owner, gone string) error {
 	r.mu.Lock()
 	had := r.shelf[id]
 	r.mu.Unlock()

@@ -232,7 +232,7 @@ func (s *Sessions) claim(clientID string, clean bool, expect *Owner, done func(e
 				return
 			}
 		}
-		now, before, err := owners.claim(ctx, clientID, expect)
+		now, before, err := owners.claim(ctx, clientID, expect, false)
 		if err != nil {
 			done(0, err)
 			return

@@ -127,13 +127,15 @@ func (n *Node) externalStatus(ctx context.Context) (Status, error) {
 }
 
 // CountByNode counts the session owners' records by node: how many
-// sessions each node owns. It reads the bucket's last record of every key
-// (one ordered stream of them, not a request per key) and stops after
-// limit records, or when ctx ends: complete is false then, and counts are
-// those read so far.
+// sessions each node owns, as of the moment it is called (scan). It stops
+// after limit sessions, or when ctx ends: complete is false then, and
+// counts are those read so far.
 func (o *Owners) CountByNode(ctx context.Context, limit int) (counts map[string]int, complete bool, err error) {
 	counts = map[string]int{}
-	err = o.scan(ctx, limit, func(_ string, ow Owner) { counts[ow.Node]++ })
+	owners, err := o.scan(ctx, limit)
+	for _, ow := range owners {
+		counts[ow.Node]++
+	}
 	if errors.Is(err, errScanLimit) {
 		return counts, false, nil
 	}
@@ -143,55 +145,65 @@ func (o *Owners) CountByNode(ctx context.Context, limit int) (counts map[string]
 // errScanLimit ends a scan that read its limit.
 var errScanLimit = errors.New("cluster: the scan's limit")
 
-// scan calls fn with the last record of every key of the owners' bucket
-// (one ordered stream of them, not a request per key), up to limit
-// records (0: all), until ctx ends.
-func (o *Owners) scan(ctx context.Context, limit int, fn func(clientID string, ow Owner)) error {
-	for try := 1; ; try++ {
-		empty, err := o.scanOnce(ctx, limit, fn)
-		if err != nil || !empty || try == scanTries {
-			return err
-		}
-		// A watch made while the stream's replicas settle (a node
-		// loaded) may say at once that it has brought every key, before
-		// any: when the bucket holds records, look again.
-		st, err := o.kv.Status(ctx)
-		if err != nil || st.Values() == 0 {
-			return nil
-		}
-	}
-}
+// scanBarrier is the owners' bucket key a scan writes before it reads
+// (not a client's: those begin "c.").
+const scanBarrier = "barrier"
 
-// scanTries bounds the scans of a bucket that look empty but hold records
-// (deletes only, then).
-const scanTries = 3
-
-// scanOnce is one scan's try; it reports whether it found no record.
-func (o *Owners) scanOnce(ctx context.Context, limit int, fn func(clientID string, ow Owner)) (empty bool, err error) {
-	w, err := o.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+// scan returns every session's owner by client id, up to limit sessions
+// (0: all; errScanLimit when there are more), until ctx ends.
+//
+// It reads one ordered stream of the bucket's last record of every key,
+// then what is written after: a consumer, not a request per key. The
+// consumer is placed on any of the bucket's replicas, and one that is
+// behind gives a past state (measured: a scan right after a claim gave
+// the client's owner before it). So the scan first writes scanBarrier;
+// the write is confirmed once the bucket's leader has applied everything
+// before it, and the scan reads on until the barrier (or a later write)
+// is in. Everything written before the call is then in what it returns.
+func (o *Owners) scan(ctx context.Context, limit int) (map[string]Owner, error) {
+	barrier, err := o.kv.Put(ctx, scanBarrier, nil)
 	if err != nil {
-		return false, fmt.Errorf("cluster: reading session owners: %w", err)
+		return nil, fmt.Errorf("cluster: reading session owners: %w", err)
+	}
+	w, err := o.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: reading session owners: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
-	for read := 0; ; read++ {
+	owners := map[string]Owner{}
+	var last uint64    // the highest revision read
+	initial := false // every key's last record, as the replica had them, is in
+	for !initial || last < barrier {
+		var e jetstream.KeyValueEntry
+		var ok bool
 		select {
 		case <-ctx.Done():
-			return false, fmt.Errorf("cluster: reading session owners: %w", ctx.Err())
-		case e, ok := <-w.Updates():
-			switch {
-			case !ok:
-				return false, errors.New("cluster: reading session owners: the watch ended")
-			case e == nil: // every key's last record is in
-				return read == 0, nil
-			case read == limit && limit > 0:
-				return false, errScanLimit
-			}
-			id, idOK := clientIDOf(e.Key())
-			if ow, err := decodeOwner(e.Value()); err == nil && idOK {
-				fn(id, ow)
-			}
+			return owners, fmt.Errorf("cluster: reading session owners: %w", ctx.Err())
+		case e, ok = <-w.Updates():
 		}
+		switch {
+		case !ok:
+			return owners, errors.New("cluster: reading session owners: the watch ended")
+		case e == nil:
+			initial = true
+			continue
+		}
+		last = max(last, e.Revision())
+		id, idOK := clientIDOf(e.Key())
+		if !idOK {
+			continue
+		}
+		ow, err := decodeOwner(e.Value())
+		if e.Operation() != jetstream.KeyValuePut || err != nil {
+			delete(owners, id)
+			continue
+		}
+		if _, had := owners[id]; !had && limit > 0 && len(owners) == limit {
+			return owners, errScanLimit
+		}
+		owners[id] = ow
 	}
+	return owners, nil
 }
 
 // PeerSubscriptions is the number of subscriptions in the table that

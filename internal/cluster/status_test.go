@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
@@ -119,5 +120,40 @@ func TestStatusExternal(t *testing.T) {
 	}
 	if want := []Server{{Name: "ext", Up: true, Leader: true}}; !st.External || st.MetaLeader != "" || len(st.Servers) != 1 || st.Servers[0] != want[0] {
 		t.Errorf("Status: %+v, want external with servers %+v", st, want)
+	}
+}
+
+// TestScanAfterClaims: a scan, or a Get, made right after a claim, on any
+// node, has it, whichever of the bucket's replicas its consumer is placed
+// on or would answer — the claims go round the three nodes, and the reads
+// do too.
+func TestScanAfterClaims(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	owners := make([]*Owners, len(nodes))
+	for i, nd := range nodes {
+		var err error
+		if owners[i], err = nd.OpenOwners(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 60 {
+		by, scanner := owners[i%3], owners[(i+1)%3]
+		id := fmt.Sprintf("c%d", i%4)
+		now, _, err := by.Claim(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := scanner.Select(ctx, func(Owner) bool { return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[id] != now {
+			t.Fatalf("claim %d: %s claimed %s (%+v); a scan on %s then read %+v", i, nodes[i%3].Name(), id, now, nodes[(i+1)%3].Name(), got[id])
+		}
+		if ow, _, err := owners[(i+2)%3].Get(ctx, id); err != nil || ow != now {
+			t.Fatalf("claim %d: %s claimed %s (%+v); a Get on %s then read %+v (%v)", i, nodes[i%3].Name(), id, now, nodes[(i+2)%3].Name(), ow, err)
+		}
 	}
 }
