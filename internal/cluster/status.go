@@ -171,7 +171,7 @@ func (o *Owners) scan(ctx context.Context, limit int) (map[string]Owner, error) 
 	}
 	defer func() { _ = w.Stop() }()
 	owners := map[string]Owner{}
-	var last uint64    // the highest revision read
+	var last uint64  // the highest revision read
 	initial := false // every key's last record, as the replica had them, is in
 	for !initial || last < barrier {
 		var e jetstream.KeyValueEntry
