@@ -18,25 +18,74 @@ import (
 type vouching struct {
 	store.Store
 	away atomic.Bool
+	// unheld: the client whose session another node holds by now
+	// ("": none).
+	unheld atomic.Pointer[string]
 }
 
 func (v *vouching) NewWriter() store.Writer {
-	return &vouchingWriter{Writer: v.Store.NewWriter(), away: &v.away}
+	return &vouchingWriter{Writer: v.Store.NewWriter(), v: v}
 }
 
 type vouchingWriter struct {
 	store.Writer
-	away *atomic.Bool
+	v *vouching
 }
 
 func (w *vouchingWriter) Commit(sync bool) error {
 	if err := w.Writer.Commit(sync); err != nil {
 		return err
 	}
-	if sync && w.away.Load() {
+	if sync && w.v.away.Load() {
 		return store.ErrUnvouched
 	}
+	if id := w.v.unheld.Load(); sync && id != nil && *id != "" {
+		return &store.UnvouchedError{Clients: []string{*id}}
+	}
 	return nil
+}
+
+// persistentConnect is a CONNECT of a session that outlives the
+// connection.
+func persistentConnect(id string) codec.Connect {
+	c := codec.Connect{ClientID: []byte(id)}
+	c.Props.Set(codec.PropSessionExpiry)
+	c.Props.SessionExpiry = 300
+	return c
+}
+
+// TestUnvouchedForSomeSessions: a syncing commit unvouched for one
+// session only (another node holds it by now) drops the output of that
+// session's client alone, and closes it with DISCONNECT 0x9C; the other
+// clients of the loop (one loop: they share its flushes) get theirs —
+// the second subscriber its QoS 2 PUBLISH, the publisher its PUBREC.
+// The session keeps the message for its next connection.
+func TestUnvouchedForSomeSessions(t *testing.T) {
+	st := &vouching{Store: store.NewMem()}
+	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.Store = st; c.Loops = 1 })
+	a, _ := testutil.DialConnect(t, addr, codec.V5, persistentConnect("a"))
+	a.Subscribe(1, "t", 2)
+	b, _ := testutil.DialConnect(t, addr, codec.V5, persistentConnect("b"))
+	b.Subscribe(1, "t", 2)
+	pub, _ := testutil.DialConnect(t, addr, codec.V5, persistentConnect("pub"))
+
+	held := "a"
+	st.unheld.Store(&held)
+	pub.SendPublish(codec.Publish{Topic: []byte("t"), Payload: []byte("m"), QoS: 2, PacketID: 7})
+	pub.ExpectAck(codec.PUBREC, 7, testutil.Wait)
+	a.ExpectDisconnect(codec.UseAnotherServer, testutil.Wait) // no PUBLISH first
+	if p, _ := b.ExpectPublish(testutil.Wait); string(p.Payload) != "m" {
+		t.Fatalf("b got %q, want m", p.Payload)
+	}
+	st.unheld.Store(nil)
+
+	back, ack := testutil.DialConnect(t, addr, codec.V5, persistentConnect("a"))
+	if !ack.SessionPresent {
+		t.Fatal("a's session is gone")
+	}
+	if p, _ := back.ExpectPublish(testutil.Wait); string(p.Payload) != "m" {
+		t.Fatalf("a got %q, want m", p.Payload)
+	}
 }
 
 // TestUnvouchedOutputDropped: while the store cannot vouch for its
@@ -52,12 +101,7 @@ func (w *vouchingWriter) Commit(sync bool) error {
 func TestUnvouchedOutputDropped(t *testing.T) {
 	st := &vouching{Store: store.NewMem()}
 	_, addr := testutil.StartBroker(t, func(c *broker.Config) { c.Store = st })
-	persistent := func(id string) codec.Connect {
-		c := codec.Connect{ClientID: []byte(id)}
-		c.Props.Set(codec.PropSessionExpiry)
-		c.Props.SessionExpiry = 300
-		return c
-	}
+	persistent := persistentConnect
 	sub, _ := testutil.DialConnect(t, addr, codec.V5, persistent("sub"))
 	sub.Subscribe(1, "t", 2)
 	pub, _ := testutil.DialConnect(t, addr, codec.V5, persistent("pub"))

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/shoalmq/shoal/router"
 )
@@ -14,6 +15,23 @@ import (
 // a PUBACK) must not reach the clients: the sessions' next node would
 // not know it was sent.
 var ErrUnvouched = errors.New("store: committed on this node, but not vouched for by its cluster")
+
+// UnvouchedError is ErrUnvouched for some sessions only (errors.Is tells
+// it for ErrUnvouched): changes to them were committed on this node but
+// not copied, as another node holds them by now. What waited for those
+// changes must not go out to these sessions' clients; the rest of the
+// commit is vouched for.
+type UnvouchedError struct {
+	// Clients are the sessions' client ids.
+	Clients []string
+}
+
+func (e *UnvouchedError) Error() string {
+	return fmt.Sprintf("store: committed on this node, but %d sessions are held by another node of its cluster", len(e.Clients))
+}
+
+// Is reports whether target is ErrUnvouched.
+func (e *UnvouchedError) Is(target error) bool { return target == ErrUnvouched }
 
 // Store keeps the broker's durable state: persistent sessions, the QoS 1/2
 // messages owed to them, inbound QoS 2 packet ids awaiting PUBREL, and

@@ -3,6 +3,7 @@ package conn
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -292,7 +293,8 @@ func (h *Handler) OnWake(l *eventloop.Loop) {
 // A syncing commit that comes back unvouched (store.ErrUnvouched: the
 // node was frozen or cut off from its cluster while it waited) drops the
 // output of the clients that waited for it, and closes their connections
-// (client.unvouched).
+// (client.unvouched); one unvouched for some sessions only (held by
+// another node by now), the output of those sessions' clients.
 func (h *Handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	ls := h.loops[l.Index()]
 	ls.ctr.Publish()
@@ -300,14 +302,16 @@ func (h *Handler) BeforeFlush(l *eventloop.Loop, mayHold bool) (hold bool) {
 	if h.persist.BeforeFlush(ls.persist, l.Now(), mayHold) {
 		return true // the commit is to come: syncing waits for it
 	}
-	unvouched := ls.persist.Unvouched()
+	all, some := ls.persist.Unvouched()
 	if len(ls.syncing) == 0 {
 		return false
 	}
 	syncing := ls.syncing
-	if unvouched {
+	if all || len(some) > 0 {
 		for _, c := range syncing {
-			c.unvouched()
+			if all || c.sess != nil && slices.Contains(some, c.sess.ClientID()) {
+				c.unvouched()
+			}
 		}
 	}
 	clear(syncing)

@@ -17,9 +17,11 @@ type Loop struct {
 	Syncs SyncHistogram
 
 	needSync bool
-	// unvouched: the last syncing commit returned store.ErrUnvouched
+	// unvouched: the last syncing commit returned store.ErrUnvouched;
+	// unvouchedFor: a store.UnvouchedError, for these sessions only
 	// (Unvouched).
-	unvouched bool
+	unvouched    bool
+	unvouchedFor []string
 	// Group commit across a poll (Keeper.BeforeFlush): whether holding
 	// output pays now, read bursts held since the last sync, and when the
 	// loop last synced after a read burst (Unix ns).
@@ -83,18 +85,16 @@ func (k *Keeper) commitLoop(l *Loop) {
 		return
 	}
 	start := time.Now()
-	if k.CommitSync(l.W) {
-		l.unvouched = true
-	}
+	l.unvouched, l.unvouchedFor = k.CommitSync(l.W)
 	l.Syncs.Observe(time.Since(start))
 }
 
 // Unvouched reports whether the loop's last syncing commit came back
-// store.ErrUnvouched, and forgets it: the output that waited for it must
-// not go out (package conn drops it, and closes the connections it was
-// for).
-func (l *Loop) Unvouched() bool {
-	u := l.unvouched
-	l.unvouched = false
-	return u
+// store.ErrUnvouched — all of it, or for the sessions of clients only —
+// and forgets it: the output that waited for it must not go out (package
+// conn drops it, and closes the connections it was for).
+func (l *Loop) Unvouched() (all bool, clients []string) {
+	all, clients = l.unvouched, l.unvouchedFor
+	l.unvouched, l.unvouchedFor = false, nil
+	return all, clients
 }

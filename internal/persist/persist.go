@@ -134,19 +134,24 @@ func (k *Keeper) Commit(w store.Writer) {
 // CommitSync commits w and, under strict durability, syncs it; it
 // reports whether the cluster's copy left the commit unvouched
 // (store.ErrUnvouched: committed on this node's disk, but what waited for
-// it must not go out). Any other failure stops the broker (Failed). For
-// a loop's syncing commit, and for what another goroutine acknowledges
-// itself (a router worker, for the messages of the cluster's stream: its
-// batch's acknowledgement decides on its own whether the node serves).
-func (k *Keeper) CommitSync(w store.Writer) (unvouched bool) {
+// it must not go out): all of it, or for the sessions of clients only
+// (store.UnvouchedError). Any other failure stops the broker (Failed).
+// For a loop's syncing commit, and for what another goroutine
+// acknowledges itself (a router worker, for the messages of the cluster's
+// stream: its batch's acknowledgement decides on its own whether the node
+// serves).
+func (k *Keeper) CommitSync(w store.Writer) (all bool, clients []string) {
 	err := w.Commit(k.strict)
-	if errors.Is(err, store.ErrUnvouched) {
-		return true
-	}
-	if err != nil {
+	var some *store.UnvouchedError
+	switch {
+	case errors.As(err, &some):
+		return false, some.Clients
+	case errors.Is(err, store.ErrUnvouched):
+		return true, nil
+	case err != nil:
 		k.Failed(err)
 	}
-	return false
+	return false, nil
 }
 
 // WithBG runs fn with the background writer and commits what fn wrote.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -454,6 +455,49 @@ func TestRepairLeavesNewerOwner(t *testing.T) {
 // output that waited for them must not go — and nil when none did, or
 // once the node serves again. A strict writer's answer is the stream's
 // alone.
+// TestUnvouchedUnheld: a change to a session another node holds by now
+// (the node learnt the claim after it wrote the session) is not
+// published, and a syncing commit says so for that session alone —
+// serving or not, whether the commit is this writer's or not — while
+// the other sessions' changes are vouched for: a PUBREL sent for such a
+// change, a rescuer that read the copy without it would follow with the
+// PUBLISH again. A commit without sync forgets it: nothing waited.
+func TestUnvouchedUnheld(t *testing.T) {
+	n := startNode(t)
+	h := &holder{epochs: map[string]uint64{"c": 1, "d": 1}}
+	r := open(t, n, h)
+	w := r.NewWriter()
+	for _, id := range []string{"c", "d"} {
+		w.PutSession(&store.Session{ClientID: id, Expiry: 300})
+		w.PutDelivery(id, store.Delivery{Seq: 1, Msg: msg("a"), QoS: 2})
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatalf("held: %v", err)
+	}
+	h.set("c", 0) // another node's claim, learnt
+	for _, away := range []bool{false, true} {
+		h.away.Store(away)
+		w.MarkSent("c", 1, 1, 2)
+		w.MarkSent("d", 1, 1, 2)
+		err := w.Commit(true)
+		var some *store.UnvouchedError
+		switch {
+		case away && !errors.Is(err, store.ErrUnvouched):
+			t.Fatalf("away, c held elsewhere: %v, want store.ErrUnvouched", err)
+		case !away && (!errors.As(err, &some) || !slices.Equal(some.Clients, []string{"c"})):
+			t.Fatalf("serving, c held elsewhere: %v, want store.UnvouchedError for c alone", err)
+		}
+	}
+	h.away.Store(false)
+	w.MarkSent("c", 1, 1, 2)
+	if err := w.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(true); err != nil {
+		t.Fatalf("after a commit without sync: %v, want none", err)
+	}
+}
+
 func TestUnvouched(t *testing.T) {
 	n := startNode(t)
 	h := &holder{epochs: map[string]uint64{"c": 1}}

@@ -3,6 +3,7 @@ package replica
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"github.com/shoalmq/shoal/store"
 )
@@ -47,6 +48,12 @@ type writer struct {
 	// the session record is still the one the repair read.
 	anew   bool
 	expect uint64
+	// unheld are the sessions whose changes since the last Commit were
+	// not published because another node holds them by now (learnt as
+	// the loop went on: a rescuer took them while this node was frozen,
+	// or a client took its session elsewhere): a syncing Commit returns
+	// them in a store.UnvouchedError.
+	unheld []string
 }
 
 func (w *writer) add(kind uint8, clientID string, n uint64, from int) {
@@ -131,6 +138,8 @@ func (w *writer) Commit(sync bool) error {
 	w.ops, w.data = w.ops[:0], w.data[:0]
 	n := r.published
 	r.mu.Unlock()
+	unheld := w.unheld
+	w.unheld = w.unheld[:0]
 	if !sync {
 		return nil
 	}
@@ -144,6 +153,9 @@ func (w *writer) Commit(sync bool) error {
 	}
 	if r.holder.Serving() {
 		r.vouch(n)
+		if len(unheld) > 0 {
+			return &store.UnvouchedError{Clients: slices.Clone(unheld)}
+		}
 		return nil
 	}
 	if n > r.vouched.Load() {
@@ -153,6 +165,9 @@ func (w *writer) Commit(sync bool) error {
 		// publishes landed in it, or without them. What waited for
 		// them must not go out (persist drops it).
 		return store.ErrUnvouched
+	}
+	if len(unheld) > 0 {
+		return &store.UnvouchedError{Clients: slices.Clone(unheld)}
 	}
 	return nil
 }
@@ -171,6 +186,16 @@ func (w *writer) publishLocked(o *op) {
 		// A rescuer's: it writes the sessions it took on (Continue)
 		// until it hands them over (Forget), whatever claim came since.
 		mine = ok
+	}
+	if ok && !mine && o.kind != opDeleteSession {
+		// Held elsewhere since this node last wrote it: what waits
+		// for this change must not go out (Commit). A rescuer read the
+		// copy without it (a PUBREL sent then, for a PUBREC not in the
+		// copy, had the rescuer send the PUBLISH again: a freeze run's
+		// QoS 2 duplicates).
+		if k := len(w.unheld); k == 0 || w.unheld[k-1] != o.clientID {
+			w.unheld = append(w.unheld, o.clientID)
+		}
 	}
 	switch o.kind {
 	case opPutSession:
