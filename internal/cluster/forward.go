@@ -405,6 +405,16 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 		j := dispatch.Job{Msg: m, Local: true, Group: group, To: to, Done: a}
 		if to != "" && ps.sessions != nil {
 			ps.sessions.arrivals.extend(to, time.Now())
+			if shelf := ps.sessions.shelfOf(); shelf != nil {
+				if on, err := shelf.addressed(m, group, to); on {
+					m.Release()
+					if err != nil {
+						return false // the stream sends the batch again
+					}
+					_ = a.Ack()
+					return true
+				}
+			}
 			if ps.sessions.park(j) {
 				return true // routed when the claim of its session ends
 			}

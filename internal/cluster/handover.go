@@ -187,12 +187,15 @@ func (s *Sessions) First(clientID string, origin uint64) bool {
 }
 
 // park holds j, a message addressed to one session, if a claim of that
-// session is under way here: routed now, it would find no session yet.
-// The claim's end routes it (unpark).
+// session is under way here, or one made here could not read it from the
+// copy (its client refused until the next): routed now, it would find no
+// session yet. The claim's end routes it (unpark); the next claim's,
+// after one that could not read the session.
 func (s *Sessions) park(j dispatch.Job) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, claiming := s.claiming[j.To]; !claiming {
+	_, claiming := s.claiming[j.To]
+	if _, unread := s.unread[j.To]; !claiming && !unread {
 		return false
 	}
 	if len(s.parked[j.To]) >= parkMax {

@@ -165,7 +165,9 @@ type shelved struct {
 	id      string
 	from    string // the gone node it was rescued from
 	next    uint64
+	gen     uint64 // its generation in the copy (replica's Continue)
 	filters []string
+	opts    []router.Options // of each filter
 	// read is closed once the session is read from the copy, or the
 	// read failed: a handover waits for it. loaded says it was read
 	// (its filters and next set); a read that failed is made again by
@@ -585,6 +587,7 @@ func (r *Rescuer) shelve(ctx context.Context, id string, owner Owner, gone strin
 		return nil // handed over meanwhile: it reads the copy
 	}
 	r.copies.Continue(id, gen)
+	sh.gen = gen
 	r.loadLocked(sh, b)
 	r.log.Debug().Str("client", id).Str("gone", gone).Int("deliveries", len(b.Deliveries)).
 		Int("received", len(b.Received)).Msg("cluster: a gone node's session is read from the copy")
@@ -610,6 +613,7 @@ func (r *Rescuer) loadLocked(sh *shelved, b *store.Bundle) {
 	for _, s := range b.Session.Subs {
 		r.table.Subscribe(sh, s.Filter, s.Opts)
 		sh.filters = append(sh.filters, s.Filter)
+		sh.opts = append(sh.opts, s.Opts)
 	}
 }
 
@@ -659,13 +663,13 @@ func (r *Rescuer) settled(id, claimer string) bool {
 // session here still. Another node's claim has asked whether the session
 // is settled before it claimed (beforeClaim); it gets the session anyway,
 // as its claim is already the newest.
-func (r *Rescuer) unshelve(id, claimer string, strict bool) (bool, error) {
+func (r *Rescuer) unshelve(id, claimer string, strict bool) (*shelved, error) {
 	if !r.settled(id, claimer) && strict {
 		r.mu.Lock()
-		_, there := r.shelf[id]
+		sh := r.shelf[id]
 		r.mu.Unlock()
-		if there {
-			return true, errNotSettled
+		if sh != nil {
+			return sh, errNotSettled
 		}
 	}
 	r.mu.Lock()
@@ -701,7 +705,59 @@ func (r *Rescuer) unshelve(id, claimer string, strict bool) (bool, error) {
 	if sh != nil {
 		r.copies.Flush()
 	}
-	return sh != nil, nil
+	return sh, nil
+}
+
+// reshelve puts sh, which a claim of its client on this node took off
+// the shelf (unshelve), back on it: the claim could not read the session
+// from the copy, and its client is refused. Off the shelf, the session
+// would be in no table here until the client's next claim, and what is
+// addressed to it meanwhile (what this node's rescue passes on to the
+// claimer, itself; what a node back from a freeze still finds for it in
+// its subject) would go to no one: a freeze run lost 256 messages so.
+func (r *Rescuer) reshelve(sh *shelved) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shelf[sh.id] != nil {
+		return
+	}
+	r.pruneMovedLocked(time.Time{}, sh.id)
+	r.shelf[sh.id] = sh
+	for i, f := range sh.filters {
+		r.table.Subscribe(sh, f, sh.opts[i])
+	}
+	if sh.loaded {
+		r.copies.Continue(sh.id, sh.gen)
+	}
+	r.log.Debug().Str("client", sh.id).Msg("cluster: a session back on the shelf; its claim could not read it")
+}
+
+// addressed adds m, a message of the forward stream addressed to the
+// session of client id to, to that session if it is on the shelf,
+// loaded, and commits it to the copy; it reports whether it was (the
+// caller acknowledges m then, and keeps its reference). A node that runs
+// again after it was rescued passes on what its subject still held for
+// its sessions to the node that holds each (Peers.LeaveFor): a rescuer,
+// for one whose client has not come back; so does this node's rescue,
+// for a session that went back on the shelf (reshelve).
+func (r *Rescuer) addressed(m *router.Message, group, to string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	sh := r.shelf[to]
+	if sh == nil || !sh.loaded || r.moved[to] != nil {
+		return false, nil
+	}
+	r.deliverLocked(m, group, to, time.Now().UnixNano())
+	err := r.w.Commit(true)
+	if err != nil { // the stream sends it again
+		for i := len(r.added) - 1; i >= 0; i-- {
+			a := r.added[i]
+			delete(a.sh.kept, a.origin)
+			a.sh.next = a.next
+		}
+	}
+	r.added = r.added[:0]
+	return true, err
 }
 
 // drain reads what waits for run's gone node in the forward stream —

@@ -244,13 +244,17 @@ func (s *Sessions) claim(clientID string, clean bool, expect *Owner, done func(e
 			switch from, unread := s.unreadOf(clientID, clean); {
 			case before.Node != self:
 				err = s.take(clientID, clean, now.Epoch, before.Node)
-			case unread && !clean:
-				err = s.adoptCopy(clientID, from) // its last claim could not read it
+			case unread && !clean: // its last claim could not read it
+				var sh *shelved
+				if shelf := s.shelfOf(); shelf != nil {
+					sh, _ = shelf.unshelve(clientID, self, false) // back on it then (reshelve)
+				}
+				err = s.adoptShelved(clientID, from, sh)
 			default:
 				if shelf := s.shelfOf(); shelf != nil {
-					var shelved bool
-					if shelved, err = shelf.unshelve(clientID, self, !clean); shelved && err == nil && !clean {
-						err = s.adoptCopy(clientID, before.Node) // rescued here
+					var sh *shelved
+					if sh, err = shelf.unshelve(clientID, self, !clean); sh != nil && err == nil && !clean {
+						err = s.adoptShelved(clientID, before.Node, sh) // rescued here
 					}
 				}
 			}
@@ -323,6 +327,17 @@ func (s *Sessions) unreadOf(clientID string, clean bool) (from string, ok bool) 
 		delete(s.unread, clientID)
 	}
 	return from, ok
+}
+
+// adoptShelved is adoptCopy of a session this node's rescuer had on its
+// shelf (sh; nil: none), which goes back on it if the copy could not be
+// read (Rescuer.reshelve).
+func (s *Sessions) adoptShelved(clientID, node string, sh *shelved) error {
+	err := s.adoptCopy(clientID, node)
+	if err != nil && sh != nil {
+		s.shelfOf().reshelve(sh)
+	}
+	return err
 }
 
 // adoptCopy adopts clientID's session, from node, as the replicated copy
@@ -411,7 +426,7 @@ func (s *Sessions) give(m *nats.Msg) {
 		return
 	}
 	if shelf := s.shelfOf(); shelf != nil {
-		if shelved, _ := shelf.unshelve(clientID, m.Header.Get(claimerHeader), false); shelved {
+		if sh, _ := shelf.unshelve(clientID, m.Header.Get(claimerHeader), false); sh != nil {
 			_ = m.Respond(shelfReply)
 			return
 		}

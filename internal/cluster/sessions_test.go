@@ -103,6 +103,99 @@ func TestHandoverPark(t *testing.T) {
 	if got := routed(); len(got) != 1 || got[0] != "a" {
 		t.Fatalf("routed %q once the claim ended, want [a]", got)
 	}
+
+	// A claim that could not read its session from the copy: what comes
+	// for the session waits for the next claim, which reads it again.
+	s.mu.Lock()
+	s.unread["unread"] = "n2"
+	s.mu.Unlock()
+	if !s.park(dispatch.Job{Msg: msg("c"), Local: true, To: "unread"}) {
+		t.Fatal("a message for a session claimed here but not read yet was not held")
+	}
+	end, err = s.turn(context.Background(), "unread")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	delete(s.unread, "unread") // read, this time
+	s.mu.Unlock()
+	end()
+	if got := routed(); len(got) != 1 || got[0] != "c" {
+		t.Fatalf("routed %q once the next claim ended, want [c]", got)
+	}
+}
+
+// shelfCopies is the copy as a rescuer's shelf uses it, recording the
+// generations it is told to continue.
+type shelfCopies struct{ gens map[string]uint64 }
+
+func (c *shelfCopies) Bundle(context.Context, string) ([]byte, error) { return nil, nil }
+func (c *shelfCopies) Flush()                                         {}
+func (c *shelfCopies) Read(context.Context, string) (*store.Bundle, uint64, error) {
+	return nil, 0, nil
+}
+func (c *shelfCopies) Continue(id string, gen uint64) { c.gens[id] = gen }
+func (c *shelfCopies) Forget(id string)               { delete(c.gens, id) }
+func (c *shelfCopies) ShelfWriter() store.Writer      { return nil }
+
+// TestRescuerReshelves: a session its client claimed here, off the
+// shelf, goes back on it when the claim cannot read it from the copy —
+// in the table again, under its generation, no longer passed on to this
+// node itself — and a message addressed to a session on the shelf (a
+// node back from a freeze passes on what its subject held) is added to
+// it in the copy, while one for a session off the shelf is not taken.
+// Before, such messages went to no one: a freeze run lost 256.
+func TestRescuerReshelves(t *testing.T) {
+	r := NewRescuer()
+	w := &origins{}
+	cp := &shelfCopies{gens: map[string]uint64{"c": 4}}
+	r.w, r.copies = w, cp
+	sh := &shelved{id: "c", from: "n2", read: make(chan struct{}), gen: 4}
+	close(sh.read)
+	r.mu.Lock()
+	r.shelf["c"] = sh
+	r.loadLocked(sh, &store.Bundle{Session: store.Session{ClientID: "c", Subs: []store.Sub{{Filter: "t/#", Opts: router.Options{QoS: 2}}}}})
+	r.mu.Unlock()
+	msg := func(origin uint64) *router.Message {
+		m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+		m.Origin = origin
+		return m
+	}
+
+	if got, err := r.unshelve("c", "n1", false); got != sh || err != nil {
+		t.Fatalf("unshelve: %v, %v; want the session", got, err)
+	}
+	m := msg(8)
+	if on, _ := r.addressed(m, "", "c"); on {
+		t.Fatal("a message for a session off the shelf was taken")
+	}
+	m.Release()
+	if _, ok := cp.gens["c"]; ok || r.moved["c"] == nil {
+		t.Fatalf("off the shelf: generation %v, moved %v; want none, and moved", cp.gens, r.moved["c"])
+	}
+
+	r.reshelve(sh)
+	if r.shelf["c"] != sh || r.moved["c"] != nil || cp.gens["c"] != 4 {
+		t.Fatalf("back on the shelf: %v, moved %v, generation %d; want the session, not moved, 4", r.shelf["c"], r.moved["c"], cp.gens["c"])
+	}
+	var ms router.Matches
+	r.table.Match([]byte("t/a"), nil, nil, &ms)
+	if len(ms.List) != 1 || ms.List[0].Sub != router.Subscriber(sh) {
+		t.Fatalf("the rescuer's table matches %d, want the shelved session", len(ms.List))
+	}
+	m = msg(9)
+	if on, err := r.addressed(m, "", "c"); !on || err != nil {
+		t.Fatalf("a message for the session back on the shelf: taken %v, %v", on, err)
+	}
+	m.Release()
+	m = msg(10)
+	if on, _ := r.addressed(m, "", "d"); on {
+		t.Fatal("a message for a session not on the shelf was taken")
+	}
+	m.Release()
+	if len(w.got) != 1 || w.got[0] != 9 {
+		t.Fatalf("added %v to the copy, want [9]", w.got)
+	}
 }
 
 // TestHandoverFirst: in a session's handover window, a message of one
@@ -231,6 +324,7 @@ type origins struct {
 }
 
 func (o *origins) PutDelivery(_ string, d store.Delivery) { o.got = append(o.got, d.Msg.Origin) }
+func (o *origins) Commit(bool) error                      { return nil }
 
 // TestRescuerSkipsReceived: a rescuer that reads again, from its gone
 // node's subject, a QoS 2 message whose receipt the session's copy has —
