@@ -509,13 +509,18 @@ func (r *Store) publishIfLocked(client string, subject []byte, data []byte, ttl 
 	m := &nats.Msg{Subject: string(subject), Data: data}
 	var f jetstream.PubAckFuture
 	var err error
+	// Never published again by nats.go (a "no responders" answer, as
+	// while the stream elects a leader, is retried a moment later by
+	// default): landing after the changes that followed it, it would
+	// put back what they removed — a delivery's record over its
+	// tombstone. It fails instead, and the session is copied anew.
 	switch {
 	case ttl > 0:
-		f, err = r.js.PublishMsgAsync(m, jetstream.WithMsgTTL(ttl), jetstream.WithStallWait(stallWait))
+		f, err = r.js.PublishMsgAsync(m, jetstream.WithMsgTTL(ttl), jetstream.WithStallWait(stallWait), jetstream.WithRetryAttempts(0))
 	case expect != 0:
-		f, err = r.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithStallWait(stallWait))
+		f, err = r.js.PublishMsgAsync(m, jetstream.WithExpectLastSequencePerSubject(expect), jetstream.WithStallWait(stallWait), jetstream.WithRetryAttempts(0))
 	default:
-		f, err = r.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait))
+		f, err = r.js.PublishMsgAsync(m, jetstream.WithStallWait(stallWait), jetstream.WithRetryAttempts(0))
 	}
 	r.published++
 	select {

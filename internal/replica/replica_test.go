@@ -455,6 +455,52 @@ func TestRepairLeavesNewerOwner(t *testing.T) {
 // output that waited for them must not go — and nil when none did, or
 // once the node serves again. A strict writer's answer is the stream's
 // alone.
+// TestPublishNotRetried: a change the stream does not take at once (no
+// stream answers, as while one elects a leader) fails, counted for the
+// session's repair, instead of being published again a moment later —
+// after the changes that followed it, over them: the record of a
+// delivery deleted since came back, and the session's next node sent the
+// message again.
+func TestPublishNotRetried(t *testing.T) {
+	n := startNode(t)
+	h := &holder{epochs: map[string]uint64{"c": 1}}
+	r := open(t, n, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := r.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := r.NewWriter()
+	w.PutSession(&store.Session{ClientID: "c", Expiry: 300})
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.js.DeleteStream(ctx, streamName); err != nil {
+		t.Fatal(err)
+	}
+	w.PutDelivery("c", store.Delivery{Seq: 1, Msg: msg("a"), QoS: 1}) // no stream to take it
+	if err := w.Commit(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.js.CreateStream(ctx, info.Config); err != nil {
+		t.Fatal(err)
+	}
+	w.PutSession(&store.Session{ClientID: "c", Expiry: 300})
+	w.DeleteDelivery("c", 1)
+	if err := w.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	// The syncing commit waited for every publish before it, confirmed
+	// or failed.
+	if r.Failures.Load() == 0 {
+		t.Fatal("the change no stream took was not counted as failed")
+	}
+	if b := bundle(t, r, "c"); b == nil || len(b.Deliveries) != 0 {
+		t.Fatalf("the copy: %+v, want the session without the deleted delivery", b)
+	}
+}
+
 // TestUnvouchedUnheld: a change to a session another node holds by now
 // (the node learnt the claim after it wrote the session) is not
 // published, and a syncing commit says so for that session alone —
