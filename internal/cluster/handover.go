@@ -286,6 +286,8 @@ type leaving struct {
 	// up), nothing else takes it there (TestClusterPartition, fresh-clone
 	// runs: "healed" came twice, then not at all).
 	interest bool
+	// linger is how long it stays once its time counts (Peers.lingerOf).
+	linger time.Duration
 	// subs is where it is subscribed: the Table, whose interest it
 	// keeps for the other nodes, or the router table under it alone.
 	subs router.Subscriptions
@@ -324,7 +326,7 @@ func (l *leaving) PassOn(m *router.Message, _ *router.Match) dispatch.Receipt {
 // subject holds already.
 func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *leaving {
 	l := &leaving{ps: ps, id: clientID, node: node, out: &nodeOut{ps: ps, subject: forwardSubject(node)}, subs: ps.table.Table,
-		interest: interest}
+		interest: interest, linger: ps.lingerOf(interest)}
 	if interest {
 		l.subs = ps.table
 	}
@@ -345,12 +347,30 @@ func (ps *Peers) leave(clientID, node string, filters []string, interest bool) *
 		l.filters = append(l.filters, f)
 	}
 	if ps.publishing.Load() && ps.backlog.Load() == 0 {
-		l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
+		l.timer = time.AfterFunc(l.linger, func() { ps.stay(l) })
 	} // else its linger counts once this node routes and has read what its
 	// subject held when it started (caughtUp): a stand-in put meanwhile,
 	// for a session that moves while the node reads that, waits too.
 	ps.leavingMu.Unlock()
 	return l
+}
+
+// lingerOf is how long a stand-in stays in the table: movedLinger, and
+// for one without interest (LeaveFor: a node that runs again after its
+// sessions were taken elsewhere) the forward stream's ack wait more. The
+// stream sends such a node again, up to its ack wait after the node runs
+// again, a batch it had handed the node before it stopped: a freeze run
+// lost the 9 messages of one that came back 12 s after the node did,
+// 2 s after its stand-in had gone, and went to no one.
+func (ps *Peers) lingerOf(interest bool) time.Duration {
+	if interest {
+		return movedLinger
+	}
+	wait := ps.ackWait
+	if wait <= 0 {
+		wait = forwardAckWait
+	}
+	return movedLinger + wait
 }
 
 // backlogWait bounds how long the stand-ins put before Start wait for
@@ -371,7 +391,7 @@ func (ps *Peers) startLeaving() {
 	defer ps.leavingMu.Unlock()
 	for _, l := range ps.leaving {
 		if l.timer == nil {
-			l.timer = time.AfterFunc(movedLinger, func() { ps.stay(l) })
+			l.timer = time.AfterFunc(l.linger, func() { ps.stay(l) })
 		}
 	}
 }

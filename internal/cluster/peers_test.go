@@ -570,6 +570,28 @@ func TestStandInWaitsForBacklog(t *testing.T) {
 	})
 }
 
+// TestStandInLingerOutlastsAckWait: a stand-in put for a session taken
+// elsewhere while this node was gone (no interest: LeaveFor) stays past
+// the forward stream's ack wait, as the stream may send the node again,
+// that long after it runs again, a batch it had handed the node before;
+// one that keeps the node's interest (a live handover) stays
+// movedLinger.
+func TestStandInLingerOutlastsAckWait(t *testing.T) {
+	for _, ackWait := range []time.Duration{0, time.Second} {
+		ps := &Peers{ackWait: ackWait}
+		want := ackWait
+		if want == 0 {
+			want = forwardAckWait
+		}
+		if got := ps.lingerOf(false); got <= want {
+			t.Errorf("ack wait %v: a stand-in without interest lingers %v, want more than %v", ackWait, got, want)
+		}
+		if got := ps.lingerOf(true); got != movedLinger {
+			t.Errorf("ack wait %v: a stand-in with interest lingers %v, want %v", ackWait, got, movedLinger)
+		}
+	}
+}
+
 // ackMsg is a stream message that records its acknowledgement.
 type ackMsg struct {
 	jetstream.Msg
