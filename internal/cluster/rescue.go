@@ -716,6 +716,11 @@ func (r *Rescuer) unshelve(id, claimer string, strict bool) (*shelved, error) {
 // claimer, itself; what a node back from a freeze still finds for it in
 // its subject) would go to no one: a freeze run lost 256 messages so.
 func (r *Rescuer) reshelve(sh *shelved) {
+	if r.sessions != nil {
+		if _, mine := r.sessions.Mine(sh.id); !mine {
+			return // another node claimed it meanwhile: it reads the copy
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.shelf[sh.id] != nil {

@@ -279,8 +279,13 @@ func (s *Sessions) turn(ctx context.Context, clientID string) (end func(), err e
 			return func() {
 				s.mu.Lock()
 				delete(s.claiming, clientID)
-				parked := s.parked[clientID]
-				delete(s.parked, clientID)
+				var parked []dispatch.Job
+				if _, unread := s.unread[clientID]; !unread {
+					// Else the claim could not read the session: what
+					// was parked waits for the next (park).
+					parked = s.parked[clientID]
+					delete(s.parked, clientID)
+				}
 				s.mu.Unlock()
 				close(mine)
 				s.unpark(parked)
@@ -466,7 +471,29 @@ func (s *Sessions) claimedElsewhere(clientID string, o Owner) {
 	s.mu.Unlock()
 	if claimed && s.learn(clientID, o.Epoch, false) {
 		s.local.TakeOver(clientID, false)
+		s.forgetUnread(clientID)
 	}
+}
+
+// forgetUnread ends the wait of what was parked for clientID's session
+// while this node could not read it (park), now that another node took
+// it: routed, unless a claim here is under way. Held on, it would hold its
+// batches of the forward stream unacknowledged, and the stream would send
+// them again.
+func (s *Sessions) forgetUnread(clientID string) {
+	s.mu.Lock()
+	_, unread := s.unread[clientID]
+	_, claiming := s.claiming[clientID]
+	var parked []dispatch.Job
+	if unread {
+		delete(s.unread, clientID)
+		if !claiming {
+			parked = s.parked[clientID]
+			delete(s.parked, clientID)
+		}
+	}
+	s.mu.Unlock()
+	s.unpark(parked)
 }
 
 // learn records a claim of clientID with epoch, this node's if mine, and

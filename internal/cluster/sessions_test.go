@@ -116,12 +116,32 @@ func TestHandoverPark(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	end() // could not read it either
+	if got := routed(); len(got) != 0 {
+		t.Fatalf("routed %q once a claim that could not read the session ended", got)
+	}
+	end, err = s.turn(context.Background(), "unread")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.mu.Lock()
 	delete(s.unread, "unread") // read, this time
 	s.mu.Unlock()
 	end()
 	if got := routed(); len(got) != 1 || got[0] != "c" {
 		t.Fatalf("routed %q once the next claim ended, want [c]", got)
+	}
+
+	// Taken by another node meanwhile: what waited is routed.
+	s.mu.Lock()
+	s.unread["gone-elsewhere"] = "n2"
+	s.mu.Unlock()
+	if !s.park(dispatch.Job{Msg: msg("d"), Local: true, To: "gone-elsewhere"}) {
+		t.Fatal("a message for a session claimed here but not read yet was not held")
+	}
+	s.forgetUnread("gone-elsewhere")
+	if got := routed(); len(got) != 1 || got[0] != "d" {
+		t.Fatalf("routed %q once another node took the session, want [d]", got)
 	}
 }
 
