@@ -106,39 +106,40 @@ func TestHandoverPark(t *testing.T) {
 
 	// A claim that could not read its session from the copy: what comes
 	// for the session waits for the next claim, which reads it again.
-	s.mu.Lock()
-	s.unread["unread"] = "n2"
-	s.mu.Unlock()
-	if !s.park(dispatch.Job{Msg: msg("c"), Local: true, To: "unread"}) {
-		t.Fatal("a message for a session claimed here but not read yet was not held")
+	unread := func(id, topic string) {
+		t.Helper()
+		s.mu.Lock()
+		s.unread[id] = "n2"
+		s.mu.Unlock()
+		if !s.park(dispatch.Job{Msg: msg(topic), Local: true, To: id}) {
+			t.Fatal("a message for a session claimed here but not read yet was not held")
+		}
 	}
-	end, err = s.turn(context.Background(), "unread")
-	if err != nil {
-		t.Fatal(err)
+	claim := func(id string, read bool) {
+		t.Helper()
+		end, err := s.turn(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read {
+			s.mu.Lock()
+			delete(s.unread, id)
+			s.mu.Unlock()
+		}
+		end()
 	}
-	end() // could not read it either
+	unread("unread", "c")
+	claim("unread", false) // could not read it either
 	if got := routed(); len(got) != 0 {
 		t.Fatalf("routed %q once a claim that could not read the session ended", got)
 	}
-	end, err = s.turn(context.Background(), "unread")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.mu.Lock()
-	delete(s.unread, "unread") // read, this time
-	s.mu.Unlock()
-	end()
+	claim("unread", true)
 	if got := routed(); len(got) != 1 || got[0] != "c" {
 		t.Fatalf("routed %q once the next claim ended, want [c]", got)
 	}
 
 	// Taken by another node meanwhile: what waited is routed.
-	s.mu.Lock()
-	s.unread["gone-elsewhere"] = "n2"
-	s.mu.Unlock()
-	if !s.park(dispatch.Job{Msg: msg("d"), Local: true, To: "gone-elsewhere"}) {
-		t.Fatal("a message for a session claimed here but not read yet was not held")
-	}
+	unread("gone-elsewhere", "d")
 	s.forgetUnread("gone-elsewhere")
 	if got := routed(); len(got) != 1 || got[0] != "d" {
 		t.Fatalf("routed %q once another node took the session, want [d]", got)
