@@ -753,8 +753,16 @@ func (r *Rescuer) addressed(m *router.Message, group, to string) (bool, error) {
 		return false, nil
 	}
 	r.deliverLocked(m, group, to, time.Now().UnixNano())
+	return true, r.commitAddedLocked()
+}
+
+// commitAddedLocked commits what deliverLocked added to the shelved
+// sessions to the copy. Should the copy not confirm it, the additions are
+// taken back: the stream sends their messages again, and they are added
+// again (same Seq, same records). r.mu must be held.
+func (r *Rescuer) commitAddedLocked() error {
 	err := r.w.Commit(true)
-	if err != nil { // the stream sends it again
+	if err != nil {
 		for i := len(r.added) - 1; i >= 0; i-- {
 			a := r.added[i]
 			delete(a.sh.kept, a.origin)
@@ -762,7 +770,7 @@ func (r *Rescuer) addressed(m *router.Message, group, to string) (bool, error) {
 		}
 	}
 	r.added = r.added[:0]
-	return true, err
+	return err
 }
 
 // drain reads what waits for run's gone node in the forward stream —
@@ -846,17 +854,7 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 		}
 		return true
 	})
-	err := r.w.Commit(true)
-	if err != nil {
-		// The copy may not have them: the batch is read again, and
-		// they are added again (same Seq, same records).
-		for i := len(r.added) - 1; i >= 0; i-- {
-			a := r.added[i]
-			delete(a.sh.kept, a.origin)
-			a.sh.next = a.next
-		}
-	}
-	r.added = r.added[:0]
+	err := r.commitAddedLocked()
 	out := r.out
 	r.out = nil
 	r.mu.Unlock()
