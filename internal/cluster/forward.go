@@ -406,10 +406,10 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 		if to != "" && ps.sessions != nil {
 			ps.sessions.arrivals.extend(to, time.Now())
 			if shelf := ps.sessions.shelfOf(); shelf != nil {
-				if on, err := shelf.addressed(m, group, to); on {
+				if on, err := ps.toShelf(shelf, a, m, group, to); on {
 					m.Release()
 					if err != nil {
-						return false // the stream sends the batch again
+						return false // stopping: the stream sends the batch again
 					}
 					_ = a.Ack()
 					return true
@@ -426,6 +426,39 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 		return true
 	})
 }
+
+// toShelf offers m, addressed to the session to, to this node's shelf
+// (Rescuer.addressed) and reports whether the shelf took it. When the
+// copy does not confirm the addition (JetStream electing leaders, as it
+// does while a frozen node comes back), it offers m again every
+// addressedRetry, telling the stream every second that a's batch is in
+// hand, until the copy confirms it, the session leaves the shelf, or the
+// node stops (the error). Left to the stream, the batch would come again
+// only after its ack wait, and its messages routed already would be
+// routed twice.
+func (ps *Peers) toShelf(shelf *Rescuer, a *batchAck, m *router.Message, group, to string) (bool, error) {
+	held := time.Now()
+	for {
+		on, err := shelf.addressed(m, group, to)
+		if !on || err == nil {
+			return on, nil
+		}
+		ps.log.Debug().Err(err).Str("client", to).Msg("cluster: the copy did not confirm a message added to a shelved session; trying again")
+		if now := time.Now(); now.Sub(held) >= time.Second {
+			_ = a.msg.InProgress()
+			held = now
+		}
+		select {
+		case <-ps.stop:
+			return true, err
+		case <-time.After(addressedRetry):
+		}
+	}
+}
+
+// addressedRetry is how often Peers.toShelf offers again a message whose
+// addition the copy did not confirm.
+const addressedRetry = 250 * time.Millisecond
 
 // eachFrame calls fn with the message of each frame of data, a batch the
 // stream took as its message seq (0: unknown) at sent (Unix ns), its

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
+	"github.com/shoalmq/shoal/store"
 )
 
 // jobs is a Submitter that hands on what it is given.
@@ -652,5 +654,61 @@ func TestBatchAckWaitsForServing(t *testing.T) {
 	case <-now.acked:
 	default:
 		t.Fatal("a node that serves did not acknowledge at once")
+	}
+}
+
+// batchMsg is a forward stream batch, without metadata, that counts the
+// times it was said to be in hand.
+type batchMsg struct {
+	ackMsg
+	data     []byte
+	progress int
+}
+
+func (m *batchMsg) Data() []byte { return m.data }
+func (m *batchMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return nil, errors.New("no metadata")
+}
+func (m *batchMsg) InProgress() error { m.progress++; return nil }
+
+// TestShelvedAddressedRetried: a message from the forward stream
+// addressed to a session on this node's shelf, whose addition the copy
+// does not confirm at first (JetStream electing leaders as a frozen node
+// comes back), is offered again until the copy confirms it, and its
+// batch is acknowledged. Before, the batch stopped there: it came again
+// only after the stream's ack wait, and what of it was routed already
+// was routed twice.
+func TestShelvedAddressedRetried(t *testing.T) {
+	r := NewRescuer()
+	w := &failingOrigins{fails: 2}
+	r.w = w
+	sh := &shelved{id: "c", from: "n2", read: make(chan struct{})}
+	close(sh.read)
+	r.mu.Lock()
+	r.shelf["c"] = sh
+	r.loadLocked(sh, &store.Bundle{Session: store.Session{ClientID: "c",
+		Subs: []store.Sub{{Filter: "t/#", Opts: router.Options{QoS: 2}}}}})
+	r.mu.Unlock()
+	s := NewSessions()
+	s.setShelf(r)
+	ps := &Peers{sessions: s, stop: make(chan struct{}), log: zerolog.Nop()}
+	defer close(ps.stop)
+
+	m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+	m.Origin = 7
+	msg := &batchMsg{ackMsg: ackMsg{acked: make(chan struct{})},
+		data: appendBatchFrame(nil, m, "", "c", time.Now().UnixNano())}
+	m.Release()
+	ps.receiveStored(msg)
+	select {
+	case <-msg.acked:
+	default:
+		t.Fatal("the batch was not acknowledged once the copy confirmed its message")
+	}
+	if len(w.got) != 3 || w.got[2] != 7 {
+		t.Fatalf("put %v, want origin 7 offered three times", w.got)
+	}
+	if _, kept := sh.kept[7]; !kept {
+		t.Fatal("origin 7 not kept on the shelved session")
 	}
 }

@@ -394,14 +394,20 @@ func TestBroughtOrigins(t *testing.T) {
 	}
 }
 
-// failingOrigins is origins whose Commit fails while fail is set.
+// failingOrigins is origins whose Commit fails while fail is set, and
+// the next fails times.
 type failingOrigins struct {
 	origins
-	fail bool
+	fail  bool
+	fails int
 }
 
 func (f *failingOrigins) Commit(bool) error {
 	if f.fail {
+		return errors.New("not confirmed")
+	}
+	if f.fails > 0 {
+		f.fails--
 		return errors.New("not confirmed")
 	}
 	return nil
