@@ -223,6 +223,34 @@ func (s *Sessions) unpark(jobs []dispatch.Job) {
 	}
 }
 
+// passParked sends jobs, messages parked for a session that node took
+// while this node could not read it (Sessions.forgetUnread), on to node,
+// addressed to the session, and acknowledges each (to its batch of the
+// forward stream) once the stream took it; one it did not take comes
+// again with its batch.
+func (ps *Peers) passParked(node string, jobs []dispatch.Job) {
+	out := &nodeOut{ps: ps, subject: forwardSubject(node)}
+	now := time.Now().UnixNano()
+	receipts := make([]dispatch.Receipt, len(jobs))
+	for i, j := range jobs {
+		receipts[i] = out.add(j.Msg, j.Group, j.To, now)
+		j.Msg.Release()
+	}
+	ps.PassedOn.Add(int64(len(jobs)))
+	go func() {
+		for i, j := range jobs {
+			if err := receipts[i].Wait(ps.stop); err != nil {
+				ps.log.Warn().Err(err).Str("client", j.To).Str("to", node).
+					Msg("cluster: a message parked for a session another node took was not passed on; the stream sends it again")
+				continue
+			}
+			if j.Done != nil {
+				_ = j.Done.Ack()
+			}
+		}
+	}()
+}
+
 // Handover makes ps route, and the Sessions hold while a claim is under
 // way (park), the messages addressed to one session. Call it before
 // Start.

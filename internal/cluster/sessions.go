@@ -436,6 +436,12 @@ func (s *Sessions) give(m *nats.Msg) {
 			return
 		}
 	}
+	if _, unread := s.unreadOf(clientID, false); unread && !clean {
+		// This node's claim could not read the session: the copy is all
+		// there is of it. An empty bundle would start it afresh there.
+		_ = m.Respond(shelfReply)
+		return
+	}
 	var l *leaving
 	if ps := s.peersOf(); ps != nil && !clean {
 		// What comes here for the session until the others know where
@@ -471,16 +477,17 @@ func (s *Sessions) claimedElsewhere(clientID string, o Owner) {
 	s.mu.Unlock()
 	if claimed && s.learn(clientID, o.Epoch, false) {
 		s.local.TakeOver(clientID, false)
-		s.forgetUnread(clientID)
+		s.forgetUnread(clientID, o.Node)
 	}
 }
 
 // forgetUnread ends the wait of what was parked for clientID's session
-// while this node could not read it (park), now that another node took
-// it: routed, unless a claim here is under way. Held on, it would hold its
-// batches of the forward stream unacknowledged, and the stream would send
-// them again.
-func (s *Sessions) forgetUnread(clientID string) {
+// while this node could not read it (park), now that node took it: it
+// goes on to node, addressed to the session (Peers.passParked), unless a
+// claim here is under way. Routed here, it would find no session; held
+// on, its batches of the forward stream would stay unacknowledged, and
+// the stream would send them again.
+func (s *Sessions) forgetUnread(clientID, node string) {
 	s.mu.Lock()
 	_, unread := s.unread[clientID]
 	_, claiming := s.claiming[clientID]
@@ -493,7 +500,14 @@ func (s *Sessions) forgetUnread(clientID string) {
 		}
 	}
 	s.mu.Unlock()
-	s.unpark(parked)
+	if len(parked) == 0 {
+		return
+	}
+	if ps := s.peersOf(); ps != nil {
+		ps.passParked(node, parked)
+	} else {
+		s.unpark(parked)
+	}
 }
 
 // learn records a claim of clientID with epoch, this node's if mine, and

@@ -1,10 +1,13 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
@@ -137,12 +140,51 @@ func TestHandoverPark(t *testing.T) {
 	if got := routed(); len(got) != 1 || got[0] != "c" {
 		t.Fatalf("routed %q once the next claim ended, want [c]", got)
 	}
+}
 
-	// Taken by another node meanwhile: what waited is routed.
-	unread("gone-elsewhere", "d")
-	s.forgetUnread("gone-elsewhere")
-	if got := routed(); len(got) != 1 || got[0] != "d" {
-		t.Fatalf("routed %q once another node took the session, want [d]", got)
+// acked is a dispatch.Acker that records its acknowledgement.
+type acked chan struct{}
+
+func (a acked) Ack() error { close(a); return nil }
+
+// TestParkedPassedOnToClaimer: what was parked for a session this node
+// claimed but could not read from the copy goes, once another node takes
+// the session, on to that node, addressed to the session, and is
+// acknowledged to its batch once the stream took it. Routed here, it
+// found no session and was gone.
+func TestParkedPassedOnToClaimer(t *testing.T) {
+	s := NewSessions()
+	rs := startPeersWith(t, startCluster(t, 3)[:2], 16, func(i int, ps *Peers) {
+		if i == 0 {
+			ps.Handover(s)
+		}
+	})
+	s.mu.Lock()
+	s.unread["x"] = "n2"
+	s.mu.Unlock()
+	m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+	m.Origin = 41
+	done := make(acked)
+	if !s.park(dispatch.Job{Msg: m, Local: true, To: "x", Done: done}) {
+		t.Fatal("a message for a session claimed here but not read was not held")
+	}
+	s.forgetUnread("x", "n1")
+	j := receive(t, rs[1])
+	if string(j.Msg.Topic) != "t/a" || j.To != "x" || !j.Local || j.Msg.Origin != 41 || j.Msg.QoS != 2 {
+		t.Fatalf("node 1 got %q for %q (local %v), origin %d, QoS %d; want t/a for x, origin 41, QoS 2",
+			j.Msg.Topic, j.To, j.Local, j.Msg.Origin, j.Msg.QoS)
+	}
+	j.Msg.Release()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the parked message was not acknowledged once passed on")
+	}
+	if len(rs[0].in) != 0 {
+		t.Fatal("the parked message was routed on this node too")
+	}
+	if s.park(dispatch.Job{Msg: m, Local: true, To: "x"}) {
+		t.Fatal("still held once another node took the session")
 	}
 }
 
@@ -483,5 +525,50 @@ func TestStandInWithoutInterest(t *testing.T) {
 		t.Fatal("another node's message not passed on")
 	} else if err := rc.Wait(nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// emptyLocal is a node's Local with no sessions.
+type emptyLocal struct{}
+
+func (emptyLocal) Give(string, bool) ([]byte, error) { return nil, nil }
+func (emptyLocal) Adopt(string, []byte) error        { return nil }
+func (emptyLocal) Filters(string) []string           { return nil }
+func (emptyLocal) TakeOver(string, bool) bool        { return false }
+
+// TestGiveUnreadSession: asked for a session this node claimed but could
+// not read from the copy, a node answers that the copy has it
+// (shelfReply), for the claimer to read there; asked for it clean, it
+// answers that it has nothing. Its empty answer (no session here) made
+// the claimer start the session afresh, its subscriptions and what it
+// was owed gone.
+func TestGiveUnreadSession(t *testing.T) {
+	n := startCluster(t, 1)[0]
+	s := NewSessions()
+	s.local = emptyLocal{}
+	s.mu.Lock()
+	s.unread["x"] = "n2"
+	s.mu.Unlock()
+	sub, err := n.nc.Subscribe("test.give", s.give)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	ask := func(req string) []byte {
+		t.Helper()
+		m := nats.NewMsg("test.give")
+		m.Data = []byte(req)
+		m.Header.Set(claimerHeader, "n1")
+		reply, err := n.nc.RequestMsg(m, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reply.Data
+	}
+	if got := ask("5 false x"); !bytes.Equal(got, shelfReply) {
+		t.Fatalf("asked for a session it could not read, the node answered %q, want %q", got, shelfReply)
+	}
+	if got := ask("6 true x"); len(got) != 0 {
+		t.Fatalf("asked for it clean, the node answered %q, want nothing", got)
 	}
 }
