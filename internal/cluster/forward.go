@@ -409,13 +409,14 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 				if on, err := ps.toShelf(shelf, a, m, group, to); on {
 					m.Release()
 					if err != nil {
-						return false // stopping: the stream sends the batch again
+						return false // the stream sends the batch again
 					}
 					_ = a.Ack()
 					return true
 				}
 			}
 			if ps.sessions.park(j) {
+				a.keepInHand()
 				return true // routed when the claim of its session ends
 			}
 		}
@@ -429,22 +430,30 @@ func (ps *Peers) receiveStored(msg jetstream.Msg) {
 
 // toShelf offers m, addressed to the session to, to this node's shelf
 // (Rescuer.addressed) and reports whether the shelf took it. When the
-// copy does not confirm the addition (JetStream electing leaders, as it
-// does while a frozen node comes back), it offers m again every
+// copy (or the stream, for a session that left the shelf for another
+// node) does not confirm it — JetStream electing leaders, as it does
+// while a frozen node comes back — it offers m again every
 // addressedRetry, telling the stream every second that a's batch is in
-// hand, until the copy confirms it, the session leaves the shelf, or the
-// node stops (the error). Left to the stream, the batch would come again
-// only after its ack wait, and its messages routed already would be
-// routed twice.
+// hand, until it is confirmed, the session is neither on the shelf nor
+// lately moved from it, the node stops, or half the stream's ack wait is
+// over (the error, then: the stream sends the batch again). Left to the
+// stream at once, the batch would come again after its ack wait, and its
+// messages routed already would be routed twice; held longer, so would
+// the batches the consumer holds behind it.
 func (ps *Peers) toShelf(shelf *Rescuer, a *batchAck, m *router.Message, group, to string) (bool, error) {
-	held := time.Now()
+	start := time.Now()
+	held := start
 	for {
 		on, err := shelf.addressed(m, group, to)
 		if !on || err == nil {
 			return on, nil
 		}
-		ps.log.Debug().Err(err).Str("client", to).Msg("cluster: the copy did not confirm a message added to a shelved session; trying again")
-		if now := time.Now(); now.Sub(held) >= time.Second {
+		ps.log.Debug().Err(err).Str("client", to).Msg("cluster: a message for a shelved session not confirmed; trying again")
+		now := time.Now()
+		if now.Sub(start) >= ps.ackWaitOr()/2 {
+			return true, err
+		}
+		if now.Sub(held) >= time.Second {
 			_ = a.msg.InProgress()
 			held = now
 		}
@@ -456,9 +465,17 @@ func (ps *Peers) toShelf(shelf *Rescuer, a *batchAck, m *router.Message, group, 
 	}
 }
 
-// addressedRetry is how often Peers.toShelf offers again a message whose
-// addition the copy did not confirm.
+// addressedRetry is how often Peers.toShelf offers again a message not
+// confirmed.
 const addressedRetry = 250 * time.Millisecond
+
+// ackWaitOr is the forward stream's ack wait for this node's consumer.
+func (ps *Peers) ackWaitOr() time.Duration {
+	if ps.ackWait > 0 {
+		return ps.ackWait
+	}
+	return forwardAckWait
+}
 
 // eachFrame calls fn with the message of each frame of data, a batch the
 // stream took as its message seq (0: unknown) at sent (Unix ns), its
@@ -505,9 +522,10 @@ func countFrames(data []byte) (n int, ok bool) {
 // batchAck acknowledges a batch to the stream once each of its messages
 // is routed and stored: the last of their acknowledgements does.
 type batchAck struct {
-	msg  jetstream.Msg
-	ps   *Peers
-	left atomic.Int32
+	msg    jetstream.Msg
+	ps     *Peers
+	left   atomic.Int32
+	inHand atomic.Bool // keepInHand runs
 }
 
 // Ack implements dispatch.Acker. The batch goes from the stream once this
@@ -531,15 +549,36 @@ func (a *batchAck) Ack() error {
 	return a.msg.Ack()
 }
 
+// keepInHand tells the stream, every half ack wait, that the batch is
+// still in hand, until each of its messages is acknowledged or the node
+// stops: a message parked for a session (Sessions.park) may wait longer
+// than the ack wait, and the batch sent again would be routed twice.
+func (a *batchAck) keepInHand() {
+	if !a.inHand.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		tick := time.NewTicker(a.ps.ackWaitOr() / 2)
+		defer tick.Stop()
+		for a.left.Load() > 0 {
+			select {
+			case <-a.ps.stop:
+				return
+			case <-tick.C:
+				if a.left.Load() > 0 {
+					_ = a.msg.InProgress()
+				}
+			}
+		}
+	}()
+}
+
 // ackServing acknowledges the batch once this node serves, unless it
 // stops first: the stream then sends the batch again. Meanwhile it tells
 // the stream, every half ack wait, that the batch is still in hand: sent
 // again, it would be stored here twice.
 func (a *batchAck) ackServing(g gate) {
-	half := a.ps.ackWait / 2
-	if half <= 0 {
-		half = forwardAckWait / 2
-	}
+	half := a.ps.ackWaitOr() / 2
 	poll := time.NewTicker(min(time.Second, half))
 	defer poll.Stop()
 	held := time.Now()

@@ -224,28 +224,46 @@ func (s *Sessions) unpark(jobs []dispatch.Job) {
 }
 
 // passParked sends jobs, messages parked for a session that node took
-// while this node could not read it (Sessions.forgetUnread), on to node,
-// addressed to the session, and acknowledges each (to its batch of the
-// forward stream) once the stream took it; one it did not take comes
-// again with its batch.
+// while this node could not read it (Sessions.forgetUnread, giveUnread),
+// on to node, addressed to the session, and acknowledges each (to its
+// batch of the forward stream) once the stream took it. What the stream
+// does not take it sends again, every second, until the node stops: its
+// batch, sent here again, would find the session neither here nor
+// parked.
 func (ps *Peers) passParked(node string, jobs []dispatch.Job) {
-	out := &nodeOut{ps: ps, subject: forwardSubject(node)}
-	now := time.Now().UnixNano()
-	receipts := make([]dispatch.Receipt, len(jobs))
-	for i, j := range jobs {
-		receipts[i] = out.add(j.Msg, j.Group, j.To, now)
-		j.Msg.Release()
-	}
-	ps.PassedOn.Add(int64(len(jobs)))
 	go func() {
-		for i, j := range jobs {
-			if err := receipts[i].Wait(ps.stop); err != nil {
-				ps.log.Warn().Err(err).Str("client", j.To).Str("to", node).
-					Msg("cluster: a message parked for a session another node took was not passed on; the stream sends it again")
-				continue
+		out := &nodeOut{ps: ps, subject: forwardSubject(node)}
+		receipts := make([]dispatch.Receipt, len(jobs))
+		for len(jobs) > 0 {
+			now := time.Now().UnixNano()
+			for i, j := range jobs {
+				receipts[i] = out.add(j.Msg, j.Group, j.To, now)
 			}
-			if j.Done != nil {
-				_ = j.Done.Ack()
+			left := jobs[:0]
+			for i, j := range jobs {
+				if err := receipts[i].Wait(ps.stop); err != nil {
+					left = append(left, j)
+					continue
+				}
+				ps.PassedOn.Add(1)
+				j.Msg.Release()
+				if j.Done != nil {
+					_ = j.Done.Ack()
+				}
+			}
+			jobs = left
+			if len(jobs) == 0 {
+				return
+			}
+			ps.log.Warn().Int("messages", len(jobs)).Str("to", node).
+				Msg("cluster: messages parked for a session another node took not passed on yet; trying again")
+			select {
+			case <-ps.stop: // the stream sends their batches again
+				for _, j := range jobs {
+					j.Msg.Release()
+				}
+				return
+			case <-time.After(time.Second):
 			}
 		}
 	}()
@@ -394,11 +412,7 @@ func (ps *Peers) lingerOf(interest bool) time.Duration {
 	if interest {
 		return movedLinger
 	}
-	wait := ps.ackWait
-	if wait <= 0 {
-		wait = forwardAckWait
-	}
-	return movedLinger + wait
+	return movedLinger + ps.ackWaitOr()
 }
 
 // backlogWait bounds how long the stand-ins put before Start wait for

@@ -662,14 +662,24 @@ func TestBatchAckWaitsForServing(t *testing.T) {
 type batchMsg struct {
 	ackMsg
 	data     []byte
-	progress int
+	progress atomic.Int32
 }
 
 func (m *batchMsg) Data() []byte { return m.data }
 func (m *batchMsg) Metadata() (*jetstream.MsgMetadata, error) {
 	return nil, errors.New("no metadata")
 }
-func (m *batchMsg) InProgress() error { m.progress++; return nil }
+func (m *batchMsg) InProgress() error { m.progress.Add(1); return nil }
+
+// isAcked reports whether m was acknowledged.
+func (m *ackMsg) isAcked() bool {
+	select {
+	case <-m.acked:
+		return true
+	default:
+		return false
+	}
+}
 
 // TestShelvedAddressedRetried: a message from the forward stream
 // addressed to a session on this node's shelf, whose addition the copy
@@ -710,5 +720,51 @@ func TestShelvedAddressedRetried(t *testing.T) {
 	}
 	if _, kept := sh.kept[7]; !kept {
 		t.Fatal("origin 7 not kept on the shelved session")
+	}
+
+	// Not confirmed for half the ack wait: the stream sends the batch
+	// again, before it sends again those the consumer holds behind it.
+	w.fail = true
+	ps.ackWait = 4 * time.Second
+	m = router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+	m.Origin = 8
+	msg = &batchMsg{ackMsg: ackMsg{acked: make(chan struct{})},
+		data: appendBatchFrame(nil, m, "", "c", time.Now().UnixNano())}
+	m.Release()
+	start := time.Now()
+	ps.receiveStored(msg)
+	if took := time.Since(start); msg.isAcked() || took < 2*time.Second || took > 6*time.Second {
+		t.Fatalf("unconfirmed: acknowledged %v after %v; want not, after half the ack wait", msg.isAcked(), took)
+	}
+	if msg.progress.Load() == 0 {
+		t.Fatal("the batch was not said to be in hand while it was offered again")
+	}
+}
+
+// TestParkedBatchKeptInHand: a batch one of whose messages is parked for
+// a session (a claim here could not read it) is said to be in hand every
+// half ack wait, until it is acknowledged: parked longer than the ack
+// wait, it came again, and what of it was routed already was routed
+// twice.
+func TestParkedBatchKeptInHand(t *testing.T) {
+	s := NewSessions()
+	in := make(jobs, 4)
+	ps := &Peers{disp: in, stop: make(chan struct{}), ackWait: 200 * time.Millisecond, log: zerolog.Nop()}
+	defer close(ps.stop)
+	ps.Handover(s)
+	s.mu.Lock()
+	s.unread["x"] = "n2"
+	s.mu.Unlock()
+	m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 1, false, 0, nil)
+	msg := &batchMsg{ackMsg: ackMsg{acked: make(chan struct{})},
+		data: appendBatchFrame(appendBatchFrame(nil, m, "", "x", 0), m, "", "", 0)}
+	m.Release()
+	ps.receiveStored(msg)
+	j := receive(t, routed{in: in}) // the frame for no session in particular
+	j.Msg.Release()
+	_ = j.Done.Ack()
+	waitFor(t, "the batch to be said in hand", func() bool { return msg.progress.Load() >= 2 })
+	if msg.isAcked() {
+		t.Fatal("acknowledged while a message of it is parked")
 	}
 }

@@ -744,9 +744,22 @@ func (r *Rescuer) reshelve(sh *shelved) {
 // again after it was rescued passes on what its subject still held for
 // its sessions to the node that holds each (Peers.LeaveFor): a rescuer,
 // for one whose client has not come back; so does this node's rescue,
-// for a session that went back on the shelf (reshelve).
+// for a session that went back on the shelf (reshelve). One that left
+// the shelf lately for another node goes on there, addressed: this
+// node's table has no session for it (the error: it was not taken).
 func (r *Rescuer) addressed(m *router.Message, group, to string) (bool, error) {
 	r.mu.Lock()
+	if mv := r.moved[to]; mv != nil && r.node != nil && mv.to != r.node.cfg.Node {
+		frames := appendBatchFrame(nil, m, group, to, time.Now().UnixNano())
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
+		err := r.peers.passOn(ctx, mv.to, frames)
+		cancel()
+		if err == nil {
+			r.PassedOn.Add(1)
+		}
+		return true, err
+	}
 	defer r.mu.Unlock()
 	sh := r.shelf[to]
 	if sh == nil || !sh.loaded || r.moved[to] != nil {

@@ -93,6 +93,11 @@ type Sessions struct {
 	// from the replicated copy, by client id, with the node each came
 	// from (adoptCopy). Guarded by mu.
 	unread map[string]string
+	// copied are the sessions this node claimed and could not read
+	// (unread) that another node claimed since (forgetUnread): asked for
+	// one, this node answers that the copy has it (giveUnread). Guarded
+	// by mu.
+	copied map[string]struct{}
 	// claiming has an entry for each client id a claim of this node is
 	// under way for, closed when it ends: a client that gives up on its
 	// CONNECT and tries again here waits for its first claim to end,
@@ -138,7 +143,7 @@ func (s *Sessions) Serving() bool {
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
 func NewSessions() *Sessions {
-	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, claiming: map[string]chan struct{}{},
+	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, copied: map[string]struct{}{}, claiming: map[string]chan struct{}{},
 		parked: map[string][]dispatch.Job{}}
 }
 
@@ -328,6 +333,7 @@ func (s *Sessions) unreadOf(clientID string, clean bool) (from string, ok bool) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	from, ok = s.unread[clientID]
+	delete(s.copied, clientID) // claimed here again
 	if clean {
 		delete(s.unread, clientID)
 	}
@@ -430,16 +436,22 @@ func (s *Sessions) give(m *nats.Msg) {
 		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
 		return
 	}
+	claimer := m.Header.Get(claimerHeader)
 	if shelf := s.shelfOf(); shelf != nil {
-		if sh, _ := shelf.unshelve(clientID, m.Header.Get(claimerHeader), false); sh != nil {
+		if sh, _ := shelf.unshelve(clientID, claimer, false); sh != nil {
+			s.giveUnread(clientID, claimer, clean) // back on the shelf (reshelve)
 			_ = m.Respond(shelfReply)
 			return
 		}
 	}
-	if _, unread := s.unreadOf(clientID, false); unread && !clean {
-		// This node's claim could not read the session: the copy is all
-		// there is of it. An empty bundle would start it afresh there.
-		_ = m.Respond(shelfReply)
+	if s.giveUnread(clientID, claimer, clean) {
+		// The copy is all there is of the session: read it there. An
+		// empty answer (none here) would start it afresh there.
+		if clean {
+			_ = m.Respond(nil)
+		} else {
+			_ = m.Respond(shelfReply)
+		}
 		return
 	}
 	var l *leaving
@@ -483,10 +495,11 @@ func (s *Sessions) claimedElsewhere(clientID string, o Owner) {
 
 // forgetUnread ends the wait of what was parked for clientID's session
 // while this node could not read it (park), now that node took it: it
-// goes on to node, addressed to the session (Peers.passParked), unless a
-// claim here is under way. Routed here, it would find no session; held
-// on, its batches of the forward stream would stay unacknowledged, and
-// the stream would send them again.
+// goes on to node, addressed to the session (passParked), unless a claim
+// here is under way. Routed here, it would find no session; held on, it
+// would wait for a claim here that may never come. Asked for the
+// session, this node still answers that the copy has it (giveUnread):
+// the watch may bring the claim before its request.
 func (s *Sessions) forgetUnread(clientID, node string) {
 	s.mu.Lock()
 	_, unread := s.unread[clientID]
@@ -494,19 +507,59 @@ func (s *Sessions) forgetUnread(clientID, node string) {
 	var parked []dispatch.Job
 	if unread {
 		delete(s.unread, clientID)
+		s.copied[clientID] = struct{}{}
 		if !claiming {
 			parked = s.parked[clientID]
 			delete(s.parked, clientID)
 		}
 	}
 	s.mu.Unlock()
-	if len(parked) == 0 {
+	s.passParked(node, parked)
+}
+
+// giveUnread ends the wait of what was parked for clientID's session,
+// which claimer asks for, if this node's last claim of the session could
+// not read it from the copy (unread, or copied once the watch brought
+// the other claim): it goes on to claimer, or, for a clean claim, which
+// starts afresh, is dropped. It reports whether the session was such a
+// one: the copy is all there is of it then.
+func (s *Sessions) giveUnread(clientID, claimer string, clean bool) bool {
+	s.mu.Lock()
+	_, unread := s.unread[clientID]
+	_, copied := s.copied[clientID]
+	parked := s.parked[clientID]
+	if unread || copied {
+		delete(s.unread, clientID)
+		delete(s.copied, clientID)
+		delete(s.parked, clientID)
+	}
+	s.mu.Unlock()
+	if !unread && !copied {
+		return false
+	}
+	if clean {
+		for _, j := range parked {
+			j.Msg.Release()
+			if j.Done != nil {
+				_ = j.Done.Ack()
+			}
+		}
+	} else {
+		s.passParked(claimer, parked)
+	}
+	return true
+}
+
+// passParked sends jobs, parked for a session node took, on to node
+// (Peers.passParked), or, without Peers, drops them.
+func (s *Sessions) passParked(node string, jobs []dispatch.Job) {
+	if len(jobs) == 0 {
 		return
 	}
 	if ps := s.peersOf(); ps != nil {
-		ps.passParked(node, parked)
+		ps.passParked(node, jobs)
 	} else {
-		s.unpark(parked)
+		s.unpark(jobs)
 	}
 }
 

@@ -147,47 +147,6 @@ type acked chan struct{}
 
 func (a acked) Ack() error { close(a); return nil }
 
-// TestParkedPassedOnToClaimer: what was parked for a session this node
-// claimed but could not read from the copy goes, once another node takes
-// the session, on to that node, addressed to the session, and is
-// acknowledged to its batch once the stream took it. Routed here, it
-// found no session and was gone.
-func TestParkedPassedOnToClaimer(t *testing.T) {
-	s := NewSessions()
-	rs := startPeersWith(t, startCluster(t, 3)[:2], 16, func(i int, ps *Peers) {
-		if i == 0 {
-			ps.Handover(s)
-		}
-	})
-	s.mu.Lock()
-	s.unread["x"] = "n2"
-	s.mu.Unlock()
-	m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
-	m.Origin = 41
-	done := make(acked)
-	if !s.park(dispatch.Job{Msg: m, Local: true, To: "x", Done: done}) {
-		t.Fatal("a message for a session claimed here but not read was not held")
-	}
-	s.forgetUnread("x", "n1")
-	j := receive(t, rs[1])
-	if string(j.Msg.Topic) != "t/a" || j.To != "x" || !j.Local || j.Msg.Origin != 41 || j.Msg.QoS != 2 {
-		t.Fatalf("node 1 got %q for %q (local %v), origin %d, QoS %d; want t/a for x, origin 41, QoS 2",
-			j.Msg.Topic, j.To, j.Local, j.Msg.Origin, j.Msg.QoS)
-	}
-	j.Msg.Release()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the parked message was not acknowledged once passed on")
-	}
-	if len(rs[0].in) != 0 {
-		t.Fatal("the parked message was routed on this node too")
-	}
-	if s.park(dispatch.Job{Msg: m, Local: true, To: "x"}) {
-		t.Fatal("still held once another node took the session")
-	}
-}
-
 // shelfCopies is the copy as a rescuer's shelf uses it, recording the
 // generations it is told to continue.
 type shelfCopies struct{ gens map[string]uint64 }
@@ -536,20 +495,26 @@ func (emptyLocal) Adopt(string, []byte) error        { return nil }
 func (emptyLocal) Filters(string) []string           { return nil }
 func (emptyLocal) TakeOver(string, bool) bool        { return false }
 
-// TestGiveUnreadSession: asked for a session this node claimed but could
-// not read from the copy, a node answers that the copy has it
-// (shelfReply), for the claimer to read there; asked for it clean, it
-// answers that it has nothing. Its empty answer (no session here) made
-// the claimer start the session afresh, its subscriptions and what it
-// was owed gone.
-func TestGiveUnreadSession(t *testing.T) {
-	n := startCluster(t, 1)[0]
+// TestUnreadSessionHandedOn: asked for a session this node claimed
+// but could not read from the copy, a node answers that the copy has it
+// (shelfReply), for the claimer to read there — whether the owners' watch
+// brought the claim first or the request did — and what was parked for
+// the session goes on to the claimer, addressed to it, acknowledged once
+// the stream took it; asked for it clean, the node answers that it has
+// nothing, and drops what was parked. Before, the node answered with an
+// empty bundle (none here): the claimer started the session afresh, its
+// subscriptions and what it was owed gone; and what was parked was
+// routed here, to no session.
+func TestUnreadSessionHandedOn(t *testing.T) {
 	s := NewSessions()
 	s.local = emptyLocal{}
-	s.mu.Lock()
-	s.unread["x"] = "n2"
-	s.mu.Unlock()
-	sub, err := n.nc.Subscribe("test.give", s.give)
+	nodes := startCluster(t, 3)
+	rs := startPeersWith(t, nodes[:2], 16, func(i int, ps *Peers) {
+		if i == 0 {
+			ps.Handover(s)
+		}
+	})
+	sub, err := nodes[0].nc.Subscribe("test.give", s.give)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,16 +524,99 @@ func TestGiveUnreadSession(t *testing.T) {
 		m := nats.NewMsg("test.give")
 		m.Data = []byte(req)
 		m.Header.Set(claimerHeader, "n1")
-		reply, err := n.nc.RequestMsg(m, 10*time.Second)
+		reply, err := nodes[0].nc.RequestMsg(m, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return reply.Data
 	}
+	parkFor := func(id string, origin uint64) acked {
+		t.Helper()
+		s.mu.Lock()
+		s.unread[id] = "n2"
+		s.mu.Unlock()
+		m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+		m.Origin = origin
+		done := make(acked)
+		if !s.park(dispatch.Job{Msg: m, Local: true, To: id, Done: done}) {
+			t.Fatal("a message for a session claimed here but not read was not held")
+		}
+		return done
+	}
+	passedOn := func(id string, origin uint64, done acked) {
+		t.Helper()
+		j := receive(t, rs[1])
+		if string(j.Msg.Topic) != "t/a" || j.To != id || !j.Local || j.Msg.Origin != origin || j.Msg.QoS != 2 {
+			t.Fatalf("node 1 got %q for %q (local %v), origin %d, QoS %d; want t/a for %s, origin %d, QoS 2",
+				j.Msg.Topic, j.To, j.Local, j.Msg.Origin, j.Msg.QoS, id, origin)
+		}
+		j.Msg.Release()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the parked message was not acknowledged once passed on")
+		}
+		if s.park(dispatch.Job{To: id}) {
+			t.Fatal("still held once another node took the session")
+		}
+	}
+
+	// The watch brings node 1's claim first, then its request.
+	done := parkFor("x", 41)
+	s.forgetUnread("x", "n1")
+	passedOn("x", 41, done)
 	if got := ask("5 false x"); !bytes.Equal(got, shelfReply) {
 		t.Fatalf("asked for a session it could not read, the node answered %q, want %q", got, shelfReply)
 	}
-	if got := ask("6 true x"); len(got) != 0 {
+
+	// The request first.
+	done = parkFor("y", 42)
+	if got := ask("6 false y"); !bytes.Equal(got, shelfReply) {
+		t.Fatalf("asked for a session it could not read, the node answered %q, want %q", got, shelfReply)
+	}
+	passedOn("y", 42, done)
+
+	// Clean.
+	done = parkFor("z", 43)
+	if got := ask("7 true z"); len(got) != 0 {
 		t.Fatalf("asked for it clean, the node answered %q, want nothing", got)
+	}
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the parked message of a session claimed clean was not acknowledged")
+	}
+	if len(rs[0].in) != 0 || len(rs[1].in) != 0 {
+		t.Fatal("a parked message was routed here, or went on for a clean claim")
+	}
+}
+
+// TestAddressedMovedOn: a message addressed to a session that left this
+// node's shelf lately for another node goes on to that node, addressed
+// to the session; this node's table has no session for it. One for a
+// session that moved to this node is left to this node's routing.
+func TestAddressedMovedOn(t *testing.T) {
+	nodes := startCluster(t, 3)
+	rs := startPeers(t, nodes[:2])
+	r := NewRescuer()
+	r.node, r.peers = nodes[0], rs[0].ps
+	until := time.Now().Add(time.Minute)
+	r.mu.Lock()
+	r.moved["x"] = &moved{id: "x", to: "n1", until: until}
+	r.moved["h"] = &moved{id: "h", to: "n0", until: until}
+	r.mu.Unlock()
+	m := router.NewMessage([]byte("t/a"), []byte("p"), nil, []byte("pub"), 1, false, 0, nil)
+	defer m.Release()
+	m.Origin = 17
+	if on, err := r.addressed(m, "", "x"); !on || err != nil {
+		t.Fatalf("for a session moved to node 1: taken %v, %v; want taken", on, err)
+	}
+	j := receive(t, rs[1])
+	if j.To != "x" || j.Msg.Origin != 17 {
+		t.Fatalf("node 1 got origin %d for %q, want 17 for x", j.Msg.Origin, j.To)
+	}
+	j.Msg.Release()
+	if on, _ := r.addressed(m, "", "h"); on {
+		t.Fatal("a message for a session moved to this node was taken")
 	}
 }
