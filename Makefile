@@ -53,14 +53,17 @@ race: ## all tests under the race detector
 CRASH_ROUNDS ?= 40
 
 # Rounds of make stress's cluster test: three nodes, one killed at random;
-# and its rolling restarts of three nodes.
+# its rolling restarts of three nodes; and its freezes (SIGSTOP past the
+# takeover timeout, then SIGCONT) of one node of three.
 CLUSTER_ROUNDS ?= 20
 ROLL_ROUNDS ?= 5
+FREEZE_ROUNDS ?= 5
 
-stress: ## kill -9 the broker CRASH_ROUNDS times under QoS 1/2 load, a cluster node in CLUSTER_ROUNDS rounds at random, restart a cluster node by node ROLL_ROUNDS times, and damage its data directory at random, checking nothing acknowledged is lost
+stress: ## kill -9 the broker CRASH_ROUNDS times under QoS 1/2 load, a cluster node in CLUSTER_ROUNDS rounds at random, restart a cluster node by node ROLL_ROUNDS times, freeze a cluster node FREEZE_ROUNDS times, and damage its data directory at random, checking nothing acknowledged is lost
 	SHOAL_CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -count=1 -timeout 30m -v -run 'TestCrashKeepsAcknowledged' ./cmd/broker
 	SHOAL_CLUSTER_ROUNDS=$(CLUSTER_ROUNDS) $(GO) test -count=1 -timeout 60m -v -run 'TestClusterKillRounds' ./cmd/broker
 	SHOAL_CLUSTER_ROLL=1 $(GO) test -count=$(ROLL_ROUNDS) -timeout 30m -v -run 'TestClusterRollingRestart' ./cmd/broker
+	SHOAL_CLUSTER_FREEZE=1 $(GO) test -count=$(FREEZE_ROUNDS) -timeout 30m -v -run 'TestClusterNodeFreeze' ./cmd/broker
 	SHOAL_DAMAGE_ROUNDS=$$(( $(CRASH_ROUNDS) * 5 )) $(GO) test -count=1 -timeout 10m -run 'TestPebbleDamagedDirectory' ./store
 
 # Runs every Fuzz target in each of $(FUZZ_PKGS) (what reads untrusted
