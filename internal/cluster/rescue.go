@@ -561,7 +561,7 @@ func (r *Rescuer) shelve(ctx context.Context, id string, owner Owner, gone strin
 		if err != nil || !ok {
 			return err // !ok: claimed elsewhere meanwhile
 		}
-		r.sessions.learn(id, now.Epoch, true)
+		r.sessions.learn(id, now.Epoch, true, "")
 	}
 	// On the shelf at once, being read: a client that claims it from
 	// this node meanwhile waits for it (unshelve).
@@ -749,30 +749,34 @@ func (r *Rescuer) reshelve(sh *shelved) {
 // node's table has no session for it (the error: it was not taken).
 func (r *Rescuer) addressed(m *router.Message, group, to string) (bool, error) {
 	r.mu.Lock()
-	if mv := r.moved[to]; mv != nil && r.node != nil && mv.to != r.node.cfg.Node {
-		frames := appendBatchFrame(nil, m, group, to, time.Now().UnixNano())
+	var err error
+	switch mv, sh := r.moved[to], r.shelf[to]; {
+	case mv != nil && r.node != nil && mv.to != r.node.cfg.Node:
+		r.passOnLocked(mv.to, to, m, group, time.Now().UnixNano())
+	case sh == nil || !sh.loaded || mv != nil:
 		r.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
-		err := r.peers.passOn(ctx, mv.to, frames)
-		cancel()
-		if err == nil {
-			r.PassedOn.Add(1)
-		}
+		return false, nil
+	default:
+		r.deliverLocked(m, group, to, time.Now().UnixNano())
+		err = r.commitAddedLocked()
+	}
+	out := r.out
+	r.out = nil
+	r.mu.Unlock()
+	if err != nil {
 		return true, err
 	}
-	defer r.mu.Unlock()
-	sh := r.shelf[to]
-	if sh == nil || !sh.loaded || r.moved[to] != nil {
-		return false, nil
-	}
-	r.deliverLocked(m, group, to, time.Now().UnixNano())
-	return true, r.commitAddedLocked()
+	return true, r.sendOut(out)
 }
 
 // commitAddedLocked commits what deliverLocked added to the shelved
 // sessions to the copy. Should the copy not confirm it, the additions are
 // taken back: the stream sends their messages again, and they are added
-// again (same Seq, same records). r.mu must be held.
+// again (same Seq, same records). Of a session another node claimed
+// while the commit waited — its claimer may have read the copy before
+// the commit landed, under a generation it no longer reads — what was
+// added goes on to the claimer too (r.out): it delivers a message its
+// copy brought once. r.mu must be held.
 func (r *Rescuer) commitAddedLocked() error {
 	err := r.w.Commit(true)
 	if err != nil {
@@ -781,7 +785,16 @@ func (r *Rescuer) commitAddedLocked() error {
 			delete(a.sh.kept, a.origin)
 			a.sh.next = a.next
 		}
+	} else {
+		for _, a := range r.added {
+			if node := r.takenLocked(a.sh); node != "" {
+				r.log.Debug().Str("client", a.sh.id).Uint64("origin", a.origin).Str("to", node).
+					Msg("cluster: a rescued message passed on to the session's claimer too")
+				r.appendOutLocked(node, a.frame)
+			}
+		}
 	}
+	clear(r.added)
 	r.added = r.added[:0]
 	return err
 }
@@ -874,19 +887,9 @@ func (r *Rescuer) keep(data []byte, seq uint64, sent int64) error {
 	if err != nil {
 		return err
 	}
-	for node, chunks := range out {
-		for _, frames := range chunks {
-			ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
-			err = r.peers.passOn(ctx, node, frames)
-			cancel()
-			if err != nil {
-				return err // the batch is read again; its shelved sessions have it (kept)
-			}
-			n, _ := countFrames(frames)
-			r.PassedOn.Add(int64(n))
-		}
-	}
-	return nil
+	// Failing, the batch is read again: its shelved sessions have it
+	// (kept), and what goes on goes again.
+	return r.sendOut(out)
 }
 
 // movedMaxLag bounds how long a moved session stays in the rescuer's
@@ -899,6 +902,7 @@ type added struct {
 	sh     *shelved
 	origin uint64
 	next   uint64
+	frame  []byte // the message's, addressed to the session (passOnLocked)
 }
 
 // pruneMovedLocked takes out of the table the moved sessions whose time
@@ -946,22 +950,19 @@ func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) 
 			continue
 		}
 		if mv, ok := mt.Sub.(*moved); ok {
-			to := mv.id
-			if group != "" {
-				to = "" // any member of the group there
-			}
-			if r.out == nil {
-				r.out = map[string][][]byte{}
-			}
-			chunks := r.out[mv.to]
-			if n := len(chunks); n == 0 || len(chunks[n-1]) >= forwardBatchBytes {
-				chunks = append(chunks, nil) // one stream message each, as a batch is
-			}
-			chunks[len(chunks)-1] = appendBatchFrame(chunks[len(chunks)-1], m, group, to, now)
-			r.out[mv.to] = chunks
+			r.passOnLocked(mv.to, mv.id, m, group, now)
 			continue
 		}
 		sh := mt.Sub.(*shelved)
+		if node := r.takenLocked(sh); node != "" {
+			// Another node claimed the session since: it may have read
+			// the copy already (its request for the session, waiting
+			// for this node's commit, timed out), and reads the
+			// session's records under its generation, not these.
+			r.log.Debug().Str("client", sh.id).Uint64("origin", m.Origin).Str("to", node).Msg("cluster: a rescued message passed on to the session's claimer")
+			r.passOnLocked(node, sh.id, m, group, now)
+			continue
+		}
 		if _, kept := sh.kept[m.Origin]; kept {
 			// The gone node kept it before it died, its acknowledgement
 			// lost with it; or a read of the batch before this one.
@@ -970,7 +971,8 @@ func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) 
 		}
 		r.log.Debug().Str("client", sh.id).Uint64("origin", m.Origin).Uint64("seq", sh.next).Msg("cluster: a rescued message added to the session")
 		sh.kept[m.Origin] = struct{}{}
-		r.added = append(r.added, added{sh: sh, origin: m.Origin, next: sh.next})
+		r.added = append(r.added, added{sh: sh, origin: m.Origin, next: sh.next,
+			frame: appendBatchFrame(nil, m, group, addressee(sh.id, group), now)})
 		d := store.Delivery{Seq: sh.next, QoS: min(m.QoS, mt.QoS), Retain: m.Retain && mt.RetainAsPublished,
 			SubIDs: mt.SubIDs, Msg: store.Message{Topic: m.Topic, Payload: m.Payload, Props: m.Props,
 				From: m.FromID, QoS: m.QoS, Retain: m.Retain, Expiry: m.Expiry, Origin: m.Origin}}
@@ -981,6 +983,77 @@ func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) 
 		r.w.PutDelivery(sh.id, d)
 		r.Delivered.Add(1)
 	}
+}
+
+// passOnLocked adds m's frame, for the session of client id, or for
+// any member of group, to what goes on to node (r.out), in batches of
+// about forwardBatchBytes. r.mu must be held.
+func (r *Rescuer) passOnLocked(node, id string, m *router.Message, group string, now int64) {
+	chunks := r.chunksLocked(node)
+	chunks[len(chunks)-1] = appendBatchFrame(chunks[len(chunks)-1], m, group, addressee(id, group), now)
+}
+
+// appendOutLocked adds frame, a batch's frame (appendBatchFrame), to
+// what goes on to node (r.out). r.mu must be held.
+func (r *Rescuer) appendOutLocked(node string, frame []byte) {
+	chunks := r.chunksLocked(node)
+	chunks[len(chunks)-1] = append(chunks[len(chunks)-1], frame...)
+}
+
+// chunksLocked returns the batches gathered for node in r.out, the last
+// of them one with room. r.mu must be held.
+func (r *Rescuer) chunksLocked(node string) [][]byte {
+	if r.out == nil {
+		r.out = map[string][][]byte{}
+	}
+	chunks := r.out[node]
+	if n := len(chunks); n == 0 || len(chunks[n-1]) >= forwardBatchBytes {
+		chunks = append(chunks, nil) // one stream message each, as a batch is
+		r.out[node] = chunks
+	}
+	return chunks
+}
+
+// addressee is the session a frame passed on for client id's session
+// is addressed to: none for a shared group's message, which any member
+// of the group on the new node may take.
+func addressee(id, group string) string {
+	if group != "" {
+		return ""
+	}
+	return id
+}
+
+// takenLocked returns the node that claimed sh's session since this
+// node rescued it, if another did and this node knows which; else "".
+// r.mu must be held.
+func (r *Rescuer) takenLocked(sh *shelved) string {
+	if r.sessions == nil {
+		return ""
+	}
+	node := r.sessions.takenBy(sh.id)
+	if r.node != nil && node == r.node.cfg.Node {
+		return ""
+	}
+	return node
+}
+
+// sendOut passes out, frames gathered for other nodes (r.out), on to
+// them, and waits for the stream to take each batch.
+func (r *Rescuer) sendOut(out map[string][][]byte) error {
+	for node, chunks := range out {
+		for _, frames := range chunks {
+			ctx, cancel := context.WithTimeout(context.Background(), rescueStep)
+			err := r.peers.passOn(ctx, node, frames)
+			cancel()
+			if err != nil {
+				return err
+			}
+			n, _ := countFrames(frames)
+			r.PassedOn.Add(int64(n))
+		}
+	}
+	return nil
 }
 
 // end ends the rescue of node, back: this node stops reading its subject

@@ -150,7 +150,8 @@ func NewSessions() *Sessions {
 // claim is a claim of a session this node knows of.
 type claim struct {
 	epoch uint64
-	mine  bool // this node's
+	mine  bool   // this node's
+	node  string // another node's, when known
 }
 
 // Open joins s to its cluster on n: claims go through owners, sessions to
@@ -244,7 +245,7 @@ func (s *Sessions) claim(clientID string, clean bool, expect *Owner, done func(e
 		}
 		// A newer claim known already (its node asked this one for the
 		// session) has the session: this connection will not keep it.
-		if s.learn(clientID, now.Epoch, true) && before.Node != "" {
+		if s.learn(clientID, now.Epoch, true, "") && before.Node != "" {
 			self := s.node.cfg.Node
 			switch from, unread := s.unreadOf(clientID, clean); {
 			case before.Node != self:
@@ -321,6 +322,10 @@ func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) 
 		s.log.Warn().Err(err).Str("client", clientID).Str("from", node).
 			Msg("cluster: the session's last node did not hand it over; it starts afresh here")
 	default:
+		if err != nil {
+			s.log.Info().Err(err).Str("client", clientID).Str("from", node).
+				Msg("cluster: the session's last node did not answer; the session is read from the copy")
+		}
 		return s.adoptCopy(clientID, node)
 	}
 	return nil
@@ -432,7 +437,7 @@ func (s *Sessions) give(m *nats.Msg) {
 		return
 	}
 	// The watch may have brought this very claim first.
-	if !s.learn(clientID, epoch, false) && !s.Holds(clientID, epoch) {
+	if !s.learn(clientID, epoch, false, m.Header.Get(claimerHeader)) && !s.Holds(clientID, epoch) {
 		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
 		return
 	}
@@ -487,7 +492,7 @@ func (s *Sessions) claimedElsewhere(clientID string, o Owner) {
 	s.mu.Lock()
 	_, claimed := s.newest[clientID]
 	s.mu.Unlock()
-	if claimed && s.learn(clientID, o.Epoch, false) {
+	if claimed && s.learn(clientID, o.Epoch, false, o.Node) {
 		s.local.TakeOver(clientID, false)
 		s.forgetUnread(clientID, o.Node)
 	}
@@ -563,16 +568,28 @@ func (s *Sessions) passParked(node string, jobs []dispatch.Job) {
 	}
 }
 
-// learn records a claim of clientID with epoch, this node's if mine, and
-// reports whether it is the newest this node knows of.
-func (s *Sessions) learn(clientID string, epoch uint64, mine bool) bool {
+// learn records a claim of clientID with epoch, this node's if mine,
+// else node's ("" if not known), and reports whether it is the newest
+// this node knows of.
+func (s *Sessions) learn(clientID string, epoch uint64, mine bool, node string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if epoch <= s.newest[clientID].epoch {
 		return false
 	}
-	s.newest[clientID] = claim{epoch: epoch, mine: mine}
+	s.newest[clientID] = claim{epoch: epoch, mine: mine, node: node}
 	return true
+}
+
+// takenBy returns the node whose claim of clientID is the newest this
+// node knows of, if it is another node's and known; else "".
+func (s *Sessions) takenBy(clientID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.newest[clientID]; !c.mine {
+		return c.node
+	}
+	return ""
 }
 
 // Holds implements admit.Owners: whether this node still holds its claim

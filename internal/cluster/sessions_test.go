@@ -620,3 +620,77 @@ func TestAddressedMovedOn(t *testing.T) {
 		t.Fatal("a message for a session moved to this node was taken")
 	}
 }
+
+// claimDuringCommit is origins that learns, as it commits, a claim of
+// client id by node n1: the claim a commit waiting on JetStream met.
+type claimDuringCommit struct {
+	origins
+	s  *Sessions
+	id string // "": none
+}
+
+func (c *claimDuringCommit) Commit(bool) error {
+	if c.id != "" {
+		c.s.learn(c.id, 20, false, "n1")
+	}
+	return nil
+}
+
+// TestRescuerPassesOnToClaimer: what the rescue reads for a shelved
+// session that another node has claimed since goes on to that node,
+// addressed to the session, not onto the shelf; and what it added to a
+// session whose claim came while the copy's commit waited goes on to the
+// claimer too. That claimer may have read the copy before the commit
+// landed (its request for the session timed out while this node's commit
+// waited for JetStream's leaders), under a generation it no longer
+// reads: a freeze run lost 181 messages so.
+func TestRescuerPassesOnToClaimer(t *testing.T) {
+	nodes := startCluster(t, 3)
+	rs := startPeers(t, nodes[:2])
+	s := NewSessions()
+	r := NewRescuer()
+	r.node, r.peers, r.sessions = nodes[0], rs[0].ps, s
+	w := &claimDuringCommit{s: s}
+	r.w = w
+	r.mu.Lock()
+	for _, id := range []string{"c", "d"} {
+		sh := &shelved{id: id, from: "n2", read: make(chan struct{})}
+		close(sh.read)
+		r.shelf[id] = sh
+		r.loadLocked(sh, &store.Bundle{Session: store.Session{ClientID: id,
+			Subs: []store.Sub{{Filter: id + "/#", Opts: router.Options{QoS: 2}}}}})
+	}
+	r.mu.Unlock()
+	s.learn("c", 10, false, "n1")
+	batch := func(topic string, origin uint64) []byte {
+		m := router.NewMessage([]byte(topic), []byte("p"), nil, []byte("pub"), 2, false, 0, nil)
+		defer m.Release()
+		m.Origin = origin
+		return appendBatchFrame(nil, m, "", "", time.Now().UnixNano())
+	}
+	got := func(id string, origin uint64) {
+		t.Helper()
+		j := receive(t, rs[1])
+		if j.To != id || j.Msg.Origin != origin {
+			t.Fatalf("node 1 got origin %d for %q, want %d for %s", j.Msg.Origin, j.To, origin, id)
+		}
+		j.Msg.Release()
+	}
+
+	if err := r.keep(batch("c/a", 5), 1, time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	got("c", 5)
+	if len(w.got) != 0 {
+		t.Fatalf("added %v to the copy for a session claimed elsewhere", w.got)
+	}
+
+	w.id = "d"
+	if err := r.keep(batch("d/a", 6), 2, time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	got("d", 6)
+	if len(w.got) != 1 || w.got[0] != 6 {
+		t.Fatalf("added %v to the copy, want [6]: the session was this node's as it was added", w.got)
+	}
+}
