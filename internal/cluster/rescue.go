@@ -786,12 +786,24 @@ func (r *Rescuer) commitAddedLocked() error {
 			a.sh.next = a.next
 		}
 	} else {
+		// Ahead of what deliverLocked passed on to the same node once it
+		// knew of the claim: those came after these.
+		var early map[string][][]byte
 		for _, a := range r.added {
 			if node := r.takenLocked(a.sh); node != "" {
 				r.log.Debug().Str("client", a.sh.id).Uint64("origin", a.origin).Str("to", node).
 					Msg("cluster: a rescued message passed on to the session's claimer too")
-				r.appendOutLocked(node, a.frame)
+				if early == nil {
+					early = map[string][][]byte{}
+				}
+				early[node] = appendChunk(early[node], a.frame)
 			}
+		}
+		for node, chunks := range early {
+			if r.out == nil {
+				r.out = map[string][][]byte{}
+			}
+			r.out[node] = append(chunks, r.out[node]...)
 		}
 	}
 	clear(r.added)
@@ -986,30 +998,30 @@ func (r *Rescuer) deliverLocked(m *router.Message, group, to string, now int64) 
 }
 
 // passOnLocked adds m's frame, for the session of client id, or for
-// any member of group, to what goes on to node (r.out), in batches of
-// about forwardBatchBytes. r.mu must be held.
+// any member of group, to what goes on to node (r.out). r.mu must be
+// held.
 func (r *Rescuer) passOnLocked(node, id string, m *router.Message, group string, now int64) {
-	chunks := r.chunksLocked(node)
-	chunks[len(chunks)-1] = appendBatchFrame(chunks[len(chunks)-1], m, group, addressee(id, group), now)
-}
-
-// appendOutLocked adds frame, a batch's frame (appendBatchFrame), to
-// what goes on to node (r.out). r.mu must be held.
-func (r *Rescuer) appendOutLocked(node string, frame []byte) {
-	chunks := r.chunksLocked(node)
-	chunks[len(chunks)-1] = append(chunks[len(chunks)-1], frame...)
-}
-
-// chunksLocked returns the batches gathered for node in r.out, the last
-// of them one with room. r.mu must be held.
-func (r *Rescuer) chunksLocked(node string) [][]byte {
 	if r.out == nil {
 		r.out = map[string][][]byte{}
 	}
-	chunks := r.out[node]
+	chunks := withRoom(r.out[node])
+	chunks[len(chunks)-1] = appendBatchFrame(chunks[len(chunks)-1], m, group, addressee(id, group), now)
+	r.out[node] = chunks
+}
+
+// appendChunk appends frame, a batch's frame (appendBatchFrame), to
+// chunks, batches of about forwardBatchBytes.
+func appendChunk(chunks [][]byte, frame []byte) [][]byte {
+	chunks = withRoom(chunks)
+	chunks[len(chunks)-1] = append(chunks[len(chunks)-1], frame...)
+	return chunks
+}
+
+// withRoom returns chunks, batches of frames, with a last one that has
+// room: one stream message each, as a forward batch is.
+func withRoom(chunks [][]byte) [][]byte {
 	if n := len(chunks); n == 0 || len(chunks[n-1]) >= forwardBatchBytes {
-		chunks = append(chunks, nil) // one stream message each, as a batch is
-		r.out[node] = chunks
+		chunks = append(chunks, nil)
 	}
 	return chunks
 }
@@ -1026,13 +1038,16 @@ func addressee(id, group string) string {
 
 // takenLocked returns the node that claimed sh's session since this
 // node rescued it, if another did and this node knows which; else "".
-// r.mu must be held.
+// Not the gone node, back: the rescue reads its subject, and would read
+// what it passed on there again; asked for the session, this node ends
+// the rescue and commits what it read before it answers (unshelve), and
+// the node reads the rest of its subject itself. r.mu must be held.
 func (r *Rescuer) takenLocked(sh *shelved) string {
 	if r.sessions == nil {
 		return ""
 	}
 	node := r.sessions.takenBy(sh.id)
-	if r.node != nil && node == r.node.cfg.Node {
+	if node == sh.from || r.node != nil && node == r.node.cfg.Node {
 		return ""
 	}
 	return node

@@ -653,7 +653,7 @@ func TestRescuerPassesOnToClaimer(t *testing.T) {
 	w := &claimDuringCommit{s: s}
 	r.w = w
 	r.mu.Lock()
-	for _, id := range []string{"c", "d"} {
+	for _, id := range []string{"c", "d", "e"} {
 		sh := &shelved{id: id, from: "n2", read: make(chan struct{})}
 		close(sh.read)
 		r.shelf[id] = sh
@@ -685,12 +685,27 @@ func TestRescuerPassesOnToClaimer(t *testing.T) {
 		t.Fatalf("added %v to the copy for a session claimed elsewhere", w.got)
 	}
 
+	// d's claim comes as the commit waits: its message goes on ahead
+	// of c's, which came after it in the batch.
 	w.id = "d"
-	if err := r.keep(batch("d/a", 6), 2, time.Now().UnixNano()); err != nil {
+	if err := r.keep(append(batch("d/a", 6), batch("c/b", 8)...), 2, time.Now().UnixNano()); err != nil {
 		t.Fatal(err)
 	}
 	got("d", 6)
+	got("c", 8)
 	if len(w.got) != 1 || w.got[0] != 6 {
 		t.Fatalf("added %v to the copy, want [6]: the session was this node's as it was added", w.got)
+	}
+
+	// The gone node, back, claims its session: the rescue keeps adding
+	// to it (this node commits it before it answers the node), and
+	// passes nothing on into the subject it reads.
+	w.id = ""
+	s.learn("e", 30, false, "n2")
+	if err := r.keep(batch("e/a", 9), 3, time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.got) != 2 || w.got[1] != 9 {
+		t.Fatalf("added %v to the copy, want [6 9]", w.got)
 	}
 }
