@@ -46,6 +46,11 @@ func handoffSubject(node string) string { return "shoal.handoff." + node }
 // waits for it to let go (handoff.detachWait, 5s) and answers.
 const handoffWait = 8 * time.Second
 
+// giveWait bounds how long a node asked for a session waits for a claim
+// of it under way there to end (Sessions.give): well within handoffWait,
+// with the connection's detachWait.
+const giveWait = 2 * time.Second
+
 // Local is this node's side of moving sessions: package handoff's
 // Sessions, with the connections' TakeOver.
 type Local interface {
@@ -255,12 +260,12 @@ func (s *Sessions) claim(clientID string, clean bool, expect *Owner, done func(e
 				if shelf := s.shelfOf(); shelf != nil {
 					sh, _ = shelf.unshelve(clientID, self, false) // back on it then (reshelve)
 				}
-				err = s.adoptShelved(clientID, from, sh)
+				err = s.adoptShelved(clientID, from, now.Epoch, sh)
 			default:
 				if shelf := s.shelfOf(); shelf != nil {
 					var sh *shelved
 					if sh, err = shelf.unshelve(clientID, self, !clean); sh != nil && err == nil && !clean {
-						err = s.adoptShelved(clientID, before.Node, sh) // rescued here
+						err = s.adoptShelved(clientID, before.Node, now.Epoch, sh) // rescued here
 					}
 				}
 			}
@@ -315,7 +320,7 @@ func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) 
 	switch {
 	case err == nil && !bytes.Equal(reply.Data, shelfReply):
 		if len(reply.Data) > 0 && !clean {
-			s.adopt(clientID, node, reply.Data)
+			s.adopt(clientID, node, epoch, reply.Data)
 		}
 	case clean:
 	case s.replicas == nil:
@@ -326,7 +331,7 @@ func (s *Sessions) take(clientID string, clean bool, epoch uint64, node string) 
 			s.log.Info().Err(err).Str("client", clientID).Str("from", node).
 				Msg("cluster: the session's last node did not answer; the session is read from the copy")
 		}
-		return s.adoptCopy(clientID, node)
+		return s.adoptCopy(clientID, node, epoch)
 	}
 	return nil
 }
@@ -348,8 +353,8 @@ func (s *Sessions) unreadOf(clientID string, clean bool) (from string, ok bool) 
 // adoptShelved is adoptCopy of a session this node's rescuer had on its
 // shelf (sh; nil: none), which goes back on it if the copy could not be
 // read (Rescuer.reshelve).
-func (s *Sessions) adoptShelved(clientID, node string, sh *shelved) error {
-	err := s.adoptCopy(clientID, node)
+func (s *Sessions) adoptShelved(clientID, node string, epoch uint64, sh *shelved) error {
+	err := s.adoptCopy(clientID, node, epoch)
 	if err != nil && sh != nil {
 		s.shelfOf().reshelve(sh)
 	}
@@ -359,7 +364,7 @@ func (s *Sessions) adoptShelved(clientID, node string, sh *shelved) error {
 // adoptCopy adopts clientID's session, from node, as the replicated copy
 // has it; an error when the copy could not be read (the claim must then
 // refuse its client: the session is not lost, only not here yet).
-func (s *Sessions) adoptCopy(clientID, node string) error {
+func (s *Sessions) adoptCopy(clientID, node string, epoch uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), handoffWait)
 	bundle, err := s.replicas.Bundle(ctx, clientID)
 	cancel()
@@ -379,16 +384,24 @@ func (s *Sessions) adoptCopy(clientID, node string) error {
 	s.log.Info().Str("client", clientID).Str("from", node).Bool("found", bundle != nil).
 		Msg("cluster: the session is taken from its replicated copy")
 	if bundle != nil {
-		s.adopt(clientID, node, bundle)
+		s.adopt(clientID, node, epoch, bundle)
 	}
 	return nil
 }
 
-// adopt makes bundle, clientID's session from node, this node's.
-// Its handover window opens first: from the moment the session is in the
-// table, a message that comes by two ways (and one it brought) reaches
-// it once.
-func (s *Sessions) adopt(clientID, node string, bundle []byte) {
+// adopt makes bundle, clientID's session from node, this node's, as
+// the claim of epoch — unless a newer claim came meanwhile (whose node
+// asked for the session, and was answered that the copy has it, as this
+// claim read it): the session would be here with no client, and no
+// longer written to the copy. Its handover window opens first: from the
+// moment the session is in the table, a message that comes by two ways
+// (and one it brought) reaches it once.
+func (s *Sessions) adopt(clientID, node string, epoch uint64, bundle []byte) {
+	if !s.Holds(clientID, epoch) {
+		s.log.Warn().Str("client", clientID).Str("from", node).
+			Msg("cluster: a newer claim took the session while this node read it; not adopted here")
+		return
+	}
 	s.arrivals.arrived(clientID, time.Now(), broughtOrigins(bundle))
 	if ps := s.peersOf(); ps != nil {
 		ps.stayBack(clientID) // it left this node lately, and is back
@@ -442,6 +455,31 @@ func (s *Sessions) give(m *nats.Msg) {
 		return
 	}
 	claimer := m.Header.Get(claimerHeader)
+	// A claim of the session under way here (one reading it from the
+	// copy, say) ends first: what it adopts is what goes. Given before,
+	// the session as it was here went, and the claim adopted the copy's
+	// for no client: a freeze run lost 132 messages so. Should the claim
+	// take longer than giveWait, the claimer reads the copy, which has it
+	// all, and this claim does not adopt it (adopt: a newer claim came).
+	readCopy := false
+	wctx, cancel := context.WithTimeout(context.Background(), giveWait)
+	end, err := s.turn(wctx, clientID)
+	cancel()
+	if err != nil {
+		readCopy, end = true, func() {}
+	}
+	defer func() {
+		// What was parked meanwhile is the claimer's.
+		s.mu.Lock()
+		var parked []dispatch.Job
+		if _, unread := s.unread[clientID]; !unread {
+			parked = s.parked[clientID]
+			delete(s.parked, clientID)
+		}
+		s.mu.Unlock()
+		s.passParked(claimer, parked)
+		end()
+	}()
 	if shelf := s.shelfOf(); shelf != nil {
 		if sh, _ := shelf.unshelve(clientID, claimer, false); sh != nil {
 			s.giveUnread(clientID, claimer, clean) // back on the shelf (reshelve)
@@ -471,13 +509,16 @@ func (s *Sessions) give(m *nats.Msg) {
 	if err != nil {
 		s.log.Warn().Err(err).Str("client", clientID).Msg("cluster: a session could not be handed over")
 	}
-	if l != nil && len(bundle) == 0 {
+	if l != nil && len(bundle) == 0 && !readCopy {
 		l.ps.stay(l) // it did not leave
 	}
 	if s.replicas != nil {
 		// What this node wrote of the session is in the copy before the
 		// new owner writes over it.
 		s.replicas.Flush()
+	}
+	if readCopy && !clean {
+		bundle = shelfReply
 	}
 	_ = m.Respond(bundle)
 }

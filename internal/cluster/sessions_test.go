@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/shoalmq/shoal/internal/dispatch"
 	"github.com/shoalmq/shoal/router"
@@ -707,5 +709,100 @@ func TestRescuerPassesOnToClaimer(t *testing.T) {
 	}
 	if len(w.got) != 2 || w.got[1] != 9 {
 		t.Fatalf("added %v to the copy, want [6 9]", w.got)
+	}
+}
+
+// bundleLocal is a node's Local with one session, given as bundle, that
+// counts adoptions.
+type bundleLocal struct {
+	mu      sync.Mutex
+	bundle  []byte
+	adopted int
+}
+
+func (l *bundleLocal) Give(string, bool) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.bundle, nil
+}
+
+func (l *bundleLocal) Adopt(string, []byte) error {
+	l.mu.Lock()
+	l.adopted++
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *bundleLocal) Filters(string) []string    { return nil }
+func (l *bundleLocal) TakeOver(string, bool) bool { return false }
+
+// TestGiveWaitsForClaim: asked for a session a claim here is still
+// moving in (reading it from the copy, say), a node answers once that
+// claim ends, with the session it adopted; before, it gave the session
+// as it was, and the claim then adopted the copy's for no client (a
+// freeze run lost 132 messages). A claim that takes longer than giveWait
+// has the asker read the copy, and, ending, does not adopt the session:
+// a newer claim came.
+func TestGiveWaitsForClaim(t *testing.T) {
+	n := startCluster(t, 1)[0]
+	s := NewSessions()
+	local := &bundleLocal{bundle: []byte("before")}
+	s.local, s.log = local, zerolog.Nop()
+	sub, err := n.nc.Subscribe("test.give", func(m *nats.Msg) { go s.give(m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	ask := func(req string) <-chan []byte {
+		out := make(chan []byte, 1)
+		go func() {
+			m := nats.NewMsg("test.give")
+			m.Data = []byte(req)
+			m.Header.Set(claimerHeader, "n1")
+			reply, err := n.nc.RequestMsg(m, 10*time.Second)
+			if err != nil {
+				out <- []byte("error: " + err.Error())
+				return
+			}
+			out <- reply.Data
+		}()
+		return out
+	}
+
+	s.learn("x", 3, true, "")
+	end, err := s.turn(context.Background(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := ask("4 false x")
+	select {
+	case got := <-reply:
+		t.Fatalf("answered %q while a claim of the session was under way", got)
+	case <-time.After(giveWait / 4):
+	}
+	local.mu.Lock()
+	local.bundle = []byte("adopted") // the claim read the copy
+	local.mu.Unlock()
+	end()
+	if got := <-reply; string(got) != "adopted" {
+		t.Fatalf("answered %q, want the session the claim adopted", got)
+	}
+
+	s.learn("y", 5, true, "")
+	end, err = s.turn(context.Background(), "y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-ask("6 false y"); !bytes.Equal(got, shelfReply) {
+		t.Fatalf("with the claim under way past giveWait, answered %q, want %q", got, shelfReply)
+	}
+	s.adopt("y", "n2", 5, []byte("read"))
+	end()
+	if local.adopted != 0 {
+		t.Fatal("a claim adopted the session after a newer claim came")
+	}
+	s.adopt("y", "n2", 6, []byte("read")) // the newest claim's adoption
+	if local.adopted != 1 {
+		t.Fatalf("adopted %d times, want once", local.adopted)
 	}
 }
