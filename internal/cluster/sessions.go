@@ -103,6 +103,9 @@ type Sessions struct {
 	// one, this node answers that the copy has it (giveUnread). Guarded
 	// by mu.
 	copied map[string]struct{}
+	// given is, by client id, the newest claim whose request for the
+	// session this node answered (adopt). Guarded by mu.
+	given map[string]uint64
 	// claiming has an entry for each client id a claim of this node is
 	// under way for, closed when it ends: a client that gives up on its
 	// CONNECT and tries again here waits for its first claim to end,
@@ -148,7 +151,7 @@ func (s *Sessions) Serving() bool {
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
 func NewSessions() *Sessions {
-	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, copied: map[string]struct{}{}, claiming: map[string]chan struct{}{},
+	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, copied: map[string]struct{}{}, given: map[string]uint64{}, claiming: map[string]chan struct{}{},
 		parked: map[string][]dispatch.Job{}}
 }
 
@@ -297,9 +300,20 @@ func (s *Sessions) turn(ctx context.Context, clientID string) (end func(), err e
 					parked = s.parked[clientID]
 					delete(s.parked, clientID)
 				}
+				// Another node's claim is the newest (this one was
+				// overtaken, or the turn was a handoff's): what was
+				// parked goes on there.
+				to := ""
+				if c := s.newest[clientID]; !c.mine {
+					to = c.node
+				}
 				s.mu.Unlock()
 				close(mine)
-				s.unpark(parked)
+				if to != "" {
+					s.passParked(to, parked)
+				} else {
+					s.unpark(parked)
+				}
 			}, nil
 		}
 		s.mu.Unlock()
@@ -390,14 +404,17 @@ func (s *Sessions) adoptCopy(clientID, node string, epoch uint64) error {
 }
 
 // adopt makes bundle, clientID's session from node, this node's, as
-// the claim of epoch — unless a newer claim came meanwhile (whose node
-// asked for the session, and was answered that the copy has it, as this
-// claim read it): the session would be here with no client, and no
-// longer written to the copy. Its handover window opens first: from the
-// moment the session is in the table, a message that comes by two ways
-// (and one it brought) reaches it once.
+// the claim of epoch — unless this node answered a newer claim's request
+// for the session meanwhile (giving up its wait for this claim: that
+// claimer reads the copy): the session would be here with no client, and
+// no longer written to the copy. Its handover window opens first: from
+// the moment the session is in the table, a message that comes by two
+// ways (and one it brought) reaches it once.
 func (s *Sessions) adopt(clientID, node string, epoch uint64, bundle []byte) {
-	if !s.Holds(clientID, epoch) {
+	s.mu.Lock()
+	given := s.given[clientID]
+	s.mu.Unlock()
+	if given > epoch {
 		s.log.Warn().Str("client", clientID).Str("from", node).
 			Msg("cluster: a newer claim took the session while this node read it; not adopted here")
 		return
@@ -461,6 +478,8 @@ func (s *Sessions) give(m *nats.Msg) {
 	// for no client: a freeze run lost 132 messages so. Should the claim
 	// take longer than giveWait, the claimer reads the copy, which has it
 	// all, and this claim does not adopt it (adopt: a newer claim came).
+	// (What was parked meanwhile goes on to the claimer as the turn
+	// ends.)
 	readCopy := false
 	wctx, cancel := context.WithTimeout(context.Background(), giveWait)
 	end, err := s.turn(wctx, clientID)
@@ -468,18 +487,12 @@ func (s *Sessions) give(m *nats.Msg) {
 	if err != nil {
 		readCopy, end = true, func() {}
 	}
-	defer func() {
-		// What was parked meanwhile is the claimer's.
-		s.mu.Lock()
-		var parked []dispatch.Job
-		if _, unread := s.unread[clientID]; !unread {
-			parked = s.parked[clientID]
-			delete(s.parked, clientID)
-		}
-		s.mu.Unlock()
-		s.passParked(claimer, parked)
-		end()
-	}()
+	defer end()
+	if !s.Holds(clientID, epoch) {
+		_ = m.Respond(nil) // the claim here, or another, is newer
+		return
+	}
+	s.answered(clientID, epoch) // before the answer: the claim here, overtaken, adopts nothing
 	if shelf := s.shelfOf(); shelf != nil {
 		if sh, _ := shelf.unshelve(clientID, claimer, false); sh != nil {
 			s.giveUnread(clientID, claimer, clean) // back on the shelf (reshelve)
@@ -594,6 +607,16 @@ func (s *Sessions) giveUnread(clientID, claimer string, clean bool) bool {
 		s.passParked(claimer, parked)
 	}
 	return true
+}
+
+// answered records that this node answered a request for clientID's
+// session by the claim of epoch (adopt).
+func (s *Sessions) answered(clientID string, epoch uint64) {
+	s.mu.Lock()
+	if epoch > s.given[clientID] {
+		s.given[clientID] = epoch
+	}
+	s.mu.Unlock()
 }
 
 // passParked sends jobs, parked for a session node took, on to node
