@@ -47,9 +47,9 @@ func handoffSubject(node string) string { return "shoal.handoff." + node }
 const handoffWait = 8 * time.Second
 
 // giveWait bounds how long a node asked for a session waits for a claim
-// of it under way there to end (Sessions.give): well within handoffWait,
-// with the connection's detachWait.
-const giveWait = 2 * time.Second
+// of it under way there to end (Sessions.give): within handoffWait, and
+// past the detachWait of a node that claim asks in turn.
+const giveWait = 6 * time.Second
 
 // Local is this node's side of moving sessions: package handoff's
 // Sessions, with the connections' TakeOver.
@@ -106,6 +106,11 @@ type Sessions struct {
 	// given is, by client id, the newest claim whose request for the
 	// session this node answered (adopt). Guarded by mu.
 	given map[string]uint64
+	// adoptMu orders an adoption (adopt) and a handoff's record of its
+	// answer (given): a handoff that gave up its wait for the claim
+	// adopting gives what that claim adopted, or the claim adopts
+	// nothing.
+	adoptMu sync.Mutex
 	// claiming has an entry for each client id a claim of this node is
 	// under way for, closed when it ends: a client that gives up on its
 	// CONNECT and tries again here waits for its first claim to end,
@@ -252,8 +257,12 @@ func (s *Sessions) claim(clientID string, clean bool, expect *Owner, done func(e
 			return
 		}
 		// A newer claim known already (its node asked this one for the
-		// session) has the session: this connection will not keep it.
-		if s.learn(clientID, now.Epoch, true, "") && before.Node != "" {
+		// session, or the watch brought it) has the session: this
+		// connection will not keep it. The session still comes here
+		// first: that claim's node asks this one for it (the claim
+		// before it is this one), and waits for this claim to end.
+		s.learn(clientID, now.Epoch, true, "")
+		if before.Node != "" {
 			self := s.node.cfg.Node
 			switch from, unread := s.unreadOf(clientID, clean); {
 			case before.Node != self:
@@ -411,6 +420,8 @@ func (s *Sessions) adoptCopy(clientID, node string, epoch uint64) error {
 // the moment the session is in the table, a message that comes by two
 // ways (and one it brought) reaches it once.
 func (s *Sessions) adopt(clientID, node string, epoch uint64, bundle []byte) {
+	s.adoptMu.Lock() // not while a handoff that gave up its wait answers (answered)
+	defer s.adoptMu.Unlock()
 	s.mu.Lock()
 	given := s.given[clientID]
 	s.mu.Unlock()
@@ -466,12 +477,15 @@ func (s *Sessions) give(m *nats.Msg) {
 		_ = m.Respond(reply)
 		return
 	}
-	// The watch may have brought this very claim first.
-	if !s.learn(clientID, epoch, false, m.Header.Get(claimerHeader)) && !s.Holds(clientID, epoch) {
-		_ = m.Respond(nil) // this node knows a newer claim: not that node's to take
+	// The watch may have brought this very claim first. A newer claim
+	// of this node's keeps the session here; another node's asks the
+	// asker (its claim came before), which passes the session on.
+	claimer := m.Header.Get(claimerHeader)
+	s.learn(clientID, epoch, false, claimer)
+	if c := s.newestOf(clientID); c.mine && c.epoch > epoch {
+		_ = m.Respond(nil)
 		return
 	}
-	claimer := m.Header.Get(claimerHeader)
 	// A claim of the session under way here (one reading it from the
 	// copy, say) ends first: what it adopts is what goes. Given before,
 	// the session as it was here went, and the claim adopted the copy's
@@ -488,11 +502,15 @@ func (s *Sessions) give(m *nats.Msg) {
 		readCopy, end = true, func() {}
 	}
 	defer end()
-	if !s.Holds(clientID, epoch) {
-		_ = m.Respond(nil) // the claim here, or another, is newer
+	if c := s.newestOf(clientID); c.mine && c.epoch > epoch {
+		_ = m.Respond(nil) // the claim here is newer: the session stays
 		return
-	}
-	s.answered(clientID, epoch) // before the answer: the claim here, overtaken, adopts nothing
+	} // a newer claim of another node's asks the asker, which passes it on
+	// Before the session goes: the claim here, overtaken, adopts it
+	// before, and it goes on, or adopts nothing.
+	s.adoptMu.Lock()
+	s.answered(clientID, epoch)
+	s.adoptMu.Unlock()
 	if shelf := s.shelfOf(); shelf != nil {
 		if sh, _ := shelf.unshelve(clientID, claimer, false); sh != nil {
 			s.giveUnread(clientID, claimer, clean) // back on the shelf (reshelve)
@@ -607,6 +625,13 @@ func (s *Sessions) giveUnread(clientID, claimer string, clean bool) bool {
 		s.passParked(claimer, parked)
 	}
 	return true
+}
+
+// newestOf returns the newest claim of clientID this node knows of.
+func (s *Sessions) newestOf(clientID string) claim {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newest[clientID]
 }
 
 // answered records that this node answered a request for clientID's

@@ -767,7 +767,8 @@ func (l *bundleLocal) TakeOver(string, bool) bool { return false }
 // freeze run lost 132 messages). A claim that takes longer than giveWait
 // has the asker read the copy, and, ending, does not adopt the session;
 // a claim here that turns out newer than the asker's has the asker
-// answered with nothing.
+// answered with nothing, one of another node's does not (it asks the
+// asker, which must have the session).
 func TestGiveWaitsForClaim(t *testing.T) {
 	n := startCluster(t, 1)[0]
 	s := NewSessions()
@@ -837,5 +838,20 @@ func TestGiveWaitsForClaim(t *testing.T) {
 	end()
 	if got := <-reply; len(got) != 0 {
 		t.Fatalf("answered %q to a claim older than this node's, want nothing", got)
+	}
+
+	// A newer claim of another node's came meanwhile: its node asks the
+	// asker, which must have the session to pass on.
+	end = claimHere("v", 10)
+	reply = ask("11 false v")
+	waitFor(t, "the request to wait for the claim here", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.newest["v"].epoch == 11
+	})
+	s.learn("v", 12, false, "n2")
+	end()
+	if got := <-reply; string(got) != "adopted" { // the session here, as x's claim left it
+		t.Fatalf("answered %q to a claim another node's overtook, want the session", got)
 	}
 }
