@@ -106,6 +106,9 @@ type Sessions struct {
 	// given is, by client id, the newest claim whose request for the
 	// session this node answered (adopt). Guarded by mu.
 	given map[string]uint64
+	// adopted is, by client id, the claim whose adoption (adopt) came
+	// last here. Guarded by mu.
+	adopted map[string]uint64
 	// adoptMu orders an adoption (adopt) and a handoff's record of its
 	// answer (given): a handoff that gave up its wait for the claim
 	// adopting gives what that claim adopted, or the claim adopts
@@ -156,7 +159,7 @@ func (s *Sessions) Serving() bool {
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
 func NewSessions() *Sessions {
-	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, copied: map[string]struct{}{}, given: map[string]uint64{}, claiming: map[string]chan struct{}{},
+	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, copied: map[string]struct{}{}, given: map[string]uint64{}, adopted: map[string]uint64{}, claiming: map[string]chan struct{}{},
 		parked: map[string][]dispatch.Job{}}
 }
 
@@ -437,6 +440,9 @@ func (s *Sessions) adopt(clientID, node string, epoch uint64, bundle []byte) {
 	if err := s.local.Adopt(clientID, bundle); err != nil {
 		s.log.Error().Err(err).Str("client", clientID).Str("from", node).Msg("cluster: a session handed over could not be adopted")
 	}
+	s.mu.Lock()
+	s.adopted[clientID] = epoch
+	s.mu.Unlock()
 }
 
 // shelfOf returns this node's rescuer, if it has one.
@@ -495,13 +501,21 @@ func (s *Sessions) give(m *nats.Msg) {
 	// (What was parked meanwhile goes on to the claimer as the turn
 	// ends.)
 	readCopy := false
+	s.mu.Lock()
+	adopted := s.adopted[clientID]
+	s.mu.Unlock()
 	wctx, cancel := context.WithTimeout(context.Background(), giveWait)
 	end, err := s.turn(wctx, clientID)
 	cancel()
 	if err != nil {
 		readCopy, end = true, func() {}
 	}
-	defer end()
+	defer func() {
+		if clean { // what was parked meanwhile is not the new session's
+			s.dropParked(clientID)
+		}
+		end()
+	}()
 	if c := s.newestOf(clientID); c.mine && c.epoch > epoch {
 		_ = m.Respond(nil) // the claim here is newer: the session stays
 		return
@@ -510,6 +524,11 @@ func (s *Sessions) give(m *nats.Msg) {
 	// before, and it goes on, or adopts nothing.
 	s.adoptMu.Lock()
 	s.answered(clientID, epoch)
+	s.mu.Lock()
+	if s.adopted[clientID] != adopted {
+		readCopy = false // adopted while this waited: what goes is the session
+	}
+	s.mu.Unlock()
 	s.adoptMu.Unlock()
 	if shelf := s.shelfOf(); shelf != nil {
 		if sh, _ := shelf.unshelve(clientID, claimer, false); sh != nil {
@@ -615,16 +634,35 @@ func (s *Sessions) giveUnread(clientID, claimer string, clean bool) bool {
 		return false
 	}
 	if clean {
-		for _, j := range parked {
-			j.Msg.Release()
-			if j.Done != nil {
-				_ = j.Done.Ack()
-			}
-		}
+		dropJobs(parked)
 	} else {
 		s.passParked(claimer, parked)
 	}
 	return true
+}
+
+// dropParked drops what was parked for clientID's session, but for a
+// session whose claim could not read it, acknowledging it: for a session
+// that ends (a clean claim).
+func (s *Sessions) dropParked(clientID string) {
+	s.mu.Lock()
+	var parked []dispatch.Job
+	if _, unread := s.unread[clientID]; !unread {
+		parked = s.parked[clientID]
+		delete(s.parked, clientID)
+	}
+	s.mu.Unlock()
+	dropJobs(parked)
+}
+
+// dropJobs releases jobs' messages and acknowledges them.
+func dropJobs(jobs []dispatch.Job) {
+	for _, j := range jobs {
+		j.Msg.Release()
+		if j.Done != nil {
+			_ = j.Done.Ack()
+		}
+	}
 }
 
 // newestOf returns the newest claim of clientID this node knows of.

@@ -840,6 +840,21 @@ func TestGiveWaitsForClaim(t *testing.T) {
 		t.Fatalf("answered %q to a claim older than this node's, want nothing", got)
 	}
 
+	// The claim here adopts, but ends past giveWait: what goes is what
+	// it adopted, not the copy.
+	end = claimHere("u", 13)
+	reply = ask("14 false u")
+	waitFor(t, "the request to wait for the claim here", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.newest["u"].epoch == 14
+	})
+	s.adopt("u", "n2", 13, []byte("fresh"))
+	if got := <-reply; string(got) != "fresh" {
+		t.Fatalf("answered %q once the claim here adopted the session, want it", got)
+	}
+	end()
+
 	// A newer claim of another node's came meanwhile: its node asks the
 	// asker, which must have the session to pass on.
 	end = claimHere("v", 10)
@@ -851,7 +866,7 @@ func TestGiveWaitsForClaim(t *testing.T) {
 	})
 	s.learn("v", 12, false, "n2")
 	end()
-	if got := <-reply; string(got) != "adopted" { // the session here, as x's claim left it
+	if got := <-reply; string(got) != "fresh" { // the session here, as u's claim left it
 		t.Fatalf("answered %q to a claim another node's overtook, want the session", got)
 	}
 }
