@@ -794,6 +794,10 @@ func TestGiveWaitsForClaim(t *testing.T) {
 		}()
 		return out
 	}
+	asked := func(id string, epoch uint64) { // the request waits for the claim here
+		t.Helper()
+		waitFor(t, "the request to wait for the claim here", func() bool { return s.newestOf(id).epoch == epoch })
+	}
 	claimHere := func(id string, epoch uint64) func() {
 		t.Helper()
 		s.learn(id, epoch, true, "")
@@ -829,11 +833,7 @@ func TestGiveWaitsForClaim(t *testing.T) {
 
 	end = claimHere("z", 7)
 	reply = ask("8 false z")
-	waitFor(t, "the request to wait for the claim here", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.newest["z"].epoch == 8
-	})
+	asked("z", 8)
 	s.learn("z", 9, true, "") // the claim here got a newer epoch meanwhile
 	end()
 	if got := <-reply; len(got) != 0 {
@@ -844,11 +844,7 @@ func TestGiveWaitsForClaim(t *testing.T) {
 	// it adopted, not the copy.
 	end = claimHere("u", 13)
 	reply = ask("14 false u")
-	waitFor(t, "the request to wait for the claim here", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.newest["u"].epoch == 14
-	})
+	asked("u", 14)
 	s.adopt("u", "n2", 13, []byte("fresh"))
 	if got := <-reply; string(got) != "fresh" {
 		t.Fatalf("answered %q once the claim here adopted the session, want it", got)
@@ -859,11 +855,7 @@ func TestGiveWaitsForClaim(t *testing.T) {
 	// asker, which must have the session to pass on.
 	end = claimHere("v", 10)
 	reply = ask("11 false v")
-	waitFor(t, "the request to wait for the claim here", func() bool {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.newest["v"].epoch == 11
-	})
+	asked("v", 11)
 	s.learn("v", 12, false, "n2")
 	end()
 	if got := <-reply; string(got) != "fresh" { // the session here, as u's claim left it
