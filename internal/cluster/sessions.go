@@ -119,6 +119,9 @@ type Sessions struct {
 	// CONNECT and tries again here waits for its first claim to end,
 	// which may be moving the session here (turn). Guarded by mu.
 	claiming map[string]chan struct{}
+	// moving is, by client id, the epoch of the claim under way here
+	// that reads the session from the copy (adoptCopy). Guarded by mu.
+	moving map[string]uint64
 	// parked are the messages addressed to a session being claimed here,
 	// held until the claim ends (park). Guarded by mu.
 	parked map[string][]dispatch.Job
@@ -159,7 +162,7 @@ func (s *Sessions) Serving() bool {
 // NewSessions returns the Sessions of a node that is not yet in its
 // cluster: Open brings them in. Until then a claim fails.
 func NewSessions() *Sessions {
-	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, copied: map[string]struct{}{}, given: map[string]uint64{}, adopted: map[string]uint64{}, claiming: map[string]chan struct{}{},
+	return &Sessions{newest: map[string]claim{}, unread: map[string]string{}, copied: map[string]struct{}{}, given: map[string]uint64{}, adopted: map[string]uint64{}, claiming: map[string]chan struct{}{}, moving: map[string]uint64{},
 		parked: map[string][]dispatch.Job{}}
 }
 
@@ -305,6 +308,7 @@ func (s *Sessions) turn(ctx context.Context, clientID string) (end func(), err e
 			return func() {
 				s.mu.Lock()
 				delete(s.claiming, clientID)
+				delete(s.moving, clientID)
 				var parked []dispatch.Job
 				if _, unread := s.unread[clientID]; !unread {
 					// Else the claim could not read the session: what
@@ -391,6 +395,9 @@ func (s *Sessions) adoptShelved(clientID, node string, epoch uint64, sh *shelved
 // has it; an error when the copy could not be read (the claim must then
 // refuse its client: the session is not lost, only not here yet).
 func (s *Sessions) adoptCopy(clientID, node string, epoch uint64) error {
+	s.mu.Lock()
+	s.moving[clientID] = epoch // until the claim's turn ends
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), handoffWait)
 	bundle, err := s.replicas.Bundle(ctx, clientID)
 	cancel()
@@ -500,15 +507,25 @@ func (s *Sessions) give(m *nats.Msg) {
 	// all, and this claim does not adopt it (adopt: a newer claim came).
 	// (What was parked meanwhile goes on to the claimer as the turn
 	// ends.)
+	// Only for a claim older than the asker's that reads the copy: one
+	// newer, or still waiting for the owners' bucket (it will be newer),
+	// takes the session from the asker next; and waiting for every claim
+	// under way, twenty claims of one client id on three nodes at once
+	// waited on each other one by one, past their clients' patience.
 	readCopy := false
 	s.mu.Lock()
 	adopted := s.adopted[clientID]
+	under, moving := s.moving[clientID]
 	s.mu.Unlock()
-	wctx, cancel := context.WithTimeout(context.Background(), giveWait)
-	end, err := s.turn(wctx, clientID)
-	cancel()
-	if err != nil {
-		readCopy, end = true, func() {}
+	end := func() {}
+	if moving && under < epoch {
+		wctx, cancel := context.WithTimeout(context.Background(), giveWait)
+		var err error
+		end, err = s.turn(wctx, clientID)
+		cancel()
+		if err != nil {
+			readCopy, end = true, func() {}
+		}
 	}
 	defer func() {
 		if clean { // what was parked meanwhile is not the new session's

@@ -761,7 +761,7 @@ func (l *bundleLocal) Filters(string) []string    { return nil }
 func (l *bundleLocal) TakeOver(string, bool) bool { return false }
 
 // TestGiveWaitsForClaim: asked for a session a claim here is still
-// moving in (reading it from the copy, say), a node answers once that
+// reading from the copy, a node answers once that
 // claim ends, with the session it adopted; before, it gave the session
 // as it was, and the claim then adopted the copy's for no client (a
 // freeze run lost 132 messages). A claim that takes longer than giveWait
@@ -798,13 +798,16 @@ func TestGiveWaitsForClaim(t *testing.T) {
 		t.Helper()
 		waitFor(t, "the request to wait for the claim here", func() bool { return s.newestOf(id).epoch == epoch })
 	}
-	claimHere := func(id string, epoch uint64) func() {
+	claimHere := func(id string, epoch uint64) func() { // reading the copy
 		t.Helper()
-		s.learn(id, epoch, true, "")
 		end, err := s.turn(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
+		s.learn(id, epoch, true, "")
+		s.mu.Lock()
+		s.moving[id] = epoch
+		s.mu.Unlock()
 		return end
 	}
 
@@ -848,6 +851,18 @@ func TestGiveWaitsForClaim(t *testing.T) {
 	s.adopt("u", "n2", 13, []byte("fresh"))
 	if got := <-reply; string(got) != "fresh" {
 		t.Fatalf("answered %q once the claim here adopted the session, want it", got)
+	}
+	end()
+
+	// A claim here that does not read the copy (still waiting for the
+	// owners' bucket, say: it will be newer than the asker's, and take
+	// the session from it): no wait.
+	end, err = s.turn(context.Background(), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-ask("15 false t"); string(got) != "fresh" {
+		t.Fatalf("with a claim here that has no epoch yet, answered %q, want the session at once", got)
 	}
 	end()
 
